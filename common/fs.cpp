@@ -1,0 +1,244 @@
+#include "common/fs.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <thread>
+
+namespace envbuild::common {
+
+namespace fs = std::filesystem;
+
+Error errno_error(std::string_view call, const std::string& path, int err) {
+  Errc code = Errc::Io;
+  if (err == ENOENT || err == ENOTDIR) code = Errc::NotFound;
+  std::string message(call);
+  message += "(" + path + "): " + std::strerror(err);
+  if (err == ENOSPC) message += " (the disk is full: free space or point --cache-dir elsewhere)";
+  return Error(code, std::move(message));
+}
+
+void Fd::reset() noexcept {
+  if (fd_ >= 0) ::close(fd_);
+  fd_ = -1;
+}
+
+Result<Fd> Fd::open_read(const std::string& path) {
+  return open(path, O_RDONLY | O_CLOEXEC);
+}
+
+Result<Fd> Fd::open(const std::string& path, int flags, int mode) {
+  int fd;
+  do {
+    fd = ::open(path.c_str(), flags | O_CLOEXEC, mode);
+  } while (fd < 0 && errno == EINTR);
+  if (fd < 0) return errno_error("open", path, errno);
+  return Fd(fd);
+}
+
+Result<size_t> Fd::read_some(std::span<std::byte> buffer, std::string_view what) const {
+  for (;;) {
+    ssize_t n = ::read(fd_, buffer.data(), buffer.size());
+    if (n >= 0) return static_cast<size_t>(n);
+    if (errno != EINTR) return errno_error("read", std::string(what), errno);
+  }
+}
+
+Result<void> Fd::write_all(std::span<const std::byte> data, std::string_view what) const {
+  while (!data.empty()) {
+    ssize_t n = ::write(fd_, data.data(), data.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno_error("write", std::string(what), errno);
+    }
+    data = data.subspan(static_cast<size_t>(n));
+  }
+  return ok();
+}
+
+fs::path temp_sibling(const fs::path& path) {
+  static std::atomic<unsigned> counter{0};
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  std::string name = "." + path.filename().string() + ".tmp." + std::to_string(::getpid()) + "." +
+                     std::to_string(counter.fetch_add(1)) + "." + std::to_string(rng() % 1000000);
+  return path.parent_path() / name;
+}
+
+Result<AtomicFile> AtomicFile::create(const fs::path& destination, int mode) {
+  fs::path temp = temp_sibling(destination);
+  ENVB_ASSIGN_OR_RETURN(Fd fd, Fd::open(temp.string(), O_WRONLY | O_CREAT | O_EXCL, mode));
+  // open() applies the umask; content-addressed stores want exactly `mode`.
+  if (::fchmod(fd.get(), static_cast<mode_t>(mode)) != 0)
+    return errno_error("fchmod", temp.string(), errno);
+  return AtomicFile(destination, std::move(temp), std::move(fd));
+}
+
+AtomicFile::~AtomicFile() {
+  discard();
+}
+
+AtomicFile::AtomicFile(AtomicFile&& other) noexcept
+    : destination_(std::move(other.destination_)),
+      temp_(std::move(other.temp_)),
+      fd_(std::move(other.fd_)),
+      done_(other.done_) {
+  other.done_ = true;
+}
+
+AtomicFile& AtomicFile::operator=(AtomicFile&& other) noexcept {
+  if (this != &other) {
+    discard();
+    destination_ = std::move(other.destination_);
+    temp_ = std::move(other.temp_);
+    fd_ = std::move(other.fd_);
+    done_ = other.done_;
+    other.done_ = true;
+  }
+  return *this;
+}
+
+Result<void> AtomicFile::write(std::span<const std::byte> data) {
+  return fd_.write_all(data, temp_.string());
+}
+Result<void> AtomicFile::write(std::string_view data) {
+  return write(std::as_bytes(std::span(data)));
+}
+
+Result<void> AtomicFile::sync_and_close() {
+  if (::fsync(fd_.get()) != 0) return errno_error("fsync", temp_.string(), errno);
+  int fd = fd_.release();
+  if (::close(fd) != 0) return errno_error("close", temp_.string(), errno);
+  return ok();
+}
+
+Result<void> AtomicFile::commit() {
+  ENVB_CHECK(!done_);
+  ENVB_TRY(sync_and_close());
+  if (::rename(temp_.c_str(), destination_.c_str()) != 0) {
+    int err = errno;
+    discard();
+    return errno_error("rename", destination_.string(), err);
+  }
+  done_ = true;
+  return sync_dir(destination_.parent_path().empty() ? fs::path(".") : destination_.parent_path());
+}
+
+Result<bool> AtomicFile::commit_no_replace() {
+  ENVB_CHECK(!done_);
+  ENVB_TRY(sync_and_close());
+  // link(2) fails with EEXIST instead of replacing: the first writer wins, later ones (with the
+  // same content, by construction) just drop their copy.
+  int rc = ::link(temp_.c_str(), destination_.c_str());
+  int err = errno;
+  ::unlink(temp_.c_str());
+  done_ = true;
+  if (rc != 0) {
+    if (err == EEXIST) return false;
+    return errno_error("link", destination_.string(), err);
+  }
+  ENVB_TRY(sync_dir(destination_.parent_path()));
+  return true;
+}
+
+void AtomicFile::discard() noexcept {
+  if (done_) return;
+  fd_.reset();
+  ::unlink(temp_.c_str());
+  done_ = true;
+}
+
+Result<void> write_file_atomic(const fs::path& path, std::string_view content, int mode) {
+  ENVB_ASSIGN_OR_RETURN(AtomicFile file, AtomicFile::create(path, mode));
+  ENVB_TRY(file.write(content));
+  return file.commit();
+}
+
+Result<std::string> read_file(const fs::path& path, size_t max_bytes) {
+  ENVB_ASSIGN_OR_RETURN(Fd fd, Fd::open_read(path.string()));
+  std::string out;
+  std::byte buffer[65536];
+  for (;;) {
+    ENVB_ASSIGN_OR_RETURN(size_t n, fd.read_some(buffer, path.string()));
+    if (n == 0) break;
+    if (out.size() + n > max_bytes)
+      return fail(Errc::InvalidInput,
+                  path.string() + ": larger than " + std::to_string(max_bytes) + " bytes");
+    out.append(reinterpret_cast<const char*>(buffer), n);
+  }
+  return out;
+}
+
+Result<void> make_dirs(const fs::path& path) {
+  std::error_code ec;
+  fs::create_directories(path, ec);
+  if (ec) return fail(Errc::Io, "mkdir(" + path.string() + "): " + ec.message());
+  return ok();
+}
+
+Result<void> sync_dir(const fs::path& dir) {
+  ENVB_ASSIGN_OR_RETURN(Fd fd, Fd::open(dir.string(), O_RDONLY | O_DIRECTORY));
+  if (::fsync(fd.get()) != 0 && errno != EINVAL) return errno_error("fsync", dir.string(), errno);
+  return ok();
+}
+
+Result<void> remove_all(const fs::path& path) {
+  std::error_code ec;
+  fs::remove_all(path, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory)
+    return fail(Errc::Io, "remove(" + path.string() + "): " + ec.message());
+  return ok();
+}
+
+Result<FileLock> FileLock::acquire(const fs::path& path, LockMode mode) {
+  ENVB_ASSIGN_OR_RETURN(Fd fd, Fd::open(path.string(), O_RDWR | O_CREAT, 0644));
+  int op = mode == LockMode::Exclusive ? LOCK_EX : LOCK_SH;
+  while (::flock(fd.get(), op) != 0) {
+    if (errno != EINTR) return errno_error("flock", path.string(), errno);
+  }
+  return FileLock(std::move(fd));
+}
+
+Result<std::optional<FileLock>> FileLock::try_acquire(const fs::path& path, LockMode mode) {
+  ENVB_ASSIGN_OR_RETURN(Fd fd, Fd::open(path.string(), O_RDWR | O_CREAT, 0644));
+  int op = (mode == LockMode::Exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB;
+  while (::flock(fd.get(), op) != 0) {
+    if (errno == EWOULDBLOCK) return std::optional<FileLock>();
+    if (errno != EINTR) return errno_error("flock", path.string(), errno);
+  }
+  return std::optional<FileLock>(FileLock(std::move(fd)));
+}
+
+Result<TempDir> TempDir::create(const fs::path& parent, std::string_view prefix) {
+  ENVB_TRY(make_dirs(parent));
+  std::string templ = (parent / (std::string(prefix) + "XXXXXX")).string();
+  if (::mkdtemp(templ.data()) == nullptr) return errno_error("mkdtemp", templ, errno);
+  return TempDir(fs::path(templ));
+}
+
+TempDir::~TempDir() {
+  if (!path_.empty()) {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+}
+
+bool is_safe_relative_path(std::string_view relative) {
+  if (relative.empty() || relative.front() == '/') return false;
+  if (relative.find('\0') != std::string_view::npos) return false;
+  size_t start = 0;
+  while (start <= relative.size()) {
+    size_t end = relative.find('/', start);
+    if (end == std::string_view::npos) end = relative.size();
+    if (relative.substr(start, end - start) == "..") return false;
+    start = end + 1;
+  }
+  return true;
+}
+
+}  // namespace envbuild::common

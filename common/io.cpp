@@ -1,0 +1,45 @@
+#include "common/io.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+namespace envbuild::common {
+
+Result<std::unique_ptr<FileSource>> FileSource::open(const std::string& path) {
+  ENVB_ASSIGN_OR_RETURN(Fd fd, Fd::open_read(path));
+  return std::make_unique<FileSource>(std::move(fd), path);
+}
+
+Result<void> FdSink::write(std::span<const std::byte> data) {
+  Fd borrowed(fd_);
+  auto result = borrowed.write_all(data, name_);
+  borrowed.release();
+  return result;
+}
+
+Result<size_t> StringSource::read(std::span<std::byte> buffer) {
+  size_t n = std::min(buffer.size(), data_.size() - pos_);
+  std::memcpy(buffer.data(), data_.data() + pos_, n);
+  pos_ += n;
+  return n;
+}
+
+Result<void> HashingSink::write(std::span<const std::byte> data) {
+  hasher_.update(data);
+  size_ += data.size();
+  return next_ ? next_->write(data) : ok();
+}
+
+Result<uint64_t> copy_stream(ByteSource& source, ByteSink& sink) {
+  std::vector<std::byte> buffer(1 << 20);
+  uint64_t total = 0;
+  for (;;) {
+    ENVB_ASSIGN_OR_RETURN(size_t n, source.read(buffer));
+    if (n == 0) return total;
+    ENVB_TRY(sink.write(std::span(buffer.data(), n)));
+    total += n;
+  }
+}
+
+}  // namespace envbuild::common

@@ -1,0 +1,60 @@
+#pragma once
+
+// Shared test helpers: a per-test scratch directory, the location of ../shared/testdata, and a
+// way to run real tools (skopeo, umoci, cph, ...) with their output captured.
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace envbuild::testing {
+
+/// The repository root (compiled in; ENVBUILD_SOURCE_DIR in the environment overrides).
+std::filesystem::path source_dir();
+/// Where `envbuild` and `envrun` were built (ENVBUILD_BIN_DIR overrides).
+std::filesystem::path binary_dir();
+/// ../shared/testdata beside the repository, or $ENVBUILD_TESTDATA; nullopt when absent.
+std::optional<std::filesystem::path> testdata_dir();
+
+/// True when `tool` is on PATH.
+bool have_tool(const std::string& tool);
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr together
+};
+/// Runs `/bin/sh -c command`, capturing stdout+stderr.
+CommandResult run_command(const std::string& command);
+/// Quotes an argument for /bin/sh.
+std::string shell_quote(const std::string& arg);
+
+/// A fixture with a fresh scratch directory per test, removed afterwards.
+class TempDirTest : public ::testing::Test {
+ protected:
+  void SetUp() override;
+  void TearDown() override;
+  std::filesystem::path dir_;
+};
+
+/// Writes a file, creating parent directories.
+void write_text(const std::filesystem::path& path, const std::string& content);
+std::string read_text(const std::filesystem::path& path);
+
+}  // namespace envbuild::testing
+
+/// Skips the test (with a clear reason) when the shared test data is missing.
+#define ENVB_REQUIRE_TESTDATA()                                                               \
+  do {                                                                                        \
+    if (!::envbuild::testing::testdata_dir())                                                 \
+      GTEST_SKIP() << "../shared/testdata not found (set ENVBUILD_TESTDATA to its location)"; \
+  } while (false)
+
+/// Skips the test when a real tool it drives is not installed (scripts/bootstrap installs it).
+#define ENVB_REQUIRE_TOOL(tool)                                                    \
+  do {                                                                             \
+    if (!::envbuild::testing::have_tool(tool))                                     \
+      GTEST_SKIP() << "'" << tool << "' is not installed (run scripts/bootstrap)"; \
+  } while (false)

@@ -12,14 +12,34 @@ namespace envbuild::testing {
 
 namespace fs = std::filesystem;
 
+namespace {
+// Under `bazel test` the runfiles tree holds the data files and tests/bin/{envbuild,envrun}.
+std::optional<fs::path> bazel_runfiles() {
+  const char* srcdir = std::getenv("TEST_SRCDIR");
+  const char* workspace = std::getenv("TEST_WORKSPACE");
+  if (!srcdir || !workspace) return std::nullopt;
+  return fs::path(srcdir) / workspace;
+}
+}  // namespace
+
 fs::path source_dir() {
   if (const char* env = std::getenv("ENVBUILD_SOURCE_DIR"); env && *env) return env;
+  if (auto runfiles = bazel_runfiles()) return *runfiles;
+#ifdef ENVBUILD_SOURCE_DIR
   return ENVBUILD_SOURCE_DIR;
+#else
+  return fs::current_path();
+#endif
 }
 
 fs::path binary_dir() {
   if (const char* env = std::getenv("ENVBUILD_BIN_DIR"); env && *env) return env;
+  if (auto runfiles = bazel_runfiles()) return *runfiles / "tests" / "bin";
+#ifdef ENVBUILD_BINARY_DIR
   return ENVBUILD_BINARY_DIR;
+#else
+  return fs::current_path();
+#endif
 }
 
 std::optional<fs::path> testdata_dir() {

@@ -1,0 +1,17 @@
+#include <iostream>
+
+#include "builder/cli/cli.hpp"
+
+namespace envbuild::builder::cli {
+
+const std::vector<Registrar>& registrars() {
+  static const std::vector<Registrar> kAll = {};
+  return kAll;
+}
+
+void print_error(const Error& error) {
+  std::cerr << "error: " << error.to_string() << "\n";
+  if (!error.hint().empty()) std::cerr << "hint: " << error.hint() << "\n";
+}
+
+}  // namespace envbuild::builder::cli

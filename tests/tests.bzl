@@ -1,0 +1,21 @@
+"""envbuild_tests(folder): one cc_test of tests/<folder>/*_test.cpp against //<folder>."""
+
+def envbuild_tests(folder):
+    srcs = native.glob([folder + "/*_test.cpp"])
+    if not srcs:
+        return
+    native.cc_test(
+        name = folder + "_tests",
+        size = "medium",
+        timeout = "long",
+        srcs = srcs + native.glob([folder + "/*.hpp"]),
+        data = [":bin"] + native.glob(
+            [folder + "/**", "testing/**"],
+            exclude = [folder + "/*.cpp"],
+        ),
+        deps = [
+            ":testing",
+            "//" + folder,
+            "@system_libs//:gtest_main",
+        ],
+    )

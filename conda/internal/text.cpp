@@ -1,0 +1,131 @@
+#include "conda/internal/text.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <utility>
+#include <vector>
+
+namespace envbuild::conda::internal {
+
+Error parse_error(std::string_view what, std::string_view input, size_t pos,
+                  std::string_view problem) {
+  pos = std::min(pos, input.size());
+  std::string message = std::string(what) + " '" + std::string(input) +
+                        "': " + std::string(problem) + " (column " + std::to_string(pos + 1) +
+                        ")\n  " + std::string(input) + "\n  " + std::string(pos, ' ') + "^";
+  return fail(Errc::InvalidInput, std::move(message));
+}
+
+namespace {
+// The column (0-based) and problem of an error made by parse_error().
+std::optional<std::pair<size_t, std::string>> split_parse_error(const Error& inner) {
+  std::string_view message = inner.message();
+  size_t quote_end = message.find("': ");
+  size_t column_at = message.find(" (column ");
+  if (quote_end == std::string_view::npos || column_at == std::string_view::npos ||
+      column_at < quote_end) {
+    return std::nullopt;
+  }
+  size_t column = std::stoul(std::string(message.substr(column_at + 9)));
+  return std::pair{column - 1,
+                   std::string(message.substr(quote_end + 3, column_at - quote_end - 3))};
+}
+
+Error with_whole_context(const Error& inner, std::string_view what, std::string_view whole) {
+  Error copy = inner;
+  return std::move(copy).with_context(std::string(what) + " '" + std::string(whole) + "'");
+}
+}  // namespace
+
+Error rebase_error(const Error& inner, std::string_view what, std::string_view whole,
+                   size_t offset) {
+  auto split = split_parse_error(inner);
+  if (!split) return with_whole_context(inner, what, whole);
+  return parse_error(what, whole, offset + split->first, split->second);
+}
+
+Error rebase_error(const Error& inner, std::string_view what, std::string_view whole,
+                   std::span<const size_t> origin) {
+  auto split = split_parse_error(inner);
+  if (!split) return with_whole_context(inner, what, whole);
+  size_t column = split->first < origin.size() ? origin[split->first]
+                  : origin.empty()             ? whole.size()
+                                               : origin.back() + 1;
+  return parse_error(what, whole, column, split->second);
+}
+
+namespace {
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+}  // namespace
+
+std::optional<std::string> did_you_mean(std::string_view word,
+                                        std::span<const std::string_view> candidates) {
+  std::optional<std::string> best;
+  size_t best_distance = 0;
+  for (std::string_view candidate : candidates) {
+    size_t distance = edit_distance(word, candidate);
+    if (!best || distance < best_distance) {
+      best = std::string(candidate);
+      best_distance = distance;
+    }
+  }
+  // A third of the word (at least 1, at most 3 edits) is a typo; more is another word.
+  size_t allowed = std::clamp<size_t>(word.size() / 3, 1, 3);
+  if (best && best_distance <= allowed) return best;
+  return std::nullopt;
+}
+
+bool glob_match(std::string_view pattern, std::string_view text) {
+  size_t p = 0, t = 0, star = std::string_view::npos, mark = 0;
+  while (t < text.size()) {
+    if (p < pattern.size() && pattern[p] == '*') {
+      star = p++;
+      mark = t;
+    } else if (p < pattern.size() && pattern[p] == text[t]) {
+      ++p;
+      ++t;
+    } else if (star != std::string_view::npos) {
+      p = star + 1;
+      t = ++mark;
+    } else {
+      return false;
+    }
+  }
+  while (p < pattern.size() && pattern[p] == '*') ++p;
+  return p == pattern.size();
+}
+
+std::string_view trim(std::string_view text) {
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())))
+    text.remove_prefix(1);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())))
+    text.remove_suffix(1);
+  return text;
+}
+
+std::string to_lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+bool is_digits(std::string_view text) {
+  return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
+    return std::isdigit(static_cast<unsigned char>(c)) != 0;
+  });
+}
+
+}  // namespace envbuild::conda::internal

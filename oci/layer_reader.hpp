@@ -1,0 +1,41 @@
+#pragma once
+
+// Extracting layer tars into a directory (OCI layer.md "Applying changesets"), with the
+// whiteouts applied and every path checked: no entry may write outside the root, by `..`, an
+// absolute name, a symlink met on the way (symlinks are never followed while creating a path),
+// or a hardlink to something outside.
+
+#include <cstdint>
+#include <filesystem>
+
+#include "common/io.hpp"
+#include "common/result.hpp"
+
+namespace envbuild::oci {
+
+enum class Whiteouts : bool { Keep, Apply };
+enum class AllowDevices : bool { No, Yes };
+
+struct ExtractOptions {
+  /// Apply `.wh.` entries (layers) or keep them as plain files (tars that are not layers).
+  Whiteouts whiteouts = Whiteouts::Apply;
+  AllowDevices allow_devices = AllowDevices::No;  // char/block nodes; fifos are always allowed
+  uint64_t max_entry_size = uint64_t{64} << 30;
+  uint64_t max_total_size = uint64_t{1} << 40;
+};
+
+struct ExtractStats {
+  uint64_t entries = 0;
+  uint64_t bytes = 0;  // regular file content written
+};
+
+/// Extracts a layer (gzip, zstd or plain tar, detected from the magic) into `root`, which must
+/// exist. Errors (Integrity for hostile or corrupt input) name the entry; on error, what was
+/// already extracted stays, but nothing is ever written outside `root`.
+Result<ExtractStats> extract_layer(common::ByteSource& layer, const std::filesystem::path& root,
+                                   const ExtractOptions& options = {});
+Result<ExtractStats> extract_layer_file(const std::filesystem::path& layer,
+                                        const std::filesystem::path& root,
+                                        const ExtractOptions& options = {});
+
+}  // namespace envbuild::oci

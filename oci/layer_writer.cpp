@@ -1,0 +1,321 @@
+#include "oci/layer_writer.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <cstdlib>
+#include <map>
+#include <vector>
+
+#include "common/fs.hpp"
+#include "oci/internal/libarchive.hpp"
+
+namespace envbuild::oci {
+
+namespace fs = std::filesystem;
+using Kind = LayerEntry::Kind;
+
+LayerEntry LayerEntry::file(std::string path, fs::path source) {
+  return {std::move(path), Kind::File, std::move(source), {}, {}};
+}
+LayerEntry LayerEntry::directory(std::string path) {
+  return {std::move(path), Kind::Directory, {}, {}, {}};
+}
+LayerEntry LayerEntry::symlink(std::string path, std::string target) {
+  return {std::move(path), Kind::Symlink, {}, std::move(target), {}};
+}
+LayerEntry LayerEntry::hardlink(std::string path, std::string target) {
+  return {std::move(path), Kind::Hardlink, {}, std::move(target), {}};
+}
+LayerEntry LayerEntry::whiteout(std::string path) {
+  return {std::move(path), Kind::Whiteout, {}, {}, {}};
+}
+LayerEntry LayerEntry::opaque(std::string path) {
+  return {std::move(path), Kind::OpaqueWhiteout, {}, {}, {}};
+}
+
+int64_t default_source_date_epoch() {
+  const char* value = std::getenv("SOURCE_DATE_EPOCH");
+  if (value == nullptr || *value == '\0') return 0;
+  char* end = nullptr;
+  long long v = std::strtoll(value, &end, 10);
+  if (*end != '\0' || v < 0) return 0;
+  return static_cast<int64_t>(v);
+}
+
+namespace {
+
+constexpr size_t kBufferSize = 1u << 20;
+
+/// "./a//b/" -> "a/b"; "" for the root. Refuses "..".
+Result<std::string> normalize(std::string_view path) {
+  std::string out;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view part = path.substr(start, end - start);
+    if (part == "..")
+      return fail(Errc::InvalidInput, "layer path '" + std::string(path) + "' contains '..'");
+    if (part.find('\0') != std::string_view::npos)
+      return fail(Errc::InvalidInput, "layer path contains NUL");
+    if (!part.empty() && part != ".") {
+      if (!out.empty()) out += '/';
+      out += part;
+    }
+    start = end + 1;
+  }
+  return out;
+}
+
+std::string parent_of(const std::string& path) {
+  size_t slash = path.rfind('/');
+  return slash == std::string::npos ? std::string() : path.substr(0, slash);
+}
+
+std::string join(const std::string& dir, std::string_view name) {
+  return dir.empty() ? std::string(name) : dir + "/" + std::string(name);
+}
+
+struct Item {
+  Kind kind = Kind::Directory;
+  fs::path source;
+  std::string target;
+  std::optional<uint32_t> mode;
+};
+
+/// Sorted, normalised, parents added, hardlink groups led by their first path.
+Result<std::map<std::string, Item>> plan(std::vector<LayerEntry> entries) {
+  std::map<std::string, Item> items;
+  for (auto& e : entries) {
+    ENVB_ASSIGN_OR_RETURN(std::string path, normalize(e.path));
+    Kind kind = e.kind;
+    if (kind == Kind::Whiteout || kind == Kind::OpaqueWhiteout) {
+      if (kind == Kind::Whiteout && path.empty())
+        return fail(Errc::InvalidInput, "cannot white out the layer root");
+      std::string name = kind == Kind::Whiteout ? ".wh." + path.substr(path.rfind('/') + 1)
+                                                : std::string(".wh..wh..opq");
+      path = join(kind == Kind::Whiteout ? parent_of(path) : path, name);
+    }
+    if (path.empty()) {
+      if (kind == Kind::Directory) continue;  // the root itself
+      return fail(Errc::InvalidInput, "layer entry '" + e.path + "' names the layer root");
+    }
+    if (kind == Kind::Hardlink) {
+      ENVB_ASSIGN_OR_RETURN(e.target, normalize(e.target));
+    }
+    Item item{kind, std::move(e.source), std::move(e.target), e.mode};
+    auto [it, inserted] = items.emplace(path, item);
+    if (!inserted) {
+      if (it->second.kind == Kind::Directory && kind == Kind::Directory) {
+        if (item.mode) it->second.mode = item.mode;
+        continue;
+      }
+      return fail(Errc::InvalidInput, "duplicate layer path '" + path + "'");
+    }
+  }
+  // Explicit parents, so extraction never invents directories with host-dependent modes.
+  std::vector<std::string> parents;
+  for (const auto& [path, item] : items)
+    for (std::string p = parent_of(path); !p.empty(); p = parent_of(p)) parents.push_back(p);
+  for (auto& p : parents) {
+    auto [it, inserted] = items.emplace(p, Item{});
+    if (!inserted && it->second.kind != Kind::Directory)
+      return fail(Errc::InvalidInput, "layer path '" + p + "' is used as a directory and a file");
+  }
+  // Hardlinks: each group is led by its smallest path, which carries the content.
+  std::map<std::string, std::vector<std::string>> groups;  // file path -> link paths
+  for (const auto& [path, item] : items) {
+    if (item.kind != Kind::Hardlink) continue;
+    std::string target = item.target;
+    for (int hops = 0;; ++hops) {
+      auto t = items.find(target);
+      if (t == items.end() || hops > 64 ||
+          (t->second.kind != Kind::File && t->second.kind != Kind::Hardlink))
+        return fail(Errc::InvalidInput, "hardlink '" + path + "' -> '" + item.target +
+                                            "': target is not a regular file in this layer");
+      if (t->second.kind == Kind::File) break;
+      target = t->second.target;
+    }
+    groups[target].push_back(path);
+  }
+  for (auto& [file, links] : groups) {
+    const std::string& leader = std::min(file, *std::min_element(links.begin(), links.end()));
+    if (leader == file) {
+      for (auto& l : links) items[l].target = file;
+      continue;
+    }
+    std::string lead = leader;  // copy: `links` is rewritten below
+    Item content = items[file];
+    items[lead] = content;
+    for (auto& l : links)
+      if (l != lead) items[l] = Item{Kind::Hardlink, {}, lead, {}};
+    items[file] = Item{Kind::Hardlink, {}, lead, {}};
+  }
+  return items;
+}
+
+uint32_t clean_mode(uint32_t mode) {
+  return mode & 01777;  // never setuid/setgid
+}
+
+class LayerTarWriter {
+ public:
+  LayerTarWriter(archive* a, const LayerOptions& options, int64_t mtime)
+      : a_(a), options_(options), mtime_(mtime), buffer_(kBufferSize) {}
+
+  Result<void> add(const std::string& path, const Item& item) {
+    internal::Entry e(archive_entry_new());
+    if (!e) return fail(Errc::Internal, "archive_entry_new failed");
+    archive_entry_copy_pathname(e.get(), path.c_str());
+    archive_entry_set_uid(e.get(), options_.uid);
+    archive_entry_set_gid(e.get(), options_.gid);
+    archive_entry_set_mtime(e.get(), mtime_, 0);
+    common::Fd fd;
+    int64_t size = 0;
+    switch (item.kind) {
+      case Kind::Directory:
+        archive_entry_set_filetype(e.get(), AE_IFDIR);
+        archive_entry_set_perm(e.get(), clean_mode(item.mode.value_or(0755)));
+        break;
+      case Kind::Symlink:
+        archive_entry_set_filetype(e.get(), AE_IFLNK);
+        archive_entry_set_perm(e.get(), 0777);
+        archive_entry_copy_symlink(e.get(), item.target.c_str());
+        break;
+      case Kind::Hardlink:
+        archive_entry_set_filetype(e.get(), AE_IFREG);
+        archive_entry_set_perm(e.get(), 0644);
+        archive_entry_copy_hardlink(e.get(), item.target.c_str());
+        archive_entry_set_size(e.get(), 0);
+        break;
+      case Kind::Whiteout:
+      case Kind::OpaqueWhiteout:
+        archive_entry_set_filetype(e.get(), AE_IFREG);
+        archive_entry_set_perm(e.get(), 0644);
+        archive_entry_set_size(e.get(), 0);
+        break;
+      case Kind::File: {
+        ENVB_ASSIGN_OR_RETURN(fd, common::Fd::open(item.source.string(), O_RDONLY | O_NOFOLLOW));
+        struct stat st {};
+        if (::fstat(fd.get(), &st) != 0)
+          return common::errno_error("fstat", item.source.string(), errno);
+        if (!S_ISREG(st.st_mode))
+          return fail(Errc::InvalidInput, "layer entry '" + path + "': source " +
+                                              item.source.string() + " is not a regular file");
+        size = st.st_size;
+        archive_entry_set_filetype(e.get(), AE_IFREG);
+        archive_entry_set_perm(e.get(),
+                               clean_mode(item.mode.value_or((st.st_mode & 0111) ? 0755 : 0644)));
+        archive_entry_set_size(e.get(), size);
+        break;
+      }
+    }
+    if (archive_write_header(a_, e.get()) != ARCHIVE_OK)
+      return internal::archive_error(a_, "archive_write_header(" + path + ")");
+    if (!fd.valid()) return ok();
+    int64_t copied = 0;
+    for (;;) {
+      ENVB_ASSIGN_OR_RETURN(size_t n, fd.read_some(buffer_, item.source.string()));
+      if (n == 0) break;
+      copied += static_cast<int64_t>(n);
+      if (copied > size) break;
+      if (archive_write_data(a_, buffer_.data(), n) < 0)
+        return internal::archive_error(a_, "archive_write_data(" + path + ")");
+    }
+    if (copied != size)
+      return fail(Errc::Io, item.source.string() + ": file changed size while being read (" +
+                                std::to_string(size) + " -> " + std::to_string(copied) + " bytes)");
+    return ok();
+  }
+
+ private:
+  archive* a_;
+  const LayerOptions& options_;
+  int64_t mtime_;
+  std::vector<std::byte> buffer_;
+};
+
+}  // namespace
+
+Result<LayerInfo> write_layer_to(std::vector<LayerEntry> entries, const LayerOptions& options,
+                                 common::ByteSink& sink) {
+  ENVB_ASSIGN_OR_RETURN(auto items, plan(std::move(entries)));
+  int level = options.level.value_or(default_level(options.compression));
+  int64_t mtime = options.mtime.value_or(default_source_date_epoch());
+
+  // tar -> hash (diff_id) -> compress -> hash (digest) -> sink
+  common::HashingSink compressed(&sink);
+  ENVB_ASSIGN_OR_RETURN(auto compressor, make_compressor(options.compression, level, compressed));
+  common::HashingSink uncompressed(compressor.get());
+  internal::SinkContext ctx{&uncompressed, std::nullopt};
+  ENVB_ASSIGN_OR_RETURN(internal::ArchiveWriter a, internal::open_tar_writer(ctx));
+  LayerTarWriter writer(a.get(), options, mtime);
+  for (const auto& [path, item] : items) {
+    auto r = writer.add(path, item);
+    if (!r) return ctx.error ? *ctx.error : std::move(r).error();
+  }
+  if (archive_write_close(a.get()) != ARCHIVE_OK)
+    return ctx.error ? *ctx.error : internal::archive_error(a.get(), "archive_write_close");
+  ENVB_TRY(uncompressed.close());
+
+  LayerInfo info;
+  ENVB_ASSIGN_OR_RETURN(info.diff_id, Digest::from_sha256_hex(uncompressed.hex_digest()));
+  info.uncompressed_size = static_cast<int64_t>(uncompressed.size());
+  info.descriptor.media_type = std::string(layer_media_type(options.compression));
+  ENVB_ASSIGN_OR_RETURN(info.descriptor.digest, Digest::from_sha256_hex(compressed.hex_digest()));
+  info.descriptor.size = static_cast<int64_t>(compressed.size());
+  return info;
+}
+
+Result<LayerInfo> write_layer(std::vector<LayerEntry> entries, const LayerOptions& options,
+                              const BlobStore& store) {
+  ENVB_ASSIGN_OR_RETURN(BlobWriter blob, store.writer());
+  ENVB_ASSIGN_OR_RETURN(LayerInfo info,
+                        write_layer_to(std::move(entries), options, blob)
+                            .context("writing layer into " + store.root().string()));
+  ENVB_ASSIGN_OR_RETURN(BlobInfo committed, blob.commit(info.descriptor.digest));
+  ENVB_CHECK(committed.size == info.descriptor.size);
+  return info;
+}
+
+Result<std::vector<LayerEntry>> entries_from_tree(const fs::path& dir, const std::string& prefix) {
+  std::vector<LayerEntry> out;
+  std::map<std::pair<dev_t, ino_t>, std::string> inodes;
+  std::error_code ec;
+  fs::recursive_directory_iterator it(dir, fs::directory_options::none, ec);
+  if (ec) return fail(Errc::Io, "opendir(" + dir.string() + "): " + ec.message());
+  std::vector<fs::path> paths;
+  for (; it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (ec) return fail(Errc::Io, "readdir(" + dir.string() + "): " + ec.message());
+    paths.push_back(it->path());
+  }
+  // Sorted so that the first path of a hardlink group is stable whatever the readdir order.
+  std::sort(paths.begin(), paths.end());
+  for (const auto& p : paths) {
+    std::string rel = join(prefix, p.lexically_relative(dir).generic_string());
+    struct stat st {};
+    if (::lstat(p.c_str(), &st) != 0) return common::errno_error("lstat", p.string(), errno);
+    if (S_ISDIR(st.st_mode)) {
+      out.push_back(LayerEntry::directory(rel));
+    } else if (S_ISLNK(st.st_mode)) {
+      fs::path target = fs::read_symlink(p, ec);
+      if (ec) return fail(Errc::Io, "readlink(" + p.string() + "): " + ec.message());
+      out.push_back(LayerEntry::symlink(rel, target.string()));
+    } else if (S_ISREG(st.st_mode)) {
+      if (st.st_nlink > 1) {
+        auto [pos, inserted] = inodes.emplace(std::pair{st.st_dev, st.st_ino}, rel);
+        if (!inserted) {
+          out.push_back(LayerEntry::hardlink(rel, pos->second));
+          continue;
+        }
+      }
+      out.push_back(LayerEntry::file(rel, p));
+    } else {
+      return fail(Errc::Unsupported, p.string() + ": not a file, directory or symlink");
+    }
+  }
+  return out;
+}
+
+}  // namespace envbuild::oci

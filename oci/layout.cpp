@@ -1,0 +1,117 @@
+#include "oci/layout.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+
+#include "common/fs.hpp"
+
+namespace envbuild::oci {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::string_view kLayoutFile = R"({"imageLayoutVersion":"1.0.0"})";
+
+/// An exclusive flock on the layout directory itself: no lock file appears in the layout.
+Result<common::Fd> lock_dir(const fs::path& dir) {
+  ENVB_ASSIGN_OR_RETURN(common::Fd fd, common::Fd::open(dir.string(), O_RDONLY | O_DIRECTORY));
+  while (::flock(fd.get(), LOCK_EX) != 0)
+    if (errno != EINTR) return common::errno_error("flock", dir.string(), errno);
+  return fd;
+}
+
+const std::string* ref_name(const Descriptor& d) {
+  auto it = d.annotations.find(std::string(kAnnotationRefName));
+  return it == d.annotations.end() ? nullptr : &it->second;
+}
+
+bool same_platform(const std::optional<Platform>& a, const std::optional<Platform>& b) {
+  if (!a || !b) return !a && !b;
+  return a->os == b->os && a->architecture == b->architecture && a->variant == b->variant;
+}
+
+}  // namespace
+
+Result<Layout> Layout::create(const fs::path& dir) {
+  ENVB_TRY(common::make_dirs(dir / "blobs" / "sha256"));
+  ENVB_ASSIGN_OR_RETURN(common::Fd lock, lock_dir(dir));
+  if (!fs::exists(dir / "oci-layout"))
+    ENVB_TRY(common::write_file_atomic(dir / "oci-layout", kLayoutFile));
+  if (!fs::exists(dir / "index.json"))
+    ENVB_TRY(common::write_file_atomic(dir / "index.json", to_canonical_json(Index{})));
+  return Layout(dir);
+}
+
+Result<Layout> Layout::open(const fs::path& dir) {
+  auto text = common::read_file(dir / "oci-layout", 1 << 16);
+  if (!text)
+    return std::move(text)
+        .error()
+        .with_context("opening OCI layout " + dir.string())
+        .with_hint("is '" + dir.string() + "' an OCI image layout directory?");
+  ENVB_ASSIGN_OR_RETURN(auto j, parse_json(*text, (dir / "oci-layout").string()));
+  if (!j.is_object() || !j.contains("imageLayoutVersion") || !j["imageLayoutVersion"].is_string())
+    return fail(Errc::InvalidInput, (dir / "oci-layout").string() + ": missing imageLayoutVersion");
+  return Layout(dir);
+}
+
+Result<Index> Layout::index() const {
+  ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(dir_ / "index.json"));
+  return parse_index(text).context((dir_ / "index.json").string());
+}
+
+Result<void> Layout::add(Descriptor manifest, const std::string& tag) const {
+  if (tag.empty()) return fail(Errc::InvalidInput, "empty tag for " + dir_.string());
+  if (!blobs_.contains(manifest.digest, manifest.size))
+    return fail(Errc::NotFound,
+                "manifest " + manifest.digest.short_string() + " is not in " + dir_.string());
+  ENVB_ASSIGN_OR_RETURN(common::Fd lock, lock_dir(dir_));
+  ENVB_ASSIGN_OR_RETURN(Index index, this->index());
+  manifest.annotations[std::string(kAnnotationRefName)] = tag;
+  std::erase_if(index.manifests, [&](const Descriptor& d) {
+    const std::string* name = ref_name(d);
+    return name && *name == tag && same_platform(d.platform, manifest.platform);
+  });
+  index.manifests.push_back(std::move(manifest));
+  return common::write_file_atomic(dir_ / "index.json", to_canonical_json(index))
+      .context("tagging " + dir_.string() + ":" + tag);
+}
+
+Result<std::unique_ptr<Image>> Layout::image(const std::string& tag,
+                                             const std::optional<Platform>& platform) const {
+  ENVB_ASSIGN_OR_RETURN(Index index, this->index());
+  std::vector<const Descriptor*> matches;
+  for (const auto& d : index.manifests) {
+    const std::string* name = ref_name(d);
+    bool tag_matches = tag.empty() ? index.manifests.size() == 1 : (name && *name == tag);
+    if (tag_matches) matches.push_back(&d);
+  }
+  if (matches.empty())
+    return fail(Errc::NotFound, "no image tagged '" + tag + "' in " + dir_.string());
+  const Descriptor* chosen = nullptr;
+  if (matches.size() == 1 && !platform) {
+    chosen = matches.front();
+  } else {
+    Platform want = platform.value_or(host_platform());
+    for (const auto* d : matches)
+      if (d->platform && same_platform(d->platform, want)) chosen = d;
+    if (!chosen)
+      return fail(Errc::NotFound, "no image tagged '" + tag + "' for platform " + want.to_string() +
+                                      " in " + dir_.string());
+  }
+  return open_store_image(blobs_, *chosen);
+}
+
+Result<std::vector<std::string>> Layout::tags() const {
+  ENVB_ASSIGN_OR_RETURN(Index index, this->index());
+  std::vector<std::string> out;
+  for (const auto& d : index.manifests)
+    if (const std::string* name = ref_name(d)) out.push_back(*name);
+  return out;
+}
+
+}  // namespace envbuild::oci

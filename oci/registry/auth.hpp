@@ -1,0 +1,84 @@
+#pragma once
+
+// Registry authentication: credentials (--creds, podman's auth.json, Docker's config.json), the
+// WWW-Authenticate challenge (RFC 7235; Docker token auth spec "token.md"), and the Basic and
+// Bearer token flows. Secrets never appear in messages: only the user name and where it came
+// from do.
+
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.hpp"
+#include "oci/registry/transport.hpp"
+
+namespace envbuild::oci::registry {
+
+struct Credentials {
+  std::string username;
+  std::string password;
+  std::string source;  // "--creds", "/root/.docker/config.json" (for messages)
+};
+
+/// Parses "user:pass" (what --creds takes); the password may contain ':'.
+Result<Credentials> parse_creds(std::string_view text);
+
+/// The credentials stored for `host`, looked up like skopeo: $REGISTRY_AUTH_FILE,
+/// ${XDG_RUNTIME_DIR}/containers/auth.json, then $DOCKER_CONFIG/config.json or
+/// ~/.docker/config.json. Each file's `auths` keys may be "host", "https://host" or
+/// "https://host/v1/"; docker.io also matches index.docker.io. Entries hold a base64 `auth`
+/// ("user:pass") or `username`/`password`. nullopt when none is stored; an unreadable or
+/// malformed file is an error naming it.
+Result<std::optional<Credentials>> lookup_credentials(std::string_view host);
+
+/// A credentials lookup in explicit files, in order (for tests and the above).
+Result<std::optional<Credentials>> lookup_credentials_in(const std::vector<std::string>& files,
+                                                         std::string_view host);
+
+/// One challenge of a WWW-Authenticate header: `Bearer realm="...",service="...",scope="..."`.
+struct Challenge {
+  std::string scheme;                         // lower-case: "basic", "bearer"
+  std::map<std::string, std::string> params;  // names lower-cased
+  [[nodiscard]] std::string param(const std::string& name) const;
+};
+
+/// Parses a WWW-Authenticate value (quoted strings with escapes, commas inside quotes).
+Result<Challenge> parse_challenge(std::string_view header);
+
+std::string base64_encode(std::string_view bytes);
+Result<std::string> base64_decode(std::string_view text);
+
+/// The Authorization header shared by the threads working on one repository. On a 401 the
+/// caller passes the challenge to refresh(), which answers Basic with the credentials or fetches
+/// a Bearer token from the challenge's realm for `scopes` (plus the challenge's own scope).
+/// Thread-safe.
+class Authenticator {
+ public:
+  Authenticator(std::optional<Credentials> credentials, std::vector<std::string> scopes,
+                TransportOptions transport_options);
+
+  /// The current Authorization header value, or "" (anonymous).
+  [[nodiscard]] std::string header() const;
+
+  /// Answers a challenge; `seen` is the header value the failed request used (so that several
+  /// threads hitting the same 401 fetch one token). Unauthorized when there is nothing to try.
+  Result<void> refresh(const Challenge& challenge, const std::string& seen, Transport& transport);
+
+  [[nodiscard]] bool has_credentials() const noexcept { return credentials_.has_value(); }
+  /// Adds a scope ("repository:other/repo:pull" for a cross-repository mount).
+  void add_scope(std::string scope);
+
+ private:
+  Result<std::string> fetch_token(const Challenge& challenge, Transport& transport) const;
+
+  std::optional<Credentials> credentials_;
+  std::vector<std::string> scopes_;
+  TransportOptions transport_options_;
+  mutable std::mutex mutex_;
+  std::string header_;  // guarded by mutex_
+};
+
+}  // namespace envbuild::oci::registry

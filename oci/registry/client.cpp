@@ -1,0 +1,569 @@
+#include "oci/registry/client.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <functional>
+#include <set>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "common/http.hpp"
+#include "oci/manifest.hpp"
+#include "oci/media_type.hpp"
+
+namespace envbuild::oci::registry {
+
+namespace {
+
+constexpr std::string_view kAcceptManifests =
+    "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, "
+    "application/vnd.docker.distribution.manifest.v2+json, "
+    "application/vnd.docker.distribution.manifest.list.v2+json";
+
+bool is_loopback(std::string_view host) {
+  auto h = host.substr(0, host.rfind(':') == std::string_view::npos || host.starts_with("[")
+                              ? host.size()
+                              : host.rfind(':'));
+  return h == "localhost" || h.starts_with("127.") || host.starts_with("[::1]");
+}
+
+std::string strip_params(std::string_view content_type) {
+  auto semi = content_type.find(';');
+  std::string out(content_type.substr(0, semi));
+  while (!out.empty() && out.back() == ' ') out.pop_back();
+  return out;
+}
+
+// Reads at most `remaining` bytes of a source it does not own (one PATCH chunk).
+class LimitedSource final : public common::ByteSource {
+ public:
+  LimitedSource(common::ByteSource& inner, int64_t limit) : inner_(inner), remaining_(limit) {}
+  Result<size_t> read(std::span<std::byte> buffer) override {
+    if (remaining_ <= 0) return size_t{0};
+    auto n = std::min<int64_t>(remaining_, static_cast<int64_t>(buffer.size()));
+    ENVB_ASSIGN_OR_RETURN(size_t got, inner_.read(buffer.first(static_cast<size_t>(n))));
+    if (got == 0) return fail(Errc::Integrity, "blob ended early");
+    remaining_ -= static_cast<int64_t>(got);
+    return got;
+  }
+
+ private:
+  common::ByteSource& inner_;
+  int64_t remaining_;
+};
+
+// Fails as soon as more than `limit` bytes arrive (a registry sending more than the descriptor
+// says is not allowed to fill the disk).
+class LimitSink final : public common::ByteSink {
+ public:
+  LimitSink(common::ByteSink& next, int64_t limit, std::string what)
+      : next_(next), limit_(limit), what_(std::move(what)) {}
+  Result<void> write(std::span<const std::byte> data) override {
+    written_ += static_cast<int64_t>(data.size());
+    if (written_ > limit_)
+      return fail(Errc::Integrity, what_ + ": more than the expected " + std::to_string(limit_) +
+                                       " bytes");
+    return next_.write(data);
+  }
+  [[nodiscard]] int64_t written() const noexcept { return written_; }
+
+ private:
+  common::ByteSink& next_;
+  int64_t limit_;
+  int64_t written_ = 0;
+  std::string what_;
+};
+
+/// Runs task(i, repo) for i in [0, count) on up to `jobs` threads, each with its own fork of
+/// `repo`. After the first failure no new task starts. Returns the error of the lowest index.
+Result<void> for_each_parallel(const Repository& repo, size_t count, size_t jobs,
+                               const std::function<Result<void>(size_t, Repository&)>& task) {
+  std::vector<std::optional<Error>> errors(count);
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  auto worker = [&] {
+    Repository mine = repo.fork();
+    for (size_t i = next++; i < count && !failed; i = next++) {
+      auto r = task(i, mine);
+      if (!r) {
+        errors[i] = std::move(r).error();
+        failed = true;
+      }
+    }
+  };
+  size_t threads = std::max<size_t>(1, std::min(jobs, count));
+  {
+    std::vector<std::jthread> pool;
+    for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
+    worker();
+  }
+  for (auto& e : errors)
+    if (e) return std::move(*e);
+  return ok();
+}
+
+std::vector<Descriptor> unique_blobs(const Manifest& m) {
+  std::vector<Descriptor> out{m.config};
+  std::set<Digest> seen{m.config.digest};
+  for (const auto& l : m.layers)
+    if (seen.insert(l.digest).second) out.push_back(l);
+  return out;
+}
+
+void add_counters(TransferReport& report, const Counters& c) {
+  report.requests = c.requests;
+  report.put_requests = c.put;
+  report.patch_requests = c.patch;
+  report.post_requests = c.post;
+}
+
+}  // namespace
+
+Result<Repository> Repository::connect(const std::string& host, const std::string& name,
+                                       Action action, const RegistryOptions& options) {
+  if (host.empty() || name.empty())
+    return fail(Errc::InvalidInput, "registry reference needs a host and a repository name");
+  Repository r;
+  r.host_ = host;
+  r.name_ = name;
+  std::string endpoint = host == "docker.io" ? "registry-1.docker.io" : host;
+  bool plain = !options.transport.tls.verify && is_loopback(host);
+  r.origin_ = (plain ? "http://" : "https://") + endpoint;
+  r.options_ = std::make_shared<const RegistryOptions>(options);
+  std::optional<Credentials> creds = options.credentials;
+  if (!creds && options.lookup_stored_credentials) {
+    ENVB_ASSIGN_OR_RETURN(creds, lookup_credentials(host).context("looking up credentials for " +
+                                                                   host));
+  }
+  std::vector<std::string> scopes{"repository:" + name +
+                                  (action == Action::Push ? ":pull,push" : ":pull")};
+  for (const auto& from : options.mount_from)
+    if (from != name) scopes.push_back("repository:" + from + ":pull");
+  r.auth_ = std::make_shared<Authenticator>(std::move(creds), std::move(scopes), options.transport);
+  r.transport_ = std::make_unique<Transport>(options.transport);
+  return r;
+}
+
+Repository Repository::fork() const {
+  Repository r;
+  r.host_ = host_;
+  r.name_ = name_;
+  r.origin_ = origin_;
+  r.options_ = options_;
+  r.auth_ = auth_;
+  r.transport_ = std::make_unique<Transport>(transport_->options(), transport_->counters());
+  return r;
+}
+
+std::string Repository::resolve(const std::string& location) const {
+  if (location.starts_with("http://") || location.starts_with("https://")) return location;
+  if (location.starts_with("/")) return origin_ + location;
+  return origin_ + "/v2/" + name_ + "/blobs/uploads/" + location;
+}
+
+Result<Response> Repository::send(Request request) {
+  const size_t base_headers = request.headers.size();
+  for (int attempt = 0;; ++attempt) {
+    request.headers.resize(base_headers);
+    std::string seen = auth_->header();
+    if (!seen.empty()) request.headers.emplace_back("Authorization", seen);
+    ENVB_ASSIGN_OR_RETURN(Response resp, transport_->send(request));
+    if (resp.status != 401 || attempt == 1) return resp;
+    std::string header = resp.header("www-authenticate");
+    if (header.empty()) return resp;
+    ENVB_ASSIGN_OR_RETURN(Challenge challenge, parse_challenge(header));
+    ENVB_TRY(auth_->refresh(challenge, seen, *transport_)
+                 .context(request.method + " " + common::redact_url(request.url)));
+  }
+}
+
+Result<void> Repository::ping() {
+  Request req;
+  req.url = origin_ + "/v2/";
+  auto resp = send(req);
+  if (!resp && !options_->transport.tls.verify && origin_.starts_with("https://")) {
+    // skopeo's rule for --tls-verify=false: fall back to plain http when https does not answer.
+    origin_ = "http://" + origin_.substr(8);
+    req.url = origin_ + "/v2/";
+    resp = send(req);
+  }
+  if (!resp) return std::move(resp).error();
+  if (!resp->ok()) return status_error("GET", req.url, *resp);
+  return ok();
+}
+
+Result<FetchedManifest> Repository::get_manifest(const std::string& reference) {
+  Request req;
+  req.url = origin_ + "/v2/" + name_ + "/manifests/" + reference;
+  req.headers.emplace_back("Accept", std::string(kAcceptManifests));
+  ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
+  if (!resp.ok()) return status_error("GET", req.url, resp);
+  if (resp.body_truncated)
+    return fail(Errc::InvalidInput, "GET " + common::redact_url(req.url) + ": manifest over " +
+                                        std::to_string(req.max_body) + " bytes");
+  FetchedManifest out;
+  out.bytes = std::move(resp.body);
+  Digest actual = Digest::of(out.bytes);
+  std::string expected_text = reference.starts_with("sha256:") ? reference
+                                                                : resp.header("docker-content-digest");
+  if (!expected_text.empty()) {
+    auto expected = Digest::parse(expected_text);
+    if (expected && *expected != actual)
+      return fail(Errc::Integrity, "GET " + common::redact_url(req.url) + ": manifest digest is " +
+                                       actual.to_string() + ", expected " + expected->to_string());
+    if (!expected && reference.starts_with("sha256:")) return std::move(expected).error();
+  }
+  auto j = nlohmann::json::parse(out.bytes, nullptr, false);
+  std::string media_type;
+  if (j.is_object() && j.contains("mediaType") && j["mediaType"].is_string())
+    media_type = j["mediaType"].get<std::string>();
+  if (media_type.empty()) media_type = strip_params(resp.header("content-type"));
+  if (!media_type::is_manifest(media_type) && !media_type::is_index(media_type))
+    return fail(Errc::Unsupported, "GET " + common::redact_url(req.url) +
+                                       ": unsupported manifest media type '" + media_type + "'");
+  out.descriptor.media_type = media_type;
+  out.descriptor.digest = actual;
+  out.descriptor.size = static_cast<int64_t>(out.bytes.size());
+  return out;
+}
+
+Result<std::optional<Descriptor>> Repository::head_manifest(const std::string& reference) {
+  Request req;
+  req.method = "HEAD";
+  req.url = origin_ + "/v2/" + name_ + "/manifests/" + reference;
+  req.headers.emplace_back("Accept", std::string(kAcceptManifests));
+  ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
+  if (resp.status == 404) return std::optional<Descriptor>();
+  if (!resp.ok()) return status_error("HEAD", req.url, resp);
+  Descriptor d;
+  d.media_type = strip_params(resp.header("content-type"));
+  ENVB_ASSIGN_OR_RETURN(d.digest, Digest::parse(resp.header("docker-content-digest"))
+                                      .context("HEAD " + common::redact_url(req.url)));
+  d.size = std::atoll(resp.header("content-length").c_str());
+  return std::optional<Descriptor>(std::move(d));
+}
+
+Result<Descriptor> Repository::put_manifest(const std::string& reference, const std::string& bytes,
+                                            const std::string& media_type) {
+  Request req;
+  req.method = "PUT";
+  req.url = origin_ + "/v2/" + name_ + "/manifests/" + reference;
+  req.headers.emplace_back("Content-Type", media_type);
+  req.body = [&bytes]() -> Result<std::unique_ptr<common::ByteSource>> {
+    return std::unique_ptr<common::ByteSource>(std::make_unique<common::StringSource>(bytes));
+  };
+  req.body_size = static_cast<int64_t>(bytes.size());
+  ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
+  if (resp.status != 201 && !resp.ok()) return status_error("PUT", req.url, resp);
+  Descriptor d{.media_type = media_type, .digest = Digest::of(bytes),
+               .size = static_cast<int64_t>(bytes.size())};
+  if (auto got = Digest::parse(resp.header("docker-content-digest")); got && *got != d.digest)
+    return fail(Errc::Integrity, "PUT " + common::redact_url(req.url) + ": registry says digest " +
+                                     got->to_string() + ", we sent " + d.digest.to_string());
+  return d;
+}
+
+Result<std::optional<int64_t>> Repository::head_blob(const Digest& digest) {
+  Request req;
+  req.method = "HEAD";
+  req.url = origin_ + "/v2/" + name_ + "/blobs/" + digest.to_string();
+  req.follow_redirects = true;
+  ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
+  if (resp.status == 404) return std::optional<int64_t>();
+  if (!resp.ok()) return status_error("HEAD", req.url, resp);
+  return std::optional<int64_t>(std::atoll(resp.header("content-length").c_str()));
+}
+
+Result<void> Repository::fetch_blob(const Descriptor& blob, const BlobStore& store) {
+  Request req;
+  req.url = origin_ + "/v2/" + name_ + "/blobs/" + blob.digest.to_string();
+  req.follow_redirects = true;  // registries hand blobs to a storage back end (S3, CDN)
+  const std::string what = "GET " + common::redact_url(req.url);
+  for (int attempt = 1;; ++attempt) {
+    ENVB_ASSIGN_OR_RETURN(BlobWriter writer, store.writer());
+    LimitSink limited(writer, blob.size, what);
+    req.sink = &limited;
+    auto resp = send(req);
+    Result<void> done = ok();
+    if (!resp) {
+      done = std::move(resp).error();
+    } else if (!resp->ok()) {
+      done = status_error("GET", req.url, *resp);
+    } else if (limited.written() != blob.size) {
+      done = fail(Errc::Integrity, what + ": got " + std::to_string(limited.written()) +
+                                       " bytes, expected " + std::to_string(blob.size));
+    } else {
+      auto committed = writer.commit(blob.digest);
+      if (!committed) done = std::move(committed).error().with_context(what);
+    }
+    if (done || attempt >= options_->blob_attempts) return done;
+    // A connection dropped mid-body, or a corrupt body: download it again.
+    if (!done.error().retryable() && done.error().code() != Errc::Integrity) return done;
+  }
+}
+
+Result<bool> Repository::mount_blob(const Digest& digest, const std::string& from) {
+  Request req;
+  req.method = "POST";
+  req.url = origin_ + "/v2/" + name_ + "/blobs/uploads/?mount=" + url_escape(digest.to_string()) +
+            "&from=" + url_escape(from);
+  ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
+  if (resp.status == 201) return true;
+  if (resp.status == 202) return false;  // not mountable: an upload session we do not use
+  return status_error("POST", req.url, resp);
+}
+
+Result<UploadOutcome> Repository::push_blob(const Descriptor& blob, const BodyOpener& open) {
+  const std::string what = "pushing blob " + blob.digest.short_string();
+  ENVB_ASSIGN_OR_RETURN(auto existing, head_blob(blob.digest).context(what));
+  if (existing && (*existing == blob.size || *existing == 0)) return UploadOutcome::Existed;
+  for (const auto& from : options_->mount_from) {
+    if (from == name_) continue;
+    ENVB_ASSIGN_OR_RETURN(bool mounted, mount_blob(blob.digest, from).context(what));
+    if (mounted) return UploadOutcome::Mounted;
+  }
+  for (int attempt = 1;; ++attempt) {
+    Request post;
+    post.method = "POST";
+    post.url = origin_ + "/v2/" + name_ + "/blobs/uploads/";
+    auto started = send(post);
+    Result<void> done = ok();
+    if (!started) {
+      done = std::move(started).error();
+    } else if (started->status != 202) {
+      done = status_error("POST", post.url, *started);
+    } else if (started->header("location").empty()) {
+      done = fail(Errc::InvalidInput, "POST " + common::redact_url(post.url) +
+                                          ": 202 without a Location header");
+    } else {
+      done = upload(blob, open, resolve(started->header("location")));
+    }
+    if (done) return UploadOutcome::Uploaded;
+    // The upload session is gone (registry restarted) or the connection dropped: start over.
+    bool again = done.error().retryable() || done.error().code() == Errc::NotFound;
+    if (!again || attempt >= options_->blob_attempts) return std::move(done).error().with_context(what);
+  }
+}
+
+Result<void> Repository::upload(const Descriptor& blob, const BodyOpener& open,
+                                std::string location) {
+  auto with_digest = [&](const std::string& url) {
+    return url + (url.find('?') == std::string::npos ? "?" : "&") +
+           "digest=" + url_escape(blob.digest.to_string());
+  };
+  Request put;
+  put.method = "PUT";
+  put.headers.emplace_back("Content-Type", "application/octet-stream");
+  if (blob.size <= options_->chunk_threshold) {
+    put.url = with_digest(location);
+    put.body = open;
+    put.body_size = blob.size;
+  } else {
+    ENVB_ASSIGN_OR_RETURN(auto source, open());
+    for (int64_t offset = 0; offset < blob.size;) {
+      int64_t n = std::min(options_->chunk_size, blob.size - offset);
+      Request patch;
+      patch.method = "PATCH";
+      patch.url = location;
+      patch.headers = {{"Content-Type", "application/octet-stream"},
+                       {"Content-Range",
+                        std::to_string(offset) + "-" + std::to_string(offset + n - 1)}};
+      // A chunk cannot be re-read from a stream: a failed PATCH restarts the whole upload.
+      auto used = std::make_shared<bool>(false);
+      patch.body = [&source, n, used]() -> Result<std::unique_ptr<common::ByteSource>> {
+        if (*used) return fail(Errc::Network, "cannot rewind a chunk").set_retryable();
+        *used = true;
+        return std::unique_ptr<common::ByteSource>(std::make_unique<LimitedSource>(*source, n));
+      };
+      patch.body_size = n;
+      ENVB_ASSIGN_OR_RETURN(Response resp, send(patch));
+      if (resp.status != 202) return status_error("PATCH", patch.url, resp);
+      if (auto next = resp.header("location"); !next.empty()) location = resolve(next);
+      offset += n;
+    }
+    put.url = with_digest(location);
+  }
+  ENVB_ASSIGN_OR_RETURN(Response resp, send(put));
+  if (resp.status != 201 && !resp.ok()) return status_error("PUT", put.url, resp);
+  return ok();
+}
+
+Result<std::vector<std::string>> Repository::tags() {
+  Request req;
+  req.url = origin_ + "/v2/" + name_ + "/tags/list";
+  ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
+  if (!resp.ok()) return status_error("GET", req.url, resp);
+  auto j = nlohmann::json::parse(resp.body, nullptr, false);
+  std::vector<std::string> out;
+  if (j.is_object() && j.contains("tags") && j["tags"].is_array())
+    for (const auto& t : j["tags"])
+      if (t.is_string()) out.push_back(t.get<std::string>());
+  return out;
+}
+
+namespace {
+
+// Pushes the blobs of one image in parallel, then its manifest under `reference`.
+Result<Descriptor> push_one(Repository& repo, const Image& image, const std::string& reference,
+                            TransferReport& report) {
+  auto blobs = unique_blobs(image.manifest());
+  std::vector<UploadOutcome> outcomes(blobs.size());
+  ENVB_TRY(for_each_parallel(repo, blobs.size(), repo.options().jobs,
+                             [&](size_t i, Repository& r) -> Result<void> {
+                               const Descriptor& d = blobs[i];
+                               BodyOpener open = [&image, &d] { return image.open_blob(d); };
+                               ENVB_ASSIGN_OR_RETURN(outcomes[i], r.push_blob(d, open));
+                               return ok();
+                             }));
+  for (size_t i = 0; i < blobs.size(); ++i) {
+    ++report.blobs;
+    switch (outcomes[i]) {
+      case UploadOutcome::Existed: ++report.existed; break;
+      case UploadOutcome::Mounted: ++report.mounted; break;
+      case UploadOutcome::Uploaded:
+        ++report.uploaded;
+        report.blob_bytes += static_cast<uint64_t>(blobs[i].size);
+        break;
+    }
+  }
+  std::string media_type = image.descriptor().media_type.empty() ? image.manifest().media_type
+                                                                  : image.descriptor().media_type;
+  ENVB_ASSIGN_OR_RETURN(Descriptor d,
+                        repo.put_manifest(reference, image.raw_manifest(), media_type)
+                            .context("pushing manifest " + image.descriptor().digest.short_string()));
+  d.platform = image.descriptor().platform;
+  return d;
+}
+
+Result<Repository> connect_checked(const ImageReference& ref, Action action,
+                                   const RegistryOptions& options) {
+  if (ref.transport != Transport::Registry)
+    return fail(Errc::InvalidInput, "'" + ref.to_string() + "' is not a docker:// reference");
+  ENVB_ASSIGN_OR_RETURN(Repository repo, Repository::connect(ref.host, ref.name, action, options));
+  ENVB_TRY(repo.ping());
+  return repo;
+}
+
+}  // namespace
+
+Result<TransferReport> push(const Image& image, const ImageReference& dest,
+                            const RegistryOptions& options) {
+  auto started = std::chrono::steady_clock::now();
+  const std::string what = "pushing " + dest.to_string();
+  ENVB_ASSIGN_OR_RETURN(Repository repo, connect_checked(dest, Action::Push, options).context(what));
+  std::string reference = dest.tag;
+  if (dest.digest.valid()) {
+    if (dest.digest != image.descriptor().digest)
+      return fail(Errc::InvalidInput, what + ": the image's digest is " +
+                                          image.descriptor().digest.to_string());
+    if (reference.empty()) reference = dest.digest.to_string();
+  }
+  if (reference.empty()) reference = "latest";
+  TransferReport report;
+  ENVB_ASSIGN_OR_RETURN(report.manifest, push_one(repo, image, reference, report).context(what));
+  add_counters(report, repo.counters());
+  report.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  return report;
+}
+
+Result<TransferReport> push_index(const std::vector<const Image*>& images,
+                                  const ImageReference& dest, const RegistryOptions& options) {
+  auto started = std::chrono::steady_clock::now();
+  const std::string what = "pushing " + dest.to_string();
+  if (images.empty()) return fail(Errc::InvalidInput, what + ": no images");
+  ENVB_ASSIGN_OR_RETURN(Repository repo, connect_checked(dest, Action::Push, options).context(what));
+  TransferReport report;
+  Index index;
+  bool docker = true;
+  for (const Image* image : images) {
+    ENVB_ASSIGN_OR_RETURN(
+        Descriptor d,
+        push_one(repo, *image, image->descriptor().digest.to_string(), report).context(what));
+    if (!d.platform) d.platform = image->config().platform();
+    docker = docker && d.media_type == media_type::kDockerManifest;
+    index.manifests.push_back(std::move(d));
+  }
+  if (docker) index.media_type = std::string(media_type::kDockerManifestList);
+  std::string bytes = to_canonical_json(index);
+  ENVB_ASSIGN_OR_RETURN(report.manifest,
+                        repo.put_manifest(dest.tag.empty() ? "latest" : dest.tag, bytes,
+                                          index.media_type)
+                            .context(what + ": pushing the index"));
+  add_counters(report, repo.counters());
+  report.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  return report;
+}
+
+Result<TransferReport> pull(const ImageReference& src, const std::optional<Platform>& platform,
+                            const BlobStore& store, const RegistryOptions& options) {
+  auto started = std::chrono::steady_clock::now();
+  const std::string what = "pulling " + src.to_string();
+  ENVB_ASSIGN_OR_RETURN(Repository repo, connect_checked(src, Action::Pull, options).context(what));
+  std::string reference = src.digest.valid() ? src.digest.to_string()
+                          : src.tag.empty()  ? std::string("latest")
+                                             : src.tag;
+  ENVB_ASSIGN_OR_RETURN(FetchedManifest top, repo.get_manifest(reference).context(what));
+  FetchedManifest chosen = std::move(top);
+  std::optional<Platform> chosen_platform;
+  if (media_type::is_index(chosen.descriptor.media_type)) {
+    ENVB_ASSIGN_OR_RETURN(Index index, parse_index(chosen.bytes).context(what));
+    Platform want = platform ? *platform : host_platform();
+    const Descriptor* match = nullptr;
+    std::string available;
+    for (const auto& m : index.manifests) {
+      if (!m.platform) continue;
+      available += (available.empty() ? "" : ", ") + m.platform->to_string();
+      if (m.platform->os == want.os && m.platform->architecture == want.architecture &&
+          (want.variant.empty() || m.platform->variant == want.variant) && !match)
+        match = &m;
+    }
+    if (!match)
+      return fail(Errc::NotFound, what + ": no image for platform " + want.to_string() +
+                                      " (available: " + available + ")");
+    chosen_platform = match->platform;
+    ENVB_ASSIGN_OR_RETURN(chosen, repo.get_manifest(match->digest.to_string()).context(what));
+  }
+  if (!media_type::is_manifest(chosen.descriptor.media_type))
+    return fail(Errc::Unsupported, what + ": nested index");
+  ENVB_ASSIGN_OR_RETURN(Manifest manifest, parse_manifest(chosen.bytes).context(what));
+
+  TransferReport report;
+  auto blobs = unique_blobs(manifest);
+  std::vector<char> present(blobs.size());
+  for (size_t i = 0; i < blobs.size(); ++i)
+    present[i] = store.contains(blobs[i].digest, blobs[i].size);
+  ENVB_TRY(for_each_parallel(repo, blobs.size(), options.jobs,
+                             [&](size_t i, Repository& r) -> Result<void> {
+                               if (present[i]) return ok();
+                               return r.fetch_blob(blobs[i], store).context(
+                                   "pulling blob " + blobs[i].digest.short_string());
+                             })
+               .context(what));
+  for (size_t i = 0; i < blobs.size(); ++i) {
+    ++report.blobs;
+    if (present[i]) {
+      ++report.existed;
+    } else {
+      ++report.uploaded;
+      report.blob_bytes += static_cast<uint64_t>(blobs[i].size);
+    }
+  }
+  ENVB_ASSIGN_OR_RETURN(BlobInfo info, store.put(chosen.bytes).context(what));
+  ENVB_CHECK(info.digest == chosen.descriptor.digest);
+  report.manifest = chosen.descriptor;
+  if (!chosen_platform) {
+    ENVB_ASSIGN_OR_RETURN(std::string raw, store.read_small(manifest.config.digest).context(what));
+    ENVB_ASSIGN_OR_RETURN(ImageConfig config, parse_image_config(raw).context(what));
+    chosen_platform = config.platform();
+  }
+  report.manifest.platform = chosen_platform;
+  add_counters(report, repo.counters());
+  report.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - started);
+  return report;
+}
+
+}  // namespace envbuild::oci::registry

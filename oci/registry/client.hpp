@@ -1,0 +1,137 @@
+#pragma once
+
+// A client for one repository of a registry (opencontainers/distribution-spec spec.md): the
+// /v2/ ping, manifests and indexes by tag or digest (OCI and Docker media types), blob
+// existence checks, downloads into a verifying BlobStore writer, uploads (POST then monolithic
+// PUT, or PATCH chunks for large blobs) and cross-repository mounts; and on top of it push() and
+// pull() of whole images with parallel blob transfers.
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/result.hpp"
+#include "oci/blob_store.hpp"
+#include "oci/descriptor.hpp"
+#include "oci/image.hpp"
+#include "oci/reference.hpp"
+#include "oci/registry/auth.hpp"
+#include "oci/registry/transport.hpp"
+
+namespace envbuild::oci::registry {
+
+struct RegistryOptions {
+  TransportOptions transport;
+  /// --creds; when unset, lookup_credentials() is consulted (if lookup is on).
+  std::optional<Credentials> credentials;
+  bool lookup_stored_credentials = true;
+  /// Parallel blob transfers.
+  size_t jobs = 4;
+  /// Blobs larger than this are uploaded in PATCH chunks of chunk_size bytes.
+  int64_t chunk_threshold = 256ll << 20;
+  int64_t chunk_size = 64ll << 20;
+  /// Attempts per blob transfer (each restarts the upload session or the download).
+  int blob_attempts = 3;
+  /// Repositories of the same registry to mount missing blobs from (`?mount=&from=`).
+  std::vector<std::string> mount_from;
+};
+
+enum class Action { Pull, Push };
+
+struct FetchedManifest {
+  std::string bytes;
+  Descriptor descriptor;  // media type, digest (verified), size
+};
+
+enum class UploadOutcome { Existed, Mounted, Uploaded };
+
+/// One repository on one registry. Copies share the authentication state and counters but not
+/// the connection: give each thread its own copy (fork()).
+class Repository {
+ public:
+  /// Resolves the endpoint (docker.io -> registry-1.docker.io; plain http for a loopback host
+  /// when TLS verification is off, like skopeo), the credentials and the token scopes.
+  static Result<Repository> connect(const std::string& host, const std::string& name,
+                                    Action action, const RegistryOptions& options);
+
+  [[nodiscard]] Repository fork() const;
+
+  /// GET /v2/: checks the registry speaks the API (and primes authentication).
+  Result<void> ping();
+
+  /// GET a manifest or index by tag or digest; the digest is verified (against the reference
+  /// when it is one, else against Docker-Content-Digest when the registry sends it).
+  Result<FetchedManifest> get_manifest(const std::string& reference);
+  /// HEAD a manifest: its descriptor, or nullopt when the tag or digest is unknown.
+  Result<std::optional<Descriptor>> head_manifest(const std::string& reference);
+  /// PUT a manifest or index (Content-Type = media_type) under a tag or its digest.
+  Result<Descriptor> put_manifest(const std::string& reference, const std::string& bytes,
+                                  const std::string& media_type);
+
+  /// HEAD a blob: its size, or nullopt when absent.
+  Result<std::optional<int64_t>> head_blob(const Digest& digest);
+  /// Downloads a blob into `store`, checking size and digest before it becomes visible.
+  Result<void> fetch_blob(const Descriptor& blob, const BlobStore& store);
+  /// Uploads a blob unless it exists (HEAD first); tries the mount sources first.
+  /// `open` returns a fresh stream over the blob's bytes.
+  Result<UploadOutcome> push_blob(const Descriptor& blob, const BodyOpener& open);
+  /// POST ?mount=&from=: true if the registry mounted it (201).
+  Result<bool> mount_blob(const Digest& digest, const std::string& from);
+
+  Result<std::vector<std::string>> tags();
+
+  [[nodiscard]] const std::string& host() const noexcept { return host_; }
+  [[nodiscard]] const std::string& name() const noexcept { return name_; }
+  /// "scheme://endpoint" without the /v2/.
+  [[nodiscard]] const std::string& origin() const noexcept { return origin_; }
+  [[nodiscard]] const Counters& counters() const noexcept { return *transport_->counters(); }
+  [[nodiscard]] const RegistryOptions& options() const noexcept { return *options_; }
+
+ private:
+  Repository() = default;
+  /// Sends with the current Authorization; on 401 answers the challenge once and resends.
+  Result<Response> send(Request request);
+  Result<void> upload(const Descriptor& blob, const BodyOpener& open, std::string location);
+  std::string resolve(const std::string& location) const;
+
+  std::string host_;
+  std::string name_;
+  std::string origin_;
+  std::shared_ptr<const RegistryOptions> options_;
+  std::shared_ptr<Authenticator> auth_;
+  std::unique_ptr<Transport> transport_;
+};
+
+struct TransferReport {
+  Descriptor manifest;  // what the reference now names (an index for a multi-image push)
+  size_t blobs = 0;
+  size_t uploaded = 0;    // or downloaded, for a pull
+  size_t existed = 0;     // already in the target, skipped
+  size_t mounted = 0;
+  uint64_t blob_bytes = 0;  // bytes of blobs actually transferred
+  uint64_t requests = 0;
+  uint64_t put_requests = 0;
+  uint64_t patch_requests = 0;
+  uint64_t post_requests = 0;
+  std::chrono::milliseconds elapsed{0};
+};
+
+/// Pushes one image to `dest` (a Registry reference; by tag, or by digest when it has no tag):
+/// blobs in parallel (each skipped after a HEAD when the registry has it), then the manifest.
+Result<TransferReport> push(const Image& image, const ImageReference& dest,
+                            const RegistryOptions& options = {});
+
+/// Pushes several single-platform images and an index over them (multi-arch) under dest's tag.
+Result<TransferReport> push_index(const std::vector<const Image*>& images,
+                                  const ImageReference& dest, const RegistryOptions& options = {});
+
+/// Pulls `src` into `store`: the manifest (from an index, only the one for `platform`, default
+/// the host's), its config and layers, every blob verified. Blobs already in the store are
+/// skipped. The returned manifest descriptor carries the platform.
+Result<TransferReport> pull(const ImageReference& src, const std::optional<Platform>& platform,
+                            const BlobStore& store, const RegistryOptions& options = {});
+
+}  // namespace envbuild::oci::registry

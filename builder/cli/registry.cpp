@@ -4,8 +4,12 @@
 
 namespace envbuild::builder::cli {
 
+void register_pkg(CLI::App& app, Outcome& outcome);  // pkg.cpp
+
 const std::vector<Registrar>& registrars() {
-  static const std::vector<Registrar> kAll = {};
+  static const std::vector<Registrar> kAll = {
+      register_pkg,
+  };
   return kAll;
 }
 

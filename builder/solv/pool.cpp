@@ -1,9 +1,16 @@
 #include "builder/solv/pool.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
+#include <map>
+#include <set>
 
 #include "builder/solv/internal/libsolv.hpp"
+#include "common/fs.hpp"
+
+#include <nlohmann/json.hpp>
 
 namespace envbuild::builder::solv {
 
@@ -29,6 +36,7 @@ class Queue {
   Queue(const Queue&) = delete;
   Queue& operator=(const Queue&) = delete;
   ::Queue* raw() { return &q_; }
+  void push(Id a) { queue_push(&q_, a); }
   void push2(Id a, Id b) { queue_push2(&q_, a, b); }
   [[nodiscard]] int size() const { return q_.count; }
   Id operator[](int i) const { return q_.elements[i]; }
@@ -36,11 +44,59 @@ class Queue {
  private:
   ::Queue q_;
 };
+
+std::string str_or_empty(const char* s) {
+  return s ? s : "";
+}
 }  // namespace
+
+std::string libsolv_version() {
+  return solv_version;
+}
 
 struct Pool::Impl {
   std::unique_ptr<::Pool, PoolFree> pool;
   ::Repo* virtual_repo = nullptr;  // owned by the pool
+  std::vector<::Repo*> repos;      // RepoId.value indexes this; owned by the pool
+  std::map<::Repo*, RepoInfo> infos;
+
+  Result<RepoId> add_repo(const RepoInfo& info, const std::filesystem::path& path, bool solv) {
+    std::unique_ptr<FILE, FileClose> fp(std::fopen(path.c_str(), "r"));
+    if (!fp) return fail(Errc::NotFound, "open(" + path.string() + "): no such repodata file");
+    ::Repo* repo = repo_create(pool.get(), (info.channel + "/" + info.subdir).c_str());
+    repo->priority = info.priority;
+    repo->subpriority = info.subpriority;
+    int rc = solv ? repo_add_solv(repo, fp.get(), 0) : repo_add_conda(repo, fp.get(), 0);
+    if (rc != 0 && !solv &&
+        std::string_view(pool_errstr(pool.get())).ends_with("subdir mismatch")) {
+      // libsolv refuses records whose "subdir" differs from info.subdir (noarch records listed
+      // in linux-64/, as some mirrors and subsets do). Drop info.subdir and read it again; the
+      // .solv cache makes this a one-time cost.
+      repo_empty(repo, 1);
+      auto text = common::read_file(path, size_t{4} << 30);
+      if (!text) return std::move(text).error();
+      try {
+        auto doc = nlohmann::json::parse(*text);
+        if (doc.contains("info") && doc["info"].is_object()) doc["info"].erase("subdir");
+        *text = doc.dump();
+      } catch (const nlohmann::json::exception& e) {
+        repo_free(repo, 1);
+        return fail(Errc::InvalidInput, "parsing repodata " + path.string() + ": " + e.what());
+      }
+      std::unique_ptr<FILE, FileClose> mem(fmemopen(text->data(), text->size(), "r"));
+      rc = mem ? repo_add_conda(repo, mem.get(), 0) : -1;
+    }
+    if (rc != 0) {
+      std::string why = pool_errstr(pool.get());
+      repo_free(repo, 1);
+      return fail(Errc::InvalidInput,
+                  (solv ? "reading .solv " : "parsing repodata ") + path.string() + ": " + why);
+    }
+    if (!solv) repo_internalize(repo);
+    repos.push_back(repo);
+    infos[repo] = info;
+    return RepoId{static_cast<int>(repos.size() - 1)};
+  }
 };
 
 Pool::Pool() : impl_(std::make_unique<Impl>()) {
@@ -65,22 +121,49 @@ Result<void> Pool::add_repodata_json(const std::string& name, const std::string&
     return fail(Errc::InvalidInput, "repodata of " + name + ": " + why);
   }
   repo_internalize(repo);
+  impl_->repos.push_back(repo);
+  impl_->infos[repo] = RepoInfo{name, "", "", priority, 0};
   return ok();
 }
 
 Result<void> Pool::add_repodata_file(const std::string& name, const std::string& path,
                                      int priority) {
-  std::unique_ptr<FILE, FileClose> fp(std::fopen(path.c_str(), "r"));
-  if (!fp) return fail(Errc::NotFound, "open(" + path + "): no such repodata file");
-  ::Repo* repo = repo_create(impl_->pool.get(), name.c_str());
-  repo->priority = priority;
-  if (repo_add_conda(repo, fp.get(), 0) != 0) {
-    std::string why = pool_errstr(impl_->pool.get());
-    repo_free(repo, 1);
-    return fail(Errc::InvalidInput, path + ": " + why);
-  }
-  repo_internalize(repo);
+  auto id = impl_->add_repo(RepoInfo{name, "", "", priority, 0}, path, false);
+  if (!id) return std::move(id).error();
+  // Keep the legacy repo name (tests compare it).
+  impl_->repos[id->value]->name = solv_strdup(name.c_str());
   return ok();
+}
+
+Result<RepoId> Pool::add_repo_json_file(const RepoInfo& info, const std::filesystem::path& path) {
+  return impl_->add_repo(info, path, false);
+}
+
+Result<RepoId> Pool::add_repo_solv_file(const RepoInfo& info, const std::filesystem::path& path) {
+  return impl_->add_repo(info, path, true);
+}
+
+size_t Pool::repo_size(RepoId repo) const {
+  if (repo.value < 0 || repo.value >= static_cast<int>(impl_->repos.size())) return 0;
+  return static_cast<size_t>(impl_->repos[repo.value]->nsolvables);
+}
+
+Result<void> Pool::write_repo_solv(RepoId repo, const std::filesystem::path& path) const {
+  if (repo.value < 0 || repo.value >= static_cast<int>(impl_->repos.size()))
+    return fail(Errc::Internal, "write_repo_solv: bad repo id");
+  ENVB_ASSIGN_OR_RETURN(auto file, common::AtomicFile::create(path));
+  int fd = ::dup(file.fd().get());
+  if (fd < 0) return common::errno_error("dup", path.string(), errno);
+  std::unique_ptr<FILE, FileClose> fp(fdopen(fd, "w"));
+  if (!fp) {
+    ::close(fd);
+    return common::errno_error("fdopen", path.string(), errno);
+  }
+  if (repo_write(impl_->repos[repo.value], fp.get()) != 0)
+    return fail(Errc::Io, "repo_write(" + path.string() + "): " + pool_errstr(impl_->pool.get()));
+  if (std::fflush(fp.get()) != 0) return common::errno_error("fflush", path.string(), errno);
+  fp.reset();
+  return file.commit();
 }
 
 void Pool::add_virtual_package(const std::string& name, const std::string& version,
@@ -99,40 +182,128 @@ void Pool::add_virtual_package(const std::string& name, const std::string& versi
 }
 
 Result<SolveOutcome> Pool::solve(const std::vector<std::string>& specs) {
+  ENVB_ASSIGN_OR_RETURN(RecordOutcome outcome, solve_records(SolveJob{specs, false}));
+  if (auto* conflict = std::get_if<Conflict>(&outcome)) return SolveOutcome(std::move(*conflict));
+  std::vector<SolvedPackage> out;
+  for (const SolvedRecord& r : std::get<std::vector<SolvedRecord>>(outcome)) {
+    out.push_back(SolvedPackage{r.name, r.version, r.build, r.channel});
+  }
+  std::sort(out.begin(), out.end());
+  return SolveOutcome(std::move(out));
+}
+
+Result<RecordOutcome> Pool::solve_records(const SolveJob& job) {
   ::Pool* pool = impl_->pool.get();
   pool_addfileprovides(pool);
   pool_createwhatprovides(pool);
 
   Queue jobs;
-  for (const std::string& spec : specs) {
+  for (const std::string& full : job.specs) {
+    std::string spec = full;
+    std::string channel;
+    if (size_t sep = spec.find("::"); sep != std::string::npos) {
+      channel = spec.substr(0, sep);
+      spec = spec.substr(sep + 2);
+      while (!channel.empty() && channel.back() == '/') channel.pop_back();
+    }
     Id dep = pool_conda_matchspec(pool, spec.c_str());
-    if (!dep) return fail(Errc::InvalidInput, "libsolv could not parse match spec '" + spec + "'");
-    jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE_PROVIDES, dep);
+    if (!dep) return fail(Errc::InvalidInput, "bad match spec '" + full + "'");
+    if (channel.empty()) {
+      jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE_PROVIDES, dep);
+      continue;
+    }
+    // channel::spec: only the candidates from repos of that channel.
+    auto matches = [&](const RepoInfo& info) {
+      return info.channel == channel || info.base_url == channel ||
+             info.base_url.ends_with("/" + channel);
+    };
+    bool known = std::any_of(impl_->infos.begin(), impl_->infos.end(),
+                             [&](const auto& kv) { return matches(kv.second); });
+    if (!known)
+      return fail(Errc::InvalidInput, "match spec '" + full + "': channel '" + channel +
+                                          "' is not one of the environment's channels");
+    Queue candidates;
+    for (Id* p = pool_whatprovides_ptr(pool, dep); *p; ++p) {
+      auto it = impl_->infos.find(pool_id2solvable(pool, *p)->repo);
+      if (it != impl_->infos.end() && matches(it->second)) candidates.push(*p);
+    }
+    Id what = pool_queuetowhatprovides(pool, candidates.raw());
+    jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE_ONE_OF, what);
   }
 
   std::unique_ptr<::Solver, SolverFree> solver(solver_create(pool));
   solver_set_flag(solver.get(), SOLVER_FLAG_ALLOW_DOWNGRADE, 1);
+  solver_set_flag(solver.get(), SOLVER_FLAG_STRICT_REPO_PRIORITY,
+                  job.strict_channel_priority ? 1 : 0);
   if (solver_solve(solver.get(), jobs.raw()) != 0) {
     Conflict conflict;
     int count = solver_problem_count(solver.get());
-    for (Id problem = 1; problem <= count; ++problem)
+    for (Id problem = 1; problem <= count; ++problem) {
       conflict.problems.emplace_back(solver_problem2str(solver.get(), problem));
-    return SolveOutcome(std::move(conflict));
+      Queue rules;
+      solver_findallproblemrules(solver.get(), problem, rules.raw());
+      std::vector<std::string> details;
+      std::set<std::string> seen;
+      for (int i = 0; i < rules.size(); ++i) {
+        Id source = 0, target = 0, dep = 0;
+        SolverRuleinfo type = solver_ruleinfo(solver.get(), rules[i], &source, &target, &dep);
+        std::string text = solver_problemruleinfo2str(solver.get(), type, source, target, dep);
+        if (seen.insert(text).second) details.push_back(std::move(text));
+      }
+      conflict.details.push_back(std::move(details));
+    }
+    return RecordOutcome(std::move(conflict));
   }
 
   std::unique_ptr<::Transaction, TransactionFree> trans(solver_create_transaction(solver.get()));
   Queue installed;
   transaction_installedresult(trans.get(), installed.raw());
-  std::vector<SolvedPackage> out;
+  std::vector<SolvedRecord> out;
   for (int i = 0; i < installed.size(); ++i) {
     ::Solvable* s = pool_id2solvable(pool, installed[i]);
     if (s->repo == impl_->virtual_repo) continue;
-    const char* build = solvable_lookup_str(s, SOLVABLE_BUILDFLAVOR);
-    out.push_back(SolvedPackage{pool_id2str(pool, s->name), pool_id2str(pool, s->evr),
-                                build ? build : "", s->repo->name ? s->repo->name : ""});
+    SolvedRecord r;
+    r.name = pool_id2str(pool, s->name);
+    r.version = pool_id2str(pool, s->evr);
+    r.build = str_or_empty(solvable_lookup_str(s, SOLVABLE_BUILDFLAVOR));
+    r.build_number = std::strtoull(
+        str_or_empty(solvable_lookup_str(s, SOLVABLE_BUILDVERSION)).c_str(), nullptr, 10);
+    unsigned int medianr = 0;
+    std::string location = str_or_empty(solvable_get_location(s, &medianr));
+    size_t slash = location.rfind('/');
+    r.fn = slash == std::string::npos ? location : location.substr(slash + 1);
+    r.subdir = str_or_empty(solvable_lookup_str(s, SOLVABLE_MEDIADIR));
+    Id type = 0;
+    r.md5 = str_or_empty(solvable_lookup_checksum(s, SOLVABLE_PKGID, &type));
+    r.sha256 = str_or_empty(solvable_lookup_checksum(s, SOLVABLE_CHECKSUM, &type));
+    r.size = solvable_lookup_num(s, SOLVABLE_DOWNLOADSIZE, 0);
+    r.license = str_or_empty(solvable_lookup_str(s, SOLVABLE_LICENSE));
+    r.timestamp = solvable_lookup_num(s, SOLVABLE_BUILDTIME, 0) * 1000;
+    Queue q;
+    solvable_lookup_deparray(s, SOLVABLE_REQUIRES, q.raw(), -1);
+    for (int k = 0; k < q.size(); ++k) r.depends.emplace_back(pool_dep2str(pool, q[k]));
+    Queue c;
+    solvable_lookup_deparray(s, SOLVABLE_CONSTRAINS, c.raw(), -1);
+    for (int k = 0; k < c.size(); ++k) r.constrains.emplace_back(pool_dep2str(pool, c[k]));
+    // .solv files do not keep the order of dependency arrays: sort for stable output.
+    std::sort(r.depends.begin(), r.depends.end());
+    std::sort(r.constrains.begin(), r.constrains.end());
+    Queue f;
+    solvable_lookup_idarray(s, SOLVABLE_TRACK_FEATURES, f.raw());
+    for (int k = 0; k < f.size(); ++k) r.track_features.emplace_back(pool_id2str(pool, f[k]));
+    if (auto it = impl_->infos.find(s->repo); it != impl_->infos.end()) {
+      r.channel = it->second.channel;
+      if (r.subdir.empty()) r.subdir = it->second.subdir;
+      if (!it->second.base_url.empty())
+        r.url = it->second.base_url + "/" + it->second.subdir + "/" + r.fn;
+    } else {
+      r.channel = str_or_empty(s->repo->name);
+    }
+    out.push_back(std::move(r));
   }
-  std::sort(out.begin(), out.end());
-  return SolveOutcome(std::move(out));
+  std::sort(out.begin(), out.end(),
+            [](const SolvedRecord& a, const SolvedRecord& b) { return a.name < b.name; });
+  return RecordOutcome(std::move(out));
 }
 
 }  // namespace envbuild::builder::solv

@@ -3,6 +3,8 @@
 // A thin owner of a libsolv pool in conda mode. Public headers never include libsolv (pimpl).
 // A pool is single-threaded: each solve gets its own.
 
+#include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <variant>
@@ -23,10 +25,59 @@ struct SolvedPackage {
 
 /// A request libsolv could not satisfy, with its problems in words.
 struct Conflict {
-  std::vector<std::string> problems;
+  std::vector<std::string> problems;  // one headline per problem (solver_problem2str)
+  /// Per problem, the rules involved in words, deduplicated ("package a-1 requires b >=2, but
+  /// none of the providers can be installed").
+  std::vector<std::vector<std::string>> details;
 };
 
 using SolveOutcome = std::variant<std::vector<SolvedPackage>, Conflict>;
+
+/// A strong handle to a repo inside one Pool.
+struct RepoId {
+  int value = -1;
+  auto operator<=>(const RepoId&) const = default;
+};
+
+/// Where a repo's records come from; copied into every record solved from it.
+struct RepoInfo {
+  std::string channel;   // channel name as it goes into lock files ("conda-forge", URL)
+  std::string subdir;    // the directory the records sit in (linux-64, noarch)
+  std::string base_url;  // <channel url>: record url = base_url/subdir/fn (redacted form)
+  int priority = 0;      // higher wins; strict priority keeps a name to its best channel
+  int subpriority = 0;   // inside one channel: platform subdir above noarch
+};
+
+/// A whole repodata record of a solved package.
+struct SolvedRecord {
+  std::string name;
+  std::string version;
+  std::string build;
+  uint64_t build_number = 0;
+  std::string channel;
+  std::string subdir;  // the record's own "subdir" (may be noarch inside linux-64/)
+  std::string url;
+  std::string fn;
+  std::string md5;
+  std::string sha256;
+  uint64_t size = 0;
+  std::vector<std::string> depends;
+  std::vector<std::string> constrains;
+  std::vector<std::string> track_features;
+  std::string license;
+  uint64_t timestamp = 0;  // milliseconds since the epoch (libsolv keeps seconds)
+};
+
+struct SolveJob {
+  /// Conda match specs; "channel::spec" restricts the spec to that channel.
+  std::vector<std::string> specs;
+  bool strict_channel_priority = true;
+};
+
+using RecordOutcome = std::variant<std::vector<SolvedRecord>, Conflict>;
+
+/// The linked libsolv's version ("0.7.23"); part of .solv cache keys.
+std::string libsolv_version();
 
 class Pool {
  public:
@@ -43,6 +94,15 @@ class Pool {
                                  int priority = 0);
   Result<void> add_repodata_file(const std::string& name, const std::string& path,
                                  int priority = 0);
+  /// Loads one channel/subdir from a repodata.json file.
+  Result<RepoId> add_repo_json_file(const RepoInfo& info, const std::filesystem::path& path);
+  /// Loads one channel/subdir from a .solv file written by write_repo_solv.
+  Result<RepoId> add_repo_solv_file(const RepoInfo& info, const std::filesystem::path& path);
+  /// Writes a repo in libsolv's binary form, atomically (temp file + rename).
+  Result<void> write_repo_solv(RepoId repo, const std::filesystem::path& path) const;
+  /// Number of solvables in a repo.
+  [[nodiscard]] size_t repo_size(RepoId repo) const;
+
   /// A virtual package (__glibc, __cuda, ...) the target provides.
   void add_virtual_package(const std::string& name, const std::string& version,
                            const std::string& build = "0");
@@ -50,6 +110,9 @@ class Pool {
   /// Installs every spec (conda match spec syntax) and returns the whole resulting set, sorted by
   /// name; virtual packages are not part of it.
   Result<SolveOutcome> solve(const std::vector<std::string>& specs);
+  /// Solves and returns full records, sorted by name. A spec libsolv cannot parse, or one naming
+  /// an unknown channel, is an InvalidInput error; no solution is a Conflict.
+  Result<RecordOutcome> solve_records(const SolveJob& job);
 
  private:
   struct Impl;

@@ -1,0 +1,124 @@
+#include "builder/channel.hpp"
+
+#include <sys/utsname.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+
+#include "common/http.hpp"
+
+namespace envbuild::builder {
+
+namespace {
+
+std::string strip_slashes(std::string s) {
+  while (s.size() > 1 && s.back() == '/') s.pop_back();
+  return s;
+}
+
+bool valid_name(std::string_view name) {
+  if (name.empty() || name.front() == '/' || name.find("//") != std::string_view::npos)
+    return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ||
+           c == '/';
+  });
+}
+
+}  // namespace
+
+std::string Channel::url(std::string_view subdir, std::string_view file) const {
+  std::string out = base_url + "/" + std::string(subdir);
+  if (!file.empty()) out += "/" + std::string(file);
+  return out;
+}
+
+std::string Channel::display_url(std::string_view subdir, std::string_view file) const {
+  return common::redact_url(url(subdir, file));
+}
+
+Result<Channel> resolve_channel(std::string_view text_in, const ChannelOptions& options) {
+  std::string text = strip_slashes(std::string(text_in));
+  auto bad = [&](const std::string& why) {
+    return fail(Errc::InvalidInput, "channel '" + common::redact_url(text) + "': " + why);
+  };
+  if (text.empty()) return bad("empty channel name");
+  if (text == "defaults" || text == "nodefaults")
+    return bad("'" + text + "' is a channel list keyword, not a channel");
+  if (text.starts_with("http://") || text.starts_with("https://")) {
+    return Channel{common::redact_url(text), text};
+  }
+  std::string path;
+  if (text.starts_with("file://")) {
+    path = text.substr(7);
+  } else if (text.starts_with("/") || text.starts_with("./") || text.starts_with("../") ||
+             text == "." || text == "..") {
+    path = text;
+  } else if (text.starts_with("~/")) {
+    const char* home = std::getenv("HOME");
+    if (!home) return bad("HOME is not set");
+    path = std::string(home) + text.substr(1);
+  }
+  if (!path.empty()) {
+    std::error_code ec;
+    auto abs = std::filesystem::absolute(path, ec).lexically_normal();
+    if (ec || !std::filesystem::is_directory(abs, ec))
+      return fail(Errc::NotFound, "channel '" + text + "': no such directory " + abs.string());
+    std::string dir = strip_slashes(abs.string());
+    return Channel{"file://" + dir, "file://" + dir};
+  }
+  if (!valid_name(text))
+    return bad("not a channel name, URL or local directory")
+        .with_hint(
+            "channels are names (conda-forge), URLs (https://host/channel) or paths "
+            "(/path/to/channel, file:///path)");
+  return Channel{text, strip_slashes(options.alias) + "/" + text};
+}
+
+Result<std::vector<Channel>> resolve_channels(const std::vector<std::string>& texts,
+                                              const ChannelOptions& options) {
+  std::vector<Channel> out;
+  auto add = [&](Channel c) {
+    bool dup = std::any_of(out.begin(), out.end(),
+                           [&](const Channel& o) { return o.base_url == c.base_url; });
+    if (!dup) out.push_back(std::move(c));
+  };
+  for (const std::string& text : texts) {
+    if (text == "nodefaults") continue;
+    if (text == "defaults") {
+      for (const std::string& d : options.default_channels) {
+        ENVB_ASSIGN_OR_RETURN(Channel c, resolve_channel(d, options));
+        add(std::move(c));
+      }
+      continue;
+    }
+    ENVB_ASSIGN_OR_RETURN(Channel c, resolve_channel(text, options));
+    add(std::move(c));
+  }
+  if (out.empty())
+    return fail(Errc::InvalidInput, "no channels to solve from")
+        .with_hint("add a channel to the environment file's 'channels:' or pass --channel");
+  return out;
+}
+
+bool is_known_platform(std::string_view p) {
+  static constexpr std::string_view kKnown[] = {
+      "linux-64",  "linux-aarch64", "linux-ppc64le",     "linux-s390x", "linux-armv7l",
+      "linux-32",  "osx-64",        "osx-arm64",         "win-64",      "win-32",
+      "win-arm64", "noarch",        "emscripten-wasm32", "wasi-wasm32", "zos-z"};
+  return std::find(std::begin(kKnown), std::end(kKnown), p) != std::end(kKnown);
+}
+
+std::string host_platform() {
+  struct utsname u {};
+  if (::uname(&u) != 0) return "linux-64";
+  std::string machine = u.machine;
+  if (machine == "x86_64") return "linux-64";
+  if (machine == "aarch64" || machine == "arm64") return "linux-aarch64";
+  if (machine == "ppc64le") return "linux-ppc64le";
+  if (machine == "s390x") return "linux-s390x";
+  return "linux-" + machine;
+}
+
+}  // namespace envbuild::builder

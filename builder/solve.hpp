@@ -1,0 +1,89 @@
+#pragma once
+
+// Solving an environment: channels -> repodata (fetched, cached) -> libsolv pool (through a .solv
+// cache) -> records, once per target platform.
+//
+// Virtual packages: for the host platform they are detected (__glibc from gnu_get_libc_version,
+// __linux from uname, __unix, __archspec=1=<machine>, __cuda from libcuda.so.1's
+// cuDriverGetVersion, loaded with dlopen, only if present). For any platform the
+// CONDA_OVERRIDE_<NAME> variables and explicit --virtual-package values come on top (explicit
+// wins; an empty override removes the package). A non-host linux platform gets __unix, __linux
+// and __glibc=2.17 (conda's default) unless overridden; __cuda only when given.
+//
+// .solv cache: <repodata cache prefix>.<sha256(libsolv version, envbuild version, URL,
+// fingerprint)[:16]>.solv, written with repo_write after a JSON load, read with repo_add_solv.
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "builder/channel.hpp"
+#include "builder/repodata.hpp"
+#include "builder/solv/pool.hpp"
+#include "common/result.hpp"
+
+namespace envbuild::builder {
+
+struct VirtualPackage {
+  std::string name;  // "__cuda"
+  std::string version;
+  std::string build = "0";
+  auto operator<=>(const VirtualPackage&) const = default;
+};
+
+/// "__cuda=12.4", "__archspec=1=x86_64_v3", "__unix".
+Result<VirtualPackage> parse_virtual_package(std::string_view text);
+
+/// Reads an environment variable; std::nullopt when unset. Tests pass their own.
+using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
+EnvLookup process_env();
+
+/// The virtual packages of `platform`: detected when it is the host's, then CONDA_OVERRIDE_*,
+/// then `explicit_packages`. Sorted by name.
+std::vector<VirtualPackage> virtual_packages_for(
+    std::string_view platform, const std::vector<VirtualPackage>& explicit_packages,
+    const EnvLookup& env);
+
+struct SolveRequest {
+  std::vector<std::string> specs;
+  std::vector<std::string> channels;   // as written: names, URLs, paths, defaults, nodefaults
+  std::vector<std::string> platforms;  // empty: the host platform
+  std::vector<VirtualPackage> virtual_packages;
+  bool strict_channel_priority = true;
+  bool use_solv_cache = true;
+  ChannelOptions channel_options;
+  RepodataOptions repodata;
+  EnvLookup env;  // empty: the process environment
+};
+
+struct SolveStats {
+  double fetch_ms = 0;
+  double load_ms = 0;
+  double solve_ms = 0;
+  size_t records_loaded = 0;
+  size_t solv_hits = 0;    // repos read from .solv
+  size_t solv_writes = 0;  // repos parsed from JSON and written to .solv
+  uint64_t bytes_transferred = 0;
+};
+
+struct PlatformSolution {
+  std::string platform;
+  std::vector<VirtualPackage> virtual_packages;
+  std::vector<solv::SolvedRecord> records;  // sorted by name
+  SolveStats stats;
+};
+
+/// Solves the request for every platform. No solution is an Unsatisfiable error whose message
+/// explains the conflict (the specs and rules involved), with a hint for virtual packages.
+Result<std::vector<PlatformSolution>> solve_environment(const SolveRequest& request);
+
+/// Loads repodata into a pool through the .solv cache (exposed for benchmarks and tests).
+Result<void> load_repodata(solv::Pool& pool, const std::vector<SubdirRepodata>& repodata,
+                           bool use_solv_cache, SolveStats& stats);
+
+/// Turns a Conflict into the condensed human explanation used in errors.
+std::string explain_conflict(const solv::Conflict& conflict, size_t max_lines = 12);
+
+}  // namespace envbuild::builder

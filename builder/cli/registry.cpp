@@ -5,10 +5,12 @@
 namespace envbuild::builder::cli {
 
 void register_pkg(CLI::App& app, Outcome& outcome);  // pkg.cpp
+void register_solve(CLI::App& app, Outcome& outcome);  // solve.cpp
 
 const std::vector<Registrar>& registrars() {
   static const std::vector<Registrar> kAll = {
       register_pkg,
+      register_solve,
   };
   return kAll;
 }

@@ -122,15 +122,15 @@ void put(json& j, const char* key, const std::string& value) {
   if (!value.empty()) j[key] = value;
 }
 
-constexpr std::array<std::pair<PathType, std::string_view>, 8> kPathTypes = {{
-    {PathType::HardLink, "hardlink"},
-    {PathType::SoftLink, "softlink"},
-    {PathType::Directory, "directory"},
-    {PathType::PycFile, "pyc_file"},
-    {PathType::UnixPythonEntryPoint, "unix_python_entry_point"},
-    {PathType::WindowsPythonEntryPointScript, "windows_python_entry_point_script"},
-    {PathType::WindowsPythonEntryPointExe, "windows_python_entry_point_exe"},
-    {PathType::LinkedPackageRecord, "linked_package_record"},
+constexpr std::array<std::pair<PrefixPathType, std::string_view>, 8> kPathTypes = {{
+    {PrefixPathType::HardLink, "hardlink"},
+    {PrefixPathType::SoftLink, "softlink"},
+    {PrefixPathType::Directory, "directory"},
+    {PrefixPathType::PycFile, "pyc_file"},
+    {PrefixPathType::UnixPythonEntryPoint, "unix_python_entry_point"},
+    {PrefixPathType::WindowsPythonEntryPointScript, "windows_python_entry_point_script"},
+    {PrefixPathType::WindowsPythonEntryPointExe, "windows_python_entry_point_exe"},
+    {PrefixPathType::LinkedPackageRecord, "linked_package_record"},
 }};
 
 template <typename F>
@@ -148,14 +148,14 @@ auto wrap_parse(std::string_view text, std::string_view what, F&& convert)
 
 }  // namespace
 
-std::string_view to_string(PathType type) {
+std::string_view to_string(PrefixPathType type) {
   for (auto [t, name] : kPathTypes) {
     if (t == type) return name;
   }
   return "hardlink";
 }
 
-Result<PathType> parse_path_type(std::string_view text) {
+Result<PrefixPathType> parse_prefix_path_type(std::string_view text) {
   for (auto [t, name] : kPathTypes) {
     if (name == text) return t;
   }
@@ -236,7 +236,7 @@ Result<PrefixRecord> prefix_from_json(const json& j) {
     std::string type;
     ENVB_TRY(get_string(e, "path_type", type).context(where));
     if (!type.empty()) {
-      ENVB_ASSIGN_OR_RETURN(entry.path_type, parse_path_type(type).context(where));
+      ENVB_ASSIGN_OR_RETURN(entry.path_type, parse_prefix_path_type(type).context(where));
     }
     ENVB_TRY(get_string(e, "sha256", entry.sha256).context(where));
     ENVB_TRY(get_string(e, "sha256_in_prefix", entry.sha256_in_prefix).context(where));

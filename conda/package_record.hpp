@@ -12,6 +12,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "common/result.hpp"
+#include "conda/file_mode.hpp"
 #include "conda/version.hpp"
 
 namespace envbuild::conda {
@@ -45,8 +46,9 @@ struct PackageRecord {
   bool operator==(const PackageRecord&) const = default;
 };
 
-/// How a file of an installed package got into the prefix (conda's PathType).
-enum class PathType {
+/// How a file of an installed package got into the prefix (conda's PrefixPathType, with the
+/// installed-only kinds).
+enum class PrefixPathType {
   HardLink,
   SoftLink,
   Directory,
@@ -56,16 +58,15 @@ enum class PathType {
   WindowsPythonEntryPointExe,
   LinkedPackageRecord,
 };
-enum class FileMode { Text, Binary };
 
-std::string_view to_string(PathType type);
-Result<PathType> parse_path_type(std::string_view text);
+std::string_view to_string(PrefixPathType type);
+Result<PrefixPathType> parse_prefix_path_type(std::string_view text);
 
 /// One `paths_data.paths[]` entry of an installed record. Unlike a package's paths.json entry
 /// it has the installed-only path types and `sha256_in_prefix` for patched files.
 struct PrefixPathsEntry {
   std::string path;  // relative to the prefix, as recorded (Windows records use backslashes)
-  PathType path_type = PathType::HardLink;
+  PrefixPathType path_type = PrefixPathType::HardLink;
   std::string sha256;            // of the file in the package; may be empty
   std::string sha256_in_prefix;  // of the file after prefix replacement; may be empty
   std::optional<std::uint64_t> size_in_bytes;

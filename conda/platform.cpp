@@ -68,7 +68,7 @@ bool Platform::satisfies(std::string_view selector) const {
   if (selector == "win64") return subdir_ == "win-64";
   if (selector == "win32") return subdir_ == "win-32";
   if (selector == "aarch64") return a == "aarch64";
-  if (selector == "arm64") return a == "arm64" || a == "aarch64";
+  if (selector == "arm64") return a == "arm64";
   if (selector == "x86_64") return a == "64" && os_ != Os::None;
   if (selector == "x86") return a == "32" || a == "64";
   if (selector == "ppc64le" || selector == "s390x" || selector == "armv7l" ||

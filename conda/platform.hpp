@@ -32,8 +32,8 @@ class Platform {
   [[nodiscard]] bool is_unix() const noexcept { return os_ == Os::Linux || os_ == Os::Osx; }
 
   /// Whether a conda-build style selector name holds for this platform. Known names: `linux`,
-  /// `osx`, `win`, `unix`, `linux64`, `linux32`, `osx64`, `win64`, `win32`, `aarch64`, `arm64`
-  /// (osx-arm64 or linux-aarch64), `x86_64`, `x86`, `ppc64le`, `s390x`, `armv7l`, `emscripten`,
+  /// `osx`, `win`, `unix`, `linux64`, `linux32`, `osx64`, `win64`, `win32`, `aarch64`
+  /// (linux-aarch64), `arm64` (osx-arm64, win-arm64; as conda-lock and conda-build), `x86_64`, `x86`, `ppc64le`, `s390x`, `armv7l`, `emscripten`,
   /// and the subdir itself with `-` or `_` (`linux-64`, `linux_64`). Unknown names are false.
   [[nodiscard]] bool satisfies(std::string_view selector) const;
 

@@ -238,10 +238,11 @@ TEST(PlatformSelector, Evaluate) {
   };
   for (S s : {S{"linux", true, true, false, false}, S{"unix", true, true, true, false},
               S{"win", false, false, false, true}, S{"linux64", true, false, false, false},
-              S{"arm64", false, true, true, false}, S{"aarch64", false, true, false, false},
+              S{"arm64", false, false, true, false}, S{"aarch64", false, true, false, false},
               S{"osx and arm64", false, false, true, false}, S{"not win", true, true, true, false},
               S{"x86_64", true, false, false, true}, S{"linux-64", true, false, false, false},
               S{"(linux or osx) and not aarch64", true, false, true, false},
+              S{"osx and arm64 or aarch64", false, true, true, false},
               S{"osx64", false, false, false, false}}) {
     SCOPED_TRACE(s.expr);
     EXPECT_EQ(*evaluate_selector(s.expr, linux64), s.l64);

@@ -332,8 +332,8 @@ Result<std::optional<PatchedContent>> replace_prefix(std::string_view content,
   return PatchedContent{apply_in_memory(content, plan->edits), std::move(plan->record)};
 }
 
-Result<PatchedContent> relocate(std::string_view content, const RelocationRecord& record,
-                                std::string_view old_prefix, std::string_view new_prefix) {
+Result<PatchedContent> relocate_content(std::string_view content, const RelocationRecord& record,
+                                        std::string_view old_prefix, std::string_view new_prefix) {
   ENVB_ASSIGN_OR_RETURN(Plan plan, plan_relocate(content, record, old_prefix, new_prefix));
   return PatchedContent{apply_in_memory(content, plan.edits), std::move(plan.record)};
 }

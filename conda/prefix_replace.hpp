@@ -83,8 +83,8 @@ Result<std::optional<PatchedContent>> replace_prefix(std::string_view content,
                                                      const PrefixReplacement& replacement);
 /// In memory: moves content patched per `record` from `old_prefix` to `new_prefix`. The record
 /// returned describes the new content. Integrity error if the content no longer matches.
-Result<PatchedContent> relocate(std::string_view content, const RelocationRecord& record,
-                                std::string_view old_prefix, std::string_view new_prefix);
+Result<PatchedContent> relocate_content(std::string_view content, const RelocationRecord& record,
+                                        std::string_view old_prefix, std::string_view new_prefix);
 
 /// Patches `file` (memory-mapped, never read whole). Binary files are patched in place with
 /// pwrite (the length never changes); text files are rewritten through a temp file + rename

@@ -6,11 +6,15 @@ namespace envbuild::builder::cli {
 
 void register_pkg(CLI::App& app, Outcome& outcome);  // pkg.cpp
 void register_solve(CLI::App& app, Outcome& outcome);  // solve.cpp
+void register_push(CLI::App& app, Outcome& outcome);  // push.cpp
+void register_pull(CLI::App& app, Outcome& outcome);  // push.cpp
 
 const std::vector<Registrar>& registrars() {
   static const std::vector<Registrar> kAll = {
       register_pkg,
       register_solve,
+      register_push,
+      register_pull,
   };
   return kAll;
 }

@@ -81,13 +81,20 @@ Result<std::string> base64_decode(std::string_view text) {
   int bits = 0;
   for (char ch : text) {
     int v;
-    if (ch >= 'A' && ch <= 'Z') v = ch - 'A';
-    else if (ch >= 'a' && ch <= 'z') v = ch - 'a' + 26;
-    else if (ch >= '0' && ch <= '9') v = ch - '0' + 52;
-    else if (ch == '+' || ch == '-') v = 62;
-    else if (ch == '/' || ch == '_') v = 63;
-    else if (ch == '=' || ch == '\n' || ch == '\r') continue;
-    else return fail(Errc::InvalidInput, "invalid base64 character");
+    if (ch >= 'A' && ch <= 'Z')
+      v = ch - 'A';
+    else if (ch >= 'a' && ch <= 'z')
+      v = ch - 'a' + 26;
+    else if (ch >= '0' && ch <= '9')
+      v = ch - '0' + 52;
+    else if (ch == '+' || ch == '-')
+      v = 62;
+    else if (ch == '/' || ch == '_')
+      v = 63;
+    else if (ch == '=' || ch == '\n' || ch == '\r')
+      continue;
+    else
+      return fail(Errc::InvalidInput, "invalid base64 character");
     acc = (acc << 6) | static_cast<uint32_t>(v);
     bits += 6;
     if (bits >= 8) {
@@ -227,7 +234,7 @@ void Authenticator::add_scope(std::string scope) {
 }
 
 Result<void> Authenticator::refresh(const Challenge& challenge, const std::string& seen,
-                                    Transport& transport) {
+                                    HttpTransport& transport) {
   std::lock_guard lock(mutex_);
   if (header_ != seen) return ok();  // another thread already answered this challenge
   if (challenge.scheme == "basic") {
@@ -246,8 +253,7 @@ Result<void> Authenticator::refresh(const Challenge& challenge, const std::strin
   if (challenge.scheme == "bearer") {
     ENVB_ASSIGN_OR_RETURN(std::string token, fetch_token(challenge, transport));
     std::string next = "Bearer " + token;
-    if (next == seen)
-      return fail(Errc::Unauthorized, "the registry refused a fresh token");
+    if (next == seen) return fail(Errc::Unauthorized, "the registry refused a fresh token");
     header_ = std::move(next);
     return ok();
   }
@@ -256,12 +262,12 @@ Result<void> Authenticator::refresh(const Challenge& challenge, const std::strin
 }
 
 Result<std::string> Authenticator::fetch_token(const Challenge& challenge,
-                                               Transport& transport) const {
+                                               HttpTransport& transport) const {
   std::string realm = challenge.param("realm");
   if (realm.empty()) return fail(Errc::InvalidInput, "Bearer challenge without a realm");
   std::vector<std::string> scopes = scopes_;
-  if (auto s = challenge.param("scope"); !s.empty() &&
-                                         std::find(scopes.begin(), scopes.end(), s) == scopes.end())
+  if (auto s = challenge.param("scope");
+      !s.empty() && std::find(scopes.begin(), scopes.end(), s) == scopes.end())
     scopes.push_back(s);
   std::string url = realm;
   char sep = realm.find('?') == std::string::npos ? '?' : '&';
@@ -293,7 +299,8 @@ Result<std::string> Authenticator::fetch_token(const Challenge& challenge,
   }
   auto j = nlohmann::json::parse(resp.body, nullptr, false);
   if (!j.is_object())
-    return fail(Errc::InvalidInput, "GET " + common::redact_url(url) + ": token response is not JSON");
+    return fail(Errc::InvalidInput,
+                "GET " + common::redact_url(url) + ": token response is not JSON");
   for (const char* field : {"token", "access_token"})
     if (j.contains(field) && j[field].is_string() && !j[field].get<std::string>().empty())
       return j[field].get<std::string>();

@@ -65,14 +65,15 @@ class Authenticator {
 
   /// Answers a challenge; `seen` is the header value the failed request used (so that several
   /// threads hitting the same 401 fetch one token). Unauthorized when there is nothing to try.
-  Result<void> refresh(const Challenge& challenge, const std::string& seen, Transport& transport);
+  Result<void> refresh(const Challenge& challenge, const std::string& seen,
+                       HttpTransport& transport);
 
   [[nodiscard]] bool has_credentials() const noexcept { return credentials_.has_value(); }
   /// Adds a scope ("repository:other/repo:pull" for a cross-repository mount).
   void add_scope(std::string scope);
 
  private:
-  Result<std::string> fetch_token(const Challenge& challenge, Transport& transport) const;
+  Result<std::string> fetch_token(const Challenge& challenge, HttpTransport& transport) const;
 
   std::optional<Credentials> credentials_;
   std::vector<std::string> scopes_;

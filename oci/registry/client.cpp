@@ -62,8 +62,8 @@ class LimitSink final : public common::ByteSink {
   Result<void> write(std::span<const std::byte> data) override {
     written_ += static_cast<int64_t>(data.size());
     if (written_ > limit_)
-      return fail(Errc::Integrity, what_ + ": more than the expected " + std::to_string(limit_) +
-                                       " bytes");
+      return fail(Errc::Integrity,
+                  what_ + ": more than the expected " + std::to_string(limit_) + " bytes");
     return next_.write(data);
   }
   [[nodiscard]] int64_t written() const noexcept { return written_; }
@@ -133,15 +133,15 @@ Result<Repository> Repository::connect(const std::string& host, const std::strin
   r.options_ = std::make_shared<const RegistryOptions>(options);
   std::optional<Credentials> creds = options.credentials;
   if (!creds && options.lookup_stored_credentials) {
-    ENVB_ASSIGN_OR_RETURN(creds, lookup_credentials(host).context("looking up credentials for " +
-                                                                   host));
+    ENVB_ASSIGN_OR_RETURN(creds,
+                          lookup_credentials(host).context("looking up credentials for " + host));
   }
   std::vector<std::string> scopes{"repository:" + name +
                                   (action == Action::Push ? ":pull,push" : ":pull")};
   for (const auto& from : options.mount_from)
     if (from != name) scopes.push_back("repository:" + from + ":pull");
   r.auth_ = std::make_shared<Authenticator>(std::move(creds), std::move(scopes), options.transport);
-  r.transport_ = std::make_unique<Transport>(options.transport);
+  r.transport_ = std::make_unique<HttpTransport>(options.transport);
   return r;
 }
 
@@ -152,7 +152,7 @@ Repository Repository::fork() const {
   r.origin_ = origin_;
   r.options_ = options_;
   r.auth_ = auth_;
-  r.transport_ = std::make_unique<Transport>(transport_->options(), transport_->counters());
+  r.transport_ = std::make_unique<HttpTransport>(transport_->options(), transport_->counters());
   return r;
 }
 
@@ -174,7 +174,8 @@ Result<Response> Repository::send(Request request) {
     if (header.empty()) return resp;
     ENVB_ASSIGN_OR_RETURN(Challenge challenge, parse_challenge(header));
     ENVB_TRY(auth_->refresh(challenge, seen, *transport_)
-                 .context(request.method + " " + common::redact_url(request.url)));
+                 .context(request.method + " " + common::redact_url(request.url) +
+                          ": 401 Unauthorized"));
   }
 }
 
@@ -205,8 +206,8 @@ Result<FetchedManifest> Repository::get_manifest(const std::string& reference) {
   FetchedManifest out;
   out.bytes = std::move(resp.body);
   Digest actual = Digest::of(out.bytes);
-  std::string expected_text = reference.starts_with("sha256:") ? reference
-                                                                : resp.header("docker-content-digest");
+  std::string expected_text =
+      reference.starts_with("sha256:") ? reference : resp.header("docker-content-digest");
   if (!expected_text.empty()) {
     auto expected = Digest::parse(expected_text);
     if (expected && *expected != actual)
@@ -256,8 +257,10 @@ Result<Descriptor> Repository::put_manifest(const std::string& reference, const 
   req.body_size = static_cast<int64_t>(bytes.size());
   ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
   if (resp.status != 201 && !resp.ok()) return status_error("PUT", req.url, resp);
-  Descriptor d{.media_type = media_type, .digest = Digest::of(bytes),
-               .size = static_cast<int64_t>(bytes.size())};
+  Descriptor d;
+  d.media_type = media_type;
+  d.digest = Digest::of(bytes);
+  d.size = static_cast<int64_t>(bytes.size());
   if (auto got = Digest::parse(resp.header("docker-content-digest")); got && *got != d.digest)
     return fail(Errc::Integrity, "PUT " + common::redact_url(req.url) + ": registry says digest " +
                                      got->to_string() + ", we sent " + d.digest.to_string());
@@ -334,15 +337,16 @@ Result<UploadOutcome> Repository::push_blob(const Descriptor& blob, const BodyOp
     } else if (started->status != 202) {
       done = status_error("POST", post.url, *started);
     } else if (started->header("location").empty()) {
-      done = fail(Errc::InvalidInput, "POST " + common::redact_url(post.url) +
-                                          ": 202 without a Location header");
+      done = fail(Errc::InvalidInput,
+                  "POST " + common::redact_url(post.url) + ": 202 without a Location header");
     } else {
       done = upload(blob, open, resolve(started->header("location")));
     }
     if (done) return UploadOutcome::Uploaded;
     // The upload session is gone (registry restarted) or the connection dropped: start over.
     bool again = done.error().retryable() || done.error().code() == Errc::NotFound;
-    if (!again || attempt >= options_->blob_attempts) return std::move(done).error().with_context(what);
+    if (!again || attempt >= options_->blob_attempts)
+      return std::move(done).error().with_context(what);
   }
 }
 
@@ -366,9 +370,9 @@ Result<void> Repository::upload(const Descriptor& blob, const BodyOpener& open,
       Request patch;
       patch.method = "PATCH";
       patch.url = location;
-      patch.headers = {{"Content-Type", "application/octet-stream"},
-                       {"Content-Range",
-                        std::to_string(offset) + "-" + std::to_string(offset + n - 1)}};
+      patch.headers = {
+          {"Content-Type", "application/octet-stream"},
+          {"Content-Range", std::to_string(offset) + "-" + std::to_string(offset + n - 1)}};
       // A chunk cannot be re-read from a stream: a failed PATCH restarts the whole upload.
       auto used = std::make_shared<bool>(false);
       patch.body = [&source, n, used]() -> Result<std::unique_ptr<common::ByteSource>> {
@@ -419,8 +423,12 @@ Result<Descriptor> push_one(Repository& repo, const Image& image, const std::str
   for (size_t i = 0; i < blobs.size(); ++i) {
     ++report.blobs;
     switch (outcomes[i]) {
-      case UploadOutcome::Existed: ++report.existed; break;
-      case UploadOutcome::Mounted: ++report.mounted; break;
+      case UploadOutcome::Existed:
+        ++report.existed;
+        break;
+      case UploadOutcome::Mounted:
+        ++report.mounted;
+        break;
       case UploadOutcome::Uploaded:
         ++report.uploaded;
         report.blob_bytes += static_cast<uint64_t>(blobs[i].size);
@@ -428,17 +436,17 @@ Result<Descriptor> push_one(Repository& repo, const Image& image, const std::str
     }
   }
   std::string media_type = image.descriptor().media_type.empty() ? image.manifest().media_type
-                                                                  : image.descriptor().media_type;
-  ENVB_ASSIGN_OR_RETURN(Descriptor d,
-                        repo.put_manifest(reference, image.raw_manifest(), media_type)
-                            .context("pushing manifest " + image.descriptor().digest.short_string()));
+                                                                 : image.descriptor().media_type;
+  ENVB_ASSIGN_OR_RETURN(
+      Descriptor d, repo.put_manifest(reference, image.raw_manifest(), media_type)
+                        .context("pushing manifest " + image.descriptor().digest.short_string()));
   d.platform = image.descriptor().platform;
   return d;
 }
 
 Result<Repository> connect_checked(const ImageReference& ref, Action action,
                                    const RegistryOptions& options) {
-  if (ref.transport != Transport::Registry)
+  if (ref.transport != oci::Transport::Registry)
     return fail(Errc::InvalidInput, "'" + ref.to_string() + "' is not a docker:// reference");
   ENVB_ASSIGN_OR_RETURN(Repository repo, Repository::connect(ref.host, ref.name, action, options));
   ENVB_TRY(repo.ping());
@@ -451,12 +459,13 @@ Result<TransferReport> push(const Image& image, const ImageReference& dest,
                             const RegistryOptions& options) {
   auto started = std::chrono::steady_clock::now();
   const std::string what = "pushing " + dest.to_string();
-  ENVB_ASSIGN_OR_RETURN(Repository repo, connect_checked(dest, Action::Push, options).context(what));
+  ENVB_ASSIGN_OR_RETURN(Repository repo,
+                        connect_checked(dest, Action::Push, options).context(what));
   std::string reference = dest.tag;
   if (dest.digest.valid()) {
     if (dest.digest != image.descriptor().digest)
-      return fail(Errc::InvalidInput, what + ": the image's digest is " +
-                                          image.descriptor().digest.to_string());
+      return fail(Errc::InvalidInput,
+                  what + ": the image's digest is " + image.descriptor().digest.to_string());
     if (reference.empty()) reference = dest.digest.to_string();
   }
   if (reference.empty()) reference = "latest";
@@ -473,7 +482,8 @@ Result<TransferReport> push_index(const std::vector<const Image*>& images,
   auto started = std::chrono::steady_clock::now();
   const std::string what = "pushing " + dest.to_string();
   if (images.empty()) return fail(Errc::InvalidInput, what + ": no images");
-  ENVB_ASSIGN_OR_RETURN(Repository repo, connect_checked(dest, Action::Push, options).context(what));
+  ENVB_ASSIGN_OR_RETURN(Repository repo,
+                        connect_checked(dest, Action::Push, options).context(what));
   TransferReport report;
   Index index;
   bool docker = true;
@@ -487,10 +497,9 @@ Result<TransferReport> push_index(const std::vector<const Image*>& images,
   }
   if (docker) index.media_type = std::string(media_type::kDockerManifestList);
   std::string bytes = to_canonical_json(index);
-  ENVB_ASSIGN_OR_RETURN(report.manifest,
-                        repo.put_manifest(dest.tag.empty() ? "latest" : dest.tag, bytes,
-                                          index.media_type)
-                            .context(what + ": pushing the index"));
+  ENVB_ASSIGN_OR_RETURN(report.manifest, repo.put_manifest(dest.tag.empty() ? "latest" : dest.tag,
+                                                           bytes, index.media_type)
+                                             .context(what + ": pushing the index"));
   add_counters(report, repo.counters());
   report.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
       std::chrono::steady_clock::now() - started);
@@ -538,8 +547,8 @@ Result<TransferReport> pull(const ImageReference& src, const std::optional<Platf
   ENVB_TRY(for_each_parallel(repo, blobs.size(), options.jobs,
                              [&](size_t i, Repository& r) -> Result<void> {
                                if (present[i]) return ok();
-                               return r.fetch_blob(blobs[i], store).context(
-                                   "pulling blob " + blobs[i].digest.short_string());
+                               return r.fetch_blob(blobs[i], store)
+                                   .context("pulling blob " + blobs[i].digest.short_string());
                              })
                .context(what));
   for (size_t i = 0; i < blobs.size(); ++i) {

@@ -54,8 +54,8 @@ class Repository {
  public:
   /// Resolves the endpoint (docker.io -> registry-1.docker.io; plain http for a loopback host
   /// when TLS verification is off, like skopeo), the credentials and the token scopes.
-  static Result<Repository> connect(const std::string& host, const std::string& name,
-                                    Action action, const RegistryOptions& options);
+  static Result<Repository> connect(const std::string& host, const std::string& name, Action action,
+                                    const RegistryOptions& options);
 
   [[nodiscard]] Repository fork() const;
 
@@ -102,14 +102,14 @@ class Repository {
   std::string origin_;
   std::shared_ptr<const RegistryOptions> options_;
   std::shared_ptr<Authenticator> auth_;
-  std::unique_ptr<Transport> transport_;
+  std::unique_ptr<HttpTransport> transport_;
 };
 
 struct TransferReport {
   Descriptor manifest;  // what the reference now names (an index for a multi-image push)
   size_t blobs = 0;
-  size_t uploaded = 0;    // or downloaded, for a pull
-  size_t existed = 0;     // already in the target, skipped
+  size_t uploaded = 0;  // or downloaded, for a pull
+  size_t existed = 0;   // already in the target, skipped
   size_t mounted = 0;
   uint64_t blob_bytes = 0;  // bytes of blobs actually transferred
   uint64_t requests = 0;

@@ -107,7 +107,9 @@ int on_seek(void* user, curl_off_t offset, int origin) {
   return CURL_SEEKFUNC_OK;
 }
 
-bool retryable_status(long status) { return status == 429 || status >= 500; }
+bool retryable_status(long status) {
+  return status == 429 || status >= 500;
+}
 
 std::vector<std::filesystem::path> files_with_suffix(const std::string& dir, std::string_view ext) {
   std::vector<std::filesystem::path> out;
@@ -125,15 +127,17 @@ std::string Response::header(std::string_view name) const {
   return it == headers.end() ? std::string() : it->second;
 }
 
-struct Transport::Impl {
+struct HttpTransport::Impl {
   Easy easy;
   std::string ca_bundle;  // the cert dir's *.crt files, concatenated (CURLOPT_CAINFO_BLOB)
   std::string client_cert;
   std::string client_key;
 };
 
-Transport::Transport(TransportOptions options, std::shared_ptr<Counters> counters)
-    : options_(std::move(options)), counters_(std::move(counters)), impl_(std::make_unique<Impl>()) {
+HttpTransport::HttpTransport(TransportOptions options, std::shared_ptr<Counters> counters)
+    : options_(std::move(options)),
+      counters_(std::move(counters)),
+      impl_(std::make_unique<Impl>()) {
   if (!options_.tls.cert_dir.empty()) {
     for (const auto& crt : files_with_suffix(options_.tls.cert_dir, ".crt")) {
       std::ifstream in(crt, std::ios::binary);
@@ -153,11 +157,11 @@ Transport::Transport(TransportOptions options, std::shared_ptr<Counters> counter
   }
 }
 
-Transport::~Transport() = default;
-Transport::Transport(Transport&&) noexcept = default;
-Transport& Transport::operator=(Transport&&) noexcept = default;
+HttpTransport::~HttpTransport() = default;
+HttpTransport::HttpTransport(HttpTransport&&) noexcept = default;
+HttpTransport& HttpTransport::operator=(HttpTransport&&) noexcept = default;
 
-Result<Response> Transport::send(const Request& request) {
+Result<Response> HttpTransport::send(const Request& request) {
   auto backoff = options_.initial_backoff;
   for (int attempt = 1;; ++attempt) {
     auto result = send_once(request);
@@ -177,7 +181,7 @@ Result<Response> Transport::send(const Request& request) {
   }
 }
 
-Result<Response> Transport::send_once(const Request& request) {
+Result<Response> HttpTransport::send_once(const Request& request) {
   const std::string what = request.method + " " + common::redact_url(request.url);
   if (!impl_->easy) {
     impl_->easy.reset(curl_easy_init());
@@ -230,7 +234,8 @@ Result<Response> Transport::send_once(const Request& request) {
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
   }
-  if (!options_.tls.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, options_.tls.ca_file.c_str());
+  if (!options_.tls.ca_file.empty())
+    curl_easy_setopt(c, CURLOPT_CAINFO, options_.tls.ca_file.c_str());
   curl_blob ca_blob{};
   if (!impl_->ca_bundle.empty()) {
     ca_blob.data = impl_->ca_bundle.data();
@@ -284,33 +289,52 @@ Result<Response> Transport::send_once(const Request& request) {
 
 std::string_view reason_phrase(long status) {
   switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 206: return "Partial Content";
-    case 307: return "Temporary Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 409: return "Conflict";
-    case 413: return "Payload Too Large";
-    case 416: return "Range Not Satisfiable";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 206:
+      return "Partial Content";
+    case 307:
+      return "Temporary Redirect";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 409:
+      return "Conflict";
+    case 413:
+      return "Payload Too Large";
+    case 416:
+      return "Range Not Satisfiable";
+    case 429:
+      return "Too Many Requests";
+    case 500:
+      return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "";
   }
 }
 
 Error status_error(std::string_view method, std::string_view url, const Response& response) {
   long s = response.status;
-  std::string msg = std::string(method) + " " + common::redact_url(url) + ": " +
-                    std::to_string(s);
+  std::string msg = std::string(method) + " " + common::redact_url(url) + ": " + std::to_string(s);
   if (auto reason = reason_phrase(s); !reason.empty()) msg += " " + std::string(reason);
   // distribution-spec: {"errors":[{"code":"...","message":"...","detail":...}]}
   auto j = nlohmann::json::parse(response.body, nullptr, false);
@@ -323,8 +347,8 @@ Error status_error(std::string_view method, std::string_view url, const Response
     }
     if (!codes.empty()) msg += " (" + codes.substr(0, 512) + ")";
   }
-  Errc code = s == 401 || s == 403 ? Errc::Unauthorized
-              : s == 404           ? Errc::NotFound
+  Errc code = s == 401 || s == 403  ? Errc::Unauthorized
+              : s == 404            ? Errc::NotFound
               : retryable_status(s) ? Errc::Network
                                     : Errc::InvalidInput;
   return fail(code, std::move(msg)).set_retryable(retryable_status(s));

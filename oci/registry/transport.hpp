@@ -1,9 +1,9 @@
 #pragma once
 
-// The registry's HTTP transport: one libcurl easy handle (kept-alive connections) per Transport,
-// any method with a request body streamed from a reopenable ByteSource, every HTTP status handed
-// back to the caller (a 401 and its WWW-Authenticate are data, not errors), no redirect
-// following unless asked, TLS verification on by default with system CAs, a CA file or a
+// The registry's HTTP transport: one libcurl easy handle (kept-alive connections) per
+// HttpTransport, any method with a request body streamed from a reopenable ByteSource, every HTTP
+// status handed back to the caller (a 401 and its WWW-Authenticate are data, not errors), no
+// redirect following unless asked, TLS verification on by default with system CAs, a CA file or a
 // containers-certs.d(5) style directory. Retries with exponential backoff on transport errors,
 // 5xx and 429 (Retry-After honoured). URLs in messages go through common::redact_url(); request
 // headers (Authorization) never appear in any message.
@@ -89,16 +89,16 @@ struct Counters {
   std::atomic<uint64_t> get{0}, head{0}, put{0}, post{0}, patch{0};
 };
 
-/// One curl handle; not thread-safe (give each thread its own Transport).
-class Transport {
+/// One curl handle; not thread-safe (give each thread its own HttpTransport).
+class HttpTransport {
  public:
-  explicit Transport(TransportOptions options = {},
-                     std::shared_ptr<Counters> counters = std::make_shared<Counters>());
-  ~Transport();
-  Transport(Transport&&) noexcept;
-  Transport& operator=(Transport&&) noexcept;
-  Transport(const Transport&) = delete;
-  Transport& operator=(const Transport&) = delete;
+  explicit HttpTransport(TransportOptions options = {},
+                         std::shared_ptr<Counters> counters = std::make_shared<Counters>());
+  ~HttpTransport();
+  HttpTransport(HttpTransport&&) noexcept;
+  HttpTransport& operator=(HttpTransport&&) noexcept;
+  HttpTransport(const HttpTransport&) = delete;
+  HttpTransport& operator=(const HttpTransport&) = delete;
 
   /// Sends the request. Every HTTP status is a Response; errors are transport failures
   /// (Network, retryable; "PUT <url>: Couldn't connect to server"), body source or sink errors,

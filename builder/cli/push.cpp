@@ -83,7 +83,7 @@ void add_copy_command(CLI::App& app, Outcome& outcome, bool pushing) {
   cmd->add_option("--creds", flags->creds,
                   "USERNAME:PASSWORD for the registry (default: podman/docker stored logins)");
   cmd->add_option("--tls-verify", flags->tls_verify,
-                  "verify TLS certificates (false: also plain http for localhost)")
+                  "verify TLS certificates (false: also falls back to plain http)")
       ->default_str("true");
   cmd->add_option("--cert-dir", flags->cert_dir,
                   "directory with *.crt CAs and *.cert/*.key client certificates");

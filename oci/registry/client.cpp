@@ -21,13 +21,6 @@ constexpr std::string_view kAcceptManifests =
     "application/vnd.docker.distribution.manifest.v2+json, "
     "application/vnd.docker.distribution.manifest.list.v2+json";
 
-bool is_loopback(std::string_view host) {
-  auto h = host.substr(0, host.rfind(':') == std::string_view::npos || host.starts_with("[")
-                              ? host.size()
-                              : host.rfind(':'));
-  return h == "localhost" || h.starts_with("127.") || host.starts_with("[::1]");
-}
-
 std::string strip_params(std::string_view content_type) {
   auto semi = content_type.find(';');
   std::string out(content_type.substr(0, semi));
@@ -128,8 +121,7 @@ Result<Repository> Repository::connect(const std::string& host, const std::strin
   r.host_ = host;
   r.name_ = name;
   std::string endpoint = host == "docker.io" ? "registry-1.docker.io" : host;
-  bool plain = !options.transport.tls.verify && is_loopback(host);
-  r.origin_ = (plain ? "http://" : "https://") + endpoint;
+  r.origin_ = "https://" + endpoint;
   r.options_ = std::make_shared<const RegistryOptions>(options);
   std::optional<Credentials> creds = options.credentials;
   if (!creds && options.lookup_stored_credentials) {
@@ -180,17 +172,20 @@ Result<Response> Repository::send(Request request) {
 }
 
 Result<void> Repository::ping() {
+  if (!options_->transport.tls.verify && origin_.starts_with("https://")) {
+    // skopeo's rule for --tls-verify=false: plain http when https does not answer. One probe
+    // without retries, so a plain-http registry costs one failed handshake, not a backoff.
+    TransportOptions probe_options = transport_->options();
+    probe_options.max_retries = 0;
+    HttpTransport probe(probe_options, transport_->counters());
+    Request req;
+    req.url = origin_ + "/v2/";
+    if (!probe.send(req)) origin_ = "http://" + origin_.substr(8);
+  }
   Request req;
   req.url = origin_ + "/v2/";
-  auto resp = send(req);
-  if (!resp && !options_->transport.tls.verify && origin_.starts_with("https://")) {
-    // skopeo's rule for --tls-verify=false: fall back to plain http when https does not answer.
-    origin_ = "http://" + origin_.substr(8);
-    req.url = origin_ + "/v2/";
-    resp = send(req);
-  }
-  if (!resp) return std::move(resp).error();
-  if (!resp->ok()) return status_error("GET", req.url, *resp);
+  ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
+  if (!resp.ok()) return status_error("GET", req.url, resp);
   return ok();
 }
 

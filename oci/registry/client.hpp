@@ -52,14 +52,15 @@ enum class UploadOutcome { Existed, Mounted, Uploaded };
 /// the connection: give each thread its own copy (fork()).
 class Repository {
  public:
-  /// Resolves the endpoint (docker.io -> registry-1.docker.io; plain http for a loopback host
-  /// when TLS verification is off, like skopeo), the credentials and the token scopes.
+  /// Resolves the endpoint (docker.io -> registry-1.docker.io), the credentials and the token
+  /// scopes. Nothing is sent until ping().
   static Result<Repository> connect(const std::string& host, const std::string& name, Action action,
                                     const RegistryOptions& options);
 
   [[nodiscard]] Repository fork() const;
 
-  /// GET /v2/: checks the registry speaks the API (and primes authentication).
+  /// GET /v2/: checks the registry speaks the API (and primes authentication). With TLS
+  /// verification off, falls back to plain http when https does not answer (like skopeo).
   Result<void> ping();
 
   /// GET a manifest or index by tag or digest; the digest is verified (against the reference

@@ -70,14 +70,16 @@ inline void kill_and_wait(pid_t& pid) {
 
 class RegistryServer {
  public:
-  /// `auth_yaml` is the `auth:` section's body (indented by 2), empty for none.
-  RegistryServer(std::filesystem::path dir, std::string auth_yaml = "")
+  /// `auth_yaml` is the `auth:` section's body (indented by 2), empty for none; `http_yaml`
+  /// is added to the `http:` section (indented by 2), e.g. a `tls:` entry.
+  RegistryServer(std::filesystem::path dir, std::string auth_yaml = "", std::string http_yaml = "")
       : dir_(std::move(dir)), port_(free_port()) {
     std::filesystem::create_directories(dir_ / "data");
     std::string config =
         "version: 0.1\nlog: {level: info}\nstorage:\n  filesystem: {rootdirectory: " +
         (dir_ / "data").string() +
-        "}\n  delete: {enabled: true}\nhttp: {addr: 127.0.0.1:" + std::to_string(port_) + "}\n";
+        "}\n  delete: {enabled: true}\nhttp:\n  addr: 127.0.0.1:" + std::to_string(port_) + "\n" +
+        http_yaml;
     if (!auth_yaml.empty()) config += "auth:\n" + auth_yaml;
     write_text(dir_ / "config.yml", config);
   }

@@ -115,8 +115,9 @@ class RegistryTest : public envbuild::testing::TempDirTest {
     if (!envbuild::testing::have_tool("skopeo"))
       GTEST_SKIP() << "'skopeo' is not installed (run scripts/bootstrap)";
   }
-  void start(std::string auth_yaml = "") {
-    registry_ = std::make_unique<RegistryServer>(dir_ / "registry", std::move(auth_yaml));
+  void start(std::string auth_yaml = "", std::string http_yaml = "") {
+    registry_ = std::make_unique<RegistryServer>(dir_ / "registry", std::move(auth_yaml),
+                                                 std::move(http_yaml));
     ASSERT_TRUE(registry_->start()) << registry_->log();
   }
   std::string docker(const std::string& repo_tag) const {
@@ -360,6 +361,42 @@ TEST_F(RegistryTest, BearerTokenAuthFromTokenService) {
             image->descriptor().digest.to_string());
   auto requests = envbuild::testing::read_text(token_log);
   EXPECT_NE(requests.find("repository:tok/app:pull,push"), std::string::npos) << requests;
+}
+
+TEST_F(RegistryTest, TlsRegistryNeedsItsCaUnlessVerificationIsOff) {
+  ENVB_REQUIRE_TOOL("openssl");
+  auto certs = dir_ / "certs.d";
+  fs::create_directories(certs);
+  auto key = dir_ / "registry.key";
+  auto made = run_command(
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext "
+      "subjectAltName=IP:127.0.0.1 -keyout " +
+      shell_quote(key.string()) + " -out " + shell_quote((certs / "ca.crt").string()));
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  start("",
+        "  tls: {certificate: " + (certs / "ca.crt").string() + ", key: " + key.string() + "}\n");
+  auto image = make_image(dir_ / "src", {10'000}, 9);
+
+  RegistryOptions strict = insecure();
+  strict.transport.tls.verify = true;
+  strict.transport.max_retries = 0;
+  auto refused = push(*image, parse_ref(docker("tls/app:1")), strict);
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), Errc::Network) << refused.error().to_string();
+  EXPECT_NE(refused.error().hint().find("--cert-dir"), std::string::npos);
+
+  RegistryOptions with_ca = strict;
+  with_ca.transport.tls.cert_dir = certs.string();
+  auto pushed = push(*image, parse_ref(docker("tls/app:1")), with_ca);
+  ASSERT_TRUE(pushed) << pushed.error().to_string();
+  EXPECT_EQ(skopeo_digest(docker("tls/app:1"), "--cert-dir " + shell_quote(certs.string())),
+            image->descriptor().digest.to_string());
+
+  // --tls-verify=false talks https to a TLS registry (no fallback to http).
+  BlobStore store(dir_ / "pulled");
+  auto pulled = pull(parse_ref(docker("tls/app:1")), std::nullopt, store, insecure());
+  ASSERT_TRUE(pulled) << pulled.error().to_string();
+  EXPECT_EQ(pulled->manifest.digest, image->descriptor().digest);
 }
 
 // Wraps an image; reading more than `after` bytes of any blob runs `trigger` once.

@@ -325,6 +325,13 @@ Result<ExtractStats> extract_layer(common::ByteSource& layer, const fs::path& ro
       return std::move(r).error();
     }
   }
+  // libarchive stops at the end-of-archive blocks; read the rest so that a truncated
+  // compressed trailer (CRC, size) or a digest check in a verifying source is not skipped.
+  std::vector<std::byte> rest(1u << 16);
+  for (;;) {
+    ENVB_ASSIGN_OR_RETURN(size_t n, plain->read(rest));
+    if (n == 0) break;
+  }
   return extractor.stats();
 }
 

@@ -15,6 +15,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "common/result.hpp"
+#include "conda/file_mode.hpp"
 
 namespace envbuild::conda {
 
@@ -37,7 +38,6 @@ struct PackageIndex {
 };
 
 enum class PathType { HardLink, SoftLink, Directory };
-enum class FileMode { Text, Binary };
 std::string_view to_string(PathType type);
 std::string_view to_string(FileMode mode);
 

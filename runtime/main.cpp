@@ -1,23 +1,215 @@
 // envrun: run a command inside an image's conda environment without a container engine.
+//
+//   envrun [--no-check] IMAGE [--] COMMAND ARGS...   (the run form, parsed by hand: fast path)
+//   envrun check|unpack|ls|gc|shell ...               (subcommands, CLI11)
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
 #include <iostream>
+#include <set>
 
 #include "common/version.hpp"
+#include "oci/reference.hpp"
+#include "runtime/activate.hpp"
+#include "runtime/cache.hpp"
+#include "runtime/host_check.hpp"
+#include "runtime/launch.hpp"
+
+namespace {
+
+using namespace envbuild;
+namespace fs = std::filesystem;
+
+void print_error(const Error& error) {
+  std::cerr << "envrun: error: " << error.to_string() << "\n";
+  if (!error.hint().empty()) std::cerr << "hint: " << error.hint() << "\n";
+}
+
+int fail_with(const Error& error) {
+  print_error(error);
+  return exit_code_for(error.code());
+}
+
+const std::set<std::string, std::less<>> kSubcommands = {"check", "unpack", "ls", "gc", "shell",
+                                                         "help"};
+
+/// `envrun [--no-check] IMAGE [--] COMMAND...`; nullopt when argv is not in that form.
+std::optional<int> try_run_form(int argc, char** argv) {
+  int i = 1;
+  runtime::RunOptions options;
+  options.cache_root = runtime::Cache::default_root();
+  for (; i < argc && argv[i][0] == '-'; ++i) {
+    if (std::strcmp(argv[i], "--no-check") == 0)
+      options.check = runtime::HostCheck::Skip;
+    else
+      return std::nullopt;  // --help, --version, typos: CLI11 answers
+  }
+  if (i >= argc || kSubcommands.contains(std::string_view(argv[i]))) return std::nullopt;
+  std::string image = argv[i++];
+  if (i < argc && std::strcmp(argv[i], "--") == 0) ++i;
+  std::vector<std::string> command(argv + i, argv + argc);
+  runtime::RunFailure failure = runtime::run_in_image(image, std::move(command), options);
+  print_error(failure.error);
+  return failure.exit_code;
+}
+
+int run_check(const std::string& image, const std::vector<std::string>& require) {
+  runtime::Cache cache(runtime::Cache::default_root());
+  std::vector<std::string> requirements;
+  if (!image.empty()) {
+    auto ref = oci::ImageReference::parse(image);
+    if (!ref) return fail_with(ref.error());
+    auto warm = cache.lookup(*ref);
+    if (!warm) return fail_with(warm.error());
+    if (*warm) {
+      requirements = (*warm)->info.requirements;
+      std::cout << "image: " << (*warm)->info.manifest_digest << " (unpacked at "
+                << (*warm)->info.prefix << ")\n";
+    } else {
+      auto opened = runtime::open_reference(*ref, cache.root() / "tmp");
+      if (!opened) return fail_with(opened.error());
+      const auto& labels = (*opened)->config().config.labels;
+      if (auto it = labels.find("org.envbuild.requirements"); it != labels.end())
+        requirements = runtime::split_requirements_label(it->second);
+      std::cout << "image: " << (*opened)->descriptor().digest.to_string()
+                << " (not unpacked: requirements from its label)\n";
+    }
+  }
+  requirements.insert(requirements.end(), require.begin(), require.end());
+  if (requirements.empty() && image.empty())
+    return fail_with(Error(Errc::InvalidInput, "nothing to check: give an IMAGE or --require"));
+  auto outcome = runtime::check_host(requirements, cache.root() / "host");
+  if (!outcome) return fail_with(outcome.error());
+  std::cout << runtime::describe(*outcome);
+  if (outcome->detected && !outcome->report.ok()) {
+    std::cerr << "envrun: this host cannot run the environment (--no-check skips this check)\n";
+    return exit_code_for(Errc::HostMismatch);
+  }
+  return 0;
+}
+
+int run_unpack(const std::string& image, const std::string& dir, bool no_check) {
+  auto ref = oci::ImageReference::parse(image);
+  if (!ref) return fail_with(ref.error());
+  runtime::Cache cache(runtime::Cache::default_root());
+  auto opened = runtime::open_reference(*ref, cache.root() / "tmp");
+  if (!opened) return fail_with(opened.error());
+  runtime::UnpackOptions options;
+  if (!no_check)
+    options.precheck = [&](const std::vector<std::string>& requirements) -> Result<void> {
+      ENVB_ASSIGN_OR_RETURN(auto outcome, runtime::check_host(requirements, cache.root() / "host"));
+      if (outcome.detected && !outcome.report.ok()) return runtime::host_mismatch(outcome);
+      return {};
+    };
+  auto info = runtime::unpack_image(**opened, dir, ref->to_string(), options);
+  if (!info) return fail_with(info.error());
+  std::cout << "unpacked " << info->manifest_digest << " into " << info->prefix
+            << " (relocated from " << info->image_prefix << ")\n";
+  return 0;
+}
+
+std::string format_time(std::chrono::system_clock::time_point t) {
+  std::time_t tt = std::chrono::system_clock::to_time_t(t);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M", std::localtime(&tt));
+  return buf;
+}
+
+int run_ls() {
+  runtime::Cache cache(runtime::Cache::default_root());
+  auto entries = cache.list();
+  if (!entries) return fail_with(entries.error());
+  std::cout << "ID            LAST USED         IN USE  REFERENCE / PREFIX\n";
+  for (const auto& e : *entries)
+    std::cout << e.id << "  " << format_time(e.last_used) << "  " << (e.in_use ? "yes   " : "no    ")
+              << "  " << e.reference << "\n" << std::string(42, ' ') << e.prefix.string() << "\n";
+  return 0;
+}
+
+int run_gc(int days) {
+  runtime::Cache cache(runtime::Cache::default_root());
+  auto report = cache.gc(std::chrono::seconds(int64_t{days} * 86400));
+  if (!report) return fail_with(report.error());
+  for (const auto& id : report->removed) std::cout << "removed " << id << "\n";
+  for (const auto& id : report->in_use) std::cout << "kept " << id << " (in use)\n";
+  std::cout << report->removed.size() << " removed, " << report->in_use.size() << " in use kept, "
+            << report->stale_staging << " abandoned unpacks and " << report->stale_refs
+            << " stale references cleaned\n";
+  return 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  using namespace envbuild;
+  if (auto code = try_run_form(argc, argv)) return *code;
+
   CLI::App app{
       "envrun: run a command in an OCI image's conda environment on a host without a container\n"
       "engine (HPC nodes, CI runners, laptops). The image is unpacked once into a relocated conda\n"
-      "prefix; the host's CUDA driver and glibc are checked before launch.\n\n"
-      "  envrun IMAGE -- COMMAND [ARGS...]",
+      "prefix in the cache; the host's CUDA driver and glibc are checked before launch.\n\n"
+      "  envrun [--no-check] IMAGE [--] COMMAND [ARGS...]\n\n"
+      "IMAGE: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME[:TAG]]",
       "envrun"};
   app.set_version_flag("-V,--version", std::string("envrun ") + kVersion);
+  app.require_subcommand(0, 1);
+  app.footer(
+      "Environment: ENVRUN_CACHE (cache root, default ~/.cache/envrun; keep it short: binary\n"
+      "files can only take a prefix as long as their package's placeholder), ENVRUN_LIBCUDA (the\n"
+      "libcuda.so.1 to probe), CONDA_OVERRIDE_CUDA / CONDA_OVERRIDE_GLIBC (pretend versions).\n"
+      "Exit codes: the command's own; 8 when the host cannot run the environment, 2 for invalid\n"
+      "input, 127 when the command is not found.");
+
+  std::string image;
+  std::string dir;
+  std::vector<std::string> require;
+  bool no_check = false;
+  int days = 30;
+
+  auto* check = app.add_subcommand(
+      "check", "Check this host's CUDA driver and glibc against an image's requirements (or "
+               "--require ones) and print a report, without running anything");
+  check->add_option("image", image, "The image (its org.envbuild.requirements label, or the "
+                                    "records of its unpacked prefix)");
+  check->add_option("--require", require,
+                    "A virtual-package requirement such as '__cuda >=12.4' (repeatable)");
+  check->footer("Example: envrun check oci:./env:latest; envrun check --require '__cuda >=12'");
+
+  auto* unpack = app.add_subcommand(
+      "unpack", "Unpack an image into DIR as an ordinary conda prefix relocated to DIR");
+  unpack->add_option("image", image, "The image")->required();
+  unpack->add_option("dir", dir, "A directory that does not exist yet (or is empty)")->required();
+  unpack->add_flag("--no-check", no_check, "Skip the host check");
+
+  auto* ls = app.add_subcommand("ls", "List the environments in the cache");
+  auto* gc = app.add_subcommand(
+      "gc", "Remove cached environments unused for N days (never one in use)");
+  gc->add_option("--days", days, "Age in days of the last use (default 30; 0: all unused)")
+      ->check(CLI::NonNegativeNumber);
+
+  auto* shell = app.add_subcommand("shell", "Start an interactive shell ($SHELL -i) in an image's "
+                                            "activated environment");
+  shell->add_option("image", image, "The image")->required();
+  shell->add_flag("--no-check", no_check, "Skip the host check");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  }
+  if (check->parsed()) return run_check(image, require);
+  if (unpack->parsed()) return run_unpack(image, dir, no_check);
+  if (ls->parsed()) return run_ls();
+  if (gc->parsed()) return run_gc(days);
+  if (shell->parsed()) {
+    runtime::RunOptions options;
+    options.cache_root = runtime::Cache::default_root();
+    options.check = no_check ? runtime::HostCheck::Skip : runtime::HostCheck::Enforce;
+    options.mode = runtime::RunOptions::Mode::Shell;
+    runtime::RunFailure failure = runtime::run_in_image(image, {}, options);
+    print_error(failure.error);
+    return failure.exit_code;
   }
   std::cout << app.help();
   return 0;

@@ -1,0 +1,580 @@
+#include "runtime/cache.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "common/hash.hpp"
+#include "oci/archive.hpp"
+#include "oci/layer_reader.hpp"
+#include "runtime/host_check.hpp"
+#include "runtime/relocate_tree.hpp"
+
+namespace envbuild::runtime {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr std::string_view kPrefixLabel = "org.envbuild.prefix";
+constexpr std::string_view kRequirementsLabel = "org.envbuild.requirements";
+constexpr size_t kIdLength = 12;
+/// A warm start refreshes the marker's mtime (the "last used" time gc reads) at most this often.
+constexpr int64_t kTouchInterval = 3600;
+
+bool is_path_char(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '-' || c == '.' || c == '/';
+}
+
+bool exists_nofollow(const fs::path& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+/// Sorted names in `dir` ending with `suffix`; an absent directory has none.
+std::vector<std::string> names_with_suffix(const fs::path& dir, std::string_view suffix) {
+  std::vector<std::string> names;
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return names;
+  while (const dirent* e = ::readdir(d)) {
+    std::string_view name = e->d_name;
+    if (name.size() > suffix.size() && name.substr(name.size() - suffix.size()) == suffix &&
+        name.front() != '.')
+      names.emplace_back(name);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+/// A lock descriptor without O_CLOEXEC: it is meant to survive exec (see Materialized).
+Result<common::Fd> open_lock_file(const fs::path& path) {
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT, 0644);
+  if (fd < 0) return common::errno_error("open", path.string(), errno);
+  return common::Fd(fd);
+}
+
+Result<void> flock_fd(const common::Fd& fd, int op, const fs::path& path) {
+  while (::flock(fd.get(), op) != 0)
+    if (errno != EINTR) return common::errno_error("flock", path.string(), errno);
+  return {};
+}
+
+/// The identity of the file a warm start can stat instead of opening the image: the archive,
+/// or a layout's index.json (blobs are content-addressed, so index.json decides the image).
+Result<std::string> source_key(const oci::ImageReference& ref) {
+  fs::path file;
+  switch (ref.transport) {
+    case oci::Transport::OciLayout: file = fs::path(ref.path) / "index.json"; break;
+    case oci::Transport::OciArchive:
+    case oci::Transport::DockerArchive: file = ref.path; break;
+    case oci::Transport::Registry:
+      return fail(Errc::Unsupported, "no local identity for " + ref.to_string());
+  }
+  struct stat st {};
+  if (::stat(file.c_str(), &st) != 0) return common::errno_error("stat", file.string(), errno);
+  std::string key = std::to_string(static_cast<int>(ref.transport)) + '\n' +
+                    std::to_string(st.st_dev) + ':' + std::to_string(st.st_ino) + '\n' +
+                    std::to_string(st.st_size) + '\n' + std::to_string(st.st_mtim.tv_sec) + '.' +
+                    std::to_string(st.st_mtim.tv_nsec) + '\n' + ref.tag + '\n' + ref.name + '\n' +
+                    oci::host_platform().to_string();
+  return common::sha256_hex(key).substr(0, 16);
+}
+
+std::string requirement_text(const Requirement& r) {
+  return r.spec.empty() ? r.name : r.name + " " + r.spec;
+}
+
+/// The `__` depends of every conda-meta/*.json record in `prefix_dir`.
+Result<std::vector<std::string>> record_requirements(const fs::path& prefix_dir) {
+  std::vector<std::string> depends;
+  fs::path meta = prefix_dir / "conda-meta";
+  for (const auto& name : names_with_suffix(meta, ".json")) {
+    if (name == fs::path(kRelocationsFile).filename()) continue;
+    ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(meta / name));
+    try {
+      json j = json::parse(text);
+      if (!j.is_object() || !j.contains("depends")) continue;
+      for (const auto& d : j.at("depends"))
+        if (d.is_string()) depends.push_back(d.get<std::string>());
+    } catch (const json::exception& e) {
+      return fail(Errc::InvalidInput, (meta / name).string() + ": " + e.what());
+    }
+  }
+  std::vector<std::string> out;
+  for (const auto& r : requirements_from_depends(depends)) out.push_back(requirement_text(r));
+  return out;
+}
+
+Result<void> read_env_vars_object(const fs::path& file, const json& object,
+                                  std::vector<std::pair<std::string, std::string>>& out) {
+  if (!object.is_object())
+    return fail(Errc::InvalidInput, file.string() + ": env vars must be a JSON object");
+  for (const auto& [key, value] : object.items()) {
+    if (!value.is_string())
+      return fail(Errc::InvalidInput, file.string() + ": value of " + key + " is not a string");
+    auto it = std::find_if(out.begin(), out.end(), [&](const auto& kv) { return kv.first == key; });
+    if (it != out.end())
+      it->second = value.get<std::string>();
+    else
+      out.emplace_back(key, value.get<std::string>());
+  }
+  return {};
+}
+
+/// etc/conda/env_vars.d/*.json then conda-meta/state's "env_vars" (conda's order: later wins).
+Result<std::vector<std::pair<std::string, std::string>>> read_env_vars(const fs::path& prefix_dir) {
+  std::vector<std::pair<std::string, std::string>> out;
+  fs::path dir = prefix_dir / "etc/conda/env_vars.d";
+  try {
+    for (const auto& name : names_with_suffix(dir, ".json")) {
+      ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(dir / name));
+      ENVB_TRY(read_env_vars_object(dir / name, json::parse(text), out));
+    }
+    fs::path state = prefix_dir / "conda-meta/state";
+    if (exists_nofollow(state)) {
+      ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(state));
+      json j = json::parse(text);
+      if (j.is_object() && j.contains("env_vars"))
+        ENVB_TRY(read_env_vars_object(state, j.at("env_vars"), out));
+    }
+  } catch (const json::exception& e) {
+    return fail(Errc::InvalidInput, "reading env vars in " + prefix_dir.string() + ": " + e.what());
+  }
+  return out;
+}
+
+Result<void> check_platform(const oci::ImageConfig& config) {
+  oci::Platform host = oci::host_platform();
+  if ((!config.os.empty() && config.os != host.os) ||
+      (!config.architecture.empty() && config.architecture != host.architecture))
+    return Error(Errc::HostMismatch, "the image is for " + config.os + "/" + config.architecture +
+                                         ", this host is " + host.os + "/" + host.architecture)
+        .with_hint("build the environment for this platform (envbuild build --platform)");
+  return {};
+}
+
+/// Removes what a killed unpack of `dir` left: staging siblings ".<name>.*.tmp".
+void remove_staging(const fs::path& dir) {
+  std::string start = "." + dir.filename().string() + ".";
+  DIR* d = ::opendir(dir.parent_path().c_str());
+  if (d == nullptr) return;
+  std::vector<std::string> stale;
+  while (const dirent* e = ::readdir(d)) {
+    std::string_view name = e->d_name;
+    if (name.starts_with(start) && name.ends_with(".tmp")) stale.emplace_back(name);
+  }
+  ::closedir(d);
+  for (const auto& name : stale) (void)common::remove_all(dir.parent_path() / name);
+}
+
+}  // namespace
+
+// ---- EnvInfo JSON ----
+
+std::string to_json_text(const EnvInfo& info) {
+  json env_vars = json::array();
+  for (const auto& [k, v] : info.env_vars) env_vars.push_back(json::array({k, v}));
+  json j{{"format", 1},
+         {"manifest_digest", info.manifest_digest},
+         {"reference", info.reference},
+         {"image_prefix", info.image_prefix},
+         {"prefix", info.prefix},
+         {"platform", info.platform},
+         {"env", info.env},
+         {"env_vars", std::move(env_vars)},
+         {"activate_scripts", info.activate_scripts},
+         {"requirements", info.requirements},
+         {"unpacked_at", info.unpacked_at}};
+  if (info.entrypoint) j["entrypoint"] = *info.entrypoint;
+  if (info.cmd) j["cmd"] = *info.cmd;
+  return j.dump(1) + "\n";
+}
+
+Result<EnvInfo> env_info_from_json(std::string_view text, std::string_view what) {
+  try {
+    json j = json::parse(text);
+    if (j.value("format", 0) != 1)
+      return fail(Errc::Unsupported, std::string(what) + ": unknown format");
+    EnvInfo info;
+    info.manifest_digest = j.at("manifest_digest").get<std::string>();
+    info.reference = j.value("reference", "");
+    info.image_prefix = j.at("image_prefix").get<std::string>();
+    info.prefix = j.at("prefix").get<std::string>();
+    info.platform = j.value("platform", "");
+    info.env = j.at("env").get<std::vector<std::string>>();
+    for (const auto& kv : j.at("env_vars"))
+      info.env_vars.emplace_back(kv.at(0).get<std::string>(), kv.at(1).get<std::string>());
+    info.activate_scripts = j.at("activate_scripts").get<std::vector<std::string>>();
+    info.requirements = j.at("requirements").get<std::vector<std::string>>();
+    info.unpacked_at = j.value("unpacked_at", int64_t{0});
+    if (j.contains("entrypoint")) info.entrypoint = j.at("entrypoint").get<std::vector<std::string>>();
+    if (j.contains("cmd")) info.cmd = j.at("cmd").get<std::vector<std::string>>();
+    return info;
+  } catch (const json::exception& e) {
+    return fail(Errc::InvalidInput, std::string(what) + ": " + e.what());
+  }
+}
+
+std::vector<std::string> split_requirements_label(std::string_view label) {
+  std::vector<std::string> out;
+  while (!label.empty()) {
+    size_t end = label.find(';');
+    std::string_view part = label.substr(0, end);
+    while (!part.empty() && std::isspace(static_cast<unsigned char>(part.front())))
+      part.remove_prefix(1);
+    while (!part.empty() && std::isspace(static_cast<unsigned char>(part.back())))
+      part.remove_suffix(1);
+    if (!part.empty()) out.emplace_back(part);
+    if (end == std::string_view::npos) break;
+    label.remove_prefix(end + 1);
+  }
+  return out;
+}
+
+std::string rewrite_prefix(std::string_view text, std::string_view from, std::string_view to) {
+  if (from.empty() || from == to) return std::string(text);
+  std::string out;
+  size_t pos = 0;
+  while (true) {
+    size_t hit = text.find(from, pos);
+    if (hit == std::string_view::npos) break;
+    size_t end = hit + from.size();
+    bool starts = hit == 0 || !is_path_char(text[hit - 1]);
+    bool ends = end == text.size() || text[end] == '/' || !is_path_char(text[end]);
+    out.append(text.substr(pos, hit - pos));
+    out.append(starts && ends ? to : from);
+    pos = end;
+  }
+  out.append(text.substr(pos));
+  return out;
+}
+
+std::string image_prefix_of(const oci::ImageConfig& config) {
+  if (auto it = config.config.labels.find(std::string(kPrefixLabel));
+      it != config.config.labels.end() && !it->second.empty())
+    return it->second;
+  for (const auto& kv : config.config.env)
+    if (kv.starts_with("CONDA_PREFIX=") && kv.size() > 13) return kv.substr(13);
+  return "/opt/conda";
+}
+
+Result<std::unique_ptr<oci::Image>> open_reference(const oci::ImageReference& ref,
+                                                   const fs::path& scratch_dir) {
+  if (ref.transport == oci::Transport::Registry)
+    return Error(Errc::Unsupported, "envrun cannot read registry images yet: " + ref.to_string())
+        .with_hint("copy it to a local layout first: envbuild pull " + ref.to_string() +
+                   " oci:DIR:TAG (or skopeo copy), then envrun oci:DIR:TAG");
+  ENVB_TRY(common::make_dirs(scratch_dir));
+  oci::OpenOptions options;
+  options.scratch_dir = scratch_dir;
+  return oci::open_image(ref, options).context("opening " + ref.to_string());
+}
+
+void test_stall_point(std::string_view phase) {
+  const char* stall = std::getenv("ENVRUN_TEST_STALL");
+  if (stall == nullptr || phase != stall) return;
+  std::fprintf(stderr, "envrun: test stall at %s\n", stall);
+  std::fflush(stderr);
+  std::this_thread::sleep_for(std::chrono::seconds(600));
+}
+
+Result<EnvInfo> unpack_image(const oci::Image& image, const fs::path& dir_in,
+                             const std::string& reference, const UnpackOptions& options) {
+  fs::path dir = fs::absolute(dir_in).lexically_normal();
+  if (dir.filename().empty()) dir = dir.parent_path();
+  const oci::ImageConfig& config = image.config();
+  ENVB_TRY(check_platform(config));
+  std::vector<std::string> label_requirements;
+  if (auto it = config.config.labels.find(std::string(kRequirementsLabel));
+      it != config.config.labels.end())
+    label_requirements = split_requirements_label(it->second);
+  if (options.precheck) ENVB_TRY(options.precheck(label_requirements));
+
+  std::error_code ec;
+  if (exists_nofollow(dir) && !fs::is_empty(dir, ec))
+    return fail(Errc::InvalidInput, dir.string() + " exists and is not empty");
+  ENVB_TRY(common::make_dirs(dir.parent_path()));
+  fs::path staging = dir.parent_path() / ("." + dir.filename().string() + "." +
+                                          std::to_string(::getpid()) + ".tmp");
+  (void)common::remove_all(staging);
+  ENVB_TRY(common::make_dirs(staging));
+  struct Cleanup {
+    fs::path path;
+    ~Cleanup() { (void)common::remove_all(path); }
+  } cleanup{staging};
+
+  const std::string image_prefix = image_prefix_of(config);
+  if (image_prefix.size() < 2 || image_prefix.front() != '/' ||
+      !common::is_safe_relative_path(image_prefix.substr(1)))
+    return fail(Errc::InvalidInput, "image prefix '" + image_prefix + "' is not a safe absolute path");
+
+  const auto& layers = image.manifest().layers;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    std::string what = "extracting layer " + std::to_string(i + 1) + "/" +
+                       std::to_string(layers.size()) + " " + layers[i].digest.short_string();
+    ENVB_ASSIGN_OR_RETURN(auto source, image.open_blob(layers[i]).context(what));
+    ENVB_TRY(oci::extract_layer(*source, staging).context(what));
+  }
+  test_stall_point("extracted");
+
+  fs::path staged_prefix = staging / image_prefix.substr(1);
+  struct stat st {};
+  if (::lstat(staged_prefix.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return fail(Errc::InvalidInput, "the image has no conda prefix at " + image_prefix +
+                                        " (label org.envbuild.prefix)");
+  // The records may name another prefix than the label; relocate from what the files hold.
+  ENVB_TRY(relocate_tree(staged_prefix, dir.string()).context("unpacking " + reference));
+
+  EnvInfo info;
+  info.manifest_digest = image.descriptor().digest.to_string();
+  info.reference = reference;
+  info.image_prefix = image_prefix;
+  info.prefix = dir.string();
+  info.platform = config.platform().to_string();
+  for (const auto& kv : config.config.env) info.env.push_back(rewrite_prefix(kv, image_prefix, info.prefix));
+  auto rewrite_all = [&](const std::optional<std::vector<std::string>>& args) {
+    std::optional<std::vector<std::string>> out;
+    if (args) {
+      out.emplace();
+      for (const auto& a : *args) out->push_back(rewrite_prefix(a, image_prefix, info.prefix));
+    }
+    return out;
+  };
+  info.entrypoint = rewrite_all(config.config.entrypoint);
+  info.cmd = rewrite_all(config.config.cmd);
+  ENVB_ASSIGN_OR_RETURN(info.env_vars, read_env_vars(staged_prefix));
+  for (const auto& name : names_with_suffix(staged_prefix / "etc/conda/activate.d", ".sh"))
+    info.activate_scripts.push_back((dir / "etc/conda/activate.d" / name).string());
+  ENVB_ASSIGN_OR_RETURN(std::vector<std::string> record_reqs, record_requirements(staged_prefix));
+  std::set<std::string> seen;
+  for (auto* list : {&label_requirements, &record_reqs})
+    for (const auto& r : *list)
+      if (seen.insert(r).second) info.requirements.push_back(r);
+  info.unpacked_at = static_cast<int64_t>(std::time(nullptr));
+
+  if (::rename(staged_prefix.c_str(), dir.c_str()) != 0)
+    return common::errno_error("rename", staged_prefix.string() + " -> " + dir.string(), errno);
+  ENVB_TRY(common::sync_dir(dir.parent_path()));
+  test_stall_point("renamed");
+  return info;
+}
+
+// ---- Cache ----
+
+Cache::Cache(fs::path root) : root_(fs::absolute(root).lexically_normal()) {
+  if (root_.filename().empty()) root_ = root_.parent_path();
+}
+
+fs::path Cache::default_root() {
+  if (const char* dir = std::getenv("ENVRUN_CACHE"); dir && *dir) return dir;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return fs::path(xdg) / "envrun";
+  if (const char* home = std::getenv("HOME"); home && *home)
+    return fs::path(home) / ".cache" / "envrun";
+  return "/tmp/envrun-cache";
+}
+
+fs::path Cache::prefix_for(const oci::Digest& manifest) const {
+  return root_ / "p" / manifest.hex().substr(0, kIdLength);
+}
+
+Result<std::optional<Materialized>> Cache::open_entry(const std::string& id) const {
+  fs::path base = root_ / "p" / id;
+  fs::path marker = base.string() + ".json";
+  ENVB_ASSIGN_OR_RETURN(common::Fd lock, open_lock_file(base.string() + ".lock"));
+  ENVB_TRY(flock_fd(lock, LOCK_SH, base.string() + ".lock"));
+  struct stat st {};
+  if (::stat(marker.c_str(), &st) != 0) {
+    if (errno == ENOENT) return std::optional<Materialized>{};
+    return common::errno_error("stat", marker.string(), errno);
+  }
+  ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(marker, 16u << 20));
+  ENVB_ASSIGN_OR_RETURN(EnvInfo info, env_info_from_json(text, marker.string()));
+  struct stat pst {};
+  if (::stat(info.prefix.c_str(), &pst) != 0) return std::optional<Materialized>{};
+  if (std::time(nullptr) - st.st_mtim.tv_sec > kTouchInterval)
+    (void)::utimensat(AT_FDCWD, marker.c_str(), nullptr, 0);
+  return std::optional<Materialized>(Materialized{std::move(info), false, std::move(lock)});
+}
+
+Result<std::optional<Materialized>> Cache::lookup(const oci::ImageReference& ref) const {
+  auto key = source_key(ref);
+  if (!key) return std::optional<Materialized>{};
+  fs::path ref_file = root_ / "r" / *key;
+  int fd = ::open(ref_file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::optional<Materialized>{};
+  char buf[80];
+  ssize_t n = ::read(fd, buf, sizeof buf);
+  ::close(fd);
+  if (n < static_cast<ssize_t>(kIdLength)) return std::optional<Materialized>{};
+  return open_entry(std::string(buf, kIdLength));
+}
+
+Result<Materialized> Cache::materialize(const oci::ImageReference& ref,
+                                        const UnpackOptions& options) const {
+  ENVB_ASSIGN_OR_RETURN(std::optional<Materialized> warm, lookup(ref));
+  if (warm) return std::move(*warm);
+
+  // One process per reference resolves it; the others wait here and then take the warm path.
+  auto key = source_key(ref);
+  std::optional<common::FileLock> key_lock;
+  if (key) {
+    ENVB_TRY(common::make_dirs(root_ / "r"));
+    ENVB_ASSIGN_OR_RETURN(key_lock, common::FileLock::acquire(root_ / "r" / (*key + ".lock"),
+                                                              common::LockMode::Exclusive));
+    ENVB_ASSIGN_OR_RETURN(warm, lookup(ref));
+    if (warm) return std::move(*warm);
+  }
+
+  ENVB_ASSIGN_OR_RETURN(std::unique_ptr<oci::Image> image, open_reference(ref, root_ / "tmp"));
+  const oci::Digest& digest = image->descriptor().digest;
+  const std::string id = digest.hex().substr(0, kIdLength);
+  const fs::path prefix = prefix_for(digest);
+  const fs::path marker = prefix.string() + ".json";
+  const fs::path lock_path = prefix.string() + ".lock";
+  ENVB_TRY(common::make_dirs(root_ / "p"));
+
+  bool unpacked_now = false;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    {
+      ENVB_ASSIGN_OR_RETURN(common::Fd lock, open_lock_file(lock_path));
+      ENVB_TRY(flock_fd(lock, LOCK_EX, lock_path));
+      if (!exists_nofollow(marker) || !exists_nofollow(prefix)) {
+        // Whatever is here without a marker is from a killed unpack (or a removed prefix).
+        (void)::unlink(marker.c_str());
+        ENVB_TRY(common::remove_all(prefix));
+        remove_staging(prefix);
+        std::fprintf(stderr, "envrun: unpacking %s (%zu layers) into %s\n",
+                     ref.to_string().c_str(), image->manifest().layers.size(), prefix.c_str());
+        auto started = std::chrono::steady_clock::now();
+        ENVB_ASSIGN_OR_RETURN(EnvInfo info,
+                              unpack_image(*image, prefix, ref.to_string(), options));
+        ENVB_TRY(common::write_file_atomic(marker, to_json_text(info)));
+        ENVB_TRY(common::sync_dir(root_ / "p"));
+        std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
+        std::fprintf(stderr, "envrun: unpacked %s in %.2fs\n", digest.short_string().c_str(),
+                     took.count());
+        unpacked_now = true;
+      }
+      if (key) ENVB_TRY(common::write_file_atomic(root_ / "r" / *key, digest.hex() + "\n"));
+    }  // the exclusive lock ends here; open_entry takes it shared (gc may run in between)
+    ENVB_ASSIGN_OR_RETURN(std::optional<Materialized> done, open_entry(id));
+    if (done) {
+      done->unpacked_now = unpacked_now;
+      return std::move(*done);
+    }
+  }
+  return fail(Errc::Io, "the cache entry " + prefix.string() +
+                            " keeps disappearing (is envrun gc running in a loop?)");
+}
+
+Result<std::vector<CacheEntry>> Cache::list() const {
+  std::vector<CacheEntry> out;
+  fs::path dir = root_ / "p";
+  for (const auto& name : names_with_suffix(dir, ".json")) {
+    std::string id = name.substr(0, name.size() - 5);
+    struct stat st {};
+    if (::stat((dir / name).c_str(), &st) != 0) continue;
+    auto text = common::read_file(dir / name);
+    if (!text) continue;
+    auto info = env_info_from_json(*text, (dir / name).string());
+    if (!info) continue;
+    CacheEntry entry;
+    entry.id = id;
+    entry.prefix = info->prefix;
+    entry.reference = info->reference;
+    entry.manifest_digest = info->manifest_digest;
+    entry.last_used = std::chrono::system_clock::from_time_t(st.st_mtim.tv_sec);
+    ENVB_ASSIGN_OR_RETURN(auto probe, common::FileLock::try_acquire(dir / (id + ".lock"),
+                                                                    common::LockMode::Exclusive));
+    entry.in_use = !probe.has_value();
+    out.push_back(std::move(entry));
+  }
+  return out;
+}
+
+Result<GcReport> Cache::gc(std::chrono::seconds older_than) const {
+  GcReport report;
+  fs::path dir = root_ / "p";
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  // Entries and staging directories, each under its exclusive lock.
+  std::set<std::string> ids;
+  DIR* d = ::opendir(dir.c_str());
+  if (d != nullptr) {
+    while (const dirent* e = ::readdir(d)) {
+      std::string_view name = e->d_name;
+      if (name.starts_with('.')) name.remove_prefix(1);
+      if (name.size() >= kIdLength && common::is_lower_hex(name.substr(0, kIdLength), kIdLength))
+        ids.emplace(name.substr(0, kIdLength));
+    }
+    ::closedir(d);
+  }
+  for (const auto& id : ids) {
+    fs::path prefix = dir / id;
+    fs::path marker = prefix.string() + ".json";
+    ENVB_ASSIGN_OR_RETURN(auto lock, common::FileLock::try_acquire(prefix.string() + ".lock",
+                                                                   common::LockMode::Exclusive));
+    struct stat st {};
+    bool complete = ::stat(marker.c_str(), &st) == 0;
+    bool old = complete && now - st.st_mtim.tv_sec >= older_than.count();
+    if (!lock) {
+      if (old) report.in_use.push_back(id);
+      continue;
+    }
+    // Nobody is unpacking or running it: staging leftovers can go in any case.
+    std::string start = "." + id + ".";
+    DIR* dd = ::opendir(dir.c_str());
+    std::vector<std::string> stale;
+    if (dd != nullptr) {
+      while (const dirent* e = ::readdir(dd))
+        if (std::string_view(e->d_name).starts_with(start)) stale.emplace_back(e->d_name);
+      ::closedir(dd);
+    }
+    for (const auto& name : stale) {
+      ENVB_TRY(common::remove_all(dir / name));
+      ++report.stale_staging;
+    }
+    if (!complete || old) {
+      // The marker goes first: from then on no reader uses the prefix.
+      if (complete && ::unlink(marker.c_str()) != 0)
+        return common::errno_error("unlink", marker.string(), errno);
+      if (complete || exists_nofollow(prefix)) {
+        ENVB_TRY(common::remove_all(prefix));
+        report.removed.push_back(id);
+      }
+    }
+  }
+  // References to entries that are gone.
+  fs::path refs = root_ / "r";
+  for (const auto& name : names_with_suffix(refs, "")) {
+    if (name.ends_with(".lock")) continue;
+    auto text = common::read_file(refs / name, 256);
+    if (text && text->size() >= kIdLength &&
+        exists_nofollow(dir / (text->substr(0, kIdLength) + ".json")))
+      continue;
+    (void)::unlink((refs / name).c_str());
+    ++report.stale_refs;
+  }
+  // Archives unpacked by processes that were killed while reading them.
+  for (const auto& name : names_with_suffix(root_ / "tmp", "")) {
+    struct stat st {};
+    fs::path p = root_ / "tmp" / name;
+    if (::lstat(p.c_str(), &st) == 0 && now - st.st_mtim.tv_sec > 86400) (void)common::remove_all(p);
+  }
+  return report;
+}
+
+}  // namespace envbuild::runtime

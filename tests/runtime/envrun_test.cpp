@@ -1,0 +1,509 @@
+// envrun end to end: fixture images built here with oci/ (a conda-like prefix at /opt/conda with
+// text, shebang and binary files patched by conda's rules and their relocation records), run
+// through the real envrun binary with a per-test cache root.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <thread>
+
+#include "conda/prefix_replace.hpp"
+#include "oci/descriptor.hpp"
+#include "oci/layer_writer.hpp"
+#include "oci/layout.hpp"
+#include "oci/mutate.hpp"
+#include "runtime/activate.hpp"
+#include "runtime/cache.hpp"
+#include "runtime/relocate_tree.hpp"
+#include "tests/testing/testing.hpp"
+
+extern char** environ;
+
+namespace envbuild::runtime {
+namespace {
+
+namespace fs = std::filesystem;
+using envbuild::testing::read_text;
+using envbuild::testing::run_command;
+using envbuild::testing::shell_quote;
+using envbuild::testing::write_text;
+using nlohmann::json;
+
+/// conda-build's long placeholder: 255 bytes, so binaries have room for long prefixes.
+std::string long_placeholder() {
+  std::string p = "/tmp/build/_h_env";
+  while (p.size() < 255) p += "_placehold";
+  return p.substr(0, 255);
+}
+
+struct Spawned {
+  pid_t pid = -1;
+  fs::path output;
+};
+
+/// Starts envrun with `args`, stdout+stderr to `output`, the environment changed by `env`
+/// (nullopt unsets).
+Spawned spawn_envrun(const std::vector<std::string>& args,
+                     const std::map<std::string, std::optional<std::string>>& env,
+                     const fs::path& output) {
+  std::vector<std::string> argv{(envbuild::testing::binary_dir() / "envrun").string()};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<std::string> envs;
+  for (char** e = environ; *e; ++e) {
+    std::string kv = *e;
+    if (!env.contains(kv.substr(0, kv.find('=')))) envs.push_back(kv);
+  }
+  for (const auto& [k, v] : env)
+    if (v) envs.push_back(k + "=" + *v);
+  std::vector<char*> cargv, cenv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  for (auto& e : envs) cenv.push_back(e.data());
+  cenv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, output.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
+  Spawned s;
+  s.output = output;
+  int rc = posix_spawn(&s.pid, cargv[0], &actions, nullptr, cargv.data(), cenv.data());
+  posix_spawn_file_actions_destroy(&actions);
+  EXPECT_EQ(rc, 0) << "posix_spawn " << argv[0];
+  return s;
+}
+
+int wait_status(const Spawned& s) {
+  int status = 0;
+  while (::waitpid(s.pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  return status;
+}
+
+struct RunResult {
+  int status = 0;  // raw wait status
+  std::string output;
+  [[nodiscard]] int exit_code() const { return WIFEXITED(status) ? WEXITSTATUS(status) : -1; }
+};
+
+size_t count_lines_with(const std::string& text, std::string_view needle) {
+  size_t n = 0;
+  for (size_t pos = 0; (pos = text.find(needle, pos)) != std::string::npos; pos += needle.size())
+    ++n;
+  return n;
+}
+
+struct FixtureOptions {
+  bool activate_script = true;
+  std::string requirements;  // org.envbuild.requirements label; empty: none
+  std::string tag = "latest";
+};
+
+class EnvrunTest : public envbuild::testing::TempDirTest {
+ protected:
+  void SetUp() override {
+    TempDirTest::SetUp();
+    cache_ = dir_ / "c";
+  }
+
+  /// Builds oci:<dir>/img:<tag>: layer 1 holds the prefix, layer 2 (the envbuild top layer) the
+  /// relocation records, conda-meta/history, and a whiteout for a file of layer 1.
+  std::string build_fixture(const FixtureOptions& options = {}) {
+    const std::string placeholder = long_placeholder();
+    const std::string image_prefix = "/opt/conda";
+    fs::path tree = dir_ / ("tree-" + options.tag);
+    fs::path top = dir_ / ("top-" + options.tag);
+    write_text(tree / "bin/greet", "#!/bin/sh\necho \"greet from " + placeholder +
+                                       "\"\ncat '" + placeholder + "/share/data.txt'\n");
+    write_text(tree / "share/data.txt", "data at " + placeholder + "/share\n");
+    write_text(tree / "share/removed.txt", "whited out by the top layer\n");
+    fs::copy_file("/bin/sh", tree / "bin/sh");
+    write_text(tree / "bin/script",
+               "#!" + placeholder + "/bin/sh\necho \"script ran by $0 with $CONDA_PREFIX\"\n");
+    write_text(tree / "conda-meta/tool-1.0-0.json",
+               R"({"name":"tool","version":"1.0","build":"0","depends":["__glibc >=2.17","libc"]})");
+    if (options.activate_script) {
+      write_text(tree / "etc/conda/activate.d/tool_activate.sh",
+                 "export ACTIVATED_BY_SCRIPT=\"from $CONDA_PREFIX\"\n");
+    }
+    write_text(tree / "etc/conda/env_vars.d/tool.json", R"({"FROM_ENV_VARS":"yes"})");
+    // A C binary holding the placeholder in a NUL-padded string (conda's binary mode).
+    write_text(dir_ / "bintool.c", "#include <stdio.h>\nstatic const char where[] = \"" +
+                                       placeholder + "\";\nint main(void){puts(where);return 0;}\n");
+    auto cc = run_command("cc -O0 -o " + shell_quote((tree / "bin/bintool").string()) + " " +
+                          shell_quote((dir_ / "bintool.c").string()));
+    EXPECT_EQ(cc.exit_code, 0) << cc.output;
+    fs::permissions(tree / "bin/greet", fs::perms::owner_all | fs::perms::group_read |
+                                            fs::perms::group_exec | fs::perms::others_read |
+                                            fs::perms::others_exec);
+    fs::permissions(tree / "bin/script", fs::status(tree / "bin/greet").permissions());
+
+    // Install-time patching: placeholder -> /opt/conda, keeping the records.
+    json files = json::array();
+    struct Patch {
+      const char* path;
+      conda::FileMode mode;
+    };
+    for (Patch p : {Patch{"bin/greet", conda::FileMode::Text},
+                    Patch{"share/data.txt", conda::FileMode::Text},
+                    Patch{"bin/script", conda::FileMode::Text},
+                    Patch{"bin/bintool", conda::FileMode::Binary}}) {
+      conda::PrefixReplacement r{placeholder, image_prefix, p.mode, conda::TargetOs::Linux};
+      auto record = conda::replace_prefix_in_file(tree / p.path, r, std::string(p.path));
+      EXPECT_TRUE(record && *record) << p.path;
+      if (record && *record) files.push_back(conda::to_json(**record));
+    }
+    write_text(top / "conda-meta/envbuild-relocations.json",
+               json{{"format", 1}, {"prefix", image_prefix}, {"files", files}}.dump());
+    write_text(top / "conda-meta/history", "");
+
+    fs::path layout_dir = dir_ / "img";
+    auto layout = oci::Layout::create(layout_dir);
+    EXPECT_TRUE(layout) << layout.error().to_string();
+    auto base_entries = oci::entries_from_tree(tree, "opt/conda");
+    EXPECT_TRUE(base_entries);
+    auto top_entries = oci::entries_from_tree(top, "opt/conda");
+    EXPECT_TRUE(top_entries);
+    top_entries->push_back(oci::LayerEntry::whiteout("opt/conda/share/removed.txt"));
+    auto l1 = oci::write_layer(*base_entries, {}, layout->blobs());
+    auto l2 = oci::write_layer(*top_entries, {}, layout->blobs());
+    EXPECT_TRUE(l1 && l2);
+    oci::ConfigChanges changes;
+    changes.env = {{"PATH", image_prefix + "/bin:/usr/local/bin:/usr/bin:/bin"},
+                   {"CONDA_PREFIX", image_prefix},
+                   {"CONDA_DEFAULT_ENV", "fixture"},
+                   {"MY_DATA", image_prefix + "/share/data.txt"}};
+    changes.labels["org.envbuild.prefix"] = image_prefix;
+    if (!options.requirements.empty())
+      changes.labels["org.envbuild.requirements"] = options.requirements;
+    changes.cmd = std::vector<std::string>{"greet"};
+    auto manifest = oci::build_image(oci::host_platform(), {{*l1, {}}, {*l2, {}}}, changes,
+                                     layout->blobs());
+    EXPECT_TRUE(manifest) << manifest.error().to_string();
+    EXPECT_TRUE(layout->add(*manifest, options.tag));
+    return "oci:" + layout_dir.string() + ":" + options.tag;
+  }
+
+  std::map<std::string, std::optional<std::string>> env(const fs::path& cache) const {
+    return {{"ENVRUN_CACHE", cache.string()},
+            {"CONDA_OVERRIDE_CUDA", std::nullopt},
+            {"CONDA_OVERRIDE_GLIBC", std::nullopt},
+            {"CONDA_OVERRIDE_CUDA_ARCH", std::nullopt},
+            {"ENVRUN_LIBCUDA", std::nullopt},
+            {"ENVRUN_TEST_STALL", std::nullopt}};
+  }
+
+  RunResult envrun(const std::vector<std::string>& args,
+                   std::map<std::string, std::optional<std::string>> extra = {},
+                   std::optional<fs::path> cache = std::nullopt) {
+    auto e = env(cache.value_or(cache_));
+    for (auto& [k, v] : extra) e[k] = v;
+    fs::path out = dir_ / ("out-" + std::to_string(counter_++));
+    Spawned s = spawn_envrun(args, e, out);
+    RunResult r;
+    r.status = wait_status(s);
+    r.output = read_text(out);
+    return r;
+  }
+
+  fs::path entry_prefix() const {
+    if (!fs::exists(cache_ / "p")) return {};
+    for (const auto& e : fs::directory_iterator(cache_ / "p"))
+      if (e.path().extension() == ".json") return e.path().parent_path() / e.path().stem();
+    return {};
+  }
+
+  fs::path cache_;
+  int counter_ = 0;
+};
+
+TEST(RewritePrefix, ReplacesWholePathPrefixesOnly) {
+  struct Case {
+    std::string_view in, want;
+  } cases[] = {
+      {"/opt/conda/bin:/usr/bin", "/c/p/ab/bin:/usr/bin"},
+      {"/opt/conda", "/c/p/ab"},
+      {"/opt/conda2/bin", "/opt/conda2/bin"},
+      {"x=/opt/conda;y=/opt/conda/lib", "x=/c/p/ab;y=/c/p/ab/lib"},
+      {"/x/opt/conda", "/x/opt/conda"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.in);
+    EXPECT_EQ(rewrite_prefix(c.in, "/opt/conda", "/c/p/ab"), c.want);
+  }
+}
+
+TEST(SplitRequirementsLabel, TrimsAndSkipsEmpty) {
+  EXPECT_EQ(split_requirements_label(" __cuda >=12.4; __glibc >=2.17 ;;"),
+            (std::vector<std::string>{"__cuda >=12.4", "__glibc >=2.17"}));
+}
+
+TEST(ActivatedEnvironment, PrefixFirstThenHostPath) {
+  EnvInfo info;
+  info.prefix = "/c/p/ab";
+  info.env = {"PATH=/c/p/ab/bin:/usr/bin", "CONDA_PREFIX=/c/p/ab", "HOME=/root", "LANG=C.UTF-8"};
+  info.env_vars = {{"X", "1"}};
+  auto env = activated_environment(info, {"PATH=/home/u/bin:/usr/bin", "HOME=/home/u"});
+  auto has = [&](const std::string& kv) {
+    return std::find(env.begin(), env.end(), kv) != env.end();
+  };
+  EXPECT_TRUE(has("PATH=/c/p/ab/bin:/home/u/bin:/usr/bin"));
+  EXPECT_TRUE(has("HOME=/home/u"));
+  EXPECT_TRUE(has("LANG=C.UTF-8"));
+  EXPECT_TRUE(has("CONDA_PREFIX=/c/p/ab"));
+  EXPECT_TRUE(has("CONDA_DEFAULT_ENV=/c/p/ab"));
+  EXPECT_TRUE(has("X=1"));
+}
+
+TEST_F(EnvrunTest, RunsCommandsWithRelocatedPrefixAndPassesExitCodes) {
+  ENVB_REQUIRE_TOOL("cc");
+  std::string image = build_fixture();
+  RunResult first = envrun({image, "--", "greet"});
+  ASSERT_EQ(first.exit_code(), 0) << first.output;
+  EXPECT_EQ(count_lines_with(first.output, "envrun: unpacking"), 1u) << first.output;
+  fs::path prefix = entry_prefix();
+  ASSERT_FALSE(prefix.empty());
+  EXPECT_EQ(prefix.parent_path(), cache_ / "p");
+  EXPECT_EQ(prefix.filename().string().size(), 12u);
+  EXPECT_NE(first.output.find("greet from " + prefix.string() + "\n"), std::string::npos)
+      << first.output;
+  EXPECT_NE(first.output.find("data at " + prefix.string() + "/share"), std::string::npos);
+  EXPECT_FALSE(fs::exists(prefix / "share/removed.txt"));  // the top layer's whiteout
+
+  // Warm: no unpack; binary, shebang, env all point at the real prefix.
+  RunResult bin = envrun({image, "--", "bintool"});
+  EXPECT_EQ(bin.exit_code(), 0) << bin.output;
+  EXPECT_EQ(bin.output, prefix.string() + "\n");
+  RunResult script = envrun({image, "script"});
+  EXPECT_EQ(script.output,
+            "script ran by " + prefix.string() + "/bin/script with " + prefix.string() + "\n");
+  RunResult vars = envrun({image, "--", "sh", "-c",
+                           "echo $CONDA_PREFIX $CONDA_DEFAULT_ENV $MY_DATA $FROM_ENV_VARS; "
+                           "echo $ACTIVATED_BY_SCRIPT; echo $PATH"});
+  EXPECT_EQ(vars.output.substr(0, vars.output.rfind('\n', vars.output.size() - 2) + 1),
+            prefix.string() + " fixture " + prefix.string() + "/share/data.txt yes\nfrom " +
+                prefix.string() + "\n");
+  EXPECT_TRUE(vars.output.find("\n" + prefix.string() + "/bin:") != std::string::npos)
+      << vars.output;
+
+  // The image's Cmd when no command is given.
+  RunResult cmd = envrun({image});
+  EXPECT_EQ(cmd.exit_code(), 0);
+  EXPECT_EQ(cmd.output.substr(0, 11), "greet from ");
+
+  // Exit codes and signals are the command's own.
+  EXPECT_EQ(envrun({image, "--", "sh", "-c", "exit 7"}).exit_code(), 7);
+  RunResult killed = envrun({image, "--", "sh", "-c", "kill -USR1 $$"});
+  ASSERT_TRUE(WIFSIGNALED(killed.status)) << killed.output;
+  EXPECT_EQ(WTERMSIG(killed.status), SIGUSR1);
+  RunResult missing = envrun({image, "--", "no-such-command"});
+  EXPECT_EQ(missing.exit_code(), 127) << missing.output;
+}
+
+TEST_F(EnvrunTest, DirectExecWithoutActivateScripts) {
+  ENVB_REQUIRE_TOOL("cc");
+  std::string image = build_fixture({.activate_script = false, .requirements = "", .tag = "latest"});
+  RunResult r = envrun({image, "--", "bintool"});
+  ASSERT_EQ(r.exit_code(), 0) << r.output;
+  RunResult killed = envrun({image, "--", "sh", "-c", "kill -TERM $$"});
+  ASSERT_TRUE(WIFSIGNALED(killed.status));
+  EXPECT_EQ(WTERMSIG(killed.status), SIGTERM);
+  EXPECT_EQ(envrun({image, "--", "sh", "-c", "exit 42"}).exit_code(), 42);
+}
+
+TEST_F(EnvrunTest, RelocatesToCacheRootsOfDifferentLengths) {
+  ENVB_REQUIRE_TOOL("cc");
+  std::string image = build_fixture();
+  // 150+ bytes: the shebang (prefix/bin/sh) passes 127 bytes and becomes #!/usr/bin/env sh.
+  fs::path long_root = dir_ / std::string(150, 'L');
+  for (const fs::path& root : {dir_ / "s", long_root}) {
+    SCOPED_TRACE(root.string());
+    RunResult bin = envrun({image, "--", "bintool"}, {}, root);
+    ASSERT_EQ(bin.exit_code(), 0) << bin.output;
+    std::string prefix = bin.output.substr(bin.output.rfind('\n', bin.output.size() - 2) + 1);
+    prefix.pop_back();
+    EXPECT_EQ(fs::path(prefix).parent_path(), root / "p");
+    RunResult script = envrun({image, "--", "script"}, {}, root);
+    EXPECT_EQ(script.exit_code(), 0) << script.output;
+    EXPECT_NE(script.output.find("with " + prefix + "\n"), std::string::npos) << script.output;
+    RunResult greet = envrun({image, "--", "greet"}, {}, root);
+    EXPECT_NE(greet.output.find("data at " + prefix + "/share"), std::string::npos);
+  }
+  // `envrun unpack` gives an ordinary prefix at DIR that works without envrun.
+  fs::path unpacked = dir_ / "unpacked-env";
+  RunResult u = envrun({"unpack", image, unpacked.string()});
+  ASSERT_EQ(u.exit_code(), 0) << u.output;
+  EXPECT_EQ(run_command(shell_quote((unpacked / "bin/bintool").string())).output,
+            unpacked.string() + "\n");
+  auto records = read_relocations(unpacked);
+  ASSERT_TRUE(records && *records);
+  EXPECT_EQ((*records)->prefix, unpacked.string());
+}
+
+TEST_F(EnvrunTest, CacheRootTooLongForBinaryRoomIsExplained) {
+  ENVB_REQUIRE_TOOL("cc");
+  std::string image = build_fixture();
+  fs::path root = dir_ / std::string(250, 'x');
+  RunResult r = envrun({image, "--", "true"}, {}, root);
+  EXPECT_EQ(r.exit_code(), 2) << r.output;
+  EXPECT_NE(r.output.find("bin/bintool"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("ENVRUN_CACHE=/short/path"), std::string::npos) << r.output;
+  if (fs::exists(root / "p")) {
+    for (const auto& e : fs::directory_iterator(root / "p"))
+      EXPECT_NE(e.path().extension(), ".json") << "no entry may be marked complete";
+  }
+  // And no half prefix is left to be used: a normal root afterwards works.
+  EXPECT_EQ(envrun({image, "--", "bintool"}).exit_code(), 0);
+}
+
+TEST_F(EnvrunTest, ManyProcessesOnAColdCacheUnpackOnce) {
+  ENVB_REQUIRE_TOOL("cc");
+  std::string image = build_fixture();
+  constexpr int kRanks = 32;
+  std::vector<Spawned> ranks;
+  for (int i = 0; i < kRanks; ++i)
+    ranks.push_back(spawn_envrun({image, "--", "sh", "-c", "bintool; echo rank " + std::to_string(i)},
+                                 env(cache_), dir_ / ("rank-" + std::to_string(i))));
+  size_t unpacks = 0;
+  std::string expected_prefix;
+  for (int i = 0; i < kRanks; ++i) {
+    int status = wait_status(ranks[i]);
+    std::string out = read_text(ranks[i].output);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << out;
+    EXPECT_NE(out.find("rank " + std::to_string(i) + "\n"), std::string::npos) << out;
+    unpacks += count_lines_with(out, "envrun: unpacking");
+  }
+  EXPECT_EQ(unpacks, 1u);
+  // One entry, no leftovers.
+  size_t staging = 0;
+  for (const auto& e : fs::directory_iterator(cache_ / "p"))
+    if (e.path().filename().string().starts_with(".")) ++staging;
+  EXPECT_EQ(staging, 0u);
+}
+
+TEST_F(EnvrunTest, KilledUnpackIsNeverUsedAndTheNextRunRecovers) {
+  ENVB_REQUIRE_TOOL("cc");
+  std::string image = build_fixture();
+  for (std::string phase : {"extracted", "renamed"}) {
+    SCOPED_TRACE(phase);
+    fs::remove_all(cache_);
+    auto e = env(cache_);
+    e["ENVRUN_TEST_STALL"] = phase;
+    Spawned s = spawn_envrun({image, "--", "bintool"}, e, dir_ / ("stall-" + phase));
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (read_text(s.output).find("test stall at") == std::string::npos &&
+           std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    ASSERT_NE(read_text(s.output).find("test stall at " + phase), std::string::npos);
+    ::kill(s.pid, SIGKILL);
+    int status = wait_status(s);
+    EXPECT_TRUE(WIFSIGNALED(status));
+    // Killed after the rename: a prefix without its marker, which nobody may use.
+    EXPECT_TRUE(entry_prefix().empty());
+
+    RunResult next = envrun({image, "--", "bintool"});
+    ASSERT_EQ(next.exit_code(), 0) << next.output;
+    EXPECT_EQ(count_lines_with(next.output, "envrun: unpacking"), 1u) << next.output;
+    for (const auto& entry : fs::directory_iterator(cache_ / "p"))
+      EXPECT_FALSE(entry.path().filename().string().starts_with(".")) << entry.path();
+  }
+}
+
+TEST_F(EnvrunTest, GcKeepsEntriesInUseAndRemovesTheRest) {
+  ENVB_REQUIRE_TOOL("cc");
+  std::string image = build_fixture();
+  fs::path started = dir_ / "started";
+  auto e = env(cache_);
+  Spawned running = spawn_envrun(
+      {image, "--", "sh", "-c", "touch " + shell_quote(started.string()) + "; exec sleep 30"}, e,
+      dir_ / "running");
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!fs::exists(started) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  ASSERT_TRUE(fs::exists(started)) << read_text(running.output);
+  fs::path prefix = entry_prefix();
+
+  RunResult ls = envrun({"ls"});
+  EXPECT_NE(ls.output.find(prefix.filename().string()), std::string::npos) << ls.output;
+  EXPECT_NE(ls.output.find("yes"), std::string::npos) << ls.output;
+  RunResult gc = envrun({"gc", "--days", "0"});
+  EXPECT_NE(gc.output.find("kept"), std::string::npos) << gc.output;
+  EXPECT_TRUE(fs::exists(prefix / "bin/bintool"));
+
+  ::kill(running.pid, SIGKILL);
+  (void)wait_status(running);
+  gc = envrun({"gc", "--days", "0"});
+  EXPECT_NE(gc.output.find("removed " + prefix.filename().string()), std::string::npos)
+      << gc.output;
+  EXPECT_FALSE(fs::exists(prefix));
+  // And it comes back on the next run.
+  EXPECT_EQ(envrun({image, "--", "bintool"}).exit_code(), 0);
+}
+
+class EnvrunCudaTest : public EnvrunTest {
+ protected:
+  fs::path fake_libcuda(int version) {
+    fs::path src = dir_ / ("fake" + std::to_string(version) + ".c");
+    fs::path lib = dir_ / ("libcuda-" + std::to_string(version) + ".so.1");
+    write_text(src, "int cuInit(unsigned f){(void)f;return 0;}\n"
+                    "int cuDriverGetVersion(int*v){*v=" + std::to_string(version) +
+                        ";return 0;}\n"
+                        "int cuDeviceGetCount(int*c){*c=1;return 0;}\n"
+                        "int cuDeviceGet(int*d,int i){*d=i;return 0;}\n"
+                        "int cuDeviceGetAttribute(int*v,int a,int d){(void)d;"
+                        "*v=(a==75)?8:(a==76?6:0);return 0;}\n");
+    auto r = run_command("cc -shared -fPIC -o " + shell_quote(lib.string()) + " " +
+                         shell_quote(src.string()));
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+    return lib;
+  }
+};
+
+TEST_F(EnvrunCudaTest, DriverCheckPassesFailsAndCanBeSkipped) {
+  ENVB_REQUIRE_TOOL("cc");
+  std::string image = build_fixture({.activate_script = true, .requirements = "__cuda >=12.4;__glibc >=2.17", .tag = "latest"});
+  // Too old a driver: exit 8 before anything is unpacked, with the actionable message.
+  RunResult old = envrun({image, "--", "bintool"}, {{"ENVRUN_LIBCUDA", fake_libcuda(12020).string()}});
+  EXPECT_EQ(old.exit_code(), 8) << old.output;
+  EXPECT_NE(old.output.find("__cuda"), std::string::npos) << old.output;
+  EXPECT_NE(old.output.find("12.2"), std::string::npos) << old.output;
+  EXPECT_NE(old.output.find("--no-check"), std::string::npos) << old.output;
+  EXPECT_FALSE(fs::exists(cache_ / "p") && !entry_prefix().empty());
+
+  // No driver at all.
+  RunResult none = envrun({image, "--", "bintool"}, {{"ENVRUN_LIBCUDA", "/nonexistent/libcuda.so.1"}});
+  EXPECT_EQ(none.exit_code(), 8) << none.output;
+  EXPECT_NE(none.output.find("none"), std::string::npos) << none.output;
+
+  // `envrun check IMAGE` reports without running.
+  RunResult check = envrun({"check", image}, {{"ENVRUN_LIBCUDA", fake_libcuda(12020).string()}});
+  EXPECT_EQ(check.exit_code(), 8) << check.output;
+  EXPECT_NE(check.output.find("__glibc"), std::string::npos) << check.output;
+
+  // A new enough driver runs; --no-check runs anyway.
+  RunResult ok = envrun({image, "--", "bintool"}, {{"ENVRUN_LIBCUDA", fake_libcuda(12040).string()}});
+  EXPECT_EQ(ok.exit_code(), 0) << ok.output;
+  RunResult skipped = envrun({"--no-check", image, "--", "bintool"},
+                             {{"ENVRUN_LIBCUDA", "/nonexistent/libcuda.so.1"}});
+  EXPECT_EQ(skipped.exit_code(), 0) << skipped.output;
+  // Warm start still checks.
+  RunResult warm_old = envrun({image, "--", "true"}, {{"ENVRUN_LIBCUDA", fake_libcuda(12020).string()}});
+  EXPECT_EQ(warm_old.exit_code(), 8) << warm_old.output;
+  RunResult check_ok = envrun({"check", image}, {{"CONDA_OVERRIDE_CUDA", "12.6"}});
+  EXPECT_EQ(check_ok.exit_code(), 0) << check_ok.output;
+}
+
+TEST_F(EnvrunTest, RegistryReferencesAreExplained) {
+  RunResult r = envrun({"docker://example.com/env:1", "--", "true"});
+  EXPECT_NE(r.exit_code(), 0);
+  EXPECT_NE(r.output.find("envbuild pull"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace envbuild::runtime

@@ -8,6 +8,8 @@ void register_pkg(CLI::App& app, Outcome& outcome);  // pkg.cpp
 void register_solve(CLI::App& app, Outcome& outcome);  // solve.cpp
 void register_push(CLI::App& app, Outcome& outcome);  // push.cpp
 void register_pull(CLI::App& app, Outcome& outcome);  // push.cpp
+void register_index(CLI::App& app, Outcome& outcome);  // index.cpp
+void register_install(CLI::App& app, Outcome& outcome);  // install.cpp
 
 const std::vector<Registrar>& registrars() {
   static const std::vector<Registrar> kAll = {
@@ -15,6 +17,8 @@ const std::vector<Registrar>& registrars() {
       register_solve,
       register_push,
       register_pull,
+      register_index,
+      register_install,
   };
   return kAll;
 }

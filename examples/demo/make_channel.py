@@ -64,7 +64,13 @@ class Package:
             for name in sorted(names):
                 src = os.path.join(root, name)
                 rel = os.path.normpath(os.path.join(dest_root, rel_root, name))
-                if os.path.islink(src):
+                if os.path.islink(src) and os.path.isabs(os.readlink(src)):
+                    # An absolute link (Debian: sitecustomize.py -> /etc/...) would point outside
+                    # the package, which installers reject: package what it points to instead.
+                    if os.path.isfile(src):
+                        with open(src, "rb") as f:
+                            self.add_file(rel, f.read(), 0o644)
+                elif os.path.islink(src):
                     self.add_symlink(rel, os.readlink(src))
                 elif os.path.isfile(src):
                     with open(src, "rb") as f:

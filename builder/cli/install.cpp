@@ -1,0 +1,285 @@
+// `envbuild install --prefix DIR (-f environment.yml | --lock FILE)`: solve or read the lock,
+// fetch through the package cache, and install into DIR (files patched for DIR itself).
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "builder/channel.hpp"
+#include "builder/cli/cli.hpp"
+#include "builder/install.hpp"
+#include "builder/solve.hpp"
+#include "common/fs.hpp"
+#include "conda/environment_file.hpp"
+#include "conda/lockfile_conda_lock.hpp"
+#include "conda/lockfile_explicit.hpp"
+
+namespace envbuild::builder::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct InstallCliOptions {
+  std::string prefix;
+  std::string file;
+  std::string lock;
+  std::string platform;
+  std::vector<std::string> channels;
+  std::string cache_dir;
+  std::string channel_alias = "https://conda.anaconda.org";
+  std::string pip_find_links;
+  size_t jobs = 8;
+  bool no_link_scripts = false;
+  bool offline = false;
+  bool quiet = false;
+  bool json = false;
+  bool force = false;
+};
+
+std::string last_segment(const std::string& url) {
+  auto slash = url.rfind('/');
+  return slash == std::string::npos ? url : url.substr(slash + 1);
+}
+
+struct Inputs {
+  std::vector<conda::PackageRecord> records;
+  std::map<std::string, std::string> requested;
+  std::map<std::string, std::string> variables;
+  std::vector<std::string> specs;
+  std::vector<std::string> pip;  // pip requirements, as written
+  std::string name;
+};
+
+Result<Inputs> from_lock(const InstallCliOptions& o, const std::string& platform) {
+  Inputs in;
+  ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(o.lock));
+  if (text.find("@EXPLICIT") != std::string::npos) {
+    ENVB_ASSIGN_OR_RETURN(auto file, conda::parse_explicit_file(text, o.lock));
+    if (auto p = file.platform(); p && *p != platform)
+      return fail(Errc::InvalidInput, o.lock + " is for platform " + *p + ", not " + platform)
+          .with_hint("give --platform " + *p);
+    for (const auto& e : file.entries) {
+      conda::PackageRecord r;
+      r.url = e.url;
+      r.fn = std::string(e.file_name());
+      r.md5 = e.md5;
+      r.sha256 = e.sha256;
+      r.channel = std::string(e.channel());
+      r.subdir = std::string(e.subdir());
+      in.records.push_back(std::move(r));
+    }
+    return in;
+  }
+  ENVB_ASSIGN_OR_RETURN(auto lock, conda::parse_conda_lock(text, o.lock));
+  for (const auto* p : lock.packages_for(platform, conda::CondaLockPackage::Manager::Conda)) {
+    conda::PackageRecord r;
+    r.name = p->name;
+    r.url = p->url;
+    r.fn = last_segment(p->url);
+    r.md5 = p->md5;
+    r.sha256 = p->sha256;
+    in.records.push_back(std::move(r));
+  }
+  for (const auto* p : lock.packages_for(platform, conda::CondaLockPackage::Manager::Pip))
+    in.pip.push_back(p->name + "==" + p->version);
+  if (in.records.empty())
+    return fail(Errc::InvalidInput, o.lock + ": no conda packages for platform " + platform);
+  return in;
+}
+
+Result<Inputs> from_environment_file(const InstallCliOptions& o, const std::string& platform) {
+  Inputs in;
+  ENVB_ASSIGN_OR_RETURN(auto target, conda::Platform::parse(platform));
+  ENVB_ASSIGN_OR_RETURN(auto env, conda::read_environment_file(o.file, target));
+  for (const auto& w : env.warnings) std::cerr << "warning: " << w << "\n";
+  for (const auto& p : env.pip) in.pip.push_back(p.text);
+  for (const auto& [k, v] : env.variables) in.variables[k] = v;
+  in.name = env.name;
+  SolveRequest request;
+  request.platforms = {platform};
+  request.channels = o.channels;
+  if (o.channels.empty()) {
+    for (const auto& c : env.channels) request.channels.push_back(c.location());
+    if (env.nodefaults) request.channels.push_back("nodefaults");
+  }
+  for (const auto& spec : env.dependencies) {
+    std::string text = spec.to_libsolv_string();
+    if (spec.channel()) text = spec.channel()->location() + "::" + text;
+    request.specs.push_back(text);
+    in.requested[spec.name()] = spec.to_string();
+    in.specs.push_back(spec.to_string());
+  }
+  if (request.channels.empty())
+    return fail(Errc::InvalidInput, o.file + ": no channels: give --channel or list them");
+  request.channel_options.alias = o.channel_alias;
+  request.repodata.offline = o.offline;
+  if (!o.cache_dir.empty()) request.repodata.cache_dir = fs::path(o.cache_dir) / "repodata";
+  ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request).context("solving " + o.file));
+  for (const auto& s : solutions.front().records) {
+    conda::PackageRecord r;
+    r.name = s.name;
+    ENVB_ASSIGN_OR_RETURN(r.version, conda::Version::parse(s.version));
+    r.build = s.build;
+    r.build_number = s.build_number;
+    r.channel = s.channel;
+    r.subdir = s.subdir;
+    r.url = s.url;
+    r.fn = s.fn;
+    r.md5 = s.md5;
+    r.sha256 = s.sha256;
+    if (s.size) r.size = s.size;
+    r.depends = s.depends;
+    r.constrains = s.constrains;
+    r.license = s.license;
+    in.records.push_back(std::move(r));
+  }
+  return in;
+}
+
+// Runs argv, inheriting stderr; stdout goes to stderr too (ours is for --json).
+Result<void> run_process(const std::vector<std::string>& argv) {
+  pid_t pid = ::fork();
+  if (pid < 0) return common::errno_error("fork", argv.front(), errno);
+  if (pid == 0) {
+    ::dup2(STDERR_FILENO, STDOUT_FILENO);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+    std::string cmd;
+    for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
+    return fail(Errc::Io, cmd + ": exit " +
+                              std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1));
+  }
+  return ok();
+}
+
+Result<int> run_install(const InstallCliOptions& o) {
+  if (o.file.empty() == o.lock.empty())
+    return fail(Errc::InvalidInput, "give exactly one of -f/--file and --lock");
+  const std::string platform = o.platform.empty() ? host_platform() : o.platform;
+  std::error_code ec;
+  fs::path prefix = fs::absolute(o.prefix, ec).lexically_normal();
+  if (prefix.has_filename() == false) prefix = prefix.parent_path();
+  Inputs in;
+  if (!o.lock.empty()) {
+    ENVB_ASSIGN_OR_RETURN(in, from_lock(o, platform));
+  } else {
+    ENVB_ASSIGN_OR_RETURN(in, from_environment_file(o, platform));
+  }
+  if (!in.pip.empty() && o.pip_find_links.empty()) {
+    std::string names;
+    for (const auto& p : in.pip) names += (names.empty() ? "" : ", ") + p;
+    return fail(Errc::Unsupported,
+                (o.lock.empty() ? o.file : o.lock) + ": pip requirements cannot be installed: " +
+                    names)
+        .with_hint("give --pip-find-links DIR with their wheels (installed with pip --no-deps), "
+                   "or replace them with conda packages");
+  }
+  if (o.force && fs::exists(prefix, ec)) ENVB_TRY(common::remove_all(prefix));
+
+  EnvironmentInstallRequest request;
+  request.records = std::move(in.records);
+  request.requested_specs = in.requested;
+  request.prefix_dir = prefix;
+  request.subdir = platform;
+  request.jobs = o.jobs;
+  request.cache.jobs = o.jobs;
+  request.cache.offline = o.offline;
+  if (!o.cache_dir.empty()) request.cache.root = fs::absolute(o.cache_dir, ec);
+  request.install.link_scripts = o.no_link_scripts ? LinkScripts::Skip : LinkScripts::Run;
+  request.install.variables = in.variables;
+  request.install.environment_name = in.name;
+  request.install.requested_specs = in.specs;
+  std::mutex out;
+  request.install.warn = [&](const std::string& m) {
+    std::lock_guard<std::mutex> lock(out);
+    std::cerr << "warning: " << m << "\n";
+  };
+  if (!o.quiet)
+    request.progress = [&](const std::string& line) {
+      std::lock_guard<std::mutex> lock(out);
+      std::cerr << line << "\n";
+    };
+  ENVB_ASSIGN_OR_RETURN(auto report, install_environment(request));
+
+  if (!in.pip.empty()) {
+    std::vector<std::string> argv = {(prefix / "bin" / "python").string(), "-m", "pip", "install",
+                                     "--no-deps", "--no-index", "--disable-pip-version-check",
+                                     "--find-links", o.pip_find_links};
+    argv.insert(argv.end(), in.pip.begin(), in.pip.end());
+    ENVB_TRY(run_process(argv).context("installing pip requirements"));
+  }
+
+  if (o.json) {
+    nlohmann::json packages = nlohmann::json::array();
+    for (const auto& r : report.records)
+      packages.push_back({{"name", r.name},
+                          {"version", r.version.to_string()},
+                          {"build", r.build},
+                          {"channel", r.channel},
+                          {"fn", r.fn},
+                          {"sha256", r.sha256}});
+    nlohmann::json summary = {
+        {"prefix", prefix.string()},
+        {"platform", platform},
+        {"packages", packages},
+        {"downloaded", report.downloaded},
+        {"extracted", report.extracted},
+        {"download_bytes", report.download_bytes},
+        {"files", report.prefix.files},
+        {"hardlinked", report.prefix.hardlinked},
+        {"copied", report.prefix.copied},
+        {"patched", report.relocations},
+        {"clobbered", report.prefix.clobbered},
+        {"scripts_run", report.prefix.scripts_run},
+        {"scripts_pending", report.prefix.scripts_pending},
+        {"pip", in.pip},
+        {"timings_ms",
+         {{"fetch", report.fetch_ms}, {"plan", report.plan_ms}, {"link", report.link_ms}}}};
+    std::cout << summary.dump(2) << "\n";
+  } else if (!o.quiet) {
+    std::fprintf(stderr, "installed %zu packages into %s (fetch %.0f ms, plan %.0f ms, link %.0f ms)\n",
+                 report.records.size(), prefix.c_str(), report.fetch_ms, report.plan_ms,
+                 report.link_ms);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void register_install(CLI::App& app, Outcome& outcome) {
+  auto options = std::make_shared<InstallCliOptions>();
+  CLI::App* cmd = app.add_subcommand("install", "Install an environment into a directory");
+  cmd->add_option("-p,--prefix", options->prefix, "target directory (created; must be empty)")
+      ->required();
+  cmd->add_option("-f,--file", options->file, "environment.yml (solved)");
+  cmd->add_option("--lock", options->lock, "conda-lock.yml or @EXPLICIT file (no solve)");
+  cmd->add_option("--platform", options->platform, "target platform (default: this host's)");
+  cmd->add_option("-c,--channel", options->channels, "channels (replace the file's)");
+  cmd->add_option("--cache-dir", options->cache_dir,
+                  "package cache (and repodata cache under repodata/)");
+  cmd->add_option("--channel-alias", options->channel_alias, "base URL for channel names");
+  cmd->add_option("--pip-find-links", options->pip_find_links,
+                  "install the pip: requirements from wheels in DIR (pip --no-deps --no-index)");
+  cmd->add_option("-j,--jobs", options->jobs, "parallel downloads/extractions (default 8)");
+  cmd->add_flag("--no-link-scripts", options->no_link_scripts, "record link scripts, never run");
+  cmd->add_flag("--offline", options->offline, "use only cached repodata and packages");
+  cmd->add_flag("-q,--quiet", options->quiet, "no progress lines");
+  cmd->add_flag("--json", options->json, "print a JSON summary on stdout");
+  cmd->add_flag("--force", options->force, "remove the prefix first if it exists");
+  cmd->callback([options, &outcome] { outcome.result = run_install(*options); });
+}
+
+}  // namespace envbuild::builder::cli

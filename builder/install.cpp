@@ -1,0 +1,582 @@
+#include "builder/install.hpp"
+
+#include <sys/stat.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <thread>
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <queue>
+#include <set>
+#include <sstream>
+
+#include "common/fs.hpp"
+#include "common/hash.hpp"
+#include "common/version.hpp"
+#include "conda/package_metadata.hpp"
+#include "conda/relocate_prefix.hpp"
+
+namespace envbuild::builder {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// info/ of an extracted package: paths.json, or the legacy files it supersedes.
+Result<std::vector<conda::PathEntry>> read_paths(const fs::path& extracted) {
+  fs::path info = extracted / "info";
+  std::error_code ec;
+  if (fs::exists(info / "paths.json", ec)) {
+    ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(info / "paths.json"));
+    return conda::parse_paths_json(text, (info / "paths.json").string());
+  }
+  std::string files, has_prefix_text, no_link;
+  if (auto t = common::read_file(info / "files")) files = *t;
+  if (auto t = common::read_file(info / "has_prefix")) has_prefix_text = *t;
+  if (auto t = common::read_file(info / "no_link")) no_link = *t;
+  ENVB_ASSIGN_OR_RETURN(auto has_prefix,
+                        conda::parse_has_prefix(has_prefix_text, (info / "has_prefix").string()));
+  std::vector<std::string> symlinks;
+  std::istringstream lines(files);
+  for (std::string line; std::getline(lines, line);) {
+    if (!line.empty() && fs::is_symlink(extracted / line, ec)) symlinks.push_back(line);
+  }
+  return conda::paths_from_legacy(files, has_prefix, no_link, symlinks);
+}
+
+Result<std::optional<conda::LinkJson>> read_link_json(const fs::path& extracted) {
+  fs::path file = extracted / "info" / "link.json";
+  std::error_code ec;
+  if (!fs::exists(file, ec)) return std::optional<conda::LinkJson>();
+  ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(file));
+  ENVB_ASSIGN_OR_RETURN(auto link, conda::parse_link_json(text, file.string()));
+  return std::optional<conda::LinkJson>(std::move(link));
+}
+
+Result<void> copy_file_exact(const fs::path& from, const fs::path& to) {
+  ENVB_TRY(common::make_dirs(to.parent_path()));
+  std::error_code ec;
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
+  if (ec)
+    return fail(Errc::Io, "copy(" + from.string() + " -> " + to.string() + "): " + ec.message());
+  return ok();
+}
+
+std::string package_label(const conda::PackageRecord& r) {
+  return r.name + "-" + r.version.to_string() + "-" + r.build;
+}
+
+}  // namespace
+
+Result<PackagePlan> plan_package(const conda::PackageRecord& record, const fs::path& extracted,
+                                 const std::string& requested_spec, const InstallTarget& target) {
+  const std::string label = package_label(record);
+  PackagePlan plan;
+  plan.record = record;
+  ENVB_ASSIGN_OR_RETURN(auto paths, read_paths(extracted).context("reading " + label));
+  ENVB_ASSIGN_OR_RETURN(auto link, read_link_json(extracted).context("reading " + label));
+  const bool noarch_python =
+      record.noarch == conda::NoArchType::Python || (link && link->noarch_type == "python");
+  if (noarch_python && !target.python)
+    return fail(Errc::InvalidInput, label +
+                                        " is a noarch: python package, but the environment "
+                                        "has no python")
+        .with_hint("add python to the environment's dependencies");
+  const conda::TargetOs os = conda::target_os_for_subdir(target.subdir);
+
+  conda::PrefixRecord prefix_record;
+  prefix_record.record = record;
+  prefix_record.requested_spec = requested_spec;
+  prefix_record.link_type = 1;
+
+  plan.staging = target.staging;
+  for (const auto& entry : paths) {
+    if (!common::is_safe_relative_path(entry.path))
+      return fail(Errc::Integrity, label + ": unsafe path '" + entry.path + "' in paths.json");
+    std::string dest = noarch_python
+                           ? conda::noarch_python_target_path(entry.path, *target.python, os)
+                           : entry.path;
+    if (!common::is_safe_relative_path(dest))
+      return fail(Errc::Integrity, label + ": unsafe path '" + dest + "' in paths.json");
+    fs::path source = extracted / entry.path;
+    conda::PrefixPathsEntry recorded;
+    recorded.path = dest;
+    recorded.sha256 = entry.sha256;
+    recorded.size_in_bytes = entry.size_in_bytes;
+    recorded.no_link = entry.no_link;
+    if (entry.path_type == conda::PathType::Directory) continue;  // parents are implicit
+    std::error_code ec;
+    if (entry.path_type == conda::PathType::SoftLink || fs::is_symlink(source, ec)) {
+      fs::path target_text = fs::read_symlink(source, ec);
+      if (ec)
+        return fail(Errc::Integrity, label + ": " + entry.path + " is listed as a symlink but " +
+                                         "is not one in the extracted package");
+      plan.files.push_back(
+          {dest, PlannedFile::Kind::Symlink, {}, target_text.string(), false, false});
+      recorded.path_type = conda::PrefixPathType::SoftLink;
+    } else {
+      if (!fs::is_regular_file(source, ec))
+        return fail(Errc::Integrity, label + ": " + entry.path + " is missing from the package");
+      PlannedFile file{dest, PlannedFile::Kind::File, source, {}, false, entry.no_link};
+      recorded.path_type = conda::PrefixPathType::HardLink;
+      if (!entry.prefix_placeholder.empty()) {
+        fs::path copy = target.staging / "files" / dest;
+        ENVB_TRY(copy_file_exact(source, copy));
+        conda::PrefixReplacement replacement{entry.prefix_placeholder, target.prefix,
+                                             entry.file_mode, os};
+        ENVB_ASSIGN_OR_RETURN(auto relocation,
+                              conda::replace_prefix_in_file(copy, replacement, dest)
+                                  .context("patching " + label + ": " + entry.path));
+        recorded.file_mode = entry.file_mode;
+        recorded.prefix_placeholder = entry.prefix_placeholder;
+        if (relocation) {
+          file.source = copy;
+          file.private_copy = true;
+          plan.relocations.push_back(std::move(*relocation));
+          ENVB_ASSIGN_OR_RETURN(recorded.sha256_in_prefix, common::sha256_file(copy.string()));
+        } else {
+          fs::remove(copy, ec);
+        }
+      }
+      plan.files.push_back(std::move(file));
+      std::string name = fs::path(dest).filename().string();
+      if (dest.rfind("bin/.", 0) == 0 &&
+          (name.ends_with("-post-link.sh") || name.ends_with("-pre-link.sh")))
+        plan.link_scripts.push_back(dest);
+    }
+    prefix_record.files.push_back(dest);
+    prefix_record.paths.push_back(std::move(recorded));
+  }
+
+  if (noarch_python && link) {
+    for (const auto& entry_point : link->entry_points) {
+      ENVB_ASSIGN_OR_RETURN(auto script, conda::entry_point_script(entry_point, target.prefix, os)
+                                             .context("entry point of " + label));
+      fs::path out = target.staging / "files" / script.path;
+      ENVB_TRY(common::make_dirs(out.parent_path()));
+      ENVB_TRY(common::write_file_atomic(out, script.content, static_cast<int>(script.mode)));
+      // The launcher's shebang holds the prefix: record it so envrun can relocate it.
+      conda::PrefixReplacement self{target.prefix, target.prefix, conda::FileMode::Text, os};
+      ENVB_ASSIGN_OR_RETURN(auto patched, conda::replace_prefix(script.content, self));
+      if (patched) {
+        patched->record.path = script.path;
+        plan.relocations.push_back(patched->record);
+      }
+      plan.files.push_back({script.path, PlannedFile::Kind::File, out, {}, true, false});
+      conda::PrefixPathsEntry recorded;
+      recorded.path = script.path;
+      recorded.path_type = conda::PrefixPathType::UnixPythonEntryPoint;
+      recorded.sha256 = common::sha256_hex(script.content);
+      recorded.size_in_bytes = script.content.size();
+      prefix_record.files.push_back(script.path);
+      prefix_record.paths.push_back(std::move(recorded));
+    }
+  }
+
+  // The conda-meta record travels with the package (and so with its layer).
+  std::string meta_path = "conda-meta/" + prefix_record.file_name();
+  fs::path meta_file = target.staging / "files" / meta_path;
+  ENVB_TRY(common::make_dirs(meta_file.parent_path()));
+  ENVB_TRY(common::write_file_atomic(meta_file, conda::to_json_string(prefix_record)));
+  plan.files.push_back({meta_path, PlannedFile::Kind::File, meta_file, {}, true, false});
+
+  std::sort(plan.files.begin(), plan.files.end(),
+            [](const PlannedFile& a, const PlannedFile& b) { return a.path < b.path; });
+  return plan;
+}
+
+Result<std::optional<conda::PythonInfo>> python_of(
+    const std::vector<conda::PackageRecord>& records) {
+  for (const auto& record : records) {
+    if (record.name != "python") continue;
+    ENVB_ASSIGN_OR_RETURN(auto info,
+                          conda::PythonInfo::from_version(record.version.to_string(),
+                                                          record.python_site_packages_path));
+    return std::optional<conda::PythonInfo>(info);
+  }
+  return std::optional<conda::PythonInfo>();
+}
+
+std::string host_subdir() {
+  struct utsname u {};
+  ::uname(&u);
+  std::string machine = u.machine;
+  if (machine == "x86_64") return "linux-64";
+  if (machine == "aarch64") return "linux-aarch64";
+  if (machine == "ppc64le") return "linux-ppc64le";
+  if (machine == "s390x") return "linux-s390x";
+  return "linux-" + machine;
+}
+
+std::vector<size_t> topological_order(const std::vector<conda::PackageRecord>& records) {
+  std::map<std::string, size_t> by_name;
+  for (size_t i = 0; i < records.size(); ++i) by_name[records[i].name] = i;
+  std::vector<std::set<size_t>> deps(records.size());
+  std::vector<std::set<size_t>> dependents(records.size());
+  for (size_t i = 0; i < records.size(); ++i) {
+    for (const auto& dep : records[i].depends) {
+      std::string name = dep.substr(0, dep.find_first_of(" <>=!~["));
+      auto it = by_name.find(name);
+      if (it == by_name.end() || it->second == i) continue;
+      deps[i].insert(it->second);
+      dependents[it->second].insert(i);
+    }
+  }
+  auto by_label = [&](size_t a, size_t b) { return records[a].name > records[b].name; };
+  std::priority_queue<size_t, std::vector<size_t>, decltype(by_label)> ready(by_label);
+  std::vector<size_t> remaining(records.size());
+  for (size_t i = 0; i < records.size(); ++i) {
+    remaining[i] = deps[i].size();
+    if (remaining[i] == 0) ready.push(i);
+  }
+  std::vector<size_t> order;
+  std::vector<bool> done(records.size(), false);
+  while (order.size() < records.size()) {
+    if (ready.empty()) {
+      // A dependency cycle: break it at the alphabetically first package left.
+      for (size_t i : [&] {
+             std::vector<size_t> left;
+             for (size_t j = 0; j < records.size(); ++j)
+               if (!done[j]) left.push_back(j);
+             std::sort(left.begin(), left.end(),
+                       [&](size_t a, size_t b) { return records[a].name < records[b].name; });
+             return left;
+           }()) {
+        ready.push(i);
+        break;
+      }
+    }
+    size_t next = ready.top();
+    ready.pop();
+    if (done[next]) continue;
+    done[next] = true;
+    order.push_back(next);
+    for (size_t d : dependents[next])
+      if (!done[d] && remaining[d] > 0 && --remaining[d] == 0) ready.push(d);
+  }
+  return order;
+}
+
+std::vector<std::pair<std::string, std::string>> environment_files(
+    const std::vector<PackagePlan>& plans, const std::string& prefix,
+    const PrefixInstallOptions& options) {
+  std::vector<std::pair<std::string, std::string>> files;
+  // conda-meta/history marks a directory as an environment; no wall-clock time, so that the
+  // same environment gives the same bytes.
+  std::string history = "==> envbuild " + std::string(kVersion) + " <==\n# cmd: envbuild install\n";
+  for (const auto& spec : options.requested_specs) history += "# update specs: " + spec + "\n";
+  for (const auto& plan : plans) {
+    const auto& r = plan.record;
+    history += "+" + (r.channel.empty() ? std::string() : r.channel + "::") + r.name + "-" +
+               r.version.to_string() + "-" + r.build + "\n";
+  }
+  files.emplace_back("conda-meta/history", history);
+  if (!options.variables.empty()) {
+    nlohmann::json vars = nlohmann::json::object();
+    for (const auto& [k, v] : options.variables) vars[k] = v;
+    files.emplace_back("conda-meta/state", nlohmann::json{{"env_vars", vars}}.dump(2) + "\n");
+    files.emplace_back("etc/conda/env_vars.d/envbuild-variables.json", vars.dump(2) + "\n");
+  }
+  conda::RelocationIndex index;
+  index.prefix = prefix;
+  for (const auto& plan : plans)
+    index.files.insert(index.files.end(), plan.relocations.begin(), plan.relocations.end());
+  files.emplace_back(std::string(conda::kRelocationIndexPath), conda::to_json_string(index));
+  return files;
+}
+
+namespace {
+
+Result<void> link_or_copy(const PlannedFile& file, const fs::path& dest,
+                          PrefixInstallReport& report) {
+  std::error_code ec;
+  if (file.private_copy && ::rename(file.source.c_str(), dest.c_str()) == 0) {
+    ++report.copied;
+    return ok();
+  }
+  if (!file.private_copy && !file.no_link && ::link(file.source.c_str(), dest.c_str()) == 0) {
+    ++report.hardlinked;
+    return ok();
+  }
+  fs::copy_file(file.source, dest, fs::copy_options::overwrite_existing, ec);
+  if (ec)
+    return fail(Errc::Io,
+                "copy(" + file.source.string() + " -> " + dest.string() + "): " + ec.message());
+  ++report.copied;
+  return ok();
+}
+
+Result<void> run_link_script(const fs::path& prefix, const PackagePlan& plan,
+                             const std::string& script) {
+  const auto& r = plan.record;
+  pid_t pid = ::fork();
+  if (pid < 0) return common::errno_error("fork", script, errno);
+  if (pid == 0) {
+    ::setenv("PREFIX", prefix.c_str(), 1);
+    ::setenv("ROOT_PREFIX", prefix.c_str(), 1);
+    ::setenv("PKG_NAME", r.name.c_str(), 1);
+    ::setenv("PKG_VERSION", r.version.to_string().c_str(), 1);
+    ::setenv("PKG_BUILDNUM", std::to_string(r.build_number).c_str(), 1);
+    std::string path = (prefix / "bin").string() + ":" +
+                       (std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin");
+    ::setenv("PATH", path.c_str(), 1);
+    std::string file = (prefix / script).string();
+    ::dup2(STDERR_FILENO, STDOUT_FILENO);  // keep our stdout for --json
+    if (::chdir(prefix.c_str()) != 0) ::_exit(126);
+    const char* shell = ::access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh";
+    ::execl(shell, shell, file.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    return fail(Errc::Io, "link script " + script + " of " + package_label(r) + " failed (exit " +
+                              std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) + ")")
+        .with_hint("rerun with --no-link-scripts to skip it, or fix the package");
+  return ok();
+}
+
+}  // namespace
+
+Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& plans,
+                                              const fs::path& prefix_dir, const std::string& subdir,
+                                              const PrefixInstallOptions& options) {
+  auto warn = options.warn ? options.warn
+                           : [](const std::string& m) { std::cerr << "warning: " << m << "\n"; };
+  PrefixInstallReport report;
+  ENVB_TRY(common::make_dirs(prefix_dir / "conda-meta"));
+  const bool scripts_here = options.link_scripts == LinkScripts::Run && subdir == host_subdir();
+  std::map<std::string, std::string> owner;
+  for (const auto& plan : plans) {
+    const std::string label = package_label(plan.record);
+    for (const auto& file : plan.files) {
+      fs::path dest = prefix_dir / file.path;
+      if (auto it = owner.find(file.path); it != owner.end() && it->second != label) {
+        report.clobbered.push_back(file.path + ": " + it->second + ", then " + label + " (kept)");
+        warn("clobber: " + file.path + " is in " + it->second + " and " + label + "; keeping " +
+             label + "'s");
+      }
+      owner[file.path] = label;
+      ENVB_TRY(common::make_dirs(dest.parent_path()));
+      std::error_code ec;
+      if (fs::is_symlink(dest, ec) || fs::exists(dest, ec)) fs::remove(dest, ec);
+      if (file.kind == PlannedFile::Kind::Symlink) {
+        if (::symlink(file.target.c_str(), dest.c_str()) != 0)
+          return common::errno_error("symlink", dest.string(), errno);
+      } else {
+        ENVB_TRY(link_or_copy(file, dest, report));
+      }
+      ++report.files;
+    }
+  }
+  // Post-link scripts run once every package is in place (they may use any of them), in link
+  // order. Pre-link scripts are deprecated in conda and would run before their own files exist
+  // here: they are recorded as pending.
+  for (const auto& plan : plans) {
+    for (const auto& script : plan.link_scripts) {
+      const bool pre = script.ends_with("-pre-link.sh");
+      std::string kind = pre ? "pre-link" : "post-link";
+      if (scripts_here && !pre) {
+        ENVB_TRY(run_link_script(prefix_dir, plan, script));
+        report.scripts_run.push_back(plan.record.name + ": " + kind);
+        fs::path messages = prefix_dir / ".messages.txt";
+        std::error_code ec;
+        if (fs::exists(messages, ec)) {
+          if (auto text = common::read_file(messages); text && !text->empty())
+            warn(plan.record.name + " " + kind + ": " + *text);
+          fs::remove(messages, ec);
+        }
+      } else {
+        report.scripts_pending.push_back(plan.record.name + ": " + kind + " (" + script + ")");
+      }
+    }
+  }
+  if (!report.scripts_pending.empty())
+    warn(std::to_string(report.scripts_pending.size()) + " link script(s) not run (" +
+         (options.link_scripts == LinkScripts::Skip ? "--no-link-scripts"
+          : subdir != host_subdir()                 ? "platform " + subdir + " is not this host's"
+                                                    : std::string("pre-link scripts are not run")) +
+         "); recorded in conda-meta/envbuild-pending-scripts");
+  for (const auto& [path, content] : environment_files(plans, prefix_dir.string(), options)) {
+    ENVB_TRY(common::make_dirs((prefix_dir / path).parent_path()));
+    ENVB_TRY(common::write_file_atomic(prefix_dir / path, content));
+  }
+  if (!report.clobbered.empty()) {
+    std::string clobbers;
+    for (const auto& c : report.clobbered) clobbers += c + "\n";
+    ENVB_TRY(common::write_file_atomic(prefix_dir / "conda-meta" / "envbuild-clobbers", clobbers));
+  }
+  if (!report.scripts_pending.empty()) {
+    std::string pending;
+    for (const auto& s : report.scripts_pending) pending += s + "\n";
+    ENVB_TRY(
+        common::write_file_atomic(prefix_dir / "conda-meta" / "envbuild-pending-scripts", pending));
+  }
+  return report;
+}
+
+}  // namespace envbuild::builder
+
+namespace envbuild::builder {
+
+conda::PackageRecord merge_index_record(conda::PackageRecord into,
+                                        const conda::PackageRecord& index) {
+  conda::PackageRecord out = index;
+  if (!into.channel.empty()) out.channel = into.channel;
+  if (!into.url.empty()) out.url = into.url;
+  if (!into.fn.empty()) out.fn = into.fn;
+  if (!into.md5.empty()) out.md5 = into.md5;
+  if (!into.sha256.empty()) out.sha256 = into.sha256;
+  if (into.size) out.size = into.size;
+  if (!into.python_site_packages_path.empty())
+    out.python_site_packages_path = into.python_site_packages_path;
+  if (out.subdir.empty()) out.subdir = into.subdir;
+  return out;
+}
+
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+// Runs task(i) for i in [0, count) on up to `jobs` threads; stops handing out work after the
+// first error and returns it.
+Result<void> for_each_parallel(size_t count, size_t jobs,
+                               const std::function<Result<void>(size_t)>& task) {
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex mutex;
+  std::optional<Error> first_error;
+  auto worker = [&] {
+    for (size_t i; !failed.load() && (i = next.fetch_add(1)) < count;) {
+      auto r = task(i);
+      if (!r) {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (!first_error) first_error = std::move(r).error();
+        failed.store(true);
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < std::min(std::max<size_t>(jobs, 1), count); ++t) threads.emplace_back(worker);
+  worker();
+  for (auto& t : threads) t.join();
+  if (first_error) return std::move(*first_error);
+  return ok();
+}
+
+std::string human_bytes(uint64_t bytes) {
+  char buf[32];
+  if (bytes >= (1u << 20))
+    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  else
+    std::snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(bytes) / 1024);
+  return buf;
+}
+
+}  // namespace
+
+Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallRequest& request) {
+  const fs::path& prefix = request.prefix_dir;
+  if (!prefix.is_absolute())
+    return fail(Errc::InvalidInput, "prefix " + prefix.string() + " is not absolute");
+  std::error_code ec;
+  if (fs::exists(prefix, ec) && !fs::is_empty(prefix, ec))
+    return fail(Errc::InvalidInput, "prefix " + prefix.string() + " exists and is not empty")
+        .with_hint("remove it first, or give --force");
+  auto progress = [&](const std::string& line) {
+    if (request.progress) request.progress(line);
+  };
+  EnvironmentInstallReport report;
+
+  // 1. Fetch and extract, through the cache.
+  auto start = std::chrono::steady_clock::now();
+  std::vector<PackageRef> refs;
+  for (const auto& r : request.records)
+    refs.push_back({r.url, r.fn, r.sha256, r.md5, r.size});
+  PackageCacheOptions cache_options = request.cache;
+  std::mutex progress_mutex;
+  size_t ready = 0;
+  auto user_on_ready = cache_options.on_ready;
+  cache_options.on_ready = [&](const PackageRef& ref, const CachedPackage& cached) {
+    std::lock_guard<std::mutex> lock(progress_mutex);
+    ++ready;
+    std::string how = cached.downloaded ? "downloaded" : "cached";
+    if (cached.extracted_now) how += ", extracted";
+    uint64_t size = ref.size.value_or(0);
+    if (cached.downloaded) {
+      ++report.downloaded;
+      report.download_bytes += size;
+    }
+    if (cached.extracted_now) ++report.extracted;
+    progress("fetched " + std::to_string(ready) + "/" + std::to_string(refs.size()) + " " +
+             archive_name(ref) + " (" + human_bytes(size) + ", " + how + ")");
+    if (user_on_ready) user_on_ready(ref, cached);
+  };
+  PackageCache cache(cache_options);
+  ENVB_ASSIGN_OR_RETURN(auto cached, cache.fetch(refs).context("fetching packages"));
+  report.fetch_ms = ms_since(start);
+
+  // 2. Complete the records from info/index.json, then plan every package.
+  start = std::chrono::steady_clock::now();
+  std::vector<conda::PackageRecord> records;
+  for (size_t i = 0; i < request.records.size(); ++i) {
+    const auto& given = request.records[i];
+    fs::path index_file = cached[i].extracted / "info" / "index.json";
+    ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(index_file));
+    ENVB_ASSIGN_OR_RETURN(auto index, conda::parse_package_record(text, index_file.string()));
+    if (!given.name.empty() && given.name != index.name)
+      return fail(Errc::Integrity, archive_name(refs[i]) + ": expected package '" + given.name +
+                                       "' but its info/index.json says '" + index.name + "'");
+    records.push_back(merge_index_record(given, index));
+    if (records.back().sha256.empty()) records.back().sha256 = cached[i].sha256;
+  }
+  ENVB_ASSIGN_OR_RETURN(auto python, python_of(records));
+  const std::vector<size_t> order = topological_order(records);
+  const fs::path staging = prefix / ".envbuild-staging";
+  ENVB_TRY(common::make_dirs(staging));
+  std::vector<PackagePlan> plans(order.size());
+  ENVB_TRY(for_each_parallel(order.size(), request.jobs, [&](size_t k) -> Result<void> {
+    size_t i = order[k];
+    InstallTarget target;
+    target.prefix = prefix.string();
+    target.subdir = request.subdir;
+    target.python = python;
+    target.staging = staging / std::to_string(k);
+    auto spec = request.requested_specs.find(records[i].name);
+    ENVB_ASSIGN_OR_RETURN(
+        plans[k], plan_package(records[i], cached[i].extracted,
+                               spec == request.requested_specs.end() ? "" : spec->second, target));
+    return ok();
+  }));
+  for (const auto& plan : plans) report.relocations += plan.relocations.size();
+  report.plan_ms = ms_since(start);
+  progress("planned " + std::to_string(plans.size()) + " packages (" +
+           std::to_string(report.relocations) + " files patched for " + prefix.string() + ")");
+
+  // 3. Link.
+  start = std::chrono::steady_clock::now();
+  ENVB_ASSIGN_OR_RETURN(report.prefix,
+                        install_to_prefix(plans, prefix, request.subdir, request.install));
+  ENVB_TRY(common::remove_all(staging));
+  report.link_ms = ms_since(start);
+  for (size_t i : order) report.records.push_back(records[i]);
+  progress("linked " + std::to_string(report.prefix.files) + " files (" +
+           std::to_string(report.prefix.hardlinked) + " hard links, " +
+           std::to_string(report.prefix.copied) + " copies) into " + prefix.string());
+  return report;
+}
+
+}  // namespace envbuild::builder

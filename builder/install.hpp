@@ -1,0 +1,147 @@
+#pragma once
+
+// Installing a solved environment, in two steps so that image builds never copy a prefix:
+//  1. plan_package(): for one extracted package, decide every installed path (noarch python
+//     remapping, entry points), patch the files that hold the placeholder into private copies
+//     (with relocation records), and write its conda-meta record. The plan points at the files;
+//     it copies nothing that needs no patching.
+//  2. install_to_prefix() materializes plans in a directory (hard links from the cache,
+//     patched copies, symlinks), detects clobbers, runs link scripts, and writes the
+//     environment-level files; the image builder instead turns each plan into a layer.
+
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "builder/package_cache.hpp"
+#include "common/result.hpp"
+#include "conda/noarch_python.hpp"
+#include "conda/package_record.hpp"
+#include "conda/prefix_replace.hpp"
+
+namespace envbuild::builder {
+
+/// One path a package puts in the prefix.
+struct PlannedFile {
+  enum class Kind { File, Symlink };
+  std::string path;  // prefix-relative, '/'-separated
+  Kind kind = Kind::File;
+  std::filesystem::path source;  // File: in the extracted cache (unpatched) or the staging dir
+  std::string target;            // Symlink: link text
+  bool private_copy = false;     // source is ours (patched or generated): may be moved
+  bool no_link = false;          // paths.json no_link: copy, never hard link
+};
+
+/// Everything one package contributes to an environment.
+struct PackagePlan {
+  conda::PackageRecord record;
+  std::vector<PlannedFile> files;  // sorted by path; includes conda-meta/<name>-<v>-<b>.json
+  std::vector<conda::RelocationRecord> relocations;  // one per patched file, path prefix-relative
+  std::vector<std::string> link_scripts;             // e.g. "bin/.pkg-post-link.sh"
+  std::filesystem::path staging;  // the target's staging dir (private copies live under it)
+};
+
+struct InstallTarget {
+  std::string prefix;  // absolute prefix the files are patched for ("/opt/conda")
+  std::string subdir;  // the environment's platform ("linux-64"): decides the rules
+  std::optional<conda::PythonInfo> python;  // from the python record of the same solve
+  std::filesystem::path staging;  // where this plan's patched copies and generated files go
+};
+
+/// Plans one package extracted at `extracted`. Requires info/ from the extraction. A noarch
+/// python package without a python in the environment is an InvalidInput error naming it.
+Result<PackagePlan> plan_package(const conda::PackageRecord& record,
+                                 const std::filesystem::path& extracted,
+                                 const std::string& requested_spec, const InstallTarget& target);
+
+/// The python of an environment: from its `python` record, if any.
+Result<std::optional<conda::PythonInfo>> python_of(
+    const std::vector<conda::PackageRecord>& records);
+
+enum class LinkScripts { Run, Skip };
+
+struct PrefixInstallOptions {
+  LinkScripts link_scripts = LinkScripts::Run;
+  std::map<std::string, std::string> variables;  // environment.yml `variables:`
+  std::string environment_name;
+  std::vector<std::string> requested_specs;  // for conda-meta/history
+  /// Warnings (clobbers, skipped scripts) go here; default: stderr.
+  std::function<void(const std::string&)> warn;
+};
+
+struct PrefixInstallReport {
+  size_t files = 0;
+  size_t hardlinked = 0;
+  size_t copied = 0;
+  std::vector<std::string> clobbered;        // "path: pkgA, then pkgB (kept)"
+  std::vector<std::string> scripts_run;      // "demo-tools: post-link"
+  std::vector<std::string> scripts_pending;  // recorded, not run (other platform, or skipped)
+};
+
+/// Materializes plans (in the given, topological, order) into `prefix_dir`, which must be the
+/// plans' target prefix for the result to run in place. Files are hard-linked from the package
+/// cache (copied across file systems, or when paths.json says no_link); private copies are
+/// moved, so a plan is used up by installing it. Pre-link scripts run before a package's files
+/// are linked, post-link scripts after all packages are (conda runs them with bash and PREFIX,
+/// PKG_NAME, PKG_VERSION, PKG_BUILDNUM; their stdout goes to stderr; $PREFIX/.messages.txt is
+/// shown and removed). A path in two packages is a clobber: warned, the later package wins, and
+/// it is recorded in conda-meta/envbuild-clobbers. Writes conda-meta/history,
+/// conda-meta/state and etc/conda/env_vars.d/ (variables), and the relocation index
+/// (conda-meta/envbuild-relocations.json). Link scripts run only when the environment's platform
+/// is the host's.
+Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& plans,
+                                              const std::filesystem::path& prefix_dir,
+                                              const std::string& subdir,
+                                              const PrefixInstallOptions& options);
+
+/// The files every environment gets besides its packages (history, state, env_vars,
+/// relocation index), as (path, content): shared by install_to_prefix and the image builder.
+std::vector<std::pair<std::string, std::string>> environment_files(
+    const std::vector<PackagePlan>& plans, const std::string& prefix,
+    const PrefixInstallOptions& options);
+
+/// "linux-64" etc. for this host.
+std::string host_subdir();
+
+/// Topological order of records (dependencies first), ties by name: the order conda links in.
+std::vector<size_t> topological_order(const std::vector<conda::PackageRecord>& records);
+
+/// What `envbuild install` needs once the packages are known (from a solve or a lock file).
+struct EnvironmentInstallRequest {
+  /// The packages, each with url and sha256 or md5 (and size when known). Fields the source
+  /// lacks (a lock file knows only URLs and hashes) are read from the package's info/index.json.
+  std::vector<conda::PackageRecord> records;
+  std::map<std::string, std::string> requested_specs;  // package name -> spec as requested
+  std::filesystem::path prefix_dir;  // absolute; created; must be empty or absent
+  std::string subdir;                // the environment's platform
+  PackageCacheOptions cache;
+  PrefixInstallOptions install;
+  size_t jobs = 8;  // planning (patching) threads; downloads use cache.jobs
+  /// Progress lines ("fetched 3/25 ..."); may be called from any thread, one call at a time.
+  std::function<void(const std::string&)> progress;
+};
+
+struct EnvironmentInstallReport {
+  std::vector<conda::PackageRecord> records;  // as installed, in link order
+  size_t downloaded = 0;  // packages fetched now (the others came from the cache)
+  size_t extracted = 0;   // packages extracted now
+  uint64_t download_bytes = 0;
+  size_t relocations = 0;  // patched files
+  double fetch_ms = 0, plan_ms = 0, link_ms = 0;
+  PrefixInstallReport prefix;
+};
+
+/// Fetches (through the cache), plans and installs an environment into request.prefix_dir.
+/// Patched copies are staged in <prefix_dir>/.envbuild-staging (removed afterwards), so that
+/// installing moves them instead of copying.
+Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallRequest& request);
+
+/// Fills what `into` lacks (noarch, depends, build_number, subdir, license, timestamp ...) from
+/// `index` (info/index.json); url, fn, channel, hashes and size stay as they are.
+conda::PackageRecord merge_index_record(conda::PackageRecord into,
+                                        const conda::PackageRecord& index);
+
+}  // namespace envbuild::builder

@@ -1,0 +1,78 @@
+#pragma once
+
+// The package cache: archives content-addressed by sha256 (md5 when that is all a lock has),
+// verified before anything uses them, and their extracted trees. Shareable between users and CI
+// jobs: every write is atomic, and a per-package lock file makes concurrent envbuild processes
+// download and extract each package once.
+//
+//   <root>/pkgs/<key>/<fn>        verified archive (<key> = sha256 hex, or "md5-<hex>")
+//   <root>/extracted/<key>/       extracted tree (renamed into place when complete)
+//   <root>/locks/<key>.lock       flock(2) held while one process fetches/extracts
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/http.hpp"
+#include "common/result.hpp"
+
+namespace envbuild::builder {
+
+/// What to fetch: from a solve or a lock file.
+struct PackageRef {
+  std::string url;  // http(s)://, file:// or a local path
+  std::string fn;   // archive file name ("zlib-1.3-h0_0.conda"); derived from url when empty
+  std::string sha256;
+  std::string md5;
+  std::optional<uint64_t> size;
+};
+
+struct CachedPackage {
+  std::filesystem::path archive;
+  std::filesystem::path extracted;
+  std::string sha256;       // of the archive (computed when the ref had only md5)
+  bool downloaded = false;  // false: it was already in the cache
+  bool extracted_now = false;
+};
+
+struct PackageCacheOptions {
+  std::filesystem::path root;  // default_package_cache_root() when empty
+  size_t jobs = 8;             // parallel downloads + extractions
+  bool offline = false;        // never download: a missing package is an error naming it
+  common::HttpOptions http;
+  /// Called after each package is ready (for progress output); may be called from any thread.
+  std::function<void(const PackageRef&, const CachedPackage&)> on_ready;
+};
+
+/// $ENVBUILD_CACHE, else $XDG_CACHE_HOME/envbuild, else ~/.cache/envbuild.
+std::filesystem::path default_cache_root();
+
+class PackageCache {
+ public:
+  explicit PackageCache(PackageCacheOptions options);
+
+  /// Downloads (unless cached), verifies and extracts every package; in parallel, with
+  /// extraction of one package overlapping the download of others. The first error stops the
+  /// batch; the error names the package and URL.
+  Result<std::vector<CachedPackage>> fetch(const std::vector<PackageRef>& packages) const;
+
+  /// One package, on the calling thread.
+  Result<CachedPackage> fetch_one(const PackageRef& package, common::HttpClient& client) const;
+
+  [[nodiscard]] const std::filesystem::path& root() const noexcept { return options_.root; }
+
+ private:
+  Result<std::filesystem::path> download(const PackageRef& package, const std::string& key,
+                                         common::HttpClient& client, bool& downloaded) const;
+  PackageCacheOptions options_;
+};
+
+/// The cache key of a ref: its sha256, else "md5-<md5>"; empty when it has neither.
+std::string cache_key(const PackageRef& package);
+/// The archive name of a ref: fn, else the last URL segment.
+std::string archive_name(const PackageRef& package);
+
+}  // namespace envbuild::builder

@@ -1,0 +1,374 @@
+// envbuild install end to end: real conda-forge packages plus the host's python (a local channel
+// made by examples/demo/make_channel.py) give a prefix whose programs run in place, and again
+// after the prefix is moved and relocated; the installed tree equals `cph x` + the placeholder
+// replaced; and the planning rules (hostile paths, noarch without python, clobbers, order).
+
+#include "builder/install.hpp"
+
+#include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "common/fs.hpp"
+#include "conda/relocate_prefix.hpp"
+#include "tests/testing/testing.hpp"
+
+namespace envbuild::builder {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::read_text;
+using testing::run_command;
+using testing::shell_quote;
+using testing::TempDirTest;
+using testing::write_text;
+
+fs::path envbuild_bin() { return testing::binary_dir() / "envbuild"; }
+
+// The host-python channel, built once per build directory (under a lock: test processes may
+// run in parallel) with make_channel.py --only python and `envbuild index`.
+std::optional<fs::path> python_channel(std::string& why) {
+  fs::path dir = testing::binary_dir() / "test-channels" / "host-python";
+  std::error_code ec;
+  fs::create_directories(dir.parent_path(), ec);
+  auto lock = common::FileLock::acquire(dir.string() + ".lock", common::LockMode::Exclusive);
+  if (!lock) {
+    why = lock.error().to_string();
+    return std::nullopt;
+  }
+  if (fs::exists(dir / "linux-64/repodata.json")) return dir;
+  fs::remove_all(dir, ec);
+  auto made = run_command(
+      "python3 " + shell_quote((testing::source_dir() / "examples/demo/make_channel.py").string()) +
+      " " + shell_quote(dir.string()) + " --only python && " + shell_quote(envbuild_bin().string()) +
+      " index " + shell_quote(dir.string()));
+  if (made.exit_code != 0) {
+    why = made.output;
+    fs::remove_all(dir, ec);
+    return std::nullopt;
+  }
+  return dir;
+}
+
+// The conda-forge subset has linux-64/ only: give it an empty noarch/ beside a link to it.
+std::string subset_channel(const fs::path& scratch) {
+  fs::path channel = scratch / "conda-forge-subset";
+  fs::create_directories(channel / "noarch");
+  fs::create_symlink(*testing::testdata_dir() / "packages/channels/conda-forge-subset/linux-64",
+                     channel / "linux-64");
+  write_text(channel / "noarch/repodata.json",
+             R"({"info":{"subdir":"noarch"},"packages":{},"packages.conda":{}})");
+  return channel.string();
+}
+
+// One environment installed once for the whole suite (it takes a while).
+class RealEnvironmentTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!testing::testdata_dir()) return;
+    root_ = new fs::path(fs::temp_directory_path() / ("envb-inst-" + std::to_string(::getpid())));
+    fs::remove_all(*root_);
+    fs::create_directories(*root_);
+    auto channel = python_channel(*error_);
+    if (!channel) return;
+    write_text(*root_ / "environment.yml",
+               "name: real\nchannels:\n  - " + channel->string() + "\n  - " + subset_channel(*root_) +
+                   "\n  - nodefaults\ndependencies:\n  - python 3.*\n  - openssl\n  - xz\n"
+                   "  - ncurses\n  - readline\n  - libzlib\n  - pip\nvariables:\n"
+                   "  ENVB_TEST_VAR: hello\n");
+    auto r = run_command(shell_quote(envbuild_bin().string()) + " install --json --prefix " +
+                         shell_quote((*root_ / "env").string()) + " -f " +
+                         shell_quote((*root_ / "environment.yml").string()) + " --cache-dir " +
+                         shell_quote((*root_ / "cache").string()) + " 2>" +
+                         shell_quote((*root_ / "stderr.txt").string()));
+    *output_ = r.output;
+    if (r.exit_code != 0) *error_ = r.output + read_text(*root_ / "stderr.txt");
+  }
+  static void TearDownTestSuite() {
+    if (root_) fs::remove_all(*root_);
+    delete root_;
+    root_ = nullptr;
+  }
+  void SetUp() override {
+    ENVB_REQUIRE_TESTDATA();
+    ASSERT_TRUE(error_->empty()) << *error_;
+  }
+  static fs::path env() { return *root_ / "env"; }
+
+  static fs::path* root_;
+  static std::string* output_;
+  static std::string* error_;
+};
+fs::path* RealEnvironmentTest::root_ = nullptr;
+std::string* RealEnvironmentTest::output_ = new std::string;
+std::string* RealEnvironmentTest::error_ = new std::string;
+
+// The programs the issue names, run from `prefix` with a clean environment.
+void expect_programs_work(const fs::path& prefix) {
+  SCOPED_TRACE(prefix.string());
+  std::string run = "env -i HOME=/nonexistent PATH=/usr/bin:/bin ";
+  auto openssl = run_command(run + shell_quote((prefix / "bin/openssl").string()) + " version -d");
+  EXPECT_EQ(openssl.exit_code, 0) << openssl.output;
+  EXPECT_NE(openssl.output.find(prefix.string() + "/ssl"), std::string::npos) << openssl.output;
+  auto xz = run_command(run + shell_quote((prefix / "bin/xz").string()) + " --version");
+  EXPECT_EQ(xz.exit_code, 0) << xz.output;
+  EXPECT_NE(xz.output.find("5.2.6"), std::string::npos) << xz.output;
+  // infocmp finds xterm through the TERMINFO path compiled into libtinfo (a binary placeholder).
+  auto infocmp = run_command(run + shell_quote((prefix / "bin/infocmp").string()) + " xterm");
+  EXPECT_EQ(infocmp.exit_code, 0) << infocmp.output;
+  EXPECT_NE(infocmp.output.find(prefix.string() + "/share/terminfo"), std::string::npos)
+      << infocmp.output;
+  auto pip = run_command(run + shell_quote((prefix / "bin/python").string()) + " -m pip --version");
+  EXPECT_EQ(pip.exit_code, 0) << pip.output;
+  EXPECT_NE(pip.output.find("pip 25.3 from " + prefix.string() + "/lib/python"), std::string::npos)
+      << pip.output;
+}
+
+TEST_F(RealEnvironmentTest, ProgramsRunFromThePrefix) {
+  expect_programs_work(env());
+  auto summary = nlohmann::json::parse(*output_);
+  EXPECT_EQ(summary["prefix"], env().string());
+  EXPECT_GT(summary["hardlinked"].get<int>(), 100);
+  EXPECT_GT(summary["patched"].get<int>(), 5);
+  std::vector<std::string> names;
+  for (const auto& p : summary["packages"]) names.push_back(p["name"]);
+  for (const char* want : {"python", "openssl", "xz", "ncurses", "readline", "pip", "libzlib"})
+    EXPECT_NE(std::find(names.begin(), names.end(), want), names.end()) << want;
+  // Link order is topological: every package after its dependencies.
+  auto pos = [&](const std::string& n) { return std::find(names.begin(), names.end(), n); };
+  EXPECT_LT(pos("ncurses"), pos("readline"));
+  EXPECT_LT(pos("python"), pos("pip"));
+}
+
+TEST_F(RealEnvironmentTest, CondaMetaHistoryAndVariables) {
+  EXPECT_TRUE(fs::exists(env() / "conda-meta/history"));
+  auto pip_meta = env() / "conda-meta/pip-25.3-pyh8b19718_0.json";
+  ASSERT_TRUE(fs::exists(pip_meta));
+  auto j = nlohmann::json::parse(read_text(pip_meta));
+  EXPECT_EQ(j["requested_spec"], "pip");
+  EXPECT_EQ(j["noarch"], "python");
+  bool has_site_packages = false;
+  for (const auto& f : j["files"])
+    if (f.get<std::string>().rfind("lib/python3.", 0) == 0) has_site_packages = true;
+  EXPECT_TRUE(has_site_packages) << "noarch python files must be remapped into site-packages";
+  auto state = nlohmann::json::parse(read_text(env() / "conda-meta/state"));
+  EXPECT_EQ(state["env_vars"]["ENVB_TEST_VAR"], "hello");
+  EXPECT_FALSE(fs::exists(env() / ".envbuild-staging"));
+  auto index = conda::read_relocation_index(env());
+  ASSERT_TRUE(index) << index.error().to_string();
+  EXPECT_EQ(index->prefix, env().string());
+}
+
+// Given the installed prefix copied elsewhere (a move, keeping the original for the other tests)
+// and relocate_prefix() run on the copy, expect the same programs to work there and to know
+// their new place, and nothing in the copy to still name the old prefix where a record was.
+TEST_F(RealEnvironmentTest, WorksAfterMoveAndRelocate) {
+  fs::path moved = *root_ / "moved-elsewhere";
+  auto cp = run_command("cp -a " + shell_quote(env().string()) + " " + shell_quote(moved.string()));
+  ASSERT_EQ(cp.exit_code, 0) << cp.output;
+  auto stats = conda::relocate_prefix(moved, "", moved.string());
+  ASSERT_TRUE(stats) << stats.error().to_string();
+  EXPECT_GT(stats->binary_files, 0u);
+  EXPECT_GT(stats->text_files, 0u);
+  expect_programs_work(moved);
+  auto index = conda::read_relocation_index(moved);
+  ASSERT_TRUE(index);
+  EXPECT_EQ(index->prefix, moved.string());
+  for (const auto& record : index->files) {
+    std::string content = read_text(moved / record.path);
+    EXPECT_EQ(content.find(env().string() + "/"), std::string::npos) << record.path;
+  }
+  // Moving again (B -> C) also works, and a too-long prefix is refused without changes.
+  fs::path again = *root_ / "m2";
+  fs::rename(moved, again);
+  ASSERT_TRUE(conda::relocate_prefix(again, moved.string(), again.string()));
+  expect_programs_work(again);
+  auto too_long = conda::relocate_prefix(again, "", "/" + std::string(400, 'x'));
+  ASSERT_FALSE(too_long);
+  EXPECT_EQ(too_long.error().code(), Errc::InvalidInput);
+  expect_programs_work(again);
+}
+
+// Replaces the placeholder the way conda does (independent of conda/prefix_replace): text files
+// everywhere; binary files per C string, padded with NULs to keep the length.
+std::string conda_replace(std::string data, const std::string& placeholder,
+                          const std::string& prefix, const std::string& mode) {
+  if (mode == "text") {
+    for (size_t at = data.find(placeholder); at != std::string::npos;
+         at = data.find(placeholder, at + prefix.size()))
+      data.replace(at, placeholder.size(), prefix);
+    return data;
+  }
+  std::string out;
+  size_t i = 0;
+  while (i < data.size()) {
+    size_t at = data.find(placeholder, i);
+    if (at == std::string::npos) break;
+    size_t end = data.find('\0', at);
+    if (end == std::string::npos) end = data.size();
+    std::string s = data.substr(at, end - at);
+    size_t count = 0;
+    for (size_t p = s.find(placeholder); p != std::string::npos;
+         p = s.find(placeholder, p + prefix.size())) {
+      s.replace(p, placeholder.size(), prefix);
+      ++count;
+    }
+    out += data.substr(i, at - i) + s + std::string(count * (placeholder.size() - prefix.size()), '\0');
+    i = end;
+  }
+  return out + data.substr(std::min(i, data.size()));
+}
+
+TEST_F(RealEnvironmentTest, TreeMatchesCphExtractWithPlaceholderReplaced) {
+  ENVB_REQUIRE_TOOL("cph");
+  fs::path pkgs = *testing::testdata_dir() / "packages/channels/conda-forge-subset/linux-64";
+  for (std::string fn : {"ncurses-6.5-h59595ed_0.conda", "openssl-3.3.1-h4ab18f5_1.conda",
+                         "readline-8.2-h8c095d6_2.conda", "xz-5.2.6-h166bdaf_0.tar.bz2"}) {
+    SCOPED_TRACE(fn);
+    fs::path out = *root_ / "cph" / fn;
+    fs::create_directories(out);
+    auto x = run_command("cph x --dest " + shell_quote(out.string()) + " " +
+                         shell_quote((pkgs / fn).string()));
+    ASSERT_EQ(x.exit_code, 0) << x.output;
+    // cph x puts the package in DEST/<stem>.
+    fs::path tree = out;
+    if (!fs::exists(tree / "info")) tree = out / fn.substr(0, fn.find(".conda") != std::string::npos
+                                                                 ? fn.size() - 6
+                                                                 : fn.size() - 8);
+    ASSERT_TRUE(fs::exists(tree / "info/paths.json")) << tree;
+    auto paths = nlohmann::json::parse(read_text(tree / "info/paths.json"))["paths"];
+    size_t compared = 0, patched = 0;
+    for (const auto& p : paths) {
+      std::string path = p.at("_path");
+      fs::path installed = env() / path;
+      fs::path extracted = tree / path;
+      if (p["path_type"] == "softlink") {
+        ASSERT_TRUE(fs::is_symlink(installed)) << path;
+        EXPECT_EQ(fs::read_symlink(installed), fs::read_symlink(extracted)) << path;
+        continue;
+      }
+      ASSERT_TRUE(fs::is_regular_file(installed)) << path;
+      std::string want = read_text(extracted);
+      if (p.contains("prefix_placeholder")) {
+        want = conda_replace(want, p["prefix_placeholder"], env().string(),
+                             p.value("file_mode", "text"));
+        ++patched;
+      }
+      EXPECT_TRUE(read_text(installed) == want) << path << " differs";
+      EXPECT_EQ(fs::status(installed).permissions(), fs::status(extracted).permissions()) << path;
+      ++compared;
+    }
+    EXPECT_GT(compared, 0u);
+    // The conda-meta record lists exactly the package's paths.
+    std::string stem = fn.substr(0, fn.find(".conda") != std::string::npos ? fn.size() - 6
+                                                                             : fn.size() - 8);
+    auto meta = nlohmann::json::parse(read_text(env() / "conda-meta" / (stem + ".json")));
+    EXPECT_EQ(meta["files"].size(), paths.size());
+    if (fn.rfind("ncurses", 0) == 0) {
+      EXPECT_GT(patched, 0u);
+    }
+  }
+}
+
+// ---- planning rules, on small hand-made packages -------------------------------------------
+
+class PlanTest : public TempDirTest {
+ protected:
+  // An extracted package: info/index.json + info/paths.json + files.
+  fs::path make_package(const std::string& name, const std::vector<std::string>& files,
+                        const std::string& noarch = "") {
+    fs::path root = dir_ / "pkgs" / name;
+    nlohmann::json paths = nlohmann::json::array();
+    for (const auto& f : files) {
+      if (common::is_safe_relative_path(f)) write_text(root / f, name + ":" + f + "\n");
+      paths.push_back({{"_path", f}, {"path_type", "hardlink"}});
+    }
+    nlohmann::json index = {{"name", name}, {"version", "1.0"}, {"build", "0"}, {"depends", {}}};
+    if (!noarch.empty()) index["noarch"] = noarch;
+    write_text(root / "info/index.json", index.dump());
+    write_text(root / "info/paths.json", nlohmann::json{{"paths", paths}, {"paths_version", 1}}.dump());
+    return root;
+  }
+  conda::PackageRecord record(const std::string& name, std::vector<std::string> depends = {}) {
+    conda::PackageRecord r;
+    r.name = name;
+    r.version = *conda::Version::parse("1.0");
+    r.build = "0";
+    r.depends = std::move(depends);
+    return r;
+  }
+  InstallTarget target() {
+    InstallTarget t;
+    t.prefix = (dir_ / "prefix").string();
+    t.subdir = "linux-64";
+    t.staging = dir_ / "staging";
+    return t;
+  }
+};
+
+TEST_F(PlanTest, HostilePathInPathsJsonIsRejected) {
+  for (std::string bad : {"../escape", "/etc/passwd", "lib/../../x"}) {
+    SCOPED_TRACE(bad);
+    fs::path pkg = make_package("evil", {"ok.txt", bad});
+    auto plan = plan_package(record("evil"), pkg, "", target());
+    ASSERT_FALSE(plan);
+    EXPECT_EQ(plan.error().code(), Errc::Integrity);
+    EXPECT_NE(plan.error().to_string().find(bad), std::string::npos) << plan.error().to_string();
+    fs::remove_all(dir_ / "pkgs");
+  }
+  EXPECT_FALSE(fs::exists(dir_ / "escape"));
+}
+
+TEST_F(PlanTest, NoarchPythonWithoutPythonIsAClearError) {
+  fs::path pkg = make_package("lib", {"site-packages/lib.py"}, "python");
+  auto r = record("lib");
+  r.noarch = conda::NoArchType::Python;
+  auto plan = plan_package(r, pkg, "", target());
+  ASSERT_FALSE(plan);
+  EXPECT_EQ(plan.error().code(), Errc::InvalidInput);
+  EXPECT_NE(plan.error().hint().find("add python"), std::string::npos);
+}
+
+// Given two packages that both ship bin/tool, expect a warning, the later package's file, and
+// the clobber recorded.
+TEST_F(PlanTest, ClobberWarnsLastWinsAndIsRecorded) {
+  std::vector<PackagePlan> plans;
+  for (std::string name : {"alpha", "beta"}) {
+    auto plan = plan_package(record(name), make_package(name, {"bin/tool", "share/" + name}),
+                             name, target());
+    ASSERT_TRUE(plan) << plan.error().to_string();
+    plans.push_back(std::move(*plan));
+  }
+  std::vector<std::string> warnings;
+  PrefixInstallOptions options;
+  options.warn = [&](const std::string& m) { warnings.push_back(m); };
+  auto report = install_to_prefix(plans, dir_ / "prefix", "linux-64", options);
+  ASSERT_TRUE(report) << report.error().to_string();
+  ASSERT_EQ(report->clobbered.size(), 1u);
+  EXPECT_NE(report->clobbered[0].find("bin/tool"), std::string::npos);
+  EXPECT_EQ(read_text(dir_ / "prefix/bin/tool"), "beta:bin/tool\n");
+  EXPECT_NE(read_text(dir_ / "prefix/conda-meta/envbuild-clobbers").find("bin/tool"),
+            std::string::npos);
+  ASSERT_FALSE(warnings.empty());
+  EXPECT_NE(warnings[0].find("clobber"), std::string::npos);
+  EXPECT_TRUE(fs::exists(dir_ / "prefix/conda-meta/alpha-1.0-0.json"));
+  EXPECT_TRUE(fs::exists(dir_ / "prefix/conda-meta/beta-1.0-0.json"));
+}
+
+TEST(TopologicalOrder, DependenciesFirstTiesByNameCyclesBroken) {
+  auto rec = [](std::string n, std::vector<std::string> d) {
+    conda::PackageRecord r;
+    r.name = std::move(n);
+    r.depends = std::move(d);
+    return r;
+  };
+  std::vector<conda::PackageRecord> records = {
+      rec("zlib", {}), rec("python", {"zlib >=1", "openssl 3.*"}), rec("openssl", {"ca"}),
+      rec("ca", {}), rec("pip", {"python >=3.8"}), rec("a", {"b"}), rec("b", {"a"})};
+  std::vector<std::string> names;
+  for (size_t i : topological_order(records)) names.push_back(records[i].name);
+  EXPECT_EQ(names, (std::vector<std::string>{"ca", "openssl", "zlib", "python", "pip", "a", "b"}));
+}
+
+}  // namespace
+}  // namespace envbuild::builder

@@ -1,0 +1,316 @@
+// The package cache: verified before use, nothing corrupt or half-written ever visible, shared
+// safely between threads and processes, and clean again after a process is killed mid-way.
+
+#include "builder/package_cache.hpp"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "common/hash.hpp"
+#include "tests/testing/repo_server.hpp"
+#include "tests/testing/testing.hpp"
+
+namespace envbuild::builder {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::run_command;
+using testing::shell_quote;
+using testing::TempDirTest;
+
+std::optional<fs::path> subset_dir() {
+  auto data = testing::testdata_dir();
+  if (!data) return std::nullopt;
+  return *data / "packages/channels/conda-forge-subset/linux-64";
+}
+
+const char* kXz = "xz-5.2.6-h166bdaf_0.tar.bz2";
+const char* kZlib = "libzlib-1.3.1-h4ab18f5_1.conda";
+
+PackageRef local_ref(const fs::path& file) {
+  PackageRef ref;
+  ref.url = "file://" + file.string();
+  ref.sha256 = *common::sha256_file(file.string());
+  ref.size = fs::file_size(file);
+  return ref;
+}
+
+// Every name under `root` that looks like an unfinished write (".x.tmp.*").
+std::vector<std::string> leftovers(const fs::path& root) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  if (!fs::exists(root, ec)) return out;
+  for (auto it = fs::recursive_directory_iterator(root, ec); it != fs::recursive_directory_iterator();
+       ++it) {
+    std::string name = it->path().filename().string();
+    if (name.find(".tmp.") != std::string::npos) {
+      out.push_back(it->path().string());
+      it.disable_recursion_pending();
+    }
+  }
+  return out;
+}
+
+class PackageCacheTest : public TempDirTest {
+ protected:
+  PackageCache cache(size_t jobs = 4) {
+    PackageCacheOptions options;
+    options.root = dir_ / "cache";
+    options.jobs = jobs;
+    options.http.max_retries = 0;
+    return PackageCache(options);
+  }
+};
+
+TEST_F(PackageCacheTest, FetchVerifiesExtractsAndReusesLocalPackages) {
+  ENVB_REQUIRE_TESTDATA();
+  std::vector<PackageRef> refs = {local_ref(*subset_dir() / kXz), local_ref(*subset_dir() / kZlib)};
+  auto first = cache().fetch(refs);
+  ASSERT_TRUE(first) << first.error().to_string();
+  ASSERT_EQ(first->size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_TRUE((*first)[i].downloaded);
+    EXPECT_TRUE((*first)[i].extracted_now);
+    EXPECT_EQ((*first)[i].archive, dir_ / "cache/pkgs" / refs[i].sha256 / archive_name(refs[i]));
+    EXPECT_TRUE(fs::exists((*first)[i].extracted / "info/index.json"));
+  }
+  EXPECT_TRUE(fs::exists((*first)[0].extracted / "bin/xz"));
+  auto second = cache().fetch(refs);
+  ASSERT_TRUE(second) << second.error().to_string();
+  EXPECT_FALSE((*second)[0].downloaded);
+  EXPECT_FALSE((*second)[0].extracted_now);
+  EXPECT_TRUE(leftovers(dir_ / "cache").empty());
+}
+
+TEST_F(PackageCacheTest, Md5OnlyRefIsVerifiedAndKeyedByMd5) {
+  ENVB_REQUIRE_TESTDATA();
+  PackageRef ref = local_ref(*subset_dir() / kXz);
+  ref.md5 = *common::md5_file((*subset_dir() / kXz).string());
+  ref.sha256.clear();
+  auto got = cache().fetch({ref});
+  ASSERT_TRUE(got) << got.error().to_string();
+  EXPECT_EQ((*got)[0].archive.parent_path().filename(), "md5-" + ref.md5);
+  EXPECT_EQ((*got)[0].sha256, *common::sha256_file((*subset_dir() / kXz).string()));
+  ref.md5 = std::string(32, '0');
+  auto bad = cache().fetch({ref});
+  ASSERT_FALSE(bad);
+  EXPECT_EQ(bad.error().code(), Errc::Integrity);
+}
+
+// Given an HTTP channel serving a package whose bytes do not match the hash (corrupted) or are
+// cut short (truncated), expect an Integrity error naming the package, nothing under pkgs/ or
+// extracted/, and a later fetch of the right bytes to succeed.
+TEST_F(PackageCacheTest, CorruptedOrTruncatedDownloadNeverEntersTheCache) {
+  ENVB_REQUIRE_TESTDATA();
+  fs::path served = dir_ / "served";
+  fs::create_directories(served);
+  fs::copy_file(*subset_dir() / kXz, served / kXz);
+  std::string good = testing::read_text(served / kXz);
+  {
+    std::ofstream(served / "truncated.tar.bz2", std::ios::binary) << good.substr(0, good.size() / 2);
+    std::string flipped = good;
+    flipped[flipped.size() / 2] ^= 0x55;
+    std::ofstream(served / "corrupt.tar.bz2", std::ios::binary) << flipped;
+  }
+  testing::RepoServer server(served, dir_);
+  ASSERT_NE(server.port(), 0);
+  PackageRef right = local_ref(served / kXz);
+  for (std::string bad : {"truncated.tar.bz2", "corrupt.tar.bz2"}) {
+    SCOPED_TRACE(bad);
+    PackageRef ref = right;
+    ref.url = server.url() + "/" + bad;
+    ref.fn = kXz;
+    auto got = cache().fetch({ref});
+    ASSERT_FALSE(got);
+    EXPECT_EQ(got.error().code(), Errc::Integrity) << got.error().to_string();
+    EXPECT_NE(got.error().to_string().find(kXz), std::string::npos) << got.error().to_string();
+    EXPECT_FALSE(fs::exists(dir_ / "cache/pkgs" / ref.sha256 / kXz));
+    EXPECT_FALSE(fs::exists(dir_ / "cache/extracted" / ref.sha256));
+    EXPECT_TRUE(leftovers(dir_ / "cache").empty());
+  }
+  right.url = server.url() + "/" + kXz;
+  auto got = cache().fetch({right});
+  ASSERT_TRUE(got) << got.error().to_string();
+  EXPECT_TRUE((*got)[0].downloaded);
+  EXPECT_TRUE(fs::exists((*got)[0].extracted / "bin/xz"));
+}
+
+TEST_F(PackageCacheTest, OfflineMissPackageIsNotFoundWithHint) {
+  ENVB_REQUIRE_TESTDATA();
+  PackageCacheOptions options;
+  options.root = dir_ / "cache";
+  options.offline = true;
+  auto got = PackageCache(options).fetch({local_ref(*subset_dir() / kXz)});
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error().code(), Errc::NotFound);
+  EXPECT_NE(got.error().to_string().find("--offline"), std::string::npos);
+}
+
+// Given a package (with the right hash) whose archive holds "../evil", expect extraction to fail
+// with Integrity, no extracted/ entry, nothing written outside, and the same cache to go on
+// working for a good package.
+TEST_F(PackageCacheTest, HostileArchiveLeavesNoExtractedTree) {
+  ENVB_REQUIRE_TESTDATA();
+  fs::path pkg = dir_ / "src/evil-1.0-0.tar.bz2";
+  fs::create_directories(pkg.parent_path());
+  std::string script =
+      "import io,tarfile,sys\n"
+      "t=tarfile.open(sys.argv[1],'w:bz2')\n"
+      "def add(n,d):\n"
+      "  i=tarfile.TarInfo(n); i.size=len(d); t.addfile(i,io.BytesIO(d))\n"
+      "add('info/index.json',b'{\"name\":\"evil\",\"version\":\"1.0\",\"build\":\"0\"}')\n"
+      "add('../evil',b'pwned')\n"
+      "t.close()\n";
+  testing::write_text(dir_ / "mk.py", script);
+  auto made = run_command("python3 " + shell_quote((dir_ / "mk.py").string()) + " " +
+                          shell_quote(pkg.string()));
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  PackageRef ref = local_ref(pkg);
+  auto got = cache().fetch({ref});
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error().code(), Errc::Integrity) << got.error().to_string();
+  EXPECT_FALSE(fs::exists(dir_ / "cache/extracted" / ref.sha256));
+  EXPECT_FALSE(fs::exists(dir_ / "cache/evil"));
+  EXPECT_FALSE(fs::exists(dir_ / "cache/extracted/evil"));
+  EXPECT_TRUE(leftovers(dir_ / "cache").empty());
+  auto good = cache().fetch({local_ref(*subset_dir() / kZlib)});
+  EXPECT_TRUE(good) << good.error().to_string();
+}
+
+// Given 8 threads in one process and 3 processes asking for the same packages at once, expect
+// each package downloaded and extracted exactly once and every caller to get it.
+TEST_F(PackageCacheTest, ConcurrentFetchesOfTheSamePackageShareOneDownload) {
+  ENVB_REQUIRE_TESTDATA();
+  fs::path served = dir_ / "served";
+  fs::create_directories(served);
+  fs::copy_file(*subset_dir() / kXz, served / kXz);
+  fs::copy_file(*subset_dir() / kZlib, served / kZlib);
+  testing::RepoServer server(served, dir_);
+  ASSERT_NE(server.port(), 0);
+  std::vector<PackageRef> refs;
+  for (const char* fn : {kXz, kZlib}) {
+    PackageRef ref = local_ref(served / fn);
+    ref.url = server.url() + "/" + fn;
+    for (int i = 0; i < 4; ++i) refs.push_back(ref);
+  }
+  std::vector<pid_t> children;
+  for (int p = 0; p < 3; ++p) {
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      auto got = cache(8).fetch(refs);
+      ::_exit(got ? 0 : 1);
+    }
+    children.push_back(pid);
+  }
+  auto got = cache(8).fetch(refs);
+  ASSERT_TRUE(got) << got.error().to_string();
+  for (pid_t pid : children) {
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  }
+  size_t gets = 0;
+  for (const auto& line : server.log_lines())
+    if (line.find("\"GET\"") != std::string::npos) ++gets;
+  EXPECT_EQ(gets, 2u);
+  EXPECT_TRUE(leftovers(dir_ / "cache").empty());
+}
+
+// A process killed (SIGKILL) while it downloads or extracts leaves only temp files; the next
+// process removes them, fetches again and succeeds.
+class PackageCacheKillTest : public PackageCacheTest {
+ protected:
+  // Forks a child that fetches `ref`; kills it with SIGKILL once a temp file whose name starts
+  // with `marker` shows up under `where`. Returns false if the child finished first.
+  bool kill_when(const PackageRef& ref, const fs::path& where, const std::string& marker) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      auto got = cache(1).fetch({ref});
+      ::_exit(got ? 0 : 1);
+    }
+    bool killed = false;
+    for (int i = 0; i < 6000 && !killed; ++i) {
+      std::error_code ec;
+      if (fs::is_directory(where, ec))
+        for (const auto& e : fs::directory_iterator(where, ec))
+          if (e.path().filename().string().rfind(marker, 0) == 0) {
+            ::kill(pid, SIGKILL);
+            killed = true;
+            break;
+          }
+      int status = 0;
+      if (!killed && ::waitpid(pid, &status, WNOHANG) == pid) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return killed && WIFSIGNALED(status);
+  }
+};
+
+TEST_F(PackageCacheKillTest, KilledDuringDownloadThenNextRunSucceeds) {
+  ENVB_REQUIRE_TESTDATA();
+  // A server that sends the package slowly (64 KiB every 50 ms).
+  fs::path served = dir_ / "served";
+  fs::create_directories(served);
+  fs::copy_file(*subset_dir() / kZlib, served / kZlib);
+  testing::write_text(dir_ / "slow.py",
+                      "import http.server,os,sys,time\n"
+                      "root=sys.argv[1]\n"
+                      "class H(http.server.BaseHTTPRequestHandler):\n"
+                      "  def log_message(self,*a): pass\n"
+                      "  def do_GET(self):\n"
+                      "    d=open(os.path.join(root,self.path.lstrip('/')),'rb').read()\n"
+                      "    self.send_response(200); self.send_header('Content-Length',str(len(d)))\n"
+                      "    self.end_headers()\n"
+                      "    for i in range(0,len(d),65536):\n"
+                      "      self.wfile.write(d[i:i+65536]); self.wfile.flush(); time.sleep(0.05)\n"
+                      "s=http.server.ThreadingHTTPServer(('127.0.0.1',0),H)\n"
+                      "open(sys.argv[2],'w').write(str(s.server_address[1]))\n"
+                      "s.serve_forever()\n");
+  fs::path port_file = dir_ / "slow.port";
+  auto started = run_command("python3 " + shell_quote((dir_ / "slow.py").string()) + " " +
+                             shell_quote(served.string()) + " " + shell_quote(port_file.string()) +
+                             " >/dev/null 2>&1 & echo $!");
+  int server_pid = std::atoi(started.output.c_str());
+  for (int i = 0; i < 400 && !fs::exists(port_file); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  std::string port = testing::read_text(port_file);
+  PackageRef ref = local_ref(served / kZlib);
+  ref.url = "http://127.0.0.1:" + port + "/" + kZlib;
+  bool killed = kill_when(ref, dir_ / "cache/pkgs" / ref.sha256, std::string(".") + kZlib + ".tmp.");
+  ::kill(server_pid, SIGTERM);
+  ASSERT_TRUE(killed) << "the child finished before it could be killed";
+  EXPECT_FALSE(fs::exists(dir_ / "cache/pkgs" / ref.sha256 / kZlib));
+  EXPECT_FALSE(leftovers(dir_ / "cache").empty());  // what a kill leaves
+  ref.url = "file://" + (served / kZlib).string();
+  auto got = cache().fetch({ref});
+  ASSERT_TRUE(got) << got.error().to_string();
+  EXPECT_TRUE(leftovers(dir_ / "cache").empty());
+  EXPECT_TRUE(fs::exists(got->front().extracted / "lib"));
+}
+
+TEST_F(PackageCacheKillTest, KilledDuringExtractionThenNextRunSucceeds) {
+  ENVB_REQUIRE_TESTDATA();
+  // openssl is the biggest package in the subset: its extraction takes long enough to catch.
+  fs::path pkg = *subset_dir() / "openssl-3.3.1-h4ab18f5_1.conda";
+  PackageRef ref = local_ref(pkg);
+  bool killed = kill_when(ref, dir_ / "cache/extracted", "." + ref.sha256 + ".tmp.");
+  if (!killed) GTEST_SKIP() << "extraction finished before the kill (machine too fast)";
+  EXPECT_FALSE(fs::exists(dir_ / "cache/extracted" / ref.sha256));
+  auto got = cache().fetch({ref});
+  ASSERT_TRUE(got) << got.error().to_string();
+  EXPECT_TRUE(leftovers(dir_ / "cache").empty());
+  EXPECT_TRUE(fs::exists(got->front().extracted / "bin/openssl"));
+}
+
+}  // namespace
+}  // namespace envbuild::builder

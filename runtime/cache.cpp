@@ -16,7 +16,6 @@
 #include <set>
 #include <thread>
 
-#include "common/hash.hpp"
 #include "oci/archive.hpp"
 #include "oci/layer_reader.hpp"
 #include "runtime/host_check.hpp"
@@ -37,6 +36,12 @@ constexpr int64_t kTouchInterval = 3600;
 bool is_path_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
          c == '-' || c == '.' || c == '/';
+}
+
+bool is_hex_id(std::string_view s) {
+  return s.size() == kIdLength && std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
 }
 
 bool exists_nofollow(const fs::path& path) {
@@ -91,7 +96,13 @@ Result<std::string> source_key(const oci::ImageReference& ref) {
                     std::to_string(st.st_size) + '\n' + std::to_string(st.st_mtim.tv_sec) + '.' +
                     std::to_string(st.st_mtim.tv_nsec) + '\n' + ref.tag + '\n' + ref.name + '\n' +
                     oci::host_platform().to_string();
-  return common::sha256_hex(key).substr(0, 16);
+  // FNV-1a, not sha256: OpenSSL's first use reads openssl.cnf, a cost on every warm start. The
+  // key only has to tell the sources in one cache apart.
+  uint64_t hash = 14695981039346656037ull;
+  for (unsigned char c : key) hash = (hash ^ c) * 1099511628211ull;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
+  return std::string(hex);
 }
 
 std::string requirement_text(const Requirement& r) {
@@ -281,7 +292,7 @@ Result<std::unique_ptr<oci::Image>> open_reference(const oci::ImageReference& re
   ENVB_TRY(common::make_dirs(scratch_dir));
   oci::OpenOptions options;
   options.scratch_dir = scratch_dir;
-  return oci::open_image(ref, options).context("opening " + ref.to_string());
+  return oci::open_image(ref, options);
 }
 
 void test_stall_point(std::string_view phase) {
@@ -517,7 +528,7 @@ Result<GcReport> Cache::gc(std::chrono::seconds older_than) const {
     while (const dirent* e = ::readdir(d)) {
       std::string_view name = e->d_name;
       if (name.starts_with('.')) name.remove_prefix(1);
-      if (name.size() >= kIdLength && common::is_lower_hex(name.substr(0, kIdLength), kIdLength))
+      if (name.size() >= kIdLength && is_hex_id(name.substr(0, kIdLength)))
         ids.emplace(name.substr(0, kIdLength));
     }
     ::closedir(d);

@@ -55,6 +55,17 @@ struct Inputs {
   std::string name;
 };
 
+// pip requirements need --pip-find-links; checked before anything is solved or fetched.
+Result<void> check_pip(const InstallCliOptions& o, const std::vector<std::string>& pip) {
+  if (pip.empty() || !o.pip_find_links.empty()) return ok();
+  std::string names;
+  for (const auto& p : pip) names += (names.empty() ? "" : ", ") + p;
+  return fail(Errc::Unsupported, (o.lock.empty() ? o.file : o.lock) +
+                                     ": pip requirements cannot be installed: " + names)
+      .with_hint("give --pip-find-links DIR with their wheels (installed with pip --no-deps), "
+                 "or replace them with conda packages");
+}
+
 Result<Inputs> from_lock(const InstallCliOptions& o, const std::string& platform) {
   Inputs in;
   ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(o.lock));
@@ -100,6 +111,7 @@ Result<Inputs> from_environment_file(const InstallCliOptions& o, const std::stri
   for (const auto& p : env.pip) in.pip.push_back(p.text);
   for (const auto& [k, v] : env.variables) in.variables[k] = v;
   in.name = env.name;
+  ENVB_TRY(check_pip(o, in.pip));
   SolveRequest request;
   request.platforms = {platform};
   request.channels = o.channels;
@@ -178,15 +190,7 @@ Result<int> run_install(const InstallCliOptions& o) {
   } else {
     ENVB_ASSIGN_OR_RETURN(in, from_environment_file(o, platform));
   }
-  if (!in.pip.empty() && o.pip_find_links.empty()) {
-    std::string names;
-    for (const auto& p : in.pip) names += (names.empty() ? "" : ", ") + p;
-    return fail(Errc::Unsupported,
-                (o.lock.empty() ? o.file : o.lock) + ": pip requirements cannot be installed: " +
-                    names)
-        .with_hint("give --pip-find-links DIR with their wheels (installed with pip --no-deps), "
-                   "or replace them with conda packages");
-  }
+  ENVB_TRY(check_pip(o, in.pip));
   if (o.force && fs::exists(prefix, ec)) ENVB_TRY(common::remove_all(prefix));
 
   EnvironmentInstallRequest request;

@@ -13,6 +13,8 @@
 #include <nlohmann/json.hpp>
 #include <thread>
 
+#include "conda/extract.hpp"
+#include "conda/package_metadata.hpp"
 #include "conda/prefix_replace.hpp"
 #include "oci/descriptor.hpp"
 #include "oci/layer_writer.hpp"
@@ -503,6 +505,85 @@ TEST_F(EnvrunTest, RegistryReferencesAreExplained) {
   RunResult r = envrun({"docker://example.com/env:1", "--", "true"});
   EXPECT_NE(r.exit_code(), 0);
   EXPECT_NE(r.output.find("envbuild pull"), std::string::npos) << r.output;
+}
+
+}  // namespace
+}  // namespace envbuild::runtime
+
+namespace envbuild::runtime {
+namespace {
+
+// Real conda-forge packages (shared/testdata), installed at /opt/conda the way envbuild does it
+// (extracted, placeholders replaced, records kept), then run from two cache roots: infocmp
+// finds its terminfo and openssl its OPENSSLDIR only through the binary relocation.
+TEST_F(EnvrunTest, RealCondaForgePackagesRunFromTwoCacheRoots) {
+  ENVB_REQUIRE_TESTDATA();
+  fs::path channel = *envbuild::testing::testdata_dir() / "packages/channels/conda-forge-subset/linux-64";
+  const char* packages[] = {"libgcc-14.2.0-h77fa898_1.conda", "libzlib-1.3.1-h4ab18f5_1.conda",
+                            "ncurses-6.5-h59595ed_0.conda", "openssl-3.3.1-h4ab18f5_1.conda",
+                            "ca-certificates-2025.11.12-hbd8a1cb_0.conda"};
+  const std::string image_prefix = "/opt/conda";
+  fs::path tree = dir_ / "real";
+  fs::create_directories(tree);
+  json records = json::array();
+  for (const char* name : packages) {
+    SCOPED_TRACE(name);
+    if (!fs::exists(channel / name)) GTEST_SKIP() << "missing " << (channel / name);
+    fs::path x = dir_ / "x" / name;
+    auto extracted = conda::extract_package(channel / name, x);
+    ASSERT_TRUE(extracted) << extracted.error().to_string();
+    auto paths = conda::parse_paths_json(read_text(x / "info/paths.json"), name);
+    ASSERT_TRUE(paths);
+    for (const auto& e : fs::directory_iterator(x))
+      if (e.path().filename() != "info")
+        fs::copy(e.path(), tree / e.path().filename(),
+                 fs::copy_options::recursive | fs::copy_options::copy_symlinks |
+                     fs::copy_options::overwrite_existing);
+    for (const auto& p : *paths) {
+      if (p.prefix_placeholder.empty()) continue;
+      conda::PrefixReplacement r{p.prefix_placeholder, image_prefix, p.file_mode,
+                                 conda::TargetOs::Linux};
+      auto record = conda::replace_prefix_in_file(tree / p.path, r, p.path);
+      ASSERT_TRUE(record) << record.error().to_string();
+      if (*record) records.push_back(conda::to_json(**record));
+    }
+    write_text(tree / "conda-meta" / (std::string(name) + ".json"), read_text(x / "info/index.json"));
+  }
+  write_text(tree / std::string(kRelocationsFile),
+             json{{"format", 1}, {"prefix", image_prefix}, {"files", records}}.dump());
+  write_text(tree / "conda-meta/history", "");
+
+  fs::path layout_dir = dir_ / "realimg";
+  auto layout = oci::Layout::create(layout_dir);
+  ASSERT_TRUE(layout);
+  auto entries = oci::entries_from_tree(tree, "opt/conda");
+  ASSERT_TRUE(entries);
+  auto layer = oci::write_layer(*entries, {}, layout->blobs());
+  ASSERT_TRUE(layer) << layer.error().to_string();
+  oci::ConfigChanges changes;
+  changes.env = {{"PATH", image_prefix + "/bin:/usr/bin:/bin"}, {"CONDA_PREFIX", image_prefix}};
+  changes.labels["org.envbuild.prefix"] = image_prefix;
+  auto manifest = oci::build_image(oci::host_platform(), {{*layer, {}}}, changes, layout->blobs());
+  ASSERT_TRUE(manifest);
+  ASSERT_TRUE(layout->add(*manifest, "real"));
+  std::string image = "oci:" + layout_dir.string() + ":real";
+
+  for (const fs::path& root : {dir_ / "s", dir_ / ("a-much-longer-cache-root-" + std::string(60, 'r'))}) {
+    SCOPED_TRACE(root.string());
+    RunResult info = envrun({image, "--", "infocmp", "xterm"}, {{"TERMINFO", std::nullopt},
+                                                                {"TERMINFO_DIRS", std::nullopt}},
+                            root);
+    EXPECT_EQ(info.exit_code(), 0) << info.output;
+    EXPECT_NE(info.output.find("xterm|"), std::string::npos) << info.output;
+    RunResult ssl = envrun({image, "--", "openssl", "version", "-d"}, {}, root);
+    EXPECT_EQ(ssl.exit_code(), 0) << ssl.output;
+    EXPECT_NE(ssl.output.find("OPENSSLDIR: \"" + (root / "p").string()), std::string::npos)
+        << ssl.output;
+    // The records' virtual-package depends (here `__unix`) are what `check` reports.
+    RunResult check = envrun({"check", image}, {}, root);
+    EXPECT_EQ(check.exit_code(), 0) << check.output;
+    EXPECT_NE(check.output.find("__unix"), std::string::npos) << check.output;
+  }
 }
 
 }  // namespace

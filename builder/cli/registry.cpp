@@ -6,19 +6,23 @@ namespace envbuild::builder::cli {
 
 void register_pkg(CLI::App& app, Outcome& outcome);  // pkg.cpp
 void register_solve(CLI::App& app, Outcome& outcome);  // solve.cpp
+void register_lock(CLI::App& app, Outcome& outcome);  // lock.cpp
 void register_push(CLI::App& app, Outcome& outcome);  // push.cpp
 void register_pull(CLI::App& app, Outcome& outcome);  // push.cpp
 void register_index(CLI::App& app, Outcome& outcome);  // index.cpp
 void register_install(CLI::App& app, Outcome& outcome);  // install.cpp
+void register_build(CLI::App& app, Outcome& outcome);  // build.cpp
 
 const std::vector<Registrar>& registrars() {
   static const std::vector<Registrar> kAll = {
       register_pkg,
       register_solve,
+      register_lock,
       register_push,
       register_pull,
       register_index,
       register_install,
+      register_build,
   };
   return kAll;
 }

@@ -1,0 +1,240 @@
+// `envbuild build -f environment.yml|--lock FILE -t NAME:TAG --output REF`: a layered,
+// reproducible OCI image straight from the package cache (see builder/image_build.hpp).
+// Prints the manifest digest on stdout; the layer table and progress go to stderr.
+
+#include <cstdio>
+#include <iostream>
+#include <mutex>
+#include <nlohmann/json.hpp>
+
+#include "builder/channel.hpp"
+#include "builder/cli/cli.hpp"
+#include "builder/image_build.hpp"
+#include "builder/sbom.hpp"
+#include "common/fs.hpp"
+#include "oci/archive.hpp"
+#include "oci/reference.hpp"
+
+namespace envbuild::builder::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct BuildCliOptions {
+  std::string file;
+  std::string lock;
+  std::string tag;
+  std::vector<std::string> outputs;
+  std::string prefix = "/opt/conda";
+  std::string platform;
+  size_t max_layers = 100;
+  bool plan = false;
+  std::string base;
+  std::string entrypoint;
+  std::string cmd;
+  std::string workdir;
+  std::string user;
+  std::vector<std::string> labels;
+  std::vector<std::string> annotations;
+  std::string compression = "gzip";
+  std::optional<int> level;
+  std::string sbom;
+  std::string cache_dir;
+  std::vector<std::string> channels;
+  std::string channel_alias = "https://conda.anaconda.org";
+  bool offline = false;
+  bool tls_verify = true;
+  std::string cert_dir;
+  bool no_link_scripts = false;
+  size_t jobs = 4;
+  bool quiet = false;
+};
+
+Result<std::pair<std::string, std::string>> key_value(const std::string& text,
+                                                      const std::string& option) {
+  auto eq = text.find('=');
+  if (eq == std::string::npos || eq == 0)
+    return fail(Errc::InvalidInput, option + " '" + text + "' is not KEY=VALUE");
+  return std::make_pair(text.substr(0, eq), text.substr(eq + 1));
+}
+
+// A JSON array ('["python","-c","1"]') or words split on spaces ("python -c 1").
+Result<std::vector<std::string>> argv_of(const std::string& text, const std::string& option) {
+  if (!text.empty() && text.front() == '[') {
+    try {
+      return nlohmann::json::parse(text).get<std::vector<std::string>>();
+    } catch (const nlohmann::json::exception& e) {
+      return fail(Errc::InvalidInput, option + ": not a JSON array of strings: " + e.what());
+    }
+  }
+  std::vector<std::string> out;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t j = text.find(' ', i);
+    if (j == std::string::npos) j = text.size();
+    if (j > i) out.push_back(text.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+Result<int> run_build(const BuildCliOptions& o) {
+  if (o.file.empty() == o.lock.empty())
+    return fail(Errc::InvalidInput, "give exactly one of -f/--file and --lock");
+  if (!o.plan && o.outputs.empty())
+    return fail(Errc::InvalidInput, "give --output (oci:DIR, oci-archive:FILE, "
+                                    "docker-archive:FILE or docker://REF), or --plan");
+  const std::string subdir = o.platform.empty() ? host_platform() : o.platform;
+  std::error_code ec;
+  fs::path cache_root = o.cache_dir.empty() ? default_cache_root() : fs::absolute(o.cache_dir, ec);
+  std::mutex out;
+  auto progress = [&](const std::string& line) {
+    if (o.quiet) return;
+    std::lock_guard<std::mutex> lock(out);
+    std::cerr << line << "\n";
+  };
+
+  EnvironmentSpec env;
+  if (!o.lock.empty()) {
+    ENVB_ASSIGN_OR_RETURN(env, environment_from_lock(o.lock, subdir));
+  } else {
+    SolveInputOptions solve;
+    solve.subdir = subdir;
+    solve.channels = o.channels;
+    solve.channel_alias = o.channel_alias;
+    solve.offline = o.offline;
+    solve.repodata_cache = cache_root / "repodata";
+    ENVB_ASSIGN_OR_RETURN(env, environment_from_file(o.file, solve));
+  }
+
+  ImageBuildOptions options;
+  options.prefix = o.prefix;
+  options.subdir = subdir;
+  options.max_layers = o.max_layers;
+  if (o.compression == "gzip") {
+    options.compression = oci::Compression::Gzip;
+  } else if (o.compression == "zstd") {
+    options.compression = oci::Compression::Zstd;
+  } else {
+    return fail(Errc::InvalidInput, "--compression must be gzip or zstd, not " + o.compression);
+  }
+  options.level = o.level;
+  options.cache_root = cache_root;
+  options.packages.root = cache_root;
+  options.packages.offline = o.offline;
+  options.packages.jobs = std::max<size_t>(o.jobs, 4);
+  options.image_name = o.tag;
+  options.link_scripts = o.no_link_scripts ? LinkScripts::Skip : LinkScripts::Run;
+  options.jobs = o.jobs;
+  options.progress = progress;
+  if (!o.entrypoint.empty()) {
+    ENVB_ASSIGN_OR_RETURN(options.config.entrypoint, argv_of(o.entrypoint, "--entrypoint"));
+  }
+  if (!o.cmd.empty()) {
+    ENVB_ASSIGN_OR_RETURN(options.config.cmd, argv_of(o.cmd, "--cmd"));
+  }
+  if (!o.workdir.empty()) options.config.working_dir = o.workdir;
+  if (!o.user.empty()) options.config.user = o.user;
+  for (const auto& l : o.labels) {
+    ENVB_ASSIGN_OR_RETURN(auto kv, key_value(l, "--label"));
+    options.config.labels[kv.first] = kv.second;
+  }
+  for (const auto& a : o.annotations) {
+    ENVB_ASSIGN_OR_RETURN(auto kv, key_value(a, "--annotation"));
+    options.annotations[kv.first] = kv.second;
+  }
+  std::unique_ptr<oci::Image> base;
+  if (!o.base.empty()) {
+    ENVB_ASSIGN_OR_RETURN(auto ref, oci::ImageReference::parse(o.base));
+    oci::OpenOptions open;
+    open.scratch_dir = cache_root / "tmp";
+    ENVB_TRY(common::make_dirs(open.scratch_dir));
+    ENVB_ASSIGN_OR_RETURN(auto platform, oci_platform_for_subdir(subdir));
+    open.platform = platform;
+    ENVB_ASSIGN_OR_RETURN(base, oci::open_image(ref, open).context("opening base " + o.base));
+    options.base = base.get();
+  }
+
+  if (o.plan) {
+    ENVB_ASSIGN_OR_RETURN(auto plan, plan_environment_image(env, options));
+    std::cout << format_layer_table(plan);
+    std::printf("%zu packages in %zu layers (+%zu base layers), budget %zu\n", plan.records.size(),
+                plan.layers.size(), plan.base_layers, o.max_layers);
+    return 0;
+  }
+
+  ENVB_ASSIGN_OR_RETURN(auto build, build_environment_image(env, options));
+  for (const auto& w : build.warnings) progress("warning: " + w);
+  ENVB_ASSIGN_OR_RETURN(auto image, oci::open_store_image(build.store, *build.manifest));
+  OutputOptions output_options;
+  output_options.scratch_dir = cache_root / "tmp";
+  output_options.tls_verify = o.tls_verify;
+  output_options.cert_dir = o.cert_dir;
+  for (const auto& output : o.outputs) {
+    ENVB_TRY(write_image_output(*image, output, o.tag, output_options)
+                 .context("writing " + output));
+    progress("wrote " + output);
+  }
+  if (!o.sbom.empty()) {
+    SbomInfo info;
+    info.name = o.tag;
+    info.created = image->config().created;
+    info.image_digest = build.manifest->digest.to_string();
+    ENVB_TRY(common::write_file_atomic(o.sbom, spdx_sbom(build.records, info)));
+  }
+  if (!o.quiet) {
+    std::cerr << format_layer_table(build);
+    std::fprintf(stderr,
+                 "built %s: %zu packages, %zu layers (%zu written, %zu reused, +%zu base) "
+                 "(fetch %.0f ms, plan %.0f ms, layers %.0f ms)\n",
+                 o.tag.c_str(), build.records.size(), build.layers.size(), build.layers_written,
+                 build.layers_reused, build.base_layers, build.fetch_ms, build.plan_ms,
+                 build.layers_ms);
+  }
+  std::cout << build.manifest->digest.to_string() << "\n";
+  return 0;
+}
+
+}  // namespace
+
+void register_build(CLI::App& app, Outcome& outcome) {
+  auto o = std::make_shared<BuildCliOptions>();
+  CLI::App* cmd = app.add_subcommand("build", "Build a layered OCI image of a conda environment");
+  cmd->add_option("-f,--file", o->file, "environment.yml (solved)");
+  cmd->add_option("--lock", o->lock, "conda-lock.yml or @EXPLICIT file (no solve)");
+  cmd->add_option("-t,--tag", o->tag, "image name, NAME[:TAG]")->required();
+  cmd->add_option("-o,--output", o->outputs,
+                  "oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE[:NAME:TAG], docker://REF "
+                  "(repeatable)");
+  cmd->add_option("--prefix", o->prefix, "environment prefix in the image (default /opt/conda)");
+  cmd->add_option("--platform", o->platform, "conda platform (default: this host's)");
+  cmd->add_option("--max-layers", o->max_layers, "layer budget, base layers included (100)");
+  cmd->add_flag("--plan", o->plan, "print the layer plan and stop");
+  cmd->add_option("--base", o->base, "base image: oci:DIR[:TAG], oci-archive:F, docker-archive:F");
+  cmd->add_option("--entrypoint", o->entrypoint, "JSON array or space-separated words");
+  cmd->add_option("--cmd", o->cmd, "JSON array or space-separated words");
+  cmd->add_option("--workdir", o->workdir, "working directory");
+  cmd->add_option("--user", o->user, "user[:group]");
+  cmd->add_option("--label", o->labels, "config label KEY=VALUE (repeatable)");
+  cmd->add_option("--annotation", o->annotations, "manifest annotation KEY=VALUE (repeatable)");
+  cmd->add_option("--compression", o->compression, "gzip (default) or zstd");
+  cmd->add_option("--level", o->level, "compression level");
+  cmd->add_option("--sbom", o->sbom, "write an SPDX 2.3 JSON SBOM of the packages to FILE");
+  cmd->add_option("--cache-dir", o->cache_dir,
+                  "cache root: packages, repodata/, layers/, oci/ (default ~/.cache/envbuild)");
+  cmd->add_option("-c,--channel", o->channels, "channels (replace the file's)");
+  cmd->add_option("--channel-alias", o->channel_alias, "base URL for channel names");
+  cmd->add_flag("--offline", o->offline, "use only cached repodata and packages");
+  cmd->add_option("--tls-verify", o->tls_verify,
+                  "docker:// outputs: verify TLS (false: also falls back to plain http)")
+      ->default_str("true");
+  cmd->add_option("--cert-dir", o->cert_dir, "docker:// outputs: CA and client certificates");
+  cmd->add_flag("--no-link-scripts", o->no_link_scripts,
+                "do not warn about link scripts (they are recorded, never run, in images)");
+  cmd->add_option("-j,--jobs", o->jobs, "parallel planning and compression (default 4)");
+  cmd->add_flag("-q,--quiet", o->quiet, "no progress or table");
+  cmd->callback([o, &outcome] { outcome.result = run_build(*o); });
+}
+
+}  // namespace envbuild::builder::cli

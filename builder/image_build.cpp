@@ -1,0 +1,693 @@
+#include "builder/image_build.hpp"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <thread>
+
+#include "builder/channel.hpp"
+#include "builder/solve.hpp"
+#include "common/fs.hpp"
+#include "common/hash.hpp"
+#include "common/version.hpp"
+#include "conda/environment_file.hpp"
+#include "conda/lockfile_conda_lock.hpp"
+#include "conda/lockfile_explicit.hpp"
+#include "oci/archive.hpp"
+#include "oci/layout.hpp"
+#include "oci/manifest.hpp"
+#include "oci/reference.hpp"
+#include "oci/registry/client.hpp"
+
+namespace envbuild::builder {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+double ms_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
+}
+
+std::string label_of(const conda::PackageRecord& r) {
+  return r.name + "-" + r.version.to_string() + "-" + r.build;
+}
+
+std::string last_segment(const std::string& url) {
+  auto slash = url.rfind('/');
+  return slash == std::string::npos ? url : url.substr(slash + 1);
+}
+
+std::string human_bytes(uint64_t bytes) {
+  char buf[32];
+  if (bytes >= (1u << 20))
+    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
+  else
+    std::snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(bytes) / 1024);
+  return buf;
+}
+
+// The name a depends entry is about ("python >=3.8" -> "python").
+std::string depend_name(const std::string& spec) {
+  size_t end = spec.find_first_of(" =<>!~[");
+  std::string name = spec.substr(0, end);
+  if (auto colons = name.rfind("::"); colons != std::string::npos) name = name.substr(colons + 2);
+  return name;
+}
+
+// Runs task(i) for i in [0, count) on up to `jobs` threads; the first error wins.
+Result<void> for_each_index(size_t count, size_t jobs,
+                            const std::function<Result<void>(size_t)>& task) {
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex mutex;
+  std::optional<Error> first;
+  auto worker = [&] {
+    for (size_t i; !failed && (i = next++) < count;) {
+      auto r = task(i);
+      if (!r) {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (!first) first = r.error();
+        failed = true;
+      }
+    }
+  };
+  size_t n = std::max<size_t>(1, std::min(jobs, count));
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < n; ++t) threads.emplace_back(worker);
+  worker();
+  for (auto& t : threads) t.join();
+  if (first) return std::move(*first);
+  return ok();
+}
+
+// Everything a plan needs while layers are written (the staging dir holds patched copies).
+struct Prepared {
+  ImageBuild build;
+  std::vector<PackagePlan> plans;  // parallel to build.records
+  std::unique_ptr<common::TempDir> staging;
+  fs::path cache_root;
+  std::optional<conda::PythonInfo> python;
+};
+
+fs::path cache_root_of(const ImageBuildOptions& o) {
+  return o.cache_root.empty() ? default_cache_root() : o.cache_root;
+}
+
+int64_t layer_mtime(const ImageBuildOptions& o) {
+  return o.source_date_epoch ? *o.source_date_epoch : oci::default_source_date_epoch();
+}
+
+std::string layer_key(const ImageBuild& build, const std::vector<size_t>& members,
+                      const ImageBuildOptions& o, const std::optional<conda::PythonInfo>& python) {
+  nlohmann::json key = nlohmann::json::object();
+  key["format"] = kLayerFormat;
+  key["prefix"] = o.prefix;
+  key["subdir"] = o.subdir;
+  key["compression"] = std::string(oci::to_string(o.compression));
+  key["level"] = o.level.value_or(oci::default_level(o.compression));
+  key["mtime"] = layer_mtime(o);
+  nlohmann::json packages = nlohmann::json::array();
+  bool noarch_python = false;
+  std::vector<size_t> sorted = members;
+  std::sort(sorted.begin(), sorted.end(), [&](size_t a, size_t b) {
+    return label_of(build.records[a]) < label_of(build.records[b]);
+  });
+  for (size_t i : sorted) {
+    const auto& r = build.records[i];
+    noarch_python = noarch_python || r.noarch == conda::NoArchType::Python;
+    packages.push_back({{"sha256", r.sha256}, {"record", conda::to_json(r)}});
+  }
+  key["packages"] = packages;
+  if (noarch_python && python)
+    key["python"] = std::to_string(python->major) + "." + std::to_string(python->minor) + ":" +
+                    python->site_packages_path;
+  return common::sha256_hex(oci::canonical_json(key));
+}
+
+Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o) {
+  if (o.prefix.empty() || o.prefix.front() != '/' || o.prefix == "/")
+    return fail(Errc::InvalidInput, "prefix '" + o.prefix + "' must be an absolute path below /");
+  if (!env.pip.empty()) {
+    std::string names;
+    for (const auto& p : env.pip) names += (names.empty() ? "" : ", ") + p;
+    return fail(Errc::Unsupported, "pip requirements cannot go into an image yet: " + names)
+        .with_hint("replace them with conda packages");
+  }
+  if (env.records.empty()) return fail(Errc::InvalidInput, "the environment has no packages");
+  auto progress = [&](const std::string& line) {
+    if (o.progress) o.progress(line);
+  };
+  Prepared p;
+  p.cache_root = cache_root_of(o);
+  ENVB_ASSIGN_OR_RETURN(p.build.platform, oci_platform_for_subdir(o.subdir));
+  if (o.base) {
+    p.build.base_layers = o.base->manifest().layers.size();
+    const auto& bc = o.base->config();
+    if (bc.architecture != p.build.platform.architecture || bc.os != p.build.platform.os)
+      return fail(Errc::InvalidInput, "base image is " + bc.os + "/" + bc.architecture +
+                                          ", the environment is " + o.subdir + " (" +
+                                          p.build.platform.to_string() + ")");
+  }
+  p.build.store = oci::BlobStore(p.cache_root / "oci");
+
+  // 1. Fetch through the package cache.
+  auto start = std::chrono::steady_clock::now();
+  std::vector<PackageRef> refs;
+  for (const auto& r : env.records) refs.push_back({r.url, r.fn, r.sha256, r.md5, r.size});
+  PackageCacheOptions cache_options = o.packages;
+  if (cache_options.root.empty()) cache_options.root = p.cache_root;
+  PackageCache cache(cache_options);
+  ENVB_ASSIGN_OR_RETURN(auto cached, cache.fetch(refs).context("fetching packages"));
+  p.build.fetch_ms = ms_since(start);
+  progress("fetched " + std::to_string(cached.size()) + " packages");
+
+  // 2. Complete the records, order them, plan every package for the image prefix.
+  start = std::chrono::steady_clock::now();
+  std::vector<conda::PackageRecord> records;
+  for (size_t i = 0; i < env.records.size(); ++i) {
+    fs::path index_file = cached[i].extracted / "info" / "index.json";
+    ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(index_file));
+    ENVB_ASSIGN_OR_RETURN(auto index, conda::parse_package_record(text, index_file.string()));
+    if (!env.records[i].name.empty() && env.records[i].name != index.name)
+      return fail(Errc::Integrity, archive_name(refs[i]) + ": expected package '" +
+                                       env.records[i].name + "', its info/index.json says '" +
+                                       index.name + "'");
+    records.push_back(merge_index_record(env.records[i], index));
+    if (records.back().sha256.empty()) records.back().sha256 = cached[i].sha256;
+  }
+  ENVB_ASSIGN_OR_RETURN(p.python, python_of(records));
+  const std::vector<size_t> order = topological_order(records);
+  ENVB_TRY(common::make_dirs(p.cache_root / "tmp"));
+  ENVB_ASSIGN_OR_RETURN(auto staging, common::TempDir::create(p.cache_root / "tmp", "build-"));
+  p.staging = std::make_unique<common::TempDir>(std::move(staging));
+  p.plans.resize(order.size());
+  for (size_t i : order) p.build.records.push_back(records[i]);
+  std::vector<uint64_t> sizes(order.size(), 0);
+  ENVB_TRY(for_each_index(order.size(), o.jobs, [&](size_t k) -> Result<void> {
+    InstallTarget target;
+    target.prefix = o.prefix;
+    target.subdir = o.subdir;
+    target.python = p.python;
+    target.staging = p.staging->path() / std::to_string(k);
+    // No requested spec: the record (and so the layer) must not depend on the environment.
+    ENVB_ASSIGN_OR_RETURN(p.plans[k],
+                          plan_package(p.build.records[k], cached[order[k]].extracted, "", target));
+    for (const auto& f : p.plans[k].files) {
+      struct stat st {};
+      if (f.kind == PlannedFile::Kind::File && ::lstat(f.source.c_str(), &st) == 0)
+        sizes[k] += static_cast<uint64_t>(st.st_size);
+    }
+    return ok();
+  }));
+  p.build.plan_ms = ms_since(start);
+
+  // 3. Layers under the budget.
+  std::map<std::string, size_t> by_name;
+  for (size_t k = 0; k < p.build.records.size(); ++k) by_name[p.build.records[k].name] = k;
+  std::vector<std::vector<size_t>> deps(p.build.records.size());
+  for (size_t k = 0; k < p.build.records.size(); ++k)
+    for (const auto& d : p.build.records[k].depends)
+      if (auto it = by_name.find(depend_name(d)); it != by_name.end()) deps[k].push_back(it->second);
+  const auto depths = dependency_depths(deps);
+  std::vector<LayerCandidate> candidates;
+  for (size_t k = 0; k < p.build.records.size(); ++k)
+    candidates.push_back({p.build.records[k].name, label_of(p.build.records[k]), sizes[k],
+                          depths[k]});
+  LayeringOptions layering;
+  layering.max_layers = o.max_layers;
+  layering.base_layers = p.build.base_layers;
+  layering.reserved = 1;
+  if (o.max_layers < p.build.base_layers + 2)
+    return fail(Errc::InvalidInput, "--max-layers " + std::to_string(o.max_layers) +
+                                        " leaves no room: the base has " +
+                                        std::to_string(p.build.base_layers) +
+                                        " layers, and the environment needs at least 2");
+  for (auto& group : plan_layers(candidates, layering)) {
+    PlannedLayer layer;
+    // Members in link order: a later package wins a clobbered path, as in conda.
+    layer.packages = group.members;
+    std::sort(layer.packages.begin(), layer.packages.end());
+    layer.size = group.size;
+    layer.reason = group.reason;
+    layer.cache_key = layer_key(p.build, layer.packages, o, p.python);
+    p.build.layers.push_back(std::move(layer));
+  }
+  PlannedLayer top;
+  top.reason = "environment files (history, state, relocation index)";
+  p.build.layers.push_back(std::move(top));
+
+  p.build.explicit_lock = compact_explicit_lock(p.build.records, o.subdir);
+  p.build.requirements = virtual_requirements(p.build.records);
+  return p;
+}
+
+Result<std::optional<oci::LayerInfo>> cached_layer(const fs::path& file, const oci::BlobStore& store) {
+  std::error_code ec;
+  if (!fs::exists(file, ec)) return std::optional<oci::LayerInfo>();
+  ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(file));
+  ENVB_ASSIGN_OR_RETURN(auto json, oci::parse_json(text, file.string()));
+  try {
+    if (json.at("format") != kLayerFormat) return std::optional<oci::LayerInfo>();
+    oci::LayerInfo info;
+    ENVB_ASSIGN_OR_RETURN(info.descriptor, oci::descriptor_from_json(json.at("descriptor")));
+    ENVB_ASSIGN_OR_RETURN(info.diff_id,
+                          oci::Digest::parse(json.at("diff_id").get<std::string>()));
+    info.uncompressed_size = json.at("uncompressed_size").get<int64_t>();
+    if (!store.contains(info.descriptor.digest, info.descriptor.size))
+      return std::optional<oci::LayerInfo>();
+    return std::optional<oci::LayerInfo>(info);
+  } catch (const nlohmann::json::exception&) {
+    return std::optional<oci::LayerInfo>();  // a damaged entry: rebuild it
+  }
+}
+
+Result<void> remember_layer(const fs::path& file, const oci::LayerInfo& info) {
+  nlohmann::json desc;
+  oci::to_json(desc, info.descriptor);
+  nlohmann::json json = {{"format", kLayerFormat},
+                         {"descriptor", desc},
+                         {"diff_id", info.diff_id.to_string()},
+                         {"uncompressed_size", info.uncompressed_size}};
+  ENVB_TRY(common::make_dirs(file.parent_path()));
+  return common::write_file_atomic(file, json.dump(2) + "\n");
+}
+
+std::string in_layer(const std::string& prefix, const std::string& path) {
+  return prefix.substr(1) + "/" + path;
+}
+
+std::string history_text(const ImageBuild& build, const PlannedLayer& layer) {
+  if (layer.packages.empty()) return "envbuild: environment files";
+  std::string text = "envbuild: conda ";
+  size_t shown = 0;
+  for (size_t i : layer.packages) {
+    if (shown == 6) {
+      text += " (+" + std::to_string(layer.packages.size() - shown) + " more)";
+      break;
+    }
+    text += (shown++ ? ", " : "") + label_of(build.records[i]);
+  }
+  return text;
+}
+
+std::string created_time(const ImageBuild& build, const ImageBuildOptions& o) {
+  if (o.source_date_epoch) return oci::rfc3339_utc(*o.source_date_epoch);
+  if (const char* sde = std::getenv("SOURCE_DATE_EPOCH"); sde && *sde) {
+    char* end = nullptr;
+    long long v = std::strtoll(sde, &end, 10);
+    if (end && *end == '\0' && v >= 0) return oci::rfc3339_utc(v);
+  }
+  int64_t newest = 0;
+  for (const auto& r : build.records)
+    if (r.timestamp) newest = std::max<int64_t>(newest, *r.timestamp);
+  // Repodata timestamps are milliseconds (older ones seconds).
+  if (newest > 100000000000LL) newest /= 1000;
+  return oci::rfc3339_utc(newest);
+}
+
+}  // namespace
+
+Result<oci::Platform> oci_platform_for_subdir(const std::string& subdir) {
+  static const std::map<std::string, std::pair<std::string, std::string>> kArch = {
+      {"linux-64", {"amd64", ""}},         {"linux-aarch64", {"arm64", "v8"}},
+      {"linux-ppc64le", {"ppc64le", ""}},  {"linux-s390x", {"s390x", ""}},
+      {"linux-armv7l", {"arm", "v7"}},     {"linux-32", {"386", ""}},
+  };
+  auto it = kArch.find(subdir);
+  if (it == kArch.end())
+    return fail(Errc::Unsupported, "no OCI platform for conda platform '" + subdir + "'")
+        .with_hint("images are built for linux-64, linux-aarch64, linux-ppc64le, linux-s390x");
+  oci::Platform p;
+  p.os = "linux";
+  p.architecture = it->second.first;
+  p.variant = it->second.second;
+  return p;
+}
+
+std::string virtual_requirements(const std::vector<conda::PackageRecord>& records) {
+  std::set<std::string> found;
+  for (const auto& r : records)
+    for (const auto& d : r.depends) {
+      std::string name = depend_name(d);
+      if (name == "__cuda" || name == "__glibc" || name == "__cuda_arch") found.insert(d);
+    }
+  std::string out;
+  for (const auto& f : found) out += (out.empty() ? "" : ";") + f;
+  return out;
+}
+
+std::string compact_explicit_lock(const std::vector<conda::PackageRecord>& records,
+                                  const std::string& subdir) {
+  std::string out = "# platform: " + subdir + "\n@EXPLICIT\n";
+  for (const auto& r : records)
+    out += r.url + (r.sha256.empty() ? (r.md5.empty() ? "" : "#" + r.md5) : "#sha256:" + r.sha256) +
+           "\n";
+  return out;
+}
+
+Result<EnvironmentSpec> environment_from_file(const fs::path& file,
+                                              const SolveInputOptions& o) {
+  EnvironmentSpec out;
+  ENVB_ASSIGN_OR_RETURN(auto target, conda::Platform::parse(o.subdir));
+  ENVB_ASSIGN_OR_RETURN(auto env, conda::read_environment_file(file, target));
+  for (const auto& p : env.pip) out.pip.push_back(p.text);
+  out.variables = env.variables;
+  out.name = env.name;
+  SolveRequest request;
+  request.platforms = {o.subdir};
+  request.channels = o.channels;
+  if (o.channels.empty()) {
+    for (const auto& c : env.channels) request.channels.push_back(c.location());
+    if (env.nodefaults) request.channels.push_back("nodefaults");
+  }
+  for (const auto& spec : env.dependencies) {
+    std::string text = spec.to_libsolv_string();
+    if (spec.channel()) text = spec.channel()->location() + "::" + text;
+    request.specs.push_back(text);
+    out.specs.push_back(spec.to_string());
+  }
+  if (request.channels.empty())
+    return fail(Errc::InvalidInput, file.string() + ": no channels: give --channel or list them");
+  request.channel_options.alias = o.channel_alias;
+  request.repodata.offline = o.offline;
+  if (!o.repodata_cache.empty()) request.repodata.cache_dir = o.repodata_cache;
+  ENVB_ASSIGN_OR_RETURN(auto solutions,
+                        solve_environment(request).context("solving " + file.string()));
+  for (const auto& s : solutions.front().records) {
+    conda::PackageRecord r;
+    r.name = s.name;
+    ENVB_ASSIGN_OR_RETURN(r.version, conda::Version::parse(s.version));
+    r.build = s.build;
+    r.build_number = s.build_number;
+    r.channel = s.channel;
+    r.subdir = s.subdir;
+    r.url = s.url;
+    r.fn = s.fn;
+    r.md5 = s.md5;
+    r.sha256 = s.sha256;
+    if (s.size) r.size = s.size;
+    r.depends = s.depends;
+    r.constrains = s.constrains;
+    r.license = s.license;
+    if (s.timestamp) r.timestamp = static_cast<int64_t>(s.timestamp);
+    out.records.push_back(std::move(r));
+  }
+  return out;
+}
+
+Result<EnvironmentSpec> environment_from_lock(const fs::path& file, const std::string& subdir) {
+  EnvironmentSpec out;
+  ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(file));
+  if (text.find("@EXPLICIT") != std::string::npos) {
+    ENVB_ASSIGN_OR_RETURN(auto lock, conda::parse_explicit_file(text, file.string()));
+    if (auto p = lock.platform(); p && *p != subdir)
+      return fail(Errc::InvalidInput, file.string() + " is for platform " + *p + ", not " + subdir)
+          .with_hint("give --platform " + *p);
+    for (const auto& e : lock.entries) {
+      conda::PackageRecord r;
+      r.url = e.url;
+      r.fn = std::string(e.file_name());
+      r.md5 = e.md5;
+      r.sha256 = e.sha256;
+      r.channel = std::string(e.channel());
+      r.subdir = std::string(e.subdir());
+      out.records.push_back(std::move(r));
+    }
+    return out;
+  }
+  ENVB_ASSIGN_OR_RETURN(auto lock, conda::parse_conda_lock(text, file.string()));
+  for (const auto* p : lock.packages_for(subdir, conda::CondaLockPackage::Manager::Conda)) {
+    conda::PackageRecord r;
+    r.name = p->name;
+    r.url = p->url;
+    r.fn = last_segment(p->url);
+    r.md5 = p->md5;
+    r.sha256 = p->sha256;
+    out.records.push_back(std::move(r));
+  }
+  for (const auto* p : lock.packages_for(subdir, conda::CondaLockPackage::Manager::Pip))
+    out.pip.push_back(p->name + "==" + p->version);
+  if (out.records.empty())
+    return fail(Errc::InvalidInput, file.string() + ": no conda packages for platform " + subdir);
+  return out;
+}
+
+Result<ImageBuild> plan_environment_image(const EnvironmentSpec& env,
+                                          const ImageBuildOptions& options) {
+  ENVB_ASSIGN_OR_RETURN(auto prepared, prepare(env, options));
+  return std::move(prepared.build);
+}
+
+Result<ImageBuild> build_environment_image(const EnvironmentSpec& env,
+                                           const ImageBuildOptions& o) {
+  ENVB_ASSIGN_OR_RETURN(auto p, prepare(env, o));
+  ImageBuild& build = p.build;
+  auto start = std::chrono::steady_clock::now();
+  oci::LayerOptions layer_options;
+  layer_options.compression = o.compression;
+  layer_options.level = o.level;
+  layer_options.mtime = layer_mtime(o);
+  const fs::path layer_cache = p.cache_root / "layers";
+  std::mutex progress_mutex;
+
+  // Package layers, in parallel; each through the layer cache.
+  const size_t package_layers = build.layers.size() - 1;
+  ENVB_TRY(for_each_index(package_layers, o.jobs, [&](size_t l) -> Result<void> {
+    PlannedLayer& layer = build.layers[l];
+    fs::path entry = layer_cache / (layer.cache_key + ".json");
+    ENVB_ASSIGN_OR_RETURN(auto hit, cached_layer(entry, build.store));
+    if (hit) {
+      layer.info = *hit;
+      layer.reused = true;
+    } else {
+      std::map<std::string, oci::LayerEntry> entries;  // path -> entry; later packages win
+      for (size_t k : layer.packages)
+        for (const auto& f : p.plans[k].files) {
+          std::string path = in_layer(o.prefix, f.path);
+          entries.insert_or_assign(path, f.kind == PlannedFile::Kind::Symlink
+                                             ? oci::LayerEntry::symlink(path, f.target)
+                                             : oci::LayerEntry::file(path, f.source));
+        }
+      std::vector<oci::LayerEntry> list;
+      for (auto& [_, e] : entries) list.push_back(std::move(e));
+      ENVB_ASSIGN_OR_RETURN(auto info, oci::write_layer(std::move(list), layer_options, build.store)
+                                           .context("writing the layer of " +
+                                                    label_of(build.records[layer.packages.front()])));
+      ENVB_TRY(remember_layer(entry, info));
+      layer.info = info;
+    }
+    if (o.progress) {
+      std::lock_guard<std::mutex> lock(progress_mutex);
+      o.progress(std::string(layer.reused ? "reused" : "wrote") + " layer " +
+                 layer.info->descriptor.digest.short_string() + " " +
+                 history_text(build, layer).substr(16));
+    }
+    return ok();
+  }));
+  for (size_t l = 0; l < package_layers; ++l)
+    (build.layers[l].reused ? build.layers_reused : build.layers_written)++;
+
+  // Clobbers across the whole environment (the upper layer wins, as the later package does).
+  std::map<std::string, std::string> owner;
+  std::string clobbers;
+  std::string pending;
+  for (const auto& plan : p.plans) {
+    const std::string label = label_of(plan.record);
+    for (const auto& f : plan.files) {
+      auto [it, inserted] = owner.emplace(f.path, label);
+      if (!inserted && it->second != label) {
+        clobbers += f.path + ": " + it->second + ", then " + label + " (kept)\n";
+        build.warnings.push_back("clobber: " + f.path + " is in " + it->second + " and " + label);
+        it->second = label;
+      }
+    }
+    for (const auto& script : plan.link_scripts)
+      pending += plan.record.name + ": " +
+                 (script.ends_with("-pre-link.sh") ? "pre-link" : "post-link") + " (" + script +
+                 ")\n";
+  }
+  if (!pending.empty() && o.link_scripts == LinkScripts::Run)
+    build.warnings.push_back("link scripts are not run in image builds; recorded in "
+                             "conda-meta/envbuild-pending-scripts");
+
+  // The top layer: what belongs to no package.
+  PrefixInstallOptions env_options;
+  env_options.environment_name = env.name;
+  env_options.requested_specs = env.specs;
+  for (const auto& [k, v] : env.variables) env_options.variables[k] = v;
+  auto files = environment_files(p.plans, o.prefix, env_options);
+  if (!clobbers.empty()) files.emplace_back("conda-meta/envbuild-clobbers", clobbers);
+  if (!pending.empty()) files.emplace_back("conda-meta/envbuild-pending-scripts", pending);
+  std::vector<oci::LayerEntry> top_entries;
+  fs::path top_dir = p.staging->path() / "top";
+  for (const auto& [path, content] : files) {
+    ENVB_TRY(common::make_dirs((top_dir / path).parent_path()));
+    ENVB_TRY(common::write_file_atomic(top_dir / path, content));
+    top_entries.push_back(oci::LayerEntry::file(in_layer(o.prefix, path), top_dir / path));
+  }
+  PlannedLayer& top = build.layers.back();
+  for (const auto& [_, content] : files) top.size += content.size();
+  ENVB_ASSIGN_OR_RETURN(top.info, oci::write_layer(std::move(top_entries), layer_options, build.store)
+                                      .context("writing the environment layer"));
+  build.layers_ms = ms_since(start);
+
+  // Config and manifest.
+  const std::string created = created_time(build, o);
+  oci::ConfigChanges changes = o.config;
+  std::string base_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  if (o.base)
+    for (const auto& e : o.base->config().config.env)
+      if (e.rfind("PATH=", 0) == 0 && e.size() > 5) base_path = e.substr(5);
+  changes.env.insert(changes.env.begin(),
+                     {{"PATH", o.prefix + "/bin:" + base_path},
+                      {"CONDA_PREFIX", o.prefix},
+                      {"CONDA_DEFAULT_ENV", env.name.empty() ? "base" : env.name}});
+  for (const auto& [k, v] : env.variables) changes.env.emplace_back(k, v);
+  changes.created = created;
+  changes.platform = build.platform;
+  std::string name = o.image_name;
+  auto labels = changes.labels;  // the user's win over ours
+  changes.labels = {{"org.opencontainers.image.created", created},
+                    {"org.envbuild.prefix", o.prefix},
+                    {"org.envbuild.platform", o.subdir},
+                    {"org.envbuild.lock", build.explicit_lock},
+                    {"org.envbuild.version", std::string(kVersion)}};
+  if (!build.requirements.empty()) changes.labels["org.envbuild.requirements"] = build.requirements;
+  if (!name.empty()) {
+    auto colon = name.rfind(':');
+    bool has_tag = colon != std::string::npos && name.find('/', colon) == std::string::npos;
+    changes.labels["org.opencontainers.image.title"] = has_tag ? name.substr(0, colon) : name;
+    if (has_tag) changes.labels["org.opencontainers.image.version"] = name.substr(colon + 1);
+  }
+  for (const auto& [k, v] : labels) changes.labels[k] = v;
+
+  std::vector<oci::AppendedLayer> appended;
+  for (const auto& layer : build.layers) {
+    oci::History h;
+    h.created = created;
+    h.created_by = history_text(build, layer);
+    h.comment = layer.reason;
+    appended.push_back({*layer.info, h});
+  }
+  oci::Descriptor manifest;
+  if (o.base) {
+    ENVB_ASSIGN_OR_RETURN(manifest, oci::append_layers(*o.base, appended, changes, build.store));
+  } else {
+    ENVB_ASSIGN_OR_RETURN(manifest, oci::build_image(build.platform, appended, changes, build.store));
+  }
+  // Manifest annotations (mutate writes none): rewrite the manifest with them.
+  oci::Annotations annotations = {
+      {"org.opencontainers.image.created", created},
+      {"org.envbuild.lock.digest", "sha256:" + common::sha256_hex(build.explicit_lock)}};
+  if (!name.empty()) annotations["org.opencontainers.image.title"] = changes.labels.at("org.opencontainers.image.title");
+  for (const auto& [k, v] : o.annotations) annotations[k] = v;
+  ENVB_ASSIGN_OR_RETURN(auto image, oci::open_store_image(build.store, manifest));
+  ENVB_ASSIGN_OR_RETURN(manifest, oci::put_image(build.store, image->config(),
+                                                 image->manifest().layers, annotations));
+  build.manifest = manifest;
+  return std::move(p.build);
+}
+
+std::string format_layer_table(const ImageBuild& build) {
+  std::string out;
+  char line[256];
+  std::snprintf(line, sizeof line, "%-5s %-10s %-8s %-20s %s\n", "LAYER", "SIZE", "PKGS",
+                "DIGEST", "PACKAGES");
+  out += line;
+  if (build.base_layers)
+    out += "(base: " + std::to_string(build.base_layers) + " layers)\n";
+  for (size_t l = 0; l < build.layers.size(); ++l) {
+    const auto& layer = build.layers[l];
+    std::string names;
+    for (size_t i : layer.packages)
+      names += (names.empty() ? "" : " ") + label_of(build.records[i]);
+    if (names.empty()) names = "(" + layer.reason + ")";
+    std::string digest = layer.info ? layer.info->descriptor.digest.short_string().substr(7) +
+                                          (layer.reused ? " =" : " +")
+                                    : "-";
+    std::snprintf(line, sizeof line, "%-5zu %-10s %-8zu %-20s ", build.base_layers + l + 1,
+                  human_bytes(layer.size).c_str(), layer.packages.size(), digest.c_str());
+    out += line + names + "\n";
+  }
+  return out;
+}
+
+namespace {
+
+Result<void> copy_blobs(const oci::Image& image, const oci::BlobStore& store) {
+  std::vector<oci::Descriptor> blobs = image.manifest().layers;
+  blobs.push_back(image.manifest().config);
+  for (const auto& d : blobs) {
+    if (store.contains(d.digest, d.size)) continue;
+    auto local = image.local_blob_path(d.digest);
+    fs::path dest = store.path_of(d.digest);
+    ENVB_TRY(common::make_dirs(dest.parent_path()));
+    if (local && ::link(local->c_str(), dest.c_str()) == 0) continue;
+    ENVB_ASSIGN_OR_RETURN(auto source, image.open_blob(d));
+    ENVB_TRY(store.put_stream(*source, d).context("copying blob " + d.digest.short_string()));
+  }
+  ENVB_ASSIGN_OR_RETURN(auto info, store.put(image.raw_manifest()));
+  (void)info;
+  return ok();
+}
+
+std::string tag_of(const std::string& name_and_tag) {
+  auto colon = name_and_tag.rfind(':');
+  if (colon == std::string::npos || name_and_tag.find('/', colon) != std::string::npos)
+    return "latest";
+  return name_and_tag.substr(colon + 1);
+}
+
+}  // namespace
+
+Result<void> write_image_output(const oci::Image& image, const std::string& output,
+                                const std::string& name_and_tag, const OutputOptions& options) {
+  const fs::path& scratch_dir = options.scratch_dir;
+  ENVB_ASSIGN_OR_RETURN(auto ref, oci::ImageReference::parse(output));
+  switch (ref.transport) {
+    case oci::Transport::OciLayout: {
+      ENVB_ASSIGN_OR_RETURN(auto layout, oci::Layout::create(ref.path));
+      ENVB_TRY(copy_blobs(image, layout.blobs()));
+      return layout.add(image.descriptor(), ref.tag.empty() ? tag_of(name_and_tag) : ref.tag);
+    }
+    case oci::Transport::OciArchive: {
+      ENVB_TRY(common::make_dirs(scratch_dir));
+      ENVB_ASSIGN_OR_RETURN(auto tmp, common::TempDir::create(scratch_dir, "oci-archive-"));
+      ENVB_ASSIGN_OR_RETURN(auto layout, oci::Layout::create(tmp.path() / "layout"));
+      ENVB_TRY(copy_blobs(image, layout.blobs()));
+      ENVB_TRY(layout.add(image.descriptor(), ref.tag.empty() ? tag_of(name_and_tag) : ref.tag));
+      return oci::write_oci_archive(layout.dir(), ref.path);
+    }
+    case oci::Transport::DockerArchive: {
+      std::string tag = name_and_tag;
+      if (!ref.name.empty()) tag = ref.name + ":" + (ref.tag.empty() ? "latest" : ref.tag);
+      std::vector<std::string> tags;
+      if (!tag.empty()) tags.push_back(tag.find(':') == std::string::npos ? tag + ":latest" : tag);
+      return oci::write_docker_archive(image, tags, ref.path);
+    }
+    case oci::Transport::Registry: {
+      if (ref.tag.empty() && !ref.digest.valid()) ref.tag = tag_of(name_and_tag);
+      oci::registry::RegistryOptions registry;
+      registry.transport.tls.verify = options.tls_verify;
+      registry.transport.tls.cert_dir = options.cert_dir;
+      ENVB_ASSIGN_OR_RETURN(auto report, oci::registry::push(image, ref, registry));
+      (void)report;
+      return ok();
+    }
+  }
+  return fail(Errc::InvalidInput, "unknown output " + output);
+}
+
+}  // namespace envbuild::builder

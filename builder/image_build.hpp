@@ -1,0 +1,147 @@
+#pragma once
+
+// `envbuild build`: a solved environment becomes a layered, reproducible OCI image straight from
+// the package cache, never from a copied prefix.
+//
+//   solve/lock -> fetch (PackageCache) -> plan_package for the image prefix -> plan_layers ->
+//   one layer per group of packages (their planned files + conda-meta records, under the prefix)
+//   + one small top layer (history, state, env_vars, relocation index) -> config + manifest.
+//
+// Layer identity: a package layer's bytes depend only on its packages (their records and archive
+// sha256s), the prefix, the platform, the python of a noarch: python package, the compression
+// (and level), the tar mtime and kLayerFormat. That tuple, hashed, keys the layer cache
+// (<cache>/layers/<key>.json -> descriptor + diff_id, blob in <cache>/oci/blobs/sha256), so a
+// rebuild with one package changed compresses only that package's layer and the top layer.
+// Records carry no requested spec (that is per environment: it lives in conda-meta/history).
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "builder/install.hpp"
+#include "builder/layering.hpp"
+#include "builder/package_cache.hpp"
+#include "common/result.hpp"
+#include "conda/package_record.hpp"
+#include "oci/blob_store.hpp"
+#include "oci/compression.hpp"
+#include "oci/descriptor.hpp"
+#include "oci/image.hpp"
+#include "oci/mutate.hpp"
+
+namespace envbuild::builder {
+
+/// Bumped whenever what goes into a package layer changes (paths, records, tar format).
+inline constexpr std::string_view kLayerFormat = "envbuild-conda-layer-v1";
+
+/// What the image holds, once the packages are known (from a solve or a lock file).
+struct EnvironmentSpec {
+  std::vector<conda::PackageRecord> records;  // url + sha256/md5 at least
+  std::vector<std::string> specs;             // as requested (conda-meta/history)
+  std::vector<std::pair<std::string, std::string>> variables;  // environment.yml `variables:`
+  std::string name;                                            // environment name ("" = "base")
+  std::vector<std::string> pip;  // pip requirements (unsupported in images: an error)
+};
+
+struct SolveInputOptions {
+  std::string subdir;                  // "linux-64"
+  std::vector<std::string> channels;   // replace the file's when not empty
+  std::string channel_alias = "https://conda.anaconda.org";
+  std::filesystem::path repodata_cache;  // empty: the default
+  bool offline = false;
+};
+
+/// Parses and solves an environment.yml.
+Result<EnvironmentSpec> environment_from_file(const std::filesystem::path& file,
+                                              const SolveInputOptions& options);
+/// Reads an @EXPLICIT file or a conda-lock.yml (no solve).
+Result<EnvironmentSpec> environment_from_lock(const std::filesystem::path& file,
+                                              const std::string& subdir);
+
+/// "linux-64" -> linux/amd64, "linux-aarch64" -> linux/arm64/v8, ...
+Result<oci::Platform> oci_platform_for_subdir(const std::string& subdir);
+
+struct ImageBuildOptions {
+  std::string prefix = "/opt/conda";  // absolute, where the environment lives in the image
+  std::string subdir;                 // the environment's platform
+  size_t max_layers = 100;            // the whole image, base layers included
+  oci::Compression compression = oci::Compression::Gzip;
+  std::optional<int> level;
+  /// Tar mtime of every layer and, when set, the image's `created`; default
+  /// oci::default_source_date_epoch() for the mtime and the newest package for `created`.
+  std::optional<int64_t> source_date_epoch;
+  std::filesystem::path cache_root;  // packages, layers/, oci/ (default_cache_root() when empty)
+  PackageCacheOptions packages;      // root defaults to cache_root
+  const oci::Image* base = nullptr;  // none: an image from scratch
+  std::string image_name;            // -t NAME:TAG (org.opencontainers.image.title/ref.name)
+  /// Entrypoint, cmd, workdir, user, extra labels; env and created are filled by the build.
+  oci::ConfigChanges config;
+  oci::Annotations annotations;  // manifest annotations, on top of envbuild's
+  LinkScripts link_scripts = LinkScripts::Skip;  // images never run them; recorded as pending
+  size_t jobs = 4;                               // parallel planning and layer compression
+  std::function<void(const std::string&)> progress;
+};
+
+/// One layer of the image as planned (and, after a build, as written).
+struct PlannedLayer {
+  std::vector<size_t> packages;  // indexes into ImageBuild::records
+  uint64_t size = 0;             // installed bytes
+  std::string reason;            // from plan_layers, or "environment files"
+  std::string cache_key;         // sha256 hex of the layer identity (empty: top layer)
+  std::optional<oci::LayerInfo> info;
+  bool reused = false;  // came from the layer cache
+};
+
+struct ImageBuild {
+  std::vector<conda::PackageRecord> records;  // completed from info/index.json, link order
+  std::vector<PlannedLayer> layers;           // bottom first; the top layer last
+  size_t base_layers = 0;
+  oci::Platform platform;
+  oci::BlobStore store{""};  // the cache's blob store: the image's blobs are here
+  std::optional<oci::Descriptor> manifest;  // after build_environment_image
+  std::string explicit_lock;                // compact @EXPLICIT of the packages
+  std::string requirements;                 // org.envbuild.requirements
+  size_t layers_written = 0, layers_reused = 0;
+  double fetch_ms = 0, plan_ms = 0, layers_ms = 0;
+  std::vector<std::string> warnings;
+};
+
+/// Fetches and plans the packages and groups them into layers; writes nothing but the package
+/// cache. `build_environment_image` with `plan_only` = true stops here.
+Result<ImageBuild> plan_environment_image(const EnvironmentSpec& env,
+                                          const ImageBuildOptions& options);
+
+/// Fetches, plans and writes the layers (through the layer cache), the config and the manifest
+/// into the cache's blob store. The result's manifest names the image; open it with
+/// oci::open_store_image(result.store, *result.manifest).
+Result<ImageBuild> build_environment_image(const EnvironmentSpec& env,
+                                           const ImageBuildOptions& options);
+
+/// The org.envbuild.requirements value: every `__cuda`/`__glibc`/`__cuda_arch` depend of the
+/// records, deduplicated, sorted, joined with ";".
+std::string virtual_requirements(const std::vector<conda::PackageRecord>& records);
+
+/// "@EXPLICIT\n<url>#<sha256>\n..." in the given order (md5 when no sha256 is known).
+std::string compact_explicit_lock(const std::vector<conda::PackageRecord>& records,
+                                  const std::string& subdir);
+
+/// Human table of a plan: layer, packages, size, reason (and digest / reused after a build).
+std::string format_layer_table(const ImageBuild& build);
+
+struct OutputOptions {
+  std::filesystem::path scratch_dir;  // where an oci-archive is staged
+  bool tls_verify = true;             // docker://: false also falls back to plain http
+  std::string cert_dir;               // docker://: *.crt CAs, client *.cert/*.key
+};
+
+/// Writes the image to an oci:, oci-archive:, docker-archive: or docker:// reference.
+/// `name_and_tag` (-t) gives the tag when the reference has none.
+Result<void> write_image_output(const oci::Image& image, const std::string& output,
+                                const std::string& name_and_tag, const OutputOptions& options);
+
+}  // namespace envbuild::builder

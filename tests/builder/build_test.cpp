@@ -1,0 +1,504 @@
+// envbuild build end to end: real conda-forge packages plus the host's python (a local channel
+// made by examples/demo/make_channel.py) become a layered image on a glibc base made here; the
+// image validates with oci-image-tool, umoci and skopeo, and its programs run under chroot; the
+// same environment gives the same manifest digest whatever the temp dirs, umask and clock; one
+// changed package rebuilds only its own layer and the top layer. Plus the pure helpers (labels,
+// lock, SBOM).
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+
+#include "builder/image_build.hpp"
+#include "builder/sbom.hpp"
+#include "common/fs.hpp"
+#include "oci/layer_writer.hpp"
+#include "oci/layout.hpp"
+#include "oci/manifest.hpp"
+#include "oci/mutate.hpp"
+#include "tests/testing/testing.hpp"
+
+namespace envbuild::builder {
+namespace {
+
+namespace fs = std::filesystem;
+using testing::read_text;
+using testing::run_command;
+using testing::shell_quote;
+using testing::write_text;
+
+std::string q(const fs::path& p) { return shell_quote(p.string()); }
+fs::path envbuild_bin() { return testing::binary_dir() / "envbuild"; }
+
+// The host-python channel, built once per build directory (shared with install_test, under the
+// same lock).
+std::optional<fs::path> python_channel(std::string& why) {
+  fs::path dir = testing::binary_dir() / "test-channels" / "host-python";
+  std::error_code ec;
+  fs::create_directories(dir.parent_path(), ec);
+  auto lock = common::FileLock::acquire(dir.string() + ".lock", common::LockMode::Exclusive);
+  if (!lock) {
+    why = lock.error().to_string();
+    return std::nullopt;
+  }
+  if (fs::exists(dir / "linux-64/repodata.json")) return dir;
+  fs::remove_all(dir, ec);
+  auto made = run_command("python3 " + q(testing::source_dir() / "examples/demo/make_channel.py") +
+                          " " + q(dir) + " --only python && " + q(envbuild_bin()) + " index " +
+                          q(dir));
+  if (made.exit_code != 0) {
+    why = made.output;
+    fs::remove_all(dir, ec);
+    return std::nullopt;
+  }
+  return dir;
+}
+
+// The conda-forge subset has linux-64/ only: give it an empty noarch/ beside a link to it.
+fs::path subset_channel(const fs::path& scratch) {
+  fs::path channel = scratch / "conda-forge-subset";
+  fs::create_directories(channel / "noarch");
+  fs::create_symlink(*testing::testdata_dir() / "packages/channels/conda-forge-subset/linux-64",
+                     channel / "linux-64");
+  write_text(channel / "noarch/repodata.json",
+             R"({"info":{"subdir":"noarch"},"packages":{},"packages.conda":{}})");
+  return channel;
+}
+
+// A tiny package envb-hello-VERSION-0 (one text file holding the prefix placeholder) written
+// with python's tarfile, in `channel`/linux-64.
+std::string make_hello_package(const fs::path& channel, const std::string& version) {
+  fs::path src = channel / ("src-" + version);
+  write_text(src / "share/envb-hello/hello.txt", "hello " + version + " from /opt/placeholder_prefix\n");
+  std::string sha = run_command("sha256sum " + q(src / "share/envb-hello/hello.txt")).output.substr(0, 64);
+  auto size = fs::file_size(src / "share/envb-hello/hello.txt");
+  write_text(src / "info/index.json",
+             nlohmann::json{{"name", "envb-hello"}, {"version", version}, {"build", "0"},
+                            {"build_number", 0}, {"depends", nlohmann::json::array()},
+                            {"license", "MIT"}, {"subdir", "linux-64"}, {"timestamp", 1700000000000}}
+                 .dump());
+  write_text(src / "info/paths.json",
+             nlohmann::json{{"paths_version", 1},
+                            {"paths", {{{"_path", "share/envb-hello/hello.txt"},
+                                        {"path_type", "hardlink"},
+                                        {"sha256", sha},
+                                        {"size_in_bytes", size},
+                                        {"file_mode", "text"},
+                                        {"prefix_placeholder", "/opt/placeholder_prefix"}}}}}
+                 .dump());
+  write_text(src / "info/files", "share/envb-hello/hello.txt\n");
+  fs::create_directories(channel / "linux-64");
+  fs::path out = channel / "linux-64" / ("envb-hello-" + version + "-0.tar.bz2");
+  auto r = run_command("cd " + q(src) + " && python3 -c \"import tarfile,sys\n"
+                       "with tarfile.open(sys.argv[1],'w:bz2') as t:\n"
+                       "  [t.add(p) for p in ['info','share']]\" " + q(out));
+  return r.exit_code == 0 ? "" : r.output;
+}
+
+// Files of a glibc userland for chroot: /bin/busybox and every library ldd names for the host's
+// python3 (the host python package is that interpreter), plus the libraries conda-forge builds
+// link against (libpthread, libdl, librt).
+Result<std::vector<oci::LayerEntry>> glibc_base_entries(std::string& why) {
+  std::vector<oci::LayerEntry> entries;
+  entries.push_back(oci::LayerEntry::file("bin/busybox", "/bin/busybox"));
+  entries.push_back(oci::LayerEntry::symlink("bin/sh", "busybox"));
+  entries.push_back(oci::LayerEntry::directory("tmp"));
+  entries.back().mode = 01777;
+  auto ldd = run_command("ldd " + q(fs::canonical("/usr/bin/python3")));
+  std::set<std::string> libs;
+  std::regex path_re(R"((/[^ \t\n()]+))");
+  for (std::sregex_iterator it(ldd.output.begin(), ldd.output.end(), path_re), end; it != end; ++it)
+    libs.insert((*it)[1]);
+  std::string libdir;
+  for (const auto& l : libs)
+    if (l.ends_with("/libc.so.6")) libdir = fs::path(l).parent_path().string();
+  if (libdir.empty()) {
+    why = "no libc in: " + ldd.output;
+    return fail(Errc::NotFound, why);
+  }
+  for (const char* extra : {"libpthread.so.0", "libdl.so.2", "librt.so.1", "libm.so.6"})
+    if (fs::exists(libdir + "/" + extra)) libs.insert(libdir + "/" + extra);
+  for (const auto& l : libs) {
+    if (!fs::exists(l)) continue;
+    entries.push_back(oci::LayerEntry::file(l.substr(1), fs::canonical(l)));
+  }
+  return entries;
+}
+
+Result<void> make_base_image(const fs::path& layout_dir, std::string& why) {
+  ENVB_ASSIGN_OR_RETURN(auto entries, glibc_base_entries(why));
+  ENVB_ASSIGN_OR_RETURN(auto layout, oci::Layout::create(layout_dir));
+  oci::LayerOptions options;
+  options.mtime = 0;
+  ENVB_ASSIGN_OR_RETURN(auto layer, oci::write_layer(entries, options, layout.blobs()));
+  oci::History h;
+  h.created_by = "test: busybox + host glibc";
+  oci::ConfigChanges changes;
+  changes.env = {{"PATH", "/usr/bin:/bin"}};
+  changes.created = "1970-01-01T00:00:00Z";
+  oci::Platform platform;
+  platform.architecture = "amd64";
+  platform.os = "linux";
+  ENVB_ASSIGN_OR_RETURN(auto desc,
+                        oci::build_image(platform, {{layer, h}}, changes, layout.blobs()));
+  return layout.add(desc, "base");
+}
+
+std::string environment_yml(const std::vector<fs::path>& channels, const std::string& extra) {
+  std::string text = "name: real\nchannels:\n";
+  for (const auto& c : channels) text += "  - " + c.string() + "\n";
+  text += "  - nodefaults\ndependencies:\n  - python 3.*\n  - openssl\n  - xz\n  - ncurses\n"
+          "  - readline\n  - libzlib\n  - pip\n" + extra +
+          "variables:\n  ENVB_TEST_VAR: hello\n";
+  return text;
+}
+
+struct Built {
+  int exit_code = -1;
+  std::string digest;  // stdout: the manifest digest
+  std::string log;     // stderr
+};
+
+Built run_build(const fs::path& work, const std::string& args, const std::string& env = "") {
+  fs::path err = work / ("stderr-" + std::to_string(::getpid()) + ".txt");
+  auto r = run_command(env + q(envbuild_bin()) + " build " + args + " 2>" + q(err));
+  Built b;
+  b.exit_code = r.exit_code;
+  b.digest = r.output;
+  while (!b.digest.empty() && (b.digest.back() == '\n' || b.digest.back() == ' '))
+    b.digest.pop_back();
+  b.log = read_text(err);
+  return b;
+}
+
+// One image (on the glibc base) built once for the suite.
+class BuildImageTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    if (!testing::testdata_dir()) return;
+    root_ = new fs::path(fs::temp_directory_path() / ("envb-build-" + std::to_string(::getpid())));
+    fs::remove_all(*root_);
+    fs::create_directories(*root_);
+    auto channel = python_channel(*error_);
+    if (!channel) return;
+    channels_ = new std::vector<fs::path>{*channel, subset_channel(*root_)};
+    write_text(*root_ / "environment.yml", environment_yml(*channels_, ""));
+    if (auto base = make_base_image(*root_ / "base", *error_); !base) {
+      *error_ += base.error().to_string();
+      return;
+    }
+    auto b = run_build(*root_, "-f " + q(*root_ / "environment.yml") + " -t envb/real:1 " +
+                                   "--cache-dir " + q(*root_ / "cache") + " --base " +
+                                   q("oci:" + (*root_ / "base").string() + ":base") + " -o " +
+                                   q("oci:" + (*root_ / "img").string() + ":1") + " -o " +
+                                   q("docker-archive:" + (*root_ / "img.tar").string()) +
+                                   " --sbom " + q(*root_ / "sbom.json") +
+                                   " --cmd python --label team=ml --annotation note=x");
+    *digest_ = b.digest;
+    *log_ = b.log;
+    if (b.exit_code != 0) *error_ = "envbuild build failed:\n" + b.log;
+  }
+  static void TearDownTestSuite() {
+    if (root_) fs::remove_all(*root_);
+    delete root_;
+    root_ = nullptr;
+  }
+  void SetUp() override {
+    ENVB_REQUIRE_TESTDATA();
+    ASSERT_TRUE(error_->empty()) << *error_;
+  }
+  static fs::path img() { return *root_ / "img"; }
+
+  static fs::path* root_;
+  static std::vector<fs::path>* channels_;
+  static std::string* digest_;
+  static std::string* log_;
+  static std::string* error_;
+};
+fs::path* BuildImageTest::root_ = nullptr;
+std::vector<fs::path>* BuildImageTest::channels_ = nullptr;
+std::string* BuildImageTest::digest_ = new std::string;
+std::string* BuildImageTest::log_ = new std::string;
+std::string* BuildImageTest::error_ = new std::string;
+
+TEST_F(BuildImageTest, ConfigHasActivationLabelsAndOneLayerPerPackage) {
+  auto layout = oci::Layout::open(img());
+  ASSERT_TRUE(layout) << layout.error().to_string();
+  auto image = layout->image("1");
+  ASSERT_TRUE(image) << image.error().to_string();
+  EXPECT_EQ((*image)->descriptor().digest.to_string(), *digest_);
+  ASSERT_TRUE(oci::validate(**image));
+  const auto& config = (*image)->config();
+  const auto& env = config.config.env;
+  auto has = [&](const std::string& e) { return std::find(env.begin(), env.end(), e) != env.end(); };
+  EXPECT_TRUE(has("PATH=/opt/conda/bin:/usr/bin:/bin"));  // the base's PATH, prefix first
+  EXPECT_TRUE(has("CONDA_PREFIX=/opt/conda"));
+  EXPECT_TRUE(has("CONDA_DEFAULT_ENV=real"));
+  EXPECT_TRUE(has("ENVB_TEST_VAR=hello"));
+  EXPECT_EQ(config.config.cmd, std::vector<std::string>{"python"});
+  const auto& labels = config.config.labels;
+  EXPECT_EQ(labels.at("org.envbuild.prefix"), "/opt/conda");
+  EXPECT_EQ(labels.at("org.envbuild.requirements"), "__glibc >=2.17");
+  EXPECT_EQ(labels.at("team"), "ml");
+  EXPECT_NE(labels.at("org.envbuild.lock").find("@EXPLICIT\n"), std::string::npos);
+  EXPECT_EQ((*image)->manifest().annotations.at("note"), "x");
+  // Not the wall clock: the newest package's build time.
+  EXPECT_LT(config.created, "2026-01-01");
+  EXPECT_EQ(config.created, labels.at("org.opencontainers.image.created"));
+  // Base layer + 15 packages + the environment layer.
+  EXPECT_EQ((*image)->manifest().layers.size(), 17u);
+  EXPECT_EQ(config.history.size(), 17u);
+}
+
+TEST_F(BuildImageTest, ValidatesWithTheRealTools) {
+  ENVB_REQUIRE_TOOL("oci-image-tool");
+  ENVB_REQUIRE_TOOL("umoci");
+  ENVB_REQUIRE_TOOL("skopeo");
+  auto v = run_command("oci-image-tool validate --type image " + q(img()));
+  EXPECT_EQ(v.exit_code, 0) << v.output;
+  auto s = run_command("skopeo inspect " + q("oci:" + img().string() + ":1"));
+  ASSERT_EQ(s.exit_code, 0) << s.output;
+  auto j = nlohmann::json::parse(s.output);
+  EXPECT_EQ(j["Digest"], *digest_);
+  EXPECT_EQ(j["Layers"].size(), 17u);
+  auto s2 = run_command("skopeo inspect " + q("docker-archive:" + (*root_ / "img.tar").string()));
+  EXPECT_EQ(s2.exit_code, 0) << s2.output;
+}
+
+TEST_F(BuildImageTest, ProgramsRunUnderChroot) {
+  ENVB_REQUIRE_TOOL("umoci");
+  ENVB_REQUIRE_TOOL("chroot");
+  ENVB_REQUIRE_TOOL("unshare");
+  if (::geteuid() != 0) GTEST_SKIP() << "chroot needs root";
+  fs::path bundle = *root_ / "bundle";
+  auto u = run_command("umoci unpack --rootless --image " + q(img().string() + ":1") + " " + q(bundle));
+  ASSERT_EQ(u.exit_code, 0) << u.output;
+  fs::path rootfs = bundle / "rootfs";
+  // Nothing from the package cache or the build's temp dirs in the image.
+  EXPECT_FALSE(fs::exists(rootfs / "opt/conda/pkgs"));
+  EXPECT_FALSE(fs::exists(rootfs / "opt/conda/.envbuild-staging"));
+  std::string chroot = run_command("command -v chroot").output;
+  while (!chroot.empty() && chroot.back() == '\n') chroot.pop_back();
+  // ld.so resolves $ORIGIN (conda's RPATH) through /proc/self/exe: mount a proc, as runtimes do,
+  // in a private mount and pid namespace (tooling.md section 3).
+  fs::create_directories(rootfs / "proc");
+  std::string run = "env -i HOME=/ PATH=/opt/conda/bin:/bin unshare --mount --pid --fork "
+                    "--mount-proc=" + q(rootfs / "proc") + " " + q(chroot) + " " + q(rootfs) + " ";
+  auto py = run_command(run + "/opt/conda/bin/python -c 'import sys; print(1, sys.prefix)'");
+  EXPECT_EQ(py.exit_code, 0) << py.output;
+  EXPECT_NE(py.output.find("1 /opt/conda"), std::string::npos) << py.output;
+  auto ssl = run_command(run + "/opt/conda/bin/openssl version -d");
+  EXPECT_EQ(ssl.exit_code, 0) << ssl.output;
+  EXPECT_NE(ssl.output.find("/opt/conda/ssl"), std::string::npos) << ssl.output;
+  // TERMINFO unset: libtinfo finds xterm through its patched binary placeholder.
+  auto info = run_command(run + "/opt/conda/bin/infocmp xterm");
+  EXPECT_EQ(info.exit_code, 0) << info.output;
+  EXPECT_NE(info.output.find("/opt/conda/share/terminfo"), std::string::npos) << info.output;
+  auto pip = run_command(run + "/opt/conda/bin/python -m pip --version");
+  EXPECT_EQ(pip.exit_code, 0) << pip.output;
+  auto vars = read_text(rootfs / "opt/conda/etc/conda/env_vars.d/envbuild-variables.json");
+  EXPECT_NE(vars.find("ENVB_TEST_VAR"), std::string::npos);
+  EXPECT_TRUE(fs::exists(rootfs / "opt/conda/conda-meta/history"));
+  EXPECT_TRUE(fs::exists(rootfs / "opt/conda/conda-meta/envbuild-relocations.json"));
+}
+
+TEST_F(BuildImageTest, DockerArchiveLoadsAndRunsWithPodman) {
+  ENVB_REQUIRE_TOOL("podman");
+  ENVB_REQUIRE_TOOL("runc");
+  fs::path scratch = *root_ / "podman";
+  std::string p = "podman --root " + q(scratch / "root") + " --runroot " + q(scratch / "run") +
+                  " --storage-driver vfs --runtime runc ";
+  auto load = run_command(p + "load -i " + q(*root_ / "img.tar"));
+  ASSERT_EQ(load.exit_code, 0) << load.output;
+  auto r = run_command(p + "run --rm --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 "
+                           "--network none envb/real:1 python -c 'import os; print(os.environ[\"ENVB_TEST_VAR\"])'");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("hello"), std::string::npos) << r.output;
+  run_command(p + "rmi -a -f");
+}
+
+TEST_F(BuildImageTest, PushesToARegistry) {
+  ENVB_REQUIRE_TOOL("docker-registry");
+  ENVB_REQUIRE_TOOL("skopeo");
+  fs::path reg = *root_ / "registry";
+  fs::create_directories(reg / "data");
+  std::string port =
+      run_command("python3 -c 'import socket;s=socket.socket();s.bind((\"127.0.0.1\",0));"
+                  "print(s.getsockname()[1])'").output;
+  port.erase(port.find_last_not_of("\n") + 1);
+  write_text(reg / "config.yml", "version: 0.1\nlog: {level: error}\nstorage:\n  filesystem: "
+                                 "{rootdirectory: " + (reg / "data").string() +
+                                 "}\nhttp: {addr: 127.0.0.1:" + port + "}\n");
+  auto started = run_command("docker-registry serve " + q(reg / "config.yml") + " >" +
+                             q(reg / "log") + " 2>&1 & echo $!");
+  std::string pid = started.output;
+  pid.erase(pid.find_last_not_of("\n") + 1);
+  run_command("for i in $(seq 50); do curl -s http://127.0.0.1:" + port +
+              "/v2/ >/dev/null && break; sleep 0.1; done");
+  std::string dest = "docker://127.0.0.1:" + port + "/envb/real";
+  auto b = run_build(*root_, "-q -f " + q(*root_ / "environment.yml") + " -t envb/real:1 " +
+                                 "--cache-dir " + q(*root_ / "cache") + " --base " +
+                                 q("oci:" + (*root_ / "base").string() + ":base") +
+                                 " --cmd python --label team=ml --annotation note=x" +
+                                 " --tls-verify=false -o " + q(dest + ":7"));
+  EXPECT_EQ(b.exit_code, 0) << b.log;
+  EXPECT_EQ(b.digest, *digest_);  // same inputs as the suite's image
+  auto s = run_command("skopeo inspect --tls-verify=false " + q(dest + ":7"));
+  EXPECT_EQ(s.exit_code, 0) << s.output;
+  EXPECT_NE(s.output.find(*digest_), std::string::npos) << s.output;
+  run_command("kill " + pid);
+}
+
+TEST_F(BuildImageTest, SbomListsEveryPackage) {
+  auto doc = nlohmann::json::parse(read_text(*root_ / "sbom.json"));
+  EXPECT_EQ(doc["spdxVersion"], "SPDX-2.3");
+  EXPECT_EQ(doc["packages"].size(), 15u);
+  bool openssl = false;
+  for (const auto& p : doc["packages"]) {
+    if (p["name"] != "openssl") continue;
+    openssl = true;
+    EXPECT_EQ(p["versionInfo"], "3.3.1");
+    EXPECT_EQ(p["licenseDeclared"], "Apache-2.0");
+    EXPECT_EQ(p["checksums"][0]["algorithm"], "SHA256");
+    EXPECT_NE(p["externalRefs"][0]["referenceLocator"].get<std::string>().find(
+                  "pkg:conda/openssl@3.3.1?build=h4ab18f5_1"),
+              std::string::npos);
+  }
+  EXPECT_TRUE(openssl);
+  EXPECT_EQ(doc["relationships"].size(), 15u);
+}
+
+TEST_F(BuildImageTest, PlanPrintsTheLayersWithinTheBudget) {
+  auto b = run_build(*root_, "-f " + q(*root_ / "environment.yml") + " -t envb/real:1 --cache-dir " +
+                                 q(*root_ / "cache") + " --plan --max-layers 6 --base " +
+                                 q("oci:" + (*root_ / "base").string() + ":base"));
+  ASSERT_EQ(b.exit_code, 0) << b.log;
+  // 1 base layer + at most 4 package layers + the environment layer.
+  EXPECT_NE(b.digest.find("15 packages in 5 layers (+1 base layers), budget 6"), std::string::npos)
+      << b.digest;
+  EXPECT_NE(b.digest.find("python-3.11"), std::string::npos) << b.digest;
+}
+
+// The same environment, built from scratch twice: fresh caches, different temp dirs, umask and
+// clock (a second later) give the same manifest digest.
+TEST_F(BuildImageTest, ReproducibleAcrossTempDirsUmaskAndClock) {
+  std::string common = "-f " + q(*root_ / "environment.yml") + " -t envb/real:1 ";
+  auto a = run_build(*root_, common + "--cache-dir " + q(*root_ / "cache-a") + " -o " +
+                                 q("oci:" + (*root_ / "repro-a").string()),
+                     "umask 022; TMPDIR=/tmp ");
+  ASSERT_EQ(a.exit_code, 0) << a.log;
+  ::sleep(1);
+  fs::create_directories(*root_ / "tmp-b");
+  auto b = run_build(*root_, common + "--cache-dir " + q(*root_ / "cache-b") + " -j 1 -o " +
+                                 q("oci:" + (*root_ / "repro-b").string()),
+                     "umask 077; TMPDIR=" + q(*root_ / "tmp-b") + " ");
+  ASSERT_EQ(b.exit_code, 0) << b.log;
+  EXPECT_EQ(a.digest, b.digest);
+  EXPECT_TRUE(a.digest.starts_with("sha256:")) << a.digest;
+  // SOURCE_DATE_EPOCH moves every timestamp: a different, but again stable, digest.
+  auto c = run_build(*root_, common + "--cache-dir " + q(*root_ / "cache-a") + " -o " +
+                                 q("oci:" + (*root_ / "repro-c").string()),
+                     "SOURCE_DATE_EPOCH=1700000000 ");
+  ASSERT_EQ(c.exit_code, 0) << c.log;
+  EXPECT_NE(c.digest, a.digest);
+}
+
+std::vector<std::string> layer_digests(const fs::path& layout_dir, const std::string& tag) {
+  std::vector<std::string> out;
+  auto layout = oci::Layout::open(layout_dir);
+  if (!layout) return out;
+  auto image = layout->image(tag);
+  if (!image) return out;
+  for (const auto& l : (*image)->manifest().layers) out.push_back(l.digest.to_string());
+  return out;
+}
+
+// Changing one small package: only its layer and the top layer are new.
+TEST_F(BuildImageTest, OneChangedPackageRebuildsOnlyItsLayer) {
+  fs::path hello = *root_ / "hello-channel";
+  ASSERT_EQ(make_hello_package(hello, "1.0"), "");
+  ASSERT_EQ(make_hello_package(hello, "1.1"), "");
+  fs::create_directories(hello / "noarch");
+  auto idx = run_command(q(envbuild_bin()) + " index " + q(hello));
+  ASSERT_EQ(idx.exit_code, 0) << idx.output;
+  auto channels = *channels_;
+  channels.push_back(hello);
+  write_text(*root_ / "env-1.0.yml", environment_yml(channels, "  - envb-hello 1.0\n"));
+  write_text(*root_ / "env-1.1.yml", environment_yml(channels, "  - envb-hello 1.1\n"));
+  std::string common = "-t envb/hello:1 --cache-dir " + q(*root_ / "cache") + " --base " +
+                       q("oci:" + (*root_ / "base").string() + ":base") + " -o " +
+                       q("oci:" + (*root_ / "hello-img").string());
+  auto a = run_build(*root_, "-f " + q(*root_ / "env-1.0.yml") + " " + common + ":a");
+  ASSERT_EQ(a.exit_code, 0) << a.log;
+  auto b = run_build(*root_, "-f " + q(*root_ / "env-1.1.yml") + " " + common + ":b");
+  ASSERT_EQ(b.exit_code, 0) << b.log;
+  EXPECT_NE(b.log.find("(1 written, 15 reused, +1 base)"), std::string::npos) << b.log;
+  auto la = layer_digests(*root_ / "hello-img", "a");
+  auto lb = layer_digests(*root_ / "hello-img", "b");
+  ASSERT_EQ(la.size(), 18u);
+  ASSERT_EQ(lb.size(), 18u);
+  size_t differ = 0;
+  for (size_t i = 0; i < la.size(); ++i) differ += la[i] != lb[i];
+  EXPECT_EQ(differ, 2u);
+  EXPECT_NE(la.back(), lb.back());  // the environment layer
+  // The package layers of the suite's image (same packages, prefix, base) are the same blobs.
+  auto shared = layer_digests(img(), "1");
+  std::set<std::string> in_a(la.begin(), la.end());
+  size_t common_layers = 0;
+  for (const auto& d : shared) common_layers += in_a.count(d);
+  EXPECT_EQ(common_layers, 16u);  // base + 15 packages
+}
+
+TEST(ImageBuildHelpers, VirtualRequirementsAreDedupedAndSorted) {
+  std::vector<conda::PackageRecord> records(3);
+  records[0].depends = {"__glibc >=2.17,<3.0.a0", "libgcc >=12"};
+  records[1].depends = {"__cuda >=12.0", "__glibc >=2.17,<3.0.a0"};
+  records[2].depends = {"__cuda_arch >=8.0", "__unix"};
+  EXPECT_EQ(virtual_requirements(records),
+            "__cuda >=12.0;__cuda_arch >=8.0;__glibc >=2.17,<3.0.a0");
+  EXPECT_EQ(virtual_requirements({}), "");
+}
+
+TEST(ImageBuildHelpers, PlatformsAndLock) {
+  auto amd = oci_platform_for_subdir("linux-64");
+  ASSERT_TRUE(amd);
+  EXPECT_EQ(amd->to_string(), "linux/amd64");
+  auto arm = oci_platform_for_subdir("linux-aarch64");
+  ASSERT_TRUE(arm);
+  EXPECT_EQ(arm->to_string(), "linux/arm64/v8");
+  EXPECT_FALSE(oci_platform_for_subdir("osx-arm64"));
+  conda::PackageRecord r;
+  r.url = "https://conda.anaconda.org/conda-forge/linux-64/xz-5.2.6-h166bdaf_0.tar.bz2";
+  r.sha256 = std::string(64, 'a');
+  EXPECT_EQ(compact_explicit_lock({r}, "linux-64"),
+            "# platform: linux-64\n@EXPLICIT\n" + r.url + "#sha256:" + r.sha256 + "\n");
+}
+
+TEST(Sbom, LicenseExpressionsAndPurls) {
+  EXPECT_TRUE(looks_like_spdx_expression("MIT"));
+  EXPECT_TRUE(looks_like_spdx_expression("GPL-2.0-or-later AND (LGPL-2.1-only OR MIT)"));
+  EXPECT_TRUE(looks_like_spdx_expression("Apache-2.0 WITH LLVM-exception"));
+  EXPECT_FALSE(looks_like_spdx_expression("MIT License"));
+  EXPECT_FALSE(looks_like_spdx_expression("BSD 3-Clause"));
+  EXPECT_FALSE(looks_like_spdx_expression(""));
+  EXPECT_FALSE(looks_like_spdx_expression("(MIT"));
+  conda::PackageRecord r;
+  r.name = "libzlib";
+  r.version = *conda::Version::parse("1.3.1");
+  r.build = "h4ab18f5_1";
+  r.subdir = "linux-64";
+  r.url = "https://conda.anaconda.org/conda-forge/linux-64/libzlib-1.3.1-h4ab18f5_1.conda";
+  EXPECT_EQ(conda_purl(r),
+            "pkg:conda/libzlib@1.3.1?build=h4ab18f5_1&channel=https%3A%2F%2Fconda.anaconda.org%"
+            "2Fconda-forge&subdir=linux-64&type=conda");
+  r.license = "Zlib";
+  auto a = spdx_sbom({r}, {"x:1", "1970-01-01T00:00:00Z", ""});
+  EXPECT_EQ(a, spdx_sbom({r}, {"x:1", "1970-01-01T00:00:00Z", ""}));
+  EXPECT_NE(a.find("\"licenseDeclared\": \"Zlib\""), std::string::npos);
+}
+
+}  // namespace
+}  // namespace envbuild::builder

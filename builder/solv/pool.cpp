@@ -131,7 +131,9 @@ Result<void> Pool::add_repodata_file(const std::string& name, const std::string&
   auto id = impl_->add_repo(RepoInfo{name, "", "", priority, 0}, path, false);
   if (!id) return std::move(id).error();
   // Keep the legacy repo name (tests compare it).
-  impl_->repos[id->value]->name = solv_strdup(name.c_str());
+  ::Repo* repo = impl_->repos[id->value];
+  solv_free(const_cast<char*>(repo->name));  // repo_create strdup'ed the first name
+  repo->name = solv_strdup(name.c_str());
   return ok();
 }
 

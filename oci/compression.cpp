@@ -83,6 +83,9 @@ struct DCtxDeleter {
   void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
 };
 
+/// Part of the zstd layer format: changing it changes zstd layer digests.
+constexpr int kZstdWorkers = 2;
+
 class ZstdSink final : public common::ByteSink {
  public:
   explicit ZstdSink(common::ByteSink& next) : next_(next), out_(ZSTD_CStreamOutSize()) {}
@@ -97,6 +100,15 @@ class ZstdSink final : public common::ByteSink {
         return fail(Errc::InvalidInput,
                     std::string("ZSTD_CCtx_setParameter: ") + ZSTD_getErrorName(rc));
     }
+    // Compress on zstd's own worker threads so that tar writing and hashing overlap with
+    // compression. Streaming multi-threaded output depends on the parameters, not on how many
+    // cores run it (facebook/zstd#2327), but it differs from single-threaded output: the worker
+    // count is fixed, never taken from the machine. A libzstd without threads refuses the
+    // parameter; it then compresses inline, which gives different bytes, so say so.
+    size_t rc = ZSTD_CCtx_setParameter(ctx_.get(), ZSTD_c_nbWorkers, kZstdWorkers);
+    if (ZSTD_isError(rc))
+      return fail(Errc::Unsupported,
+                  "this libzstd has no multi-threading; zstd layers would not be reproducible");
     return ok();
   }
 

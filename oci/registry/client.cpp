@@ -185,6 +185,13 @@ Result<void> Repository::ping() {
   Request req;
   req.url = origin_ + "/v2/";
   ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
+  if (resp.status == 400 && !options_->transport.tls.verify && origin_.starts_with("http://")) {
+    // A TLS registry answers plain http with 400 ("Client sent an HTTP request to an HTTPS
+    // server"): the https probe failed for another reason (a busy host). Use https after all.
+    origin_ = "https://" + origin_.substr(7);
+    req.url = origin_ + "/v2/";
+    ENVB_ASSIGN_OR_RETURN(resp, send(req));
+  }
   if (!resp.ok()) return status_error("GET", req.url, resp);
   return ok();
 }

@@ -219,12 +219,13 @@ Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o)
   std::vector<std::vector<size_t>> deps(p.build.records.size());
   for (size_t k = 0; k < p.build.records.size(); ++k)
     for (const auto& d : p.build.records[k].depends)
-      if (auto it = by_name.find(depend_name(d)); it != by_name.end()) deps[k].push_back(it->second);
+      if (auto it = by_name.find(depend_name(d)); it != by_name.end())
+        deps[k].push_back(it->second);
   const auto depths = dependency_depths(deps);
   std::vector<LayerCandidate> candidates;
   for (size_t k = 0; k < p.build.records.size(); ++k)
-    candidates.push_back({p.build.records[k].name, label_of(p.build.records[k]), sizes[k],
-                          depths[k]});
+    candidates.push_back(
+        {p.build.records[k].name, label_of(p.build.records[k]), sizes[k], depths[k]});
   LayeringOptions layering;
   layering.max_layers = o.max_layers;
   layering.base_layers = p.build.base_layers;
@@ -253,7 +254,8 @@ Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o)
   return p;
 }
 
-Result<std::optional<oci::LayerInfo>> cached_layer(const fs::path& file, const oci::BlobStore& store) {
+Result<std::optional<oci::LayerInfo>> cached_layer(const fs::path& file,
+                                                   const oci::BlobStore& store) {
   std::error_code ec;
   if (!fs::exists(file, ec)) return std::optional<oci::LayerInfo>();
   ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(file));
@@ -262,8 +264,7 @@ Result<std::optional<oci::LayerInfo>> cached_layer(const fs::path& file, const o
     if (json.at("format") != kLayerFormat) return std::optional<oci::LayerInfo>();
     oci::LayerInfo info;
     ENVB_ASSIGN_OR_RETURN(info.descriptor, oci::descriptor_from_json(json.at("descriptor")));
-    ENVB_ASSIGN_OR_RETURN(info.diff_id,
-                          oci::Digest::parse(json.at("diff_id").get<std::string>()));
+    ENVB_ASSIGN_OR_RETURN(info.diff_id, oci::Digest::parse(json.at("diff_id").get<std::string>()));
     info.uncompressed_size = json.at("uncompressed_size").get<int64_t>();
     if (!store.contains(info.descriptor.digest, info.descriptor.size))
       return std::optional<oci::LayerInfo>();
@@ -321,9 +322,9 @@ std::string created_time(const ImageBuild& build, const ImageBuildOptions& o) {
 
 Result<oci::Platform> oci_platform_for_subdir(const std::string& subdir) {
   static const std::map<std::string, std::pair<std::string, std::string>> kArch = {
-      {"linux-64", {"amd64", ""}},         {"linux-aarch64", {"arm64", "v8"}},
-      {"linux-ppc64le", {"ppc64le", ""}},  {"linux-s390x", {"s390x", ""}},
-      {"linux-armv7l", {"arm", "v7"}},     {"linux-32", {"386", ""}},
+      {"linux-64", {"amd64", ""}},        {"linux-aarch64", {"arm64", "v8"}},
+      {"linux-ppc64le", {"ppc64le", ""}}, {"linux-s390x", {"s390x", ""}},
+      {"linux-armv7l", {"arm", "v7"}},    {"linux-32", {"386", ""}},
   };
   auto it = kArch.find(subdir);
   if (it == kArch.end())
@@ -357,8 +358,7 @@ std::string compact_explicit_lock(const std::vector<conda::PackageRecord>& recor
   return out;
 }
 
-Result<EnvironmentSpec> environment_from_file(const fs::path& file,
-                                              const SolveInputOptions& o) {
+Result<EnvironmentSpec> environment_from_file(const fs::path& file, const SolveInputOptions& o) {
   EnvironmentSpec out;
   ENVB_ASSIGN_OR_RETURN(auto target, conda::Platform::parse(o.subdir));
   ENVB_ASSIGN_OR_RETURN(auto env, conda::read_environment_file(file, target));
@@ -368,16 +368,8 @@ Result<EnvironmentSpec> environment_from_file(const fs::path& file,
   SolveRequest request;
   request.platforms = {o.subdir};
   request.channels = o.channels;
-  if (o.channels.empty()) {
-    for (const auto& c : env.channels) request.channels.push_back(c.location());
-    if (env.nodefaults) request.channels.push_back("nodefaults");
-  }
-  for (const auto& spec : env.dependencies) {
-    std::string text = spec.to_libsolv_string();
-    if (spec.channel()) text = spec.channel()->location() + "::" + text;
-    request.specs.push_back(text);
-    out.specs.push_back(spec.to_string());
-  }
+  add_environment(env, request);
+  for (const auto& spec : env.dependencies) out.specs.push_back(spec.to_string());
   if (request.channels.empty())
     return fail(Errc::InvalidInput, file.string() + ": no channels: give --channel or list them");
   request.channel_options.alias = o.channel_alias;
@@ -385,24 +377,9 @@ Result<EnvironmentSpec> environment_from_file(const fs::path& file,
   if (!o.repodata_cache.empty()) request.repodata.cache_dir = o.repodata_cache;
   ENVB_ASSIGN_OR_RETURN(auto solutions,
                         solve_environment(request).context("solving " + file.string()));
-  for (const auto& s : solutions.front().records) {
-    conda::PackageRecord r;
-    r.name = s.name;
-    ENVB_ASSIGN_OR_RETURN(r.version, conda::Version::parse(s.version));
-    r.build = s.build;
-    r.build_number = s.build_number;
-    r.channel = s.channel;
-    r.subdir = s.subdir;
-    r.url = s.url;
-    r.fn = s.fn;
-    r.md5 = s.md5;
-    r.sha256 = s.sha256;
-    if (s.size) r.size = s.size;
-    r.depends = s.depends;
-    r.constrains = s.constrains;
-    r.license = s.license;
-    if (s.timestamp) r.timestamp = static_cast<int64_t>(s.timestamp);
-    out.records.push_back(std::move(r));
+  for (const auto& solved : solutions.front().records) {
+    ENVB_ASSIGN_OR_RETURN(auto record, to_package_record(solved));
+    out.records.push_back(std::move(record));
   }
   return out;
 }
@@ -450,8 +427,7 @@ Result<ImageBuild> plan_environment_image(const EnvironmentSpec& env,
   return std::move(prepared.build);
 }
 
-Result<ImageBuild> build_environment_image(const EnvironmentSpec& env,
-                                           const ImageBuildOptions& o) {
+Result<ImageBuild> build_environment_image(const EnvironmentSpec& env, const ImageBuildOptions& o) {
   ENVB_ASSIGN_OR_RETURN(auto p, prepare(env, o));
   ImageBuild& build = p.build;
   auto start = std::chrono::steady_clock::now();
@@ -482,9 +458,10 @@ Result<ImageBuild> build_environment_image(const EnvironmentSpec& env,
         }
       std::vector<oci::LayerEntry> list;
       for (auto& [_, e] : entries) list.push_back(std::move(e));
-      ENVB_ASSIGN_OR_RETURN(auto info, oci::write_layer(std::move(list), layer_options, build.store)
-                                           .context("writing the layer of " +
-                                                    label_of(build.records[layer.packages.front()])));
+      ENVB_ASSIGN_OR_RETURN(
+          auto info,
+          oci::write_layer(std::move(list), layer_options, build.store)
+              .context("writing the layer of " + label_of(build.records[layer.packages.front()])));
       ENVB_TRY(remember_layer(entry, info));
       layer.info = info;
     }
@@ -519,8 +496,9 @@ Result<ImageBuild> build_environment_image(const EnvironmentSpec& env,
                  ")\n";
   }
   if (!pending.empty() && o.link_scripts == LinkScripts::Run)
-    build.warnings.push_back("link scripts are not run in image builds; recorded in "
-                             "conda-meta/envbuild-pending-scripts");
+    build.warnings.push_back(
+        "link scripts are not run in image builds; recorded in "
+        "conda-meta/envbuild-pending-scripts");
 
   // The top layer: what belongs to no package.
   PrefixInstallOptions env_options;
@@ -539,8 +517,9 @@ Result<ImageBuild> build_environment_image(const EnvironmentSpec& env,
   }
   PlannedLayer& top = build.layers.back();
   for (const auto& [_, content] : files) top.size += content.size();
-  ENVB_ASSIGN_OR_RETURN(top.info, oci::write_layer(std::move(top_entries), layer_options, build.store)
-                                      .context("writing the environment layer"));
+  ENVB_ASSIGN_OR_RETURN(top.info,
+                        oci::write_layer(std::move(top_entries), layer_options, build.store)
+                            .context("writing the environment layer"));
   build.layers_ms = ms_since(start);
 
   // Config and manifest.
@@ -585,13 +564,16 @@ Result<ImageBuild> build_environment_image(const EnvironmentSpec& env,
   if (o.base) {
     ENVB_ASSIGN_OR_RETURN(manifest, oci::append_layers(*o.base, appended, changes, build.store));
   } else {
-    ENVB_ASSIGN_OR_RETURN(manifest, oci::build_image(build.platform, appended, changes, build.store));
+    ENVB_ASSIGN_OR_RETURN(manifest,
+                          oci::build_image(build.platform, appended, changes, build.store));
   }
   // Manifest annotations (mutate writes none): rewrite the manifest with them.
   oci::Annotations annotations = {
       {"org.opencontainers.image.created", created},
       {"org.envbuild.lock.digest", "sha256:" + common::sha256_hex(build.explicit_lock)}};
-  if (!name.empty()) annotations["org.opencontainers.image.title"] = changes.labels.at("org.opencontainers.image.title");
+  if (!name.empty())
+    annotations["org.opencontainers.image.title"] =
+        changes.labels.at("org.opencontainers.image.title");
   for (const auto& [k, v] : o.annotations) annotations[k] = v;
   ENVB_ASSIGN_OR_RETURN(auto image, oci::open_store_image(build.store, manifest));
   ENVB_ASSIGN_OR_RETURN(manifest, oci::put_image(build.store, image->config(),
@@ -603,11 +585,10 @@ Result<ImageBuild> build_environment_image(const EnvironmentSpec& env,
 std::string format_layer_table(const ImageBuild& build) {
   std::string out;
   char line[256];
-  std::snprintf(line, sizeof line, "%-5s %-10s %-8s %-20s %s\n", "LAYER", "SIZE", "PKGS",
-                "DIGEST", "PACKAGES");
+  std::snprintf(line, sizeof line, "%-5s %-10s %-8s %-20s %s\n", "LAYER", "SIZE", "PKGS", "DIGEST",
+                "PACKAGES");
   out += line;
-  if (build.base_layers)
-    out += "(base: " + std::to_string(build.base_layers) + " layers)\n";
+  if (build.base_layers) out += "(base: " + std::to_string(build.base_layers) + " layers)\n";
   for (size_t l = 0; l < build.layers.size(); ++l) {
     const auto& layer = build.layers[l];
     std::string names;

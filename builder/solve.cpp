@@ -304,4 +304,37 @@ Result<std::vector<PlatformSolution>> solve_environment(const SolveRequest& requ
   return out;
 }
 
+void add_environment(const conda::EnvironmentFile& env, SolveRequest& request) {
+  if (request.channels.empty()) {
+    for (const auto& c : env.channels) request.channels.push_back(c.location());
+    if (env.nodefaults) request.channels.push_back("nodefaults");
+  }
+  for (const auto& spec : env.dependencies) {
+    std::string text = spec.to_libsolv_string();
+    if (spec.channel()) text = spec.channel()->location() + "::" + text;
+    request.specs.push_back(text);
+  }
+}
+
+Result<conda::PackageRecord> to_package_record(const solv::SolvedRecord& s) {
+  conda::PackageRecord r;
+  r.name = s.name;
+  ENVB_ASSIGN_OR_RETURN(r.version, conda::Version::parse(s.version));
+  r.build = s.build;
+  r.build_number = s.build_number;
+  r.channel = s.channel;
+  r.subdir = s.subdir;
+  r.url = s.url;
+  r.fn = s.fn;
+  r.md5 = s.md5;
+  r.sha256 = s.sha256;
+  if (s.size) r.size = s.size;
+  r.depends = s.depends;
+  r.constrains = s.constrains;
+  r.track_features = s.track_features;
+  r.license = s.license;
+  if (s.timestamp) r.timestamp = static_cast<int64_t>(s.timestamp);
+  return r;
+}
+
 }  // namespace envbuild::builder

@@ -23,6 +23,8 @@
 #include "builder/repodata.hpp"
 #include "builder/solv/pool.hpp"
 #include "common/result.hpp"
+#include "conda/environment_file.hpp"
+#include "conda/package_record.hpp"
 
 namespace envbuild::builder {
 
@@ -78,6 +80,13 @@ struct PlatformSolution {
 /// Solves the request for every platform. No solution is an Unsatisfiable error whose message
 /// explains the conflict (the specs and rules involved), with a hint for virtual packages.
 Result<std::vector<PlatformSolution>> solve_environment(const SolveRequest& request);
+
+/// Adds an environment.yml's dependencies (channel::spec kept) to `request`, and its channels
+/// (with nodefaults) unless the request already names channels (--channel replaces the file's).
+void add_environment(const conda::EnvironmentFile& env, SolveRequest& request);
+
+/// The repodata record of a solved package.
+Result<conda::PackageRecord> to_package_record(const solv::SolvedRecord& solved);
 
 /// Loads repodata into a pool through the .solv cache (exposed for benchmarks and tests).
 Result<void> load_repodata(solv::Pool& pool, const std::vector<SubdirRepodata>& repodata,

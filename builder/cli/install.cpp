@@ -62,8 +62,9 @@ Result<void> check_pip(const InstallCliOptions& o, const std::vector<std::string
   for (const auto& p : pip) names += (names.empty() ? "" : ", ") + p;
   return fail(Errc::Unsupported, (o.lock.empty() ? o.file : o.lock) +
                                      ": pip requirements cannot be installed: " + names)
-      .with_hint("give --pip-find-links DIR with their wheels (installed with pip --no-deps), "
-                 "or replace them with conda packages");
+      .with_hint(
+          "give --pip-find-links DIR with their wheels (installed with pip --no-deps), "
+          "or replace them with conda packages");
 }
 
 Result<Inputs> from_lock(const InstallCliOptions& o, const std::string& platform) {
@@ -115,14 +116,8 @@ Result<Inputs> from_environment_file(const InstallCliOptions& o, const std::stri
   SolveRequest request;
   request.platforms = {platform};
   request.channels = o.channels;
-  if (o.channels.empty()) {
-    for (const auto& c : env.channels) request.channels.push_back(c.location());
-    if (env.nodefaults) request.channels.push_back("nodefaults");
-  }
+  add_environment(env, request);
   for (const auto& spec : env.dependencies) {
-    std::string text = spec.to_libsolv_string();
-    if (spec.channel()) text = spec.channel()->location() + "::" + text;
-    request.specs.push_back(text);
     in.requested[spec.name()] = spec.to_string();
     in.specs.push_back(spec.to_string());
   }
@@ -132,23 +127,9 @@ Result<Inputs> from_environment_file(const InstallCliOptions& o, const std::stri
   request.repodata.offline = o.offline;
   if (!o.cache_dir.empty()) request.repodata.cache_dir = fs::path(o.cache_dir) / "repodata";
   ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request).context("solving " + o.file));
-  for (const auto& s : solutions.front().records) {
-    conda::PackageRecord r;
-    r.name = s.name;
-    ENVB_ASSIGN_OR_RETURN(r.version, conda::Version::parse(s.version));
-    r.build = s.build;
-    r.build_number = s.build_number;
-    r.channel = s.channel;
-    r.subdir = s.subdir;
-    r.url = s.url;
-    r.fn = s.fn;
-    r.md5 = s.md5;
-    r.sha256 = s.sha256;
-    if (s.size) r.size = s.size;
-    r.depends = s.depends;
-    r.constrains = s.constrains;
-    r.license = s.license;
-    in.records.push_back(std::move(r));
+  for (const auto& solved : solutions.front().records) {
+    ENVB_ASSIGN_OR_RETURN(auto record, to_package_record(solved));
+    in.records.push_back(std::move(record));
   }
   return in;
 }
@@ -171,8 +152,8 @@ Result<void> run_process(const std::vector<std::string>& argv) {
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
     std::string cmd;
     for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
-    return fail(Errc::Io, cmd + ": exit " +
-                              std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1));
+    return fail(Errc::Io,
+                cmd + ": exit " + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1));
   }
   return ok();
 }
@@ -219,9 +200,15 @@ Result<int> run_install(const InstallCliOptions& o) {
   ENVB_ASSIGN_OR_RETURN(auto report, install_environment(request));
 
   if (!in.pip.empty()) {
-    std::vector<std::string> argv = {(prefix / "bin" / "python").string(), "-m", "pip", "install",
-                                     "--no-deps", "--no-index", "--disable-pip-version-check",
-                                     "--find-links", o.pip_find_links};
+    std::vector<std::string> argv = {(prefix / "bin" / "python").string(),
+                                     "-m",
+                                     "pip",
+                                     "install",
+                                     "--no-deps",
+                                     "--no-index",
+                                     "--disable-pip-version-check",
+                                     "--find-links",
+                                     o.pip_find_links};
     argv.insert(argv.end(), in.pip.begin(), in.pip.end());
     ENVB_TRY(run_process(argv).context("installing pip requirements"));
   }
@@ -254,9 +241,9 @@ Result<int> run_install(const InstallCliOptions& o) {
          {{"fetch", report.fetch_ms}, {"plan", report.plan_ms}, {"link", report.link_ms}}}};
     std::cout << summary.dump(2) << "\n";
   } else if (!o.quiet) {
-    std::fprintf(stderr, "installed %zu packages into %s (fetch %.0f ms, plan %.0f ms, link %.0f ms)\n",
-                 report.records.size(), prefix.c_str(), report.fetch_ms, report.plan_ms,
-                 report.link_ms);
+    std::fprintf(
+        stderr, "installed %zu packages into %s (fetch %.0f ms, plan %.0f ms, link %.0f ms)\n",
+        report.records.size(), prefix.c_str(), report.fetch_ms, report.plan_ms, report.link_ms);
   }
   return 0;
 }

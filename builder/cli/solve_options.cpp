@@ -45,15 +45,7 @@ Result<SolveRequest> to_solve_request(const SolveCliOptions& o,
     ENVB_ASSIGN_OR_RETURN(conda::EnvironmentFile env,
                           conda::read_environment_file(o.file, *target));
     for (const auto& w : env.warnings) std::cerr << "warning: " << w << "\n";
-    if (o.channels.empty()) {
-      for (const auto& c : env.channels) request.channels.push_back(c.location());
-      if (env.nodefaults) request.channels.push_back("nodefaults");
-    }
-    for (const auto& spec : env.dependencies) {
-      std::string text = spec.to_libsolv_string();
-      if (spec.channel()) text = spec.channel()->location() + "::" + text;
-      request.specs.push_back(text);
-    }
+    add_environment(env, request);
     if (request.platforms.empty())
       for (const auto& p : env.platforms) request.platforms.push_back(p.to_string());
     if (env_out) *env_out = std::move(env);

@@ -7,10 +7,14 @@ namespace envbuild::builder::cli {
 void add_solve_options(CLI::App* cmd, SolveCliOptions& o, bool positional_specs) {
   cmd->add_option("-f,--file", o.file, "environment.yml");
   if (positional_specs) cmd->add_option("specs", o.specs, "extra match specs");
-  cmd->add_option("-p,--platform", o.platforms, "target platforms (comma separated)");
-  cmd->add_option("-c,--channel", o.channels, "channels (replace the file's)");
+  // One value per occurrence, so that `-c CHANNEL SPEC` leaves SPEC positional.
+  cmd->add_option("-p,--platform", o.platforms, "target platforms (comma separated)")
+      ->allow_extra_args(false);
+  cmd->add_option("-c,--channel", o.channels, "channels (replace the file's; repeatable)")
+      ->allow_extra_args(false);
   cmd->add_option("--virtual-package", o.virtual_packages,
-                  "__name=version[=build] the target provides, e.g. __cuda=12.4");
+                  "__name=version[=build] the target provides, e.g. __cuda=12.4")
+      ->allow_extra_args(false);
   cmd->add_option("--cache-dir", o.cache_dir, "repodata cache directory");
   cmd->add_option("--channel-alias", o.channel_alias, "base URL for channel names");
   cmd->add_option("--channel-priority", o.channel_priority, "strict (default) or flexible");

@@ -17,6 +17,7 @@
 
 #include "builder/channel.hpp"
 #include "builder/solve.hpp"
+#include "common/format.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
 #include "common/version.hpp"
@@ -47,15 +48,6 @@ std::string label_of(const conda::PackageRecord& r) {
 std::string last_segment(const std::string& url) {
   auto slash = url.rfind('/');
   return slash == std::string::npos ? url : url.substr(slash + 1);
-}
-
-std::string human_bytes(uint64_t bytes) {
-  char buf[32];
-  if (bytes >= (1u << 20))
-    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
-  else
-    std::snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(bytes) / 1024);
-  return buf;
 }
 
 // The name a depends entry is about ("python >=3.8" -> "python").

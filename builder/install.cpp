@@ -7,18 +7,19 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <mutex>
-#include <thread>
-#include <cerrno>
 #include <cstring>
 #include <iostream>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <queue>
 #include <set>
 #include <sstream>
+#include <thread>
 
+#include "common/format.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
 #include "common/version.hpp"
@@ -470,20 +471,12 @@ Result<void> for_each_parallel(size_t count, size_t jobs,
     }
   };
   std::vector<std::thread> threads;
-  for (size_t t = 1; t < std::min(std::max<size_t>(jobs, 1), count); ++t) threads.emplace_back(worker);
+  for (size_t t = 1; t < std::min(std::max<size_t>(jobs, 1), count); ++t)
+    threads.emplace_back(worker);
   worker();
   for (auto& t : threads) t.join();
   if (first_error) return std::move(*first_error);
   return ok();
-}
-
-std::string human_bytes(uint64_t bytes) {
-  char buf[32];
-  if (bytes >= (1u << 20))
-    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
-  else
-    std::snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(bytes) / 1024);
-  return buf;
 }
 
 }  // namespace
@@ -504,8 +497,7 @@ Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallReq
   // 1. Fetch and extract, through the cache.
   auto start = std::chrono::steady_clock::now();
   std::vector<PackageRef> refs;
-  for (const auto& r : request.records)
-    refs.push_back({r.url, r.fn, r.sha256, r.md5, r.size});
+  for (const auto& r : request.records) refs.push_back({r.url, r.fn, r.sha256, r.md5, r.size});
   PackageCacheOptions cache_options = request.cache;
   std::mutex progress_mutex;
   size_t ready = 0;

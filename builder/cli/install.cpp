@@ -11,12 +11,11 @@
 
 #include "builder/channel.hpp"
 #include "builder/cli/cli.hpp"
+#include "builder/image_build.hpp"
 #include "builder/install.hpp"
 #include "builder/solve.hpp"
 #include "common/fs.hpp"
 #include "conda/environment_file.hpp"
-#include "conda/lockfile_conda_lock.hpp"
-#include "conda/lockfile_explicit.hpp"
 
 namespace envbuild::builder::cli {
 
@@ -41,11 +40,6 @@ struct InstallCliOptions {
   bool force = false;
 };
 
-std::string last_segment(const std::string& url) {
-  auto slash = url.rfind('/');
-  return slash == std::string::npos ? url : url.substr(slash + 1);
-}
-
 struct Inputs {
   std::vector<conda::PackageRecord> records;
   std::map<std::string, std::string> requested;
@@ -67,40 +61,12 @@ Result<void> check_pip(const InstallCliOptions& o, const std::vector<std::string
           "or replace them with conda packages");
 }
 
+// The lock's packages (and pip entries) for one platform: the same reader as `envbuild build`.
 Result<Inputs> from_lock(const InstallCliOptions& o, const std::string& platform) {
+  ENVB_ASSIGN_OR_RETURN(EnvironmentSpec env, environment_from_lock(o.lock, platform));
   Inputs in;
-  ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(o.lock));
-  if (text.find("@EXPLICIT") != std::string::npos) {
-    ENVB_ASSIGN_OR_RETURN(auto file, conda::parse_explicit_file(text, o.lock));
-    if (auto p = file.platform(); p && *p != platform)
-      return fail(Errc::InvalidInput, o.lock + " is for platform " + *p + ", not " + platform)
-          .with_hint("give --platform " + *p);
-    for (const auto& e : file.entries) {
-      conda::PackageRecord r;
-      r.url = e.url;
-      r.fn = std::string(e.file_name());
-      r.md5 = e.md5;
-      r.sha256 = e.sha256;
-      r.channel = std::string(e.channel());
-      r.subdir = std::string(e.subdir());
-      in.records.push_back(std::move(r));
-    }
-    return in;
-  }
-  ENVB_ASSIGN_OR_RETURN(auto lock, conda::parse_conda_lock(text, o.lock));
-  for (const auto* p : lock.packages_for(platform, conda::CondaLockPackage::Manager::Conda)) {
-    conda::PackageRecord r;
-    r.name = p->name;
-    r.url = p->url;
-    r.fn = last_segment(p->url);
-    r.md5 = p->md5;
-    r.sha256 = p->sha256;
-    in.records.push_back(std::move(r));
-  }
-  for (const auto* p : lock.packages_for(platform, conda::CondaLockPackage::Manager::Pip))
-    in.pip.push_back(p->name + "==" + p->version);
-  if (in.records.empty())
-    return fail(Errc::InvalidInput, o.lock + ": no conda packages for platform " + platform);
+  in.records = std::move(env.records);
+  in.pip = std::move(env.pip);
   return in;
 }
 

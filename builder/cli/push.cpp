@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "builder/cli/cli.hpp"
+#include "common/format.hpp"
 #include "oci/reference.hpp"
 #include "oci/registry/copy.hpp"
 
@@ -27,16 +28,6 @@ struct CopyFlags {
   std::vector<std::string> mount_from;
   bool quiet = false;
 };
-
-std::string human_bytes(uint64_t n) {
-  char buf[32];
-  if (n >= (1u << 20)) {
-    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(n) / (1u << 20));
-  } else {
-    std::snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(n) / 1024);
-  }
-  return buf;
-}
 
 Result<int> run_copy(const CopyFlags& flags, bool pushing) {
   ENVB_ASSIGN_OR_RETURN(oci::ImageReference src, oci::ImageReference::parse(flags.src));

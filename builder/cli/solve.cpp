@@ -8,20 +8,12 @@
 #include "builder/cli/cli.hpp"
 #include "builder/cli/solve_options.hpp"
 #include "builder/solve.hpp"
+#include "common/format.hpp"
 #include "conda/environment_file.hpp"
 
 namespace envbuild::builder::cli {
 
 namespace {
-
-std::string human_size(uint64_t bytes) {
-  char buf[32];
-  if (bytes >= (1u << 20))
-    std::snprintf(buf, sizeof buf, "%.1f MiB", static_cast<double>(bytes) / (1 << 20));
-  else
-    std::snprintf(buf, sizeof buf, "%.1f KiB", static_cast<double>(bytes) / 1024);
-  return buf;
-}
 
 Result<int> run_solve(const SolveCliOptions& o, bool json) {
   std::optional<conda::EnvironmentFile> env;
@@ -76,9 +68,9 @@ Result<int> run_solve(const SolveCliOptions& o, bool json) {
     for (const auto& r : s.records) {
       total += r.size;
       std::printf("%-32s %-16s %-28s %-24s %10s\n", r.name.c_str(), r.version.c_str(),
-                  r.build.c_str(), r.channel.c_str(), human_size(r.size).c_str());
+                  r.build.c_str(), r.channel.c_str(), human_bytes(r.size).c_str());
     }
-    std::printf("# total download %s\n", human_size(total).c_str());
+    std::printf("# total download %s\n", human_bytes(total).c_str());
   }
   return 0;
 }

@@ -3,7 +3,9 @@
 #include <zlib.h>
 #include <zstd.h>
 
+#include <algorithm>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "oci/media_type.hpp"
@@ -83,8 +85,12 @@ struct DCtxDeleter {
   void operator()(ZSTD_DCtx* c) const { ZSTD_freeDCtx(c); }
 };
 
-/// Part of the zstd layer format: changing it changes zstd layer digests.
-constexpr int kZstdWorkers = 2;
+/// zstd worker threads: as many as the machine has cores, at most 4 (each holds ~20 MiB of job
+/// buffers). Not part of the layer format: streaming multi-threaded zstd gives the same bytes for
+/// any worker count >= 1 (facebook/zstd#2238, #2327; `zstd -T1` of the tar gives them too).
+unsigned zstd_workers() {
+  return std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+}
 
 class ZstdSink final : public common::ByteSink {
  public:
@@ -102,10 +108,10 @@ class ZstdSink final : public common::ByteSink {
     }
     // Compress on zstd's own worker threads so that tar writing and hashing overlap with
     // compression. Streaming multi-threaded output depends on the parameters, not on how many
-    // cores run it (facebook/zstd#2327), but it differs from single-threaded output: the worker
-    // count is fixed, never taken from the machine. A libzstd without threads refuses the
-    // parameter; it then compresses inline, which gives different bytes, so say so.
-    size_t rc = ZSTD_CCtx_setParameter(ctx_.get(), ZSTD_c_nbWorkers, kZstdWorkers);
+    // workers run it, but it differs from single-threaded output (nbWorkers 0). A libzstd
+    // without threads refuses the parameter; it would compress inline, with different bytes.
+    size_t rc =
+        ZSTD_CCtx_setParameter(ctx_.get(), ZSTD_c_nbWorkers, static_cast<int>(zstd_workers()));
     if (ZSTD_isError(rc))
       return fail(Errc::Unsupported,
                   "this libzstd has no multi-threading; zstd layers would not be reproducible");

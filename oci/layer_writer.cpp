@@ -3,8 +3,15 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <array>
+#include <condition_variable>
 #include <cstdlib>
+#include <cstring>
+#include <deque>
 #include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
 #include <vector>
 
 #include "common/fs.hpp"
@@ -46,6 +53,8 @@ int64_t default_source_date_epoch() {
 namespace {
 
 constexpr size_t kBufferSize = 1u << 20;
+/// Tar output is padded to whole 10240-byte records, as GNU tar and libarchive's default do.
+constexpr uint64_t kTarRecord = 10240;
 
 /// "./a//b/" -> "a/b"; "" for the root. Refuses "..".
 Result<std::string> normalize(std::string_view path) {
@@ -236,20 +245,169 @@ class LayerTarWriter {
   std::vector<std::byte> buffer_;
 };
 
-}  // namespace
+/// Hands the tar stream to its consumers (the diff_id hasher and the compressor), each on its own
+/// thread, so that reading files, hashing and compressing overlap. Every consumer gets every byte,
+/// in order and in the same pieces whatever the timing, so the output does not depend on
+/// scheduling. Memory is bounded by a fixed pool of chunks: the writer waits while all are in
+/// flight, whatever the layer size.
+class TeeStage final : public common::ByteSink {
+ public:
+  explicit TeeStage(std::vector<common::ByteSink*> consumers)
+      : consumers_(std::move(consumers)), queues_(consumers_.size()) {
+    for (size_t i = 0; i < kChunks; ++i) free_.push_back(i);
+    threads_.reserve(consumers_.size());
+    for (size_t i = 0; i < consumers_.size(); ++i) threads_.emplace_back([this, i] { run(i); });
+  }
+  TeeStage(const TeeStage&) = delete;
+  TeeStage& operator=(const TeeStage&) = delete;
+  /// Without close(), the consumers drop what is queued and stop (they are not closed).
+  ~TeeStage() override {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+    }
+    changed_.notify_all();
+    join();
+  }
 
-Result<LayerInfo> write_layer_to(std::vector<LayerEntry> entries, const LayerOptions& options,
-                                 common::ByteSink& sink) {
+  Result<void> write(std::span<const std::byte> data) override {
+    while (!data.empty()) {
+      if (!current_) ENVB_TRY(acquire());
+      Chunk& c = chunks_[*current_];
+      size_t n = std::min(data.size(), kChunkSize - c.used);
+      std::memcpy(c.bytes.get() + c.used, data.data(), n);
+      c.used += n;
+      size_ += n;
+      data = data.subspan(n);
+      if (c.used == kChunkSize) ENVB_TRY(publish());
+    }
+    return ok();
+  }
+
+  /// Hands over the last chunk, lets every consumer drain and close on its own thread, and
+  /// returns the first error of any of them.
+  Result<void> close() override {
+    if (closed_) return ok();
+    closed_ = true;
+    if (current_ && chunks_[*current_].used > 0) ENVB_TRY(publish());
+    {
+      std::lock_guard lock(mutex_);
+      finished_ = true;
+    }
+    changed_.notify_all();
+    join();
+    if (error_) return *error_;
+    return ok();
+  }
+
+  /// Bytes written so far.
+  [[nodiscard]] uint64_t size() const noexcept { return size_; }
+
+ private:
+  static constexpr size_t kChunkSize = 1u << 20;
+  static constexpr size_t kChunks = 8;
+
+  struct Chunk {
+    std::unique_ptr<std::byte[]> bytes;
+    size_t used = 0;
+    size_t pending = 0;  // consumers that still have to take it
+  };
+
+  Result<void> acquire() {
+    std::unique_lock lock(mutex_);
+    changed_.wait(lock, [&] { return stop_ || !free_.empty(); });
+    if (stop_) return error_ ? *error_ : fail(Errc::Internal, "layer pipeline stopped");
+    current_ = free_.back();
+    free_.pop_back();
+    Chunk& c = chunks_[*current_];
+    if (!c.bytes) c.bytes = std::make_unique_for_overwrite<std::byte[]>(kChunkSize);
+    c.used = 0;
+    return ok();
+  }
+
+  Result<void> publish() {
+    {
+      std::lock_guard lock(mutex_);
+      if (stop_) return error_ ? *error_ : fail(Errc::Internal, "layer pipeline stopped");
+      chunks_[*current_].pending = consumers_.size();
+      for (auto& q : queues_) q.push_back(*current_);
+    }
+    current_.reset();
+    changed_.notify_all();
+    return ok();
+  }
+
+  void run(size_t i) {
+    for (;;) {
+      size_t index = 0;
+      {
+        std::unique_lock lock(mutex_);
+        changed_.wait(lock, [&] { return stop_ || finished_ || !queues_[i].empty(); });
+        if (stop_) return;
+        if (queues_[i].empty()) break;  // finished and drained
+        index = queues_[i].front();
+        queues_[i].pop_front();
+      }
+      // The chunk is not touched by anyone else until every consumer has given it back.
+      const Chunk& c = chunks_[index];
+      auto r = consumers_[i]->write(std::span(c.bytes.get(), c.used));
+      {
+        std::lock_guard lock(mutex_);
+        if (!r) return stop(std::move(r).error());
+        if (--chunks_[index].pending == 0) free_.push_back(index);
+      }
+      changed_.notify_all();
+    }
+    auto r = consumers_[i]->close();
+    if (!r) {
+      std::lock_guard lock(mutex_);
+      stop(std::move(r).error());
+    }
+  }
+
+  /// With the lock held: keeps the first error and tells everyone to stop.
+  void stop(Error error) {
+    if (!error_) error_ = std::move(error);
+    stop_ = true;
+    changed_.notify_all();
+  }
+
+  void join() {
+    for (auto& t : threads_)
+      if (t.joinable()) t.join();
+  }
+
+  std::vector<common::ByteSink*> consumers_;
+  std::array<Chunk, kChunks> chunks_;
+  std::optional<size_t> current_;  // the chunk being filled; only the writer touches it
+  uint64_t size_ = 0;
+  bool closed_ = false;
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<size_t> free_;
+  std::vector<std::deque<size_t>> queues_;  // per consumer: chunks to take, in order
+  bool finished_ = false;                   // the writer is done: drain, then close
+  bool stop_ = false;                       // an error, or abandoned: drop everything
+  std::optional<Error> error_;
+  std::vector<std::thread> threads_;
+};
+
+/// Writes the compressed layer into `sink` (closed at the end) and fills in everything but the
+/// blob's digest and size, which the caller takes from whatever hashes the sink.
+Result<LayerInfo> write_compressed(std::vector<LayerEntry> entries, const LayerOptions& options,
+                                   common::ByteSink& sink) {
   ENVB_ASSIGN_OR_RETURN(auto items, plan(std::move(entries)));
   int level = options.level.value_or(default_level(options.compression));
   int64_t mtime = options.mtime.value_or(default_source_date_epoch());
 
-  // tar -> hash (diff_id) -> compress -> hash (digest) -> sink
-  common::HashingSink compressed(&sink);
-  ENVB_ASSIGN_OR_RETURN(auto compressor, make_compressor(options.compression, level, compressed));
-  common::HashingSink uncompressed(compressor.get());
-  internal::SinkContext ctx{&uncompressed, std::nullopt};
-  ENVB_ASSIGN_OR_RETURN(internal::ArchiveWriter a, internal::open_tar_writer(ctx));
+  // tar (this thread) -> tee -> sha256 (diff_id)    (a thread)
+  //                          -> compress -> sink    (a thread, plus zstd's workers)
+  ENVB_ASSIGN_OR_RETURN(auto compressor, make_compressor(options.compression, level, sink));
+  common::HashingSink uncompressed;
+  TeeStage tee({&uncompressed, compressor.get()});
+  internal::SinkContext ctx{&tee, std::nullopt};
+  ENVB_ASSIGN_OR_RETURN(internal::ArchiveWriter a, internal::open_tar_writer(ctx, true));
   LayerTarWriter writer(a.get(), options, mtime);
   for (const auto& [path, item] : items) {
     auto r = writer.add(path, item);
@@ -257,12 +415,24 @@ Result<LayerInfo> write_layer_to(std::vector<LayerEntry> entries, const LayerOpt
   }
   if (archive_write_close(a.get()) != ARCHIVE_OK)
     return ctx.error ? *ctx.error : internal::archive_error(a.get(), "archive_write_close");
-  ENVB_TRY(uncompressed.close());
+  // The writer is unblocked: pad to whole records here, as a blocked writer would have.
+  static const std::array<std::byte, kTarRecord> zeros{};
+  ENVB_TRY(tee.write(std::span(zeros).first((kTarRecord - tee.size() % kTarRecord) % kTarRecord)));
+  ENVB_TRY(tee.close());
 
   LayerInfo info;
   ENVB_ASSIGN_OR_RETURN(info.diff_id, Digest::from_sha256_hex(uncompressed.hex_digest()));
   info.uncompressed_size = static_cast<int64_t>(uncompressed.size());
   info.descriptor.media_type = std::string(layer_media_type(options.compression));
+  return info;
+}
+
+}  // namespace
+
+Result<LayerInfo> write_layer_to(std::vector<LayerEntry> entries, const LayerOptions& options,
+                                 common::ByteSink& sink) {
+  common::HashingSink compressed(&sink);
+  ENVB_ASSIGN_OR_RETURN(LayerInfo info, write_compressed(std::move(entries), options, compressed));
   ENVB_ASSIGN_OR_RETURN(info.descriptor.digest, Digest::from_sha256_hex(compressed.hex_digest()));
   info.descriptor.size = static_cast<int64_t>(compressed.size());
   return info;
@@ -271,11 +441,13 @@ Result<LayerInfo> write_layer_to(std::vector<LayerEntry> entries, const LayerOpt
 Result<LayerInfo> write_layer(std::vector<LayerEntry> entries, const LayerOptions& options,
                               const BlobStore& store) {
   ENVB_ASSIGN_OR_RETURN(BlobWriter blob, store.writer());
+  // The blob writer hashes what it stores: no second pass over the compressed bytes.
   ENVB_ASSIGN_OR_RETURN(LayerInfo info,
-                        write_layer_to(std::move(entries), options, blob)
+                        write_compressed(std::move(entries), options, blob)
                             .context("writing layer into " + store.root().string()));
-  ENVB_ASSIGN_OR_RETURN(BlobInfo committed, blob.commit(info.descriptor.digest));
-  ENVB_CHECK(committed.size == info.descriptor.size);
+  ENVB_ASSIGN_OR_RETURN(BlobInfo committed, blob.commit());
+  info.descriptor.digest = std::move(committed.digest);
+  info.descriptor.size = committed.size;
   return info;
 }
 

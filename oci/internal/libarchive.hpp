@@ -53,9 +53,13 @@ inline la_ssize_t sink_write_cb(archive* a, void* client, const void* buf, size_
 }
 
 /// A tar writer (PAX restricted, 10240-byte records as GNU tar writes) into `ctx.sink`.
-inline Result<ArchiveWriter> open_tar_writer(SinkContext& ctx) {
+/// `unblocked`: libarchive hands every piece straight to the sink instead of copying it into
+/// records first, and does not pad the end; the caller pads to a whole record.
+inline Result<ArchiveWriter> open_tar_writer(SinkContext& ctx, bool unblocked = false) {
   ArchiveWriter a(archive_write_new());
   if (!a) return fail(Errc::Internal, "archive_write_new failed");
+  if (unblocked && archive_write_set_bytes_per_block(a.get(), 0) != ARCHIVE_OK)
+    return archive_error(a.get(), "archive_write_set_bytes_per_block", Errc::Internal);
   if (archive_write_set_format_pax_restricted(a.get()) != ARCHIVE_OK)
     return archive_error(a.get(), "archive_write_set_format_pax_restricted", Errc::Internal);
   if (archive_write_open2(a.get(), &ctx, nullptr, sink_write_cb, nullptr, nullptr) != ARCHIVE_OK)

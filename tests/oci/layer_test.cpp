@@ -73,6 +73,20 @@ TEST_F(LayerTest, SameTreeGivesSameDigestWhateverMtimeUmaskAndOrder) {
   }
 }
 
+TEST_F(LayerTest, ZstdLayerIsWhatTheZstdCliMakesOfTheTar) {
+  // Given the uncompressed layer and the zstd layer of one tree (zstd on as many workers as this
+  // machine has cores), expect `zstd -3 -T1` (one worker) of the tar to give the zstd layer's
+  // bytes: the digest depends on the parameters only, not on the worker count or the machine.
+  make_tree(dir_ / "t", false, 022, 7);
+  LayerInfo tar = write_tree(dir_ / "t", Compression::None, dir_ / "s");
+  LayerInfo zst = write_tree(dir_ / "t", Compression::Zstd, dir_ / "s");
+  EXPECT_EQ(tar.diff_id, zst.diff_id);
+  fs::path tar_blob = BlobStore(dir_ / "s").path_of(tar.descriptor.digest);
+  auto r = run_command("zstd -q -3 -T1 -c < " + shell_quote(tar_blob.string()) + " | sha256sum");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.substr(0, 64), zst.descriptor.digest.hex());
+}
+
 TEST_F(LayerTest, TarIsNormalisedAndReadableByGnuTar) {
   make_tree(dir_ / "t", false, 022, 12345);
   LayerInfo info = write_tree(dir_ / "t", Compression::Gzip, dir_ / "s");

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Warm-start overhead of `envrun IMAGE -- true` against plain `true` (target: <= 5 ms median).
+# The `envrun` launcher runs warm starts alone (envrun-full is only exec'd on a miss); the cold
+# start (unpack of a 1 GB+ image) is bench/envrun_cold.sh.
 #
 #   bench/envrun.sh [ENVRUN] [IMAGE]
 #
@@ -49,5 +51,7 @@ export ENVRUN_CACHE=$work/c
 "$envrun" "$image" -- hello
 echo "envrun: $envrun  image: $image  cpu: $(nproc) cores, load: $(cut -d' ' -f1-3 /proc/loadavg)"
 hyperfine -N --warmup 20 --runs 300 --export-markdown "$work/result.md" \
-  "true" "$envrun $image -- true"
+  --export-json "$work/result.json" "true" "$envrun $image -- true"
 cat "$work/result.md"
+jq -r '.results | "median: true \(.[0].median * 1000 * 100 | round / 100) ms, envrun \(.[1].median * 1000 * 100 | round / 100) ms: warm overhead \((.[1].median - .[0].median) * 1000 * 100 | round / 100) ms (target <= 5 ms)"' \
+  "$work/result.json"

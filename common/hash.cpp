@@ -77,11 +77,4 @@ std::string to_hex(std::span<const unsigned char> bytes) {
   return out;
 }
 
-bool is_lower_hex(std::string_view text, size_t length) {
-  if (text.size() != length) return false;
-  for (char c : text)
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  return true;
-}
-
 }  // namespace envbuild::common

@@ -24,8 +24,4 @@ Result<Digest> Digest::from_sha256_hex(std::string_view hex) {
   return Digest(std::string(hex));
 }
 
-Digest Digest::of(std::string_view bytes) {
-  return Digest(common::sha256_hex(bytes));
-}
-
 }  // namespace envbuild::oci

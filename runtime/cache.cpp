@@ -19,19 +19,22 @@
 #include "oci/archive.hpp"
 #include "oci/layer_reader.hpp"
 #include "runtime/host_check.hpp"
+#include "runtime/internal/cache_files.hpp"
 #include "runtime/relocate_tree.hpp"
+#include "runtime/store.hpp"
 
 namespace envbuild::runtime {
 namespace {
 
 namespace fs = std::filesystem;
+using internal::exists_nofollow;
+using internal::flock_fd;
+using internal::kIdLength;
+using internal::open_lock_file;
 using nlohmann::json;
 
 constexpr std::string_view kPrefixLabel = "org.envbuild.prefix";
 constexpr std::string_view kRequirementsLabel = "org.envbuild.requirements";
-constexpr size_t kIdLength = 12;
-/// A warm start refreshes the marker's mtime (the "last used" time gc reads) at most this often.
-constexpr int64_t kTouchInterval = 3600;
 
 bool is_path_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
@@ -42,11 +45,6 @@ bool is_hex_id(std::string_view s) {
   return s.size() == kIdLength && std::all_of(s.begin(), s.end(), [](char c) {
            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
          });
-}
-
-bool exists_nofollow(const fs::path& path) {
-  struct stat st {};
-  return ::lstat(path.c_str(), &st) == 0;
 }
 
 /// Sorted names in `dir` ending with `suffix`; an absent directory has none.
@@ -63,46 +61,6 @@ std::vector<std::string> names_with_suffix(const fs::path& dir, std::string_view
   ::closedir(d);
   std::sort(names.begin(), names.end());
   return names;
-}
-
-/// A lock descriptor without O_CLOEXEC: it is meant to survive exec (see Materialized).
-Result<common::Fd> open_lock_file(const fs::path& path) {
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT, 0644);
-  if (fd < 0) return common::errno_error("open", path.string(), errno);
-  return common::Fd(fd);
-}
-
-Result<void> flock_fd(const common::Fd& fd, int op, const fs::path& path) {
-  while (::flock(fd.get(), op) != 0)
-    if (errno != EINTR) return common::errno_error("flock", path.string(), errno);
-  return {};
-}
-
-/// The identity of the file a warm start can stat instead of opening the image: the archive,
-/// or a layout's index.json (blobs are content-addressed, so index.json decides the image).
-Result<std::string> source_key(const oci::ImageReference& ref) {
-  fs::path file;
-  switch (ref.transport) {
-    case oci::Transport::OciLayout: file = fs::path(ref.path) / "index.json"; break;
-    case oci::Transport::OciArchive:
-    case oci::Transport::DockerArchive: file = ref.path; break;
-    case oci::Transport::Registry:
-      return fail(Errc::Unsupported, "no local identity for " + ref.to_string());
-  }
-  struct stat st {};
-  if (::stat(file.c_str(), &st) != 0) return common::errno_error("stat", file.string(), errno);
-  std::string key = std::to_string(static_cast<int>(ref.transport)) + '\n' +
-                    std::to_string(st.st_dev) + ':' + std::to_string(st.st_ino) + '\n' +
-                    std::to_string(st.st_size) + '\n' + std::to_string(st.st_mtim.tv_sec) + '.' +
-                    std::to_string(st.st_mtim.tv_nsec) + '\n' + ref.tag + '\n' + ref.name + '\n' +
-                    oci::host_platform().to_string();
-  // FNV-1a, not sha256: OpenSSL's first use reads openssl.cnf, a cost on every warm start. The
-  // key only has to tell the sources in one cache apart.
-  uint64_t hash = 14695981039346656037ull;
-  for (unsigned char c : key) hash = (hash ^ c) * 1099511628211ull;
-  char hex[17];
-  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(hash));
-  return std::string(hex);
 }
 
 std::string requirement_text(const Requirement& r) {
@@ -194,52 +152,6 @@ void remove_staging(const fs::path& dir) {
 
 }  // namespace
 
-// ---- EnvInfo JSON ----
-
-std::string to_json_text(const EnvInfo& info) {
-  json env_vars = json::array();
-  for (const auto& [k, v] : info.env_vars) env_vars.push_back(json::array({k, v}));
-  json j{{"format", 1},
-         {"manifest_digest", info.manifest_digest},
-         {"reference", info.reference},
-         {"image_prefix", info.image_prefix},
-         {"prefix", info.prefix},
-         {"platform", info.platform},
-         {"env", info.env},
-         {"env_vars", std::move(env_vars)},
-         {"activate_scripts", info.activate_scripts},
-         {"requirements", info.requirements},
-         {"unpacked_at", info.unpacked_at}};
-  if (info.entrypoint) j["entrypoint"] = *info.entrypoint;
-  if (info.cmd) j["cmd"] = *info.cmd;
-  return j.dump(1) + "\n";
-}
-
-Result<EnvInfo> env_info_from_json(std::string_view text, std::string_view what) {
-  try {
-    json j = json::parse(text);
-    if (j.value("format", 0) != 1)
-      return fail(Errc::Unsupported, std::string(what) + ": unknown format");
-    EnvInfo info;
-    info.manifest_digest = j.at("manifest_digest").get<std::string>();
-    info.reference = j.value("reference", "");
-    info.image_prefix = j.at("image_prefix").get<std::string>();
-    info.prefix = j.at("prefix").get<std::string>();
-    info.platform = j.value("platform", "");
-    info.env = j.at("env").get<std::vector<std::string>>();
-    for (const auto& kv : j.at("env_vars"))
-      info.env_vars.emplace_back(kv.at(0).get<std::string>(), kv.at(1).get<std::string>());
-    info.activate_scripts = j.at("activate_scripts").get<std::vector<std::string>>();
-    info.requirements = j.at("requirements").get<std::vector<std::string>>();
-    info.unpacked_at = j.value("unpacked_at", int64_t{0});
-    if (j.contains("entrypoint")) info.entrypoint = j.at("entrypoint").get<std::vector<std::string>>();
-    if (j.contains("cmd")) info.cmd = j.at("cmd").get<std::vector<std::string>>();
-    return info;
-  } catch (const json::exception& e) {
-    return fail(Errc::InvalidInput, std::string(what) + ": " + e.what());
-  }
-}
-
 std::vector<std::string> split_requirements_label(std::string_view label) {
   std::vector<std::string> out;
   while (!label.empty()) {
@@ -284,14 +196,12 @@ std::string image_prefix_of(const oci::ImageConfig& config) {
 }
 
 Result<std::unique_ptr<oci::Image>> open_reference(const oci::ImageReference& ref,
-                                                   const fs::path& scratch_dir) {
+                                                   const fs::path& cache_root) {
   if (ref.transport == oci::Transport::Registry)
-    return Error(Errc::Unsupported, "envrun cannot read registry images yet: " + ref.to_string())
-        .with_hint("copy it to a local layout first: envbuild pull " + ref.to_string() +
-                   " oci:DIR:TAG (or skopeo copy), then envrun oci:DIR:TAG");
-  ENVB_TRY(common::make_dirs(scratch_dir));
+    return open_from_store(ref, cache_root, default_registry_options(ref));
+  ENVB_TRY(common::make_dirs(cache_root / "tmp"));
   oci::OpenOptions options;
-  options.scratch_dir = scratch_dir;
+  options.scratch_dir = cache_root / "tmp";
   return oci::open_image(ref, options);
 }
 
@@ -319,8 +229,8 @@ Result<EnvInfo> unpack_image(const oci::Image& image, const fs::path& dir_in,
   if (exists_nofollow(dir) && !fs::is_empty(dir, ec))
     return fail(Errc::InvalidInput, dir.string() + " exists and is not empty");
   ENVB_TRY(common::make_dirs(dir.parent_path()));
-  fs::path staging = dir.parent_path() / ("." + dir.filename().string() + "." +
-                                          std::to_string(::getpid()) + ".tmp");
+  fs::path staging = dir.parent_path() /
+                     ("." + dir.filename().string() + "." + std::to_string(::getpid()) + ".tmp");
   (void)common::remove_all(staging);
   ENVB_TRY(common::make_dirs(staging));
   struct Cleanup {
@@ -331,7 +241,8 @@ Result<EnvInfo> unpack_image(const oci::Image& image, const fs::path& dir_in,
   const std::string image_prefix = image_prefix_of(config);
   if (image_prefix.size() < 2 || image_prefix.front() != '/' ||
       !common::is_safe_relative_path(image_prefix.substr(1)))
-    return fail(Errc::InvalidInput, "image prefix '" + image_prefix + "' is not a safe absolute path");
+    return fail(Errc::InvalidInput,
+                "image prefix '" + image_prefix + "' is not a safe absolute path");
 
   const auto& layers = image.manifest().layers;
   for (size_t i = 0; i < layers.size(); ++i) {
@@ -356,7 +267,8 @@ Result<EnvInfo> unpack_image(const oci::Image& image, const fs::path& dir_in,
   info.image_prefix = image_prefix;
   info.prefix = dir.string();
   info.platform = config.platform().to_string();
-  for (const auto& kv : config.config.env) info.env.push_back(rewrite_prefix(kv, image_prefix, info.prefix));
+  for (const auto& kv : config.config.env)
+    info.env.push_back(rewrite_prefix(kv, image_prefix, info.prefix));
   auto rewrite_all = [&](const std::optional<std::vector<std::string>>& args) {
     std::optional<std::vector<std::string>> out;
     if (args) {
@@ -386,52 +298,8 @@ Result<EnvInfo> unpack_image(const oci::Image& image, const fs::path& dir_in,
 
 // ---- Cache ----
 
-Cache::Cache(fs::path root) : root_(fs::absolute(root).lexically_normal()) {
-  if (root_.filename().empty()) root_ = root_.parent_path();
-}
-
-fs::path Cache::default_root() {
-  if (const char* dir = std::getenv("ENVRUN_CACHE"); dir && *dir) return dir;
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return fs::path(xdg) / "envrun";
-  if (const char* home = std::getenv("HOME"); home && *home)
-    return fs::path(home) / ".cache" / "envrun";
-  return "/tmp/envrun-cache";
-}
-
 fs::path Cache::prefix_for(const oci::Digest& manifest) const {
   return root_ / "p" / manifest.hex().substr(0, kIdLength);
-}
-
-Result<std::optional<Materialized>> Cache::open_entry(const std::string& id) const {
-  fs::path base = root_ / "p" / id;
-  fs::path marker = base.string() + ".json";
-  ENVB_ASSIGN_OR_RETURN(common::Fd lock, open_lock_file(base.string() + ".lock"));
-  ENVB_TRY(flock_fd(lock, LOCK_SH, base.string() + ".lock"));
-  struct stat st {};
-  if (::stat(marker.c_str(), &st) != 0) {
-    if (errno == ENOENT) return std::optional<Materialized>{};
-    return common::errno_error("stat", marker.string(), errno);
-  }
-  ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(marker, 16u << 20));
-  ENVB_ASSIGN_OR_RETURN(EnvInfo info, env_info_from_json(text, marker.string()));
-  struct stat pst {};
-  if (::stat(info.prefix.c_str(), &pst) != 0) return std::optional<Materialized>{};
-  if (std::time(nullptr) - st.st_mtim.tv_sec > kTouchInterval)
-    (void)::utimensat(AT_FDCWD, marker.c_str(), nullptr, 0);
-  return std::optional<Materialized>(Materialized{std::move(info), false, std::move(lock)});
-}
-
-Result<std::optional<Materialized>> Cache::lookup(const oci::ImageReference& ref) const {
-  auto key = source_key(ref);
-  if (!key) return std::optional<Materialized>{};
-  fs::path ref_file = root_ / "r" / *key;
-  int fd = ::open(ref_file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::optional<Materialized>{};
-  char buf[80];
-  ssize_t n = ::read(fd, buf, sizeof buf);
-  ::close(fd);
-  if (n < static_cast<ssize_t>(kIdLength)) return std::optional<Materialized>{};
-  return open_entry(std::string(buf, kIdLength));
 }
 
 Result<Materialized> Cache::materialize(const oci::ImageReference& ref,
@@ -440,7 +308,7 @@ Result<Materialized> Cache::materialize(const oci::ImageReference& ref,
   if (warm) return std::move(*warm);
 
   // One process per reference resolves it; the others wait here and then take the warm path.
-  auto key = source_key(ref);
+  auto key = internal::source_key(ref, root_);
   std::optional<common::FileLock> key_lock;
   if (key) {
     ENVB_TRY(common::make_dirs(root_ / "r"));
@@ -450,7 +318,9 @@ Result<Materialized> Cache::materialize(const oci::ImageReference& ref,
     if (warm) return std::move(*warm);
   }
 
-  ENVB_ASSIGN_OR_RETURN(std::unique_ptr<oci::Image> image, open_reference(ref, root_ / "tmp"));
+  ENVB_ASSIGN_OR_RETURN(std::unique_ptr<oci::Image> image, open_reference(ref, root_));
+  // A docker:// reference has a source key only once it is in the store.
+  if (!key && (key = internal::source_key(ref, root_))) ENVB_TRY(common::make_dirs(root_ / "r"));
   const oci::Digest& digest = image->descriptor().digest;
   const std::string id = digest.hex().substr(0, kIdLength);
   const fs::path prefix = prefix_for(digest);
@@ -468,11 +338,10 @@ Result<Materialized> Cache::materialize(const oci::ImageReference& ref,
         (void)::unlink(marker.c_str());
         ENVB_TRY(common::remove_all(prefix));
         remove_staging(prefix);
-        std::fprintf(stderr, "envrun: unpacking %s (%zu layers) into %s\n",
-                     ref.to_string().c_str(), image->manifest().layers.size(), prefix.c_str());
+        std::fprintf(stderr, "envrun: unpacking %s (%zu layers) into %s\n", ref.to_string().c_str(),
+                     image->manifest().layers.size(), prefix.c_str());
         auto started = std::chrono::steady_clock::now();
-        ENVB_ASSIGN_OR_RETURN(EnvInfo info,
-                              unpack_image(*image, prefix, ref.to_string(), options));
+        ENVB_ASSIGN_OR_RETURN(EnvInfo info, unpack_image(*image, prefix, ref.to_string(), options));
         ENVB_TRY(common::write_file_atomic(marker, to_json_text(info)));
         ENVB_TRY(common::sync_dir(root_ / "p"));
         std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
@@ -583,7 +452,8 @@ Result<GcReport> Cache::gc(std::chrono::seconds older_than) const {
   for (const auto& name : names_with_suffix(root_ / "tmp", "")) {
     struct stat st {};
     fs::path p = root_ / "tmp" / name;
-    if (::lstat(p.c_str(), &st) == 0 && now - st.st_mtim.tv_sec > 86400) (void)common::remove_all(p);
+    if (::lstat(p.c_str(), &st) == 0 && now - st.st_mtim.tv_sec > 86400)
+      (void)common::remove_all(p);
   }
   return report;
 }

@@ -11,6 +11,7 @@
 //   p/.<12 hex>.*     staging directories of unfinished unpacks (removed by the next unpack)
 //   r/<16 hex>        reference -> manifest digest, keyed by the source file's identity
 //                     (device, inode, size, mtime) so a warm start never opens the image
+//   i/                the store of pulled docker:// images (store.hpp)
 //   tmp/              scratch space for archives while an image is open
 //
 // Between processes: the first one takes the entry's lock exclusively, checks the marker,
@@ -68,10 +69,11 @@ std::string rewrite_prefix(std::string_view text, std::string_view from, std::st
 /// The image prefix: label org.envbuild.prefix, else config Env CONDA_PREFIX, else /opt/conda.
 std::string image_prefix_of(const oci::ImageConfig& config);
 
-/// Opens an image reference (oci:, oci-archive:, docker-archive:; docker:// is Unsupported with
-/// a hint) for this host's platform. Archives are unpacked under `scratch_dir` while open.
+/// Opens an image reference for this host's platform: oci:, oci-archive:, docker-archive: (archives
+/// are unpacked under <cache_root>/tmp while open), or docker:// from the cache's store, pulled
+/// first when the store lacks it (store.hpp).
 Result<std::unique_ptr<oci::Image>> open_reference(const oci::ImageReference& ref,
-                                                   const std::filesystem::path& scratch_dir);
+                                                   const std::filesystem::path& cache_root);
 
 /// Test-only: ENVRUN_TEST_STALL=<phase> makes an unpack print "envrun: test stall at <phase>"
 /// and sleep at that phase ("extracted": staged, not relocated; "renamed": in place, no marker).

@@ -4,6 +4,7 @@
 // an environment's virtual-package requirements, and the whole run.
 
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -47,5 +48,27 @@ struct RunFailure {
 };
 RunFailure run_in_image(const std::string& image, std::vector<std::string> command,
                         const RunOptions& options);
+
+// ---- The warm path (launch_warm.cpp): what the lean `envrun` launcher links ----
+
+/// The subcommands of envrun; any other first word is an IMAGE.
+bool is_subcommand(std::string_view word);
+
+/// `envrun [--no-check] IMAGE [--] COMMAND...`.
+struct RunForm {
+  std::string image;
+  std::vector<std::string> command;
+  HostCheck check = HostCheck::Enforce;
+};
+/// nullopt when argv is not in the run form (a subcommand, --help, --version, a typo).
+std::optional<RunForm> parse_run_form(int argc, char** argv);
+
+/// run_in_image() when the cache already holds `image`: no image is opened. nullopt when it does
+/// not (or the reference does not parse): the caller does a full run_in_image().
+std::optional<RunFailure> run_if_cached(const std::string& image, std::vector<std::string> command,
+                                        const RunOptions& options);
+
+/// "envrun: error: ..." and its hint on stderr.
+void print_error(const Error& error);
 
 }  // namespace envbuild::runtime

@@ -1,56 +1,46 @@
-// envrun: run a command inside an image's conda environment without a container engine.
+// envrun-full: run a command inside an image's conda environment without a container engine.
+// The `envrun` launcher (launcher/main.cpp) runs warm starts itself and execs this for the rest.
 //
 //   envrun [--no-check] IMAGE [--] COMMAND ARGS...   (the run form, parsed by hand: fast path)
-//   envrun check|unpack|ls|gc|shell ...               (subcommands, CLI11)
+//   envrun check|unpack|pull|ls|gc|shell|kernel ...   (subcommands, CLI11)
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <iostream>
-#include <set>
 
 #include "common/version.hpp"
 #include "oci/reference.hpp"
+#include "oci/registry/auth.hpp"
 #include "runtime/activate.hpp"
 #include "runtime/cache.hpp"
 #include "runtime/host_check.hpp"
+#include "runtime/kernel.hpp"
 #include "runtime/launch.hpp"
+#include "runtime/store.hpp"
 
 namespace {
 
 using namespace envbuild;
+using runtime::print_error;
 namespace fs = std::filesystem;
-
-void print_error(const Error& error) {
-  std::cerr << "envrun: error: " << error.to_string() << "\n";
-  if (!error.hint().empty()) std::cerr << "hint: " << error.hint() << "\n";
-}
 
 int fail_with(const Error& error) {
   print_error(error);
   return exit_code_for(error.code());
 }
 
-const std::set<std::string, std::less<>> kSubcommands = {"check", "unpack", "ls", "gc", "shell",
-                                                         "help"};
-
-/// `envrun [--no-check] IMAGE [--] COMMAND...`; nullopt when argv is not in that form.
+/// `envrun [--no-check] IMAGE [--] COMMAND...`; nullopt when argv is not in that form. The lean
+/// launcher (launcher/main.cpp) has already tried the warm path and found no cache entry.
 std::optional<int> try_run_form(int argc, char** argv) {
-  int i = 1;
+  auto form = runtime::parse_run_form(argc, argv);
+  if (!form) return std::nullopt;
   runtime::RunOptions options;
   options.cache_root = runtime::Cache::default_root();
-  for (; i < argc && argv[i][0] == '-'; ++i) {
-    if (std::strcmp(argv[i], "--no-check") == 0)
-      options.check = runtime::HostCheck::Skip;
-    else
-      return std::nullopt;  // --help, --version, typos: CLI11 answers
-  }
-  if (i >= argc || kSubcommands.contains(std::string_view(argv[i]))) return std::nullopt;
-  std::string image = argv[i++];
-  if (i < argc && std::strcmp(argv[i], "--") == 0) ++i;
-  std::vector<std::string> command(argv + i, argv + argc);
-  runtime::RunFailure failure = runtime::run_in_image(image, std::move(command), options);
+  options.check = form->check;
+  runtime::RunFailure failure =
+      runtime::run_in_image(form->image, std::move(form->command), options);
   print_error(failure.error);
   return failure.exit_code;
 }
@@ -68,7 +58,7 @@ int run_check(const std::string& image, const std::vector<std::string>& require)
       std::cout << "image: " << (*warm)->info.manifest_digest << " (unpacked at "
                 << (*warm)->info.prefix << ")\n";
     } else {
-      auto opened = runtime::open_reference(*ref, cache.root() / "tmp");
+      auto opened = runtime::open_reference(*ref, cache.root());
       if (!opened) return fail_with(opened.error());
       const auto& labels = (*opened)->config().config.labels;
       if (auto it = labels.find("org.envbuild.requirements"); it != labels.end())
@@ -94,7 +84,7 @@ int run_unpack(const std::string& image, const std::string& dir, bool no_check) 
   auto ref = oci::ImageReference::parse(image);
   if (!ref) return fail_with(ref.error());
   runtime::Cache cache(runtime::Cache::default_root());
-  auto opened = runtime::open_reference(*ref, cache.root() / "tmp");
+  auto opened = runtime::open_reference(*ref, cache.root());
   if (!opened) return fail_with(opened.error());
   runtime::UnpackOptions options;
   if (!no_check)
@@ -123,8 +113,9 @@ int run_ls() {
   if (!entries) return fail_with(entries.error());
   std::cout << "ID            LAST USED         IN USE  REFERENCE / PREFIX\n";
   for (const auto& e : *entries)
-    std::cout << e.id << "  " << format_time(e.last_used) << "  " << (e.in_use ? "yes   " : "no    ")
-              << "  " << e.reference << "\n" << std::string(42, ' ') << e.prefix.string() << "\n";
+    std::cout << e.id << "  " << format_time(e.last_used) << "  "
+              << (e.in_use ? "yes   " : "no    ") << "  " << e.reference << "\n"
+              << std::string(42, ' ') << e.prefix.string() << "\n";
   return 0;
 }
 
@@ -140,6 +131,52 @@ int run_gc(int days) {
   return 0;
 }
 
+struct PullFlags {
+  std::optional<bool> tls_verify;
+  std::string creds;
+  std::string cert_dir;
+};
+
+int run_pull(const std::string& image, const PullFlags& flags) {
+  auto ref = oci::ImageReference::parse(image);
+  if (!ref) return fail_with(ref.error());
+  oci::registry::RegistryOptions options = runtime::default_registry_options(*ref);
+  if (flags.tls_verify) options.transport.tls.verify = *flags.tls_verify;
+  options.transport.tls.cert_dir = flags.cert_dir;
+  if (!flags.creds.empty()) {
+    auto creds = oci::registry::parse_creds(flags.creds);
+    if (!creds) return fail_with(creds.error());
+    options.credentials = *creds;
+  }
+  runtime::Cache cache(runtime::Cache::default_root());
+  auto pulled = runtime::pull_to_store(*ref, cache.root(), options);
+  if (!pulled) return fail_with(pulled.error());
+  const auto& t = pulled->transfer;
+  std::cout << "pulled " << ref->to_string() << "@" << pulled->manifest_digest << ": " << t.blobs
+            << " blobs (" << t.uploaded << " downloaded, " << t.existed << " already there), "
+            << t.blob_bytes << " bytes in " << t.elapsed.count() / 1000.0 << " s\n";
+  return 0;
+}
+
+/// The `envrun` launcher next to this binary (what a kernelspec should start), else this binary.
+std::string envrun_path() {
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec) return {};
+  fs::path launcher = self.parent_path() / "envrun";
+  return fs::exists(launcher, ec) ? launcher.string() : self.string();
+}
+
+int run_kernel_install(runtime::KernelSpecRequest request, bool user) {
+  if (user && request.prefix)
+    return fail_with(Error(Errc::InvalidInput, "--user and --prefix exclude each other"));
+  request.envrun = envrun_path();
+  auto dir = runtime::install_kernelspec(std::move(request));
+  if (!dir) return fail_with(dir.error());
+  std::cout << "installed kernelspec in " << dir->string() << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -150,14 +187,16 @@ int main(int argc, char** argv) {
       "engine (HPC nodes, CI runners, laptops). The image is unpacked once into a relocated conda\n"
       "prefix in the cache; the host's CUDA driver and glibc are checked before launch.\n\n"
       "  envrun [--no-check] IMAGE [--] COMMAND [ARGS...]\n\n"
-      "IMAGE: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME[:TAG]]",
+      "IMAGE: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME[:TAG]],\n"
+      "docker://HOST/REPO[:TAG|@DIGEST] (pulled into the cache once, see envrun pull)",
       "envrun"};
   app.set_version_flag("-V,--version", std::string("envrun ") + kVersion);
   app.require_subcommand(0, 1);
   app.footer(
       "Environment: ENVRUN_CACHE (cache root, default ~/.cache/envrun; keep it short: binary\n"
       "files can only take a prefix as long as their package's placeholder), ENVRUN_LIBCUDA (the\n"
-      "libcuda.so.1 to probe), CONDA_OVERRIDE_CUDA / CONDA_OVERRIDE_GLIBC (pretend versions).\n"
+      "libcuda.so.1 to probe), CONDA_OVERRIDE_CUDA / CONDA_OVERRIDE_GLIBC (pretend versions),\n"
+      "ENVRUN_FULL (this program, for the envrun launcher: default envrun-full next to it).\n"
       "Exit codes: the command's own; 8 when the host cannot run the environment, 2 for invalid\n"
       "input, 127 when the command is not found.");
 
@@ -168,10 +207,12 @@ int main(int argc, char** argv) {
   int days = 30;
 
   auto* check = app.add_subcommand(
-      "check", "Check this host's CUDA driver and glibc against an image's requirements (or "
-               "--require ones) and print a report, without running anything");
-  check->add_option("image", image, "The image (its org.envbuild.requirements label, or the "
-                                    "records of its unpacked prefix)");
+      "check",
+      "Check this host's CUDA driver and glibc against an image's requirements (or "
+      "--require ones) and print a report, without running anything");
+  check->add_option("image", image,
+                    "The image (its org.envbuild.requirements label, or the "
+                    "records of its unpacked prefix)");
   check->add_option("--require", require,
                     "A virtual-package requirement such as '__cuda >=12.4' (repeatable)");
   check->footer("Example: envrun check oci:./env:latest; envrun check --require '__cuda >=12'");
@@ -183,15 +224,52 @@ int main(int argc, char** argv) {
   unpack->add_flag("--no-check", no_check, "Skip the host check");
 
   auto* ls = app.add_subcommand("ls", "List the environments in the cache");
-  auto* gc = app.add_subcommand(
-      "gc", "Remove cached environments unused for N days (never one in use)");
+  auto* gc =
+      app.add_subcommand("gc", "Remove cached environments unused for N days (never one in use)");
   gc->add_option("--days", days, "Age in days of the last use (default 30; 0: all unused)")
       ->check(CLI::NonNegativeNumber);
 
-  auto* shell = app.add_subcommand("shell", "Start an interactive shell ($SHELL -i) in an image's "
-                                            "activated environment");
+  auto* shell = app.add_subcommand("shell",
+                                   "Start an interactive shell ($SHELL -i) in an image's "
+                                   "activated environment");
   shell->add_option("image", image, "The image")->required();
   shell->add_flag("--no-check", no_check, "Skip the host check");
+
+  PullFlags pull_flags;
+  auto* pull = app.add_subcommand(
+      "pull",
+      "Pull a docker:// image into the cache's store (runs then use it without the "
+      "registry; the first run of a docker:// image pulls it too)");
+  pull->add_option("image", image, "docker://HOST/REPO[:TAG|@DIGEST]")->required();
+  pull->add_option("--tls-verify", pull_flags.tls_verify,
+                   "Verify TLS certificates (false: also falls back to plain http; default true, "
+                   "false for localhost and 127.0.0.0/8 like Docker)");
+  pull->add_option("--creds", pull_flags.creds,
+                   "USERNAME:PASSWORD (default: podman/docker stored logins)");
+  pull->add_option("--cert-dir", pull_flags.cert_dir,
+                   "A directory with *.crt CAs and *.cert/*.key client certificates");
+
+  runtime::KernelSpecRequest kernel_request;
+  bool kernel_user = false;
+  std::string kernel_prefix;
+  auto* kernel = app.add_subcommand("kernel", "Jupyter kernels that run in an image");
+  kernel->require_subcommand(1);
+  auto* kernel_install = kernel->add_subcommand(
+      "install",
+      "Write a Jupyter kernelspec (kernel.json) that starts ipykernel in the image's "
+      "environment through envrun");
+  kernel_install->add_option("image", kernel_request.image, "The image")->required();
+  kernel_install->add_option("--name", kernel_request.name, "The kernel's name (its directory)")
+      ->required();
+  kernel_install->add_option("--display-name", kernel_request.display_name,
+                             "The name Jupyter shows (default: Python (envrun NAME))");
+  kernel_install->add_flag("--user", kernel_user,
+                           "Install for this user (the default): $JUPYTER_DATA_DIR, else "
+                           "~/.local/share/jupyter");
+  kernel_install->add_option("--prefix", kernel_prefix,
+                             "Install into PREFIX/share/jupyter/kernels instead");
+  kernel_install->add_flag("--no-check", kernel_request.no_check,
+                           "Start the kernel without the host check");
 
   try {
     app.parse(argc, argv);
@@ -202,6 +280,11 @@ int main(int argc, char** argv) {
   if (unpack->parsed()) return run_unpack(image, dir, no_check);
   if (ls->parsed()) return run_ls();
   if (gc->parsed()) return run_gc(days);
+  if (pull->parsed()) return run_pull(image, pull_flags);
+  if (kernel_install->parsed()) {
+    if (!kernel_prefix.empty()) kernel_request.prefix = kernel_prefix;
+    return run_kernel_install(std::move(kernel_request), kernel_user);
+  }
   if (shell->parsed()) {
     runtime::RunOptions options;
     options.cache_root = runtime::Cache::default_root();

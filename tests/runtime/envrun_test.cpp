@@ -20,9 +20,11 @@
 #include "oci/layer_writer.hpp"
 #include "oci/layout.hpp"
 #include "oci/mutate.hpp"
+#include "oci/registry/copy.hpp"
 #include "runtime/activate.hpp"
 #include "runtime/cache.hpp"
 #include "runtime/relocate_tree.hpp"
+#include "tests/oci/registry_server.hpp"
 #include "tests/testing/testing.hpp"
 
 extern char** environ;
@@ -121,15 +123,16 @@ class EnvrunTest : public envbuild::testing::TempDirTest {
     const std::string image_prefix = "/opt/conda";
     fs::path tree = dir_ / ("tree-" + options.tag);
     fs::path top = dir_ / ("top-" + options.tag);
-    write_text(tree / "bin/greet", "#!/bin/sh\necho \"greet from " + placeholder +
-                                       "\"\ncat '" + placeholder + "/share/data.txt'\n");
+    write_text(tree / "bin/greet", "#!/bin/sh\necho \"greet from " + placeholder + "\"\ncat '" +
+                                       placeholder + "/share/data.txt'\n");
     write_text(tree / "share/data.txt", "data at " + placeholder + "/share\n");
     write_text(tree / "share/removed.txt", "whited out by the top layer\n");
     fs::copy_file("/bin/sh", tree / "bin/sh");
     write_text(tree / "bin/script",
                "#!" + placeholder + "/bin/sh\necho \"script ran by $0 with $CONDA_PREFIX\"\n");
-    write_text(tree / "conda-meta/tool-1.0-0.json",
-               R"({"name":"tool","version":"1.0","build":"0","depends":["__glibc >=2.17","libc"]})");
+    write_text(
+        tree / "conda-meta/tool-1.0-0.json",
+        R"({"name":"tool","version":"1.0","build":"0","depends":["__glibc >=2.17","libc"]})");
     if (options.activate_script) {
       write_text(tree / "etc/conda/activate.d/tool_activate.sh",
                  "export ACTIVATED_BY_SCRIPT=\"from $CONDA_PREFIX\"\n");
@@ -137,7 +140,8 @@ class EnvrunTest : public envbuild::testing::TempDirTest {
     write_text(tree / "etc/conda/env_vars.d/tool.json", R"({"FROM_ENV_VARS":"yes"})");
     // A C binary holding the placeholder in a NUL-padded string (conda's binary mode).
     write_text(dir_ / "bintool.c", "#include <stdio.h>\nstatic const char where[] = \"" +
-                                       placeholder + "\";\nint main(void){puts(where);return 0;}\n");
+                                       placeholder +
+                                       "\";\nint main(void){puts(where);return 0;}\n");
     auto cc = run_command("cc -O0 -o " + shell_quote((tree / "bin/bintool").string()) + " " +
                           shell_quote((dir_ / "bintool.c").string()));
     EXPECT_EQ(cc.exit_code, 0) << cc.output;
@@ -152,10 +156,10 @@ class EnvrunTest : public envbuild::testing::TempDirTest {
       const char* path;
       conda::FileMode mode;
     };
-    for (Patch p : {Patch{"bin/greet", conda::FileMode::Text},
-                    Patch{"share/data.txt", conda::FileMode::Text},
-                    Patch{"bin/script", conda::FileMode::Text},
-                    Patch{"bin/bintool", conda::FileMode::Binary}}) {
+    for (Patch p :
+         {Patch{"bin/greet", conda::FileMode::Text}, Patch{"share/data.txt", conda::FileMode::Text},
+          Patch{"bin/script", conda::FileMode::Text},
+          Patch{"bin/bintool", conda::FileMode::Binary}}) {
       conda::PrefixReplacement r{placeholder, image_prefix, p.mode, conda::TargetOs::Linux};
       auto record = conda::replace_prefix_in_file(tree / p.path, r, std::string(p.path));
       EXPECT_TRUE(record && *record) << p.path;
@@ -185,20 +189,17 @@ class EnvrunTest : public envbuild::testing::TempDirTest {
     if (!options.requirements.empty())
       changes.labels["org.envbuild.requirements"] = options.requirements;
     changes.cmd = std::vector<std::string>{"greet"};
-    auto manifest = oci::build_image(oci::host_platform(), {{*l1, {}}, {*l2, {}}}, changes,
-                                     layout->blobs());
+    auto manifest =
+        oci::build_image(oci::host_platform(), {{*l1, {}}, {*l2, {}}}, changes, layout->blobs());
     EXPECT_TRUE(manifest) << manifest.error().to_string();
     EXPECT_TRUE(layout->add(*manifest, options.tag));
     return "oci:" + layout_dir.string() + ":" + options.tag;
   }
 
   std::map<std::string, std::optional<std::string>> env(const fs::path& cache) const {
-    return {{"ENVRUN_CACHE", cache.string()},
-            {"CONDA_OVERRIDE_CUDA", std::nullopt},
-            {"CONDA_OVERRIDE_GLIBC", std::nullopt},
-            {"CONDA_OVERRIDE_CUDA_ARCH", std::nullopt},
-            {"ENVRUN_LIBCUDA", std::nullopt},
-            {"ENVRUN_TEST_STALL", std::nullopt}};
+    return {{"ENVRUN_CACHE", cache.string()},       {"CONDA_OVERRIDE_CUDA", std::nullopt},
+            {"CONDA_OVERRIDE_GLIBC", std::nullopt}, {"CONDA_OVERRIDE_CUDA_ARCH", std::nullopt},
+            {"ENVRUN_LIBCUDA", std::nullopt},       {"ENVRUN_TEST_STALL", std::nullopt}};
   }
 
   RunResult envrun(const std::vector<std::string>& args,
@@ -310,7 +311,8 @@ TEST_F(EnvrunTest, RunsCommandsWithRelocatedPrefixAndPassesExitCodes) {
 
 TEST_F(EnvrunTest, DirectExecWithoutActivateScripts) {
   ENVB_REQUIRE_TOOL("cc");
-  std::string image = build_fixture({.activate_script = false, .requirements = "", .tag = "latest"});
+  std::string image =
+      build_fixture({.activate_script = false, .requirements = "", .tag = "latest"});
   RunResult r = envrun({image, "--", "bintool"});
   ASSERT_EQ(r.exit_code(), 0) << r.output;
   RunResult killed = envrun({image, "--", "sh", "-c", "kill -TERM $$"});
@@ -370,8 +372,9 @@ TEST_F(EnvrunTest, ManyProcessesOnAColdCacheUnpackOnce) {
   constexpr int kRanks = 32;
   std::vector<Spawned> ranks;
   for (int i = 0; i < kRanks; ++i)
-    ranks.push_back(spawn_envrun({image, "--", "sh", "-c", "bintool; echo rank " + std::to_string(i)},
-                                 env(cache_), dir_ / ("rank-" + std::to_string(i))));
+    ranks.push_back(
+        spawn_envrun({image, "--", "sh", "-c", "bintool; echo rank " + std::to_string(i)},
+                     env(cache_), dir_ / ("rank-" + std::to_string(i))));
   size_t unpacks = 0;
   std::string expected_prefix;
   for (int i = 0; i < kRanks; ++i) {
@@ -453,13 +456,15 @@ class EnvrunCudaTest : public EnvrunTest {
   fs::path fake_libcuda(int version) {
     fs::path src = dir_ / ("fake" + std::to_string(version) + ".c");
     fs::path lib = dir_ / ("libcuda-" + std::to_string(version) + ".so.1");
-    write_text(src, "int cuInit(unsigned f){(void)f;return 0;}\n"
-                    "int cuDriverGetVersion(int*v){*v=" + std::to_string(version) +
-                        ";return 0;}\n"
-                        "int cuDeviceGetCount(int*c){*c=1;return 0;}\n"
-                        "int cuDeviceGet(int*d,int i){*d=i;return 0;}\n"
-                        "int cuDeviceGetAttribute(int*v,int a,int d){(void)d;"
-                        "*v=(a==75)?8:(a==76?6:0);return 0;}\n");
+    write_text(src,
+               "int cuInit(unsigned f){(void)f;return 0;}\n"
+               "int cuDriverGetVersion(int*v){*v=" +
+                   std::to_string(version) +
+                   ";return 0;}\n"
+                   "int cuDeviceGetCount(int*c){*c=1;return 0;}\n"
+                   "int cuDeviceGet(int*d,int i){*d=i;return 0;}\n"
+                   "int cuDeviceGetAttribute(int*v,int a,int d){(void)d;"
+                   "*v=(a==75)?8:(a==76?6:0);return 0;}\n");
     auto r = run_command("cc -shared -fPIC -o " + shell_quote(lib.string()) + " " +
                          shell_quote(src.string()));
     EXPECT_EQ(r.exit_code, 0) << r.output;
@@ -469,9 +474,11 @@ class EnvrunCudaTest : public EnvrunTest {
 
 TEST_F(EnvrunCudaTest, DriverCheckPassesFailsAndCanBeSkipped) {
   ENVB_REQUIRE_TOOL("cc");
-  std::string image = build_fixture({.activate_script = true, .requirements = "__cuda >=12.4;__glibc >=2.17", .tag = "latest"});
+  std::string image = build_fixture(
+      {.activate_script = true, .requirements = "__cuda >=12.4;__glibc >=2.17", .tag = "latest"});
   // Too old a driver: exit 8 before anything is unpacked, with the actionable message.
-  RunResult old = envrun({image, "--", "bintool"}, {{"ENVRUN_LIBCUDA", fake_libcuda(12020).string()}});
+  RunResult old =
+      envrun({image, "--", "bintool"}, {{"ENVRUN_LIBCUDA", fake_libcuda(12020).string()}});
   EXPECT_EQ(old.exit_code(), 8) << old.output;
   EXPECT_NE(old.output.find("__cuda"), std::string::npos) << old.output;
   EXPECT_NE(old.output.find("12.2"), std::string::npos) << old.output;
@@ -479,7 +486,8 @@ TEST_F(EnvrunCudaTest, DriverCheckPassesFailsAndCanBeSkipped) {
   EXPECT_FALSE(fs::exists(cache_ / "p") && !entry_prefix().empty());
 
   // No driver at all.
-  RunResult none = envrun({image, "--", "bintool"}, {{"ENVRUN_LIBCUDA", "/nonexistent/libcuda.so.1"}});
+  RunResult none =
+      envrun({image, "--", "bintool"}, {{"ENVRUN_LIBCUDA", "/nonexistent/libcuda.so.1"}});
   EXPECT_EQ(none.exit_code(), 8) << none.output;
   EXPECT_NE(none.output.find("none"), std::string::npos) << none.output;
 
@@ -489,22 +497,158 @@ TEST_F(EnvrunCudaTest, DriverCheckPassesFailsAndCanBeSkipped) {
   EXPECT_NE(check.output.find("__glibc"), std::string::npos) << check.output;
 
   // A new enough driver runs; --no-check runs anyway.
-  RunResult ok = envrun({image, "--", "bintool"}, {{"ENVRUN_LIBCUDA", fake_libcuda(12040).string()}});
+  RunResult ok =
+      envrun({image, "--", "bintool"}, {{"ENVRUN_LIBCUDA", fake_libcuda(12040).string()}});
   EXPECT_EQ(ok.exit_code(), 0) << ok.output;
   RunResult skipped = envrun({"--no-check", image, "--", "bintool"},
                              {{"ENVRUN_LIBCUDA", "/nonexistent/libcuda.so.1"}});
   EXPECT_EQ(skipped.exit_code(), 0) << skipped.output;
   // Warm start still checks.
-  RunResult warm_old = envrun({image, "--", "true"}, {{"ENVRUN_LIBCUDA", fake_libcuda(12020).string()}});
+  RunResult warm_old =
+      envrun({image, "--", "true"}, {{"ENVRUN_LIBCUDA", fake_libcuda(12020).string()}});
   EXPECT_EQ(warm_old.exit_code(), 8) << warm_old.output;
   RunResult check_ok = envrun({"check", image}, {{"CONDA_OVERRIDE_CUDA", "12.6"}});
   EXPECT_EQ(check_ok.exit_code(), 0) << check_ok.output;
 }
 
-TEST_F(EnvrunTest, RegistryReferencesAreExplained) {
-  RunResult r = envrun({"docker://example.com/env:1", "--", "true"});
-  EXPECT_NE(r.exit_code(), 0);
-  EXPECT_NE(r.output.find("envbuild pull"), std::string::npos) << r.output;
+TEST_F(EnvrunTest, TheLauncherRunsWarmStartsWithoutTheFullBinary) {
+  ENVB_REQUIRE_TOOL("cc");
+  std::string image = build_fixture();
+  const std::map<std::string, std::optional<std::string>> no_full{
+      {"ENVRUN_FULL", (dir_ / "no-such-envrun-full").string()}};
+  // A cold start (and every subcommand) is envrun-full's job.
+  RunResult cold = envrun({image, "--", "bintool"}, no_full);
+  EXPECT_EQ(cold.exit_code(), 127) << cold.output;
+  EXPECT_NE(cold.output.find("cannot run envrun-full"), std::string::npos) << cold.output;
+  EXPECT_EQ(envrun({"ls"}, no_full).exit_code(), 127);
+  EXPECT_TRUE(entry_prefix().empty());
+  ASSERT_EQ(envrun({image, "--", "true"}).exit_code(), 0);
+
+  // Warm: the launcher alone, with the same activation, exit codes, signals and host check.
+  RunResult warm = envrun(
+      {image, "--", "sh", "-c", "bintool; echo $FROM_ENV_VARS $ACTIVATED_BY_SCRIPT"}, no_full);
+  EXPECT_EQ(warm.exit_code(), 0) << warm.output;
+  EXPECT_EQ(warm.output, entry_prefix().string() + "\nyes from " + entry_prefix().string() + "\n");
+  EXPECT_EQ(envrun({image, "--", "sh", "-c", "exit 9"}, no_full).exit_code(), 9);
+  RunResult killed = envrun({image, "--", "sh", "-c", "kill -USR1 $$"}, no_full);
+  ASSERT_TRUE(WIFSIGNALED(killed.status)) << killed.output;
+  EXPECT_EQ(WTERMSIG(killed.status), SIGUSR1);
+  auto old_glibc = no_full;
+  old_glibc["CONDA_OVERRIDE_GLIBC"] = "2.5";  // the fixture's record depends on __glibc >=2.17
+  RunResult mismatch = envrun({image, "--", "true"}, old_glibc);
+  EXPECT_EQ(mismatch.exit_code(), 8) << mismatch.output;
+  EXPECT_NE(mismatch.output.find("this environment needs glibc >=2.17"), std::string::npos)
+      << mismatch.output;
+  EXPECT_EQ(envrun({"--no-check", image, "--", "true"}, old_glibc).exit_code(), 0);
+  EXPECT_EQ(envrun({image, "--", "no-such-command"}, no_full).exit_code(), 127);
+
+  // What makes it lean: no libcurl, libarchive, OpenSSL, yaml-cpp or zstd to load at startup.
+  if (envbuild::testing::have_tool("readelf")) {
+    auto dynamic = run_command("readelf -d " +
+                               shell_quote((envbuild::testing::binary_dir() / "envrun").string()));
+    ASSERT_EQ(dynamic.exit_code, 0) << dynamic.output;
+    for (const char* lib :
+         {"libcurl", "libarchive", "libssl", "libcrypto", "libyaml-cpp", "libzstd"})
+      EXPECT_EQ(dynamic.output.find(lib), std::string::npos) << lib << " in\n" << dynamic.output;
+  }
+}
+
+TEST_F(EnvrunTest, PullsAndRunsDockerImagesFromARegistry) {
+  ENVB_REQUIRE_TOOL("cc");
+  ENVB_REQUIRE_TOOL("docker-registry");
+  std::string image = build_fixture();
+  envbuild::testing::RegistryServer registry(dir_ / "registry");
+  ASSERT_TRUE(registry.start()) << registry.log();
+  const std::string ref = "docker://" + registry.host() + "/envs/fixture:v1";
+  oci::registry::CopyOptions copy;
+  copy.registry.transport.tls.verify = false;
+  copy.scratch_dir = dir_;
+  auto pushed = oci::registry::copy_image(*oci::ImageReference::parse(image),
+                                          *oci::ImageReference::parse(ref), copy);
+  ASSERT_TRUE(pushed) << pushed.error().to_string();
+
+  // The first run of a docker:// reference pulls it (plain http: 127.0.0.1 is insecure by
+  // default, as in Docker), then unpacks and runs it.
+  RunResult first = envrun({ref, "--", "bintool"});
+  ASSERT_EQ(first.exit_code(), 0) << first.output;
+  EXPECT_EQ(count_lines_with(first.output, "envrun: pulling"), 1u) << first.output;
+  EXPECT_EQ(count_lines_with(first.output, "envrun: unpacking"), 1u) << first.output;
+  EXPECT_NE(first.output.find(entry_prefix().string() + "\n"), std::string::npos) << first.output;
+
+  // `envrun pull` into another cache; runs then need no registry.
+  const fs::path other = dir_ / "c2";
+  RunResult pull = envrun({"pull", ref}, {}, other);
+  ASSERT_EQ(pull.exit_code(), 0) << pull.output;
+  EXPECT_NE(pull.output.find("pulled " + ref + "@sha256:"), std::string::npos) << pull.output;
+  registry.stop();
+  RunResult offline = envrun({ref, "--", "sh", "-c", "echo $CONDA_DEFAULT_ENV"}, {}, other);
+  ASSERT_EQ(offline.exit_code(), 0) << offline.output;
+  EXPECT_EQ(count_lines_with(offline.output, "envrun: pulling"), 0u) << offline.output;
+  EXPECT_EQ(count_lines_with(offline.output, "envrun: unpacking"), 1u) << offline.output;
+  RunResult warm = envrun({ref, "--", "sh", "-c", "echo $CONDA_DEFAULT_ENV"},
+                          {{"ENVRUN_FULL", (dir_ / "no-such-envrun-full").string()}}, other);
+  EXPECT_EQ(warm.exit_code(), 0) << warm.output;
+  EXPECT_EQ(warm.output, "fixture\n");
+  // Stored blobs are shared between references: one layout per reference, one blob store.
+  size_t layouts = 0;
+  for (const auto& e : fs::directory_iterator(other / "i"))
+    if (fs::is_symlink(e.path() / "blobs")) ++layouts;
+  EXPECT_EQ(layouts, 1u);
+  EXPECT_TRUE(fs::is_directory(other / "i/blobs/sha256"));
+
+  RunResult local = envrun({"pull", image});
+  EXPECT_EQ(local.exit_code(), 2) << local.output;
+  EXPECT_NE(local.output.find("docker://"), std::string::npos) << local.output;
+}
+
+TEST_F(EnvrunTest, KernelInstallWritesAKernelspecThatRunsThroughEnvrun) {
+  ENVB_REQUIRE_TOOL("cc");
+  std::string image = build_fixture();
+  const fs::path envrun_bin = fs::canonical(envbuild::testing::binary_dir() / "envrun");
+  auto read_spec = [](const fs::path& file) {
+    auto text = read_text(file);
+    return json::parse(text.empty() ? "null" : text);
+  };
+  const std::vector<std::string> tail{"--", "python",           "-m", "ipykernel_launcher",
+                                      "-f", "{connection_file}"};
+
+  // $JUPYTER_DATA_DIR (--user is the default); the name is lowercased like Jupyter's.
+  const fs::path data = dir_ / "jupyter-data";
+  RunResult r = envrun({"kernel", "install", image, "--name", "MyEnv"},
+                       {{"JUPYTER_DATA_DIR", data.string()}});
+  ASSERT_EQ(r.exit_code(), 0) << r.output;
+  json spec = read_spec(data / "kernels/myenv/kernel.json");
+  std::vector<std::string> argv{envrun_bin.string(), image};
+  argv.insert(argv.end(), tail.begin(), tail.end());
+  EXPECT_EQ(spec["argv"].get<std::vector<std::string>>(), argv) << spec.dump();
+  EXPECT_EQ(spec["display_name"], "Python (envrun myenv)");
+  EXPECT_EQ(spec["language"], "python");
+
+  // The kernel's launcher and image work: run its argv with another command.
+  RunResult launched = envrun({spec["argv"][1].get<std::string>(), "--", "bintool"});
+  EXPECT_EQ(launched.exit_code(), 0) << launched.output;
+
+  // Without $JUPYTER_DATA_DIR: ~/.local/share/jupyter; --prefix, --display-name, --no-check.
+  const fs::path home = dir_ / "home";
+  r = envrun({"kernel", "install", image, "--name", "e2", "--user"},
+             {{"JUPYTER_DATA_DIR", std::nullopt},
+              {"XDG_DATA_HOME", std::nullopt},
+              {"HOME", home.string()}});
+  ASSERT_EQ(r.exit_code(), 0) << r.output;
+  EXPECT_TRUE(fs::is_regular_file(home / ".local/share/jupyter/kernels/e2/kernel.json"));
+  r = envrun({"kernel", "install", image, "--name", "e3", "--prefix", (dir_ / "sys").string(),
+              "--display-name", "Fixture env", "--no-check"});
+  ASSERT_EQ(r.exit_code(), 0) << r.output;
+  spec = read_spec(dir_ / "sys/share/jupyter/kernels/e3/kernel.json");
+  EXPECT_EQ(spec["display_name"], "Fixture env");
+  argv = {envrun_bin.string(), "--no-check", image};
+  argv.insert(argv.end(), tail.begin(), tail.end());
+  EXPECT_EQ(spec["argv"].get<std::vector<std::string>>(), argv) << spec.dump();
+
+  EXPECT_EQ(envrun({"kernel", "install", image, "--name", "../x"}).exit_code(), 2);
+  EXPECT_NE(envrun({"kernel", "install", image, "--name", "x", "--user", "--prefix", "/tmp/p"})
+                .exit_code(),
+            0);
 }
 
 }  // namespace
@@ -518,7 +662,8 @@ namespace {
 // finds its terminfo and openssl its OPENSSLDIR only through the binary relocation.
 TEST_F(EnvrunTest, RealCondaForgePackagesRunFromTwoCacheRoots) {
   ENVB_REQUIRE_TESTDATA();
-  fs::path channel = *envbuild::testing::testdata_dir() / "packages/channels/conda-forge-subset/linux-64";
+  fs::path channel =
+      *envbuild::testing::testdata_dir() / "packages/channels/conda-forge-subset/linux-64";
   const char* packages[] = {"libgcc-14.2.0-h77fa898_1.conda", "libzlib-1.3.1-h4ab18f5_1.conda",
                             "ncurses-6.5-h59595ed_0.conda", "openssl-3.3.1-h4ab18f5_1.conda",
                             "ca-certificates-2025.11.12-hbd8a1cb_0.conda"};
@@ -547,7 +692,8 @@ TEST_F(EnvrunTest, RealCondaForgePackagesRunFromTwoCacheRoots) {
       ASSERT_TRUE(record) << record.error().to_string();
       if (*record) records.push_back(conda::to_json(**record));
     }
-    write_text(tree / "conda-meta" / (std::string(name) + ".json"), read_text(x / "info/index.json"));
+    write_text(tree / "conda-meta" / (std::string(name) + ".json"),
+               read_text(x / "info/index.json"));
   }
   write_text(tree / std::string(kRelocationsFile),
              json{{"format", 1}, {"prefix", image_prefix}, {"files", records}}.dump());
@@ -568,11 +714,11 @@ TEST_F(EnvrunTest, RealCondaForgePackagesRunFromTwoCacheRoots) {
   ASSERT_TRUE(layout->add(*manifest, "real"));
   std::string image = "oci:" + layout_dir.string() + ":real";
 
-  for (const fs::path& root : {dir_ / "s", dir_ / ("a-much-longer-cache-root-" + std::string(60, 'r'))}) {
+  for (const fs::path& root :
+       {dir_ / "s", dir_ / ("a-much-longer-cache-root-" + std::string(60, 'r'))}) {
     SCOPED_TRACE(root.string());
-    RunResult info = envrun({image, "--", "infocmp", "xterm"}, {{"TERMINFO", std::nullopt},
-                                                                {"TERMINFO_DIRS", std::nullopt}},
-                            root);
+    RunResult info = envrun({image, "--", "infocmp", "xterm"},
+                            {{"TERMINFO", std::nullopt}, {"TERMINFO_DIRS", std::nullopt}}, root);
     EXPECT_EQ(info.exit_code(), 0) << info.output;
     EXPECT_NE(info.output.find("xterm|"), std::string::npos) << info.output;
     RunResult ssl = envrun({image, "--", "openssl", "version", "-d"}, {}, root);

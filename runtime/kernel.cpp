@@ -1,0 +1,68 @@
+#include "runtime/kernel.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
+#include "common/fs.hpp"
+#include "oci/reference.hpp"
+
+namespace envbuild::runtime {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+bool valid_kernel_name(std::string_view name) {
+  return !name.empty() && name != "." && name != ".." &&
+         std::all_of(name.begin(), name.end(), [](unsigned char c) {
+           return std::isalnum(c) || c == '.' || c == '_' || c == '-';
+         });
+}
+
+}  // namespace
+
+fs::path jupyter_user_data_dir() {
+  if (const char* dir = std::getenv("JUPYTER_DATA_DIR"); dir && *dir) return dir;
+  if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg && *xdg) return fs::path(xdg) / "jupyter";
+  const char* home = std::getenv("HOME");
+  return fs::path(home && *home ? home : "/") / ".local" / "share" / "jupyter";
+}
+
+std::string kernelspec_json(const KernelSpecRequest& request) {
+  std::vector<std::string> argv{request.envrun};
+  if (request.no_check) argv.emplace_back("--no-check");
+  for (const char* a : {"--", "python", "-m", "ipykernel_launcher", "-f", "{connection_file}"})
+    argv.emplace_back(a);
+  argv.insert(argv.begin() + (request.no_check ? 2 : 1), request.image);
+  nlohmann::json spec{
+      {"argv", argv},
+      {"display_name", request.display_name.empty() ? "Python (envrun " + request.name + ")"
+                                                    : request.display_name},
+      {"language", "python"},
+      {"metadata", {{"envrun", {{"image", request.image}}}}}};
+  return spec.dump(1) + "\n";
+}
+
+Result<fs::path> install_kernelspec(KernelSpecRequest request) {
+  std::transform(request.name.begin(), request.name.end(), request.name.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (!valid_kernel_name(request.name))
+    return fail(Errc::InvalidInput, "kernel name '" + request.name +
+                                        "' may only have letters, digits, '.', '_' and '-'");
+  ENVB_ASSIGN_OR_RETURN(oci::ImageReference ref, oci::ImageReference::parse(request.image));
+  if (ref.transport != oci::Transport::Registry)
+    ref.path = fs::absolute(ref.path).lexically_normal();
+  request.image = ref.to_string();
+  if (request.envrun.empty() || request.envrun.front() != '/')
+    return fail(Errc::InvalidInput,
+                "the envrun path in a kernelspec must be absolute, got '" + request.envrun + "'");
+  fs::path data = request.prefix ? *request.prefix / "share" / "jupyter" : jupyter_user_data_dir();
+  fs::path dir = fs::absolute(data / "kernels" / request.name);
+  ENVB_TRY(common::make_dirs(dir));
+  ENVB_TRY(common::write_file_atomic(dir / "kernel.json", kernelspec_json(request)));
+  return dir;
+}
+
+}  // namespace envbuild::runtime

@@ -594,9 +594,9 @@ def records_for(pkgs, p, rng):
                     deps.append("pip")
                 deps += dep_specs(pkgs, p, tb, rng)
                 if name in ("libgcc-ng", "libstdcxx-ng"):
-                    deps = ["%s %s h%s_%d" % (name[:-3], v, h, bn)]
+                    deps = ["%s %s" % (name[:-3], v)]
                 if name == "libgcc":
-                    constrains = ["libgomp %s h%s_%d" % (v, h, bn)]
+                    constrains = ["libgomp %s" % v]
                 fn = "%s-%s-%s%s" % (name, v, build, ext)
                 rec = {
                     "build": build,

@@ -28,6 +28,71 @@ bool valid_name(std::string_view name) {
 
 }  // namespace
 
+namespace {
+
+/// Removes "." and ".." segments from a path that starts with '/'.
+std::string remove_dot_segments(std::string_view path) {
+  std::vector<std::string_view> out;
+  size_t start = 1;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) slash = path.size();
+    std::string_view segment = path.substr(start, slash - start);
+    const bool last = slash == path.size();
+    if (segment == "..") {
+      if (!out.empty()) out.pop_back();
+      if (last) out.emplace_back();  // "a/.." names the directory: keep the trailing slash
+    } else if (segment == ".") {
+      if (last) out.emplace_back();
+    } else {
+      out.push_back(segment);
+    }
+    start = slash + 1;
+  }
+  std::string result;
+  for (std::string_view s : out) {
+    result += '/';
+    result += s;
+  }
+  return result.empty() ? "/" : result;
+}
+
+}  // namespace
+
+std::string resolve_url(std::string_view base, std::string_view reference) {
+  auto scheme_end = [](std::string_view u) -> size_t {
+    size_t colon = u.find(':');
+    if (colon == std::string_view::npos || colon == 0) return std::string_view::npos;
+    for (size_t i = 0; i < colon; ++i) {
+      char c = u[i];
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '+' && c != '-' && c != '.')
+        return std::string_view::npos;
+    }
+    return colon;
+  };
+  if (scheme_end(reference) != std::string_view::npos) return std::string(reference);
+  const size_t colon = scheme_end(base);
+  const std::string_view scheme = colon == std::string_view::npos ? "" : base.substr(0, colon + 1);
+  std::string_view rest = base.substr(scheme.size());
+  std::string_view authority;
+  if (rest.starts_with("//")) {
+    size_t end = rest.find('/', 2);
+    if (end == std::string_view::npos) end = rest.size();
+    authority = rest.substr(0, end);
+    rest = rest.substr(end);
+  }
+  if (reference.starts_with("//")) return std::string(scheme) + std::string(reference);
+  std::string path;
+  if (reference.starts_with("/")) {
+    path = reference;
+  } else {
+    std::string dir(rest.substr(0, rest.rfind('/') + 1));
+    if (dir.empty()) dir = "/";
+    path = dir + std::string(reference);
+  }
+  return std::string(scheme) + std::string(authority) + remove_dot_segments(path);
+}
+
 std::string Channel::url(std::string_view subdir, std::string_view file) const {
   std::string out = base_url + "/" + std::string(subdir);
   if (!file.empty()) out += "/" + std::string(file);

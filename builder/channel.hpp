@@ -42,6 +42,13 @@ Result<Channel> resolve_channel(std::string_view text, const ChannelOptions& opt
 Result<std::vector<Channel>> resolve_channels(const std::vector<std::string>& texts,
                                               const ChannelOptions& options = {});
 
+/// Resolves a URL reference against a base URL (RFC 3986 section 5.2, without query or
+/// fragment handling): an absolute reference ("https://h/x/", "file:///d/") is returned as is, "/p"
+/// keeps the base's scheme and authority, anything else replaces the base's last path segment,
+/// with "." and ".." segments removed. Used for CEP 15 `info.base_url`, which is relative to the
+/// URL of the repodata.json that holds it.
+std::string resolve_url(std::string_view base, std::string_view reference);
+
 /// conda platforms envbuild knows ("linux-64", "linux-aarch64", "osx-arm64", ...).
 bool is_known_platform(std::string_view platform);
 /// The platform of this machine, e.g. "linux-64".

@@ -201,7 +201,9 @@ Result<void> load_repodata(solv::Pool& pool, const std::vector<SubdirRepodata>& 
                              entry.channel.url(entry.subdir, "") + "\n" + entry.fingerprint);
       solv_path = entry.cache_prefix.string() + "." + key.substr(0, 16) + ".solv";
       if (std::filesystem::exists(solv_path)) {
+        auto read_start = Clock::now();
         auto id = pool.add_repo_solv_file(info, solv_path);
+        stats.solv_read_ms += ms_since(read_start);
         if (id) {
           ++stats.solv_hits;
           stats.records_loaded += pool.repo_size(*id);
@@ -211,13 +213,19 @@ Result<void> load_repodata(solv::Pool& pool, const std::vector<SubdirRepodata>& 
         std::filesystem::remove(solv_path, ec);
       }
     }
+    auto json_start = Clock::now();
     auto id = pool.add_repo_json_file(info, entry.path);
+    stats.json_ms += ms_since(json_start);
     if (!id)
       return std::move(id).error().with_context("loading repodata of channel " +
                                                 entry.channel.name + " subdir " + entry.subdir +
                                                 " (from " + entry.source + ")");
     stats.records_loaded += pool.repo_size(*id);
+    std::error_code size_ec;
+    if (auto size = std::filesystem::file_size(entry.path, size_ec); !size_ec)
+      stats.json_bytes += size;
     if (!solv_path.empty()) {
+      auto write_start = Clock::now();
       // Stale .solv files of this subdir (older fingerprints) go first.
       std::error_code ec;
       const std::string stem = entry.cache_prefix.filename().string() + ".";
@@ -228,6 +236,7 @@ Result<void> load_repodata(solv::Pool& pool, const std::vector<SubdirRepodata>& 
           std::filesystem::remove(f.path(), ec);
       }
       if (pool.write_repo_solv(*id, solv_path)) ++stats.solv_writes;  // a cache: best effort
+      stats.solv_write_ms += ms_since(write_start);
     }
   }
   return ok();

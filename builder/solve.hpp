@@ -68,6 +68,11 @@ struct SolveStats {
   size_t solv_hits = 0;    // repos read from .solv
   size_t solv_writes = 0;  // repos parsed from JSON and written to .solv
   uint64_t bytes_transferred = 0;
+  // The parts of load_ms (for `envbuild solve --timings` and bench/solve.sh).
+  uint64_t json_bytes = 0;   // repodata.json bytes parsed (0 when every repo came from .solv)
+  double json_ms = 0;        // repo_add_conda + internalize + base_url lookup
+  double solv_read_ms = 0;   // repo_add_solv
+  double solv_write_ms = 0;  // repo_write of new .solv files
 };
 
 struct PlatformSolution {

@@ -15,13 +15,28 @@ namespace envbuild::builder::cli {
 
 namespace {
 
-Result<int> run_solve(const SolveCliOptions& o, bool json) {
+/// One line per platform on stderr, `key=value` pairs (bench/solve.sh reads them).
+void print_timings(const PlatformSolution& s) {
+  const SolveStats& t = s.stats;
+  const double mb = static_cast<double>(t.json_bytes) / 1e6;
+  std::fprintf(stderr,
+               "timings: platform=%s fetch_ms=%.1f load_ms=%.1f json_ms=%.1f json_mb=%.1f "
+               "json_mb_per_s=%.1f solv_read_ms=%.1f solv_write_ms=%.1f solve_ms=%.1f "
+               "records=%zu solv_hits=%zu solv_writes=%zu packages=%zu\n",
+               s.platform.c_str(), t.fetch_ms, t.load_ms, t.json_ms, mb,
+               t.json_ms > 0 ? mb / (t.json_ms / 1000) : 0.0, t.solv_read_ms, t.solv_write_ms,
+               t.solve_ms, t.records_loaded, t.solv_hits, t.solv_writes, s.records.size());
+}
+
+Result<int> run_solve(const SolveCliOptions& o, bool json, bool timings) {
   std::optional<conda::EnvironmentFile> env;
   ENVB_ASSIGN_OR_RETURN(SolveRequest request, to_solve_request(o, &env));
   if (env && !env->pip.empty())
     std::cerr << "warning: " << o.file << ": " << env->pip.size()
               << " pip requirement(s) are not solved by 'envbuild solve'\n";
   ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request));
+  if (timings)
+    for (const auto& s : solutions) print_timings(s);
   if (json) {
     nlohmann::json out = nlohmann::json::object();
     for (const auto& s : solutions) {
@@ -83,10 +98,15 @@ void register_solve(CLI::App& app, Outcome& outcome) {
   CLI::App* cmd = app.add_subcommand("solve", "Solve an environment.yml and print the packages");
   add_solve_options(cmd, *options);
   cmd->add_flag("--json", *json, "print JSON records");
+  auto timings = std::make_shared<bool>(false);
+  cmd->add_flag("--timings", *timings,
+                "print fetch/load (JSON parse, .solv read/write)/solve times to stderr");
   cmd->footer(
       "Example: envbuild solve -f environment.yml -p linux-64,linux-aarch64 "
       "--virtual-package __cuda=12.4");
-  cmd->callback([options, json, &outcome] { outcome.result = run_solve(*options, *json); });
+  cmd->callback([options, json, timings, &outcome] {
+    outcome.result = run_solve(*options, *json, *timings);
+  });
 }
 
 }  // namespace envbuild::builder::cli

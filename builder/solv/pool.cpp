@@ -1,5 +1,6 @@
 #include "builder/solv/pool.hpp"
 
+#include <stdio_ext.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -7,6 +8,7 @@
 #include <map>
 #include <set>
 
+#include "builder/channel.hpp"
 #include "builder/solv/internal/libsolv.hpp"
 #include "common/fs.hpp"
 
@@ -48,6 +50,91 @@ class Queue {
 std::string str_or_empty(const char* s) {
   return s ? s : "";
 }
+
+/// The .solv key that keeps a repodata's CEP 15 `info.base_url` (repo_add_conda ignores it).
+constexpr const char* kBaseUrlKey = "envbuild:repodata:base_url";
+
+/// SAX handler that reads the top-level "info" object and stops at its end.
+class InfoSax final : public nlohmann::json_sax<nlohmann::json> {
+ public:
+  bool done = false;  // the whole "info" object was seen
+  std::string base_url;
+
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool string(string_t& value) override {
+    if (depth_ == 2 && in_info_ && key_ == "base_url") base_url = value;
+    return true;
+  }
+  bool start_object(std::size_t) override {
+    ++depth_;
+    if (depth_ == 2 && top_key_ == "info") in_info_ = true;
+    return true;
+  }
+  bool end_object() override {
+    if (depth_ == 2 && in_info_) {
+      done = true;
+      return false;  // nothing else is needed: stop the parse here
+    }
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    ++depth_;
+    return true;
+  }
+  bool end_array() override {
+    --depth_;
+    return true;
+  }
+  bool key(string_t& k) override {
+    if (depth_ == 1) top_key_ = k;
+    if (depth_ == 2) key_ = k;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override {
+    return false;
+  }
+
+ private:
+  int depth_ = 0;
+  bool in_info_ = false;
+  std::string top_key_, key_;
+};
+
+/// CEP 15: `info.base_url` of a repodata.json, or "" when it has none. Writers put "info" first
+/// (conda-index, conda-forge, rattler), so the first 256 KiB nearly always answer; otherwise a
+/// byte scan decides whether the whole document must be read.
+Result<std::string> read_base_url(const std::filesystem::path& path) {
+  std::unique_ptr<FILE, FileClose> fp(std::fopen(path.c_str(), "r"));
+  if (!fp) return common::errno_error("open", path.string(), errno);
+  std::string head(size_t{256} << 10, '\0');
+  head.resize(std::fread(head.data(), 1, head.size(), fp.get()));
+  InfoSax sax;
+  nlohmann::json::sax_parse(head, &sax, nlohmann::json::input_format_t::json, false);
+  if (sax.done || std::feof(fp.get())) return sax.base_url;
+  // "info" is not at the start: look for the key anywhere before parsing everything.
+  constexpr std::string_view kNeedle = "\"base_url\"";
+  std::string buf = head;
+  bool found = buf.find(kNeedle) != std::string::npos;
+  std::vector<char> chunk(size_t{1} << 20);
+  while (!found) {
+    size_t n = std::fread(chunk.data(), 1, chunk.size(), fp.get());
+    if (n == 0) break;
+    buf.erase(0, buf.size() > kNeedle.size() ? buf.size() - kNeedle.size() : 0);
+    buf.append(chunk.data(), n);
+    found = buf.find(kNeedle) != std::string::npos;
+  }
+  if (!found) return std::string();
+  std::rewind(fp.get());
+  InfoSax full;
+  nlohmann::json::sax_parse(fp.get(), &full, nlohmann::json::input_format_t::json, false);
+  return full.base_url;
+}
 }  // namespace
 
 std::string libsolv_version() {
@@ -59,6 +146,7 @@ struct Pool::Impl {
   ::Repo* virtual_repo = nullptr;  // owned by the pool
   std::vector<::Repo*> repos;      // RepoId.value indexes this; owned by the pool
   std::map<::Repo*, RepoInfo> infos;
+  std::map<::Repo*, std::string> base_urls;  // CEP 15 info.base_url as written, when set
 
   Result<RepoId> add_repo(const RepoInfo& info, const std::filesystem::path& path, bool solv) {
     std::unique_ptr<FILE, FileClose> fp(std::fopen(path.c_str(), "r"));
@@ -66,6 +154,8 @@ struct Pool::Impl {
     ::Repo* repo = repo_create(pool.get(), (info.channel + "/" + info.subdir).c_str());
     repo->priority = info.priority;
     repo->subpriority = info.subpriority;
+    // libsolv's JSON parser reads with getc(): without stdio's per-call locking it runs faster.
+    __fsetlocking(fp.get(), FSETLOCKING_BYCALLER);
     int rc = solv ? repo_add_solv(repo, fp.get(), 0) : repo_add_conda(repo, fp.get(), 0);
     if (rc != 0 && !solv &&
         std::string_view(pool_errstr(pool.get())).ends_with("subdir mismatch")) {
@@ -92,7 +182,24 @@ struct Pool::Impl {
       return fail(Errc::InvalidInput,
                   (solv ? "reading .solv " : "parsing repodata ") + path.string() + ": " + why);
     }
-    if (!solv) repo_internalize(repo);
+    const Id base_url_key = pool_str2id(pool.get(), kBaseUrlKey, 1);
+    if (!solv) {
+      repo_internalize(repo);
+      auto base_url = read_base_url(path);
+      if (!base_url) {
+        repo_free(repo, 1);
+        return std::move(base_url).error();
+      }
+      if (!base_url->empty()) {
+        // Kept in a repodata of its own so that repo_write puts it into the .solv.
+        Repodata* meta = repo_add_repodata(repo, 0);
+        repodata_set_str(meta, SOLVID_META, base_url_key, base_url->c_str());
+        repodata_internalize(meta);
+        base_urls[repo] = *base_url;
+      }
+    } else if (const char* base_url = repo_lookup_str(repo, SOLVID_META, base_url_key)) {
+      base_urls[repo] = base_url;
+    }
     repos.push_back(repo);
     infos[repo] = info;
     return RepoId{static_cast<int>(repos.size() - 1)};
@@ -296,8 +403,16 @@ Result<RecordOutcome> Pool::solve_records(const SolveJob& job) {
     if (auto it = impl_->infos.find(s->repo); it != impl_->infos.end()) {
       r.channel = it->second.channel;
       if (r.subdir.empty()) r.subdir = it->second.subdir;
-      if (!it->second.base_url.empty())
+      auto b = impl_->base_urls.find(s->repo);
+      if (b != impl_->base_urls.end() && !it->second.base_url.empty()) {
+        // CEP 15: packages live under info.base_url, relative to the repodata.json's URL.
+        std::string dir = resolve_url(
+            it->second.base_url + "/" + it->second.subdir + "/repodata.json", b->second);
+        if (!dir.ends_with('/')) dir += '/';
+        r.url = dir + r.fn;
+      } else if (!it->second.base_url.empty()) {
         r.url = it->second.base_url + "/" + it->second.subdir + "/" + r.fn;
+      }
     } else {
       r.channel = str_or_empty(s->repo->name);
     }

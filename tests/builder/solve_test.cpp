@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "builder/package_cache.hpp"
 #include "tests/testing/repo_server.hpp"
 #include "tests/testing/testing.hpp"
 
@@ -65,6 +66,25 @@ TEST(Channels, ResolveTable) {
     EXPECT_FALSE(r) << bad;
   }
   EXPECT_FALSE(resolve_channels({"nodefaults"}, options));
+}
+
+TEST(Channels, ResolveUrlTable) {
+  struct Case {
+    const char* base;
+    const char* ref;
+    const char* want;
+  } cases[] = {
+      {"https://h/c/linux-64/repodata.json", "https://cdn/x/", "https://cdn/x/"},
+      {"https://h/c/linux-64/repodata.json", "file:///srv/p/", "file:///srv/p/"},
+      {"https://h/c/linux-64/repodata.json", "../../pkgs/", "https://h/pkgs/"},
+      {"https://h/c/linux-64/repodata.json", "./", "https://h/c/linux-64/"},
+      {"https://h/c/linux-64/repodata.json", "/mirror/linux-64", "https://h/mirror/linux-64"},
+      {"https://h/c/linux-64/repodata.json", "//cdn2/p/", "https://cdn2/p/"},
+      {"https://h/c/linux-64/repodata.json", "../../../../..", "https://h/"},
+      {"file:///d/ch/noarch/repodata.json", "../../store/./p/", "file:///d/store/p/"},
+      {"file:///d/ch/noarch/repodata.json", "..", "file:///d/ch/"},
+  };
+  for (const auto& c : cases) EXPECT_EQ(resolve_url(c.base, c.ref), c.want) << c.ref;
 }
 
 TEST(VirtualPackages, ParseOverrideAndDefaults) {
@@ -189,6 +209,67 @@ TEST_F(SolveTest, LocalChannelFullRecordsAndSolvCache) {
     EXPECT_EQ(r.depends, python->depends);
     EXPECT_EQ(r.license, python->license);
   }
+}
+
+// CEP 15 (repodata_version 2): packages are fetched from info.base_url, which is relative to
+// the repodata.json's URL, or absolute; the .solv cache keeps it.
+TEST_F(SolveTest, RepodataV2BaseUrlPointsPackagesElsewhere) {
+  ENVB_REQUIRE_TESTDATA();
+  const fs::path src =
+      *envbuild::testing::testdata_dir() / "packages/channels/conda-forge-subset/linux-64";
+  auto make_channel = [&](const std::string& name, const std::string& base_url) {
+    auto doc = nlohmann::json::parse(read_text(src / "repodata.json"));
+    doc["info"]["base_url"] = base_url;
+    doc["repodata_version"] = 2;
+    fs::path ch = dir_ / name;
+    write_text(ch / "linux-64/repodata.json", doc.dump());
+    write_text(ch / "noarch/repodata.json", R"({"info":{"subdir":"noarch"},"packages":{}})");
+    return ch;
+  };
+  // Given a channel whose packages are not next to its repodata but in store/pkgs/.
+  fs::path ch = make_channel("v2", "../../store/pkgs/");
+  fs::create_directories(dir_ / "store/pkgs");
+  auto fetch = [&](const std::vector<solv::SolvedRecord>& records, const char* cache) {
+    PackageCacheOptions options;
+    options.root = dir_ / cache;
+    options.http.use_netrc = false;
+    options.http.max_retries = 0;
+    std::vector<PackageRef> refs;
+    for (const auto& r : records) refs.push_back({r.url, r.fn, r.sha256, r.md5, r.size});
+    return PackageCache(options).fetch(refs);
+  };
+  for (int round = 0; round < 2; ++round) {  // JSON, then .solv
+    SCOPED_TRACE(round == 0 ? "from JSON" : "from .solv");
+    auto got = solve_environment(request({ch.string()}, {"bzip2"}));
+    ASSERT_TRUE(got) << got.error().to_string();
+    EXPECT_EQ((*got)[0].stats.solv_hits, round == 0 ? 0u : 2u);
+    const auto& records = (*got)[0].records;
+    ASSERT_GE(records.size(), 2u);
+    for (const auto& r : records) {
+      EXPECT_EQ(r.url, "file://" + (dir_ / "store/pkgs" / r.fn).string());
+      EXPECT_EQ(r.channel, "file://" + ch.string());  // the channel stays the channel
+      if (round == 0) fs::copy_file(src / r.fn, dir_ / "store/pkgs" / r.fn);
+    }
+    auto fetched = fetch(records, round == 0 ? "pkgs-a" : "pkgs-b");
+    ASSERT_TRUE(fetched) << fetched.error().to_string();
+    EXPECT_EQ(fetched->size(), records.size());
+  }
+  // Nothing is fetched from the channel directory itself.
+  EXPECT_FALSE(fs::exists(ch / "linux-64" / "bzip2-1.0.8-hd590300_5.conda"));
+
+  // An absolute base_url: the packages come from an HTTP server.
+  RepoServer server(dir_ / "store", dir_);
+  if (!server.port()) GTEST_SKIP() << "python3 test server did not start";
+  fs::path abs = make_channel("v2abs", server.url() + "/pkgs");  // no trailing slash
+  auto got = solve_environment(request({abs.string()}, {"bzip2"}));
+  ASSERT_TRUE(got) << got.error().to_string();
+  for (const auto& r : (*got)[0].records) EXPECT_EQ(r.url, server.url() + "/pkgs/" + r.fn);
+  auto fetched = fetch((*got)[0].records, "pkgs-http");
+  ASSERT_TRUE(fetched) << fetched.error().to_string();
+  size_t gets = 0;
+  for (const auto& line : server.log_lines())
+    gets += line.find("\"status\": 200") != std::string::npos;
+  EXPECT_EQ(gets, (*got)[0].records.size());
 }
 
 TEST_F(SolveTest, HttpChannelZstConditionalAndRetry) {

@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# Solve benchmark: cold (no .solv cache: repodata.json parsed by repo_add_conda, .solv written)
+# against warm (.solv cache read) on the real repodata in shared/testdata and on a large
+# synthetic channel (bench/gen_repodata.py, >= 300k records).
+#
+#   bench/solve.sh [ENVBUILD]
+#
+# ENVBUILD defaults to build/envbuild. Environment: RUNS (5) runs per case and mode, medians
+# printed; TESTDATA (../shared/testdata from the repo, else /work/shared/testdata); SYNTH (a
+# directory for the synthetic channel, generated once and kept: $TMPDIR/envbuild-bench-synth-<seed>);
+# SEED (15). Phase times come from `envbuild solve --timings` (stderr), wall times from the
+# shell. Every cold run gets a new, empty cache directory (--cache-dir), so cold is really cold
+# (the page cache still holds the JSON: this measures parsing, not the disk).
+#
+# Targets (issue #5): warm load >= 5x faster than cold; the ~200-package ML environment from the
+# synthetic channel solves in under 1 s warm (whole `envbuild solve` process).
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+envbuild=${1:-$here/build/envbuild}
+[[ -x $envbuild ]] || { echo "envbuild binary not found at $envbuild (build it first)" >&2; exit 2; }
+envbuild=$(cd "$(dirname "$envbuild")" && pwd)/$(basename "$envbuild")
+runs=${RUNS:-5}
+seed=${SEED:-15}
+testdata=${TESTDATA:-}
+if [[ -z $testdata ]]; then
+  for c in "$here/../shared/testdata" /work/shared/testdata; do [[ -d $c ]] && testdata=$c && break; done
+fi
+[[ -d ${testdata:-/nonexistent} ]] || { echo "testdata not found (set TESTDATA)" >&2; exit 2; }
+synth=${SYNTH:-${TMPDIR:-/tmp}/envbuild-bench-synth-$seed}
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/envbuild-solve-bench.XXXXXX")
+trap 'rm -rf "$work"' EXIT
+
+# --- channels -----------------------------------------------------------------------------
+empty_noarch() { mkdir -p "$1/noarch"; echo '{"info":{"subdir":"noarch"},"packages":{}}' >"$1/noarch/repodata.json"; }
+# conda-forge subset (linux-64 real repodata; noarch records listed in linux-64 as the source had them)
+cf=$work/ch/conda-forge-subset
+mkdir -p "$cf/linux-64"
+cp "$testdata/packages/channels/conda-forge-subset/linux-64/repodata.json" "$cf/linux-64/"
+empty_noarch "$cf"
+# pytorch linux-64 (real)
+pt=$work/ch/pytorch
+mkdir -p "$pt/linux-64"
+cp "$testdata/repodata/pytorch/linux-64/repodata.json" "$pt/linux-64/"
+empty_noarch "$pt"
+# defaults: conda's index4 test data (real defaults main linux-64 + noarch records), split by subdir
+df=$work/ch/defaults-index4
+python3 - "$testdata/repodata/defaults/conda-tests-index4_defaults-main-linux-64+noarch.json" "$df" <<'EOF'
+import json, os, sys
+flat = json.load(open(sys.argv[1]))
+out = {s: {"info": {"subdir": s}, "packages": {}} for s in ("linux-64", "noarch")}
+for fn, rec in flat.items():
+    out["noarch" if rec.get("subdir") == "noarch" else "linux-64"]["packages"][fn] = rec
+for s, doc in out.items():
+    os.makedirs(os.path.join(sys.argv[2], s), exist_ok=True)
+    json.dump(doc, open(os.path.join(sys.argv[2], s, "repodata.json"), "w"))
+EOF
+if [[ ! -f $synth/ml-environment.yml ]]; then
+  echo "generating the synthetic channel in $synth (once; about a minute) ..." >&2
+  python3 "$here/bench/gen_repodata.py" "$synth" --seed "$seed"
+fi
+
+# --- runs ---------------------------------------------------------------------------------
+results=$work/results.tsv
+: >"$results"
+# run_case LABEL MODE ARGS...: MODE cold = a new cache dir per run; warm = one primed cache dir.
+run_case() {
+  local label=$1 mode=$2
+  shift 2
+  local cache=$work/cache-$label
+  if [[ $mode == warm ]]; then
+    rm -rf "$cache"
+    "$envbuild" solve --cache-dir "$cache" "$@" >/dev/null 2>&1 || {
+      echo "$label: envbuild solve failed:" >&2
+      "$envbuild" solve --cache-dir "$cache" "$@" >&2 || true
+      exit 1
+    }
+  fi
+  for ((i = 0; i < runs; i++)); do
+    [[ $mode == cold ]] && rm -rf "$cache"
+    local t0 t1
+    t0=$(date +%s%N)
+    "$envbuild" solve --timings --cache-dir "$cache" "$@" >"$work/out" 2>"$work/err" || {
+      cat "$work/err" >&2
+      exit 1
+    }
+    t1=$(date +%s%N)
+    local line
+    line=$(grep '^timings:' "$work/err" | head -1)
+    echo -e "$label\t$mode\twall_ms=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e6 }') ${line#timings: }" >>"$results"
+  done
+}
+
+vp=(--virtual-package __glibc=2.35 --virtual-package __unix=0 --virtual-package __linux=6.1 -p linux-64)
+cases=(
+  "cf-subset|-c $cf python pip"
+  "pytorch|-c $pt pytorch-mutex"
+  "defaults-index4|-c $df python=3.6 numpy scipy"
+  "pytorch+defaults|-c $pt -c $df python=3.6 numpy scipy pytorch-mutex"
+  "synthetic-ml|-f $synth/ml-environment.yml --virtual-package __cuda=12.4"
+)
+for c in "${cases[@]}"; do
+  label=${c%%|*}
+  read -r -a args <<<"${c#*|}"
+  for mode in cold warm; do run_case "$label" "$mode" "${args[@]}" "${vp[@]}"; done
+done
+
+# --- report -------------------------------------------------------------------------------
+echo "envbuild: $envbuild  runs: $runs (medians)  cpu: $(nproc) cores  load: $(cut -d' ' -f1-3 /proc/loadavg)"
+python3 - "$results" <<'EOF'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    label, mode, kv = line.rstrip("\n").split("\t")
+    d = {}
+    for item in kv.split():
+        k, v = item.split("=", 1)
+        try:
+            d[k] = float(v)
+        except ValueError:
+            d[k] = v
+    rows.setdefault((label, mode), []).append(d)
+med = lambda label, mode, k: statistics.median(r[k] for r in rows[(label, mode)])
+labels = list(dict.fromkeys(l for l, _ in rows))
+hdr = ("case", "records", "json MB", "cold wall", "cold load", "json parse", "MB/s", "solv write",
+       "warm wall", "warm load", "load x", "wall x", "solve", "pkgs")
+print("%-18s %8s %8s %10s %10s %10s %7s %10s %10s %10s %7s %7s %8s %5s" % hdr)
+print("%-18s %8s %8s %10s %10s %10s %7s %10s %10s %10s %7s %7s %8s %5s" %
+      ("", "", "", "ms", "ms", "ms", "", "ms", "ms", "ms", "", "", "ms", ""))
+ok = True
+notes = []
+for l in labels:
+    cl, wl = med(l, "cold", "load_ms"), med(l, "warm", "load_ms")
+    cw, ww = med(l, "cold", "wall_ms"), med(l, "warm", "wall_ms")
+    mb = med(l, "cold", "json_mb")
+    jm = med(l, "cold", "json_ms")
+    ratio = cl / wl if wl > 0 else float("inf")
+    print("%-18s %8d %8.1f %10.1f %10.1f %10.1f %7.0f %10.1f %10.1f %10.1f %7.1f %7.1f %8.1f %5d" % (
+        l, med(l, "cold", "records"), mb, cw, cl, jm, mb / (jm / 1000) if jm else 0,
+        med(l, "cold", "solv_write_ms"), ww, wl, ratio, cw / ww, med(l, "warm", "solve_ms"),
+        med(l, "warm", "packages")))
+    if mb >= 1.0:  # targets only where there is something to parse
+        good = ratio >= 5
+        ok &= good
+        notes.append("%s warm load >= 5x faster than cold: %.1fx %s" % (l, ratio, "OK" if good else "MISSED"))
+    if l.startswith("synthetic"):
+        good = ww < 1000
+        ok &= good
+        notes.append("%s: %d packages from %d records, warm solve %.0f ms wall (load %.0f + solve "
+                     "%.0f) < 1000 ms: %s" % (l, med(l, "warm", "packages"), med(l, "warm", "records"),
+                                             ww, wl, med(l, "warm", "solve_ms"), "OK" if good else "MISSED"))
+print()
+for n in notes:
+    print("target: " + n)
+sys.exit(0 if ok else 1)
+EOF

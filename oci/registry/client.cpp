@@ -323,8 +323,9 @@ Result<UploadOutcome> Repository::push_blob(const Descriptor& blob, const BodyOp
   const std::string what = "pushing blob " + blob.digest.short_string();
   ENVB_ASSIGN_OR_RETURN(auto existing, head_blob(blob.digest).context(what));
   if (existing && (*existing == blob.size || *existing == 0)) return UploadOutcome::Existed;
+  const bool mountable = !options_->mountable || options_->mountable->count(blob.digest) > 0;
   for (const auto& from : options_->mount_from) {
-    if (from == name_) continue;
+    if (from == name_ || !mountable) continue;
     ENVB_ASSIGN_OR_RETURN(bool mounted, mount_blob(blob.digest, from).context(what));
     if (mounted) return UploadOutcome::Mounted;
   }
@@ -408,18 +409,14 @@ Result<std::vector<std::string>> Repository::tags() {
   return out;
 }
 
-namespace {
-
-// Pushes the blobs of one image in parallel, then its manifest under `reference`.
-Result<Descriptor> push_one(Repository& repo, const Image& image, const std::string& reference,
-                            TransferReport& report) {
-  auto blobs = unique_blobs(image.manifest());
+Result<void> push_blobs(Repository& repo, const std::vector<Descriptor>& blobs,
+                        const BlobOpener& open, TransferReport& report) {
   std::vector<UploadOutcome> outcomes(blobs.size());
   ENVB_TRY(for_each_parallel(repo, blobs.size(), repo.options().jobs,
                              [&](size_t i, Repository& r) -> Result<void> {
                                const Descriptor& d = blobs[i];
-                               BodyOpener open = [&image, &d] { return image.open_blob(d); };
-                               ENVB_ASSIGN_OR_RETURN(outcomes[i], r.push_blob(d, open));
+                               BodyOpener body = [&open, &d] { return open(d); };
+                               ENVB_ASSIGN_OR_RETURN(outcomes[i], r.push_blob(d, body));
                                return ok();
                              }));
   for (size_t i = 0; i < blobs.size(); ++i) {
@@ -437,6 +434,17 @@ Result<Descriptor> push_one(Repository& repo, const Image& image, const std::str
         break;
     }
   }
+  return ok();
+}
+
+namespace {
+
+// Pushes the blobs of one image in parallel, then its manifest under `reference`.
+Result<Descriptor> push_one(Repository& repo, const Image& image, const std::string& reference,
+                            TransferReport& report) {
+  ENVB_TRY(push_blobs(
+      repo, unique_blobs(image.manifest()),
+      [&image](const Descriptor& d) { return image.open_blob(d); }, report));
   std::string media_type = image.descriptor().media_type.empty() ? image.manifest().media_type
                                                                  : image.descriptor().media_type;
   ENVB_ASSIGN_OR_RETURN(

@@ -156,7 +156,24 @@ Result<int> run_build(const BuildCliOptions& o) {
     ENVB_TRY(common::make_dirs(open.scratch_dir));
     ENVB_ASSIGN_OR_RETURN(auto platform, oci_platform_for_subdir(subdir));
     open.platform = platform;
-    ENVB_ASSIGN_OR_RETURN(base, oci::open_image(ref, open).context("opening base " + o.base));
+    if (ref.transport == oci::Transport::Registry) {
+      // Only the image for this platform, every blob verified, into the cache's store (blobs
+      // already there are not downloaded again).
+      OutputOptions registry;
+      registry.tls_verify = o.tls_verify;
+      registry.cert_dir = o.cert_dir;
+      oci::BlobStore store(cache_root / "oci");
+      ENVB_ASSIGN_OR_RETURN(auto pulled,
+                            oci::registry::pull(ref, platform, store, registry_options(registry))
+                                .context("pulling base " + o.base));
+      progress("base " + ref.to_string() + ": " + pulled.manifest.digest.short_string() + ", " +
+               std::to_string(pulled.uploaded) + " blobs downloaded, " +
+               std::to_string(pulled.existed) + " cached");
+      ENVB_ASSIGN_OR_RETURN(
+          base, oci::open_store_image(store, pulled.manifest).context("opening base " + o.base));
+    } else {
+      ENVB_ASSIGN_OR_RETURN(base, oci::open_image(ref, open).context("opening base " + o.base));
+    }
     options.base = base.get();
   }
 
@@ -279,7 +296,9 @@ void register_build(CLI::App& app, Outcome& outcome) {
   cmd->add_option("--platform", o->platform, "conda platform (default: this host's)");
   cmd->add_option("--max-layers", o->max_layers, "layer budget, base layers included (100)");
   cmd->add_flag("--plan", o->plan, "print the layer plan and stop");
-  cmd->add_option("--base", o->base, "base image: oci:DIR[:TAG], oci-archive:F, docker-archive:F");
+  cmd->add_option("--base", o->base,
+                  "base image: oci:DIR[:TAG], oci-archive:F, docker-archive:F or docker://REF "
+                  "(only the --platform image of an index is pulled)");
   cmd->add_option("--entrypoint", o->entrypoint, "JSON array or space-separated words");
   cmd->add_option("--cmd", o->cmd, "JSON array or space-separated words");
   cmd->add_option("--workdir", o->workdir, "working directory");

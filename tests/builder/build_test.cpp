@@ -514,6 +514,46 @@ TEST_F(BuildImageTest, RegistryLayerCacheSkipsBuildingAndUploading) {
   EXPECT_TRUE(valid) << valid.error().to_string();
 }
 
+// --base docker://: the base image pushed by skopeo is pulled (verified) into the cache's store;
+// the image is the same as with the base from the layout.
+TEST_F(BuildImageTest, BaseFromARegistry) {
+  ENVB_REQUIRE_TOOL("docker-registry");
+  ENVB_REQUIRE_TOOL("skopeo");
+  testing::RegistryServer registry(*root_ / "base-registry");
+  ASSERT_TRUE(registry.start()) << registry.log();
+  const std::string base = "docker://" + registry.host() + "/envb/base:1";
+  auto pushed = run_command("skopeo copy --dest-tls-verify=false " +
+                            q("oci:" + (*root_ / "base").string() + ":base") + " " + q(base));
+  ASSERT_EQ(pushed.exit_code, 0) << pushed.output;
+  // The suite's cache holds the base's blobs (copied from the layout): drop them, so they must
+  // come from the registry.
+  auto base_layers = layer_digests(*root_ / "base", "base");
+  ASSERT_EQ(base_layers.size(), 1u);
+  auto base_image = oci::Layout::open(*root_ / "base")->image("base");
+  ASSERT_TRUE(base_image);
+  const std::string base_config = (*base_image)->manifest().config.digest.to_string();
+  fs::remove(*root_ / "cache/oci/blobs/sha256" / base_layers[0].substr(7));
+  fs::remove(*root_ / "cache/oci/blobs/sha256" / base_config.substr(7));
+  auto b = run_build(*root_, "-f " + q(*root_ / "environment.yml") +
+                                 " -t envb/real:1 --cmd python --label team=ml --annotation "
+                                 "note=x --tls-verify=false --cache-dir " +
+                                 q(*root_ / "cache") + " --base " + q(base) + " -o " +
+                                 q("oci:" + (*root_ / "from-registry-base").string()));
+  ASSERT_EQ(b.exit_code, 0) << b.log;
+  EXPECT_EQ(b.digest, *digest_);
+  EXPECT_NE(b.log.find("2 blobs downloaded, 0 cached"), std::string::npos) << b.log;
+  EXPECT_TRUE(has_blob(*root_ / "cache/oci", base_layers[0]));
+  EXPECT_TRUE(has_blob(*root_ / "cache/oci", base_config));
+  // A tag that is not there is an error that names it.
+  auto missing = run_build(*root_, "-f " + q(*root_ / "environment.yml") +
+                                       " -t envb/real:1 --tls-verify=false --cache-dir " +
+                                       q(*root_ / "cache") + " --base " +
+                                       q("docker://" + registry.host() + "/envb/base:nope") +
+                                       " -o " + q("oci:" + (*root_ / "nope").string()));
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.log.find("pulling base"), std::string::npos) << missing.log;
+}
+
 TEST(ImageBuildHelpers, VirtualRequirementsAreDedupedAndSorted) {
   std::vector<conda::PackageRecord> records(3);
   records[0].depends = {"__glibc >=2.17,<3.0.a0", "libgcc >=12"};

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "builder/channel.hpp"
+#include "builder/registry_cache.hpp"
 #include "builder/solve.hpp"
 #include "common/format.hpp"
 #include "common/fs.hpp"
@@ -436,9 +437,19 @@ Result<ImageBuild> build_environment_image(const EnvironmentSpec& env, const Ima
     PlannedLayer& layer = build.layers[l];
     fs::path entry = layer_cache / (layer.cache_key + ".json");
     ENVB_ASSIGN_OR_RETURN(auto hit, cached_layer(entry, build.store));
+    std::optional<oci::LayerInfo> remote;
+    if (!hit && o.cache_from) remote = o.cache_from->lookup(layer.cache_key);
     if (hit) {
       layer.info = *hit;
       layer.reused = true;
+    } else if (remote) {
+      if (o.fetch_cached_layers) {
+        ENVB_TRY(o.cache_from->fetch(remote->descriptor, build.store));
+        ENVB_TRY(remember_layer(entry, *remote));
+      }
+      layer.info = *remote;
+      layer.reused = true;
+      layer.from_registry = true;
     } else {
       std::map<std::string, oci::LayerEntry> entries;  // path -> entry; later packages win
       for (size_t k : layer.packages)
@@ -459,14 +470,22 @@ Result<ImageBuild> build_environment_image(const EnvironmentSpec& env, const Ima
     }
     if (o.progress) {
       std::lock_guard<std::mutex> lock(progress_mutex);
-      o.progress(std::string(layer.reused ? "reused" : "wrote") + " layer " +
-                 layer.info->descriptor.digest.short_string() + " " +
+      o.progress(std::string(layer.from_registry ? "cached"
+                             : layer.reused      ? "reused"
+                                                 : "wrote") +
+                 " layer " + layer.info->descriptor.digest.short_string() + " " +
                  history_text(build, layer).substr(16));
     }
     return ok();
   }));
-  for (size_t l = 0; l < package_layers; ++l)
-    (build.layers[l].reused ? build.layers_reused : build.layers_written)++;
+  for (size_t l = 0; l < package_layers; ++l) {
+    const PlannedLayer& layer = build.layers[l];
+    (layer.reused ? build.layers_reused : build.layers_written)++;
+    if (layer.from_registry) ++build.layers_from_registry;
+    if (layer.from_registry &&
+        !build.store.contains(layer.info->descriptor.digest, layer.info->descriptor.size))
+      build.remote_blobs.insert(layer.info->descriptor.digest);
+  }
 
   // Clobbers across the whole environment (the upper layer wins, as the later package does).
   std::map<std::string, std::string> owner;
@@ -550,7 +569,8 @@ Result<ImageBuild> build_environment_image(const EnvironmentSpec& env, const Ima
     h.created = created;
     h.created_by = history_text(build, layer);
     h.comment = layer.reason;
-    appended.push_back({*layer.info, h});
+    appended.push_back(
+        {*layer.info, h, build.remote_blobs.count(layer.info->descriptor.digest) > 0});
   }
   oci::Descriptor manifest;
   if (o.base) {
@@ -568,8 +588,9 @@ Result<ImageBuild> build_environment_image(const EnvironmentSpec& env, const Ima
         changes.labels.at("org.opencontainers.image.title");
   for (const auto& [k, v] : o.annotations) annotations[k] = v;
   ENVB_ASSIGN_OR_RETURN(auto image, oci::open_store_image(build.store, manifest));
-  ENVB_ASSIGN_OR_RETURN(manifest, oci::put_image(build.store, image->config(),
-                                                 image->manifest().layers, annotations));
+  ENVB_ASSIGN_OR_RETURN(
+      manifest, oci::put_image(build.store, image->config(), image->manifest().layers, annotations,
+                               build.remote_blobs));
   build.manifest = manifest;
   return std::move(p.build);
 }
@@ -588,7 +609,9 @@ std::string format_layer_table(const ImageBuild& build) {
       names += (names.empty() ? "" : " ") + label_of(build.records[i]);
     if (names.empty()) names = "(" + layer.reason + ")";
     std::string digest = layer.info ? layer.info->descriptor.digest.short_string().substr(7) +
-                                          (layer.reused ? " =" : " +")
+                                          (layer.from_registry ? " ^"
+                                           : layer.reused      ? " ="
+                                                               : " +")
                                     : "-";
     std::snprintf(line, sizeof line, "%-5zu %-10s %-8zu %-20s ", build.base_layers + l + 1,
                   human_bytes(layer.size).c_str(), layer.packages.size(), digest.c_str());
@@ -625,6 +648,15 @@ std::string tag_of(const std::string& name_and_tag) {
 
 }  // namespace
 
+oci::registry::RegistryOptions registry_options(const OutputOptions& options) {
+  oci::registry::RegistryOptions registry;
+  registry.transport.tls.verify = options.tls_verify;
+  registry.transport.tls.cert_dir = options.cert_dir;
+  registry.mount_from = options.mount_from;
+  registry.mountable = options.mountable;
+  return registry;
+}
+
 Result<void> write_image_output(const oci::Image& image, const std::string& output,
                                 const std::string& name_and_tag, const OutputOptions& options) {
   const fs::path& scratch_dir = options.scratch_dir;
@@ -652,11 +684,16 @@ Result<void> write_image_output(const oci::Image& image, const std::string& outp
     }
     case oci::Transport::Registry: {
       if (ref.tag.empty() && !ref.digest.valid()) ref.tag = tag_of(name_and_tag);
-      oci::registry::RegistryOptions registry;
-      registry.transport.tls.verify = options.tls_verify;
-      registry.transport.tls.cert_dir = options.cert_dir;
-      ENVB_ASSIGN_OR_RETURN(auto report, oci::registry::push(image, ref, registry));
-      (void)report;
+      ENVB_ASSIGN_OR_RETURN(auto report,
+                            oci::registry::push(image, ref, registry_options(options)));
+      if (options.progress)
+        options.progress(
+            "pushed " + ref.to_string() + ": " + std::to_string(report.blobs) + " blobs (" +
+            std::to_string(report.uploaded) + " uploaded, " + std::to_string(report.mounted) +
+            " mounted, " + std::to_string(report.existed) + " already there), " +
+            std::to_string(report.requests) + " requests (" + std::to_string(report.put_requests) +
+            " PUT, " + std::to_string(report.patch_requests) + " PATCH, " +
+            std::to_string(report.post_requests) + " POST)");
       return ok();
     }
   }

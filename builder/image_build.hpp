@@ -18,7 +18,9 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -33,24 +35,27 @@
 #include "oci/descriptor.hpp"
 #include "oci/image.hpp"
 #include "oci/mutate.hpp"
+#include "oci/registry/client.hpp"
 
 namespace envbuild::builder {
+
+class RegistryLayerCache;  // builder/registry_cache.hpp
 
 /// Bumped whenever what goes into a package layer changes (paths, records, tar format).
 inline constexpr std::string_view kLayerFormat = "envbuild-conda-layer-v1";
 
 /// What the image holds, once the packages are known (from a solve or a lock file).
 struct EnvironmentSpec {
-  std::vector<conda::PackageRecord> records;  // url + sha256/md5 at least
-  std::vector<std::string> specs;             // as requested (conda-meta/history)
+  std::vector<conda::PackageRecord> records;                   // url + sha256/md5 at least
+  std::vector<std::string> specs;                              // as requested (conda-meta/history)
   std::vector<std::pair<std::string, std::string>> variables;  // environment.yml `variables:`
   std::string name;                                            // environment name ("" = "base")
   std::vector<std::string> pip;  // pip requirements (unsupported in images: an error)
 };
 
 struct SolveInputOptions {
-  std::string subdir;                  // "linux-64"
-  std::vector<std::string> channels;   // replace the file's when not empty
+  std::string subdir;                 // "linux-64"
+  std::vector<std::string> channels;  // replace the file's when not empty
   std::string channel_alias = "https://conda.anaconda.org";
   std::filesystem::path repodata_cache;  // empty: the default
   bool offline = false;
@@ -81,10 +86,16 @@ struct ImageBuildOptions {
   std::string image_name;            // -t NAME:TAG (org.opencontainers.image.title/ref.name)
   /// Entrypoint, cmd, workdir, user, extra labels; env and created are filled by the build.
   oci::ConfigChanges config;
-  oci::Annotations annotations;  // manifest annotations, on top of envbuild's
+  oci::Annotations annotations;                  // manifest annotations, on top of envbuild's
   LinkScripts link_scripts = LinkScripts::Skip;  // images never run them; recorded as pending
   size_t jobs = 4;                               // parallel planning and layer compression
   std::function<void(const std::string&)> progress;
+  /// --cache-from: a package layer missing from the local layer cache whose key this registry
+  /// cache knows is not built. With fetch_cached_layers its blob is downloaded (verified) into
+  /// the store and remembered in the local layer cache; without, the image refers to the blob
+  /// where it is (ImageBuild::remote_blobs), for a docker:// output on that registry to mount.
+  const RegistryLayerCache* cache_from = nullptr;
+  bool fetch_cached_layers = true;
 };
 
 /// One layer of the image as planned (and, after a build, as written).
@@ -94,7 +105,8 @@ struct PlannedLayer {
   std::string reason;            // from plan_layers, or "environment files"
   std::string cache_key;         // sha256 hex of the layer identity (empty: top layer)
   std::optional<oci::LayerInfo> info;
-  bool reused = false;  // came from the layer cache
+  bool reused = false;         // came from the layer cache (local or registry)
+  bool from_registry = false;  // came from the registry cache (--cache-from)
 };
 
 struct ImageBuild {
@@ -102,11 +114,13 @@ struct ImageBuild {
   std::vector<PlannedLayer> layers;           // bottom first; the top layer last
   size_t base_layers = 0;
   oci::Platform platform;
-  oci::BlobStore store{""};  // the cache's blob store: the image's blobs are here
+  oci::BlobStore store{""};                 // the cache's blob store: the image's blobs are here
   std::optional<oci::Descriptor> manifest;  // after build_environment_image
   std::string explicit_lock;                // compact @EXPLICIT of the packages
   std::string requirements;                 // org.envbuild.requirements
   size_t layers_written = 0, layers_reused = 0;
+  size_t layers_from_registry = 0;     // of the reused ones
+  std::set<oci::Digest> remote_blobs;  // layers left in the registry cache (not in `store`)
   double fetch_ms = 0, plan_ms = 0, layers_ms = 0;
   std::vector<std::string> warnings;
 };
@@ -137,7 +151,16 @@ struct OutputOptions {
   std::filesystem::path scratch_dir;  // where an oci-archive is staged
   bool tls_verify = true;             // docker://: false also falls back to plain http
   std::string cert_dir;               // docker://: *.crt CAs, client *.cert/*.key
+  /// docker://: repositories of the same registry to mount blobs from (the layer cache), and
+  /// the blobs they hold (none: try every blob).
+  std::vector<std::string> mount_from;
+  std::shared_ptr<const std::set<oci::Digest>> mountable;
+  /// docker://: told what the push did ("pushed REF: N blobs (U uploaded, M mounted, ...)").
+  std::function<void(const std::string&)> progress;
 };
+
+/// The RegistryOptions of a docker:// output (TLS, mounts).
+oci::registry::RegistryOptions registry_options(const OutputOptions& options);
 
 /// Writes the image to an oci:, oci-archive:, docker-archive: or docker:// reference.
 /// `name_and_tag` (-t) gives the tag when the reference has none.

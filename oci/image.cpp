@@ -68,14 +68,14 @@ Result<std::unique_ptr<Image>> open_store_image(BlobStore store, Descriptor mani
 }
 
 Result<Descriptor> put_image(const BlobStore& store, const ImageConfig& config,
-                             const std::vector<Descriptor>& layers,
-                             const Annotations& annotations) {
+                             const std::vector<Descriptor>& layers, const Annotations& annotations,
+                             const std::set<Digest>& elsewhere) {
   if (config.diff_ids.size() != layers.size())
     return fail(Errc::InvalidInput, "image config has " + std::to_string(config.diff_ids.size()) +
                                         " diff_ids for " + std::to_string(layers.size()) +
                                         " layers");
   for (const auto& l : layers)
-    if (!store.contains(l.digest, l.size))
+    if (!elsewhere.count(l.digest) && !store.contains(l.digest, l.size))
       return fail(Errc::NotFound, "layer " + l.digest.short_string() + " (" +
                                       std::to_string(l.size) + " bytes) is not in " +
                                       store.root().string());

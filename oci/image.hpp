@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -42,12 +43,14 @@ class Image {
 Result<std::unique_ptr<Image>> open_store_image(BlobStore store, Descriptor manifest,
                                                 std::shared_ptr<void> keep_alive = nullptr);
 
-/// Writes the config and manifest of an image whose layer blobs are already in `store`.
+/// Writes the config and manifest of an image whose layer blobs are already in `store` (or,
+/// for the digests in `elsewhere`, known to be in a registry the image goes to).
 /// `config.diff_ids` must have one entry per layer. Returns the manifest descriptor, with the
 /// config's platform.
 Result<Descriptor> put_image(const BlobStore& store, const ImageConfig& config,
                              const std::vector<Descriptor>& layers,
-                             const Annotations& annotations = {});
+                             const Annotations& annotations = {},
+                             const std::set<Digest>& elsewhere = {});
 
 /// The diff_id of a layer blob: decompress and hash (streams; nothing held in memory).
 Result<Digest> compute_diff_id(const Image& image, const Descriptor& layer);

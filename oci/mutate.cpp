@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <set>
 
 #include "common/fs.hpp"
 #include "oci/media_type.hpp"
@@ -30,13 +31,15 @@ std::string oci_layer_type(const std::string& t) {
 Result<Descriptor> finish(ImageConfig config, std::vector<Descriptor> descriptors,
                           const std::vector<AppendedLayer>& layers, const ConfigChanges& changes,
                           const BlobStore& store) {
+  std::set<Digest> elsewhere;
   for (const auto& l : layers) {
+    if (l.elsewhere) elsewhere.insert(l.layer.descriptor.digest);
     descriptors.push_back(l.layer.descriptor);
     config.diff_ids.push_back(l.layer.diff_id);
     config.history.push_back(l.history);
   }
   apply(changes, config);
-  return put_image(store, config, descriptors);
+  return put_image(store, config, descriptors, {}, elsewhere);
 }
 
 }  // namespace

@@ -28,8 +28,10 @@ struct ConfigChanges {
 };
 
 struct AppendedLayer {
-  LayerInfo layer;  // its blob must already be in the target store
+  LayerInfo layer;  // its blob must already be in the target store, unless `elsewhere`
   History history;
+  /// The blob is not in the store but in a registry the image goes to (a layer cache).
+  bool elsewhere = false;
 };
 
 /// Writes a new image into `store`: the base's blobs (linked or copied, verified), its layers

@@ -10,6 +10,7 @@
 #include "builder/channel.hpp"
 #include "builder/cli/cli.hpp"
 #include "builder/image_build.hpp"
+#include "builder/registry_cache.hpp"
 #include "builder/sbom.hpp"
 #include "common/fs.hpp"
 #include "oci/archive.hpp"
@@ -46,6 +47,8 @@ struct BuildCliOptions {
   bool offline = false;
   bool tls_verify = true;
   std::string cert_dir;
+  std::string cache_from;
+  std::string cache_to;
   bool no_link_scripts = false;
   size_t jobs = 4;
   bool quiet = false;
@@ -83,8 +86,9 @@ Result<int> run_build(const BuildCliOptions& o) {
   if (o.file.empty() == o.lock.empty())
     return fail(Errc::InvalidInput, "give exactly one of -f/--file and --lock");
   if (!o.plan && o.outputs.empty())
-    return fail(Errc::InvalidInput, "give --output (oci:DIR, oci-archive:FILE, "
-                                    "docker-archive:FILE or docker://REF), or --plan");
+    return fail(Errc::InvalidInput,
+                "give --output (oci:DIR, oci-archive:FILE, "
+                "docker-archive:FILE or docker://REF), or --plan");
   const std::string subdir = o.platform.empty() ? host_platform() : o.platform;
   std::error_code ec;
   fs::path cache_root = o.cache_dir.empty() ? default_cache_root() : fs::absolute(o.cache_dir, ec);
@@ -152,8 +156,55 @@ Result<int> run_build(const BuildCliOptions& o) {
     ENVB_TRY(common::make_dirs(open.scratch_dir));
     ENVB_ASSIGN_OR_RETURN(auto platform, oci_platform_for_subdir(subdir));
     open.platform = platform;
-    ENVB_ASSIGN_OR_RETURN(base, oci::open_image(ref, open).context("opening base " + o.base));
+    if (ref.transport == oci::Transport::Registry) {
+      // Only the image for this platform, every blob verified, into the cache's store (blobs
+      // already there are not downloaded again).
+      OutputOptions registry;
+      registry.tls_verify = o.tls_verify;
+      registry.cert_dir = o.cert_dir;
+      oci::BlobStore store(cache_root / "oci");
+      ENVB_ASSIGN_OR_RETURN(auto pulled,
+                            oci::registry::pull(ref, platform, store, registry_options(registry))
+                                .context("pulling base " + o.base));
+      progress("base " + ref.to_string() + ": " + pulled.manifest.digest.short_string() + ", " +
+               std::to_string(pulled.uploaded) + " blobs downloaded, " +
+               std::to_string(pulled.existed) + " cached");
+      ENVB_ASSIGN_OR_RETURN(
+          base, oci::open_store_image(store, pulled.manifest).context("opening base " + o.base));
+    } else {
+      ENVB_ASSIGN_OR_RETURN(base, oci::open_image(ref, open).context("opening base " + o.base));
+    }
     options.base = base.get();
+  }
+
+  OutputOptions output_options;
+  output_options.scratch_dir = cache_root / "tmp";
+  output_options.tls_verify = o.tls_verify;
+  output_options.cert_dir = o.cert_dir;
+  output_options.progress = progress;
+  // docker:// outputs by host, to mount from the layer caches of the same registry.
+  std::vector<oci::ImageReference> registry_outputs;
+  for (const auto& output : o.outputs) {
+    ENVB_ASSIGN_OR_RETURN(auto ref, oci::ImageReference::parse(output));
+    if (ref.transport == oci::Transport::Registry) registry_outputs.push_back(ref);
+  }
+  std::optional<oci::ImageReference> cache_to;
+  if (!o.cache_to.empty()) {
+    ENVB_ASSIGN_OR_RETURN(cache_to, parse_cache_reference(o.cache_to));
+  }
+  std::unique_ptr<RegistryLayerCache> cache;
+  if (!o.cache_from.empty() && !o.plan) {
+    ENVB_ASSIGN_OR_RETURN(auto ref, parse_cache_reference(o.cache_from));
+    ENVB_ASSIGN_OR_RETURN(cache, RegistryLayerCache::open(ref, registry_options(output_options)));
+    progress("layer cache " + ref.to_string() + ": " + std::to_string(cache->keys()) + " layers, " +
+             std::to_string(cache->blobs().size()) + " blobs");
+    options.cache_from = cache.get();
+    // Cached layers stay in the registry only when everything the image goes to is on that
+    // registry (and mounts them); a local output needs their bytes here.
+    bool all_there = registry_outputs.size() == o.outputs.size();
+    for (const auto& out_ref : registry_outputs) all_there = all_there && out_ref.host == ref.host;
+    if (cache_to) all_there = all_there && cache_to->host == ref.host;
+    options.fetch_cached_layers = !all_there;
   }
 
   if (o.plan) {
@@ -167,14 +218,44 @@ Result<int> run_build(const BuildCliOptions& o) {
   ENVB_ASSIGN_OR_RETURN(auto build, build_environment_image(env, options));
   for (const auto& w : build.warnings) progress("warning: " + w);
   ENVB_ASSIGN_OR_RETURN(auto image, oci::open_store_image(build.store, *build.manifest));
-  OutputOptions output_options;
-  output_options.scratch_dir = cache_root / "tmp";
-  output_options.tls_verify = o.tls_verify;
-  output_options.cert_dir = o.cert_dir;
+  std::shared_ptr<const std::set<oci::Digest>> cached_blobs;
+  if (cache) {
+    image = with_cache_fallback(std::move(image), *cache, build.store);
+    cached_blobs = std::make_shared<const std::set<oci::Digest>>(cache->blobs());
+  }
   for (const auto& output : o.outputs) {
-    ENVB_TRY(write_image_output(*image, output, o.tag, output_options)
-                 .context("writing " + output));
+    OutputOptions this_output = output_options;
+    auto ref = oci::ImageReference::parse(output);
+    if (cache && ref && ref->transport == oci::Transport::Registry &&
+        ref->host == cache->reference().host && ref->name != cache->reference().name) {
+      this_output.mount_from = {cache->reference().name};
+      this_output.mountable = cached_blobs;
+    }
+    ENVB_TRY(write_image_output(*image, output, o.tag, this_output).context("writing " + output));
     progress("wrote " + output);
+  }
+  if (cache_to) {
+    auto registry = registry_options(output_options);
+    // Mount from what was just pushed to the same registry, else from the layer cache there.
+    for (const auto& out_ref : registry_outputs)
+      if (out_ref.host == cache_to->host && out_ref.name != cache_to->name)
+        registry.mount_from.push_back(out_ref.name);
+    if (registry.mount_from.empty() && cache && cache->reference().host == cache_to->host &&
+        cache->reference().name != cache_to->name) {
+      registry.mount_from.push_back(cache->reference().name);
+      registry.mountable = cached_blobs;
+    }
+    ENVB_ASSIGN_OR_RETURN(auto pushed,
+                          push_layer_cache(
+                              cache_entries_of(build, *image),
+                              [&image](const oci::Descriptor& d) { return image->open_blob(d); },
+                              *cache_to, registry));
+    progress("layer cache " + cache_to->to_string() + ": " + std::to_string(pushed.keys) +
+             " layers, " + std::to_string(pushed.entries) + " blobs; pushed " +
+             std::to_string(pushed.transfer.blobs) + " blobs (" +
+             std::to_string(pushed.transfer.uploaded) + " uploaded, " +
+             std::to_string(pushed.transfer.mounted) + " mounted, " +
+             std::to_string(pushed.transfer.existed) + " already there)");
   }
   if (!o.sbom.empty()) {
     SbomInfo info;
@@ -185,12 +266,16 @@ Result<int> run_build(const BuildCliOptions& o) {
   }
   if (!o.quiet) {
     std::cerr << format_layer_table(build);
-    std::fprintf(stderr,
-                 "built %s: %zu packages, %zu layers (%zu written, %zu reused, +%zu base) "
-                 "(fetch %.0f ms, plan %.0f ms, layers %.0f ms)\n",
-                 o.tag.c_str(), build.records.size(), build.layers.size(), build.layers_written,
-                 build.layers_reused, build.base_layers, build.fetch_ms, build.plan_ms,
-                 build.layers_ms);
+    std::fprintf(
+        stderr,
+        "built %s: %zu packages, %zu layers (%zu written, %zu reused%s, +%zu base) "
+        "(fetch %.0f ms, plan %.0f ms, layers %.0f ms)\n",
+        o.tag.c_str(), build.records.size(), build.layers.size(), build.layers_written,
+        build.layers_reused,
+        build.layers_from_registry
+            ? (" (" + std::to_string(build.layers_from_registry) + " from the registry)").c_str()
+            : "",
+        build.base_layers, build.fetch_ms, build.plan_ms, build.layers_ms);
   }
   std::cout << build.manifest->digest.to_string() << "\n";
   return 0;
@@ -211,7 +296,9 @@ void register_build(CLI::App& app, Outcome& outcome) {
   cmd->add_option("--platform", o->platform, "conda platform (default: this host's)");
   cmd->add_option("--max-layers", o->max_layers, "layer budget, base layers included (100)");
   cmd->add_flag("--plan", o->plan, "print the layer plan and stop");
-  cmd->add_option("--base", o->base, "base image: oci:DIR[:TAG], oci-archive:F, docker-archive:F");
+  cmd->add_option("--base", o->base,
+                  "base image: oci:DIR[:TAG], oci-archive:F, docker-archive:F or docker://REF "
+                  "(only the --platform image of an index is pulled)");
   cmd->add_option("--entrypoint", o->entrypoint, "JSON array or space-separated words");
   cmd->add_option("--cmd", o->cmd, "JSON array or space-separated words");
   cmd->add_option("--workdir", o->workdir, "working directory");
@@ -227,9 +314,15 @@ void register_build(CLI::App& app, Outcome& outcome) {
   cmd->add_option("--channel-alias", o->channel_alias, "base URL for channel names");
   cmd->add_flag("--offline", o->offline, "use only cached repodata and packages");
   cmd->add_option("--tls-verify", o->tls_verify,
-                  "docker:// outputs: verify TLS (false: also falls back to plain http)")
+                  "registries (outputs, caches, base): verify TLS (false: also plain http)")
       ->default_str("true");
   cmd->add_option("--cert-dir", o->cert_dir, "docker:// outputs: CA and client certificates");
+  cmd->add_option("--cache-from", o->cache_from,
+                  "docker://HOST/REPO[:TAG]: a registry layer cache (see --cache-to); layers "
+                  "it knows are not built, and are mounted, not uploaded, to that registry");
+  cmd->add_option("--cache-to", o->cache_to,
+                  "docker://HOST/REPO[:TAG]: push the image's layers and their keys there "
+                  "(TAG default envbuild-cache), for later --cache-from");
   cmd->add_flag("--no-link-scripts", o->no_link_scripts,
                 "do not warn about link scripts (they are recorded, never run, in images)");
   cmd->add_option("-j,--jobs", o->jobs, "parallel planning and compression (default 4)");

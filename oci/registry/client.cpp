@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
 #include <functional>
 #include <set>
 #include <thread>
@@ -46,27 +47,47 @@ class LimitedSource final : public common::ByteSource {
   int64_t remaining_;
 };
 
-// Fails as soon as more than `limit` bytes arrive (a registry sending more than the descriptor
-// says is not allowed to fill the disk).
-class LimitSink final : public common::ByteSink {
+// The sink of one (possibly resumed) blob download: `have` bytes are already in `next`; fails
+// as soon as more than `limit` bytes in all arrive (a registry sending more than the descriptor
+// says is not allowed to fill the disk); drops the first skip() bytes of the body (a server
+// that answered a ranged GET with the whole blob).
+class ResumeSink final : public common::ByteSink {
  public:
-  LimitSink(common::ByteSink& next, int64_t limit, std::string what)
-      : next_(next), limit_(limit), what_(std::move(what)) {}
+  ResumeSink(common::ByteSink& next, int64_t limit, int64_t have, std::string what)
+      : next_(next), limit_(limit), total_(have), what_(std::move(what)) {}
+  void skip(int64_t n) { skip_ = n; }
   Result<void> write(std::span<const std::byte> data) override {
-    written_ += static_cast<int64_t>(data.size());
-    if (written_ > limit_)
+    if (skip_ > 0) {
+      auto n = static_cast<size_t>(std::min<int64_t>(skip_, static_cast<int64_t>(data.size())));
+      skip_ -= static_cast<int64_t>(n);
+      data = data.subspan(n);
+      if (data.empty()) return ok();
+    }
+    total_ += static_cast<int64_t>(data.size());
+    if (total_ > limit_)
       return fail(Errc::Integrity,
                   what_ + ": more than the expected " + std::to_string(limit_) + " bytes");
     return next_.write(data);
   }
-  [[nodiscard]] int64_t written() const noexcept { return written_; }
+  /// Bytes of the blob in `next` now.
+  [[nodiscard]] int64_t total() const noexcept { return total_; }
 
  private:
   common::ByteSink& next_;
   int64_t limit_;
-  int64_t written_ = 0;
+  int64_t total_;
+  int64_t skip_ = 0;
   std::string what_;
 };
+
+// "bytes 100-199/200" -> 100.
+std::optional<int64_t> range_start(const std::string& content_range) {
+  if (!content_range.starts_with("bytes ")) return std::nullopt;
+  char* end = nullptr;
+  long long start = std::strtoll(content_range.c_str() + 6, &end, 10);
+  if (end == content_range.c_str() + 6 || *end != '-') return std::nullopt;
+  return start;
+}
 
 /// Runs task(i, repo) for i in [0, count) on up to `jobs` threads, each with its own fork of
 /// `repo`. After the first failure no new task starts. Returns the error of the lowest index.
@@ -281,30 +302,64 @@ Result<std::optional<int64_t>> Repository::head_blob(const Digest& digest) {
 }
 
 Result<void> Repository::fetch_blob(const Descriptor& blob, const BlobStore& store) {
-  Request req;
-  req.url = origin_ + "/v2/" + name_ + "/blobs/" + blob.digest.to_string();
-  req.follow_redirects = true;  // registries hand blobs to a storage back end (S3, CDN)
-  const std::string what = "GET " + common::redact_url(req.url);
+  const std::string url = origin_ + "/v2/" + name_ + "/blobs/" + blob.digest.to_string();
+  const std::string what = "GET " + common::redact_url(url);
+  std::optional<BlobWriter> writer;
+  int64_t have = 0;  // bytes of the blob in `writer`
   for (int attempt = 1;; ++attempt) {
-    ENVB_ASSIGN_OR_RETURN(BlobWriter writer, store.writer());
-    LimitSink limited(writer, blob.size, what);
-    req.sink = &limited;
+    if (!writer) {
+      ENVB_ASSIGN_OR_RETURN(BlobWriter fresh, store.writer());
+      writer.emplace(std::move(fresh));
+      have = 0;
+    }
+    const int64_t before = have;
+    ResumeSink sink(*writer, blob.size, have, what);
+    Request req;
+    req.url = url;
+    req.follow_redirects = true;  // registries hand blobs to a storage back end (S3, CDN)
+    req.sink = &sink;
+    if (have > 0) {
+      // A connection dropped mid-blob: ask for the rest. A 206 must start where we stopped; a
+      // 200 (Range ignored) resends the whole blob, whose first `have` bytes are dropped. The
+      // digest is checked over all the bytes at the end either way.
+      req.headers.emplace_back("Range", "bytes=" + std::to_string(have) + "-");
+      req.on_body_start = [&sink, have, &what](const Response& r) -> Result<void> {
+        if (r.status == 206) {
+          auto start = range_start(r.header("content-range"));
+          if (!start || *start != have)
+            return fail(Errc::Integrity, what + ": asked for bytes " + std::to_string(have) +
+                                             "-, got Content-Range '" + r.header("content-range") +
+                                             "'");
+        } else {
+          sink.skip(have);
+        }
+        return ok();
+      };
+    }
     auto resp = send(req);
+    have = sink.total();
     Result<void> done = ok();
+    bool partial = false;  // part of the blob arrived, then the connection dropped
     if (!resp) {
+      partial = resp.error().code() == Errc::Network && have > 0 && have < blob.size;
       done = std::move(resp).error();
     } else if (!resp->ok()) {
       done = status_error("GET", req.url, *resp);
-    } else if (limited.written() != blob.size) {
-      done = fail(Errc::Integrity, what + ": got " + std::to_string(limited.written()) +
-                                       " bytes, expected " + std::to_string(blob.size));
+    } else if (have != blob.size) {
+      done = fail(Errc::Integrity, what + ": got " + std::to_string(have) + " bytes, expected " +
+                                       std::to_string(blob.size));
     } else {
-      auto committed = writer.commit(blob.digest);
+      auto committed = writer->commit(blob.digest);
       if (!committed) done = std::move(committed).error().with_context(what);
     }
-    if (done || attempt >= options_->blob_attempts) return done;
-    // A connection dropped mid-body, or a corrupt body: download it again.
-    if (!done.error().retryable() && done.error().code() != Errc::Integrity) return done;
+    if (done) return done;
+    // A resumed attempt that made progress does not count against the attempts.
+    if (partial && have > before && before > 0) --attempt;
+    if (attempt >= options_->blob_attempts) return done;
+    const bool ranged = before > 0;
+    if (!partial) writer.reset();  // start over: a corrupt body, or a server that refused the range
+    if (!partial && !ranged && !done.error().retryable() && done.error().code() != Errc::Integrity)
+      return done;
   }
 }
 
@@ -323,8 +378,9 @@ Result<UploadOutcome> Repository::push_blob(const Descriptor& blob, const BodyOp
   const std::string what = "pushing blob " + blob.digest.short_string();
   ENVB_ASSIGN_OR_RETURN(auto existing, head_blob(blob.digest).context(what));
   if (existing && (*existing == blob.size || *existing == 0)) return UploadOutcome::Existed;
+  const bool mountable = !options_->mountable || options_->mountable->count(blob.digest) > 0;
   for (const auto& from : options_->mount_from) {
-    if (from == name_) continue;
+    if (from == name_ || !mountable) continue;
     ENVB_ASSIGN_OR_RETURN(bool mounted, mount_blob(blob.digest, from).context(what));
     if (mounted) return UploadOutcome::Mounted;
   }
@@ -408,18 +464,14 @@ Result<std::vector<std::string>> Repository::tags() {
   return out;
 }
 
-namespace {
-
-// Pushes the blobs of one image in parallel, then its manifest under `reference`.
-Result<Descriptor> push_one(Repository& repo, const Image& image, const std::string& reference,
-                            TransferReport& report) {
-  auto blobs = unique_blobs(image.manifest());
+Result<void> push_blobs(Repository& repo, const std::vector<Descriptor>& blobs,
+                        const BlobOpener& open, TransferReport& report) {
   std::vector<UploadOutcome> outcomes(blobs.size());
   ENVB_TRY(for_each_parallel(repo, blobs.size(), repo.options().jobs,
                              [&](size_t i, Repository& r) -> Result<void> {
                                const Descriptor& d = blobs[i];
-                               BodyOpener open = [&image, &d] { return image.open_blob(d); };
-                               ENVB_ASSIGN_OR_RETURN(outcomes[i], r.push_blob(d, open));
+                               BodyOpener body = [&open, &d] { return open(d); };
+                               ENVB_ASSIGN_OR_RETURN(outcomes[i], r.push_blob(d, body));
                                return ok();
                              }));
   for (size_t i = 0; i < blobs.size(); ++i) {
@@ -437,6 +489,17 @@ Result<Descriptor> push_one(Repository& repo, const Image& image, const std::str
         break;
     }
   }
+  return ok();
+}
+
+namespace {
+
+// Pushes the blobs of one image in parallel, then its manifest under `reference`.
+Result<Descriptor> push_one(Repository& repo, const Image& image, const std::string& reference,
+                            TransferReport& report) {
+  ENVB_TRY(push_blobs(
+      repo, unique_blobs(image.manifest()),
+      [&image](const Descriptor& d) { return image.open_blob(d); }, report));
   std::string media_type = image.descriptor().media_type.empty() ? image.manifest().media_type
                                                                  : image.descriptor().media_type;
   ENVB_ASSIGN_OR_RETURN(

@@ -8,8 +8,10 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -37,6 +39,9 @@ struct RegistryOptions {
   int blob_attempts = 3;
   /// Repositories of the same registry to mount missing blobs from (`?mount=&from=`).
   std::vector<std::string> mount_from;
+  /// When set, mounts are tried only for these blobs (the ones a layer cache says are in the
+  /// mount_from repositories), so a blob that is not there costs no extra POST.
+  std::shared_ptr<const std::set<Digest>> mountable;
 };
 
 enum class Action { Pull, Push };
@@ -119,6 +124,15 @@ struct TransferReport {
   uint64_t post_requests = 0;
   std::chrono::milliseconds elapsed{0};
 };
+
+/// Opens a blob's bytes for an upload.
+using BlobOpener = std::function<Result<std::unique_ptr<common::ByteSource>>(const Descriptor&)>;
+
+/// Pushes `blobs` in parallel (options().jobs threads), each skipped after a HEAD or mounted
+/// when it can be, and counts them into `report` (blobs, uploaded, existed, mounted,
+/// blob_bytes).
+Result<void> push_blobs(Repository& repo, const std::vector<Descriptor>& blobs,
+                        const BlobOpener& open, TransferReport& report);
 
 /// Pushes one image to `dest` (a Registry reference; by tag, or by digest when it has no tag):
 /// blobs in parallel (each skipped after a HEAD when the registry has it), then the manifest.

@@ -48,6 +48,7 @@ struct Transfer {
   std::optional<Error> error;
   uint64_t sent = 0;
   uint64_t received = 0;
+  bool body_started = false;
 };
 
 size_t on_header(char* data, size_t size, size_t count, void* user) {
@@ -70,6 +71,16 @@ size_t on_write(char* data, size_t size, size_t count, void* user) {
   long status = 0;
   curl_easy_getinfo(t->curl, CURLINFO_RESPONSE_CODE, &status);
   if (status >= 200 && status < 300 && t->request->sink) {
+    if (!t->body_started) {
+      t->body_started = true;
+      t->response->status = status;
+      if (t->request->on_body_start) {
+        if (auto started = t->request->on_body_start(*t->response); !started) {
+          t->error = std::move(started).error();
+          return 0;
+        }
+      }
+    }
     auto r = t->request->sink->write(std::as_bytes(std::span<const char>(data, n)));
     if (!r) {
       t->error = std::move(r).error();

@@ -54,6 +54,8 @@ using Headers = std::vector<std::pair<std::string, std::string>>;
 /// Opens the request body afresh (each attempt reads it from the start).
 using BodyOpener = std::function<Result<std::unique_ptr<common::ByteSource>>()>;
 
+struct Response;
+
 struct Request {
   std::string method = "GET";  // GET HEAD PUT POST PATCH DELETE
   std::string url;
@@ -65,6 +67,9 @@ struct Request {
   common::ByteSink* sink = nullptr;
   size_t max_body = 4u << 20;
   bool follow_redirects = false;
+  /// Called once, with the status and headers, before the first body byte of a 2xx response
+  /// reaches the sink (a ranged GET checks its 206 here); an error aborts the transfer.
+  std::function<Result<void>(const Response&)> on_body_start;
 };
 
 struct Response {

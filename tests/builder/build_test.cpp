@@ -19,6 +19,7 @@
 #include "oci/layout.hpp"
 #include "oci/manifest.hpp"
 #include "oci/mutate.hpp"
+#include "tests/oci/registry_server.hpp"
 #include "tests/testing/testing.hpp"
 
 namespace envbuild::builder {
@@ -450,6 +451,107 @@ TEST_F(BuildImageTest, OneChangedPackageRebuildsOnlyItsLayer) {
   size_t common_layers = 0;
   for (const auto& d : shared) common_layers += in_a.count(d);
   EXPECT_EQ(common_layers, 16u);  // base + 15 packages
+}
+
+bool has_blob(const fs::path& store_root, const std::string& digest) {
+  return fs::exists(store_root / "blobs/sha256" / digest.substr(7));
+}
+
+// The CI cache: --cache-to pushes every blob of the image and the package layers' keys; a build
+// elsewhere (fresh caches) with --cache-from builds no package layer, and its push to the same
+// registry uploads no blob (all mounted from the cache repository) nor downloads the cached
+// layers; a local output downloads them (verified) instead of building them. Same digest each
+// time.
+TEST_F(BuildImageTest, RegistryLayerCacheSkipsBuildingAndUploading) {
+  ENVB_REQUIRE_TOOL("docker-registry");
+  ENVB_REQUIRE_TOOL("skopeo");
+  testing::RegistryServer registry(*root_ / "ci-registry");
+  ASSERT_TRUE(registry.start()) << registry.log();
+  const std::string cache = "docker://" + registry.host() + "/envb/cache";
+  const std::string common = "-f " + q(*root_ / "environment.yml") + " -t envb/real:1 --base " +
+                             q("oci:" + (*root_ / "base").string() + ":base") +
+                             " --cmd python --label team=ml --annotation note=x" +
+                             " --tls-verify=false ";
+
+  auto a = run_build(*root_, common + "--cache-dir " + q(*root_ / "ci-a") + " --cache-to " +
+                                 q(cache) + " -o " + q("oci:" + (*root_ / "ci-a-img").string()));
+  ASSERT_EQ(a.exit_code, 0) << a.log;
+  EXPECT_EQ(a.digest, *digest_);
+  EXPECT_NE(a.log.find("envbuild-cache: 15 layers, 18 blobs; pushed 19 blobs (19 uploaded"),
+            std::string::npos)
+      << a.log;  // + the empty config of the cache manifest
+
+  auto b =
+      run_build(*root_, common + "--cache-dir " + q(*root_ / "ci-b") + " --cache-from " + q(cache) +
+                            " -o " + q("docker://" + registry.host() + "/envb/app:1"));
+  ASSERT_EQ(b.exit_code, 0) << b.log;
+  EXPECT_EQ(b.digest, *digest_);
+  EXPECT_NE(b.log.find("(0 written, 15 reused (15 from the registry), +1 base)"), std::string::npos)
+      << b.log;
+  EXPECT_NE(b.log.find("18 blobs (0 uploaded, 18 mounted, 0 already there)"), std::string::npos)
+      << b.log;
+  EXPECT_NE(b.log.find("(1 PUT, 0 PATCH, 18 POST)"), std::string::npos) << b.log;
+  auto layers = layer_digests(*root_ / "ci-a-img", "1");
+  ASSERT_EQ(layers.size(), 17u);
+  for (size_t i = 1; i + 1 < layers.size(); ++i)  // the package layers were never downloaded
+    EXPECT_FALSE(has_blob(*root_ / "ci-b/oci", layers[i])) << layers[i];
+  auto s = run_command("skopeo inspect --tls-verify=false " +
+                       q("docker://" + registry.host() + "/envb/app:1"));
+  EXPECT_EQ(s.exit_code, 0) << s.output;
+  EXPECT_NE(s.output.find(*digest_), std::string::npos) << s.output;
+
+  auto c = run_build(*root_, common + "--cache-dir " + q(*root_ / "ci-c") + " --cache-from " +
+                                 q(cache) + " -o " + q("oci:" + (*root_ / "ci-c-img").string()));
+  ASSERT_EQ(c.exit_code, 0) << c.log;
+  EXPECT_EQ(c.digest, *digest_);
+  EXPECT_NE(c.log.find("(0 written, 15 reused (15 from the registry), +1 base)"), std::string::npos)
+      << c.log;
+  auto layout = oci::Layout::open(*root_ / "ci-c-img");
+  ASSERT_TRUE(layout) << layout.error().to_string();
+  auto image = layout->image("1");
+  ASSERT_TRUE(image) << image.error().to_string();
+  auto valid = oci::validate(**image);
+  EXPECT_TRUE(valid) << valid.error().to_string();
+}
+
+// --base docker://: the base image pushed by skopeo is pulled (verified) into the cache's store;
+// the image is the same as with the base from the layout.
+TEST_F(BuildImageTest, BaseFromARegistry) {
+  ENVB_REQUIRE_TOOL("docker-registry");
+  ENVB_REQUIRE_TOOL("skopeo");
+  testing::RegistryServer registry(*root_ / "base-registry");
+  ASSERT_TRUE(registry.start()) << registry.log();
+  const std::string base = "docker://" + registry.host() + "/envb/base:1";
+  auto pushed = run_command("skopeo copy --dest-tls-verify=false " +
+                            q("oci:" + (*root_ / "base").string() + ":base") + " " + q(base));
+  ASSERT_EQ(pushed.exit_code, 0) << pushed.output;
+  // The suite's cache holds the base's blobs (copied from the layout): drop them, so they must
+  // come from the registry.
+  auto base_layers = layer_digests(*root_ / "base", "base");
+  ASSERT_EQ(base_layers.size(), 1u);
+  auto base_image = oci::Layout::open(*root_ / "base")->image("base");
+  ASSERT_TRUE(base_image);
+  const std::string base_config = (*base_image)->manifest().config.digest.to_string();
+  fs::remove(*root_ / "cache/oci/blobs/sha256" / base_layers[0].substr(7));
+  fs::remove(*root_ / "cache/oci/blobs/sha256" / base_config.substr(7));
+  auto b = run_build(*root_, "-f " + q(*root_ / "environment.yml") +
+                                 " -t envb/real:1 --cmd python --label team=ml --annotation "
+                                 "note=x --tls-verify=false --cache-dir " +
+                                 q(*root_ / "cache") + " --base " + q(base) + " -o " +
+                                 q("oci:" + (*root_ / "from-registry-base").string()));
+  ASSERT_EQ(b.exit_code, 0) << b.log;
+  EXPECT_EQ(b.digest, *digest_);
+  EXPECT_NE(b.log.find("2 blobs downloaded, 0 cached"), std::string::npos) << b.log;
+  EXPECT_TRUE(has_blob(*root_ / "cache/oci", base_layers[0]));
+  EXPECT_TRUE(has_blob(*root_ / "cache/oci", base_config));
+  // A tag that is not there is an error that names it.
+  auto missing = run_build(*root_, "-f " + q(*root_ / "environment.yml") +
+                                       " -t envb/real:1 --tls-verify=false --cache-dir " +
+                                       q(*root_ / "cache") + " --base " +
+                                       q("docker://" + registry.host() + "/envb/base:nope") +
+                                       " -o " + q("oci:" + (*root_ / "nope").string()));
+  EXPECT_NE(missing.exit_code, 0);
+  EXPECT_NE(missing.log.find("pulling base"), std::string::npos) << missing.log;
 }
 
 TEST(ImageBuildHelpers, VirtualRequirementsAreDedupedAndSorted) {

@@ -1,9 +1,13 @@
 #!/usr/bin/env python3
 """A tiny HTTP file server for envbuild's tests: ETag, Last-Modified, 304 on If-None-Match /
 If-Modified-Since, keep-alive (HTTP/1.1), and a flaky mode that answers 503 (Retry-After: 0) the
-first N times each path is asked for. Every request is logged as one JSON line.
+first N times each path is asked for, `Range: bytes=N-` (206), and a dropping mode that sends the
+headers of the first body of each path but only its first N bytes, then closes the connection.
+A directory with an index.json answers with it (so `/v2/` can answer a registry ping). Every
+request is logged as one JSON line.
 
   repo_server.py --root DIR --port-file F --log L [--fail-first N] [--auth user:pass]
+                 [--drop-after N]
 
 The port (bound on 127.0.0.1, chosen by the OS) is written to --port-file once listening.
 """
@@ -18,6 +22,7 @@ import threading
 
 args = None
 counts = {}
+dropped = set()
 lock = threading.Lock()
 
 
@@ -33,12 +38,14 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 
-    def reply(self, status, headers, body=b""):
+    def reply(self, status, headers, body=b"", drop_after=None):
         # Logged before answering, so a client that got the answer finds the line.
         log({"method": self.command, "path": self.path, "status": status,
              "body_bytes": len(body) if self.command != "HEAD" else 0,
              "if_none_match": self.headers.get("If-None-Match"),
              "if_modified_since": self.headers.get("If-Modified-Since"),
+             "range": self.headers.get("Range"),
+             "dropped_after": drop_after,
              "authorization": bool(self.headers.get("Authorization"))})
         self.send_response(status)
         for k, v in headers.items():
@@ -46,6 +53,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD" and body:
+            if drop_after is not None:
+                self.wfile.write(body[:drop_after])
+                self.wfile.flush()
+                self.close_connection = True
+                self.connection.shutdown(2)
+                return
             self.wfile.write(body)
 
     def do_HEAD(self):
@@ -63,6 +76,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.reply(503, {"Retry-After": "0"}, b"try again\n")
         rel = self.path.split("?")[0].lstrip("/")
         full = os.path.normpath(os.path.join(args.root, rel))
+        if os.path.isdir(full) and os.path.isfile(os.path.join(full, "index.json")):
+            full = os.path.join(full, "index.json")
         if not full.startswith(os.path.abspath(args.root)) or not os.path.isfile(full):
             return self.reply(404, {}, b"not found\n")
         with open(full, "rb") as f:
@@ -81,7 +96,22 @@ class Handler(http.server.BaseHTTPRequestHandler):
             t = email.utils.parsedate_to_datetime(ims)
             if t is not None and int(t.timestamp()) >= mtime:
                 return self.reply(304, headers)
-        self.reply(200, headers, body)
+        status = 200
+        rng = self.headers.get("Range", "")
+        if rng.startswith("bytes=") and rng.endswith("-") and rng[6:-1].isdigit():
+            start = int(rng[6:-1])
+            if start >= len(body):
+                return self.reply(416, {"Content-Range": "bytes */%d" % len(body)})
+            headers["Content-Range"] = "bytes %d-%d/%d" % (start, len(body) - 1, len(body))
+            body = body[start:]
+            status = 206
+        drop = None
+        if self.command == "GET" and args.drop_after >= 0 and len(body) > args.drop_after:
+            with lock:
+                if self.path not in dropped:
+                    dropped.add(self.path)
+                    drop = args.drop_after
+        self.reply(status, headers, body, drop)
 
 
 def main():
@@ -92,6 +122,7 @@ def main():
     p.add_argument("--log", required=True)
     p.add_argument("--fail-first", type=int, default=0)
     p.add_argument("--auth", default="")
+    p.add_argument("--drop-after", type=int, default=-1)
     args = p.parse_args()
     args.root = os.path.abspath(args.root)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)

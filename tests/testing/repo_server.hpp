@@ -1,6 +1,7 @@
 #pragma once
 
-// Starts tests/testing/repo_server.py (ETag/Last-Modified/304, optional 503s, optional basic auth)
+// Starts tests/testing/repo_server.py (ETag/Last-Modified/304, Range, optional 503s, basic auth,
+// dropped connections: extra_args "--drop-once", "--no-range")
 // on 127.0.0.1 for one test and stops it afterwards. Header-only.
 
 #include <signal.h>
@@ -22,7 +23,7 @@ class RepoServer {
  public:
   /// Returns an empty server (port() == 0) when python3 is missing or it did not start.
   RepoServer(const std::filesystem::path& root, const std::filesystem::path& scratch,
-             int fail_first = 0, const std::string& auth = "")
+             int fail_first = 0, const std::string& auth = "", const std::string& extra_args = "")
       : log_(scratch / "server.log") {
     auto port_file = scratch / "server.port";
     std::string cmd = "python3 " +
@@ -30,8 +31,8 @@ class RepoServer {
                       " --root " + shell_quote(root.string()) + " --port-file " +
                       shell_quote(port_file.string()) + " --log " + shell_quote(log_.string()) +
                       " --fail-first " + std::to_string(fail_first) +
-                      (auth.empty() ? "" : " --auth " + shell_quote(auth)) + " >" +
-                      shell_quote((scratch / "server.out").string()) + " 2>&1 & echo $!";
+                      (auth.empty() ? "" : " --auth " + shell_quote(auth)) + " " + extra_args +
+                      " >" + shell_quote((scratch / "server.out").string()) + " 2>&1 & echo $!";
     auto r = run_command(cmd);
     pid_ = std::atoi(r.output.c_str());
     for (int i = 0; i < 200 && port_ == 0; ++i) {

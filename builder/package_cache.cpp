@@ -60,7 +60,9 @@ std::string local_path(const std::string& url) {
 // A sink that hashes sha256 and md5 and counts, writing through to a file.
 class VerifyingSink final : public common::ByteSink {
  public:
-  explicit VerifyingSink(common::ByteSink& next) : next_(next), md5_(common::HashAlgorithm::Md5) {}
+  // md5 costs as much CPU as sha256: computed only when it is all the ref has.
+  VerifyingSink(common::ByteSink& next, bool want_md5)
+      : next_(next), md5_(common::HashAlgorithm::Md5), want_md5_(want_md5) {}
   Result<void> write(std::span<const std::byte> data) override {
     absorb(data);
     return next_.write(data);
@@ -68,7 +70,7 @@ class VerifyingSink final : public common::ByteSink {
   /// Hashes and counts bytes that are already in the file (a resumed download's first part).
   void absorb(std::span<const std::byte> data) {
     sha256_.update(data);
-    md5_.update(data);
+    if (want_md5_) md5_.update(data);
     size_ += data.size();
   }
   /// Forgets everything: the file is being written again from its start.
@@ -85,6 +87,7 @@ class VerifyingSink final : public common::ByteSink {
   common::ByteSink& next_;
   common::Hasher sha256_;
   common::Hasher md5_;
+  bool want_md5_;
   uint64_t size_ = 0;
 };
 
@@ -162,7 +165,7 @@ Result<fs::path> PackageCache::download(const PackageRef& package, const std::st
     const bool local = is_local(package.url);
     if (local || (package.size && have >= *package.size)) have = 0;  // nothing to resume
     common::FdSink fd_sink(fd.get(), part.string());
-    VerifyingSink sink(fd_sink);
+    VerifyingSink sink(fd_sink, package.sha256.empty());
     auto rewind = [&]() -> Result<void> {
       if (::ftruncate(fd.get(), 0) != 0 || ::lseek(fd.get(), 0, SEEK_SET) != 0)
         return common::errno_error("truncate", part.string(), errno);

@@ -100,6 +100,7 @@ Result<PackagePlan> plan_package(const conda::PackageRecord& record, const fs::p
   prefix_record.link_type = 1;
 
   plan.staging = target.staging;
+  plan.noarch_python = noarch_python;
   for (const auto& entry : paths) {
     if (!common::is_safe_relative_path(entry.path))
       return fail(Errc::Integrity, label + ": unsafe path '" + entry.path + "' in paths.json");
@@ -316,8 +317,11 @@ Result<void> link_or_copy(const PlannedFile& file, const fs::path& dest,
   return ok();
 }
 
+// Runs one link script with conda's environment. `file` is what runs: the installed script
+// for post-link, the package's own copy (in the extracted cache) for pre-link, since its files
+// are not linked yet; `script` (prefix-relative) names it in messages.
 Result<void> run_link_script(const fs::path& prefix, const PackagePlan& plan,
-                             const std::string& script) {
+                             const std::string& script, const fs::path& file) {
   const auto& r = plan.record;
   pid_t pid = ::fork();
   if (pid < 0) return common::errno_error("fork", script, errno);
@@ -330,7 +334,6 @@ Result<void> run_link_script(const fs::path& prefix, const PackagePlan& plan,
     std::string path = (prefix / "bin").string() + ":" +
                        (std::getenv("PATH") ? std::getenv("PATH") : "/usr/bin:/bin");
     ::setenv("PATH", path.c_str(), 1);
-    std::string file = (prefix / script).string();
     ::dup2(STDERR_FILENO, STDOUT_FILENO);  // keep our stdout for --json
     if (::chdir(prefix.c_str()) != 0) ::_exit(126);
     const char* shell = ::access("/bin/bash", X_OK) == 0 ? "/bin/bash" : "/bin/sh";
@@ -347,6 +350,96 @@ Result<void> run_link_script(const fs::path& prefix, const PackagePlan& plan,
   return ok();
 }
 
+// Compiles the .py files of the noarch python packages with the prefix's python, the way conda
+// does (`python -Wi -m compileall -q -l -i LIST -j 0`, in the prefix), and adds the .pyc files
+// to each package's conda-meta record (path_type pyc_file). Failures to compile are warnings
+// (python compiles on import instead), as in conda.
+Result<void> compile_noarch_pyc(const std::vector<PackagePlan>& plans, const fs::path& prefix,
+                                const std::string& subdir, PrefixInstallReport& report,
+                                const std::function<void(const std::string&)>& warn) {
+  std::vector<std::vector<std::string>> sources(plans.size());
+  size_t count = 0;
+  for (size_t i = 0; i < plans.size(); ++i) {
+    if (!plans[i].noarch_python) continue;
+    for (const auto& f : plans[i].files)
+      if (f.kind == PlannedFile::Kind::File && f.path.ends_with(".py") &&
+          f.path.rfind("bin/", 0) != 0) {
+        sources[i].push_back(f.path);
+        ++count;
+      }
+  }
+  if (count == 0) return ok();
+  const fs::path python = prefix / "bin" / "python";
+  if (subdir != host_subdir() || ::access(python.c_str(), X_OK) != 0) {
+    warn("not compiling " + std::to_string(count) + " .py file(s) of noarch python packages (" +
+         (subdir != host_subdir() ? "platform " + subdir + " is not this host's"
+                                  : std::string("no bin/python in the prefix")) +
+         "); python compiles them on first import where the prefix is writable");
+    return ok();
+  }
+  const fs::path list = prefix / ".envbuild-pyc-list";
+  std::string text;
+  for (const auto& paths : sources)
+    for (const auto& p : paths) text += p + "\n";
+  ENVB_TRY(common::write_file_atomic(list, text));
+  pid_t pid = ::fork();
+  if (pid < 0) return common::errno_error("fork", python.string(), errno);
+  if (pid == 0) {
+    ::dup2(STDERR_FILENO, STDOUT_FILENO);  // keep our stdout for --json
+    if (::chdir(prefix.c_str()) != 0) ::_exit(126);
+    ::execl(python.c_str(), python.c_str(), "-Wi", "-m", "compileall", "-q", "-l", "-i",
+            list.c_str(), "-j", "0", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  std::error_code ec;
+  fs::remove(list, ec);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    warn("python -m compileall failed for some noarch python files (exit " +
+         std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) +
+         "); they are compiled on import instead");
+  // Each x.py gives __pycache__/x.<tag>.pyc; the tag is the python's (cpython-311, ...).
+  std::map<fs::path, std::vector<std::string>> listings;
+  auto cached_pyc = [&](const std::string& py) -> std::optional<std::string> {
+    fs::path rel(py);
+    fs::path dir = rel.parent_path() / "__pycache__";
+    auto [it, inserted] = listings.try_emplace(dir);
+    if (inserted)
+      for (const auto& e : fs::directory_iterator(prefix / dir, ec))
+        it->second.push_back(e.path().filename().string());
+    std::string stem = rel.stem().string() + ".";
+    for (const auto& name : it->second)
+      if (name.rfind(stem, 0) == 0 && name.ends_with(".pyc") &&
+          name.find('.', stem.size()) == name.size() - 4)
+        return (dir / name).string();
+    return std::nullopt;
+  };
+  for (size_t i = 0; i < plans.size(); ++i) {
+    if (sources[i].empty()) continue;
+    auto meta = std::find_if(plans[i].files.begin(), plans[i].files.end(), [](const auto& f) {
+      return f.path.rfind("conda-meta/", 0) == 0 && f.path.ends_with(".json");
+    });
+    if (meta == plans[i].files.end()) continue;
+    ENVB_ASSIGN_OR_RETURN(std::string json_text, common::read_file(prefix / meta->path));
+    auto json = nlohmann::json::parse(json_text, nullptr, false);
+    if (json.is_discarded() || !json.is_object())
+      return fail(Errc::Internal, (prefix / meta->path).string() + ": not JSON");
+    auto& files = json["files"];
+    auto& paths = json["paths_data"]["paths"];
+    for (const auto& py : sources[i]) {
+      auto pyc = cached_pyc(py);
+      if (!pyc) continue;
+      files.push_back(*pyc);
+      if (paths.is_array()) paths.push_back({{"_path", *pyc}, {"path_type", "pyc_file"}});
+      ++report.pyc_compiled;
+    }
+    ENVB_TRY(common::write_file_atomic(prefix / meta->path, json.dump(2) + "\n"));
+  }
+  return ok();
+}
+
 }  // namespace
 
 Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& plans,
@@ -357,9 +450,34 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
   PrefixInstallReport report;
   ENVB_TRY(common::make_dirs(prefix_dir / "conda-meta"));
   const bool scripts_here = options.link_scripts == LinkScripts::Run && subdir == host_subdir();
+  // Shows and removes $PREFIX/.messages.txt after a script.
+  auto messages = [&](const PackagePlan& plan, const std::string& kind) {
+    fs::path file = prefix_dir / ".messages.txt";
+    std::error_code ec;
+    if (fs::exists(file, ec)) {
+      if (auto text = common::read_file(file); text && !text->empty())
+        warn(plan.record.name + " " + kind + ": " + *text);
+      fs::remove(file, ec);
+    }
+  };
   std::map<std::string, std::string> owner;
   for (const auto& plan : plans) {
     const std::string label = package_label(plan.record);
+    // Pre-link scripts (deprecated in conda, still run) run before the package's own files are
+    // linked, from the package's copy, with the same environment as post-link scripts.
+    for (const auto& script : plan.link_scripts) {
+      if (!script.ends_with("-pre-link.sh")) continue;
+      if (!scripts_here) {
+        report.scripts_pending.push_back(plan.record.name + ": pre-link (" + script + ")");
+        continue;
+      }
+      auto it = std::find_if(plan.files.begin(), plan.files.end(),
+                             [&](const PlannedFile& f) { return f.path == script; });
+      if (it == plan.files.end()) continue;
+      ENVB_TRY(run_link_script(prefix_dir, plan, script, it->source));
+      report.scripts_run.push_back(plan.record.name + ": pre-link");
+      messages(plan, "pre-link");
+    }
     for (const auto& file : plan.files) {
       fs::path dest = prefix_dir / file.path;
       if (auto it = owner.find(file.path); it != owner.end() && it->second != label) {
@@ -380,33 +498,26 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
       ++report.files;
     }
   }
+  if (options.compile_pyc) ENVB_TRY(compile_noarch_pyc(plans, prefix_dir, subdir, report, warn));
   // Post-link scripts run once every package is in place (they may use any of them), in link
-  // order. Pre-link scripts are deprecated in conda and would run before their own files exist
-  // here: they are recorded as pending.
+  // order.
   for (const auto& plan : plans) {
     for (const auto& script : plan.link_scripts) {
-      const bool pre = script.ends_with("-pre-link.sh");
-      std::string kind = pre ? "pre-link" : "post-link";
-      if (scripts_here && !pre) {
-        ENVB_TRY(run_link_script(prefix_dir, plan, script));
-        report.scripts_run.push_back(plan.record.name + ": " + kind);
-        fs::path messages = prefix_dir / ".messages.txt";
-        std::error_code ec;
-        if (fs::exists(messages, ec)) {
-          if (auto text = common::read_file(messages); text && !text->empty())
-            warn(plan.record.name + " " + kind + ": " + *text);
-          fs::remove(messages, ec);
-        }
+      if (script.ends_with("-pre-link.sh")) continue;
+      if (scripts_here) {
+        ENVB_TRY(run_link_script(prefix_dir, plan, script, prefix_dir / script));
+        report.scripts_run.push_back(plan.record.name + ": post-link");
+        messages(plan, "post-link");
       } else {
-        report.scripts_pending.push_back(plan.record.name + ": " + kind + " (" + script + ")");
+        report.scripts_pending.push_back(plan.record.name + ": post-link (" + script + ")");
       }
     }
   }
   if (!report.scripts_pending.empty())
     warn(std::to_string(report.scripts_pending.size()) + " link script(s) not run (" +
-         (options.link_scripts == LinkScripts::Skip ? "--no-link-scripts"
-          : subdir != host_subdir()                 ? "platform " + subdir + " is not this host's"
-                                                    : std::string("pre-link scripts are not run")) +
+         (options.link_scripts == LinkScripts::Skip
+              ? "--no-link-scripts"
+              : "platform " + subdir + " is not this host's") +
          "); recorded in conda-meta/envbuild-pending-scripts");
   for (const auto& [path, content] : environment_files(plans, prefix_dir.string(), options)) {
     ENVB_TRY(common::make_dirs((prefix_dir / path).parent_path()));

@@ -42,6 +42,7 @@ struct PackagePlan {
   std::vector<conda::RelocationRecord> relocations;  // one per patched file, path prefix-relative
   std::vector<std::string> link_scripts;             // e.g. "bin/.pkg-post-link.sh"
   std::filesystem::path staging;  // the target's staging dir (private copies live under it)
+  bool noarch_python = false;     // its .py files are compiled to .pyc after linking
 };
 
 struct InstallTarget {
@@ -65,6 +66,10 @@ enum class LinkScripts { Run, Skip };
 
 struct PrefixInstallOptions {
   LinkScripts link_scripts = LinkScripts::Run;
+  /// Compile the .py files of noarch python packages with the environment's python
+  /// (`python -m compileall`, as conda does) when the platform is the host's; the .pyc files
+  /// are added to the packages' conda-meta records.
+  bool compile_pyc = true;
   std::map<std::string, std::string> variables;  // environment.yml `variables:`
   std::string environment_name;
   std::vector<std::string> requested_specs;  // for conda-meta/history
@@ -79,6 +84,7 @@ struct PrefixInstallReport {
   std::vector<std::string> clobbered;        // "path: pkgA, then pkgB (kept)"
   std::vector<std::string> scripts_run;      // "demo-tools: post-link"
   std::vector<std::string> scripts_pending;  // recorded, not run (other platform, or skipped)
+  size_t pyc_compiled = 0;                   // .pyc files written for noarch python packages
 };
 
 /// Materializes plans (in the given, topological, order) into `prefix_dir`, which must be the
@@ -115,8 +121,8 @@ struct EnvironmentInstallRequest {
   /// lacks (a lock file knows only URLs and hashes) are read from the package's info/index.json.
   std::vector<conda::PackageRecord> records;
   std::map<std::string, std::string> requested_specs;  // package name -> spec as requested
-  std::filesystem::path prefix_dir;  // absolute; created; must be empty or absent
-  std::string subdir;                // the environment's platform
+  std::filesystem::path prefix_dir;                    // absolute; created; must be empty or absent
+  std::string subdir;                                  // the environment's platform
   PackageCacheOptions cache;
   PrefixInstallOptions install;
   size_t jobs = 8;  // planning (patching) threads; downloads use cache.jobs

@@ -1,6 +1,8 @@
 #include "builder/package_cache.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdlib>
@@ -58,12 +60,24 @@ std::string local_path(const std::string& url) {
 // A sink that hashes sha256 and md5 and counts, writing through to a file.
 class VerifyingSink final : public common::ByteSink {
  public:
-  explicit VerifyingSink(common::ByteSink& next) : next_(next), md5_(common::HashAlgorithm::Md5) {}
+  // md5 costs as much CPU as sha256: computed only when it is all the ref has.
+  VerifyingSink(common::ByteSink& next, bool want_md5)
+      : next_(next), md5_(common::HashAlgorithm::Md5), want_md5_(want_md5) {}
   Result<void> write(std::span<const std::byte> data) override {
-    sha256_.update(data);
-    md5_.update(data);
-    size_ += data.size();
+    absorb(data);
     return next_.write(data);
+  }
+  /// Hashes and counts bytes that are already in the file (a resumed download's first part).
+  void absorb(std::span<const std::byte> data) {
+    sha256_.update(data);
+    if (want_md5_) md5_.update(data);
+    size_ += data.size();
+  }
+  /// Forgets everything: the file is being written again from its start.
+  void reset() {
+    sha256_ = common::Hasher();
+    md5_ = common::Hasher(common::HashAlgorithm::Md5);
+    size_ = 0;
   }
   std::string sha256() { return sha256_.hex_digest(); }
   std::string md5() { return md5_.hex_digest(); }
@@ -73,6 +87,7 @@ class VerifyingSink final : public common::ByteSink {
   common::ByteSink& next_;
   common::Hasher sha256_;
   common::Hasher md5_;
+  bool want_md5_;
   uint64_t size_ = 0;
 };
 
@@ -97,8 +112,9 @@ Result<void> verify(const PackageRef& package, VerifyingSink& sink, const std::s
 
 namespace {
 
-// Leftovers of a process killed while it held this key's lock: temp files of an unfinished
-// download (AtomicFile names them ".<fn>.tmp.*") and half-extracted trees (".<key>.tmp.*").
+// Leftovers of a process killed while it held this key's lock: half-extracted trees
+// (".<key>.tmp.*") and temp files of older versions (".<fn>.tmp.*"). An unfinished download
+// (".<fn>.part") is kept: it is resumed.
 // Called with the key's lock held, so nobody else is writing them.
 void remove_stale_temps(const fs::path& root, const std::string& key, const std::string& name) {
   std::error_code ec;
@@ -134,27 +150,93 @@ Result<fs::path> PackageCache::download(const PackageRef& package, const std::st
         .with_hint("run once without --offline, or point --cache-dir at a cache that has it");
   ENVB_TRY(common::make_dirs(dir));
   std::string what = name + " (" + common::redact_url(package.url) + ")";
-  // HttpClient retries only failures before the first body byte; a transfer cut in the middle is
-  // retried here, from the start, into a fresh temp file.
+  // Bytes arrive in <dir>/.<fn>.part, kept when a transfer breaks off, so that the next attempt
+  // (here, or in a later run: we hold the key's lock) asks only for the rest with
+  // `Range: bytes=N-`. A server that answers 200 instead of 206 sends the whole file: the part is
+  // rewound. Size and hashes are always checked over the whole file; a resumed file that fails
+  // them is dropped and fetched once more from the start.
+  const fs::path part = dir / ("." + name + ".part");
   for (int attempt = 1;; ++attempt) {
-    ENVB_ASSIGN_OR_RETURN(auto file, common::AtomicFile::create(archive, 0644));
-    common::FdSink fd_sink(file.fd().get(), file.temp_path().string());
-    VerifyingSink sink(fd_sink);
-    if (is_local(package.url)) {
+    ENVB_ASSIGN_OR_RETURN(common::Fd fd,
+                          common::Fd::open(part.string(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) return common::errno_error("fstat", part.string(), errno);
+    uint64_t have = static_cast<uint64_t>(st.st_size);
+    const bool local = is_local(package.url);
+    if (local || (package.size && have >= *package.size)) have = 0;  // nothing to resume
+    common::FdSink fd_sink(fd.get(), part.string());
+    VerifyingSink sink(fd_sink, package.sha256.empty());
+    auto rewind = [&]() -> Result<void> {
+      if (::ftruncate(fd.get(), 0) != 0 || ::lseek(fd.get(), 0, SEEK_SET) != 0)
+        return common::errno_error("truncate", part.string(), errno);
+      sink.reset();
+      return ok();
+    };
+    if (have > 0) {
+      // Hash what is already there, then append after it.
+      auto source = common::FileSource::open(part.string());
+      if (!source) return std::move(source).error().with_context("reading " + part.string());
+      class Absorb final : public common::ByteSink {
+       public:
+        explicit Absorb(VerifyingSink& s) : s_(s) {}
+        Result<void> write(std::span<const std::byte> data) override {
+          s_.absorb(data);
+          return ok();
+        }
+
+       private:
+        VerifyingSink& s_;
+      } absorb(sink);
+      ENVB_TRY(common::copy_stream(**source, absorb).context("reading " + part.string()));
+      if (::lseek(fd.get(), static_cast<off_t>(have), SEEK_SET) < 0)
+        return common::errno_error("lseek", part.string(), errno);
+    } else {
+      ENVB_TRY(rewind());
+    }
+    if (local) {
       auto source = common::FileSource::open(local_path(package.url));
       if (!source) return std::move(source).error().with_context("reading " + what);
       auto copied = common::copy_stream(**source, sink);
       if (!copied) return std::move(copied).error().with_context("reading " + what);
     } else {
-      auto sent = client.send(common::http_get(package.url), sink);
+      common::HttpRequest request = common::http_get(package.url);
+      if (have > 0) {
+        request.headers.emplace_back("Range", "bytes=" + std::to_string(have) + "-");
+        request.before_body =
+            [&](long status, const std::map<std::string, std::string>& headers) -> Result<void> {
+          if (status != 206) return rewind();  // the whole file follows
+          auto it = headers.find("content-range");
+          std::string expect = "bytes " + std::to_string(have) + "-";
+          if (it == headers.end() || it->second.rfind(expect, 0) != 0)
+            return fail(Errc::Network, what + ": asked for bytes " + std::to_string(have) +
+                                           "-, the server sent '" +
+                                           (it == headers.end() ? "" : it->second) + "'");
+          return ok();
+        };
+      }
+      auto sent = client.send(request, sink);
       if (!sent) {
-        if (sent.error().retryable() && attempt < kDownloadAttempts) continue;
+        if (attempt < kDownloadAttempts && (sent.error().retryable() || have > 0)) {
+          // A broken transfer keeps its part (resumed next); a resume the server refused
+          // (416, a wrong Content-Range) starts over.
+          if (!sent.error().retryable()) (void)rewind();
+          continue;
+        }
         return std::move(sent).error().with_context("downloading " + name);
       }
     }
     std::string sha256;
-    ENVB_TRY(verify(package, sink, what, sha256));
-    ENVB_TRY(file.commit_no_replace());
+    if (auto verified = verify(package, sink, what, sha256); !verified) {
+      std::error_code rm;
+      fs::remove(part, rm);
+      if (have > 0 && attempt < kDownloadAttempts) continue;
+      return std::move(verified).error();
+    }
+    if (::fsync(fd.get()) != 0) return common::errno_error("fsync", part.string(), errno);
+    fd.reset();
+    if (::rename(part.c_str(), archive.c_str()) != 0)
+      return common::errno_error("rename", archive.string(), errno);
+    ENVB_TRY(common::sync_dir(dir));
     downloaded = true;
     return archive;
   }

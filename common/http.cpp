@@ -111,6 +111,8 @@ struct SlistFree {
 /// Per-attempt state the callbacks fill.
 struct Transfer {
   ByteSink* sink = nullptr;
+  const HttpRequest* request = nullptr;
+  bool body_started = false;
   long status = 0;
   std::string status_line;
   std::map<std::string, std::string> headers;
@@ -137,6 +139,15 @@ size_t on_body(char* data, size_t size, size_t count, void* user) {
   auto* t = static_cast<Transfer*>(user);
   size_t n = size * count;
   if (t->status >= 200 && t->status < 300) {
+    if (!t->body_started) {
+      t->body_started = true;
+      if (t->request->before_body) {
+        if (auto r = t->request->before_body(t->status, t->headers); !r) {
+          t->sink_error = std::move(r).error();
+          return 0;
+        }
+      }
+    }
     auto r = t->sink->write(std::as_bytes(std::span(data, n)));
     if (!r) {
       t->sink_error = std::move(r).error();
@@ -295,6 +306,7 @@ Result<HttpResponse> HttpClient::send(const HttpRequest& request, ByteSink& body
   for (int attempt = 0;; ++attempt) {
     Transfer t;
     t.sink = &body;
+    t.request = &request;
     char errbuf[CURL_ERROR_SIZE] = {0};
     curl_easy_reset(c);  // keeps the connection, DNS and TLS session caches
     curl_easy_setopt(c, CURLOPT_URL, request.url.c_str());

@@ -47,14 +47,20 @@ struct HttpOptions {
 struct HttpRequest {
   std::string url;
   std::string method = "GET";  // GET or HEAD
-  /// Extra headers, e.g. {"If-None-Match", "\"abc\""}.
+  /// Extra headers, e.g. {"If-None-Match", "\"abc\""} or {"Range", "bytes=100-"}.
   std::vector<std::pair<std::string, std::string>> headers;
+  /// Called once per attempt, before the first body byte of a 2xx answer, with its status and
+  /// headers (names lower-cased): a resumed download learns here whether the server sent the
+  /// rest (206) or the whole file (200) and rewinds its sink. An error aborts the transfer and
+  /// is returned by send().
+  std::function<Result<void>(long status, const std::map<std::string, std::string>& headers)>
+      before_body;
 };
 
 /// A GET request for `url` with optional extra headers.
 inline HttpRequest http_get(std::string url,
                             std::vector<std::pair<std::string, std::string>> headers = {}) {
-  return HttpRequest{std::move(url), "GET", std::move(headers)};
+  return HttpRequest{std::move(url), "GET", std::move(headers), {}};
 }
 
 struct HttpResponse {

@@ -34,6 +34,7 @@ struct InstallCliOptions {
   std::string pip_find_links;
   size_t jobs = 8;
   bool no_link_scripts = false;
+  bool no_pyc = false;
   bool offline = false;
   bool quiet = false;
   bool json = false;
@@ -150,6 +151,7 @@ Result<int> run_install(const InstallCliOptions& o) {
   request.cache.offline = o.offline;
   if (!o.cache_dir.empty()) request.cache.root = fs::absolute(o.cache_dir, ec);
   request.install.link_scripts = o.no_link_scripts ? LinkScripts::Skip : LinkScripts::Run;
+  request.install.compile_pyc = !o.no_pyc;
   request.install.variables = in.variables;
   request.install.environment_name = in.name;
   request.install.requested_specs = in.specs;
@@ -199,6 +201,7 @@ Result<int> run_install(const InstallCliOptions& o) {
         {"hardlinked", report.prefix.hardlinked},
         {"copied", report.prefix.copied},
         {"patched", report.relocations},
+        {"pyc_compiled", report.prefix.pyc_compiled},
         {"clobbered", report.prefix.clobbered},
         {"scripts_run", report.prefix.scripts_run},
         {"scripts_pending", report.prefix.scripts_pending},
@@ -232,6 +235,8 @@ void register_install(CLI::App& app, Outcome& outcome) {
                   "install the pip: requirements from wheels in DIR (pip --no-deps --no-index)");
   cmd->add_option("-j,--jobs", options->jobs, "parallel downloads/extractions (default 8)");
   cmd->add_flag("--no-link-scripts", options->no_link_scripts, "record link scripts, never run");
+  cmd->add_flag("--no-pyc", options->no_pyc,
+                "do not compile noarch python packages' .py files (python does it on import)");
   cmd->add_flag("--offline", options->offline, "use only cached repodata and packages");
   cmd->add_flag("-q,--quiet", options->quiet, "no progress lines");
   cmd->add_flag("--json", options->json, "print a JSON summary on stdout");

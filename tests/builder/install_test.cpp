@@ -6,6 +6,7 @@
 #include "builder/install.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -23,7 +24,9 @@ using testing::shell_quote;
 using testing::TempDirTest;
 using testing::write_text;
 
-fs::path envbuild_bin() { return testing::binary_dir() / "envbuild"; }
+fs::path envbuild_bin() {
+  return testing::binary_dir() / "envbuild";
+}
 
 // The host-python channel, built once per build directory (under a lock: test processes may
 // run in parallel) with make_channel.py --only python and `envbuild index`.
@@ -40,8 +43,8 @@ std::optional<fs::path> python_channel(std::string& why) {
   fs::remove_all(dir, ec);
   auto made = run_command(
       "python3 " + shell_quote((testing::source_dir() / "examples/demo/make_channel.py").string()) +
-      " " + shell_quote(dir.string()) + " --only python && " + shell_quote(envbuild_bin().string()) +
-      " index " + shell_quote(dir.string()));
+      " " + shell_quote(dir.string()) + " --only python && " +
+      shell_quote(envbuild_bin().string()) + " index " + shell_quote(dir.string()));
   if (made.exit_code != 0) {
     why = made.output;
     fs::remove_all(dir, ec);
@@ -72,7 +75,8 @@ class RealEnvironmentTest : public ::testing::Test {
     auto channel = python_channel(*error_);
     if (!channel) return;
     write_text(*root_ / "environment.yml",
-               "name: real\nchannels:\n  - " + channel->string() + "\n  - " + subset_channel(*root_) +
+               "name: real\nchannels:\n  - " + channel->string() + "\n  - " +
+                   subset_channel(*root_) +
                    "\n  - nodefaults\ndependencies:\n  - python 3.*\n  - openssl\n  - xz\n"
                    "  - ncurses\n  - readline\n  - libzlib\n  - pip\nvariables:\n"
                    "  ENVB_TEST_VAR: hello\n");
@@ -151,6 +155,20 @@ TEST_F(RealEnvironmentTest, CondaMetaHistoryAndVariables) {
   for (const auto& f : j["files"])
     if (f.get<std::string>().rfind("lib/python3.", 0) == 0) has_site_packages = true;
   EXPECT_TRUE(has_site_packages) << "noarch python files must be remapped into site-packages";
+  // Its .py files were compiled by the env's python, and the .pyc files recorded (as conda does).
+  size_t pyc = 0;
+  for (const auto& f : j["files"]) {
+    std::string path = f.get<std::string>();
+    if (path.find("/__pycache__/") != std::string::npos && path.ends_with(".pyc")) {
+      ++pyc;
+      EXPECT_TRUE(fs::exists(env() / path)) << path;
+    }
+  }
+  EXPECT_GT(pyc, 100u);
+  bool pyc_typed = false;
+  for (const auto& p : j["paths_data"]["paths"])
+    if (p["path_type"] == "pyc_file") pyc_typed = true;
+  EXPECT_TRUE(pyc_typed);
   auto state = nlohmann::json::parse(read_text(env() / "conda-meta/state"));
   EXPECT_EQ(state["env_vars"]["ENVB_TEST_VAR"], "hello");
   EXPECT_FALSE(fs::exists(env() / ".envbuild-staging"));
@@ -213,7 +231,8 @@ std::string conda_replace(std::string data, const std::string& placeholder,
       s.replace(p, placeholder.size(), prefix);
       ++count;
     }
-    out += data.substr(i, at - i) + s + std::string(count * (placeholder.size() - prefix.size()), '\0');
+    out += data.substr(i, at - i) + s +
+           std::string(count * (placeholder.size() - prefix.size()), '\0');
     i = end;
   }
   return out + data.substr(std::min(i, data.size()));
@@ -232,9 +251,9 @@ TEST_F(RealEnvironmentTest, TreeMatchesCphExtractWithPlaceholderReplaced) {
     ASSERT_EQ(x.exit_code, 0) << x.output;
     // cph x puts the package in DEST/<stem>.
     fs::path tree = out;
-    if (!fs::exists(tree / "info")) tree = out / fn.substr(0, fn.find(".conda") != std::string::npos
-                                                                 ? fn.size() - 6
-                                                                 : fn.size() - 8);
+    if (!fs::exists(tree / "info"))
+      tree = out /
+             fn.substr(0, fn.find(".conda") != std::string::npos ? fn.size() - 6 : fn.size() - 8);
     ASSERT_TRUE(fs::exists(tree / "info/paths.json")) << tree;
     auto paths = nlohmann::json::parse(read_text(tree / "info/paths.json"))["paths"];
     size_t compared = 0, patched = 0;
@@ -260,8 +279,8 @@ TEST_F(RealEnvironmentTest, TreeMatchesCphExtractWithPlaceholderReplaced) {
     }
     EXPECT_GT(compared, 0u);
     // The conda-meta record lists exactly the package's paths.
-    std::string stem = fn.substr(0, fn.find(".conda") != std::string::npos ? fn.size() - 6
-                                                                             : fn.size() - 8);
+    std::string stem =
+        fn.substr(0, fn.find(".conda") != std::string::npos ? fn.size() - 6 : fn.size() - 8);
     auto meta = nlohmann::json::parse(read_text(env() / "conda-meta" / (stem + ".json")));
     EXPECT_EQ(meta["files"].size(), paths.size());
     if (fn.rfind("ncurses", 0) == 0) {
@@ -286,7 +305,8 @@ class PlanTest : public TempDirTest {
     nlohmann::json index = {{"name", name}, {"version", "1.0"}, {"build", "0"}, {"depends", {}}};
     if (!noarch.empty()) index["noarch"] = noarch;
     write_text(root / "info/index.json", index.dump());
-    write_text(root / "info/paths.json", nlohmann::json{{"paths", paths}, {"paths_version", 1}}.dump());
+    write_text(root / "info/paths.json",
+               nlohmann::json{{"paths", paths}, {"paths_version", 1}}.dump());
     return root;
   }
   conda::PackageRecord record(const std::string& name, std::vector<std::string> depends = {}) {
@@ -334,8 +354,8 @@ TEST_F(PlanTest, NoarchPythonWithoutPythonIsAClearError) {
 TEST_F(PlanTest, ClobberWarnsLastWinsAndIsRecorded) {
   std::vector<PackagePlan> plans;
   for (std::string name : {"alpha", "beta"}) {
-    auto plan = plan_package(record(name), make_package(name, {"bin/tool", "share/" + name}),
-                             name, target());
+    auto plan = plan_package(record(name), make_package(name, {"bin/tool", "share/" + name}), name,
+                             target());
     ASSERT_TRUE(plan) << plan.error().to_string();
     plans.push_back(std::move(*plan));
   }
@@ -355,6 +375,49 @@ TEST_F(PlanTest, ClobberWarnsLastWinsAndIsRecorded) {
   EXPECT_TRUE(fs::exists(dir_ / "prefix/conda-meta/beta-1.0-0.json"));
 }
 
+// Pre-link scripts run before their package's files are linked (from the package's copy),
+// post-link scripts after every package is; both with PREFIX, PKG_NAME, PKG_VERSION and
+// PKG_BUILDNUM. --no-link-scripts (or another platform) records both as pending.
+TEST_F(PlanTest, PreLinkRunsBeforeTheFilesAndPostLinkAfter) {
+  const std::string check =
+      "echo \"$PKG_NAME $PKG_VERSION $PKG_BUILDNUM %s $(test -e \"$PREFIX/lib/a.txt\" && echo "
+      "linked || echo absent)\" >> \"$PREFIX/scripts.log\"\n";
+  auto script = [&](const char* kind) {
+    char buf[512];
+    std::snprintf(buf, sizeof buf, check.c_str(), kind);
+    return std::string(buf);
+  };
+  fs::path pkg = make_package("a", {"bin/.a-pre-link.sh", "bin/.a-post-link.sh", "lib/a.txt"});
+  write_text(pkg / "bin/.a-pre-link.sh", script("pre-link"));
+  write_text(pkg / "bin/.a-post-link.sh", script("post-link"));
+  for (bool run : {true, false}) {
+    SCOPED_TRACE(run ? "run" : "skip");
+    fs::remove_all(dir_ / "prefix");
+    fs::remove_all(dir_ / "staging");
+    auto plan = plan_package(record("a"), pkg, "a", target());
+    ASSERT_TRUE(plan) << plan.error().to_string();
+    std::vector<PackagePlan> plans;
+    plans.push_back(std::move(*plan));
+    PrefixInstallOptions options;
+    options.link_scripts = run ? LinkScripts::Run : LinkScripts::Skip;
+    options.warn = [](const std::string&) {};
+    auto report = install_to_prefix(plans, dir_ / "prefix", host_subdir(), options);
+    ASSERT_TRUE(report) << report.error().to_string();
+    if (run) {
+      EXPECT_EQ(read_text(dir_ / "prefix/scripts.log"),
+                "a 1.0 0 pre-link absent\na 1.0 0 post-link linked\n");
+      EXPECT_EQ(report->scripts_run, (std::vector<std::string>{"a: pre-link", "a: post-link"}));
+      EXPECT_TRUE(report->scripts_pending.empty());
+    } else {
+      EXPECT_FALSE(fs::exists(dir_ / "prefix/scripts.log"));
+      ASSERT_EQ(report->scripts_pending.size(), 2u);
+      EXPECT_NE(report->scripts_pending[0].find("pre-link"), std::string::npos);
+      EXPECT_NE(read_text(dir_ / "prefix/conda-meta/envbuild-pending-scripts").find("pre-link"),
+                std::string::npos);
+    }
+  }
+}
+
 TEST(TopologicalOrder, DependenciesFirstTiesByNameCyclesBroken) {
   auto rec = [](std::string n, std::vector<std::string> d) {
     conda::PackageRecord r;
@@ -362,9 +425,13 @@ TEST(TopologicalOrder, DependenciesFirstTiesByNameCyclesBroken) {
     r.depends = std::move(d);
     return r;
   };
-  std::vector<conda::PackageRecord> records = {
-      rec("zlib", {}), rec("python", {"zlib >=1", "openssl 3.*"}), rec("openssl", {"ca"}),
-      rec("ca", {}), rec("pip", {"python >=3.8"}), rec("a", {"b"}), rec("b", {"a"})};
+  std::vector<conda::PackageRecord> records = {rec("zlib", {}),
+                                               rec("python", {"zlib >=1", "openssl 3.*"}),
+                                               rec("openssl", {"ca"}),
+                                               rec("ca", {}),
+                                               rec("pip", {"python >=3.8"}),
+                                               rec("a", {"b"}),
+                                               rec("b", {"a"})};
   std::vector<std::string> names;
   for (size_t i : topological_order(records)) names.push_back(records[i].name);
   EXPECT_EQ(names, (std::vector<std::string>{"ca", "openssl", "zlib", "python", "pip", "a", "b"}));

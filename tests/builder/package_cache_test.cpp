@@ -41,15 +41,15 @@ PackageRef local_ref(const fs::path& file) {
   return ref;
 }
 
-// Every name under `root` that looks like an unfinished write (".x.tmp.*").
+// Every name under `root` that looks like an unfinished write (".x.tmp.*", ".x.part").
 std::vector<std::string> leftovers(const fs::path& root) {
   std::vector<std::string> out;
   std::error_code ec;
   if (!fs::exists(root, ec)) return out;
-  for (auto it = fs::recursive_directory_iterator(root, ec); it != fs::recursive_directory_iterator();
-       ++it) {
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       it != fs::recursive_directory_iterator(); ++it) {
     std::string name = it->path().filename().string();
-    if (name.find(".tmp.") != std::string::npos) {
+    if (name.find(".tmp.") != std::string::npos || name.ends_with(".part")) {
       out.push_back(it->path().string());
       it.disable_recursion_pending();
     }
@@ -113,7 +113,8 @@ TEST_F(PackageCacheTest, CorruptedOrTruncatedDownloadNeverEntersTheCache) {
   fs::copy_file(*subset_dir() / kXz, served / kXz);
   std::string good = testing::read_text(served / kXz);
   {
-    std::ofstream(served / "truncated.tar.bz2", std::ios::binary) << good.substr(0, good.size() / 2);
+    std::ofstream(served / "truncated.tar.bz2", std::ios::binary)
+        << good.substr(0, good.size() / 2);
     std::string flipped = good;
     flipped[flipped.size() / 2] ^= 0x55;
     std::ofstream(served / "corrupt.tar.bz2", std::ios::binary) << flipped;
@@ -260,21 +261,22 @@ TEST_F(PackageCacheKillTest, KilledDuringDownloadThenNextRunSucceeds) {
   // A server that sends the package slowly (64 KiB every 50 ms).
   fs::path served = dir_ / "served";
   fs::create_directories(served);
-  fs::copy_file(*subset_dir() / kZlib, served / kZlib);
-  testing::write_text(dir_ / "slow.py",
-                      "import http.server,os,sys,time\n"
-                      "root=sys.argv[1]\n"
-                      "class H(http.server.BaseHTTPRequestHandler):\n"
-                      "  def log_message(self,*a): pass\n"
-                      "  def do_GET(self):\n"
-                      "    d=open(os.path.join(root,self.path.lstrip('/')),'rb').read()\n"
-                      "    self.send_response(200); self.send_header('Content-Length',str(len(d)))\n"
-                      "    self.end_headers()\n"
-                      "    for i in range(0,len(d),65536):\n"
-                      "      self.wfile.write(d[i:i+65536]); self.wfile.flush(); time.sleep(0.05)\n"
-                      "s=http.server.ThreadingHTTPServer(('127.0.0.1',0),H)\n"
-                      "open(sys.argv[2],'w').write(str(s.server_address[1]))\n"
-                      "s.serve_forever()\n");
+  fs::copy_file(*subset_dir() / kXz, served / kXz);
+  testing::write_text(
+      dir_ / "slow.py",
+      "import http.server,os,sys,time\n"
+      "root=sys.argv[1]\n"
+      "class H(http.server.BaseHTTPRequestHandler):\n"
+      "  def log_message(self,*a): pass\n"
+      "  def do_GET(self):\n"
+      "    d=open(os.path.join(root,self.path.lstrip('/')),'rb').read()\n"
+      "    self.send_response(200); self.send_header('Content-Length',str(len(d)))\n"
+      "    self.end_headers()\n"
+      "    for i in range(0,len(d),65536):\n"
+      "      self.wfile.write(d[i:i+65536]); self.wfile.flush(); time.sleep(0.05)\n"
+      "s=http.server.ThreadingHTTPServer(('127.0.0.1',0),H)\n"
+      "open(sys.argv[2],'w').write(str(s.server_address[1]))\n"
+      "s.serve_forever()\n");
   fs::path port_file = dir_ / "slow.port";
   auto started = run_command("python3 " + shell_quote((dir_ / "slow.py").string()) + " " +
                              shell_quote(served.string()) + " " + shell_quote(port_file.string()) +
@@ -284,18 +286,106 @@ TEST_F(PackageCacheKillTest, KilledDuringDownloadThenNextRunSucceeds) {
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   std::this_thread::sleep_for(std::chrono::milliseconds(50));
   std::string port = testing::read_text(port_file);
-  PackageRef ref = local_ref(served / kZlib);
-  ref.url = "http://127.0.0.1:" + port + "/" + kZlib;
-  bool killed = kill_when(ref, dir_ / "cache/pkgs" / ref.sha256, std::string(".") + kZlib + ".tmp.");
+  PackageRef ref = local_ref(served / kXz);
+  ref.url = "http://127.0.0.1:" + port + "/" + kXz;
+  fs::path part = dir_ / "cache/pkgs" / ref.sha256 / (std::string(".") + kXz + ".part");
+  // Killed once the part holds some bytes (xz is about 400 KiB: several chunks).
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    auto got = cache(1).fetch({ref});
+    ::_exit(got ? 0 : 1);
+  }
+  bool killed = false;
+  for (int i = 0; i < 6000 && !killed; ++i) {
+    std::error_code ec;
+    if (fs::exists(part, ec) && fs::file_size(part, ec) >= 65536) {
+      ::kill(pid, SIGKILL);
+      killed = true;
+    }
+    int status = 0;
+    if (!killed && ::waitpid(pid, &status, WNOHANG) == pid) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (killed) ::waitpid(pid, nullptr, 0);
   ::kill(server_pid, SIGTERM);
   ASSERT_TRUE(killed) << "the child finished before it could be killed";
-  EXPECT_FALSE(fs::exists(dir_ / "cache/pkgs" / ref.sha256 / kZlib));
-  EXPECT_FALSE(leftovers(dir_ / "cache").empty());  // what a kill leaves
-  ref.url = "file://" + (served / kZlib).string();
+  EXPECT_FALSE(fs::exists(dir_ / "cache/pkgs" / ref.sha256 / kXz));
+  EXPECT_FALSE(leftovers(dir_ / "cache").empty());  // what a kill leaves: the part
+  uint64_t had = fs::file_size(part);
+  // The next run resumes the part from a server that does ranges, and verifies the whole file.
+  fs::create_directories(dir_ / "srv");
+  testing::RepoServer server(served, dir_ / "srv");
+  ASSERT_NE(server.port(), 0);
+  ref.url = server.url() + "/" + kXz;
   auto got = cache().fetch({ref});
   ASSERT_TRUE(got) << got.error().to_string();
   EXPECT_TRUE(leftovers(dir_ / "cache").empty());
-  EXPECT_TRUE(fs::exists(got->front().extracted / "lib"));
+  EXPECT_TRUE(fs::exists(got->front().extracted / "bin/xz"));
+  auto log = server.log_lines();
+  ASSERT_EQ(log.size(), 1u);
+  EXPECT_NE(log[0].find("\"range\": \"bytes=" + std::to_string(had) + "-\""), std::string::npos)
+      << log[0];
+  EXPECT_NE(log[0].find("\"status\": 206"), std::string::npos) << log[0];
+}
+
+// A connection dropped in the middle of a package keeps the part; the retry asks for the rest
+// (206), or takes the whole file again from a server without ranges (200). Either way the file
+// is verified whole.
+TEST_F(PackageCacheTest, DroppedDownloadResumesWithRangeOrRestartsOn200) {
+  ENVB_REQUIRE_TESTDATA();
+  fs::path served = dir_ / "served";
+  fs::create_directories(served);
+  fs::copy_file(*subset_dir() / kXz, served / kXz);
+  const uint64_t size = fs::file_size(served / kXz);
+  for (bool ranges : {true, false}) {
+    SCOPED_TRACE(ranges ? "server with ranges" : "server without ranges");
+    fs::path scratch = dir_ / (ranges ? "s1" : "s2");
+    fs::create_directories(scratch);
+    fs::remove_all(dir_ / "cache");
+    testing::RepoServer server(served, scratch, 0, "",
+                               ranges ? "--drop-once" : "--drop-once --no-range");
+    ASSERT_NE(server.port(), 0);
+    PackageRef ref = local_ref(served / kXz);
+    ref.url = server.url() + "/" + kXz;
+    auto got = cache().fetch({ref});
+    ASSERT_TRUE(got) << got.error().to_string();
+    EXPECT_TRUE((*got)[0].downloaded);
+    EXPECT_EQ(*common::sha256_file((*got)[0].archive.string()), ref.sha256);
+    EXPECT_TRUE(fs::exists((*got)[0].extracted / "bin/xz"));
+    EXPECT_TRUE(leftovers(dir_ / "cache").empty());
+    auto log = server.log_lines();
+    ASSERT_EQ(log.size(), 2u);
+    EXPECT_NE(log[0].find("\"dropped\": true"), std::string::npos) << log[0];
+    EXPECT_NE(log[1].find("\"range\": \"bytes=" + std::to_string(size / 2) + "-\""),
+              std::string::npos)
+        << log[1];
+    EXPECT_NE(log[1].find(ranges ? "\"status\": 206" : "\"status\": 200"), std::string::npos)
+        << log[1];
+  }
+}
+
+// A part left by someone else that does not belong to the file (wrong bytes): the resumed file
+// fails its sha256, the part is dropped, and the package is fetched once more from the start.
+TEST_F(PackageCacheTest, ResumedFileThatFailsVerificationIsFetchedAgainWhole) {
+  ENVB_REQUIRE_TESTDATA();
+  fs::path served = dir_ / "served";
+  fs::create_directories(served);
+  fs::copy_file(*subset_dir() / kXz, served / kXz);
+  testing::RepoServer server(served, dir_);
+  ASSERT_NE(server.port(), 0);
+  PackageRef ref = local_ref(served / kXz);
+  ref.url = server.url() + "/" + kXz;
+  fs::create_directories(dir_ / "cache/pkgs" / ref.sha256);
+  testing::write_text(dir_ / "cache/pkgs" / ref.sha256 / (std::string(".") + kXz + ".part"),
+                      std::string(1000, 'x'));
+  auto got = cache().fetch({ref});
+  ASSERT_TRUE(got) << got.error().to_string();
+  EXPECT_EQ(*common::sha256_file((*got)[0].archive.string()), ref.sha256);
+  EXPECT_TRUE(leftovers(dir_ / "cache").empty());
+  auto log = server.log_lines();
+  ASSERT_EQ(log.size(), 2u);
+  EXPECT_NE(log[0].find("\"range\": \"bytes=1000-\""), std::string::npos) << log[0];
+  EXPECT_NE(log[1].find("\"range\": null"), std::string::npos) << log[1];
 }
 
 TEST_F(PackageCacheKillTest, KilledDuringExtractionThenNextRunSucceeds) {

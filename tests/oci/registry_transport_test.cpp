@@ -121,7 +121,7 @@ TEST_F(BlobResumeTest, DroppedConnectionResumesWithRangeAndVerifiesTheDigest) {
   const std::string blob = bytes(300'000, 1);
   const Digest digest = Digest::of(blob);
   serve(digest, blob);
-  envbuild::testing::RepoServer server(dir_ / "root", dir_, 0, "", /*drop_after=*/100'000);
+  envbuild::testing::RepoServer server(dir_ / "root", dir_, 0, "", "--drop-after 100000");
   ASSERT_NE(server.port(), 0);
   auto repo = connect(server);
   ASSERT_TRUE(repo) << repo.error().to_string();
@@ -148,7 +148,7 @@ TEST_F(BlobResumeTest, ResumedBytesThatDoNotMatchTheDigestAreRejected) {
   const std::string blob = bytes(300'000, 2);
   const Digest digest = Digest::of(blob);
   serve(digest, bytes(300'000, 3));
-  envbuild::testing::RepoServer server(dir_ / "root", dir_, 0, "", /*drop_after=*/100'000);
+  envbuild::testing::RepoServer server(dir_ / "root", dir_, 0, "", "--drop-after 100000");
   ASSERT_NE(server.port(), 0);
   auto repo = connect(server);
   ASSERT_TRUE(repo) << repo.error().to_string();

@@ -1,7 +1,8 @@
 #pragma once
 
 // Starts tests/testing/repo_server.py (ETag/Last-Modified/304, optional 503s, optional basic auth,
-// Range, optionally a connection dropped mid-body once per path)
+// Range, optionally a connection dropped mid-body once per path: extra_args "--drop-after N",
+// "--drop-once", "--no-range")
 // on 127.0.0.1 for one test and stops it afterwards. Header-only.
 
 #include <signal.h>
@@ -23,7 +24,7 @@ class RepoServer {
  public:
   /// Returns an empty server (port() == 0) when python3 is missing or it did not start.
   RepoServer(const std::filesystem::path& root, const std::filesystem::path& scratch,
-             int fail_first = 0, const std::string& auth = "", long drop_after = -1)
+             int fail_first = 0, const std::string& auth = "", const std::string& extra_args = "")
       : log_(scratch / "server.log") {
     auto port_file = scratch / "server.port";
     std::string cmd = "python3 " +
@@ -31,9 +32,8 @@ class RepoServer {
                       " --root " + shell_quote(root.string()) + " --port-file " +
                       shell_quote(port_file.string()) + " --log " + shell_quote(log_.string()) +
                       " --fail-first " + std::to_string(fail_first) +
-                      (auth.empty() ? "" : " --auth " + shell_quote(auth)) +
-                      (drop_after < 0 ? "" : " --drop-after " + std::to_string(drop_after)) + " >" +
-                      shell_quote((scratch / "server.out").string()) + " 2>&1 & echo $!";
+                      (auth.empty() ? "" : " --auth " + shell_quote(auth)) + " " + extra_args +
+                      " >" + shell_quote((scratch / "server.out").string()) + " 2>&1 & echo $!";
     auto r = run_command(cmd);
     pid_ = std::atoi(r.output.c_str());
     for (int i = 0; i < 800 && port_ == 0; ++i) {  // python starts slowly on a busy host

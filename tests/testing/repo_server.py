@@ -1,13 +1,14 @@
 #!/usr/bin/env python3
 """A tiny HTTP file server for envbuild's tests: ETag, Last-Modified, 304 on If-None-Match /
 If-Modified-Since, keep-alive (HTTP/1.1), and a flaky mode that answers 503 (Retry-After: 0) the
-first N times each path is asked for, `Range: bytes=N-` (206), and a dropping mode that sends the
-headers of the first body of each path but only its first N bytes, then closes the connection.
+first N times each path is asked for, `Range: bytes=N-` (206; --no-range ignores it and answers
+200), and a dropping mode that sends the headers of the first body of each path but only its first
+N bytes (--drop-after N) or half of it (--drop-once), then closes the connection.
 A directory with an index.json answers with it (so `/v2/` can answer a registry ping). Every
 request is logged as one JSON line.
 
   repo_server.py --root DIR --port-file F --log L [--fail-first N] [--auth user:pass]
-                 [--drop-after N]
+                 [--drop-after N | --drop-once] [--no-range]
 
 The port (bound on 127.0.0.1, chosen by the OS) is written to --port-file once listening.
 """
@@ -98,7 +99,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return self.reply(304, headers)
         status = 200
         rng = self.headers.get("Range", "")
-        if rng.startswith("bytes=") and rng.endswith("-") and rng[6:-1].isdigit():
+        if rng.startswith("bytes=") and rng.endswith("-") and rng[6:-1].isdigit() and not args.no_range:
             start = int(rng[6:-1])
             if start >= len(body):
                 return self.reply(416, {"Content-Range": "bytes */%d" % len(body)})
@@ -106,11 +107,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             body = body[start:]
             status = 206
         drop = None
-        if self.command == "GET" and args.drop_after >= 0 and len(body) > args.drop_after:
+        drop_after = len(body) // 2 if args.drop_once else args.drop_after
+        if self.command == "GET" and 0 <= drop_after < len(body):
             with lock:
                 if self.path not in dropped:
                     dropped.add(self.path)
-                    drop = args.drop_after
+                    drop = drop_after
         self.reply(status, headers, body, drop)
 
 
@@ -123,6 +125,8 @@ def main():
     p.add_argument("--fail-first", type=int, default=0)
     p.add_argument("--auth", default="")
     p.add_argument("--drop-after", type=int, default=-1)
+    p.add_argument("--drop-once", action="store_true")
+    p.add_argument("--no-range", action="store_true")
     args = p.parse_args()
     args.root = os.path.abspath(args.root)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -46,7 +46,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
              "if_none_match": self.headers.get("If-None-Match"),
              "if_modified_since": self.headers.get("If-Modified-Since"),
              "range": self.headers.get("Range"),
-             "dropped_after": drop_after,
+             "dropped_after": drop_after, "dropped": drop_after is not None,
              "authorization": bool(self.headers.get("Authorization"))})
         self.send_response(status)
         for k, v in headers.items():

@@ -137,6 +137,11 @@ struct OutputOptions {
   std::filesystem::path scratch_dir;  // where an oci-archive is staged
   bool tls_verify = true;             // docker://: false also falls back to plain http
   std::string cert_dir;               // docker://: *.crt CAs, client *.cert/*.key
+  /// Artifact manifests (an SBOM) in `artifacts_store` whose subject is the image: listed in an
+  /// oci:/oci-archive: layout's index.json, pushed beside a docker:// image
+  /// (builder/referrers.hpp); a docker-archive: has no place for them.
+  std::vector<oci::Descriptor> artifacts;
+  const oci::BlobStore* artifacts_store = nullptr;
 };
 
 /// Writes the image to an oci:, oci-archive:, docker-archive: or docker:// reference.

@@ -10,6 +10,7 @@
 #include "builder/channel.hpp"
 #include "builder/cli/cli.hpp"
 #include "builder/image_build.hpp"
+#include "builder/referrers.hpp"
 #include "builder/sbom.hpp"
 #include "common/fs.hpp"
 #include "oci/archive.hpp"
@@ -40,6 +41,7 @@ struct BuildCliOptions {
   std::string compression = "gzip";
   std::optional<int> level;
   std::string sbom;
+  bool no_sbom_artifact = false;
   std::string cache_dir;
   std::vector<std::string> channels;
   std::string channel_alias = "https://conda.anaconda.org";
@@ -171,18 +173,23 @@ Result<int> run_build(const BuildCliOptions& o) {
   output_options.scratch_dir = cache_root / "tmp";
   output_options.tls_verify = o.tls_verify;
   output_options.cert_dir = o.cert_dir;
+  SbomInfo sbom_info;
+  sbom_info.name = o.tag;
+  sbom_info.created = image->config().created;
+  sbom_info.image_digest = build.manifest->digest.to_string();
+  const std::string sbom = spdx_sbom(build.records, sbom_info);
+  if (!o.no_sbom_artifact) {
+    ENVB_ASSIGN_OR_RETURN(auto artifact, put_artifact(build.store, *build.manifest, kSpdxJson, sbom,
+                                                      "sbom.spdx.json", sbom_info.created));
+    output_options.artifacts.push_back(artifact);
+    output_options.artifacts_store = &build.store;
+  }
   for (const auto& output : o.outputs) {
     ENVB_TRY(write_image_output(*image, output, o.tag, output_options)
                  .context("writing " + output));
     progress("wrote " + output);
   }
-  if (!o.sbom.empty()) {
-    SbomInfo info;
-    info.name = o.tag;
-    info.created = image->config().created;
-    info.image_digest = build.manifest->digest.to_string();
-    ENVB_TRY(common::write_file_atomic(o.sbom, spdx_sbom(build.records, info)));
-  }
+  if (!o.sbom.empty()) ENVB_TRY(common::write_file_atomic(o.sbom, sbom));
   if (!o.quiet) {
     std::cerr << format_layer_table(build);
     std::fprintf(stderr,
@@ -221,6 +228,8 @@ void register_build(CLI::App& app, Outcome& outcome) {
   cmd->add_option("--compression", o->compression, "gzip (default) or zstd");
   cmd->add_option("--level", o->level, "compression level");
   cmd->add_option("--sbom", o->sbom, "write an SPDX 2.3 JSON SBOM of the packages to FILE");
+  cmd->add_flag("--no-sbom-artifact", o->no_sbom_artifact,
+                "do not attach the SBOM to the image (an OCI artifact whose subject is the image)");
   cmd->add_option("--cache-dir", o->cache_dir,
                   "cache root: packages, repodata/, layers/, oci/ (default ~/.cache/envbuild)");
   cmd->add_option("-c,--channel", o->channels, "channels (replace the file's)");

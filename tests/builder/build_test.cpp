@@ -257,7 +257,9 @@ TEST_F(BuildImageTest, ValidatesWithTheRealTools) {
   ENVB_REQUIRE_TOOL("oci-image-tool");
   ENVB_REQUIRE_TOOL("umoci");
   ENVB_REQUIRE_TOOL("skopeo");
-  auto v = run_command("oci-image-tool validate --type image " + q(img()));
+  // By name: oci-image-tool 1.0 predates OCI 1.1 artifacts and would validate the attached SBOM
+  // (config application/vnd.oci.empty.v1+json) as an image.
+  auto v = run_command("oci-image-tool validate --type image --ref name=1 " + q(img()));
   EXPECT_EQ(v.exit_code, 0) << v.output;
   auto s = run_command("skopeo inspect " + q("oci:" + img().string() + ":1"));
   ASSERT_EQ(s.exit_code, 0) << s.output;
@@ -349,6 +351,31 @@ TEST_F(BuildImageTest, PushesToARegistry) {
   auto s = run_command("skopeo inspect --tls-verify=false " + q(dest + ":7"));
   EXPECT_EQ(s.exit_code, 0) << s.output;
   EXPECT_NE(s.output.find(*digest_), std::string::npos) << s.output;
+  // distribution 2.8 has no referrers API: the SBOM is found through the sha256-<hex> tag.
+  std::string tag = "sha256-" + digest_->substr(7);
+  auto r = run_command("skopeo inspect --raw --tls-verify=false " + q(dest + ":" + tag));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  if (r.exit_code == 0) {
+    auto index = nlohmann::json::parse(r.output);
+    ASSERT_EQ(index["manifests"].size(), 1u) << r.output;
+    EXPECT_EQ(index["manifests"][0]["artifactType"], "application/spdx+json");
+    std::string artifact = index["manifests"][0]["digest"];
+    auto m = run_command("skopeo inspect --raw --tls-verify=false " + q(dest + "@" + artifact));
+    ASSERT_EQ(m.exit_code, 0) << m.output;
+    EXPECT_EQ(nlohmann::json::parse(m.output)["subject"]["digest"], *digest_);
+  }
+  // Pushing again keeps one entry under the referrers tag.
+  auto again = run_build(*root_, "-q -f " + q(*root_ / "environment.yml") + " -t envb/real:1 " +
+                                     "--cache-dir " + q(*root_ / "cache") + " --base " +
+                                     q("oci:" + (*root_ / "base").string() + ":base") +
+                                     " --cmd python --label team=ml --annotation note=x" +
+                                     " --tls-verify=false -o " + q(dest + ":7"));
+  EXPECT_EQ(again.exit_code, 0) << again.log;
+  auto r2 = run_command("skopeo inspect --raw --tls-verify=false " + q(dest + ":" + tag));
+  EXPECT_EQ(r2.exit_code, 0) << r2.output;
+  if (r2.exit_code == 0) {
+    EXPECT_EQ(nlohmann::json::parse(r2.output)["manifests"].size(), 1u);
+  }
   run_command("kill " + pid);
 }
 
@@ -369,6 +396,55 @@ TEST_F(BuildImageTest, SbomListsEveryPackage) {
   }
   EXPECT_TRUE(openssl);
   EXPECT_EQ(doc["relationships"].size(), 15u);
+}
+
+// The SBOM is also an OCI 1.1 artifact in the layout: untagged in index.json, its subject the
+// image, its one layer the same bytes as --sbom's file; the image stays readable by tag.
+TEST_F(BuildImageTest, SbomIsAttachedAsAnArtifact) {
+  auto layout = oci::Layout::open(img());
+  ASSERT_TRUE(layout) << layout.error().to_string();
+  auto digest = oci::Digest::parse(*digest_);
+  ASSERT_TRUE(digest);
+  auto referrers = layout->referrers(*digest);
+  ASSERT_TRUE(referrers) << referrers.error().to_string();
+  ASSERT_EQ(referrers->size(), 1u);
+  const auto& artifact = referrers->front();
+  EXPECT_EQ(artifact.artifact_type, "application/spdx+json");
+  EXPECT_FALSE(artifact.annotations.count("org.opencontainers.image.ref.name"));
+  auto m = oci::parse_manifest(read_text(layout->blobs().path_of(artifact.digest)));
+  ASSERT_TRUE(m) << m.error().to_string();
+  EXPECT_EQ(m->artifact_type, "application/spdx+json");
+  EXPECT_EQ(m->config.media_type, "application/vnd.oci.empty.v1+json");
+  EXPECT_EQ(read_text(layout->blobs().path_of(m->config.digest)), "{}");
+  ASSERT_EQ(m->layers.size(), 1u);
+  EXPECT_EQ(m->layers[0].media_type, "application/spdx+json");
+  EXPECT_EQ(read_text(layout->blobs().path_of(m->layers[0].digest)),
+            read_text(*root_ / "sbom.json"));
+  ASSERT_TRUE(m->subject);
+  EXPECT_EQ(m->subject->digest, *digest);
+  // An untagged lookup skips artifacts: the layout has one image.
+  auto image = layout->image("");
+  ASSERT_TRUE(image) << image.error().to_string();
+  EXPECT_EQ((*image)->descriptor().digest, *digest);
+  // Rebuilding into the same layout keeps one SBOM; a retagged image's stale one is dropped.
+  fs::path copy = *root_ / "img-sbom";
+  fs::copy(img(), copy, fs::copy_options::recursive);
+  auto b = run_build(*root_, "-q -f " + q(*root_ / "environment.yml") + " -t envb/real:1 " +
+                                 "--cache-dir " + q(*root_ / "cache") + " -o " +
+                                 q("oci:" + copy.string() + ":1"));
+  ASSERT_EQ(b.exit_code, 0) << b.log;  // no base: another image under the same tag
+  auto index = oci::Layout::open(copy)->index();
+  ASSERT_TRUE(index);
+  size_t artifacts = 0;
+  for (const auto& d : index->manifests) artifacts += !d.artifact_type.empty();
+  EXPECT_EQ(artifacts, 1u);
+  EXPECT_EQ(index->manifests.size(), 2u);
+  // --no-sbom-artifact: the image alone.
+  auto c = run_build(*root_, "-q -f " + q(*root_ / "environment.yml") + " -t envb/real:1 " +
+                                 "--cache-dir " + q(*root_ / "cache") + " --no-sbom-artifact -o " +
+                                 q("oci:" + (*root_ / "img-nosbom").string() + ":1"));
+  ASSERT_EQ(c.exit_code, 0) << c.log;
+  EXPECT_EQ(oci::Layout::open(*root_ / "img-nosbom")->index()->manifests.size(), 1u);
 }
 
 TEST_F(BuildImageTest, PlanPrintsTheLayersWithinTheBudget) {

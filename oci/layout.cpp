@@ -105,8 +105,16 @@ Result<void> Layout::add_referrer(Descriptor artifact) const {
                 "manifest " + artifact.digest.short_string() + " is not in " + dir_.string());
   ENVB_ASSIGN_OR_RETURN(common::Fd lock, lock_dir(dir_));
   ENVB_ASSIGN_OR_RETURN(Index index, this->index());
+  // What index.json names: its manifests, and the manifests of the image indexes it lists.
   std::set<Digest> listed;
-  for (const auto& d : index.manifests) listed.insert(d.digest);
+  for (const auto& d : index.manifests) {
+    listed.insert(d.digest);
+    if (!media_type::is_index(d.media_type) || !blobs_.contains(d.digest, d.size)) continue;
+    auto text = common::read_file(blobs_.path_of(d.digest));
+    auto nested = text ? parse_index(*text) : Result<Index>(text.error());
+    if (nested)
+      for (const auto& m : nested->manifests) listed.insert(m.digest);
+  }
   std::erase_if(index.manifests, [&](const Descriptor& d) {
     if (d.digest == artifact.digest) return true;
     if (d.artifact_type != artifact.artifact_type || ref_name(d)) return false;

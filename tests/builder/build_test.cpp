@@ -528,6 +528,113 @@ TEST_F(BuildImageTest, OneChangedPackageRebuildsOnlyItsLayer) {
   EXPECT_EQ(common_layers, 16u);  // base + 15 packages
 }
 
+// A package NAME-1.0-0 for `subdir` (noarch: generic when "noarch") holding share/NAME/what.txt.
+std::string make_subdir_package(const fs::path& channel, const std::string& subdir,
+                                const std::string& name) {
+  fs::path src = channel / ("src-" + subdir + "-" + name);
+  std::string text = name + " for " + subdir + "\n";
+  write_text(src / ("share/" + name + "/what.txt"), text);
+  nlohmann::json index = {{"name", name},
+                          {"version", "1.0"},
+                          {"build", "0"},
+                          {"build_number", 0},
+                          {"depends", nlohmann::json::array()},
+                          {"license", "MIT"},
+                          {"subdir", subdir},
+                          {"timestamp", 1700000000000}};
+  if (subdir == "noarch") index["noarch"] = "generic";
+  write_text(src / "info/index.json", index.dump());
+  std::string sha =
+      run_command("sha256sum " + q(src / "share" / name / "what.txt")).output.substr(0, 64);
+  write_text(src / "info/paths.json", nlohmann::json{{"paths_version", 1},
+                                                     {"paths",
+                                                      {{{"_path", "share/" + name + "/what.txt"},
+                                                        {"path_type", "hardlink"},
+                                                        {"sha256", sha},
+                                                        {"size_in_bytes", text.size()}}}}}
+                                          .dump());
+  write_text(src / "info/files", "share/" + name + "/what.txt\n");
+  fs::create_directories(channel / subdir);
+  fs::path out = channel / subdir / (name + "-1.0-0.tar.bz2");
+  auto r = run_command("cd " + q(src) +
+                       " && python3 -c \"import tarfile,sys\n"
+                       "with tarfile.open(sys.argv[1],'w:bz2') as t:\n"
+                       "  [t.add(p) for p in ['info','share']]\" " +
+                       q(out));
+  return r.exit_code == 0 ? "" : r.output;
+}
+
+// --platform linux-64,linux-aarch64: each platform solved on its own, one image index with a
+// manifest per platform (no emulation: the packages are files), each with its SBOM attached.
+class MultiPlatformBuild : public testing::TempDirTest {};
+
+TEST_F(MultiPlatformBuild, OneIndexWithAManifestPerPlatform) {
+  struct {
+    fs::path dir;
+    const fs::path& path() const { return dir; }
+  } tmp{dir_};
+  fs::path channel = tmp.path() / "channel";
+  for (const char* subdir : {"linux-64", "linux-aarch64"})
+    ASSERT_EQ(make_subdir_package(channel, subdir, "envb-native"), "");
+  ASSERT_EQ(make_subdir_package(channel, "noarch", "envb-data"), "");
+  auto idx = run_command(q(envbuild_bin()) + " index " + q(channel));
+  ASSERT_EQ(idx.exit_code, 0) << idx.output;
+  write_text(tmp.path() / "environment.yml",
+             "name: multi\nchannels:\n  - " + channel.string() +
+                 "\ndependencies:\n  - envb-native\n  - envb-data\n");
+  std::string args = "-f " + q(tmp.path() / "environment.yml") + " -t envb/multi:2 --cache-dir " +
+                     q(tmp.path() / "cache") + " --platform linux-64,linux-aarch64 ";
+  auto b = run_build(tmp.path(), args + "-o " + q("oci:" + (tmp.path() / "img").string()) + " -o " +
+                                     q("oci-archive:" + (tmp.path() / "img.tar").string()));
+  ASSERT_EQ(b.exit_code, 0) << b.log;
+  auto layout = oci::Layout::open(tmp.path() / "img");
+  ASSERT_TRUE(layout);
+  auto top = layout->index();
+  ASSERT_TRUE(top);
+  ASSERT_EQ(top->manifests.size(), 3u);  // the index (tag 2) and two SBOMs
+  EXPECT_EQ(top->manifests[0].media_type, "application/vnd.oci.image.index.v1+json");
+  EXPECT_EQ(top->manifests[0].digest.to_string(), b.digest);
+  auto index = oci::parse_index(read_text(layout->blobs().path_of(top->manifests[0].digest)));
+  ASSERT_TRUE(index);
+  ASSERT_EQ(index->manifests.size(), 2u);
+  std::vector<std::string> platforms;
+  for (const auto& m : index->manifests) {
+    ASSERT_TRUE(m.platform);
+    platforms.push_back(m.platform->to_string());
+    auto image = oci::open_store_image(layout->blobs(), m);
+    ASSERT_TRUE(image) << image.error().to_string();
+    EXPECT_TRUE(oci::validate(**image));
+    EXPECT_EQ((*image)->config().platform().to_string(), m.platform->to_string());
+    auto referrers = layout->referrers(m.digest);
+    ASSERT_TRUE(referrers);
+    EXPECT_EQ(referrers->size(), 1u);
+  }
+  EXPECT_EQ(platforms, (std::vector<std::string>{"linux/amd64", "linux/arm64/v8"}));
+  // The foreign platform's own package is in its image (a layer per package + the top layer).
+  auto arm = oci::open_store_image(layout->blobs(), index->manifests[1]);
+  ASSERT_TRUE(arm);
+  EXPECT_EQ((*arm)->manifest().layers.size(), 3u);
+  EXPECT_NE((*arm)->config().config.labels.at("org.envbuild.lock").find("/linux-aarch64/"),
+            std::string::npos);
+  if (testing::have_tool("skopeo")) {
+    auto s = run_command("skopeo inspect --override-arch arm64 --override-variant v8 " +
+                         q("oci:" + (tmp.path() / "img").string() + ":2"));
+    EXPECT_EQ(s.exit_code, 0) << s.output;
+    EXPECT_NE(s.output.find("\"Architecture\": \"arm64\""), std::string::npos) << s.output;
+    auto a = run_command("skopeo inspect --override-arch amd64 " +
+                         q("oci-archive:" + (tmp.path() / "img.tar").string() + ":2"));
+    EXPECT_EQ(a.exit_code, 0) << a.output;
+  }
+  // Same inputs, same index; a docker-archive cannot hold several platforms.
+  auto again = run_build(tmp.path(), args + "-q -o " + q("oci:" + (tmp.path() / "img2").string()));
+  ASSERT_EQ(again.exit_code, 0) << again.log;
+  EXPECT_EQ(again.digest, b.digest);
+  auto d = run_build(tmp.path(),
+                     args + "-q -o " + q("docker-archive:" + (tmp.path() / "d.tar").string()));
+  EXPECT_NE(d.exit_code, 0);
+  EXPECT_NE(d.log.find("one platform"), std::string::npos) << d.log;
+}
+
 TEST(ImageBuildHelpers, VirtualRequirementsAreDedupedAndSorted) {
   std::vector<conda::PackageRecord> records(3);
   records[0].depends = {"__glibc >=2.17,<3.0.a0", "libgcc >=12"};

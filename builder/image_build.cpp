@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "builder/channel.hpp"
+#include "builder/referrers.hpp"
 #include "builder/registry_cache.hpp"
 #include "builder/solve.hpp"
 #include "common/format.hpp"
@@ -639,6 +640,12 @@ Result<void> copy_blobs(const oci::Image& image, const oci::BlobStore& store) {
   return ok();
 }
 
+Result<void> attach_artifacts(const OutputOptions& options, const oci::Layout& layout) {
+  for (const auto& a : options.artifacts)
+    ENVB_TRY(add_artifact_to_layout(*options.artifacts_store, a, layout));
+  return ok();
+}
+
 std::string tag_of(const std::string& name_and_tag) {
   auto colon = name_and_tag.rfind(':');
   if (colon == std::string::npos || name_and_tag.find('/', colon) != std::string::npos)
@@ -665,7 +672,8 @@ Result<void> write_image_output(const oci::Image& image, const std::string& outp
     case oci::Transport::OciLayout: {
       ENVB_ASSIGN_OR_RETURN(auto layout, oci::Layout::create(ref.path));
       ENVB_TRY(copy_blobs(image, layout.blobs()));
-      return layout.add(image.descriptor(), ref.tag.empty() ? tag_of(name_and_tag) : ref.tag);
+      ENVB_TRY(layout.add(image.descriptor(), ref.tag.empty() ? tag_of(name_and_tag) : ref.tag));
+      return attach_artifacts(options, layout);
     }
     case oci::Transport::OciArchive: {
       ENVB_TRY(common::make_dirs(scratch_dir));
@@ -673,6 +681,7 @@ Result<void> write_image_output(const oci::Image& image, const std::string& outp
       ENVB_ASSIGN_OR_RETURN(auto layout, oci::Layout::create(tmp.path() / "layout"));
       ENVB_TRY(copy_blobs(image, layout.blobs()));
       ENVB_TRY(layout.add(image.descriptor(), ref.tag.empty() ? tag_of(name_and_tag) : ref.tag));
+      ENVB_TRY(attach_artifacts(options, layout));
       return oci::write_oci_archive(layout.dir(), ref.path);
     }
     case oci::Transport::DockerArchive: {
@@ -684,8 +693,8 @@ Result<void> write_image_output(const oci::Image& image, const std::string& outp
     }
     case oci::Transport::Registry: {
       if (ref.tag.empty() && !ref.digest.valid()) ref.tag = tag_of(name_and_tag);
-      ENVB_ASSIGN_OR_RETURN(auto report,
-                            oci::registry::push(image, ref, registry_options(options)));
+      const oci::registry::RegistryOptions registry = registry_options(options);
+      ENVB_ASSIGN_OR_RETURN(auto report, oci::registry::push(image, ref, registry));
       if (options.progress)
         options.progress(
             "pushed " + ref.to_string() + ": " + std::to_string(report.blobs) + " blobs (" +
@@ -694,6 +703,11 @@ Result<void> write_image_output(const oci::Image& image, const std::string& outp
             std::to_string(report.requests) + " requests (" + std::to_string(report.put_requests) +
             " PUT, " + std::to_string(report.patch_requests) + " PATCH, " +
             std::to_string(report.post_requests) + " POST)");
+      for (const auto& a : options.artifacts) {
+        ENVB_ASSIGN_OR_RETURN(auto pushed,
+                              push_artifact(*options.artifacts_store, a, ref, registry));
+        (void)pushed;
+      }
       return ok();
     }
   }

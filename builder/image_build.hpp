@@ -157,6 +157,11 @@ struct OutputOptions {
   std::shared_ptr<const std::set<oci::Digest>> mountable;
   /// docker://: told what the push did ("pushed REF: N blobs (U uploaded, M mounted, ...)").
   std::function<void(const std::string&)> progress;
+  /// Artifact manifests (an SBOM) in `artifacts_store` whose subject is the image: listed in an
+  /// oci:/oci-archive: layout's index.json, pushed beside a docker:// image
+  /// (builder/referrers.hpp); a docker-archive: has no place for them.
+  std::vector<oci::Descriptor> artifacts;
+  const oci::BlobStore* artifacts_store = nullptr;
 };
 
 /// The RegistryOptions of a docker:// output (TLS, mounts).

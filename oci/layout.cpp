@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <set>
 
 #include "common/fs.hpp"
 
@@ -81,13 +82,69 @@ Result<void> Layout::add(Descriptor manifest, const std::string& tag) const {
       .context("tagging " + dir_.string() + ":" + tag);
 }
 
+namespace {
+
+// The subject of the artifact manifest `d` in `blobs`, when it has one.
+std::optional<Digest> subject_of(const BlobStore& blobs, const Descriptor& d) {
+  if (d.artifact_type.empty() || !blobs.contains(d.digest, d.size)) return std::nullopt;
+  auto text = common::read_file(blobs.path_of(d.digest));
+  if (!text) return std::nullopt;
+  auto manifest = parse_manifest(*text);
+  if (!manifest || !manifest->subject) return std::nullopt;
+  return manifest->subject->digest;
+}
+
+}  // namespace
+
+Result<void> Layout::add_referrer(Descriptor artifact) const {
+  if (artifact.artifact_type.empty())
+    return fail(Errc::InvalidInput,
+                "referrer " + artifact.digest.short_string() + " has no artifactType");
+  if (!blobs_.contains(artifact.digest, artifact.size))
+    return fail(Errc::NotFound,
+                "manifest " + artifact.digest.short_string() + " is not in " + dir_.string());
+  ENVB_ASSIGN_OR_RETURN(common::Fd lock, lock_dir(dir_));
+  ENVB_ASSIGN_OR_RETURN(Index index, this->index());
+  // What index.json names: its manifests, and the manifests of the image indexes it lists.
+  std::set<Digest> listed;
+  for (const auto& d : index.manifests) {
+    listed.insert(d.digest);
+    if (!media_type::is_index(d.media_type) || !blobs_.contains(d.digest, d.size)) continue;
+    auto text = common::read_file(blobs_.path_of(d.digest));
+    auto nested = text ? parse_index(*text) : Result<Index>(text.error());
+    if (nested)
+      for (const auto& m : nested->manifests) listed.insert(m.digest);
+  }
+  std::erase_if(index.manifests, [&](const Descriptor& d) {
+    if (d.digest == artifact.digest) return true;
+    if (d.artifact_type != artifact.artifact_type || ref_name(d)) return false;
+    auto subject = subject_of(blobs_, d);
+    return subject && !listed.count(*subject);
+  });
+  index.manifests.push_back(std::move(artifact));
+  return common::write_file_atomic(dir_ / "index.json", to_canonical_json(index))
+      .context("adding a referrer to " + dir_.string());
+}
+
+Result<std::vector<Descriptor>> Layout::referrers(const Digest& subject) const {
+  ENVB_ASSIGN_OR_RETURN(Index index, this->index());
+  std::vector<Descriptor> out;
+  for (const auto& d : index.manifests)
+    if (auto s = subject_of(blobs_, d); s && *s == subject) out.push_back(d);
+  return out;
+}
+
 Result<std::unique_ptr<Image>> Layout::image(const std::string& tag,
                                              const std::optional<Platform>& platform) const {
   ENVB_ASSIGN_OR_RETURN(Index index, this->index());
   std::vector<const Descriptor*> matches;
+  // Artifacts (SBOMs, signatures) are not images: an untagged lookup does not count them.
+  size_t images = 0;
+  for (const auto& d : index.manifests) images += d.artifact_type.empty();
   for (const auto& d : index.manifests) {
     const std::string* name = ref_name(d);
-    bool tag_matches = tag.empty() ? index.manifests.size() == 1 : (name && *name == tag);
+    bool tag_matches =
+        tag.empty() ? images == 1 && d.artifact_type.empty() : (name && *name == tag);
     if (tag_matches) matches.push_back(&d);
   }
   if (matches.empty())

@@ -32,9 +32,16 @@ class Layout {
   /// entry with the same tag and platform. index.json is rewritten atomically under an flock on
   /// the layout directory, so concurrent writers do not lose each other's tags.
   Result<void> add(Descriptor manifest, const std::string& tag) const;
+  /// Lists an artifact manifest (an SBOM, a signature: a manifest with `artifactType` and a
+  /// `subject`) in index.json, untagged, as the OCI 1.1 referrers model has it; idempotent.
+  /// Artifacts of the same artifactType whose subject is no longer listed in index.json (their
+  /// image was retagged away) are dropped from index.json (their blobs stay).
+  Result<void> add_referrer(Descriptor artifact) const;
   /// The image tagged `tag`, for `platform` (default: the only one, or the host's if several).
   Result<std::unique_ptr<Image>> image(
       const std::string& tag, const std::optional<Platform>& platform = std::nullopt) const;
+  /// Descriptors of the artifacts whose subject is `subject` (from the manifests in index.json).
+  Result<std::vector<Descriptor>> referrers(const Digest& subject) const;
   /// Every tag in index.json, in file order (a tag is repeated once per platform).
   Result<std::vector<std::string>> tags() const;
 

@@ -2,7 +2,9 @@
 // reproducible OCI image straight from the package cache (see builder/image_build.hpp).
 // Prints the manifest digest on stdout; the layer table and progress go to stderr.
 
+#include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -10,6 +12,8 @@
 #include "builder/channel.hpp"
 #include "builder/cli/cli.hpp"
 #include "builder/image_build.hpp"
+#include "builder/image_index.hpp"
+#include "builder/referrers.hpp"
 #include "builder/registry_cache.hpp"
 #include "builder/sbom.hpp"
 #include "common/fs.hpp"
@@ -41,6 +45,7 @@ struct BuildCliOptions {
   std::string compression = "gzip";
   std::optional<int> level;
   std::string sbom;
+  bool no_sbom_artifact = false;
   std::string cache_dir;
   std::vector<std::string> channels;
   std::string channel_alias = "https://conda.anaconda.org";
@@ -52,7 +57,11 @@ struct BuildCliOptions {
   bool no_link_scripts = false;
   size_t jobs = 4;
   bool quiet = false;
+  /// Multi-platform builds: set, it takes each platform's image instead of writing outputs.
+  std::function<Result<void>(ImageBuild&, std::unique_ptr<oci::Image>&)> collect;
 };
+
+Result<int> run_multi_platform_build(const BuildCliOptions& o);
 
 Result<std::pair<std::string, std::string>> key_value(const std::string& text,
                                                       const std::string& option) {
@@ -85,10 +94,10 @@ Result<std::vector<std::string>> argv_of(const std::string& text, const std::str
 Result<int> run_build(const BuildCliOptions& o) {
   if (o.file.empty() == o.lock.empty())
     return fail(Errc::InvalidInput, "give exactly one of -f/--file and --lock");
-  if (!o.plan && o.outputs.empty())
-    return fail(Errc::InvalidInput,
-                "give --output (oci:DIR, oci-archive:FILE, "
-                "docker-archive:FILE or docker://REF), or --plan");
+  if (o.platform.find(',') != std::string::npos) return run_multi_platform_build(o);
+  if (!o.plan && o.outputs.empty() && !o.collect)
+    return fail(Errc::InvalidInput, "give --output (oci:DIR, oci-archive:FILE, "
+                                    "docker-archive:FILE or docker://REF), or --plan");
   const std::string subdir = o.platform.empty() ? host_platform() : o.platform;
   std::error_code ec;
   fs::path cache_root = o.cache_dir.empty() ? default_cache_root() : fs::absolute(o.cache_dir, ec);
@@ -218,6 +227,21 @@ Result<int> run_build(const BuildCliOptions& o) {
   ENVB_ASSIGN_OR_RETURN(auto build, build_environment_image(env, options));
   for (const auto& w : build.warnings) progress("warning: " + w);
   ENVB_ASSIGN_OR_RETURN(auto image, oci::open_store_image(build.store, *build.manifest));
+  if (o.collect) {
+    ENVB_TRY(o.collect(build, image));
+    return 0;
+  }
+  SbomInfo sbom_info;
+  sbom_info.name = o.tag;
+  sbom_info.created = image->config().created;
+  sbom_info.image_digest = build.manifest->digest.to_string();
+  const std::string sbom = spdx_sbom(build.records, sbom_info);
+  if (!o.no_sbom_artifact) {
+    ENVB_ASSIGN_OR_RETURN(auto artifact, put_artifact(build.store, *build.manifest, kSpdxJson, sbom,
+                                                      "sbom.spdx.json", sbom_info.created));
+    output_options.artifacts.push_back(artifact);
+    output_options.artifacts_store = &build.store;
+  }
   std::shared_ptr<const std::set<oci::Digest>> cached_blobs;
   if (cache) {
     image = with_cache_fallback(std::move(image), *cache, build.store);
@@ -257,13 +281,7 @@ Result<int> run_build(const BuildCliOptions& o) {
              std::to_string(pushed.transfer.mounted) + " mounted, " +
              std::to_string(pushed.transfer.existed) + " already there)");
   }
-  if (!o.sbom.empty()) {
-    SbomInfo info;
-    info.name = o.tag;
-    info.created = image->config().created;
-    info.image_digest = build.manifest->digest.to_string();
-    ENVB_TRY(common::write_file_atomic(o.sbom, spdx_sbom(build.records, info)));
-  }
+  if (!o.sbom.empty()) ENVB_TRY(common::write_file_atomic(o.sbom, sbom));
   if (!o.quiet) {
     std::cerr << format_layer_table(build);
     std::fprintf(
@@ -281,6 +299,81 @@ Result<int> run_build(const BuildCliOptions& o) {
   return 0;
 }
 
+// --platform A,B: each platform solved and built on its own (same cache), then one image index
+// over the images, each with its SBOM attached; --sbom FILE writes FILE.<platform> per platform.
+Result<int> run_multi_platform_build(const BuildCliOptions& o) {
+  std::vector<std::string> subdirs;
+  for (size_t i = 0; i <= o.platform.size();) {
+    size_t j = std::min(o.platform.find(',', i), o.platform.size());
+    std::string s = o.platform.substr(i, j - i);
+    if (s.empty()) return fail(Errc::InvalidInput, "--platform '" + o.platform + "': empty entry");
+    if (std::find(subdirs.begin(), subdirs.end(), s) == subdirs.end()) subdirs.push_back(s);
+    i = j + 1;
+  }
+  if (!o.plan && o.outputs.empty())
+    return fail(Errc::InvalidInput,
+                "give --output (oci:DIR, oci-archive:FILE or docker://REF), "
+                "or --plan");
+  struct Built {
+    std::string subdir;
+    ImageBuild build;
+    std::unique_ptr<oci::Image> image;
+  };
+  std::vector<Built> built;
+  for (const auto& subdir : subdirs) {
+    BuildCliOptions one = o;
+    one.platform = subdir;
+    one.outputs.clear();
+    one.sbom.clear();
+    one.collect = [&](ImageBuild& build, std::unique_ptr<oci::Image>& image) -> Result<void> {
+      built.push_back({subdir, std::move(build), std::move(image)});
+      return ok();
+    };
+    if (o.plan && !o.quiet) std::cout << "platform " << subdir << ":\n";
+    ENVB_ASSIGN_OR_RETURN(int rc, run_build(one).context("platform " + subdir));
+    if (rc != 0) return rc;
+  }
+  if (o.plan) return 0;
+  std::vector<const oci::Image*> images;
+  for (const auto& b : built) images.push_back(b.image.get());
+  const oci::BlobStore& store = built.front().build.store;
+  ENVB_ASSIGN_OR_RETURN(auto index, put_image_index(images, store));
+  OutputOptions output_options;
+  std::error_code ec;
+  fs::path cache_root = o.cache_dir.empty() ? default_cache_root() : fs::absolute(o.cache_dir, ec);
+  output_options.scratch_dir = cache_root / "tmp";
+  output_options.tls_verify = o.tls_verify;
+  output_options.cert_dir = o.cert_dir;
+  output_options.artifacts_store = &store;
+  for (const auto& b : built) {
+    SbomInfo info;
+    info.name = o.tag;
+    info.created = b.image->config().created;
+    info.image_digest = b.build.manifest->digest.to_string();
+    const std::string sbom = spdx_sbom(b.build.records, info);
+    if (!o.no_sbom_artifact) {
+      oci::Descriptor subject = *b.build.manifest;
+      ENVB_ASSIGN_OR_RETURN(auto artifact, put_artifact(store, subject, kSpdxJson, sbom,
+                                                        "sbom.spdx.json", info.created));
+      output_options.artifacts.push_back(artifact);
+    }
+    if (!o.sbom.empty()) ENVB_TRY(common::write_file_atomic(o.sbom + "." + b.subdir, sbom));
+  }
+  for (const auto& output : o.outputs) {
+    ENVB_TRY(write_index_output(images, index, store, output, o.tag, output_options)
+                 .context("writing " + output));
+    if (!o.quiet) std::cerr << "wrote " << output << "\n";
+  }
+  if (!o.quiet)
+    for (const auto& b : built)
+      std::fprintf(stderr, "%s: %s, %zu packages, %zu layers (%zu written, %zu reused)\n",
+                   b.subdir.c_str(), b.build.manifest->digest.to_string().c_str(),
+                   b.build.records.size(), b.build.layers.size(), b.build.layers_written,
+                   b.build.layers_reused);
+  std::cout << index.digest.to_string() << "\n";
+  return 0;
+}
+
 }  // namespace
 
 void register_build(CLI::App& app, Outcome& outcome) {
@@ -293,7 +386,9 @@ void register_build(CLI::App& app, Outcome& outcome) {
                   "oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE[:NAME:TAG], docker://REF "
                   "(repeatable)");
   cmd->add_option("--prefix", o->prefix, "environment prefix in the image (default /opt/conda)");
-  cmd->add_option("--platform", o->platform, "conda platform (default: this host's)");
+  cmd->add_option("--platform", o->platform,
+                  "conda platform (default: this host's); several, comma-separated, give an "
+                  "image index (linux-64,linux-aarch64)");
   cmd->add_option("--max-layers", o->max_layers, "layer budget, base layers included (100)");
   cmd->add_flag("--plan", o->plan, "print the layer plan and stop");
   cmd->add_option("--base", o->base,
@@ -308,6 +403,8 @@ void register_build(CLI::App& app, Outcome& outcome) {
   cmd->add_option("--compression", o->compression, "gzip (default) or zstd");
   cmd->add_option("--level", o->level, "compression level");
   cmd->add_option("--sbom", o->sbom, "write an SPDX 2.3 JSON SBOM of the packages to FILE");
+  cmd->add_flag("--no-sbom-artifact", o->no_sbom_artifact,
+                "do not attach the SBOM to the image (an OCI artifact whose subject is the image)");
   cmd->add_option("--cache-dir", o->cache_dir,
                   "cache root: packages, repodata/, layers/, oci/ (default ~/.cache/envbuild)");
   cmd->add_option("-c,--channel", o->channels, "channels (replace the file's)");

@@ -252,6 +252,20 @@ Result<FetchedManifest> Repository::get_manifest(const std::string& reference) {
   return out;
 }
 
+Result<std::optional<Index>> Repository::referrers(const Digest& subject) {
+  Request req;
+  req.url = origin_ + "/v2/" + name_ + "/referrers/" + subject.to_string();
+  req.headers.emplace_back("Accept", std::string(media_type::kOciIndex));
+  ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
+  if (resp.status == 404) return std::optional<Index>();
+  if (!resp.ok()) return status_error("GET", req.url, resp);
+  // A registry without the API may answer 200 with something else (an HTML page, a JSON
+  // error): only an image index counts as support.
+  auto index = parse_index(resp.body);
+  if (!index) return std::optional<Index>();
+  return std::optional<Index>(std::move(*index));
+}
+
 Result<std::optional<Descriptor>> Repository::head_manifest(const std::string& reference) {
   Request req;
   req.method = "HEAD";

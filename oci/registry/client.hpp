@@ -19,6 +19,7 @@
 #include "oci/blob_store.hpp"
 #include "oci/descriptor.hpp"
 #include "oci/image.hpp"
+#include "oci/manifest.hpp"
 #include "oci/reference.hpp"
 #include "oci/registry/auth.hpp"
 #include "oci/registry/transport.hpp"
@@ -88,6 +89,10 @@ class Repository {
   Result<bool> mount_blob(const Digest& digest, const std::string& from);
 
   Result<std::vector<std::string>> tags();
+  /// GET /v2/<name>/referrers/<digest> (OCI distribution 1.1): the index of the manifests whose
+  /// subject is `subject`, or nullopt when the registry has no referrers API (404), in which
+  /// case clients keep the `sha256-<hex>` tag schema themselves.
+  Result<std::optional<Index>> referrers(const Digest& subject);
 
   [[nodiscard]] const std::string& host() const noexcept { return host_; }
   [[nodiscard]] const std::string& name() const noexcept { return name_; }

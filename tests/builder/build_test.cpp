@@ -258,7 +258,9 @@ TEST_F(BuildImageTest, ValidatesWithTheRealTools) {
   ENVB_REQUIRE_TOOL("oci-image-tool");
   ENVB_REQUIRE_TOOL("umoci");
   ENVB_REQUIRE_TOOL("skopeo");
-  auto v = run_command("oci-image-tool validate --type image " + q(img()));
+  // By name: oci-image-tool 1.0 predates OCI 1.1 artifacts and would validate the attached SBOM
+  // (config application/vnd.oci.empty.v1+json) as an image.
+  auto v = run_command("oci-image-tool validate --type image --ref name=1 " + q(img()));
   EXPECT_EQ(v.exit_code, 0) << v.output;
   auto s = run_command("skopeo inspect " + q("oci:" + img().string() + ":1"));
   ASSERT_EQ(s.exit_code, 0) << s.output;
@@ -350,6 +352,31 @@ TEST_F(BuildImageTest, PushesToARegistry) {
   auto s = run_command("skopeo inspect --tls-verify=false " + q(dest + ":7"));
   EXPECT_EQ(s.exit_code, 0) << s.output;
   EXPECT_NE(s.output.find(*digest_), std::string::npos) << s.output;
+  // distribution 2.8 has no referrers API: the SBOM is found through the sha256-<hex> tag.
+  std::string tag = "sha256-" + digest_->substr(7);
+  auto r = run_command("skopeo inspect --raw --tls-verify=false " + q(dest + ":" + tag));
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  if (r.exit_code == 0) {
+    auto index = nlohmann::json::parse(r.output);
+    ASSERT_EQ(index["manifests"].size(), 1u) << r.output;
+    EXPECT_EQ(index["manifests"][0]["artifactType"], "application/spdx+json");
+    std::string artifact = index["manifests"][0]["digest"];
+    auto m = run_command("skopeo inspect --raw --tls-verify=false " + q(dest + "@" + artifact));
+    ASSERT_EQ(m.exit_code, 0) << m.output;
+    EXPECT_EQ(nlohmann::json::parse(m.output)["subject"]["digest"], *digest_);
+  }
+  // Pushing again keeps one entry under the referrers tag.
+  auto again = run_build(*root_, "-q -f " + q(*root_ / "environment.yml") + " -t envb/real:1 " +
+                                     "--cache-dir " + q(*root_ / "cache") + " --base " +
+                                     q("oci:" + (*root_ / "base").string() + ":base") +
+                                     " --cmd python --label team=ml --annotation note=x" +
+                                     " --tls-verify=false -o " + q(dest + ":7"));
+  EXPECT_EQ(again.exit_code, 0) << again.log;
+  auto r2 = run_command("skopeo inspect --raw --tls-verify=false " + q(dest + ":" + tag));
+  EXPECT_EQ(r2.exit_code, 0) << r2.output;
+  if (r2.exit_code == 0) {
+    EXPECT_EQ(nlohmann::json::parse(r2.output)["manifests"].size(), 1u);
+  }
   run_command("kill " + pid);
 }
 
@@ -370,6 +397,55 @@ TEST_F(BuildImageTest, SbomListsEveryPackage) {
   }
   EXPECT_TRUE(openssl);
   EXPECT_EQ(doc["relationships"].size(), 15u);
+}
+
+// The SBOM is also an OCI 1.1 artifact in the layout: untagged in index.json, its subject the
+// image, its one layer the same bytes as --sbom's file; the image stays readable by tag.
+TEST_F(BuildImageTest, SbomIsAttachedAsAnArtifact) {
+  auto layout = oci::Layout::open(img());
+  ASSERT_TRUE(layout) << layout.error().to_string();
+  auto digest = oci::Digest::parse(*digest_);
+  ASSERT_TRUE(digest);
+  auto referrers = layout->referrers(*digest);
+  ASSERT_TRUE(referrers) << referrers.error().to_string();
+  ASSERT_EQ(referrers->size(), 1u);
+  const auto& artifact = referrers->front();
+  EXPECT_EQ(artifact.artifact_type, "application/spdx+json");
+  EXPECT_FALSE(artifact.annotations.count("org.opencontainers.image.ref.name"));
+  auto m = oci::parse_manifest(read_text(layout->blobs().path_of(artifact.digest)));
+  ASSERT_TRUE(m) << m.error().to_string();
+  EXPECT_EQ(m->artifact_type, "application/spdx+json");
+  EXPECT_EQ(m->config.media_type, "application/vnd.oci.empty.v1+json");
+  EXPECT_EQ(read_text(layout->blobs().path_of(m->config.digest)), "{}");
+  ASSERT_EQ(m->layers.size(), 1u);
+  EXPECT_EQ(m->layers[0].media_type, "application/spdx+json");
+  EXPECT_EQ(read_text(layout->blobs().path_of(m->layers[0].digest)),
+            read_text(*root_ / "sbom.json"));
+  ASSERT_TRUE(m->subject);
+  EXPECT_EQ(m->subject->digest, *digest);
+  // An untagged lookup skips artifacts: the layout has one image.
+  auto image = layout->image("");
+  ASSERT_TRUE(image) << image.error().to_string();
+  EXPECT_EQ((*image)->descriptor().digest, *digest);
+  // Rebuilding into the same layout keeps one SBOM; a retagged image's stale one is dropped.
+  fs::path copy = *root_ / "img-sbom";
+  fs::copy(img(), copy, fs::copy_options::recursive);
+  auto b = run_build(*root_, "-q -f " + q(*root_ / "environment.yml") + " -t envb/real:1 " +
+                                 "--cache-dir " + q(*root_ / "cache") + " -o " +
+                                 q("oci:" + copy.string() + ":1"));
+  ASSERT_EQ(b.exit_code, 0) << b.log;  // no base: another image under the same tag
+  auto index = oci::Layout::open(copy)->index();
+  ASSERT_TRUE(index);
+  size_t artifacts = 0;
+  for (const auto& d : index->manifests) artifacts += !d.artifact_type.empty();
+  EXPECT_EQ(artifacts, 1u);
+  EXPECT_EQ(index->manifests.size(), 2u);
+  // --no-sbom-artifact: the image alone.
+  auto c = run_build(*root_, "-q -f " + q(*root_ / "environment.yml") + " -t envb/real:1 " +
+                                 "--cache-dir " + q(*root_ / "cache") + " --no-sbom-artifact -o " +
+                                 q("oci:" + (*root_ / "img-nosbom").string() + ":1"));
+  ASSERT_EQ(c.exit_code, 0) << c.log;
+  EXPECT_EQ(oci::Layout::open(*root_ / "img-nosbom")->index()->manifests.size(), 1u);
 }
 
 TEST_F(BuildImageTest, PlanPrintsTheLayersWithinTheBudget) {
@@ -552,6 +628,112 @@ TEST_F(BuildImageTest, BaseFromARegistry) {
                                        " -o " + q("oci:" + (*root_ / "nope").string()));
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_NE(missing.log.find("pulling base"), std::string::npos) << missing.log;
+
+// A package NAME-1.0-0 for `subdir` (noarch: generic when "noarch") holding share/NAME/what.txt.
+std::string make_subdir_package(const fs::path& channel, const std::string& subdir,
+                                const std::string& name) {
+  fs::path src = channel / ("src-" + subdir + "-" + name);
+  std::string text = name + " for " + subdir + "\n";
+  write_text(src / ("share/" + name + "/what.txt"), text);
+  nlohmann::json index = {{"name", name},
+                          {"version", "1.0"},
+                          {"build", "0"},
+                          {"build_number", 0},
+                          {"depends", nlohmann::json::array()},
+                          {"license", "MIT"},
+                          {"subdir", subdir},
+                          {"timestamp", 1700000000000}};
+  if (subdir == "noarch") index["noarch"] = "generic";
+  write_text(src / "info/index.json", index.dump());
+  std::string sha =
+      run_command("sha256sum " + q(src / "share" / name / "what.txt")).output.substr(0, 64);
+  write_text(src / "info/paths.json", nlohmann::json{{"paths_version", 1},
+                                                     {"paths",
+                                                      {{{"_path", "share/" + name + "/what.txt"},
+                                                        {"path_type", "hardlink"},
+                                                        {"sha256", sha},
+                                                        {"size_in_bytes", text.size()}}}}}
+                                          .dump());
+  write_text(src / "info/files", "share/" + name + "/what.txt\n");
+  fs::create_directories(channel / subdir);
+  fs::path out = channel / subdir / (name + "-1.0-0.tar.bz2");
+  auto r = run_command("cd " + q(src) +
+                       " && python3 -c \"import tarfile,sys\n"
+                       "with tarfile.open(sys.argv[1],'w:bz2') as t:\n"
+                       "  [t.add(p) for p in ['info','share']]\" " +
+                       q(out));
+  return r.exit_code == 0 ? "" : r.output;
+}
+
+// --platform linux-64,linux-aarch64: each platform solved on its own, one image index with a
+// manifest per platform (no emulation: the packages are files), each with its SBOM attached.
+class MultiPlatformBuild : public testing::TempDirTest {};
+
+TEST_F(MultiPlatformBuild, OneIndexWithAManifestPerPlatform) {
+  struct {
+    fs::path dir;
+    const fs::path& path() const { return dir; }
+  } tmp{dir_};
+  fs::path channel = tmp.path() / "channel";
+  for (const char* subdir : {"linux-64", "linux-aarch64"})
+    ASSERT_EQ(make_subdir_package(channel, subdir, "envb-native"), "");
+  ASSERT_EQ(make_subdir_package(channel, "noarch", "envb-data"), "");
+  auto idx = run_command(q(envbuild_bin()) + " index " + q(channel));
+  ASSERT_EQ(idx.exit_code, 0) << idx.output;
+  write_text(tmp.path() / "environment.yml",
+             "name: multi\nchannels:\n  - " + channel.string() +
+                 "\ndependencies:\n  - envb-native\n  - envb-data\n");
+  std::string args = "-f " + q(tmp.path() / "environment.yml") + " -t envb/multi:2 --cache-dir " +
+                     q(tmp.path() / "cache") + " --platform linux-64,linux-aarch64 ";
+  auto b = run_build(tmp.path(), args + "-o " + q("oci:" + (tmp.path() / "img").string()) + " -o " +
+                                     q("oci-archive:" + (tmp.path() / "img.tar").string()));
+  ASSERT_EQ(b.exit_code, 0) << b.log;
+  auto layout = oci::Layout::open(tmp.path() / "img");
+  ASSERT_TRUE(layout);
+  auto top = layout->index();
+  ASSERT_TRUE(top);
+  ASSERT_EQ(top->manifests.size(), 3u);  // the index (tag 2) and two SBOMs
+  EXPECT_EQ(top->manifests[0].media_type, "application/vnd.oci.image.index.v1+json");
+  EXPECT_EQ(top->manifests[0].digest.to_string(), b.digest);
+  auto index = oci::parse_index(read_text(layout->blobs().path_of(top->manifests[0].digest)));
+  ASSERT_TRUE(index);
+  ASSERT_EQ(index->manifests.size(), 2u);
+  std::vector<std::string> platforms;
+  for (const auto& m : index->manifests) {
+    ASSERT_TRUE(m.platform);
+    platforms.push_back(m.platform->to_string());
+    auto image = oci::open_store_image(layout->blobs(), m);
+    ASSERT_TRUE(image) << image.error().to_string();
+    EXPECT_TRUE(oci::validate(**image));
+    EXPECT_EQ((*image)->config().platform().to_string(), m.platform->to_string());
+    auto referrers = layout->referrers(m.digest);
+    ASSERT_TRUE(referrers);
+    EXPECT_EQ(referrers->size(), 1u);
+  }
+  EXPECT_EQ(platforms, (std::vector<std::string>{"linux/amd64", "linux/arm64/v8"}));
+  // The foreign platform's own package is in its image (a layer per package + the top layer).
+  auto arm = oci::open_store_image(layout->blobs(), index->manifests[1]);
+  ASSERT_TRUE(arm);
+  EXPECT_EQ((*arm)->manifest().layers.size(), 3u);
+  EXPECT_NE((*arm)->config().config.labels.at("org.envbuild.lock").find("/linux-aarch64/"),
+            std::string::npos);
+  if (testing::have_tool("skopeo")) {
+    auto s = run_command("skopeo inspect --override-arch arm64 --override-variant v8 " +
+                         q("oci:" + (tmp.path() / "img").string() + ":2"));
+    EXPECT_EQ(s.exit_code, 0) << s.output;
+    EXPECT_NE(s.output.find("\"Architecture\": \"arm64\""), std::string::npos) << s.output;
+    auto a = run_command("skopeo inspect --override-arch amd64 " +
+                         q("oci-archive:" + (tmp.path() / "img.tar").string() + ":2"));
+    EXPECT_EQ(a.exit_code, 0) << a.output;
+  }
+  // Same inputs, same index; a docker-archive cannot hold several platforms.
+  auto again = run_build(tmp.path(), args + "-q -o " + q("oci:" + (tmp.path() / "img2").string()));
+  ASSERT_EQ(again.exit_code, 0) << again.log;
+  EXPECT_EQ(again.digest, b.digest);
+  auto d = run_build(tmp.path(),
+                     args + "-q -o " + q("docker-archive:" + (tmp.path() / "d.tar").string()));
+  EXPECT_NE(d.exit_code, 0);
+  EXPECT_NE(d.log.find("one platform"), std::string::npos) << d.log;
 }
 
 TEST(ImageBuildHelpers, VirtualRequirementsAreDedupedAndSorted) {

@@ -628,6 +628,7 @@ TEST_F(BuildImageTest, BaseFromARegistry) {
                                        " -o " + q("oci:" + (*root_ / "nope").string()));
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_NE(missing.log.find("pulling base"), std::string::npos) << missing.log;
+}
 
 // A package NAME-1.0-0 for `subdir` (noarch: generic when "noarch") holding share/NAME/what.txt.
 std::string make_subdir_package(const fs::path& channel, const std::string& subdir,

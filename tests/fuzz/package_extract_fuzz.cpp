@@ -29,5 +29,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!extracted && std::filesystem::exists(box.out()) && !std::filesystem::is_empty(box.out()))
     fail("failed extraction left files behind: " + extracted.error().message());
   (void)envbuild::conda::read_package_metadata(package);
+  std::filesystem::remove(package);  // the next input may be of the other format
   return 0;
 }

@@ -165,7 +165,13 @@ Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o)
   PackageCache cache(cache_options);
   ENVB_ASSIGN_OR_RETURN(auto cached, cache.fetch(refs).context("fetching packages"));
   p.build.fetch_ms = ms_since(start);
-  progress("fetched " + std::to_string(cached.size()) + " packages");
+  size_t downloaded = 0, extracted = 0;
+  for (const auto& c : cached) {
+    downloaded += c.downloaded ? 1 : 0;
+    extracted += c.extracted_now ? 1 : 0;
+  }
+  progress("fetched " + std::to_string(cached.size()) + " packages (" + std::to_string(downloaded) +
+           " downloaded, " + std::to_string(extracted) + " extracted)");
 
   // 2. Complete the records, order them, plan every package for the image prefix.
   start = std::chrono::steady_clock::now();

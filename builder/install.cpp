@@ -1,5 +1,6 @@
 #include "builder/install.hpp"
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
@@ -309,10 +310,30 @@ Result<void> link_or_copy(const PlannedFile& file, const fs::path& dest,
     ++report.hardlinked;
     return ok();
   }
-  fs::copy_file(file.source, dest, fs::copy_options::overwrite_existing, ec);
-  if (ec)
-    return fail(Errc::Io,
-                "copy(" + file.source.string() + " -> " + dest.string() + "): " + ec.message());
+  // A copy of our own rather than fs::copy_file, whose sendfile path reports a full disk as
+  // EIO: errno_error names ENOSPC with advice, and a partial copy is removed.
+  auto copied = [&]() -> Result<void> {
+    ENVB_ASSIGN_OR_RETURN(auto in, common::Fd::open_read(file.source.string()));
+    struct stat st {};
+    if (::fstat(in.get(), &st) != 0)
+      return common::errno_error("fstat", file.source.string(), errno);
+    ENVB_ASSIGN_OR_RETURN(auto out, common::Fd::open(dest.string(), O_WRONLY | O_CREAT | O_TRUNC,
+                                                     static_cast<int>(st.st_mode & 07777)));
+    std::vector<std::byte> buffer(1 << 20);
+    for (;;) {
+      ENVB_ASSIGN_OR_RETURN(size_t n, in.read_some(buffer, file.source.string()));
+      if (n == 0) break;
+      ENVB_TRY(out.write_all(std::span(buffer).first(n), dest.string()));
+    }
+    if (::fchmod(out.get(), st.st_mode & 07777) != 0)
+      return common::errno_error("fchmod", dest.string(), errno);
+    return ok();
+  }();
+  if (!copied) {
+    fs::remove(dest, ec);
+    return std::move(copied).error().with_context("copying " + file.source.string() + " -> " +
+                                                  dest.string());
+  }
   ++report.copied;
   return ok();
 }
@@ -478,7 +499,15 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
       report.scripts_run.push_back(plan.record.name + ": pre-link");
       messages(plan, "pre-link");
     }
-    for (const auto& file : plan.files) {
+    // The package's conda-meta record goes in last: a process killed midway must not leave a
+    // record claiming files that are not there yet.
+    std::vector<const PlannedFile*> ordered;
+    for (const auto& file : plan.files)
+      if (!file.path.starts_with("conda-meta/")) ordered.push_back(&file);
+    for (const auto& file : plan.files)
+      if (file.path.starts_with("conda-meta/")) ordered.push_back(&file);
+    for (const PlannedFile* planned : ordered) {
+      const PlannedFile& file = *planned;
       fs::path dest = prefix_dir / file.path;
       if (auto it = owner.find(file.path); it != owner.end() && it->second != label) {
         report.clobbered.push_back(file.path + ": " + it->second + ", then " + label + " (kept)");
@@ -519,7 +548,21 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
               ? "--no-link-scripts"
               : "platform " + subdir + " is not this host's") +
          "); recorded in conda-meta/envbuild-pending-scripts");
-  for (const auto& [path, content] : environment_files(plans, prefix_dir.string(), options)) {
+  // What is left of the staging dirs goes before conda-meta/history, which marks the prefix as
+  // an environment and is written last: a prefix that has it is complete.
+  for (const auto& plan : plans) {
+    if (plan.staging.empty()) continue;
+    ENVB_TRY(common::remove_all(plan.staging));
+    std::error_code ec;
+    if (plan.staging.parent_path().filename() == ".envbuild-staging")
+      fs::remove(plan.staging.parent_path(), ec);  // once empty
+  }
+  std::string history;
+  for (auto& [path, content] : environment_files(plans, prefix_dir.string(), options)) {
+    if (path == "conda-meta/history") {
+      history = std::move(content);
+      continue;
+    }
     ENVB_TRY(common::make_dirs((prefix_dir / path).parent_path()));
     ENVB_TRY(common::write_file_atomic(prefix_dir / path, content));
   }
@@ -534,6 +577,8 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
     ENVB_TRY(
         common::write_file_atomic(prefix_dir / "conda-meta" / "envbuild-pending-scripts", pending));
   }
+  if (!history.empty())
+    ENVB_TRY(common::write_file_atomic(prefix_dir / "conda-meta" / "history", history));
   return report;
 }
 
@@ -650,6 +695,10 @@ Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallReq
   const std::vector<size_t> order = topological_order(records);
   const fs::path staging = prefix / ".envbuild-staging";
   ENVB_TRY(common::make_dirs(staging));
+  struct RemoveStaging {  // also on error: patched copies are of no use to a later run
+    fs::path path;
+    ~RemoveStaging() { (void)common::remove_all(path); }
+  } remove_staging{staging};
   std::vector<PackagePlan> plans(order.size());
   ENVB_TRY(for_each_parallel(order.size(), request.jobs, [&](size_t k) -> Result<void> {
     size_t i = order[k];

@@ -165,11 +165,23 @@ Result<ExtractStats> extract_package(const fs::path& package, const fs::path& de
   RemoveGuard guard{temp};
 
   ExtractStats stats;
+  uint64_t entries = 0;
   {
     ENVB_ASSIGN_OR_RETURN(TreeWriter writer, TreeWriter::open(temp));
     auto walked = walk_package(
         package, options.components,
         [&](const ArchiveEntry& entry, common::ByteSource& data) -> Result<Walk> {
+          if (++entries > options.max_entries)
+            return fail(Errc::Integrity, "more than " + std::to_string(options.max_entries) +
+                                             " entries; refusing to extract more");
+          if (entry.type == EntryType::File && entry.size > options.max_entry_size)
+            return fail(Errc::Integrity,
+                        "entry '" + entry.path + "' is " + std::to_string(entry.size) +
+                            " bytes, over the limit of " + std::to_string(options.max_entry_size));
+          if (entry.type == EntryType::File && stats.bytes + entry.size > options.max_total_size)
+            return fail(Errc::Integrity, "entry '" + entry.path + "' takes the package over " +
+                                             std::to_string(options.max_total_size) +
+                                             " bytes; refusing to extract more");
           ENVB_TRY(writer.add(entry, data, stats).context("entry '" + entry.path + "'"));
           return Walk::Continue;
         });

@@ -13,6 +13,12 @@ namespace envbuild::conda {
 
 struct ExtractOptions {
   Components components = Components::All;
+  /// Decompression bombs: a package whose entries declare more than this is an Integrity
+  /// error, checked before any byte of the entry is written. Real packages stay far below
+  /// (a CUDA toolkit unpacks to a few GiB, with tens of thousands of files).
+  uint64_t max_entry_size = uint64_t{16} << 30;
+  uint64_t max_total_size = uint64_t{64} << 30;
+  uint64_t max_entries = 2'000'000;
 };
 
 struct ExtractStats {

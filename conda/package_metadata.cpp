@@ -13,7 +13,8 @@ using nlohmann::json;
 
 namespace {
 
-constexpr size_t kMaxInfoFile = 256u << 20;
+// The largest real paths.json files (tens of thousands of entries) are a few MiB.
+constexpr size_t kMaxInfoFile = 32u << 20;
 
 Result<json> parse_json(std::string_view text, std::string_view source) {
   try {

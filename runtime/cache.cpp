@@ -2,6 +2,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -213,6 +214,25 @@ void test_stall_point(std::string_view phase) {
   std::this_thread::sleep_for(std::chrono::seconds(600));
 }
 
+namespace {
+
+// Staging dirs ".<name>.<pid>.tmp" next to `dir` whose process is gone (killed midway): nothing
+// else would ever remove them. A live pid (another unpack into the same dir) is left alone.
+void remove_abandoned_staging(const fs::path& dir) {
+  const std::string prefix = "." + dir.filename().string() + ".";
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir.parent_path(), ec)) {
+    std::string name = e.path().filename().string();
+    if (!name.starts_with(prefix) || !name.ends_with(".tmp")) continue;
+    std::string pid = name.substr(prefix.size(), name.size() - prefix.size() - 4);
+    if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+    if (::kill(static_cast<pid_t>(std::stol(pid)), 0) != 0 && errno == ESRCH)
+      (void)common::remove_all(e.path());
+  }
+}
+
+}  // namespace
+
 Result<EnvInfo> unpack_image(const oci::Image& image, const fs::path& dir_in,
                              const std::string& reference, const UnpackOptions& options) {
   fs::path dir = fs::absolute(dir_in).lexically_normal();
@@ -232,6 +252,7 @@ Result<EnvInfo> unpack_image(const oci::Image& image, const fs::path& dir_in,
   fs::path staging = dir.parent_path() /
                      ("." + dir.filename().string() + "." + std::to_string(::getpid()) + ".tmp");
   (void)common::remove_all(staging);
+  remove_abandoned_staging(dir);
   ENVB_TRY(common::make_dirs(staging));
   struct Cleanup {
     fs::path path;

@@ -466,7 +466,7 @@ def build_universe(rng, scale):
         if rng.random() < 0.35:
             p.deps.append("numpy")
         if rng.random() < 0.2:
-            p.constrains = [rng.choice(pyn_names) + " >=" + str(rng.randint(1, 5)) + ".0"]
+            p.constrains = [rng.choice(pyn_names)]  # a name; its bound is set below
         if rng.random() < 0.03:
             p.cuda = True
     for i, name in enumerate(pyn_names):
@@ -474,6 +474,13 @@ def build_universe(rng, scale):
         n = min(120, max(2, int(rng.lognormvariate(2.8, 0.9))))
         p.versions, p.times = make_versions(rng, n, rng.uniform(0.0, 0.9), rng.randint(0, 5))
         p.deps = rng.sample(pyn_names[:i] + pyc_names + all_py, rng.randint(0, 6))
+    for name in pyc_names:
+        # conda-forge style `constrains`: an old lower bound that current releases satisfy.
+        p = pkgs[name]
+        for k, other in enumerate(p.constrains):
+            q = pkgs[other]
+            v = q.versions[rng.randrange(len(q.versions))].split(".")
+            p.constrains[k] = "%s >=%s.%s" % (other, v[0], v[1])
     for p in pkgs.values():
         p.license = rng.choice(LICENSES)
         p.size = int(rng.lognormvariate(12.5, 1.6))
@@ -483,7 +490,9 @@ def build_universe(rng, scale):
 
 
 EPOCHS = 20  # migration cycles: builds of one epoch agree on every pin
-LAST_EPOCH = (EPOCHS - 1) / EPOCHS
+
+
+NOW = 2.0  # pin time of the final migration: the newest version of everything
 
 
 def pin_time(tb):
@@ -491,8 +500,9 @@ def pin_time(tb):
     return max(0.0, int(tb * EPOCHS) / EPOCHS - 0.001)
 
 
-def dep_specs(pkgs, p, tb, rng):
-    t = pin_time(tb)
+def dep_specs(pkgs, p, t, rng):
+    """Dependencies of a build pinned against the versions current at time t: compatible ranges
+    (run_exports of C libraries, lower bounds of Python packages) that those versions satisfy."""
     out = []
     for d in p.deps:
         q = pkgs.get(d)
@@ -511,35 +521,53 @@ def dep_specs(pkgs, p, tb, rng):
     return out
 
 
+def current_versions(p):
+    """Indexes of the versions that the final migration rebuilds: the newest version, and for
+    python the newest patch release of every minor still supported."""
+    if p.name != "python":
+        return {len(p.versions) - 1}
+    newest = {}
+    for i, v in enumerate(p.versions):
+        minor = int(v.split(".")[1])
+        if any(m == minor and t1 > 1.0 for _, m, _, t1 in PYTHONS):
+            newest[minor] = i
+    return set(newest.values())
+
+
 def build_times(p, rng):
-    """(version index, build number, build time): 1-3 builds per version, and a rebuild in the
-    last epoch for every version still current then (conda-forge's migrations), so that the
-    newest builds of all packages agree on their pins."""
-    current = version_at(p, pin_time(LAST_EPOCH + 0.001))
+    """(version index, build number, build time, pin time): 1-3 builds per version, pinned to
+    the dependency versions of their epoch, and for the current versions a last rebuild (the
+    conda-forge migration that ends the timeline) pinned against the newest version of every
+    dependency. So the newest builds of all packages form one consistent set, as on conda-forge,
+    and older builds are consistent with the dependency versions of their time."""
+    current = current_versions(p)
     for i, t in enumerate(p.times):
         nbuilds = 1 + (rng.random() < 0.45) + (rng.random() < 0.15)
         times = [min(1.0, t + k * rng.uniform(0.01, 0.05)) for k in range(nbuilds)]
-        if i >= current and times[-1] < LAST_EPOCH:
-            times.append(rng.uniform(LAST_EPOCH, 1.0))
         for bn, tb in enumerate(times):
-            yield i, bn, tb
+            yield i, bn, tb, pin_time(tb)
+        if i in current:
+            yield i, nbuilds, 1.0, NOW
 
 
 def records_for(pkgs, p, rng):
     """Yields (subdir, ext, filename, record) for every build of p."""
     name = p.name
-    for i, bn, tb in build_times(p, rng):
+    for i, bn, tb, pin_t in build_times(p, rng):
         v = p.versions[i]
         ts = T0_MS + int(tb * SPAN_MS)
         ext = ".conda" if tb >= CONDA_FORMAT_T else ".tar.bz2"
         variants = [None]
         if p.kind == "pyc":
             variants = [py for py in PYTHONS if py[2] <= tb < py[3]] or [PYTHONS[-1]]
+        if name == "libopenblas":  # threading variants, chosen by `constrains` of consumers
+            variants = ["pthreads", "openmp"]
         cudas = [None]
         if p.cuda and tb > 0.3:
             cudas = [None, "11.8", "12.0"] if tb > 0.6 else [None, "11.8"]
         if p.kind == "cuda":
-            cudas = [c for k, c in enumerate(["11.8", "12.0", "12.2", "12.4"])
+            # Built for every CUDA minor of its time (`cuda-version >=12.4,<12.5.0a0`).
+            cudas = [c for k, c in enumerate(["11.8", "12.0", "12.2", "12.4", "12.6"])
                      if tb > 0.3 + 0.15 * k] or ["11.8"]
         for py in variants:
             for cuda in cudas:
@@ -550,7 +578,8 @@ def records_for(pkgs, p, rng):
                 if p.kind == "pyn":
                     subdir = "noarch"
                     build = "pyhd8ed1ab_%d" % bn if rng.random() < 0.8 else "pyh%s_%d" % (h, bn)
-                    deps.append("python >=3.%d" % (8 + int(tb * 4)))
+                    # The oldest Python still supported when it was built (`python >=3.10`).
+                    deps.append("python >=3.%d" % min(m for _, m, _, t1 in PYTHONS if t1 > tb))
                 elif p.kind == "meta":  # cuda-version
                     subdir = "noarch"
                     build = "h%s_%d" % (h, bn)
@@ -558,7 +587,9 @@ def records_for(pkgs, p, rng):
                 else:
                     subdir = "linux-64"
                     build = "h%s_%d" % (h, bn)
-                    if py:
+                    if py in ("pthreads", "openmp"):
+                        build = "%s_h%s_%d" % (py, h, bn)
+                    elif py:
                         build = "py%sh%s_%d" % (py[0], h, bn)
                         deps += ["python >=3.%d,<3.%d.0a0" % (py[1], py[1] + 1),
                                  "python_abi 3.%d.* *_cp%s" % (py[1], py[0])]
@@ -592,7 +623,7 @@ def records_for(pkgs, p, rng):
                     minor = int(v.split(".")[1])
                     deps.append("python_abi %s.* *_cp3%d" % (v.rsplit(".", 1)[0], minor))
                     deps.append("pip")
-                deps += dep_specs(pkgs, p, tb, rng)
+                deps += dep_specs(pkgs, p, pin_t, rng)
                 if name in ("libgcc-ng", "libstdcxx-ng"):
                     deps = ["%s %s" % (name[:-3], v)]
                 if name == "libgcc":

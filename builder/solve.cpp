@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <gnu/libc-version.h>
 #include <sys/utsname.h>
+#include <time.h>
 
 #include <algorithm>
 #include <chrono>
@@ -21,6 +22,13 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+/// CPU time (user + system) of the process so far, in milliseconds.
+double process_cpu_ms() {
+  timespec ts{};
+  if (::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0;
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
 }
 
 std::string upper(std::string s) {
@@ -275,17 +283,23 @@ Result<std::vector<PlatformSolution>> solve_environment(const SolveRequest& requ
     }
     solv::Pool pool;
     auto load_start = Clock::now();
+    const double load_cpu_start = process_cpu_ms();
     ENVB_TRY(load_repodata(pool, mine, request.use_solv_cache, solution.stats));
     solution.stats.load_ms = ms_since(load_start);
+    solution.stats.load_cpu_ms = process_cpu_ms() - load_cpu_start;
     solution.virtual_packages =
         virtual_packages_for(platform, request.virtual_packages, request.env);
     for (const auto& vp : solution.virtual_packages)
       pool.add_virtual_package(vp.name, vp.version, vp.build);
     auto solve_start = Clock::now();
+    const double solve_cpu_start = process_cpu_ms();
     ENVB_ASSIGN_OR_RETURN(auto outcome,
                           pool.solve_records({request.specs, request.strict_channel_priority})
                               .context("solving for " + platform));
     solution.stats.solve_ms = ms_since(solve_start);
+    solution.stats.solve_cpu_ms = process_cpu_ms() - solve_cpu_start;
+    solution.stats.prepare_ms = pool.last_phases().prepare_ms;
+    solution.stats.solver_ms = pool.last_phases().solver_ms;
     if (auto* conflict = std::get_if<solv::Conflict>(&outcome)) {
       std::string text = explain_conflict(*conflict);
       Error error = fail(Errc::Unsatisfiable,

@@ -73,6 +73,12 @@ struct SolveStats {
   double json_ms = 0;        // repo_add_conda + internalize + base_url lookup
   double solv_read_ms = 0;   // repo_add_solv
   double solv_write_ms = 0;  // repo_write of new .solv files
+  // The parts of solve_ms, and CPU time (user + system, the whole process) of load and solve:
+  // on a busy machine wall time says little.
+  double prepare_ms = 0;  // whatprovides index and jobs
+  double solver_ms = 0;   // libsolv's solver_solve
+  double load_cpu_ms = 0;
+  double solve_cpu_ms = 0;
 };
 
 struct PlatformSolution {

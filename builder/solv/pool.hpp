@@ -76,6 +76,13 @@ struct SolveJob {
 
 using RecordOutcome = std::variant<std::vector<SolvedRecord>, Conflict>;
 
+/// Where the time of the last solve went (milliseconds of wall time).
+struct SolvePhases {
+  double prepare_ms = 0;  // pool_createwhatprovides and the jobs
+  double solver_ms = 0;   // solver_solve (and problem rules when unsatisfiable)
+  double result_ms = 0;   // transaction and records
+};
+
 /// The linked libsolv's version ("0.7.23"); part of .solv cache keys.
 std::string libsolv_version();
 
@@ -103,7 +110,10 @@ class Pool {
   /// Number of solvables in a repo.
   [[nodiscard]] size_t repo_size(RepoId repo) const;
 
-  /// A virtual package (__glibc, __cuda, ...) the target provides.
+  /// A virtual package (__glibc, __cuda, ...) the target provides. Virtual packages form the
+  /// pool's installed repo and are locked (as in conda and mamba): they are always present, so
+  /// a `constrains` on them (cuda-version's `__cuda >=12.4`) applies even when nothing
+  /// requires them, and no solution removes or replaces them.
   void add_virtual_package(const std::string& name, const std::string& version,
                            const std::string& build = "0");
 
@@ -113,6 +123,8 @@ class Pool {
   /// Solves and returns full records, sorted by name. A spec libsolv cannot parse, or one naming
   /// an unknown channel, is an InvalidInput error; no solution is a Conflict.
   Result<RecordOutcome> solve_records(const SolveJob& job);
+  /// Phase times of the last solve_records.
+  [[nodiscard]] const SolvePhases& last_phases() const;
 
  private:
   struct Impl;

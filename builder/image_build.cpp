@@ -709,15 +709,17 @@ Result<void> write_image_output(const oci::Image& image, const std::string& outp
             std::to_string(report.requests) + " requests (" + std::to_string(report.put_requests) +
             " PUT, " + std::to_string(report.patch_requests) + " PATCH, " +
             std::to_string(report.post_requests) + " POST)");
-      for (const auto& a : options.artifacts) {
-        ENVB_ASSIGN_OR_RETURN(auto pushed,
-                              push_artifact(*options.artifacts_store, a, ref, registry));
-        (void)pushed;
-      }
-      return ok();
+      return push_output_artifacts(options, ref, registry);
     }
   }
   return fail(Errc::InvalidInput, "unknown output " + output);
+}
+
+Result<void> push_output_artifacts(const OutputOptions& options, const oci::ImageReference& ref,
+                                   const oci::registry::RegistryOptions& registry) {
+  for (const auto& artifact : options.artifacts)
+    ENVB_TRY(push_artifact(*options.artifacts_store, artifact, ref, registry));
+  return ok();
 }
 
 }  // namespace envbuild::builder

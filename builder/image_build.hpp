@@ -167,6 +167,10 @@ struct OutputOptions {
 /// The RegistryOptions of a docker:// output (TLS, mounts).
 oci::registry::RegistryOptions registry_options(const OutputOptions& options);
 
+/// Pushes the artifacts of `options` (an SBOM) beside the image pushed to `ref`.
+Result<void> push_output_artifacts(const OutputOptions& options, const oci::ImageReference& ref,
+                                   const oci::registry::RegistryOptions& registry);
+
 /// Writes the image to an oci:, oci-archive:, docker-archive: or docker:// reference.
 /// `name_and_tag` (-t) gives the tag when the reference has none.
 Result<void> write_image_output(const oci::Image& image, const std::string& output,

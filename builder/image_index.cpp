@@ -94,17 +94,9 @@ Result<void> write_index_output(const std::vector<const oci::Image*>& images,
           .with_hint("write oci:, oci-archive: or docker:// for several platforms");
     case oci::Transport::Registry: {
       if (ref.tag.empty() && !ref.digest.valid()) ref.tag = tag_or_default("", name_and_tag);
-      oci::registry::RegistryOptions registry;
-      registry.transport.tls.verify = options.tls_verify;
-      registry.transport.tls.cert_dir = options.cert_dir;
-      ENVB_ASSIGN_OR_RETURN(auto report, oci::registry::push_index(images, ref, registry));
-      (void)report;
-      for (const auto& a : options.artifacts) {
-        ENVB_ASSIGN_OR_RETURN(auto pushed,
-                              push_artifact(*options.artifacts_store, a, ref, registry));
-        (void)pushed;
-      }
-      return ok();
+      const oci::registry::RegistryOptions registry = registry_options(options);
+      ENVB_TRY(oci::registry::push_index(images, ref, registry));
+      return push_output_artifacts(options, ref, registry);
     }
   }
   return fail(Errc::InvalidInput, "unknown output " + output);

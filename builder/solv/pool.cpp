@@ -3,6 +3,11 @@
 #include <stdio_ext.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -136,6 +141,76 @@ Result<std::string> read_base_url(const std::filesystem::path& path) {
   nlohmann::json::sax_parse(fp.get(), &full, nlohmann::json::input_format_t::json, false);
   return full.base_url;
 }
+// libsolv 0.7.23's parse_info() walks into whatever the top-level "info" object holds without
+// skipping it, and compares the key of an array element (NULL) with strcmp: a repodata.json whose
+// "info" holds an array crashes it (found by tests/fuzz/repodata_fuzz). One pass over the bytes,
+// no parse: true when the top-level "info" value contains '[' outside strings.
+bool info_holds_an_array(std::string_view json) {
+  int depth = 0;
+  bool in_string = false;
+  bool escaped = false;
+  size_t string_start = 0;
+  std::string_view last_key;
+  int info_depth = -1;  // depth inside the top-level "info" value, -1 when outside it
+  for (size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+        last_key = json.substr(string_start, i - string_start);
+      }
+      continue;
+    }
+    switch (c) {
+      case '"':
+        in_string = true;
+        string_start = i + 1;
+        break;
+      case ':':
+        if (depth == 1 && info_depth < 0 && last_key == "info") info_depth = 0;
+        break;
+      case '{':
+        ++depth;
+        if (info_depth >= 0) ++info_depth;
+        break;
+      case '[':
+        if (info_depth > 0) return true;
+        ++depth;
+        break;
+      case '}':
+      case ']':
+        --depth;
+        if (info_depth > 0 && --info_depth == 0) info_depth = -2;  // done with "info"
+        break;
+      default:
+        break;
+    }
+  }
+  return false;
+}
+
+// info_holds_an_array() over a file, mapped rather than read (repodata can be hundreds of MB).
+bool file_info_holds_an_array(const std::filesystem::path& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;  // the caller's fopen reports it
+  struct stat st {};
+  bool found = false;
+  if (::fstat(fd, &st) == 0 && st.st_size > 0) {
+    void* map = ::mmap(nullptr, static_cast<size_t>(st.st_size), PROT_READ, MAP_PRIVATE, fd, 0);
+    if (map != MAP_FAILED) {
+      found = info_holds_an_array(
+          std::string_view(static_cast<const char*>(map), static_cast<size_t>(st.st_size)));
+      ::munmap(map, static_cast<size_t>(st.st_size));
+    }
+  }
+  ::close(fd);
+  return found;
+}
+
 }  // namespace
 
 std::string libsolv_version() {
@@ -156,6 +231,12 @@ struct Pool::Impl {
     ::Repo* repo = repo_create(pool.get(), (info.channel + "/" + info.subdir).c_str());
     repo->priority = info.priority;
     repo->subpriority = info.subpriority;
+    if (!solv && file_info_holds_an_array(path)) {
+      repo_free(repo, 1);
+      return fail(Errc::InvalidInput,
+                  "parsing repodata " + path.string() + ": \"info\" holds an array")
+          .with_hint("\"info\" may only hold strings, numbers and objects (e.g. subdir, base_url)");
+    }
     // libsolv's JSON parser reads with getc(): without stdio's per-call locking it runs faster.
     __fsetlocking(fp.get(), FSETLOCKING_BYCALLER);
     int rc = solv ? repo_add_solv(repo, fp.get(), 0) : repo_add_conda(repo, fp.get(), 0);
@@ -220,6 +301,9 @@ Pool& Pool::operator=(Pool&&) noexcept = default;
 
 Result<void> Pool::add_repodata_json(const std::string& name, const std::string& json,
                                      int priority) {
+  if (info_holds_an_array(json))
+    return fail(Errc::InvalidInput, "repodata of " + name + ": \"info\" holds an array")
+        .with_hint("\"info\" may only hold strings, numbers and objects (e.g. subdir, base_url)");
   std::unique_ptr<FILE, FileClose> fp(fmemopen(const_cast<char*>(json.data()), json.size(), "r"));
   if (!fp) return fail(Errc::Internal, "fmemopen failed for repodata of " + name);
   ::Repo* repo = repo_create(impl_->pool.get(), name.c_str());

@@ -84,5 +84,22 @@ TEST(LibsolvConda, BadRepodataIsAnError) {
   EXPECT_FALSE(result.has_value());
 }
 
+// libsolv 0.7.23 dereferences NULL on an array inside "info" (found by tests/fuzz/repodata_fuzz):
+// refused before libsolv sees it, from memory and from a file; arrays elsewhere are fine.
+TEST(LibsolvConda, ArrayInsideInfoIsRefusedNotACrash) {
+  const std::string hostile =
+      R"({"info": {"subdir": "linux-64", "x": {"depends": ["a", "b"]}}, "packages": {}})";
+  Pool pool;
+  auto from_memory = pool.add_repodata_json("hostile", hostile);
+  ASSERT_FALSE(from_memory.has_value());
+  EXPECT_NE(from_memory.error().to_string().find("\"info\" holds an array"), std::string::npos)
+      << from_memory.error().to_string();
+  const std::string fine =
+      R"({"info": {"subdir": "linux-64", "note": "[not an array]"}, "packages": {"a-1-0.tar.bz2":)"
+      R"( {"name": "a", "version": "1", "build": "0", "build_number": 0, "depends": ["b"],)"
+      R"( "subdir": "linux-64"}}})";
+  EXPECT_TRUE(pool.add_repodata_json("fine", fine).has_value());
+}
+
 }  // namespace
 }  // namespace envbuild::builder::solv

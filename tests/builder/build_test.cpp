@@ -19,7 +19,7 @@
 #include "oci/layout.hpp"
 #include "oci/manifest.hpp"
 #include "oci/mutate.hpp"
-#include "tests/oci/registry_server.hpp"
+#include "tests/testing/registry_server.hpp"
 #include "tests/testing/testing.hpp"
 
 namespace envbuild::builder {
@@ -31,8 +31,12 @@ using testing::run_command;
 using testing::shell_quote;
 using testing::write_text;
 
-std::string q(const fs::path& p) { return shell_quote(p.string()); }
-fs::path envbuild_bin() { return testing::binary_dir() / "envbuild"; }
+std::string q(const fs::path& p) {
+  return shell_quote(p.string());
+}
+fs::path envbuild_bin() {
+  return testing::binary_dir() / "envbuild";
+}
 
 // The host-python channel, built once per build directory (shared with install_test, under the
 // same lock).
@@ -47,9 +51,9 @@ std::optional<fs::path> python_channel(std::string& why) {
   }
   if (fs::exists(dir / "linux-64/repodata.json")) return dir;
   fs::remove_all(dir, ec);
-  auto made = run_command("python3 " + q(testing::source_dir() / "examples/demo/make_channel.py") +
-                          " " + q(dir) + " --only python && " + q(envbuild_bin()) + " index " +
-                          q(dir));
+  auto made =
+      run_command("python3 " + q(testing::source_dir() / "examples/demo/make_channel.py") + " " +
+                  q(dir) + " --only python && " + q(envbuild_bin()) + " index " + q(dir));
   if (made.exit_code != 0) {
     why = made.output;
     fs::remove_all(dir, ec);
@@ -73,29 +77,38 @@ fs::path subset_channel(const fs::path& scratch) {
 // with python's tarfile, in `channel`/linux-64.
 std::string make_hello_package(const fs::path& channel, const std::string& version) {
   fs::path src = channel / ("src-" + version);
-  write_text(src / "share/envb-hello/hello.txt", "hello " + version + " from /opt/placeholder_prefix\n");
-  std::string sha = run_command("sha256sum " + q(src / "share/envb-hello/hello.txt")).output.substr(0, 64);
+  write_text(src / "share/envb-hello/hello.txt",
+             "hello " + version + " from /opt/placeholder_prefix\n");
+  std::string sha =
+      run_command("sha256sum " + q(src / "share/envb-hello/hello.txt")).output.substr(0, 64);
   auto size = fs::file_size(src / "share/envb-hello/hello.txt");
-  write_text(src / "info/index.json",
-             nlohmann::json{{"name", "envb-hello"}, {"version", version}, {"build", "0"},
-                            {"build_number", 0}, {"depends", nlohmann::json::array()},
-                            {"license", "MIT"}, {"subdir", "linux-64"}, {"timestamp", 1700000000000}}
-                 .dump());
+  write_text(src / "info/index.json", nlohmann::json{{"name", "envb-hello"},
+                                                     {"version", version},
+                                                     {"build", "0"},
+                                                     {"build_number", 0},
+                                                     {"depends", nlohmann::json::array()},
+                                                     {"license", "MIT"},
+                                                     {"subdir", "linux-64"},
+                                                     {"timestamp", 1700000000000}}
+                                          .dump());
   write_text(src / "info/paths.json",
              nlohmann::json{{"paths_version", 1},
-                            {"paths", {{{"_path", "share/envb-hello/hello.txt"},
-                                        {"path_type", "hardlink"},
-                                        {"sha256", sha},
-                                        {"size_in_bytes", size},
-                                        {"file_mode", "text"},
-                                        {"prefix_placeholder", "/opt/placeholder_prefix"}}}}}
+                            {"paths",
+                             {{{"_path", "share/envb-hello/hello.txt"},
+                               {"path_type", "hardlink"},
+                               {"sha256", sha},
+                               {"size_in_bytes", size},
+                               {"file_mode", "text"},
+                               {"prefix_placeholder", "/opt/placeholder_prefix"}}}}}
                  .dump());
   write_text(src / "info/files", "share/envb-hello/hello.txt\n");
   fs::create_directories(channel / "linux-64");
   fs::path out = channel / "linux-64" / ("envb-hello-" + version + "-0.tar.bz2");
-  auto r = run_command("cd " + q(src) + " && python3 -c \"import tarfile,sys\n"
+  auto r = run_command("cd " + q(src) +
+                       " && python3 -c \"import tarfile,sys\n"
                        "with tarfile.open(sys.argv[1],'w:bz2') as t:\n"
-                       "  [t.add(p) for p in ['info','share']]\" " + q(out));
+                       "  [t.add(p) for p in ['info','share']]\" " +
+                       q(out));
   return r.exit_code == 0 ? "" : r.output;
 }
 
@@ -151,9 +164,10 @@ Result<void> make_base_image(const fs::path& layout_dir, std::string& why) {
 std::string environment_yml(const std::vector<fs::path>& channels, const std::string& extra) {
   std::string text = "name: real\nchannels:\n";
   for (const auto& c : channels) text += "  - " + c.string() + "\n";
-  text += "  - nodefaults\ndependencies:\n  - python 3.*\n  - openssl\n  - xz\n  - ncurses\n"
-          "  - readline\n  - libzlib\n  - pip\n" + extra +
-          "variables:\n  ENVB_TEST_VAR: hello\n";
+  text +=
+      "  - nodefaults\ndependencies:\n  - python 3.*\n  - openssl\n  - xz\n  - ncurses\n"
+      "  - readline\n  - libzlib\n  - pip\n" +
+      extra + "variables:\n  ENVB_TEST_VAR: hello\n";
   return text;
 }
 
@@ -234,7 +248,9 @@ TEST_F(BuildImageTest, ConfigHasActivationLabelsAndOneLayerPerPackage) {
   ASSERT_TRUE(oci::validate(**image));
   const auto& config = (*image)->config();
   const auto& env = config.config.env;
-  auto has = [&](const std::string& e) { return std::find(env.begin(), env.end(), e) != env.end(); };
+  auto has = [&](const std::string& e) {
+    return std::find(env.begin(), env.end(), e) != env.end();
+  };
   EXPECT_TRUE(has("PATH=/opt/conda/bin:/usr/bin:/bin"));  // the base's PATH, prefix first
   EXPECT_TRUE(has("CONDA_PREFIX=/opt/conda"));
   EXPECT_TRUE(has("CONDA_DEFAULT_ENV=real"));
@@ -277,7 +293,8 @@ TEST_F(BuildImageTest, ProgramsRunUnderChroot) {
   ENVB_REQUIRE_TOOL("unshare");
   if (::geteuid() != 0) GTEST_SKIP() << "chroot needs root";
   fs::path bundle = *root_ / "bundle";
-  auto u = run_command("umoci unpack --rootless --image " + q(img().string() + ":1") + " " + q(bundle));
+  auto u =
+      run_command("umoci unpack --rootless --image " + q(img().string() + ":1") + " " + q(bundle));
   ASSERT_EQ(u.exit_code, 0) << u.output;
   fs::path rootfs = bundle / "rootfs";
   // Nothing from the package cache or the build's temp dirs in the image.
@@ -288,8 +305,10 @@ TEST_F(BuildImageTest, ProgramsRunUnderChroot) {
   // ld.so resolves $ORIGIN (conda's RPATH) through /proc/self/exe: mount a proc, as runtimes do,
   // in a private mount and pid namespace (tooling.md section 3).
   fs::create_directories(rootfs / "proc");
-  std::string run = "env -i HOME=/ PATH=/opt/conda/bin:/bin unshare --mount --pid --fork "
-                    "--mount-proc=" + q(rootfs / "proc") + " " + q(chroot) + " " + q(rootfs) + " ";
+  std::string run =
+      "env -i HOME=/ PATH=/opt/conda/bin:/bin unshare --mount --pid --fork "
+      "--mount-proc=" +
+      q(rootfs / "proc") + " " + q(chroot) + " " + q(rootfs) + " ";
   auto py = run_command(run + "/opt/conda/bin/python -c 'import sys; print(1, sys.prefix)'");
   EXPECT_EQ(py.exit_code, 0) << py.output;
   EXPECT_NE(py.output.find("1 /opt/conda"), std::string::npos) << py.output;
@@ -316,8 +335,10 @@ TEST_F(BuildImageTest, DockerArchiveLoadsAndRunsWithPodman) {
                   " --storage-driver vfs --runtime runc ";
   auto load = run_command(p + "load -i " + q(*root_ / "img.tar"));
   ASSERT_EQ(load.exit_code, 0) << load.output;
-  auto r = run_command(p + "run --rm --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 "
-                           "--network none envb/real:1 python -c 'import os; print(os.environ[\"ENVB_TEST_VAR\"])'");
+  auto r = run_command(
+      p +
+      "run --rm --ulimit nofile=1024:1024 --ulimit nproc=1024:1024 "
+      "--network none envb/real:1 python -c 'import os; print(os.environ[\"ENVB_TEST_VAR\"])'");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("hello"), std::string::npos) << r.output;
   run_command(p + "rmi -a -f");
@@ -328,13 +349,15 @@ TEST_F(BuildImageTest, PushesToARegistry) {
   ENVB_REQUIRE_TOOL("skopeo");
   fs::path reg = *root_ / "registry";
   fs::create_directories(reg / "data");
-  std::string port =
-      run_command("python3 -c 'import socket;s=socket.socket();s.bind((\"127.0.0.1\",0));"
-                  "print(s.getsockname()[1])'").output;
+  std::string port = run_command(
+                         "python3 -c 'import socket;s=socket.socket();s.bind((\"127.0.0.1\",0));"
+                         "print(s.getsockname()[1])'")
+                         .output;
   port.erase(port.find_last_not_of("\n") + 1);
-  write_text(reg / "config.yml", "version: 0.1\nlog: {level: error}\nstorage:\n  filesystem: "
-                                 "{rootdirectory: " + (reg / "data").string() +
-                                 "}\nhttp: {addr: 127.0.0.1:" + port + "}\n");
+  write_text(reg / "config.yml",
+             "version: 0.1\nlog: {level: error}\nstorage:\n  filesystem: "
+             "{rootdirectory: " +
+                 (reg / "data").string() + "}\nhttp: {addr: 127.0.0.1:" + port + "}\n");
   auto started = run_command("docker-registry serve " + q(reg / "config.yml") + " >" +
                              q(reg / "log") + " 2>&1 & echo $!");
   std::string pid = started.output;
@@ -449,9 +472,10 @@ TEST_F(BuildImageTest, SbomIsAttachedAsAnArtifact) {
 }
 
 TEST_F(BuildImageTest, PlanPrintsTheLayersWithinTheBudget) {
-  auto b = run_build(*root_, "-f " + q(*root_ / "environment.yml") + " -t envb/real:1 --cache-dir " +
-                                 q(*root_ / "cache") + " --plan --max-layers 6 --base " +
-                                 q("oci:" + (*root_ / "base").string() + ":base"));
+  auto b =
+      run_build(*root_, "-f " + q(*root_ / "environment.yml") + " -t envb/real:1 --cache-dir " +
+                            q(*root_ / "cache") + " --plan --max-layers 6 --base " +
+                            q("oci:" + (*root_ / "base").string() + ":base"));
   ASSERT_EQ(b.exit_code, 0) << b.log;
   // 1 base layer + at most 4 package layers + the environment layer.
   EXPECT_NE(b.digest.find("15 packages in 5 layers (+1 base layers), budget 6"), std::string::npos)
@@ -463,21 +487,24 @@ TEST_F(BuildImageTest, PlanPrintsTheLayersWithinTheBudget) {
 // clock (a second later) give the same manifest digest.
 TEST_F(BuildImageTest, ReproducibleAcrossTempDirsUmaskAndClock) {
   std::string common = "-f " + q(*root_ / "environment.yml") + " -t envb/real:1 ";
-  auto a = run_build(*root_, common + "--cache-dir " + q(*root_ / "cache-a") + " -o " +
-                                 q("oci:" + (*root_ / "repro-a").string()),
+  auto a = run_build(*root_,
+                     common + "--cache-dir " + q(*root_ / "cache-a") + " -o " +
+                         q("oci:" + (*root_ / "repro-a").string()),
                      "umask 022; TMPDIR=/tmp ");
   ASSERT_EQ(a.exit_code, 0) << a.log;
   ::sleep(1);
   fs::create_directories(*root_ / "tmp-b");
-  auto b = run_build(*root_, common + "--cache-dir " + q(*root_ / "cache-b") + " -j 1 -o " +
-                                 q("oci:" + (*root_ / "repro-b").string()),
+  auto b = run_build(*root_,
+                     common + "--cache-dir " + q(*root_ / "cache-b") + " -j 1 -o " +
+                         q("oci:" + (*root_ / "repro-b").string()),
                      "umask 077; TMPDIR=" + q(*root_ / "tmp-b") + " ");
   ASSERT_EQ(b.exit_code, 0) << b.log;
   EXPECT_EQ(a.digest, b.digest);
   EXPECT_TRUE(a.digest.starts_with("sha256:")) << a.digest;
   // SOURCE_DATE_EPOCH moves every timestamp: a different, but again stable, digest.
-  auto c = run_build(*root_, common + "--cache-dir " + q(*root_ / "cache-a") + " -o " +
-                                 q("oci:" + (*root_ / "repro-c").string()),
+  auto c = run_build(*root_,
+                     common + "--cache-dir " + q(*root_ / "cache-a") + " -o " +
+                         q("oci:" + (*root_ / "repro-c").string()),
                      "SOURCE_DATE_EPOCH=1700000000 ");
   ASSERT_EQ(c.exit_code, 0) << c.log;
   EXPECT_NE(c.digest, a.digest);

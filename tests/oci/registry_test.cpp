@@ -19,7 +19,7 @@
 #include "oci/mutate.hpp"
 #include "oci/registry/client.hpp"
 #include "oci/registry/copy.hpp"
-#include "tests/oci/registry_server.hpp"
+#include "tests/testing/registry_server.hpp"
 #include "tests/testing/testing.hpp"
 
 namespace envbuild::oci::registry {

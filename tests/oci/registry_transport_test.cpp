@@ -8,7 +8,7 @@
 
 #include "oci/registry/client.hpp"
 #include "oci/registry/transport.hpp"
-#include "tests/oci/registry_server.hpp"
+#include "tests/testing/registry_server.hpp"
 #include "tests/testing/repo_server.hpp"
 #include "tests/testing/testing.hpp"
 

@@ -24,7 +24,7 @@
 #include "runtime/activate.hpp"
 #include "runtime/cache.hpp"
 #include "runtime/relocate_tree.hpp"
-#include "tests/oci/registry_server.hpp"
+#include "tests/testing/registry_server.hpp"
 #include "tests/testing/testing.hpp"
 
 extern char** environ;

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <thread>
 
 #include "common/hash.hpp"
@@ -228,9 +229,9 @@ TEST_F(PackageCacheTest, ConcurrentFetchesOfTheSamePackageShareOneDownload) {
 // process removes them, fetches again and succeeds.
 class PackageCacheKillTest : public PackageCacheTest {
  protected:
-  // Forks a child that fetches `ref`; kills it with SIGKILL once a temp file whose name starts
-  // with `marker` shows up under `where`. Returns false if the child finished first.
-  bool kill_when(const PackageRef& ref, const fs::path& where, const std::string& marker) {
+  // Forks a child that fetches `ref`; kills it with SIGKILL once `ready()` holds. Returns false
+  // if the child finished first.
+  bool kill_when(const PackageRef& ref, const std::function<bool()>& ready) {
     pid_t pid = ::fork();
     if (pid == 0) {
       auto got = cache(1).fetch({ref});
@@ -238,21 +239,29 @@ class PackageCacheKillTest : public PackageCacheTest {
     }
     bool killed = false;
     for (int i = 0; i < 6000 && !killed; ++i) {
-      std::error_code ec;
-      if (fs::is_directory(where, ec))
-        for (const auto& e : fs::directory_iterator(where, ec))
-          if (e.path().filename().string().rfind(marker, 0) == 0) {
-            ::kill(pid, SIGKILL);
-            killed = true;
-            break;
-          }
+      if (ready()) {
+        ::kill(pid, SIGKILL);
+        killed = true;
+        break;
+      }
       int status = 0;
-      if (!killed && ::waitpid(pid, &status, WNOHANG) == pid) return false;
+      if (::waitpid(pid, &status, WNOHANG) == pid) return false;
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
     }
     int status = 0;
     ::waitpid(pid, &status, 0);
     return killed && WIFSIGNALED(status);
+  }
+
+  // kill_when() a temp file whose name starts with `marker` shows up under `where`.
+  bool kill_when(const PackageRef& ref, const fs::path& where, const std::string& marker) {
+    return kill_when(ref, [&] {
+      std::error_code ec;
+      if (fs::is_directory(where, ec))
+        for (const auto& e : fs::directory_iterator(where, ec))
+          if (e.path().filename().string().rfind(marker, 0) == 0) return true;
+      return false;
+    });
   }
 };
 
@@ -290,23 +299,10 @@ TEST_F(PackageCacheKillTest, KilledDuringDownloadThenNextRunSucceeds) {
   ref.url = "http://127.0.0.1:" + port + "/" + kXz;
   fs::path part = dir_ / "cache/pkgs" / ref.sha256 / (std::string(".") + kXz + ".part");
   // Killed once the part holds some bytes (xz is about 400 KiB: several chunks).
-  pid_t pid = ::fork();
-  if (pid == 0) {
-    auto got = cache(1).fetch({ref});
-    ::_exit(got ? 0 : 1);
-  }
-  bool killed = false;
-  for (int i = 0; i < 6000 && !killed; ++i) {
+  const bool killed = kill_when(ref, [&] {
     std::error_code ec;
-    if (fs::exists(part, ec) && fs::file_size(part, ec) >= 65536) {
-      ::kill(pid, SIGKILL);
-      killed = true;
-    }
-    int status = 0;
-    if (!killed && ::waitpid(pid, &status, WNOHANG) == pid) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  if (killed) ::waitpid(pid, nullptr, 0);
+    return fs::exists(part, ec) && fs::file_size(part, ec) >= 65536;
+  });
   ::kill(server_pid, SIGTERM);
   ASSERT_TRUE(killed) << "the child finished before it could be killed";
   EXPECT_FALSE(fs::exists(dir_ / "cache/pkgs" / ref.sha256 / kXz));

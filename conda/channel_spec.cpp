@@ -46,6 +46,18 @@ Result<UnresolvedChannel> UnresolvedChannel::parse(std::string_view input) {
     channel.kind_ = Kind::Path;
   } else {
     channel.kind_ = Kind::Name;
+    // A name is printed bare inside match specs (`name::pkg`), so it may only hold characters
+    // that cannot be mistaken for spec syntax.
+    for (size_t i = 0; i < text.size(); ++i) {
+      char c = text[i];
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.' &&
+          c != '+' && c != '/') {
+        return internal::parse_error(kWhat, text, i,
+                                     std::string("unexpected character '") + c +
+                                         "' in channel name (a path starts with / ./ or ../, a "
+                                         "URL with scheme://)");
+      }
+    }
   }
   while (text.size() > 1 && text.back() == '/') text.remove_suffix(1);
   if (channel.kind_ == Kind::Name && channel.platforms_.empty()) {

@@ -102,8 +102,10 @@ class MatchSpecParser {
     if (input_.empty()) return fail(Errc::InvalidInput, "invalid match spec '': empty");
     size_t pos = 0;
     size_t end = input_.size();
-    // channel[/subdir]::
-    if (size_t sep = input_.find("::"); sep != std::string_view::npos) {
+    // channel[/subdir]:: — the last "::" before any brackets, because a path channel may itself
+    // end in ':' ("../x:" prints as "../x:::pkg") while a package name never contains one.
+    std::string_view head = input_.substr(0, input_.find('['));
+    if (size_t sep = head.rfind("::"); sep != std::string_view::npos) {
       auto channel = UnresolvedChannel::parse(input_.substr(0, sep));
       if (!channel) return internal::rebase_error(channel.error(), kWhat, input_, size_t{0});
       ENVB_TRY(set_channel(*channel, 0));

@@ -75,8 +75,11 @@ class VersionSpecParser {
   Result<VersionSpec> parse_term() {
     skip_space();
     if (pos_ < text_.size() && text_[pos_] == '(') {
+      // Real specs nest one or two levels; the cap keeps hostile input off the stack's end.
+      if (++depth_ > kMaxDepth) return error(pos_, "parentheses nested too deeply");
       ++pos_;
       ENVB_ASSIGN_OR_RETURN(VersionSpec inner, parse_or());
+      --depth_;
       if (!eat(')')) return error(pos_, "expected ')'");
       return inner;
     }
@@ -162,6 +165,8 @@ class VersionSpecParser {
 
   std::string_view text_;
   size_t pos_ = 0;
+  static constexpr int kMaxDepth = 32;
+  int depth_ = 0;
 };
 
 Result<VersionSpec> VersionSpec::parse(std::string_view text) {

@@ -66,6 +66,8 @@ TEST(MatchSpecParse, ValidRoundTrip) {
        "https://conda.anaconda.org/conda-forge::zlib", "zlib"},
       {"numpy[channel=conda-forge]", "conda-forge::numpy", "numpy"},
       {"python 3.9", "python ==3.9", "python ==3.9"},
+      // A path channel ending in ':' (found by the match_spec fuzz target).
+      {"../:/::p", "../:::p", "p"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.in);
@@ -209,7 +211,8 @@ TEST(UnresolvedChannelParse, Table) {
     ASSERT_TRUE(again);
     EXPECT_EQ(*again, *channel);
   }
-  for (std::string_view bad : {"", "conda forge", "conda-forge[linux-65]", "x]"}) {
+  for (std::string_view bad :
+       {"", "conda forge", "conda-forge[linux-65]", "x]", "]/", "a:b", "x$y"}) {
     EXPECT_FALSE(UnresolvedChannel::parse(bad)) << bad;
   }
 }

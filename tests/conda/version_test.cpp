@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
 #include <string_view>
 #include <unordered_set>
 #include <vector>
@@ -196,6 +197,13 @@ TEST(VersionSpecParse, InvalidPointsAtCharacter) {
               std::string::npos)
         << spec.error().message();
   }
+}
+
+TEST(VersionSpecParse, DeepNestingIsAnErrorNotAStackOverflow) {
+  EXPECT_TRUE(VersionSpec::parse("((1.2))"));
+  auto deep = VersionSpec::parse(std::string(100000, '(') + "1" + std::string(100000, ')'));
+  ASSERT_FALSE(deep);
+  EXPECT_NE(deep.error().message().find("nested too deeply"), std::string::npos);
 }
 
 }  // namespace

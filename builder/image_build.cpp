@@ -530,7 +530,7 @@ Result<ImageBuild> build_environment_image(const EnvironmentSpec& env, const Ima
   fs::path top_dir = p.staging->path() / "top";
   for (const auto& [path, content] : files) {
     ENVB_TRY(common::make_dirs((top_dir / path).parent_path()));
-    ENVB_TRY(common::write_file_atomic(top_dir / path, content));
+    ENVB_TRY(common::write_scratch_file(top_dir / path, content));
     top_entries.push_back(oci::LayerEntry::file(in_layer(o.prefix, path), top_dir / path));
   }
   PlannedLayer& top = build.layers.back();

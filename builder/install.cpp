@@ -166,7 +166,7 @@ Result<PackagePlan> plan_package(const conda::PackageRecord& record, const fs::p
                                              .context("entry point of " + label));
       fs::path out = target.staging / "files" / script.path;
       ENVB_TRY(common::make_dirs(out.parent_path()));
-      ENVB_TRY(common::write_file_atomic(out, script.content, static_cast<int>(script.mode)));
+      ENVB_TRY(common::write_scratch_file(out, script.content, static_cast<int>(script.mode)));
       // The launcher's shebang holds the prefix: record it so envrun can relocate it.
       conda::PrefixReplacement self{target.prefix, target.prefix, conda::FileMode::Text, os};
       ENVB_ASSIGN_OR_RETURN(auto patched, conda::replace_prefix(script.content, self));
@@ -189,7 +189,7 @@ Result<PackagePlan> plan_package(const conda::PackageRecord& record, const fs::p
   std::string meta_path = "conda-meta/" + prefix_record.file_name();
   fs::path meta_file = target.staging / "files" / meta_path;
   ENVB_TRY(common::make_dirs(meta_file.parent_path()));
-  ENVB_TRY(common::write_file_atomic(meta_file, conda::to_json_string(prefix_record)));
+  ENVB_TRY(common::write_scratch_file(meta_file, conda::to_json_string(prefix_record)));
   plan.files.push_back({meta_path, PlannedFile::Kind::File, meta_file, {}, true, false});
 
   std::sort(plan.files.begin(), plan.files.end(),

@@ -129,6 +129,19 @@ Result<void> AtomicFile::commit() {
   return sync_dir(destination_.parent_path().empty() ? fs::path(".") : destination_.parent_path());
 }
 
+Result<void> AtomicFile::commit_unsynced() {
+  ENVB_CHECK(!done_);
+  int fd = fd_.release();
+  if (::close(fd) != 0) return errno_error("close", temp_.string(), errno);
+  if (::rename(temp_.c_str(), destination_.c_str()) != 0) {
+    int err = errno;
+    discard();
+    return errno_error("rename", destination_.string(), err);
+  }
+  done_ = true;
+  return ok();
+}
+
 Result<bool> AtomicFile::commit_no_replace() {
   ENVB_CHECK(!done_);
   ENVB_TRY(sync_and_close());
@@ -157,6 +170,13 @@ Result<void> write_file_atomic(const fs::path& path, std::string_view content, i
   ENVB_ASSIGN_OR_RETURN(AtomicFile file, AtomicFile::create(path, mode));
   ENVB_TRY(file.write(content));
   return file.commit();
+}
+
+Result<void> write_scratch_file(const fs::path& path, std::string_view content, int mode) {
+  ENVB_ASSIGN_OR_RETURN(Fd fd, Fd::open(path.string(), O_WRONLY | O_CREAT | O_TRUNC, mode));
+  if (::fchmod(fd.get(), static_cast<mode_t>(mode)) != 0)
+    return errno_error("fchmod", path.string(), errno);
+  return fd.write_all(std::as_bytes(std::span(content)), path.string());
 }
 
 Result<std::string> read_file(const fs::path& path, size_t max_bytes) {

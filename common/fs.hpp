@@ -74,6 +74,11 @@ class AtomicFile {
   [[nodiscard]] const std::filesystem::path& destination() const noexcept { return destination_; }
   /// Makes the file visible at its destination, replacing what was there.
   Result<void> commit();
+  /// commit() without the fsyncs: atomic against a killed process (readers see the old or the
+  /// new file), not against power loss. For files inside trees whose completion is marked by
+  /// one durable write later (patched files in a staging dir or an unpacking prefix), where an
+  /// fsync per file costs tens of ms on a busy disk.
+  Result<void> commit_unsynced();
   /// Like commit(), but leaves an existing destination alone (content-addressed stores: the same
   /// name means the same content). Returns false if the destination already existed.
   Result<bool> commit_no_replace();
@@ -92,6 +97,11 @@ class AtomicFile {
 /// Writes `content` to `path` atomically.
 Result<void> write_file_atomic(const std::filesystem::path& path, std::string_view content,
                                int mode = 0644);
+/// Writes `content` to a new file at `path` (replacing one), without fsync: for scratch files
+/// in private temp dirs, which a crash throws away anyway (an fsync each costs tens of ms on a
+/// busy disk).
+Result<void> write_scratch_file(const std::filesystem::path& path, std::string_view content,
+                                int mode = 0644);
 /// Reads a whole (small) file: metadata, JSON, YAML. Never use for packages or layers.
 Result<std::string> read_file(const std::filesystem::path& path, size_t max_bytes = 256u << 20);
 Result<void> make_dirs(const std::filesystem::path& path);

@@ -8,6 +8,21 @@
 
 namespace envbuild::conda {
 
+namespace {
+
+UnresolvedChannel::Kind kind_of(std::string_view text) {
+  using Kind = UnresolvedChannel::Kind;
+  if (text.find("://") != std::string_view::npos)
+    return text.starts_with("file://") ? Kind::Path : Kind::Url;
+  if (text.starts_with('/') || text.starts_with("./") || text.starts_with("../") ||
+      text.starts_with("~/") || text == "." || text == ".." ||
+      (text.size() > 2 && text[1] == ':' && (text[2] == '\\' || text[2] == '/')))
+    return Kind::Path;
+  return Kind::Name;
+}
+
+}  // namespace
+
 Result<UnresolvedChannel> UnresolvedChannel::parse(std::string_view input) {
   constexpr std::string_view kWhat = "invalid channel";
   std::string_view text = internal::trim(input);
@@ -38,14 +53,12 @@ Result<UnresolvedChannel> UnresolvedChannel::parse(std::string_view input) {
       return internal::parse_error(kWhat, text, i, "unexpected space");
     }
   }
-  if (text.find("://") != std::string_view::npos) {
-    channel.kind_ = text.starts_with("file://") ? Kind::Path : Kind::Url;
-  } else if (text.starts_with('/') || text.starts_with("./") || text.starts_with("../") ||
-             text.starts_with("~/") || text == "." || text == ".." ||
-             (text.size() > 2 && text[1] == ':' && (text[2] == '\\' || text[2] == '/'))) {
-    channel.kind_ = Kind::Path;
-  } else {
-    channel.kind_ = Kind::Name;
+  channel.kind_ = kind_of(text);
+  // Trailing slashes go, unless the shorter text would read as another kind ("~/", "C:/").
+  while (text.size() > 1 && text.back() == '/' &&
+         kind_of(text.substr(0, text.size() - 1)) == channel.kind_)
+    text.remove_suffix(1);
+  if (channel.kind_ == Kind::Name) {
     // A name is printed bare inside match specs (`name::pkg`), so it may only hold characters
     // that cannot be mistaken for spec syntax.
     for (size_t i = 0; i < text.size(); ++i) {
@@ -59,7 +72,6 @@ Result<UnresolvedChannel> UnresolvedChannel::parse(std::string_view input) {
       }
     }
   }
-  while (text.size() > 1 && text.back() == '/') text.remove_suffix(1);
   if (channel.kind_ == Kind::Name && channel.platforms_.empty()) {
     // `conda-forge/linux-64`: the subdir is a filter, not part of the name.
     size_t slash = text.rfind('/');

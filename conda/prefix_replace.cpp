@@ -270,7 +270,8 @@ Result<void> apply_to_file(const fs::path& file, const internal::MappedFile& map
     previous = edit.offset + edit.length;
   }
   ENVB_TRY(out.write(view.substr(previous)));
-  return out.commit();
+  // Callers patch files in trees that are marked complete by one durable write afterwards.
+  return out.commit_unsynced();
 }
 
 }  // namespace

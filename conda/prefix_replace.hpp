@@ -88,6 +88,7 @@ Result<PatchedContent> relocate_content(std::string_view content, const Relocati
 
 /// Patches `file` (memory-mapped, never read whole). Binary files are patched in place with
 /// pwrite (the length never changes); text files are rewritten through a temp file + rename
+/// with the same mode (no fsync: callers mark their trees complete with one durable write).
 /// with the same mode. The caller must own the file (a copy, not a hard link into a package
 /// cache). Returns nullopt, leaving the file untouched, when the placeholder does not occur.
 /// `record_path` goes into the record (default: `file` as given).

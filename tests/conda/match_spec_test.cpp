@@ -199,6 +199,10 @@ TEST(UnresolvedChannelParse, Table) {
             "conda-forge",
             {"linux-64", "noarch"},
             "conda-forge"},
+           // Trailing slashes go only while the kind stays (fuzz findings: "~///", "C:/").
+           {"~///", K::Path, "~/", {}, ""},
+           {"C:/", K::Path, "C:/", {}, ""},
+           {"x:///", K::Url, "x://", {}, ""},
        }) {
     SCOPED_TRACE(c.in);
     auto channel = UnresolvedChannel::parse(c.in);

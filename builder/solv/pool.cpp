@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <map>
 #include <set>
 
@@ -365,8 +366,12 @@ void Pool::add_virtual_package(const std::string& name, const std::string& versi
                                const std::string& build) {
   ::Pool* pool = impl_->pool.get();
   if (!impl_->virtual_repo) {
+    // Not the pool's installed repo: with an installed repo, libsolv's choice rules look up
+    // every provider of every candidate's name for each dependency (over half of a large
+    // solve). solve_records installs each virtual package by a job instead, which keeps them
+    // present just the same. Above every channel, so strict priority never rules one out.
     impl_->virtual_repo = repo_create(pool, "__virtual__");
-    pool_set_installed(pool, impl_->virtual_repo);
+    impl_->virtual_repo->priority = std::numeric_limits<int>::max();
   }
   ::Repo* repo = impl_->virtual_repo;
   Id id = repo_add_solvable(repo);
@@ -408,9 +413,10 @@ Result<RecordOutcome> Pool::solve_records(const SolveJob& job) {
 
   Queue jobs;
   if (::Repo* vrepo = impl_->virtual_repo) {
-    // Virtual packages are what the target has: keep them as they are.
+    // Virtual packages are what the target has: always present, so a `constrains` on one
+    // applies even when nothing requires it, and no other build of the name can come in.
     for (Id p = vrepo->start; p < vrepo->end; ++p)
-      if (pool_id2solvable(pool, p)->repo == vrepo) jobs.push2(SOLVER_LOCK | SOLVER_SOLVABLE, p);
+      if (pool_id2solvable(pool, p)->repo == vrepo) jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE, p);
   }
   for (const std::string& full : job.specs) {
     std::string spec = full;
@@ -446,8 +452,8 @@ Result<RecordOutcome> Pool::solve_records(const SolveJob& job) {
   }
 
   // The flags mamba/conda-libmamba-solver use for a new environment: downgrades allowed,
-  // channel priority as asked. Nothing is installed but the locked virtual packages, so
-  // SOLVER_FLAG_ALLOW_UNINSTALL stays off (it would let a solution drop a virtual package).
+  // channel priority as asked. Nothing is installed (virtual packages come in by jobs), so
+  // SOLVER_FLAG_ALLOW_UNINSTALL has nothing to act on and stays off.
   std::unique_ptr<::Solver, SolverFree> solver(solver_create(pool));
   solver_set_flag(solver.get(), SOLVER_FLAG_ALLOW_DOWNGRADE, 1);
   solver_set_flag(solver.get(), SOLVER_FLAG_STRICT_REPO_PRIORITY,

@@ -212,6 +212,116 @@ bool file_info_holds_an_array(const std::filesystem::path& path) {
   return found;
 }
 
+/// The pool's `considered` map for one solve: set while it lives, cleared after.
+class ConsideredMap {
+ public:
+  explicit ConsideredMap(::Pool* pool) : pool_(pool) { map_init(&map_, pool->nsolvables); }
+  ~ConsideredMap() {
+    if (pool_->considered == &map_) pool_->considered = nullptr;
+    map_free(&map_);
+  }
+  ConsideredMap(const ConsideredMap&) = delete;
+  ConsideredMap& operator=(const ConsideredMap&) = delete;
+  ::Map* map() { return &map_; }
+  void activate() { pool_->considered = &map_; }
+
+ private:
+  ::Pool* pool_;
+  ::Map map_;
+};
+
+/// Marks in `considered` every record a solve of `roots` (the specs) can reach by name: the
+/// records of the specs' names, then of every name in their `depends`, and so on, plus the
+/// virtual packages. Every record of a reached name stays, so strict channel priority and
+/// the one-build-per-name rules see all builds of it as before; a record of an unreached name
+/// is in no rule that could install it (conda records provide only their own name), and its
+/// solvable Id is unchanged, so the solution is the one the whole pool gives. False (keep
+/// everything) where a name is a pattern (a glob or ^regex$ matches names, not one name) or a
+/// dependency has a shape conda's do not.
+bool mark_reachable_names(::Pool* pool, const std::vector<Id>& roots, ::Repo* virtual_repo,
+                          ::Map* considered) {
+  // Records by name id (a counting sort: one pass to count, one to place).
+  const Id nstrings = pool->ss.nstrings;
+  std::vector<Id> start(static_cast<size_t>(nstrings) + 1, 0);
+  for (Id p = 2; p < pool->nsolvables; ++p) {
+    const ::Solvable* s = pool->solvables + p;
+    if (s->repo && s->name > 0 && s->name < nstrings) ++start[s->name + 1];
+  }
+  for (Id i = 0; i < nstrings; ++i) start[i + 1] += start[i];
+  std::vector<Id> by_name(static_cast<size_t>(start[nstrings]));
+  {
+    std::vector<Id> next(start.begin(), start.end() - 1);
+    for (Id p = 2; p < pool->nsolvables; ++p) {
+      const ::Solvable* s = pool->solvables + p;
+      if (s->repo && s->name > 0 && s->name < nstrings) by_name[next[s->name]++] = p;
+    }
+  }
+  std::vector<char> seen(static_cast<size_t>(nstrings), 0);
+  std::vector<Id> todo;
+  auto add_name = [&](Id name) {
+    if (name <= 0 || name >= nstrings) return false;
+    std::string_view text = pool_id2str(pool, name);
+    if (text.starts_with('^') || text.find('*') != std::string_view::npos) return false;
+    if (!seen[name]) {
+      seen[name] = 1;
+      todo.push_back(name);
+    }
+    // Conda matches names case-insensitively (libsolv lower-cases a dependency's name).
+    if (std::any_of(text.begin(), text.end(), [](char c) { return c >= 'A' && c <= 'Z'; })) {
+      std::string lower(text);
+      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (Id id = pool_str2id(pool, lower.c_str(), 0); id > 0 && id < nstrings && !seen[id]) {
+        seen[id] = 1;
+        todo.push_back(id);
+      }
+    }
+    return true;
+  };
+  auto add_dep = [&](auto& self, Id dep) -> bool {
+    if (!ISRELDEP(dep)) return add_name(dep);
+    const ::Reldep* rd = GETRELDEP(pool, dep);
+    switch (rd->flags) {
+      case REL_CONDA:
+      case REL_GT:
+      case REL_EQ:
+      case REL_LT:
+      case REL_GT | REL_EQ:
+      case REL_LT | REL_EQ:
+      case REL_GT | REL_LT:
+        return self(self, rd->name);
+      case REL_AND:
+      case REL_OR:
+      case REL_WITH:
+      case REL_WITHOUT:
+      case REL_COND:
+      case REL_UNLESS:
+      case REL_ELSE:
+        return self(self, rd->name) && self(self, rd->evr);
+      default:
+        return false;
+    }
+  };
+  for (Id root : roots)
+    if (!add_dep(add_dep, root)) return false;
+  while (!todo.empty()) {
+    const Id name = todo.back();
+    todo.pop_back();
+    for (Id i = start[name]; i < start[name + 1]; ++i) {
+      const ::Solvable* s = pool->solvables + by_name[i];
+      MAPSET(considered, by_name[i]);
+      if (!s->dep_requires) continue;
+      for (const Id* dp = s->repo->idarraydata + s->dep_requires; *dp; ++dp)
+        if (*dp != SOLVABLE_PREREQMARKER && !add_dep(add_dep, *dp)) return false;
+    }
+  }
+  MAPSET(considered, SYSTEMSOLVABLE);
+  if (virtual_repo) {
+    for (Id p = virtual_repo->start; p < virtual_repo->end; ++p)
+      if (pool->solvables[p].repo == virtual_repo) MAPSET(considered, p);
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string libsolv_version() {
@@ -407,6 +517,40 @@ Result<RecordOutcome> Pool::solve_records(const SolveJob& job) {
   impl_->phases = {};
   auto prepare_start = Clock::now();
   ::Pool* pool = impl_->pool.get();
+  struct Request {
+    Id dep = 0;
+    std::string channel;  // "channel::spec": only that channel's records
+  };
+  std::vector<Request> requests;
+  auto channel_matches = [](const RepoInfo& info, const std::string& channel) {
+    return info.channel == channel || info.base_url == channel ||
+           info.base_url.ends_with("/" + channel);
+  };
+  for (const std::string& full : job.specs) {
+    std::string spec = full;
+    std::string channel;
+    if (size_t sep = spec.find("::"); sep != std::string::npos) {
+      channel = spec.substr(0, sep);
+      spec = spec.substr(sep + 2);
+      while (!channel.empty() && channel.back() == '/') channel.pop_back();
+    }
+    Id dep = pool_conda_matchspec(pool, spec.c_str());
+    if (!dep) return fail(Errc::InvalidInput, "bad match spec '" + full + "'");
+    if (!channel.empty() &&
+        std::none_of(impl_->infos.begin(), impl_->infos.end(),
+                     [&](const auto& kv) { return channel_matches(kv.second, channel); }))
+      return fail(Errc::InvalidInput, "match spec '" + full + "': channel '" + channel +
+                                          "' is not one of the environment's channels");
+    requests.push_back(Request{dep, std::move(channel)});
+  }
+
+  // Only the records a solve can reach take part: libsolv itself never looks past them, but
+  // pool_createwhatprovides indexes every record of every channel first.
+  ConsideredMap considered(pool);
+  std::vector<Id> roots;
+  for (const Request& r : requests) roots.push_back(r.dep);
+  if (mark_reachable_names(pool, roots, impl_->virtual_repo, considered.map()))
+    considered.activate();
   // No pool_addfileprovides: conda records have no file dependencies, and it walks every
   // dependency of every record (a tenth of a second on 300k records) for nothing.
   pool_createwhatprovides(pool);
@@ -418,34 +562,15 @@ Result<RecordOutcome> Pool::solve_records(const SolveJob& job) {
     for (Id p = vrepo->start; p < vrepo->end; ++p)
       if (pool_id2solvable(pool, p)->repo == vrepo) jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE, p);
   }
-  for (const std::string& full : job.specs) {
-    std::string spec = full;
-    std::string channel;
-    if (size_t sep = spec.find("::"); sep != std::string::npos) {
-      channel = spec.substr(0, sep);
-      spec = spec.substr(sep + 2);
-      while (!channel.empty() && channel.back() == '/') channel.pop_back();
-    }
-    Id dep = pool_conda_matchspec(pool, spec.c_str());
-    if (!dep) return fail(Errc::InvalidInput, "bad match spec '" + full + "'");
-    if (channel.empty()) {
-      jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE_PROVIDES, dep);
+  for (const Request& r : requests) {
+    if (r.channel.empty()) {
+      jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE_PROVIDES, r.dep);
       continue;
     }
-    // channel::spec: only the candidates from repos of that channel.
-    auto matches = [&](const RepoInfo& info) {
-      return info.channel == channel || info.base_url == channel ||
-             info.base_url.ends_with("/" + channel);
-    };
-    bool known = std::any_of(impl_->infos.begin(), impl_->infos.end(),
-                             [&](const auto& kv) { return matches(kv.second); });
-    if (!known)
-      return fail(Errc::InvalidInput, "match spec '" + full + "': channel '" + channel +
-                                          "' is not one of the environment's channels");
     Queue candidates;
-    for (Id* p = pool_whatprovides_ptr(pool, dep); *p; ++p) {
+    for (Id* p = pool_whatprovides_ptr(pool, r.dep); *p; ++p) {
       auto it = impl_->infos.find(pool_id2solvable(pool, *p)->repo);
-      if (it != impl_->infos.end() && matches(it->second)) candidates.push(*p);
+      if (it != impl_->infos.end() && channel_matches(it->second, r.channel)) candidates.push(*p);
     }
     Id what = pool_queuetowhatprovides(pool, candidates.raw());
     jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE_ONE_OF, what);

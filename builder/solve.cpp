@@ -237,8 +237,9 @@ Result<void> load_repodata(solv::Pool& pool, const std::vector<SubdirRepodata>& 
                         entry.subdir == "noarch" ? 0 : 1};
     std::filesystem::path solv_path;
     if (use_solv_cache && !entry.cache_prefix.empty() && !entry.fingerprint.empty()) {
+      // "meta-aside": the .solv layout with records' result-only fields in <solv>.meta.
       std::string key =
-          common::sha256_hex(solv::libsolv_version() + "\n" + kVersion + "\n" +
+          common::sha256_hex(solv::libsolv_version() + "\n" + kVersion + "\nmeta-aside\n" +
                              entry.channel.url(entry.subdir, "") + "\n" + entry.fingerprint);
       solv_path = entry.cache_prefix.string() + "." + key.substr(0, 16) + ".solv";
       if (std::filesystem::exists(solv_path)) {
@@ -273,7 +274,7 @@ Result<void> load_repodata(solv::Pool& pool, const std::vector<SubdirRepodata>& 
       for (const auto& f :
            std::filesystem::directory_iterator(entry.cache_prefix.parent_path(), ec)) {
         std::string fname = f.path().filename().string();
-        if (fname.starts_with(stem) && fname.ends_with(".solv"))
+        if (fname.starts_with(stem) && (fname.ends_with(".solv") || fname.ends_with(".solv.meta")))
           std::filesystem::remove(f.path(), ec);
       }
       if (pool.write_repo_solv(*id, solv_path)) ++stats.solv_writes;  // a cache: best effort

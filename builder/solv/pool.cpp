@@ -9,10 +9,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <limits>
 #include <map>
+#include <optional>
 #include <set>
+#include <string_view>
+#include <utility>
 
 #include "builder/channel.hpp"
 #include "builder/solv/internal/libsolv.hpp"
@@ -59,6 +64,140 @@ std::string str_or_empty(const char* s) {
 
 /// The .solv key that keeps a repodata's CEP 15 `info.base_url` (repo_add_conda ignores it).
 constexpr const char* kBaseUrlKey = "envbuild:repodata:base_url";
+/// Set in a .solv whose records' result-only fields live in the file beside it (<solv>.meta).
+constexpr const char* kMetaAsideKey = "envbuild:records:meta_aside";
+constexpr std::string_view kMetaMagic = "envbuild records meta 1\n";
+
+/// What a solution reports of a record but the solver never looks at: a .solv cache keeps
+/// these in a file of its own, so that a warm load reads only what solving needs (a third of
+/// the data, on 300k records) and the few hundred solved records are looked up afterwards.
+struct RecordMeta {
+  std::string location;  // solvable_get_location: "<subdir>/<fn>"
+  std::string subdir;
+  std::string md5;
+  std::string sha256;
+  std::string license;
+  uint64_t size = 0;
+  uint64_t buildtime = 0;  // seconds
+};
+
+bool is_meta_key(Id key) {
+  return key == SOLVABLE_MEDIADIR || key == SOLVABLE_MEDIAFILE || key == SOLVABLE_MEDIANR ||
+         key == SOLVABLE_PKGID || key == SOLVABLE_CHECKSUM || key == SOLVABLE_LICENSE ||
+         key == SOLVABLE_DOWNLOADSIZE || key == SOLVABLE_BUILDTIME;
+}
+
+int keep_solving_keys(::Repo* repo, Repokey* key, void* data) {
+  return is_meta_key(key->name) ? 0 : repo_write_stdkeyfilter(repo, key, data);
+}
+
+RecordMeta lookup_meta(::Solvable* s) {
+  RecordMeta m;
+  unsigned int medianr = 0;
+  const char* location = solvable_get_location(s, &medianr);
+  m.location = location ? location : "";
+  const char* subdir = solvable_lookup_str(s, SOLVABLE_MEDIADIR);
+  m.subdir = subdir ? subdir : "";
+  Id type = 0;
+  const char* md5 = solvable_lookup_checksum(s, SOLVABLE_PKGID, &type);
+  m.md5 = md5 ? md5 : "";
+  const char* sha256 = solvable_lookup_checksum(s, SOLVABLE_CHECKSUM, &type);
+  m.sha256 = sha256 ? sha256 : "";
+  const char* license = solvable_lookup_str(s, SOLVABLE_LICENSE);
+  m.license = license ? license : "";
+  m.size = solvable_lookup_num(s, SOLVABLE_DOWNLOADSIZE, 0);
+  m.buildtime = solvable_lookup_num(s, SOLVABLE_BUILDTIME, 0);
+  return m;
+}
+
+// <solv>.meta: the magic, the record count n (u64), n + 1 offsets (u64, from the start of the
+// entries), then per record its fields, each ended by a NUL, numbers in decimal.
+std::string encode_meta(const RecordMeta& m) {
+  std::string e;
+  for (const std::string* f : {&m.location, &m.subdir, &m.md5, &m.sha256, &m.license}) {
+    e += *f;
+    e += '\0';
+  }
+  e += std::to_string(m.size);
+  e += '\0';
+  e += std::to_string(m.buildtime);
+  e += '\0';
+  return e;
+}
+
+std::optional<RecordMeta> decode_meta(std::string_view e) {
+  std::vector<std::string_view> f;
+  for (size_t at = 0; at < e.size();) {
+    size_t end = e.find('\0', at);
+    if (end == std::string_view::npos) return std::nullopt;
+    f.push_back(e.substr(at, end - at));
+    at = end + 1;
+  }
+  if (f.size() != 7) return std::nullopt;
+  RecordMeta m{std::string(f[0]), std::string(f[1]), std::string(f[2]), std::string(f[3]),
+               std::string(f[4])};
+  m.size = std::strtoull(std::string(f[5]).c_str(), nullptr, 10);
+  m.buildtime = std::strtoull(std::string(f[6]).c_str(), nullptr, 10);
+  return m;
+}
+
+bool read_exact(int fd, void* out, size_t n, uint64_t at) {
+  auto* p = static_cast<char*>(out);
+  while (n > 0) {
+    ssize_t got = ::pread(fd, p, n, static_cast<off_t>(at));
+    if (got <= 0) return false;
+    p += got;
+    n -= static_cast<size_t>(got);
+    at += static_cast<uint64_t>(got);
+  }
+  return true;
+}
+
+/// A <solv>.meta opened for lookups by record index.
+class MetaFile {
+ public:
+  static std::optional<MetaFile> open(const std::filesystem::path& path) {
+    MetaFile f;
+    f.fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (f.fd_ < 0) return std::nullopt;
+    std::string magic(kMetaMagic.size(), '\0');
+    uint64_t count = 0;
+    if (!read_exact(f.fd_, magic.data(), magic.size(), 0) || magic != kMetaMagic ||
+        !read_exact(f.fd_, &count, sizeof count, magic.size()))
+      return std::nullopt;
+    f.count_ = count;
+    return f;
+  }
+  MetaFile(MetaFile&& o) noexcept : fd_(std::exchange(o.fd_, -1)), count_(o.count_) {}
+  MetaFile& operator=(MetaFile&&) = delete;
+  MetaFile(const MetaFile&) = delete;
+  MetaFile& operator=(const MetaFile&) = delete;
+  ~MetaFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  [[nodiscard]] uint64_t count() const { return count_; }
+  std::optional<RecordMeta> get(uint64_t index) const {
+    if (index >= count_) return std::nullopt;
+    const uint64_t offsets_at = kMetaMagic.size() + sizeof(uint64_t);
+    uint64_t range[2];
+    if (!read_exact(fd_, range, sizeof range, offsets_at + index * sizeof(uint64_t)) ||
+        range[1] < range[0] || range[1] - range[0] > (uint64_t{1} << 24))
+      return std::nullopt;
+    std::string entry(range[1] - range[0], '\0');
+    const uint64_t entries_at = offsets_at + (count_ + 1) * sizeof(uint64_t);
+    if (!read_exact(fd_, entry.data(), entry.size(), entries_at + range[0])) return std::nullopt;
+    return decode_meta(entry);
+  }
+
+ private:
+  MetaFile() = default;
+  int fd_ = -1;
+  uint64_t count_ = 0;
+};
+
+std::filesystem::path meta_path_for(const std::filesystem::path& solv) {
+  return solv.string() + ".meta";
+}
 
 /// SAX handler that reads the top-level "info" object and stops at its end.
 class InfoSax final : public nlohmann::json_sax<nlohmann::json> {
@@ -211,6 +350,116 @@ bool file_info_holds_an_array(const std::filesystem::path& path) {
   return found;
 }
 
+/// The pool's `considered` map for one solve: set while it lives, cleared after.
+class ConsideredMap {
+ public:
+  explicit ConsideredMap(::Pool* pool) : pool_(pool) { map_init(&map_, pool->nsolvables); }
+  ~ConsideredMap() {
+    if (pool_->considered == &map_) pool_->considered = nullptr;
+    map_free(&map_);
+  }
+  ConsideredMap(const ConsideredMap&) = delete;
+  ConsideredMap& operator=(const ConsideredMap&) = delete;
+  ::Map* map() { return &map_; }
+  void activate() { pool_->considered = &map_; }
+
+ private:
+  ::Pool* pool_;
+  ::Map map_;
+};
+
+/// Marks in `considered` every record a solve of `roots` (the specs) can reach by name: the
+/// records of the specs' names, then of every name in their `depends`, and so on, plus the
+/// virtual packages. Every record of a reached name stays, so strict channel priority and
+/// the one-build-per-name rules see all builds of it as before; a record of an unreached name
+/// is in no rule that could install it (conda records provide only their own name), and its
+/// solvable Id is unchanged, so the solution is the one the whole pool gives. False (keep
+/// everything) where a name is a pattern (a glob or ^regex$ matches names, not one name) or a
+/// dependency has a shape conda's do not.
+bool mark_reachable_names(::Pool* pool, const std::vector<Id>& roots, ::Repo* virtual_repo,
+                          ::Map* considered) {
+  // Records by name id (a counting sort: one pass to count, one to place).
+  const Id nstrings = pool->ss.nstrings;
+  std::vector<Id> start(static_cast<size_t>(nstrings) + 1, 0);
+  for (Id p = 2; p < pool->nsolvables; ++p) {
+    const ::Solvable* s = pool->solvables + p;
+    if (s->repo && s->name > 0 && s->name < nstrings) ++start[s->name + 1];
+  }
+  for (Id i = 0; i < nstrings; ++i) start[i + 1] += start[i];
+  std::vector<Id> by_name(static_cast<size_t>(start[nstrings]));
+  {
+    std::vector<Id> next(start.begin(), start.end() - 1);
+    for (Id p = 2; p < pool->nsolvables; ++p) {
+      const ::Solvable* s = pool->solvables + p;
+      if (s->repo && s->name > 0 && s->name < nstrings) by_name[next[s->name]++] = p;
+    }
+  }
+  std::vector<char> seen(static_cast<size_t>(nstrings), 0);
+  std::vector<Id> todo;
+  auto add_name = [&](Id name) {
+    if (name <= 0 || name >= nstrings) return false;
+    std::string_view text = pool_id2str(pool, name);
+    if (text.starts_with('^') || text.find('*') != std::string_view::npos) return false;
+    if (!seen[name]) {
+      seen[name] = 1;
+      todo.push_back(name);
+    }
+    // Conda matches names case-insensitively (libsolv lower-cases a dependency's name).
+    if (std::any_of(text.begin(), text.end(), [](char c) { return c >= 'A' && c <= 'Z'; })) {
+      std::string lower(text);
+      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (Id id = pool_str2id(pool, lower.c_str(), 0); id > 0 && id < nstrings && !seen[id]) {
+        seen[id] = 1;
+        todo.push_back(id);
+      }
+    }
+    return true;
+  };
+  auto add_dep = [&](auto& self, Id dep) -> bool {
+    if (!ISRELDEP(dep)) return add_name(dep);
+    const ::Reldep* rd = GETRELDEP(pool, dep);
+    switch (rd->flags) {
+      case REL_CONDA:
+      case REL_GT:
+      case REL_EQ:
+      case REL_LT:
+      case REL_GT | REL_EQ:
+      case REL_LT | REL_EQ:
+      case REL_GT | REL_LT:
+        return self(self, rd->name);
+      case REL_AND:
+      case REL_OR:
+      case REL_WITH:
+      case REL_WITHOUT:
+      case REL_COND:
+      case REL_UNLESS:
+      case REL_ELSE:
+        return self(self, rd->name) && self(self, rd->evr);
+      default:
+        return false;
+    }
+  };
+  for (Id root : roots)
+    if (!add_dep(add_dep, root)) return false;
+  while (!todo.empty()) {
+    const Id name = todo.back();
+    todo.pop_back();
+    for (Id i = start[name]; i < start[name + 1]; ++i) {
+      const ::Solvable* s = pool->solvables + by_name[i];
+      MAPSET(considered, by_name[i]);
+      if (!s->dep_requires) continue;
+      for (const Id* dp = s->repo->idarraydata + s->dep_requires; *dp; ++dp)
+        if (*dp != SOLVABLE_PREREQMARKER && !add_dep(add_dep, *dp)) return false;
+    }
+  }
+  MAPSET(considered, SYSTEMSOLVABLE);
+  if (virtual_repo) {
+    for (Id p = virtual_repo->start; p < virtual_repo->end; ++p)
+      if (pool->solvables[p].repo == virtual_repo) MAPSET(considered, p);
+  }
+  return true;
+}
+
 }  // namespace
 
 std::string libsolv_version() {
@@ -222,7 +471,8 @@ struct Pool::Impl {
   ::Repo* virtual_repo = nullptr;  // owned by the pool
   std::vector<::Repo*> repos;      // RepoId.value indexes this; owned by the pool
   std::map<::Repo*, RepoInfo> infos;
-  std::map<::Repo*, std::string> base_urls;  // CEP 15 info.base_url as written, when set
+  std::map<::Repo*, std::string> base_urls;             // CEP 15 info.base_url as written, when set
+  std::map<::Repo*, std::filesystem::path> meta_files;  // .solv repos with records' meta aside
   SolvePhases phases;
 
   Result<RepoId> add_repo(const RepoInfo& info, const std::filesystem::path& path, bool solv) {
@@ -280,8 +530,21 @@ struct Pool::Impl {
         repodata_internalize(meta);
         base_urls[repo] = *base_url;
       }
-    } else if (const char* base_url = repo_lookup_str(repo, SOLVID_META, base_url_key)) {
-      base_urls[repo] = base_url;
+    } else {
+      if (const char* base_url = repo_lookup_str(repo, SOLVID_META, base_url_key))
+        base_urls[repo] = base_url;
+      if (repo_lookup_str(repo, SOLVID_META, pool_str2id(pool.get(), kMetaAsideKey, 1))) {
+        // The records' meta must be there, for every record and in order: else the cache is
+        // damaged and the caller reads the JSON again.
+        auto meta = MetaFile::open(meta_path_for(path));
+        if (!meta || meta->count() != static_cast<uint64_t>(repo->nsolvables) ||
+            repo->end - repo->start != repo->nsolvables) {
+          repo_free(repo, 1);
+          return fail(Errc::InvalidInput,
+                      "reading .solv " + path.string() + ": its records' meta file is missing");
+        }
+        meta_files[repo] = meta_path_for(path);
+      }
     }
     repos.push_back(repo);
     infos[repo] = info;
@@ -354,7 +617,34 @@ Result<void> Pool::write_repo_solv(RepoId repo, const std::filesystem::path& pat
     ::close(fd);
     return common::errno_error("fdopen", path.string(), errno);
   }
-  if (repo_write(impl_->repos[repo.value], fp.get()) != 0)
+  ::Repo* r = impl_->repos[repo.value];
+  // Records' result-only fields go aside (RecordMeta) where the repo's records are one run of
+  // solvable ids, as after repo_add_conda: the .solv then keeps what solving reads.
+  const bool aside =
+      r->nsolvables > 0 && r->end - r->start == r->nsolvables && !impl_->meta_files.contains(r);
+  if (aside) {
+    const auto meta_path = meta_path_for(path);
+    ENVB_ASSIGN_OR_RETURN(auto meta, common::AtomicFile::create(meta_path));
+    std::string entries;
+    std::vector<uint64_t> offsets{0};
+    for (Id p = r->start; p < r->end; ++p) {
+      entries += encode_meta(lookup_meta(pool_id2solvable(impl_->pool.get(), p)));
+      offsets.push_back(entries.size());
+    }
+    const uint64_t count = offsets.size() - 1;
+    std::string head(kMetaMagic);
+    head.append(reinterpret_cast<const char*>(&count), sizeof count);
+    head.append(reinterpret_cast<const char*>(offsets.data()), offsets.size() * sizeof(uint64_t));
+    ENVB_TRY(meta.write(head));
+    ENVB_TRY(meta.write(entries));
+    ENVB_TRY(meta.commit());
+    Repodata* marker = repo_add_repodata(r, 0);
+    repodata_set_str(marker, SOLVID_META, pool_str2id(impl_->pool.get(), kMetaAsideKey, 1), "1");
+    repodata_internalize(marker);
+  }
+  const int rc = aside ? repo_write_filtered(r, fp.get(), keep_solving_keys, nullptr, nullptr)
+                       : repo_write(r, fp.get());
+  if (rc != 0)
     return fail(Errc::Io, "repo_write(" + path.string() + "): " + pool_errstr(impl_->pool.get()));
   if (std::fflush(fp.get()) != 0) return common::errno_error("fflush", path.string(), errno);
   fp.reset();
@@ -365,8 +655,12 @@ void Pool::add_virtual_package(const std::string& name, const std::string& versi
                                const std::string& build) {
   ::Pool* pool = impl_->pool.get();
   if (!impl_->virtual_repo) {
+    // Not the pool's installed repo: with an installed repo, libsolv's choice rules look up
+    // every provider of every candidate's name for each dependency (over half of a large
+    // solve). solve_records installs each virtual package by a job instead, which keeps them
+    // present just the same. Above every channel, so strict priority never rules one out.
     impl_->virtual_repo = repo_create(pool, "__virtual__");
-    pool_set_installed(pool, impl_->virtual_repo);
+    impl_->virtual_repo->priority = std::numeric_limits<int>::max();
   }
   ::Repo* repo = impl_->virtual_repo;
   Id id = repo_add_solvable(repo);
@@ -402,16 +696,15 @@ Result<RecordOutcome> Pool::solve_records(const SolveJob& job) {
   impl_->phases = {};
   auto prepare_start = Clock::now();
   ::Pool* pool = impl_->pool.get();
-  // No pool_addfileprovides: conda records have no file dependencies, and it walks every
-  // dependency of every record (a tenth of a second on 300k records) for nothing.
-  pool_createwhatprovides(pool);
-
-  Queue jobs;
-  if (::Repo* vrepo = impl_->virtual_repo) {
-    // Virtual packages are what the target has: keep them as they are.
-    for (Id p = vrepo->start; p < vrepo->end; ++p)
-      if (pool_id2solvable(pool, p)->repo == vrepo) jobs.push2(SOLVER_LOCK | SOLVER_SOLVABLE, p);
-  }
+  struct Request {
+    Id dep = 0;
+    std::string channel;  // "channel::spec": only that channel's records
+  };
+  std::vector<Request> requests;
+  auto channel_matches = [](const RepoInfo& info, const std::string& channel) {
+    return info.channel == channel || info.base_url == channel ||
+           info.base_url.ends_with("/" + channel);
+  };
   for (const std::string& full : job.specs) {
     std::string spec = full;
     std::string channel;
@@ -422,32 +715,49 @@ Result<RecordOutcome> Pool::solve_records(const SolveJob& job) {
     }
     Id dep = pool_conda_matchspec(pool, spec.c_str());
     if (!dep) return fail(Errc::InvalidInput, "bad match spec '" + full + "'");
-    if (channel.empty()) {
-      jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE_PROVIDES, dep);
-      continue;
-    }
-    // channel::spec: only the candidates from repos of that channel.
-    auto matches = [&](const RepoInfo& info) {
-      return info.channel == channel || info.base_url == channel ||
-             info.base_url.ends_with("/" + channel);
-    };
-    bool known = std::any_of(impl_->infos.begin(), impl_->infos.end(),
-                             [&](const auto& kv) { return matches(kv.second); });
-    if (!known)
+    if (!channel.empty() &&
+        std::none_of(impl_->infos.begin(), impl_->infos.end(),
+                     [&](const auto& kv) { return channel_matches(kv.second, channel); }))
       return fail(Errc::InvalidInput, "match spec '" + full + "': channel '" + channel +
                                           "' is not one of the environment's channels");
+    requests.push_back(Request{dep, std::move(channel)});
+  }
+
+  // Only the records a solve can reach take part: libsolv itself never looks past them, but
+  // pool_createwhatprovides indexes every record of every channel first.
+  ConsideredMap considered(pool);
+  std::vector<Id> roots;
+  for (const Request& r : requests) roots.push_back(r.dep);
+  if (mark_reachable_names(pool, roots, impl_->virtual_repo, considered.map()))
+    considered.activate();
+  // No pool_addfileprovides: conda records have no file dependencies, and it walks every
+  // dependency of every record (a tenth of a second on 300k records) for nothing.
+  pool_createwhatprovides(pool);
+
+  Queue jobs;
+  if (::Repo* vrepo = impl_->virtual_repo) {
+    // Virtual packages are what the target has: always present, so a `constrains` on one
+    // applies even when nothing requires it, and no other build of the name can come in.
+    for (Id p = vrepo->start; p < vrepo->end; ++p)
+      if (pool_id2solvable(pool, p)->repo == vrepo) jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE, p);
+  }
+  for (const Request& r : requests) {
+    if (r.channel.empty()) {
+      jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE_PROVIDES, r.dep);
+      continue;
+    }
     Queue candidates;
-    for (Id* p = pool_whatprovides_ptr(pool, dep); *p; ++p) {
+    for (Id* p = pool_whatprovides_ptr(pool, r.dep); *p; ++p) {
       auto it = impl_->infos.find(pool_id2solvable(pool, *p)->repo);
-      if (it != impl_->infos.end() && matches(it->second)) candidates.push(*p);
+      if (it != impl_->infos.end() && channel_matches(it->second, r.channel)) candidates.push(*p);
     }
     Id what = pool_queuetowhatprovides(pool, candidates.raw());
     jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE_ONE_OF, what);
   }
 
   // The flags mamba/conda-libmamba-solver use for a new environment: downgrades allowed,
-  // channel priority as asked. Nothing is installed but the locked virtual packages, so
-  // SOLVER_FLAG_ALLOW_UNINSTALL stays off (it would let a solution drop a virtual package).
+  // channel priority as asked. Nothing is installed (virtual packages come in by jobs), so
+  // SOLVER_FLAG_ALLOW_UNINSTALL has nothing to act on and stays off.
   std::unique_ptr<::Solver, SolverFree> solver(solver_create(pool));
   solver_set_flag(solver.get(), SOLVER_FLAG_ALLOW_DOWNGRADE, 1);
   solver_set_flag(solver.get(), SOLVER_FLAG_STRICT_REPO_PRIORITY,
@@ -482,6 +792,7 @@ Result<RecordOutcome> Pool::solve_records(const SolveJob& job) {
   Queue installed;
   transaction_installedresult(trans.get(), installed.raw());
   std::vector<SolvedRecord> out;
+  std::map<::Repo*, MetaFile> meta_open;
   for (int i = 0; i < installed.size(); ++i) {
     ::Solvable* s = pool_id2solvable(pool, installed[i]);
     if (s->repo == impl_->virtual_repo) continue;
@@ -491,17 +802,29 @@ Result<RecordOutcome> Pool::solve_records(const SolveJob& job) {
     r.build = str_or_empty(solvable_lookup_str(s, SOLVABLE_BUILDFLAVOR));
     r.build_number = std::strtoull(
         str_or_empty(solvable_lookup_str(s, SOLVABLE_BUILDVERSION)).c_str(), nullptr, 10);
-    unsigned int medianr = 0;
-    std::string location = str_or_empty(solvable_get_location(s, &medianr));
-    size_t slash = location.rfind('/');
-    r.fn = slash == std::string::npos ? location : location.substr(slash + 1);
-    r.subdir = str_or_empty(solvable_lookup_str(s, SOLVABLE_MEDIADIR));
-    Id type = 0;
-    r.md5 = str_or_empty(solvable_lookup_checksum(s, SOLVABLE_PKGID, &type));
-    r.sha256 = str_or_empty(solvable_lookup_checksum(s, SOLVABLE_CHECKSUM, &type));
-    r.size = solvable_lookup_num(s, SOLVABLE_DOWNLOADSIZE, 0);
-    r.license = str_or_empty(solvable_lookup_str(s, SOLVABLE_LICENSE));
-    r.timestamp = solvable_lookup_num(s, SOLVABLE_BUILDTIME, 0) * 1000;
+    RecordMeta meta;
+    if (auto aside = impl_->meta_files.find(s->repo); aside != impl_->meta_files.end()) {
+      auto file = meta_open.find(s->repo);
+      if (file == meta_open.end()) {
+        auto opened = MetaFile::open(aside->second);
+        if (!opened)
+          return fail(Errc::Io, "reading " + aside->second.string() + ": cannot open it");
+        file = meta_open.emplace(s->repo, std::move(*opened)).first;
+      }
+      auto got = file->second.get(static_cast<uint64_t>(installed[i] - s->repo->start));
+      if (!got) return fail(Errc::Io, "reading " + aside->second.string() + ": damaged");
+      meta = std::move(*got);
+    } else {
+      meta = lookup_meta(s);
+    }
+    size_t slash = meta.location.rfind('/');
+    r.fn = slash == std::string::npos ? meta.location : meta.location.substr(slash + 1);
+    r.subdir = std::move(meta.subdir);
+    r.md5 = std::move(meta.md5);
+    r.sha256 = std::move(meta.sha256);
+    r.size = meta.size;
+    r.license = std::move(meta.license);
+    r.timestamp = meta.buildtime * 1000;
     Queue q;
     solvable_lookup_deparray(s, SOLVABLE_REQUIRES, q.raw(), -1);
     for (int k = 0; k < q.size(); ++k) r.depends.emplace_back(pool_dep2str(pool, q[k]));

@@ -110,8 +110,8 @@ class Pool {
   /// Number of solvables in a repo.
   [[nodiscard]] size_t repo_size(RepoId repo) const;
 
-  /// A virtual package (__glibc, __cuda, ...) the target provides. Virtual packages form the
-  /// pool's installed repo and are locked (as in conda and mamba): they are always present, so
+  /// A virtual package (__glibc, __cuda, ...) the target provides. Every solve installs the
+  /// virtual packages (conda and mamba lock them as installed ones): they are always present, so
   /// a `constrains` on them (cuda-version's `__cuda >=12.4`) applies even when nothing
   /// requires them, and no solution removes or replaces them.
   void add_virtual_package(const std::string& name, const std::string& version,

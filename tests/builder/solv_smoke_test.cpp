@@ -101,5 +101,23 @@ TEST(LibsolvConda, ArrayInsideInfoIsRefusedNotACrash) {
   EXPECT_TRUE(pool.add_repodata_json("fine", fine).has_value());
 }
 
+// A solve only indexes the records whose names the specs reach (pool.cpp): each solve of one
+// pool marks them anew, and a name pattern, which matches names rather than naming one, keeps
+// every record.
+TEST(LibsolvConda, EachSolveReachesItsOwnNamesAndPatternsKeepAll) {
+  Pool pool;
+  ASSERT_TRUE(pool.add_repodata_json("test", kRepodata).has_value());
+  pool.add_virtual_package("__glibc", "2.36");
+  EXPECT_EQ(solve_ok(pool, {"zlib"}),
+            (std::vector<SolvedPackage>{{"zlib", "1.3", "h0_1", "test"}}));
+  std::vector<SolvedPackage> app = {{"app", "2.0", "h1_0", "test"}, {"lib", "2.1", "h2_0", "test"}};
+  EXPECT_EQ(solve_ok(pool, {"app"}), app);
+  EXPECT_EQ(solve_ok(pool, {"ap*"}), app);
+  EXPECT_EQ(solve_ok(pool, {"app", "lib <2"}),
+            (std::vector<SolvedPackage>{{"app", "1.5", "h1_0", "test"},
+                                        {"lib", "1.10", "h2_0", "test"},
+                                        {"zlib", "1.3", "h0_1", "test"}}));
+}
+
 }  // namespace
 }  // namespace envbuild::builder::solv

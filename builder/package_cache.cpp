@@ -96,9 +96,13 @@ Result<void> verify(const PackageRef& package, VerifyingSink& sink, const std::s
   sha256_out = sink.sha256();
   std::string md5 = sink.md5();
   if (package.size && *package.size != sink.size())
-    return fail(Errc::Integrity, what + ": size " + std::to_string(sink.size()) +
-                                     " bytes, expected " + std::to_string(*package.size) +
-                                     " (truncated or wrong file)");
+    return fail(
+        Errc::Integrity,
+        what + ": size " + std::to_string(sink.size()) + " bytes, expected " +
+            std::to_string(*package.size) + " (truncated or wrong file" +
+            (package.sha256.empty() ? std::string()
+                                    : "; sha256 " + sha256_out + ", expected " + package.sha256) +
+            "): it was not used");
   if (!package.sha256.empty() && package.sha256 != sha256_out)
     return fail(Errc::Integrity, what + ": sha256 " + sha256_out + ", expected " + package.sha256 +
                                      " (corrupted download or a changed package: it was not used)");
@@ -221,6 +225,13 @@ Result<fs::path> PackageCache::download(const PackageRef& package, const std::st
           // (416, a wrong Content-Range) starts over.
           if (!sent.error().retryable()) (void)rewind();
           continue;
+        }
+        // A part with bytes in it is kept for the next run to resume; an empty one is only
+        // litter (every attempt failed before the first body byte).
+        struct stat now {};
+        if (::fstat(fd.get(), &now) == 0 && now.st_size == 0) {
+          std::error_code rm;
+          fs::remove(part, rm);
         }
         return std::move(sent).error().with_context("downloading " + name);
       }

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "builder/channel.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
 #include "common/io.hpp"
@@ -203,7 +204,9 @@ Result<fs::path> PackageCache::download(const PackageRef& package, const std::st
       auto copied = common::copy_stream(**source, sink);
       if (!copied) return std::move(copied).error().with_context("reading " + what);
     } else {
-      common::HttpRequest request = common::http_get(package.url);
+      // Records hold redacted URLs; the channel's credentials go back in for the request only.
+      common::HttpRequest request =
+          common::http_get(with_credentials(package.url, options_.credentialed_channels));
       if (have > 0) {
         request.headers.emplace_back("Range", "bytes=" + std::to_string(have) + "-");
         request.before_body =

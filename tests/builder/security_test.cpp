@@ -216,10 +216,11 @@ TEST_F(SecurityTest, CredentialsNeverInOutputLocksCachesPrefixesOrImages) {
   EXPECT_NE(read_text(dir_ / "conda-lock.yml").find("alice:***@"), std::string::npos);
 }
 
-// Modes of what the tools create: under umask 022 nothing is group- or world-writable, setuid or
-// setgid; under 077 the roots they create (caches, stores, prefixes, layouts) let no one else in
-// (blobs are 0644 on purpose, so that a cache shared by a group works; the umask guards the
-// directories). Symlinks are skipped (their mode means nothing).
+// Modes of what the tools create: under umask 022 nothing is world-writable, setuid or setgid
+// (nor group-writable here: the probe package has no such file); under 077 the roots they create
+// (caches, stores, prefixes, layouts) let no one else in (blobs are 0644 on purpose, so that a
+// cache shared by a group works; the umask guards the directories). Symlinks are skipped (their
+// mode means nothing).
 TEST_F(SecurityTest, CreatedFilesAndDirsRespectTheUmask) {
   testing::RepoServer repo(dir_ / "channel", dir_);
   ASSERT_NE(repo.port(), 0);

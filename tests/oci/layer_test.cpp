@@ -272,8 +272,8 @@ TEST_F(HostileLayerTest, RejectsEscapes) {
   }
 }
 
-// Unpacked trees are shared caches: no entry comes out group- or world-writable, setuid,
-// setgid or sticky, whatever the layer says.
+// Unpacked trees are shared caches: no entry comes out world-writable, setuid, setgid or
+// sticky, whatever the layer says (group write stays, as in conda packages).
 TEST_F(HostileLayerTest, WritableAndSetuidModesAreDropped) {
   auto r =
       extract(make("l.tar",
@@ -282,7 +282,7 @@ TEST_F(HostileLayerTest, WritableAndSetuidModesAreDropped) {
                    "i = tarfile.TarInfo('d/suid'); i.mode = 0o6777; add(i, b'x')"));
   ASSERT_TRUE(r) << r.error().to_string();
   for (auto [path, want] :
-       {std::pair<std::string, unsigned>{"d", 0755}, {"d/ww", 0644}, {"d/suid", 0755}}) {
+       {std::pair<std::string, unsigned>{"d", 0775}, {"d/ww", 0664}, {"d/suid", 0775}}) {
     struct stat st {};
     ASSERT_EQ(::lstat((dir_ / "root" / path).c_str(), &st), 0) << path;
     EXPECT_EQ(st.st_mode & 07777, want) << path << ": " << std::oct << (st.st_mode & 07777);

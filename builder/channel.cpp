@@ -141,6 +141,51 @@ Result<Channel> resolve_channel(std::string_view text_in, const ChannelOptions& 
   return Channel{text, strip_slashes(options.alias) + "/" + text};
 }
 
+std::vector<std::string> credentialed_base_urls(const std::vector<Channel>& channels) {
+  std::vector<std::string> out;
+  for (const auto& c : channels)
+    if (common::redact_url(c.base_url) != c.base_url) out.push_back(c.base_url);
+  return out;
+}
+
+std::vector<std::string> credentialed_base_urls(const std::vector<std::string>& texts,
+                                                const ChannelOptions& options) {
+  std::vector<Channel> channels;
+  auto add = [&](const std::string& text) {
+    if (auto c = resolve_channel(text, options)) channels.push_back(std::move(*c));
+  };
+  for (const auto& text : texts) {
+    if (text == "nodefaults") continue;
+    if (text != "defaults") {
+      add(text);
+      continue;
+    }
+    for (const auto& d : options.default_channels) add(d);
+  }
+  return credentialed_base_urls(channels);
+}
+
+std::string with_credentials(std::string_view url, const std::vector<std::string>& bases) {
+  for (const auto& base : bases) {
+    std::string shown = common::redact_url(base);
+    if (url.starts_with(shown) && url.size() > shown.size() && url[shown.size()] == '/')
+      return base + std::string(url.substr(shown.size()));
+  }
+  // A redacted password no channel supplies is worse than none: without the `user:***@` part
+  // curl looks the host up in ~/.netrc.
+  size_t scheme = url.find("://");
+  if (scheme != std::string_view::npos) {
+    size_t start = scheme + 3;
+    size_t end = url.find_first_of("/?#", start);
+    std::string_view authority =
+        url.substr(start, end == std::string_view::npos ? end : end - start);
+    size_t at = authority.rfind('@');
+    if (at != std::string_view::npos && authority.substr(0, at).ends_with(":***"))
+      return std::string(url.substr(0, start)) + std::string(url.substr(start + at + 1));
+  }
+  return std::string(url);
+}
+
 Result<std::vector<Channel>> resolve_channels(const std::vector<std::string>& texts,
                                               const ChannelOptions& options) {
   std::vector<Channel> out;

@@ -42,6 +42,20 @@ Result<Channel> resolve_channel(std::string_view text, const ChannelOptions& opt
 Result<std::vector<Channel>> resolve_channels(const std::vector<std::string>& texts,
                                               const ChannelOptions& options = {});
 
+/// The base URLs of `channels` that hold credentials (user:password@, a conda /t/<token>/).
+/// Solved records carry the redacted form of their URLs ("https://user:***@host/..."), so that
+/// lock files, conda-meta records and images never hold a secret; a download puts the
+/// credentials back with with_credentials().
+std::vector<std::string> credentialed_base_urls(const std::vector<Channel>& channels);
+/// The same for channel texts as given (-c, `channels:`); texts that do not resolve are skipped
+/// (this only supplies credentials; solving reports bad channels).
+std::vector<std::string> credentialed_base_urls(const std::vector<std::string>& texts,
+                                                const ChannelOptions& options = {});
+
+/// `url` with the credentials of the first of `bases` whose redacted form is a prefix of it
+/// (at a '/'), else `url` unchanged. The result may hold a secret: never print it.
+std::string with_credentials(std::string_view url, const std::vector<std::string>& bases);
+
 /// Resolves a URL reference against a base URL (RFC 3986 section 5.2, without query or
 /// fragment handling): an absolute reference ("https://h/x/", "file:///d/") is returned as is, "/p"
 /// keeps the base's scheme and authority, anything else replaces the base's last path segment,

@@ -377,6 +377,7 @@ Result<EnvironmentSpec> environment_from_file(const fs::path& file, const SolveI
   if (!o.repodata_cache.empty()) request.repodata.cache_dir = o.repodata_cache;
   ENVB_ASSIGN_OR_RETURN(auto solutions,
                         solve_environment(request).context("solving " + file.string()));
+  out.credentialed_channels = credentialed_base_urls(request.channels, request.channel_options);
   for (const auto& solved : solutions.front().records) {
     ENVB_ASSIGN_OR_RETURN(auto record, to_package_record(solved));
     out.records.push_back(std::move(record));

@@ -51,6 +51,8 @@ struct EnvironmentSpec {
   std::vector<std::pair<std::string, std::string>> variables;  // environment.yml `variables:`
   std::string name;                                            // environment name ("" = "base")
   std::vector<std::string> pip;  // pip requirements (unsupported in images: an error)
+  /// Channel base URLs with credentials (records hold redacted URLs): for the downloads only.
+  std::vector<std::string> credentialed_channels;
 };
 
 struct SolveInputOptions {

@@ -471,6 +471,14 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
   PrefixInstallReport report;
   ENVB_TRY(common::make_dirs(prefix_dir / "conda-meta"));
   const bool scripts_here = options.link_scripts == LinkScripts::Run && subdir == host_subdir();
+  // A script is run only when the package itself is for this host too: a lock file may name a
+  // package of another platform (an osx-64 build's post-link would run linux's sh on macOS
+  // assumptions), and a noarch or subdir-less record is as portable as its prefix.
+  auto runs_here = [&](const PackagePlan& plan) {
+    const std::string& own = plan.record.subdir;
+    return scripts_here && (own.empty() || own == "noarch" || own == host_subdir());
+  };
+  std::vector<std::string> foreign;  // packages whose scripts were kept for their platform
   // Shows and removes $PREFIX/.messages.txt after a script.
   auto messages = [&](const PackagePlan& plan, const std::string& kind) {
     fs::path file = prefix_dir / ".messages.txt";
@@ -488,7 +496,7 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
     // linked, from the package's copy, with the same environment as post-link scripts.
     for (const auto& script : plan.link_scripts) {
       if (!script.ends_with("-pre-link.sh")) continue;
-      if (!scripts_here) {
+      if (!runs_here(plan)) {
         report.scripts_pending.push_back(plan.record.name + ": pre-link (" + script + ")");
         continue;
       }
@@ -533,7 +541,7 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
   for (const auto& plan : plans) {
     for (const auto& script : plan.link_scripts) {
       if (script.ends_with("-pre-link.sh")) continue;
-      if (scripts_here) {
+      if (runs_here(plan)) {
         ENVB_TRY(run_link_script(prefix_dir, plan, script, prefix_dir / script));
         report.scripts_run.push_back(plan.record.name + ": post-link");
         messages(plan, "post-link");
@@ -542,12 +550,18 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
       }
     }
   }
-  if (!report.scripts_pending.empty())
-    warn(std::to_string(report.scripts_pending.size()) + " link script(s) not run (" +
-         (options.link_scripts == LinkScripts::Skip
-              ? "--no-link-scripts"
-              : "platform " + subdir + " is not this host's") +
+  for (const auto& plan : plans)
+    if (scripts_here && !plan.link_scripts.empty() && !runs_here(plan))
+      foreign.push_back(plan.record.name + " (" + plan.record.subdir + ")");
+  if (!report.scripts_pending.empty()) {
+    std::string why = options.link_scripts == LinkScripts::Skip ? "--no-link-scripts"
+                      : !scripts_here ? "platform " + subdir + " is not this host's"
+                                      : "";
+    for (const auto& f : foreign)
+      why += (why.empty() ? "" : ", ") + f + " is not for this host's platform " + host_subdir();
+    warn(std::to_string(report.scripts_pending.size()) + " link script(s) not run (" + why +
          "); recorded in conda-meta/envbuild-pending-scripts");
+  }
   // What is left of the staging dirs goes before conda-meta/history, which marks the prefix as
   // an environment and is written last: a prefix that has it is complete.
   for (const auto& plan : plans) {

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <mutex>
 
+#include "builder/channel.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
 #include "common/io.hpp"
@@ -96,9 +97,13 @@ Result<void> verify(const PackageRef& package, VerifyingSink& sink, const std::s
   sha256_out = sink.sha256();
   std::string md5 = sink.md5();
   if (package.size && *package.size != sink.size())
-    return fail(Errc::Integrity, what + ": size " + std::to_string(sink.size()) +
-                                     " bytes, expected " + std::to_string(*package.size) +
-                                     " (truncated or wrong file)");
+    return fail(
+        Errc::Integrity,
+        what + ": size " + std::to_string(sink.size()) + " bytes, expected " +
+            std::to_string(*package.size) + " (truncated or wrong file" +
+            (package.sha256.empty() ? std::string()
+                                    : "; sha256 " + sha256_out + ", expected " + package.sha256) +
+            "): it was not used");
   if (!package.sha256.empty() && package.sha256 != sha256_out)
     return fail(Errc::Integrity, what + ": sha256 " + sha256_out + ", expected " + package.sha256 +
                                      " (corrupted download or a changed package: it was not used)");
@@ -199,7 +204,9 @@ Result<fs::path> PackageCache::download(const PackageRef& package, const std::st
       auto copied = common::copy_stream(**source, sink);
       if (!copied) return std::move(copied).error().with_context("reading " + what);
     } else {
-      common::HttpRequest request = common::http_get(package.url);
+      // Records hold redacted URLs; the channel's credentials go back in for the request only.
+      common::HttpRequest request =
+          common::http_get(with_credentials(package.url, options_.credentialed_channels));
       if (have > 0) {
         request.headers.emplace_back("Range", "bytes=" + std::to_string(have) + "-");
         request.before_body =
@@ -221,6 +228,13 @@ Result<fs::path> PackageCache::download(const PackageRef& package, const std::st
           // (416, a wrong Content-Range) starts over.
           if (!sent.error().retryable()) (void)rewind();
           continue;
+        }
+        // A part with bytes in it is kept for the next run to resume; an empty one is only
+        // litter (every attempt failed before the first body byte).
+        struct stat now {};
+        if (::fstat(fd.get(), &now) == 0 && now.st_size == 0) {
+          std::error_code rm;
+          fs::remove(part, rm);
         }
         return std::move(sent).error().with_context("downloading " + name);
       }

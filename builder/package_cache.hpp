@@ -43,6 +43,9 @@ struct PackageCacheOptions {
   size_t jobs = 8;             // parallel downloads + extractions
   bool offline = false;        // never download: a missing package is an error naming it
   common::HttpOptions http;
+  /// Channel base URLs with credentials (builder/channel.hpp credentialed_base_urls()): a
+  /// package URL under the redacted form of one is downloaded with its credentials.
+  std::vector<std::string> credentialed_channels;
   /// Called after each package is ready (for progress output); may be called from any thread.
   std::function<void(const PackageRef&, const CachedPackage&)> on_ready;
 };

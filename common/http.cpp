@@ -342,7 +342,9 @@ Result<HttpResponse> HttpClient::send(const HttpRequest& request, ByteSink& body
     if (rc != CURLE_OK) {
       std::string detail = errbuf[0] ? std::string(errbuf) : curl_easy_strerror(rc);
       // curl's messages may quote the URL: redact whatever it says.
-      Error error = fail(Errc::Network, what + ": " + redact_url(trim(detail)));
+      std::string message = what + ": " + redact_url(trim(detail));
+      if (attempt > 0) message += " (after " + std::to_string(attempt + 1) + " attempts)";
+      Error error = fail(Errc::Network, std::move(message));
       const bool retry = retryable_curl(rc) && t.body_bytes == 0;
       if (retry && attempts_left) {
         std::this_thread::sleep_for(std::min(backoff, options_.max_backoff));

@@ -126,7 +126,10 @@ class TreeWriter {
       ENVB_TRY(fd.write_all(std::span(buffer_).first(n), entry.path));
       stats.bytes += n;
     }
-    mode_t mode = static_cast<mode_t>((entry.mode & 0777) | S_IRUSR | S_IWUSR);
+    // World write is dropped with setuid/setgid/sticky: the extracted tree is a shared cache
+    // whose files are hard-linked into prefixes, and a package must not make them writable by
+    // everyone. Group write stays: conda-forge ships 0775 files and conda keeps them.
+    mode_t mode = static_cast<mode_t>((entry.mode & 0775) | S_IRUSR | S_IWUSR);
     if (::fchmod(fd.get(), mode) != 0)
       return errno_error("fchmod", root_path_ + "/" + entry.path, errno);
     return ok();

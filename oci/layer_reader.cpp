@@ -162,7 +162,10 @@ class Extractor {
     ENVB_ASSIGN_OR_RETURN(common::Fd dir, open_dir(parts, parts.size() - 1, name, true));
     int dfd = dir.get();
     std::string shown = (root_ / path).string();
-    mode_t perm = archive_entry_perm(e) & 01777;  // setuid/setgid are dropped
+    // setuid/setgid/sticky and world write are dropped: unpacked trees are shared caches
+    // (envrun's, used by every rank and user of a node), not a root filesystem. Group write
+    // stays, as in the packages the layers hold.
+    mode_t perm = archive_entry_perm(e) & 0775;
 
     struct stat existing {};
     bool exists = ::fstatat(dfd, leaf.c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0;

@@ -96,8 +96,9 @@ Result<int> run_build(const BuildCliOptions& o) {
     return fail(Errc::InvalidInput, "give exactly one of -f/--file and --lock");
   if (o.platform.find(',') != std::string::npos) return run_multi_platform_build(o);
   if (!o.plan && o.outputs.empty() && !o.collect)
-    return fail(Errc::InvalidInput, "give --output (oci:DIR, oci-archive:FILE, "
-                                    "docker-archive:FILE or docker://REF), or --plan");
+    return fail(Errc::InvalidInput,
+                "give --output (oci:DIR, oci-archive:FILE, "
+                "docker-archive:FILE or docker://REF), or --plan");
   const std::string subdir = o.platform.empty() ? host_platform() : o.platform;
   std::error_code ec;
   fs::path cache_root = o.cache_dir.empty() ? default_cache_root() : fs::absolute(o.cache_dir, ec);
@@ -135,6 +136,13 @@ Result<int> run_build(const BuildCliOptions& o) {
   options.level = o.level;
   options.cache_root = cache_root;
   options.packages.root = cache_root;
+  // A lock holds redacted URLs: -c URLs with credentials supply them.
+  options.packages.credentialed_channels = env.credentialed_channels;
+  if (!o.lock.empty()) {
+    ChannelOptions channel_options;
+    channel_options.alias = o.channel_alias;
+    options.packages.credentialed_channels = credentialed_base_urls(o.channels, channel_options);
+  }
   options.packages.offline = o.offline;
   options.packages.jobs = std::max<size_t>(o.jobs, 4);
   options.image_name = o.tag;

@@ -48,6 +48,7 @@ struct Inputs {
   std::vector<std::string> specs;
   std::vector<std::string> pip;  // pip requirements, as written
   std::string name;
+  std::vector<std::string> credentialed_channels;  // for the downloads only: never print
 };
 
 // pip requirements need --pip-find-links; checked before anything is solved or fetched.
@@ -68,6 +69,10 @@ Result<Inputs> from_lock(const InstallCliOptions& o, const std::string& platform
   Inputs in;
   in.records = std::move(env.records);
   in.pip = std::move(env.pip);
+  // A lock holds redacted URLs: -c URLs with credentials supply them.
+  ChannelOptions channel_options;
+  channel_options.alias = o.channel_alias;
+  in.credentialed_channels = credentialed_base_urls(o.channels, channel_options);
   return in;
 }
 
@@ -94,6 +99,7 @@ Result<Inputs> from_environment_file(const InstallCliOptions& o, const std::stri
   request.repodata.offline = o.offline;
   if (!o.cache_dir.empty()) request.repodata.cache_dir = fs::path(o.cache_dir) / "repodata";
   ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request).context("solving " + o.file));
+  in.credentialed_channels = credentialed_base_urls(request.channels, request.channel_options);
   for (const auto& solved : solutions.front().records) {
     ENVB_ASSIGN_OR_RETURN(auto record, to_package_record(solved));
     in.records.push_back(std::move(record));
@@ -149,6 +155,7 @@ Result<int> run_install(const InstallCliOptions& o) {
   request.jobs = o.jobs;
   request.cache.jobs = o.jobs;
   request.cache.offline = o.offline;
+  request.cache.credentialed_channels = in.credentialed_channels;
   if (!o.cache_dir.empty()) request.cache.root = fs::absolute(o.cache_dir, ec);
   request.install.link_scripts = o.no_link_scripts ? LinkScripts::Skip : LinkScripts::Run;
   request.install.compile_pyc = !o.no_pyc;

@@ -12,6 +12,7 @@
 #include "builder/cli/solve_options.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
+#include "common/http.hpp"
 #include "common/version.hpp"
 #include "conda/lockfile_conda_lock.hpp"
 #include "conda/lockfile_explicit.hpp"
@@ -75,14 +76,17 @@ Result<int> run_lock(const LockOptions& o) {
   conda::CondaLockFile lock;
   for (const auto& channel : request.channels) {
     if (channel == "nodefaults") continue;
-    lock.metadata.channels.push_back({channel, {}});
+    // A lock file is shared and committed: it names the channel without its credentials
+    // (user:***@, /t/***/); `install --lock -c URL` or ~/.netrc supplies them again.
+    lock.metadata.channels.push_back({common::redact_url(channel), {}});
   }
   lock.metadata.sources.push_back(o.solve.file);
   for (const auto& solution : solutions) {
     lock.metadata.platforms.push_back(solution.platform);
     // conda-lock hashes the spec per platform; ours covers the file, channels and platform.
     std::string basis = spec_text + "\n" + solution.platform;
-    for (const auto& c : request.channels) basis += "\n" + c;
+    // Redacted: a hash over a known text and a password is a dictionary attack's oracle.
+    for (const auto& c : request.channels) basis += "\n" + common::redact_url(c);
     lock.metadata.content_hash.emplace_back(solution.platform, common::sha256_hex(basis));
 
     conda::ExplicitFile explicit_file;

@@ -131,6 +131,16 @@ std::vector<std::filesystem::path> files_with_suffix(const std::string& dir, std
   return out;
 }
 
+// The error of the last of several attempts says so ("... Empty reply from server (after 5
+// attempts)"): a reader should not think one dropped connection ended the run.
+Error with_attempts(Error error, int attempts) {
+  if (attempts <= 1) return error;
+  Error out(error.code(), error.message() + " (after " + std::to_string(attempts) + " attempts)");
+  for (const auto& c : error.context()) out.with_context(c);
+  if (!error.hint().empty()) out = std::move(out).with_hint(error.hint());
+  return std::move(out).set_retryable(error.retryable());
+}
+
 }  // namespace
 
 std::string Response::header(std::string_view name) const {
@@ -185,7 +195,8 @@ Result<Response> HttpTransport::send(const Request& request) {
                                              std::chrono::system_clock::now());
       if (after.count() > 0) wait = after;
     } else {
-      if (!result.error().retryable() || last) return result;
+      if (!result.error().retryable()) return result;
+      if (last) return with_attempts(std::move(result).error(), attempt);
     }
     std::this_thread::sleep_for(std::min(wait, options_.max_backoff));
     backoff = std::min(backoff * 2, options_.max_backoff);
@@ -347,6 +358,7 @@ Error status_error(std::string_view method, std::string_view url, const Response
   long s = response.status;
   std::string msg = std::string(method) + " " + common::redact_url(url) + ": " + std::to_string(s);
   if (auto reason = reason_phrase(s); !reason.empty()) msg += " " + std::string(reason);
+  if (response.attempts > 1) msg += " (after " + std::to_string(response.attempts) + " attempts)";
   // distribution-spec: {"errors":[{"code":"...","message":"...","detail":...}]}
   auto j = nlohmann::json::parse(response.body, nullptr, false);
   if (j.is_object() && j.contains("errors") && j["errors"].is_array()) {

@@ -98,6 +98,56 @@ class Registry:
         self.log.close()
 
 
+class Server:
+    """A python helper server of tests/testing (repo_server.py, fault_proxy.py) on 127.0.0.1:
+    started with a --port-file and a --log, killed on stop(). requests() reads its JSON log."""
+
+    def __init__(self, script, directory, *args):
+        os.makedirs(directory, exist_ok=True)
+        self.dir = directory
+        self.log_path = os.path.join(directory, "requests.jsonl")
+        port_file = os.path.join(directory, "port")
+        for f in (port_file, self.log_path):
+            if os.path.exists(f):
+                os.remove(f)
+        self.out = open(os.path.join(directory, "server.log"), "w")
+        self.proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests/testing", script),
+                                      "--port-file", port_file, "--log", self.log_path,
+                                      *args], stdout=self.out, stderr=subprocess.STDOUT)
+        for _ in range(200):
+            if os.path.exists(port_file):
+                with open(port_file) as f:
+                    self.port = int(f.read())
+                return
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        raise RuntimeError(f"{script} did not start: see {directory}/server.log")
+
+    @property
+    def host(self):
+        return f"127.0.0.1:{self.port}"
+
+    def requests(self):
+        if not os.path.exists(self.log_path):
+            return []
+        with open(self.log_path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+        self.out.close()
+
+
+def fault_proxy(directory, upstream, faults):
+    """tests/testing/fault_proxy.py in front of `upstream` (HOST:PORT) with --fault rules."""
+    args = ["--upstream", upstream]
+    for f in faults:
+        args += ["--fault", f]
+    return Server("fault_proxy.py", directory, *args)
+
+
 def sha256_file(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -418,6 +418,39 @@ TEST_F(PlanTest, PreLinkRunsBeforeTheFilesAndPostLinkAfter) {
   }
 }
 
+// The target platform being the host's is not enough: a package built for another platform
+// (named by a lock file) keeps its scripts pending, a noarch one beside it runs them.
+TEST_F(PlanTest, LinkScriptsOfAnotherPlatformsPackageAreNotRun) {
+  fs::path foreign = make_package("osxpkg", {"bin/.osxpkg-post-link.sh"});
+  write_text(foreign / "bin/.osxpkg-post-link.sh", "echo ran >> \"$PREFIX/foreign.log\"\n");
+  fs::path portable = make_package("nopkg", {"bin/.nopkg-post-link.sh"});
+  write_text(portable / "bin/.nopkg-post-link.sh", "echo ran >> \"$PREFIX/noarch.log\"\n");
+  auto foreign_record = record("osxpkg");
+  foreign_record.subdir = host_subdir() == "osx-arm64" ? "linux-64" : "osx-arm64";
+  auto portable_record = record("nopkg");
+  portable_record.subdir = "noarch";
+  std::vector<PackagePlan> plans;
+  for (auto [rec, dir] :
+       {std::pair{foreign_record, foreign}, std::pair{portable_record, portable}}) {
+    auto plan = plan_package(rec, dir, rec.name, target());
+    ASSERT_TRUE(plan) << plan.error().to_string();
+    plans.push_back(std::move(*plan));
+  }
+  std::vector<std::string> warnings;
+  PrefixInstallOptions options;
+  options.link_scripts = LinkScripts::Run;
+  options.warn = [&](const std::string& m) { warnings.push_back(m); };
+  auto report = install_to_prefix(plans, dir_ / "prefix", host_subdir(), options);
+  ASSERT_TRUE(report) << report.error().to_string();
+  EXPECT_FALSE(fs::exists(dir_ / "prefix/foreign.log"));
+  EXPECT_TRUE(fs::exists(dir_ / "prefix/noarch.log"));
+  ASSERT_EQ(report->scripts_pending.size(), 1u);
+  EXPECT_NE(report->scripts_pending[0].find("osxpkg"), std::string::npos);
+  ASSERT_FALSE(warnings.empty());
+  EXPECT_NE(warnings.back().find("not for this host's platform"), std::string::npos)
+      << warnings.back();
+}
+
 TEST(TopologicalOrder, DependenciesFirstTiesByNameCyclesBroken) {
   auto rec = [](std::string n, std::vector<std::string> d) {
     conda::PackageRecord r;

@@ -132,6 +132,9 @@ TEST_F(PackageCacheTest, CorruptedOrTruncatedDownloadNeverEntersTheCache) {
     ASSERT_FALSE(got);
     EXPECT_EQ(got.error().code(), Errc::Integrity) << got.error().to_string();
     EXPECT_NE(got.error().to_string().find(kXz), std::string::npos) << got.error().to_string();
+    // The message names both hashes, the truncated one its sizes too.
+    EXPECT_NE(got.error().to_string().find("expected " + ref.sha256), std::string::npos)
+        << got.error().to_string();
     EXPECT_FALSE(fs::exists(dir_ / "cache/pkgs" / ref.sha256 / kXz));
     EXPECT_FALSE(fs::exists(dir_ / "cache/extracted" / ref.sha256));
     EXPECT_TRUE(leftovers(dir_ / "cache").empty());
@@ -141,6 +144,29 @@ TEST_F(PackageCacheTest, CorruptedOrTruncatedDownloadNeverEntersTheCache) {
   ASSERT_TRUE(got) << got.error().to_string();
   EXPECT_TRUE((*got)[0].downloaded);
   EXPECT_TRUE(fs::exists((*got)[0].extracted / "bin/xz"));
+}
+
+// A server that never sends a byte (503 on every attempt, then the connection refused) leaves no
+// empty `.part` behind; one with bytes in it is kept to be resumed (DroppedDownload... below).
+TEST_F(PackageCacheTest, FailedDownloadWithoutBytesLeavesNoPartFile) {
+  ENVB_REQUIRE_TESTDATA();
+  fs::path served = dir_ / "served";
+  fs::create_directories(served);
+  fs::copy_file(*subset_dir() / kXz, served / kXz);
+  PackageRef ref = local_ref(served / kXz);
+  {
+    testing::RepoServer server(served, dir_, 1000);
+    ASSERT_NE(server.port(), 0);
+    ref.url = server.url() + "/" + kXz;
+    auto got = cache().fetch({ref});
+    ASSERT_FALSE(got);
+    EXPECT_NE(got.error().to_string().find("503"), std::string::npos) << got.error().to_string();
+    EXPECT_TRUE(leftovers(dir_ / "cache").empty());
+  }
+  auto refused = cache().fetch({ref});  // the server is gone
+  ASSERT_FALSE(refused);
+  EXPECT_EQ(refused.error().code(), Errc::Network) << refused.error().to_string();
+  EXPECT_TRUE(leftovers(dir_ / "cache").empty());
 }
 
 TEST_F(PackageCacheTest, OfflineMissPackageIsNotFoundWithHint) {

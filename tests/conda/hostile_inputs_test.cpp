@@ -5,6 +5,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <filesystem>
 #include <string>
@@ -23,6 +24,7 @@ using testing::TempDirTest;
 struct Entry {
   std::string path;
   std::string data;
+  unsigned mode = 0644;
 };
 
 // A tar in memory, through `filter` (ARCHIVE_FILTER_BZIP2, ARCHIVE_FILTER_ZSTD).
@@ -38,7 +40,7 @@ std::string make_tar(const std::vector<Entry>& entries, int filter) {
     archive_entry* entry = archive_entry_new();
     archive_entry_set_pathname(entry, e.path.c_str());
     archive_entry_set_filetype(entry, AE_IFREG);
-    archive_entry_set_perm(entry, 0644);
+    archive_entry_set_perm(entry, e.mode);
     archive_entry_set_size(entry, static_cast<la_int64_t>(e.data.size()));
     EXPECT_EQ(archive_write_header(a, entry), ARCHIVE_OK) << archive_error_string(a);
     if (!e.data.empty()) archive_write_data(a, e.data.data(), e.data.size());
@@ -126,6 +128,28 @@ TEST_F(HostileInputsTest, ZstdBombStoppedByTheTotalLimit) {
   auto stats = extract_package(package, dir_ / "ok", options);
   ASSERT_TRUE(stats) << stats.error().to_string();
   EXPECT_EQ(stats->bytes, (8u << 20) + kInfo[0].data.size());
+}
+
+// Extracted trees are shared caches hard-linked into prefixes: a package cannot make a file
+// world-writable, setuid, setgid or sticky (group write stays, as conda keeps it).
+TEST_F(HostileInputsTest, WritableAndSetuidModesAreDropped) {
+  fs::path package = dir_ / "modes-1-0.tar.bz2";
+  auto entries = kInfo;
+  entries.push_back({"lib/world-writable", "x", 0666});
+  entries.push_back({"bin/tool", "#!/bin/sh\n", 0777});
+  entries.push_back({"bin/suid", "x", 06755});
+  entries.push_back({"share/sticky", "x", 01777});
+  write_tar_bz2(package, entries);
+  auto stats = extract_package(package, dir_ / "out");
+  ASSERT_TRUE(stats) << stats.error().to_string();
+  for (auto [path, want] : {std::pair<std::string, unsigned>{"lib/world-writable", 0664},
+                            {"bin/tool", 0775},
+                            {"bin/suid", 0755},
+                            {"share/sticky", 0775}}) {
+    struct stat st {};
+    ASSERT_EQ(::lstat((dir_ / "out" / path).c_str(), &st), 0) << path;
+    EXPECT_EQ(st.st_mode & 07777, want) << path << ": " << std::oct << (st.st_mode & 07777);
+  }
 }
 
 TEST_F(HostileInputsTest, EntryCountBombStopped) {

@@ -272,6 +272,23 @@ TEST_F(HostileLayerTest, RejectsEscapes) {
   }
 }
 
+// Unpacked trees are shared caches: no entry comes out world-writable, setuid, setgid or
+// sticky, whatever the layer says (group write stays, as in conda packages).
+TEST_F(HostileLayerTest, WritableAndSetuidModesAreDropped) {
+  auto r =
+      extract(make("l.tar",
+                   "i = tarfile.TarInfo('d'); i.type = tarfile.DIRTYPE; i.mode = 0o1777; add(i)\n"
+                   "i = tarfile.TarInfo('d/ww'); i.mode = 0o666; add(i, b'x')\n"
+                   "i = tarfile.TarInfo('d/suid'); i.mode = 0o6777; add(i, b'x')"));
+  ASSERT_TRUE(r) << r.error().to_string();
+  for (auto [path, want] :
+       {std::pair<std::string, unsigned>{"d", 0775}, {"d/ww", 0664}, {"d/suid", 0775}}) {
+    struct stat st {};
+    ASSERT_EQ(::lstat((dir_ / "root" / path).c_str(), &st), 0) << path;
+    EXPECT_EQ(st.st_mode & 07777, want) << path << ": " << std::oct << (st.st_mode & 07777);
+  }
+}
+
 TEST_F(HostileLayerTest, RejectsHugeDeclaredSize) {
   auto layer = make("big.tar", "reg('big', b'x' * 4096)");
   ExtractOptions options;

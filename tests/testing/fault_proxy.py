@@ -1,0 +1,214 @@
+#!/usr/bin/env python3
+"""A fault-injecting HTTP reverse proxy for envbuild's fault trials: put it in front of a real
+docker-registry (or tests/testing/repo_server.py serving a conda channel) and it forwards every
+request unchanged (Host included, so a registry's Location headers point back at the proxy),
+except those a --fault rule picks, which get the fault instead:
+
+  500, 502, 503   that status with a distribution-spec JSON error body (upstream not asked)
+  429             429 Too Many Requests with Retry-After: 1 (upstream not asked)
+  reset           the connection closed without an answer (upstream not asked)
+  lost            forwarded, then the connection closed without the answer: the upstream did
+                  the work (a blob upload completed) but the client never hears of it
+  drop            the upstream's headers and the first half of its body, then the connection
+                  closed (Content-Length promises the whole body)
+  short           a truncated body whose Content-Length matches it (a server that lies
+                  consistently: only a size or digest check notices)
+  corrupt         the body with its bytes changed (same length: only a digest check notices)
+
+A rule is FAULT[:COUNT][@METHOD][~REGEX]: the first COUNT requests (default 1; "all" for every
+one) whose method is METHOD (default any) and whose path matches REGEX (re.search; default any)
+get FAULT. Rules are tried in order; a request takes the first rule it matches that has faults
+left. Body faults (drop, short, corrupt) apply to 2xx answers with a body only; other answers of
+a matching request pass through without using up the rule.
+
+  fault_proxy.py --upstream 127.0.0.1:5000 --port-file F --log L --fault 503:2@GET~/blobs/
+
+The port (127.0.0.1, chosen by the OS) is written to --port-file once listening. Every request
+is logged as one JSON line: method, path, upstream status, fault applied.
+"""
+import argparse
+import http.client
+import http.server
+import json
+import os
+import re
+import socket
+import threading
+
+args = None
+rules = []
+lock = threading.Lock()
+
+HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade",
+              "proxy-authorization", "proxy-authenticate", "content-length"}
+BODY_FAULTS = {"drop", "short", "corrupt"}
+
+
+class Rule:
+    def __init__(self, spec):
+        m = re.fullmatch(r"([a-z0-9]+)(?::(\d+|all))?(?:@([A-Z]+))?(?:~(.*))?", spec)
+        if not m or m.group(1) not in {"500", "502", "503", "429", "reset", "lost", "drop",
+                                       "short", "corrupt"}:
+            raise SystemExit(f"bad --fault {spec!r}")
+        self.fault = m.group(1)
+        self.left = -1 if m.group(2) == "all" else int(m.group(2) or 1)
+        self.method = m.group(3)
+        self.regex = re.compile(m.group(4)) if m.group(4) else None
+        self.used = 0
+
+    def matches(self, method, path):
+        return (self.left != 0 and (self.method is None or self.method == method)
+                and (self.regex is None or self.regex.search(path) is not None))
+
+    def take(self):
+        self.used += 1
+        if self.left > 0:
+            self.left -= 1
+
+
+def pick(method, path, body_fault_ok=None):
+    """The first matching rule with faults left (taken), or None. body_fault_ok: None picks any
+    rule; True/False picks only body faults / only request faults."""
+    with lock:
+        for r in rules:
+            if not r.matches(method, path):
+                continue
+            is_body = r.fault in BODY_FAULTS
+            if body_fault_ok is not None and is_body != body_fault_ok:
+                continue
+            r.take()
+            return r.fault
+    return None
+
+
+def log(entry):
+    with lock:
+        with open(args.log, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def read_request_body(self):
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            out = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return out
+                out += self.rfile.read(size)
+                self.rfile.readline()
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def hang_up(self):
+        self.close_connection = True
+        try:
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def handle_any(self):
+        method, path = self.command, self.path
+        body = self.read_request_body()
+        entry = {"method": method, "path": path, "request_bytes": len(body)}
+        fault = pick(method, path, body_fault_ok=False)
+        if fault in ("500", "502", "503", "429"):
+            status = int(fault)
+            payload = json.dumps({"errors": [{"code": "UNAVAILABLE" if status != 429 else
+                                              "TOOMANYREQUESTS",
+                                              "message": "injected fault " + fault}]}).encode()
+            entry.update(status=status, fault=fault)
+            log(entry)
+            self.send_response(status)
+            if status == 429:
+                self.send_header("Retry-After", "1")
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            if method != "HEAD":
+                self.wfile.write(payload)
+            return
+        if fault == "reset":
+            entry.update(status=None, fault=fault)
+            log(entry)
+            return self.hang_up()
+
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        upstream = http.client.HTTPConnection(args.upstream, timeout=120)
+        try:
+            upstream.request(method, path, body=body if body or method in ("PUT", "POST", "PATCH")
+                             else None, headers=headers)
+            resp = upstream.getresponse()
+            data = resp.read()
+            status, reason, out_headers = resp.status, resp.reason, resp.getheaders()
+            declared = resp.getheader("Content-Length")
+        finally:
+            upstream.close()
+        entry["status"] = status
+        if fault == "lost":
+            entry["fault"] = fault
+            log(entry)
+            return self.hang_up()
+
+        send_body = data
+        length = len(data) if method != "HEAD" else int(declared or 0)
+        cut = None
+        if method != "HEAD" and 200 <= status < 300 and data:
+            fault = pick(method, path, body_fault_ok=True)
+            if fault == "drop":
+                cut = len(data) // 2
+            elif fault == "short":
+                send_body = data[: len(data) // 2]
+                length = len(send_body)
+            elif fault == "corrupt":
+                b = bytearray(data)
+                for i in range(0, len(b), max(1, len(b) // 16)):
+                    b[i] ^= 0x5A
+                send_body = bytes(b)
+            if fault:
+                entry["fault"] = fault
+        log(entry)
+        self.send_response(status, reason)
+        for k, v in out_headers:
+            if k.lower() not in HOP_BY_HOP:
+                self.send_header(k, v)
+        self.send_header("Content-Length", str(length))
+        self.end_headers()
+        if method == "HEAD":
+            return
+        if cut is not None:
+            self.wfile.write(send_body[:cut])
+            self.wfile.flush()
+            return self.hang_up()
+        self.wfile.write(send_body)
+
+    do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = handle_any
+
+
+def main():
+    global args
+    p = argparse.ArgumentParser()
+    p.add_argument("--upstream", required=True, help="HOST:PORT of the real server (http)")
+    p.add_argument("--port-file", required=True)
+    p.add_argument("--log", required=True)
+    p.add_argument("--fault", action="append", default=[])
+    args = p.parse_args()
+    rules.extend(Rule(s) for s in args.fault)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    tmp = args.port_file + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(str(server.server_address[1]))
+    os.rename(tmp, args.port_file)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <string>
 
 #include "common/io.hpp"
 #include "common/result.hpp"
@@ -37,5 +38,10 @@ Result<ExtractStats> extract_layer(common::ByteSource& layer, const std::filesys
 Result<ExtractStats> extract_layer_file(const std::filesystem::path& layer,
                                         const std::filesystem::path& root,
                                         const ExtractOptions& options = {});
+
+/// Removes `name` in the directory `dirfd` and, for a directory, everything below it, never
+/// following a symlink (the layer cache composes prefixes with it). A missing name is fine;
+/// `shown` names it in errors.
+Result<void> remove_at(int dirfd, const std::string& name, const std::string& shown);
 
 }  // namespace envbuild::oci

@@ -223,7 +223,8 @@ class Extractor {
                                        std::to_string(written) + " of " + std::to_string(size) +
                                        " bytes)");
     stats_.bytes += static_cast<uint64_t>(written);
-    if (::fchmod(out.get(), perm) != 0) return common::errno_error("fchmod", shown, errno);
+    if (::fchmod(out.get(), perm & ~options_.clear_file_bits) != 0)
+      return common::errno_error("fchmod", shown, errno);
     out.reset();
     set_mtime(dfd, leaf, e);
     return ok();

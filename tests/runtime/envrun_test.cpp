@@ -293,6 +293,14 @@ TEST(SplitRequirementsLabel, TrimsAndSkipsEmpty) {
             (std::vector<std::string>{"__cuda >=12.4", "__glibc >=2.17"}));
 }
 
+TEST(FindInPath, SkipsRepeatedDirectoriesAndFindsLaterOnes) {
+  fs::path sh = fs::canonical("/bin/sh");
+  std::string dir = sh.parent_path().string();
+  EXPECT_EQ(find_in_path("sh", "/nonexistent:/nonexistent::" + dir + ":" + dir),
+            std::optional<std::string>(dir + "/sh"));
+  EXPECT_EQ(find_in_path("no-such-tool-here", dir + ":" + dir), std::nullopt);
+}
+
 TEST(ActivatedEnvironment, PrefixFirstThenHostPath) {
   EnvInfo info;
   info.prefix = "/c/p/ab";

@@ -55,42 +55,6 @@ std::string joined(const std::vector<std::string>& parts, size_t n) {
   return out;
 }
 
-/// Removes `name` in `dirfd` and, for a directory, everything below it, without following
-/// symlinks.
-Result<void> remove_at(int dirfd, const std::string& name, const std::string& shown) {
-  struct stat st {};
-  if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-    if (errno == ENOENT) return ok();
-    return common::errno_error("fstatat", shown, errno);
-  }
-  if (S_ISDIR(st.st_mode)) {
-    int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return common::errno_error("openat", shown, errno);
-    DIR* d = ::fdopendir(fd);
-    if (!d) {
-      ::close(fd);
-      return common::errno_error("fdopendir", shown, errno);
-    }
-    std::vector<std::string> children;
-    while (dirent* de = ::readdir(d)) {
-      std::string child = de->d_name;
-      if (child != "." && child != "..") children.push_back(child);
-    }
-    Result<void> r = ok();
-    for (const auto& c : children) {
-      r = remove_at(::dirfd(d), c, shown + "/" + c);
-      if (!r) break;
-    }
-    ::closedir(d);
-    ENVB_TRY(std::move(r));
-    if (::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) != 0)
-      return common::errno_error("rmdir", shown, errno);
-    return ok();
-  }
-  if (::unlinkat(dirfd, name.c_str(), 0) != 0) return common::errno_error("unlink", shown, errno);
-  return ok();
-}
-
 class Extractor {
  public:
   Extractor(const fs::path& root, const ExtractOptions& options)
@@ -262,7 +226,8 @@ class Extractor {
                                        std::to_string(written) + " of " + std::to_string(size) +
                                        " bytes)");
     stats_.bytes += static_cast<uint64_t>(written);
-    if (::fchmod(out.get(), perm) != 0) return common::errno_error("fchmod", shown, errno);
+    if (::fchmod(out.get(), perm & ~options_.clear_file_bits) != 0)
+      return common::errno_error("fchmod", shown, errno);
     out.reset();
     set_mtime(dfd, leaf, e);
     return ok();
@@ -298,6 +263,40 @@ class Extractor {
 };
 
 }  // namespace
+
+Result<void> remove_at(int dirfd, const std::string& name, const std::string& shown) {
+  struct stat st {};
+  if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
+    if (errno == ENOENT) return ok();
+    return common::errno_error("fstatat", shown, errno);
+  }
+  if (S_ISDIR(st.st_mode)) {
+    int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return common::errno_error("openat", shown, errno);
+    DIR* d = ::fdopendir(fd);
+    if (!d) {
+      ::close(fd);
+      return common::errno_error("fdopendir", shown, errno);
+    }
+    std::vector<std::string> children;
+    while (dirent* de = ::readdir(d)) {
+      std::string child = de->d_name;
+      if (child != "." && child != "..") children.push_back(child);
+    }
+    Result<void> r = ok();
+    for (const auto& c : children) {
+      r = remove_at(::dirfd(d), c, shown + "/" + c);
+      if (!r) break;
+    }
+    ::closedir(d);
+    ENVB_TRY(std::move(r));
+    if (::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) != 0)
+      return common::errno_error("rmdir", shown, errno);
+    return ok();
+  }
+  if (::unlinkat(dirfd, name.c_str(), 0) != 0) return common::errno_error("unlink", shown, errno);
+  return ok();
+}
 
 Result<ExtractStats> extract_layer(common::ByteSource& layer, const fs::path& root,
                                    const ExtractOptions& options) {

@@ -5,8 +5,11 @@
 // absolute name, a symlink met on the way (symlinks are never followed while creating a path),
 // or a hardlink to something outside.
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <filesystem>
+#include <string>
 
 #include "common/io.hpp"
 #include "common/result.hpp"
@@ -20,6 +23,9 @@ struct ExtractOptions {
   /// Apply `.wh.` entries (layers) or keep them as plain files (tars that are not layers).
   Whiteouts whiteouts = Whiteouts::Apply;
   AllowDevices allow_devices = AllowDevices::No;  // char/block nodes; fifos are always allowed
+  /// Permission bits cleared on every regular file (07222: read-only files, which envrun's layer
+  /// cache shares between prefixes by hardlinks).
+  mode_t clear_file_bits = 0;
   uint64_t max_entry_size = uint64_t{64} << 30;
   uint64_t max_total_size = uint64_t{1} << 40;
 };
@@ -37,5 +43,10 @@ Result<ExtractStats> extract_layer(common::ByteSource& layer, const std::filesys
 Result<ExtractStats> extract_layer_file(const std::filesystem::path& layer,
                                         const std::filesystem::path& root,
                                         const ExtractOptions& options = {});
+
+/// Removes `name` in the directory `dirfd` and, for a directory, everything below it, never
+/// following a symlink (the layer cache composes prefixes with it). A missing name is fine;
+/// `shown` names it in errors.
+Result<void> remove_at(int dirfd, const std::string& name, const std::string& shown);
 
 }  // namespace envbuild::oci

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -12,7 +13,9 @@ extern char** environ;
 namespace envbuild::runtime {
 namespace {
 
-std::string_view key_of(std::string_view kv) { return kv.substr(0, kv.find('=')); }
+std::string_view key_of(std::string_view kv) {
+  return kv.substr(0, kv.find('='));
+}
 
 /// Sets KEY=VALUE, replacing an existing KEY in place (keeps the host's order stable).
 void set_var(std::vector<std::string>& env, std::string_view key, std::string_view value) {
@@ -102,10 +105,15 @@ std::vector<std::string> activated_environment(const EnvInfo& info,
 
 std::optional<std::string> find_in_path(const std::string& name, const std::string& path_value) {
   std::string_view rest = path_value;
+  // Host PATHs often name a directory twice (shell profiles prepending it again): probing it
+  // again is a syscall on every start that cannot find anything new.
+  std::vector<std::string_view> seen;
   while (true) {
     std::string_view entry = rest.substr(0, rest.find(':'));
     std::string candidate = (entry.empty() ? std::string(".") : std::string(entry)) + "/" + name;
-    if (is_executable_file(candidate)) return candidate;
+    bool repeated = std::find(seen.begin(), seen.end(), entry) != seen.end();
+    seen.push_back(entry);
+    if (!repeated && is_executable_file(candidate)) return candidate;
     if (entry.size() >= rest.size()) break;
     rest.remove_prefix(entry.size() + 1);
   }

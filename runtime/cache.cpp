@@ -21,6 +21,7 @@
 #include "oci/layer_reader.hpp"
 #include "runtime/host_check.hpp"
 #include "runtime/internal/cache_files.hpp"
+#include "runtime/layer_cache.hpp"
 #include "runtime/relocate_tree.hpp"
 #include "runtime/store.hpp"
 
@@ -266,11 +267,19 @@ Result<EnvInfo> unpack_image(const oci::Image& image, const fs::path& dir_in,
                 "image prefix '" + image_prefix + "' is not a safe absolute path");
 
   const auto& layers = image.manifest().layers;
-  for (size_t i = 0; i < layers.size(); ++i) {
-    std::string what = "extracting layer " + std::to_string(i + 1) + "/" +
-                       std::to_string(layers.size()) + " " + layers[i].digest.short_string();
-    ENVB_ASSIGN_OR_RETURN(auto source, image.open_blob(layers[i]).context(what));
-    ENVB_TRY(oci::extract_layer(*source, staging).context(what));
+  if (options.layers != nullptr) {
+    ENVB_ASSIGN_OR_RETURN(ComposeStats composed, options.layers->compose(image, staging));
+    std::fprintf(stderr,
+                 "envrun: %zu of %zu layers extracted, %zu shared; %zu files linked, %zu copied\n",
+                 composed.layers_extracted, layers.size(), composed.layers_reused,
+                 composed.files_linked, composed.files_copied);
+  } else {
+    for (size_t i = 0; i < layers.size(); ++i) {
+      std::string what = "extracting layer " + std::to_string(i + 1) + "/" +
+                         std::to_string(layers.size()) + " " + layers[i].digest.short_string();
+      ENVB_ASSIGN_OR_RETURN(auto source, image.open_blob(layers[i]).context(what));
+      ENVB_TRY(oci::extract_layer(*source, staging).context(what));
+    }
   }
   test_stall_point("extracted");
 
@@ -279,6 +288,17 @@ Result<EnvInfo> unpack_image(const oci::Image& image, const fs::path& dir_in,
   if (::lstat(staged_prefix.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
     return fail(Errc::InvalidInput, "the image has no conda prefix at " + image_prefix +
                                         " (label org.envbuild.prefix)");
+  if (options.layers != nullptr) {
+    // Files shared with the layer cache are read-only and must stay as they are: the ones the
+    // relocation patches get their own copy first.
+    ENVB_ASSIGN_OR_RETURN(std::optional<PrefixRelocations> relocations,
+                          read_relocations(staged_prefix));
+    if (relocations && relocations->prefix != dir.string()) {
+      std::vector<std::string> paths;
+      for (const auto& record : relocations->files) paths.push_back(record.path);
+      ENVB_TRY(unshare_files(staged_prefix, paths).context("unpacking " + reference));
+    }
+  }
   // The records may name another prefix than the label; relocate from what the files hold.
   ENVB_TRY(relocate_tree(staged_prefix, dir.string()).context("unpacking " + reference));
 
@@ -362,7 +382,10 @@ Result<Materialized> Cache::materialize(const oci::ImageReference& ref,
         std::fprintf(stderr, "envrun: unpacking %s (%zu layers) into %s\n", ref.to_string().c_str(),
                      image->manifest().layers.size(), prefix.c_str());
         auto started = std::chrono::steady_clock::now();
-        ENVB_ASSIGN_OR_RETURN(EnvInfo info, unpack_image(*image, prefix, ref.to_string(), options));
+        LayerCache layers(root_ / "l");
+        UnpackOptions shared = options;
+        if (LayerCache::enabled()) shared.layers = &layers;
+        ENVB_ASSIGN_OR_RETURN(EnvInfo info, unpack_image(*image, prefix, ref.to_string(), shared));
         ENVB_TRY(common::write_file_atomic(marker, to_json_text(info)));
         ENVB_TRY(common::sync_dir(root_ / "p"));
         std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
@@ -469,6 +492,11 @@ Result<GcReport> Cache::gc(std::chrono::seconds older_than) const {
     (void)::unlink((refs / name).c_str());
     ++report.stale_refs;
   }
+  // Layers: prefixes keep their files (hardlinks) when the layer they came from goes.
+  ENVB_ASSIGN_OR_RETURN(LayerGcReport layers, LayerCache(root_ / "l").gc(older_than));
+  report.layers_removed = std::move(layers.removed);
+  report.layers_in_use = layers.in_use;
+  report.stale_staging += layers.stale_staging;
   // Archives unpacked by processes that were killed while reading them.
   for (const auto& name : names_with_suffix(root_ / "tmp", "")) {
     struct stat st {};

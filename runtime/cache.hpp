@@ -11,6 +11,7 @@
 //   p/.<12 hex>.*     staging directories of unfinished unpacks (removed by the next unpack)
 //   r/<16 hex>        reference -> manifest digest, keyed by the source file's identity
 //                     (device, inode, size, mtime) so a warm start never opens the image
+//   l/                layers extracted once, shared by the prefixes (layer_cache.hpp)
 //   i/                the store of pulled docker:// images (store.hpp)
 //   tmp/              scratch space for archives while an image is open
 //
@@ -79,7 +80,12 @@ Result<std::unique_ptr<oci::Image>> open_reference(const oci::ImageReference& re
 /// and sleep at that phase ("extracted": staged, not relocated; "renamed": in place, no marker).
 void test_stall_point(std::string_view phase);
 
+class LayerCache;
+
 struct UnpackOptions {
+  /// Where layers are extracted once and shared by hardlinks (layer_cache.hpp); null: each
+  /// unpack extracts its own layers (an `envrun unpack` DIR is an ordinary private prefix).
+  const LayerCache* layers = nullptr;
   /// Called with the label's requirements before any layer is read; an error stops the unpack
   /// (the host cannot run it anyway).
   std::function<Result<void>(const std::vector<std::string>&)> precheck;
@@ -114,6 +120,8 @@ struct GcReport {
   std::vector<std::string> in_use;   // old but running: kept
   size_t stale_staging = 0;          // abandoned staging directories removed
   size_t stale_refs = 0;
+  std::vector<std::string> layers_removed;  // blob digests' hex
+  size_t layers_in_use = 0;
 };
 
 class Cache {

@@ -126,8 +126,9 @@ int run_gc(int days) {
   for (const auto& id : report->removed) std::cout << "removed " << id << "\n";
   for (const auto& id : report->in_use) std::cout << "kept " << id << " (in use)\n";
   std::cout << report->removed.size() << " removed, " << report->in_use.size() << " in use kept, "
-            << report->stale_staging << " abandoned unpacks and " << report->stale_refs
-            << " stale references cleaned\n";
+            << report->layers_removed.size() << " layers removed, " << report->layers_in_use
+            << " layers in use kept, " << report->stale_staging << " abandoned unpacks and "
+            << report->stale_refs << " stale references cleaned\n";
   return 0;
 }
 

@@ -5,14 +5,17 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <thread>
 
+#include "common/fs.hpp"
 #include "conda/extract.hpp"
 #include "conda/package_metadata.hpp"
 #include "conda/prefix_replace.hpp"
@@ -107,7 +110,43 @@ struct FixtureOptions {
   bool activate_script = true;
   std::string requirements;  // org.envbuild.requirements label; empty: none
   std::string tag = "latest";
+  /// Written to share/note.txt in the top layer: images that differ in it alone share their
+  /// base layer (the same tree, byte for byte).
+  std::string top_note;
 };
+
+/// The complete prefixes of the cache (those with a marker).
+std::set<fs::path> prefixes_in(const fs::path& cache) {
+  std::set<fs::path> out;
+  if (!fs::exists(cache / "p")) return out;
+  for (const auto& e : fs::directory_iterator(cache / "p"))
+    if (e.path().extension() == ".json") out.insert(e.path().parent_path() / e.path().stem());
+  return out;
+}
+
+/// The complete layer directories of the cache, and whatever else is in l/ but lock files.
+std::vector<std::string> layer_names_in(const fs::path& cache) {
+  std::vector<std::string> out;
+  if (!fs::exists(cache / "l")) return out;
+  for (const auto& e : fs::directory_iterator(cache / "l"))
+    if (e.path().extension() != ".lock") out.push_back(e.path().filename().string());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+struct stat stat_of(const fs::path& p) {
+  struct stat st {};
+  EXPECT_EQ(::lstat(p.c_str(), &st), 0) << p;
+  return st;
+}
+
+/// Images that differ in their top layer only.
+FixtureOptions sharing_base(std::string tag) {
+  FixtureOptions options;
+  options.top_note = "image " + tag;
+  options.tag = std::move(tag);
+  return options;
+}
 
 class EnvrunTest : public envbuild::testing::TempDirTest {
  protected:
@@ -121,50 +160,56 @@ class EnvrunTest : public envbuild::testing::TempDirTest {
   std::string build_fixture(const FixtureOptions& options = {}) {
     const std::string placeholder = long_placeholder();
     const std::string image_prefix = "/opt/conda";
-    fs::path tree = dir_ / ("tree-" + options.tag);
+    fs::path tree = dir_ / (options.activate_script ? "tree-activate" : "tree");
     fs::path top = dir_ / ("top-" + options.tag);
-    write_text(tree / "bin/greet", "#!/bin/sh\necho \"greet from " + placeholder + "\"\ncat '" +
-                                       placeholder + "/share/data.txt'\n");
-    write_text(tree / "share/data.txt", "data at " + placeholder + "/share\n");
-    write_text(tree / "share/removed.txt", "whited out by the top layer\n");
-    fs::copy_file("/bin/sh", tree / "bin/sh");
-    write_text(tree / "bin/script",
-               "#!" + placeholder + "/bin/sh\necho \"script ran by $0 with $CONDA_PREFIX\"\n");
-    write_text(
-        tree / "conda-meta/tool-1.0-0.json",
-        R"({"name":"tool","version":"1.0","build":"0","depends":["__glibc >=2.17","libc"]})");
-    if (options.activate_script) {
-      write_text(tree / "etc/conda/activate.d/tool_activate.sh",
-                 "export ACTIVATED_BY_SCRIPT=\"from $CONDA_PREFIX\"\n");
-    }
-    write_text(tree / "etc/conda/env_vars.d/tool.json", R"({"FROM_ENV_VARS":"yes"})");
-    // A C binary holding the placeholder in a NUL-padded string (conda's binary mode).
-    write_text(dir_ / "bintool.c", "#include <stdio.h>\nstatic const char where[] = \"" +
-                                       placeholder +
-                                       "\";\nint main(void){puts(where);return 0;}\n");
-    auto cc = run_command("cc -O0 -o " + shell_quote((tree / "bin/bintool").string()) + " " +
-                          shell_quote((dir_ / "bintool.c").string()));
-    EXPECT_EQ(cc.exit_code, 0) << cc.output;
-    fs::permissions(tree / "bin/greet", fs::perms::owner_all | fs::perms::group_read |
-                                            fs::perms::group_exec | fs::perms::others_read |
-                                            fs::perms::others_exec);
-    fs::permissions(tree / "bin/script", fs::status(tree / "bin/greet").permissions());
+    if (!options.top_note.empty()) write_text(top / "share/note.txt", options.top_note + "\n");
+    // The base tree is built once per test and kept: a second image built from it shares its
+    // base layer byte for byte.
+    if (!trees_.contains(tree)) {
+      trees_[tree] = json::array();
+      write_text(tree / "bin/greet", "#!/bin/sh\necho \"greet from " + placeholder + "\"\ncat '" +
+                                         placeholder + "/share/data.txt'\n");
+      write_text(tree / "share/data.txt", "data at " + placeholder + "/share\n");
+      write_text(tree / "share/removed.txt", "whited out by the top layer\n");
+      fs::copy_file("/bin/sh", tree / "bin/sh");
+      write_text(tree / "bin/script",
+                 "#!" + placeholder + "/bin/sh\necho \"script ran by $0 with $CONDA_PREFIX\"\n");
+      write_text(
+          tree / "conda-meta/tool-1.0-0.json",
+          R"({"name":"tool","version":"1.0","build":"0","depends":["__glibc >=2.17","libc"]})");
+      if (options.activate_script) {
+        write_text(tree / "etc/conda/activate.d/tool_activate.sh",
+                   "export ACTIVATED_BY_SCRIPT=\"from $CONDA_PREFIX\"\n");
+      }
+      write_text(tree / "etc/conda/env_vars.d/tool.json", R"({"FROM_ENV_VARS":"yes"})");
+      // A C binary holding the placeholder in a NUL-padded string (conda's binary mode).
+      write_text(dir_ / "bintool.c", "#include <stdio.h>\nstatic const char where[] = \"" +
+                                         placeholder +
+                                         "\";\nint main(void){puts(where);return 0;}\n");
+      auto cc = run_command("cc -O0 -o " + shell_quote((tree / "bin/bintool").string()) + " " +
+                            shell_quote((dir_ / "bintool.c").string()));
+      EXPECT_EQ(cc.exit_code, 0) << cc.output;
+      fs::permissions(tree / "bin/greet", fs::perms::owner_all | fs::perms::group_read |
+                                              fs::perms::group_exec | fs::perms::others_read |
+                                              fs::perms::others_exec);
+      fs::permissions(tree / "bin/script", fs::status(tree / "bin/greet").permissions());
 
-    // Install-time patching: placeholder -> /opt/conda, keeping the records.
-    json files = json::array();
-    struct Patch {
-      const char* path;
-      conda::FileMode mode;
-    };
-    for (Patch p :
-         {Patch{"bin/greet", conda::FileMode::Text}, Patch{"share/data.txt", conda::FileMode::Text},
-          Patch{"bin/script", conda::FileMode::Text},
-          Patch{"bin/bintool", conda::FileMode::Binary}}) {
-      conda::PrefixReplacement r{placeholder, image_prefix, p.mode, conda::TargetOs::Linux};
-      auto record = conda::replace_prefix_in_file(tree / p.path, r, std::string(p.path));
-      EXPECT_TRUE(record && *record) << p.path;
-      if (record && *record) files.push_back(conda::to_json(**record));
+      // Install-time patching: placeholder -> /opt/conda, keeping the records.
+      struct Patch {
+        const char* path;
+        conda::FileMode mode;
+      };
+      for (Patch p : {Patch{"bin/greet", conda::FileMode::Text},
+                      Patch{"share/data.txt", conda::FileMode::Text},
+                      Patch{"bin/script", conda::FileMode::Text},
+                      Patch{"bin/bintool", conda::FileMode::Binary}}) {
+        conda::PrefixReplacement r{placeholder, image_prefix, p.mode, conda::TargetOs::Linux};
+        auto record = conda::replace_prefix_in_file(tree / p.path, r, std::string(p.path));
+        EXPECT_TRUE(record && *record) << p.path;
+        if (record && *record) trees_[tree].push_back(conda::to_json(**record));
+      }
     }
+    const json& files = trees_.at(tree);
     write_text(top / "conda-meta/envbuild-relocations.json",
                json{{"format", 1}, {"prefix", image_prefix}, {"files", files}}.dump());
     write_text(top / "conda-meta/history", "");
@@ -224,6 +269,7 @@ class EnvrunTest : public envbuild::testing::TempDirTest {
 
   fs::path cache_;
   int counter_ = 0;
+  std::map<fs::path, json> trees_;  // base trees built, with their relocation records
 };
 
 TEST(RewritePrefix, ReplacesWholePathPrefixesOnly) {
@@ -245,6 +291,14 @@ TEST(RewritePrefix, ReplacesWholePathPrefixesOnly) {
 TEST(SplitRequirementsLabel, TrimsAndSkipsEmpty) {
   EXPECT_EQ(split_requirements_label(" __cuda >=12.4; __glibc >=2.17 ;;"),
             (std::vector<std::string>{"__cuda >=12.4", "__glibc >=2.17"}));
+}
+
+TEST(FindInPath, SkipsRepeatedDirectoriesAndFindsLaterOnes) {
+  fs::path sh = fs::canonical("/bin/sh");
+  std::string dir = sh.parent_path().string();
+  EXPECT_EQ(find_in_path("sh", "/nonexistent:/nonexistent::" + dir + ":" + dir),
+            std::optional<std::string>(dir + "/sh"));
+  EXPECT_EQ(find_in_path("no-such-tool-here", dir + ":" + dir), std::nullopt);
 }
 
 TEST(ActivatedEnvironment, PrefixFirstThenHostPath) {
@@ -311,8 +365,8 @@ TEST_F(EnvrunTest, RunsCommandsWithRelocatedPrefixAndPassesExitCodes) {
 
 TEST_F(EnvrunTest, DirectExecWithoutActivateScripts) {
   ENVB_REQUIRE_TOOL("cc");
-  std::string image =
-      build_fixture({.activate_script = false, .requirements = "", .tag = "latest"});
+  std::string image = build_fixture(
+      {.activate_script = false, .requirements = "", .tag = "latest", .top_note = ""});
   RunResult r = envrun({image, "--", "bintool"});
   ASSERT_EQ(r.exit_code(), 0) << r.output;
   RunResult killed = envrun({image, "--", "sh", "-c", "kill -TERM $$"});
@@ -385,6 +439,7 @@ TEST_F(EnvrunTest, ManyProcessesOnAColdCacheUnpackOnce) {
     unpacks += count_lines_with(out, "envrun: unpacking");
   }
   EXPECT_EQ(unpacks, 1u);
+  EXPECT_EQ(layer_names_in(cache_).size(), 2u);  // each layer extracted once, nothing left over
   // One entry, no leftovers.
   size_t staging = 0;
   for (const auto& e : fs::directory_iterator(cache_ / "p"))
@@ -395,7 +450,7 @@ TEST_F(EnvrunTest, ManyProcessesOnAColdCacheUnpackOnce) {
 TEST_F(EnvrunTest, KilledUnpackIsNeverUsedAndTheNextRunRecovers) {
   ENVB_REQUIRE_TOOL("cc");
   std::string image = build_fixture();
-  for (std::string phase : {"extracted", "renamed"}) {
+  for (std::string phase : {"layer-extracted", "extracted", "renamed"}) {
     SCOPED_TRACE(phase);
     fs::remove_all(cache_);
     auto e = env(cache_);
@@ -417,6 +472,11 @@ TEST_F(EnvrunTest, KilledUnpackIsNeverUsedAndTheNextRunRecovers) {
     EXPECT_EQ(count_lines_with(next.output, "envrun: unpacking"), 1u) << next.output;
     for (const auto& entry : fs::directory_iterator(cache_ / "p"))
       EXPECT_FALSE(entry.path().filename().string().starts_with(".")) << entry.path();
+    // A layer's extraction killed midway is never used either: extracted again, cleaned up.
+    EXPECT_EQ(count_lines_with(next.output, "envrun: extracting layer"),
+              phase == "layer-extracted" ? 2u : 0u)
+        << next.output;
+    EXPECT_EQ(layer_names_in(cache_).size(), 2u);
   }
 }
 
@@ -451,6 +511,144 @@ TEST_F(EnvrunTest, GcKeepsEntriesInUseAndRemovesTheRest) {
   EXPECT_EQ(envrun({image, "--", "bintool"}).exit_code(), 0);
 }
 
+TEST_F(EnvrunTest, ImagesSharingLayersExtractThemOnceAndHardlinkUnpatchedFiles) {
+  ENVB_REQUIRE_TOOL("cc");
+  std::string a = build_fixture(sharing_base("a"));
+  std::string b = build_fixture(sharing_base("b"));
+
+  RunResult first = envrun({a, "--", "bintool"});
+  ASSERT_EQ(first.exit_code(), 0) << first.output;
+  EXPECT_EQ(count_lines_with(first.output, "envrun: extracting layer"), 2u) << first.output;
+  std::set<fs::path> after_a = prefixes_in(cache_);
+  ASSERT_EQ(after_a.size(), 1u);
+  fs::path pa = *after_a.begin();
+
+  // The second image extracts its own top layer only.
+  RunResult second = envrun({b, "--", "bintool"});
+  ASSERT_EQ(second.exit_code(), 0) << second.output;
+  EXPECT_EQ(count_lines_with(second.output, "envrun: extracting layer"), 1u) << second.output;
+  EXPECT_NE(second.output.find("extracting layer 2/2"), std::string::npos) << second.output;
+  EXPECT_NE(second.output.find("1 of 2 layers extracted, 1 shared"), std::string::npos)
+      << second.output;
+  std::set<fs::path> after_b = prefixes_in(cache_);
+  ASSERT_EQ(after_b.size(), 2u);
+  after_b.erase(pa);
+  fs::path pb = *after_b.begin();
+  EXPECT_EQ(layer_names_in(cache_).size(), 3u);  // base, top a, top b
+
+  // Each prefix is relocated to itself.
+  EXPECT_NE(first.output.find(pa.string()), std::string::npos) << first.output;
+  EXPECT_NE(second.output.find(pb.string()), std::string::npos) << second.output;
+  EXPECT_EQ(read_text(pa / "share/note.txt"), "image a\n");
+  EXPECT_EQ(read_text(pb / "share/note.txt"), "image b\n");
+  EXPECT_FALSE(fs::exists(pa / "share/removed.txt"));  // the whiteout of the top layer
+  EXPECT_FALSE(fs::exists(pb / "share/removed.txt"));
+  RunResult greet = envrun({b, "--", "greet"});
+  EXPECT_EQ(greet.exit_code(), 0) << greet.output;
+  EXPECT_NE(greet.output.find("data at " + pb.string() + "/share"), std::string::npos)
+      << greet.output;
+
+  // Unpatched files of the shared layer: one inode for both prefixes, read-only.
+  for (std::string file :
+       {"bin/sh", "conda-meta/tool-1.0-0.json", "etc/conda/env_vars.d/tool.json"}) {
+    SCOPED_TRACE(file);
+    struct stat sa = stat_of(pa / file), sb = stat_of(pb / file);
+    EXPECT_EQ(sa.st_ino, sb.st_ino);
+    EXPECT_EQ(sa.st_dev, sb.st_dev);
+    EXPECT_EQ(sa.st_mode & 0222, 0u);
+  }
+  EXPECT_EQ(stat_of(pa / "bin/sh").st_mode & 0111, 0111u);  // modes kept otherwise
+  // Files the relocation patched, and the rewritten records: each prefix's own, writable.
+  for (std::string file : {"bin/greet", "bin/script", "bin/bintool", "share/data.txt",
+                           "conda-meta/envbuild-relocations.json"}) {
+    SCOPED_TRACE(file);
+    struct stat sa = stat_of(pa / file), sb = stat_of(pb / file);
+    EXPECT_NE(sa.st_ino, sb.st_ino);
+    EXPECT_EQ(sa.st_nlink, 1u);
+    EXPECT_EQ(sb.st_nlink, 1u);
+    EXPECT_NE(sa.st_mode & S_IWUSR, 0u);
+  }
+  if (::geteuid() != 0) {  // root ignores modes (layer_cache.hpp)
+    int fd = ::open((pa / "bin/sh").c_str(), O_WRONLY);
+    EXPECT_LT(fd, 0);
+    if (fd >= 0) ::close(fd);
+  }
+
+  // Off: every unpack extracts its own layers, and shares nothing.
+  fs::path separate = dir_ / "c2";
+  RunResult unshared = envrun({a, "--", "bintool"}, {{"ENVRUN_SHARE_LAYERS", "0"}}, separate);
+  ASSERT_EQ(unshared.exit_code(), 0) << unshared.output;
+  EXPECT_FALSE(fs::exists(separate / "l"));
+}
+
+TEST_F(EnvrunTest, GcRemovesUnusedLayersButNotOnesInUse) {
+  ENVB_REQUIRE_TOOL("cc");
+  std::string a = build_fixture(sharing_base("a"));
+  ASSERT_EQ(envrun({a, "--", "true"}).exit_code(), 0);
+  std::vector<std::string> layers = layer_names_in(cache_);
+  ASSERT_EQ(layers.size(), 2u);
+
+  // A layer being composed from (its lock held shared) stays; the other goes. The prefix, in use
+  // by nothing, goes too, and its files would have survived the layer (hardlinks).
+  std::optional<common::FileLock> held;
+  {
+    auto lock =
+        common::FileLock::acquire(cache_ / "l" / (layers[0] + ".lock"), common::LockMode::Shared);
+    ASSERT_TRUE(lock) << lock.error().to_string();
+    held.emplace(std::move(*lock));
+  }
+  RunResult gc = envrun({"gc", "--days", "0"});
+  ASSERT_EQ(gc.exit_code(), 0) << gc.output;
+  EXPECT_NE(gc.output.find("1 layers removed, 1 layers in use kept"), std::string::npos)
+      << gc.output;
+  EXPECT_EQ(layer_names_in(cache_), std::vector<std::string>{layers[0]});
+
+  // Recent layers stay with --days 1; unused old ones go.
+  held.reset();
+  gc = envrun({"gc", "--days", "1"});
+  EXPECT_NE(gc.output.find("0 layers removed"), std::string::npos) << gc.output;
+  gc = envrun({"gc", "--days", "0"});
+  EXPECT_NE(gc.output.find("1 layers removed"), std::string::npos) << gc.output;
+  EXPECT_TRUE(layer_names_in(cache_).empty());
+
+  // And they come back.
+  RunResult again = envrun({a, "--", "bintool"});
+  ASSERT_EQ(again.exit_code(), 0) << again.output;
+  EXPECT_EQ(count_lines_with(again.output, "envrun: extracting layer"), 2u) << again.output;
+}
+
+TEST_F(EnvrunTest, LayersOnAnotherFileSystemAreCopied) {
+  ENVB_REQUIRE_TOOL("cc");
+  // The cache's l/ on another file system than its p/: no hardlink can cross (EXDEV).
+  fs::path other;
+  for (const char* candidate : {"/dev/shm", "/run/user"}) {
+    struct stat st {};
+    if (::stat(candidate, &st) == 0 && st.st_dev != stat_of(dir_).st_dev &&
+        ::access(candidate, W_OK) == 0) {
+      other = candidate;
+      break;
+    }
+  }
+  if (other.empty()) GTEST_SKIP() << "no writable file system other than the test directory's";
+  auto layers_dir = common::TempDir::create(other, "envrun-layers-");
+  ASSERT_TRUE(layers_dir) << layers_dir.error().to_string();
+  fs::create_directories(cache_);
+  fs::create_directory_symlink(layers_dir->path(), cache_ / "l");
+
+  std::string a = build_fixture(sharing_base("a"));
+  RunResult run = envrun({a, "--", "greet"});
+  ASSERT_EQ(run.exit_code(), 0) << run.output;
+  EXPECT_NE(run.output.find(" 0 files linked"), std::string::npos) << run.output;
+  fs::path prefix = entry_prefix();
+  EXPECT_NE(run.output.find("data at " + prefix.string() + "/share"), std::string::npos)
+      << run.output;
+  struct stat st = stat_of(prefix / "bin/sh");
+  EXPECT_EQ(st.st_nlink, 1u);
+  EXPECT_NE(st.st_mode & S_IWUSR, 0u);  // a copy is the prefix's own
+  EXPECT_EQ(envrun({"gc", "--days", "0"}).exit_code(), 0);
+  EXPECT_TRUE(layer_names_in(cache_).empty());
+}
+
 class EnvrunCudaTest : public EnvrunTest {
  protected:
   fs::path fake_libcuda(int version) {
@@ -474,8 +672,10 @@ class EnvrunCudaTest : public EnvrunTest {
 
 TEST_F(EnvrunCudaTest, DriverCheckPassesFailsAndCanBeSkipped) {
   ENVB_REQUIRE_TOOL("cc");
-  std::string image = build_fixture(
-      {.activate_script = true, .requirements = "__cuda >=12.4;__glibc >=2.17", .tag = "latest"});
+  std::string image = build_fixture({.activate_script = true,
+                                     .requirements = "__cuda >=12.4;__glibc >=2.17",
+                                     .tag = "latest",
+                                     .top_note = ""});
   // Too old a driver: exit 8 before anything is unpacked, with the actionable message.
   RunResult old =
       envrun({image, "--", "bintool"}, {{"ENVRUN_LIBCUDA", fake_libcuda(12020).string()}});

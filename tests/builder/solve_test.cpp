@@ -427,9 +427,13 @@ TEST_F(SolveTest, StrictAndFlexibleChannelPriority) {
 // Cross-check: the same repodata and specs through rattler's solver (peer-solve, node).
 TEST_F(SolveTest, AgreesWithPeerSolver) {
   ENVB_REQUIRE_TESTDATA();
-  fs::path peer = *envbuild::testing::testdata_dir() / "../tools/peer-solve";
+  // scripts/bootstrap installs it into .deps/peer-solve; a checkout of shared/ may have its own.
+  fs::path peer = envbuild::testing::source_dir() / ".deps/peer-solve";
+  if (!fs::exists(peer / "node_modules/@conda-org"))
+    peer = *envbuild::testing::testdata_dir() / "../tools/peer-solve";
   if (!envbuild::testing::have_tool("node") || !fs::exists(peer / "node_modules/@conda-org"))
-    GTEST_SKIP() << "node or peer-solve's node_modules missing (npm install in " << peer << ")";
+    GTEST_SKIP() << "node or peer-solve's node_modules missing (scripts/bootstrap installs them "
+                    "into .deps/peer-solve)";
   // Where both answers are valid but the tie-break differs, `ties` names the packages left out
   // of the comparison. Among builds with the same version and build number, rattler takes the
   // newest timestamp (readline-7.0-ha6073c6_4, numpy py36h1b885b7_0 -> the mkl variant); libsolv

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <cstdio>
+
 #include "common/fs.hpp"
 #include "oci/archive.hpp"
 #include "oci/layout.hpp"
@@ -92,7 +94,12 @@ TEST_F(ToolsIntegrationTest, GzipImageValidatesUnpacksAndRuns) {
   expect_ok("chroot " + q(bundle / "rootfs") + " /bin/busybox echo hi", "hi");
   expect_ok("chroot " + q(bundle / "rootfs") + " /bin/sh -c 'cat /opt/app/hello.txt'", "envbuild");
 
-  if (testing::have_tool("runc") && testing::have_tool("python3")) {
+  // A rootless bundle runs in a user namespace, which a chroot (or a locked-down container)
+  // cannot create: then the image was still checked by umoci and chroot above.
+  const bool user_namespaces = run_command("unshare --user true 2>/dev/null").exit_code == 0;
+  if (!user_namespaces)
+    std::fprintf(stderr, "note: this host refuses user namespaces (chroot?): runc step skipped\n");
+  if (user_namespaces && testing::have_tool("runc") && testing::have_tool("python3")) {
     // runc needs a non-terminal process and our command.
     std::string patch =
         "import json,sys; p=sys.argv[1]; c=json.load(open(p)); "

@@ -32,6 +32,18 @@ bool needs_quotes(std::string_view value) {
 }
 
 // "https://conda.anaconda.org/conda-forge/noarch/" -> "https://conda.anaconda.org/conda-forge"
+// Build strings are printed bare after the version, so only what conda builds use is allowed:
+// letters, digits, `_ . + -` and `*` globs (quotes, ':' or control bytes would not read back).
+size_t first_bad_build_char(std::string_view build) {
+  for (size_t i = 0; i < build.size(); ++i) {
+    char c = build[i];
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '.' && c != '+' &&
+        c != '-' && c != '*')
+      return i;
+  }
+  return std::string_view::npos;
+}
+
 std::string_view strip_subdir(std::string_view channel) {
   while (!channel.empty() && channel.back() == '/') channel.remove_suffix(1);
   size_t slash = channel.rfind('/');
@@ -189,7 +201,7 @@ class MatchSpecParser {
     }
     if (build_at < norm.size()) {
       build_text = norm.substr(build_at);
-      if (size_t bad = build_text.find_first_of("<>=!~,|"); bad != std::string::npos) {
+      if (size_t bad = first_bad_build_char(build_text); bad != std::string::npos) {
         return error(origin[build_at + bad], "unexpected character in build string");
       }
       // `name=1.2=build` pins the version exactly (as libsolv and `conda list --export` do).
@@ -270,8 +282,8 @@ class MatchSpecParser {
       if (!version) return internal::rebase_error(version.error(), kWhat, input_, at);
       spec_.version_ = std::move(*version);
     } else if (key == "build") {
-      if (value.find_first_of(" <>=!~,|") != std::string_view::npos) {
-        return error(at + value.find_first_of(" <>=!~,|"), "unexpected character in build");
+      if (size_t bad = first_bad_build_char(value); bad != std::string_view::npos) {
+        return error(at + bad, "unexpected character in build");
       }
       spec_.build_ = value == "*" ? "" : std::string(value);
     } else if (key == "build_number") {

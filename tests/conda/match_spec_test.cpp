@@ -105,7 +105,9 @@ TEST(MatchSpecParse, InvalidPointsAtCharacter) {
        {Bad{"", 0}, Bad{">=1.2", 1}, Bad{"numpy>=1.2,<", 13}, Bad{"num$py", 4},
         Bad{"numpy[versoin='1']", 7}, Bad{"numpy[build=py*", 16}, Bad{"numpy 1.0 py_0 extra", 16},
         Bad{"numpy >=1..2", 11}, Bad{"numpy[build_number=x]", 20}, Bad{"numpy[md5=xyz]", 11},
-        Bad{"numpy[version=1]x", 17}, Bad{"numpy >=1.0 py=0", 15}}) {
+        Bad{"numpy[version=1]x", 17}, Bad{"numpy >=1.0 py=0", 15},
+        // Fuzz finding: a quoted build with bytes that cannot be printed back bare.
+        Bad{"numpy[build=\"py:0\"]", 16}, Bad{"numpy 1.0 py\"0", 13}}) {
     SCOPED_TRACE(c.in);
     auto spec = MatchSpec::parse(c.in);
     ASSERT_FALSE(spec) << spec->to_string();

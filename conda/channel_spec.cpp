@@ -27,6 +27,9 @@ Result<UnresolvedChannel> UnresolvedChannel::parse(std::string_view input) {
   constexpr std::string_view kWhat = "invalid channel";
   std::string_view text = internal::trim(input);
   if (text.empty()) return fail(Errc::InvalidInput, "invalid channel '': empty");
+  for (size_t i = 0; i < text.size(); ++i)
+    if (static_cast<unsigned char>(text[i]) < 0x20 || text[i] == 0x7f)
+      return internal::parse_error(kWhat, text, i, "control character");
   UnresolvedChannel channel;
   if (text.back() == ']') {
     size_t open = text.rfind('[');
@@ -81,6 +84,9 @@ Result<UnresolvedChannel> UnresolvedChannel::parse(std::string_view input) {
     }
   }
   if (text.empty()) return internal::parse_error(kWhat, input, 0, "empty channel name");
+  // "x]/" would print as "x]", which reads as a platform list.
+  if (text.back() == ']')
+    return internal::parse_error(kWhat, text, text.size() - 1, "a channel cannot end in ']'");
   channel.location_ = std::string(text);
   return channel;
 }

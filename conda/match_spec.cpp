@@ -32,6 +32,10 @@ bool needs_quotes(std::string_view value) {
 }
 
 // "https://conda.anaconda.org/conda-forge/noarch/" -> "https://conda.anaconda.org/conda-forge"
+bool is_control(char c) {
+  return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
+}
+
 // Build strings are printed bare after the version, so only what conda builds use is allowed:
 // letters, digits, `_ . + -` and `*` globs (quotes, ':' or control bytes would not read back).
 size_t first_bad_build_char(std::string_view build) {
@@ -112,6 +116,8 @@ class MatchSpecParser {
 
   Result<MatchSpec> parse() {
     if (input_.empty()) return fail(Errc::InvalidInput, "invalid match spec '': empty");
+    for (size_t i = 0; i < input_.size(); ++i)
+      if (is_control(input_[i])) return error(i, "control character in match spec");
     size_t pos = 0;
     size_t end = input_.size();
     // channel[/subdir]:: — the last "::" before any brackets, because a path channel may itself
@@ -263,6 +269,9 @@ class MatchSpecParser {
         while (pos < input_.size() && input_[pos] != ',' && input_[pos] != ']') ++pos;
         value = internal::trim(input_.substr(value_start, pos - value_start));
       }
+      // Values are printed back inside one kind of quotes, so they may not hold either kind.
+      if (size_t quote = value.find_first_of("'\""); quote != std::string_view::npos)
+        return error(value_start + quote, "quote inside a value");
       ENVB_TRY(apply(key, value, value_start));
       while (pos < input_.size() && is_space(input_[pos])) ++pos;
       if (pos < input_.size() && input_[pos] == ',') {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <charconv>
 #include <utility>
 #include <vector>
 
@@ -19,14 +20,18 @@ Error parse_error(std::string_view what, std::string_view input, size_t pos,
 namespace {
 // The column (0-based) and problem of an error made by parse_error().
 std::optional<std::pair<size_t, std::string>> split_parse_error(const Error& inner) {
+  // The input is echoed inside the message and may itself hold "': " or " (column " (a fuzz
+  // finding): the marker is the last one on the first line, and a number must follow it.
   std::string_view message = inner.message();
-  size_t quote_end = message.find("': ");
-  size_t column_at = message.find(" (column ");
-  if (quote_end == std::string_view::npos || column_at == std::string_view::npos ||
-      column_at < quote_end) {
-    return std::nullopt;
-  }
-  size_t column = std::stoul(std::string(message.substr(column_at + 9)));
+  std::string_view first_line = message.substr(0, message.find('\n'));
+  size_t column_at = first_line.rfind(" (column ");
+  if (column_at == std::string_view::npos) return std::nullopt;
+  size_t quote_end = first_line.substr(0, column_at).rfind("': ");
+  if (quote_end == std::string_view::npos) return std::nullopt;
+  std::string_view digits = first_line.substr(column_at + 9);
+  size_t column = 0;
+  auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), column);
+  if (ec != std::errc() || end == digits.data() || column == 0) return std::nullopt;
   return std::pair{column - 1,
                    std::string(message.substr(quote_end + 3, column_at - quote_end - 3))};
 }

@@ -107,7 +107,10 @@ TEST(MatchSpecParse, InvalidPointsAtCharacter) {
         Bad{"numpy >=1..2", 11}, Bad{"numpy[build_number=x]", 20}, Bad{"numpy[md5=xyz]", 11},
         Bad{"numpy[version=1]x", 17}, Bad{"numpy >=1.0 py=0", 15},
         // Fuzz finding: a quoted build with bytes that cannot be printed back bare.
-        Bad{"numpy[build=\"py:0\"]", 16}, Bad{"numpy 1.0 py\"0", 13}}) {
+        Bad{"numpy[build=\"py:0\"]", 16}, Bad{"numpy 1.0 py\"0", 13},
+        Bad{"numpy[fn=\"a\x01b\"]", 12}, Bad{"numpy[fn=\"a'b\"]", 12},
+        // Fuzz finding: an input that echoes " (column " inside the inner error.
+        Bad{": (column ::/::r-=i", 0}}) {
     SCOPED_TRACE(c.in);
     auto spec = MatchSpec::parse(c.in);
     ASSERT_FALSE(spec) << spec->to_string();
@@ -217,8 +220,8 @@ TEST(UnresolvedChannelParse, Table) {
     ASSERT_TRUE(again);
     EXPECT_EQ(*again, *channel);
   }
-  for (std::string_view bad :
-       {"", "conda forge", "conda-forge[linux-65]", "x]", "]/", "a:b", "x$y"}) {
+  for (std::string_view bad : {"", "conda forge", "conda-forge[linux-65]", "x]", "]/", "a:b", "x$y",
+                               "../x]//", "conda\x01forge"}) {
     EXPECT_FALSE(UnresolvedChannel::parse(bad)) << bad;
   }
 }

@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "builder/channel.hpp"
+#include "oci/registry/auth.hpp"
 #include "tests/testing/registry_server.hpp"
 #include "tests/testing/repo_server.hpp"
 #include "tests/testing/testing.hpp"
@@ -31,28 +32,6 @@ using testing::write_text;
 
 std::string q(const fs::path& p) {
   return shell_quote(p.string());
-}
-
-std::string base64(const std::string& in) {
-  static constexpr char kChars[] =
-      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  size_t i = 0;
-  for (; i + 2 < in.size(); i += 3) {
-    unsigned v = (static_cast<unsigned char>(in[i]) << 16) |
-                 (static_cast<unsigned char>(in[i + 1]) << 8) |
-                 static_cast<unsigned char>(in[i + 2]);
-    for (int s : {18, 12, 6, 0}) out += kChars[(v >> s) & 63];
-  }
-  if (i + 1 == in.size()) {
-    unsigned v = static_cast<unsigned char>(in[i]) << 16;
-    out += std::string{kChars[(v >> 18) & 63], kChars[(v >> 12) & 63], '=', '='};
-  } else if (i + 2 == in.size()) {
-    unsigned v =
-        (static_cast<unsigned char>(in[i]) << 16) | (static_cast<unsigned char>(in[i + 1]) << 8);
-    out += std::string{kChars[(v >> 18) & 63], kChars[(v >> 12) & 63], kChars[(v >> 6) & 63], '='};
-  }
-  return out;
 }
 
 // A channel with one tiny linux-64 package (a text file and a post-link script), indexed.
@@ -159,8 +138,9 @@ TEST_F(SecurityTest, CredentialsNeverInOutputLocksCachesPrefixesOrImages) {
   testing::RegistryServer registry(dir_ / "registry", "  htpasswd: {realm: test-realm, path: " +
                                                           (dir_ / "htpasswd").string() + "}\n");
   ASSERT_TRUE(registry.start()) << registry.log();
-  write_text(dir_ / "dockercfg/config.json", R"({"auths":{")" + registry.host() + R"(":{"auth":")" +
-                                                 base64("bob:" + registry_pw) + R"("}}})");
+  write_text(dir_ / "dockercfg/config.json",
+             R"({"auths":{")" + registry.host() + R"(":{"auth":")" +
+                 oci::registry::base64_encode("bob:" + registry_pw) + R"("}}})");
   write_text(dir_ / "env.yml", "name: t\nchannels: [nodefaults]\ndependencies: [probe]\n");
   const std::string docker = "docker://" + registry.host() + "/private/app";
 
@@ -196,8 +176,8 @@ TEST_F(SecurityTest, CredentialsNeverInOutputLocksCachesPrefixesOrImages) {
   EXPECT_EQ(ran.exit_code, 0) << ran.output;
 
   const std::vector<std::string> secrets = {channel_pw, registry_pw, wrong_pw,
-                                            base64("bob:" + registry_pw),
-                                            base64("alice:" + channel_pw)};
+                                            oci::registry::base64_encode("bob:" + registry_pw),
+                                            oci::registry::base64_encode("alice:" + channel_pw)};
   for (const auto& s : secrets)
     EXPECT_EQ(outputs_.find(s), std::string::npos) << "'" << s << "' in:\n" << outputs_;
   // Every file written: lock files, SBOM, caches, prefixes, layout, envrun's cache and the

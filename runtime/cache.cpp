@@ -17,6 +17,7 @@
 #include <set>
 #include <thread>
 
+#include "common/hash.hpp"
 #include "oci/archive.hpp"
 #include "oci/layer_reader.hpp"
 #include "runtime/host_check.hpp"
@@ -41,12 +42,6 @@ constexpr std::string_view kRequirementsLabel = "org.envbuild.requirements";
 bool is_path_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
          c == '-' || c == '.' || c == '/';
-}
-
-bool is_hex_id(std::string_view s) {
-  return s.size() == kIdLength && std::all_of(s.begin(), s.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
 }
 
 /// Sorted names in `dir` ending with `suffix`; an absent directory has none.
@@ -441,7 +436,7 @@ Result<GcReport> Cache::gc(std::chrono::seconds older_than) const {
     while (const dirent* e = ::readdir(d)) {
       std::string_view name = e->d_name;
       if (name.starts_with('.')) name.remove_prefix(1);
-      if (name.size() >= kIdLength && is_hex_id(name.substr(0, kIdLength)))
+      if (name.size() >= kIdLength && common::is_lower_hex(name.substr(0, kIdLength), kIdLength))
         ids.emplace(name.substr(0, kIdLength));
     }
     ::closedir(d);

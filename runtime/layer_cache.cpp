@@ -12,6 +12,7 @@
 #include <ctime>
 
 #include "common/fs.hpp"
+#include "common/hash.hpp"
 #include "oci/layer_reader.hpp"
 #include "runtime/cache.hpp"
 #include "runtime/internal/cache_files.hpp"
@@ -24,12 +25,6 @@ namespace fs = std::filesystem;
 constexpr std::string_view kWhiteoutPrefix = ".wh.";
 constexpr std::string_view kOpaque = ".wh..wh..opq";
 constexpr size_t kBlobHexLength = 64;
-
-bool is_blob_hex(std::string_view s) {
-  return s.size() == kBlobHexLength && std::all_of(s.begin(), s.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
 
 /// The names in the directory `fd` (not "." and ".."), sorted so that composing is deterministic.
 Result<std::vector<std::string>> list_dir(int fd, const std::string& shown) {
@@ -311,7 +306,8 @@ Result<LayerGcReport> LayerCache::gc(std::chrono::seconds older_than) const {
     while (const dirent* e = ::readdir(d)) {
       std::string_view name = e->d_name;
       if (name.starts_with('.')) name.remove_prefix(1);
-      if (name.size() >= kBlobHexLength && is_blob_hex(name.substr(0, kBlobHexLength)))
+      if (name.size() >= kBlobHexLength &&
+          common::is_lower_hex(name.substr(0, kBlobHexLength), kBlobHexLength))
         ids.emplace_back(name.substr(0, kBlobHexLength));
     }
     ::closedir(d);

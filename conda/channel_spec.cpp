@@ -27,9 +27,8 @@ Result<UnresolvedChannel> UnresolvedChannel::parse(std::string_view input) {
   constexpr std::string_view kWhat = "invalid channel";
   std::string_view text = internal::trim(input);
   if (text.empty()) return fail(Errc::InvalidInput, "invalid channel '': empty");
-  for (size_t i = 0; i < text.size(); ++i)
-    if (static_cast<unsigned char>(text[i]) < 0x20 || text[i] == 0x7f)
-      return internal::parse_error(kWhat, text, i, "control character");
+  if (size_t bad = internal::first_control_char(text); bad != std::string_view::npos)
+    return internal::parse_error(kWhat, text, bad, "control character");
   UnresolvedChannel channel;
   if (text.back() == ']') {
     size_t open = text.rfind('[');

@@ -32,10 +32,6 @@ bool needs_quotes(std::string_view value) {
 }
 
 // "https://conda.anaconda.org/conda-forge/noarch/" -> "https://conda.anaconda.org/conda-forge"
-bool is_control(char c) {
-  return static_cast<unsigned char>(c) < 0x20 || c == 0x7f;
-}
-
 // Build strings are printed bare after the version, so only what conda builds use is allowed:
 // letters, digits, `_ . + -` and `*` globs (quotes, ':' or control bytes would not read back).
 size_t first_bad_build_char(std::string_view build) {
@@ -116,8 +112,8 @@ class MatchSpecParser {
 
   Result<MatchSpec> parse() {
     if (input_.empty()) return fail(Errc::InvalidInput, "invalid match spec '': empty");
-    for (size_t i = 0; i < input_.size(); ++i)
-      if (is_control(input_[i])) return error(i, "control character in match spec");
+    if (size_t bad = internal::first_control_char(input_); bad != std::string_view::npos)
+      return error(bad, "control character in match spec");
     size_t pos = 0;
     size_t end = input_.size();
     // channel[/subdir]:: — the last "::" before any brackets, because a path channel may itself

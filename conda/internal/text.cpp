@@ -127,6 +127,12 @@ std::string to_lower(std::string_view text) {
   return out;
 }
 
+size_t first_control_char(std::string_view text) {
+  for (size_t i = 0; i < text.size(); ++i)
+    if (static_cast<unsigned char>(text[i]) < 0x20 || text[i] == 0x7f) return i;
+  return std::string_view::npos;
+}
+
 bool is_digits(std::string_view text) {
   return !text.empty() && std::all_of(text.begin(), text.end(), [](char c) {
     return std::isdigit(static_cast<unsigned char>(c)) != 0;

@@ -335,6 +335,7 @@ Result<std::vector<PlatformSolution>> solve_environment(const SolveRequest& requ
     solution.stats.solve_cpu_ms = process_cpu_ms() - solve_cpu_start;
     solution.stats.prepare_ms = pool.last_phases().prepare_ms;
     solution.stats.solver_ms = pool.last_phases().solver_ms;
+    solution.stats.dropped_records = pool.last_phases().dropped_records;
     if (auto* conflict = std::get_if<solv::Conflict>(&outcome)) {
       std::string text = explain_conflict(*conflict);
       Error error = fail(Errc::Unsatisfiable,

@@ -75,8 +75,9 @@ struct SolveStats {
   double solv_write_ms = 0;  // repo_write of new .solv files
   // The parts of solve_ms, and CPU time (user + system, the whole process) of load and solve:
   // on a busy machine wall time says little.
-  double prepare_ms = 0;  // whatprovides index and jobs
-  double solver_ms = 0;   // libsolv's solver_solve
+  double prepare_ms = 0;       // whatprovides index and jobs
+  double solver_ms = 0;        // libsolv's solver_solve
+  size_t dropped_records = 0;  // reachable records no solution can hold, left out
   double load_cpu_ms = 0;
   double solve_cpu_ms = 0;
 };

@@ -23,11 +23,11 @@ void print_timings(const PlatformSolution& s) {
                "timings: platform=%s fetch_ms=%.1f load_ms=%.1f json_ms=%.1f json_mb=%.1f "
                "json_mb_per_s=%.1f solv_read_ms=%.1f solv_write_ms=%.1f solve_ms=%.1f "
                "prepare_ms=%.1f solver_ms=%.1f load_cpu_ms=%.1f solve_cpu_ms=%.1f "
-               "records=%zu solv_hits=%zu solv_writes=%zu packages=%zu\n",
+               "records=%zu dropped=%zu solv_hits=%zu solv_writes=%zu packages=%zu\n",
                s.platform.c_str(), t.fetch_ms, t.load_ms, t.json_ms, mb,
                t.json_ms > 0 ? mb / (t.json_ms / 1000) : 0.0, t.solv_read_ms, t.solv_write_ms,
                t.solve_ms, t.prepare_ms, t.solver_ms, t.load_cpu_ms, t.solve_cpu_ms,
-               t.records_loaded, t.solv_hits, t.solv_writes, s.records.size());
+               t.records_loaded, t.dropped_records, t.solv_hits, t.solv_writes, s.records.size());
 }
 
 Result<int> run_solve(const SolveCliOptions& o, bool json, bool timings) {

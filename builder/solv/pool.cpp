@@ -21,6 +21,7 @@
 
 #include "builder/channel.hpp"
 #include "builder/solv/internal/libsolv.hpp"
+#include "builder/solv/internal/prune.hpp"
 #include "common/fs.hpp"
 
 #include <nlohmann/json.hpp>
@@ -368,98 +369,6 @@ class ConsideredMap {
   ::Map map_;
 };
 
-/// Marks in `considered` every record a solve of `roots` (the specs) can reach by name: the
-/// records of the specs' names, then of every name in their `depends`, and so on, plus the
-/// virtual packages. Every record of a reached name stays, so strict channel priority and
-/// the one-build-per-name rules see all builds of it as before; a record of an unreached name
-/// is in no rule that could install it (conda records provide only their own name), and its
-/// solvable Id is unchanged, so the solution is the one the whole pool gives. False (keep
-/// everything) where a name is a pattern (a glob or ^regex$ matches names, not one name) or a
-/// dependency has a shape conda's do not.
-bool mark_reachable_names(::Pool* pool, const std::vector<Id>& roots, ::Repo* virtual_repo,
-                          ::Map* considered) {
-  // Records by name id (a counting sort: one pass to count, one to place).
-  const Id nstrings = pool->ss.nstrings;
-  std::vector<Id> start(static_cast<size_t>(nstrings) + 1, 0);
-  for (Id p = 2; p < pool->nsolvables; ++p) {
-    const ::Solvable* s = pool->solvables + p;
-    if (s->repo && s->name > 0 && s->name < nstrings) ++start[s->name + 1];
-  }
-  for (Id i = 0; i < nstrings; ++i) start[i + 1] += start[i];
-  std::vector<Id> by_name(static_cast<size_t>(start[nstrings]));
-  {
-    std::vector<Id> next(start.begin(), start.end() - 1);
-    for (Id p = 2; p < pool->nsolvables; ++p) {
-      const ::Solvable* s = pool->solvables + p;
-      if (s->repo && s->name > 0 && s->name < nstrings) by_name[next[s->name]++] = p;
-    }
-  }
-  std::vector<char> seen(static_cast<size_t>(nstrings), 0);
-  std::vector<Id> todo;
-  auto add_name = [&](Id name) {
-    if (name <= 0 || name >= nstrings) return false;
-    std::string_view text = pool_id2str(pool, name);
-    if (text.starts_with('^') || text.find('*') != std::string_view::npos) return false;
-    if (!seen[name]) {
-      seen[name] = 1;
-      todo.push_back(name);
-    }
-    // Conda matches names case-insensitively (libsolv lower-cases a dependency's name).
-    if (std::any_of(text.begin(), text.end(), [](char c) { return c >= 'A' && c <= 'Z'; })) {
-      std::string lower(text);
-      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-      if (Id id = pool_str2id(pool, lower.c_str(), 0); id > 0 && id < nstrings && !seen[id]) {
-        seen[id] = 1;
-        todo.push_back(id);
-      }
-    }
-    return true;
-  };
-  auto add_dep = [&](auto& self, Id dep) -> bool {
-    if (!ISRELDEP(dep)) return add_name(dep);
-    const ::Reldep* rd = GETRELDEP(pool, dep);
-    switch (rd->flags) {
-      case REL_CONDA:
-      case REL_GT:
-      case REL_EQ:
-      case REL_LT:
-      case REL_GT | REL_EQ:
-      case REL_LT | REL_EQ:
-      case REL_GT | REL_LT:
-        return self(self, rd->name);
-      case REL_AND:
-      case REL_OR:
-      case REL_WITH:
-      case REL_WITHOUT:
-      case REL_COND:
-      case REL_UNLESS:
-      case REL_ELSE:
-        return self(self, rd->name) && self(self, rd->evr);
-      default:
-        return false;
-    }
-  };
-  for (Id root : roots)
-    if (!add_dep(add_dep, root)) return false;
-  while (!todo.empty()) {
-    const Id name = todo.back();
-    todo.pop_back();
-    for (Id i = start[name]; i < start[name + 1]; ++i) {
-      const ::Solvable* s = pool->solvables + by_name[i];
-      MAPSET(considered, by_name[i]);
-      if (!s->dep_requires) continue;
-      for (const Id* dp = s->repo->idarraydata + s->dep_requires; *dp; ++dp)
-        if (*dp != SOLVABLE_PREREQMARKER && !add_dep(add_dep, *dp)) return false;
-    }
-  }
-  MAPSET(considered, SYSTEMSOLVABLE);
-  if (virtual_repo) {
-    for (Id p = virtual_repo->start; p < virtual_repo->end; ++p)
-      if (pool->solvables[p].repo == virtual_repo) MAPSET(considered, p);
-  }
-  return true;
-}
-
 }  // namespace
 
 std::string libsolv_version() {
@@ -724,48 +633,87 @@ Result<RecordOutcome> Pool::solve_records(const SolveJob& job) {
   }
 
   // Only the records a solve can reach take part: libsolv itself never looks past them, but
-  // pool_createwhatprovides indexes every record of every channel first.
-  ConsideredMap considered(pool);
+  // pool_createwhatprovides indexes every record of every channel first. Then the first try
+  // drops the records no solution can hold; when it fails, a second try with all reachable
+  // records finds libsolv's explanation (the dropped records are what it talks about).
   std::vector<Id> roots;
   for (const Request& r : requests) roots.push_back(r.dep);
-  if (mark_reachable_names(pool, roots, impl_->virtual_repo, considered.map()))
-    considered.activate();
-  // No pool_addfileprovides: conda records have no file dependencies, and it walks every
-  // dependency of every record (a tenth of a second on 300k records) for nothing.
-  pool_createwhatprovides(pool);
-
-  Queue jobs;
-  if (::Repo* vrepo = impl_->virtual_repo) {
-    // Virtual packages are what the target has: always present, so a `constrains` on one
-    // applies even when nothing requires it, and no other build of the name can come in.
-    for (Id p = vrepo->start; p < vrepo->end; ++p)
-      if (pool_id2solvable(pool, p)->repo == vrepo) jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE, p);
-  }
-  for (const Request& r : requests) {
-    if (r.channel.empty()) {
-      jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE_PROVIDES, r.dep);
-      continue;
+  std::optional<ConsideredMap> considered;
+  std::unique_ptr<::Solver, SolverFree> solver;
+  int solve_rc = 0;
+  for (bool narrow : {true, false}) {
+    considered.reset();
+    considered.emplace(pool);
+    const bool reachable =
+        internal::mark_reachable_names(pool, roots, impl_->virtual_repo, considered->map());
+    if (reachable) considered->activate();
+    // No pool_addfileprovides: conda records have no file dependencies, and it walks every
+    // dependency of every record (a tenth of a second on 300k records) for nothing.
+    pool_createwhatprovides(pool);
+    auto candidates_of = [&](const Request& r) {
+      std::vector<Id> out;
+      for (Id* p = pool_whatprovides_ptr(pool, r.dep); *p; ++p) {
+        auto it = impl_->infos.find(pool_id2solvable(pool, *p)->repo);
+        if (r.channel.empty() ||
+            (it != impl_->infos.end() && channel_matches(it->second, r.channel)))
+          out.push_back(*p);
+      }
+      return out;
+    };
+    size_t dropped = 0;
+    if (narrow && reachable) {
+      std::vector<internal::RootChoice> choices;
+      for (const Request& r : requests) {
+        // pool_conda_matchspec gives a name, or REL_CONDA(name, "version build").
+        Id name = r.dep;
+        if (ISRELDEP(name)) {
+          const ::Reldep* rd = GETRELDEP(pool, name);
+          name = rd->flags == REL_CONDA && !ISRELDEP(rd->name) ? rd->name : 0;
+        }
+        if (!name) continue;
+        std::vector<Id> allowed = candidates_of(r);
+        std::sort(allowed.begin(), allowed.end());
+        choices.push_back(internal::RootChoice{name, std::move(allowed)});
+      }
+      dropped = internal::drop_uninstallable(pool, choices, job.strict_channel_priority,
+                                             impl_->virtual_repo, considered->map());
+      if (dropped) pool_createwhatprovides(pool);
     }
-    Queue candidates;
-    for (Id* p = pool_whatprovides_ptr(pool, r.dep); *p; ++p) {
-      auto it = impl_->infos.find(pool_id2solvable(pool, *p)->repo);
-      if (it != impl_->infos.end() && channel_matches(it->second, r.channel)) candidates.push(*p);
-    }
-    Id what = pool_queuetowhatprovides(pool, candidates.raw());
-    jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE_ONE_OF, what);
-  }
 
-  // The flags mamba/conda-libmamba-solver use for a new environment: downgrades allowed,
-  // channel priority as asked. Nothing is installed (virtual packages come in by jobs), so
-  // SOLVER_FLAG_ALLOW_UNINSTALL has nothing to act on and stays off.
-  std::unique_ptr<::Solver, SolverFree> solver(solver_create(pool));
-  solver_set_flag(solver.get(), SOLVER_FLAG_ALLOW_DOWNGRADE, 1);
-  solver_set_flag(solver.get(), SOLVER_FLAG_STRICT_REPO_PRIORITY,
-                  job.strict_channel_priority ? 1 : 0);
-  impl_->phases.prepare_ms = since(prepare_start);
-  auto solver_start = Clock::now();
-  const int solve_rc = solver_solve(solver.get(), jobs.raw());
-  impl_->phases.solver_ms = since(solver_start);
+    Queue jobs;
+    if (::Repo* vrepo = impl_->virtual_repo) {
+      // Virtual packages are what the target has: always present, so a `constrains` on one
+      // applies even when nothing requires it, and no other build of the name can come in.
+      for (Id p = vrepo->start; p < vrepo->end; ++p)
+        if (pool_id2solvable(pool, p)->repo == vrepo)
+          jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE, p);
+    }
+    for (const Request& r : requests) {
+      if (r.channel.empty()) {
+        jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE_PROVIDES, r.dep);
+        continue;
+      }
+      Queue candidates;
+      for (Id p : candidates_of(r)) candidates.push(p);
+      Id what = pool_queuetowhatprovides(pool, candidates.raw());
+      jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE_ONE_OF, what);
+    }
+
+    // The flags mamba/conda-libmamba-solver use for a new environment: downgrades allowed,
+    // channel priority as asked. Nothing is installed (virtual packages come in by jobs), so
+    // SOLVER_FLAG_ALLOW_UNINSTALL has nothing to act on and stays off.
+    solver.reset(solver_create(pool));
+    solver_set_flag(solver.get(), SOLVER_FLAG_ALLOW_DOWNGRADE, 1);
+    solver_set_flag(solver.get(), SOLVER_FLAG_STRICT_REPO_PRIORITY,
+                    job.strict_channel_priority ? 1 : 0);
+    impl_->phases.prepare_ms += since(prepare_start);
+    auto solver_start = Clock::now();
+    solve_rc = solver_solve(solver.get(), jobs.raw());
+    impl_->phases.solver_ms += since(solver_start);
+    impl_->phases.dropped_records = dropped;
+    prepare_start = Clock::now();
+    if (solve_rc == 0 || dropped == 0) break;
+  }
   auto result_start = Clock::now();
   if (solve_rc != 0) {
     Conflict conflict;

@@ -81,6 +81,7 @@ struct SolvePhases {
   double prepare_ms = 0;  // pool_createwhatprovides and the jobs
   double solver_ms = 0;   // solver_solve (and problem rules when unsatisfiable)
   double result_ms = 0;   // transaction and records
+  size_t dropped_records = 0;  // reachable records no solution can hold, left out of the solve
 };
 
 /// The linked libsolv's version ("0.7.23"); part of .solv cache keys.

@@ -119,5 +119,67 @@ TEST(LibsolvConda, EachSolveReachesItsOwnNamesAndPatternsKeepAll) {
                                         {"zlib", "1.3", "h0_1", "test"}}));
 }
 
+// Before libsolv builds its rules, a solve leaves out the records no solution can hold (a
+// spec's name in builds the spec does not allow, records whose dependencies nothing left
+// provides, records that constrain a spec's name out of reach, lower channels of a name under
+// strict priority): the answers stay the ones of the whole pool, and a failed solve still
+// explains itself with the records left out.
+constexpr const char* kBest = R"({"info": {"subdir": "linux-64"}, "packages": {
+  "foo-1-0.tar.bz2": {"name": "foo", "version": "1", "build": "0", "build_number": 0,
+                      "depends": ["missing"], "subdir": "linux-64"},
+  "python-3.8.1-0.tar.bz2": {"name": "python", "version": "3.8.1", "build": "0",
+                             "build_number": 0, "depends": [], "subdir": "linux-64"},
+  "python-3.11.2-0.tar.bz2": {"name": "python", "version": "3.11.2", "build": "0",
+                              "build_number": 0, "depends": [], "subdir": "linux-64"},
+  "app-2-py38.tar.bz2": {"name": "app", "version": "2", "build": "py38", "build_number": 0,
+                         "depends": ["python >=3.8,<3.9", "tool"], "subdir": "linux-64"},
+  "app-1-py311.tar.bz2": {"name": "app", "version": "1", "build": "py311", "build_number": 0,
+                          "depends": ["python >=3.11,<3.12"], "subdir": "linux-64"},
+  "tool-9-0.tar.bz2": {"name": "tool", "version": "9", "build": "0", "build_number": 0,
+                       "depends": [], "constrains": ["python <3.9"], "subdir": "linux-64"},
+  "old-1-0.tar.bz2": {"name": "old", "version": "1", "build": "0", "build_number": 0,
+                      "depends": ["app 2.*"], "subdir": "linux-64"}
+}})";
+constexpr const char* kOther = R"({"info": {"subdir": "linux-64"}, "packages": {
+  "foo-2-0.tar.bz2": {"name": "foo", "version": "2", "build": "0", "build_number": 0,
+                      "depends": [], "subdir": "linux-64"}
+}})";
+
+TEST(LibsolvConda, RecordsNoSolutionCanHoldAreLeftOutWithTheSameAnswers) {
+  Pool pool;
+  ASSERT_TRUE(pool.add_repodata_json("best", kBest, 2).has_value());
+  ASSERT_TRUE(pool.add_repodata_json("other", kOther, 1).has_value());
+  auto names = [](const RecordOutcome& outcome) {
+    std::vector<std::string> out;
+    if (const auto* records = std::get_if<std::vector<SolvedRecord>>(&outcome))
+      for (const SolvedRecord& r : *records) out.push_back(r.name + "-" + r.version);
+    return out;
+  };
+  // python 3.8 goes (the spec), app 2 with it (its python), tool by its constraint (old is
+  // not reachable from these specs at all).
+  auto py311 = pool.solve_records({{"python 3.11.*", "app"}, true});
+  ASSERT_TRUE(py311.has_value()) << py311.error().to_string();
+  EXPECT_EQ(names(*py311), (std::vector<std::string>{"app-1", "python-3.11.2"}));
+  EXPECT_EQ(pool.last_phases().dropped_records, 3u);
+  // Strict priority: the best channel has foo, and its only build cannot be installed; a
+  // lower channel's foo does not step in (it does with flexible priority).
+  auto strict = pool.solve_records({{"foo"}, true});
+  ASSERT_TRUE(strict.has_value());
+  EXPECT_TRUE(std::holds_alternative<Conflict>(*strict));
+  auto flexible = pool.solve_records({{"foo"}, false});
+  ASSERT_TRUE(flexible.has_value());
+  EXPECT_EQ(names(*flexible), (std::vector<std::string>{"foo-2"}));
+  // Unsatisfiable: the explanation names the records the narrowed solve left out.
+  auto conflict = pool.solve_records({{"python 3.11.*", "old"}, true});
+  ASSERT_TRUE(conflict.has_value());
+  const auto* why = std::get_if<Conflict>(&*conflict);
+  ASSERT_NE(why, nullptr);
+  std::string text;
+  for (const auto& details : why->details)
+    for (const std::string& d : details) text += d + "\n";
+  EXPECT_NE(text.find("app-2-py38"), std::string::npos) << text;
+  EXPECT_EQ(pool.last_phases().dropped_records, 0u);
+}
+
 }  // namespace
 }  // namespace envbuild::builder::solv

@@ -666,6 +666,7 @@ oci::registry::RegistryOptions registry_options(const OutputOptions& options) {
   oci::registry::RegistryOptions registry;
   registry.transport.tls.verify = options.tls_verify;
   registry.transport.tls.cert_dir = options.cert_dir;
+  registry.credentials = options.credentials;
   registry.mount_from = options.mount_from;
   registry.mountable = options.mountable;
   return registry;

@@ -35,6 +35,7 @@
 #include "oci/descriptor.hpp"
 #include "oci/image.hpp"
 #include "oci/mutate.hpp"
+#include "oci/registry/auth.hpp"
 #include "oci/registry/client.hpp"
 
 namespace envbuild::builder {
@@ -153,6 +154,8 @@ struct OutputOptions {
   std::filesystem::path scratch_dir;  // where an oci-archive is staged
   bool tls_verify = true;             // docker://: false also falls back to plain http
   std::string cert_dir;               // docker://: *.crt CAs, client *.cert/*.key
+  /// docker://: --creds; unset, the stored logins (podman's auth.json, Docker's config.json).
+  std::optional<oci::registry::Credentials> credentials;
   /// docker://: repositories of the same registry to mount blobs from (the layer cache), and
   /// the blobs they hold (none: try every blob).
   std::vector<std::string> mount_from;

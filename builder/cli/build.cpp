@@ -52,6 +52,7 @@ struct BuildCliOptions {
   bool offline = false;
   bool tls_verify = true;
   std::string cert_dir;
+  std::string creds;
   std::string cache_from;
   std::string cache_to;
   bool no_link_scripts = false;
@@ -89,6 +90,18 @@ Result<std::vector<std::string>> argv_of(const std::string& text, const std::str
     i = j + 1;
   }
   return out;
+}
+
+/// Where outputs are staged and how registries (outputs, base, layer caches) are reached.
+Result<OutputOptions> output_options_for(const BuildCliOptions& o, const fs::path& cache_root) {
+  OutputOptions options;
+  options.scratch_dir = cache_root / "tmp";
+  options.tls_verify = o.tls_verify;
+  options.cert_dir = o.cert_dir;
+  if (!o.creds.empty()) {
+    ENVB_ASSIGN_OR_RETURN(options.credentials, oci::registry::parse_creds(o.creds));
+  }
+  return options;
 }
 
 Result<int> run_build(const BuildCliOptions& o) {
@@ -176,9 +189,7 @@ Result<int> run_build(const BuildCliOptions& o) {
     if (ref.transport == oci::Transport::Registry) {
       // Only the image for this platform, every blob verified, into the cache's store (blobs
       // already there are not downloaded again).
-      OutputOptions registry;
-      registry.tls_verify = o.tls_verify;
-      registry.cert_dir = o.cert_dir;
+      ENVB_ASSIGN_OR_RETURN(OutputOptions registry, output_options_for(o, cache_root));
       oci::BlobStore store(cache_root / "oci");
       ENVB_ASSIGN_OR_RETURN(auto pulled,
                             oci::registry::pull(ref, platform, store, registry_options(registry))
@@ -194,10 +205,7 @@ Result<int> run_build(const BuildCliOptions& o) {
     options.base = base.get();
   }
 
-  OutputOptions output_options;
-  output_options.scratch_dir = cache_root / "tmp";
-  output_options.tls_verify = o.tls_verify;
-  output_options.cert_dir = o.cert_dir;
+  ENVB_ASSIGN_OR_RETURN(OutputOptions output_options, output_options_for(o, cache_root));
   output_options.progress = progress;
   // docker:// outputs by host, to mount from the layer caches of the same registry.
   std::vector<oci::ImageReference> registry_outputs;
@@ -346,12 +354,9 @@ Result<int> run_multi_platform_build(const BuildCliOptions& o) {
   for (const auto& b : built) images.push_back(b.image.get());
   const oci::BlobStore& store = built.front().build.store;
   ENVB_ASSIGN_OR_RETURN(auto index, put_image_index(images, store));
-  OutputOptions output_options;
   std::error_code ec;
   fs::path cache_root = o.cache_dir.empty() ? default_cache_root() : fs::absolute(o.cache_dir, ec);
-  output_options.scratch_dir = cache_root / "tmp";
-  output_options.tls_verify = o.tls_verify;
-  output_options.cert_dir = o.cert_dir;
+  ENVB_ASSIGN_OR_RETURN(OutputOptions output_options, output_options_for(o, cache_root));
   output_options.artifacts_store = &store;
   for (const auto& b : built) {
     SbomInfo info;
@@ -422,6 +427,9 @@ void register_build(CLI::App& app, Outcome& outcome) {
                   "registries (outputs, caches, base): verify TLS (false: also plain http)")
       ->default_str("true");
   cmd->add_option("--cert-dir", o->cert_dir, "docker:// outputs: CA and client certificates");
+  cmd->add_option("--creds", o->creds,
+                  "USERNAME:PASSWORD for the registries (outputs, caches, base; default: "
+                  "podman/docker stored logins)");
   cmd->add_option("--cache-from", o->cache_from,
                   "docker://HOST/REPO[:TAG]: a registry layer cache (see --cache-to); layers "
                   "it knows are not built, and are mounted, not uploaded, to that registry");

@@ -159,6 +159,17 @@ TEST_F(SecurityTest, CredentialsNeverInOutputLocksCachesPrefixesOrImages) {
                    " -t app:1 --tls-verify=false --sbom sbom.json --output " +
                    shell_quote(docker + ":1") + " --output oci:" + q(dir_ / "layout") + ":1");
   ASSERT_EQ(build.exit_code, 0) << build.output;
+  // build --creds comes before the stored login: a wrong password is refused, the right one
+  // pushes.
+  const std::string build_cmd = envbuild() + " build -f env.yml -c " + shell_quote(channel) +
+                                " -t app:1 --tls-verify=false --no-sbom-artifact --creds ";
+  auto build_refused =
+      run(build_cmd + shell_quote("bob:" + wrong_pw) + " --output " + shell_quote(docker + ":5"));
+  EXPECT_NE(build_refused.exit_code, 0);
+  EXPECT_NE(build_refused.output.find("401"), std::string::npos) << build_refused.output;
+  auto build_creds = run(build_cmd + shell_quote("bob:" + registry_pw) + " --output " +
+                         shell_quote(docker + ":4"));
+  ASSERT_EQ(build_creds.exit_code, 0) << build_creds.output;
   auto push =
       run(envbuild() + " push --tls-verify=false --creds " + shell_quote("bob:" + registry_pw) +
           " oci:" + q(dir_ / "layout") + ":1 " + shell_quote(docker + ":2"));

@@ -38,43 +38,6 @@ bool is_secret_param(std::string_view name) {
                      [&](std::string_view k) { return n == k; });
 }
 
-std::string_view reason_phrase(long status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 304:
-      return "Not Modified";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 408:
-      return "Request Timeout";
-    case 410:
-      return "Gone";
-    case 429:
-      return "Too Many Requests";
-    case 500:
-      return "Internal Server Error";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    default:
-      return "";
-  }
-}
-
-bool retryable_status(long status) {
-  return status == 408 || status == 429 || status >= 500;
-}
-
 bool retryable_curl(CURLcode code) {
   switch (code) {
     case CURLE_COULDNT_CONNECT:
@@ -221,6 +184,61 @@ std::string redact_url(std::string_view url) {
 std::string HttpResponse::header(std::string_view name) const {
   auto it = headers.find(lower(name));
   return it == headers.end() ? std::string() : it->second;
+}
+
+std::string_view http_reason_phrase(long status) {
+  switch (status) {
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 202:
+      return "Accepted";
+    case 204:
+      return "No Content";
+    case 206:
+      return "Partial Content";
+    case 304:
+      return "Not Modified";
+    case 307:
+      return "Temporary Redirect";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 403:
+      return "Forbidden";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
+    case 409:
+      return "Conflict";
+    case 410:
+      return "Gone";
+    case 413:
+      return "Payload Too Large";
+    case 416:
+      return "Range Not Satisfiable";
+    case 429:
+      return "Too Many Requests";
+    case 500:
+      return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    default:
+      return "";
+  }
+}
+
+bool http_status_retryable(long status) {
+  return status == 408 || status == 429 || status >= 500;
 }
 
 std::chrono::milliseconds parse_retry_after(std::string_view value,
@@ -375,7 +393,7 @@ Result<HttpResponse> HttpClient::send(const HttpRequest& request, ByteSink& body
       response.attempts = attempt + 1;
       return response;
     }
-    if (retryable_status(status) && attempts_left) {
+    if (http_status_retryable(status) && attempts_left) {
       auto wait = std::max(
           backoff, parse_retry_after(t.headers["retry-after"], std::chrono::system_clock::now()));
       std::this_thread::sleep_for(std::min(wait, options_.max_backoff));
@@ -383,7 +401,8 @@ Result<HttpResponse> HttpClient::send(const HttpRequest& request, ByteSink& body
       continue;
     }
     std::string message = what + ": " + std::to_string(status);
-    if (auto phrase = reason_phrase(status); !phrase.empty()) message += " " + std::string(phrase);
+    if (auto phrase = http_reason_phrase(status); !phrase.empty())
+      message += " " + std::string(phrase);
     if (attempt > 0) message += " (after " + std::to_string(attempt + 1) + " attempts)";
     std::string snippet = trim(t.error_body.substr(0, t.error_body.find('\n')));
     if (!snippet.empty() && snippet.size() < 200 && snippet.find('<') == std::string::npos)
@@ -396,7 +415,7 @@ Result<HttpResponse> HttpClient::send(const HttpRequest& request, ByteSink& body
       return std::move(error).with_hint(
           "check the credentials for this host (user:password@ in the URL, a conda token "
           "/t/<token>/, or ~/.netrc)");
-    return std::move(error).set_retryable(retryable_status(status));
+    return std::move(error).set_retryable(http_status_retryable(status));
   }
 }
 

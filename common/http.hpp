@@ -80,6 +80,12 @@ struct HttpResponse {
   [[nodiscard]] std::string header(std::string_view name) const;
 };
 
+/// The standard reason phrase of an HTTP status ("Not Found"), "" for one not listed.
+std::string_view http_reason_phrase(long status);
+
+/// Whether a request answered with `status` may succeed when sent again (408, 429, 5xx).
+bool http_status_retryable(long status);
+
 /// Parses a Retry-After value (seconds or an HTTP date) into a wait; nullopt-like 0 when absent
 /// or unparsable.
 std::chrono::milliseconds parse_retry_after(std::string_view value,

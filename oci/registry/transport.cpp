@@ -118,10 +118,6 @@ int on_seek(void* user, curl_off_t offset, int origin) {
   return CURL_SEEKFUNC_OK;
 }
 
-bool retryable_status(long status) {
-  return status == 429 || status >= 500;
-}
-
 std::vector<std::filesystem::path> files_with_suffix(const std::string& dir, std::string_view ext) {
   std::vector<std::filesystem::path> out;
   std::error_code ec;
@@ -190,7 +186,8 @@ Result<Response> HttpTransport::send(const Request& request) {
     std::chrono::milliseconds wait = backoff;
     if (result) {
       result->attempts = attempt;
-      if (!retryable_status(result->status) || last || result->sink_bytes > 0) return result;
+      if (!common::http_status_retryable(result->status) || last || result->sink_bytes > 0)
+        return result;
       auto after = common::parse_retry_after(result->header("retry-after"),
                                              std::chrono::system_clock::now());
       if (after.count() > 0) wait = after;
@@ -309,55 +306,11 @@ Result<Response> HttpTransport::send_once(const Request& request) {
   return response;
 }
 
-std::string_view reason_phrase(long status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 201:
-      return "Created";
-    case 202:
-      return "Accepted";
-    case 204:
-      return "No Content";
-    case 206:
-      return "Partial Content";
-    case 307:
-      return "Temporary Redirect";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 409:
-      return "Conflict";
-    case 413:
-      return "Payload Too Large";
-    case 416:
-      return "Range Not Satisfiable";
-    case 429:
-      return "Too Many Requests";
-    case 500:
-      return "Internal Server Error";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    default:
-      return "";
-  }
-}
-
 Error status_error(std::string_view method, std::string_view url, const Response& response) {
   long s = response.status;
   std::string msg = std::string(method) + " " + common::redact_url(url) + ": " + std::to_string(s);
-  if (auto reason = reason_phrase(s); !reason.empty()) msg += " " + std::string(reason);
+  if (auto reason = common::http_reason_phrase(s); !reason.empty())
+    msg += " " + std::string(reason);
   if (response.attempts > 1) msg += " (after " + std::to_string(response.attempts) + " attempts)";
   // distribution-spec: {"errors":[{"code":"...","message":"...","detail":...}]}
   auto j = nlohmann::json::parse(response.body, nullptr, false);
@@ -370,11 +323,11 @@ Error status_error(std::string_view method, std::string_view url, const Response
     }
     if (!codes.empty()) msg += " (" + codes.substr(0, 512) + ")";
   }
-  Errc code = s == 401 || s == 403  ? Errc::Unauthorized
-              : s == 404            ? Errc::NotFound
-              : retryable_status(s) ? Errc::Network
-                                    : Errc::InvalidInput;
-  return fail(code, std::move(msg)).set_retryable(retryable_status(s));
+  Errc code = s == 401 || s == 403               ? Errc::Unauthorized
+              : s == 404                         ? Errc::NotFound
+              : common::http_status_retryable(s) ? Errc::Network
+                                                 : Errc::InvalidInput;
+  return fail(code, std::move(msg)).set_retryable(common::http_status_retryable(s));
 }
 
 std::string url_escape(std::string_view text) {

@@ -349,6 +349,10 @@ Result<std::vector<PlatformSolution>> solve_environment(const SolveRequest& requ
           break;
         }
       }
+      if (hint.empty() && text.find("nothing in channel ") != std::string::npos)
+        hint =
+            "that channel has no package matching the spec: check its version and build, "
+            "or drop the channel:: prefix to let any channel provide it";
       if (hint.empty() && request.strict_channel_priority && channels.size() > 1)
         hint =
             "with several channels, strict channel priority keeps each package name to the "

@@ -673,7 +673,7 @@ Result<RecordOutcome> Pool::solve_records(const SolveJob& job) {
         if (!name) continue;
         std::vector<Id> allowed = candidates_of(r);
         std::sort(allowed.begin(), allowed.end());
-        choices.push_back(internal::RootChoice{name, std::move(allowed)});
+        choices.push_back(internal::RootChoice{name, std::move(allowed), !r.channel.empty()});
       }
       dropped = internal::drop_uninstallable(pool, choices, job.strict_channel_priority,
                                              impl_->virtual_repo, considered->map());
@@ -688,6 +688,7 @@ Result<RecordOutcome> Pool::solve_records(const SolveJob& job) {
         if (pool_id2solvable(pool, p)->repo == vrepo)
           jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE, p);
     }
+    const Request* unmatched = nullptr;
     for (const Request& r : requests) {
       if (r.channel.empty()) {
         jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE_PROVIDES, r.dep);
@@ -695,8 +696,19 @@ Result<RecordOutcome> Pool::solve_records(const SolveJob& job) {
       }
       Queue candidates;
       for (Id p : candidates_of(r)) candidates.push(p);
+      // libsolv takes "install one of nothing" as done: say it instead (or, narrowed, see
+      // whether the whole pool has one).
+      if (candidates.size() == 0 && !unmatched) unmatched = &r;
       Id what = pool_queuetowhatprovides(pool, candidates.raw());
-      jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE_ONE_OF, what);
+      // SETREPO: a spec naming its channel overrides strict priority for its name (as in
+      // conda): the rules that keep the name to the best channel are off for this job.
+      jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE_ONE_OF | SOLVER_SETREPO, what);
+    }
+    if (unmatched) {
+      if (dropped) continue;
+      return RecordOutcome(Conflict{{"nothing in channel " + unmatched->channel +
+                                     " provides requested " + pool_dep2str(pool, unmatched->dep)},
+                                    {}});
     }
 
     // The flags mamba/conda-libmamba-solver use for a new environment: downgrades allowed,

@@ -422,6 +422,20 @@ TEST_F(SolveTest, StrictAndFlexibleChannelPriority) {
   auto lib = solve_environment(req);
   ASSERT_TRUE(lib);
   EXPECT_EQ(triples((*lib)[0].records), std::vector<std::string>{"lib 1.0 0"});
+  // A spec that names its channel overrides strict priority for its name (as in conda), and
+  // one its channel cannot match is an error naming the channel, never an empty solution.
+  req.specs = {(dir_ / "low").string() + "::lib", "app"};
+  auto named = solve_environment(req);
+  ASSERT_TRUE(named) << named.error().to_string();
+  EXPECT_EQ(triples((*named)[0].records), (std::vector<std::string>{"app 1.0 0", "lib 2.0 0"}));
+  req.specs = {(dir_ / "low").string() + "::lib >=3"};
+  auto unmatched = solve_environment(req);
+  ASSERT_FALSE(unmatched);
+  EXPECT_EQ(unmatched.error().code(), Errc::Unsatisfiable);
+  EXPECT_NE(unmatched.error().to_string().find("nothing in channel " + (dir_ / "low").string() +
+                                               " provides requested lib >=3"),
+            std::string::npos)
+      << unmatched.error().to_string();
 }
 
 // Cross-check: the same repodata and specs through rattler's solver (peer-solve, node).

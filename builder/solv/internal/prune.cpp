@@ -115,6 +115,9 @@ size_t drop_uninstallable(::Pool* pool, const std::vector<RootChoice>& roots, bo
       if (!s->repo || !MAPTST(considered, p) || static_cast<size_t>(s->name) >= nstrings) continue;
       best[s->name] = std::max(best[s->name], s->repo->priority);
     }
+    for (const RootChoice& root : roots)
+      if (root.names_channel && static_cast<size_t>(root.name) < nstrings)
+        best[root.name] = std::numeric_limits<int>::min();
     for (Id p : live) {
       const ::Solvable* s = pool->solvables + p;
       if (static_cast<size_t>(s->name) < nstrings && s->repo->priority < best[s->name]) drop(p);

@@ -24,17 +24,20 @@ bool mark_reachable_names(::Pool* pool, const std::vector<Id>& roots, ::Repo* vi
                           ::Map* considered);
 
 /// A spec of the job: the records it allows (any channel's, or one channel's); every other
-/// record of its name can never be installed, since one build per name is.
+/// record of its name can never be installed, since one build per name is. A spec naming its
+/// channel takes its name out of strict channel priority.
 struct RootChoice {
   Id name = 0;
   std::vector<Id> allowed;
+  bool names_channel = false;
 };
 
 /// Clears from `considered` (needs pool_createwhatprovides over it first) the reachable
 /// records no solution can hold, until nothing more goes:
 ///  - with strict channel priority, a record whose channel is below the best channel that has
-///    its name (libsolv forbids those by a rule; doing it here keeps the next steps from
-///    letting a lower channel in when the best channel's builds are all dropped);
+///    its name, unless a spec names a channel for it (libsolv forbids those by a rule; doing it
+///    here keeps the next steps from letting a lower channel in when the best channel's builds
+///    are all dropped);
 ///  - a record of a spec's name that the spec does not allow;
 ///  - a record with a dependency that no remaining record provides.
 /// What libsolv would say about an unsatisfiable job needs the dropped records (they are the

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <thread>
 
 #include "common/io.hpp"
 #include "oci/manifest.hpp"
@@ -216,17 +217,22 @@ Result<CachePushReport> push_layer_cache(const std::vector<CacheEntry>& entries,
                                        dest.host, dest.name, oci::registry::Action::Push, options)
                                        .context(what));
   ENVB_TRY(repo.ping().context(what));
-  std::vector<CacheEntry> old;
-  auto fetched = repo.get_manifest(tag);
-  if (fetched) {
+  // The cache manifest as the registry has it now (none yet: empty).
+  auto read_cache = [&]() -> Result<std::optional<std::vector<CacheEntry>>> {
+    auto fetched = repo.get_manifest(tag);
+    if (!fetched) {
+      if (fetched.error().code() == Errc::NotFound) return std::nullopt;
+      return std::move(fetched).error().with_context(what);
+    }
     auto parsed = parse_cache_manifest(fetched->bytes);
     if (!parsed)
       return std::move(parsed).error().with_context(what).with_hint(
           "give --cache-to a repository or tag of its own");
-    old = std::move(*parsed);
-  } else if (fetched.error().code() != Errc::NotFound) {
-    return std::move(fetched).error().with_context(what);
-  }
+    return std::optional<std::vector<CacheEntry>>(std::move(*parsed));
+  };
+  ENVB_ASSIGN_OR_RETURN(auto existing, read_cache());
+  const bool fetched = existing.has_value();
+  std::vector<CacheEntry> old = existing ? std::move(*existing) : std::vector<CacheEntry>{};
 
   // The blobs the cache does not list yet, and the empty config.
   std::set<oci::Digest> listed;
@@ -247,13 +253,40 @@ Result<CachePushReport> push_layer_cache(const std::vector<CacheEntry>& entries,
                report.transfer)
                .context(what));
 
-  auto merged = merge_cache_entries(entries, old, kMaxCacheEntries);
-  for (const auto& e : merged) report.keys += e.key.empty() ? 0 : 1;
-  report.entries = merged.size();
-  ENVB_ASSIGN_OR_RETURN(report.transfer.manifest,
-                        repo.put_manifest(tag, cache_manifest_json(merged),
-                                          std::string(oci::media_type::kOciManifest))
-                            .context(what));
+  // Registries have no compare-and-swap for tags: another build may write the cache manifest
+  // between our read and our write, and the last write wins. So read it again just before
+  // writing (the blobs above may have taken minutes), and read it back a moment after (a
+  // build that read before our write writes within a round trip of its read): when our
+  // entries are not all there, another write came last; merge with it and write again.
+  std::set<std::string> ours;
+  for (const auto& e : entries) ours.insert(entry_identity(e));
+  constexpr int kWriteAttempts = 8;
+  constexpr auto kSettle = std::chrono::milliseconds(500);
+  for (int attempt = 1;; ++attempt) {
+    const auto read_at = std::chrono::steady_clock::now();
+    ENVB_ASSIGN_OR_RETURN(auto current, read_cache());
+    auto merged = merge_cache_entries(entries, current ? *current : old, kMaxCacheEntries);
+    report.keys = 0;
+    for (const auto& e : merged) report.keys += e.key.empty() ? 0 : 1;
+    report.entries = merged.size();
+    ENVB_ASSIGN_OR_RETURN(report.transfer.manifest,
+                          repo.put_manifest(tag, cache_manifest_json(merged),
+                                            std::string(oci::media_type::kOciManifest))
+                              .context(what));
+    // Another build's read-to-write takes about as long as ours did.
+    const auto window = std::chrono::duration_cast<std::chrono::milliseconds>(
+        std::chrono::steady_clock::now() - read_at);
+    std::this_thread::sleep_for(std::max(kSettle, 5 * window));
+    ENVB_ASSIGN_OR_RETURN(auto written, read_cache());
+    size_t found = 0;
+    for (const auto& e : written ? *written : std::vector<CacheEntry>{})
+      found += ours.count(entry_identity(e));
+    if (found >= std::min(ours.size(), kMaxCacheEntries)) break;
+    if (attempt == kWriteAttempts)
+      return fail(Errc::Network, what + ": other builds kept replacing the cache manifest (" +
+                                     std::to_string(kWriteAttempts) + " writes)")
+          .with_hint("the image itself is complete; push the cache again later");
+  }
   const auto& c = repo.counters();
   report.transfer.requests = c.requests;
   report.transfer.put_requests = c.put;

@@ -1,13 +1,18 @@
-// The registry layer cache's manifest: round trip, merge order and cap, and what it refuses.
-// (The cache against a real registry is in build_test.cpp.)
+// The registry layer cache's manifest: round trip, merge order and cap, what it refuses, and
+// builds pushing to one cache at once. (The cache in image builds is in build_test.cpp.)
 
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>
 
+#include <thread>
+
 #include "builder/registry_cache.hpp"
 #include "oci/manifest.hpp"
 #include "oci/media_type.hpp"
+#include "oci/reference.hpp"
+#include "tests/testing/registry_server.hpp"
+#include "tests/testing/testing.hpp"
 
 namespace envbuild::builder {
 namespace {
@@ -81,6 +86,50 @@ TEST(RegistryCacheManifest, CacheReferencesGetTheDefaultTag) {
   ASSERT_TRUE(tagged);
   EXPECT_EQ(tagged->tag, "ci");
   EXPECT_FALSE(parse_cache_reference("oci:/tmp/x"));
+}
+
+// Registries have no compare-and-swap for a tag: builds pushing to one cache at once must not
+// lose each other's entries (each reads back what it wrote and merges again when another write
+// came last).
+class RegistryCachePushTest : public testing::TempDirTest {};
+
+TEST_F(RegistryCachePushTest, ConcurrentPushesKeepEveryonesEntries) {
+  ENVB_REQUIRE_TOOL("docker-registry");
+  testing::RegistryServer registry(dir_ / "registry");
+  ASSERT_TRUE(registry.start()) << registry.log();
+  auto ref = oci::ImageReference::parse("docker://" + registry.host() + "/ci/cache");
+  ASSERT_TRUE(ref) << ref.error().to_string();
+  oci::registry::RegistryOptions options;
+  options.transport.tls.verify = false;
+  options.lookup_stored_credentials = false;
+  constexpr int kBuilds = 4, kRounds = 3;
+  std::vector<std::string> failures(kBuilds);
+  std::vector<std::thread> builds;
+  for (int b = 0; b < kBuilds; ++b) {
+    builds.emplace_back([&, b] {
+      for (int round = 0; round < kRounds; ++round) {
+        const std::string content =
+            "layer of build " + std::to_string(b) + " round " + std::to_string(round);
+        std::vector<CacheEntry> entries = {
+            entry("key-" + std::to_string(b) + "-" + std::to_string(round), content)};
+        auto open = [&](const oci::Descriptor&) -> Result<std::unique_ptr<common::ByteSource>> {
+          return std::unique_ptr<common::ByteSource>(
+              std::make_unique<common::StringSource>(content));
+        };
+        auto pushed = push_layer_cache(entries, open, *ref, options);
+        if (!pushed) failures[b] += pushed.error().to_string() + "\n";
+      }
+    });
+  }
+  for (auto& t : builds) t.join();
+  for (const auto& f : failures) EXPECT_TRUE(f.empty()) << f;
+  auto cache = RegistryLayerCache::open(*ref, options);
+  ASSERT_TRUE(cache) << cache.error().to_string();
+  EXPECT_EQ((*cache)->keys(), static_cast<size_t>(kBuilds * kRounds));
+  for (int b = 0; b < kBuilds; ++b)
+    for (int round = 0; round < kRounds; ++round)
+      EXPECT_TRUE((*cache)->lookup("key-" + std::to_string(b) + "-" + std::to_string(round)))
+          << "build " << b << " round " << round;
 }
 
 }  // namespace

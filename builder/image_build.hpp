@@ -121,7 +121,10 @@ struct ImageBuild {
   std::string explicit_lock;                // compact @EXPLICIT of the packages
   std::string requirements;                 // org.envbuild.requirements
   size_t layers_written = 0, layers_reused = 0;
-  size_t layers_from_registry = 0;     // of the reused ones
+  size_t layers_from_registry = 0;  // of the reused ones
+  /// Packages whose plan came from the plan cache (builder/plan_cache.hpp), and packages whose
+  /// files were patched and staged (planned now, or written into a layer).
+  size_t plans_cached = 0, plans_staged = 0;
   std::set<oci::Digest> remote_blobs;  // layers left in the registry cache (not in `store`)
   double fetch_ms = 0, plan_ms = 0, layers_ms = 0;
   std::vector<std::string> warnings;

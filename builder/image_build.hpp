@@ -131,7 +131,7 @@ struct ImageBuild {
 };
 
 /// Fetches and plans the packages and groups them into layers; writes nothing but the package
-/// cache. `build_environment_image` with `plan_only` = true stops here.
+/// and plan caches. `build_environment_image` with `plan_only` = true stops here.
 Result<ImageBuild> plan_environment_image(const EnvironmentSpec& env,
                                           const ImageBuildOptions& options);
 

@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "builder/channel.hpp"
+#include "builder/plan_cache.hpp"
 #include "builder/referrers.hpp"
 #include "builder/registry_cache.hpp"
 #include "builder/solve.hpp"
@@ -90,6 +91,10 @@ Result<void> for_each_index(size_t count, size_t jobs,
 struct Prepared {
   ImageBuild build;
   std::vector<PackagePlan> plans;  // parallel to build.records
+  // Parallel to plans: where each package is extracted, and whether its plan is staged (its
+  // patched copies written); a plan from the plan cache is not, until its layer is written.
+  std::vector<fs::path> extracted;
+  std::vector<char> staged;
   std::unique_ptr<common::TempDir> staging;
   fs::path cache_root;
   std::optional<conda::PythonInfo> python;
@@ -128,6 +133,25 @@ std::string layer_key(const ImageBuild& build, const std::vector<size_t>& member
     key["python"] = std::to_string(python->major) + "." + std::to_string(python->minor) + ":" +
                     python->site_packages_path;
   return common::sha256_hex(oci::canonical_json(key));
+}
+
+InstallTarget install_target(const Prepared& p, const ImageBuildOptions& o, size_t k) {
+  InstallTarget target;
+  target.prefix = o.prefix;
+  target.subdir = o.subdir;
+  target.python = p.python;
+  target.staging = p.staging->path() / std::to_string(k);
+  return target;
+}
+
+// Plans package k with its patched copies in the staging dir (once).
+Result<void> stage_plan(Prepared& p, const ImageBuildOptions& o, size_t k) {
+  if (p.staged[k]) return ok();
+  // No requested spec: the record (and so the layer) must not depend on the environment.
+  ENVB_ASSIGN_OR_RETURN(
+      p.plans[k], plan_package(p.build.records[k], p.extracted[k], "", install_target(p, o, k)));
+  p.staged[k] = 1;
+  return ok();
 }
 
 Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o) {
@@ -194,24 +218,34 @@ Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o)
   p.staging = std::make_unique<common::TempDir>(std::move(staging));
   p.plans.resize(order.size());
   for (size_t i : order) p.build.records.push_back(records[i]);
+  p.extracted.resize(order.size());
+  p.staged.assign(order.size(), 0);
+  for (size_t k = 0; k < order.size(); ++k) p.extracted[k] = cached[order[k]].extracted;
+  // Packages planned before come from the plan cache, unstaged; the others are planned now.
+  const PlanCache plan_cache(p.cache_root / "plans");
   std::vector<uint64_t> sizes(order.size(), 0);
   ENVB_TRY(for_each_index(order.size(), o.jobs, [&](size_t k) -> Result<void> {
-    InstallTarget target;
-    target.prefix = o.prefix;
-    target.subdir = o.subdir;
-    target.python = p.python;
-    target.staging = p.staging->path() / std::to_string(k);
-    // No requested spec: the record (and so the layer) must not depend on the environment.
-    ENVB_ASSIGN_OR_RETURN(p.plans[k],
-                          plan_package(p.build.records[k], cached[order[k]].extracted, "", target));
+    const conda::PackageRecord& record = p.build.records[k];
+    std::error_code ec;
+    const bool python_matters = record.noarch == conda::NoArchType::Python ||
+                                fs::exists(p.extracted[k] / "info" / "link.json", ec);
+    const std::string key = plan_key(record, install_target(p, o, k), python_matters);
+    if (auto hit = plan_cache.load(key, record)) {
+      p.plans[k] = std::move(hit->plan);
+      sizes[k] = hit->size;
+      return ok();
+    }
+    ENVB_TRY(stage_plan(p, o, k));
     for (const auto& f : p.plans[k].files) {
       struct stat st {};
       if (f.kind == PlannedFile::Kind::File && ::lstat(f.source.c_str(), &st) == 0)
         sizes[k] += static_cast<uint64_t>(st.st_size);
     }
-    return ok();
+    return plan_cache.store(key, p.plans[k], sizes[k])
+        .context("remembering the plan of " + label_of(record));
   }));
   p.build.plan_ms = ms_since(start);
+  for (char staged : p.staged) (staged ? p.build.plans_staged : p.build.plans_cached)++;
 
   // 3. Layers under the budget.
   std::map<std::string, size_t> by_name;
@@ -459,6 +493,7 @@ Result<ImageBuild> build_environment_image(const EnvironmentSpec& env, const Ima
       layer.reused = true;
       layer.from_registry = true;
     } else {
+      for (size_t k : layer.packages) ENVB_TRY(stage_plan(p, o, k));
       std::map<std::string, oci::LayerEntry> entries;  // path -> entry; later packages win
       for (size_t k : layer.packages)
         for (const auto& f : p.plans[k].files) {
@@ -486,6 +521,7 @@ Result<ImageBuild> build_environment_image(const EnvironmentSpec& env, const Ima
     }
     return ok();
   }));
+  build.plans_staged = std::count(p.staged.begin(), p.staged.end(), 1);
   for (size_t l = 0; l < package_layers; ++l) {
     const PlannedLayer& layer = build.layers[l];
     (layer.reused ? build.layers_reused : build.layers_written)++;

@@ -122,14 +122,17 @@ struct ImageBuild {
   std::string explicit_lock;                // compact @EXPLICIT of the packages
   std::string requirements;                 // org.envbuild.requirements
   size_t layers_written = 0, layers_reused = 0;
-  size_t layers_from_registry = 0;     // of the reused ones
+  size_t layers_from_registry = 0;  // of the reused ones
+  /// Packages whose plan came from the plan cache (builder/plan_cache.hpp), and packages whose
+  /// files were patched and staged (planned now, or written into a layer).
+  size_t plans_cached = 0, plans_staged = 0;
   std::set<oci::Digest> remote_blobs;  // layers left in the registry cache (not in `store`)
   double fetch_ms = 0, plan_ms = 0, layers_ms = 0;
   std::vector<std::string> warnings;
 };
 
 /// Fetches and plans the packages and groups them into layers; writes nothing but the package
-/// cache. `build_environment_image` with `plan_only` = true stops here.
+/// and plan caches. `build_environment_image` with `plan_only` = true stops here.
 Result<ImageBuild> plan_environment_image(const EnvironmentSpec& env,
                                           const ImageBuildOptions& options);
 

@@ -302,10 +302,10 @@ Result<int> run_build(const BuildCliOptions& o) {
     std::cerr << format_layer_table(build);
     std::fprintf(
         stderr,
-        "built %s: %zu packages, %zu layers (%zu written, %zu reused%s, +%zu base) "
-        "(fetch %.0f ms, plan %.0f ms, layers %.0f ms)\n",
-        o.tag.c_str(), build.records.size(), build.layers.size(), build.layers_written,
-        build.layers_reused,
+        "built %s: %zu packages (%zu plans cached, %zu staged), %zu layers (%zu written, %zu "
+        "reused%s, +%zu base) (fetch %.0f ms, plan %.0f ms, layers %.0f ms)\n",
+        o.tag.c_str(), build.records.size(), build.plans_cached, build.plans_staged,
+        build.layers.size(), build.layers_written, build.layers_reused,
         build.layers_from_registry
             ? (" (" + std::to_string(build.layers_from_registry) + " from the registry)").c_str()
             : "",

@@ -540,6 +540,8 @@ TEST_F(BuildImageTest, OneChangedPackageRebuildsOnlyItsLayer) {
   auto b = run_build(*root_, "-f " + q(*root_ / "env-1.1.yml") + " " + common + ":b");
   ASSERT_EQ(b.exit_code, 0) << b.log;
   EXPECT_NE(b.log.find("(1 written, 15 reused, +1 base)"), std::string::npos) << b.log;
+  // Only the changed package is patched and staged; the others' plans come from the plan cache.
+  EXPECT_NE(b.log.find("16 packages (15 plans cached, 1 staged)"), std::string::npos) << b.log;
   auto la = layer_digests(*root_ / "hello-img", "a");
   auto lb = layer_digests(*root_ / "hello-img", "b");
   ASSERT_EQ(la.size(), 18u);
@@ -554,6 +556,38 @@ TEST_F(BuildImageTest, OneChangedPackageRebuildsOnlyItsLayer) {
   size_t common_layers = 0;
   for (const auto& d : shared) common_layers += in_a.count(d);
   EXPECT_EQ(common_layers, 16u);  // base + 15 packages
+}
+
+// Damaged plan cache entries are planned again (and rewritten): the same image either way.
+TEST_F(BuildImageTest, DamagedPlanCacheEntriesArePlannedAgain) {
+  std::string common = "-f " + q(*root_ / "environment.yml") + " -t envb/real:1 --cache-dir " +
+                       q(*root_ / "cache") + " --base " +
+                       q("oci:" + (*root_ / "base").string() + ":base") + " -o " +
+                       q("oci:" + (*root_ / "damaged-plans").string()) +
+                       " --cmd python --label team=ml --annotation note=x";
+  size_t entries = 0;
+  for (const auto& e : fs::directory_iterator(*root_ / "cache" / "plans")) {
+    if (!e.is_regular_file()) continue;
+    std::string text = read_text(e.path());
+    ASSERT_GT(text.size(), 20u);
+    // Every other entry truncated, the others with a byte changed in their body.
+    if (entries++ % 2 == 0) {
+      text.resize(text.size() / 2);
+    } else {
+      text[text.size() - 3] ^= 1;
+    }
+    write_text(e.path(), text);
+  }
+  ASSERT_GE(entries, 15u);
+  auto damaged = run_build(*root_, common);
+  ASSERT_EQ(damaged.exit_code, 0) << damaged.log;
+  EXPECT_EQ(damaged.digest, *digest_);
+  EXPECT_NE(damaged.log.find("(0 plans cached, 15 staged)"), std::string::npos) << damaged.log;
+  EXPECT_NE(damaged.log.find("(0 written, 15 reused, +1 base)"), std::string::npos) << damaged.log;
+  auto again = run_build(*root_, common);
+  ASSERT_EQ(again.exit_code, 0) << again.log;
+  EXPECT_EQ(again.digest, *digest_);
+  EXPECT_NE(again.log.find("(15 plans cached, 0 staged)"), std::string::npos) << again.log;
 }
 
 bool has_blob(const fs::path& store_root, const std::string& digest) {

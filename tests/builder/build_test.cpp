@@ -19,6 +19,7 @@
 #include "oci/layout.hpp"
 #include "oci/manifest.hpp"
 #include "oci/mutate.hpp"
+#include "tests/testing/channels.hpp"
 #include "tests/testing/registry_server.hpp"
 #include "tests/testing/testing.hpp"
 
@@ -36,41 +37,6 @@ std::string q(const fs::path& p) {
 }
 fs::path envbuild_bin() {
   return testing::binary_dir() / "envbuild";
-}
-
-// The host-python channel, built once per build directory (shared with install_test, under the
-// same lock).
-std::optional<fs::path> python_channel(std::string& why) {
-  fs::path dir = testing::binary_dir() / "test-channels" / "host-python";
-  std::error_code ec;
-  fs::create_directories(dir.parent_path(), ec);
-  auto lock = common::FileLock::acquire(dir.string() + ".lock", common::LockMode::Exclusive);
-  if (!lock) {
-    why = lock.error().to_string();
-    return std::nullopt;
-  }
-  if (fs::exists(dir / "linux-64/repodata.json")) return dir;
-  fs::remove_all(dir, ec);
-  auto made =
-      run_command("python3 " + q(testing::source_dir() / "examples/demo/make_channel.py") + " " +
-                  q(dir) + " --only python && " + q(envbuild_bin()) + " index " + q(dir));
-  if (made.exit_code != 0) {
-    why = made.output;
-    fs::remove_all(dir, ec);
-    return std::nullopt;
-  }
-  return dir;
-}
-
-// The conda-forge subset has linux-64/ only: give it an empty noarch/ beside a link to it.
-fs::path subset_channel(const fs::path& scratch) {
-  fs::path channel = scratch / "conda-forge-subset";
-  fs::create_directories(channel / "noarch");
-  fs::create_symlink(*testing::testdata_dir() / "packages/channels/conda-forge-subset/linux-64",
-                     channel / "linux-64");
-  write_text(channel / "noarch/repodata.json",
-             R"({"info":{"subdir":"noarch"},"packages":{},"packages.conda":{}})");
-  return channel;
 }
 
 // A tiny package envb-hello-VERSION-0 (one text file holding the prefix placeholder) written
@@ -197,9 +163,9 @@ class BuildImageTest : public ::testing::Test {
     root_ = new fs::path(fs::temp_directory_path() / ("envb-build-" + std::to_string(::getpid())));
     fs::remove_all(*root_);
     fs::create_directories(*root_);
-    auto channel = python_channel(*error_);
+    auto channel = testing::host_python_channel(*error_);
     if (!channel) return;
-    channels_ = new std::vector<fs::path>{*channel, subset_channel(*root_)};
+    channels_ = new std::vector<fs::path>{*channel, testing::conda_forge_subset_channel(*root_)};
     write_text(*root_ / "environment.yml", environment_yml(*channels_, ""));
     if (auto base = make_base_image(*root_ / "base", *error_); !base) {
       *error_ += base.error().to_string();

@@ -12,6 +12,7 @@
 
 #include "common/fs.hpp"
 #include "conda/relocate_prefix.hpp"
+#include "tests/testing/channels.hpp"
 #include "tests/testing/testing.hpp"
 
 namespace envbuild::builder {
@@ -28,42 +29,6 @@ fs::path envbuild_bin() {
   return testing::binary_dir() / "envbuild";
 }
 
-// The host-python channel, built once per build directory (under a lock: test processes may
-// run in parallel) with make_channel.py --only python and `envbuild index`.
-std::optional<fs::path> python_channel(std::string& why) {
-  fs::path dir = testing::binary_dir() / "test-channels" / "host-python";
-  std::error_code ec;
-  fs::create_directories(dir.parent_path(), ec);
-  auto lock = common::FileLock::acquire(dir.string() + ".lock", common::LockMode::Exclusive);
-  if (!lock) {
-    why = lock.error().to_string();
-    return std::nullopt;
-  }
-  if (fs::exists(dir / "linux-64/repodata.json")) return dir;
-  fs::remove_all(dir, ec);
-  auto made = run_command(
-      "python3 " + shell_quote((testing::source_dir() / "examples/demo/make_channel.py").string()) +
-      " " + shell_quote(dir.string()) + " --only python && " +
-      shell_quote(envbuild_bin().string()) + " index " + shell_quote(dir.string()));
-  if (made.exit_code != 0) {
-    why = made.output;
-    fs::remove_all(dir, ec);
-    return std::nullopt;
-  }
-  return dir;
-}
-
-// The conda-forge subset has linux-64/ only: give it an empty noarch/ beside a link to it.
-std::string subset_channel(const fs::path& scratch) {
-  fs::path channel = scratch / "conda-forge-subset";
-  fs::create_directories(channel / "noarch");
-  fs::create_symlink(*testing::testdata_dir() / "packages/channels/conda-forge-subset/linux-64",
-                     channel / "linux-64");
-  write_text(channel / "noarch/repodata.json",
-             R"({"info":{"subdir":"noarch"},"packages":{},"packages.conda":{}})");
-  return channel.string();
-}
-
 // One environment installed once for the whole suite (it takes a while).
 class RealEnvironmentTest : public ::testing::Test {
  protected:
@@ -72,11 +37,11 @@ class RealEnvironmentTest : public ::testing::Test {
     root_ = new fs::path(fs::temp_directory_path() / ("envb-inst-" + std::to_string(::getpid())));
     fs::remove_all(*root_);
     fs::create_directories(*root_);
-    auto channel = python_channel(*error_);
+    auto channel = testing::host_python_channel(*error_);
     if (!channel) return;
     write_text(*root_ / "environment.yml",
                "name: real\nchannels:\n  - " + channel->string() + "\n  - " +
-                   subset_channel(*root_) +
+                   testing::conda_forge_subset_channel(*root_).string() +
                    "\n  - nodefaults\ndependencies:\n  - python 3.*\n  - openssl\n  - xz\n"
                    "  - ncurses\n  - readline\n  - libzlib\n  - pip\nvariables:\n"
                    "  ENVB_TEST_VAR: hello\n");

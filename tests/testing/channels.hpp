@@ -1,0 +1,22 @@
+#pragma once
+
+// Channels the builder tests share: the host-python channel (a python package made from the
+// host's interpreter: the conda-forge subset has no python) and the conda-forge subset of
+// ../shared/testdata laid out as a channel.
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+namespace envbuild::testing {
+
+/// The host-python channel (examples/demo/make_channel.py --only python, then `envbuild
+/// index`), built once per build directory under a lock: test processes run in parallel.
+/// nullopt, with `why` set, when it cannot be made.
+std::optional<std::filesystem::path> host_python_channel(std::string& why);
+
+/// The conda-forge subset as a channel in `scratch`: it has linux-64/ only, so an empty noarch/
+/// beside a link to it. Needs the shared test data (ENVB_REQUIRE_TESTDATA first).
+std::filesystem::path conda_forge_subset_channel(const std::filesystem::path& scratch);
+
+}  // namespace envbuild::testing

@@ -117,8 +117,10 @@ Result<PackagePlan> plan_package(const conda::PackageRecord& record, const fs::p
     recorded.size_in_bytes = entry.size_in_bytes;
     recorded.no_link = entry.no_link;
     if (entry.path_type == conda::PathType::Directory) continue;  // parents are implicit
+    // One lstat per entry: it tells a symlink, a regular file and a missing file apart.
     std::error_code ec;
-    if (entry.path_type == conda::PathType::SoftLink || fs::is_symlink(source, ec)) {
+    const fs::file_status status = fs::symlink_status(source, ec);
+    if (entry.path_type == conda::PathType::SoftLink || fs::is_symlink(status)) {
       fs::path target_text = fs::read_symlink(source, ec);
       if (ec)
         return fail(Errc::Integrity, label + ": " + entry.path + " is listed as a symlink but " +
@@ -127,7 +129,7 @@ Result<PackagePlan> plan_package(const conda::PackageRecord& record, const fs::p
           {dest, PlannedFile::Kind::Symlink, {}, target_text.string(), false, false});
       recorded.path_type = conda::PrefixPathType::SoftLink;
     } else {
-      if (!fs::is_regular_file(source, ec))
+      if (!fs::is_regular_file(status))
         return fail(Errc::Integrity, label + ": " + entry.path + " is missing from the package");
       PlannedFile file{dest, PlannedFile::Kind::File, source, {}, false, entry.no_link};
       recorded.path_type = conda::PrefixPathType::HardLink;
@@ -299,17 +301,47 @@ std::vector<std::pair<std::string, std::string>> environment_files(
 
 namespace {
 
-Result<void> link_or_copy(const PlannedFile& file, const fs::path& dest,
-                          PrefixInstallReport& report) {
+// One link(2), rename(2) (a private copy) or symlink(2) of `file` at `dest`: 0 when it is
+// there, else the errno; -1 when the file must be copied (no_link).
+int place_once(const PlannedFile& file, const fs::path& dest) {
+  int r = -1;
+  if (file.kind == PlannedFile::Kind::Symlink)
+    r = ::symlink(file.target.c_str(), dest.c_str());
+  else if (file.private_copy)
+    r = ::rename(file.source.c_str(), dest.c_str());
+  else if (!file.no_link)
+    r = ::link(file.source.c_str(), dest.c_str());
+  else
+    return -1;
+  return r == 0 ? 0 : errno;
+}
+
+// Puts one planned file into the prefix. The prefix starts empty, so the usual case costs one
+// system call: a missing parent directory (ENOENT) is created, and whatever is already at
+// `dest` (EEXIST: a clobbered file of an earlier package, or one a pre-link script wrote) is
+// removed, each followed by one more try. A file that cannot be hard linked is copied.
+Result<void> place_file(const PlannedFile& file, const fs::path& dest,
+                        PrefixInstallReport& report) {
   std::error_code ec;
-  if (file.private_copy && ::rename(file.source.c_str(), dest.c_str()) == 0) {
-    ++report.copied;
+  int err = place_once(file, dest);
+  if (err == ENOENT) {
+    ENVB_TRY(common::make_dirs(dest.parent_path()));
+    err = place_once(file, dest);
+  }
+  if (err == EEXIST || err == EISDIR) {
+    fs::remove(dest, ec);
+    err = place_once(file, dest);
+  }
+  if (err == 0) {
+    if (file.kind == PlannedFile::Kind::File)
+      ++(file.private_copy ? report.copied : report.hardlinked);
     return ok();
   }
-  if (!file.private_copy && !file.no_link && ::link(file.source.c_str(), dest.c_str()) == 0) {
-    ++report.hardlinked;
-    return ok();
-  }
+  if (file.kind == PlannedFile::Kind::Symlink)
+    return common::errno_error("symlink", dest.string(), err);
+  // Copied: never through whatever is at dest (a symlink would be followed).
+  ENVB_TRY(common::make_dirs(dest.parent_path()));
+  fs::remove(dest, ec);
   // A copy of our own rather than fs::copy_file, whose sendfile path reports a full disk as
   // EIO: errno_error names ENOSPC with advice, and a partial copy is removed.
   auto copied = [&]() -> Result<void> {
@@ -523,15 +555,7 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
              label + "'s");
       }
       owner[file.path] = label;
-      ENVB_TRY(common::make_dirs(dest.parent_path()));
-      std::error_code ec;
-      if (fs::is_symlink(dest, ec) || fs::exists(dest, ec)) fs::remove(dest, ec);
-      if (file.kind == PlannedFile::Kind::Symlink) {
-        if (::symlink(file.target.c_str(), dest.c_str()) != 0)
-          return common::errno_error("symlink", dest.string(), errno);
-      } else {
-        ENVB_TRY(link_or_copy(file, dest, report));
-      }
+      ENVB_TRY(place_file(file, dest, report));
       ++report.files;
     }
   }

@@ -199,10 +199,18 @@ Result<fs::path> PackageCache::download(const PackageRef& package, const std::st
       ENVB_TRY(rewind());
     }
     if (local) {
-      auto source = common::FileSource::open(local_path(package.url));
-      if (!source) return std::move(source).error().with_context("reading " + what);
-      auto copied = common::copy_stream(**source, sink);
-      if (!copied) return std::move(copied).error().with_context("reading " + what);
+      // Nothing to resume from a local file: a failed copy leaves no part behind.
+      auto copied = [&]() -> Result<void> {
+        ENVB_ASSIGN_OR_RETURN(auto source, common::FileSource::open(local_path(package.url)));
+        ENVB_TRY(common::copy_stream(*source, sink));
+        return ok();
+      }();
+      if (!copied) {
+        fd.reset();
+        std::error_code rm;
+        fs::remove(part, rm);
+        return std::move(copied).error().with_context("reading " + what);
+      }
     } else {
       // Records hold redacted URLs; the channel's credentials go back in for the request only.
       common::HttpRequest request =

@@ -646,6 +646,15 @@ double ms_since(std::chrono::steady_clock::time_point start) {
       .count();
 }
 
+// Whether planning the package needs the environment's python: a noarch python package, by
+// its record or by its info/link.json.
+Result<bool> needs_python(const conda::PackageRecord& record, const fs::path& extracted) {
+  if (record.noarch == conda::NoArchType::Python) return true;
+  ENVB_ASSIGN_OR_RETURN(auto link,
+                        read_link_json(extracted).context("reading " + package_label(record)));
+  return link && link->noarch_type == "python";
+}
+
 // Runs task(i) for i in [0, count) on up to `jobs` threads; stops handing out work after the
 // first error and returns it.
 Result<void> for_each_parallel(size_t count, size_t jobs,
@@ -688,69 +697,110 @@ Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallReq
   };
   EnvironmentInstallReport report;
 
-  // 1. Fetch and extract, through the cache.
+  // 1. Fetch and extract, through the cache; each package is planned (2.) on its fetch worker as
+  // soon as it is extracted, while the other downloads go on. Noarch python packages wait for
+  // the python record: they are planned once every package is in.
   auto start = std::chrono::steady_clock::now();
   std::vector<PackageRef> refs;
   for (const auto& r : request.records) refs.push_back({r.url, r.fn, r.sha256, r.md5, r.size});
-  PackageCacheOptions cache_options = request.cache;
-  std::mutex progress_mutex;
-  size_t ready = 0;
-  auto user_on_ready = cache_options.on_ready;
-  cache_options.on_ready = [&](const PackageRef& ref, const CachedPackage& cached) {
-    std::lock_guard<std::mutex> lock(progress_mutex);
-    ++ready;
-    std::string how = cached.downloaded ? "downloaded" : "cached";
-    if (cached.extracted_now) how += ", extracted";
-    uint64_t size = ref.size.value_or(0);
-    if (cached.downloaded) {
-      ++report.downloaded;
-      report.download_bytes += size;
+  const fs::path staging = prefix / ".envbuild-staging";
+  // Also on error: patched copies are of no use to a later run, and a prefix this run created
+  // goes too while it is still empty (a failed fetch leaves nothing behind).
+  struct RemoveStaging {
+    fs::path path;
+    bool remove_parent;
+    ~RemoveStaging() {
+      (void)common::remove_all(path);
+      std::error_code ec;
+      if (remove_parent) fs::remove(path.parent_path(), ec);  // only when empty
     }
-    if (cached.extracted_now) ++report.extracted;
-    progress("fetched " + std::to_string(ready) + "/" + std::to_string(refs.size()) + " " +
-             archive_name(ref) + " (" + human_bytes(size) + ", " + how + ")");
-    if (user_on_ready) user_on_ready(ref, cached);
-  };
-  PackageCache cache(cache_options);
-  ENVB_ASSIGN_OR_RETURN(auto cached, cache.fetch(refs).context("fetching packages"));
-  report.fetch_ms = ms_since(start);
-
-  // 2. Complete the records from info/index.json, then plan every package.
-  start = std::chrono::steady_clock::now();
-  std::vector<conda::PackageRecord> records;
-  for (size_t i = 0; i < request.records.size(); ++i) {
+  } remove_staging{staging, !fs::exists(prefix, ec)};
+  ENVB_TRY(common::make_dirs(staging));
+  std::vector<conda::PackageRecord> records(refs.size());
+  std::vector<std::optional<PackagePlan>> planned(refs.size());
+  auto complete_record = [&](size_t i, const CachedPackage& cached) -> Result<void> {
     const auto& given = request.records[i];
-    fs::path index_file = cached[i].extracted / "info" / "index.json";
+    fs::path index_file = cached.extracted / "info" / "index.json";
     ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(index_file));
     ENVB_ASSIGN_OR_RETURN(auto index, conda::parse_package_record(text, index_file.string()));
     if (!given.name.empty() && given.name != index.name)
       return fail(Errc::Integrity, archive_name(refs[i]) + ": expected package '" + given.name +
                                        "' but its info/index.json says '" + index.name + "'");
-    records.push_back(merge_index_record(given, index));
-    if (records.back().sha256.empty()) records.back().sha256 = cached[i].sha256;
-  }
-  ENVB_ASSIGN_OR_RETURN(auto python, python_of(records));
-  const std::vector<size_t> order = topological_order(records);
-  const fs::path staging = prefix / ".envbuild-staging";
-  ENVB_TRY(common::make_dirs(staging));
-  struct RemoveStaging {  // also on error: patched copies are of no use to a later run
-    fs::path path;
-    ~RemoveStaging() { (void)common::remove_all(path); }
-  } remove_staging{staging};
-  std::vector<PackagePlan> plans(order.size());
-  ENVB_TRY(for_each_parallel(order.size(), request.jobs, [&](size_t k) -> Result<void> {
-    size_t i = order[k];
+    records[i] = merge_index_record(given, index);
+    if (records[i].sha256.empty()) records[i].sha256 = cached.sha256;
+    return ok();
+  };
+  auto plan_one = [&](size_t i, const CachedPackage& cached,
+                      const std::optional<conda::PythonInfo>& python) -> Result<void> {
     InstallTarget target;
     target.prefix = prefix.string();
     target.subdir = request.subdir;
     target.python = python;
-    target.staging = staging / std::to_string(k);
+    target.staging = staging / std::to_string(i);
     auto spec = request.requested_specs.find(records[i].name);
     ENVB_ASSIGN_OR_RETURN(
-        plans[k], plan_package(records[i], cached[i].extracted,
-                               spec == request.requested_specs.end() ? "" : spec->second, target));
+        planned[i],
+        plan_package(records[i], cached.extracted,
+                     spec == request.requested_specs.end() ? "" : spec->second, target));
     return ok();
+  };
+  // The first error of completing or planning a package, reported as it is (not as a failed
+  // fetch); the fetch then stops as after a failed download.
+  std::mutex error_mutex;
+  std::optional<Error> package_error;
+  PackageCacheOptions cache_options = request.cache;
+  std::mutex progress_mutex;
+  size_t ready = 0;
+  auto user_on_ready = cache_options.on_ready;
+  cache_options.on_ready = [&](size_t i, const PackageRef& ref,
+                               const CachedPackage& cached) -> Result<void> {
+    {
+      std::lock_guard<std::mutex> lock(progress_mutex);
+      ++ready;
+      std::string how = cached.downloaded ? "downloaded" : "cached";
+      if (cached.extracted_now) how += ", extracted";
+      std::error_code size_ec;
+      uint64_t size = ref.size ? *ref.size : fs::file_size(cached.archive, size_ec);
+      if (size_ec) size = 0;
+      if (cached.downloaded) {
+        ++report.downloaded;
+        report.download_bytes += size;
+      }
+      if (cached.extracted_now) ++report.extracted;
+      progress("fetched " + std::to_string(ready) + "/" + std::to_string(refs.size()) + " " +
+               archive_name(ref) + " (" + human_bytes(size) + ", " + how + ")");
+    }
+    if (user_on_ready) ENVB_TRY(user_on_ready(i, ref, cached));
+    auto done = [&]() -> Result<void> {
+      ENVB_TRY(complete_record(i, cached));
+      ENVB_ASSIGN_OR_RETURN(bool wants_python, needs_python(records[i], cached.extracted));
+      if (!wants_python) ENVB_TRY(plan_one(i, cached, std::nullopt));
+      return ok();
+    }();
+    if (done) return ok();
+    std::lock_guard<std::mutex> lock(error_mutex);
+    if (!package_error) package_error = std::move(done).error();
+    return fail(Errc::Cancelled, "stopped after an error in " + archive_name(ref));
+  };
+  PackageCache cache(cache_options);
+  auto fetched = cache.fetch(refs);
+  if (package_error) return std::move(*package_error);
+  ENVB_ASSIGN_OR_RETURN(auto cached, std::move(fetched).context("fetching packages"));
+  report.fetch_ms = ms_since(start);
+
+  // 2. The packages left to plan: those that need the environment's python.
+  start = std::chrono::steady_clock::now();
+  ENVB_ASSIGN_OR_RETURN(auto python, python_of(records));
+  std::vector<size_t> later;
+  for (size_t i = 0; i < planned.size(); ++i)
+    if (!planned[i]) later.push_back(i);
+  ENVB_TRY(for_each_parallel(later.size(), request.jobs, [&](size_t n) -> Result<void> {
+    return plan_one(later[n], cached[later[n]], python);
   }));
+  const std::vector<size_t> order = topological_order(records);
+  std::vector<PackagePlan> plans;
+  plans.reserve(order.size());
+  for (size_t i : order) plans.push_back(std::move(*planned[i]));
   for (const auto& plan : plans) report.relocations += plan.relocations.size();
   report.plan_ms = ms_since(start);
   progress("planned " + std::to_string(plans.size()) + " packages (" +

@@ -19,6 +19,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <unordered_map>
 
 #include "common/format.hpp"
 #include "common/fs.hpp"
@@ -301,6 +302,33 @@ std::vector<std::pair<std::string, std::string>> environment_files(
 
 namespace {
 
+// Runs task(i) for i in [0, count) on up to `jobs` threads; stops handing out work after the
+// first error and returns it.
+Result<void> for_each_parallel(size_t count, size_t jobs,
+                               const std::function<Result<void>(size_t)>& task) {
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex mutex;
+  std::optional<Error> first_error;
+  auto worker = [&] {
+    for (size_t i; !failed.load() && (i = next.fetch_add(1)) < count;) {
+      auto r = task(i);
+      if (!r) {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (!first_error) first_error = std::move(r).error();
+        failed.store(true);
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < std::min(std::max<size_t>(jobs, 1), count); ++t)
+    threads.emplace_back(worker);
+  worker();
+  for (auto& t : threads) t.join();
+  if (first_error) return std::move(*first_error);
+  return ok();
+}
+
 // One link(2), rename(2) (a private copy) or symlink(2) of `file` at `dest`: 0 when it is
 // there, else the errno; -1 when the file must be copied (no_link).
 int place_once(const PlannedFile& file, const fs::path& dest) {
@@ -521,8 +549,19 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
       fs::remove(file, ec);
     }
   };
+  // Pre-link scripts must see the files of the packages linked before theirs: with any, the
+  // files go in one package after the other. Without, the order only decides clobbers, so each
+  // path is placed once, from the last package that has it (the tree an in-order link leaves),
+  // by `jobs` threads.
+  const bool in_order = std::any_of(plans.begin(), plans.end(), [](const PackagePlan& plan) {
+    return std::any_of(plan.link_scripts.begin(), plan.link_scripts.end(),
+                       [](const std::string& s) { return s.ends_with("-pre-link.sh"); });
+  });
+  std::vector<std::vector<const PlannedFile*>> deferred(plans.size());
+  std::unordered_map<std::string_view, size_t> last_owner;  // path -> index of its last plan
   std::map<std::string, std::string> owner;
-  for (const auto& plan : plans) {
+  for (size_t p = 0; p < plans.size(); ++p) {
+    const PackagePlan& plan = plans[p];
     const std::string label = package_label(plan.record);
     // Pre-link scripts (deprecated in conda, still run) run before the package's own files are
     // linked, from the package's copy, with the same environment as post-link scripts.
@@ -555,8 +594,26 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
              label + "'s");
       }
       owner[file.path] = label;
-      ENVB_TRY(place_file(file, dest, report));
       ++report.files;
+      if (!in_order) {
+        deferred[p].push_back(planned);
+        last_owner[file.path] = p;
+        continue;
+      }
+      ENVB_TRY(place_file(file, dest, report));
+    }
+  }
+  if (!in_order) {
+    std::vector<PrefixInstallReport> counts(plans.size());
+    ENVB_TRY(for_each_parallel(plans.size(), options.jobs, [&](size_t p) -> Result<void> {
+      for (const PlannedFile* file : deferred[p])
+        if (last_owner.at(file->path) == p)
+          ENVB_TRY(place_file(*file, prefix_dir / file->path, counts[p]));
+      return ok();
+    }));
+    for (const auto& c : counts) {
+      report.hardlinked += c.hardlinked;
+      report.copied += c.copied;
     }
   }
   if (options.compile_pyc) ENVB_TRY(compile_noarch_pyc(plans, prefix_dir, subdir, report, warn));
@@ -653,33 +710,6 @@ Result<bool> needs_python(const conda::PackageRecord& record, const fs::path& ex
   ENVB_ASSIGN_OR_RETURN(auto link,
                         read_link_json(extracted).context("reading " + package_label(record)));
   return link && link->noarch_type == "python";
-}
-
-// Runs task(i) for i in [0, count) on up to `jobs` threads; stops handing out work after the
-// first error and returns it.
-Result<void> for_each_parallel(size_t count, size_t jobs,
-                               const std::function<Result<void>(size_t)>& task) {
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  std::mutex mutex;
-  std::optional<Error> first_error;
-  auto worker = [&] {
-    for (size_t i; !failed.load() && (i = next.fetch_add(1)) < count;) {
-      auto r = task(i);
-      if (!r) {
-        std::lock_guard<std::mutex> lock(mutex);
-        if (!first_error) first_error = std::move(r).error();
-        failed.store(true);
-      }
-    }
-  };
-  std::vector<std::thread> threads;
-  for (size_t t = 1; t < std::min(std::max<size_t>(jobs, 1), count); ++t)
-    threads.emplace_back(worker);
-  worker();
-  for (auto& t : threads) t.join();
-  if (first_error) return std::move(*first_error);
-  return ok();
 }
 
 }  // namespace
@@ -808,8 +838,10 @@ Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallReq
 
   // 3. Link.
   start = std::chrono::steady_clock::now();
+  PrefixInstallOptions install_options = request.install;
+  install_options.jobs = request.jobs;
   ENVB_ASSIGN_OR_RETURN(report.prefix,
-                        install_to_prefix(plans, prefix, request.subdir, request.install));
+                        install_to_prefix(plans, prefix, request.subdir, install_options));
   ENVB_TRY(common::remove_all(staging));
   report.link_ms = ms_since(start);
   for (size_t i : order) report.records.push_back(records[i]);

@@ -60,11 +60,12 @@ class PackageCache {
  public:
   explicit PackageCache(PackageCacheOptions options);
 
-  /// Downloads (unless cached), verifies and extracts every package; in parallel, with
-  /// extraction of one package overlapping the download of others. The longest jobs start
-  /// first: .tar.bz2 archives (bzip2 decompresses many times slower than zstd) and big
-  /// packages where sizes are known. The first error stops the batch; the error names the
-  /// package and URL.
+  /// Downloads (unless cached), verifies and extracts every package. `jobs` workers download;
+  /// each verified archive goes to a pool of extraction workers (one per CPU, at most `jobs`)
+  /// while the downloads go on. The longest jobs start first: .tar.bz2 archives (bzip2
+  /// decompresses many times slower than zstd) and big packages where sizes are known. The
+  /// first error stops the batch (archives already downloaded are still extracted into the
+  /// cache); the error names the package and URL.
   Result<std::vector<CachedPackage>> fetch(const std::vector<PackageRef>& packages) const;
 
   /// One package, on the calling thread.
@@ -73,6 +74,9 @@ class PackageCache {
   [[nodiscard]] const std::filesystem::path& root() const noexcept { return options_.root; }
 
  private:
+  struct Held;  // a verified archive in the cache, its key's lock still held
+  Result<Held> acquire(const PackageRef& package, common::HttpClient& client) const;
+  Result<void> extract(Held& held) const;
   Result<std::filesystem::path> download(const PackageRef& package, const std::string& key,
                                          common::HttpClient& client, bool& downloaded) const;
   PackageCacheOptions options_;

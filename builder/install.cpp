@@ -727,9 +727,9 @@ Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallReq
   };
   EnvironmentInstallReport report;
 
-  // 1. Fetch and extract, through the cache; each package is planned (2.) on its fetch worker as
-  // soon as it is extracted, while the other downloads go on. Noarch python packages wait for
-  // the python record: they are planned once every package is in.
+  // 1. Fetch and extract, through the cache; each package is planned (2.) by the worker that
+  // made it ready (extracted it, or found it cached) while the other downloads go on. Noarch
+  // python packages wait for the python record: they are planned once every package is in.
   auto start = std::chrono::steady_clock::now();
   std::vector<PackageRef> refs;
   for (const auto& r : request.records) refs.push_back({r.url, r.fn, r.sha256, r.md5, r.size});

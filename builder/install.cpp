@@ -19,6 +19,7 @@
 #include <set>
 #include <sstream>
 #include <thread>
+#include <unordered_map>
 
 #include "common/format.hpp"
 #include "common/fs.hpp"
@@ -117,8 +118,10 @@ Result<PackagePlan> plan_package(const conda::PackageRecord& record, const fs::p
     recorded.size_in_bytes = entry.size_in_bytes;
     recorded.no_link = entry.no_link;
     if (entry.path_type == conda::PathType::Directory) continue;  // parents are implicit
+    // One lstat per entry: it tells a symlink, a regular file and a missing file apart.
     std::error_code ec;
-    if (entry.path_type == conda::PathType::SoftLink || fs::is_symlink(source, ec)) {
+    const fs::file_status status = fs::symlink_status(source, ec);
+    if (entry.path_type == conda::PathType::SoftLink || fs::is_symlink(status)) {
       fs::path target_text = fs::read_symlink(source, ec);
       if (ec)
         return fail(Errc::Integrity, label + ": " + entry.path + " is listed as a symlink but " +
@@ -127,7 +130,7 @@ Result<PackagePlan> plan_package(const conda::PackageRecord& record, const fs::p
           {dest, PlannedFile::Kind::Symlink, {}, target_text.string(), false, false});
       recorded.path_type = conda::PrefixPathType::SoftLink;
     } else {
-      if (!fs::is_regular_file(source, ec))
+      if (!fs::is_regular_file(status))
         return fail(Errc::Integrity, label + ": " + entry.path + " is missing from the package");
       PlannedFile file{dest, PlannedFile::Kind::File, source, {}, false, entry.no_link};
       recorded.path_type = conda::PrefixPathType::HardLink;
@@ -299,17 +302,74 @@ std::vector<std::pair<std::string, std::string>> environment_files(
 
 namespace {
 
-Result<void> link_or_copy(const PlannedFile& file, const fs::path& dest,
-                          PrefixInstallReport& report) {
+// Runs task(i) for i in [0, count) on up to `jobs` threads; stops handing out work after the
+// first error and returns it.
+Result<void> for_each_parallel(size_t count, size_t jobs,
+                               const std::function<Result<void>(size_t)>& task) {
+  std::atomic<size_t> next{0};
+  std::atomic<bool> failed{false};
+  std::mutex mutex;
+  std::optional<Error> first_error;
+  auto worker = [&] {
+    for (size_t i; !failed.load() && (i = next.fetch_add(1)) < count;) {
+      auto r = task(i);
+      if (!r) {
+        std::lock_guard<std::mutex> lock(mutex);
+        if (!first_error) first_error = std::move(r).error();
+        failed.store(true);
+      }
+    }
+  };
+  std::vector<std::thread> threads;
+  for (size_t t = 1; t < std::min(std::max<size_t>(jobs, 1), count); ++t)
+    threads.emplace_back(worker);
+  worker();
+  for (auto& t : threads) t.join();
+  if (first_error) return std::move(*first_error);
+  return ok();
+}
+
+// One link(2), rename(2) (a private copy) or symlink(2) of `file` at `dest`: 0 when it is
+// there, else the errno; -1 when the file must be copied (no_link).
+int place_once(const PlannedFile& file, const fs::path& dest) {
+  int r = -1;
+  if (file.kind == PlannedFile::Kind::Symlink)
+    r = ::symlink(file.target.c_str(), dest.c_str());
+  else if (file.private_copy)
+    r = ::rename(file.source.c_str(), dest.c_str());
+  else if (!file.no_link)
+    r = ::link(file.source.c_str(), dest.c_str());
+  else
+    return -1;
+  return r == 0 ? 0 : errno;
+}
+
+// Puts one planned file into the prefix. The prefix starts empty, so the usual case costs one
+// system call: a missing parent directory (ENOENT) is created, and whatever is already at
+// `dest` (EEXIST: a clobbered file of an earlier package, or one a pre-link script wrote) is
+// removed, each followed by one more try. A file that cannot be hard linked is copied.
+Result<void> place_file(const PlannedFile& file, const fs::path& dest,
+                        PrefixInstallReport& report) {
   std::error_code ec;
-  if (file.private_copy && ::rename(file.source.c_str(), dest.c_str()) == 0) {
-    ++report.copied;
+  int err = place_once(file, dest);
+  if (err == ENOENT) {
+    ENVB_TRY(common::make_dirs(dest.parent_path()));
+    err = place_once(file, dest);
+  }
+  if (err == EEXIST || err == EISDIR) {
+    fs::remove(dest, ec);
+    err = place_once(file, dest);
+  }
+  if (err == 0) {
+    if (file.kind == PlannedFile::Kind::File)
+      ++(file.private_copy ? report.copied : report.hardlinked);
     return ok();
   }
-  if (!file.private_copy && !file.no_link && ::link(file.source.c_str(), dest.c_str()) == 0) {
-    ++report.hardlinked;
-    return ok();
-  }
+  if (file.kind == PlannedFile::Kind::Symlink)
+    return common::errno_error("symlink", dest.string(), err);
+  // Copied: never through whatever is at dest (a symlink would be followed).
+  ENVB_TRY(common::make_dirs(dest.parent_path()));
+  fs::remove(dest, ec);
   // A copy of our own rather than fs::copy_file, whose sendfile path reports a full disk as
   // EIO: errno_error names ENOSPC with advice, and a partial copy is removed.
   auto copied = [&]() -> Result<void> {
@@ -489,8 +549,19 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
       fs::remove(file, ec);
     }
   };
+  // Pre-link scripts must see the files of the packages linked before theirs: with any, the
+  // files go in one package after the other. Without, the order only decides clobbers, so each
+  // path is placed once, from the last package that has it (the tree an in-order link leaves),
+  // by `jobs` threads.
+  const bool in_order = std::any_of(plans.begin(), plans.end(), [](const PackagePlan& plan) {
+    return std::any_of(plan.link_scripts.begin(), plan.link_scripts.end(),
+                       [](const std::string& s) { return s.ends_with("-pre-link.sh"); });
+  });
+  std::vector<std::vector<const PlannedFile*>> deferred(plans.size());
+  std::unordered_map<std::string_view, size_t> last_owner;  // path -> index of its last plan
   std::map<std::string, std::string> owner;
-  for (const auto& plan : plans) {
+  for (size_t p = 0; p < plans.size(); ++p) {
+    const PackagePlan& plan = plans[p];
     const std::string label = package_label(plan.record);
     // Pre-link scripts (deprecated in conda, still run) run before the package's own files are
     // linked, from the package's copy, with the same environment as post-link scripts.
@@ -523,16 +594,26 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
              label + "'s");
       }
       owner[file.path] = label;
-      ENVB_TRY(common::make_dirs(dest.parent_path()));
-      std::error_code ec;
-      if (fs::is_symlink(dest, ec) || fs::exists(dest, ec)) fs::remove(dest, ec);
-      if (file.kind == PlannedFile::Kind::Symlink) {
-        if (::symlink(file.target.c_str(), dest.c_str()) != 0)
-          return common::errno_error("symlink", dest.string(), errno);
-      } else {
-        ENVB_TRY(link_or_copy(file, dest, report));
-      }
       ++report.files;
+      if (!in_order) {
+        deferred[p].push_back(planned);
+        last_owner[file.path] = p;
+        continue;
+      }
+      ENVB_TRY(place_file(file, dest, report));
+    }
+  }
+  if (!in_order) {
+    std::vector<PrefixInstallReport> counts(plans.size());
+    ENVB_TRY(for_each_parallel(plans.size(), options.jobs, [&](size_t p) -> Result<void> {
+      for (const PlannedFile* file : deferred[p])
+        if (last_owner.at(file->path) == p)
+          ENVB_TRY(place_file(*file, prefix_dir / file->path, counts[p]));
+      return ok();
+    }));
+    for (const auto& c : counts) {
+      report.hardlinked += c.hardlinked;
+      report.copied += c.copied;
     }
   }
   if (options.compile_pyc) ENVB_TRY(compile_noarch_pyc(plans, prefix_dir, subdir, report, warn));
@@ -622,31 +703,13 @@ double ms_since(std::chrono::steady_clock::time_point start) {
       .count();
 }
 
-// Runs task(i) for i in [0, count) on up to `jobs` threads; stops handing out work after the
-// first error and returns it.
-Result<void> for_each_parallel(size_t count, size_t jobs,
-                               const std::function<Result<void>(size_t)>& task) {
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  std::mutex mutex;
-  std::optional<Error> first_error;
-  auto worker = [&] {
-    for (size_t i; !failed.load() && (i = next.fetch_add(1)) < count;) {
-      auto r = task(i);
-      if (!r) {
-        std::lock_guard<std::mutex> lock(mutex);
-        if (!first_error) first_error = std::move(r).error();
-        failed.store(true);
-      }
-    }
-  };
-  std::vector<std::thread> threads;
-  for (size_t t = 1; t < std::min(std::max<size_t>(jobs, 1), count); ++t)
-    threads.emplace_back(worker);
-  worker();
-  for (auto& t : threads) t.join();
-  if (first_error) return std::move(*first_error);
-  return ok();
+// Whether planning the package needs the environment's python: a noarch python package, by
+// its record or by its info/link.json.
+Result<bool> needs_python(const conda::PackageRecord& record, const fs::path& extracted) {
+  if (record.noarch == conda::NoArchType::Python) return true;
+  ENVB_ASSIGN_OR_RETURN(auto link,
+                        read_link_json(extracted).context("reading " + package_label(record)));
+  return link && link->noarch_type == "python";
 }
 
 }  // namespace
@@ -664,69 +727,110 @@ Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallReq
   };
   EnvironmentInstallReport report;
 
-  // 1. Fetch and extract, through the cache.
+  // 1. Fetch and extract, through the cache; each package is planned (2.) by the worker that
+  // made it ready (extracted it, or found it cached) while the other downloads go on. Noarch
+  // python packages wait for the python record: they are planned once every package is in.
   auto start = std::chrono::steady_clock::now();
   std::vector<PackageRef> refs;
   for (const auto& r : request.records) refs.push_back({r.url, r.fn, r.sha256, r.md5, r.size});
-  PackageCacheOptions cache_options = request.cache;
-  std::mutex progress_mutex;
-  size_t ready = 0;
-  auto user_on_ready = cache_options.on_ready;
-  cache_options.on_ready = [&](const PackageRef& ref, const CachedPackage& cached) {
-    std::lock_guard<std::mutex> lock(progress_mutex);
-    ++ready;
-    std::string how = cached.downloaded ? "downloaded" : "cached";
-    if (cached.extracted_now) how += ", extracted";
-    uint64_t size = ref.size.value_or(0);
-    if (cached.downloaded) {
-      ++report.downloaded;
-      report.download_bytes += size;
+  const fs::path staging = prefix / ".envbuild-staging";
+  // Also on error: patched copies are of no use to a later run, and a prefix this run created
+  // goes too while it is still empty (a failed fetch leaves nothing behind).
+  struct RemoveStaging {
+    fs::path path;
+    bool remove_parent;
+    ~RemoveStaging() {
+      (void)common::remove_all(path);
+      std::error_code ec;
+      if (remove_parent) fs::remove(path.parent_path(), ec);  // only when empty
     }
-    if (cached.extracted_now) ++report.extracted;
-    progress("fetched " + std::to_string(ready) + "/" + std::to_string(refs.size()) + " " +
-             archive_name(ref) + " (" + human_bytes(size) + ", " + how + ")");
-    if (user_on_ready) user_on_ready(ref, cached);
-  };
-  PackageCache cache(cache_options);
-  ENVB_ASSIGN_OR_RETURN(auto cached, cache.fetch(refs).context("fetching packages"));
-  report.fetch_ms = ms_since(start);
-
-  // 2. Complete the records from info/index.json, then plan every package.
-  start = std::chrono::steady_clock::now();
-  std::vector<conda::PackageRecord> records;
-  for (size_t i = 0; i < request.records.size(); ++i) {
+  } remove_staging{staging, !fs::exists(prefix, ec)};
+  ENVB_TRY(common::make_dirs(staging));
+  std::vector<conda::PackageRecord> records(refs.size());
+  std::vector<std::optional<PackagePlan>> planned(refs.size());
+  auto complete_record = [&](size_t i, const CachedPackage& cached) -> Result<void> {
     const auto& given = request.records[i];
-    fs::path index_file = cached[i].extracted / "info" / "index.json";
+    fs::path index_file = cached.extracted / "info" / "index.json";
     ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(index_file));
     ENVB_ASSIGN_OR_RETURN(auto index, conda::parse_package_record(text, index_file.string()));
     if (!given.name.empty() && given.name != index.name)
       return fail(Errc::Integrity, archive_name(refs[i]) + ": expected package '" + given.name +
                                        "' but its info/index.json says '" + index.name + "'");
-    records.push_back(merge_index_record(given, index));
-    if (records.back().sha256.empty()) records.back().sha256 = cached[i].sha256;
-  }
-  ENVB_ASSIGN_OR_RETURN(auto python, python_of(records));
-  const std::vector<size_t> order = topological_order(records);
-  const fs::path staging = prefix / ".envbuild-staging";
-  ENVB_TRY(common::make_dirs(staging));
-  struct RemoveStaging {  // also on error: patched copies are of no use to a later run
-    fs::path path;
-    ~RemoveStaging() { (void)common::remove_all(path); }
-  } remove_staging{staging};
-  std::vector<PackagePlan> plans(order.size());
-  ENVB_TRY(for_each_parallel(order.size(), request.jobs, [&](size_t k) -> Result<void> {
-    size_t i = order[k];
+    records[i] = merge_index_record(given, index);
+    if (records[i].sha256.empty()) records[i].sha256 = cached.sha256;
+    return ok();
+  };
+  auto plan_one = [&](size_t i, const CachedPackage& cached,
+                      const std::optional<conda::PythonInfo>& python) -> Result<void> {
     InstallTarget target;
     target.prefix = prefix.string();
     target.subdir = request.subdir;
     target.python = python;
-    target.staging = staging / std::to_string(k);
+    target.staging = staging / std::to_string(i);
     auto spec = request.requested_specs.find(records[i].name);
     ENVB_ASSIGN_OR_RETURN(
-        plans[k], plan_package(records[i], cached[i].extracted,
-                               spec == request.requested_specs.end() ? "" : spec->second, target));
+        planned[i],
+        plan_package(records[i], cached.extracted,
+                     spec == request.requested_specs.end() ? "" : spec->second, target));
     return ok();
+  };
+  // The first error of completing or planning a package, reported as it is (not as a failed
+  // fetch); the fetch then stops as after a failed download.
+  std::mutex error_mutex;
+  std::optional<Error> package_error;
+  PackageCacheOptions cache_options = request.cache;
+  std::mutex progress_mutex;
+  size_t ready = 0;
+  auto user_on_ready = cache_options.on_ready;
+  cache_options.on_ready = [&](size_t i, const PackageRef& ref,
+                               const CachedPackage& cached) -> Result<void> {
+    {
+      std::lock_guard<std::mutex> lock(progress_mutex);
+      ++ready;
+      std::string how = cached.downloaded ? "downloaded" : "cached";
+      if (cached.extracted_now) how += ", extracted";
+      std::error_code size_ec;
+      uint64_t size = ref.size ? *ref.size : fs::file_size(cached.archive, size_ec);
+      if (size_ec) size = 0;
+      if (cached.downloaded) {
+        ++report.downloaded;
+        report.download_bytes += size;
+      }
+      if (cached.extracted_now) ++report.extracted;
+      progress("fetched " + std::to_string(ready) + "/" + std::to_string(refs.size()) + " " +
+               archive_name(ref) + " (" + human_bytes(size) + ", " + how + ")");
+    }
+    if (user_on_ready) ENVB_TRY(user_on_ready(i, ref, cached));
+    auto done = [&]() -> Result<void> {
+      ENVB_TRY(complete_record(i, cached));
+      ENVB_ASSIGN_OR_RETURN(bool wants_python, needs_python(records[i], cached.extracted));
+      if (!wants_python) ENVB_TRY(plan_one(i, cached, std::nullopt));
+      return ok();
+    }();
+    if (done) return ok();
+    std::lock_guard<std::mutex> lock(error_mutex);
+    if (!package_error) package_error = std::move(done).error();
+    return fail(Errc::Cancelled, "stopped after an error in " + archive_name(ref));
+  };
+  PackageCache cache(cache_options);
+  auto fetched = cache.fetch(refs);
+  if (package_error) return std::move(*package_error);
+  ENVB_ASSIGN_OR_RETURN(auto cached, std::move(fetched).context("fetching packages"));
+  report.fetch_ms = ms_since(start);
+
+  // 2. The packages left to plan: those that need the environment's python.
+  start = std::chrono::steady_clock::now();
+  ENVB_ASSIGN_OR_RETURN(auto python, python_of(records));
+  std::vector<size_t> later;
+  for (size_t i = 0; i < planned.size(); ++i)
+    if (!planned[i]) later.push_back(i);
+  ENVB_TRY(for_each_parallel(later.size(), request.jobs, [&](size_t n) -> Result<void> {
+    return plan_one(later[n], cached[later[n]], python);
   }));
+  const std::vector<size_t> order = topological_order(records);
+  std::vector<PackagePlan> plans;
+  plans.reserve(order.size());
+  for (size_t i : order) plans.push_back(std::move(*planned[i]));
   for (const auto& plan : plans) report.relocations += plan.relocations.size();
   report.plan_ms = ms_since(start);
   progress("planned " + std::to_string(plans.size()) + " packages (" +
@@ -734,8 +838,10 @@ Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallReq
 
   // 3. Link.
   start = std::chrono::steady_clock::now();
+  PrefixInstallOptions install_options = request.install;
+  install_options.jobs = request.jobs;
   ENVB_ASSIGN_OR_RETURN(report.prefix,
-                        install_to_prefix(plans, prefix, request.subdir, request.install));
+                        install_to_prefix(plans, prefix, request.subdir, install_options));
   ENVB_TRY(common::remove_all(staging));
   report.link_ms = ms_since(start);
   for (size_t i : order) report.records.push_back(records[i]);

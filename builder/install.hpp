@@ -73,6 +73,9 @@ struct PrefixInstallOptions {
   std::map<std::string, std::string> variables;  // environment.yml `variables:`
   std::string environment_name;
   std::vector<std::string> requested_specs;  // for conda-meta/history
+  /// Threads that link files (when no package has a pre-link script: those go one package
+  /// after the other).
+  size_t jobs = 8;
   /// Warnings (clobbers, skipped scripts) go here; default: stderr.
   std::function<void(const std::string&)> warn;
 };

@@ -4,9 +4,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdlib>
+#include <deque>
 #include <mutex>
+#include <numeric>
+#include <thread>
 
 #include "builder/channel.hpp"
 #include "common/fs.hpp"
@@ -199,10 +204,18 @@ Result<fs::path> PackageCache::download(const PackageRef& package, const std::st
       ENVB_TRY(rewind());
     }
     if (local) {
-      auto source = common::FileSource::open(local_path(package.url));
-      if (!source) return std::move(source).error().with_context("reading " + what);
-      auto copied = common::copy_stream(**source, sink);
-      if (!copied) return std::move(copied).error().with_context("reading " + what);
+      // Nothing to resume from a local file: a failed copy leaves no part behind.
+      auto copied = [&]() -> Result<void> {
+        ENVB_ASSIGN_OR_RETURN(auto source, common::FileSource::open(local_path(package.url)));
+        ENVB_TRY(common::copy_stream(*source, sink));
+        return ok();
+      }();
+      if (!copied) {
+        fd.reset();
+        std::error_code rm;
+        fs::remove(part, rm);
+        return std::move(copied).error().with_context("reading " + what);
+      }
     } else {
       // Records hold redacted URLs; the channel's credentials go back in for the request only.
       common::HttpRequest request =
@@ -256,8 +269,15 @@ Result<fs::path> PackageCache::download(const PackageRef& package, const std::st
   }
 }
 
-Result<CachedPackage> PackageCache::fetch_one(const PackageRef& package,
-                                              common::HttpClient& client) const {
+struct PackageCache::Held {
+  common::FileLock lock;
+  CachedPackage result;
+  std::string name;
+  bool needs_extraction = false;
+};
+
+Result<PackageCache::Held> PackageCache::acquire(const PackageRef& package,
+                                                 common::HttpClient& client) const {
   std::string name = archive_name(package);
   std::string key = cache_key(package);
   if (key.empty()) {
@@ -268,7 +288,7 @@ Result<CachedPackage> PackageCache::fetch_one(const PackageRef& package,
     ENVB_ASSIGN_OR_RETURN(std::string sha256, common::sha256_file(local_path(package.url)));
     PackageRef with_hash = package;
     with_hash.sha256 = sha256;
-    return fetch_one(with_hash, client);
+    return acquire(with_hash, client);
   }
   ENVB_TRY(common::make_dirs(options_.root / "locks"));
   if (!common::is_safe_relative_path(key) || key.find('/') != std::string::npos ||
@@ -286,33 +306,135 @@ Result<CachedPackage> PackageCache::fetch_one(const PackageRef& package,
   }
   result.extracted = options_.root / "extracted" / key;
   std::error_code ec;
-  if (!fs::is_directory(result.extracted, ec)) {
-    ENVB_TRY(common::make_dirs(result.extracted.parent_path()));
-    ENVB_TRY(
-        conda::extract_package(result.archive, result.extracted).context("extracting " + name));
-    result.extracted_now = true;
-  }
-  (void)lock;
-  return result;
+  const bool needs_extraction = !fs::is_directory(result.extracted, ec);
+  return Held{std::move(lock), std::move(result), std::move(name), needs_extraction};
 }
+
+namespace {
+
+// The result of a held package; the key's lock is released on return (before on_ready runs).
+CachedPackage release(auto&& held) {
+  auto done = std::move(held);
+  return std::move(done.result);
+}
+
+}  // namespace
+
+Result<void> PackageCache::extract(Held& held) const {
+  ENVB_TRY(common::make_dirs(held.result.extracted.parent_path()));
+  ENVB_TRY(conda::extract_package(held.result.archive, held.result.extracted)
+               .context("extracting " + held.name));
+  held.result.extracted_now = true;
+  return ok();
+}
+
+Result<CachedPackage> PackageCache::fetch_one(const PackageRef& package,
+                                              common::HttpClient& client) const {
+  ENVB_ASSIGN_OR_RETURN(Held held, acquire(package, client));
+  if (held.needs_extraction) ENVB_TRY(extract(held));
+  return std::move(held.result);  // the lock goes with `held`
+}
+
+namespace {
+
+// Indices of `packages`, longest job first, so that the batch does not end with one worker
+// still busy on a big or slow package while the others idle: by expected work (the size, with
+// a .tar.bz2 counting 8 times: bzip2 decompresses far slower than zstd), then .tar.bz2 before
+// .conda when sizes are unknown (as in an @EXPLICIT lock); otherwise in the given order.
+std::vector<size_t> work_order(const std::vector<PackageRef>& packages) {
+  constexpr uint64_t kBz2Weight = 8;
+  std::vector<std::pair<uint64_t, bool>> keys;
+  for (const auto& package : packages) {
+    const bool bz2 = archive_name(package).ends_with(".tar.bz2");
+    keys.emplace_back(package.size.value_or(0) * (bz2 ? kBz2Weight : 1), bz2);
+  }
+  std::vector<size_t> order(packages.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return keys[a] > keys[b]; });
+  return order;
+}
+
+}  // namespace
 
 Result<std::vector<CachedPackage>> PackageCache::fetch(
     const std::vector<PackageRef>& packages) const {
-  std::vector<CachedPackage> results(packages.size());
+  const size_t count = packages.size();
+  std::vector<CachedPackage> results(count);
+  // One outcome per package, written by the one worker that finishes it.
+  std::vector<Result<void>> outcomes(count);
+  const std::vector<size_t> order = work_order(packages);
   std::atomic<bool> failed{false};
-  auto outcomes = common::run_parallel(
-      packages.size(), std::min(options_.jobs, std::max<size_t>(packages.size(), 1)), options_.http,
-      [&](size_t i, common::HttpClient& client) -> Result<void> {
-        if (failed.load()) return fail(Errc::Cancelled, "cancelled after an earlier failure");
-        auto cached = fetch_one(packages[i], client);
-        if (!cached) {
-          failed.store(true);
-          return std::move(cached).error();
+  // A package is ready: its result goes in, then (unless the batch failed) on_ready.
+  auto ready = [&](size_t i, CachedPackage result) -> Result<void> {
+    results[i] = std::move(result);
+    if (!options_.on_ready || failed.load()) return ok();
+    return options_.on_ready(i, packages[i], results[i]);
+  };
+  auto finish = [&](size_t i, Result<void> outcome) {
+    if (!outcome) failed.store(true);
+    outcomes[i] = std::move(outcome);
+  };
+
+  // The extraction pool: verified archives queue here (bounded, so that a slow extraction does
+  // not pile up held locks) while the download workers go on.
+  const size_t jobs = std::min(options_.jobs, std::max<size_t>(count, 1));
+  const size_t extractors =
+      std::clamp<size_t>(std::thread::hardware_concurrency(), 1, std::max<size_t>(jobs, 1));
+  const size_t capacity = 2 * jobs;
+  std::mutex mutex;
+  std::condition_variable has_item, has_space;
+  std::deque<std::pair<size_t, Held>> queue;
+  bool closed = false;
+  std::vector<std::jthread> pool;
+  for (size_t e = 0; e < extractors; ++e)
+    pool.emplace_back([&] {
+      for (;;) {
+        std::unique_lock<std::mutex> lock(mutex);
+        has_item.wait(lock, [&] { return !queue.empty() || closed; });
+        if (queue.empty()) return;
+        auto [i, held] = std::move(queue.front());
+        queue.pop_front();
+        lock.unlock();
+        has_space.notify_one();
+        // Extracted even after another package failed: the archive is already here.
+        auto extracted = extract(held);
+        CachedPackage result = release(std::move(held));
+        finish(i, extracted ? ready(i, std::move(result)) : std::move(extracted));
+      }
+    });
+
+  common::run_parallel(
+      count, jobs, options_.http, [&](size_t n, common::HttpClient& client) -> Result<void> {
+        const size_t i = order[n];
+        if (failed.load()) {
+          outcomes[i] = fail(Errc::Cancelled, "cancelled after an earlier failure");
+          return ok();
         }
-        results[i] = std::move(*cached);
-        if (options_.on_ready) options_.on_ready(packages[i], results[i]);
+        auto held = acquire(packages[i], client);
+        if (!held) {
+          finish(i, std::move(held).error());
+          return ok();
+        }
+        if (!held->needs_extraction) {
+          finish(i, ready(i, release(std::move(*held))));
+          return ok();
+        }
+        {
+          std::unique_lock<std::mutex> lock(mutex);
+          has_space.wait(lock, [&] { return queue.size() < capacity; });
+          queue.emplace_back(i, std::move(*held));
+        }
+        has_item.notify_one();
         return ok();
       });
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    closed = true;
+  }
+  has_item.notify_all();
+  pool.clear();  // joins: every queued archive is extracted
+
   for (auto& outcome : outcomes) {
     if (!outcome && outcome.error().code() != Errc::Cancelled) return std::move(outcome).error();
   }

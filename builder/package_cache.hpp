@@ -46,8 +46,11 @@ struct PackageCacheOptions {
   /// Channel base URLs with credentials (builder/channel.hpp credentialed_base_urls()): a
   /// package URL under the redacted form of one is downloaded with its credentials.
   std::vector<std::string> credentialed_channels;
-  /// Called after each package is ready (for progress output); may be called from any thread.
-  std::function<void(const PackageRef&, const CachedPackage&)> on_ready;
+  /// Called on the worker thread after package `index` is ready, before that worker takes the
+  /// next package: progress output, or work on the package (planning its installation) that
+  /// then overlaps the other downloads. May be called from any thread; an error stops the batch
+  /// like a failed download.
+  std::function<Result<void>(size_t index, const PackageRef&, const CachedPackage&)> on_ready;
 };
 
 /// $ENVBUILD_CACHE, else $XDG_CACHE_HOME/envbuild, else ~/.cache/envbuild.
@@ -57,9 +60,12 @@ class PackageCache {
  public:
   explicit PackageCache(PackageCacheOptions options);
 
-  /// Downloads (unless cached), verifies and extracts every package; in parallel, with
-  /// extraction of one package overlapping the download of others. The first error stops the
-  /// batch; the error names the package and URL.
+  /// Downloads (unless cached), verifies and extracts every package. `jobs` workers download;
+  /// each verified archive goes to a pool of extraction workers (one per CPU, at most `jobs`)
+  /// while the downloads go on. The longest jobs start first: .tar.bz2 archives (bzip2
+  /// decompresses many times slower than zstd) and big packages where sizes are known. The
+  /// first error stops the batch (archives already downloaded are still extracted into the
+  /// cache); the error names the package and URL.
   Result<std::vector<CachedPackage>> fetch(const std::vector<PackageRef>& packages) const;
 
   /// One package, on the calling thread.
@@ -68,6 +74,9 @@ class PackageCache {
   [[nodiscard]] const std::filesystem::path& root() const noexcept { return options_.root; }
 
  private:
+  struct Held;  // a verified archive in the cache, its key's lock still held
+  Result<Held> acquire(const PackageRef& package, common::HttpClient& client) const;
+  Result<void> extract(Held& held) const;
   Result<std::filesystem::path> download(const PackageRef& package, const std::string& key,
                                          common::HttpClient& client, bool& downloaded) const;
   PackageCacheOptions options_;

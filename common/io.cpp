@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 namespace envbuild::common {
@@ -32,12 +33,13 @@ Result<void> HashingSink::write(std::span<const std::byte> data) {
 }
 
 Result<uint64_t> copy_stream(ByteSource& source, ByteSink& sink) {
-  std::vector<std::byte> buffer(1 << 20);
+  constexpr size_t kSize = 1 << 20;
+  auto buffer = std::make_unique_for_overwrite<std::byte[]>(kSize);  // not zero-filled
   uint64_t total = 0;
   for (;;) {
-    ENVB_ASSIGN_OR_RETURN(size_t n, source.read(buffer));
+    ENVB_ASSIGN_OR_RETURN(size_t n, source.read(std::span(buffer.get(), kSize)));
     if (n == 0) return total;
-    ENVB_TRY(sink.write(std::span(buffer.data(), n)));
+    ENVB_TRY(sink.write(std::span(buffer.get(), n)));
     total += n;
   }
 }

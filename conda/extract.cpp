@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -119,11 +120,12 @@ class TreeWriter {
         ::openat(dir, name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (raw < 0) return creation_error("openat", entry.path, errno);
     Fd fd(raw);
-    buffer_.resize(kBufferSize);
+    if (!buffer_) buffer_ = std::make_unique_for_overwrite<std::byte[]>(kBufferSize);
+    const std::span<std::byte> buffer(buffer_.get(), kBufferSize);
     for (;;) {
-      ENVB_ASSIGN_OR_RETURN(size_t n, data.read(std::span(buffer_)));
+      ENVB_ASSIGN_OR_RETURN(size_t n, data.read(buffer));
       if (n == 0) break;
-      ENVB_TRY(fd.write_all(std::span(buffer_).first(n), entry.path));
+      ENVB_TRY(fd.write_all(buffer.first(n), entry.path));
       stats.bytes += n;
     }
     // World write is dropped with setuid/setgid/sticky: the extracted tree is a shared cache
@@ -138,7 +140,7 @@ class TreeWriter {
   Fd root_;
   std::string root_path_;
   std::unordered_map<std::string, Fd> dirs_;
-  std::vector<std::byte> buffer_;
+  std::unique_ptr<std::byte[]> buffer_;  // not zero-filled: written before it is read
 };
 
 // Removes the temporary tree unless released.

@@ -180,6 +180,105 @@ TEST_F(PackageCacheTest, OfflineMissPackageIsNotFoundWithHint) {
   EXPECT_NE(got.error().to_string().find("--offline"), std::string::npos);
 }
 
+// Given packages without sizes (as in an @EXPLICIT lock) and one worker, expect the .tar.bz2
+// archives (slow to decompress) handed out first and the .conda ones in the given order, with
+// on_ready told each package's index in the request.
+TEST_F(PackageCacheTest, Bz2ArchivesStartFirstAndOnReadyNamesTheIndex) {
+  ENVB_REQUIRE_TESTDATA();
+  const char* kFfi = "libffi-3.4.2-h7f98852_5.tar.bz2";
+  const char* kUuid = "libuuid-2.38.1-h0b41bf4_0.conda";
+  std::vector<PackageRef> refs = {local_ref(*subset_dir() / kZlib), local_ref(*subset_dir() / kXz),
+                                  local_ref(*subset_dir() / kUuid),
+                                  local_ref(*subset_dir() / kFfi)};
+  for (auto& ref : refs) ref.size.reset();
+  PackageCacheOptions options;
+  options.root = dir_ / "cache";
+  options.jobs = 1;
+  std::vector<size_t> seen;
+  options.on_ready = [&](size_t index, const PackageRef& ref,
+                         const CachedPackage& cached) -> Result<void> {
+    EXPECT_EQ(&ref, &refs[index]);
+    EXPECT_EQ(cached.archive.filename(), archive_name(refs[index]));
+    seen.push_back(index);
+    return ok();
+  };
+  auto got = PackageCache(options).fetch(refs);
+  ASSERT_TRUE(got) << got.error().to_string();
+  EXPECT_EQ(seen, (std::vector<size_t>{1, 3, 0, 2}));
+  // With sizes, the bigger job first.
+  refs = {local_ref(*subset_dir() / kUuid), local_ref(*subset_dir() / kZlib)};
+  ASSERT_LT(*refs[0].size, *refs[1].size);
+  seen.clear();
+  got = PackageCache(options).fetch(refs);
+  ASSERT_TRUE(got) << got.error().to_string();
+  EXPECT_EQ(seen, (std::vector<size_t>{1, 0}));
+}
+
+// Given one download worker and an on_ready for the first package that waits for the second
+// package's archive, expect the archive to arrive: downloads go on while a package is
+// extracted and made ready (one worker doing both in turn would wait forever here).
+TEST_F(PackageCacheTest, DownloadsGoOnWhileAPackageIsExtracted) {
+  ENVB_REQUIRE_TESTDATA();
+  std::vector<PackageRef> refs = {local_ref(*subset_dir() / kXz), local_ref(*subset_dir() / kZlib)};
+  const fs::path second = dir_ / "cache/pkgs" / refs[1].sha256 / kZlib;
+  PackageCacheOptions options;
+  options.root = dir_ / "cache";
+  options.jobs = 1;
+  bool arrived = false;
+  options.on_ready = [&](size_t index, const PackageRef&, const CachedPackage&) -> Result<void> {
+    if (index != 0) return ok();
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!(arrived = fs::exists(second)) && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return ok();
+  };
+  auto got = PackageCache(options).fetch(refs);
+  ASSERT_TRUE(got) << got.error().to_string();
+  EXPECT_TRUE(arrived) << second;
+  EXPECT_TRUE((*got)[1].extracted_now);
+}
+
+// Given an on_ready that fails for one package, expect the batch to stop with that error, no
+// on_ready after it, and the packages that were already ready to stay in the cache.
+TEST_F(PackageCacheTest, OnReadyErrorStopsTheBatchAndKeepsWhatIsCached) {
+  ENVB_REQUIRE_TESTDATA();
+  std::vector<PackageRef> refs = {local_ref(*subset_dir() / kXz), local_ref(*subset_dir() / kZlib),
+                                  local_ref(*subset_dir() / "libuuid-2.38.1-h0b41bf4_0.conda")};
+  PackageCacheOptions options;
+  options.root = dir_ / "cache";
+  options.jobs = 1;
+  std::vector<size_t> seen;
+  options.on_ready = [&](size_t index, const PackageRef&, const CachedPackage&) -> Result<void> {
+    seen.push_back(index);
+    if (index == 1) return fail(Errc::Integrity, "planning libzlib failed");
+    return ok();
+  };
+  auto got = PackageCache(options).fetch(refs);
+  ASSERT_FALSE(got);
+  EXPECT_EQ(got.error().code(), Errc::Integrity) << got.error().to_string();
+  EXPECT_NE(got.error().to_string().find("planning libzlib failed"), std::string::npos);
+  EXPECT_TRUE(fs::is_directory(dir_ / "cache/extracted" / refs[0].sha256));
+  EXPECT_TRUE(fs::is_directory(dir_ / "cache/extracted" / refs[1].sha256));
+  EXPECT_EQ(seen, (std::vector<size_t>{0, 1}));
+  EXPECT_TRUE(leftovers(dir_ / "cache").empty());
+}
+
+// Given one package that cannot be downloaded after one that can (one worker, so the order is
+// known), expect the error to name the failed package and the good one to stay cached.
+TEST_F(PackageCacheTest, FailedDownloadNamesThePackageAndKeepsTheOthersCached) {
+  ENVB_REQUIRE_TESTDATA();
+  PackageRef good = local_ref(*subset_dir() / kXz);
+  PackageRef missing = local_ref(*subset_dir() / kZlib);
+  missing.url = "file://" + (dir_ / "nowhere" / kZlib).string();
+  missing.sha256 = std::string(64, 'a');
+  auto got = cache(1).fetch({missing, good});
+  ASSERT_FALSE(got);
+  EXPECT_NE(got.error().to_string().find(kZlib), std::string::npos) << got.error().to_string();
+  EXPECT_TRUE(fs::is_directory(dir_ / "cache/extracted" / good.sha256));
+  EXPECT_FALSE(fs::exists(dir_ / "cache/extracted" / missing.sha256));
+  EXPECT_TRUE(leftovers(dir_ / "cache").empty());
+}
+
 // Given a package (with the right hash) whose archive holds "../evil", expect extraction to fail
 // with Integrity, no extracted/ entry, nothing written outside, and the same cache to go on
 // working for a good package.

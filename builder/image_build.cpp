@@ -23,6 +23,7 @@
 #include "common/format.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
+#include "common/parallel.hpp"
 #include "common/version.hpp"
 #include "conda/environment_file.hpp"
 #include "conda/lockfile_conda_lock.hpp"
@@ -59,32 +60,6 @@ std::string depend_name(const std::string& spec) {
   std::string name = spec.substr(0, end);
   if (auto colons = name.rfind("::"); colons != std::string::npos) name = name.substr(colons + 2);
   return name;
-}
-
-// Runs task(i) for i in [0, count) on up to `jobs` threads; the first error wins.
-Result<void> for_each_index(size_t count, size_t jobs,
-                            const std::function<Result<void>(size_t)>& task) {
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  std::mutex mutex;
-  std::optional<Error> first;
-  auto worker = [&] {
-    for (size_t i; !failed && (i = next++) < count;) {
-      auto r = task(i);
-      if (!r) {
-        std::lock_guard<std::mutex> lock(mutex);
-        if (!first) first = r.error();
-        failed = true;
-      }
-    }
-  };
-  size_t n = std::max<size_t>(1, std::min(jobs, count));
-  std::vector<std::thread> threads;
-  for (size_t t = 1; t < n; ++t) threads.emplace_back(worker);
-  worker();
-  for (auto& t : threads) t.join();
-  if (first) return std::move(*first);
-  return ok();
 }
 
 // Everything a plan needs while layers are written (the staging dir holds patched copies).
@@ -224,7 +199,7 @@ Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o)
   // Packages planned before come from the plan cache, unstaged; the others are planned now.
   const PlanCache plan_cache(p.cache_root / "plans");
   std::vector<uint64_t> sizes(order.size(), 0);
-  ENVB_TRY(for_each_index(order.size(), o.jobs, [&](size_t k) -> Result<void> {
+  ENVB_TRY(common::for_each_index(order.size(), o.jobs, [&](size_t k) -> Result<void> {
     const conda::PackageRecord& record = p.build.records[k];
     std::error_code ec;
     const bool python_matters = record.noarch == conda::NoArchType::Python ||
@@ -475,7 +450,7 @@ Result<ImageBuild> build_environment_image(const EnvironmentSpec& env, const Ima
 
   // Package layers, in parallel; each through the layer cache.
   const size_t package_layers = build.layers.size() - 1;
-  ENVB_TRY(for_each_index(package_layers, o.jobs, [&](size_t l) -> Result<void> {
+  ENVB_TRY(common::for_each_index(package_layers, o.jobs, [&](size_t l) -> Result<void> {
     PlannedLayer& layer = build.layers[l];
     fs::path entry = layer_cache / (layer.cache_key + ".json");
     ENVB_ASSIGN_OR_RETURN(auto hit, cached_layer(entry, build.store));

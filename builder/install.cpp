@@ -24,6 +24,7 @@
 #include "common/format.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
+#include "common/parallel.hpp"
 #include "common/version.hpp"
 #include "conda/package_metadata.hpp"
 #include "conda/relocate_prefix.hpp"
@@ -302,33 +303,6 @@ std::vector<std::pair<std::string, std::string>> environment_files(
 
 namespace {
 
-// Runs task(i) for i in [0, count) on up to `jobs` threads; stops handing out work after the
-// first error and returns it.
-Result<void> for_each_parallel(size_t count, size_t jobs,
-                               const std::function<Result<void>(size_t)>& task) {
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  std::mutex mutex;
-  std::optional<Error> first_error;
-  auto worker = [&] {
-    for (size_t i; !failed.load() && (i = next.fetch_add(1)) < count;) {
-      auto r = task(i);
-      if (!r) {
-        std::lock_guard<std::mutex> lock(mutex);
-        if (!first_error) first_error = std::move(r).error();
-        failed.store(true);
-      }
-    }
-  };
-  std::vector<std::thread> threads;
-  for (size_t t = 1; t < std::min(std::max<size_t>(jobs, 1), count); ++t)
-    threads.emplace_back(worker);
-  worker();
-  for (auto& t : threads) t.join();
-  if (first_error) return std::move(*first_error);
-  return ok();
-}
-
 // One link(2), rename(2) (a private copy) or symlink(2) of `file` at `dest`: 0 when it is
 // there, else the errno; -1 when the file must be copied (no_link).
 int place_once(const PlannedFile& file, const fs::path& dest) {
@@ -605,7 +579,7 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
   }
   if (!in_order) {
     std::vector<PrefixInstallReport> counts(plans.size());
-    ENVB_TRY(for_each_parallel(plans.size(), options.jobs, [&](size_t p) -> Result<void> {
+    ENVB_TRY(common::for_each_index(plans.size(), options.jobs, [&](size_t p) -> Result<void> {
       for (const PlannedFile* file : deferred[p])
         if (last_owner.at(file->path) == p)
           ENVB_TRY(place_file(*file, prefix_dir / file->path, counts[p]));
@@ -824,7 +798,7 @@ Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallReq
   std::vector<size_t> later;
   for (size_t i = 0; i < planned.size(); ++i)
     if (!planned[i]) later.push_back(i);
-  ENVB_TRY(for_each_parallel(later.size(), request.jobs, [&](size_t n) -> Result<void> {
+  ENVB_TRY(common::for_each_index(later.size(), request.jobs, [&](size_t n) -> Result<void> {
     return plan_one(later[n], cached[later[n]], python);
   }));
   const std::vector<size_t> order = topological_order(records);

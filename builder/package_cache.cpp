@@ -164,8 +164,10 @@ Result<fs::path> PackageCache::download(const PackageRef& package, const std::st
   // (here, or in a later run: we hold the key's lock) asks only for the rest with
   // `Range: bytes=N-`. A server that answers 200 instead of 206 sends the whole file: the part is
   // rewound. Size and hashes are always checked over the whole file; a resumed file that fails
-  // them is dropped and fetched once more from the start.
+  // them is dropped and fetched once more from the start; so is a whole download that fails
+  // them once (a body corrupted on the way), but not twice (the package itself differs).
   const fs::path part = dir / ("." + name + ".part");
+  bool fetched_again = false;
   for (int attempt = 1;; ++attempt) {
     ENVB_ASSIGN_OR_RETURN(common::Fd fd,
                           common::Fd::open(part.string(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
@@ -256,7 +258,10 @@ Result<fs::path> PackageCache::download(const PackageRef& package, const std::st
     if (auto verified = verify(package, sink, what, sha256); !verified) {
       std::error_code rm;
       fs::remove(part, rm);
-      if (have > 0 && attempt < kDownloadAttempts) continue;
+      if (attempt < kDownloadAttempts && !local && (have > 0 || !fetched_again)) {
+        fetched_again = fetched_again || have == 0;
+        continue;
+      }
       return std::move(verified).error();
     }
     if (::fsync(fd.get()) != 0) return common::errno_error("fsync", part.string(), errno);

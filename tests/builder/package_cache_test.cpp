@@ -485,6 +485,24 @@ TEST_F(PackageCacheTest, DroppedDownloadResumesWithRangeOrRestartsOn200) {
   }
 }
 
+// A body corrupted on the way (same length, one byte changed) fails its sha256 and is fetched
+// once more from the start; a package that fails twice is an error (the corrupt case above).
+TEST_F(PackageCacheTest, DownloadCorruptedOnceIsFetchedAgain) {
+  ENVB_REQUIRE_TESTDATA();
+  fs::path served = dir_ / "served";
+  fs::create_directories(served);
+  fs::copy_file(*subset_dir() / kXz, served / kXz);
+  testing::RepoServer server(served, dir_, 0, "", "--corrupt-once");
+  ASSERT_NE(server.port(), 0);
+  PackageRef ref = local_ref(served / kXz);
+  ref.url = server.url() + "/" + kXz;
+  auto got = cache().fetch({ref});
+  ASSERT_TRUE(got) << got.error().to_string();
+  EXPECT_EQ(*common::sha256_file((*got)[0].archive.string()), ref.sha256);
+  EXPECT_TRUE(leftovers(dir_ / "cache").empty());
+  EXPECT_EQ(server.log_lines().size(), 2u);
+}
+
 // A part left by someone else that does not belong to the file (wrong bytes): the resumed file
 // fails its sha256, the part is dropped, and the package is fetched once more from the start.
 TEST_F(PackageCacheTest, ResumedFileThatFailsVerificationIsFetchedAgainWhole) {

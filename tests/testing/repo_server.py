@@ -3,12 +3,13 @@
 If-Modified-Since, keep-alive (HTTP/1.1), and a flaky mode that answers 503 (Retry-After: 0) the
 first N times each path is asked for, `Range: bytes=N-` (206; --no-range ignores it and answers
 200), and a dropping mode that sends the headers of the first body of each path but only its first
-N bytes (--drop-after N) or half of it (--drop-once), then closes the connection.
+N bytes (--drop-after N) or half of it (--drop-once), then closes the connection, and a
+corrupting mode that changes one byte of the first body of each path (--corrupt-once).
 A directory with an index.json answers with it (so `/v2/` can answer a registry ping). Every
 request is logged as one JSON line.
 
   repo_server.py --root DIR --port-file F --log L [--fail-first N] [--auth user:pass]
-                 [--drop-after N | --drop-once] [--no-range]
+                 [--drop-after N | --drop-once] [--corrupt-once] [--no-range]
 
 The port (bound on 127.0.0.1, chosen by the OS) is written to --port-file once listening.
 """
@@ -24,6 +25,7 @@ import threading
 args = None
 counts = {}
 dropped = set()
+corrupted = set()
 lock = threading.Lock()
 
 
@@ -106,6 +108,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             headers["Content-Range"] = "bytes %d-%d/%d" % (start, len(body) - 1, len(body))
             body = body[start:]
             status = 206
+        if self.command == "GET" and args.corrupt_once and body:
+            with lock:
+                if self.path not in corrupted:
+                    corrupted.add(self.path)
+                    middle = len(body) // 2
+                    body = body[:middle] + bytes([body[middle] ^ 0xFF]) + body[middle + 1:]
         drop = None
         drop_after = len(body) // 2 if args.drop_once else args.drop_after
         if self.command == "GET" and 0 <= drop_after < len(body):
@@ -126,6 +134,7 @@ def main():
     p.add_argument("--auth", default="")
     p.add_argument("--drop-after", type=int, default=-1)
     p.add_argument("--drop-once", action="store_true")
+    p.add_argument("--corrupt-once", action="store_true")
     p.add_argument("--no-range", action="store_true")
     args = p.parse_args()
     args.root = os.path.abspath(args.root)

@@ -66,6 +66,13 @@ Result<std::optional<conda::LinkJson>> read_link_json(const fs::path& extracted)
   return std::optional<conda::LinkJson>(std::move(link));
 }
 
+// A noarch: python package, by its record or by its info/link.json: it is planned for the
+// environment's python.
+bool is_noarch_python(const conda::PackageRecord& record,
+                      const std::optional<conda::LinkJson>& link) {
+  return record.noarch == conda::NoArchType::Python || (link && link->noarch_type == "python");
+}
+
 Result<void> copy_file_exact(const fs::path& from, const fs::path& to) {
   ENVB_TRY(common::make_dirs(to.parent_path()));
   std::error_code ec;
@@ -88,8 +95,7 @@ Result<PackagePlan> plan_package(const conda::PackageRecord& record, const fs::p
   plan.record = record;
   ENVB_ASSIGN_OR_RETURN(auto paths, read_paths(extracted).context("reading " + label));
   ENVB_ASSIGN_OR_RETURN(auto link, read_link_json(extracted).context("reading " + label));
-  const bool noarch_python =
-      record.noarch == conda::NoArchType::Python || (link && link->noarch_type == "python");
+  const bool noarch_python = is_noarch_python(record, link);
   if (noarch_python && !target.python)
     return fail(Errc::InvalidInput, label +
                                         " is a noarch: python package, but the environment "
@@ -683,7 +689,7 @@ Result<bool> needs_python(const conda::PackageRecord& record, const fs::path& ex
   if (record.noarch == conda::NoArchType::Python) return true;
   ENVB_ASSIGN_OR_RETURN(auto link,
                         read_link_json(extracted).context("reading " + package_label(record)));
-  return link && link->noarch_type == "python";
+  return is_noarch_python(record, link);
 }
 
 }  // namespace

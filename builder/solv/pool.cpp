@@ -642,8 +642,7 @@ Result<RecordOutcome> Pool::solve_records(const SolveJob& job) {
   std::unique_ptr<::Solver, SolverFree> solver;
   int solve_rc = 0;
   for (bool narrow : {true, false}) {
-    considered.reset();
-    considered.emplace(pool);
+    considered.emplace(pool);  // the previous try's map goes first
     const bool reachable =
         internal::mark_reachable_names(pool, roots, impl_->virtual_repo, considered->map());
     if (reachable) considered->activate();

@@ -162,21 +162,17 @@ size_t drop_uninstallable(::Pool* pool, const std::vector<RootChoice>& roots, bo
     }
     queue_free(&deps);
   }
-  auto fits_one = [&](Id dep, Id name) {
+  // Whether a record still considered provides `dep` (of the name `name`, when not 0).
+  auto provided = [&](Id dep, Id name) {
     for (const Id* q = pool_whatprovides_ptr(pool, dep); *q; ++q)
-      if (pool->solvables[*q].name == name && MAPTST(considered, *q)) return true;
+      if ((!name || pool->solvables[*q].name == name) && MAPTST(considered, *q)) return true;
     return false;
   };
   auto requirements_met = [&](Id p) {
     const ::Solvable* s = pool->solvables + p;
     if (!s->dep_requires) return true;
-    for (const Id* dp = s->repo->idarraydata + s->dep_requires; *dp; ++dp) {
-      if (*dp == SOLVABLE_PREREQMARKER) continue;
-      bool provided = false;
-      for (const Id* q = pool_whatprovides_ptr(pool, *dp); *q && !provided; ++q)
-        provided = MAPTST(considered, *q);
-      if (!provided) return false;
-    }
+    for (const Id* dp = s->repo->idarraydata + s->dep_requires; *dp; ++dp)
+      if (*dp != SOLVABLE_PREREQMARKER && !provided(*dp, 0)) return false;
     return true;
   };
   // A record whose dependency nothing left provides goes; that can strand others, so again
@@ -184,7 +180,7 @@ size_t drop_uninstallable(::Pool* pool, const std::vector<RootChoice>& roots, bo
   for (bool changed = true; changed;) {
     changed = false;
     for (const Constraint& c : constraints) {
-      if (MAPTST(considered, c.record) && !fits_one(c.dep, c.name)) {
+      if (MAPTST(considered, c.record) && !provided(c.dep, c.name)) {
         drop(c.record);
         changed = true;
       }

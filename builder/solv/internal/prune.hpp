@@ -39,7 +39,9 @@ struct RootChoice {
 ///    here keeps the next steps from letting a lower channel in when the best channel's builds
 ///    are all dropped);
 ///  - a record of a spec's name that the spec does not allow;
-///  - a record with a dependency that no remaining record provides.
+///  - a record with a dependency that no remaining record provides;
+///  - a record that `constrains` a spec's or a virtual package's name (one every solution
+///    holds) so that none of the name's remaining records fit.
 /// What libsolv would say about an unsatisfiable job needs the dropped records (they are the
 /// conflict's story): solve again without this step when the narrowed solve fails.
 /// Returns how many records were dropped.

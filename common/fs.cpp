@@ -11,6 +11,8 @@
 #include <random>
 #include <thread>
 
+#include "common/root_dir.hpp"
+
 namespace envbuild::common {
 
 namespace fs = std::filesystem;
@@ -180,7 +182,8 @@ Result<void> write_scratch_file(const fs::path& path, std::string_view content, 
 }
 
 Result<std::string> read_file(const fs::path& path, size_t max_bytes) {
-  ENVB_ASSIGN_OR_RETURN(Fd fd, Fd::open_read(path.string()));
+  // Never blocks on a FIFO, never reads a device: names are ours, content may not be.
+  ENVB_ASSIGN_OR_RETURN(Fd fd, open_regular_file(path.string()));
   std::string out;
   std::byte buffer[65536];
   for (;;) {

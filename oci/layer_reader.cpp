@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/fs.hpp"
+#include "common/root_dir.hpp"
 #include "oci/compression.hpp"
 #include "oci/internal/libarchive.hpp"
 
@@ -109,7 +110,7 @@ class Extractor {
       std::string victim = leaf.substr(kWhiteoutPrefix.size());
       if (victim.empty() || victim == "." || victim == "..")
         return hostile(name, "invalid whiteout name");
-      return remove_at(dir.get(), victim, (root_ / parent / victim).string());
+      return common::remove_at(dir.get(), victim, (root_ / parent / victim).string());
     }
 
     mode_t type = archive_entry_filetype(e);
@@ -135,7 +136,7 @@ class Extractor {
     bool exists = ::fstatat(dfd, leaf.c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0;
     if (exists && !(type == AE_IFDIR && S_ISDIR(existing.st_mode)) &&
         !hardlink_to_self(hardlink, path))
-      ENVB_TRY(remove_at(dfd, leaf, shown));
+      ENVB_TRY(common::remove_at(dfd, leaf, shown));
 
     if (hardlink) {
       ENVB_ASSIGN_OR_RETURN(auto tparts, components(hardlink));
@@ -250,7 +251,7 @@ class Extractor {
       if (!touched_.contains(rel)) victims.push_back(child);
     }
     ::closedir(d);
-    for (const auto& v : victims) ENVB_TRY(remove_at(dfd, v, (root_ / dir / v).string()));
+    for (const auto& v : victims) ENVB_TRY(common::remove_at(dfd, v, (root_ / dir / v).string()));
     return ok();
   }
 
@@ -263,40 +264,6 @@ class Extractor {
 };
 
 }  // namespace
-
-Result<void> remove_at(int dirfd, const std::string& name, const std::string& shown) {
-  struct stat st {};
-  if (::fstatat(dirfd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0) {
-    if (errno == ENOENT) return ok();
-    return common::errno_error("fstatat", shown, errno);
-  }
-  if (S_ISDIR(st.st_mode)) {
-    int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return common::errno_error("openat", shown, errno);
-    DIR* d = ::fdopendir(fd);
-    if (!d) {
-      ::close(fd);
-      return common::errno_error("fdopendir", shown, errno);
-    }
-    std::vector<std::string> children;
-    while (dirent* de = ::readdir(d)) {
-      std::string child = de->d_name;
-      if (child != "." && child != "..") children.push_back(child);
-    }
-    Result<void> r = ok();
-    for (const auto& c : children) {
-      r = remove_at(::dirfd(d), c, shown + "/" + c);
-      if (!r) break;
-    }
-    ::closedir(d);
-    ENVB_TRY(std::move(r));
-    if (::unlinkat(dirfd, name.c_str(), AT_REMOVEDIR) != 0)
-      return common::errno_error("rmdir", shown, errno);
-    return ok();
-  }
-  if (::unlinkat(dirfd, name.c_str(), 0) != 0) return common::errno_error("unlink", shown, errno);
-  return ok();
-}
 
 Result<ExtractStats> extract_layer(common::ByteSource& layer, const fs::path& root,
                                    const ExtractOptions& options) {

@@ -44,9 +44,4 @@ Result<ExtractStats> extract_layer_file(const std::filesystem::path& layer,
                                         const std::filesystem::path& root,
                                         const ExtractOptions& options = {});
 
-/// Removes `name` in the directory `dirfd` and, for a directory, everything below it, never
-/// following a symlink (the layer cache composes prefixes with it). A missing name is fine;
-/// `shown` names it in errors.
-Result<void> remove_at(int dirfd, const std::string& name, const std::string& shown);
-
 }  // namespace envbuild::oci

@@ -13,6 +13,7 @@
 
 #include "common/fs.hpp"
 #include "common/hash.hpp"
+#include "common/root_dir.hpp"
 #include "oci/layer_reader.hpp"
 #include "runtime/cache.hpp"
 #include "runtime/internal/cache_files.hpp"
@@ -127,7 +128,7 @@ class Composer {
     // Whiteouts hide what the lower layers put here, so they go before this layer's entries.
     if (!fresh && std::binary_search(names.begin(), names.end(), std::string(kOpaque))) {
       ENVB_ASSIGN_OR_RETURN(std::vector<std::string> lower, list_dir(dst, shown));
-      for (const auto& name : lower) ENVB_TRY(oci::remove_at(dst, name, shown + "/" + name));
+      for (const auto& name : lower) ENVB_TRY(common::remove_at(dst, name, shown + "/" + name));
     }
     for (const auto& name : names) {
       if (fresh || !name.starts_with(kWhiteoutPrefix) || name == kOpaque) continue;
@@ -135,7 +136,7 @@ class Composer {
       if (victim.empty() || victim == "." || victim == "..")
         return fail(Errc::Integrity,
                     "refusing layer entry '" + shown + "/" + name + "': invalid whiteout name");
-      ENVB_TRY(oci::remove_at(dst, victim, shown + "/" + victim));
+      ENVB_TRY(common::remove_at(dst, victim, shown + "/" + victim));
     }
     for (const auto& name : names) {
       if (name.starts_with(kWhiteoutPrefix)) continue;
@@ -155,7 +156,7 @@ class Composer {
     bool merge = exists && S_ISDIR(st.st_mode) && S_ISDIR(existing.st_mode);
     // Whatever a lower layer left under this name is replaced (a symlink in particular is
     // removed, never followed), as the extractor does.
-    if (exists && !merge) ENVB_TRY(oci::remove_at(dst, name, shown));
+    if (exists && !merge) ENVB_TRY(common::remove_at(dst, name, shown));
 
     if (S_ISDIR(st.st_mode)) {
       // Owner-writable while its entries are made; the layer's mode once they are.

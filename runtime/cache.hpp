@@ -128,8 +128,16 @@ class Cache {
  public:
   /// `root` is made absolute; nothing is created until needed.
   explicit Cache(std::filesystem::path root);
-  /// $ENVRUN_CACHE, else $XDG_CACHE_HOME/envrun, else ~/.cache/envrun.
-  static std::filesystem::path default_root();
+  /// $ENVRUN_CACHE, else $XDG_CACHE_HOME/envrun (when absolute), else ~/.cache/envrun with ~
+  /// from $HOME or the password database. There is no shared fallback (a fixed directory in /tmp
+  /// would be another user's to create first): with no home at all it is an error.
+  static Result<std::filesystem::path> default_root();
+
+  /// The cache is trusted (envrun runs what it holds), so it must be this user's alone:
+  /// common::ensure_private_dir (created 0700 when missing; refused when another user could
+  /// write into it or into a directory above it). Every method that reads or changes the cache
+  /// checks this first.
+  Result<void> check_root() const;
 
   [[nodiscard]] const std::filesystem::path& root() const noexcept { return root_; }
   /// Where the prefix for a manifest digest goes: <root>/p/<12 hex>.

@@ -3,6 +3,7 @@
 // must not reach the image readers, the registry client or the unpacker (see launcher/main.cpp).
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <span>
+#include <vector>
 
 #include "oci/descriptor.hpp"
 #include "runtime/cache.hpp"
@@ -141,12 +143,26 @@ Cache::Cache(fs::path root) : root_(fs::absolute(root).lexically_normal()) {
   if (root_.filename().empty()) root_ = root_.parent_path();
 }
 
-fs::path Cache::default_root() {
-  if (const char* dir = std::getenv("ENVRUN_CACHE"); dir && *dir) return dir;
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return fs::path(xdg) / "envrun";
-  if (const char* home = std::getenv("HOME"); home && *home)
+Result<fs::path> Cache::default_root() {
+  if (const char* dir = std::getenv("ENVRUN_CACHE"); dir && *dir) return fs::path(dir);
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg == '/')
+    return fs::path(xdg) / "envrun";
+  if (const char* home = std::getenv("HOME"); home && *home == '/')
     return fs::path(home) / ".cache" / "envrun";
-  return "/tmp/envrun-cache";
+  // HOME unset (cron, some batch systems): the password database knows the home directory.
+  std::vector<char> buffer(16384);
+  passwd entry{};
+  passwd* found = nullptr;
+  if (::getpwuid_r(::geteuid(), &entry, buffer.data(), buffer.size(), &found) == 0 && found &&
+      found->pw_dir && found->pw_dir[0] == '/')
+    return fs::path(found->pw_dir) / ".cache" / "envrun";
+  return Error(Errc::InvalidInput, "no cache directory: HOME is not set and uid " +
+                                       std::to_string(::geteuid()) + " has no home directory")
+      .with_hint("set ENVRUN_CACHE to a directory of your own");
+}
+
+Result<void> Cache::check_root() const {
+  return common::ensure_private_dir(root_, "the envrun cache (ENVRUN_CACHE)");
 }
 
 Result<std::optional<Materialized>> Cache::open_entry(const std::string& id) const {
@@ -190,6 +206,7 @@ Result<std::optional<Materialized>> Cache::open_entry(const std::string& id) con
 }
 
 Result<std::optional<Materialized>> Cache::lookup(const oci::ImageReference& ref) const {
+  ENVB_TRY(check_root());
   auto key = internal::source_key(ref, root_);
   if (!key) return std::optional<Materialized>{};
   fs::path ref_file = root_ / "r" / *key;

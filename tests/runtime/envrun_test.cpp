@@ -19,6 +19,7 @@
 #include "conda/extract.hpp"
 #include "conda/package_metadata.hpp"
 #include "conda/prefix_replace.hpp"
+#include "conda/relocate_prefix.hpp"
 #include "oci/descriptor.hpp"
 #include "oci/layer_writer.hpp"
 #include "oci/layout.hpp"
@@ -26,7 +27,6 @@
 #include "oci/registry/copy.hpp"
 #include "runtime/activate.hpp"
 #include "runtime/cache.hpp"
-#include "runtime/relocate_tree.hpp"
 #include "tests/testing/registry_server.hpp"
 #include "tests/testing/testing.hpp"
 
@@ -399,7 +399,7 @@ TEST_F(EnvrunTest, RelocatesToCacheRootsOfDifferentLengths) {
   ASSERT_EQ(u.exit_code(), 0) << u.output;
   EXPECT_EQ(run_command(shell_quote((unpacked / "bin/bintool").string())).output,
             unpacked.string() + "\n");
-  auto records = read_relocations(unpacked);
+  auto records = conda::read_relocation_index(unpacked);
   ASSERT_TRUE(records && *records);
   EXPECT_EQ((*records)->prefix, unpacked.string());
 }
@@ -895,7 +895,7 @@ TEST_F(EnvrunTest, RealCondaForgePackagesRunFromTwoCacheRoots) {
     write_text(tree / "conda-meta" / (std::string(name) + ".json"),
                read_text(x / "info/index.json"));
   }
-  write_text(tree / std::string(kRelocationsFile),
+  write_text(tree / std::string(conda::kRelocationIndexPath),
              json{{"format", 1}, {"prefix", image_prefix}, {"files", records}}.dump());
   write_text(tree / "conda-meta/history", "");
 

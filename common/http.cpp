@@ -179,8 +179,7 @@ size_t on_read(char* buffer, size_t size, size_t count, void* user) {
 // connection).
 int on_seek(void* user, curl_off_t offset, int origin) {
   auto* t = static_cast<Transfer*>(user);
-  if (offset != 0 || origin != SEEK_SET || !t->opener || !*t->opener)
-    return CURL_SEEKFUNC_CANTSEEK;
+  if (offset != 0 || origin != SEEK_SET || !t->opener || !*t->opener) return CURL_SEEKFUNC_CANTSEEK;
   auto r = (*t->opener)();
   if (!r) return CURL_SEEKFUNC_FAIL;
   t->upload = std::move(*r);
@@ -203,8 +202,7 @@ int on_progress(void* user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t, cu
   return t->late ? 1 : 0;
 }
 
-void set_method(CURL* c, const std::string& method, uint64_t upload_size,
-                HttpCounters& counters) {
+void set_method(CURL* c, const std::string& method, uint64_t upload_size, HttpCounters& counters) {
   if (method == "HEAD") {
     curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
     ++counters.head;
@@ -379,8 +377,8 @@ Result<HttpResponse> HttpClient::follow(const HttpRequest& request, uint64_t& de
     const std::string location = response.header("location");
     if (location.empty()) return response;
     if (redirects >= options_.max_redirects)
-      return fail(Errc::Network, what + ": more than " + std::to_string(options_.max_redirects) +
-                                     " redirects");
+      return fail(Errc::Network,
+                  what + ": more than " + std::to_string(options_.max_redirects) + " redirects");
     ENVB_ASSIGN_OR_RETURN(std::string next, resolve_url(hop.url, location).context(what));
     ENVB_TRY(url_origin(next).context(what + ": redirected"));
     // A redirect out of TLS would hand the rest of the exchange (credentials, a token, the
@@ -388,10 +386,11 @@ Result<HttpResponse> HttpClient::follow(const HttpRequest& request, uint64_t& de
     if (is_downgrade(hop.url, next))
       return fail(Errc::Network, what + ": redirected to " + redact_url(next) +
                                      ": refusing to leave https for plain http")
-          .with_hint("the server (or someone on the way) downgrades the connection; use a "
-                     "mirror that stays on https");
-    if (response.status == 303 || ((response.status == 301 || response.status == 302) &&
-                                   hop.method == "POST")) {
+          .with_hint(
+              "the server (or someone on the way) downgrades the connection; use a "
+              "mirror that stays on https");
+    if (response.status == 303 ||
+        ((response.status == 301 || response.status == 302) && hop.method == "POST")) {
       if (hop.method != "HEAD") hop.method = "GET";
       hop.body = false;
     }
@@ -480,8 +479,8 @@ Result<HttpResponse> HttpClient::transfer(const HttpRequest& request, const Hop&
   if (rc != CURLE_OK) {
     std::string detail = ascii_trim(errbuf[0] ? std::string(errbuf) : curl_easy_strerror(rc));
     // curl's messages may quote the URL: redact whatever it says.
-    auto error = fail(Errc::Network, what + ": " + redact_url(detail)).set_retryable(
-        retryable_curl(rc));
+    auto error =
+        fail(Errc::Network, what + ": " + redact_url(detail)).set_retryable(retryable_curl(rc));
     if (rc == CURLE_PEER_FAILED_VERIFICATION)
       return std::move(error).with_hint(
           "pass --cert-dir with the server's CA, or --tls-verify=false for a test registry");

@@ -175,8 +175,7 @@ std::chrono::milliseconds parse_retry_after(std::string_view value,
 /// stop. The wait doubles from initial_backoff, is at least what Retry-After asks, and at most
 /// max_backoff.
 std::optional<std::chrono::milliseconds> next_retry(const HttpOptions& options, int attempts,
-                                                    bool retryable,
-                                                    std::string_view retry_after,
+                                                    bool retryable, std::string_view retry_after,
                                                     std::chrono::system_clock::time_point now);
 
 /// The error for an unexpected status: "PUT <redacted url>: 400 Bad Request (after 3 attempts)
@@ -212,9 +211,7 @@ class HttpClient {
   Result<HttpResponse> send(const HttpRequest& request, ByteSink& body);
 
   [[nodiscard]] const HttpOptions& options() const noexcept { return options_; }
-  [[nodiscard]] const std::shared_ptr<HttpCounters>& counters() const noexcept {
-    return counters_;
-  }
+  [[nodiscard]] const std::shared_ptr<HttpCounters>& counters() const noexcept { return counters_; }
 
  private:
   struct Hop;

@@ -180,8 +180,7 @@ std::chrono::milliseconds parse_retry_after(std::string_view value,
 }
 
 std::optional<std::chrono::milliseconds> next_retry(const HttpOptions& options, int attempts,
-                                                    bool retryable,
-                                                    std::string_view retry_after,
+                                                    bool retryable, std::string_view retry_after,
                                                     std::chrono::system_clock::time_point now) {
   if (!retryable || attempts > options.max_retries) return std::nullopt;
   std::chrono::milliseconds wait = options.initial_backoff;
@@ -193,16 +192,15 @@ std::optional<std::chrono::milliseconds> next_retry(const HttpOptions& options, 
 Error http_status_error(std::string_view method, std::string_view url,
                         const HttpResponse& response) {
   const long s = response.status;
-  std::string message =
-      std::string(method) + " " + redact_url(url) + ": " + std::to_string(s);
+  std::string message = std::string(method) + " " + redact_url(url) + ": " + std::to_string(s);
   if (auto reason = http_reason_phrase(s); !reason.empty()) message += " " + std::string(reason);
   if (response.attempts > 1)
     message += " (after " + std::to_string(response.attempts) + " attempts)";
   message += body_detail(response.body);
-  const Errc code = s == 401 || s == 403              ? Errc::Unauthorized
-                    : s == 404 || s == 410            ? Errc::NotFound
-                    : http_status_retryable(s)        ? Errc::Network
-                                                      : Errc::InvalidInput;
+  const Errc code = s == 401 || s == 403       ? Errc::Unauthorized
+                    : s == 404 || s == 410     ? Errc::NotFound
+                    : http_status_retryable(s) ? Errc::Network
+                                               : Errc::InvalidInput;
   return fail(code, std::move(message)).set_retryable(http_status_retryable(s));
 }
 
@@ -219,8 +217,8 @@ Result<void> apply_http_overrides(HttpOptions& options, std::string_view spec) {
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
     if (text.empty() || ec != std::errc() || end != text.data() + text.size() ||
         value > (1ull << 40))
-      return fail(Errc::InvalidInput, std::string(kHttpOverridesEnv) + ": '" +
-                                          std::string(entry) + "' is not KEY=NUMBER");
+      return fail(Errc::InvalidInput, std::string(kHttpOverridesEnv) + ": '" + std::string(entry) +
+                                          "' is not KEY=NUMBER");
     const auto secs = std::chrono::seconds(value);
     if (key == "connect") {
       options.connect_timeout = secs;

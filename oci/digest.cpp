@@ -26,8 +26,8 @@ bool valid_algorithm(std::string_view algorithm) {
 
 bool valid_encoded(std::string_view encoded) {
   return !encoded.empty() && std::all_of(encoded.begin(), encoded.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '=' || c == '_' || c == '-';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '=' ||
+           c == '_' || c == '-';
   });
 }
 

@@ -65,8 +65,7 @@ std::optional<std::string> TransferDeadlines::check_window(uint64_t bytes, uint6
   const uint64_t moved = bytes - window_mark_;
   if (moved < need)
     return "stalled: " + std::to_string(moved) + " bytes moved in the last " +
-           seconds(options_.progress_window) + ", at least " + std::to_string(need) +
-           " expected";
+           seconds(options_.progress_window) + ", at least " + std::to_string(need) + " expected";
   window_start_ = now;
   window_mark_ = bytes;
   return std::nullopt;

@@ -16,7 +16,7 @@ namespace envbuild::common::internal {
 struct TransferProgress {
   bool connected = false;  // connection (and TLS) set up: the request is going out
   uint64_t uploaded = 0;
-  bool headers_done = false;  // the response's headers have all arrived
+  bool headers_done = false;   // the response's headers have all arrived
   uint64_t download_size = 0;  // Content-Length, 0 when unknown
   uint64_t downloaded = 0;
 };

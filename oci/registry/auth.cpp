@@ -296,13 +296,14 @@ Result<std::string> Authenticator::fetch_token(const Challenge& challenge,
                                         " (https) sends token requests to the plain-http realm " +
                                         common::redact_url(realm) + ": refused");
   if (credentials_ && !realm_may_receive_credentials(realm_origin, registry_origin))
-    return fail(Errc::Unauthorized,
-                "the registry " + registry_origin.host + " sends token requests to " +
-                    realm_origin.host + ", which is neither its host nor in its domain: the " +
-                    "credentials of user '" + credentials_->username + "' (from " +
-                    credentials_->source + ") are not sent there")
-        .with_hint("pull without credentials if the image is public; otherwise the registry's "
-                   "token service must be on the registry's host or domain");
+    return fail(Errc::Unauthorized, "the registry " + registry_origin.host +
+                                        " sends token requests to " + realm_origin.host +
+                                        ", which is neither its host nor in its domain: the " +
+                                        "credentials of user '" + credentials_->username +
+                                        "' (from " + credentials_->source + ") are not sent there")
+        .with_hint(
+            "pull without credentials if the image is public; otherwise the registry's "
+            "token service must be on the registry's host or domain");
   std::vector<std::string> scopes = scopes_;
   if (auto s = challenge.param("scope");
       !s.empty() && std::find(scopes.begin(), scopes.end(), s) == scopes.end())
@@ -332,7 +333,8 @@ Result<std::string> Authenticator::fetch_token(const Challenge& challenge,
   ENVB_ASSIGN_OR_RETURN(common::HttpResponse resp,
                         client.perform(req).context("fetching a registry token"));
   if (!resp.ok()) {
-    auto err = common::http_status_error("GET", url, resp).with_context("fetching a registry token");
+    auto err =
+        common::http_status_error("GET", url, resp).with_context("fetching a registry token");
     if (resp.status == 401 && !credentials_)
       return std::move(err).with_hint("pass --creds USER:PASS, or log in with podman/docker");
     return err;

@@ -15,8 +15,8 @@
 #include <string_view>
 #include <vector>
 
-#include "common/result.hpp"
 #include "common/http.hpp"
+#include "common/result.hpp"
 #include "common/url.hpp"
 
 namespace envbuild::oci::registry {

@@ -190,8 +190,7 @@ Repository Repository::fork() const {
 
 Result<std::string> Repository::resolve(const std::string& location) const {
   ENVB_ASSIGN_OR_RETURN(
-      std::string url,
-      common::resolve_url(origin_ + "/v2/" + name_ + "/blobs/uploads/", location));
+      std::string url, common::resolve_url(origin_ + "/v2/" + name_ + "/blobs/uploads/", location));
   ENVB_TRY(common::url_origin(url).context("the registry's upload Location"));
   if (common::is_downgrade(origin_, url))
     return fail(Errc::Network, "the registry " + host_ + " (https) sends the upload to " +
@@ -422,7 +421,8 @@ Result<void> Repository::fetch_blob(const Descriptor& blob, const BlobStore& sto
 Result<bool> Repository::mount_blob(const Digest& digest, const std::string& from) {
   common::HttpRequest req;
   req.method = "POST";
-  req.url = origin_ + "/v2/" + name_ + "/blobs/uploads/?mount=" + common::url_escape(digest.to_string()) +
+  req.url = origin_ + "/v2/" + name_ +
+            "/blobs/uploads/?mount=" + common::url_escape(digest.to_string()) +
             "&from=" + common::url_escape(from);
   req.metadata = true;
   ENVB_ASSIGN_OR_RETURN(common::HttpResponse resp, send(req));
@@ -431,7 +431,8 @@ Result<bool> Repository::mount_blob(const Digest& digest, const std::string& fro
   return common::http_status_error("POST", req.url, resp);
 }
 
-Result<UploadOutcome> Repository::push_blob(const Descriptor& blob, const common::BodyOpener& open) {
+Result<UploadOutcome> Repository::push_blob(const Descriptor& blob,
+                                            const common::BodyOpener& open) {
   const std::string what = "pushing blob " + blob.digest.short_string();
   ENVB_ASSIGN_OR_RETURN(auto existing, head_blob(blob.digest).context(what));
   if (existing && (*existing == blob.size || *existing == 0)) return UploadOutcome::Existed;

@@ -112,8 +112,7 @@ class Repository {
   /// an upload Location or anywhere else); on a 401 from the registry answers the challenge once
   /// and resends.
   Result<common::HttpResponse> send(common::HttpRequest request);
-  Result<void> upload(const Descriptor& blob, const common::BodyOpener& open,
-                      std::string location);
+  Result<void> upload(const Descriptor& blob, const common::BodyOpener& open, std::string location);
   /// An upload's Location resolved against the registry; refused when it leaves https.
   Result<std::string> resolve(const std::string& location) const;
 

@@ -65,11 +65,11 @@ TEST(NextRetry, OnePolicyForEveryRequest) {
       {1, true, "", milliseconds(100)},
       {2, true, "", milliseconds(200)},
       {3, true, "", milliseconds(400)},
-      {4, true, "", std::nullopt},              // max_retries spent
-      {1, false, "", std::nullopt},             // 404, a certificate error, bytes in the sink
-      {1, true, "0", milliseconds(100)},        // Retry-After never shortens the backoff
-      {1, true, "0.5", milliseconds(100)},      // not a number of seconds: ignored
-      {2, true, "3", milliseconds(1'000)},      // ... and never waits past max_backoff
+      {4, true, "", std::nullopt},          // max_retries spent
+      {1, false, "", std::nullopt},         // 404, a certificate error, bytes in the sink
+      {1, true, "0", milliseconds(100)},    // Retry-After never shortens the backoff
+      {1, true, "0.5", milliseconds(100)},  // not a number of seconds: ignored
+      {2, true, "3", milliseconds(1'000)},  // ... and never waits past max_backoff
       {1, true, "Tue, 14 Nov 2023 22:13:20.5 GMT", milliseconds(100)},
   };
   for (const auto& c : cases) {
@@ -156,7 +156,9 @@ class TransferDeadlinesTest : public ::testing::Test {
     options_.progress_min_bytes = 1000;
     options_.metadata_timeout = std::chrono::seconds(300);
   }
-  static Clock::time_point at(int seconds) { return Clock::time_point(std::chrono::seconds(seconds)); }
+  static Clock::time_point at(int seconds) {
+    return Clock::time_point(std::chrono::seconds(seconds));
+  }
   HttpOptions options_;
 };
 

@@ -124,8 +124,8 @@ TEST(IsLoopbackHost, Table) {
       {"localhost.evil.com", false},
       {"localhost.", false},
       {"evil.localhost", false},
-      {"127.1", false},          // inet_aton would read it as 127.0.0.1; a resolver may not
-      {"0177.0.0.1", false},     // octal for inet_aton
+      {"127.1", false},       // inet_aton would read it as 127.0.0.1; a resolver may not
+      {"0177.0.0.1", false},  // octal for inet_aton
       {"0x7f.0.0.1", false},
       {"127.0.0.256", false},
       {"128.0.0.1", false},

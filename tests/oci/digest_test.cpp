@@ -56,7 +56,7 @@ TEST(DigestParse, FollowsTheImageSpecGrammarBeforeTheAlgorithm) {
       {"sha256+b64u:LCa0a2j_xo_5m0U8HTBBNBNCLXBkg7-g-YpeiGJm564", Errc::Unsupported},
       {"multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8", Errc::Unsupported},
       {"sha384:" + std::string(96, 'a'), Errc::Unsupported},
-      {"SHA256:" + std::string(kHex), Errc::InvalidInput},  // upper-case algorithm
+      {"SHA256:" + std::string(kHex), Errc::InvalidInput},   // upper-case algorithm
       {"sha256+:" + std::string(kHex), Errc::InvalidInput},  // separator without a component
       {"+sha256:" + std::string(kHex), Errc::InvalidInput},
       {"sha256:../../etc/passwd", Errc::InvalidInput},
@@ -219,10 +219,19 @@ TEST(Tag, GrammarTable) {
     bool valid;
   };
   const Case cases[] = {
-      {"latest", true},   {"v1.2.3", true},    {"_x", true},   {"A-b_C.d", true},
-      {std::string(128, 'a'), true},            {std::string(129, 'a'), false},
-      {"", false},        {".hidden", false},  {"-x", false},  {"a/b", false},
-      {"a:b", false},     {"..", false},       {"a b", false},
+      {"latest", true},
+      {"v1.2.3", true},
+      {"_x", true},
+      {"A-b_C.d", true},
+      {std::string(128, 'a'), true},
+      {std::string(129, 'a'), false},
+      {"", false},
+      {".hidden", false},
+      {"-x", false},
+      {"a/b", false},
+      {"a:b", false},
+      {"..", false},
+      {"a b", false},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.tag);
@@ -271,7 +280,8 @@ TEST(RegistryHost, GrammarTable) {
 
 TEST(ReferenceParse, RejectsAHostAndNameOver255Characters) {
   const std::string host = std::string(60, 'h') + ".example";
-  auto fits = ImageReference::parse("docker://" + host + "/" + std::string(255 - host.size() - 1, 'a'));
+  auto fits =
+      ImageReference::parse("docker://" + host + "/" + std::string(255 - host.size() - 1, 'a'));
   EXPECT_TRUE(fits) << fits.error().to_string();
   auto over = ImageReference::parse("docker://" + host + "/" + std::string(255 - host.size(), 'a'));
   ASSERT_FALSE(over);

@@ -95,8 +95,8 @@ TEST_F(HttpHostileTest, NetrcCredentialsGoOnlyToTheirHost) {
   ASSERT_NE(other.port(), 0);
   HostileServer channel(dir_, "channel", {"--redirect", other.url() + "/x.conda"});
   ASSERT_NE(channel.port(), 0);
-  envbuild::testing::write_text(dir_ / "netrc", "machine 127.0.0.1 login alice password " +
-                                                    std::string(kSentinel) + "\n");
+  envbuild::testing::write_text(
+      dir_ / "netrc", "machine 127.0.0.1 login alice password " + std::string(kSentinel) + "\n");
   HttpOptions o = quick();
   o.use_netrc = true;
   o.netrc_file = (dir_ / "netrc").string();
@@ -112,12 +112,7 @@ TEST_F(HttpHostileTest, NetrcCredentialsGoOnlyToTheirHost) {
 TEST_F(HttpHostileTest, NoRedirectLeavesHttpsForPlainHttp) {
   ENVB_REQUIRE_TOOL("openssl");
   Watchdog watchdog(std::chrono::seconds(60), "downgrade test");
-  auto made = envbuild::testing::run_command(
-      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext "
-      "subjectAltName=IP:127.0.0.1 -keyout " +
-      envbuild::testing::shell_quote((dir_ / "key.pem").string()) + " -out " +
-      envbuild::testing::shell_quote((dir_ / "cert.pem").string()) + " 2>&1");
-  ASSERT_EQ(made.exit_code, 0) << made.output;
+  ASSERT_EQ(envbuild::testing::make_localhost_certificate(dir_), "");
   HostileServer plain(dir_, "plain", {});
   ASSERT_NE(plain.port(), 0);
   HostileServer channel(dir_, "channel",

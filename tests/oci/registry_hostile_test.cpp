@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "oci/layout.hpp"
 #include "oci/layer_writer.hpp"
+#include "oci/layout.hpp"
 #include "oci/mutate.hpp"
 #include "oci/registry/client.hpp"
 #include "tests/testing/hostile_server.hpp"
@@ -81,14 +81,18 @@ class RegistryHostileTest : public envbuild::testing::TempDirTest {
     EXPECT_EQ(other.transcript().find(kPassword), std::string::npos) << other.transcript();
     EXPECT_EQ(other.transcript().find(kToken), std::string::npos) << other.transcript();
   }
-  // A key and self-signed certificate for 127.0.0.1 in dir_.
-  void make_certificate() {
-    auto made = envbuild::testing::run_command(
-        "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext "
-        "subjectAltName=IP:127.0.0.1 -keyout " +
-        envbuild::testing::shell_quote((dir_ / "key.pem").string()) + " -out " +
-        envbuild::testing::shell_quote((dir_ / "cert.pem").string()) + " 2>&1");
-    ASSERT_EQ(made.exit_code, 0) << made.output;
+  // Pulls from a registry started with `args`: it must fail with a Network error that says
+  // `why`.
+  void expect_pull_fails(const std::string& name, std::vector<std::string> args,
+                         const std::string& why) {
+    HostileServer registry(dir_, name, std::move(args));
+    ASSERT_NE(registry.port(), 0);
+    BlobStore store(dir_ / "pulled");
+    auto pulled = pull(ref(registry, "team/app:1"), std::nullopt, store, options());
+    ASSERT_FALSE(pulled);
+    EXPECT_EQ(pulled.error().code(), Errc::Network);
+    EXPECT_NE(pulled.error().to_string().find(why), std::string::npos)
+        << pulled.error().to_string();
   }
 };
 
@@ -100,10 +104,10 @@ TEST_F(RegistryHostileTest, UploadLocationOnAnotherOriginGetsNoCredentials) {
   ASSERT_NE(other_host.port(), 0);
   ASSERT_NE(other_port.port(), 0);
   for (const HostileServer* other : {&other_host, &other_port}) {
-    HostileServer registry(dir_, "registry",
-                           {"--role", "registry", "--auth", "basic", "--user", "alice",
-                            "--password", kPassword, "--upload-location",
-                            other->url() + "/upload/session?state=x"});
+    HostileServer registry(
+        dir_, "registry",
+        {"--role", "registry", "--auth", "basic", "--user", "alice", "--password", kPassword,
+         "--upload-location", other->url() + "/upload/session?state=x"});
     ASSERT_NE(registry.port(), 0);
     auto pushed = push(*img, ref(registry, "team/app:1"), options());
     ASSERT_TRUE(pushed) << pushed.error().to_string();  // the other server took the blobs
@@ -122,10 +126,10 @@ TEST_F(RegistryHostileTest, BearerTokenNeverFollowsABlobRedirect) {
   Watchdog watchdog(std::chrono::seconds(120), "blob redirect test");
   HostileServer other(dir_, "other", {}, "127.0.0.2");
   ASSERT_NE(other.port(), 0);
-  HostileServer registry(dir_, "registry",
-                         {"--role", "registry", "--auth", "bearer", "--realm", "self", "--user",
-                          "alice", "--password", kPassword, "--token", kToken, "--blob-redirect",
-                          other.url()});
+  HostileServer registry(
+      dir_, "registry",
+      {"--role", "registry", "--auth", "bearer", "--realm", "self", "--user", "alice", "--password",
+       kPassword, "--token", kToken, "--blob-redirect", other.url()});
   ASSERT_NE(registry.port(), 0);
   BlobStore store(dir_ / "pulled");
   auto pulled = pull(ref(registry, "team/app:1"), std::nullopt, store, options());
@@ -167,7 +171,7 @@ TEST_F(RegistryHostileTest, ATokenRealmOnAnotherHostGetsNoCredentials) {
 TEST_F(RegistryHostileTest, NothingLeavesHttpsForPlainHttp) {
   ENVB_REQUIRE_TOOL("openssl");
   Watchdog watchdog(std::chrono::seconds(120), "downgrade test");
-  make_certificate();
+  ASSERT_EQ(envbuild::testing::make_localhost_certificate(dir_), "");
   HostileServer plain(dir_, "plain", {});
   ASSERT_NE(plain.port(), 0);
   const std::vector<std::string> tls = {"--tls", (dir_ / "cert.pem").string(),
@@ -179,11 +183,11 @@ TEST_F(RegistryHostileTest, NothingLeavesHttpsForPlainHttp) {
   auto img = image();
   {
     // An upload Location over plain http.
-    HostileServer registry(dir_, "registry",
-                           with_tls({"--role", "registry", "--auth", "basic", "--user", "alice",
-                                     "--password", kPassword, "--upload-location",
-                                     plain.url() + "/upload"}),
-                           "127.0.0.1", true);
+    HostileServer registry(
+        dir_, "registry",
+        with_tls({"--role", "registry", "--auth", "basic", "--user", "alice", "--password",
+                  kPassword, "--upload-location", plain.url() + "/upload"}),
+        "127.0.0.1", true);
     ASSERT_NE(registry.port(), 0);
     auto pushed = push(*img, ref(registry, "team/app:1"), options());
     ASSERT_FALSE(pushed);
@@ -207,11 +211,11 @@ TEST_F(RegistryHostileTest, NothingLeavesHttpsForPlainHttp) {
   }
   {
     // A plain-http token realm for an https registry.
-    HostileServer registry(dir_, "registry-3",
-                           with_tls({"--role", "registry", "--auth", "bearer", "--realm",
-                                     "http://127.0.0.1:" + std::to_string(plain.port()) +
-                                         "/token"}),
-                           "127.0.0.1", true);
+    HostileServer registry(
+        dir_, "registry-3",
+        with_tls({"--role", "registry", "--auth", "bearer", "--realm",
+                  "http://127.0.0.1:" + std::to_string(plain.port()) + "/token"}),
+        "127.0.0.1", true);
     ASSERT_NE(registry.port(), 0);
     BlobStore store(dir_ / "pulled");
     auto pulled = pull(ref(registry, "team/app:1"), std::nullopt, store, options());
@@ -224,41 +228,25 @@ TEST_F(RegistryHostileTest, NothingLeavesHttpsForPlainHttp) {
 
 TEST_F(RegistryHostileTest, ATricklingRegistryFailsThePullInBoundedTime) {
   Watchdog watchdog(std::chrono::seconds(120), "trickling registry");
-  BlobStore store(dir_ / "pulled");
-  {
-    HostileServer registry(dir_, "registry",
-                           {"--role", "registry", "--trickle-headers", "0.3",
-                            "--trickle-match", "/manifests/"});
-    ASSERT_NE(registry.port(), 0);
-    auto pulled = pull(ref(registry, "team/app:1"), std::nullopt, store, options());
-    ASSERT_FALSE(pulled);
-    EXPECT_EQ(pulled.error().code(), Errc::Network);
-    EXPECT_NE(pulled.error().to_string().find("no response headers within 2 s"),
-              std::string::npos)
-        << pulled.error().to_string();
-  }
-  {
-    HostileServer registry(dir_, "registry-2",
-                           {"--role", "registry", "--trickle-body", "0.3",
-                            "--trickle-match", "/blobs/"});
-    ASSERT_NE(registry.port(), 0);
-    auto pulled = pull(ref(registry, "team/app:1"), std::nullopt, store, options());
-    ASSERT_FALSE(pulled);
-    EXPECT_EQ(pulled.error().code(), Errc::Network);
-    EXPECT_NE(pulled.error().to_string().find("stalled"), std::string::npos)
-        << pulled.error().to_string();
-  }
+  expect_pull_fails(
+      "registry",
+      {"--role", "registry", "--trickle-headers", "0.3", "--trickle-match", "/manifests/"},
+      "no response headers within 2 s");
+  expect_pull_fails("registry-2",
+                    {"--role", "registry", "--trickle-body", "0.3", "--trickle-match", "/blobs/"},
+                    "stalled");
 }
 
 TEST_F(RegistryHostileTest, EnvrunPullFromATricklingRegistryEndsWithExitCode6) {
   Watchdog watchdog(std::chrono::seconds(120), "envrun pull from a trickling registry");
-  HostileServer registry(dir_, "registry",
-                         {"--role", "registry", "--trickle-body", "0.3", "--trickle-match",
-                          "/blobs/"});
+  HostileServer registry(
+      dir_, "registry",
+      {"--role", "registry", "--trickle-body", "0.3", "--trickle-match", "/blobs/"});
   ASSERT_NE(registry.port(), 0);
   auto r = envbuild::testing::run_command(
-      "HOME=" + envbuild::testing::shell_quote(dir_.string()) + " ENVRUN_CACHE=" +
-      envbuild::testing::shell_quote((dir_ / "cache").string()) + " ENVBUILD_HTTP_TIMEOUTS=headers=2,window=2,min_bytes=1024,retries=1,backoff_ms=10 " +
+      "HOME=" + envbuild::testing::shell_quote(dir_.string()) +
+      " ENVRUN_CACHE=" + envbuild::testing::shell_quote((dir_ / "cache").string()) +
+      " ENVBUILD_HTTP_TIMEOUTS=headers=2,window=2,min_bytes=1024,retries=1,backoff_ms=10 " +
       envbuild::testing::shell_quote((envbuild::testing::binary_dir() / "envrun").string()) +
       " pull docker://" + registry.host() + "/team/app:1");
   EXPECT_EQ(r.exit_code, 6) << r.output;

@@ -64,12 +64,12 @@ class HostileServer {
   /// Starts the server with `args` (hostile_server.py's flags but --log), binding `bind`.
   /// port() is 0 when it did not start (python3 missing): see log_text().
   HostileServer(const std::filesystem::path& scratch, const std::string& name,
-                std::vector<std::string> args, std::string bind = "127.0.0.1",
-                bool tls = false)
+                std::vector<std::string> args, std::string bind = "127.0.0.1", bool tls = false)
       : log_(scratch / (name + ".requests")), bind_(std::move(bind)), tls_(tls) {
-    std::vector<std::string> argv = {"python3",
-                                     (source_dir() / "tests/testing/hostile_server.py").string(),
-                                     "--log", log_.string(), "--bind", bind_};
+    std::vector<std::string> argv = {
+        "python3", (source_dir() / "tests/testing/hostile_server.py").string(),
+        "--log",   log_.string(),
+        "--bind",  bind_};
     argv.insert(argv.end(), args.begin(), args.end());
     // Everything the child needs is made before fork(): a test may have threads (a watchdog),
     // and the child must not allocate.
@@ -143,5 +143,16 @@ class HostileServer {
   pid_t pid_ = -1;
   int port_ = 0;
 };
+
+/// Writes key.pem and cert.pem, a self-signed certificate for 127.0.0.1, into `dir`; "" on
+/// success, else openssl's output.
+inline std::string make_localhost_certificate(const std::filesystem::path& dir) {
+  auto made = run_command(
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=127.0.0.1 -addext "
+      "subjectAltName=IP:127.0.0.1 -keyout " +
+      shell_quote((dir / "key.pem").string()) + " -out " +
+      shell_quote((dir / "cert.pem").string()) + " 2>&1");
+  return made.exit_code == 0 ? "" : made.output;
+}
 
 }  // namespace envbuild::testing

@@ -19,6 +19,8 @@ It records every request it receives (method, path, every header, the body) as o
   --trickle-body S      sends the headers (Content-Length 1000000), then one body byte every S
                         seconds, forever.
   --trickle-match TEXT  trickles only for paths that contain TEXT (default: every path).
+  --missing TEXT     paths that contain TEXT answer 404 before anything else (".zst": a channel
+                     without compressed repodata).
   --tls CERT KEY     serves https.
 
 The port is printed on stdout (one line) once the server listens on --bind (default 127.0.0.1);
@@ -106,6 +108,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     def handle_any(self):
         self.record()
+        if args.missing and args.missing in self.path:
+            return self.answer(404)
         if (args.trickle_headers or args.trickle_body) and args.trickle_match in self.path:
             return self.trickle()
         if args.redirect and args.redirect_match in self.path:
@@ -182,6 +186,7 @@ def main():
     p.add_argument("--trickle-headers", type=float, default=0)
     p.add_argument("--trickle-body", type=float, default=0)
     p.add_argument("--trickle-match", default="")
+    p.add_argument("--missing", default="")
     p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     args = p.parse_args()
     server = http.server.ThreadingHTTPServer((args.bind, 0), Handler)

@@ -153,6 +153,11 @@ class TempDir {
 /// wrong and how to fix it; `what` says whose directory it is ("the envrun cache").
 Result<void> ensure_private_dir(const std::filesystem::path& dir, std::string_view what);
 
+/// The read-only half of that check, for a directory another user (an administrator) owns and
+/// this user only reads: it exists, is a directory, is not writable by group or others, and every
+/// directory above it is owned by root or its owner and writable by others only when sticky.
+Result<void> check_protected_dir(const std::filesystem::path& dir, std::string_view what);
+
 /// A unique name for a temporary sibling of `path` (pid, thread and a counter in it).
 std::filesystem::path temp_sibling(const std::filesystem::path& path);
 

@@ -19,6 +19,7 @@
 
 #include "common/hash.hpp"
 #include "common/root_dir.hpp"
+#include "conda/image_contract.hpp"
 #include "conda/relocate_prefix.hpp"
 #include "oci/archive.hpp"
 #include "oci/layer_reader.hpp"
@@ -36,9 +37,6 @@ using internal::flock_fd;
 using internal::kIdLength;
 using internal::open_lock_file;
 using nlohmann::json;
-
-constexpr std::string_view kPrefixLabel = "org.envbuild.prefix";
-constexpr std::string_view kRequirementsLabel = "org.envbuild.requirements";
 
 bool is_path_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
@@ -72,10 +70,6 @@ Result<std::vector<std::string>> names_with_suffix(const common::RootDir& root,
   return names;
 }
 
-std::string requirement_text(const Requirement& r) {
-  return r.spec.empty() ? r.name : r.name + " " + r.spec;
-}
-
 /// Metadata files of an unpacked prefix are read whole; none is legitimately this large.
 constexpr size_t kMaxMetadataFile = size_t{16} << 20;
 
@@ -97,7 +91,7 @@ Result<std::vector<std::string>> record_requirements(const common::RootDir& pref
       if (d.is_string()) depends.push_back(d.get<std::string>());
   }
   std::vector<std::string> out;
-  for (const auto& r : requirements_from_depends(depends)) out.push_back(requirement_text(r));
+  for (const auto& r : conda::host_requirements(depends)) out.push_back(r.to_string());
   return out;
 }
 
@@ -168,22 +162,6 @@ void remove_staging(const fs::path& dir) {
 
 }  // namespace
 
-std::vector<std::string> split_requirements_label(std::string_view label) {
-  std::vector<std::string> out;
-  while (!label.empty()) {
-    size_t end = label.find(';');
-    std::string_view part = label.substr(0, end);
-    while (!part.empty() && std::isspace(static_cast<unsigned char>(part.front())))
-      part.remove_prefix(1);
-    while (!part.empty() && std::isspace(static_cast<unsigned char>(part.back())))
-      part.remove_suffix(1);
-    if (!part.empty()) out.emplace_back(part);
-    if (end == std::string_view::npos) break;
-    label.remove_prefix(end + 1);
-  }
-  return out;
-}
-
 std::string rewrite_prefix(std::string_view text, std::string_view from, std::string_view to) {
   if (from.empty() || from == to) return std::string(text);
   std::string out;
@@ -203,12 +181,7 @@ std::string rewrite_prefix(std::string_view text, std::string_view from, std::st
 }
 
 std::string image_prefix_of(const oci::ImageConfig& config) {
-  if (auto it = config.config.labels.find(std::string(kPrefixLabel));
-      it != config.config.labels.end() && !it->second.empty())
-    return it->second;
-  for (const auto& kv : config.config.env)
-    if (kv.starts_with("CONDA_PREFIX=") && kv.size() > 13) return kv.substr(13);
-  return "/opt/conda";
+  return conda::image_prefix_of(config.config.labels, config.config.env);
 }
 
 Result<std::unique_ptr<oci::Image>> open_reference(const oci::ImageReference& ref,
@@ -255,9 +228,9 @@ Result<EnvInfo> unpack_image(const oci::Image& image, const fs::path& dir_in,
   const oci::ImageConfig& config = image.config();
   ENVB_TRY(check_platform(config));
   std::vector<std::string> label_requirements;
-  if (auto it = config.config.labels.find(std::string(kRequirementsLabel));
+  if (auto it = config.config.labels.find(std::string(conda::kRequirementsLabel));
       it != config.config.labels.end())
-    label_requirements = split_requirements_label(it->second);
+    label_requirements = conda::split_requirements_label(it->second);
   if (options.precheck) ENVB_TRY(options.precheck(label_requirements));
 
   std::error_code ec;

@@ -60,14 +60,12 @@ struct EnvInfo {
 std::string to_json_text(const EnvInfo& info);
 Result<EnvInfo> env_info_from_json(std::string_view text, std::string_view what);
 
-/// The org.envbuild.requirements label ("__cuda >=12.4;__glibc >=2.17") split and trimmed.
-std::vector<std::string> split_requirements_label(std::string_view label);
-
 /// Replaces `from` with `to` where it is a whole path prefix (followed by the end, '/', ':',
 /// ';' or '=' ...): "/opt/conda/bin:/usr/bin" -> "/x/bin:/usr/bin", "/opt/conda2" is kept.
 std::string rewrite_prefix(std::string_view text, std::string_view from, std::string_view to);
 
-/// The image prefix: label org.envbuild.prefix, else config Env CONDA_PREFIX, else /opt/conda.
+/// The image prefix (conda::image_prefix_of): label org.envbuild.prefix, else config Env
+/// CONDA_PREFIX, else /opt/conda.
 std::string image_prefix_of(const oci::ImageConfig& config);
 
 /// Opens an image reference for this host's platform: oci:, oci-archive:, docker-archive: (archives

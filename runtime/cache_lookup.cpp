@@ -63,6 +63,21 @@ fs::path store_layout_for(const fs::path& root, const oci::ImageReference& ref) 
   return root / "i" / short_hash(named.to_string());
 }
 
+std::vector<fs::path> shared_cache_roots() {
+  std::vector<fs::path> roots;
+  const char* list = std::getenv("ENVRUN_SHARED_CACHE");
+  if (list == nullptr) return roots;
+  std::string_view rest = list;
+  while (!rest.empty()) {
+    size_t colon = rest.find(':');
+    std::string_view one = rest.substr(0, colon);
+    if (!one.empty()) roots.emplace_back(std::string(one));
+    if (colon == std::string_view::npos) break;
+    rest.remove_prefix(colon + 1);
+  }
+  return roots;
+}
+
 Result<std::string> source_key(const oci::ImageReference& ref, const fs::path& root) {
   fs::path file;
   switch (ref.transport) {
@@ -75,6 +90,14 @@ Result<std::string> source_key(const oci::ImageReference& ref, const fs::path& r
       break;
     case oci::Transport::Registry:
       file = store_layout_for(root, ref) / "index.json";
+      // Not pulled into this cache: the image may come from a shared one (store.cpp).
+      if (!exists_nofollow(file))
+        for (const fs::path& shared : shared_cache_roots())
+          if (fs::path there = store_layout_for(shared, ref) / "index.json";
+              exists_nofollow(there)) {
+            file = there;
+            break;
+          }
       break;
   }
   struct stat st {};

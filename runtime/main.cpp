@@ -72,8 +72,8 @@ int run_check(const std::string& image, const std::vector<std::string>& require)
       auto opened = runtime::open_reference(*ref, cache->root());
       if (!opened) return fail_with(opened.error());
       const auto& labels = (*opened)->config().config.labels;
-      if (auto it = labels.find("org.envbuild.requirements"); it != labels.end())
-        requirements = runtime::split_requirements_label(it->second);
+      if (auto it = labels.find(std::string(conda::kRequirementsLabel)); it != labels.end())
+        requirements = conda::split_requirements_label(it->second);
       std::cout << "image: " << (*opened)->descriptor().digest.to_string()
                 << " (not unpacked: requirements from its label)\n";
     }
@@ -213,7 +213,10 @@ int main(int argc, char** argv) {
       "Environment: ENVRUN_CACHE (cache root, default ~/.cache/envrun; keep it short: binary\n"
       "files can only take a prefix as long as their package's placeholder), ENVRUN_LIBCUDA (the\n"
       "libcuda.so.1 to probe), CONDA_OVERRIDE_CUDA / CONDA_OVERRIDE_GLIBC (pretend versions),\n"
-      "ENVRUN_FULL (this program, for the envrun launcher: default envrun-full next to it).\n"
+      "ENVRUN_FULL (this program, for the envrun launcher: default envrun-full next to it),\n"
+      "ENVRUN_SHARED_CACHE (read-only caches an administrator filled with envrun pull,\n"
+      "colon-separated; blobs from them are verified). The cache must be yours alone: it is\n"
+      "created 0700 and refused when others can write to it.\n"
       "Exit codes: the command's own; 8 when the host cannot run the environment, 2 for invalid\n"
       "input, 127 when the command is not found.");
 

@@ -17,6 +17,7 @@
 
 #include "common/fs.hpp"
 #include "conda/extract.hpp"
+#include "conda/image_contract.hpp"
 #include "conda/package_metadata.hpp"
 #include "conda/prefix_replace.hpp"
 #include "conda/relocate_prefix.hpp"
@@ -289,7 +290,7 @@ TEST(RewritePrefix, ReplacesWholePathPrefixesOnly) {
 }
 
 TEST(SplitRequirementsLabel, TrimsAndSkipsEmpty) {
-  EXPECT_EQ(split_requirements_label(" __cuda >=12.4; __glibc >=2.17 ;;"),
+  EXPECT_EQ(conda::split_requirements_label(" __cuda >=12.4; __glibc >=2.17 ;;"),
             (std::vector<std::string>{"__cuda >=12.4", "__glibc >=2.17"}));
 }
 
@@ -795,6 +796,35 @@ TEST_F(EnvrunTest, PullsAndRunsDockerImagesFromARegistry) {
     if (fs::is_symlink(e.path() / "blobs")) ++layouts;
   EXPECT_EQ(layouts, 1u);
   EXPECT_TRUE(fs::is_directory(other / "i/blobs/sha256"));
+
+  // A shared cache (an administrator's, read-only to users) serves the reference offline to a
+  // cache of its own; every blob read from it is verified, and one others can write is refused.
+  const fs::path mine = dir_ / "c3";
+  const std::map<std::string, std::optional<std::string>> shared{
+      {"ENVRUN_SHARED_CACHE", (dir_ / "nothing-here").string() + ":" + other.string()}};
+  RunResult from_shared = envrun({ref, "--", "bintool"}, shared, mine);
+  ASSERT_EQ(from_shared.exit_code(), 0) << from_shared.output;
+  EXPECT_NE(from_shared.output.find("from the shared cache " + other.string()), std::string::npos)
+      << from_shared.output;
+  EXPECT_EQ(count_lines_with(from_shared.output, "envrun: pulling"), 0u) << from_shared.output;
+  EXPECT_FALSE(fs::exists(mine / "i" / "blobs")) << "nothing is copied out of the shared cache";
+  auto shared_warm = shared;
+  shared_warm["ENVRUN_FULL"] = (dir_ / "no-such-envrun-full").string();
+  EXPECT_EQ(envrun({ref, "--", "true"}, shared_warm, mine).exit_code(), 0)
+      << "a warm start from a shared image needs only the launcher";
+  fs::path biggest;
+  for (const auto& e : fs::directory_iterator(other / "i/blobs/sha256"))
+    if (biggest.empty() || fs::file_size(e.path()) > fs::file_size(biggest)) biggest = e.path();
+  fs::permissions(biggest, fs::perms::owner_write, fs::perm_options::add);
+  std::string bytes = read_text(biggest);
+  bytes[bytes.size() / 2] ^= 0x20;
+  write_text(biggest, bytes);
+  RunResult tampered = envrun({ref, "--", "true"}, shared, dir_ / "c4");
+  EXPECT_EQ(tampered.exit_code(), 5) << tampered.output;  // Integrity: the blob is not its digest
+  fs::permissions(other, fs::perms::all);
+  RunResult open_to_all = envrun({ref, "--", "true"}, shared, dir_ / "c5");
+  EXPECT_EQ(open_to_all.exit_code(), 2) << open_to_all.output;
+  EXPECT_NE(open_to_all.output.find("writable by others"), std::string::npos) << open_to_all.output;
 
   RunResult local = envrun({"pull", image});
   EXPECT_EQ(local.exit_code(), 2) << local.output;

@@ -23,6 +23,16 @@ a matching request pass through without using up the rule.
 
   fault_proxy.py --upstream 127.0.0.1:5000 --port-file F --log L --fault 503:2@GET~/blobs/
 
+--delay MIN-MAX (milliseconds) holds every request a random time in that range before it goes
+upstream, and its answer as long again before it goes back (--seed makes the draws repeatable):
+concurrent clients then interleave their registry calls in ever different orders.
+
+--tags-page N answers GET /v2/<name>/tags/list itself from the upstream's whole list (which
+distribution 2.8 sends at once), the way a paginating registry does (distribution-spec "Listing
+Tags"): sorted, after ?last=, at most min(?n=, N) tags, and a `Link: <...>; rel="next"` header
+while more remain. --tags-link-origin ORIGIN puts ORIGIN in front of that link's path (a link
+that leaves the registry).
+
 The port (127.0.0.1, chosen by the OS) is written to --port-file once listening. Every request
 is logged as one JSON line: method, path, upstream status, fault applied.
 """
@@ -31,9 +41,12 @@ import http.client
 import http.server
 import json
 import os
+import random
 import re
 import socket
 import threading
+import time
+import urllib.parse
 
 args = None
 rules = []
@@ -79,6 +92,32 @@ def pick(method, path, body_fault_ok=None):
             r.take()
             return r.fault
     return None
+
+
+def delay():
+    if args.delay:
+        low, high = args.delay
+        time.sleep(random.uniform(low, high) / 1000.0)
+
+
+TAGS_LIST = re.compile(r"^/v2/(.+)/tags/list$")
+
+
+def paginate_tags(path, status, data, headers):
+    """The page of a tag list that `path` asks for (a 200 from upstream with every tag)."""
+    url = urllib.parse.urlsplit(path)
+    query = urllib.parse.parse_qs(url.query)
+    tags = sorted(json.loads(data).get("tags") or [])
+    last = query.get("last", [""])[0]
+    size = min(int(query.get("n", [args.tags_page])[0]), args.tags_page)
+    rest = [t for t in tags if t > last]
+    page = rest[:size]
+    out = [(k, v) for k, v in headers if k.lower() not in ("link", "content-length")]
+    if len(rest) > size:
+        next_query = urllib.parse.urlencode({"n": size, "last": page[-1]})
+        out.append(("Link", f'<{args.tags_link_origin}{url.path}?{next_query}>; rel="next"'))
+    body = json.dumps({"name": json.loads(data).get("name"), "tags": page}).encode()
+    return status, body, out
 
 
 def log(entry):
@@ -141,16 +180,26 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.hang_up()
 
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        delay()
         upstream = http.client.HTTPConnection(args.upstream, timeout=120)
         try:
-            upstream.request(method, path, body=body if body or method in ("PUT", "POST", "PATCH")
-                             else None, headers=headers)
+            upstream_path = path
+            paged = args.tags_page and method == "GET" and TAGS_LIST.match(
+                urllib.parse.urlsplit(path).path)
+            if paged:  # the whole list: this proxy cuts the pages
+                upstream_path = urllib.parse.urlsplit(path).path
+            upstream.request(method, upstream_path, body=body if body or method in
+                             ("PUT", "POST", "PATCH") else None, headers=headers)
             resp = upstream.getresponse()
             data = resp.read()
             status, reason, out_headers = resp.status, resp.reason, resp.getheaders()
             declared = resp.getheader("Content-Length")
+            if paged and status == 200:
+                status, data, out_headers = paginate_tags(path, status, data, out_headers)
+                declared = str(len(data))
         finally:
             upstream.close()
+        delay()
         entry["status"] = status
         if fault == "lost":
             entry["fault"] = fault
@@ -199,7 +248,14 @@ def main():
     p.add_argument("--port-file", required=True)
     p.add_argument("--log", required=True)
     p.add_argument("--fault", action="append", default=[])
+    p.add_argument("--delay", type=lambda v: tuple(float(x) for x in v.split("-", 1)),
+                   help="MIN-MAX milliseconds before forwarding and before answering")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--tags-page", type=int, default=0, help="paginate tag lists, N per page")
+    p.add_argument("--tags-link-origin", default="", help="origin in front of next-page links")
     args = p.parse_args()
+    if args.seed is not None:
+        random.seed(args.seed)
     rules.extend(Rule(s) for s in args.fault)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True

@@ -222,7 +222,8 @@ Result<int> run_build(const BuildCliOptions& o) {
     ENVB_ASSIGN_OR_RETURN(auto ref, parse_cache_reference(o.cache_from));
     ENVB_ASSIGN_OR_RETURN(cache, RegistryLayerCache::open(ref, registry_options(output_options)));
     progress("layer cache " + ref.to_string() + ": " + std::to_string(cache->keys()) + " layers, " +
-             std::to_string(cache->blobs().size()) + " blobs");
+             std::to_string(cache->blobs().size()) + " blobs in " +
+             std::to_string(cache->manifests()) + " manifests");
     options.cache_from = cache.get();
     // Cached layers stay in the registry only when everything the image goes to is on that
     // registry (and mounts them); a local output needs their bytes here.
@@ -295,7 +296,13 @@ Result<int> run_build(const BuildCliOptions& o) {
              std::to_string(pushed.transfer.blobs) + " blobs (" +
              std::to_string(pushed.transfer.uploaded) + " uploaded, " +
              std::to_string(pushed.transfer.mounted) + " mounted, " +
-             std::to_string(pushed.transfer.existed) + " already there)");
+             std::to_string(pushed.transfer.existed) + " already there), " +
+             (pushed.wrote ? "a cache manifest" : "no cache manifest (nothing new)") + "; " +
+             std::to_string(pushed.manifests) + " cache manifests" +
+             (pushed.compacted ? " (compacted " + std::to_string(pushed.compacted) + ")" : ""));
+    if (!pushed.not_compacted.empty())
+      progress("warning: layer cache " + cache_to->to_string() +
+               " not compacted: " + pushed.not_compacted);
   }
   if (!o.sbom.empty()) ENVB_TRY(common::write_file_atomic(o.sbom, sbom));
   if (!o.quiet) {
@@ -434,8 +441,9 @@ void register_build(CLI::App& app, Outcome& outcome) {
                   "docker://HOST/REPO[:TAG]: a registry layer cache (see --cache-to); layers "
                   "it knows are not built, and are mounted, not uploaded, to that registry");
   cmd->add_option("--cache-to", o->cache_to,
-                  "docker://HOST/REPO[:TAG]: push the image's layers and their keys there "
-                  "(TAG default envbuild-cache), for later --cache-from");
+                  "docker://HOST/REPO[:TAG]: push the image's layers and their keys there, in "
+                  "a manifest tagged TAG-<digest> (TAG default envbuild-cache), for later "
+                  "--cache-from");
   cmd->add_flag("--no-link-scripts", o->no_link_scripts,
                 "do not warn about link scripts (they are recorded, never run, in images)");
   cmd->add_option("-j,--jobs", o->jobs, "parallel planning and compression (default 4)");

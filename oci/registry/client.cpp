@@ -315,7 +315,16 @@ Result<Descriptor> Repository::put_manifest(const std::string& reference, const 
     return std::unique_ptr<common::ByteSource>(std::make_unique<common::StringSource>(bytes));
   };
   req.body_size = static_cast<int64_t>(bytes.size());
-  ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
+  // distribution 2.8 rewrites a blob's link file in place whenever an upload of that blob
+  // commits (distribution 3 writes a temporary file and renames it, PR 4624): a manifest PUT
+  // that reads the link meanwhile finds the blob unknown although it is there. So that answer
+  // is asked again, twice at most; a blob really missing stays the error.
+  constexpr int kAttempts = 3;
+  Response resp;
+  for (int attempt = 1; attempt <= kAttempts; ++attempt) {
+    ENVB_ASSIGN_OR_RETURN(resp, send(req));
+    if (resp.status != 400 || resp.body.find("MANIFEST_BLOB_UNKNOWN") == std::string::npos) break;
+  }
   if (resp.status != 201 && !resp.ok()) return status_error("PUT", req.url, resp);
   Descriptor d;
   d.media_type = media_type;

@@ -90,7 +90,8 @@ class Repository {
                                        size_t max_bytes = kMaxManifestBytes);
   /// HEAD a manifest: its descriptor, or nullopt when the tag or digest is unknown.
   Result<std::optional<Descriptor>> head_manifest(const std::string& reference);
-  /// PUT a manifest or index (Content-Type = media_type) under a tag or its digest.
+  /// PUT a manifest or index (Content-Type = media_type) under a tag or its digest. A 400
+  /// MANIFEST_BLOB_UNKNOWN is asked again twice (a registry rewriting a blob's link meanwhile).
   Result<Descriptor> put_manifest(const std::string& reference, const std::string& bytes,
                                   const std::string& media_type);
 

@@ -516,6 +516,34 @@ TEST_F(RegistryTest, TagListsFollowLinkPagesWithinBounds) {
       << left.error().to_string();
 }
 
+// distribution 2.8 can answer a manifest PUT with MANIFEST_BLOB_UNKNOWN while a concurrent
+// upload of one of its blobs rewrites that blob's link: the PUT is asked again, twice at most.
+TEST_F(RegistryTest, ManifestPutAsksAgainAfterABlobUnknownAnswer) {
+  start();
+  auto image = make_image(dir_ / "src", {1'000}, 13);
+  for (const std::string count : {"2", "all"}) {
+    SCOPED_TRACE("blob-unknown:" + count);
+    envbuild::testing::FaultProxy proxy(registry_->host(), dir_ / ("proxy-" + count),
+                                        "--fault blob-unknown:" + count + "@PUT~/manifests/");
+    ASSERT_NE(proxy.port(), 0) << "fault_proxy.py did not start";
+    auto pushed = push(*image, parse_ref("docker://" + proxy.host() + "/unknown/app:" + count),
+                       insecure());
+    size_t puts = 0;
+    for (const auto& line : proxy.log_lines())
+      puts += line.find("\"PUT\"") != std::string::npos &&
+              line.find("/manifests/") != std::string::npos;
+    EXPECT_EQ(puts, 3u);
+    if (count == "2") {
+      EXPECT_TRUE(pushed) << pushed.error().to_string();
+      continue;
+    }
+    ASSERT_FALSE(pushed);
+    EXPECT_NE(pushed.error().to_string().find("400 Bad Request (MANIFEST_BLOB_UNKNOWN"),
+              std::string::npos)
+        << pushed.error().to_string();
+  }
+}
+
 // DELETE by digest drops the manifest and its tags; a registry without deletes says so.
 TEST_F(RegistryTest, ManifestDeleteByDigest) {
   auto image = make_image(dir_ / "src", {1'000}, 12);

@@ -6,6 +6,9 @@ except those a --fault rule picks, which get the fault instead:
 
   500, 502, 503   that status with a distribution-spec JSON error body (upstream not asked)
   429             429 Too Many Requests with Retry-After: 1 (upstream not asked)
+  blob-unknown    400 MANIFEST_BLOB_UNKNOWN, what distribution 2.8 may answer a manifest PUT
+                  while another upload of one of its blobs rewrites the blob's link (upstream
+                  not asked)
   reset           the connection closed without an answer (upstream not asked)
   lost            forwarded, then the connection closed without the answer: the upstream did
                   the work (a blob upload completed) but the client never hears of it
@@ -59,9 +62,9 @@ BODY_FAULTS = {"drop", "short", "corrupt"}
 
 class Rule:
     def __init__(self, spec):
-        m = re.fullmatch(r"([a-z0-9]+)(?::(\d+|all))?(?:@([A-Z]+))?(?:~(.*))?", spec)
-        if not m or m.group(1) not in {"500", "502", "503", "429", "reset", "lost", "drop",
-                                       "short", "corrupt"}:
+        m = re.fullmatch(r"([a-z0-9-]+)(?::(\d+|all))?(?:@([A-Z]+))?(?:~(.*))?", spec)
+        if not m or m.group(1) not in {"500", "502", "503", "429", "blob-unknown", "reset",
+                                       "lost", "drop", "short", "corrupt"}:
             raise SystemExit(f"bad --fault {spec!r}")
         self.fault = m.group(1)
         self.left = -1 if m.group(2) == "all" else int(m.group(2) or 1)
@@ -158,10 +161,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = self.read_request_body()
         entry = {"method": method, "path": path, "request_bytes": len(body)}
         fault = pick(method, path, body_fault_ok=False)
-        if fault in ("500", "502", "503", "429"):
-            status = int(fault)
-            payload = json.dumps({"errors": [{"code": "UNAVAILABLE" if status != 429 else
-                                              "TOOMANYREQUESTS",
+        if fault in ("500", "502", "503", "429", "blob-unknown"):
+            status = 400 if fault == "blob-unknown" else int(fault)
+            code = {400: "MANIFEST_BLOB_UNKNOWN", 429: "TOOMANYREQUESTS"}.get(status, "UNAVAILABLE")
+            payload = json.dumps({"errors": [{"code": code,
                                               "message": "injected fault " + fault}]}).encode()
             entry.update(status=status, fault=fault)
             log(entry)

@@ -171,22 +171,23 @@ Result<oci::ImageReference> parse_cache_reference(const std::string& text) {
 }
 
 Result<CacheSnapshot> read_cache(oci::registry::Repository& repo, std::string_view cache_tag) {
-  // Each listing after the first follows manifests deleted since the one before; compactions
-  // that keep deleting what this read is about to fetch get it only this many times.
+  // A listing after the first looks for the manifests that hold the entries of those deleted
+  // since the one before (they have tags not tried yet); compactions that keep deleting what
+  // this read is about to fetch get it only this many times.
   constexpr int kListings = 8;
   std::map<oci::Digest, StoredCacheManifest> by_digest;
-  bool legacy_read = false;
+  std::set<std::string> tried;  // read, or found deleted
   size_t unread = 0;
   for (int listing = 1; listing <= kListings; ++listing) {
     auto tags = repo.tags();
-    if (!tags && tags.error().code() == Errc::NotFound && listing == 1) return CacheSnapshot{};
+    if (!tags && tags.error().code() == Errc::NotFound) break;  // no repository: no cache
     if (!tags) return std::move(tags).error();
     std::vector<std::string> wanted, references;
     unread = 0;
     for (const auto& tag : *tags) {
       const bool legacy = tag == cache_tag;
       const auto digest = cache_manifest_digest(cache_tag, tag);
-      if ((legacy && legacy_read) || (!legacy && (!digest || by_digest.count(*digest)))) continue;
+      if ((!legacy && !digest) || tried.count(tag)) continue;
       if (by_digest.size() + wanted.size() >= kMaxCacheManifests) {
         ++unread;
         continue;
@@ -195,23 +196,24 @@ Result<CacheSnapshot> read_cache(oci::registry::Repository& repo, std::string_vi
       // By digest: the content is the one the tag's name promises (verified on arrival).
       references.push_back(legacy ? tag : digest->to_string());
     }
+    if (wanted.empty()) break;
     ENVB_ASSIGN_OR_RETURN(auto fetched,
                           oci::registry::get_manifests(repo, references, kMaxCacheManifestBytes));
     size_t deleted = 0;
     for (size_t i = 0; i < wanted.size(); ++i) {
+      tried.insert(wanted[i]);
       if (!fetched[i]) {
         ++deleted;
         continue;
       }
-      legacy_read = legacy_read || wanted[i] == cache_tag;
       ENVB_ASSIGN_OR_RETURN(CacheManifest content,
                             parse_cache_manifest(fetched[i]->bytes)
                                 .context("cache manifest " + wanted[i]));
       const oci::Digest digest = fetched[i]->descriptor.digest;
       by_digest.try_emplace(digest, StoredCacheManifest{wanted[i], digest, std::move(content)});
     }
-    unread += deleted;
     if (deleted == 0) break;
+    if (listing == kListings) unread += deleted;
   }
   CacheSnapshot snapshot;
   snapshot.unread = unread;

@@ -176,7 +176,9 @@ Result<CacheSnapshot> read_cache(oci::registry::Repository& repo, std::string_vi
   // this read is about to fetch get it only this many times.
   constexpr int kListings = 8;
   std::map<oci::Digest, StoredCacheManifest> by_digest;
-  std::set<std::string> tried;  // read, or found deleted
+  std::set<std::string> tried;    // read, or found deleted
+  std::set<std::string> missing;  // found deleted
+  std::set<std::string> dangling;
   size_t unread = 0;
   for (int listing = 1; listing <= kListings; ++listing) {
     auto tags = repo.tags();
@@ -187,6 +189,7 @@ Result<CacheSnapshot> read_cache(oci::registry::Repository& repo, std::string_vi
     for (const auto& tag : *tags) {
       const bool legacy = tag == cache_tag;
       const auto digest = cache_manifest_digest(cache_tag, tag);
+      if (missing.count(tag)) dangling.insert(tag);
       if ((!legacy && !digest) || tried.count(tag)) continue;
       if (by_digest.size() + wanted.size() >= kMaxCacheManifests) {
         ++unread;
@@ -203,6 +206,7 @@ Result<CacheSnapshot> read_cache(oci::registry::Repository& repo, std::string_vi
     for (size_t i = 0; i < wanted.size(); ++i) {
       tried.insert(wanted[i]);
       if (!fetched[i]) {
+        missing.insert(wanted[i]);
         ++deleted;
         continue;
       }
@@ -217,6 +221,7 @@ Result<CacheSnapshot> read_cache(oci::registry::Repository& repo, std::string_vi
   }
   CacheSnapshot snapshot;
   snapshot.unread = unread;
+  snapshot.dangling.assign(dangling.begin(), dangling.end());
   for (auto& [digest, manifest] : by_digest) snapshot.manifests.push_back(std::move(manifest));
   std::stable_sort(snapshot.manifests.begin(), snapshot.manifests.end(),
                    [](const StoredCacheManifest& a, const StoredCacheManifest& b) {
@@ -385,6 +390,29 @@ Result<void> compact(oci::registry::Repository& repo, std::string_view cache_tag
   return ok();
 }
 
+// Tags left behind by a DELETE that failed half-way (distribution 2.8 deletes the manifest,
+// then reads every tag's link to find those that name it, and gives up when one is being
+// written by another push) are moved to an empty tombstone manifest, which is then deleted with
+// all its tags. Safe: a registry lists a tag only once its manifest is stored, so a manifest
+// gone under a listed tag was deleted, by a compaction that first pushed a merged manifest
+// holding its entries.
+Result<void> retire_dangling_tags(oci::registry::Repository& repo,
+                                  const std::vector<std::string>& dangling,
+                                  CachePushReport& report) {
+  constexpr size_t kMaxRetired = 16;  // per push; the next push retires more
+  const std::string tombstone = cache_manifest_json(CacheManifest{});
+  size_t moved = 0;
+  for (; moved < dangling.size() && moved < kMaxRetired; ++moved) {
+    ENVB_TRY(repo.put_manifest(dangling[moved], tombstone,
+                               std::string(oci::media_type::kOciManifest))
+                 .context("retiring the dangling tag " + dangling[moved]));
+  }
+  ENVB_ASSIGN_OR_RETURN(bool deleted, repo.delete_manifest(oci::Digest::of(tombstone))
+                                          .context("deleting the tombstone cache manifest"));
+  if (deleted) report.retired += moved;
+  return ok();
+}
+
 }  // namespace
 
 Result<CachePushReport> push_layer_cache(const std::vector<CacheEntry>& entries,
@@ -441,19 +469,22 @@ Result<CachePushReport> push_layer_cache(const std::vector<CacheEntry>& entries,
   }
   report.manifests = sources.size();
 
+  const bool compaction_due = sources.size() > cache_options.compact_above;
   bool compacted = false;
-  if (sources.size() > cache_options.compact_above) {
+  if (compaction_due || !snapshot->dangling.empty()) {
     ENVB_ASSIGN_OR_RETURN(auto no_deletes, why_no_deletes(repo).context(what));
     if (no_deletes) {
-      report.not_compacted = std::move(*no_deletes);
+      if (compaction_due) report.not_compacted = std::move(*no_deletes);
     } else {
-      auto done = compact(repo, tag, sources, *snapshot, report);
+      auto done = compaction_due ? compact(repo, tag, sources, *snapshot, report) : ok();
+      if (done && report.not_compacted.empty())
+        done = retire_dangling_tags(repo, snapshot->dangling, report);
       if (!done)
         return std::move(done).error().with_context(what + ": compacting " +
                                                     std::to_string(sources.size()) +
                                                     " cache manifests")
             .with_hint("the image and the cache are complete; a later --cache-to compacts again");
-      compacted = true;
+      compacted = compaction_due;
     }
   }
   if (report.wrote && !compacted) {

@@ -117,6 +117,9 @@ struct CacheSnapshot {
   /// Cache manifest tags listed but not read: past kMaxCacheManifests, or deleted by compactions
   /// again and again while this read followed them.
   size_t unread = 0;
+  /// Cache manifest tags still listed after their manifest was found deleted: left behind by a
+  /// DELETE that failed half-way (distribution 2.8 deletes the manifest first, then its tags).
+  std::vector<std::string> dangling;
 };
 
 /// Reads the cache `cache_tag` of `repo`: the tag list, then every cache manifest it names, in
@@ -169,6 +172,7 @@ struct CachePushReport {
   /// Whether a manifest was written: false when the newest cache manifests held every entry.
   bool wrote = false;
   size_t compacted = 0;  // manifests deleted by compaction
+  size_t retired = 0;    // dangling tags removed
   /// Why a due compaction did not run (the registry refuses deletes), or empty.
   std::string not_compacted;
 };
@@ -177,8 +181,9 @@ struct CachePushReport {
 /// options.mount_from when it can; `open` reads the bytes), then a cache manifest of `entries`,
 /// unless the newest cache manifests hold them all. When the cache then has more than
 /// compact_above manifests, compacts it: a merged manifest of everything read is pushed (instead
-/// of this push's own) and read back, then every manifest read is deleted. A registry that
-/// refuses deletes leaves the cache uncompacted, which the report says and is no error.
+/// of this push's own) and read back, then every manifest read is deleted; and it removes
+/// dangling tags. A registry that refuses deletes leaves the cache uncompacted, which the report
+/// says and is no error.
 Result<CachePushReport> push_layer_cache(const std::vector<CacheEntry>& entries,
                                          const oci::registry::BlobOpener& open,
                                          const oci::ImageReference& dest,

@@ -299,7 +299,9 @@ Result<int> run_build(const BuildCliOptions& o) {
              std::to_string(pushed.transfer.existed) + " already there), " +
              (pushed.wrote ? "a cache manifest" : "no cache manifest (nothing new)") + "; " +
              std::to_string(pushed.manifests) + " cache manifests" +
-             (pushed.compacted ? " (compacted " + std::to_string(pushed.compacted) + ")" : ""));
+             (pushed.compacted ? " (compacted " + std::to_string(pushed.compacted) + ")" : "") +
+             (pushed.retired ? "; " + std::to_string(pushed.retired) + " dangling tags removed"
+                             : ""));
     if (!pushed.not_compacted.empty())
       progress("warning: layer cache " + cache_to->to_string() +
                " not compacted: " + pushed.not_compacted);

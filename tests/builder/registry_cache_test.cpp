@@ -7,8 +7,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <filesystem>
 #include <map>
 #include <mutex>
 #include <random>
@@ -415,6 +417,42 @@ TEST_F(RegistryCachePushTest, WithoutDeletesCompactionIsSkippedAndNothingIsLost)
   ASSERT_TRUE(cache) << cache.error().to_string();
   EXPECT_EQ((*cache)->keys(), 3u);
   EXPECT_EQ((*cache)->manifests(), 3u);
+}
+
+// A DELETE that failed half-way (distribution 2.8 drops the manifest, then its tags) leaves a
+// tag without a manifest; made here by removing the manifest's revision from the registry's
+// storage. Readers skip it; the next push moves it to a tombstone and deletes that.
+TEST_F(RegistryCachePushTest, DanglingTagsAreSkippedThenRetired) {
+  testing::RegistryServer registry(dir_ / "registry");
+  ASSERT_TRUE(registry.start()) << registry.log();
+  const auto ref = cache_at(registry.host());
+  CachePushOptions never;
+  never.compact_above = 100;
+  std::vector<oci::Digest> manifests;
+  for (int i = 0; i < 2; ++i) {
+    auto pushed = push({remembered(key_of(i, 0), "layer " + std::to_string(i))}, ref, never);
+    ASSERT_TRUE(pushed) << pushed.error().to_string();
+    manifests.push_back(pushed->transfer.manifest.digest);
+  }
+  std::filesystem::remove_all(dir_ / "registry/data/docker/registry/v2/repositories/ci/cache" /
+                              "_manifests/revisions/sha256" / manifests[0].hex());
+  auto read = RegistryLayerCache::open(ref, options_);
+  ASSERT_TRUE(read) << read.error().to_string();
+  EXPECT_EQ((*read)->manifests(), 1u);
+  EXPECT_TRUE((*read)->lookup(key_of(1, 0)));
+  EXPECT_EQ(tags(registry.host()).size(), 2u);
+
+  auto pushed = push({remembered(key_of(2, 0), "layer 2")}, ref, never);
+  ASSERT_TRUE(pushed) << pushed.error().to_string();
+  EXPECT_EQ(pushed->retired, 1u);
+  EXPECT_EQ(pushed->compacted, 0u);
+  auto left = tags(registry.host());
+  std::sort(left.begin(), left.end());
+  std::vector<std::string> want = {cache_manifest_tag(kDefaultCacheTag, manifests[1]),
+                                   cache_manifest_tag(kDefaultCacheTag,
+                                                      pushed->transfer.manifest.digest)};
+  std::sort(want.begin(), want.end());
+  EXPECT_EQ(left, want);
 }
 
 // A registry that hands out its tag list in pages (distribution 2.8 sends it whole, so the

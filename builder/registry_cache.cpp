@@ -330,20 +330,13 @@ bool newest_hold(const CacheSnapshot& snapshot, const std::vector<CacheEntry>& e
   });
 }
 
-// The reason in a refused DELETE (Unsupported, Unauthorized), or nullopt for other errors.
-std::optional<std::string> refusal(const Error& error) {
-  if (error.code() != Errc::Unsupported && error.code() != Errc::Unauthorized)
-    return std::nullopt;
-  return error.message() + (error.hint().empty() ? "" : " (" + error.hint() + ")");
-}
-
 // Why this registry cannot delete manifests, or nullopt when it can; asked by deleting a digest
 // that no manifest has (distribution answers 404 when deletes are enabled, 405 when not).
-Result<std::optional<std::string>> why_no_deletes(oci::registry::Repository& repo) {
+std::optional<std::string> why_no_deletes(oci::registry::Repository& repo) {
   auto probe = repo.delete_manifest(oci::Digest::of("envbuild: does this registry delete?"));
-  if (probe) return std::optional<std::string>();
-  if (auto why = refusal(probe.error())) return why;
-  return std::move(probe).error();
+  if (probe) return std::nullopt;
+  const Error& e = probe.error();
+  return e.to_string() + (e.hint().empty() ? "" : " (" + e.hint() + ")");
 }
 
 // Pushes `manifest` under its TAG-<hex> tag.
@@ -355,39 +348,45 @@ Result<oci::Descriptor> put_cache_manifest(oci::registry::Repository& repo,
                            std::string(oci::media_type::kOciManifest));
 }
 
-// Compaction: one manifest merging `sources` (newest first) is pushed and read back by its tag;
-// only then is each manifest of `snapshot` deleted, since the merged one holds all its entries
-// (but the oldest past kMaxCacheEntries). Deleting by digest is safe even when another build has
-// just pushed the same bytes again: a digest names its entries.
-Result<void> compact(oci::registry::Repository& repo, std::string_view cache_tag,
-                     const std::vector<const CacheManifest*>& sources,
-                     const CacheSnapshot& snapshot, CachePushReport& report) {
+// Pushes one manifest merging `sources` (newest first, at most kMaxCacheEntries entries) and
+// reads it back by its tag, where readers will look for it.
+Result<oci::Descriptor> push_merged(oci::registry::Repository& repo, std::string_view cache_tag,
+                                    const std::vector<const CacheManifest*>& sources) {
   CacheManifest merged;
   merged.generation = std::max<uint64_t>(1, sources.front()->generation);
   merged.entries = merge_cache_entries(sources, kMaxCacheEntries);
-  ENVB_ASSIGN_OR_RETURN(report.transfer.manifest, put_cache_manifest(repo, cache_tag, merged));
-  const oci::Digest& digest = report.transfer.manifest.digest;
-  ENVB_ASSIGN_OR_RETURN(
-      auto back, repo.get_manifest(cache_manifest_tag(cache_tag, digest), kMaxCacheManifestBytes)
-                     .context("reading back the merged cache manifest"));
-  if (back.descriptor.digest != digest)
+  ENVB_ASSIGN_OR_RETURN(oci::Descriptor pushed, put_cache_manifest(repo, cache_tag, merged));
+  ENVB_ASSIGN_OR_RETURN(auto back, repo.get_manifest(cache_manifest_tag(cache_tag, pushed.digest),
+                                                     kMaxCacheManifestBytes)
+                                       .context("reading back the merged cache manifest"));
+  if (back.descriptor.digest != pushed.digest)
     return fail(Errc::Integrity, "the merged cache manifest reads back as " +
                                      back.descriptor.digest.to_string() + ", pushed " +
-                                     digest.to_string());
-  report.manifests = 1;
+                                     pushed.digest.to_string());
+  return pushed;
+}
+
+// The second half of a compaction, once the merged manifest is in the registry: deletes every
+// manifest of `snapshot` but the merged one, which holds all their entries (but the oldest past
+// kMaxCacheEntries). By digest, which is safe even when another build has just pushed the same
+// bytes again: a digest names its entries. A failure only leaves manifests for a later
+// compaction, so it is reported, not returned.
+void delete_compacted(oci::registry::Repository& repo, const CacheSnapshot& snapshot,
+                      const oci::Digest& merged, CachePushReport& report) {
+  report.manifests = 1;  // the merged one, and those a failure leaves
   for (const auto& m : snapshot.manifests) {
-    if (m.digest == digest) continue;
-    auto deleted = repo.delete_manifest(m.digest);
-    if (!deleted) {
-      auto why = refusal(deleted.error());  // after the probe said it would delete
-      if (!why) return std::move(deleted).error().with_context("deleting cache manifest " + m.tag);
-      report.not_compacted = std::move(*why);
-      report.manifests = snapshot.manifests.size() - report.compacted + 1;
-      return ok();
+    if (m.digest == merged) continue;
+    if (report.cleanup_failed.empty()) {
+      auto deleted = repo.delete_manifest(m.digest);
+      if (deleted) {
+        report.compacted += *deleted ? 1 : 0;
+        continue;
+      }
+      report.cleanup_failed =
+          "deleting cache manifest " + m.tag + ": " + deleted.error().to_string();
     }
-    report.compacted += *deleted ? 1 : 0;
+    ++report.manifests;
   }
-  return ok();
 }
 
 // Tags left behind by a DELETE that failed half-way (distribution 2.8 deletes the manifest,
@@ -395,22 +394,28 @@ Result<void> compact(oci::registry::Repository& repo, std::string_view cache_tag
 // written by another push) are moved to an empty tombstone manifest, which is then deleted with
 // all its tags. Safe: a registry lists a tag only once its manifest is stored, so a manifest
 // gone under a listed tag was deleted, by a compaction that first pushed a merged manifest
-// holding its entries.
-Result<void> retire_dangling_tags(oci::registry::Repository& repo,
-                                  const std::vector<std::string>& dangling,
-                                  CachePushReport& report) {
+// holding its entries. Like deletes, a failure is reported, not returned.
+void retire_dangling_tags(oci::registry::Repository& repo,
+                          const std::vector<std::string>& dangling, CachePushReport& report) {
   constexpr size_t kMaxRetired = 16;  // per push; the next push retires more
+  if (dangling.empty()) return;
   const std::string tombstone = cache_manifest_json(CacheManifest{});
   size_t moved = 0;
   for (; moved < dangling.size() && moved < kMaxRetired; ++moved) {
-    ENVB_TRY(repo.put_manifest(dangling[moved], tombstone,
-                               std::string(oci::media_type::kOciManifest))
-                 .context("retiring the dangling tag " + dangling[moved]));
+    auto put = repo.put_manifest(dangling[moved], tombstone,
+                                 std::string(oci::media_type::kOciManifest));
+    if (!put) {
+      report.cleanup_failed = "retiring the dangling tag " + dangling[moved] + ": " +
+                              put.error().to_string();
+      break;
+    }
   }
-  ENVB_ASSIGN_OR_RETURN(bool deleted, repo.delete_manifest(oci::Digest::of(tombstone))
-                                          .context("deleting the tombstone cache manifest"));
-  if (deleted) report.retired += moved;
-  return ok();
+  auto deleted = repo.delete_manifest(oci::Digest::of(tombstone));
+  if (!deleted) {
+    report.cleanup_failed = "deleting the tombstone cache manifest: " + deleted.error().to_string();
+    return;
+  }
+  if (*deleted) report.retired += moved;
 }
 
 }  // namespace
@@ -469,22 +474,25 @@ Result<CachePushReport> push_layer_cache(const std::vector<CacheEntry>& entries,
   }
   report.manifests = sources.size();
 
+  // Housekeeping: whatever fails here leaves the cache as it was, with this push's entries
+  // still to be written below, so it is reported instead of failing the push.
   const bool compaction_due = sources.size() > cache_options.compact_above;
   bool compacted = false;
   if (compaction_due || !snapshot->dangling.empty()) {
-    ENVB_ASSIGN_OR_RETURN(auto no_deletes, why_no_deletes(repo).context(what));
-    if (no_deletes) {
+    if (auto no_deletes = why_no_deletes(repo)) {
       if (compaction_due) report.not_compacted = std::move(*no_deletes);
     } else {
-      auto done = compaction_due ? compact(repo, tag, sources, *snapshot, report) : ok();
-      if (done && report.not_compacted.empty())
-        done = retire_dangling_tags(repo, snapshot->dangling, report);
-      if (!done)
-        return std::move(done).error().with_context(what + ": compacting " +
-                                                    std::to_string(sources.size()) +
-                                                    " cache manifests")
-            .with_hint("the image and the cache are complete; a later --cache-to compacts again");
-      compacted = compaction_due;
+      if (compaction_due) {
+        auto merged = push_merged(repo, tag, sources);
+        if (merged) {
+          report.transfer.manifest = *merged;
+          compacted = true;
+          delete_compacted(repo, *snapshot, merged->digest, report);
+        } else {
+          report.not_compacted = merged.error().to_string();
+        }
+      }
+      retire_dangling_tags(repo, snapshot->dangling, report);
     }
   }
   if (report.wrote && !compacted) {

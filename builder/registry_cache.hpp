@@ -173,8 +173,12 @@ struct CachePushReport {
   bool wrote = false;
   size_t compacted = 0;  // manifests deleted by compaction
   size_t retired = 0;    // dangling tags removed
-  /// Why a due compaction did not run (the registry refuses deletes), or empty.
+  /// Why a due compaction did not run (the registry refuses deletes, or the merged manifest
+  /// could not be pushed: this push's own went instead), or empty.
   std::string not_compacted;
+  /// A delete that failed after the merged manifest was in the registry (compaction, dangling
+  /// tags), or empty: it leaves manifests or tags for a later push to remove.
+  std::string cleanup_failed;
 };
 
 /// --cache-to: pushes every blob of `entries` that the cache does not list yet (mounting from
@@ -182,8 +186,8 @@ struct CachePushReport {
 /// unless the newest cache manifests hold them all. When the cache then has more than
 /// compact_above manifests, compacts it: a merged manifest of everything read is pushed (instead
 /// of this push's own) and read back, then every manifest read is deleted; and it removes
-/// dangling tags. A registry that refuses deletes leaves the cache uncompacted, which the report
-/// says and is no error.
+/// dangling tags. Compaction is housekeeping: a registry that refuses deletes, or a delete that
+/// fails, is said in the report and is no error.
 Result<CachePushReport> push_layer_cache(const std::vector<CacheEntry>& entries,
                                          const oci::registry::BlobOpener& open,
                                          const oci::ImageReference& dest,

@@ -305,6 +305,9 @@ Result<int> run_build(const BuildCliOptions& o) {
     if (!pushed.not_compacted.empty())
       progress("warning: layer cache " + cache_to->to_string() +
                " not compacted: " + pushed.not_compacted);
+    if (!pushed.cleanup_failed.empty())
+      progress("warning: layer cache " + cache_to->to_string() +
+               " compacted in part (a later --cache-to goes on): " + pushed.cleanup_failed);
   }
   if (!o.sbom.empty()) ENVB_TRY(common::write_file_atomic(o.sbom, sbom));
   if (!o.quiet) {

@@ -105,6 +105,26 @@ Result<OutputOptions> output_options_for(const BuildCliOptions& o, const fs::pat
   return options;
 }
 
+// What a --cache-to push did, then a warning for each part of a compaction it left undone.
+std::vector<std::string> cache_push_lines(const std::string& cache, const CachePushReport& pushed) {
+  const auto& t = pushed.transfer;
+  std::vector<std::string> out = {
+      "layer cache " + cache + ": " + std::to_string(pushed.keys) + " layers, " +
+      std::to_string(pushed.entries) + " blobs; pushed " + std::to_string(t.blobs) + " blobs (" +
+      std::to_string(t.uploaded) + " uploaded, " + std::to_string(t.mounted) + " mounted, " +
+      std::to_string(t.existed) + " already there), " +
+      (pushed.wrote ? "a cache manifest" : "no cache manifest (nothing new)") + "; " +
+      std::to_string(pushed.manifests) + " cache manifests" +
+      (pushed.compacted ? " (compacted " + std::to_string(pushed.compacted) + ")" : "") +
+      (pushed.retired ? "; " + std::to_string(pushed.retired) + " dangling tags removed" : "")};
+  if (!pushed.not_compacted.empty())
+    out.push_back("warning: layer cache " + cache + " not compacted: " + pushed.not_compacted);
+  if (!pushed.cleanup_failed.empty())
+    out.push_back("warning: layer cache " + cache +
+                  " compacted in part (a later --cache-to goes on): " + pushed.cleanup_failed);
+  return out;
+}
+
 Result<int> run_build(const BuildCliOptions& o) {
   if (o.file.empty() == o.lock.empty())
     return fail(Errc::InvalidInput, "give exactly one of -f/--file and --lock");
@@ -292,23 +312,7 @@ Result<int> run_build(const BuildCliOptions& o) {
                               cache_entries_of(build, *image),
                               [&image](const oci::Descriptor& d) { return image->open_blob(d); },
                               *cache_to, registry));
-    progress("layer cache " + cache_to->to_string() + ": " + std::to_string(pushed.keys) +
-             " layers, " + std::to_string(pushed.entries) + " blobs; pushed " +
-             std::to_string(pushed.transfer.blobs) + " blobs (" +
-             std::to_string(pushed.transfer.uploaded) + " uploaded, " +
-             std::to_string(pushed.transfer.mounted) + " mounted, " +
-             std::to_string(pushed.transfer.existed) + " already there), " +
-             (pushed.wrote ? "a cache manifest" : "no cache manifest (nothing new)") + "; " +
-             std::to_string(pushed.manifests) + " cache manifests" +
-             (pushed.compacted ? " (compacted " + std::to_string(pushed.compacted) + ")" : "") +
-             (pushed.retired ? "; " + std::to_string(pushed.retired) + " dangling tags removed"
-                             : ""));
-    if (!pushed.not_compacted.empty())
-      progress("warning: layer cache " + cache_to->to_string() +
-               " not compacted: " + pushed.not_compacted);
-    if (!pushed.cleanup_failed.empty())
-      progress("warning: layer cache " + cache_to->to_string() +
-               " compacted in part (a later --cache-to goes on): " + pushed.cleanup_failed);
+    for (const auto& line : cache_push_lines(cache_to->to_string(), pushed)) progress(line);
   }
   if (!o.sbom.empty()) ENVB_TRY(common::write_file_atomic(o.sbom, sbom));
   if (!o.quiet) {

@@ -32,7 +32,10 @@ bool is_secret_param(std::string_view name) {
 // What a non-2xx body says, for the error message: a registry's error codes (distribution-spec
 // "Error Codes"), else the first line of a short plain-text body; "" for anything else (HTML).
 std::string body_detail(const std::string& body) {
-  auto j = nlohmann::json::parse(body, nullptr, false);
+  // An error document is small: a large body is not read as JSON at all (its depth and size
+  // are the server's to choose).
+  auto j = body.size() <= (64u << 10) ? nlohmann::json::parse(body, nullptr, false)
+                                      : nlohmann::json();
   if (j.is_object() && j.contains("errors") && j["errors"].is_array()) {
     std::string codes;
     for (const auto& e : j["errors"]) {

@@ -70,16 +70,20 @@ inline void kill_and_wait(pid_t& pid) {
 
 class RegistryServer {
  public:
+  enum class Deletes : bool { Refused, Enabled };
+
   /// `auth_yaml` is the `auth:` section's body (indented by 2), empty for none; `http_yaml`
-  /// is added to the `http:` section (indented by 2), e.g. a `tls:` entry.
-  RegistryServer(std::filesystem::path dir, std::string auth_yaml = "", std::string http_yaml = "")
+  /// is added to the `http:` section (indented by 2), e.g. a `tls:` entry. Manifest and blob
+  /// DELETEs are enabled unless `deletes` refuses them (as distribution does by default).
+  RegistryServer(std::filesystem::path dir, std::string auth_yaml = "", std::string http_yaml = "",
+                 Deletes deletes = Deletes::Enabled)
       : dir_(std::move(dir)), port_(free_port()) {
     std::filesystem::create_directories(dir_ / "data");
     std::string config =
         "version: 0.1\nlog: {level: info}\nstorage:\n  filesystem: {rootdirectory: " +
-        (dir_ / "data").string() +
-        "}\n  delete: {enabled: true}\nhttp:\n  addr: 127.0.0.1:" + std::to_string(port_) + "\n" +
-        http_yaml;
+        (dir_ / "data").string() + "}\n  delete: {enabled: " +
+        (deletes == Deletes::Enabled ? "true" : "false") +
+        "}\nhttp:\n  addr: 127.0.0.1:" + std::to_string(port_) + "\n" + http_yaml;
     if (!auth_yaml.empty()) config += "auth:\n" + auth_yaml;
     write_text(dir_ / "config.yml", config);
   }

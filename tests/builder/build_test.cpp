@@ -188,7 +188,6 @@ class BuildImageTest : public ::testing::Test {
     root_ = nullptr;
   }
   void SetUp() override {
-    ENVB_REQUIRE_TESTDATA();
     ASSERT_TRUE(error_->empty()) << *error_;
   }
   static fs::path img() { return *root_ / "img"; }

@@ -59,7 +59,6 @@ class RealEnvironmentTest : public ::testing::Test {
     root_ = nullptr;
   }
   void SetUp() override {
-    ENVB_REQUIRE_TESTDATA();
     ASSERT_TRUE(error_->empty()) << *error_;
   }
   static fs::path env() { return *root_ / "env"; }
@@ -205,7 +204,7 @@ std::string conda_replace(std::string data, const std::string& placeholder,
 
 TEST_F(RealEnvironmentTest, TreeMatchesCphExtractWithPlaceholderReplaced) {
   ENVB_REQUIRE_TOOL("cph");
-  fs::path pkgs = *testing::testdata_dir() / "packages/channels/conda-forge-subset/linux-64";
+  fs::path pkgs = testing::data_dir() / "packages/channels/conda-forge-subset/linux-64";
   for (std::string fn : {"ncurses-6.5-h59595ed_0.conda", "openssl-3.3.1-h4ab18f5_1.conda",
                          "readline-8.2-h8c095d6_2.conda", "xz-5.2.6-h166bdaf_0.tar.bz2"}) {
     SCOPED_TRACE(fn);

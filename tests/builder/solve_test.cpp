@@ -127,7 +127,7 @@ class SolveTest : public TempDirTest {
  protected:
   /// A channel dir with the conda-forge subset's linux-64 repodata (+ .zst) and an empty noarch.
   fs::path make_cf_channel(bool with_zst) {
-    auto src = *envbuild::testing::testdata_dir() / "packages/channels/conda-forge-subset/linux-64";
+    auto src = envbuild::testing::data_dir() / "packages/channels/conda-forge-subset/linux-64";
     fs::path ch = dir_ / "cf";
     fs::create_directories(ch / "linux-64");
     fs::copy_file(src / "repodata.json", ch / "linux-64/repodata.json");
@@ -135,10 +135,10 @@ class SolveTest : public TempDirTest {
     write_text(ch / "noarch/repodata.json", R"({"info":{"subdir":"noarch"},"packages":{}})");
     return ch;
   }
-  /// A channel from the flat {fn: record} index of conda's test suite.
+  /// A channel from the flat {fn: record} index of conda's test suite (the records of the names
+  /// AgreesWithPeerSolver's specs reach: tests/data/README.md).
   fs::path make_index4_channel() {
-    auto src = *envbuild::testing::testdata_dir() /
-               "repodata/defaults/conda-tests-index4_defaults-main-linux-64+noarch.json";
+    auto src = envbuild::testing::data_dir() / "repodata/defaults/index4-subset.json";
     auto flat = nlohmann::json::parse(read_text(src));
     nlohmann::json linux = {{"info", {{"subdir", "linux-64"}}},
                             {"packages", nlohmann::json::object()}};
@@ -173,7 +173,6 @@ class SolveTest : public TempDirTest {
 };
 
 TEST_F(SolveTest, LocalChannelFullRecordsAndSolvCache) {
-  ENVB_REQUIRE_TESTDATA();
   auto ch = make_cf_channel(false);
   auto first = solve_environment(request({ch.string()}, {"python 3.12.*"}));
   ASSERT_TRUE(first) << first.error().to_string();
@@ -235,9 +234,8 @@ TEST_F(SolveTest, LocalChannelFullRecordsAndSolvCache) {
 // CEP 15 (repodata_version 2): packages are fetched from info.base_url, which is relative to
 // the repodata.json's URL, or absolute; the .solv cache keeps it.
 TEST_F(SolveTest, RepodataV2BaseUrlPointsPackagesElsewhere) {
-  ENVB_REQUIRE_TESTDATA();
   const fs::path src =
-      *envbuild::testing::testdata_dir() / "packages/channels/conda-forge-subset/linux-64";
+      envbuild::testing::data_dir() / "packages/channels/conda-forge-subset/linux-64";
   auto make_channel = [&](const std::string& name, const std::string& base_url) {
     auto doc = nlohmann::json::parse(read_text(src / "repodata.json"));
     doc["info"]["base_url"] = base_url;
@@ -294,7 +292,6 @@ TEST_F(SolveTest, RepodataV2BaseUrlPointsPackagesElsewhere) {
 }
 
 TEST_F(SolveTest, HttpChannelZstConditionalAndRetry) {
-  ENVB_REQUIRE_TESTDATA();
   auto ch = make_cf_channel(true);
   RepoServer server(dir_, dir_, /*fail_first=*/1);
   if (!server.port()) GTEST_SKIP() << "python3 test server did not start";
@@ -347,7 +344,6 @@ TEST_F(SolveTest, OfflineWithoutCacheNamesWhatIsMissing) {
 }
 
 TEST_F(SolveTest, ClearErrors) {
-  ENVB_REQUIRE_TESTDATA();
   // Bad JSON names the file and channel.
   write_text(dir_ / "bad/noarch/repodata.json", "{\"packages\": {\"a-1-0.tar.bz2\": [");
   auto bad = solve_environment(request({(dir_ / "bad").string()}, {"a"}));
@@ -440,11 +436,8 @@ TEST_F(SolveTest, StrictAndFlexibleChannelPriority) {
 
 // Cross-check: the same repodata and specs through rattler's solver (peer-solve, node).
 TEST_F(SolveTest, AgreesWithPeerSolver) {
-  ENVB_REQUIRE_TESTDATA();
-  // scripts/bootstrap installs it into .deps/peer-solve; a checkout of shared/ may have its own.
+  // scripts/bootstrap installs it into .deps/peer-solve.
   fs::path peer = envbuild::testing::source_dir() / ".deps/peer-solve";
-  if (!fs::exists(peer / "node_modules/@conda-org"))
-    peer = *envbuild::testing::testdata_dir() / "../tools/peer-solve";
   if (!envbuild::testing::have_tool("node") || !fs::exists(peer / "node_modules/@conda-org"))
     GTEST_SKIP() << "node or peer-solve's node_modules missing (scripts/bootstrap installs them "
                     "into .deps/peer-solve)";

@@ -33,7 +33,7 @@ std::optional<fs::path> host_python_channel(std::string& why) {
 fs::path conda_forge_subset_channel(const fs::path& scratch) {
   const fs::path channel = scratch / "conda-forge-subset";
   fs::create_directories(channel / "noarch");
-  fs::create_symlink(*testdata_dir() / "packages/channels/conda-forge-subset/linux-64",
+  fs::create_symlink(data_dir() / "packages/channels/conda-forge-subset/linux-64",
                      channel / "linux-64");
   write_text(channel / "noarch/repodata.json",
              R"({"info":{"subdir":"noarch"},"packages":{},"packages.conda":{}})");

@@ -436,11 +436,10 @@ TEST_F(SolveTest, StrictAndFlexibleChannelPriority) {
 
 // Cross-check: the same repodata and specs through rattler's solver (peer-solve, node).
 TEST_F(SolveTest, AgreesWithPeerSolver) {
-  // scripts/bootstrap installs it into .deps/peer-solve.
-  fs::path peer = envbuild::testing::source_dir() / ".deps/peer-solve";
+  // scripts/bootstrap installs tests/peer-solve with its npm package into .deps/peer-solve.
+  const fs::path peer = envbuild::testing::source_dir() / ".deps/peer-solve";
   if (!envbuild::testing::have_tool("node") || !fs::exists(peer / "node_modules/@conda-org"))
-    GTEST_SKIP() << "node or peer-solve's node_modules missing (scripts/bootstrap installs them "
-                    "into .deps/peer-solve)";
+    GTEST_SKIP() << "node or " << peer << "/node_modules missing (scripts/bootstrap installs them)";
   // Where both answers are valid but the tie-break differs, `ties` names the packages left out
   // of the comparison. Among builds with the same version and build number, rattler takes the
   // newest timestamp (readline-7.0-ha6073c6_4, numpy py36h1b885b7_0 -> the mkl variant); libsolv

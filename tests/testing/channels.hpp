@@ -11,8 +11,8 @@
 namespace envbuild::testing {
 
 /// The host-python channel (examples/demo/make_channel.py --only python, then `envbuild
-/// index`), built once per build directory under a lock: test processes run in parallel.
-/// nullopt, with `why` set, when it cannot be made.
+/// index`), made once per test run (shared_fixture.hpp). nullopt, with `why` set, when it cannot
+/// be made.
 std::optional<std::filesystem::path> host_python_channel(std::string& why);
 
 /// The conda-forge subset as a channel in `scratch`: it has linux-64/ only, so an empty noarch/

@@ -312,24 +312,9 @@ TEST_F(BuildImageTest, DockerArchiveLoadsAndRunsWithPodman) {
 TEST_F(BuildImageTest, PushesToARegistry) {
   ENVB_REQUIRE_TOOL("docker-registry");
   ENVB_REQUIRE_TOOL("skopeo");
-  fs::path reg = *root_ / "registry";
-  fs::create_directories(reg / "data");
-  std::string port = run_command(
-                         "python3 -c 'import socket;s=socket.socket();s.bind((\"127.0.0.1\",0));"
-                         "print(s.getsockname()[1])'")
-                         .output;
-  port.erase(port.find_last_not_of("\n") + 1);
-  write_text(reg / "config.yml",
-             "version: 0.1\nlog: {level: error}\nstorage:\n  filesystem: "
-             "{rootdirectory: " +
-                 (reg / "data").string() + "}\nhttp: {addr: 127.0.0.1:" + port + "}\n");
-  auto started = run_command("docker-registry serve " + q(reg / "config.yml") + " >" +
-                             q(reg / "log") + " 2>&1 & echo $!");
-  std::string pid = started.output;
-  pid.erase(pid.find_last_not_of("\n") + 1);
-  run_command("for i in $(seq 50); do curl -s http://127.0.0.1:" + port +
-              "/v2/ >/dev/null && break; sleep 0.1; done");
-  std::string dest = "docker://127.0.0.1:" + port + "/envb/real";
+  testing::RegistryServer registry(*root_ / "registry");
+  ASSERT_TRUE(registry.start()) << registry.log();
+  std::string dest = "docker://" + registry.host() + "/envb/real";
   auto b = run_build(*root_, "-q -f " + q(*root_ / "environment.yml") + " -t envb/real:1 " +
                                  "--cache-dir " + q(*root_ / "cache") + " --base " +
                                  q("oci:" + (*root_ / "base").string() + ":base") +
@@ -365,7 +350,6 @@ TEST_F(BuildImageTest, PushesToARegistry) {
   if (r2.exit_code == 0) {
     EXPECT_EQ(nlohmann::json::parse(r2.output)["manifests"].size(), 1u);
   }
-  run_command("kill " + pid);
 }
 
 TEST_F(BuildImageTest, SbomListsEveryPackage) {

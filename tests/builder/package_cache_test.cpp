@@ -4,6 +4,7 @@
 #include "builder/package_cache.hpp"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -180,8 +181,7 @@ TEST_F(PackageCacheTest, Bz2ArchivesStartFirstAndOnReadyNamesTheIndex) {
   const char* kFfi = "libffi-3.4.2-h7f98852_5.tar.bz2";
   const char* kUuid = "libuuid-2.38.1-h0b41bf4_0.conda";
   std::vector<PackageRef> refs = {local_ref(subset_dir() / kZlib), local_ref(subset_dir() / kXz),
-                                  local_ref(subset_dir() / kUuid),
-                                  local_ref(subset_dir() / kFfi)};
+                                  local_ref(subset_dir() / kUuid), local_ref(subset_dir() / kFfi)};
   for (auto& ref : refs) ref.size.reset();
   PackageCacheOptions options;
   options.root = dir_ / "cache";
@@ -341,8 +341,8 @@ TEST_F(PackageCacheTest, ConcurrentFetchesOfTheSamePackageShareOneDownload) {
 // process removes them, fetches again and succeeds.
 class PackageCacheKillTest : public PackageCacheTest {
  protected:
-  // Forks a child that fetches `ref`; kills it with SIGKILL once `ready()` holds. Returns false
-  // if the child finished first.
+  // Forks a child that fetches `ref`; kills it with SIGKILL once `ready()` holds. False if the
+  // child finished first, or `ready()` did not hold within a minute (the child is killed then).
   bool kill_when(const PackageRef& ref, const std::function<bool()>& ready) {
     pid_t pid = ::fork();
     if (pid == 0) {
@@ -350,41 +350,51 @@ class PackageCacheKillTest : public PackageCacheTest {
       ::_exit(got ? 0 : 1);
     }
     bool killed = false;
-    for (int i = 0; i < 6000 && !killed; ++i) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (!killed && std::chrono::steady_clock::now() < deadline) {
       if (ready()) {
-        ::kill(pid, SIGKILL);
         killed = true;
         break;
       }
       int status = 0;
       if (::waitpid(pid, &status, WNOHANG) == pid) return false;
-      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));  // a poll of ready()
     }
+    ::kill(pid, SIGKILL);
     int status = 0;
     ::waitpid(pid, &status, 0);
     return killed && WIFSIGNALED(status);
   }
 
-  // kill_when() a temp file whose name starts with `marker` shows up under `where`.
-  bool kill_when(const PackageRef& ref, const fs::path& where, const std::string& marker) {
-    return kill_when(ref, [&] {
-      std::error_code ec;
-      if (fs::is_directory(where, ec))
-        for (const auto& e : fs::directory_iterator(where, ec))
-          if (e.path().filename().string().rfind(marker, 0) == 0) return true;
-      return false;
-    });
+  static constexpr uint64_t kMaxFileSize = 4u << 20;
+
+  // Fetches `ref` in a child that may write no file over kMaxFileSize (RLIMIT_FSIZE): the write
+  // that would raises SIGXFSZ, whose handler SIGKILLs the child right there. True when it died
+  // that way.
+  bool killed_writing_a_big_file(const PackageRef& ref) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::signal(SIGXFSZ, [](int) { ::raise(SIGKILL); });
+      const rlimit limit{kMaxFileSize, kMaxFileSize};
+      ::setrlimit(RLIMIT_FSIZE, &limit);
+      auto got = cache(1).fetch({ref});
+      ::_exit(got ? 0 : 1);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL;
   }
 };
 
 TEST_F(PackageCacheKillTest, KilledDuringDownloadThenNextRunSucceeds) {
-  // A server that sends the package slowly (64 KiB every 50 ms).
+  // A server that sends half of the package and then waits for the client to go away: the
+  // child cannot finish, so it is killed with part of the file whatever the machine's speed.
   fs::path served = dir_ / "served";
   fs::create_directories(served);
   fs::copy_file(subset_dir() / kXz, served / kXz);
   testing::write_text(
-      dir_ / "slow.py",
-      "import http.server,os,sys,time\n"
+      dir_ / "stalling.py",
+      "import http.server,os,sys\n"
       "root=sys.argv[1]\n"
       "class H(http.server.BaseHTTPRequestHandler):\n"
       "  def log_message(self,*a): pass\n"
@@ -392,29 +402,34 @@ TEST_F(PackageCacheKillTest, KilledDuringDownloadThenNextRunSucceeds) {
       "    d=open(os.path.join(root,self.path.lstrip('/')),'rb').read()\n"
       "    self.send_response(200); self.send_header('Content-Length',str(len(d)))\n"
       "    self.end_headers()\n"
-      "    for i in range(0,len(d),65536):\n"
-      "      self.wfile.write(d[i:i+65536]); self.wfile.flush(); time.sleep(0.05)\n"
+      "    self.wfile.write(d[:len(d)//2]); self.wfile.flush()\n"
+      "    self.rfile.read()\n"  // returns when the client's connection closes
       "s=http.server.ThreadingHTTPServer(('127.0.0.1',0),H)\n"
-      "open(sys.argv[2],'w').write(str(s.server_address[1]))\n"
+      "open(sys.argv[2]+'.tmp','w').write(str(s.server_address[1]))\n"
+      "os.rename(sys.argv[2]+'.tmp',sys.argv[2])\n"  // the port file appears whole
       "s.serve_forever()\n");
-  fs::path port_file = dir_ / "slow.port";
-  auto started = run_command("python3 " + shell_quote((dir_ / "slow.py").string()) + " " +
+  fs::path port_file = dir_ / "stalling.port";
+  auto started = run_command("python3 " + shell_quote((dir_ / "stalling.py").string()) + " " +
                              shell_quote(served.string()) + " " + shell_quote(port_file.string()) +
                              " >/dev/null 2>&1 & echo $!");
-  int server_pid = std::atoi(started.output.c_str());
-  for (int i = 0; i < 400 && !fs::exists(port_file); ++i)
+  struct Stopper {
+    int pid;
+    ~Stopper() {
+      if (pid > 0) ::kill(pid, SIGTERM);
+    }
+  } stalling_server{std::atoi(started.output.c_str())};
+  for (int i = 0; i < 6000 && !fs::exists(port_file); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ASSERT_TRUE(fs::exists(port_file)) << "the stalling server did not start";
   std::string port = testing::read_text(port_file);
   PackageRef ref = local_ref(served / kXz);
   ref.url = "http://127.0.0.1:" + port + "/" + kXz;
   fs::path part = dir_ / "cache/pkgs" / ref.sha256 / (std::string(".") + kXz + ".part");
-  // Killed once the part holds some bytes (xz is about 400 KiB: several chunks).
+  // Killed once the part holds some bytes (xz is about 400 KiB: the server sends half).
   const bool killed = kill_when(ref, [&] {
     std::error_code ec;
     return fs::exists(part, ec) && fs::file_size(part, ec) >= 65536;
   });
-  ::kill(server_pid, SIGTERM);
   ASSERT_TRUE(killed) << "the child finished before it could be killed";
   EXPECT_FALSE(fs::exists(dir_ / "cache/pkgs" / ref.sha256 / kXz));
   EXPECT_FALSE(leftovers(dir_ / "cache").empty());  // what a kill leaves: the part
@@ -511,12 +526,15 @@ TEST_F(PackageCacheTest, ResumedFileThatFailsVerificationIsFetchedAgainWhole) {
 }
 
 TEST_F(PackageCacheKillTest, KilledDuringExtractionThenNextRunSucceeds) {
-  // openssl is the biggest package in the subset: its extraction takes long enough to catch.
+  // openssl's archive (2.9 MB) is under the limit and its libcrypto.so.3 (6.2 MB) over it: the
+  // child dies while it extracts, however fast the machine is.
   fs::path pkg = subset_dir() / "openssl-3.3.1-h4ab18f5_1.conda";
   PackageRef ref = local_ref(pkg);
-  bool killed = kill_when(ref, dir_ / "cache/extracted", "." + ref.sha256 + ".tmp.");
-  if (!killed) GTEST_SKIP() << "extraction finished before the kill (machine too fast)";
+  ASSERT_LT(fs::file_size(pkg), kMaxFileSize);
+  ASSERT_TRUE(killed_writing_a_big_file(ref));
   EXPECT_FALSE(fs::exists(dir_ / "cache/extracted" / ref.sha256));
+  EXPECT_TRUE(fs::exists(dir_ / "cache/pkgs" / ref.sha256 / pkg.filename()));
+  EXPECT_FALSE(leftovers(dir_ / "cache/extracted").empty());  // what a kill leaves: the temp tree
   auto got = cache().fetch({ref});
   ASSERT_TRUE(got) << got.error().to_string();
   EXPECT_TRUE(leftovers(dir_ / "cache").empty());

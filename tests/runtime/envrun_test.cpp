@@ -713,6 +713,7 @@ TEST_F(EnvrunCudaTest, DriverCheckPassesFailsAndCanBeSkipped) {
 
 TEST_F(EnvrunTest, TheLauncherRunsWarmStartsWithoutTheFullBinary) {
   ENVB_REQUIRE_TOOL("cc");
+  ENVB_REQUIRE_TOOL("readelf");
   std::string image = build_fixture();
   const std::map<std::string, std::optional<std::string>> no_full{
       {"ENVRUN_FULL", (dir_ / "no-such-envrun-full").string()}};
@@ -743,14 +744,11 @@ TEST_F(EnvrunTest, TheLauncherRunsWarmStartsWithoutTheFullBinary) {
   EXPECT_EQ(envrun({image, "--", "no-such-command"}, no_full).exit_code(), 127);
 
   // What makes it lean: no libcurl, libarchive, OpenSSL, yaml-cpp or zstd to load at startup.
-  if (envbuild::testing::have_tool("readelf")) {
-    auto dynamic = run_command("readelf -d " +
-                               shell_quote((envbuild::testing::binary_dir() / "envrun").string()));
-    ASSERT_EQ(dynamic.exit_code, 0) << dynamic.output;
-    for (const char* lib :
-         {"libcurl", "libarchive", "libssl", "libcrypto", "libyaml-cpp", "libzstd"})
-      EXPECT_EQ(dynamic.output.find(lib), std::string::npos) << lib << " in\n" << dynamic.output;
-  }
+  auto dynamic = run_command("readelf -d " +
+                             shell_quote((envbuild::testing::binary_dir() / "envrun").string()));
+  ASSERT_EQ(dynamic.exit_code, 0) << dynamic.output;
+  for (const char* lib : {"libcurl", "libarchive", "libssl", "libcrypto", "libyaml-cpp", "libzstd"})
+    EXPECT_EQ(dynamic.output.find(lib), std::string::npos) << lib << " in\n" << dynamic.output;
 }
 
 TEST_F(EnvrunTest, PullsAndRunsDockerImagesFromARegistry) {

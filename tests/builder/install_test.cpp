@@ -149,8 +149,8 @@ TEST_F(RealEnvironmentTest, CondaMetaHistoryAndVariables) {
   EXPECT_EQ(state["env_vars"]["ENVB_TEST_VAR"], "hello");
   EXPECT_FALSE(fs::exists(env() / ".envbuild-staging"));
   auto index = conda::read_relocation_index(env());
-  ASSERT_TRUE(index) << index.error().to_string();
-  EXPECT_EQ(index->prefix, env().string());
+  ASSERT_TRUE(index && *index) << (index ? "no index" : index.error().to_string());
+  EXPECT_EQ((*index)->prefix, env().string());
 }
 
 // Given the installed prefix copied elsewhere (a move, keeping the original for the other tests)
@@ -166,9 +166,9 @@ TEST_F(RealEnvironmentTest, WorksAfterMoveAndRelocate) {
   EXPECT_GT(stats->text_files, 0u);
   expect_programs_work(moved);
   auto index = conda::read_relocation_index(moved);
-  ASSERT_TRUE(index);
-  EXPECT_EQ(index->prefix, moved.string());
-  for (const auto& record : index->files) {
+  ASSERT_TRUE(index && *index);
+  EXPECT_EQ((*index)->prefix, moved.string());
+  for (const auto& record : (*index)->files) {
     std::string content = read_text(moved / record.path);
     EXPECT_EQ(content.find(env().string() + "/"), std::string::npos) << record.path;
   }

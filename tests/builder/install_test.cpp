@@ -86,7 +86,9 @@ std::string* RealEnvironmentTest::error_ = new std::string;
 // The programs the issue names, run from `prefix` with a clean environment.
 void expect_programs_work(const fs::path& prefix) {
   SCOPED_TRACE(prefix.string());
-  std::string run = "env -i HOME=/nonexistent PATH=/usr/bin:/bin ";
+  // The shared prefix is only read: Python must not rewrite a stale .pyc in it while another test
+  // copies the tree (cp saw python's temporary .pyc vanish under `ctest -j2`).
+  std::string run = "env -i HOME=/nonexistent PATH=/usr/bin:/bin PYTHONDONTWRITEBYTECODE=1 ";
   auto openssl = run_command(run + shell_quote((prefix / "bin/openssl").string()) + " version -d");
   EXPECT_EQ(openssl.exit_code, 0) << openssl.output;
   EXPECT_NE(openssl.output.find(prefix.string() + "/ssl"), std::string::npos) << openssl.output;

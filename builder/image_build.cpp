@@ -23,6 +23,7 @@
 #include "common/format.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
+#include "common/json.hpp"
 #include "common/parallel.hpp"
 #include "common/version.hpp"
 #include "conda/environment_file.hpp"
@@ -268,7 +269,7 @@ Result<std::optional<oci::LayerInfo>> cached_layer(const fs::path& file,
   std::error_code ec;
   if (!fs::exists(file, ec)) return std::optional<oci::LayerInfo>();
   ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(file));
-  ENVB_ASSIGN_OR_RETURN(auto json, oci::parse_json(text, file.string()));
+  ENVB_ASSIGN_OR_RETURN(auto json, common::parse_json(text, file.string()));
   try {
     if (json.at("format") != kLayerFormat) return std::optional<oci::LayerInfo>();
     oci::LayerInfo info;

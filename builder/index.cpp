@@ -10,6 +10,7 @@
 #include "common/fs.hpp"
 #include "common/hash.hpp"
 #include "common/io.hpp"
+#include "common/json.hpp"
 #include "conda/package_archive.hpp"
 
 namespace envbuild::builder {
@@ -65,8 +66,10 @@ Result<nlohmann::json> read_index_json(const fs::path& package) {
         return conda::Walk::Stop;
       }));
   if (!found) return fail(Errc::Integrity, package.string() + ": no info/index.json");
-  nlohmann::json json = nlohmann::json::parse(text, nullptr, false);
-  if (json.is_discarded() || !json.is_object())
+  ENVB_ASSIGN_OR_RETURN(
+      nlohmann::json json,
+      common::parse_json(text, package.string() + ": info/index.json", Errc::Integrity));
+  if (!json.is_object())
     return fail(Errc::Integrity, package.string() + ": info/index.json is not a JSON object");
   for (const char* key : {"name", "version", "build"})
     if (!json.contains(key) || !json[key].is_string())

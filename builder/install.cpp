@@ -24,6 +24,7 @@
 #include "common/format.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
+#include "common/json.hpp"
 #include "common/parallel.hpp"
 #include "common/version.hpp"
 #include "conda/package_metadata.hpp"
@@ -484,9 +485,10 @@ Result<void> compile_noarch_pyc(const std::vector<PackagePlan>& plans, const fs:
     });
     if (meta == plans[i].files.end()) continue;
     ENVB_ASSIGN_OR_RETURN(std::string json_text, common::read_file(prefix / meta->path));
-    auto json = nlohmann::json::parse(json_text, nullptr, false);
-    if (json.is_discarded() || !json.is_object())
-      return fail(Errc::Internal, (prefix / meta->path).string() + ": not JSON");
+    ENVB_ASSIGN_OR_RETURN(
+        auto json, common::parse_json(json_text, (prefix / meta->path).string(), Errc::Integrity));
+    if (!json.is_object())
+      return fail(Errc::Integrity, (prefix / meta->path).string() + ": not a JSON object");
     auto& files = json["files"];
     auto& paths = json["paths_data"]["paths"];
     for (const auto& py : sources[i]) {

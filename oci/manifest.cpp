@@ -2,6 +2,7 @@
 
 #include <ctime>
 
+#include "common/json.hpp"
 #include "oci/internal/json_util.hpp"
 
 namespace envbuild::oci {
@@ -132,16 +133,8 @@ std::string to_canonical_json(const ImageConfig& c) {
   return canonical_json(j);
 }
 
-Result<json> parse_json(std::string_view text, std::string_view what) {
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    return fail(Errc::InvalidInput, "parsing " + std::string(what) + ": " + e.what());
-  }
-}
-
 Result<Manifest> parse_manifest(std::string_view text) {
-  ENVB_ASSIGN_OR_RETURN(json j, parse_json(text, "image manifest"));
+  ENVB_ASSIGN_OR_RETURN(json j, common::parse_json(text, "parsing image manifest"));
   auto parse = [&]() -> Result<Manifest> {
     if (!j.is_object()) return fail(Errc::InvalidInput, "not a JSON object");
     Manifest m;
@@ -166,7 +159,7 @@ Result<Manifest> parse_manifest(std::string_view text) {
 }
 
 Result<Index> parse_index(std::string_view text) {
-  ENVB_ASSIGN_OR_RETURN(json j, parse_json(text, "image index"));
+  ENVB_ASSIGN_OR_RETURN(json j, common::parse_json(text, "parsing image index"));
   auto parse = [&]() -> Result<Index> {
     if (!j.is_object()) return fail(Errc::InvalidInput, "not a JSON object");
     Index i;
@@ -183,7 +176,7 @@ Result<Index> parse_index(std::string_view text) {
 }
 
 Result<ImageConfig> parse_image_config(std::string_view text) {
-  ENVB_ASSIGN_OR_RETURN(json j, parse_json(text, "image config"));
+  ENVB_ASSIGN_OR_RETURN(json j, common::parse_json(text, "parsing image config"));
   auto parse = [&]() -> Result<ImageConfig> {
     if (!j.is_object()) return fail(Errc::InvalidInput, "not a JSON object");
     ImageConfig c;

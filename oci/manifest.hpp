@@ -88,8 +88,7 @@ std::string to_canonical_json(const Manifest& m);
 std::string to_canonical_json(const Index& i);
 std::string to_canonical_json(const ImageConfig& c);
 
-/// Parsers; `what` names the document in errors ("manifest sha256:ab12...").
-Result<nlohmann::json> parse_json(std::string_view text, std::string_view what);
+/// Parsers (through common::parse_json: bounded nesting).
 Result<Manifest> parse_manifest(std::string_view text);
 Result<Index> parse_index(std::string_view text);
 Result<ImageConfig> parse_image_config(std::string_view text);

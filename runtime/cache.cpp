@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "common/hash.hpp"
+#include "common/json.hpp"
 #include "oci/archive.hpp"
 #include "oci/layer_reader.hpp"
 #include "runtime/host_check.hpp"
@@ -72,7 +73,7 @@ Result<std::vector<std::string>> record_requirements(const fs::path& prefix_dir)
     if (name == fs::path(kRelocationsFile).filename()) continue;
     ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(meta / name));
     try {
-      json j = json::parse(text);
+      ENVB_ASSIGN_OR_RETURN(json j, common::parse_json(text, (meta / name).string()));
       if (!j.is_object() || !j.contains("depends")) continue;
       for (const auto& d : j.at("depends"))
         if (d.is_string()) depends.push_back(d.get<std::string>());
@@ -108,12 +109,13 @@ Result<std::vector<std::pair<std::string, std::string>>> read_env_vars(const fs:
   try {
     for (const auto& name : names_with_suffix(dir, ".json")) {
       ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(dir / name));
-      ENVB_TRY(read_env_vars_object(dir / name, json::parse(text), out));
+      ENVB_ASSIGN_OR_RETURN(json vars, common::parse_json(text, (dir / name).string()));
+      ENVB_TRY(read_env_vars_object(dir / name, vars, out));
     }
     fs::path state = prefix_dir / "conda-meta/state";
     if (exists_nofollow(state)) {
       ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(state));
-      json j = json::parse(text);
+      ENVB_ASSIGN_OR_RETURN(json j, common::parse_json(text, state.string()));
       if (j.is_object() && j.contains("env_vars"))
         ENVB_TRY(read_env_vars_object(state, j.at("env_vars"), out));
     }

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fs.hpp"
+#include "common/json.hpp"
 
 namespace envbuild::runtime {
 namespace {
@@ -49,7 +50,7 @@ Result<std::optional<PrefixRelocations>> read_relocations(const fs::path& dir) {
   ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(file));
   PrefixRelocations out;
   try {
-    json j = json::parse(text);
+    ENVB_ASSIGN_OR_RETURN(json j, common::parse_json(text, file.string(), Errc::Integrity));
     if (j.value("format", 0) != 1)
       return fail(Errc::Unsupported, file.string() + ": unknown relocations format " +
                                          j.value("format", json(nullptr)).dump());

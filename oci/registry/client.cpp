@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/http.hpp"
+#include "common/json.hpp"
 #include "oci/manifest.hpp"
 #include "oci/media_type.hpp"
 
@@ -238,7 +239,7 @@ Result<FetchedManifest> Repository::get_manifest(const std::string& reference) {
                                        actual.to_string() + ", expected " + expected->to_string());
     if (!expected && reference.starts_with("sha256:")) return std::move(expected).error();
   }
-  auto j = nlohmann::json::parse(out.bytes, nullptr, false);
+  auto j = common::parse_json(out.bytes, "manifest").value_or(nlohmann::json());
   std::string media_type;
   if (j.is_object() && j.contains("mediaType") && j["mediaType"].is_string())
     media_type = j["mediaType"].get<std::string>();
@@ -470,7 +471,7 @@ Result<std::vector<std::string>> Repository::tags() {
   req.url = origin_ + "/v2/" + name_ + "/tags/list";
   ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
   if (!resp.ok()) return status_error("GET", req.url, resp);
-  auto j = nlohmann::json::parse(resp.body, nullptr, false);
+  auto j = common::parse_json(resp.body, "tag list").value_or(nlohmann::json());
   std::vector<std::string> out;
   if (j.is_object() && j.contains("tags") && j["tags"].is_array())
     for (const auto& t : j["tags"])

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/http.hpp"
+#include "common/json.hpp"
 
 namespace envbuild::oci::registry {
 
@@ -313,7 +314,7 @@ Error status_error(std::string_view method, std::string_view url, const Response
     msg += " " + std::string(reason);
   if (response.attempts > 1) msg += " (after " + std::to_string(response.attempts) + " attempts)";
   // distribution-spec: {"errors":[{"code":"...","message":"...","detail":...}]}
-  auto j = nlohmann::json::parse(response.body, nullptr, false);
+  auto j = common::parse_json(response.body, "error body").value_or(nlohmann::json());
   if (j.is_object() && j.contains("errors") && j["errors"].is_array()) {
     std::string codes;
     for (const auto& e : j["errors"]) {

@@ -128,6 +128,16 @@ class SelectorParser {
     return value;
   }
   Result<bool> parse_not() {
+    // `not` and parentheses recurse: a selector comment of 30 KB of "(" must end in an error,
+    // not in a stack overflow.
+    if (++depth_ > kMaxDepth)
+      return internal::parse_error(
+          "selector nested too deeply", text_, pos_,
+          "at most " + std::to_string(kMaxDepth) + " levels of 'not' and parentheses");
+    struct Leave {
+      int& depth;
+      ~Leave() { --depth; }
+    } leave{depth_};
     if (peek_word() == "not") {
       pos_ += 3;
       ENVB_ASSIGN_OR_RETURN(bool value, parse_not());
@@ -148,9 +158,11 @@ class SelectorParser {
     return platform_.satisfies(word);
   }
 
+  static constexpr int kMaxDepth = 32;
   std::string_view text_;
   const Platform& platform_;
   size_t pos_ = 0;
+  int depth_ = 0;
 };
 
 }  // namespace

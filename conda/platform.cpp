@@ -9,12 +9,14 @@
 namespace envbuild::conda {
 namespace {
 
-constexpr std::array<std::string_view, 20> kKnown = {
+// conda's KNOWN_SUBDIRS (conda/base/constants.py), plus linux-riscv32 and osx-32 (rattler's).
+constexpr std::array<std::string_view, 21> kKnown = {
     "emscripten-wasm32", "linux-32",     "linux-64",      "linux-aarch64",
     "linux-armv6l",      "linux-armv7l", "linux-ppc64",   "linux-ppc64le",
     "linux-riscv64",     "linux-s390x",  "noarch",        "osx-64",
     "osx-arm64",         "wasi-wasm32",  "win-32",        "win-64",
-    "win-arm64",         "zos-z",        "linux-riscv32", "osx-32"};
+    "win-arm64",         "zos-z",        "linux-riscv32", "osx-32",
+    "freebsd-64"};
 
 }  // namespace
 
@@ -36,6 +38,7 @@ Result<Platform> Platform::parse(std::string_view subdir) {
   if (os == "emscripten") p.os_ = Os::Emscripten;
   if (os == "wasi") p.os_ = Os::Wasi;
   if (os == "zos") p.os_ = Os::Zos;
+  if (os == "freebsd") p.os_ = Os::FreeBsd;
   return p;
 }
 
@@ -62,6 +65,7 @@ bool Platform::satisfies(std::string_view selector) const {
   if (selector == "win") return os_ == Os::Win;
   if (selector == "unix") return is_unix();
   if (selector == "emscripten") return os_ == Os::Emscripten;
+  if (selector == "freebsd") return os_ == Os::FreeBsd;
   if (selector == "linux64") return subdir_ == "linux-64";
   if (selector == "linux32") return subdir_ == "linux-32";
   if (selector == "osx64") return subdir_ == "osx-64";

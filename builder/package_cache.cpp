@@ -327,7 +327,13 @@ CachedPackage release(auto&& held) {
 
 Result<void> PackageCache::extract(Held& held) const {
   ENVB_TRY(common::make_dirs(held.result.extracted.parent_path()));
-  ENVB_TRY(conda::extract_package(held.result.archive, held.result.extracted)
+  conda::ExtractOptions options;
+  if (options_.limits) {
+    options.limits = *options_.limits;
+  } else {
+    ENVB_ASSIGN_OR_RETURN(options.limits, common::UnpackLimits::from_environment("ENVBUILD"));
+  }
+  ENVB_TRY(conda::extract_package(held.result.archive, held.result.extracted, options)
                .context("extracting " + held.name));
   held.result.extracted_now = true;
   return ok();

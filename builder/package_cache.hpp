@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "common/http.hpp"
+#include "common/limits.hpp"
 #include "common/result.hpp"
 
 namespace envbuild::builder {
@@ -46,6 +47,8 @@ struct PackageCacheOptions {
   /// Channel base URLs with credentials (builder/channel.hpp credentialed_base_urls()): a
   /// package URL under the redacted form of one is downloaded with its credentials.
   std::vector<std::string> credentialed_channels;
+  /// Bounds on extracting a package; unset: the defaults with ENVBUILD_MAX_* applied.
+  std::optional<common::UnpackLimits> limits;
   /// Called on the worker thread after package `index` is ready, before that worker takes the
   /// next package: progress output, or work on the package (planning its installation) that
   /// then overlaps the other downloads. May be called from any thread; an error stops the batch

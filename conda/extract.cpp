@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <deque>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -59,6 +60,7 @@ class TreeWriter {
                                            "' points outside the package");
         if (::symlinkat(entry.link_target.c_str(), dir, name_z.c_str()) != 0)
           return creation_error("symlinkat", entry.path, errno);
+        symlinks_.emplace(entry.path, entry.link_target);
         ++stats.symlinks;
         return ok();
       case EntryType::Hardlink: {
@@ -79,6 +81,11 @@ class TreeWriter {
       }
     }
     return ok();
+  }
+
+  /// The package's symlinks, path -> target, for check_symlink_chains once all are in.
+  [[nodiscard]] const std::unordered_map<std::string, std::string>& symlinks() const {
+    return symlinks_;
   }
 
  private:
@@ -140,8 +147,73 @@ class TreeWriter {
   Fd root_;
   std::string root_path_;
   std::unordered_map<std::string, Fd> dirs_;
+  std::unordered_map<std::string, std::string> symlinks_;
   std::unique_ptr<std::byte[]> buffer_;  // not zero-filled: written before it is read
 };
+
+void push_components(std::string_view path, std::deque<std::string>& out, bool front) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    if (end > start) parts.emplace_back(path.substr(start, end - start));
+    start = end + 1;
+  }
+  if (front)
+    out.insert(out.begin(), parts.begin(), parts.end());
+  else
+    out.insert(out.end(), parts.begin(), parts.end());
+}
+
+// Resolves the symlink at `link` the way the kernel would inside the package, through the
+// package's own symlinks, and says where it leaves the package: "" when it stays inside. Each
+// symlink passed symlink_stays_inside() on its own text, but text is not enough: with
+// `a/b/l -> ../..` (the root), `c -> a/b/l/../x` reads as a/b/x and resolves to ../x.
+std::string leaves_package(const std::string& link,
+                           const std::unordered_map<std::string, std::string>& symlinks) {
+  constexpr int kMaxHops = 40;  // the kernel's limit on symlinks followed in one lookup
+  std::deque<std::string> todo;
+  std::vector<std::string> at;  // components of where the lookup is
+  push_components(link.substr(0, link.rfind('/') == std::string::npos ? 0 : link.rfind('/')), todo,
+                  false);
+  for (auto& part : todo) at.push_back(std::move(part));
+  todo.clear();
+  push_components(symlinks.at(link), todo, false);
+  int hops = 0;
+  std::string where;
+  while (!todo.empty()) {
+    std::string part = std::move(todo.front());
+    todo.pop_front();
+    if (part == ".") continue;
+    if (part == "..") {
+      if (at.empty()) return where.empty() ? link : where;
+      at.pop_back();
+      continue;
+    }
+    at.push_back(std::move(part));
+    std::string path;
+    for (const auto& p : at) path += (path.empty() ? "" : "/") + p;
+    auto it = symlinks.find(path);
+    if (it == symlinks.end()) continue;
+    if (++hops > kMaxHops || it->second.empty() || it->second.front() == '/') return path;
+    at.pop_back();
+    where = path;
+    push_components(it->second, todo, true);
+  }
+  return "";
+}
+
+Result<void> check_symlink_chains(const std::unordered_map<std::string, std::string>& symlinks) {
+  for (const auto& [link, target] : symlinks) {
+    std::string through = leaves_package(link, symlinks);
+    if (!through.empty())
+      return fail(Errc::Integrity, "symlink '" + link + "' -> '" + target +
+                                       "' leaves the package through symlink '" + through +
+                                       "' (or a loop of them)");
+  }
+  return ok();
+}
 
 // Removes the temporary tree unless released.
 struct RemoveGuard {
@@ -169,28 +241,26 @@ Result<ExtractStats> extract_package(const fs::path& package, const fs::path& de
     return errno_error("mkdir", temp.string(), errno).with_context(what);
   RemoveGuard guard{temp};
 
+  const uint64_t compressed_size = fs::file_size(package, ec);
+  if (ec) return fail(Errc::Io, "stat(" + package.string() + "): " + ec.message());
+  const common::UnpackLimits& limits = options.limits;
   ExtractStats stats;
   uint64_t entries = 0;
   {
     ENVB_ASSIGN_OR_RETURN(TreeWriter writer, TreeWriter::open(temp));
-    auto walked = walk_package(
-        package, options.components,
-        [&](const ArchiveEntry& entry, common::ByteSource& data) -> Result<Walk> {
-          if (++entries > options.max_entries)
-            return fail(Errc::Integrity, "more than " + std::to_string(options.max_entries) +
-                                             " entries; refusing to extract more");
-          if (entry.type == EntryType::File && entry.size > options.max_entry_size)
-            return fail(Errc::Integrity,
-                        "entry '" + entry.path + "' is " + std::to_string(entry.size) +
-                            " bytes, over the limit of " + std::to_string(options.max_entry_size));
-          if (entry.type == EntryType::File && stats.bytes + entry.size > options.max_total_size)
-            return fail(Errc::Integrity, "entry '" + entry.path + "' takes the package over " +
-                                             std::to_string(options.max_total_size) +
-                                             " bytes; refusing to extract more");
-          ENVB_TRY(writer.add(entry, data, stats).context("entry '" + entry.path + "'"));
-          return Walk::Continue;
-        });
+    auto walked =
+        walk_package(package, options.components,
+                     [&](const ArchiveEntry& entry, common::ByteSource& data) -> Result<Walk> {
+                       ENVB_TRY(common::check_entry_path(limits, entry.path));
+                       const std::string shown = "entry '" + entry.path + "'";
+                       ENVB_TRY(common::check_unpack_limits(
+                           limits, shown, ++entries, stats.bytes,
+                           entry.type == EntryType::File ? entry.size : 0, compressed_size));
+                       ENVB_TRY(writer.add(entry, data, stats).context(shown));
+                       return Walk::Continue;
+                     });
     ENVB_TRY(std::move(walked).context(what));
+    ENVB_TRY(check_symlink_chains(writer.symlinks()).context(what));
   }
   if (::rename(temp.c_str(), absolute.c_str()) != 0) {
     int err = errno;

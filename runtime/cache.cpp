@@ -19,6 +19,7 @@
 
 #include "common/hash.hpp"
 #include "common/json.hpp"
+#include "common/limits.hpp"
 #include "oci/archive.hpp"
 #include "oci/layer_reader.hpp"
 #include "runtime/host_check.hpp"
@@ -264,6 +265,9 @@ Result<EnvInfo> unpack_image(const oci::Image& image, const fs::path& dir_in,
                 "image prefix '" + image_prefix + "' is not a safe absolute path");
 
   const auto& layers = image.manifest().layers;
+  ENVB_ASSIGN_OR_RETURN(common::UnpackLimits limits,
+                        common::UnpackLimits::from_environment("ENVRUN"));
+  ENVB_TRY(common::check_layer_count(limits, "image " + reference, layers.size()));
   if (options.layers != nullptr) {
     ENVB_ASSIGN_OR_RETURN(ComposeStats composed, options.layers->compose(image, staging));
     std::fprintf(stderr,
@@ -275,7 +279,10 @@ Result<EnvInfo> unpack_image(const oci::Image& image, const fs::path& dir_in,
       std::string what = "extracting layer " + std::to_string(i + 1) + "/" +
                          std::to_string(layers.size()) + " " + layers[i].digest.short_string();
       ENVB_ASSIGN_OR_RETURN(auto source, image.open_blob(layers[i]).context(what));
-      ENVB_TRY(oci::extract_layer(*source, staging).context(what));
+      oci::ExtractOptions extract;
+      extract.limits = limits;
+      extract.compressed_size = static_cast<uint64_t>(layers[i].size);
+      ENVB_TRY(oci::extract_layer(*source, staging, extract).context(what));
     }
   }
   test_stall_point("extracted");

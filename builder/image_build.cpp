@@ -177,9 +177,7 @@ Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o)
   start = std::chrono::steady_clock::now();
   std::vector<conda::PackageRecord> records;
   for (size_t i = 0; i < env.records.size(); ++i) {
-    fs::path index_file = cached[i].extracted / "info" / "index.json";
-    ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(index_file));
-    ENVB_ASSIGN_OR_RETURN(auto index, conda::parse_package_record(text, index_file.string()));
+    ENVB_ASSIGN_OR_RETURN(auto index, extracted_index_record(cached[i].extracted));
     if (!env.records[i].name.empty() && env.records[i].name != index.name)
       return fail(Errc::Integrity, archive_name(refs[i]) + ": expected package '" +
                                        env.records[i].name + "', its info/index.json says '" +

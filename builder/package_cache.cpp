@@ -17,7 +17,9 @@
 #include "common/fs.hpp"
 #include "common/hash.hpp"
 #include "common/io.hpp"
+#include "common/root_dir.hpp"
 #include "conda/extract.hpp"
+#include "conda/package_metadata.hpp"
 
 namespace envbuild::builder {
 
@@ -30,6 +32,16 @@ fs::path default_cache_root() {
   if (const char* home = std::getenv("HOME"); home && *home)
     return fs::path(home) / ".cache" / "envbuild";
   return "/tmp/envbuild-cache";
+}
+
+Result<conda::PackageRecord> extracted_index_record(const fs::path& extracted) {
+  ENVB_ASSIGN_OR_RETURN(common::RootDir package, common::RootDir::open(extracted));
+  ENVB_ASSIGN_OR_RETURN(auto text,
+                        package.read_regular("info/index.json", conda::kMaxInfoFileBytes));
+  if (!text)
+    return fail(Errc::Integrity, package.shown("info/index.json") + ": missing")
+        .with_hint("remove " + extracted.string() + " from the package cache to extract it again");
+  return conda::parse_package_record(*text, package.shown("info/index.json"));
 }
 
 std::string cache_key(const PackageRef& package) {

@@ -19,6 +19,7 @@
 #include "common/http.hpp"
 #include "common/limits.hpp"
 #include "common/result.hpp"
+#include "conda/package_record.hpp"
 
 namespace envbuild::builder {
 
@@ -84,6 +85,10 @@ class PackageCache {
                                          common::HttpClient& client, bool& downloaded) const;
   PackageCacheOptions options_;
 };
+
+/// info/index.json of an extracted package, read beneath it without following a symlink (the
+/// tree is an untrusted package's).
+Result<conda::PackageRecord> extracted_index_record(const std::filesystem::path& extracted);
 
 /// The cache key of a ref: its sha256, else "md5-<md5>"; empty when it has neither.
 std::string cache_key(const PackageRef& package);

@@ -14,9 +14,6 @@ using nlohmann::json;
 
 namespace {
 
-// The largest real paths.json files (tens of thousands of entries) are a few MiB.
-constexpr size_t kMaxInfoFile = 32u << 20;
-
 std::string get_string(const json& object, const char* key) {
   auto it = object.find(key);
   if (it == object.end() || !it->is_string()) return {};
@@ -308,7 +305,7 @@ Result<PackageMetadata> read_package_metadata(const std::filesystem::path& packa
                           bool wanted = false;
                           for (auto w : kWanted) wanted = wanted || entry.path == w;
                           if (!wanted) return Walk::Continue;
-                          if (entry.size > kMaxInfoFile)
+                          if (entry.size > kMaxInfoFileBytes)
                             return fail(Errc::Integrity, name + ": " + entry.path + " is " +
                                                              std::to_string(entry.size) +
                                                              " bytes; refusing to read it");

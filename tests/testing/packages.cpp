@@ -86,6 +86,29 @@ void write_conda(const std::filesystem::path& path, const std::vector<TarEntry>&
   write_text(path, out);
 }
 
+void write_tree(const std::filesystem::path& root, const std::vector<TarEntry>& entries) {
+  namespace fs = std::filesystem;
+  for (const auto& e : entries) {
+    const fs::path path = root / e.path;
+    fs::create_directories(path.parent_path());
+    switch (e.kind) {
+      case TarEntry::Kind::File:
+        write_text(path, e.data);
+        fs::permissions(path, static_cast<fs::perms>(e.mode));
+        break;
+      case TarEntry::Kind::Directory:
+        fs::create_directories(path);
+        break;
+      case TarEntry::Kind::Symlink:
+        fs::create_symlink(e.data, path);
+        break;
+      case TarEntry::Kind::Hardlink:
+        fs::create_hard_link(root / e.data, path);
+        break;
+    }
+  }
+}
+
 std::vector<TarEntry> package_info(const std::string& name, const std::vector<TarEntry>& files,
                                    const nlohmann::json& index) {
   nlohmann::json record = {{"name", name},

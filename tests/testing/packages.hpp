@@ -32,6 +32,10 @@ void write_tar_bz2(const std::filesystem::path& path, const std::vector<TarEntry
 void write_conda(const std::filesystem::path& path, const std::vector<TarEntry>& info,
                  const std::vector<TarEntry>& pkg);
 
+/// Writes `entries` below `root` the way an extracted package holds them (directories made as
+/// needed, hard links to earlier files).
+void write_tree(const std::filesystem::path& root, const std::vector<TarEntry>& entries);
+
 /// info/index.json (linux-64, build "0", `index` merged over the defaults) and info/paths.json
 /// listing every file and symlink of `files` (hardlink and softlink entries).
 std::vector<TarEntry> package_info(const std::string& name, const std::vector<TarEntry>& files,

@@ -1,7 +1,5 @@
 #include "builder/channel.hpp"
 
-#include <sys/utsname.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <filesystem>
@@ -218,17 +216,6 @@ bool is_known_platform(std::string_view p) {
       "linux-32",  "osx-64",        "osx-arm64",         "win-64",      "win-32",
       "win-arm64", "noarch",        "emscripten-wasm32", "wasi-wasm32", "zos-z"};
   return std::find(std::begin(kKnown), std::end(kKnown), p) != std::end(kKnown);
-}
-
-std::string host_platform() {
-  struct utsname u {};
-  if (::uname(&u) != 0) return "linux-64";
-  std::string machine = u.machine;
-  if (machine == "x86_64") return "linux-64";
-  if (machine == "aarch64" || machine == "arm64") return "linux-aarch64";
-  if (machine == "ppc64le") return "linux-ppc64le";
-  if (machine == "s390x") return "linux-s390x";
-  return "linux-" + machine;
 }
 
 }  // namespace envbuild::builder

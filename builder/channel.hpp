@@ -66,6 +66,5 @@ std::string resolve_url(std::string_view base, std::string_view reference);
 /// conda platforms envbuild knows ("linux-64", "linux-aarch64", "osx-arm64", ...).
 bool is_known_platform(std::string_view platform);
 /// The platform of this machine, e.g. "linux-64".
-std::string host_platform();
 
 }  // namespace envbuild::builder

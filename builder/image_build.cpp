@@ -27,6 +27,7 @@
 #include "common/parallel.hpp"
 #include "common/version.hpp"
 #include "conda/environment_file.hpp"
+#include "conda/image_contract.hpp"
 #include "conda/lockfile_conda_lock.hpp"
 #include "conda/lockfile_explicit.hpp"
 #include "oci/archive.hpp"
@@ -346,15 +347,9 @@ Result<oci::Platform> oci_platform_for_subdir(const std::string& subdir) {
 }
 
 std::string virtual_requirements(const std::vector<conda::PackageRecord>& records) {
-  std::set<std::string> found;
-  for (const auto& r : records)
-    for (const auto& d : r.depends) {
-      std::string name = depend_name(d);
-      if (name == "__cuda" || name == "__glibc" || name == "__cuda_arch") found.insert(d);
-    }
-  std::string out;
-  for (const auto& f : found) out += (out.empty() ? "" : ";") + f;
-  return out;
+  std::vector<std::string> depends;
+  for (const auto& r : records) depends.insert(depends.end(), r.depends.begin(), r.depends.end());
+  return conda::requirements_label(conda::host_requirements(depends));
 }
 
 std::string compact_explicit_lock(const std::vector<conda::PackageRecord>& records,
@@ -568,11 +563,12 @@ Result<ImageBuild> build_environment_image(const EnvironmentSpec& env, const Ima
   std::string name = o.image_name;
   auto labels = changes.labels;  // the user's win over ours
   changes.labels = {{"org.opencontainers.image.created", created},
-                    {"org.envbuild.prefix", o.prefix},
-                    {"org.envbuild.platform", o.subdir},
-                    {"org.envbuild.lock", build.explicit_lock},
-                    {"org.envbuild.version", std::string(kVersion)}};
-  if (!build.requirements.empty()) changes.labels["org.envbuild.requirements"] = build.requirements;
+                    {std::string(conda::kPrefixLabel), o.prefix},
+                    {std::string(conda::kPlatformLabel), o.subdir},
+                    {std::string(conda::kLockLabel), build.explicit_lock},
+                    {std::string(conda::kVersionLabel), std::string(kVersion)}};
+  if (!build.requirements.empty())
+    changes.labels[std::string(conda::kRequirementsLabel)] = build.requirements;
   if (!name.empty()) {
     auto colon = name.rfind(':');
     bool has_tag = colon != std::string::npos && name.find('/', colon) == std::string::npos;
@@ -598,9 +594,9 @@ Result<ImageBuild> build_environment_image(const EnvironmentSpec& env, const Ima
                           oci::build_image(build.platform, appended, changes, build.store));
   }
   // Manifest annotations (mutate writes none): rewrite the manifest with them.
-  oci::Annotations annotations = {
-      {"org.opencontainers.image.created", created},
-      {"org.envbuild.lock.digest", "sha256:" + common::sha256_hex(build.explicit_lock)}};
+  oci::Annotations annotations = {{"org.opencontainers.image.created", created},
+                                  {std::string(conda::kLockDigestAnnotation),
+                                   "sha256:" + common::sha256_hex(build.explicit_lock)}};
   if (!name.empty())
     annotations["org.opencontainers.image.title"] =
         changes.labels.at("org.opencontainers.image.title");

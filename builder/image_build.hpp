@@ -142,8 +142,8 @@ Result<ImageBuild> plan_environment_image(const EnvironmentSpec& env,
 Result<ImageBuild> build_environment_image(const EnvironmentSpec& env,
                                            const ImageBuildOptions& options);
 
-/// The org.envbuild.requirements value: every `__cuda`/`__glibc`/`__cuda_arch` depend of the
-/// records, deduplicated, sorted, joined with ";".
+/// The org.envbuild.requirements value (conda/image_contract.hpp): the virtual-package depends
+/// of the records, deduplicated, sorted, joined with ";".
 std::string virtual_requirements(const std::vector<conda::PackageRecord>& records);
 
 /// "@EXPLICIT\n<url>#<sha256>\n..." in the given order (md5 when no sha256 is known).

@@ -1,10 +1,7 @@
 #include "builder/solve.hpp"
 
-#include <dlfcn.h>
-#include <gnu/libc-version.h>
 #include <malloc.h>
 #include <sys/mman.h>
-#include <sys/utsname.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -14,11 +11,11 @@
 #include <cstdlib>
 #include <map>
 #include <mutex>
-#include <regex>
 #include <set>
 
 #include "common/hash.hpp"
 #include "common/version.hpp"
+#include "conda/platform.hpp"
 
 namespace envbuild::builder {
 
@@ -64,151 +61,7 @@ void tune_heap_for_solving() {
   });
 }
 
-std::string upper(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return s;
-}
-
-std::optional<std::string> kernel_version() {
-  struct utsname u {};
-  if (::uname(&u) != 0) return std::nullopt;
-  std::smatch m;
-  std::string release = u.release;
-  static const std::regex kRe(R"(\d+\.\d+(\.\d+)?(\.\d+)?)");
-  if (std::regex_search(release, m, kRe)) return m.str(0);
-  return std::nullopt;
-}
-
-std::string glibc_major_minor() {
-  std::string v = gnu_get_libc_version();
-  // "2.36" or "2.35.1": keep major.minor.
-  size_t first = v.find('.');
-  size_t second = first == std::string::npos ? std::string::npos : v.find('.', first + 1);
-  return second == std::string::npos ? v : v.substr(0, second);
-}
-
-struct DlClose {
-  void operator()(void* h) const { ::dlclose(h); }
-};
-
-/// max CUDA version the driver supports ("12.4"), from libcuda.so.1; nullopt without a driver.
-std::optional<std::string> detect_cuda() {
-  std::unique_ptr<void, DlClose> lib(::dlopen("libcuda.so.1", RTLD_LAZY | RTLD_LOCAL));
-  if (!lib) lib.reset(::dlopen("libcuda.so", RTLD_LAZY | RTLD_LOCAL));
-  if (!lib) return std::nullopt;
-  using InitFn = int (*)(unsigned int);
-  using VersionFn = int (*)(int*);
-  auto init = reinterpret_cast<InitFn>(::dlsym(lib.get(), "cuInit"));
-  auto version = reinterpret_cast<VersionFn>(::dlsym(lib.get(), "cuDriverGetVersion"));
-  if (!init || !version) return std::nullopt;
-  // cuDriverGetVersion works without a device; cuInit failing (no GPU visible) is not fatal.
-  (void)init(0);
-  int v = 0;
-  if (version(&v) != 0 || v < 1000 || v > 99990) return std::nullopt;
-  return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10);
-}
-
-std::string archspec_for(std::string_view platform) {
-  if (platform == "linux-64" || platform == "osx-64" || platform == "win-64") return "x86_64";
-  if (platform == "linux-aarch64") return "aarch64";
-  if (platform == "osx-arm64") return "m1";
-  if (platform == "linux-ppc64le") return "ppc64le";
-  if (platform == "linux-s390x") return "s390x";
-  return "0";
-}
-
-void upsert(std::map<std::string, VirtualPackage>& out, VirtualPackage vp) {
-  out[vp.name] = std::move(vp);
-}
-
 }  // namespace
-
-Result<VirtualPackage> parse_virtual_package(std::string_view text) {
-  std::string t(text);
-  auto bad = [&](const std::string& why) {
-    return fail(Errc::InvalidInput, "virtual package '" + t + "': " + why)
-        .with_hint("write it as __name=version[=build], e.g. __cuda=12.4 or __glibc=2.28");
-  };
-  if (!t.starts_with("__") || t.size() < 3) return bad("names of virtual packages start with __");
-  VirtualPackage vp;
-  size_t eq = t.find('=');
-  vp.name = t.substr(0, eq);
-  if (eq == std::string::npos) {
-    vp.version = "0";
-  } else {
-    std::string rest = t.substr(eq + 1);
-    size_t eq2 = rest.find('=');
-    vp.version = rest.substr(0, eq2);
-    if (eq2 != std::string::npos) vp.build = rest.substr(eq2 + 1);
-    if (vp.version.empty() || vp.build.empty()) return bad("empty version or build");
-  }
-  for (char c : vp.name)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-')
-      return bad("bad character in the name");
-  for (char c : vp.version + vp.build)
-    if (std::isspace(static_cast<unsigned char>(c)) || c == ',' || c == '<' || c == '>' || c == '*')
-      return bad("version and build must be exact values");
-  return vp;
-}
-
-EnvLookup process_env() {
-  return [](const std::string& name) -> std::optional<std::string> {
-    const char* v = std::getenv(name.c_str());
-    if (!v) return std::nullopt;
-    return std::string(v);
-  };
-}
-
-std::vector<VirtualPackage> virtual_packages_for(
-    std::string_view platform, const std::vector<VirtualPackage>& explicit_packages,
-    const EnvLookup& env_in) {
-  EnvLookup env = env_in ? env_in : process_env();
-  std::map<std::string, VirtualPackage> out;
-  const bool linux = platform.starts_with("linux-");
-  const bool osx = platform.starts_with("osx-");
-  const bool win = platform.starts_with("win-");
-  const bool host = platform == host_platform();
-  if (linux || osx) upsert(out, {"__unix", "0", "0"});
-  if (win) upsert(out, {"__win", "0", "0"});
-  if (linux) {
-    upsert(out, {"__linux", host ? kernel_version().value_or("0") : "5.10", "0"});
-    upsert(out, {"__glibc", host ? glibc_major_minor() : "2.17", "0"});
-  }
-  if (osx) upsert(out, {"__osx", platform == "osx-arm64" ? "11.0" : "10.15", "0"});
-  if (platform != "noarch") upsert(out, {"__archspec", "1", archspec_for(platform)});
-  if (host) {
-    if (auto cuda = detect_cuda()) upsert(out, {"__cuda", *cuda, "0"});
-  }
-  // CONDA_OVERRIDE_<NAME>: a value replaces, empty removes (__linux becomes 0).
-  for (const char* name : {"__cuda", "__glibc", "__linux", "__osx", "__win", "__archspec"}) {
-    std::string var = "CONDA_OVERRIDE_" + upper(std::string(name + 2));
-    auto value = env(var);
-    if (!value) continue;
-    std::string v = *value;
-    v.erase(0, v.find_first_not_of(" \t"));
-    v.erase(v.find_last_not_of(" \t") + 1);
-    const bool applies =
-        (std::string_view(name) != "__glibc" && std::string_view(name) != "__linux") || linux;
-    if (!applies) continue;
-    if (std::string_view(name) == "__archspec") {
-      if (v.empty())
-        out.erase(name);
-      else
-        upsert(out, {name, "1", v});
-    } else if (v.empty()) {
-      if (std::string_view(name) == "__linux")
-        upsert(out, {name, "0", "0"});
-      else
-        out.erase(name);
-    } else {
-      upsert(out, {name, v, "0"});
-    }
-  }
-  for (const VirtualPackage& vp : explicit_packages) upsert(out, vp);
-  std::vector<VirtualPackage> result;
-  for (auto& [_, vp] : out) result.push_back(vp);
-  return result;
-}
 
 std::string explain_conflict(const solv::Conflict& conflict, size_t max_lines) {
   std::string out;
@@ -286,7 +139,7 @@ Result<void> load_repodata(solv::Pool& pool, const std::vector<SubdirRepodata>& 
 
 Result<std::vector<PlatformSolution>> solve_environment(const SolveRequest& request) {
   std::vector<std::string> platforms = request.platforms;
-  if (platforms.empty()) platforms.push_back(host_platform());
+  if (platforms.empty()) platforms.push_back(conda::host_subdir());
   for (const std::string& p : platforms)
     if (!is_known_platform(p) || p == "noarch")
       return fail(Errc::InvalidInput, "unknown platform '" + p + "'")
@@ -341,11 +194,12 @@ Result<std::vector<PlatformSolution>> solve_environment(const SolveRequest& requ
       Error error = fail(Errc::Unsatisfiable,
                          "no set of packages satisfies the specs for " + platform + ":" + text);
       std::string hint;
-      for (const char* vp : {"__cuda", "__glibc", "__osx", "__linux"}) {
+      for (auto [vp, variable] : {std::pair{"__cuda", "CUDA"}, std::pair{"__glibc", "GLIBC"},
+                                  std::pair{"__osx", "OSX"}, std::pair{"__linux", "LINUX"}}) {
         if (text.find(vp) != std::string::npos) {
           hint = "a package needs the virtual package " + std::string(vp) +
                  ": set it with --virtual-package " + vp + "=<version> or CONDA_OVERRIDE_" +
-                 upper(std::string(vp + 2));
+                 variable;
           break;
         }
       }

@@ -25,28 +25,15 @@
 #include "common/result.hpp"
 #include "conda/environment_file.hpp"
 #include "conda/package_record.hpp"
+#include "conda/virtual_package.hpp"
 
 namespace envbuild::builder {
 
-struct VirtualPackage {
-  std::string name;  // "__cuda"
-  std::string version;
-  std::string build = "0";
-  auto operator<=>(const VirtualPackage&) const = default;
-};
-
-/// "__cuda=12.4", "__archspec=1=x86_64_v3", "__unix".
-Result<VirtualPackage> parse_virtual_package(std::string_view text);
-
-/// Reads an environment variable; std::nullopt when unset. Tests pass their own.
-using EnvLookup = std::function<std::optional<std::string>(const std::string&)>;
-EnvLookup process_env();
-
-/// The virtual packages of `platform`: detected when it is the host's, then CONDA_OVERRIDE_*,
-/// then `explicit_packages`. Sorted by name.
-std::vector<VirtualPackage> virtual_packages_for(
-    std::string_view platform, const std::vector<VirtualPackage>& explicit_packages,
-    const EnvLookup& env);
+using conda::EnvLookup;
+using conda::parse_virtual_package;
+using conda::process_env;
+using conda::virtual_packages_for;
+using conda::VirtualPackage;
 
 struct SolveRequest {
   std::vector<std::string> specs;

@@ -3,10 +3,19 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 namespace envbuild {
 
 // "512 B", "12.3 KiB", "4.0 MiB", "1.2 GiB": binary units, one decimal.
 std::string human_bytes(uint64_t bytes);
 
+namespace common {
+
+/// `text` safe to print on a terminal: control bytes other than newline and tab (NUL, ESC, CR,
+/// ...) and DEL become \xHH, so a name from an image or a package can neither cut a message short
+/// nor drive the terminal. Other bytes (UTF-8) are kept.
+std::string printable(std::string_view text);
+
+}  // namespace common
 }  // namespace envbuild

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <thread>
@@ -62,6 +63,76 @@ Result<void> Fd::write_all(std::span<const std::byte> data, std::string_view wha
     data = data.subspan(static_cast<size_t>(n));
   }
   return ok();
+}
+
+namespace {
+
+std::string octal_mode(mode_t mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", static_cast<unsigned>(mode & 07777));
+  return buf;
+}
+
+}  // namespace
+
+namespace {
+
+enum class OwnerMustBe { Me, Anyone };
+
+/// ssh's StrictModes for a directory: see ensure_private_dir and check_protected_dir.
+Result<void> check_dir_owner_and_parents(const fs::path& dir, std::string_view what,
+                                         OwnerMustBe owner) {
+  std::error_code ec;
+  const fs::path real = fs::canonical(dir, ec);
+  if (ec) return fail(Errc::InvalidInput, std::string(what) + " " + dir.string() + ": " + ec.message());
+  const uid_t me = ::geteuid();
+  auto refuse = [&](const fs::path& at, const std::string& why) {
+    return Error(Errc::InvalidInput, std::string(what) + " " + dir.string() +
+                                         (at == real && real == dir ? "" : " (" + at.string() + ")") +
+                                         " " + why +
+                                         ": another local user could put code there that would "
+                                         "then run as you")
+        .with_hint(at == real ? "chmod go-w " + at.string() + ", or point " + std::string(what) +
+                                    " at a directory of your own"
+                              : "point " + std::string(what) +
+                                    " at a directory under one only you and root can change");
+  };
+  struct stat st {};
+  if (::stat(real.c_str(), &st) != 0) return errno_error("stat", real.string(), errno);
+  if (!S_ISDIR(st.st_mode)) return refuse(real, "is not a directory");
+  const uid_t dir_owner = st.st_uid;
+  if (owner == OwnerMustBe::Me && dir_owner != me)
+    return refuse(real, "belongs to uid " + std::to_string(dir_owner) + ", not to you (uid " +
+                            std::to_string(me) + ")");
+  if ((st.st_mode & 022) != 0)
+    return refuse(real, "is writable by others (mode " + octal_mode(st.st_mode) + ")");
+  for (fs::path up = real.parent_path();; up = up.parent_path()) {
+    if (::stat(up.c_str(), &st) != 0) return errno_error("stat", up.string(), errno);
+    if (st.st_uid != 0 && st.st_uid != me && st.st_uid != dir_owner)
+      return refuse(up, "lies in a directory of uid " + std::to_string(st.st_uid));
+    if ((st.st_mode & 022) != 0 && (st.st_mode & S_ISVTX) == 0)
+      return refuse(up, "lies in a directory writable by others without the sticky bit (mode " +
+                            octal_mode(st.st_mode) + ")");
+    if (up == up.root_path() || !up.has_relative_path()) break;
+  }
+  return ok();
+}
+
+}  // namespace
+
+Result<void> ensure_private_dir(const fs::path& dir, std::string_view what) {
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0) {
+    if (errno != ENOENT) return errno_error("stat", dir.string(), errno);
+    if (dir.has_parent_path()) ENVB_TRY(make_dirs(dir.parent_path()));
+    if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST)
+      return errno_error("mkdir", dir.string(), errno);
+  }
+  return check_dir_owner_and_parents(dir, what, OwnerMustBe::Me);
+}
+
+Result<void> check_protected_dir(const fs::path& dir, std::string_view what) {
+  return check_dir_owner_and_parents(dir, what, OwnerMustBe::Anyone);
 }
 
 fs::path temp_sibling(const fs::path& path) {

@@ -146,6 +146,19 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+/// Makes sure `dir` is a directory that only this user can change, the way ssh's StrictModes
+/// checks ~/.ssh: created (0700) when missing; owned by the effective user and not writable by
+/// group or others; every directory above it owned by root or the user, and writable by others
+/// only when sticky (/tmp). What is cached there is later trusted (envrun runs it), so a cache
+/// another local user could write into is refused: InvalidInput naming the directory, what is
+/// wrong and how to fix it; `what` says whose directory it is ("the envrun cache").
+Result<void> ensure_private_dir(const std::filesystem::path& dir, std::string_view what);
+
+/// The read-only half of that check, for a directory another user (an administrator) owns and
+/// this user only reads: it exists, is a directory, is not writable by group or others, and every
+/// directory above it is owned by root or its owner and writable by others only when sticky.
+Result<void> check_protected_dir(const std::filesystem::path& dir, std::string_view what);
+
 /// A unique name for a temporary sibling of `path` (pid, thread and a counter in it).
 std::filesystem::path temp_sibling(const std::filesystem::path& path);
 

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "common/fs.hpp"
+#include "common/root_dir.hpp"
 
 namespace envbuild::common {
 
@@ -49,7 +50,7 @@ std::string sha256_hex(std::string_view data) {
 
 namespace {
 Result<std::string> hash_file(const std::string& path, HashAlgorithm algorithm) {
-  ENVB_ASSIGN_OR_RETURN(Fd fd, Fd::open_read(path));
+  ENVB_ASSIGN_OR_RETURN(Fd fd, open_regular_file(path));
   Hasher hasher(algorithm);
   // Not zero-filled: a vector's 1 MiB memset costs more than hashing a small file.
   constexpr size_t kSize = 1 << 20;

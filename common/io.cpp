@@ -4,11 +4,13 @@
 #include <cstring>
 #include <memory>
 #include <vector>
+#include "common/root_dir.hpp"
 
 namespace envbuild::common {
 
 Result<std::unique_ptr<FileSource>> FileSource::open(const std::string& path) {
-  ENVB_ASSIGN_OR_RETURN(Fd fd, Fd::open_read(path));
+  // Packages, layers and blobs: a FIFO or device under a blob's name must not hang or feed us.
+  ENVB_ASSIGN_OR_RETURN(Fd fd, open_regular_file(path));
   return std::make_unique<FileSource>(std::move(fd), path);
 }
 

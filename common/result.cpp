@@ -1,5 +1,7 @@
 #include "common/result.hpp"
 
+#include "common/format.hpp"
+
 namespace envbuild {
 
 std::string_view to_string(Errc code) {
@@ -37,7 +39,9 @@ std::string Error::to_string() const {
     out += ": ";
   }
   out += message_;
-  return out;
+  // Messages quote names from images, packages and servers: never let one cut the text short
+  // (a NUL) or reach the terminal as a control sequence.
+  return common::printable(out);
 }
 
 int exit_code_for(Errc code) {

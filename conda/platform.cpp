@@ -1,5 +1,7 @@
 #include "conda/platform.hpp"
 
+#include <sys/utsname.h>
+
 #include <algorithm>
 #include <array>
 #include <cctype>
@@ -173,6 +175,17 @@ class SelectorParser {
 
 Result<bool> evaluate_selector(std::string_view expression, const Platform& platform) {
   return SelectorParser(expression, platform).parse();
+}
+
+std::string host_subdir() {
+  struct utsname u {};
+  if (::uname(&u) != 0) return "linux-64";
+  std::string machine = u.machine;
+  if (machine == "x86_64") return "linux-64";
+  if (machine == "aarch64" || machine == "arm64") return "linux-aarch64";
+  if (machine == "ppc64le") return "linux-ppc64le";
+  if (machine == "s390x") return "linux-s390x";
+  return "linux-" + machine;
 }
 
 }  // namespace envbuild::conda

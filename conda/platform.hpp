@@ -34,8 +34,9 @@ class Platform {
 
   /// Whether a conda-build style selector name holds for this platform. Known names: `linux`,
   /// `osx`, `win`, `unix`, `linux64`, `linux32`, `osx64`, `win64`, `win32`, `aarch64`
-  /// (linux-aarch64), `arm64` (osx-arm64, win-arm64; as conda-lock and conda-build), `x86_64`, `x86`, `ppc64le`, `s390x`, `armv7l`, `emscripten`,
-  /// and the subdir itself with `-` or `_` (`linux-64`, `linux_64`). Unknown names are false.
+  /// (linux-aarch64), `arm64` (osx-arm64, win-arm64; as conda-lock and conda-build), `x86_64`,
+  /// `x86`, `ppc64le`, `s390x`, `armv7l`, `emscripten`, and the subdir itself with `-` or `_`
+  /// (`linux-64`, `linux_64`). Unknown names are false.
   [[nodiscard]] bool satisfies(std::string_view selector) const;
 
   auto operator<=>(const Platform& other) const { return subdir_ <=> other.subdir_; }
@@ -45,6 +46,9 @@ class Platform {
   std::string subdir_ = "noarch";
   Os os_ = Os::None;
 };
+
+/// The subdir of the machine this runs on ("linux-64", "linux-aarch64", ...), from uname.
+std::string host_subdir();
 
 /// Evaluates a `# [expr]` selector: names (see Platform::satisfies), `not`, `and`, `or` and
 /// parentheses. Anything else (comparisons such as `py>=38`) is an Unsupported error.

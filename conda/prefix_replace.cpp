@@ -7,7 +7,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/format.hpp"
 #include "common/fs.hpp"
+#include "common/root_dir.hpp"
 #include "conda/internal/mapped_file.hpp"
 
 namespace envbuild::conda {
@@ -61,6 +63,14 @@ std::string first_line_for(std::string_view original, std::string_view placehold
   return fix_long_shebang(line, target);
 }
 
+/// A first line that runs an interpreter inside the prefix: "#!<placeholder>/...". Only such a
+/// line is rewritten as a whole by the shebang rules (and recorded as a template); a placeholder
+/// elsewhere in a first line is an ordinary occurrence.
+bool is_prefix_shebang(std::string_view line, std::string_view placeholder) {
+  return line.starts_with("#!") && line.substr(2).starts_with(placeholder) &&
+         line.size() > 2 + placeholder.size() && line[2 + placeholder.size()] == '/';
+}
+
 Error changed_error(const RelocationRecord& record, uint64_t offset, std::string_view old_prefix) {
   return fail(Errc::Integrity, record.path + ": expected the prefix '" + std::string(old_prefix) +
                                    "' at offset " + std::to_string(offset) +
@@ -81,7 +91,7 @@ Result<std::optional<Plan>> plan_text(std::string_view view, const PrefixReplace
   if (r.target != TargetOs::Windows && view.starts_with("#!")) {
     size_t end = std::min(view.find('\n'), view.size());
     std::string_view first = view.substr(0, end);
-    if (first.find(placeholder) != std::string_view::npos) {
+    if (is_prefix_shebang(first, placeholder)) {
       std::string line = first_line_for(first, placeholder, new_prefix, r.target);
       delta = static_cast<int64_t>(line.size()) - static_cast<int64_t>(end);
       plan.record.shebang_template = std::string(first);
@@ -179,7 +189,9 @@ Result<Plan> plan_relocate(std::string_view view, const RelocationRecord& record
     int64_t delta = 0;
     if (record.shebang_template) {
       uint64_t end = record.first_line_length;
-      if (end > view.size() || (end < view.size() && view[end] != '\n'))
+      if (end > view.size() || (end < view.size() && view[end] != '\n') ||
+          view.substr(0, end) != first_line_for(*record.shebang_template, record.placeholder,
+                                                old_prefix, record.target))
         return changed_error(record, 0, old_prefix);
       std::string line =
           first_line_for(*record.shebang_template, record.placeholder, new_prefix, record.target);
@@ -238,26 +250,86 @@ std::string apply_in_memory(std::string_view view, const std::vector<Edit>& edit
   return out;
 }
 
-// Writes the plan to `file`, whose current content is `mapped`.
+Result<void> pwrite_all(int fd, std::string_view data, uint64_t offset, const std::string& shown) {
+  while (!data.empty()) {
+    ssize_t n = ::pwrite(fd, data.data(), data.size(), static_cast<off_t>(offset));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return common::errno_error("pwrite", shown, errno);
+    }
+    data.remove_prefix(static_cast<size_t>(n));
+    offset += static_cast<uint64_t>(n);
+  }
+  return ok();
+}
+
+/// Binary edits keep the length: written into the file itself, opened again beneath the root
+/// and checked to be the inode that was mapped. A read-only file is made writable for the patch.
+Result<void> patch_in_place(const common::RootDir& root, const std::string& relative,
+                            const internal::MappedFile& mapped, const std::vector<Edit>& edits) {
+  const std::string shown = root.shown(relative);
+  const struct stat& st = mapped.stat();
+  const bool read_only = (st.st_mode & S_IWUSR) == 0;
+  if (read_only && ::fchmod(mapped.fd().get(), (st.st_mode & 07777) | S_IWUSR) != 0)
+    return common::errno_error("fchmod", shown, errno);
+  auto patched = [&]() -> Result<void> {
+    ENVB_ASSIGN_OR_RETURN(common::Fd fd, root.open_regular(relative, O_WRONLY));
+    struct stat now {};
+    if (::fstat(fd.get(), &now) != 0) return common::errno_error("fstat", shown, errno);
+    if (now.st_ino != st.st_ino || now.st_dev != st.st_dev)
+      return fail(Errc::Io, shown + ": replaced while it was being relocated");
+    for (const Edit& edit : edits)
+      ENVB_TRY(pwrite_all(fd.get(), edit.replacement, edit.offset, shown));
+    return ok();
+  }();
+  if (read_only) (void)::fchmod(mapped.fd().get(), st.st_mode & 07777);
+  return patched;
+}
+
+/// Writes the edited content under a temporary name beside the file and renames it over the
+/// file: a new inode with the old mode (plus an owner write bit when the old inode was shared)
+/// and mtime. No fsync: callers mark their trees complete with one durable write afterwards.
+Result<void> rewrite_beneath(const common::RootDir& root, const std::string& relative,
+                             const internal::MappedFile& mapped, const std::vector<Edit>& edits) {
+  const std::string shown = root.shown(relative);
+  ENVB_ASSIGN_OR_RETURN(common::DirEntry entry, root.parent_of(relative));
+  const std::string temp = common::temp_sibling(entry.name).string();
+  int raw = ::openat(entry.dir.get(), temp.c_str(),
+                     O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (raw < 0) return common::errno_error("openat", shown, errno);
+  common::Fd out(raw);
+  const struct stat& st = mapped.stat();
+  auto written = [&]() -> Result<void> {
+    std::string_view view = mapped.view();
+    auto put = [&](std::string_view data) {
+      return out.write_all(std::as_bytes(std::span(data.data(), data.size())), shown);
+    };
+    uint64_t previous = 0;
+    for (const Edit& edit : edits) {
+      ENVB_TRY(put(view.substr(previous, edit.offset - previous)));
+      ENVB_TRY(put(edit.replacement));
+      previous = edit.offset + edit.length;
+    }
+    ENVB_TRY(put(view.substr(previous)));
+    mode_t mode = (st.st_mode & 07777) | (st.st_nlink > 1 ? S_IWUSR : 0);
+    if (::fchmod(out.get(), mode) != 0) return common::errno_error("fchmod", shown, errno);
+    timespec times[2] = {st.st_atim, st.st_mtim};
+    (void)::futimens(out.get(), times);
+    if (::renameat(entry.dir.get(), temp.c_str(), entry.dir.get(), entry.name.c_str()) != 0)
+      return common::errno_error("rename", shown, errno);
+    return ok();
+  }();
+  if (!written) (void)::unlinkat(entry.dir.get(), temp.c_str(), 0);
+  return written;
+}
+
+// Writes the plan to `file`, whose current content is `mapped` (install: a private copy).
 Result<void> apply_to_file(const fs::path& file, const internal::MappedFile& mapped, FileMode mode,
                            const std::vector<Edit>& edits) {
   if (mode == FileMode::Binary) {
     ENVB_ASSIGN_OR_RETURN(common::Fd fd, common::Fd::open(file.string(), O_WRONLY | O_NOFOLLOW));
-    for (const Edit& edit : edits) {
-      const char* data = edit.replacement.data();
-      size_t left = edit.replacement.size();
-      off_t offset = static_cast<off_t>(edit.offset);
-      while (left > 0) {
-        ssize_t n = ::pwrite(fd.get(), data, left, offset);
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          return common::errno_error("pwrite", file.string(), errno);
-        }
-        data += n;
-        left -= static_cast<size_t>(n);
-        offset += n;
-      }
-    }
+    for (const Edit& edit : edits)
+      ENVB_TRY(pwrite_all(fd.get(), edit.replacement, edit.offset, file.string()));
     return ok();
   }
   std::string_view view = mapped.view();
@@ -356,15 +428,72 @@ Result<std::optional<RelocationRecord>> replace_prefix_in_file(
   return std::optional<RelocationRecord>(std::move(plan->record));
 }
 
-Result<RelocationRecord> relocate(const fs::path& file, const RelocationRecord& record,
+Result<RelocationRecord> relocate(const common::RootDir& root, const RelocationRecord& record,
                                   std::string_view old_prefix, std::string_view new_prefix) {
-  std::string what = "relocating " + file.string() + " to " + std::string(new_prefix);
+  const std::string shown = root.shown(record.path);
+  std::string what = "relocating " + shown + " to " + std::string(new_prefix);
+  ENVB_TRY(validate_record(record).context(what));
+  ENVB_ASSIGN_OR_RETURN(common::Fd fd, root.open_regular(record.path).context(what));
   ENVB_ASSIGN_OR_RETURN(internal::MappedFile mapped,
-                        internal::MappedFile::open(file.string()).context(what));
+                        internal::MappedFile::map(std::move(fd), shown).context(what));
   ENVB_ASSIGN_OR_RETURN(Plan plan,
                         plan_relocate(mapped.view(), record, old_prefix, new_prefix).context(what));
-  ENVB_TRY(apply_to_file(file, mapped, record.file_mode, plan.edits).context(what));
+  // A binary file that is ours alone is patched in place (its length never changes); anything
+  // else gets a new inode, so a file shared by hard links with a package or layer cache, or with
+  // another prefix, is never written through.
+  if (record.file_mode == FileMode::Binary && mapped.stat().st_nlink == 1)
+    ENVB_TRY(patch_in_place(root, record.path, mapped, plan.edits).context(what));
+  else
+    ENVB_TRY(rewrite_beneath(root, record.path, mapped, plan.edits).context(what));
   return std::move(plan.record);
+}
+
+Result<void> validate_record(const RelocationRecord& record) {
+  auto bad = [&](const std::string& why) {
+    return fail(Errc::Integrity,
+                "relocation record for '" + common::printable(record.path) + "': " + why);
+  };
+  if (!common::is_safe_relative_path(record.path))
+    return bad("the path must stay inside the prefix");
+  const std::string& ph = record.placeholder;
+  if (ph.empty() || ph.size() > kMaxPlaceholderLength || ph.front() != '/' ||
+      ph.find_first_of(std::string_view("\0\n\r", 3)) != std::string::npos)
+    return bad("the placeholder must be an absolute path of at most " +
+               std::to_string(kMaxPlaceholderLength) + " bytes on one line");
+  if (record.room != ph.size()) return bad("its room differs from its placeholder's length");
+  if (record.file_mode == FileMode::Text) {
+    if (record.shebang_template) {
+      const std::string& line = *record.shebang_template;
+      if (line.size() > kMaxShebangTemplateLength || !is_prefix_shebang(line, ph) ||
+          line.find_first_of(std::string_view("\0\n\r", 3)) != std::string::npos)
+        return bad("the shebang template must be one line '#!" + ph +
+                   "/...' naming an interpreter of the prefix");
+    }
+    uint64_t previous = record.shebang_template ? record.first_line_length : 0;
+    bool first = true;
+    for (uint64_t offset : record.offsets) {
+      if (!first && offset < previous) return bad("its offsets overlap or are not sorted");
+      if (first && offset < previous) return bad("an offset lies inside the shebang line");
+      previous = offset + 1;
+      first = false;
+    }
+    return ok();
+  }
+  if (record.shebang_template || !record.offsets.empty())
+    return bad("a binary record holds text fields");
+  uint64_t end = 0;
+  for (const BinaryString& string : record.strings) {
+    if (string.offset < end || string.length > kMaxBinaryStringLength)
+      return bad("its strings overlap, are not sorted or are too long");
+    end = string.offset + string.length;
+    uint64_t position_end = 0;
+    for (uint64_t position : string.prefix_positions) {
+      if (position < position_end || position > string.length)
+        return bad("a prefix position lies outside its string");
+      position_end = position + 1;
+    }
+  }
+  return ok();
 }
 
 json to_json(const RelocationRecord& record) {

@@ -25,6 +25,7 @@
 #include <nlohmann/json_fwd.hpp>
 
 #include "common/result.hpp"
+#include "common/root_dir.hpp"
 #include "conda/package_metadata.hpp"
 
 namespace envbuild::conda {
@@ -96,10 +97,23 @@ Result<std::optional<RelocationRecord>> replace_prefix_in_file(
     const std::filesystem::path& file, const PrefixReplacement& replacement,
     std::optional<std::string> record_path = std::nullopt);
 
-/// Moves a file patched earlier from `old_prefix` to `new_prefix` using its record; returns the
-/// record for the new state. A → B → C gives the same bytes as A → C.
-Result<RelocationRecord> relocate(const std::filesystem::path& file, const RelocationRecord& record,
+/// Moves the file a record names (beneath `root`, the prefix: no symlink is followed) from
+/// `old_prefix` to `new_prefix`; returns the record for the new state. A -> B -> C gives the same
+/// bytes as A -> C. The record is validated first (records come from images: untrusted), and the
+/// file must hold exactly what the record says (Integrity otherwise). A file shared by hard links
+/// gets its own inode; a binary file of its own is patched in place.
+Result<RelocationRecord> relocate(const common::RootDir& root, const RelocationRecord& record,
                                   std::string_view old_prefix, std::string_view new_prefix);
+
+/// Limits on records read from an image.
+inline constexpr size_t kMaxPlaceholderLength = 4096;
+inline constexpr size_t kMaxShebangTemplateLength = 8192;
+inline constexpr uint64_t kMaxBinaryStringLength = uint64_t{1} << 20;
+
+/// Checks a record from an untrusted index: a path inside the prefix, an absolute one-line
+/// placeholder whose length is the room, a shebang template that is "#!<placeholder>/..." on one
+/// line, sorted non-overlapping offsets and strings. Integrity error naming the record otherwise.
+Result<void> validate_record(const RelocationRecord& record);
 
 /// The shebang rules alone: `line` is a first line (no newline) already holding `new_prefix`
 /// where the placeholder was. Exposed for tests and for noarch entry points.

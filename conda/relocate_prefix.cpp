@@ -1,8 +1,9 @@
 #include "conda/relocate_prefix.hpp"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
-#include "common/fs.hpp"
+#include "common/format.hpp"
 #include "common/json.hpp"
 
 namespace envbuild::conda {
@@ -25,62 +26,91 @@ Result<RelocationIndex> parse_relocation_index(std::string_view text, std::strin
   if (!j.contains("prefix") || !j["prefix"].is_string())
     return fail(Errc::Integrity, std::string(what) + ": no string 'prefix'");
   index.prefix = j["prefix"].get<std::string>();
+  if (index.prefix.empty() || index.prefix.front() != '/' ||
+      index.prefix.find('\0') != std::string::npos || index.prefix.size() > kMaxPlaceholderLength)
+    return fail(Errc::Integrity, std::string(what) + ": prefix '" +
+                                     common::printable(index.prefix) + "' is not an absolute path");
   if (!j.contains("files") || !j["files"].is_array())
     return fail(Errc::Integrity, std::string(what) + ": no array 'files'");
   for (const auto& f : j["files"]) {
-    ENVB_ASSIGN_OR_RETURN(auto record,
-                          relocation_record_from_json(f).context(std::string(what)));
-    if (!common::is_safe_relative_path(record.path))
-      return fail(Errc::Integrity, std::string(what) + ": unsafe path '" + record.path + "'");
+    ENVB_ASSIGN_OR_RETURN(auto record, relocation_record_from_json(f).context(std::string(what)));
+    ENVB_TRY(validate_record(record).context(std::string(what)));
     index.files.push_back(std::move(record));
   }
   return index;
 }
 
-Result<RelocationIndex> read_relocation_index(const fs::path& prefix_dir) {
-  fs::path file = prefix_dir / kRelocationIndexPath;
-  std::error_code ec;
-  if (!fs::exists(file, ec))
-    return fail(Errc::NotFound, file.string() + ": no relocation index (was this environment "
-                                                "installed by envbuild?)");
-  ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(file));
-  return parse_relocation_index(text, file.string());
+Result<std::optional<RelocationIndex>> read_relocation_index(const common::RootDir& prefix) {
+  ENVB_ASSIGN_OR_RETURN(std::optional<std::string> text,
+                        prefix.read_regular(kRelocationIndexPath, kMaxRelocationIndexBytes));
+  if (!text) return std::optional<RelocationIndex>{};
+  ENVB_ASSIGN_OR_RETURN(RelocationIndex index,
+                        parse_relocation_index(*text, prefix.shown(kRelocationIndexPath)));
+  return std::optional<RelocationIndex>(std::move(index));
 }
 
-Result<RelocateStats> relocate_prefix(const fs::path& dir, std::string_view old_prefix,
-                                      std::string_view new_prefix) {
-  ENVB_ASSIGN_OR_RETURN(RelocationIndex index, read_relocation_index(dir));
+Result<std::optional<RelocationIndex>> read_relocation_index(const fs::path& prefix) {
+  ENVB_ASSIGN_OR_RETURN(common::RootDir root, common::RootDir::open(prefix));
+  return read_relocation_index(root);
+}
+
+std::optional<uint64_t> binary_room(const RelocationIndex& index) {
+  std::optional<uint64_t> room;
+  for (const auto& r : index.files)
+    if (r.file_mode == FileMode::Binary) room = room ? std::min(*room, r.room) : r.room;
+  return room;
+}
+
+Result<RelocateStats> relocate_prefix(const common::RootDir& prefix, std::string_view old_prefix,
+                                      std::string_view new_prefix, MissingIndex missing) {
+  const std::string where = prefix.path().string();
+  ENVB_ASSIGN_OR_RETURN(std::optional<RelocationIndex> found, read_relocation_index(prefix));
+  if (!found) {
+    if (missing == MissingIndex::Skip) return RelocateStats{};
+    return fail(Errc::NotFound, prefix.shown(kRelocationIndexPath) +
+                                    ": no relocation index (was this environment installed by "
+                                    "envbuild?)");
+  }
+  RelocationIndex& index = *found;
   if (!old_prefix.empty() && old_prefix != index.prefix)
-    return fail(Errc::InvalidInput, "relocating " + dir.string() + ": the files hold prefix " +
+    return fail(Errc::InvalidInput, "relocating " + where + ": the files hold prefix " +
                                         index.prefix + ", not " + std::string(old_prefix));
-  if (new_prefix.empty() || new_prefix.front() != '/')
-    return fail(Errc::InvalidInput,
-                "relocating " + dir.string() + ": new prefix '" + std::string(new_prefix) +
-                    "' is not absolute");
+  if (new_prefix.empty() || new_prefix.front() != '/' ||
+      new_prefix.find('\0') != std::string_view::npos)
+    return fail(Errc::InvalidInput, "relocating " + where + ": new prefix '" +
+                                        common::printable(new_prefix) + "' is not absolute");
   RelocateStats stats;
   if (index.prefix == new_prefix) return stats;
   // Check every binary record first, so a too-long prefix changes nothing.
   for (const auto& record : index.files) {
     if (record.file_mode == FileMode::Binary && new_prefix.size() > record.room)
       return fail(Errc::InvalidInput,
-                  "relocating " + dir.string() + ": " + record.path + " is a binary file with room "
+                  "relocating " + where + ": " + record.path + " is a binary file with room " +
                       "for a prefix of " + std::to_string(record.room) + " bytes; " +
                       std::string(new_prefix) + " has " + std::to_string(new_prefix.size()))
-          .with_hint("choose a shorter directory");
+          .with_hint("binary files keep their length: choose a directory whose path is at most " +
+                     std::to_string(record.room) + " bytes");
   }
   RelocationIndex moved;
   moved.prefix = std::string(new_prefix);
   for (const auto& record : index.files) {
-    ENVB_ASSIGN_OR_RETURN(auto updated,
-                          relocate(dir / record.path, record, index.prefix, new_prefix)
-                              .context("relocating " + dir.string()));
+    ENVB_ASSIGN_OR_RETURN(
+        auto updated,
+        relocate(prefix, record, index.prefix, new_prefix).context("relocating " + where));
     updated.path = record.path;
     ++stats.files;
     ++(record.file_mode == FileMode::Binary ? stats.binary_files : stats.text_files);
     moved.files.push_back(std::move(updated));
   }
-  ENVB_TRY(common::write_file_atomic(dir / kRelocationIndexPath, to_json_string(moved)));
+  ENVB_TRY(prefix.write_atomic(kRelocationIndexPath, to_json_string(moved), 0644,
+                               common::RootDir::Sync::Yes));
   return stats;
+}
+
+Result<RelocateStats> relocate_prefix(const fs::path& dir, std::string_view old_prefix,
+                                      std::string_view new_prefix, MissingIndex missing) {
+  ENVB_ASSIGN_OR_RETURN(common::RootDir root, common::RootDir::open(dir));
+  return relocate_prefix(root, old_prefix, new_prefix, missing);
 }
 
 }  // namespace envbuild::conda

@@ -83,9 +83,11 @@ class Extractor {
       }
       if (fd < 0) {
         if (errno == ELOOP || errno == ENOTDIR)
-          return hostile(entry,
-                         "'" + joined(parts, i + 1) +
-                             "' is a symlink or not a directory (symlinks are never followed)");
+          return hostile(
+              entry,
+              "'" + joined(parts, i + 1) +
+                  "' is a symlink or not a directory (symlinks are never followed or replaced "
+                  "by directories)");
         return common::errno_error("openat", (root_ / joined(parts, i + 1)).string(), errno);
       }
       cur = common::Fd(fd);
@@ -130,6 +132,10 @@ class Extractor {
 
     struct stat existing {};
     bool exists = ::fstatat(dfd, leaf.c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0;
+    if (exists && type == AE_IFDIR && S_ISLNK(existing.st_mode))
+      return hostile(name,
+                     "a directory where a lower layer has a symlink "
+                     "(symlinks are never followed or replaced by directories)");
     if (exists && !(type == AE_IFDIR && S_ISDIR(existing.st_mode)) &&
         !hardlink_to_self(hardlink, path))
       ENVB_TRY(common::remove_at(dfd, leaf, shown));

@@ -20,12 +20,14 @@
 #include "common/hash.hpp"
 #include "common/json.hpp"
 #include "common/limits.hpp"
+#include "common/root_dir.hpp"
+#include "conda/image_contract.hpp"
+#include "conda/relocate_prefix.hpp"
 #include "oci/archive.hpp"
 #include "oci/layer_reader.hpp"
 #include "runtime/host_check.hpp"
 #include "runtime/internal/cache_files.hpp"
 #include "runtime/layer_cache.hpp"
-#include "runtime/relocate_tree.hpp"
 #include "runtime/store.hpp"
 
 namespace envbuild::runtime {
@@ -37,9 +39,6 @@ using internal::flock_fd;
 using internal::kIdLength;
 using internal::open_lock_file;
 using nlohmann::json;
-
-constexpr std::string_view kPrefixLabel = "org.envbuild.prefix";
-constexpr std::string_view kRequirementsLabel = "org.envbuild.requirements";
 
 bool is_path_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
@@ -62,38 +61,47 @@ std::vector<std::string> names_with_suffix(const fs::path& dir, std::string_view
   return names;
 }
 
-std::string requirement_text(const Requirement& r) {
-  return r.spec.empty() ? r.name : r.name + " " + r.spec;
+/// The same for a directory beneath an untrusted tree (no symlink followed on the way).
+Result<std::vector<std::string>> names_with_suffix(const common::RootDir& root,
+                                                   std::string_view dir, std::string_view suffix) {
+  ENVB_ASSIGN_OR_RETURN(std::vector<std::string> all, root.list(dir));
+  std::vector<std::string> names;
+  for (auto& name : all)
+    if (name.size() > suffix.size() && name.ends_with(suffix) && name.front() != '.')
+      names.push_back(std::move(name));
+  return names;
 }
 
-/// The `__` depends of every conda-meta/*.json record in `prefix_dir`.
-Result<std::vector<std::string>> record_requirements(const fs::path& prefix_dir) {
+/// Metadata files of an unpacked prefix are read whole; none is legitimately this large.
+constexpr size_t kMaxMetadataFile = size_t{16} << 20;
+
+/// The `__` depends of every conda-meta/*.json record of the prefix.
+Result<std::vector<std::string>> record_requirements(const common::RootDir& prefix) {
   std::vector<std::string> depends;
-  fs::path meta = prefix_dir / "conda-meta";
-  for (const auto& name : names_with_suffix(meta, ".json")) {
-    if (name == fs::path(kRelocationsFile).filename()) continue;
-    ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(meta / name));
-    try {
-      ENVB_ASSIGN_OR_RETURN(json j, common::parse_json(text, (meta / name).string()));
-      if (!j.is_object() || !j.contains("depends")) continue;
-      for (const auto& d : j.at("depends"))
-        if (d.is_string()) depends.push_back(d.get<std::string>());
-    } catch (const json::exception& e) {
-      return fail(Errc::InvalidInput, (meta / name).string() + ": " + e.what());
-    }
+  const std::string relocations = fs::path(conda::kRelocationIndexPath).filename().string();
+  ENVB_ASSIGN_OR_RETURN(auto names, names_with_suffix(prefix, "conda-meta", ".json"));
+  for (const auto& name : names) {
+    if (name == relocations) continue;
+    const std::string relative = "conda-meta/" + name;
+    ENVB_ASSIGN_OR_RETURN(auto text, prefix.read_regular(relative, kMaxMetadataFile));
+    if (!text) continue;
+    ENVB_ASSIGN_OR_RETURN(json j, common::parse_json(*text, prefix.shown(relative)));
+    if (!j.is_object() || !j.contains("depends") || !j["depends"].is_array()) continue;
+    for (const auto& d : j["depends"])
+      if (d.is_string()) depends.push_back(d.get<std::string>());
   }
   std::vector<std::string> out;
-  for (const auto& r : requirements_from_depends(depends)) out.push_back(requirement_text(r));
+  for (const auto& r : conda::host_requirements(depends)) out.push_back(r.to_string());
   return out;
 }
 
-Result<void> read_env_vars_object(const fs::path& file, const json& object,
+Result<void> read_env_vars_object(const std::string& file, const json& object,
                                   std::vector<std::pair<std::string, std::string>>& out) {
   if (!object.is_object())
-    return fail(Errc::InvalidInput, file.string() + ": env vars must be a JSON object");
+    return fail(Errc::InvalidInput, file + ": env vars must be a JSON object");
   for (const auto& [key, value] : object.items()) {
     if (!value.is_string())
-      return fail(Errc::InvalidInput, file.string() + ": value of " + key + " is not a string");
+      return fail(Errc::InvalidInput, file + ": value of " + key + " is not a string");
     auto it = std::find_if(out.begin(), out.end(), [&](const auto& kv) { return kv.first == key; });
     if (it != out.end())
       it->second = value.get<std::string>();
@@ -104,24 +112,24 @@ Result<void> read_env_vars_object(const fs::path& file, const json& object,
 }
 
 /// etc/conda/env_vars.d/*.json then conda-meta/state's "env_vars" (conda's order: later wins).
-Result<std::vector<std::pair<std::string, std::string>>> read_env_vars(const fs::path& prefix_dir) {
+/// Every file is read beneath the prefix: a symlink there is refused, never followed.
+Result<std::vector<std::pair<std::string, std::string>>> read_env_vars(
+    const common::RootDir& prefix) {
   std::vector<std::pair<std::string, std::string>> out;
-  fs::path dir = prefix_dir / "etc/conda/env_vars.d";
-  try {
-    for (const auto& name : names_with_suffix(dir, ".json")) {
-      ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(dir / name));
-      ENVB_ASSIGN_OR_RETURN(json vars, common::parse_json(text, (dir / name).string()));
-      ENVB_TRY(read_env_vars_object(dir / name, vars, out));
-    }
-    fs::path state = prefix_dir / "conda-meta/state";
-    if (exists_nofollow(state)) {
-      ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(state));
-      ENVB_ASSIGN_OR_RETURN(json j, common::parse_json(text, state.string()));
+  std::vector<std::string> files;
+  ENVB_ASSIGN_OR_RETURN(auto names, names_with_suffix(prefix, "etc/conda/env_vars.d", ".json"));
+  for (const auto& name : names) files.push_back("etc/conda/env_vars.d/" + name);
+  files.push_back("conda-meta/state");
+  for (const auto& relative : files) {
+    ENVB_ASSIGN_OR_RETURN(auto text, prefix.read_regular(relative, kMaxMetadataFile));
+    if (!text) continue;
+    ENVB_ASSIGN_OR_RETURN(json j, common::parse_json(*text, prefix.shown(relative)));
+    if (relative == "conda-meta/state") {
       if (j.is_object() && j.contains("env_vars"))
-        ENVB_TRY(read_env_vars_object(state, j.at("env_vars"), out));
+        ENVB_TRY(read_env_vars_object(prefix.shown(relative), j["env_vars"], out));
+    } else {
+      ENVB_TRY(read_env_vars_object(prefix.shown(relative), j, out));
     }
-  } catch (const json::exception& e) {
-    return fail(Errc::InvalidInput, "reading env vars in " + prefix_dir.string() + ": " + e.what());
   }
   return out;
 }
@@ -152,22 +160,6 @@ void remove_staging(const fs::path& dir) {
 
 }  // namespace
 
-std::vector<std::string> split_requirements_label(std::string_view label) {
-  std::vector<std::string> out;
-  while (!label.empty()) {
-    size_t end = label.find(';');
-    std::string_view part = label.substr(0, end);
-    while (!part.empty() && std::isspace(static_cast<unsigned char>(part.front())))
-      part.remove_prefix(1);
-    while (!part.empty() && std::isspace(static_cast<unsigned char>(part.back())))
-      part.remove_suffix(1);
-    if (!part.empty()) out.emplace_back(part);
-    if (end == std::string_view::npos) break;
-    label.remove_prefix(end + 1);
-  }
-  return out;
-}
-
 std::string rewrite_prefix(std::string_view text, std::string_view from, std::string_view to) {
   if (from.empty() || from == to) return std::string(text);
   std::string out;
@@ -187,12 +179,7 @@ std::string rewrite_prefix(std::string_view text, std::string_view from, std::st
 }
 
 std::string image_prefix_of(const oci::ImageConfig& config) {
-  if (auto it = config.config.labels.find(std::string(kPrefixLabel));
-      it != config.config.labels.end() && !it->second.empty())
-    return it->second;
-  for (const auto& kv : config.config.env)
-    if (kv.starts_with("CONDA_PREFIX=") && kv.size() > 13) return kv.substr(13);
-  return "/opt/conda";
+  return conda::image_prefix_of(config.config.labels, config.config.env);
 }
 
 Result<std::unique_ptr<oci::Image>> open_reference(const oci::ImageReference& ref,
@@ -239,30 +226,35 @@ Result<EnvInfo> unpack_image(const oci::Image& image, const fs::path& dir_in,
   const oci::ImageConfig& config = image.config();
   ENVB_TRY(check_platform(config));
   std::vector<std::string> label_requirements;
-  if (auto it = config.config.labels.find(std::string(kRequirementsLabel));
+  if (auto it = config.config.labels.find(std::string(conda::kRequirementsLabel));
       it != config.config.labels.end())
-    label_requirements = split_requirements_label(it->second);
+    label_requirements = conda::split_requirements_label(it->second);
   if (options.precheck) ENVB_TRY(options.precheck(label_requirements));
 
   std::error_code ec;
   if (exists_nofollow(dir) && !fs::is_empty(dir, ec))
     return fail(Errc::InvalidInput, dir.string() + " exists and is not empty");
   ENVB_TRY(common::make_dirs(dir.parent_path()));
-  fs::path staging = dir.parent_path() /
-                     ("." + dir.filename().string() + "." + std::to_string(::getpid()) + ".tmp");
-  (void)common::remove_all(staging);
+  ENVB_ASSIGN_OR_RETURN(common::RootDir parent, common::RootDir::open(dir.parent_path()));
+  const std::string staging_name =
+      "." + dir.filename().string() + "." + std::to_string(::getpid()) + ".tmp";
+  ENVB_TRY(parent.remove_all(staging_name));
   remove_abandoned_staging(dir);
-  ENVB_TRY(common::make_dirs(staging));
+  ENVB_TRY(parent.make_dir(staging_name, 0700));
+  const fs::path staging = dir.parent_path() / staging_name;
   struct Cleanup {
-    fs::path path;
-    ~Cleanup() { (void)common::remove_all(path); }
-  } cleanup{staging};
+    const common::RootDir& parent;
+    const std::string& name;
+    ~Cleanup() { (void)parent.remove_all(name); }
+  } cleanup{parent, staging_name};
+  ENVB_ASSIGN_OR_RETURN(common::RootDir stage, parent.subdir(staging_name));
 
   const std::string image_prefix = image_prefix_of(config);
   if (image_prefix.size() < 2 || image_prefix.front() != '/' ||
       !common::is_safe_relative_path(image_prefix.substr(1)))
     return fail(Errc::InvalidInput,
                 "image prefix '" + image_prefix + "' is not a safe absolute path");
+  const std::string prefix_relative = image_prefix.substr(1);
 
   const auto& layers = image.manifest().layers;
   ENVB_ASSIGN_OR_RETURN(common::UnpackLimits limits,
@@ -287,24 +279,26 @@ Result<EnvInfo> unpack_image(const oci::Image& image, const fs::path& dir_in,
   }
   test_stall_point("extracted");
 
-  fs::path staged_prefix = staging / image_prefix.substr(1);
-  struct stat st {};
-  if (::lstat(staged_prefix.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
-    return fail(Errc::InvalidInput, "the image has no conda prefix at " + image_prefix +
-                                        " (label org.envbuild.prefix)");
-  if (options.layers != nullptr) {
-    // Files shared with the layer cache are read-only and must stay as they are: the ones the
-    // relocation patches get their own copy first.
-    ENVB_ASSIGN_OR_RETURN(std::optional<PrefixRelocations> relocations,
-                          read_relocations(staged_prefix));
-    if (relocations && relocations->prefix != dir.string()) {
-      std::vector<std::string> paths;
-      for (const auto& record : relocations->files) paths.push_back(record.path);
-      ENVB_TRY(unshare_files(staged_prefix, paths).context("unpacking " + reference));
-    }
+  // The prefix must be a real directory of the image's tree: a layer that makes `opt` (or any
+  // component) a symlink to a host directory gets an error here, never that directory renamed.
+  auto staged = stage.subdir(prefix_relative);
+  if (!staged) {
+    if (staged.error().code() == Errc::NotFound)
+      return fail(Errc::InvalidInput, "the image has no conda prefix at " + image_prefix +
+                                          " (label org.envbuild.prefix)");
+    return std::move(staged).error().with_context("unpacking " + reference);
   }
-  // The records may name another prefix than the label; relocate from what the files hold.
-  ENVB_TRY(relocate_tree(staged_prefix, dir.string()).context("unpacking " + reference));
+  // The records may name another prefix than the label: relocate from what the files hold.
+  // Files shared with the layer cache get their own inode before they change.
+  auto relocated = conda::relocate_prefix(*staged, "", dir.string(), conda::MissingIndex::Skip);
+  if (!relocated) {
+    Error error = std::move(relocated).error().with_context("unpacking " + reference);
+    // InvalidInput here is a binary file without room for this path (nothing was changed).
+    if (error.code() != Errc::InvalidInput) return error;
+    return std::move(error).with_hint(
+        "binary files keep their length, so the path must be short: choose a shorter location"
+        " (for the cache: ENVRUN_CACHE=/short/path; entries are <root>/p/<12 hex>)");
+  }
 
   EnvInfo info;
   info.manifest_digest = image.descriptor().digest.to_string();
@@ -324,18 +318,20 @@ Result<EnvInfo> unpack_image(const oci::Image& image, const fs::path& dir_in,
   };
   info.entrypoint = rewrite_all(config.config.entrypoint);
   info.cmd = rewrite_all(config.config.cmd);
-  ENVB_ASSIGN_OR_RETURN(info.env_vars, read_env_vars(staged_prefix));
-  for (const auto& name : names_with_suffix(staged_prefix / "etc/conda/activate.d", ".sh"))
+  ENVB_ASSIGN_OR_RETURN(info.env_vars, read_env_vars(*staged));
+  ENVB_ASSIGN_OR_RETURN(auto scripts, names_with_suffix(*staged, "etc/conda/activate.d", ".sh"));
+  for (const auto& name : scripts)
     info.activate_scripts.push_back((dir / "etc/conda/activate.d" / name).string());
-  ENVB_ASSIGN_OR_RETURN(std::vector<std::string> record_reqs, record_requirements(staged_prefix));
+  ENVB_ASSIGN_OR_RETURN(std::vector<std::string> record_reqs, record_requirements(*staged));
   std::set<std::string> seen;
   for (auto* list : {&label_requirements, &record_reqs})
     for (const auto& r : *list)
       if (seen.insert(r).second) info.requirements.push_back(r);
   info.unpacked_at = static_cast<int64_t>(std::time(nullptr));
 
-  if (::rename(staged_prefix.c_str(), dir.c_str()) != 0)
-    return common::errno_error("rename", staged_prefix.string() + " -> " + dir.string(), errno);
+  // Renamed by descriptors resolved without following symlinks: what moves is the directory
+  // inside our staging tree, whatever the tree's names point at.
+  ENVB_TRY(common::rename_beneath(stage, prefix_relative, parent, dir.filename().string()));
   ENVB_TRY(common::sync_dir(dir.parent_path()));
   test_stall_point("renamed");
   return info;
@@ -410,6 +406,7 @@ Result<Materialized> Cache::materialize(const oci::ImageReference& ref,
 }
 
 Result<std::vector<CacheEntry>> Cache::list() const {
+  ENVB_TRY(check_root());
   std::vector<CacheEntry> out;
   fs::path dir = root_ / "p";
   for (const auto& name : names_with_suffix(dir, ".json")) {
@@ -435,6 +432,7 @@ Result<std::vector<CacheEntry>> Cache::list() const {
 }
 
 Result<GcReport> Cache::gc(std::chrono::seconds older_than) const {
+  ENVB_TRY(check_root());
   GcReport report;
   fs::path dir = root_ / "p";
   const int64_t now = static_cast<int64_t>(std::time(nullptr));

@@ -60,14 +60,12 @@ struct EnvInfo {
 std::string to_json_text(const EnvInfo& info);
 Result<EnvInfo> env_info_from_json(std::string_view text, std::string_view what);
 
-/// The org.envbuild.requirements label ("__cuda >=12.4;__glibc >=2.17") split and trimmed.
-std::vector<std::string> split_requirements_label(std::string_view label);
-
 /// Replaces `from` with `to` where it is a whole path prefix (followed by the end, '/', ':',
 /// ';' or '=' ...): "/opt/conda/bin:/usr/bin" -> "/x/bin:/usr/bin", "/opt/conda2" is kept.
 std::string rewrite_prefix(std::string_view text, std::string_view from, std::string_view to);
 
-/// The image prefix: label org.envbuild.prefix, else config Env CONDA_PREFIX, else /opt/conda.
+/// The image prefix (conda::image_prefix_of): label org.envbuild.prefix, else config Env
+/// CONDA_PREFIX, else /opt/conda.
 std::string image_prefix_of(const oci::ImageConfig& config);
 
 /// Opens an image reference for this host's platform: oci:, oci-archive:, docker-archive: (archives
@@ -128,8 +126,16 @@ class Cache {
  public:
   /// `root` is made absolute; nothing is created until needed.
   explicit Cache(std::filesystem::path root);
-  /// $ENVRUN_CACHE, else $XDG_CACHE_HOME/envrun, else ~/.cache/envrun.
-  static std::filesystem::path default_root();
+  /// $ENVRUN_CACHE, else $XDG_CACHE_HOME/envrun (when absolute), else ~/.cache/envrun with ~
+  /// from $HOME or the password database. There is no shared fallback (a fixed directory in /tmp
+  /// would be another user's to create first): with no home at all it is an error.
+  static Result<std::filesystem::path> default_root();
+
+  /// The cache is trusted (envrun runs what it holds), so it must be this user's alone:
+  /// common::ensure_private_dir (created 0700 when missing; refused when another user could
+  /// write into it or into a directory above it). Every method that reads or changes the cache
+  /// checks this first.
+  Result<void> check_root() const;
 
   [[nodiscard]] const std::filesystem::path& root() const noexcept { return root_; }
   /// Where the prefix for a manifest digest goes: <root>/p/<12 hex>.

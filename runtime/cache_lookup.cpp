@@ -3,6 +3,7 @@
 // must not reach the image readers, the registry client or the unpacker (see launcher/main.cpp).
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -13,6 +14,7 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 #include <span>
+#include <vector>
 
 #include "common/json.hpp"
 #include "oci/descriptor.hpp"
@@ -62,6 +64,21 @@ fs::path store_layout_for(const fs::path& root, const oci::ImageReference& ref) 
   return root / "i" / short_hash(named.to_string());
 }
 
+std::vector<fs::path> shared_cache_roots() {
+  std::vector<fs::path> roots;
+  const char* list = std::getenv("ENVRUN_SHARED_CACHE");
+  if (list == nullptr) return roots;
+  std::string_view rest = list;
+  while (!rest.empty()) {
+    size_t colon = rest.find(':');
+    std::string_view one = rest.substr(0, colon);
+    if (!one.empty()) roots.emplace_back(std::string(one));
+    if (colon == std::string_view::npos) break;
+    rest.remove_prefix(colon + 1);
+  }
+  return roots;
+}
+
 Result<std::string> source_key(const oci::ImageReference& ref, const fs::path& root) {
   fs::path file;
   switch (ref.transport) {
@@ -74,6 +91,14 @@ Result<std::string> source_key(const oci::ImageReference& ref, const fs::path& r
       break;
     case oci::Transport::Registry:
       file = store_layout_for(root, ref) / "index.json";
+      // Not pulled into this cache: the image may come from a shared one (store.cpp).
+      if (!exists_nofollow(file))
+        for (const fs::path& shared : shared_cache_roots())
+          if (fs::path there = store_layout_for(shared, ref) / "index.json";
+              exists_nofollow(there)) {
+            file = there;
+            break;
+          }
       break;
   }
   struct stat st {};
@@ -142,12 +167,26 @@ Cache::Cache(fs::path root) : root_(fs::absolute(root).lexically_normal()) {
   if (root_.filename().empty()) root_ = root_.parent_path();
 }
 
-fs::path Cache::default_root() {
-  if (const char* dir = std::getenv("ENVRUN_CACHE"); dir && *dir) return dir;
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg) return fs::path(xdg) / "envrun";
-  if (const char* home = std::getenv("HOME"); home && *home)
+Result<fs::path> Cache::default_root() {
+  if (const char* dir = std::getenv("ENVRUN_CACHE"); dir && *dir) return fs::path(dir);
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg == '/')
+    return fs::path(xdg) / "envrun";
+  if (const char* home = std::getenv("HOME"); home && *home == '/')
     return fs::path(home) / ".cache" / "envrun";
-  return "/tmp/envrun-cache";
+  // HOME unset (cron, some batch systems): the password database knows the home directory.
+  std::vector<char> buffer(16384);
+  passwd entry{};
+  passwd* found = nullptr;
+  if (::getpwuid_r(::geteuid(), &entry, buffer.data(), buffer.size(), &found) == 0 && found &&
+      found->pw_dir && found->pw_dir[0] == '/')
+    return fs::path(found->pw_dir) / ".cache" / "envrun";
+  return Error(Errc::InvalidInput, "no cache directory: HOME is not set and uid " +
+                                       std::to_string(::geteuid()) + " has no home directory")
+      .with_hint("set ENVRUN_CACHE to a directory of your own");
+}
+
+Result<void> Cache::check_root() const {
+  return common::ensure_private_dir(root_, "the envrun cache (ENVRUN_CACHE)");
 }
 
 Result<std::optional<Materialized>> Cache::open_entry(const std::string& id) const {
@@ -191,6 +230,7 @@ Result<std::optional<Materialized>> Cache::open_entry(const std::string& id) con
 }
 
 Result<std::optional<Materialized>> Cache::lookup(const oci::ImageReference& ref) const {
+  ENVB_TRY(check_root());
   auto key = internal::source_key(ref, root_);
   if (!key) return std::optional<Materialized>{};
   fs::path ref_file = root_ / "r" / *key;

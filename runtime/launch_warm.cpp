@@ -19,7 +19,7 @@ Result<HostCheckOutcome> check_host(const std::vector<std::string>& requirements
   HostCheckOutcome outcome;
   std::vector<Requirement> parsed;
   for (const auto& text : requirements) {
-    ENVB_ASSIGN_OR_RETURN(Requirement r, parse_requirement(text));
+    ENVB_ASSIGN_OR_RETURN(Requirement r, conda::parse_host_requirement(text));
     parsed.push_back(std::move(r));
   }
   if (parsed.empty()) return outcome;

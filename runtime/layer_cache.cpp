@@ -154,6 +154,13 @@ class Composer {
       return common::errno_error("fstatat", shown, errno);
     struct stat existing {};
     bool exists = !fresh && ::fstatat(dst, name.c_str(), &existing, AT_SYMLINK_NOFOLLOW) == 0;
+    // A directory where a lower layer has a symlink is refused, as the extractor refuses it
+    // (`envrun unpack` and a run must build the same tree): following the symlink could reach
+    // the host, and silently replacing it would hide what the image says.
+    if (exists && S_ISDIR(st.st_mode) && S_ISLNK(existing.st_mode))
+      return fail(Errc::Integrity, "refusing layer entry '" + shown +
+                                       "': a directory where a lower layer has a symlink "
+                                       "(symlinks are never followed or replaced by directories)");
     bool merge = exists && S_ISDIR(st.st_mode) && S_ISDIR(existing.st_mode);
     // Whatever a lower layer left under this name is replaced (a symlink in particular is
     // removed, never followed), as the extractor does.
@@ -341,28 +348,6 @@ Result<LayerGcReport> LayerCache::gc(std::chrono::seconds older_than) const {
     report.removed.push_back(hex);
   }
   return report;
-}
-
-Result<size_t> unshare_files(const fs::path& prefix_dir,
-                             const std::vector<std::string>& relative_paths) {
-  size_t unshared = 0;
-  for (const auto& relative : relative_paths) {
-    if (!common::is_safe_relative_path(relative)) continue;  // relocate_tree refuses it
-    fs::path file = prefix_dir / relative;
-    struct stat st {};
-    if (::lstat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode) || st.st_nlink <= 1) continue;
-    fs::path temp = common::temp_sibling(file);
-    auto copied = copy_file_at(AT_FDCWD, file.string(), AT_FDCWD, temp.string(),
-                               (st.st_mode & 07777) | S_IWUSR, file.string());
-    if (copied && ::rename(temp.c_str(), file.c_str()) != 0)
-      copied = common::errno_error("rename", temp.string(), errno);
-    if (!copied) {
-      (void)::unlink(temp.c_str());
-      return std::move(copied).error().with_context("unsharing files to relocate");
-    }
-    ++unshared;
-  }
-  return unshared;
 }
 
 }  // namespace envbuild::runtime

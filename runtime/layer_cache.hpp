@@ -76,10 +76,4 @@ class LayerCache {
   std::filesystem::path dir_;
 };
 
-/// Gives every file in `relative_paths` (relative to `prefix_dir`; missing ones are skipped) its
-/// own inode with an owner write bit when others share it, so that patching it in place cannot
-/// reach the layer cache or another prefix.
-Result<size_t> unshare_files(const std::filesystem::path& prefix_dir,
-                             const std::vector<std::string>& relative_paths);
-
 }  // namespace envbuild::runtime

@@ -31,13 +31,23 @@ int fail_with(const Error& error) {
   return exit_code_for(error.code());
 }
 
+/// The user's cache, checked to be theirs alone before anything in it is used.
+Result<runtime::Cache> open_cache() {
+  ENVB_ASSIGN_OR_RETURN(fs::path root, runtime::Cache::default_root());
+  runtime::Cache cache(std::move(root));
+  ENVB_TRY(cache.check_root());
+  return cache;
+}
+
 /// `envrun [--no-check] IMAGE [--] COMMAND...`; nullopt when argv is not in that form. The lean
 /// launcher (launcher/main.cpp) has already tried the warm path and found no cache entry.
 std::optional<int> try_run_form(int argc, char** argv) {
   auto form = runtime::parse_run_form(argc, argv);
   if (!form) return std::nullopt;
+  auto root = runtime::Cache::default_root();
+  if (!root) return fail_with(root.error());
   runtime::RunOptions options;
-  options.cache_root = runtime::Cache::default_root();
+  options.cache_root = std::move(*root);
   options.check = form->check;
   runtime::RunFailure failure =
       runtime::run_in_image(form->image, std::move(form->command), options);
@@ -46,23 +56,24 @@ std::optional<int> try_run_form(int argc, char** argv) {
 }
 
 int run_check(const std::string& image, const std::vector<std::string>& require) {
-  runtime::Cache cache(runtime::Cache::default_root());
+  auto cache = open_cache();
+  if (!cache) return fail_with(cache.error());
   std::vector<std::string> requirements;
   if (!image.empty()) {
     auto ref = oci::ImageReference::parse(image);
     if (!ref) return fail_with(ref.error());
-    auto warm = cache.lookup(*ref);
+    auto warm = cache->lookup(*ref);
     if (!warm) return fail_with(warm.error());
     if (*warm) {
       requirements = (*warm)->info.requirements;
       std::cout << "image: " << (*warm)->info.manifest_digest << " (unpacked at "
                 << (*warm)->info.prefix << ")\n";
     } else {
-      auto opened = runtime::open_reference(*ref, cache.root());
+      auto opened = runtime::open_reference(*ref, cache->root());
       if (!opened) return fail_with(opened.error());
       const auto& labels = (*opened)->config().config.labels;
-      if (auto it = labels.find("org.envbuild.requirements"); it != labels.end())
-        requirements = runtime::split_requirements_label(it->second);
+      if (auto it = labels.find(std::string(conda::kRequirementsLabel)); it != labels.end())
+        requirements = conda::split_requirements_label(it->second);
       std::cout << "image: " << (*opened)->descriptor().digest.to_string()
                 << " (not unpacked: requirements from its label)\n";
     }
@@ -70,7 +81,7 @@ int run_check(const std::string& image, const std::vector<std::string>& require)
   requirements.insert(requirements.end(), require.begin(), require.end());
   if (requirements.empty() && image.empty())
     return fail_with(Error(Errc::InvalidInput, "nothing to check: give an IMAGE or --require"));
-  auto outcome = runtime::check_host(requirements, cache.root() / "host");
+  auto outcome = runtime::check_host(requirements, cache->root() / "host");
   if (!outcome) return fail_with(outcome.error());
   std::cout << runtime::describe(*outcome);
   if (outcome->detected && !outcome->report.ok()) {
@@ -83,13 +94,15 @@ int run_check(const std::string& image, const std::vector<std::string>& require)
 int run_unpack(const std::string& image, const std::string& dir, bool no_check) {
   auto ref = oci::ImageReference::parse(image);
   if (!ref) return fail_with(ref.error());
-  runtime::Cache cache(runtime::Cache::default_root());
-  auto opened = runtime::open_reference(*ref, cache.root());
+  auto cache = open_cache();
+  if (!cache) return fail_with(cache.error());
+  auto opened = runtime::open_reference(*ref, cache->root());
   if (!opened) return fail_with(opened.error());
   runtime::UnpackOptions options;
   if (!no_check)
     options.precheck = [&](const std::vector<std::string>& requirements) -> Result<void> {
-      ENVB_ASSIGN_OR_RETURN(auto outcome, runtime::check_host(requirements, cache.root() / "host"));
+      ENVB_ASSIGN_OR_RETURN(auto outcome,
+                            runtime::check_host(requirements, cache->root() / "host"));
       if (outcome.detected && !outcome.report.ok()) return runtime::host_mismatch(outcome);
       return {};
     };
@@ -108,8 +121,9 @@ std::string format_time(std::chrono::system_clock::time_point t) {
 }
 
 int run_ls() {
-  runtime::Cache cache(runtime::Cache::default_root());
-  auto entries = cache.list();
+  auto cache = open_cache();
+  if (!cache) return fail_with(cache.error());
+  auto entries = cache->list();
   if (!entries) return fail_with(entries.error());
   std::cout << "ID            LAST USED         IN USE  REFERENCE / PREFIX\n";
   for (const auto& e : *entries)
@@ -120,8 +134,9 @@ int run_ls() {
 }
 
 int run_gc(int days) {
-  runtime::Cache cache(runtime::Cache::default_root());
-  auto report = cache.gc(std::chrono::seconds(int64_t{days} * 86400));
+  auto cache = open_cache();
+  if (!cache) return fail_with(cache.error());
+  auto report = cache->gc(std::chrono::seconds(int64_t{days} * 86400));
   if (!report) return fail_with(report.error());
   for (const auto& id : report->removed) std::cout << "removed " << id << "\n";
   for (const auto& id : report->in_use) std::cout << "kept " << id << " (in use)\n";
@@ -149,8 +164,9 @@ int run_pull(const std::string& image, const PullFlags& flags) {
     if (!creds) return fail_with(creds.error());
     options.credentials = *creds;
   }
-  runtime::Cache cache(runtime::Cache::default_root());
-  auto pulled = runtime::pull_to_store(*ref, cache.root(), options);
+  auto cache = open_cache();
+  if (!cache) return fail_with(cache.error());
+  auto pulled = runtime::pull_to_store(*ref, cache->root(), options);
   if (!pulled) return fail_with(pulled.error());
   const auto& t = pulled->transfer;
   std::cout << "pulled " << ref->to_string() << "@" << pulled->manifest_digest << ": " << t.blobs
@@ -197,7 +213,10 @@ int main(int argc, char** argv) {
       "Environment: ENVRUN_CACHE (cache root, default ~/.cache/envrun; keep it short: binary\n"
       "files can only take a prefix as long as their package's placeholder), ENVRUN_LIBCUDA (the\n"
       "libcuda.so.1 to probe), CONDA_OVERRIDE_CUDA / CONDA_OVERRIDE_GLIBC (pretend versions),\n"
-      "ENVRUN_FULL (this program, for the envrun launcher: default envrun-full next to it).\n"
+      "ENVRUN_FULL (this program, for the envrun launcher: default envrun-full next to it),\n"
+      "ENVRUN_SHARED_CACHE (read-only caches an administrator filled with envrun pull,\n"
+      "colon-separated; blobs from them are verified). The cache must be yours alone: it is\n"
+      "created 0700 and refused when others can write to it.\n"
       "Exit codes: the command's own; 8 when the host cannot run the environment, 2 for invalid\n"
       "input, 127 when the command is not found.");
 
@@ -287,8 +306,10 @@ int main(int argc, char** argv) {
     return run_kernel_install(std::move(kernel_request), kernel_user);
   }
   if (shell->parsed()) {
+    auto root = runtime::Cache::default_root();
+    if (!root) return fail_with(root.error());
     runtime::RunOptions options;
-    options.cache_root = runtime::Cache::default_root();
+    options.cache_root = std::move(*root);
     options.check = no_check ? runtime::HostCheck::Skip : runtime::HostCheck::Enforce;
     options.mode = runtime::RunOptions::Mode::Shell;
     runtime::RunFailure failure = runtime::run_in_image(image, {}, options);

@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <vector>
 
 #include "common/result.hpp"
 #include "oci/image.hpp"
@@ -32,7 +33,8 @@ struct PullResult {
 Result<PullResult> pull_to_store(const oci::ImageReference& ref, const std::filesystem::path& root,
                                  const oci::registry::RegistryOptions& options);
 
-/// The stored image of `ref` for this host's platform, pulled first when the store lacks it.
+/// The stored image of `ref` for this host's platform: from the cache's own store, else from a
+/// shared cache's store, else pulled into the cache's store first.
 Result<std::unique_ptr<oci::Image>> open_from_store(const oci::ImageReference& ref,
                                                     const std::filesystem::path& root,
                                                     const oci::registry::RegistryOptions& options);

@@ -17,6 +17,7 @@
 #include "builder/registry_cache.hpp"
 #include "builder/sbom.hpp"
 #include "common/fs.hpp"
+#include "conda/platform.hpp"
 #include "oci/archive.hpp"
 #include "oci/reference.hpp"
 
@@ -112,7 +113,7 @@ Result<int> run_build(const BuildCliOptions& o) {
     return fail(Errc::InvalidInput,
                 "give --output (oci:DIR, oci-archive:FILE, "
                 "docker-archive:FILE or docker://REF), or --plan");
-  const std::string subdir = o.platform.empty() ? host_platform() : o.platform;
+  const std::string subdir = o.platform.empty() ? conda::host_subdir() : o.platform;
   std::error_code ec;
   fs::path cache_root = o.cache_dir.empty() ? default_cache_root() : fs::absolute(o.cache_dir, ec);
   std::mutex out;

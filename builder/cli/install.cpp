@@ -16,6 +16,7 @@
 #include "builder/solve.hpp"
 #include "common/fs.hpp"
 #include "conda/environment_file.hpp"
+#include "conda/platform.hpp"
 
 namespace envbuild::builder::cli {
 
@@ -134,7 +135,7 @@ Result<void> run_process(const std::vector<std::string>& argv) {
 Result<int> run_install(const InstallCliOptions& o) {
   if (o.file.empty() == o.lock.empty())
     return fail(Errc::InvalidInput, "give exactly one of -f/--file and --lock");
-  const std::string platform = o.platform.empty() ? host_platform() : o.platform;
+  const std::string platform = o.platform.empty() ? conda::host_subdir() : o.platform;
   std::error_code ec;
   fs::path prefix = fs::absolute(o.prefix, ec).lexically_normal();
   if (prefix.has_filename() == false) prefix = prefix.parent_path();

@@ -1,4 +1,5 @@
 #include "builder/cli/solve_options.hpp"
+#include "conda/platform.hpp"
 
 #include <iostream>
 
@@ -43,7 +44,7 @@ Result<SolveRequest> to_solve_request(const SolveCliOptions& o,
   request.channels = o.channels;
   request.specs = o.specs;
   if (!o.file.empty()) {
-    auto target = conda::Platform::parse(request.platforms.empty() ? host_platform()
+    auto target = conda::Platform::parse(request.platforms.empty() ? conda::host_subdir()
                                                                    : request.platforms.front());
     if (!target) return std::move(target).error();
     ENVB_ASSIGN_OR_RETURN(conda::EnvironmentFile env,

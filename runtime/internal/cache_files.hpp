@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "common/fs.hpp"
 #include "common/result.hpp"
@@ -32,6 +33,11 @@ std::string short_hash(std::string_view text);
 /// tagged "latest" (its blobs are shared with the other pulled images through <root>/i/blobs).
 std::filesystem::path store_layout_for(const std::filesystem::path& root,
                                        const oci::ImageReference& ref);
+
+/// The directories of $ENVRUN_SHARED_CACHE (colon-separated): envrun caches that an
+/// administrator filled (`ENVRUN_CACHE=/shared/envrun envrun pull ...`) and users read. Opt-in;
+/// each must be writable by its owner alone, and blobs read from one are verified by digest.
+std::vector<std::filesystem::path> shared_cache_roots();
 
 /// The identity of the file a warm start can stat instead of opening the image: the archive, a
 /// layout's index.json (blobs are content-addressed, so index.json decides the image), or the

@@ -53,9 +53,10 @@ std::string self_dir() {
 
 int main(int argc, char** argv) {
   using namespace envbuild::runtime;
-  if (auto form = parse_run_form(argc, argv)) {
+  auto root = Cache::default_root();
+  if (auto form = parse_run_form(argc, argv); form && root) {
     RunOptions options;
-    options.cache_root = Cache::default_root();
+    options.cache_root = std::move(*root);
     options.check = form->check;
     if (auto failure = run_if_cached(form->image, std::move(form->command), options)) {
       print_error(failure->error);

@@ -224,7 +224,7 @@ TEST_F(BuildImageTest, ConfigHasActivationLabelsAndOneLayerPerPackage) {
   EXPECT_EQ(config.config.cmd, std::vector<std::string>{"python"});
   const auto& labels = config.config.labels;
   EXPECT_EQ(labels.at("org.envbuild.prefix"), "/opt/conda");
-  EXPECT_EQ(labels.at("org.envbuild.requirements"), "__glibc >=2.17");
+  EXPECT_EQ(labels.at("org.envbuild.requirements"), "__glibc >=2.17;__unix");
   EXPECT_EQ(labels.at("team"), "ml");
   EXPECT_NE(labels.at("org.envbuild.lock").find("@EXPLICIT\n"), std::string::npos);
   EXPECT_EQ((*image)->manifest().annotations.at("note"), "x");
@@ -770,7 +770,7 @@ TEST(ImageBuildHelpers, VirtualRequirementsAreDedupedAndSorted) {
   records[1].depends = {"__cuda >=12.0", "__glibc >=2.17,<3.0.a0"};
   records[2].depends = {"__cuda_arch >=8.0", "__unix"};
   EXPECT_EQ(virtual_requirements(records),
-            "__cuda >=12.0;__cuda_arch >=8.0;__glibc >=2.17,<3.0.a0");
+            "__cuda >=12.0;__cuda_arch >=8.0;__glibc >=2.17,<3.0.a0;__unix");
   EXPECT_EQ(virtual_requirements({}), "");
 }
 

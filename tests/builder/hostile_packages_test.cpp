@@ -11,6 +11,7 @@
 
 #include "builder/index.hpp"
 #include "tests/testing/packages.hpp"
+#include "tests/testing/sentinel.hpp"
 #include "tests/testing/testing.hpp"
 
 namespace envbuild::builder {
@@ -21,7 +22,6 @@ using testing::run_command;
 using testing::shell_quote;
 using testing::symlink_entry;
 using testing::TarEntry;
-using testing::tree_snapshot;
 using testing::write_text;
 
 struct Package {
@@ -36,9 +36,7 @@ class HostilePackagesTest : public testing::TempDirTest {
   void SetUp() override {
     TempDirTest::SetUp();
     ENVB_REQUIRE_TOOL("timeout");
-    write_text(dir_ / "victim/secret.txt", "secret\n");
-    write_text(dir_ / "victim/sub/keep", "keep\n");
-    victim_ = tree_snapshot(dir_ / "victim");
+    victim_ = testing::snapshot_tree(testing::make_sentinel_tree(dir_ / "victim"));
   }
 
   // A channel of `packages` (linux-64 .tar.bz2), indexed.
@@ -71,7 +69,7 @@ class HostilePackagesTest : public testing::TempDirTest {
   // The sentinel is as it was, and no file a package holds landed outside the prefix (the
   // package cache and the channel hold them too, of course).
   void expect_victim_untouched() {
-    EXPECT_EQ(tree_snapshot(dir_ / "victim"), victim_);
+    EXPECT_EQ(testing::diff_snapshots(victim_, testing::snapshot_tree(dir_ / "victim")), "");
     for (auto it = fs::recursive_directory_iterator(dir_); it != fs::recursive_directory_iterator();
          ++it) {
       const std::string name = it->path().filename().string();
@@ -83,7 +81,7 @@ class HostilePackagesTest : public testing::TempDirTest {
     }
   }
 
-  std::map<std::string, testing::TreeNode> victim_;
+  testing::TreeSnapshot victim_;
 };
 
 TEST_F(HostilePackagesTest, SymlinkTricksAreRefusedAndTouchNothingOutside) {
@@ -148,7 +146,7 @@ TEST_F(HostilePackagesTest, ForceRemovesThePrefixNotWhatItsSymlinksPointTo) {
   make_channel({{"c", {{"share/x", "x"}}, {}, {}}});
   fs::create_directories(dir_ / "prefix/share");
   fs::create_directory_symlink(dir_ / "victim", dir_ / "prefix/share/link");
-  fs::create_symlink(dir_ / "victim/secret.txt", dir_ / "prefix/secret");
+  fs::create_symlink(dir_ / "victim/home/secret.json", dir_ / "prefix/secret");
   auto r = install("c", "--force");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_TRUE(fs::exists(dir_ / "prefix/share/x"));

@@ -16,6 +16,7 @@
 #include "conda/relocate_prefix.hpp"
 #include "tests/testing/channels.hpp"
 #include "tests/testing/packages.hpp"
+#include "tests/testing/sentinel.hpp"
 #include "tests/testing/testing.hpp"
 
 namespace envbuild::builder {
@@ -28,7 +29,6 @@ using testing::shell_quote;
 using testing::symlink_entry;
 using testing::TarEntry;
 using testing::TempDirTest;
-using testing::tree_snapshot;
 using testing::write_text;
 
 fs::path envbuild_bin() {
@@ -144,8 +144,8 @@ TEST_F(RealEnvironmentTest, CondaMetaHistoryAndVariables) {
   EXPECT_EQ(state["env_vars"]["ENVB_TEST_VAR"], "hello");
   EXPECT_FALSE(fs::exists(env() / ".envbuild-staging"));
   auto index = conda::read_relocation_index(env());
-  ASSERT_TRUE(index) << index.error().to_string();
-  EXPECT_EQ(index->prefix, env().string());
+  ASSERT_TRUE(index && *index) << (index ? "no index" : index.error().to_string());
+  EXPECT_EQ((*index)->prefix, env().string());
 }
 
 // Given the installed prefix copied elsewhere (a move, keeping the original for the other tests)
@@ -161,9 +161,9 @@ TEST_F(RealEnvironmentTest, WorksAfterMoveAndRelocate) {
   EXPECT_GT(stats->text_files, 0u);
   expect_programs_work(moved);
   auto index = conda::read_relocation_index(moved);
-  ASSERT_TRUE(index);
-  EXPECT_EQ(index->prefix, moved.string());
-  for (const auto& record : index->files) {
+  ASSERT_TRUE(index && *index);
+  EXPECT_EQ((*index)->prefix, moved.string());
+  for (const auto& record : (*index)->files) {
     std::string content = read_text(moved / record.path);
     EXPECT_EQ(content.find(env().string() + "/"), std::string::npos) << record.path;
   }
@@ -313,10 +313,13 @@ class PlanTest : public TempDirTest {
     }
     return plans;
   }
-  // A sentinel beside the prefix, where hostile packages aim.
-  void make_victim() {
-    write_text(dir_ / "victim/secret.txt", "secret\n");
-    write_text(dir_ / "victim/x", "the user's x\n");
+  // A sentinel tree beside the prefix, where hostile packages aim; its snapshot.
+  testing::TreeSnapshot make_victim() {
+    return testing::snapshot_tree(testing::make_sentinel_tree(dir_ / "victim"));
+  }
+  // What changed in the victim since `before` ("" when nothing did).
+  std::string victim_changes(const testing::TreeSnapshot& before) {
+    return testing::diff_snapshots(before, testing::snapshot_tree(dir_ / "victim"));
   }
 };
 
@@ -451,8 +454,7 @@ TEST_F(PlanTest, LinkScriptsOfAnotherPlatformsPackageAreNotRun) {
 // package's symlink (or file) is refused before anything is placed, naming both packages,
 // whichever comes first.
 TEST_F(PlanTest, PathsBelowAnotherPackagesSymlinkOrFileAreRefusedNamingBoth) {
-  make_victim();
-  const auto victim = tree_snapshot(dir_ / "victim");
+  const auto victim = make_victim();
   struct Case {
     std::string name;
     std::vector<std::vector<TarEntry>> packages;
@@ -498,7 +500,7 @@ TEST_F(PlanTest, PathsBelowAnotherPackagesSymlinkOrFileAreRefusedNamingBoth) {
     EXPECT_NE(report.error().message().find(c.want), std::string::npos)
         << report.error().to_string();
     EXPECT_FALSE(fs::exists(dir_ / "prefix")) << "something was placed before the refusal";
-    EXPECT_EQ(tree_snapshot(dir_ / "victim"), victim);
+    EXPECT_EQ(victim_changes(victim), "");
   }
 }
 
@@ -506,8 +508,7 @@ TEST_F(PlanTest, PathsBelowAnotherPackagesSymlinkOrFileAreRefusedNamingBoth) {
 // info/, on a path of paths.json, or put into the cache after planning) is an error, never a
 // way to read or hard link the user's files.
 TEST_F(PlanTest, SymlinksInTheExtractedTreeAreNeverFollowed) {
-  make_victim();
-  const auto victim = tree_snapshot(dir_ / "victim");
+  const auto victim = make_victim();
   // info/paths.json as a symlink to a file of the package.
   fs::path pkg = make_tree_package("info-link", {{"share/real.json", "{}"}});
   fs::rename(pkg / "info/paths.json", pkg / "share/paths.json");
@@ -526,21 +527,21 @@ TEST_F(PlanTest, SymlinksInTheExtractedTreeAreNeverFollowed) {
   EXPECT_NE(plan.error().to_string().find("lib: is a symlink"), std::string::npos)
       << plan.error().to_string();
   // The same swap after planning, before linking: nothing is linked from the victim.
-  pkg = make_tree_package("swapped", {{"lib/x", "x"}, {"share/y", "y"}});
+  pkg = make_tree_package("swapped", {{"lib/file", "x"}, {"share/y", "y"}});
   plan = plan_package(record("swapped"), pkg, "", target());
   ASSERT_TRUE(plan) << plan.error().to_string();
   fs::remove_all(pkg / "lib");
-  fs::create_directory_symlink(dir_ / "victim", pkg / "lib");
+  fs::create_directory_symlink(dir_ / "victim/host/precious", pkg / "lib");
   std::vector<PackagePlan> plans;
   plans.push_back(std::move(*plan));
   auto report = install_to_prefix(plans, dir_ / "prefix", "linux-64", PrefixInstallOptions{});
   ASSERT_FALSE(report);
   EXPECT_NE(report.error().to_string().find("is a symlink"), std::string::npos)
       << report.error().to_string();
-  EXPECT_FALSE(fs::exists(dir_ / "prefix/lib/x"));
-  EXPECT_EQ(tree_snapshot(dir_ / "victim"), victim);
+  EXPECT_FALSE(fs::exists(dir_ / "prefix/lib/file"));
+  EXPECT_EQ(victim_changes(victim), "");
   struct stat st {};
-  ASSERT_EQ(::stat((dir_ / "victim/x").c_str(), &st), 0);
+  ASSERT_EQ(::stat((dir_ / "victim/host/precious/file").c_str(), &st), 0);
   EXPECT_EQ(st.st_nlink, 1u) << "the user's file was hard linked";
 }
 
@@ -548,8 +549,7 @@ TEST_F(PlanTest, SymlinksInTheExtractedTreeAreNeverFollowed) {
 // where a package puts files is an error, a post-link script's .messages.txt symlink is
 // neither read nor followed when removed.
 TEST_F(PlanTest, SymlinksLinkScriptsLeaveAreNotFollowed) {
-  make_victim();
-  const auto victim = tree_snapshot(dir_ / "victim");
+  const auto victim = make_victim();
   const std::string victim_dir = testing::shell_quote((dir_ / "victim").string());
   struct Case {
     std::string name;
@@ -562,7 +562,7 @@ TEST_F(PlanTest, SymlinksLinkScriptsLeaveAreNotFollowed) {
       {"pre-link symlink", "bin/.s-pre-link.sh", "ln -s " + victim_dir + " \"$PREFIX/share\"\n",
        "share: is a symlink", ""},
       {"messages symlink", "bin/.s-post-link.sh",
-       "ln -s " + victim_dir + "/secret.txt \"$PREFIX/.messages.txt\"\n", "",
+       "ln -s " + victim_dir + "/home/secret.json \"$PREFIX/.messages.txt\"\n", "",
        "ignoring .messages.txt"},
   };
   for (const auto& c : cases) {
@@ -584,14 +584,14 @@ TEST_F(PlanTest, SymlinksLinkScriptsLeaveAreNotFollowed) {
       std::string all;
       for (const auto& w : warnings) all += w + "\n";
       EXPECT_NE(all.find(c.want_warning), std::string::npos) << all;
-      EXPECT_EQ(all.find("secret"), std::string::npos) << all;
+      EXPECT_EQ(all.find("sentinel-secret"), std::string::npos) << all;
       EXPECT_FALSE(fs::exists(fs::symlink_status(dir_ / "prefix/.messages.txt")));
     } else {
       ASSERT_FALSE(report);
       EXPECT_NE(report.error().to_string().find(c.want_error), std::string::npos)
           << report.error().to_string();
     }
-    EXPECT_EQ(tree_snapshot(dir_ / "victim"), victim);
+    EXPECT_EQ(victim_changes(victim), "");
   }
 }
 

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "builder/package_cache.hpp"
+#include "conda/platform.hpp"
 #include "tests/testing/repo_server.hpp"
 #include "tests/testing/testing.hpp"
 
@@ -111,7 +112,7 @@ TEST(VirtualPackages, ParseOverrideAndDefaults) {
   ASSERT_EQ(osx.size(), 3u);
   EXPECT_EQ(osx[1].name, "__osx");
   // The host: __glibc and __linux detected.
-  auto host = virtual_packages_for(host_platform(), {}, no_env());
+  auto host = virtual_packages_for(conda::host_subdir(), {}, no_env());
   bool has_glibc = false;
   for (auto& v : host)
     has_glibc = has_glibc || (v.name == "__glibc" && v.version.starts_with("2."));

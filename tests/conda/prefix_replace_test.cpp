@@ -211,16 +211,19 @@ TEST_F(PrefixFileTest, FilesPatchedInPlaceKeepModeAndRelocate) {
   auto rb = replace_prefix_in_file(bin, binary("/env/one"), "lib/libfoo.so");
   ASSERT_TRUE(rb && *rb) << (rb ? "" : rb.error().to_string());
   EXPECT_EQ((*rb)->path, "lib/libfoo.so");
-  auto rt = replace_prefix_in_file(script, text("/env/one"));
+  auto rt = replace_prefix_in_file(script, text("/env/one"), "tool");
   ASSERT_TRUE(rt && *rt);
   EXPECT_EQ(testing::read_text(script), "#!/env/one/bin/python\nprint('/env/one')\n");
   struct stat st {};
   ASSERT_EQ(::stat(script.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0755u);
 
-  auto rb2 = relocate(bin, **rb, "/env/one", "/e2");
+  auto root = common::RootDir::open(dir_);
+  ASSERT_TRUE(root);
+  (*rb)->path = "libfoo.so";
+  auto rb2 = relocate(*root, **rb, "/env/one", "/e2");
   ASSERT_TRUE(rb2) << rb2.error().to_string();
-  auto rt2 = relocate(script, **rt, "/env/one", "/e2");
+  auto rt2 = relocate(*root, **rt, "/env/one", "/e2");
   ASSERT_TRUE(rt2) << rt2.error().to_string();
   auto direct = replace_prefix(bin_content, binary("/e2"));
   EXPECT_EQ(testing::read_text(bin), (*direct)->content);

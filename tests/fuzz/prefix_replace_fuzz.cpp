@@ -32,6 +32,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto patched = replace_prefix(content, r);
   if (!patched || !patched->has_value()) return 0;
   const auto& [text, record] = **patched;
+  // What the builder records must pass the check envrun applies to records from images.
+  RelocationRecord named = record;
+  named.path = "bin/file";
+  if (auto valid = validate_record(named); !valid)
+    fail("a fresh record does not validate: " + valid.error().message());
   // B -> C and A -> C must agree (binary prefixes must fit the room).
   std::string c = "/q" + std::string(length / 2, 'y');
   auto moved = relocate_content(text, record, r.new_prefix, c);

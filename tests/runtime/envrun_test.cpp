@@ -17,8 +17,10 @@
 
 #include "common/fs.hpp"
 #include "conda/extract.hpp"
+#include "conda/image_contract.hpp"
 #include "conda/package_metadata.hpp"
 #include "conda/prefix_replace.hpp"
+#include "conda/relocate_prefix.hpp"
 #include "oci/descriptor.hpp"
 #include "oci/layer_writer.hpp"
 #include "oci/layout.hpp"
@@ -26,7 +28,6 @@
 #include "oci/registry/copy.hpp"
 #include "runtime/activate.hpp"
 #include "runtime/cache.hpp"
-#include "runtime/relocate_tree.hpp"
 #include "tests/testing/registry_server.hpp"
 #include "tests/testing/testing.hpp"
 
@@ -289,7 +290,7 @@ TEST(RewritePrefix, ReplacesWholePathPrefixesOnly) {
 }
 
 TEST(SplitRequirementsLabel, TrimsAndSkipsEmpty) {
-  EXPECT_EQ(split_requirements_label(" __cuda >=12.4; __glibc >=2.17 ;;"),
+  EXPECT_EQ(conda::split_requirements_label(" __cuda >=12.4; __glibc >=2.17 ;;"),
             (std::vector<std::string>{"__cuda >=12.4", "__glibc >=2.17"}));
 }
 
@@ -399,7 +400,7 @@ TEST_F(EnvrunTest, RelocatesToCacheRootsOfDifferentLengths) {
   ASSERT_EQ(u.exit_code(), 0) << u.output;
   EXPECT_EQ(run_command(shell_quote((unpacked / "bin/bintool").string())).output,
             unpacked.string() + "\n");
-  auto records = read_relocations(unpacked);
+  auto records = conda::read_relocation_index(unpacked);
   ASSERT_TRUE(records && *records);
   EXPECT_EQ((*records)->prefix, unpacked.string());
 }
@@ -796,6 +797,35 @@ TEST_F(EnvrunTest, PullsAndRunsDockerImagesFromARegistry) {
   EXPECT_EQ(layouts, 1u);
   EXPECT_TRUE(fs::is_directory(other / "i/blobs/sha256"));
 
+  // A shared cache (an administrator's, read-only to users) serves the reference offline to a
+  // cache of its own; every blob read from it is verified, and one others can write is refused.
+  const fs::path mine = dir_ / "c3";
+  const std::map<std::string, std::optional<std::string>> shared{
+      {"ENVRUN_SHARED_CACHE", (dir_ / "nothing-here").string() + ":" + other.string()}};
+  RunResult from_shared = envrun({ref, "--", "bintool"}, shared, mine);
+  ASSERT_EQ(from_shared.exit_code(), 0) << from_shared.output;
+  EXPECT_NE(from_shared.output.find("from the shared cache " + other.string()), std::string::npos)
+      << from_shared.output;
+  EXPECT_EQ(count_lines_with(from_shared.output, "envrun: pulling"), 0u) << from_shared.output;
+  EXPECT_FALSE(fs::exists(mine / "i" / "blobs")) << "nothing is copied out of the shared cache";
+  auto shared_warm = shared;
+  shared_warm["ENVRUN_FULL"] = (dir_ / "no-such-envrun-full").string();
+  EXPECT_EQ(envrun({ref, "--", "true"}, shared_warm, mine).exit_code(), 0)
+      << "a warm start from a shared image needs only the launcher";
+  fs::path biggest;
+  for (const auto& e : fs::directory_iterator(other / "i/blobs/sha256"))
+    if (biggest.empty() || fs::file_size(e.path()) > fs::file_size(biggest)) biggest = e.path();
+  fs::permissions(biggest, fs::perms::owner_write, fs::perm_options::add);
+  std::string bytes = read_text(biggest);
+  bytes[bytes.size() / 2] ^= 0x20;
+  write_text(biggest, bytes);
+  RunResult tampered = envrun({ref, "--", "true"}, shared, dir_ / "c4");
+  EXPECT_EQ(tampered.exit_code(), 5) << tampered.output;  // Integrity: the blob is not its digest
+  fs::permissions(other, fs::perms::all);
+  RunResult open_to_all = envrun({ref, "--", "true"}, shared, dir_ / "c5");
+  EXPECT_EQ(open_to_all.exit_code(), 2) << open_to_all.output;
+  EXPECT_NE(open_to_all.output.find("writable by others"), std::string::npos) << open_to_all.output;
+
   RunResult local = envrun({"pull", image});
   EXPECT_EQ(local.exit_code(), 2) << local.output;
   EXPECT_NE(local.output.find("docker://"), std::string::npos) << local.output;
@@ -895,7 +925,7 @@ TEST_F(EnvrunTest, RealCondaForgePackagesRunFromTwoCacheRoots) {
     write_text(tree / "conda-meta" / (std::string(name) + ".json"),
                read_text(x / "info/index.json"));
   }
-  write_text(tree / std::string(kRelocationsFile),
+  write_text(tree / std::string(conda::kRelocationIndexPath),
              json{{"format", 1}, {"prefix", image_prefix}, {"files", records}}.dump());
   write_text(tree / "conda-meta/history", "");
 

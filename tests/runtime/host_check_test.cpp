@@ -166,14 +166,14 @@ TEST_F(HostCheckTest, ProbeIsCachedPerBoot) {
 }
 
 TEST(Requirements, ParsedFromDepends) {
-  auto reqs = requirements_from_depends({"python >=3.11", "__glibc >=2.17,<3.0.a0", "__cuda",
-                                         "__cuda>=12", "__glibc >=2.17,<3.0.a0"});
+  auto reqs = conda::host_requirements({"python >=3.11", "__glibc >=2.17,<3.0.a0", "__cuda",
+                                        "__cuda>=12", "__glibc >=2.17,<3.0.a0"});
   ASSERT_EQ(reqs.size(), 3u);
   EXPECT_EQ(reqs[0], (Requirement{"__cuda", ""}));
   EXPECT_EQ(reqs[1], (Requirement{"__cuda", ">=12"}));
   EXPECT_EQ(reqs[2], (Requirement{"__glibc", ">=2.17,<3.0.a0"}));
-  EXPECT_FALSE(parse_requirement("numpy"));
-  EXPECT_FALSE(parse_requirement("__cuda >=>12"));
+  EXPECT_FALSE(conda::parse_host_requirement("numpy"));
+  EXPECT_FALSE(conda::parse_host_requirement("__cuda >=>12"));
 }
 
 TEST(Requirements, HostGlibcSatisfiesOldFloor) {

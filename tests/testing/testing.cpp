@@ -1,6 +1,5 @@
 #include "tests/testing/testing.hpp"
 
-#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <array>
@@ -8,8 +7,6 @@
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
-
-#include "common/hash.hpp"
 
 namespace envbuild::testing {
 
@@ -116,29 +113,6 @@ std::string read_text(const fs::path& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-std::map<std::string, TreeNode> tree_snapshot(const fs::path& root) {
-  std::map<std::string, TreeNode> out;
-  for (auto it = fs::recursive_directory_iterator(root); it != fs::recursive_directory_iterator();
-       ++it) {
-    const fs::path& p = it->path();
-    TreeNode node;
-    struct stat st {};
-    EXPECT_EQ(::lstat(p.c_str(), &st), 0) << p;
-    if (S_ISLNK(st.st_mode)) {
-      node.type = 'l';
-      node.content = fs::read_symlink(p).string();
-    } else if (S_ISDIR(st.st_mode)) {
-      node.type = 'd';
-    } else {
-      node.type = 'f';
-      node.content = common::sha256_file(p.string()).value_or("unreadable");
-      node.executable = (st.st_mode & S_IXUSR) != 0;
-    }
-    out[fs::relative(p, root).string()] = node;
-  }
-  return out;
 }
 
 }  // namespace envbuild::testing

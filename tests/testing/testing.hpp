@@ -6,7 +6,6 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -39,18 +38,6 @@ class TempDirTest : public ::testing::Test {
   void TearDown() override;
   std::filesystem::path dir_;
 };
-
-/// One entry of a tree as tree_snapshot sees it.
-struct TreeNode {
-  char type = '?';      // f, d, l
-  std::string content;  // sha256 for files, target for links
-  bool executable = false;
-  bool operator==(const TreeNode&) const = default;
-};
-
-/// Every entry below `root` (symlinks not followed) by relative path: what a test compares
-/// before and after, to see that nothing in a tree (a sentinel, the user's files) changed.
-std::map<std::string, TreeNode> tree_snapshot(const std::filesystem::path& root);
 
 /// Writes a file, creating parent directories.
 void write_text(const std::filesystem::path& path, const std::string& content);

@@ -1,0 +1,70 @@
+#pragma once
+
+// The contract between envbuild (which writes images) and envrun (which runs them): the labels
+// and files an envbuild image carries and what they mean. Both sides include this header and
+// nothing else defines these names.
+//
+//   labels (image config)
+//     org.envbuild.prefix        the absolute prefix the environment is installed at
+//     org.envbuild.requirements  what the host must offer, ";"-separated virtual-package
+//                                requirements ("__cuda >=12.4;__glibc >=2.17"): host_requirements()
+//                                of the solved records' depends, so envrun checks the host
+//                                without unpacking anything
+//     org.envbuild.platform      the conda subdir ("linux-64")
+//     org.envbuild.lock          the @EXPLICIT lock of the solution
+//     org.envbuild.version       the envbuild that built it
+//   files (inside the prefix)
+//     conda-meta/envbuild-relocations.json   the relocation index (relocate_prefix.hpp)
+//     conda-meta/<name>-<version>-<build>.json  conda's records; their `__` depends are the
+//                                requirements again, for prefixes without the label
+//
+// Labels and files are read from images, so envrun validates them (docs/security.md).
+
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.hpp"
+#include "conda/relocate_prefix.hpp"
+
+namespace envbuild::conda {
+
+inline constexpr std::string_view kPrefixLabel = "org.envbuild.prefix";
+inline constexpr std::string_view kRequirementsLabel = "org.envbuild.requirements";
+inline constexpr std::string_view kPlatformLabel = "org.envbuild.platform";
+inline constexpr std::string_view kLockLabel = "org.envbuild.lock";
+inline constexpr std::string_view kVersionLabel = "org.envbuild.version";
+/// The annotation of an image (or SBOM artifact) naming its lock's digest.
+inline constexpr std::string_view kLockDigestAnnotation = "org.envbuild.lock.digest";
+/// Where an image without the prefix label keeps its environment (as conda images do).
+inline constexpr std::string_view kDefaultImagePrefix = "/opt/conda";
+
+/// One host requirement, e.g. {"__cuda", ">=12.4"}; the spec may be empty (present at all).
+struct HostRequirement {
+  std::string name;
+  std::string spec;
+  auto operator<=>(const HostRequirement&) const = default;
+  /// "__cuda >=12.4", or the name alone: how labels and reports write it.
+  [[nodiscard]] std::string to_string() const { return spec.empty() ? name : name + " " + spec; }
+};
+
+/// Parses a conda depends entry on a virtual package: "__cuda >=12.4", "__glibc>=2.17,<3.0.a0",
+/// "__cuda" (a build string after the version spec does not matter to a host check).
+Result<HostRequirement> parse_host_requirement(std::string_view text);
+
+/// The virtual-package entries of some depends lists, parsed, deduplicated and sorted: what a
+/// host must offer. Entries on other packages, and unparsable ones, are left out.
+std::vector<HostRequirement> host_requirements(const std::vector<std::string>& depends);
+
+/// The org.envbuild.requirements value for `requirements`.
+std::string requirements_label(const std::vector<HostRequirement>& requirements);
+/// That value split back into its entries (trimmed, empty ones skipped).
+std::vector<std::string> split_requirements_label(std::string_view label);
+
+/// The prefix of an image: its org.envbuild.prefix label, else CONDA_PREFIX in its Env, else
+/// kDefaultImagePrefix.
+std::string image_prefix_of(const std::map<std::string, std::string>& labels,
+                            const std::vector<std::string>& env);
+
+}  // namespace envbuild::conda

@@ -145,7 +145,8 @@ void remove_stale_temps(const fs::path& root, const std::string& key, const std:
     std::vector<fs::path> stale;
     for (const auto& entry : fs::directory_iterator(dir, ec))
       if (entry.path().filename().string().rfind(prefix, 0) == 0) stale.push_back(entry.path());
-    for (const auto& path : stale) fs::remove_all(path, ec);
+    // A half-extracted tree is an untrusted package's: removed without following its symlinks.
+    for (const auto& path : stale) (void)common::remove_all(path);
   };
   sweep(root / "pkgs" / key, "." + name + ".tmp.");
   sweep(root / "extracted", "." + key + ".tmp.");

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/fs.hpp"
+#include "common/root_dir.hpp"
 
 namespace envbuild::conda {
 
@@ -30,14 +31,14 @@ std::pair<std::string_view, std::string_view> split_parent(std::string_view path
   return {path.substr(0, slash), path.substr(slash + 1)};
 }
 
-// Creates entries under a root directory through descriptors only: each parent is opened with
-// O_DIRECTORY|O_NOFOLLOW from its own parent, so no path string is ever resolved by the kernel
-// through a symlink the archive planted.
+// Creates entries under a root directory through descriptors only: each parent is resolved
+// beneath the root without following a symlink (common::RootDir), so no path string is ever
+// resolved by the kernel through a symlink the archive planted.
 class TreeWriter {
  public:
   static Result<TreeWriter> open(const fs::path& root) {
-    ENVB_ASSIGN_OR_RETURN(Fd fd, Fd::open(root.string(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
-    return TreeWriter(std::move(fd), root.string());
+    ENVB_ASSIGN_OR_RETURN(common::RootDir dir, common::RootDir::open(root));
+    return TreeWriter(std::move(dir));
   }
 
   Result<void> add(const ArchiveEntry& entry, common::ByteSource& data, ExtractStats& stats) {
@@ -89,34 +90,29 @@ class TreeWriter {
   }
 
  private:
-  TreeWriter(Fd root, std::string root_path)
-      : root_(std::move(root)), root_path_(std::move(root_path)) {}
+  explicit TreeWriter(common::RootDir root) : root_(std::move(root)) {}
 
   Error creation_error(std::string_view call, const std::string& path, int err) const {
     if (err == EEXIST)
       return fail(Errc::Integrity, "duplicate entry '" + path + "' in the package");
-    return errno_error(call, root_path_ + "/" + path, err);
+    return errno_error(call, root_.shown(path), err);
   }
 
-  // The descriptor of directory `rel` (created if missing); "" is the root.
+  // The descriptor of directory `rel` (created if missing, every component a real directory);
+  // "" is the root.
   Result<int> dir_fd(std::string_view rel) {
-    if (rel.empty()) return root_.get();
+    if (rel.empty()) return root_.fd();
     if (auto it = dirs_.find(std::string(rel)); it != dirs_.end()) return it->second.get();
-    auto [parent, name] = split_parent(rel);
-    ENVB_ASSIGN_OR_RETURN(int parent_fd, dir_fd(parent));
-    std::string name_z(name);
-    if (::mkdirat(parent_fd, name_z.c_str(), 0755) != 0 && errno != EEXIST)
-      return errno_error("mkdirat", root_path_ + "/" + std::string(rel), errno);
-    int fd = ::openat(parent_fd, name_z.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-      if (errno == ELOOP || errno == ENOTDIR)
-        return fail(Errc::Integrity, "'" + std::string(rel) +
-                                         "' is a symlink or file in the package, but an entry "
-                                         "needs it to be a directory");
-      return errno_error("openat", root_path_ + "/" + std::string(rel), errno);
+    auto dir = root_.open_dir(rel, common::CreateDirs::Yes);
+    if (!dir) {
+      if (dir.error().code() == Errc::Io) return std::move(dir).error();
+      // A symlink (Integrity) or a file (ENOTDIR: NotFound) where a directory must be.
+      return fail(Errc::Integrity, "'" + std::string(rel) +
+                                       "' is a symlink or file in the package, but an entry "
+                                       "needs it to be a directory");
     }
     if (dirs_.size() >= kMaxCachedDirs) dirs_.clear();
-    auto [it, inserted] = dirs_.emplace(std::string(rel), Fd(fd));
+    auto [it, inserted] = dirs_.emplace(std::string(rel), std::move(*dir));
     (void)inserted;
     return it->second.get();
   }
@@ -139,13 +135,11 @@ class TreeWriter {
     // whose files are hard-linked into prefixes, and a package must not make them writable by
     // everyone. Group write stays: conda-forge ships 0775 files and conda keeps them.
     mode_t mode = static_cast<mode_t>((entry.mode & 0775) | S_IRUSR | S_IWUSR);
-    if (::fchmod(fd.get(), mode) != 0)
-      return errno_error("fchmod", root_path_ + "/" + entry.path, errno);
+    if (::fchmod(fd.get(), mode) != 0) return errno_error("fchmod", root_.shown(entry.path), errno);
     return ok();
   }
 
-  Fd root_;
-  std::string root_path_;
+  common::RootDir root_;
   std::unordered_map<std::string, Fd> dirs_;
   std::unordered_map<std::string, std::string> symlinks_;
   std::unique_ptr<std::byte[]> buffer_;  // not zero-filled: written before it is read

@@ -10,6 +10,7 @@
 #include "common/fs.hpp"
 #include "common/hash.hpp"
 #include "common/io.hpp"
+#include "common/json.hpp"
 
 namespace envbuild::builder {
 
@@ -73,8 +74,10 @@ struct CacheInfo {
 std::optional<CacheInfo> read_info(const std::filesystem::path& path) {
   auto text = common::read_file(path, 1 << 20);
   if (!text) return std::nullopt;
+  auto parsed = common::parse_json(*text, path.string());
+  if (!parsed) return std::nullopt;  // a damaged entry is refetched
   try {
-    auto j = nlohmann::json::parse(*text);
+    const nlohmann::json& j = *parsed;
     CacheInfo info;
     info.url = j.value("url", "");
     info.etag = j.value("etag", "");

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/http.hpp"
+#include "common/json.hpp"
 #include "common/url.hpp"
 #include "oci/manifest.hpp"
 #include "oci/media_type.hpp"
@@ -293,7 +294,7 @@ Result<FetchedManifest> Repository::get_manifest(const std::string& reference,
                                        actual.to_string() + ", expected " + expected->to_string());
     if (!expected && reference.starts_with("sha256:")) return std::move(expected).error();
   }
-  auto j = nlohmann::json::parse(out.bytes, nullptr, false);
+  auto j = common::parse_json(out.bytes, "manifest").value_or(nlohmann::json());
   std::string media_type;
   if (j.is_object() && j.contains("mediaType") && j["mediaType"].is_string())
     media_type = j["mediaType"].get<std::string>();
@@ -575,7 +576,7 @@ Result<std::vector<std::string>> Repository::tags(const TagListLimits& limits) {
     if (resp.body_truncated)
       return fail(Errc::InvalidInput, what + ": tag list over " + std::to_string(req.max_body) +
                                           " bytes");
-    auto j = nlohmann::json::parse(resp.body, nullptr, false);
+    auto j = common::parse_json(resp.body, what).value_or(nlohmann::json());
     if (!j.is_object()) return fail(Errc::InvalidInput, what + ": not a tag list");
     // An empty repository may say "tags": null.
     if (auto t = j.find("tags"); t != j.end() && t->is_array()) {

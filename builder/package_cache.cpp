@@ -17,6 +17,7 @@
 #include "common/fs.hpp"
 #include "common/hash.hpp"
 #include "common/io.hpp"
+#include "common/parallel.hpp"
 #include "common/root_dir.hpp"
 #include "conda/extract.hpp"
 #include "conda/package_metadata.hpp"
@@ -428,8 +429,10 @@ Result<std::vector<CachedPackage>> PackageCache::fetch(
       }
     });
 
-  common::run_parallel(
-      count, jobs, options_.http, [&](size_t n, common::HttpClient& client) -> Result<void> {
+  common::HttpClients clients(options_.http, common::worker_count(count, jobs));
+  // Every outcome is kept per package, so the loop itself never fails.
+  (void)common::for_each_index(count, jobs, [&](size_t n, size_t worker) -> Result<void> {
+        common::HttpClient& client = clients.of(worker);
         const size_t i = order[n];
         if (failed.load()) {
           outcomes[i] = fail(Errc::Cancelled, "cancelled after an earlier failure");

@@ -1,17 +1,16 @@
 #include "oci/registry/client.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <functional>
 #include <map>
 #include <set>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "common/http.hpp"
 #include "common/json.hpp"
+#include "common/parallel.hpp"
 #include "common/url.hpp"
 #include "oci/manifest.hpp"
 #include "oci/media_type.hpp"
@@ -116,36 +115,16 @@ std::string next_page_link(std::string_view header) {
   }
 }
 
-/// Runs task(i, repo) for i in [0, count) on up to `jobs` threads: the caller's with `repo`
-/// (its connection is open already), each other one with its own fork of it. After the first
-/// failure no new task starts. Returns the error of the lowest index.
+/// common::for_each_index() with one Repository per worker: the caller's thread (worker 0) uses
+/// `repo`, whose connection is open already; each other worker its own fork, made on first use.
 Result<void> for_each_parallel(Repository& repo, size_t count, size_t jobs,
                                const std::function<Result<void>(size_t, Repository&)>& task) {
-  std::vector<std::optional<Error>> errors(count);
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  auto worker = [&](Repository& mine) {
-    for (size_t i = next++; i < count && !failed; i = next++) {
-      auto r = task(i, mine);
-      if (!r) {
-        errors[i] = std::move(r).error();
-        failed = true;
-      }
-    }
-  };
-  size_t threads = std::max<size_t>(1, std::min(jobs, count));
-  {
-    std::vector<std::jthread> pool;
-    for (size_t t = 1; t < threads; ++t)
-      pool.emplace_back([&] {
-        Repository mine = repo.fork();
-        worker(mine);
-      });
-    worker(repo);
-  }
-  for (auto& e : errors)
-    if (e) return std::move(*e);
-  return ok();
+  std::vector<std::optional<Repository>> forks(common::worker_count(count, jobs));
+  return common::for_each_index(count, jobs, [&](size_t i, size_t worker) -> Result<void> {
+    if (worker == 0) return task(i, repo);
+    if (!forks[worker]) forks[worker].emplace(repo.fork());
+    return task(i, *forks[worker]);
+  });
 }
 
 std::vector<Descriptor> unique_blobs(const Manifest& m) {

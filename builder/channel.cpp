@@ -24,6 +24,31 @@ bool valid_name(std::string_view name) {
   });
 }
 
+// conda expands ${VAR} in channel URLs (tokens and passwords stay out of environment files);
+// an unset variable is an error rather than an empty string in a URL.
+Result<std::string> expand_variables(std::string_view text) {
+  std::string out;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t start = text.find("${", i);
+    if (start == std::string_view::npos) break;
+    size_t end = text.find('}', start + 2);
+    if (end == std::string_view::npos) break;
+    out += text.substr(i, start - i);
+    const std::string name(text.substr(start + 2, end - start - 2));
+    const char* value = name.empty() ? nullptr : std::getenv(name.c_str());
+    if (!value)
+      return fail(Errc::InvalidInput,
+                  "channel '" + common::redact_url(text) + "': ${" + name + "} is not set")
+          .with_hint("set " + (name.empty() ? std::string("the variable") : name) +
+                     " in the environment, or write the value in the channel");
+    out += value;
+    i = end + 1;
+  }
+  out += text.substr(i);
+  return out;
+}
+
 }  // namespace
 
 namespace {
@@ -102,7 +127,8 @@ std::string Channel::display_url(std::string_view subdir, std::string_view file)
 }
 
 Result<Channel> resolve_channel(std::string_view text_in, const ChannelOptions& options) {
-  std::string text = strip_slashes(std::string(text_in));
+  ENVB_ASSIGN_OR_RETURN(std::string expanded, expand_variables(text_in));
+  std::string text = strip_slashes(std::move(expanded));
   auto bad = [&](const std::string& why) {
     return fail(Errc::InvalidInput, "channel '" + common::redact_url(text) + "': " + why);
   };

@@ -34,7 +34,9 @@ struct Channel {
   [[nodiscard]] std::string display_url(std::string_view subdir, std::string_view file) const;
 };
 
-/// Resolves one channel text (not "defaults"/"nodefaults").
+/// Resolves one channel text (not "defaults"/"nodefaults"). `${VAR}` is replaced by the
+/// variable's value, as conda does (an unset one is an error): put tokens where URLs are
+/// redacted (`https://user:${PASS}@host/...`, `/t/${TOKEN}/`).
 Result<Channel> resolve_channel(std::string_view text, const ChannelOptions& options = {});
 
 /// Resolves a channel list in priority order: expands "defaults", drops "nodefaults" and

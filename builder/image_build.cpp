@@ -76,8 +76,9 @@ struct Prepared {
   std::optional<conda::PythonInfo> python;
 };
 
-fs::path cache_root_of(const ImageBuildOptions& o) {
-  return o.cache_root.empty() ? default_cache_root() : o.cache_root;
+Result<fs::path> cache_root_of(const ImageBuildOptions& o) {
+  if (!o.cache_root.empty()) return o.cache_root;
+  return default_cache_root();
 }
 
 int64_t layer_mtime(const ImageBuildOptions& o) {
@@ -144,7 +145,7 @@ Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o)
     if (o.progress) o.progress(line);
   };
   Prepared p;
-  p.cache_root = cache_root_of(o);
+  ENVB_ASSIGN_OR_RETURN(p.cache_root, cache_root_of(o));
   ENVB_ASSIGN_OR_RETURN(p.build.platform, oci_platform_for_subdir(o.subdir));
   if (o.base) {
     p.build.base_layers = o.base->manifest().layers.size();
@@ -362,27 +363,44 @@ std::string compact_explicit_lock(const std::vector<conda::PackageRecord>& recor
   return out;
 }
 
-Result<EnvironmentSpec> environment_from_file(const fs::path& file, const SolveInputOptions& o) {
-  EnvironmentSpec out;
-  ENVB_ASSIGN_OR_RETURN(auto target, conda::Platform::parse(o.subdir));
-  ENVB_ASSIGN_OR_RETURN(auto env, conda::read_environment_file(file, target));
-  for (const auto& p : env.pip) out.pip.push_back(p.text);
-  out.variables = env.variables;
-  out.name = env.name;
-  SolveRequest request;
-  request.platforms = {o.subdir};
-  request.channels = o.channels;
-  add_environment(env, request);
-  for (const auto& spec : env.dependencies) out.specs.push_back(spec.to_string());
-  if (request.channels.empty())
-    return fail(Errc::InvalidInput, file.string() + ": no channels: give --channel or list them");
-  request.channel_options.alias = o.channel_alias;
-  request.repodata.offline = o.offline;
-  if (!o.repodata_cache.empty()) request.repodata.cache_dir = o.repodata_cache;
-  ENVB_ASSIGN_OR_RETURN(auto solutions,
-                        solve_environment(request).context("solving " + file.string()));
-  out.credentialed_channels = credentialed_base_urls(request.channels, request.channel_options);
-  for (const auto& solved : solutions.front().records) {
+Result<EnvironmentRequest> environment_request(
+    const fs::path& file, const std::vector<std::string>& specs, const std::string& subdir,
+    SolveRequest base, const std::function<void(const std::string&)>& warn) {
+  EnvironmentRequest out;
+  out.solve = std::move(base);
+  out.file = file;
+  if (!file.empty()) {
+    ENVB_ASSIGN_OR_RETURN(auto target, conda::Platform::parse(subdir));
+    ENVB_ASSIGN_OR_RETURN(auto env, conda::read_environment_file(file, target));
+    if (warn)
+      for (const auto& w : env.warnings) warn(w);
+    for (const auto& p : env.pip) out.environment.pip.push_back(p.text);
+    out.environment.variables = env.variables;
+    out.environment.name = env.name;
+    for (const auto& spec : env.dependencies) out.environment.specs.push_back(spec.to_string());
+    if (out.solve.platforms.empty())
+      for (const auto& p : env.platforms) out.solve.platforms.push_back(p.to_string());
+    add_environment(env, out.solve);
+  }
+  // The command line's specs read as a file's: `xz[version='>=5']` is `xz >=5` to libsolv.
+  for (const std::string& text : specs) {
+    ENVB_ASSIGN_OR_RETURN(auto spec, conda::MatchSpec::parse(text));
+    out.environment.specs.push_back(spec.to_string());
+    out.solve.specs.push_back(solver_spec(spec));
+  }
+  if (out.solve.channels.empty())
+    return fail(Errc::InvalidInput,
+                (file.empty() ? std::string() : file.string() + ": ") +
+                    "no channels: give -c CHANNEL or list them under channels:");
+  return out;
+}
+
+Result<EnvironmentSpec> environment_of(const EnvironmentRequest& request,
+                                       const PlatformSolution& solution) {
+  EnvironmentSpec out = request.environment;
+  out.credentialed_channels =
+      credentialed_base_urls(request.solve.channels, request.solve.channel_options);
+  for (const auto& solved : solution.records) {
     ENVB_ASSIGN_OR_RETURN(auto record, to_package_record(solved));
     out.records.push_back(std::move(record));
   }

@@ -28,6 +28,7 @@
 #include "builder/install.hpp"
 #include "builder/layering.hpp"
 #include "builder/package_cache.hpp"
+#include "builder/solve.hpp"
 #include "common/result.hpp"
 #include "conda/package_record.hpp"
 #include "oci/blob_store.hpp"
@@ -56,17 +57,29 @@ struct EnvironmentSpec {
   std::vector<std::string> credentialed_channels;
 };
 
-struct SolveInputOptions {
-  std::string subdir;                 // "linux-64"
-  std::vector<std::string> channels;  // replace the file's when not empty
-  std::string channel_alias = "https://conda.anaconda.org";
-  std::filesystem::path repodata_cache;  // empty: the default
-  bool offline = false;
+/// An environment to solve: what the solver is asked, and what the environment says besides its
+/// packages (name, specs as requested, variables, pip), from an environment.yml and/or match
+/// specs given on the command line.
+struct EnvironmentRequest {
+  SolveRequest solve;
+  EnvironmentSpec environment;  // no records yet
+  std::filesystem::path file;   // the environment.yml read (empty: specs only)
 };
 
-/// Parses and solves an environment.yml.
-Result<EnvironmentSpec> environment_from_file(const std::filesystem::path& file,
-                                              const SolveInputOptions& options);
+/// Reads `file` (none when empty) with its selectors evaluated for `subdir`, and adds `specs`
+/// (written as in a file: `xz[version='>=5']`, `conda-forge::numpy 1.26.*`). `base` holds the
+/// solve options; its channels, when it has any, replace the file's; its platforms, when it has
+/// none, come from the file's `platforms:`. The file's warnings go to `warn`.
+Result<EnvironmentRequest> environment_request(
+    const std::filesystem::path& file, const std::vector<std::string>& specs,
+    const std::string& subdir, SolveRequest base,
+    const std::function<void(const std::string&)>& warn = nullptr);
+
+/// The environment of one solution of `request` (its records, and the credentials of its
+/// channels for the downloads).
+Result<EnvironmentSpec> environment_of(const EnvironmentRequest& request,
+                                       const PlatformSolution& solution);
+
 /// Reads an @EXPLICIT file or a conda-lock.yml (no solve).
 Result<EnvironmentSpec> environment_from_lock(const std::filesystem::path& file,
                                               const std::string& subdir);

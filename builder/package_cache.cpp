@@ -23,13 +23,28 @@ namespace envbuild::builder {
 
 namespace fs = std::filesystem;
 
-fs::path default_cache_root() {
-  if (const char* dir = std::getenv("ENVBUILD_CACHE"); dir && *dir) return dir;
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
+Result<fs::path> default_cache_root() {
+  if (const char* dir = std::getenv("ENVBUILD_CACHE"); dir && *dir) return fs::path(dir);
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg == '/')
     return fs::path(xdg) / "envbuild";
-  if (const char* home = std::getenv("HOME"); home && *home)
-    return fs::path(home) / ".cache" / "envbuild";
-  return "/tmp/envbuild-cache";
+  ENVB_ASSIGN_OR_RETURN(fs::path home,
+                        common::home_directory("set ENVBUILD_CACHE to a directory of your own"));
+  return home / ".cache" / "envbuild";
+}
+
+Result<fs::path> open_cache_root(const fs::path& given) {
+  fs::path root;
+  if (given.empty()) {
+    ENVB_ASSIGN_OR_RETURN(root, default_cache_root());
+  } else {
+    root = given;
+  }
+  std::error_code ec;
+  root = fs::absolute(root, ec).lexically_normal();
+  if (ec) return common::errno_error("absolute", given.string(), ec.value());
+  if (!root.has_filename()) root = root.parent_path();
+  ENVB_TRY(common::ensure_private_dir(root, "the envbuild cache (--cache-dir, ENVBUILD_CACHE)"));
+  return root;
 }
 
 std::string cache_key(const PackageRef& package) {
@@ -47,7 +62,14 @@ std::string archive_name(const PackageRef& package) {
 }
 
 PackageCache::PackageCache(PackageCacheOptions options) : options_(std::move(options)) {
-  if (options_.root.empty()) options_.root = default_cache_root();
+  if (options_.root.empty()) {
+    auto root = default_cache_root();
+    if (root) {
+      options_.root = *root;
+    } else {
+      root_error_ = std::move(root).error();
+    }
+  }
   if (options_.jobs == 0) options_.jobs = 1;
 }
 
@@ -335,6 +357,7 @@ Result<void> PackageCache::extract(Held& held) const {
 
 Result<CachedPackage> PackageCache::fetch_one(const PackageRef& package,
                                               common::HttpClient& client) const {
+  if (root_error_) return *root_error_;
   ENVB_ASSIGN_OR_RETURN(Held held, acquire(package, client));
   if (held.needs_extraction) ENVB_TRY(extract(held));
   return std::move(held.result);  // the lock goes with `held`
@@ -364,6 +387,7 @@ std::vector<size_t> work_order(const std::vector<PackageRef>& packages) {
 
 Result<std::vector<CachedPackage>> PackageCache::fetch(
     const std::vector<PackageRef>& packages) const {
+  if (root_error_) return *root_error_;
   const size_t count = packages.size();
   std::vector<CachedPackage> results(count);
   // One outcome per package, written by the one worker that finishes it.

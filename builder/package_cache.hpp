@@ -39,7 +39,7 @@ struct CachedPackage {
 };
 
 struct PackageCacheOptions {
-  std::filesystem::path root;  // default_package_cache_root() when empty
+  std::filesystem::path root;  // default_cache_root() when empty
   size_t jobs = 8;             // parallel downloads + extractions
   bool offline = false;        // never download: a missing package is an error naming it
   common::HttpOptions http;
@@ -53,8 +53,17 @@ struct PackageCacheOptions {
   std::function<Result<void>(size_t index, const PackageRef&, const CachedPackage&)> on_ready;
 };
 
-/// $ENVBUILD_CACHE, else $XDG_CACHE_HOME/envbuild, else ~/.cache/envbuild.
-std::filesystem::path default_cache_root();
+/// The one cache of every envbuild command (packages, extracted/, repodata/, layers/, plans/,
+/// oci/, tmp/): $ENVBUILD_CACHE, else $XDG_CACHE_HOME/envbuild, else ~/.cache/envbuild (the
+/// password database's home when HOME is unset). There is no shared fallback (/tmp): a cache
+/// another user made first would be theirs to fill. Not checked; see open_cache_root().
+Result<std::filesystem::path> default_cache_root();
+
+/// The cache root a command uses: `given` (--cache-dir) made absolute, else
+/// default_cache_root(); created 0700 and checked to be the user's own
+/// (common::ensure_private_dir): what it holds is later trusted (extracted packages go into
+/// prefixes and images), so one another user could write into is refused (InvalidInput).
+Result<std::filesystem::path> open_cache_root(const std::filesystem::path& given);
 
 class PackageCache {
  public:
@@ -80,6 +89,7 @@ class PackageCache {
   Result<std::filesystem::path> download(const PackageRef& package, const std::string& key,
                                          common::HttpClient& client, bool& downloaded) const;
   PackageCacheOptions options_;
+  std::optional<Error> root_error_;  // no root given and none by default: every fetch fails
 };
 
 /// The cache key of a ref: its sha256, else "md5-<md5>"; empty when it has neither.

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "builder/package_cache.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
 #include "common/io.hpp"
@@ -249,19 +250,14 @@ Result<void> fetch_remote(SubdirRepodata& out, common::HttpClient& client,
 
 }  // namespace
 
-std::filesystem::path default_repodata_cache_dir() {
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
-    return std::filesystem::path(xdg) / "envbuild" / "repodata";
-  if (const char* home = std::getenv("HOME"); home && *home)
-    return std::filesystem::path(home) / ".cache" / "envbuild" / "repodata";
-  return std::filesystem::temp_directory_path() / "envbuild-repodata";
-}
-
 Result<std::vector<SubdirRepodata>> fetch_repodata(const std::vector<Channel>& channels,
                                                    const std::vector<std::string>& subdirs,
                                                    const RepodataOptions& options) {
-  const std::filesystem::path cache_dir =
-      options.cache_dir.empty() ? default_repodata_cache_dir() : options.cache_dir;
+  std::filesystem::path cache_dir = options.cache_dir;
+  if (cache_dir.empty()) {
+    ENVB_ASSIGN_OR_RETURN(cache_dir, default_cache_root());
+    cache_dir /= "repodata";
+  }
   ENVB_TRY(common::make_dirs(cache_dir).context("repodata cache"));
   std::vector<SubdirRepodata> out;
   for (size_t c = 0; c < channels.size(); ++c) {

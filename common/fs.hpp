@@ -158,6 +158,11 @@ Result<void> ensure_private_dir(const std::filesystem::path& dir, std::string_vi
 /// directory above it is owned by root or its owner and writable by others only when sticky.
 Result<void> check_protected_dir(const std::filesystem::path& dir, std::string_view what);
 
+/// The user's home directory: $HOME when it is an absolute path, else the password database's
+/// entry for the effective uid (cron and some batch systems run without HOME). InvalidInput
+/// when neither has one; `fix` is the hint ("set ENVBUILD_CACHE to a directory of your own").
+Result<std::filesystem::path> home_directory(std::string_view fix);
+
 /// A unique name for a temporary sibling of `path` (pid, thread and a counter in it).
 std::filesystem::path temp_sibling(const std::filesystem::path& path);
 

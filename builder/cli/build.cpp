@@ -11,6 +11,7 @@
 
 #include "builder/channel.hpp"
 #include "builder/cli/cli.hpp"
+#include "builder/cli/solve_options.hpp"
 #include "builder/image_build.hpp"
 #include "builder/image_index.hpp"
 #include "builder/referrers.hpp"
@@ -28,12 +29,11 @@ namespace {
 namespace fs = std::filesystem;
 
 struct BuildCliOptions {
-  std::string file;
+  SolveCliOptions solve;  // platforms: several give an image index
   std::string lock;
   std::string tag;
   std::vector<std::string> outputs;
   std::string prefix = "/opt/conda";
-  std::string platform;
   size_t max_layers = 100;
   bool plan = false;
   std::string base;
@@ -47,10 +47,6 @@ struct BuildCliOptions {
   std::optional<int> level;
   std::string sbom;
   bool no_sbom_artifact = false;
-  std::string cache_dir;
-  std::vector<std::string> channels;
-  std::string channel_alias = "https://conda.anaconda.org";
-  bool offline = false;
   bool tls_verify = true;
   std::string cert_dir;
   std::string creds;
@@ -63,7 +59,8 @@ struct BuildCliOptions {
   std::function<Result<void>(ImageBuild&, std::unique_ptr<oci::Image>&)> collect;
 };
 
-Result<int> run_multi_platform_build(const BuildCliOptions& o);
+Result<int> run_multi_platform_build(const BuildCliOptions& o,
+                                     const std::vector<std::string>& subdirs);
 
 Result<std::pair<std::string, std::string>> key_value(const std::string& text,
                                                       const std::string& option) {
@@ -106,16 +103,16 @@ Result<OutputOptions> output_options_for(const BuildCliOptions& o, const fs::pat
 }
 
 Result<int> run_build(const BuildCliOptions& o) {
-  if (o.file.empty() == o.lock.empty())
-    return fail(Errc::InvalidInput, "give exactly one of -f/--file and --lock");
-  if (o.platform.find(',') != std::string::npos) return run_multi_platform_build(o);
+  if (!o.lock.empty() && (!o.solve.file.empty() || !o.solve.specs.empty()))
+    return fail(Errc::InvalidInput, "give --lock, or -f/specs, not both");
+  const std::vector<std::string> platforms = split_commas(o.solve.platforms);
+  if (platforms.size() > 1) return run_multi_platform_build(o, platforms);
   if (!o.plan && o.outputs.empty() && !o.collect)
     return fail(Errc::InvalidInput,
                 "give --output (oci:DIR, oci-archive:FILE, "
                 "docker-archive:FILE or docker://REF), or --plan");
-  const std::string subdir = o.platform.empty() ? conda::host_subdir() : o.platform;
-  std::error_code ec;
-  fs::path cache_root = o.cache_dir.empty() ? default_cache_root() : fs::absolute(o.cache_dir, ec);
+  const std::string subdir = platforms.empty() ? conda::host_subdir() : platforms.front();
+  ENVB_ASSIGN_OR_RETURN(fs::path cache_root, open_cache_root(o.solve.cache_dir));
   std::mutex out;
   auto progress = [&](const std::string& line) {
     if (o.quiet) return;
@@ -127,13 +124,11 @@ Result<int> run_build(const BuildCliOptions& o) {
   if (!o.lock.empty()) {
     ENVB_ASSIGN_OR_RETURN(env, environment_from_lock(o.lock, subdir));
   } else {
-    SolveInputOptions solve;
-    solve.subdir = subdir;
-    solve.channels = o.channels;
-    solve.channel_alias = o.channel_alias;
-    solve.offline = o.offline;
-    solve.repodata_cache = cache_root / "repodata";
-    ENVB_ASSIGN_OR_RETURN(env, environment_from_file(o.file, solve));
+    SolveCliOptions one = o.solve;
+    one.platforms = {subdir};
+    ENVB_ASSIGN_OR_RETURN(EnvironmentRequest request, to_environment_request(one, cache_root));
+    ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request.solve).context("solving"));
+    ENVB_ASSIGN_OR_RETURN(env, environment_of(request, solutions.front()));
   }
 
   ImageBuildOptions options;
@@ -154,10 +149,11 @@ Result<int> run_build(const BuildCliOptions& o) {
   options.packages.credentialed_channels = env.credentialed_channels;
   if (!o.lock.empty()) {
     ChannelOptions channel_options;
-    channel_options.alias = o.channel_alias;
-    options.packages.credentialed_channels = credentialed_base_urls(o.channels, channel_options);
+    channel_options.alias = o.solve.channel_alias;
+    options.packages.credentialed_channels =
+        credentialed_base_urls(o.solve.channels, channel_options);
   }
-  options.packages.offline = o.offline;
+  options.packages.offline = o.solve.offline;
   options.packages.jobs = std::max<size_t>(o.jobs, 4);
   options.image_name = o.tag;
   options.link_scripts = o.no_link_scripts ? LinkScripts::Skip : LinkScripts::Run;
@@ -318,15 +314,8 @@ Result<int> run_build(const BuildCliOptions& o) {
 
 // --platform A,B: each platform solved and built on its own (same cache), then one image index
 // over the images, each with its SBOM attached; --sbom FILE writes FILE.<platform> per platform.
-Result<int> run_multi_platform_build(const BuildCliOptions& o) {
-  std::vector<std::string> subdirs;
-  for (size_t i = 0; i <= o.platform.size();) {
-    size_t j = std::min(o.platform.find(',', i), o.platform.size());
-    std::string s = o.platform.substr(i, j - i);
-    if (s.empty()) return fail(Errc::InvalidInput, "--platform '" + o.platform + "': empty entry");
-    if (std::find(subdirs.begin(), subdirs.end(), s) == subdirs.end()) subdirs.push_back(s);
-    i = j + 1;
-  }
+Result<int> run_multi_platform_build(const BuildCliOptions& o,
+                                     const std::vector<std::string>& subdirs) {
   if (!o.plan && o.outputs.empty())
     return fail(Errc::InvalidInput,
                 "give --output (oci:DIR, oci-archive:FILE or docker://REF), "
@@ -339,7 +328,7 @@ Result<int> run_multi_platform_build(const BuildCliOptions& o) {
   std::vector<Built> built;
   for (const auto& subdir : subdirs) {
     BuildCliOptions one = o;
-    one.platform = subdir;
+    one.solve.platforms = {subdir};
     one.outputs.clear();
     one.sbom.clear();
     one.collect = [&](ImageBuild& build, std::unique_ptr<oci::Image>& image) -> Result<void> {
@@ -355,8 +344,7 @@ Result<int> run_multi_platform_build(const BuildCliOptions& o) {
   for (const auto& b : built) images.push_back(b.image.get());
   const oci::BlobStore& store = built.front().build.store;
   ENVB_ASSIGN_OR_RETURN(auto index, put_image_index(images, store));
-  std::error_code ec;
-  fs::path cache_root = o.cache_dir.empty() ? default_cache_root() : fs::absolute(o.cache_dir, ec);
+  ENVB_ASSIGN_OR_RETURN(fs::path cache_root, open_cache_root(o.solve.cache_dir));
   ENVB_ASSIGN_OR_RETURN(OutputOptions output_options, output_options_for(o, cache_root));
   output_options.artifacts_store = &store;
   for (const auto& b : built) {
@@ -393,16 +381,13 @@ Result<int> run_multi_platform_build(const BuildCliOptions& o) {
 void register_build(CLI::App& app, Outcome& outcome) {
   auto o = std::make_shared<BuildCliOptions>();
   CLI::App* cmd = app.add_subcommand("build", "Build a layered OCI image of a conda environment");
-  cmd->add_option("-f,--file", o->file, "environment.yml (solved)");
+  add_solve_options(cmd, o->solve, PositionalSpecs::Yes, PlatformShortFlag::No);
   cmd->add_option("--lock", o->lock, "conda-lock.yml or @EXPLICIT file (no solve)");
   cmd->add_option("-t,--tag", o->tag, "image name, NAME[:TAG]")->required();
   cmd->add_option("-o,--output", o->outputs,
                   "oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE[:NAME:TAG], docker://REF "
                   "(repeatable)");
   cmd->add_option("--prefix", o->prefix, "environment prefix in the image (default /opt/conda)");
-  cmd->add_option("--platform", o->platform,
-                  "conda platform (default: this host's); several, comma-separated, give an "
-                  "image index (linux-64,linux-aarch64)");
   cmd->add_option("--max-layers", o->max_layers, "layer budget, base layers included (100)");
   cmd->add_flag("--plan", o->plan, "print the layer plan and stop");
   cmd->add_option("--base", o->base,
@@ -419,11 +404,6 @@ void register_build(CLI::App& app, Outcome& outcome) {
   cmd->add_option("--sbom", o->sbom, "write an SPDX 2.3 JSON SBOM of the packages to FILE");
   cmd->add_flag("--no-sbom-artifact", o->no_sbom_artifact,
                 "do not attach the SBOM to the image (an OCI artifact whose subject is the image)");
-  cmd->add_option("--cache-dir", o->cache_dir,
-                  "cache root: packages, repodata/, layers/, oci/ (default ~/.cache/envbuild)");
-  cmd->add_option("-c,--channel", o->channels, "channels (replace the file's)");
-  cmd->add_option("--channel-alias", o->channel_alias, "base URL for channel names");
-  cmd->add_flag("--offline", o->offline, "use only cached repodata and packages");
   cmd->add_option("--tls-verify", o->tls_verify,
                   "registries (outputs, caches, base): verify TLS (false: also plain http)")
       ->default_str("true");

@@ -27,6 +27,7 @@
 #include "common/version.hpp"
 #include "conda/environment_file.hpp"
 #include "conda/image_contract.hpp"
+#include "conda/lock_environment.hpp"
 #include "conda/lockfile_conda_lock.hpp"
 #include "conda/lockfile_explicit.hpp"
 #include "oci/archive.hpp"
@@ -185,8 +186,7 @@ Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o)
       return fail(Errc::Integrity, archive_name(refs[i]) + ": expected package '" +
                                        env.records[i].name + "', its info/index.json says '" +
                                        index.name + "'");
-    records.push_back(merge_index_record(env.records[i], index));
-    if (records.back().sha256.empty()) records.back().sha256 = cached[i].sha256;
+    records.push_back(installed_record(env.records[i], index, cached[i]));
   }
   ENVB_ASSIGN_OR_RETURN(p.python, python_of(records));
   const std::vector<size_t> order = topological_order(records);
@@ -407,6 +407,17 @@ Result<EnvironmentSpec> environment_of(const EnvironmentRequest& request,
   return out;
 }
 
+namespace {
+
+// A lock's name, specs and variables (conda/lock_environment.hpp) become the environment's.
+void adopt(conda::LockedEnvironment locked, EnvironmentSpec& out) {
+  out.name = std::move(locked.name);
+  out.specs = std::move(locked.specs);
+  out.variables = std::move(locked.variables);
+}
+
+}  // namespace
+
 Result<EnvironmentSpec> environment_from_lock(const fs::path& file, const std::string& subdir) {
   EnvironmentSpec out;
   ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(file));
@@ -415,6 +426,8 @@ Result<EnvironmentSpec> environment_from_lock(const fs::path& file, const std::s
     if (auto p = lock.platform(); p && *p != subdir)
       return fail(Errc::InvalidInput, file.string() + " is for platform " + *p + ", not " + subdir)
           .with_hint("give --platform " + *p);
+    ENVB_ASSIGN_OR_RETURN(auto locked, conda::locked_environment(lock, file.string()));
+    adopt(std::move(locked), out);
     for (const auto& e : lock.entries) {
       conda::PackageRecord r;
       r.url = e.url;
@@ -428,6 +441,8 @@ Result<EnvironmentSpec> environment_from_lock(const fs::path& file, const std::s
     return out;
   }
   ENVB_ASSIGN_OR_RETURN(auto lock, conda::parse_conda_lock(text, file.string()));
+  ENVB_ASSIGN_OR_RETURN(auto locked, conda::locked_environment(lock, subdir, file.string()));
+  adopt(std::move(locked), out);
   for (const auto* p : lock.packages_for(subdir, conda::CondaLockPackage::Manager::Conda)) {
     conda::PackageRecord r;
     r.name = p->name;

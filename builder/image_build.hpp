@@ -7,9 +7,10 @@
 //   one layer per group of packages (their planned files + conda-meta records, under the prefix)
 //   + one small top layer (history, state, env_vars, relocation index) -> config + manifest.
 //
-// Layer identity: a package layer's bytes depend only on its packages (their records and archive
-// sha256s), the prefix, the platform, the python of a noarch: python package, the compression
-// (and level), the tar mtime and kLayerFormat. That tuple, hashed, keys the layer cache
+// Layer identity: a package layer's bytes depend only on its packages (their installed records,
+// see installed_record(), and archive sha256s), the prefix, the platform, the python of a
+// noarch: python package, the compression (and level), the tar mtime and kLayerFormat; never on
+// the input (solve or lock) or a mirror (docs/design.md). That tuple, hashed, keys the layer cache
 // (<cache>/layers/<key>.json -> descriptor + diff_id, blob in <cache>/oci/blobs/sha256), so a
 // rebuild with one package changed compresses only that package's layer and the top layer.
 // Records carry no requested spec (that is per environment: it lives in conda-meta/history).

@@ -661,18 +661,26 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
 
 namespace envbuild::builder {
 
-conda::PackageRecord merge_index_record(conda::PackageRecord into,
-                                        const conda::PackageRecord& index) {
+std::string channel_of_url(std::string_view url) {
+  url = url.substr(0, url.find_first_of("?#"));
+  size_t file = url.rfind('/');
+  if (file == std::string_view::npos || file == 0) return "";
+  size_t subdir = url.rfind('/', file - 1);
+  if (subdir == std::string_view::npos) return "";
+  return std::string(url.substr(0, subdir));
+}
+
+conda::PackageRecord installed_record(const conda::PackageRecord& given,
+                                      const conda::PackageRecord& index,
+                                      const CachedPackage& archive) {
   conda::PackageRecord out = index;
-  if (!into.channel.empty()) out.channel = into.channel;
-  if (!into.url.empty()) out.url = into.url;
-  if (!into.fn.empty()) out.fn = into.fn;
-  if (!into.md5.empty()) out.md5 = into.md5;
-  if (!into.sha256.empty()) out.sha256 = into.sha256;
-  if (into.size) out.size = into.size;
-  if (!into.python_site_packages_path.empty())
-    out.python_site_packages_path = into.python_site_packages_path;
-  if (out.subdir.empty()) out.subdir = into.subdir;
+  out.url = given.url;
+  out.fn = given.fn.empty() ? archive.archive.filename().string() : given.fn;
+  out.channel = channel_of_url(given.url);
+  out.sha256 = archive.sha256;
+  out.md5 = archive.md5;
+  out.size = archive.size;
+  if (out.subdir.empty()) out.subdir = given.subdir;
   return out;
 }
 
@@ -736,8 +744,7 @@ Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallReq
     if (!given.name.empty() && given.name != index.name)
       return fail(Errc::Integrity, archive_name(refs[i]) + ": expected package '" + given.name +
                                        "' but its info/index.json says '" + index.name + "'");
-    records[i] = merge_index_record(given, index);
-    if (records[i].sha256.empty()) records[i].sha256 = cached.sha256;
+    records[i] = installed_record(given, index, cached);
     return ok();
   };
   auto plan_one = [&](size_t i, const CachedPackage& cached,

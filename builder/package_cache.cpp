@@ -189,6 +189,8 @@ Result<fs::path> PackageCache::download(const PackageRef& package, const std::st
   // them is dropped and fetched once more from the start; so is a whole download that fails
   // them once (a body corrupted on the way), but not twice (the package itself differs).
   const fs::path part = dir / ("." + name + ".part");
+  // Records name the channel; a mirror of it is where the bytes come from.
+  const std::string source_url = mirrored_url(package.url, options_.mirrors);
   bool fetched_again = false;
   for (int attempt = 1;; ++attempt) {
     ENVB_ASSIGN_OR_RETURN(common::Fd fd,
@@ -196,7 +198,7 @@ Result<fs::path> PackageCache::download(const PackageRef& package, const std::st
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) return common::errno_error("fstat", part.string(), errno);
     uint64_t have = static_cast<uint64_t>(st.st_size);
-    const bool local = is_local(package.url);
+    const bool local = is_local(source_url);
     if (local || (package.size && have >= *package.size)) have = 0;  // nothing to resume
     common::FdSink fd_sink(fd.get(), part.string());
     VerifyingSink sink(fd_sink, package.sha256.empty());
@@ -230,7 +232,7 @@ Result<fs::path> PackageCache::download(const PackageRef& package, const std::st
     if (local) {
       // Nothing to resume from a local file: a failed copy leaves no part behind.
       auto copied = [&]() -> Result<void> {
-        ENVB_ASSIGN_OR_RETURN(auto source, common::FileSource::open(local_path(package.url)));
+        ENVB_ASSIGN_OR_RETURN(auto source, common::FileSource::open(local_path(source_url)));
         ENVB_TRY(common::copy_stream(*source, sink));
         return ok();
       }();
@@ -242,8 +244,9 @@ Result<fs::path> PackageCache::download(const PackageRef& package, const std::st
       }
     } else {
       // Records hold redacted URLs; the channel's credentials go back in for the request only.
-      common::HttpRequest request =
-          common::http_get(with_credentials(package.url, options_.credentialed_channels));
+      common::HttpRequest request = common::http_get(
+          source_url == package.url ? with_credentials(package.url, options_.credentialed_channels)
+                                    : source_url);
       if (have > 0) {
         request.headers.emplace_back("Range", "bytes=" + std::to_string(have) + "-");
         request.before_body =
@@ -295,6 +298,27 @@ Result<fs::path> PackageCache::download(const PackageRef& package, const std::st
     return archive;
   }
 }
+
+namespace {
+
+// The archive's md5: the ref's when it has one (checked against the download when the ref had
+// no sha256), else computed once and remembered beside the archive (records carry both hashes
+// whatever named the package; the cache is the user's own, so its .md5 files are trusted).
+Result<std::string> archive_md5(const PackageRef& package, const fs::path& archive) {
+  if (!package.md5.empty()) return package.md5;
+  const fs::path remembered = archive.string() + ".md5";
+  std::error_code ec;
+  if (fs::is_regular_file(remembered, ec)) {
+    ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(remembered, 64));
+    if (text.size() == 32 && text.find_first_not_of("0123456789abcdef") == std::string::npos)
+      return text;
+  }
+  ENVB_ASSIGN_OR_RETURN(std::string md5, common::md5_file(archive.string()));
+  ENVB_TRY(common::write_file_atomic(remembered, md5));
+  return md5;
+}
+
+}  // namespace
 
 struct PackageCache::Held {
   common::FileLock lock;

@@ -6,6 +6,7 @@
 // download and extract each package once.
 //
 //   <root>/pkgs/<key>/<fn>        verified archive (<key> = sha256 hex, or "md5-<hex>")
+//   <root>/pkgs/<key>/<fn>.md5    its md5, when a ref without one needed it (a sha256-only lock)
 //   <root>/extracted/<key>/       extracted tree (renamed into place when complete)
 //   <root>/locks/<key>.lock       flock(2) held while one process fetches/extracts
 
@@ -16,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "builder/channel.hpp"
 #include "common/http.hpp"
 #include "common/result.hpp"
 
@@ -34,6 +36,8 @@ struct CachedPackage {
   std::filesystem::path archive;
   std::filesystem::path extracted;
   std::string sha256;       // of the archive (computed when the ref had only md5)
+  std::string md5;          // of the archive (the ref's, else computed once: <archive>.md5)
+  uint64_t size = 0;        // of the archive
   bool downloaded = false;  // false: it was already in the cache
   bool extracted_now = false;
 };
@@ -46,6 +50,9 @@ struct PackageCacheOptions {
   /// Channel base URLs with credentials (builder/channel.hpp credentialed_base_urls()): a
   /// package URL under the redacted form of one is downloaded with its credentials.
   std::vector<std::string> credentialed_channels;
+  /// Mirrors (builder/channel.hpp): a package URL under a mirror's original is downloaded from
+  /// the mirror; the cache key (the sha256) is the same.
+  std::vector<Mirror> mirrors;
   /// Called on the worker thread after package `index` is ready, before that worker takes the
   /// next package: progress output, or work on the package (planning its installation) that
   /// then overlaps the other downloads. May be called from any thread; an error stops the batch

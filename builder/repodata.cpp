@@ -105,7 +105,7 @@ std::string stat_fingerprint(const struct stat& st) {
 }
 
 Result<void> fetch_local(SubdirRepodata& out, const std::filesystem::path& cache_dir) {
-  std::string dir = out.channel.base_url.substr(7) + "/" + out.subdir;
+  std::string dir = out.channel.fetch_base().substr(7) + "/" + out.subdir;
   std::filesystem::path json = dir + "/repodata.json";
   std::filesystem::path zst = dir + "/repodata.json.zst";
   struct stat st {};
@@ -135,7 +135,7 @@ Result<void> fetch_local(SubdirRepodata& out, const std::filesystem::path& cache
   if (out.subdir == "noarch")
     return fail(Errc::NotFound, "channel " + out.channel.name + ": no " + json.string() +
                                     " (a channel needs at least a noarch subdir)")
-        .with_hint("run 'envbuild index " + out.channel.base_url.substr(7) +
+        .with_hint("run 'envbuild index " + out.channel.fetch_base().substr(7) +
                    "' to write the channel's repodata");
   out.missing = true;
   return ok();

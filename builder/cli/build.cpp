@@ -167,12 +167,11 @@ Result<int> run_build(const BuildCliOptions& o) {
   options.packages.root = cache_root;
   // A lock holds redacted URLs: -c URLs with credentials supply them.
   options.packages.credentialed_channels = env.credentialed_channels;
-  if (!o.lock.empty()) {
-    ChannelOptions channel_options;
-    channel_options.alias = o.solve.channel_alias;
+  ENVB_ASSIGN_OR_RETURN(ChannelOptions channel_options, channel_options_of(o.solve));
+  options.packages.mirrors = channel_options.mirrors;
+  if (!o.lock.empty())
     options.packages.credentialed_channels =
         credentialed_base_urls(o.solve.channels, channel_options);
-  }
   options.packages.offline = o.solve.offline;
   options.packages.jobs = std::max<size_t>(o.jobs, 4);
   options.image_name = o.tag;

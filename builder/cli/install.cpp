@@ -54,8 +54,7 @@ Result<void> check_pip(const InstallCliOptions& o, const std::vector<std::string
 Result<EnvironmentSpec> from_lock(const InstallCliOptions& o, const std::string& platform) {
   ENVB_ASSIGN_OR_RETURN(EnvironmentSpec env, environment_from_lock(o.lock, platform));
   // A lock holds redacted URLs: -c URLs with credentials supply them.
-  ChannelOptions channel_options;
-  channel_options.alias = o.solve.channel_alias;
+  ENVB_ASSIGN_OR_RETURN(ChannelOptions channel_options, channel_options_of(o.solve));
   env.credentialed_channels = credentialed_base_urls(o.solve.channels, channel_options);
   return env;
 }
@@ -130,6 +129,8 @@ Result<int> run_install(const InstallCliOptions& o) {
   request.cache.jobs = o.jobs;
   request.cache.offline = o.solve.offline;
   request.cache.credentialed_channels = in.credentialed_channels;
+  ENVB_ASSIGN_OR_RETURN(ChannelOptions channel_options, channel_options_of(o.solve));
+  request.cache.mirrors = channel_options.mirrors;
   request.install.link_scripts = o.no_link_scripts ? LinkScripts::Skip : LinkScripts::Run;
   request.install.compile_pyc = !o.no_pyc;
   for (const auto& [k, v] : in.variables) request.install.variables[k] = v;

@@ -25,6 +25,10 @@ void add_solve_options(CLI::App* cmd, SolveCliOptions& o, PositionalSpecs specs,
                   "__name=version[=build] the target provides, e.g. __cuda=12.4 (repeatable)")
       ->allow_extra_args(false);
   cmd->add_option("--channel-alias", o.channel_alias, "base URL for channel names");
+  cmd->add_option("--mirror", o.mirrors,
+                  "ORIGINAL=MIRROR: download channel ORIGINAL (or every channel under that URL) "
+                  "from MIRROR; records, locks and images keep ORIGINAL (repeatable)")
+      ->allow_extra_args(false);
   cmd->add_option("--channel-priority", o.channel_priority, "strict (default) or flexible");
   cmd->add_flag("--offline", o.offline, "use only the cache (repodata, packages)");
   cmd->add_flag("--no-solv-cache", o.no_solv_cache, "always parse repodata JSON");
@@ -35,6 +39,16 @@ void add_cache_option(CLI::App* cmd, std::string& cache_dir) {
   cmd->add_option("--cache-dir", cache_dir,
                   "cache root: packages, repodata, layers, plans, blobs (default "
                   "$ENVBUILD_CACHE, else ~/.cache/envbuild)");
+}
+
+Result<ChannelOptions> channel_options_of(const SolveCliOptions& o) {
+  ChannelOptions options;
+  options.alias = o.channel_alias;
+  for (const std::string& text : o.mirrors) {
+    ENVB_ASSIGN_OR_RETURN(Mirror mirror, parse_mirror(text, options));
+    options.mirrors.push_back(std::move(mirror));
+  }
+  return options;
 }
 
 std::vector<std::string> split_commas(const std::vector<std::string>& in) {
@@ -78,7 +92,7 @@ Result<EnvironmentRequest> to_environment_request(const SolveCliOptions& o,
                 "--channel-priority must be strict or flexible, not '" + o.channel_priority + "'");
   base.strict_channel_priority = o.channel_priority == "strict";
   base.use_solv_cache = !o.no_solv_cache;
-  base.channel_options.alias = o.channel_alias;
+  ENVB_ASSIGN_OR_RETURN(base.channel_options, channel_options_of(o));
   base.repodata.offline = o.offline;
   base.repodata.cache_dir = cache_root / "repodata";
   ENVB_ASSIGN_OR_RETURN(std::string file, environment_file(o));

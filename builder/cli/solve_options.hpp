@@ -22,6 +22,7 @@ struct SolveCliOptions {
   std::vector<std::string> channels;
   std::vector<std::string> virtual_packages;
   std::vector<std::string> specs;
+  std::vector<std::string> mirrors;  // ORIGINAL=MIRROR
   std::string channel_alias = "https://conda.anaconda.org";
   std::string channel_priority = "strict";
   bool offline = false;
@@ -35,7 +36,7 @@ enum class PlatformShortFlag : bool { No, Yes };
 /// Whether the command takes match specs as positional arguments.
 enum class PositionalSpecs : bool { No, Yes };
 
-/// Adds -f/--file, --platform, -c/--channel, --virtual-package, --channel-alias,
+/// Adds -f/--file, --platform, -c/--channel, --virtual-package, --channel-alias, --mirror,
 /// --channel-priority, --offline, --no-solv-cache, --cache-dir and, with PositionalSpecs::Yes,
 /// match specs as arguments.
 void add_solve_options(CLI::App* cmd, SolveCliOptions& options, PositionalSpecs specs,
@@ -43,6 +44,10 @@ void add_solve_options(CLI::App* cmd, SolveCliOptions& options, PositionalSpecs 
 
 /// Adds --cache-dir alone (commands that use the cache but solve nothing).
 void add_cache_option(CLI::App* cmd, std::string& cache_dir);
+
+/// The channel options of the command line: alias and mirrors (the package downloads of
+/// `build --lock` and `install --lock` need the mirrors too).
+Result<ChannelOptions> channel_options_of(const SolveCliOptions& options);
 
 /// Splits "a,b" arguments.
 std::vector<std::string> split_commas(const std::vector<std::string>& in);

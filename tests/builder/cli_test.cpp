@@ -100,7 +100,6 @@ TEST_F(CliTest, FlagsNamedInMessagesExist) {
 // Issue 19, point 3: solve, lock, install and build take one option set; build's hint for a
 // virtual package names --virtual-package, which it takes.
 TEST_F(CliTest, EveryCommandThatSolvesTakesTheSameOptions) {
-  ENVB_REQUIRE_TESTDATA();
   const fs::path channel = testing::conda_forge_subset_channel(dir_);
   for (const char* cmd : {"solve", "lock", "install", "build"}) {
     SCOPED_TRACE(cmd);
@@ -135,7 +134,6 @@ TEST_F(CliTest, EveryCommandThatSolvesTakesTheSameOptions) {
 // Issue 19, point 4: one cache root, one meaning: what install fetched, solve --offline finds
 // under the same --cache-dir or ENVBUILD_CACHE; a cache others can write to is refused.
 TEST_F(CliTest, OneCacheRootForEveryCommand) {
-  ENVB_REQUIRE_TESTDATA();
   testing::conda_forge_subset_channel(dir_);
   // A channel over HTTP: a local one is read in place, never cached.
   testing::RepoServer server(dir_, dir_);
@@ -163,7 +161,6 @@ TEST_F(CliTest, OneCacheRootForEveryCommand) {
 // Issue 19, point 6: -f defaults to ./environment.yml; specs on the command line take the file
 // syntax; ${VAR} in a channel is the variable's value.
 TEST_F(CliTest, EnvironmentFileSpecsAndChannelVariables) {
-  ENVB_REQUIRE_TESTDATA();
   const fs::path channel = testing::conda_forge_subset_channel(dir_);
   write_text(dir_ / "environment.yml",
              "channels: [" + channel.string() + "]\ndependencies: [ncurses]\n");

@@ -15,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "builder/cache.hpp"
 #include "builder/channel.hpp"
 #include "builder/plan_cache.hpp"
 #include "builder/referrers.hpp"
@@ -279,6 +280,9 @@ Result<std::optional<oci::LayerInfo>> cached_layer(const fs::path& file,
     info.uncompressed_size = json.at("uncompressed_size").get<int64_t>();
     if (!store.contains(info.descriptor.digest, info.descriptor.size))
       return std::optional<oci::LayerInfo>();
+    // What `envbuild cache prune --older-than` goes by.
+    touch_used(file);
+    touch_used(store.path_of(info.descriptor.digest));
     return std::optional<oci::LayerInfo>(info);
   } catch (const nlohmann::json::exception&) {
     return std::optional<oci::LayerInfo>();  // a damaged entry: rebuild it
@@ -709,6 +713,8 @@ oci::registry::RegistryOptions registry_options(const OutputOptions& options) {
   registry.credentials = options.credentials;
   registry.mount_from = options.mount_from;
   registry.mountable = options.mountable;
+  registry.on_bytes = options.on_bytes;
+  registry.on_blob = options.on_blob;
   return registry;
 }
 

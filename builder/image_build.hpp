@@ -179,6 +179,9 @@ struct OutputOptions {
   std::shared_ptr<const std::set<oci::Digest>> mountable;
   /// docker://: told what the push did ("pushed REF: N blobs (U uploaded, M mounted, ...)").
   std::function<void(const std::string&)> progress;
+  /// docker://: push progress (oci::registry::RegistryOptions::on_bytes, on_blob).
+  std::function<void(uint64_t)> on_bytes;
+  std::function<void(const oci::Descriptor&, oci::registry::UploadOutcome)> on_blob;
   /// Artifact manifests (an SBOM) in `artifacts_store` whose subject is the image: listed in an
   /// oci:/oci-archive: layout's index.json, pushed beside a docker:// image
   /// (builder/referrers.hpp); a docker-archive: has no place for them.

@@ -13,6 +13,7 @@
 #include <numeric>
 #include <thread>
 
+#include "builder/cache.hpp"
 #include "builder/channel.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
@@ -89,10 +90,12 @@ std::string local_path(const std::string& url) {
 class VerifyingSink final : public common::ByteSink {
  public:
   // md5 costs as much CPU as sha256: computed only when it is all the ref has.
-  VerifyingSink(common::ByteSink& next, bool want_md5)
-      : next_(next), md5_(common::HashAlgorithm::Md5), want_md5_(want_md5) {}
+  VerifyingSink(common::ByteSink& next, bool want_md5,
+                const std::function<void(uint64_t)>& on_bytes)
+      : next_(next), md5_(common::HashAlgorithm::Md5), want_md5_(want_md5), on_bytes_(on_bytes) {}
   Result<void> write(std::span<const std::byte> data) override {
     absorb(data);
+    if (on_bytes_) on_bytes_(data.size());
     return next_.write(data);
   }
   /// Hashes and counts bytes that are already in the file (a resumed download's first part).
@@ -116,6 +119,7 @@ class VerifyingSink final : public common::ByteSink {
   common::Hasher sha256_;
   common::Hasher md5_;
   bool want_md5_;
+  const std::function<void(uint64_t)>& on_bytes_;
   uint64_t size_ = 0;
 };
 
@@ -201,7 +205,7 @@ Result<fs::path> PackageCache::download(const PackageRef& package, const std::st
     const bool local = is_local(source_url);
     if (local || (package.size && have >= *package.size)) have = 0;  // nothing to resume
     common::FdSink fd_sink(fd.get(), part.string());
-    VerifyingSink sink(fd_sink, package.sha256.empty());
+    VerifyingSink sink(fd_sink, package.sha256.empty(), options_.on_bytes);
     auto rewind = [&]() -> Result<void> {
       if (::ftruncate(fd.get(), 0) != 0 || ::lseek(fd.get(), 0, SEEK_SET) != 0)
         return common::errno_error("truncate", part.string(), errno);
@@ -355,9 +359,17 @@ Result<PackageCache::Held> PackageCache::acquire(const PackageRef& package,
   if (result.sha256.empty()) {
     ENVB_ASSIGN_OR_RETURN(result.sha256, common::sha256_file(result.archive.string()));
   }
+  ENVB_ASSIGN_OR_RETURN(result.md5, archive_md5(package, result.archive));
+  std::error_code size_ec;
+  result.size = fs::file_size(result.archive, size_ec);
+  if (size_ec) return common::errno_error("stat", result.archive.string(), size_ec.value());
   result.extracted = options_.root / "extracted" / key;
   std::error_code ec;
   const bool needs_extraction = !fs::is_directory(result.extracted, ec);
+  // Last use, for `envbuild cache prune --older-than` (under the key's lock: prune takes the
+  // whole cache, but a touch here keeps the dates right for `envbuild cache`).
+  touch_used(options_.root / "pkgs" / key);
+  if (!needs_extraction) touch_used(result.extracted);
   return Held{std::move(lock), std::move(result), std::move(name), needs_extraction};
 }
 

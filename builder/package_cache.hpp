@@ -53,6 +53,8 @@ struct PackageCacheOptions {
   /// Mirrors (builder/channel.hpp): a package URL under a mirror's original is downloaded from
   /// the mirror; the cache key (the sha256) is the same.
   std::vector<Mirror> mirrors;
+  /// Called with each chunk of archive bytes as it arrives (progress); from any thread.
+  std::function<void(uint64_t bytes)> on_bytes;
   /// Called on the worker thread after package `index` is ready, before that worker takes the
   /// next package: progress output, or work on the package (planning its installation) that
   /// then overlaps the other downloads. May be called from any thread; an error stops the batch

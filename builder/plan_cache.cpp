@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "builder/cache.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
 #include "conda/prefix_replace.hpp"
@@ -81,6 +82,7 @@ std::optional<CachedPlan> PlanCache::load(const std::string& key,
     auto plan = plan_from_body(nlohmann::json::parse(body));
     if (!plan) return std::nullopt;
     plan->plan.record = record;
+    touch_used(path_of(key));
     return std::move(*plan);
   } catch (const nlohmann::json::exception&) {
     return std::nullopt;  // a damaged entry: plan the package again

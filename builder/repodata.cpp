@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "builder/cache.hpp"
 #include "builder/package_cache.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
@@ -278,6 +279,10 @@ Result<std::vector<SubdirRepodata>> fetch_repodata(const std::vector<Channel>& c
                                       });
   for (auto& r : results)
     if (!r) return std::move(r).error();
+  // Last use of the cache entries read (not of local channels' own files).
+  for (const auto& entry : out)
+    if (!entry.cache_prefix.empty() && entry.path.string().starts_with(cache_dir.string()))
+      touch_used(entry.path);
   return out;
 }
 

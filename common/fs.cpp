@@ -324,6 +324,13 @@ Result<std::optional<FileLock>> FileLock::try_acquire(const fs::path& path, Lock
   return std::optional<FileLock>(FileLock(std::move(fd)));
 }
 
+Result<void> FileLock::downgrade() {
+  while (::flock(fd_.get(), LOCK_SH) != 0) {
+    if (errno != EINTR) return errno_error("flock", "a lock file", errno);
+  }
+  return ok();
+}
+
 Result<TempDir> TempDir::create(const fs::path& parent, std::string_view prefix) {
   ENVB_TRY(make_dirs(parent));
   std::string templ = (parent / (std::string(prefix) + "XXXXXX")).string();

@@ -120,6 +120,9 @@ class FileLock {
   /// Non-blocking: nullopt if another process holds a conflicting lock.
   static Result<std::optional<FileLock>> try_acquire(const std::filesystem::path& path,
                                                      LockMode mode);
+  /// Turns an exclusive lock into a shared one (flock(2) does it as release then take, so
+  /// another process may hold it exclusively in between: this waits for that one).
+  Result<void> downgrade();
   FileLock(FileLock&&) noexcept = default;
   FileLock& operator=(FileLock&&) noexcept = default;
   ~FileLock() = default;  // closing the descriptor releases the lock

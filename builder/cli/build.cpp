@@ -9,8 +9,10 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "builder/cache.hpp"
 #include "builder/channel.hpp"
 #include "builder/cli/cli.hpp"
+#include "builder/cli/progress.hpp"
 #include "builder/cli/solve_options.hpp"
 #include "builder/image_build.hpp"
 #include "builder/image_index.hpp"
@@ -122,6 +124,13 @@ std::vector<std::string> cache_push_lines(const std::string& cache, const CacheP
   return out;
 }
 
+// The bytes of an image's blobs (config and layers): what a push sends at most.
+uint64_t image_bytes(const oci::Image& image) {
+  uint64_t total = static_cast<uint64_t>(image.manifest().config.size);
+  for (const auto& layer : image.manifest().layers) total += static_cast<uint64_t>(layer.size);
+  return total;
+}
+
 Result<int> run_build(const BuildCliOptions& o) {
   if (!o.lock.empty() && (!o.solve.file.empty() || !o.solve.specs.empty()))
     return fail(Errc::InvalidInput, "give --lock, or -f/specs, not both");
@@ -132,14 +141,8 @@ Result<int> run_build(const BuildCliOptions& o) {
                 "give --output (oci:DIR, oci-archive:FILE, "
                 "docker-archive:FILE or docker://REF), or --plan");
   const std::string subdir = platforms.empty() ? conda::host_subdir() : platforms.front();
-  ENVB_ASSIGN_OR_RETURN(fs::path cache_root, open_cache_root(o.solve.cache_dir));
-  std::mutex out;
-  auto progress = [&](const std::string& line) {
-    if (o.quiet) return;
-    std::lock_guard<std::mutex> lock(out);
-    std::cerr << line << "\n";
-  };
-
+  ENVB_ASSIGN_OR_RETURN(CacheLease cache_lease, open_cache(o.solve.cache_dir));
+  const fs::path& cache_root = cache_lease.root();
   EnvironmentSpec env;
   if (!o.lock.empty()) {
     ENVB_ASSIGN_OR_RETURN(env, environment_from_lock(o.lock, subdir));
@@ -150,6 +153,10 @@ Result<int> run_build(const BuildCliOptions& o) {
     ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request.solve).context("solving"));
     ENVB_ASSIGN_OR_RETURN(env, environment_of(request, solutions.front()));
   }
+
+  // Every progress line goes above the download status line (a terminal's).
+  FetchProgress fetch_progress(env.records, o.quiet);
+  auto progress = [&](const std::string& line) { fetch_progress.line(line); };
 
   ImageBuildOptions options;
   options.prefix = o.prefix;
@@ -173,6 +180,7 @@ Result<int> run_build(const BuildCliOptions& o) {
     options.packages.credentialed_channels =
         credentialed_base_urls(o.solve.channels, channel_options);
   options.packages.offline = o.solve.offline;
+  fetch_progress.attach(options.packages);
   options.packages.jobs = std::max<size_t>(o.jobs, 4);
   options.image_name = o.tag;
   options.link_scripts = o.no_link_scripts ? LinkScripts::Skip : LinkScripts::Run;
@@ -288,7 +296,14 @@ Result<int> run_build(const BuildCliOptions& o) {
       this_output.mount_from = {cache->reference().name};
       this_output.mountable = cached_blobs;
     }
+    std::shared_ptr<common::TransferProgress> push;  // a docker:// output's, for its push
+    if (ref && ref->transport == oci::Transport::Registry) {
+      push = attach_push_progress(this_output.on_bytes, this_output.on_blob, "pushing " + output,
+                                  image_bytes(*image), o.quiet);
+      if (push) this_output.progress = [&push](const std::string& line) { push->line(line); };
+    }
     ENVB_TRY(write_image_output(*image, output, o.tag, this_output).context("writing " + output));
+    if (push) push->finish();
     progress("wrote " + output);
   }
   if (cache_to) {
@@ -359,7 +374,8 @@ Result<int> run_multi_platform_build(const BuildCliOptions& o,
   for (const auto& b : built) images.push_back(b.image.get());
   const oci::BlobStore& store = built.front().build.store;
   ENVB_ASSIGN_OR_RETURN(auto index, put_image_index(images, store));
-  ENVB_ASSIGN_OR_RETURN(fs::path cache_root, open_cache_root(o.solve.cache_dir));
+  ENVB_ASSIGN_OR_RETURN(CacheLease cache_lease, open_cache(o.solve.cache_dir));
+  const fs::path& cache_root = cache_lease.root();
   ENVB_ASSIGN_OR_RETURN(OutputOptions output_options, output_options_for(o, cache_root));
   output_options.artifacts_store = &store;
   for (const auto& b : built) {

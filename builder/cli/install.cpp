@@ -9,8 +9,10 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
+#include "builder/cache.hpp"
 #include "builder/channel.hpp"
 #include "builder/cli/cli.hpp"
+#include "builder/cli/progress.hpp"
 #include "builder/cli/solve_options.hpp"
 #include "builder/image_build.hpp"
 #include "builder/install.hpp"
@@ -106,7 +108,8 @@ Result<int> run_install(const InstallCliOptions& o) {
   if (!o.lock.empty() && (!o.solve.file.empty() || !o.solve.specs.empty()))
     return fail(Errc::InvalidInput, "give --lock, or -f/specs, not both");
   const std::string platform = platforms.empty() ? conda::host_subdir() : platforms.front();
-  ENVB_ASSIGN_OR_RETURN(fs::path cache_root, open_cache_root(o.solve.cache_dir));
+  ENVB_ASSIGN_OR_RETURN(CacheLease cache_lease, open_cache(o.solve.cache_dir));
+  const fs::path& cache_root = cache_lease.root();
   std::error_code ec;
   fs::path prefix = fs::absolute(o.prefix, ec).lexically_normal();
   if (prefix.has_filename() == false) prefix = prefix.parent_path();
@@ -141,12 +144,11 @@ Result<int> run_install(const InstallCliOptions& o) {
     std::lock_guard<std::mutex> lock(out);
     std::cerr << "warning: " << m << "\n";
   };
-  if (!o.quiet)
-    request.progress = [&](const std::string& line) {
-      std::lock_guard<std::mutex> lock(out);
-      std::cerr << line << "\n";
-    };
+  FetchProgress fetch_progress(request.records, o.quiet);
+  fetch_progress.attach(request.cache);
+  request.progress = [&](const std::string& line) { fetch_progress.line(line); };
   ENVB_ASSIGN_OR_RETURN(auto report, install_environment(request));
+  fetch_progress.finish();
 
   if (!in.pip.empty()) {
     std::vector<std::string> argv = {(prefix / "bin" / "python").string(),

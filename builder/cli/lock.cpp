@@ -8,6 +8,7 @@
 #include <map>
 #include <set>
 
+#include "builder/cache.hpp"
 #include "builder/cli/cli.hpp"
 #include "builder/cli/solve_options.hpp"
 #include "builder/package_cache.hpp"
@@ -72,7 +73,8 @@ Result<std::string> spec_text_of(const EnvironmentRequest& env) {
 }
 
 Result<int> run_lock(const LockOptions& o) {
-  ENVB_ASSIGN_OR_RETURN(fs::path cache_root, open_cache_root(o.solve.cache_dir));
+  ENVB_ASSIGN_OR_RETURN(CacheLease cache_lease, open_cache(o.solve.cache_dir));
+  const fs::path& cache_root = cache_lease.root();
   ENVB_ASSIGN_OR_RETURN(EnvironmentRequest env, to_environment_request(o.solve, cache_root));
   const SolveRequest& request = env.solve;
   const std::string source = env.file.empty() ? "command-line specs" : env.file.string();

@@ -5,6 +5,7 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "builder/cache.hpp"
 #include "builder/cli/cli.hpp"
 #include "builder/cli/solve_options.hpp"
 #include "builder/package_cache.hpp"
@@ -34,7 +35,8 @@ void print_timings(const PlatformSolution& s) {
 }
 
 Result<int> run_solve(const SolveCliOptions& o, bool json, bool timings) {
-  ENVB_ASSIGN_OR_RETURN(fs::path cache_root, open_cache_root(o.cache_dir));
+  ENVB_ASSIGN_OR_RETURN(CacheLease cache_lease, open_cache(o.cache_dir));
+  const fs::path& cache_root = cache_lease.root();
   ENVB_ASSIGN_OR_RETURN(EnvironmentRequest request, to_environment_request(o, cache_root));
   if (!request.environment.pip.empty())
     std::cerr << "warning: " << request.environment.pip.size()

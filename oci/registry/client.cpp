@@ -600,14 +600,46 @@ Result<std::vector<std::string>> Repository::tags(const TagListLimits& limits) {
   }
 }
 
+namespace {
+
+// A blob body that reports its bytes as they are read (sent): push progress.
+class CountedSource final : public common::ByteSource {
+ public:
+  CountedSource(std::unique_ptr<common::ByteSource> inner,
+                const std::function<void(uint64_t)>& on_bytes)
+      : inner_(std::move(inner)), on_bytes_(on_bytes) {}
+  Result<size_t> read(std::span<std::byte> buffer) override {
+    ENVB_ASSIGN_OR_RETURN(size_t n, inner_->read(buffer));
+    on_bytes_(n);
+    return n;
+  }
+
+ private:
+  std::unique_ptr<common::ByteSource> inner_;
+  const std::function<void(uint64_t)>& on_bytes_;
+};
+
+Result<std::unique_ptr<common::ByteSource>> counted(
+    Result<std::unique_ptr<common::ByteSource>> source,
+    const std::function<void(uint64_t)>& on_bytes) {
+  if (!source || !on_bytes) return source;
+  return std::unique_ptr<common::ByteSource>(
+      std::make_unique<CountedSource>(std::move(*source), on_bytes));
+}
+
+}  // namespace
+
 Result<void> push_blobs(Repository& repo, const std::vector<Descriptor>& blobs,
                         const BlobOpener& open, TransferReport& report) {
   std::vector<UploadOutcome> outcomes(blobs.size());
   ENVB_TRY(for_each_parallel(repo, blobs.size(), repo.options().jobs,
                              [&](size_t i, Repository& r) -> Result<void> {
                                const Descriptor& d = blobs[i];
-                               common::BodyOpener body = [&open, &d] { return open(d); };
+                               common::BodyOpener body = [&open, &d, &r] {
+                                 return counted(open(d), r.options().on_bytes);
+                               };
                                ENVB_ASSIGN_OR_RETURN(outcomes[i], r.push_blob(d, body));
+                               if (r.options().on_blob) r.options().on_blob(d, outcomes[i]);
                                return ok();
                              }));
   for (size_t i = 0; i < blobs.size(); ++i) {

@@ -28,6 +28,8 @@
 
 namespace envbuild::oci::registry {
 
+enum class UploadOutcome { Existed, Mounted, Uploaded };
+
 struct RegistryOptions {
   /// HTTP options (TLS, deadlines, retries) of every request to the registry; its use_netrc is
   /// ignored (registry credentials come from `credentials` or the auth files, as for skopeo).
@@ -47,6 +49,10 @@ struct RegistryOptions {
   /// When set, mounts are tried only for these blobs (the ones a layer cache says are in the
   /// mount_from repositories), so a blob that is not there costs no extra POST.
   std::shared_ptr<const std::set<Digest>> mountable;
+  /// Progress of push_blobs (and so push): bytes of blob bodies as they are sent, and each blob
+  /// once it is done, with how. Called from the transfer threads.
+  std::function<void(uint64_t bytes)> on_bytes;
+  std::function<void(const Descriptor& blob, UploadOutcome how)> on_blob;
 };
 
 enum class Action { Pull, Push };
@@ -68,7 +74,6 @@ struct FetchedManifest {
   Descriptor descriptor;  // media type, digest (verified), size
 };
 
-enum class UploadOutcome { Existed, Mounted, Uploaded };
 
 /// One repository on one registry. Copies share the authentication state and counters but not
 /// the connection: give each thread its own copy (fork()).

@@ -71,7 +71,7 @@ TEST_F(CliTest, FlagsNamedInMessagesExist) {
   std::set<std::string> known;
   std::string all_help = run("--help").output;
   for (const char* cmd : {"solve", "lock", "install", "build", "push", "pull", "index", "cache",
-                          "inspect", "pkg info", "pkg extract"})
+                          "cache prune", "inspect", "pkg info", "pkg extract"})
     all_help += run(std::string(cmd) + " --help").output;
   std::regex flag(R"((--[a-z][a-z-]+))");
   for (std::sregex_iterator it(all_help.begin(), all_help.end(), flag), end; it != end; ++it)
@@ -186,6 +186,30 @@ TEST_F(CliTest, EnvironmentFileSpecsAndChannelVariables) {
   EXPECT_EQ(unset.exit_code, 2) << unset.output;
   EXPECT_NE(unset.output.find("${ENVB_TEST_CHANNEL} is not set"), std::string::npos)
       << unset.output;
+}
+
+// Issue 19, point 11: downloads show bytes, rate and ETA on a terminal (a status line redrawn in
+// place), and plain lines, one per package, when stderr is not a terminal (CI logs).
+TEST_F(CliTest, ProgressIsAStatusLineOnATerminalAndPlainLinesOtherwise) {
+  ENVB_REQUIRE_TOOL("script");
+  testing::conda_forge_subset_channel(dir_);
+  testing::RepoServer server(dir_, dir_ / "server");
+  ASSERT_NE(server.port(), 0);
+  const std::string args = "install -c " + server.url() + "/conda-forge-subset xz --cache-dir ";
+  auto plain = run(args + cache() + "-plain -p " + shell_quote((dir_ / "p1").string()));
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  EXPECT_NE(plain.output.find("fetched 1/6 "), std::string::npos) << plain.output;
+  EXPECT_NE(plain.output.find("fetched 6/6 "), std::string::npos) << plain.output;
+  EXPECT_EQ(plain.output.find('\r'), std::string::npos) << plain.output;
+
+  // script(1) gives envbuild a terminal.
+  const std::string command =
+      envbuild() + " " + args + cache() + "-tty -p " + shell_quote((dir_ / "p2").string());
+  auto tty = run_command("cd " + shell_quote(dir_.string()) + " && TERM=xterm script -qec " +
+                         shell_quote(command) + " /dev/null");
+  ASSERT_EQ(tty.exit_code, 0) << tty.output;
+  EXPECT_NE(tty.output.find("\r\033[Kfetching 6 packages: "), std::string::npos) << tty.output;
+  EXPECT_NE(tty.output.find("fetched 6/6 "), std::string::npos) << tty.output;
 }
 
 }  // namespace

@@ -3,8 +3,17 @@
 // it; a mirror keeps digests; and the whole path env.yml -> lock -> build --lock -> push ->
 // envrun on another cache -> unpack -> move -> run.
 
-#include <nlohmann/json.hpp>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <nlohmann/json.hpp>
+#include <optional>
+
+#include "common/fs.hpp"
 #include "tests/testing/channels.hpp"
 #include "tests/testing/repo_server.hpp"
 #include "tests/testing/testing.hpp"
@@ -50,6 +59,45 @@ class WorkflowTest : public testing::TempDirTest {
       for (const auto& e : fs::recursive_directory_iterator(prefix / dir))
         if (e.is_regular_file()) out[fs::relative(e.path(), prefix).string()] = read_text(e.path());
     }
+    return out;
+  }
+  struct Interrupted {
+    bool signalled = false;
+    int status = 0;
+    std::string log;
+  };
+  // Runs `envbuild ARGS --cache-dir cache` in dir_ and sends `signal` as soon as a line of its
+  // stderr contains `trigger` (the progress says where it is: no timing involved).
+  // With signal 0, `on_trigger` runs instead (the test's part of a hand-over).
+  Interrupted interrupt(const std::string& args, const std::string& trigger, int signal,
+                        const std::function<void()>& on_trigger = nullptr) {
+    Interrupted out;
+    int fds[2];
+    if (::pipe(fds) != 0) return out;
+    const std::string command = "cd " + q(dir_) + " && SOURCE_DATE_EPOCH=1700000000 exec " +
+                                q(testing::binary_dir() / "envbuild") + " " + args +
+                                " --cache-dir " + q(dir_ / "cache") + " >/dev/null";
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      ::dup2(fds[1], STDERR_FILENO);
+      ::close(fds[0]);
+      ::close(fds[1]);
+      ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+    ::close(fds[1]);
+    std::FILE* in = ::fdopen(fds[0], "r");
+    char line[4096];
+    while (std::fgets(line, sizeof line, in)) {
+      out.log += line;
+      if (!out.signalled && std::strstr(line, trigger.c_str())) {
+        if (signal != 0) ::kill(pid, signal);
+        if (on_trigger) on_trigger();
+        out.signalled = true;
+      }
+    }
+    std::fclose(in);
+    ::waitpid(pid, &out.status, 0);
     return out;
   }
   fs::path channel_;
@@ -158,6 +206,173 @@ TEST_F(WorkflowTest, AMirrorKeepsDigests) {
   auto bad = envbuild("build -t m:1 --plan -c " + original_url + " xz --mirror " + mirror.url());
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(read_text(dir_ / "stderr").find("ORIGINAL=MIRROR"), std::string::npos);
+}
+
+// What an interrupted envbuild left, once the next run is done: temp files and dirs anywhere in
+// the cache (atomic writes' ".<name>.tmp.*", tmp/), an install's staging dir and mark.
+std::vector<std::string> leftovers(const fs::path& cache, const fs::path& prefix) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(cache, ec); !ec && it != fs::end(it);
+       it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if ((name.starts_with(".") && name.find(".tmp.") != std::string::npos) ||
+        it->path().parent_path().filename() == "tmp")
+      out.push_back(it->path().string());
+  }
+  for (const char* mark : {".envbuild-staging", ".envbuild-unfinished"})
+    if (fs::exists(prefix / mark)) out.push_back((prefix / mark).string());
+  return out;
+}
+
+// Issue 19, point 5: SIGINT or SIGTERM at any moment leaves nothing that blocks or wastes.
+// Given a channel whose xz download stalls (half sent, then nothing until the client goes away),
+// an install or build is interrupted while downloading with everything else fetched (and, for
+// an install, planned: patched copies staged in the prefix), or a moment after planning or the
+// first layer (best effort: it may finish first). Then the next run succeeds with the same
+// result, and no temp file or dir is left anywhere.
+TEST_F(WorkflowTest, InterruptedInstallAndBuildResume) {
+  testing::conda_forge_subset_channel(dir_ / "served");
+  struct Case {
+    std::string command;
+    std::string trigger;  // the stderr line that starts the signal
+    int signal;
+  };
+  // xz, ncurses and their 5 dependencies: "fetched 6/7" leaves the stalled xz downloading.
+  const Case cases[] = {
+      {"install -p prefix", "fetched 6/7", SIGINT},
+      {"install -p prefix", "planned ", SIGTERM},
+      {"build -t r:1 -o oci:img", "fetched 6/7", SIGTERM},
+      {"build -t r:1 -o oci:img", "wrote layer", SIGINT},
+  };
+  for (size_t n = 0; n < std::size(cases); ++n) {
+    const Case& c = cases[n];
+    SCOPED_TRACE(c.command + " / " + c.trigger);
+    // Only the cases that interrupt a download need it to stall (a stall lasts until the
+    // client's read deadline otherwise).
+    const bool stall = c.trigger.starts_with("fetched");
+    testing::RepoServer server(dir_ / "served", dir_ / ("server-" + std::to_string(n)), 0, "",
+                               stall ? "--stall-once xz-5" : "");
+    ASSERT_NE(server.port(), 0);
+    const std::string args = c.command + " -c " + server.url() + "/conda-forge-subset xz ncurses";
+    fs::remove_all(dir_ / "cache");
+    fs::remove_all(dir_ / "prefix");
+    fs::remove_all(dir_ / "img");
+    auto first = interrupt(args, c.trigger, c.signal);
+    ASSERT_TRUE(first.signalled) << first.log;
+    // Stalled: the signal certainly came while it was downloading.
+    if (stall) {
+      EXPECT_TRUE(WIFSIGNALED(first.status)) << first.log;
+    }
+    auto again = envbuild(args);
+    ASSERT_EQ(again.exit_code, 0) << again.output << "\n" << first.log;
+    EXPECT_EQ(leftovers(dir_ / "cache", dir_ / "prefix"), std::vector<std::string>{});
+    if (c.command.starts_with("install")) {
+      EXPECT_EQ(run_command(q(dir_ / "prefix/bin/xz") + " --version").exit_code, 0);
+    } else {
+      // The same image as a build that was never interrupted (from the same server: the
+      // package URLs are in the records).
+      fs::rename(dir_ / "cache", dir_ / ("cache-resumed-" + std::to_string(n)));
+      auto clean =
+          envbuild(c.command + "-clean -c " + server.url() + "/conda-forge-subset xz ncurses");
+      ASSERT_EQ(clean.exit_code, 0) << clean.output;
+      EXPECT_EQ(trimmed(again.output), trimmed(clean.output));
+    }
+  }
+}
+
+// Issue 19, point 5: what a killed build leaves in the cache (its staging dir under tmp/, temp
+// files of atomic writes) goes at the next command that finds the cache free; not while another
+// envbuild holds it (its temp files may be in use).
+TEST_F(WorkflowTest, LeftoversOfKilledProcessesAreSwept) {
+  auto first = envbuild("solve -c " + shell_quote(channel_.string()) + " xz");
+  ASSERT_EQ(first.exit_code, 0) << first.output;
+  const fs::path cache = dir_ / "cache";
+  write_text(cache / "tmp/build-abc123/0/files/bin/big", std::string(1 << 20, 'x'));
+  write_text(cache / "layers/.0123.json.tmp.99999.0.1", "{");
+  write_text(cache / "oci/blobs/sha256/.incoming.tmp.99999.1.2", "partial layer");
+  write_text(cache / "pkgs/abc/.x-1-0.conda.part", "resumable");
+  ASSERT_EQ(leftovers(cache, dir_ / "none").size(), 3u);
+
+  {
+    // Another envbuild holds the cache: nothing of its may go.
+    auto held = common::FileLock::acquire(cache / "locks/cache.lock", common::LockMode::Shared);
+    ASSERT_TRUE(held);
+    auto busy = envbuild("solve --offline -c " + shell_quote(channel_.string()) + " xz");
+    ASSERT_EQ(busy.exit_code, 0) << busy.output;
+    EXPECT_EQ(leftovers(cache, dir_ / "none").size(), 3u);
+  }
+  auto next = envbuild("solve --offline -c " + shell_quote(channel_.string()) + " xz");
+  ASSERT_EQ(next.exit_code, 0) << next.output;
+  EXPECT_EQ(leftovers(cache, dir_ / "none"), std::vector<std::string>{});
+  EXPECT_TRUE(fs::exists(cache / "pkgs/abc/.x-1-0.conda.part")) << "a download resumes";
+}
+
+// Issue 19, point 12: `envbuild cache` lists what the cache holds with sizes and last use;
+// `cache prune --older-than` removes only what was not used for that long, `--all` everything,
+// and neither while another envbuild uses the cache (prune waits for it, or fails with
+// --no-wait).
+TEST_F(WorkflowTest, CacheListsAndPrunesSafely) {
+  testing::RepoServer server(channel_.parent_path(), dir_ / "server");
+  ASSERT_NE(server.port(), 0);
+  const std::string channel = " -c " + server.url() + "/conda-forge-subset ";
+  auto built = envbuild("build -t c:1 -o oci:img" + channel + "xz");
+  ASSERT_EQ(built.exit_code, 0) << built.output;
+  auto listed = envbuild("cache --json");
+  ASSERT_EQ(listed.exit_code, 0) << listed.output;
+  auto by_name = [](const nlohmann::json& list) {
+    std::map<std::string, nlohmann::json> out;
+    for (const auto& c : list["categories"]) out[c["name"]] = c;
+    return out;
+  };
+  auto before = by_name(nlohmann::json::parse(listed.output));
+  for (const char* kind : {"packages", "repodata", "layers", "plans", "blobs"}) {
+    SCOPED_TRACE(kind);
+    EXPECT_GT(before[kind]["entries"].get<size_t>(), 0u);
+    EXPECT_GT(before[kind]["bytes"].get<uint64_t>(), 0u);
+    EXPECT_TRUE(before[kind]["last_use"].is_string());
+  }
+  auto table = envbuild("cache");
+  EXPECT_NE(table.output.find("packages"), std::string::npos) << table.output;
+
+  // Entries last used 40 days ago: only they go with --older-than 30d.
+  const fs::path cache = dir_ / "cache";
+  std::vector<fs::path> aged;
+  for (const auto& e : fs::directory_iterator(cache / "plans")) aged.push_back(e.path());
+  ASSERT_FALSE(aged.empty());
+  const auto forty_days_ago = fs::file_time_type::clock::now() - std::chrono::hours(24 * 40);
+  for (const auto& p : aged) fs::last_write_time(p, forty_days_ago);
+  auto dry = envbuild("cache prune --older-than 30d --dry-run --json");
+  ASSERT_EQ(dry.exit_code, 0) << dry.output;
+  EXPECT_EQ(nlohmann::json::parse(dry.output)["entries"], aged.size());
+  EXPECT_TRUE(fs::exists(aged.front()));
+  auto pruned = envbuild("cache prune --older-than 30d");
+  ASSERT_EQ(pruned.exit_code, 0) << pruned.output;
+  for (const auto& p : aged) EXPECT_FALSE(fs::exists(p)) << p;
+  auto after = by_name(nlohmann::json::parse(envbuild("cache --json").output));
+  EXPECT_EQ(after["packages"]["entries"], before["packages"]["entries"]);
+  EXPECT_EQ(after["layers"]["entries"], before["layers"]["entries"]);
+  EXPECT_EQ(after["plans"]["entries"], 0);
+  auto rebuilt = envbuild("build -t c:1 -o oci:img2" + channel + "xz");
+  ASSERT_EQ(rebuilt.exit_code, 0) << rebuilt.output;
+  EXPECT_EQ(trimmed(rebuilt.output), trimmed(built.output));
+
+  // While another envbuild holds the cache, --all waits for it (or fails with --no-wait).
+  auto lock = common::FileLock::acquire(cache / "locks/cache.lock", common::LockMode::Shared);
+  ASSERT_TRUE(lock) << lock.error().to_string();
+  std::optional<common::FileLock> held(std::move(*lock));
+  auto refused = envbuild("cache prune --all --no-wait");
+  EXPECT_NE(refused.exit_code, 0);
+  EXPECT_NE(read_text(dir_ / "stderr").find("in use"), std::string::npos);
+  EXPECT_GT(by_name(nlohmann::json::parse(envbuild("cache --json").output))["packages"]["entries"],
+            0);
+  auto waited =
+      interrupt("cache prune --all", "waiting for the other envbuild", 0, [&] { held.reset(); });
+  EXPECT_TRUE(waited.signalled) << waited.log;
+  ASSERT_TRUE(WIFEXITED(waited.status) && WEXITSTATUS(waited.status) == 0) << waited.log;
+  auto empty = by_name(nlohmann::json::parse(envbuild("cache --json").output));
+  for (const char* kind : {"packages", "repodata", "layers", "plans", "blobs", "tmp"})
+    EXPECT_EQ(empty[kind]["entries"], 0) << kind;
 }
 
 }  // namespace

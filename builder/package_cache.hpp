@@ -19,7 +19,9 @@
 
 #include "builder/channel.hpp"
 #include "common/http.hpp"
+#include "common/limits.hpp"
 #include "common/result.hpp"
+#include "conda/package_record.hpp"
 
 namespace envbuild::builder {
 
@@ -55,6 +57,8 @@ struct PackageCacheOptions {
   std::vector<Mirror> mirrors;
   /// Called with each chunk of archive bytes as it arrives (progress); from any thread.
   std::function<void(uint64_t bytes)> on_bytes;
+  /// Bounds on extracting a package; unset: the defaults with ENVBUILD_MAX_* applied.
+  std::optional<common::UnpackLimits> limits;
   /// Called on the worker thread after package `index` is ready, before that worker takes the
   /// next package: progress output, or work on the package (planning its installation) that
   /// then overlaps the other downloads. May be called from any thread; an error stops the batch
@@ -100,6 +104,10 @@ class PackageCache {
   PackageCacheOptions options_;
   std::optional<Error> root_error_;  // no root given and none by default: every fetch fails
 };
+
+/// info/index.json of an extracted package, read beneath it without following a symlink (the
+/// tree is an untrusted package's).
+Result<conda::PackageRecord> extracted_index_record(const std::filesystem::path& extracted);
 
 /// The cache key of a ref: its sha256, else "md5-<md5>"; empty when it has neither.
 std::string cache_key(const PackageRef& package);

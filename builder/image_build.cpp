@@ -134,6 +134,47 @@ Result<void> stage_plan(Prepared& p, const ImageBuildOptions& o, size_t k) {
   return ok();
 }
 
+// Groups build.records (link order, `sizes` each) into package layers under the budget, then
+// envbuild's own top layer. `key_of` names a layer's cache entry (none for an estimate).
+Result<void> group_into_layers(
+    ImageBuild& build, const std::vector<uint64_t>& sizes, const ImageBuildOptions& o,
+    const std::function<std::string(const std::vector<size_t>&)>& key_of) {
+  std::map<std::string, size_t> by_name;
+  for (size_t k = 0; k < build.records.size(); ++k) by_name[build.records[k].name] = k;
+  std::vector<std::vector<size_t>> deps(build.records.size());
+  for (size_t k = 0; k < build.records.size(); ++k)
+    for (const auto& d : build.records[k].depends)
+      if (auto it = by_name.find(depend_name(d)); it != by_name.end())
+        deps[k].push_back(it->second);
+  const auto depths = dependency_depths(deps);
+  std::vector<LayerCandidate> candidates;
+  for (size_t k = 0; k < build.records.size(); ++k)
+    candidates.push_back({build.records[k].name, label_of(build.records[k]), sizes[k], depths[k]});
+  LayeringOptions layering;
+  layering.max_layers = o.max_layers;
+  layering.base_layers = build.base_layers;
+  layering.reserved = 1;
+  if (o.max_layers < build.base_layers + 2)
+    return fail(Errc::InvalidInput, "--max-layers " + std::to_string(o.max_layers) +
+                                        " leaves no room: the base has " +
+                                        std::to_string(build.base_layers) +
+                                        " layers, and the environment needs at least 2");
+  for (auto& group : plan_layers(candidates, layering)) {
+    PlannedLayer layer;
+    // Members in link order: a later package wins a clobbered path, as in conda.
+    layer.packages = group.members;
+    std::sort(layer.packages.begin(), layer.packages.end());
+    layer.size = group.size;
+    layer.reason = group.reason;
+    if (key_of) layer.cache_key = key_of(layer.packages);
+    build.layers.push_back(std::move(layer));
+  }
+  PlannedLayer top;
+  top.reason = "environment files (history, state, relocation index)";
+  build.layers.push_back(std::move(top));
+  return ok();
+}
+
 Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o) {
   if (o.prefix.empty() || o.prefix.front() != '/' || o.prefix == "/")
     return fail(Errc::InvalidInput, "prefix '" + o.prefix + "' must be an absolute path below /");
@@ -225,41 +266,9 @@ Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o)
   for (char staged : p.staged) (staged ? p.build.plans_staged : p.build.plans_cached)++;
 
   // 3. Layers under the budget.
-  std::map<std::string, size_t> by_name;
-  for (size_t k = 0; k < p.build.records.size(); ++k) by_name[p.build.records[k].name] = k;
-  std::vector<std::vector<size_t>> deps(p.build.records.size());
-  for (size_t k = 0; k < p.build.records.size(); ++k)
-    for (const auto& d : p.build.records[k].depends)
-      if (auto it = by_name.find(depend_name(d)); it != by_name.end())
-        deps[k].push_back(it->second);
-  const auto depths = dependency_depths(deps);
-  std::vector<LayerCandidate> candidates;
-  for (size_t k = 0; k < p.build.records.size(); ++k)
-    candidates.push_back(
-        {p.build.records[k].name, label_of(p.build.records[k]), sizes[k], depths[k]});
-  LayeringOptions layering;
-  layering.max_layers = o.max_layers;
-  layering.base_layers = p.build.base_layers;
-  layering.reserved = 1;
-  if (o.max_layers < p.build.base_layers + 2)
-    return fail(Errc::InvalidInput, "--max-layers " + std::to_string(o.max_layers) +
-                                        " leaves no room: the base has " +
-                                        std::to_string(p.build.base_layers) +
-                                        " layers, and the environment needs at least 2");
-  for (auto& group : plan_layers(candidates, layering)) {
-    PlannedLayer layer;
-    // Members in link order: a later package wins a clobbered path, as in conda.
-    layer.packages = group.members;
-    std::sort(layer.packages.begin(), layer.packages.end());
-    layer.size = group.size;
-    layer.reason = group.reason;
-    layer.cache_key = layer_key(p.build, layer.packages, o, p.python);
-    p.build.layers.push_back(std::move(layer));
-  }
-  PlannedLayer top;
-  top.reason = "environment files (history, state, relocation index)";
-  p.build.layers.push_back(std::move(top));
-
+  ENVB_TRY(group_into_layers(p.build, sizes, o, [&](const std::vector<size_t>& packages) {
+    return layer_key(p.build, packages, o, p.python);
+  }));
   p.build.explicit_lock = compact_explicit_lock(p.build.records, o.subdir);
   p.build.requirements = virtual_requirements(p.build.records);
   return p;
@@ -466,6 +475,25 @@ Result<ImageBuild> plan_environment_image(const EnvironmentSpec& env,
                                           const ImageBuildOptions& options) {
   ENVB_ASSIGN_OR_RETURN(auto prepared, prepare(env, options));
   return std::move(prepared.build);
+}
+
+Result<std::optional<ImageBuild>> estimate_environment_image(const EnvironmentSpec& env,
+                                                             const ImageBuildOptions& options) {
+  std::vector<uint64_t> sizes;
+  for (const auto& r : env.records)
+    if (!r.size || r.name.empty()) return std::optional<ImageBuild>();
+  if (env.records.empty()) return fail(Errc::InvalidInput, "the environment has no packages");
+  ImageBuild build;
+  ENVB_ASSIGN_OR_RETURN(build.platform, oci_platform_for_subdir(options.subdir));
+  if (options.base) build.base_layers = options.base->manifest().layers.size();
+  for (size_t i : topological_order(env.records)) {
+    build.records.push_back(env.records[i]);
+    sizes.push_back(*env.records[i].size);
+  }
+  ENVB_TRY(group_into_layers(build, sizes, options, nullptr));
+  build.explicit_lock = compact_explicit_lock(build.records, options.subdir);
+  build.requirements = virtual_requirements(build.records);
+  return std::optional<ImageBuild>(std::move(build));
 }
 
 Result<ImageBuild> build_environment_image(const EnvironmentSpec& env, const ImageBuildOptions& o) {

@@ -150,6 +150,12 @@ struct ImageBuild {
 Result<ImageBuild> plan_environment_image(const EnvironmentSpec& env,
                                           const ImageBuildOptions& options);
 
+/// The layer plan from the records alone, with download sizes (repodata's) for installed ones:
+/// nothing is downloaded or written (build --plan). nullopt when a record has no size or name
+/// (a lock without them): plan_environment_image is then the way.
+Result<std::optional<ImageBuild>> estimate_environment_image(const EnvironmentSpec& env,
+                                                             const ImageBuildOptions& options);
+
 /// Fetches, plans and writes the layers (through the layer cache), the config and the manifest
 /// into the cache's blob store. The result's manifest names the image; open it with
 /// oci::open_store_image(result.store, *result.manifest).

@@ -57,6 +57,7 @@ struct BuildCliOptions {
   bool no_link_scripts = false;
   size_t jobs = 4;
   bool quiet = false;
+  bool json = false;  // stdout: build_json() instead of the digest
   /// Multi-platform builds: set, it takes each platform's image instead of writing outputs.
   std::function<Result<void>(ImageBuild&, std::unique_ptr<oci::Image>&)> collect;
 };
@@ -129,6 +130,74 @@ uint64_t image_bytes(const oci::Image& image) {
   uint64_t total = static_cast<uint64_t>(image.manifest().config.size);
   for (const auto& layer : image.manifest().layers) total += static_cast<uint64_t>(layer.size);
   return total;
+}
+
+// An image without --base holds the environment alone: no libc, no shell. envrun brings what
+// it needs, but `docker load` + `docker run` of a docker-archive fails with "no such file or
+// directory", so say it when an output is meant for Docker or Podman.
+void warn_without_base(const BuildCliOptions& o) {
+  if (!o.base.empty() || o.quiet) return;
+  for (const auto& output : o.outputs)
+    if (output.starts_with("docker-archive:")) {
+      std::cerr << "warning: " << output
+                << " has no base image, so no libc or shell: docker run and podman run "
+                   "cannot start its programs (envrun can)\n"
+                   "hint: give a base with the libc the packages need, e.g. --base "
+                   "docker://docker.io/library/debian:12-slim\n";
+      return;
+    }
+}
+
+// What build --json (and build --plan --json) prints: the image digest (null for a plan), the
+// layers bottom first with their packages, and the outputs written.
+nlohmann::json build_json(const ImageBuild& build, const std::vector<std::string>& outputs) {
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& layer : build.layers) {
+    nlohmann::json packages = nlohmann::json::array();
+    for (size_t i : layer.packages)
+      packages.push_back({{"name", build.records[i].name},
+                          {"version", build.records[i].version.to_string()},
+                          {"build", build.records[i].build},
+                          {"channel", build.records[i].channel}});
+    nlohmann::json entry = {{"packages", packages}, {"size", layer.size}, {"reason", layer.reason}};
+    if (layer.info) {
+      entry["digest"] = layer.info->descriptor.digest.to_string();
+      entry["compressed_size"] = layer.info->descriptor.size;
+      entry["reused"] = layer.reused;
+    }
+    layers.push_back(std::move(entry));
+  }
+  return {{"digest", build.manifest ? nlohmann::json(build.manifest->digest.to_string())
+                                    : nlohmann::json(nullptr)},
+          {"platform", build.platform.to_string()},
+          {"packages", build.records.size()},
+          {"base_layers", build.base_layers},
+          {"layers", layers},
+          {"requirements", build.requirements},
+          {"outputs", outputs}};
+}
+
+// build --plan: from the records when they give sizes (nothing downloaded), else by fetching
+// and planning the packages.
+Result<int> print_plan(const EnvironmentSpec& env, const ImageBuildOptions& options,
+                       const BuildCliOptions& o) {
+  ENVB_ASSIGN_OR_RETURN(std::optional<ImageBuild> plan, estimate_environment_image(env, options));
+  const bool estimated = plan.has_value();
+  if (!plan) {
+    ENVB_ASSIGN_OR_RETURN(plan, plan_environment_image(env, options));
+  }
+  if (o.json) {
+    nlohmann::json out = build_json(*plan, {});
+    out["sizes"] = estimated ? "download" : "installed";
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << format_layer_table(*plan);
+  std::printf(
+      "%zu packages in %zu layers (+%zu base layers), budget %zu%s\n", plan->records.size(),
+      plan->layers.size(), plan->base_layers, o.max_layers,
+      estimated ? "; sizes are the repodata's download sizes (nothing was downloaded)" : "");
+  return 0;
 }
 
 Result<int> run_build(const BuildCliOptions& o) {
@@ -237,6 +306,7 @@ Result<int> run_build(const BuildCliOptions& o) {
     ENVB_ASSIGN_OR_RETURN(auto ref, oci::ImageReference::parse(output));
     if (ref.transport == oci::Transport::Registry) registry_outputs.push_back(ref);
   }
+  warn_without_base(o);
   std::optional<oci::ImageReference> cache_to;
   if (!o.cache_to.empty()) {
     ENVB_ASSIGN_OR_RETURN(cache_to, parse_cache_reference(o.cache_to));
@@ -257,13 +327,7 @@ Result<int> run_build(const BuildCliOptions& o) {
     options.fetch_cached_layers = !all_there;
   }
 
-  if (o.plan) {
-    ENVB_ASSIGN_OR_RETURN(auto plan, plan_environment_image(env, options));
-    std::cout << format_layer_table(plan);
-    std::printf("%zu packages in %zu layers (+%zu base layers), budget %zu\n", plan.records.size(),
-                plan.layers.size(), plan.base_layers, o.max_layers);
-    return 0;
-  }
+  if (o.plan) return print_plan(env, options, o);
 
   ENVB_ASSIGN_OR_RETURN(auto build, build_environment_image(env, options));
   for (const auto& w : build.warnings) progress("warning: " + w);
@@ -338,7 +402,11 @@ Result<int> run_build(const BuildCliOptions& o) {
             : "",
         build.base_layers, build.fetch_ms, build.plan_ms, build.layers_ms);
   }
-  std::cout << build.manifest->digest.to_string() << "\n";
+  if (o.json) {
+    std::cout << build_json(build, o.outputs).dump(2) << "\n";
+  } else {
+    std::cout << build.manifest->digest.to_string() << "\n";
+  }
   return 0;
 }
 
@@ -403,7 +471,17 @@ Result<int> run_multi_platform_build(const BuildCliOptions& o,
                    b.subdir.c_str(), b.build.manifest->digest.to_string().c_str(),
                    b.build.records.size(), b.build.layers.size(), b.build.layers_written,
                    b.build.layers_reused);
-  std::cout << index.digest.to_string() << "\n";
+  if (o.json) {
+    nlohmann::json images = nlohmann::json::array();
+    for (const auto& b : built) images.push_back(build_json(b.build, {}));
+    std::cout << nlohmann::json{{"digest", index.digest.to_string()},
+                                {"images", images},
+                                {"outputs", o.outputs}}
+                     .dump(2)
+              << "\n";
+  } else {
+    std::cout << index.digest.to_string() << "\n";
+  }
   return 0;
 }
 
@@ -453,6 +531,8 @@ void register_build(CLI::App& app, Outcome& outcome) {
                 "do not warn about link scripts (they are recorded, never run, in images)");
   cmd->add_option("-j,--jobs", o->jobs, "parallel planning and compression (default 4)");
   cmd->add_flag("-q,--quiet", o->quiet, "no progress or table");
+  cmd->add_flag("--json", o->json,
+                "print the digest, layers (with their packages) and outputs as JSON on stdout");
   cmd->callback([o, &outcome] { outcome.result = run_build(*o); });
 }
 

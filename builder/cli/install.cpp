@@ -17,6 +17,7 @@
 #include "builder/image_build.hpp"
 #include "builder/install.hpp"
 #include "builder/solve.hpp"
+#include "common/format.hpp"
 #include "common/fs.hpp"
 #include "conda/match_spec.hpp"
 #include "conda/platform.hpp"
@@ -38,6 +39,7 @@ struct InstallCliOptions {
   bool quiet = false;
   bool json = false;
   bool force = false;
+  bool dry_run = false;
 };
 
 // pip requirements need --pip-find-links; checked before anything is solved or fetched.
@@ -100,6 +102,52 @@ Result<void> run_process(const std::vector<std::string>& argv) {
   return ok();
 }
 
+// install --dry-run: what would be installed and downloaded; the prefix is not touched.
+Result<int> print_dry_run(const EnvironmentSpec& in, const fs::path& prefix,
+                          const std::string& platform, const fs::path& cache_root, bool json) {
+  nlohmann::json packages = nlohmann::json::array();
+  uint64_t download_bytes = 0;
+  size_t to_download = 0;
+  for (size_t i : topological_order(in.records)) {
+    const auto& r = in.records[i];
+    const PackageRef ref{r.url, r.fn, r.sha256, r.md5, r.size};
+    const std::string key = cache_key(ref);
+    std::error_code ec;
+    const bool cached =
+        !key.empty() && fs::exists(cache_root / "pkgs" / key / archive_name(ref), ec);
+    if (!cached) {
+      ++to_download;
+      download_bytes += r.size.value_or(0);
+    }
+    packages.push_back({{"name", r.name},
+                        {"version", r.version.to_string()},
+                        {"build", r.build},
+                        {"channel", r.channel},
+                        {"fn", archive_name(ref)},
+                        {"size", r.size ? nlohmann::json(*r.size) : nlohmann::json(nullptr)},
+                        {"cached", cached}});
+  }
+  if (json) {
+    std::cout << nlohmann::json{{"prefix", prefix.string()},
+                                {"platform", platform},
+                                {"dry_run", true},
+                                {"packages", packages},
+                                {"to_download", to_download},
+                                {"download_bytes", download_bytes},
+                                {"pip", in.pip}}
+                     .dump(2)
+              << "\n";
+    return 0;
+  }
+  for (const auto& p : packages)
+    std::printf("  %-32s %-16s %-24s %s\n", p["name"].get<std::string>().c_str(),
+                p["version"].get<std::string>().c_str(), p["build"].get<std::string>().c_str(),
+                p["cached"].get<bool>() ? "cached" : "download");
+  std::printf("would install %zu packages into %s (%zu to download, %s); nothing was changed\n",
+              packages.size(), prefix.c_str(), to_download, human_bytes(download_bytes).c_str());
+  return 0;
+}
+
 Result<int> run_install(const InstallCliOptions& o) {
   const std::vector<std::string> platforms = split_commas(o.solve.platforms);
   if (platforms.size() > 1)
@@ -120,6 +168,7 @@ Result<int> run_install(const InstallCliOptions& o) {
     ENVB_ASSIGN_OR_RETURN(in, from_environment(o, cache_root));
   }
   ENVB_TRY(check_pip(o, in.pip));
+  if (o.dry_run) return print_dry_run(in, prefix, platform, cache_root, o.json);
   if (o.force && fs::exists(prefix, ec)) ENVB_TRY(common::remove_all(prefix));
 
   EnvironmentInstallRequest request;
@@ -217,6 +266,8 @@ void register_install(CLI::App& app, Outcome& outcome) {
                 "do not compile noarch python packages' .py files (python does it on import)");
   cmd->add_flag("-q,--quiet", options->quiet, "no progress lines");
   cmd->add_flag("--json", options->json, "print a JSON summary on stdout");
+  cmd->add_flag("--dry-run", options->dry_run,
+                "print what would be installed and downloaded; change nothing");
   cmd->add_flag("--force", options->force, "remove the prefix first if it exists");
   cmd->callback([options, &outcome] { outcome.result = run_install(*options); });
 }

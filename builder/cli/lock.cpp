@@ -6,6 +6,7 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "builder/cache.hpp"
@@ -31,6 +32,7 @@ struct LockOptions {
   std::string output = "conda-lock.yml";
   std::string explicit_dir;
   bool no_conda_lock = false;
+  bool json = false;  // stdout: what was written, as JSON, instead of "wrote" lines
 };
 
 // "libgcc-ng >=12" -> {"libgcc-ng", ">=12"}; "python_abi 3.11.* *_cp311" keeps the rest.
@@ -94,6 +96,9 @@ Result<int> run_lock(const LockOptions& o) {
     lock.metadata.channels.push_back({common::redact_url(channel), {}});
   }
   if (!env.file.empty()) lock.metadata.sources.push_back(env.file.string());
+  // lock --json: each file written, and each platform's packages.
+  nlohmann::json written = nlohmann::json::array();
+  nlohmann::json platforms = nlohmann::json::object();
   for (const auto& solution : solutions) {
     lock.metadata.platforms.push_back(solution.platform);
     // conda-lock hashes the spec per platform; ours covers the file, channels and platform.
@@ -125,6 +130,12 @@ Result<int> run_lock(const LockOptions& o) {
       package.url = r->url;
       package.md5 = r->md5;
       package.sha256 = r->sha256;
+      platforms[solution.platform].push_back({{"name", r->name},
+                                              {"version", r->version},
+                                              {"build", r->build},
+                                              {"channel", r->channel},
+                                              {"url", r->url},
+                                              {"sha256", r->sha256}});
       lock.packages.push_back(std::move(package));
       conda::ExplicitEntry entry;
       entry.url = r->url;
@@ -136,15 +147,25 @@ Result<int> run_lock(const LockOptions& o) {
       ENVB_TRY(common::make_dirs(o.explicit_dir));
       fs::path file = fs::path(o.explicit_dir) / ("conda-" + solution.platform + ".lock");
       ENVB_TRY(common::write_file_atomic(file, conda::to_string(explicit_file)));
-      std::cout << "wrote " << file.string() << " (" << explicit_file.entries.size()
-                << " packages)\n";
+      written.push_back({{"path", file.string()}, {"format", "explicit"}});
+      if (!o.json)
+        std::cout << "wrote " << file.string() << " (" << explicit_file.entries.size()
+                  << " packages)\n";
     }
   }
   if (!o.no_conda_lock) {
     ENVB_TRY(common::write_file_atomic(o.output, conda::to_string(lock)));
-    std::cout << "wrote " << o.output << " (" << lock.packages.size() << " packages, "
-              << solutions.size() << " platform(s))\n";
+    written.push_back({{"path", o.output}, {"format", "conda-lock"}});
+    if (!o.json)
+      std::cout << "wrote " << o.output << " (" << lock.packages.size() << " packages, "
+                << solutions.size() << " platform(s))\n";
   }
+  if (o.json)
+    std::cout << nlohmann::json{{"files", written},
+                                {"name", env.environment.name},
+                                {"platforms", platforms}}
+                     .dump(2)
+              << "\n";
   return 0;
 }
 
@@ -159,6 +180,7 @@ void register_lock(CLI::App& app, Outcome& outcome) {
   cmd->add_option("--explicit", options->explicit_dir,
                   "also write DIR/conda-<platform>.lock @EXPLICIT files");
   cmd->add_flag("--no-conda-lock", options->no_conda_lock, "write only the @EXPLICIT files");
+  cmd->add_flag("--json", options->json, "print the files written and the packages as JSON");
   cmd->footer(
       "Example: envbuild lock -f environment.yml -p linux-64,linux-aarch64 --explicit locks/");
   cmd->callback([options, &outcome] { outcome.result = run_lock(*options); });

@@ -375,5 +375,102 @@ TEST_F(WorkflowTest, CacheListsAndPrunesSafely) {
     EXPECT_EQ(empty[kind]["entries"], 0) << kind;
 }
 
+// Issue 19, point 7: --base takes layouts whose index.json gives no platform (umoci writes them,
+// skopeo's oci-archive too); a docker-archive output without --base gets a warning that says
+// why docker run would fail, and which flag helps.
+TEST_F(WorkflowTest, BaseWithoutPlatformInItsIndexAndTheDockerWarning) {
+  const std::string channel = " -c " + q(channel_) + " ";
+  auto base = envbuild("build -t base:1 -o oci:base --no-sbom-artifact" + channel + "xz");
+  ASSERT_EQ(base.exit_code, 0) << base.output;
+  auto index = nlohmann::json::parse(read_text(dir_ / "base/index.json"));
+  for (auto& d : index["manifests"]) d.erase("platform");
+  write_text(dir_ / "base/index.json", index.dump());
+  ASSERT_EQ(
+      run_command("tar -C " + q(dir_ / "base") + " -cf " + q(dir_ / "base.tar") + " .").exit_code,
+      0);
+
+  auto from_layout = envbuild("build -t top:1 --base oci:base -o oci:top1" + channel + "ncurses");
+  ASSERT_EQ(from_layout.exit_code, 0) << from_layout.output;
+  auto from_archive =
+      envbuild("build -t top:1 --base oci-archive:base.tar -o oci:top2" + channel + "ncurses");
+  ASSERT_EQ(from_archive.exit_code, 0) << from_archive.output;
+  EXPECT_EQ(trimmed(from_archive.output), trimmed(from_layout.output));
+
+  auto docker = envbuild("build -t d:1 -o docker-archive:d.tar" + channel + "ncurses");
+  ASSERT_EQ(docker.exit_code, 0) << docker.output;
+  const std::string warned = read_text(dir_ / "stderr");
+  EXPECT_NE(warned.find("has no base image"), std::string::npos) << warned;
+  EXPECT_NE(warned.find("--base"), std::string::npos) << warned;
+  auto with_base =
+      envbuild("build -t d:1 --base oci:base -o docker-archive:d2.tar" + channel + "ncurses");
+  ASSERT_EQ(with_base.exit_code, 0) << with_base.output;
+  EXPECT_EQ(read_text(dir_ / "stderr").find("has no base image"), std::string::npos);
+}
+
+// Issue 19, point 10: --json on lock, build, envrun check and envrun ls; install --dry-run
+// changes nothing; build --plan downloads no package when the repodata gives sizes.
+TEST_F(WorkflowTest, JsonOutputsAndDryRuns) {
+  testing::RepoServer server(channel_.parent_path(), dir_ / "server");
+  ASSERT_NE(server.port(), 0);
+  const std::string channel = " -c " + server.url() + "/conda-forge-subset ";
+  auto count_packages = [&] {
+    size_t n = 0;
+    for (const auto& line : server.log_lines())
+      n += line.find(".conda") != std::string::npos || line.find(".tar.bz2") != std::string::npos;
+    return n;
+  };
+
+  auto locked = envbuild("lock --json -o lock.yml -p linux-64");
+  ASSERT_EQ(locked.exit_code, 0) << locked.output;
+  auto lock = nlohmann::json::parse(locked.output);
+  EXPECT_EQ(lock["files"][0]["path"], "lock.yml");
+  EXPECT_EQ(lock["name"], "wf");
+  const size_t locked_packages = lock["platforms"]["linux-64"].size();
+  EXPECT_GE(locked_packages, 2u);
+
+  auto dry = envbuild("install --dry-run --json -p prefix" + channel + "xz ncurses");
+  ASSERT_EQ(dry.exit_code, 0) << dry.output;
+  auto plan = nlohmann::json::parse(dry.output);
+  EXPECT_TRUE(plan["dry_run"].get<bool>());
+  EXPECT_EQ(plan["to_download"], plan["packages"].size());
+  EXPECT_GT(plan["download_bytes"].get<uint64_t>(), 0u);
+  EXPECT_FALSE(fs::exists(dir_ / "prefix"));
+
+  auto layers = envbuild("build -t j:1 --plan --json" + channel + "xz ncurses");
+  ASSERT_EQ(layers.exit_code, 0) << layers.output;
+  auto estimate = nlohmann::json::parse(layers.output);
+  EXPECT_EQ(estimate["sizes"], "download");
+  EXPECT_TRUE(estimate["digest"].is_null());
+  EXPECT_EQ(estimate["packages"], plan["packages"].size());
+  EXPECT_EQ(count_packages(), 0u) << "neither the dry run nor the plan downloads a package";
+
+  auto built = envbuild("build -t j:1 --json -o oci:img" + channel + "xz ncurses");
+  ASSERT_EQ(built.exit_code, 0) << built.output;
+  auto image = nlohmann::json::parse(built.output);
+  EXPECT_TRUE(image["digest"].get<std::string>().starts_with("sha256:"));
+  EXPECT_EQ(image["outputs"], nlohmann::json::array({"oci:img"}));
+  EXPECT_EQ(image["layers"].size(), estimate["layers"].size());
+  for (const auto& layer : image["layers"])
+    EXPECT_TRUE(layer["digest"].get<std::string>().starts_with("sha256:")) << layer.dump();
+  auto plain = envbuild("build -t j:1 -o oci:img2" + channel + "xz ncurses");
+  EXPECT_EQ(trimmed(plain.output), image["digest"].get<std::string>());
+
+  const std::string envrun = "cd " + q(dir_) + " && ENVRUN_CACHE=" + q(dir_ / "envrun-cache") +
+                             " " + q(testing::binary_dir() / "envrun");
+  auto check = run_command(envrun + " check --json oci:img 2>/dev/null");
+  auto verdict = nlohmann::json::parse(check.output, nullptr, false);
+  ASSERT_TRUE(verdict.is_object()) << check.output;
+  EXPECT_EQ(verdict["image"], image["digest"]);
+  EXPECT_TRUE(verdict["requirements"].is_array());
+  EXPECT_EQ(check.exit_code, verdict["ok"].get<bool>() ? 0 : 8) << check.output;
+  auto ran = run_command(envrun + " oci:img xz --version");
+  ASSERT_EQ(ran.exit_code, 0) << ran.output;
+  auto listed = run_command(envrun + " ls --json 2>/dev/null");
+  ASSERT_EQ(listed.exit_code, 0) << listed.output;
+  auto entries = nlohmann::json::parse(listed.output);
+  ASSERT_EQ(entries.size(), 1u) << listed.output;
+  EXPECT_EQ(entries[0]["manifest_digest"], image["digest"]);
+}
+
 }  // namespace
 }  // namespace envbuild::builder

@@ -314,15 +314,10 @@ std::string in_layer(const std::string& prefix, const std::string& path) {
 
 std::string history_text(const ImageBuild& build, const PlannedLayer& layer) {
   if (layer.packages.empty()) return "envbuild: environment files";
+  // Every package: `envbuild inspect` reads a layer's packages from here.
   std::string text = "envbuild: conda ";
-  size_t shown = 0;
-  for (size_t i : layer.packages) {
-    if (shown == 6) {
-      text += " (+" + std::to_string(layer.packages.size() - shown) + " more)";
-      break;
-    }
-    text += (shown++ ? ", " : "") + label_of(build.records[i]);
-  }
+  for (size_t n = 0; n < layer.packages.size(); ++n)
+    text += (n ? ", " : "") + label_of(build.records[layer.packages[n]]);
   return text;
 }
 

@@ -13,6 +13,7 @@ void register_index(CLI::App& app, Outcome& outcome);  // index.cpp
 void register_install(CLI::App& app, Outcome& outcome);  // install.cpp
 void register_build(CLI::App& app, Outcome& outcome);  // build.cpp
 void register_cache(CLI::App& app, Outcome& outcome);  // cache.cpp
+void register_inspect(CLI::App& app, Outcome& outcome);  // inspect.cpp
 
 const std::vector<Registrar>& registrars() {
   static const std::vector<Registrar> kAll = {
@@ -25,6 +26,7 @@ const std::vector<Registrar>& registrars() {
       register_install,
       register_build,
       register_cache,
+      register_inspect,
   };
   return kAll;
 }

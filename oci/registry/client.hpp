@@ -74,7 +74,6 @@ struct FetchedManifest {
   Descriptor descriptor;  // media type, digest (verified), size
 };
 
-
 /// One repository on one registry. Copies share the authentication state and counters but not
 /// the connection: give each thread its own copy (fork()).
 class Repository {
@@ -200,5 +199,13 @@ Result<TransferReport> push_index(const std::vector<const Image*>& images,
 /// skipped. The returned manifest descriptor carries the platform.
 Result<TransferReport> pull(const ImageReference& src, const std::optional<Platform>& platform,
                             const BlobStore& store, const RegistryOptions& options = {});
+
+/// What pull() fetches but the layers: the manifest (chosen as pull() does) and its config,
+/// into `store`, for reading an image without downloading it (envbuild inspect). The returned
+/// descriptor carries the index's platform when it gave one; open it with open_store_image.
+Result<Descriptor> pull_manifest_and_config(const ImageReference& src,
+                                            const std::optional<Platform>& platform,
+                                            const BlobStore& store,
+                                            const RegistryOptions& options = {});
 
 }  // namespace envbuild::oci::registry

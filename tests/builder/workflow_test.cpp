@@ -15,6 +15,7 @@
 
 #include "common/fs.hpp"
 #include "tests/testing/channels.hpp"
+#include "tests/testing/registry_server.hpp"
 #include "tests/testing/repo_server.hpp"
 #include "tests/testing/testing.hpp"
 
@@ -405,6 +406,66 @@ TEST_F(WorkflowTest, BaseWithoutPlatformInItsIndexAndTheDockerWarning) {
       envbuild("build -t d:1 --base oci:base -o docker-archive:d2.tar" + channel + "ncurses");
   ASSERT_EQ(with_base.exit_code, 0) << with_base.output;
   EXPECT_EQ(read_text(dir_ / "stderr").find("has no base image"), std::string::npos);
+}
+
+// Issue 19, the whole workflow: env.yml -> lock -> build --lock -> push -> inspect (remote and
+// local) -> envrun on another cache -> unpack -> move -> run. One image digest throughout, the
+// same program output everywhere, the environment's variables in every form.
+TEST_F(WorkflowTest, TheWholeWorkflowAgrees) {
+  ENVB_REQUIRE_TOOL("docker-registry");
+  testing::RegistryServer registry(dir_ / "registry");
+  ASSERT_TRUE(registry.start()) << registry.log();
+  const std::string remote = "docker://" + registry.host() + "/team/wf:1";
+
+  auto locked = envbuild("lock -p linux-64 -o conda-lock.yml");
+  ASSERT_EQ(locked.exit_code, 0) << locked.output;
+  auto from_file = envbuild("build -t wf:1 -o oci:img-f");
+  ASSERT_EQ(from_file.exit_code, 0) << from_file.output;
+  auto built = envbuild(
+      "build --lock conda-lock.yml -t wf:1 --json --tls-verify=false -o oci:img -o " + q(remote));
+  ASSERT_EQ(built.exit_code, 0) << built.output;
+  const auto image = nlohmann::json::parse(built.output);
+  const std::string digest = image["digest"];
+  EXPECT_EQ(digest, trimmed(from_file.output)) << "a lock gives the image its file gives";
+
+  // inspect reads the pushed image from the registry alone (a fresh cache), as the local one.
+  fs::rename(dir_ / "cache", dir_ / "cache-build");
+  auto inspected = envbuild("inspect --json --tls-verify=false " + q(remote));
+  ASSERT_EQ(inspected.exit_code, 0) << inspected.output;
+  const auto remote_view = nlohmann::json::parse(inspected.output);
+  auto local = envbuild("inspect --json oci:img");
+  ASSERT_EQ(local.exit_code, 0) << local.output;
+  EXPECT_EQ(nlohmann::json::parse(local.output), remote_view);
+  EXPECT_EQ(remote_view["digest"], digest);
+  EXPECT_EQ(remote_view["prefix"], "/opt/conda");
+  size_t in_layers = 0;
+  for (const auto& layer : remote_view["layers"]) in_layers += layer["packages"].size();
+  EXPECT_EQ(in_layers, remote_view["packages"].size());
+  EXPECT_EQ(remote_view["packages"].size(), image["packages"]);
+  for (const auto& p : remote_view["packages"])
+    EXPECT_NE(p["channel"].get<std::string>().find("conda-forge-subset"), std::string::npos) << p;
+  auto table = envbuild("inspect oci:img");
+  EXPECT_NE(table.output.find("xz-5"), std::string::npos) << table.output;
+
+  // envrun on another machine's cache: pulls the image and runs it.
+  const std::string envrun = "cd " + q(dir_) + " && ENVRUN_CACHE=" + q(dir_ / "envrun-other") +
+                             " " + q(testing::binary_dir() / "envrun") + " ";
+  auto run = run_command(envrun + q(remote) + " -- xz --version 2>&1");
+  ASSERT_EQ(run.exit_code, 0) << run.output;
+  EXPECT_NE(run.output.find("xz (XZ Utils) 5."), std::string::npos) << run.output;
+  auto unpack = run_command(envrun + "unpack " + q(remote) + " " + q(dir_ / "unpacked") + " 2>&1");
+  ASSERT_EQ(unpack.exit_code, 0) << unpack.output;
+  fs::create_directories(dir_ / "elsewhere");
+  fs::rename(dir_ / "unpacked", dir_ / "elsewhere/env");
+  auto moved = run_command(envrun + q(dir_ / "elsewhere/env") + " -- xz --version 2>/dev/null");
+  ASSERT_EQ(moved.exit_code, 0) << moved.output;
+  auto direct = run_command(q(dir_ / "elsewhere/env/bin/xz") + " --version");
+  EXPECT_EQ(moved.output, direct.output);
+  EXPECT_NE(run.output.find(direct.output), std::string::npos) << run.output;
+  auto activated = run_command("sh -c " + q(". " + (dir_ / "elsewhere/env/bin/activate").string() +
+                                            " && echo \"$MY_VAR|$B_VAR|$CONDA_DEFAULT_ENV\""));
+  ASSERT_EQ(activated.exit_code, 0) << activated.output;
+  EXPECT_EQ(activated.output, "hello world|2|wf\n");
 }
 
 // Issue 19, point 10: --json on lock, build, envrun check and envrun ls; install --dry-run

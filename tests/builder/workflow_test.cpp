@@ -468,6 +468,42 @@ TEST_F(WorkflowTest, TheWholeWorkflowAgrees) {
   EXPECT_EQ(activated.output, "hello world|2|wf\n");
 }
 
+// Issue 19, point 4 and examples/ci.md: after one online run with a cache, every command of the
+// CI example works offline from that cache, with the same image digest.
+TEST_F(WorkflowTest, TheCiExampleWorksOfflineAfterOneOnlineRun) {
+  std::string online_digest;
+  std::string channel;
+  {
+    testing::RepoServer server(channel_.parent_path(), dir_ / "server");
+    ASSERT_NE(server.port(), 0);
+    channel = " -c " + server.url() + "/conda-forge-subset ";
+    auto locked = envbuild("lock -p linux-64 --explicit locks --no-conda-lock" + channel + "xz");
+    ASSERT_EQ(locked.exit_code, 0) << locked.output;
+    auto built = envbuild("build --lock locks/conda-linux-64.lock -t app:1 -o oci:online");
+    ASSERT_EQ(built.exit_code, 0) << built.output;
+    online_digest = trimmed(built.output);
+  }  // the channel is gone from here on
+  for (const std::string& args : std::vector<std::string>{
+           "solve --offline" + channel + "xz",
+           "lock --offline -p linux-64 --explicit locks2 --no-conda-lock" + channel + "xz",
+           std::string("install --offline --lock locks/conda-linux-64.lock -p prefix"),
+           "build --offline -t app:1 -o oci:offline-solved" + channel + "xz"}) {
+    SCOPED_TRACE(args);
+    auto r = envbuild(args);
+    EXPECT_EQ(r.exit_code, 0) << r.output;
+  }
+  // The same packages locked offline (the header names the time and version: not compared).
+  auto entries = [&](const char* dir) {
+    const std::string text = read_text(dir_ / dir / "conda-linux-64.lock");
+    return text.substr(text.find("@EXPLICIT"));
+  };
+  EXPECT_EQ(entries("locks2"), entries("locks"));
+  auto offline =
+      envbuild("build --offline --lock locks/conda-linux-64.lock -t app:1 -o oci:offline");
+  ASSERT_EQ(offline.exit_code, 0) << offline.output;
+  EXPECT_EQ(trimmed(offline.output), online_digest);
+}
+
 // Issue 19, point 10: --json on lock, build, envrun check and envrun ls; install --dry-run
 // changes nothing; build --plan downloads no package when the repodata gives sizes.
 TEST_F(WorkflowTest, JsonOutputsAndDryRuns) {

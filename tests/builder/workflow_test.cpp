@@ -504,6 +504,27 @@ TEST_F(WorkflowTest, TheCiExampleWorksOfflineAfterOneOnlineRun) {
   EXPECT_EQ(trimmed(offline.output), online_digest);
 }
 
+// Issue 19, point 11: a push shows bytes and rate on a terminal (a status line redrawn in place)
+// and only its result line otherwise.
+TEST_F(WorkflowTest, PushShowsProgressOnATerminal) {
+  ENVB_REQUIRE_TOOL("docker-registry");
+  ENVB_REQUIRE_TOOL("script");
+  testing::RegistryServer registry(dir_ / "registry");
+  ASSERT_TRUE(registry.start()) << registry.log();
+  auto built = envbuild("build -t p:1 -o oci:img -c " + q(channel_) + " xz");
+  ASSERT_EQ(built.exit_code, 0) << built.output;
+  const std::string push = q(testing::binary_dir() / "envbuild") +
+                           " push --tls-verify=false oci:img docker://" + registry.host() + "/p/";
+  auto plain = run_command("cd " + q(dir_) + " && " + push + "plain:1 2>&1");
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  EXPECT_EQ(plain.output.find('\r'), std::string::npos) << plain.output;
+  EXPECT_NE(plain.output.find("pushed "), std::string::npos) << plain.output;
+  auto tty = run_command("cd " + q(dir_) + " && TERM=xterm script -qec " + q(push + "tty:1") +
+                         " /dev/null");
+  ASSERT_EQ(tty.exit_code, 0) << tty.output;
+  EXPECT_NE(tty.output.find("\r\033[Kpushing docker://"), std::string::npos) << tty.output;
+}
+
 // Issue 19, point 10: --json on lock, build, envrun check and envrun ls; install --dry-run
 // changes nothing; build --plan downloads no package when the repodata gives sizes.
 TEST_F(WorkflowTest, JsonOutputsAndDryRuns) {

@@ -80,5 +80,16 @@ std::optional<std::string> did_you_mean(std::string_view word,
   return std::nullopt;
 }
 
+std::string shell_quote(std::string_view text) {
+  std::string out = "'";
+  for (char c : text) {
+    if (c == '\'')
+      out += "'\\''";
+    else
+      out += c;
+  }
+  return out + "'";
+}
+
 }  // namespace common
 }  // namespace envbuild

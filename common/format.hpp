@@ -24,5 +24,9 @@ std::string printable(std::string_view text);
 std::optional<std::string> did_you_mean(std::string_view word,
                                         std::span<const std::string_view> candidates);
 
+/// `text` as one POSIX shell word: single-quoted, each ' written as '\'' (for the scripts envrun
+/// writes: activation, bin/activate).
+std::string shell_quote(std::string_view text);
+
 }  // namespace common
 }  // namespace envbuild

@@ -121,6 +121,9 @@ class FileLock {
   /// Non-blocking: nullopt if another process holds a conflicting lock.
   static Result<std::optional<FileLock>> try_acquire(const std::filesystem::path& path,
                                                      LockMode mode);
+  /// Turns an exclusive lock into a shared one (flock(2) does it as release then take, so
+  /// another process may hold it exclusively in between: this waits for that one).
+  Result<void> downgrade();
   FileLock(FileLock&&) noexcept = default;
   FileLock& operator=(FileLock&&) noexcept = default;
   ~FileLock() = default;  // closing the descriptor releases the lock
@@ -158,6 +161,11 @@ Result<void> ensure_private_dir(const std::filesystem::path& dir, std::string_vi
 /// this user only reads: it exists, is a directory, is not writable by group or others, and every
 /// directory above it is owned by root or its owner and writable by others only when sticky.
 Result<void> check_protected_dir(const std::filesystem::path& dir, std::string_view what);
+
+/// The user's home directory: $HOME when it is an absolute path, else the password database's
+/// entry for the effective uid (cron and some batch systems run without HOME). InvalidInput
+/// when neither has one; `fix` is the hint ("set ENVBUILD_CACHE to a directory of your own").
+Result<std::filesystem::path> home_directory(std::string_view fix);
 
 /// A unique name for a temporary sibling of `path` (pid, thread and a counter in it).
 std::filesystem::path temp_sibling(const std::filesystem::path& path);

@@ -74,6 +74,8 @@ class LockParser {
         ENVB_ASSIGN_OR_RETURN(m.platforms, strings(value, "'platforms'"));
       } else if (key == "sources") {
         ENVB_ASSIGN_OR_RETURN(m.sources, strings(value, "'sources'"));
+      } else if (key == "custom_metadata") {
+        ENVB_ASSIGN_OR_RETURN(m.custom_metadata, pairs(value, "'custom_metadata'"));
       } else if (key == "channels") {
         if (!value.IsSequence())
           return yaml_error(file_, value.Mark(), "'channels' must be a list");
@@ -217,6 +219,16 @@ std::string to_string(const CondaLockFile& lock) {
   out << YAML::Key << "sources" << YAML::Value << YAML::BeginSeq;
   for (const auto& s : lock.metadata.sources) scalar(out, s);
   out << YAML::EndSeq;
+  if (!lock.metadata.custom_metadata.empty()) {
+    out << YAML::Key << "custom_metadata" << YAML::Value << YAML::BeginMap;
+    for (const auto& [key, value] : lock.metadata.custom_metadata) {
+      out << YAML::Key;
+      scalar(out, key);
+      out << YAML::Value;
+      scalar(out, value);
+    }
+    out << YAML::EndMap;
+  }
   for (const auto& [key, yaml] : lock.metadata.extra) {
     out << YAML::Key << key << YAML::Value << YAML::Load(yaml);
   }

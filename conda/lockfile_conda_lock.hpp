@@ -22,8 +22,10 @@ struct CondaLockMetadata {
   std::vector<CondaLockChannel> channels;
   std::vector<std::string> platforms;
   std::vector<std::string> sources;
-  /// Other metadata blocks (time_metadata, git_metadata, inputs_metadata, custom_metadata),
-  /// each kept as its YAML text so that writing gives them back unchanged.
+  /// conda-lock's `custom_metadata` (string -> string), in file order.
+  std::vector<std::pair<std::string, std::string>> custom_metadata;
+  /// Other metadata blocks (time_metadata, git_metadata, inputs_metadata), each kept as its
+  /// YAML text so that writing gives them back unchanged.
   std::vector<std::pair<std::string, std::string>> extra;
   bool operator==(const CondaLockMetadata&) const = default;
 };

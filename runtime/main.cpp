@@ -9,6 +9,7 @@
 #include <cstring>
 #include <ctime>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "common/version.hpp"
 #include "oci/reference.hpp"
@@ -56,40 +57,79 @@ std::optional<int> try_run_form(int argc, char** argv) {
   return failure.exit_code;
 }
 
-int run_check(const std::string& image, const std::vector<std::string>& require) {
+// The host facts and each requirement's verdict, for `envrun check --json`.
+nlohmann::json check_json(const runtime::HostCheckOutcome& outcome) {
+  auto optional = [](const std::optional<std::string>& v) {
+    return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+  };
+  nlohmann::json lines = nlohmann::json::array();
+  for (const auto& l : outcome.report.lines)
+    lines.push_back({{"requirement", l.requirement.to_string()},
+                     {"found", l.found},
+                     {"ok", l.ok},
+                     {"advice", l.advice}});
+  return {{"host",
+           {{"cuda", optional(outcome.host.cuda)},
+            {"cuda_source", outcome.host.cuda_source},
+            {"glibc", optional(outcome.host.glibc)},
+            {"glibc_source", outcome.host.glibc_source},
+            {"driver_version", optional(outcome.host.driver_version)}}},
+          {"detected", outcome.detected},
+          {"ok", !outcome.detected || outcome.report.ok()},
+          {"requirements", lines}};
+}
+
+// What `envrun check IMAGE` checks: the requirements of an unpacked prefix, a cached image or
+// an image's label. `said` gets what was looked at (a line of text, or JSON fields).
+Result<std::vector<std::string>> requirements_of(runtime::Cache& cache, const std::string& image,
+                                                 nlohmann::json& said) {
+  if (runtime::is_prefix_directory(image)) {
+    ENVB_ASSIGN_OR_RETURN(auto prefix, runtime::open_prefix_directory(image));
+    said = {{"prefix", prefix.info.prefix}};
+    return prefix.info.requirements;
+  }
+  if (image.empty()) return std::vector<std::string>{};
+  ENVB_ASSIGN_OR_RETURN(auto ref, oci::ImageReference::parse(image));
+  ENVB_ASSIGN_OR_RETURN(auto warm, cache.lookup(ref));
+  if (warm) {
+    said = {{"image", warm->info.manifest_digest}, {"unpacked_at", warm->info.prefix}};
+    return warm->info.requirements;
+  }
+  ENVB_ASSIGN_OR_RETURN(auto opened, runtime::open_reference(ref, cache.root()));
+  said = {{"image", opened->descriptor().digest.to_string()}, {"unpacked_at", nullptr}};
+  const auto& labels = opened->config().config.labels;
+  if (auto it = labels.find(std::string(conda::kRequirementsLabel)); it != labels.end())
+    return conda::split_requirements_label(it->second);
+  return std::vector<std::string>{};
+}
+
+int run_check(const std::string& image, const std::vector<std::string>& require, bool json) {
   auto cache = open_cache();
   if (!cache) return fail_with(cache.error());
-  std::vector<std::string> requirements;
-  if (runtime::is_prefix_directory(image)) {
-    auto prefix = runtime::open_prefix_directory(image);
-    if (!prefix) return fail_with(prefix.error());
-    requirements = prefix->info.requirements;
-    std::cout << "prefix: " << prefix->info.prefix << "\n";
-  } else if (!image.empty()) {
-    auto ref = oci::ImageReference::parse(image);
-    if (!ref) return fail_with(ref.error());
-    auto warm = cache->lookup(*ref);
-    if (!warm) return fail_with(warm.error());
-    if (*warm) {
-      requirements = (*warm)->info.requirements;
-      std::cout << "image: " << (*warm)->info.manifest_digest << " (unpacked at "
-                << (*warm)->info.prefix << ")\n";
-    } else {
-      auto opened = runtime::open_reference(*ref, cache->root());
-      if (!opened) return fail_with(opened.error());
-      const auto& labels = (*opened)->config().config.labels;
-      if (auto it = labels.find(std::string(conda::kRequirementsLabel)); it != labels.end())
-        requirements = conda::split_requirements_label(it->second);
-      std::cout << "image: " << (*opened)->descriptor().digest.to_string()
-                << " (not unpacked: requirements from its label)\n";
-    }
-  }
-  requirements.insert(requirements.end(), require.begin(), require.end());
-  if (requirements.empty() && image.empty())
+  nlohmann::json said = nlohmann::json::object();
+  auto requirements = requirements_of(*cache, image, said);
+  if (!requirements) return fail_with(requirements.error());
+  requirements->insert(requirements->end(), require.begin(), require.end());
+  if (requirements->empty() && image.empty())
     return fail_with(Error(Errc::InvalidInput, "nothing to check: give an IMAGE or --require"));
-  auto outcome = runtime::check_host(requirements, cache->root() / "host");
+  auto outcome = runtime::check_host(*requirements, cache->root() / "host");
   if (!outcome) return fail_with(outcome.error());
-  std::cout << runtime::describe(*outcome);
+  if (json) {
+    nlohmann::json out = check_json(*outcome);
+    out.update(said);
+    std::cout << out.dump(2) << "\n";
+  } else {
+    if (said.contains("prefix")) {
+      std::cout << "prefix: " << said["prefix"].get<std::string>() << "\n";
+    } else if (said.contains("image")) {
+      std::cout << "image: " << said["image"].get<std::string>()
+                << (said["unpacked_at"].is_string()
+                        ? " (unpacked at " + said["unpacked_at"].get<std::string>() + ")"
+                        : std::string(" (not unpacked: requirements from its label)"))
+                << "\n";
+    }
+    std::cout << runtime::describe(*outcome);
+  }
   if (outcome->detected && !outcome->report.ok()) {
     std::cerr << "envrun: this host cannot run the environment (--no-check skips this check)\n";
     return exit_code_for(Errc::HostMismatch);
@@ -126,11 +166,25 @@ std::string format_time(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
-int run_ls() {
+int run_ls(bool json) {
   auto cache = open_cache();
   if (!cache) return fail_with(cache.error());
   auto entries = cache->list();
   if (!entries) return fail_with(entries.error());
+  if (json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& e : *entries)
+      out.push_back({{"id", e.id},
+                     {"reference", e.reference},
+                     {"manifest_digest", e.manifest_digest},
+                     {"prefix", e.prefix.string()},
+                     {"last_used", std::chrono::duration_cast<std::chrono::seconds>(
+                                       e.last_used.time_since_epoch())
+                                       .count()},
+                     {"in_use", e.in_use}});
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
   std::cout << "ID            LAST USED         IN USE  REFERENCE / PREFIX\n";
   for (const auto& e : *entries)
     std::cout << e.id << "  " << format_time(e.last_used) << "  "
@@ -246,6 +300,7 @@ int main(int argc, char** argv) {
   std::string dir;
   std::vector<std::string> require;
   bool no_check = false;
+  bool json = false;
   int days = 30;
 
   auto* check = app.add_subcommand(
@@ -257,6 +312,7 @@ int main(int argc, char** argv) {
                     "records of its unpacked prefix)");
   check->add_option("--require", require,
                     "A virtual-package requirement such as '__cuda >=12.4' (repeatable)");
+  check->add_flag("--json", json, "Print the host facts and each requirement's verdict as JSON");
   check->footer("Example: envrun check oci:./env:latest; envrun check --require '__cuda >=12'");
 
   auto* unpack = app.add_subcommand(
@@ -266,6 +322,7 @@ int main(int argc, char** argv) {
   unpack->add_flag("--no-check", no_check, "Skip the host check");
 
   auto* ls = app.add_subcommand("ls", "List the environments in the cache");
+  ls->add_flag("--json", json, "Print JSON");
   auto* gc =
       app.add_subcommand("gc", "Remove cached environments unused for N days (never one in use)");
   gc->add_option("--days", days, "Age in days of the last use (default 30; 0: all unused)")
@@ -318,9 +375,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (check->parsed()) return run_check(image, require);
+  if (check->parsed()) return run_check(image, require, json);
   if (unpack->parsed()) return run_unpack(image, dir, no_check);
-  if (ls->parsed()) return run_ls();
+  if (ls->parsed()) return run_ls(json);
   if (gc->parsed()) return run_gc(days);
   if (pull->parsed()) return run_pull(image, pull_flags);
   if (kernel_install->parsed()) {

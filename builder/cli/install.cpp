@@ -9,13 +9,17 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
-#include "builder/solve/channel.hpp"
 #include "builder/cli/cli.hpp"
+#include "builder/cli/progress.hpp"
+#include "builder/cli/solve_options.hpp"
 #include "builder/image/image_build.hpp"
+#include "builder/install/cache.hpp"
 #include "builder/install/install.hpp"
+#include "builder/solve/channel.hpp"
 #include "builder/solve/solve.hpp"
+#include "common/format.hpp"
 #include "common/fs.hpp"
-#include "conda/environment_file.hpp"
+#include "conda/match_spec.hpp"
 #include "conda/platform.hpp"
 
 namespace envbuild::builder::cli {
@@ -26,30 +30,16 @@ namespace fs = std::filesystem;
 
 struct InstallCliOptions {
   std::string prefix;
-  std::string file;
   std::string lock;
-  std::string platform;
-  std::vector<std::string> channels;
-  std::string cache_dir;
-  std::string channel_alias = "https://conda.anaconda.org";
+  SolveCliOptions solve;
   std::string pip_find_links;
   size_t jobs = 8;
   bool no_link_scripts = false;
   bool no_pyc = false;
-  bool offline = false;
   bool quiet = false;
   bool json = false;
   bool force = false;
-};
-
-struct Inputs {
-  std::vector<conda::PackageRecord> records;
-  std::map<std::string, std::string> requested;
-  std::map<std::string, std::string> variables;
-  std::vector<std::string> specs;
-  std::vector<std::string> pip;  // pip requirements, as written
-  std::string name;
-  std::vector<std::string> credentialed_channels;  // for the downloads only: never print
+  bool dry_run = false;
 };
 
 // pip requirements need --pip-find-links; checked before anything is solved or fetched.
@@ -57,7 +47,7 @@ Result<void> check_pip(const InstallCliOptions& o, const std::vector<std::string
   if (pip.empty() || !o.pip_find_links.empty()) return ok();
   std::string names;
   for (const auto& p : pip) names += (names.empty() ? "" : ", ") + p;
-  return fail(Errc::Unsupported, (o.lock.empty() ? o.file : o.lock) +
+  return fail(Errc::Unsupported, (o.lock.empty() ? std::string("the environment") : o.lock) +
                                      ": pip requirements cannot be installed: " + names)
       .with_hint(
           "give --pip-find-links DIR with their wheels (installed with pip --no-deps), "
@@ -65,47 +55,27 @@ Result<void> check_pip(const InstallCliOptions& o, const std::vector<std::string
 }
 
 // The lock's packages (and pip entries) for one platform: the same reader as `envbuild build`.
-Result<Inputs> from_lock(const InstallCliOptions& o, const std::string& platform) {
+Result<EnvironmentSpec> from_lock(const InstallCliOptions& o, const std::string& platform) {
   ENVB_ASSIGN_OR_RETURN(EnvironmentSpec env, environment_from_lock(o.lock, platform));
-  Inputs in;
-  in.records = std::move(env.records);
-  in.pip = std::move(env.pip);
   // A lock holds redacted URLs: -c URLs with credentials supply them.
-  ChannelOptions channel_options;
-  channel_options.alias = o.channel_alias;
-  in.credentialed_channels = credentialed_base_urls(o.channels, channel_options);
-  return in;
+  ENVB_ASSIGN_OR_RETURN(ChannelOptions channel_options, channel_options_of(o.solve));
+  env.credentialed_channels = credentialed_base_urls(o.solve.channels, channel_options);
+  return env;
 }
 
-Result<Inputs> from_environment_file(const InstallCliOptions& o, const std::string& platform) {
-  Inputs in;
-  ENVB_ASSIGN_OR_RETURN(auto target, conda::Platform::parse(platform));
-  ENVB_ASSIGN_OR_RETURN(auto env, conda::read_environment_file(o.file, target));
-  for (const auto& w : env.warnings) std::cerr << "warning: " << w << "\n";
-  for (const auto& p : env.pip) in.pip.push_back(p.text);
-  for (const auto& [k, v] : env.variables) in.variables[k] = v;
-  in.name = env.name;
-  ENVB_TRY(check_pip(o, in.pip));
-  SolveRequest request;
-  request.platforms = {platform};
-  request.channels = o.channels;
-  add_environment(env, request);
-  for (const auto& spec : env.dependencies) {
-    in.requested[spec.name()] = spec.to_string();
-    in.specs.push_back(spec.to_string());
-  }
-  if (request.channels.empty())
-    return fail(Errc::InvalidInput, o.file + ": no channels: give --channel or list them");
-  request.channel_options.alias = o.channel_alias;
-  request.repodata.offline = o.offline;
-  if (!o.cache_dir.empty()) request.repodata.cache_dir = fs::path(o.cache_dir) / "repodata";
-  ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request).context("solving " + o.file));
-  in.credentialed_channels = credentialed_base_urls(request.channels, request.channel_options);
-  for (const auto& solved : solutions.front().records) {
-    ENVB_ASSIGN_OR_RETURN(auto record, to_package_record(solved));
-    in.records.push_back(std::move(record));
-  }
-  return in;
+Result<EnvironmentSpec> from_environment(const InstallCliOptions& o, const fs::path& cache_root) {
+  ENVB_ASSIGN_OR_RETURN(EnvironmentRequest request, to_environment_request(o.solve, cache_root));
+  ENVB_TRY(check_pip(o, request.environment.pip));
+  ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request.solve).context("solving"));
+  return environment_of(request, solutions.front());
+}
+
+// Package name -> spec as requested, for the records' requested_spec.
+std::map<std::string, std::string> requested_by_name(const std::vector<std::string>& specs) {
+  std::map<std::string, std::string> out;
+  for (const auto& text : specs)
+    if (auto spec = conda::MatchSpec::parse(text)) out[spec->name()] = text;
+  return out;
 }
 
 // Runs argv, inheriting stderr; stdout goes to stderr too (ours is for --json).
@@ -132,35 +102,90 @@ Result<void> run_process(const std::vector<std::string>& argv) {
   return ok();
 }
 
+// install --dry-run: what would be installed and downloaded; the prefix is not touched.
+Result<int> print_dry_run(const EnvironmentSpec& in, const fs::path& prefix,
+                          const std::string& platform, const fs::path& cache_root, bool json) {
+  nlohmann::json packages = nlohmann::json::array();
+  uint64_t download_bytes = 0;
+  size_t to_download = 0;
+  for (size_t i : topological_order(in.records)) {
+    const auto& r = in.records[i];
+    const PackageRef ref{r.url, r.fn, r.sha256, r.md5, r.size};
+    const std::string key = cache_key(ref);
+    std::error_code ec;
+    const bool cached =
+        !key.empty() && fs::exists(cache_root / "pkgs" / key / archive_name(ref), ec);
+    if (!cached) {
+      ++to_download;
+      download_bytes += r.size.value_or(0);
+    }
+    packages.push_back({{"name", r.name},
+                        {"version", r.version.to_string()},
+                        {"build", r.build},
+                        {"channel", r.channel},
+                        {"fn", archive_name(ref)},
+                        {"size", r.size ? nlohmann::json(*r.size) : nlohmann::json(nullptr)},
+                        {"cached", cached}});
+  }
+  if (json) {
+    std::cout << nlohmann::json{{"prefix", prefix.string()},
+                                {"platform", platform},
+                                {"dry_run", true},
+                                {"packages", packages},
+                                {"to_download", to_download},
+                                {"download_bytes", download_bytes},
+                                {"pip", in.pip}}
+                     .dump(2)
+              << "\n";
+    return 0;
+  }
+  for (const auto& p : packages)
+    std::printf("  %-32s %-16s %-24s %s\n", p["name"].get<std::string>().c_str(),
+                p["version"].get<std::string>().c_str(), p["build"].get<std::string>().c_str(),
+                p["cached"].get<bool>() ? "cached" : "download");
+  std::printf("would install %zu packages into %s (%zu to download, %s); nothing was changed\n",
+              packages.size(), prefix.c_str(), to_download, human_bytes(download_bytes).c_str());
+  return 0;
+}
+
 Result<int> run_install(const InstallCliOptions& o) {
-  if (o.file.empty() == o.lock.empty())
-    return fail(Errc::InvalidInput, "give exactly one of -f/--file and --lock");
-  const std::string platform = o.platform.empty() ? conda::host_subdir() : o.platform;
+  const std::vector<std::string> platforms = split_commas(o.solve.platforms);
+  if (platforms.size() > 1)
+    return fail(Errc::InvalidInput,
+                "install takes one --platform, not " + std::to_string(platforms.size()));
+  if (!o.lock.empty() && (!o.solve.file.empty() || !o.solve.specs.empty()))
+    return fail(Errc::InvalidInput, "give --lock, or -f/specs, not both");
+  const std::string platform = platforms.empty() ? conda::host_subdir() : platforms.front();
+  ENVB_ASSIGN_OR_RETURN(CacheLease cache_lease, open_cache(o.solve.cache_dir));
+  const fs::path& cache_root = cache_lease.root();
   std::error_code ec;
   fs::path prefix = fs::absolute(o.prefix, ec).lexically_normal();
   if (prefix.has_filename() == false) prefix = prefix.parent_path();
-  Inputs in;
+  EnvironmentSpec in;
   if (!o.lock.empty()) {
     ENVB_ASSIGN_OR_RETURN(in, from_lock(o, platform));
   } else {
-    ENVB_ASSIGN_OR_RETURN(in, from_environment_file(o, platform));
+    ENVB_ASSIGN_OR_RETURN(in, from_environment(o, cache_root));
   }
   ENVB_TRY(check_pip(o, in.pip));
+  if (o.dry_run) return print_dry_run(in, prefix, platform, cache_root, o.json);
   if (o.force && fs::exists(prefix, ec)) ENVB_TRY(common::remove_all(prefix));
 
   EnvironmentInstallRequest request;
   request.records = std::move(in.records);
-  request.requested_specs = in.requested;
+  request.requested_specs = requested_by_name(in.specs);
   request.prefix_dir = prefix;
   request.subdir = platform;
   request.jobs = o.jobs;
+  request.cache.root = cache_root;
   request.cache.jobs = o.jobs;
-  request.cache.offline = o.offline;
+  request.cache.offline = o.solve.offline;
   request.cache.credentialed_channels = in.credentialed_channels;
-  if (!o.cache_dir.empty()) request.cache.root = fs::absolute(o.cache_dir, ec);
+  ENVB_ASSIGN_OR_RETURN(ChannelOptions channel_options, channel_options_of(o.solve));
+  request.cache.mirrors = channel_options.mirrors;
   request.install.link_scripts = o.no_link_scripts ? LinkScripts::Skip : LinkScripts::Run;
   request.install.compile_pyc = !o.no_pyc;
-  request.install.variables = in.variables;
+  for (const auto& [k, v] : in.variables) request.install.variables[k] = v;
   request.install.environment_name = in.name;
   request.install.requested_specs = in.specs;
   std::mutex out;
@@ -168,12 +193,11 @@ Result<int> run_install(const InstallCliOptions& o) {
     std::lock_guard<std::mutex> lock(out);
     std::cerr << "warning: " << m << "\n";
   };
-  if (!o.quiet)
-    request.progress = [&](const std::string& line) {
-      std::lock_guard<std::mutex> lock(out);
-      std::cerr << line << "\n";
-    };
+  FetchProgress fetch_progress(request.records, o.quiet);
+  fetch_progress.attach(request.cache);
+  request.progress = [&](const std::string& line) { fetch_progress.line(line); };
   ENVB_ASSIGN_OR_RETURN(auto report, install_environment(request));
+  fetch_progress.finish();
 
   if (!in.pip.empty()) {
     std::vector<std::string> argv = {(prefix / "bin" / "python").string(),
@@ -232,22 +256,18 @@ void register_install(CLI::App& app, Outcome& outcome) {
   CLI::App* cmd = app.add_subcommand("install", "Install an environment into a directory");
   cmd->add_option("-p,--prefix", options->prefix, "target directory (created; must be empty)")
       ->required();
-  cmd->add_option("-f,--file", options->file, "environment.yml (solved)");
+  add_solve_options(cmd, options->solve, PositionalSpecs::Yes, PlatformShortFlag::No);
   cmd->add_option("--lock", options->lock, "conda-lock.yml or @EXPLICIT file (no solve)");
-  cmd->add_option("--platform", options->platform, "target platform (default: this host's)");
-  cmd->add_option("-c,--channel", options->channels, "channels (replace the file's)");
-  cmd->add_option("--cache-dir", options->cache_dir,
-                  "package cache (and repodata cache under repodata/)");
-  cmd->add_option("--channel-alias", options->channel_alias, "base URL for channel names");
   cmd->add_option("--pip-find-links", options->pip_find_links,
                   "install the pip: requirements from wheels in DIR (pip --no-deps --no-index)");
   cmd->add_option("-j,--jobs", options->jobs, "parallel downloads/extractions (default 8)");
   cmd->add_flag("--no-link-scripts", options->no_link_scripts, "record link scripts, never run");
   cmd->add_flag("--no-pyc", options->no_pyc,
                 "do not compile noarch python packages' .py files (python does it on import)");
-  cmd->add_flag("--offline", options->offline, "use only cached repodata and packages");
   cmd->add_flag("-q,--quiet", options->quiet, "no progress lines");
   cmd->add_flag("--json", options->json, "print a JSON summary on stdout");
+  cmd->add_flag("--dry-run", options->dry_run,
+                "print what would be installed and downloaded; change nothing");
   cmd->add_flag("--force", options->force, "remove the prefix first if it exists");
   cmd->callback([options, &outcome] { outcome.result = run_install(*options); });
 }

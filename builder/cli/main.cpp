@@ -4,6 +4,8 @@
 
 #include <CLI/CLI.hpp>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "builder/cli/cli.hpp"
 #include "common/version.hpp"
@@ -24,14 +26,22 @@ int main(int argc, char** argv) {
   builder::cli::Outcome outcome;
   for (auto registrar : builder::cli::registrars()) registrar(app, outcome);
 
+  const std::vector<std::string> args(argv + 1, argv + argc);
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::CallForHelp& e) {
     return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    // Usage errors are invalid input (exit 2), as the README says; CLI11's own codes are not.
+    return builder::cli::usage_error(app, e, args);
   }
   if (app.get_subcommands().empty()) {
-    std::cout << app.help();
-    return 0;
+    std::cerr << app.help();
+    return exit_code_for(Errc::InvalidInput);
   }
   int code = 0;
   if (outcome.result) {

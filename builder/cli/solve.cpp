@@ -7,6 +7,8 @@
 
 #include "builder/cli/cli.hpp"
 #include "builder/cli/solve_options.hpp"
+#include "builder/install/cache.hpp"
+#include "builder/install/package_cache.hpp"
 #include "builder/solve/solve.hpp"
 #include "common/format.hpp"
 #include "conda/environment_file.hpp"
@@ -14,6 +16,8 @@
 namespace envbuild::builder::cli {
 
 namespace {
+
+namespace fs = std::filesystem;
 
 /// One line per platform on stderr, `key=value` pairs (bench/solve.sh reads them).
 void print_timings(const PlatformSolution& s) {
@@ -31,12 +35,13 @@ void print_timings(const PlatformSolution& s) {
 }
 
 Result<int> run_solve(const SolveCliOptions& o, bool json, bool timings) {
-  std::optional<conda::EnvironmentFile> env;
-  ENVB_ASSIGN_OR_RETURN(SolveRequest request, to_solve_request(o, &env));
-  if (env && !env->pip.empty())
-    std::cerr << "warning: " << o.file << ": " << env->pip.size()
+  ENVB_ASSIGN_OR_RETURN(CacheLease cache_lease, open_cache(o.cache_dir));
+  const fs::path& cache_root = cache_lease.root();
+  ENVB_ASSIGN_OR_RETURN(EnvironmentRequest request, to_environment_request(o, cache_root));
+  if (!request.environment.pip.empty())
+    std::cerr << "warning: " << request.environment.pip.size()
               << " pip requirement(s) are not solved by 'envbuild solve'\n";
-  ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request));
+  ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request.solve));
   if (timings)
     for (const auto& s : solutions) print_timings(s);
   if (json) {
@@ -98,7 +103,7 @@ void register_solve(CLI::App& app, Outcome& outcome) {
   auto options = std::make_shared<SolveCliOptions>();
   auto json = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand("solve", "Solve an environment.yml and print the packages");
-  add_solve_options(cmd, *options);
+  add_solve_options(cmd, *options, PositionalSpecs::Yes, PlatformShortFlag::Yes);
   cmd->add_flag("--json", *json, "print JSON records");
   auto timings = std::make_shared<bool>(false);
   cmd->add_flag("--timings", *timings,

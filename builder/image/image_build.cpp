@@ -15,10 +15,11 @@
 #include <set>
 #include <thread>
 
-#include "builder/solve/channel.hpp"
-#include "builder/install/plan_cache.hpp"
 #include "builder/image/referrers.hpp"
 #include "builder/image/registry_cache.hpp"
+#include "builder/install/cache.hpp"
+#include "builder/install/plan_cache.hpp"
+#include "builder/solve/channel.hpp"
 #include "builder/solve/solve.hpp"
 #include "common/format.hpp"
 #include "common/fs.hpp"
@@ -28,6 +29,7 @@
 #include "common/version.hpp"
 #include "conda/environment_file.hpp"
 #include "conda/image_contract.hpp"
+#include "conda/lock_environment.hpp"
 #include "conda/lockfile_conda_lock.hpp"
 #include "conda/lockfile_explicit.hpp"
 #include "oci/archive.hpp"
@@ -77,8 +79,9 @@ struct Prepared {
   std::optional<conda::PythonInfo> python;
 };
 
-fs::path cache_root_of(const ImageBuildOptions& o) {
-  return o.cache_root.empty() ? default_cache_root() : o.cache_root;
+Result<fs::path> cache_root_of(const ImageBuildOptions& o) {
+  if (!o.cache_root.empty()) return o.cache_root;
+  return default_cache_root();
 }
 
 int64_t layer_mtime(const ImageBuildOptions& o) {
@@ -131,6 +134,47 @@ Result<void> stage_plan(Prepared& p, const ImageBuildOptions& o, size_t k) {
   return ok();
 }
 
+// Groups build.records (link order, `sizes` each) into package layers under the budget, then
+// envbuild's own top layer. `key_of` names a layer's cache entry (none for an estimate).
+Result<void> group_into_layers(
+    ImageBuild& build, const std::vector<uint64_t>& sizes, const ImageBuildOptions& o,
+    const std::function<std::string(const std::vector<size_t>&)>& key_of) {
+  std::map<std::string, size_t> by_name;
+  for (size_t k = 0; k < build.records.size(); ++k) by_name[build.records[k].name] = k;
+  std::vector<std::vector<size_t>> deps(build.records.size());
+  for (size_t k = 0; k < build.records.size(); ++k)
+    for (const auto& d : build.records[k].depends)
+      if (auto it = by_name.find(depend_name(d)); it != by_name.end())
+        deps[k].push_back(it->second);
+  const auto depths = dependency_depths(deps);
+  std::vector<LayerCandidate> candidates;
+  for (size_t k = 0; k < build.records.size(); ++k)
+    candidates.push_back({build.records[k].name, label_of(build.records[k]), sizes[k], depths[k]});
+  LayeringOptions layering;
+  layering.max_layers = o.max_layers;
+  layering.base_layers = build.base_layers;
+  layering.reserved = 1;
+  if (o.max_layers < build.base_layers + 2)
+    return fail(Errc::InvalidInput, "--max-layers " + std::to_string(o.max_layers) +
+                                        " leaves no room: the base has " +
+                                        std::to_string(build.base_layers) +
+                                        " layers, and the environment needs at least 2");
+  for (auto& group : plan_layers(candidates, layering)) {
+    PlannedLayer layer;
+    // Members in link order: a later package wins a clobbered path, as in conda.
+    layer.packages = group.members;
+    std::sort(layer.packages.begin(), layer.packages.end());
+    layer.size = group.size;
+    layer.reason = group.reason;
+    if (key_of) layer.cache_key = key_of(layer.packages);
+    build.layers.push_back(std::move(layer));
+  }
+  PlannedLayer top;
+  top.reason = "environment files (history, state, relocation index)";
+  build.layers.push_back(std::move(top));
+  return ok();
+}
+
 Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o) {
   if (o.prefix.empty() || o.prefix.front() != '/' || o.prefix == "/")
     return fail(Errc::InvalidInput, "prefix '" + o.prefix + "' must be an absolute path below /");
@@ -145,7 +189,7 @@ Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o)
     if (o.progress) o.progress(line);
   };
   Prepared p;
-  p.cache_root = cache_root_of(o);
+  ENVB_ASSIGN_OR_RETURN(p.cache_root, cache_root_of(o));
   ENVB_ASSIGN_OR_RETURN(p.build.platform, oci_platform_for_subdir(o.subdir));
   if (o.base) {
     p.build.base_layers = o.base->manifest().layers.size();
@@ -183,8 +227,7 @@ Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o)
       return fail(Errc::Integrity, archive_name(refs[i]) + ": expected package '" +
                                        env.records[i].name + "', its info/index.json says '" +
                                        index.name + "'");
-    records.push_back(merge_index_record(env.records[i], index));
-    if (records.back().sha256.empty()) records.back().sha256 = cached[i].sha256;
+    records.push_back(installed_record(env.records[i], index, cached[i]));
   }
   ENVB_ASSIGN_OR_RETURN(p.python, python_of(records));
   const std::vector<size_t> order = topological_order(records);
@@ -223,41 +266,9 @@ Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o)
   for (char staged : p.staged) (staged ? p.build.plans_staged : p.build.plans_cached)++;
 
   // 3. Layers under the budget.
-  std::map<std::string, size_t> by_name;
-  for (size_t k = 0; k < p.build.records.size(); ++k) by_name[p.build.records[k].name] = k;
-  std::vector<std::vector<size_t>> deps(p.build.records.size());
-  for (size_t k = 0; k < p.build.records.size(); ++k)
-    for (const auto& d : p.build.records[k].depends)
-      if (auto it = by_name.find(depend_name(d)); it != by_name.end())
-        deps[k].push_back(it->second);
-  const auto depths = dependency_depths(deps);
-  std::vector<LayerCandidate> candidates;
-  for (size_t k = 0; k < p.build.records.size(); ++k)
-    candidates.push_back(
-        {p.build.records[k].name, label_of(p.build.records[k]), sizes[k], depths[k]});
-  LayeringOptions layering;
-  layering.max_layers = o.max_layers;
-  layering.base_layers = p.build.base_layers;
-  layering.reserved = 1;
-  if (o.max_layers < p.build.base_layers + 2)
-    return fail(Errc::InvalidInput, "--max-layers " + std::to_string(o.max_layers) +
-                                        " leaves no room: the base has " +
-                                        std::to_string(p.build.base_layers) +
-                                        " layers, and the environment needs at least 2");
-  for (auto& group : plan_layers(candidates, layering)) {
-    PlannedLayer layer;
-    // Members in link order: a later package wins a clobbered path, as in conda.
-    layer.packages = group.members;
-    std::sort(layer.packages.begin(), layer.packages.end());
-    layer.size = group.size;
-    layer.reason = group.reason;
-    layer.cache_key = layer_key(p.build, layer.packages, o, p.python);
-    p.build.layers.push_back(std::move(layer));
-  }
-  PlannedLayer top;
-  top.reason = "environment files (history, state, relocation index)";
-  p.build.layers.push_back(std::move(top));
-
+  ENVB_TRY(group_into_layers(p.build, sizes, o, [&](const std::vector<size_t>& packages) {
+    return layer_key(p.build, packages, o, p.python);
+  }));
   p.build.explicit_lock = compact_explicit_lock(p.build.records, o.subdir);
   p.build.requirements = virtual_requirements(p.build.records);
   return p;
@@ -277,6 +288,9 @@ Result<std::optional<oci::LayerInfo>> cached_layer(const fs::path& file,
     info.uncompressed_size = json.at("uncompressed_size").get<int64_t>();
     if (!store.contains(info.descriptor.digest, info.descriptor.size))
       return std::optional<oci::LayerInfo>();
+    // What `envbuild cache prune --older-than` goes by.
+    touch_used(file);
+    touch_used(store.path_of(info.descriptor.digest));
     return std::optional<oci::LayerInfo>(info);
   } catch (const nlohmann::json::exception&) {
     return std::optional<oci::LayerInfo>();  // a damaged entry: rebuild it
@@ -300,15 +314,10 @@ std::string in_layer(const std::string& prefix, const std::string& path) {
 
 std::string history_text(const ImageBuild& build, const PlannedLayer& layer) {
   if (layer.packages.empty()) return "envbuild: environment files";
+  // Every package: `envbuild inspect` reads a layer's packages from here.
   std::string text = "envbuild: conda ";
-  size_t shown = 0;
-  for (size_t i : layer.packages) {
-    if (shown == 6) {
-      text += " (+" + std::to_string(layer.packages.size() - shown) + " more)";
-      break;
-    }
-    text += (shown++ ? ", " : "") + label_of(build.records[i]);
-  }
+  for (size_t n = 0; n < layer.packages.size(); ++n)
+    text += (n ? ", " : "") + label_of(build.records[layer.packages[n]]);
   return text;
 }
 
@@ -361,32 +370,60 @@ std::string compact_explicit_lock(const std::vector<conda::PackageRecord>& recor
   return out;
 }
 
-Result<EnvironmentSpec> environment_from_file(const fs::path& file, const SolveInputOptions& o) {
-  EnvironmentSpec out;
-  ENVB_ASSIGN_OR_RETURN(auto target, conda::Platform::parse(o.subdir));
-  ENVB_ASSIGN_OR_RETURN(auto env, conda::read_environment_file(file, target));
-  for (const auto& p : env.pip) out.pip.push_back(p.text);
-  out.variables = env.variables;
-  out.name = env.name;
-  SolveRequest request;
-  request.platforms = {o.subdir};
-  request.channels = o.channels;
-  add_environment(env, request);
-  for (const auto& spec : env.dependencies) out.specs.push_back(spec.to_string());
-  if (request.channels.empty())
-    return fail(Errc::InvalidInput, file.string() + ": no channels: give --channel or list them");
-  request.channel_options.alias = o.channel_alias;
-  request.repodata.offline = o.offline;
-  if (!o.repodata_cache.empty()) request.repodata.cache_dir = o.repodata_cache;
-  ENVB_ASSIGN_OR_RETURN(auto solutions,
-                        solve_environment(request).context("solving " + file.string()));
-  out.credentialed_channels = credentialed_base_urls(request.channels, request.channel_options);
-  for (const auto& solved : solutions.front().records) {
+Result<EnvironmentRequest> environment_request(
+    const fs::path& file, const std::vector<std::string>& specs, const std::string& subdir,
+    SolveRequest base, const std::function<void(const std::string&)>& warn) {
+  EnvironmentRequest out;
+  out.solve = std::move(base);
+  out.file = file;
+  if (!file.empty()) {
+    ENVB_ASSIGN_OR_RETURN(auto target, conda::Platform::parse(subdir));
+    ENVB_ASSIGN_OR_RETURN(auto env, conda::read_environment_file(file, target));
+    if (warn)
+      for (const auto& w : env.warnings) warn(w);
+    for (const auto& p : env.pip) out.environment.pip.push_back(p.text);
+    out.environment.variables = env.variables;
+    out.environment.name = env.name;
+    for (const auto& spec : env.dependencies) out.environment.specs.push_back(spec.to_string());
+    if (out.solve.platforms.empty())
+      for (const auto& p : env.platforms) out.solve.platforms.push_back(p.to_string());
+    add_environment(env, out.solve);
+  }
+  // The command line's specs read as a file's: `xz[version='>=5']` is `xz >=5` to libsolv.
+  for (const std::string& text : specs) {
+    ENVB_ASSIGN_OR_RETURN(auto spec, conda::MatchSpec::parse(text));
+    out.environment.specs.push_back(spec.to_string());
+    out.solve.specs.push_back(solver_spec(spec));
+  }
+  if (out.solve.channels.empty())
+    return fail(Errc::InvalidInput,
+                (file.empty() ? std::string() : file.string() + ": ") +
+                    "no channels: give -c CHANNEL or list them under channels:");
+  return out;
+}
+
+Result<EnvironmentSpec> environment_of(const EnvironmentRequest& request,
+                                       const PlatformSolution& solution) {
+  EnvironmentSpec out = request.environment;
+  out.credentialed_channels =
+      credentialed_base_urls(request.solve.channels, request.solve.channel_options);
+  for (const auto& solved : solution.records) {
     ENVB_ASSIGN_OR_RETURN(auto record, to_package_record(solved));
     out.records.push_back(std::move(record));
   }
   return out;
 }
+
+namespace {
+
+// A lock's name, specs and variables (conda/lock_environment.hpp) become the environment's.
+void adopt(conda::LockedEnvironment locked, EnvironmentSpec& out) {
+  out.name = std::move(locked.name);
+  out.specs = std::move(locked.specs);
+  out.variables = std::move(locked.variables);
+}
+
+}  // namespace
 
 Result<EnvironmentSpec> environment_from_lock(const fs::path& file, const std::string& subdir) {
   EnvironmentSpec out;
@@ -396,6 +433,8 @@ Result<EnvironmentSpec> environment_from_lock(const fs::path& file, const std::s
     if (auto p = lock.platform(); p && *p != subdir)
       return fail(Errc::InvalidInput, file.string() + " is for platform " + *p + ", not " + subdir)
           .with_hint("give --platform " + *p);
+    ENVB_ASSIGN_OR_RETURN(auto locked, conda::locked_environment(lock, file.string()));
+    adopt(std::move(locked), out);
     for (const auto& e : lock.entries) {
       conda::PackageRecord r;
       r.url = e.url;
@@ -409,6 +448,8 @@ Result<EnvironmentSpec> environment_from_lock(const fs::path& file, const std::s
     return out;
   }
   ENVB_ASSIGN_OR_RETURN(auto lock, conda::parse_conda_lock(text, file.string()));
+  ENVB_ASSIGN_OR_RETURN(auto locked, conda::locked_environment(lock, subdir, file.string()));
+  adopt(std::move(locked), out);
   for (const auto* p : lock.packages_for(subdir, conda::CondaLockPackage::Manager::Conda)) {
     conda::PackageRecord r;
     r.name = p->name;
@@ -429,6 +470,25 @@ Result<ImageBuild> plan_environment_image(const EnvironmentSpec& env,
                                           const ImageBuildOptions& options) {
   ENVB_ASSIGN_OR_RETURN(auto prepared, prepare(env, options));
   return std::move(prepared.build);
+}
+
+Result<std::optional<ImageBuild>> estimate_environment_image(const EnvironmentSpec& env,
+                                                             const ImageBuildOptions& options) {
+  std::vector<uint64_t> sizes;
+  for (const auto& r : env.records)
+    if (!r.size || r.name.empty()) return std::optional<ImageBuild>();
+  if (env.records.empty()) return fail(Errc::InvalidInput, "the environment has no packages");
+  ImageBuild build;
+  ENVB_ASSIGN_OR_RETURN(build.platform, oci_platform_for_subdir(options.subdir));
+  if (options.base) build.base_layers = options.base->manifest().layers.size();
+  for (size_t i : topological_order(env.records)) {
+    build.records.push_back(env.records[i]);
+    sizes.push_back(*env.records[i].size);
+  }
+  ENVB_TRY(group_into_layers(build, sizes, options, nullptr));
+  build.explicit_lock = compact_explicit_lock(build.records, options.subdir);
+  build.requirements = virtual_requirements(build.records);
+  return std::optional<ImageBuild>(std::move(build));
 }
 
 Result<ImageBuild> build_environment_image(const EnvironmentSpec& env, const ImageBuildOptions& o) {
@@ -645,6 +705,8 @@ oci::registry::RegistryOptions registry_options(const OutputOptions& options) {
   registry.credentials = options.credentials;
   registry.mount_from = options.mount_from;
   registry.mountable = options.mountable;
+  registry.on_bytes = options.on_bytes;
+  registry.on_blob = options.on_blob;
   return registry;
 }
 

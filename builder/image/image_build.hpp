@@ -7,9 +7,10 @@
 //   one layer per group of packages (their planned files + conda-meta records, under the prefix)
 //   + one small top layer (history, state, env_vars, relocation index) -> config + manifest.
 //
-// Layer identity: a package layer's bytes depend only on its packages (their records and archive
-// sha256s), the prefix, the platform, the python of a noarch: python package, the compression
-// (and level), the tar mtime and kLayerFormat. That tuple, hashed, keys the layer cache
+// Layer identity: a package layer's bytes depend only on its packages (their installed records,
+// see installed_record(), and archive sha256s), the prefix, the platform, the python of a
+// noarch: python package, the compression (and level), the tar mtime and kLayerFormat; never on
+// the input (solve or lock) or a mirror (docs/design.md). That tuple, hashed, keys the layer cache
 // (<cache>/layers/<key>.json -> descriptor + diff_id, blob in <cache>/oci/blobs/sha256), so a
 // rebuild with one package changed compresses only that package's layer and the top layer.
 // Records carry no requested spec (that is per environment: it lives in conda-meta/history).
@@ -25,9 +26,10 @@
 #include <utility>
 #include <vector>
 
-#include "builder/install/install.hpp"
 #include "builder/image/layering.hpp"
+#include "builder/install/install.hpp"
 #include "builder/install/package_cache.hpp"
+#include "builder/solve/solve.hpp"
 #include "common/result.hpp"
 #include "conda/package_record.hpp"
 #include "oci/blob_store.hpp"
@@ -57,17 +59,29 @@ struct EnvironmentSpec {
   std::vector<std::string> credentialed_channels;
 };
 
-struct SolveInputOptions {
-  std::string subdir;                 // "linux-64"
-  std::vector<std::string> channels;  // replace the file's when not empty
-  std::string channel_alias = "https://conda.anaconda.org";
-  std::filesystem::path repodata_cache;  // empty: the default
-  bool offline = false;
+/// An environment to solve: what the solver is asked, and what the environment says besides its
+/// packages (name, specs as requested, variables, pip), from an environment.yml and/or match
+/// specs given on the command line.
+struct EnvironmentRequest {
+  SolveRequest solve;
+  EnvironmentSpec environment;  // no records yet
+  std::filesystem::path file;   // the environment.yml read (empty: specs only)
 };
 
-/// Parses and solves an environment.yml.
-Result<EnvironmentSpec> environment_from_file(const std::filesystem::path& file,
-                                              const SolveInputOptions& options);
+/// Reads `file` (none when empty) with its selectors evaluated for `subdir`, and adds `specs`
+/// (written as in a file: `xz[version='>=5']`, `conda-forge::numpy 1.26.*`). `base` holds the
+/// solve options; its channels, when it has any, replace the file's; its platforms, when it has
+/// none, come from the file's `platforms:`. The file's warnings go to `warn`.
+Result<EnvironmentRequest> environment_request(
+    const std::filesystem::path& file, const std::vector<std::string>& specs,
+    const std::string& subdir, SolveRequest base,
+    const std::function<void(const std::string&)>& warn = nullptr);
+
+/// The environment of one solution of `request` (its records, and the credentials of its
+/// channels for the downloads).
+Result<EnvironmentSpec> environment_of(const EnvironmentRequest& request,
+                                       const PlatformSolution& solution);
+
 /// Reads an @EXPLICIT file or a conda-lock.yml (no solve).
 Result<EnvironmentSpec> environment_from_lock(const std::filesystem::path& file,
                                               const std::string& subdir);
@@ -137,6 +151,12 @@ struct ImageBuild {
 Result<ImageBuild> plan_environment_image(const EnvironmentSpec& env,
                                           const ImageBuildOptions& options);
 
+/// The layer plan from the records alone, with download sizes (repodata's) for installed ones:
+/// nothing is downloaded or written (build --plan). nullopt when a record has no size or name
+/// (a lock without them): plan_environment_image is then the way.
+Result<std::optional<ImageBuild>> estimate_environment_image(const EnvironmentSpec& env,
+                                                             const ImageBuildOptions& options);
+
 /// Fetches, plans and writes the layers (through the layer cache), the config and the manifest
 /// into the cache's blob store. The result's manifest names the image; open it with
 /// oci::open_store_image(result.store, *result.manifest).
@@ -166,6 +186,9 @@ struct OutputOptions {
   std::shared_ptr<const std::set<oci::Digest>> mountable;
   /// docker://: told what the push did ("pushed REF: N blobs (U uploaded, M mounted, ...)").
   std::function<void(const std::string&)> progress;
+  /// docker://: push progress (oci::registry::RegistryOptions::on_bytes, on_blob).
+  std::function<void(uint64_t)> on_bytes;
+  std::function<void(const oci::Descriptor&, oci::registry::UploadOutcome)> on_blob;
   /// Artifact manifests (an SBOM) in `artifacts_store` whose subject is the image: listed in an
   /// oci:/oci-archive: layout's index.json, pushed beside a docker:// image
   /// (builder/image/referrers.hpp); a docker-archive: has no place for them.

@@ -20,6 +20,7 @@
 #include <sstream>
 #include <thread>
 #include <unordered_map>
+#include <utility>
 
 #include "common/format.hpp"
 #include "common/fs.hpp"
@@ -947,18 +948,26 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
 
 namespace envbuild::builder {
 
-conda::PackageRecord merge_index_record(conda::PackageRecord into,
-                                        const conda::PackageRecord& index) {
+std::string channel_of_url(std::string_view url) {
+  url = url.substr(0, url.find_first_of("?#"));
+  size_t file = url.rfind('/');
+  if (file == std::string_view::npos || file == 0) return "";
+  size_t subdir = url.rfind('/', file - 1);
+  if (subdir == std::string_view::npos) return "";
+  return std::string(url.substr(0, subdir));
+}
+
+conda::PackageRecord installed_record(const conda::PackageRecord& given,
+                                      const conda::PackageRecord& index,
+                                      const CachedPackage& archive) {
   conda::PackageRecord out = index;
-  if (!into.channel.empty()) out.channel = into.channel;
-  if (!into.url.empty()) out.url = into.url;
-  if (!into.fn.empty()) out.fn = into.fn;
-  if (!into.md5.empty()) out.md5 = into.md5;
-  if (!into.sha256.empty()) out.sha256 = into.sha256;
-  if (into.size) out.size = into.size;
-  if (!into.python_site_packages_path.empty())
-    out.python_site_packages_path = into.python_site_packages_path;
-  if (out.subdir.empty()) out.subdir = into.subdir;
+  out.url = given.url;
+  out.fn = given.fn.empty() ? archive.archive.filename().string() : given.fn;
+  out.channel = channel_of_url(given.url);
+  out.sha256 = archive.sha256;
+  out.md5 = archive.md5;
+  out.size = archive.size;
+  if (out.subdir.empty()) out.subdir = given.subdir;
   return out;
 }
 
@@ -981,17 +990,86 @@ Result<bool> needs_python(const conda::PackageRecord& record, const fs::path& ex
 
 }  // namespace
 
+namespace {
+
+// The mark of an install in progress, <prefix>/.envbuild-unfinished: made (and locked) before
+// anything else goes into the prefix, removed after conda-meta/history, the last file. An
+// install starts only in an empty or absent prefix, so a prefix that holds the mark holds only
+// what an interrupted install (Ctrl-C, a kill) wrote: the next install empties it and starts
+// again instead of refusing a non-empty prefix. The lock keeps it from emptying a prefix
+// another install is still filling.
+class UnfinishedInstall {
+ public:
+  static Result<UnfinishedInstall> begin(const fs::path& prefix,
+                                         const std::function<void(const std::string&)>& progress) {
+    const fs::path mark = prefix / ".envbuild-unfinished";
+    std::error_code ec;
+    const bool existed = fs::exists(prefix, ec);
+    const bool interrupted = existed && fs::exists(mark, ec);
+    if (existed && !interrupted && !fs::is_empty(prefix, ec))
+      return fail(Errc::InvalidInput, "prefix " + prefix.string() + " exists and is not empty")
+          .with_hint("remove it first, or give --force");
+    ENVB_TRY(common::make_dirs(prefix));
+    ENVB_ASSIGN_OR_RETURN(auto lock,
+                          common::FileLock::try_acquire(mark, common::LockMode::Exclusive));
+    if (!lock)
+      return fail(Errc::InvalidInput, "another envbuild install is writing " + prefix.string())
+          .with_hint("wait for it to finish, or install somewhere else");
+    if (interrupted) {
+      progress("emptying " + prefix.string() + ", which an interrupted install left unfinished");
+      for (const auto& entry : fs::directory_iterator(prefix, ec))
+        if (entry.path() != mark) ENVB_TRY(common::remove_all(entry.path()));
+    }
+    return UnfinishedInstall(prefix, mark, std::move(*lock), !existed);
+  }
+  UnfinishedInstall(UnfinishedInstall&& other) noexcept
+      : prefix_(std::move(other.prefix_)),
+        mark_(std::move(other.mark_)),
+        lock_(std::move(other.lock_)),
+        created_prefix_(other.created_prefix_),
+        finished_(std::exchange(other.finished_, true)) {}
+  UnfinishedInstall& operator=(UnfinishedInstall&&) = delete;
+  UnfinishedInstall(const UnfinishedInstall&) = delete;
+  /// The install is complete: the mark goes.
+  Result<void> finish() {
+    if (::unlink(mark_.c_str()) != 0) return common::errno_error("unlink", mark_.string(), errno);
+    finished_ = true;
+    return ok();
+  }
+  /// A failed install that wrote nothing but the mark leaves nothing behind (and removes the
+  /// prefix when it made it); one that wrote more keeps the mark for the next install.
+  ~UnfinishedInstall() {
+    if (finished_) return;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(prefix_, ec))
+      if (entry.path() != mark_) return;
+    fs::remove(mark_, ec);
+    if (created_prefix_) fs::remove(prefix_, ec);
+  }
+
+ private:
+  UnfinishedInstall(fs::path prefix, fs::path mark, common::FileLock lock, bool created_prefix)
+      : prefix_(std::move(prefix)),
+        mark_(std::move(mark)),
+        lock_(std::move(lock)),
+        created_prefix_(created_prefix) {}
+  fs::path prefix_;
+  fs::path mark_;
+  common::FileLock lock_;
+  bool created_prefix_ = false;
+  bool finished_ = false;
+};
+
+}  // namespace
+
 Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallRequest& request) {
   const fs::path& prefix = request.prefix_dir;
   if (!prefix.is_absolute())
     return fail(Errc::InvalidInput, "prefix " + prefix.string() + " is not absolute");
-  std::error_code ec;
-  if (fs::exists(prefix, ec) && !fs::is_empty(prefix, ec))
-    return fail(Errc::InvalidInput, "prefix " + prefix.string() + " exists and is not empty")
-        .with_hint("remove it first, or give --force");
   auto progress = [&](const std::string& line) {
     if (request.progress) request.progress(line);
   };
+  ENVB_ASSIGN_OR_RETURN(UnfinishedInstall unfinished, UnfinishedInstall::begin(prefix, progress));
   EnvironmentInstallReport report;
 
   // 1. Fetch and extract, through the cache; each package is planned (2.) by the worker that
@@ -1001,17 +1079,12 @@ Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallReq
   std::vector<PackageRef> refs;
   for (const auto& r : request.records) refs.push_back({r.url, r.fn, r.sha256, r.md5, r.size});
   const fs::path staging = prefix / ".envbuild-staging";
-  // Also on error: patched copies are of no use to a later run, and a prefix this run created
-  // goes too while it is still empty (a failed fetch leaves nothing behind).
+  // Also on error: patched copies are of no use to a later run (and a prefix this run created
+  // goes too while it holds nothing else: see UnfinishedInstall).
   struct RemoveStaging {
     fs::path path;
-    bool remove_parent;
-    ~RemoveStaging() {
-      (void)common::remove_all(path);
-      std::error_code ec;
-      if (remove_parent) fs::remove(path.parent_path(), ec);  // only when empty
-    }
-  } remove_staging{staging, !fs::exists(prefix, ec)};
+    ~RemoveStaging() { (void)common::remove_all(path); }
+  } remove_staging{staging};
   ENVB_TRY(common::make_dirs(staging));
   std::vector<conda::PackageRecord> records(refs.size());
   std::vector<std::optional<PackagePlan>> planned(refs.size());
@@ -1021,8 +1094,7 @@ Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallReq
     if (!given.name.empty() && given.name != index.name)
       return fail(Errc::Integrity, archive_name(refs[i]) + ": expected package '" + given.name +
                                        "' but its info/index.json says '" + index.name + "'");
-    records[i] = merge_index_record(given, index);
-    if (records[i].sha256.empty()) records[i].sha256 = cached.sha256;
+    records[i] = installed_record(given, index, cached);
     return ok();
   };
   auto plan_one = [&](size_t i, const CachedPackage& cached,
@@ -1045,25 +1117,17 @@ Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallReq
   std::optional<Error> package_error;
   PackageCacheOptions cache_options = request.cache;
   std::mutex progress_mutex;
-  size_t ready = 0;
   auto user_on_ready = cache_options.on_ready;
   cache_options.on_ready = [&](size_t i, const PackageRef& ref,
                                const CachedPackage& cached) -> Result<void> {
     {
+      // The caller's on_ready says what was fetched (builder/cli/progress.hpp for the CLI).
       std::lock_guard<std::mutex> lock(progress_mutex);
-      ++ready;
-      std::string how = cached.downloaded ? "downloaded" : "cached";
-      if (cached.extracted_now) how += ", extracted";
-      std::error_code size_ec;
-      uint64_t size = ref.size ? *ref.size : fs::file_size(cached.archive, size_ec);
-      if (size_ec) size = 0;
       if (cached.downloaded) {
         ++report.downloaded;
-        report.download_bytes += size;
+        report.download_bytes += cached.size;
       }
       if (cached.extracted_now) ++report.extracted;
-      progress("fetched " + std::to_string(ready) + "/" + std::to_string(refs.size()) + " " +
-               archive_name(ref) + " (" + human_bytes(size) + ", " + how + ")");
     }
     if (user_on_ready) ENVB_TRY(user_on_ready(i, ref, cached));
     auto done = [&]() -> Result<void> {
@@ -1108,6 +1172,7 @@ Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallReq
   ENVB_ASSIGN_OR_RETURN(report.prefix,
                         install_to_prefix(plans, prefix, request.subdir, install_options));
   ENVB_TRY(common::remove_all(staging));
+  ENVB_TRY(unfinished.finish());
   report.link_ms = ms_since(start);
   for (size_t i : order) report.records.push_back(records[i]);
   progress("linked " + std::to_string(report.prefix.files) + " files (" +

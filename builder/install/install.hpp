@@ -159,9 +159,18 @@ struct EnvironmentInstallReport {
 /// installing moves them instead of copying.
 Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallRequest& request);
 
-/// Fills what `into` lacks (noarch, depends, build_number, subdir, license, timestamp ...) from
-/// `index` (info/index.json); url, fn, channel, hashes and size stay as they are.
-conda::PackageRecord merge_index_record(conda::PackageRecord into,
-                                        const conda::PackageRecord& index);
+/// The record of an installed package (its conda-meta/<name>-<version>-<build>.json, and so its
+/// image layer): the package's own info/index.json, where it was downloaded from (`given`'s url
+/// and fn, and as channel the url's directory above the subdir), and the archive's sha256, md5
+/// and size. Nothing else of what named the package goes in (a solve's repodata, which may
+/// patch depends, or a lock that knows only url and hashes): the same archive at the same url
+/// gives the same record whichever input named it.
+conda::PackageRecord installed_record(const conda::PackageRecord& given,
+                                      const conda::PackageRecord& index,
+                                      const CachedPackage& archive);
+
+/// The channel part of a package URL: everything before /<subdir>/<file>
+/// ("https://conda.anaconda.org/conda-forge" for .../conda-forge/linux-64/x-1-0.conda).
+std::string channel_of_url(std::string_view url);
 
 }  // namespace envbuild::builder

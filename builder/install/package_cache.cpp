@@ -13,6 +13,7 @@
 #include <numeric>
 #include <thread>
 
+#include "builder/install/cache.hpp"
 #include "builder/solve/channel.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
@@ -25,15 +26,6 @@
 namespace envbuild::builder {
 
 namespace fs = std::filesystem;
-
-fs::path default_cache_root() {
-  if (const char* dir = std::getenv("ENVBUILD_CACHE"); dir && *dir) return dir;
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
-    return fs::path(xdg) / "envbuild";
-  if (const char* home = std::getenv("HOME"); home && *home)
-    return fs::path(home) / ".cache" / "envbuild";
-  return "/tmp/envbuild-cache";
-}
 
 Result<conda::PackageRecord> extracted_index_record(const fs::path& extracted) {
   ENVB_ASSIGN_OR_RETURN(common::RootDir package, common::RootDir::open(extracted));
@@ -60,7 +52,14 @@ std::string archive_name(const PackageRef& package) {
 }
 
 PackageCache::PackageCache(PackageCacheOptions options) : options_(std::move(options)) {
-  if (options_.root.empty()) options_.root = default_cache_root();
+  if (options_.root.empty()) {
+    auto root = default_cache_root();
+    if (root) {
+      options_.root = *root;
+    } else {
+      root_error_ = std::move(root).error();
+    }
+  }
   if (options_.jobs == 0) options_.jobs = 1;
 }
 
@@ -80,10 +79,12 @@ std::string local_path(const std::string& url) {
 class VerifyingSink final : public common::ByteSink {
  public:
   // md5 costs as much CPU as sha256: computed only when it is all the ref has.
-  VerifyingSink(common::ByteSink& next, bool want_md5)
-      : next_(next), md5_(common::HashAlgorithm::Md5), want_md5_(want_md5) {}
+  VerifyingSink(common::ByteSink& next, bool want_md5,
+                const std::function<void(uint64_t)>& on_bytes)
+      : next_(next), md5_(common::HashAlgorithm::Md5), want_md5_(want_md5), on_bytes_(on_bytes) {}
   Result<void> write(std::span<const std::byte> data) override {
     absorb(data);
+    if (on_bytes_) on_bytes_(data.size());
     return next_.write(data);
   }
   /// Hashes and counts bytes that are already in the file (a resumed download's first part).
@@ -107,6 +108,7 @@ class VerifyingSink final : public common::ByteSink {
   common::Hasher sha256_;
   common::Hasher md5_;
   bool want_md5_;
+  const std::function<void(uint64_t)>& on_bytes_;
   uint64_t size_ = 0;
 };
 
@@ -181,6 +183,8 @@ Result<fs::path> PackageCache::download(const PackageRef& package, const std::st
   // them is dropped and fetched once more from the start; so is a whole download that fails
   // them once (a body corrupted on the way), but not twice (the package itself differs).
   const fs::path part = dir / ("." + name + ".part");
+  // Records name the channel; a mirror of it is where the bytes come from.
+  const std::string source_url = mirrored_url(package.url, options_.mirrors);
   bool fetched_again = false;
   for (int attempt = 1;; ++attempt) {
     ENVB_ASSIGN_OR_RETURN(common::Fd fd,
@@ -188,10 +192,10 @@ Result<fs::path> PackageCache::download(const PackageRef& package, const std::st
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) return common::errno_error("fstat", part.string(), errno);
     uint64_t have = static_cast<uint64_t>(st.st_size);
-    const bool local = is_local(package.url);
+    const bool local = is_local(source_url);
     if (local || (package.size && have >= *package.size)) have = 0;  // nothing to resume
     common::FdSink fd_sink(fd.get(), part.string());
-    VerifyingSink sink(fd_sink, package.sha256.empty());
+    VerifyingSink sink(fd_sink, package.sha256.empty(), options_.on_bytes);
     auto rewind = [&]() -> Result<void> {
       if (::ftruncate(fd.get(), 0) != 0 || ::lseek(fd.get(), 0, SEEK_SET) != 0)
         return common::errno_error("truncate", part.string(), errno);
@@ -222,7 +226,7 @@ Result<fs::path> PackageCache::download(const PackageRef& package, const std::st
     if (local) {
       // Nothing to resume from a local file: a failed copy leaves no part behind.
       auto copied = [&]() -> Result<void> {
-        ENVB_ASSIGN_OR_RETURN(auto source, common::FileSource::open(local_path(package.url)));
+        ENVB_ASSIGN_OR_RETURN(auto source, common::FileSource::open(local_path(source_url)));
         ENVB_TRY(common::copy_stream(*source, sink));
         return ok();
       }();
@@ -234,8 +238,9 @@ Result<fs::path> PackageCache::download(const PackageRef& package, const std::st
       }
     } else {
       // Records hold redacted URLs; the channel's credentials go back in for the request only.
-      common::HttpRequest request =
-          common::http_get(with_credentials(package.url, options_.credentialed_channels));
+      common::HttpRequest request = common::http_get(
+          source_url == package.url ? with_credentials(package.url, options_.credentialed_channels)
+                                    : source_url);
       if (have > 0) {
         request.headers.emplace_back("Range", "bytes=" + std::to_string(have) + "-");
         request.before_body =
@@ -288,6 +293,27 @@ Result<fs::path> PackageCache::download(const PackageRef& package, const std::st
   }
 }
 
+namespace {
+
+// The archive's md5: the ref's when it has one (checked against the download when the ref had
+// no sha256), else computed once and remembered beside the archive (records carry both hashes
+// whatever named the package; the cache is the user's own, so its .md5 files are trusted).
+Result<std::string> archive_md5(const PackageRef& package, const fs::path& archive) {
+  if (!package.md5.empty()) return package.md5;
+  const fs::path remembered = archive.string() + ".md5";
+  std::error_code ec;
+  if (fs::is_regular_file(remembered, ec)) {
+    ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(remembered, 64));
+    if (text.size() == 32 && text.find_first_not_of("0123456789abcdef") == std::string::npos)
+      return text;
+  }
+  ENVB_ASSIGN_OR_RETURN(std::string md5, common::md5_file(archive.string()));
+  ENVB_TRY(common::write_file_atomic(remembered, md5));
+  return md5;
+}
+
+}  // namespace
+
 struct PackageCache::Held {
   common::FileLock lock;
   CachedPackage result;
@@ -323,9 +349,17 @@ Result<PackageCache::Held> PackageCache::acquire(const PackageRef& package,
   if (result.sha256.empty()) {
     ENVB_ASSIGN_OR_RETURN(result.sha256, common::sha256_file(result.archive.string()));
   }
+  ENVB_ASSIGN_OR_RETURN(result.md5, archive_md5(package, result.archive));
+  std::error_code size_ec;
+  result.size = fs::file_size(result.archive, size_ec);
+  if (size_ec) return common::errno_error("stat", result.archive.string(), size_ec.value());
   result.extracted = options_.root / "extracted" / key;
   std::error_code ec;
   const bool needs_extraction = !fs::is_directory(result.extracted, ec);
+  // Last use, for `envbuild cache prune --older-than` (under the key's lock: prune takes the
+  // whole cache, but a touch here keeps the dates right for `envbuild cache`).
+  touch_used(options_.root / "pkgs" / key);
+  if (!needs_extraction) touch_used(result.extracted);
   return Held{std::move(lock), std::move(result), std::move(name), needs_extraction};
 }
 
@@ -355,6 +389,7 @@ Result<void> PackageCache::extract(Held& held) const {
 
 Result<CachedPackage> PackageCache::fetch_one(const PackageRef& package,
                                               common::HttpClient& client) const {
+  if (root_error_) return *root_error_;
   ENVB_ASSIGN_OR_RETURN(Held held, acquire(package, client));
   if (held.needs_extraction) ENVB_TRY(extract(held));
   return std::move(held.result);  // the lock goes with `held`
@@ -384,6 +419,7 @@ std::vector<size_t> work_order(const std::vector<PackageRef>& packages) {
 
 Result<std::vector<CachedPackage>> PackageCache::fetch(
     const std::vector<PackageRef>& packages) const {
+  if (root_error_) return *root_error_;
   const size_t count = packages.size();
   std::vector<CachedPackage> results(count);
   // One outcome per package, written by the one worker that finishes it.

@@ -6,6 +6,7 @@
 // download and extract each package once.
 //
 //   <root>/pkgs/<key>/<fn>        verified archive (<key> = sha256 hex, or "md5-<hex>")
+//   <root>/pkgs/<key>/<fn>.md5    its md5, when a ref without one needed it (a sha256-only lock)
 //   <root>/extracted/<key>/       extracted tree (renamed into place when complete)
 //   <root>/locks/<key>.lock       flock(2) held while one process fetches/extracts
 
@@ -16,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "builder/solve/cache_root.hpp"
+#include "builder/solve/channel.hpp"
 #include "common/http.hpp"
 #include "common/limits.hpp"
 #include "common/result.hpp"
@@ -36,18 +39,25 @@ struct CachedPackage {
   std::filesystem::path archive;
   std::filesystem::path extracted;
   std::string sha256;       // of the archive (computed when the ref had only md5)
+  std::string md5;          // of the archive (the ref's, else computed once: <archive>.md5)
+  uint64_t size = 0;        // of the archive
   bool downloaded = false;  // false: it was already in the cache
   bool extracted_now = false;
 };
 
 struct PackageCacheOptions {
-  std::filesystem::path root;  // default_package_cache_root() when empty
+  std::filesystem::path root;  // default_cache_root() when empty
   size_t jobs = 8;             // parallel downloads + extractions
   bool offline = false;        // never download: a missing package is an error naming it
   common::HttpOptions http;
   /// Channel base URLs with credentials (builder/solve/channel.hpp credentialed_base_urls()): a
   /// package URL under the redacted form of one is downloaded with its credentials.
   std::vector<std::string> credentialed_channels;
+  /// Mirrors (builder/solve/channel.hpp): a package URL under a mirror's original is downloaded from
+  /// the mirror; the cache key (the sha256) is the same.
+  std::vector<Mirror> mirrors;
+  /// Called with each chunk of archive bytes as it arrives (progress); from any thread.
+  std::function<void(uint64_t bytes)> on_bytes;
   /// Bounds on extracting a package; unset: the defaults with ENVBUILD_MAX_* applied.
   std::optional<common::UnpackLimits> limits;
   /// Called on the worker thread after package `index` is ready, before that worker takes the
@@ -56,9 +66,6 @@ struct PackageCacheOptions {
   /// like a failed download.
   std::function<Result<void>(size_t index, const PackageRef&, const CachedPackage&)> on_ready;
 };
-
-/// $ENVBUILD_CACHE, else $XDG_CACHE_HOME/envbuild, else ~/.cache/envbuild.
-std::filesystem::path default_cache_root();
 
 class PackageCache {
  public:
@@ -84,6 +91,7 @@ class PackageCache {
   Result<std::filesystem::path> download(const PackageRef& package, const std::string& key,
                                          common::HttpClient& client, bool& downloaded) const;
   PackageCacheOptions options_;
+  std::optional<Error> root_error_;  // no root given and none by default: every fetch fails
 };
 
 /// info/index.json of an extracted package, read beneath it without following a symlink (the

@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "builder/install/cache.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
 #include "common/json.hpp"
@@ -86,6 +87,7 @@ std::optional<CachedPlan> PlanCache::load(const std::string& key,
     auto plan = plan_from_body(*parsed_body);
     if (!plan) return std::nullopt;
     plan->plan.record = record;
+    touch_used(path_of(key));
     return std::move(*plan);
   } catch (const nlohmann::json::exception&) {
     return std::nullopt;

@@ -24,6 +24,31 @@ bool valid_name(std::string_view name) {
   });
 }
 
+// conda expands ${VAR} in channel URLs (tokens and passwords stay out of environment files);
+// an unset variable is an error rather than an empty string in a URL.
+Result<std::string> expand_variables(std::string_view text) {
+  std::string out;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t start = text.find("${", i);
+    if (start == std::string_view::npos) break;
+    size_t end = text.find('}', start + 2);
+    if (end == std::string_view::npos) break;
+    out += text.substr(i, start - i);
+    const std::string name(text.substr(start + 2, end - start - 2));
+    const char* value = name.empty() ? nullptr : std::getenv(name.c_str());
+    if (!value)
+      return fail(Errc::InvalidInput,
+                  "channel '" + common::redact_url(text) + "': ${" + name + "} is not set")
+          .with_hint("set " + (name.empty() ? std::string("the variable") : name) +
+                     " in the environment, or write the value in the channel");
+    out += value;
+    i = end + 1;
+  }
+  out += text.substr(i);
+  return out;
+}
+
 }  // namespace
 
 namespace {
@@ -92,7 +117,7 @@ std::string resolve_url(std::string_view base, std::string_view reference) {
 }
 
 std::string Channel::url(std::string_view subdir, std::string_view file) const {
-  std::string out = base_url + "/" + std::string(subdir);
+  std::string out = fetch_base() + "/" + std::string(subdir);
   if (!file.empty()) out += "/" + std::string(file);
   return out;
 }
@@ -101,8 +126,49 @@ std::string Channel::display_url(std::string_view subdir, std::string_view file)
   return common::redact_url(url(subdir, file));
 }
 
-Result<Channel> resolve_channel(std::string_view text_in, const ChannelOptions& options) {
-  std::string text = strip_slashes(std::string(text_in));
+namespace {
+
+Result<Channel> resolve_unmirrored(std::string_view text_in, const ChannelOptions& options);
+
+bool under(std::string_view url, std::string_view base) {
+  return url.starts_with(base) && (url.size() == base.size() || url[base.size()] == '/');
+}
+
+}  // namespace
+
+Result<Channel> resolve_channel(std::string_view text, const ChannelOptions& options) {
+  ENVB_ASSIGN_OR_RETURN(Channel channel, resolve_unmirrored(text, options));
+  const std::string shown = common::redact_url(channel.base_url);
+  for (const Mirror& m : options.mirrors)
+    if (under(shown, m.original)) {
+      channel.mirror_url = m.mirror + shown.substr(m.original.size());
+      break;
+    }
+  return channel;
+}
+
+Result<Mirror> parse_mirror(std::string_view text, const ChannelOptions& options) {
+  const size_t eq = text.find('=');
+  if (eq == std::string_view::npos || eq == 0 || eq + 1 == text.size())
+    return fail(Errc::InvalidInput,
+                "--mirror '" + common::redact_url(text) + "' is not ORIGINAL=MIRROR")
+        .with_hint("e.g. --mirror https://conda.anaconda.org/conda-forge=https://mirror/cf");
+  ENVB_ASSIGN_OR_RETURN(Channel original, resolve_unmirrored(text.substr(0, eq), options));
+  ENVB_ASSIGN_OR_RETURN(Channel mirror, resolve_unmirrored(text.substr(eq + 1), options));
+  return Mirror{common::redact_url(original.base_url), mirror.base_url};
+}
+
+std::string mirrored_url(std::string_view url, const std::vector<Mirror>& mirrors) {
+  for (const Mirror& m : mirrors)
+    if (under(url, m.original)) return m.mirror + std::string(url.substr(m.original.size()));
+  return std::string(url);
+}
+
+namespace {
+
+Result<Channel> resolve_unmirrored(std::string_view text_in, const ChannelOptions& options) {
+  ENVB_ASSIGN_OR_RETURN(std::string expanded, expand_variables(text_in));
+  std::string text = strip_slashes(std::move(expanded));
   auto bad = [&](const std::string& why) {
     return fail(Errc::InvalidInput, "channel '" + common::redact_url(text) + "': " + why);
   };
@@ -110,7 +176,7 @@ Result<Channel> resolve_channel(std::string_view text_in, const ChannelOptions& 
   if (text == "defaults" || text == "nodefaults")
     return bad("'" + text + "' is a channel list keyword, not a channel");
   if (text.starts_with("http://") || text.starts_with("https://")) {
-    return Channel{common::redact_url(text), text};
+    return Channel{common::redact_url(text), text, {}};
   }
   std::string path;
   if (text.starts_with("file://")) {
@@ -129,15 +195,17 @@ Result<Channel> resolve_channel(std::string_view text_in, const ChannelOptions& 
     if (ec || !std::filesystem::is_directory(abs, ec))
       return fail(Errc::NotFound, "channel '" + text + "': no such directory " + abs.string());
     std::string dir = strip_slashes(abs.string());
-    return Channel{"file://" + dir, "file://" + dir};
+    return Channel{"file://" + dir, "file://" + dir, {}};
   }
   if (!valid_name(text))
     return bad("not a channel name, URL or local directory")
         .with_hint(
             "channels are names (conda-forge), URLs (https://host/channel) or paths "
             "(/path/to/channel, file:///path)");
-  return Channel{text, strip_slashes(options.alias) + "/" + text};
+  return Channel{text, strip_slashes(options.alias) + "/" + text, {}};
 }
+
+}  // namespace
 
 std::vector<std::string> credentialed_base_urls(const std::vector<Channel>& channels) {
   std::vector<std::string> out;

@@ -18,23 +18,49 @@
 
 namespace envbuild::builder {
 
+/// A mirror of a channel (--mirror ORIGINAL=MIRROR): repodata and packages of ORIGINAL (a base
+/// URL, or a URL prefix of several channels) are downloaded from MIRROR, while records, locks
+/// and images keep naming ORIGINAL, so a mirror changes no digest.
+struct Mirror {
+  std::string original;  // base URL, redacted (records hold redacted URLs)
+  std::string mirror;    // base URL; may hold credentials: never print it
+  bool operator==(const Mirror&) const = default;
+};
+
 struct ChannelOptions {
   std::string alias = "https://conda.anaconda.org";
   std::vector<std::string> default_channels = {"https://repo.anaconda.com/pkgs/main",
                                                "https://repo.anaconda.com/pkgs/r"};
+  std::vector<Mirror> mirrors;
 };
 
 struct Channel {
   std::string name;      // canonical name: "conda-forge", or the redacted URL of a URL channel
   std::string base_url;  // no trailing slash; may hold credentials: never print it
-  [[nodiscard]] bool is_local() const { return base_url.starts_with("file://"); }
-  /// <base_url>/<subdir>/<file>.
+  /// Where the channel is fetched from when a mirror is configured (base_url otherwise):
+  /// records name base_url.
+  std::string mirror_url;
+  [[nodiscard]] const std::string& fetch_base() const {
+    return mirror_url.empty() ? base_url : mirror_url;
+  }
+  [[nodiscard]] bool is_local() const { return fetch_base().starts_with("file://"); }
+  /// <fetch_base()>/<subdir>/<file>: where repodata is downloaded from.
   [[nodiscard]] std::string url(std::string_view subdir, std::string_view file) const;
   /// The same without secrets, for messages.
   [[nodiscard]] std::string display_url(std::string_view subdir, std::string_view file) const;
 };
 
-/// Resolves one channel text (not "defaults"/"nodefaults").
+/// Parses --mirror ORIGINAL=MIRROR; each side is a channel text (a name resolves against the
+/// alias, `${VAR}` is expanded). InvalidInput naming the text when it is not of that form.
+Result<Mirror> parse_mirror(std::string_view text, const ChannelOptions& options = {});
+
+/// `url` under the first mirror whose original is a prefix of it (at a '/'), else `url`. The
+/// result may hold a secret: never print it.
+std::string mirrored_url(std::string_view url, const std::vector<Mirror>& mirrors);
+
+/// Resolves one channel text (not "defaults"/"nodefaults"). `${VAR}` is replaced by the
+/// variable's value, as conda does (an unset one is an error): put tokens where URLs are
+/// redacted (`https://user:${PASS}@host/...`, `/t/${TOKEN}/`).
 Result<Channel> resolve_channel(std::string_view text, const ChannelOptions& options = {});
 
 /// Resolves a channel list in priority order: expands "defaults", drops "nodefaults" and

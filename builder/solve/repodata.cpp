@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "builder/solve/cache_root.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
 #include "common/io.hpp"
@@ -108,7 +109,7 @@ std::string stat_fingerprint(const struct stat& st) {
 }
 
 Result<void> fetch_local(SubdirRepodata& out, const std::filesystem::path& cache_dir) {
-  std::string dir = out.channel.base_url.substr(7) + "/" + out.subdir;
+  std::string dir = out.channel.fetch_base().substr(7) + "/" + out.subdir;
   std::filesystem::path json = dir + "/repodata.json";
   std::filesystem::path zst = dir + "/repodata.json.zst";
   struct stat st {};
@@ -138,7 +139,7 @@ Result<void> fetch_local(SubdirRepodata& out, const std::filesystem::path& cache
   if (out.subdir == "noarch")
     return fail(Errc::NotFound, "channel " + out.channel.name + ": no " + json.string() +
                                     " (a channel needs at least a noarch subdir)")
-        .with_hint("run 'envbuild index " + out.channel.base_url.substr(7) +
+        .with_hint("run 'envbuild index " + out.channel.fetch_base().substr(7) +
                    "' to write the channel's repodata");
   out.missing = true;
   return ok();
@@ -253,19 +254,14 @@ Result<void> fetch_remote(SubdirRepodata& out, common::HttpClient& client,
 
 }  // namespace
 
-std::filesystem::path default_repodata_cache_dir() {
-  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg && *xdg)
-    return std::filesystem::path(xdg) / "envbuild" / "repodata";
-  if (const char* home = std::getenv("HOME"); home && *home)
-    return std::filesystem::path(home) / ".cache" / "envbuild" / "repodata";
-  return std::filesystem::temp_directory_path() / "envbuild-repodata";
-}
-
 Result<std::vector<SubdirRepodata>> fetch_repodata(const std::vector<Channel>& channels,
                                                    const std::vector<std::string>& subdirs,
                                                    const RepodataOptions& options) {
-  const std::filesystem::path cache_dir =
-      options.cache_dir.empty() ? default_repodata_cache_dir() : options.cache_dir;
+  std::filesystem::path cache_dir = options.cache_dir;
+  if (cache_dir.empty()) {
+    ENVB_ASSIGN_OR_RETURN(cache_dir, default_cache_root());
+    cache_dir /= "repodata";
+  }
   ENVB_TRY(common::make_dirs(cache_dir).context("repodata cache"));
   std::vector<SubdirRepodata> out;
   for (size_t c = 0; c < channels.size(); ++c) {
@@ -283,6 +279,10 @@ Result<std::vector<SubdirRepodata>> fetch_repodata(const std::vector<Channel>& c
     if (entry.channel.is_local()) return fetch_local(entry, cache_dir);
     return fetch_remote(entry, clients.of(worker), options, cache_dir);
   }));
+  // Last use of the cache entries read (not of local channels' own files).
+  for (const auto& entry : out)
+    if (!entry.cache_prefix.empty() && entry.path.string().starts_with(cache_dir.string()))
+      touch_used(entry.path);
   return out;
 }
 

@@ -2,7 +2,7 @@
 
 // Fetching repodata.json for channel x subdir, in parallel, through an on-disk cache.
 //
-// Cache (default $XDG_CACHE_HOME/envbuild/repodata, else ~/.cache/envbuild/repodata), one entry
+// Cache (<cache root>/repodata, see builder/solve/cache_root.hpp default_cache_root()), one entry
 // per subdir URL, named by sha256(url)[:16]:
 //   <key>.json       the repodata body (decompressed), replaced atomically
 //   <key>.info.json  {"url" (redacted), "etag", "last_modified", "fetched_at", "zst"}
@@ -27,7 +27,7 @@
 namespace envbuild::builder {
 
 struct RepodataOptions {
-  std::filesystem::path cache_dir;  // empty: default_repodata_cache_dir()
+  std::filesystem::path cache_dir;  // empty: default_cache_root() / "repodata"
   bool offline = false;             // cache only; a missing entry is an error naming it
   bool prefer_zst = true;
   size_t jobs = 8;
@@ -49,8 +49,6 @@ struct SubdirRepodata {
   int http_attempts = 0;
   std::string source;  // redacted URL actually read ("…/repodata.json.zst")
 };
-
-std::filesystem::path default_repodata_cache_dir();
 
 /// Fetches every channel x subdir (channel order = priority). Results follow the same order:
 /// channel-major, subdirs in the order given.

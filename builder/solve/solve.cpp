@@ -226,11 +226,13 @@ void add_environment(const conda::EnvironmentFile& env, SolveRequest& request) {
     for (const auto& c : env.channels) request.channels.push_back(c.location());
     if (env.nodefaults) request.channels.push_back("nodefaults");
   }
-  for (const auto& spec : env.dependencies) {
-    std::string text = spec.to_libsolv_string();
-    if (spec.channel()) text = spec.channel()->location() + "::" + text;
-    request.specs.push_back(text);
-  }
+  for (const auto& spec : env.dependencies) request.specs.push_back(solver_spec(spec));
+}
+
+std::string solver_spec(const conda::MatchSpec& spec) {
+  std::string text = spec.to_libsolv_string();
+  if (spec.channel()) text = spec.channel()->location() + "::" + text;
+  return text;
 }
 
 Result<conda::PackageRecord> to_package_record(const solv::SolvedRecord& s) {

@@ -80,6 +80,10 @@ struct PlatformSolution {
 /// explains the conflict (the specs and rules involved), with a hint for virtual packages.
 Result<std::vector<PlatformSolution>> solve_environment(const SolveRequest& request);
 
+/// The solver's form of a match spec (`channel::name version build`): what libsolv evaluates,
+/// with the channel that restricts it. Files and the command line go through it alike.
+std::string solver_spec(const conda::MatchSpec& spec);
+
 /// Adds an environment.yml's dependencies (channel::spec kept) to `request`, and its channels
 /// (with nodefaults) unless the request already names channels (--channel replaces the file's).
 void add_environment(const conda::EnvironmentFile& env, SolveRequest& request);

@@ -183,9 +183,10 @@ TEST(LibsolvConda, RecordsNoSolutionCanHoldAreLeftOutWithTheSameAnswers) {
 
 // Conda's order of preferences where libsolv's conda policy has another (docs/design.md,
 // "Solving", issue 20). Builds of one version and build number: the newer timestamp wins, the
-// build string does not decide ("hb" sorts above "ha"). Track features: `app`'s newer build
-// needs the featured `mutex`; conda minimizes features over the whole solution, before
-// dependencies' versions and after requested packages' versions.
+// build string does not decide ("hb" sorts above "ha"), unless the builds pin one dependency
+// differently. Track features: `app`'s newer build needs the featured `mutex`; conda minimizes
+// features over the whole solution, before dependencies' versions and after requested packages'
+// versions.
 constexpr const char* kPreferences = R"({
   "info": {"subdir": "linux-64"},
   "packages": {
@@ -210,10 +211,14 @@ constexpr const char* kPreferences = R"({
     "mutex-1.0-feat.tar.bz2": {"name": "mutex", "version": "1.0", "build": "feat",
                                "build_number": 0, "timestamp": 2000, "depends": [],
                                "track_features": "feat"},
-    "app-1.0-plain_0.tar.bz2": {"name": "app", "version": "1.0", "build": "plain_0",
-                                "build_number": 0, "timestamp": 1000, "depends": ["mutex * plain"]},
-    "app-1.0-feat_0.tar.bz2": {"name": "app", "version": "1.0", "build": "feat_0",
-                               "build_number": 0, "timestamp": 2000, "depends": ["mutex * feat"]},
+    "app-1.0-a_0.tar.bz2": {"name": "app", "version": "1.0", "build": "a_0", "build_number": 0,
+                            "timestamp": 1000, "depends": ["mutex * plain"]},
+    "app-1.0-b_0.tar.bz2": {"name": "app", "version": "1.0", "build": "b_0", "build_number": 0,
+                            "timestamp": 2000, "depends": ["mutex * feat"]},
+    "pin-1.0-b_0.tar.bz2": {"name": "pin", "version": "1.0", "build": "b_0", "build_number": 0,
+                            "timestamp": 1000, "depends": ["ver 2.0"]},
+    "pin-1.0-a_0.tar.bz2": {"name": "pin", "version": "1.0", "build": "a_0", "build_number": 0,
+                            "timestamp": 2000, "depends": ["ver 1.0"]},
     "featonly-1.0-h_0.tar.bz2": {"name": "featonly", "version": "1.0", "build": "h_0",
                                  "build_number": 0, "depends": ["mutex * feat"]},
     "up-2.0-h_0.tar.bz2": {"name": "up", "version": "2.0", "build": "h_0", "build_number": 0,
@@ -235,9 +240,12 @@ const std::vector<PreferenceCase>& preference_cases() {
       {"a higher build number before a newer timestamp", {"num"}, {"num 1.0 ha_5"}},
       {"no timestamp counts as the oldest", {"notime"}, {"notime 1.0 ha_0"}},
       {"a higher version before a newer timestamp", {"ver"}, {"ver 2.0 h_0"}},
-      {"a dependency's track feature loses to a newer timestamp",
+      {"builds pinning different versions of a dependency: not the newer timestamp",
+       {"pin"},
+       {"pin 1.0 b_0", "ver 2.0 h_0"}},
+      {"a dependency's track feature loses (b_0 is newer and the larger build string)",
        {"app"},
-       {"app 1.0 plain_0", "mutex 1.0 plain"}},
+       {"app 1.0 a_0", "mutex 1.0 plain"}},
       {"a feature the request needs stays", {"featonly"}, {"featonly 1.0 h_0", "mutex 1.0 feat"}},
       {"a requested version before fewer features", {"up"}, {"mutex 1.0 feat", "up 2.0 h_0"}},
   };

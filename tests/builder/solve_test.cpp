@@ -491,7 +491,7 @@ TEST_F(SolveTest, AgreesWithPeerSolver) {
 
 // Issue 20: conda's order of preferences (docs/design.md, "Solving") on the 2018 defaults
 // channel, cold (JSON) and warm (.solv cache). rattler agrees on readline and r-base; on scipy
-// and r-abind it takes the newest timestamp or python and brings in a track feature (nomkl,
+// and r-abind it takes the newest timestamp and brings in a track feature (nomkl,
 // anacondar) that conda avoids, since conda counts features over the whole solution right
 // after the requested packages' versions.
 TEST_F(SolveTest, Issue20CondasOrderOfPreferences) {
@@ -508,9 +508,9 @@ TEST_F(SolveTest, Issue20CondasOrderOfPreferences) {
       {{"r-essentials"}, {"_r-mutex 1.0.0 mro_2", "r-essentials 3.5.0 mro350_0"}, {"r-base"}},
       // The feature is the request's own: it stays.
       {{"r-base"}, {"_r-mutex 1.0.0 anacondar_1", "r-base 3.5.0 h1c2f66e_1"}, {}},
-      // scipy 1.1.0 for python 3.7 exists only as a nomkl build (blas openblas tracks nomkl):
-      // no features before a newer python, a dependency.
-      {{"scipy"}, {"blas 1.0 mkl", "python 3.6.6 hc3d631a_0", "scipy 1.1.0 py36hc49cb51_0"}, {}},
+      // rattler takes scipy's nomkl build for python 3.7 (blas openblas tracks nomkl); there
+      // is an mkl build for python 3.7 too, without features.
+      {{"scipy"}, {"blas 1.0 mkl", "python 3.7.0 hc3d631a_0", "scipy 1.1.0 py37hc49cb51_0"}, {}},
   };
   const fs::path index4 = make_index4_channel();
   // Cold reads the JSON every time; warm reads the .solv cache a first solve writes.

@@ -1,6 +1,7 @@
 #include "builder/solv/internal/preferences.hpp"
 
 #include <algorithm>
+#include <map>
 #include <string>
 #include <tuple>
 
@@ -19,6 +20,31 @@ struct TieKey {
     return name == o.name && evr == o.evr && build_number == o.build_number;
   }
 };
+
+/// The package name a dependency is on.
+Id dependency_name(::Pool* pool, Id dep) {
+  while (ISRELDEP(dep)) dep = GETRELDEP(pool, dep)->name;
+  return dep;
+}
+
+/// True when two records of keys[begin, end) depend on one name with different specs (cuda
+/// builds pinning different cuda-version ranges). conda takes the highest versions of the
+/// dependencies before the newest timestamp; libsolv chooses a name at a time, so ranking
+/// such a group by timestamp lets a newer build pin an older dependency (a lower
+/// cuda-version on the synthetic ML environment). Those groups keep libsolv's own order.
+bool pins_differ(::Pool* pool, const std::vector<TieKey>& keys, size_t begin, size_t end) {
+  std::map<Id, Id> spec_of;  // dependency name -> the first spec seen for it
+  for (size_t i = begin; i < end; ++i) {
+    const ::Solvable* s = pool_id2solvable(pool, keys[i].id);
+    if (!s->dep_requires) continue;
+    for (const Id* dep = s->repo->idarraydata + s->dep_requires; *dep; ++dep) {
+      if (*dep == SOLVABLE_PREREQMARKER) continue;
+      auto [it, added] = spec_of.emplace(dependency_name(pool, *dep), *dep);
+      if (!added && it->second != *dep) return true;
+    }
+  }
+  return false;
+}
 
 }  // namespace
 
@@ -47,7 +73,7 @@ size_t rank_ties_by_timestamp(::Repo* repo) {
       differ = differ || keys[end].timestamp != keys[begin].timestamp;
       ++end;
     }
-    if (!differ) continue;  // one record, or nothing to choose by
+    if (!differ || pins_differ(pool, keys, begin, end)) continue;
     for (size_t i = begin; i < end; ++i)
       if (keys[i].timestamp)
         ranked.emplace_back(keys[i].id, std::string(pool_id2str(pool, keys[i].build_number)) + "." +

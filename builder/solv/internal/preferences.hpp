@@ -17,7 +17,9 @@ namespace envbuild::builder::solv::internal {
 /// the build number (as a conda version string) and then the build string, never the
 /// timestamp; so in such a group every record with a timestamp gets the build number
 /// "<number>.<timestamp in seconds>", which sorts like (number, timestamp) and changes no
-/// other comparison (a record outside the group differs in version or number first). Nothing
+/// other comparison (a record outside the group differs in version or number first). A group
+/// whose records depend on one name with different specs is left alone (conda weighs the
+/// dependencies' versions before timestamps, which libsolv's per-name choice cannot). Nothing
 /// else in libsolv reads the build number: match specs do not, and the solution's
 /// `build_number` is the part before the dot. Call on a freshly loaded, internalized repo
 /// (the result goes into its .solv cache). Returns how many records were ranked.

@@ -1,5 +1,5 @@
 // `envbuild build -f environment.yml|--lock FILE -t NAME:TAG --output REF`: a layered,
-// reproducible OCI image straight from the package cache (see builder/image_build.hpp).
+// reproducible OCI image straight from the package cache (see builder/image/image_build.hpp).
 // Prints the manifest digest on stdout; the layer table and progress go to stderr.
 
 #include <algorithm>
@@ -9,13 +9,13 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
-#include "builder/channel.hpp"
+#include "builder/solve/channel.hpp"
 #include "builder/cli/cli.hpp"
-#include "builder/image_build.hpp"
-#include "builder/image_index.hpp"
-#include "builder/referrers.hpp"
-#include "builder/registry_cache.hpp"
-#include "builder/sbom.hpp"
+#include "builder/image/image_build.hpp"
+#include "builder/image/image_index.hpp"
+#include "builder/image/referrers.hpp"
+#include "builder/image/registry_cache.hpp"
+#include "builder/image/sbom.hpp"
 #include "common/fs.hpp"
 #include "conda/platform.hpp"
 #include "oci/archive.hpp"

@@ -9,11 +9,11 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
-#include "builder/channel.hpp"
+#include "builder/solve/channel.hpp"
 #include "builder/cli/cli.hpp"
-#include "builder/image_build.hpp"
-#include "builder/install.hpp"
-#include "builder/solve.hpp"
+#include "builder/image/image_build.hpp"
+#include "builder/install/install.hpp"
+#include "builder/solve/solve.hpp"
 #include "common/fs.hpp"
 #include "conda/environment_file.hpp"
 #include "conda/platform.hpp"

@@ -7,7 +7,7 @@
 
 #include "builder/cli/cli.hpp"
 #include "builder/cli/solve_options.hpp"
-#include "builder/solve.hpp"
+#include "builder/solve/solve.hpp"
 #include "common/format.hpp"
 #include "conda/environment_file.hpp"
 

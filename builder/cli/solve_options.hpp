@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "builder/solve.hpp"
+#include "builder/solve/solve.hpp"
 #include "conda/environment_file.hpp"
 
 namespace envbuild::builder::cli {

@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-#include "builder/solv/pool.hpp"
+#include "builder/solve/solv/pool.hpp"
 #include "tests/testing/testing.hpp"
 
 namespace envbuild::builder::solv {

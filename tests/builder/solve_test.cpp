@@ -1,7 +1,7 @@
 // Channels, repodata fetching (HTTP with ETag/304, .zst, retries, offline), .solv cache and
 // solving on real repodata, cross-checked against an independent solver (rattler, peer-solve).
 
-#include "builder/solve.hpp"
+#include "builder/solve/solve.hpp"
 
 #include <curl/curl.h>
 #include <gtest/gtest.h>
@@ -11,7 +11,7 @@
 #include <set>
 #include <sstream>
 
-#include "builder/package_cache.hpp"
+#include "builder/install/package_cache.hpp"
 #include "conda/platform.hpp"
 #include "tests/testing/repo_server.hpp"
 #include "tests/testing/testing.hpp"

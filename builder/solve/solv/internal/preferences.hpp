@@ -8,7 +8,7 @@
 #include <set>
 #include <vector>
 
-#include "builder/solv/internal/libsolv.hpp"
+#include "builder/solve/solv/internal/libsolv.hpp"
 
 namespace envbuild::builder::solv::internal {
 

@@ -1,4 +1,4 @@
-#include "builder/image_build.hpp"
+#include "builder/image/image_build.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,11 +15,11 @@
 #include <set>
 #include <thread>
 
-#include "builder/channel.hpp"
-#include "builder/plan_cache.hpp"
-#include "builder/referrers.hpp"
-#include "builder/registry_cache.hpp"
-#include "builder/solve.hpp"
+#include "builder/solve/channel.hpp"
+#include "builder/install/plan_cache.hpp"
+#include "builder/image/referrers.hpp"
+#include "builder/image/registry_cache.hpp"
+#include "builder/solve/solve.hpp"
 #include "common/format.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"

@@ -1,4 +1,4 @@
-#include "builder/solv/pool.hpp"
+#include "builder/solve/solv/pool.hpp"
 
 #include <stdio_ext.h>
 #include <unistd.h>
@@ -19,10 +19,10 @@
 #include <string_view>
 #include <utility>
 
-#include "builder/channel.hpp"
-#include "builder/solv/internal/libsolv.hpp"
-#include "builder/solv/internal/preferences.hpp"
-#include "builder/solv/internal/prune.hpp"
+#include "builder/solve/channel.hpp"
+#include "builder/solve/solv/internal/libsolv.hpp"
+#include "builder/solve/solv/internal/preferences.hpp"
+#include "builder/solve/solv/internal/prune.hpp"
 #include "common/fs.hpp"
 #include "common/json.hpp"
 

@@ -1,4 +1,4 @@
-#include "builder/referrers.hpp"
+#include "builder/image/referrers.hpp"
 
 #include "common/fs.hpp"
 #include "common/io.hpp"

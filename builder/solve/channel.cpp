@@ -1,4 +1,4 @@
-#include "builder/channel.hpp"
+#include "builder/solve/channel.hpp"
 
 #include <algorithm>
 #include <cstdlib>

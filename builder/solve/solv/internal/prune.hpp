@@ -9,7 +9,7 @@
 #include <cstddef>
 #include <vector>
 
-#include "builder/solv/internal/libsolv.hpp"
+#include "builder/solve/solv/internal/libsolv.hpp"
 
 namespace envbuild::builder::solv::internal {
 

@@ -1,4 +1,4 @@
-#include "builder/index.hpp"
+#include "builder/solve/index.hpp"
 
 #include <sys/stat.h>
 #include <unistd.h>

@@ -1,4 +1,4 @@
-#include "builder/solve.hpp"
+#include "builder/solve/solve.hpp"
 
 #include <malloc.h>
 #include <sys/mman.h>

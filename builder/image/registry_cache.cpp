@@ -1,4 +1,4 @@
-#include "builder/registry_cache.hpp"
+#include "builder/image/registry_cache.hpp"
 
 #include <algorithm>
 #include <chrono>

@@ -1,4 +1,4 @@
-#include "builder/solv/internal/preferences.hpp"
+#include "builder/solve/solv/internal/preferences.hpp"
 
 #include <algorithm>
 #include <map>

@@ -32,7 +32,7 @@
 #include <utility>
 #include <vector>
 
-#include "builder/image_build.hpp"
+#include "builder/image/image_build.hpp"
 #include "common/result.hpp"
 #include "oci/blob_store.hpp"
 #include "oci/image.hpp"

@@ -1,4 +1,4 @@
-#include "builder/solv/internal/prune.hpp"
+#include "builder/solve/solv/internal/prune.hpp"
 
 #include <algorithm>
 #include <cctype>

@@ -45,7 +45,7 @@ struct PackageCacheOptions {
   size_t jobs = 8;             // parallel downloads + extractions
   bool offline = false;        // never download: a missing package is an error naming it
   common::HttpOptions http;
-  /// Channel base URLs with credentials (builder/channel.hpp credentialed_base_urls()): a
+  /// Channel base URLs with credentials (builder/solve/channel.hpp credentialed_base_urls()): a
   /// package URL under the redacted form of one is downloaded with its credentials.
   std::vector<std::string> credentialed_channels;
   /// Bounds on extracting a package; unset: the defaults with ENVBUILD_MAX_* applied.

@@ -1,4 +1,4 @@
-#include "builder/layering.hpp"
+#include "builder/image/layering.hpp"
 
 #include <algorithm>
 #include <functional>

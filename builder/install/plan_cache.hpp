@@ -19,7 +19,7 @@
 #include <optional>
 #include <string>
 
-#include "builder/install.hpp"
+#include "builder/install/install.hpp"
 #include "common/result.hpp"
 #include "conda/package_record.hpp"
 

@@ -1,4 +1,4 @@
-#include "builder/sbom.hpp"
+#include "builder/image/sbom.hpp"
 
 #include <nlohmann/json.hpp>
 

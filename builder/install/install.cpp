@@ -1,4 +1,4 @@
-#include "builder/install.hpp"
+#include "builder/install/install.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>

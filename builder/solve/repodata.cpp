@@ -1,4 +1,4 @@
-#include "builder/repodata.hpp"
+#include "builder/solve/repodata.hpp"
 
 #include <sys/stat.h>
 #include <zstd.h>

@@ -7,7 +7,7 @@
 //   <key>.json       the repodata body (decompressed), replaced atomically
 //   <key>.info.json  {"url" (redacted), "etag", "last_modified", "fetched_at", "zst"}
 //   <key>.lock       flock held while the entry is updated
-//   <key>.<k2>.solv  libsolv's binary form, see builder/solve.hpp
+//   <key>.<k2>.solv  libsolv's binary form, see builder/solve/solve.hpp
 // A refresh sends If-None-Match / If-Modified-Since, so an unchanged subdir costs one 304 and no
 // body. repodata.json.zst is asked for first (about 1/5 of the bytes) and decompressed while it
 // streams; a server without it (404) is remembered ("zst": false) and asked for the .json.
@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "builder/channel.hpp"
+#include "builder/solve/channel.hpp"
 #include "common/http.hpp"
 #include "common/result.hpp"
 

@@ -25,9 +25,9 @@
 #include <utility>
 #include <vector>
 
-#include "builder/install.hpp"
-#include "builder/layering.hpp"
-#include "builder/package_cache.hpp"
+#include "builder/install/install.hpp"
+#include "builder/image/layering.hpp"
+#include "builder/install/package_cache.hpp"
 #include "common/result.hpp"
 #include "conda/package_record.hpp"
 #include "oci/blob_store.hpp"
@@ -41,7 +41,7 @@
 
 namespace envbuild::builder {
 
-class RegistryLayerCache;  // builder/registry_cache.hpp
+class RegistryLayerCache;  // builder/image/registry_cache.hpp
 
 /// Bumped whenever what goes into a package layer changes (paths, records, tar format).
 inline constexpr std::string_view kLayerFormat = "envbuild-conda-layer-v1";
@@ -124,7 +124,7 @@ struct ImageBuild {
   std::string requirements;                 // org.envbuild.requirements
   size_t layers_written = 0, layers_reused = 0;
   size_t layers_from_registry = 0;  // of the reused ones
-  /// Packages whose plan came from the plan cache (builder/plan_cache.hpp), and packages whose
+  /// Packages whose plan came from the plan cache (builder/install/plan_cache.hpp), and packages whose
   /// files were patched and staged (planned now, or written into a layer).
   size_t plans_cached = 0, plans_staged = 0;
   std::set<oci::Digest> remote_blobs;  // layers left in the registry cache (not in `store`)
@@ -168,7 +168,7 @@ struct OutputOptions {
   std::function<void(const std::string&)> progress;
   /// Artifact manifests (an SBOM) in `artifacts_store` whose subject is the image: listed in an
   /// oci:/oci-archive: layout's index.json, pushed beside a docker:// image
-  /// (builder/referrers.hpp); a docker-archive: has no place for them.
+  /// (builder/image/referrers.hpp); a docker-archive: has no place for them.
   std::vector<oci::Descriptor> artifacts;
   const oci::BlobStore* artifacts_store = nullptr;
 };

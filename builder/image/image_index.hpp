@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "builder/image_build.hpp"
+#include "builder/image/image_build.hpp"
 #include "common/result.hpp"
 #include "oci/blob_store.hpp"
 #include "oci/descriptor.hpp"

@@ -1,4 +1,4 @@
-#include "builder/plan_cache.hpp"
+#include "builder/install/plan_cache.hpp"
 
 #include <cstdio>
 #include <nlohmann/json.hpp>

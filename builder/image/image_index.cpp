@@ -1,6 +1,6 @@
-#include "builder/image_index.hpp"
+#include "builder/image/image_index.hpp"
 
-#include "builder/referrers.hpp"
+#include "builder/image/referrers.hpp"
 #include "common/fs.hpp"
 #include "oci/archive.hpp"
 #include "oci/layout.hpp"

@@ -16,7 +16,7 @@
 #include <string>
 #include <vector>
 
-#include "builder/package_cache.hpp"
+#include "builder/install/package_cache.hpp"
 #include "common/result.hpp"
 #include "conda/noarch_python.hpp"
 #include "conda/package_record.hpp"

@@ -1,4 +1,4 @@
-#include "builder/package_cache.hpp"
+#include "builder/install/package_cache.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,7 +13,7 @@
 #include <numeric>
 #include <thread>
 
-#include "builder/channel.hpp"
+#include "builder/solve/channel.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
 #include "common/io.hpp"

@@ -19,9 +19,9 @@
 #include <string>
 #include <vector>
 
-#include "builder/channel.hpp"
-#include "builder/repodata.hpp"
-#include "builder/solv/pool.hpp"
+#include "builder/solve/channel.hpp"
+#include "builder/solve/repodata.hpp"
+#include "builder/solve/solv/pool.hpp"
 #include "common/result.hpp"
 #include "conda/environment_file.hpp"
 #include "conda/package_record.hpp"

@@ -90,10 +90,11 @@ Result<void> load_repodata(solv::Pool& pool, const std::vector<SubdirRepodata>& 
                         entry.subdir == "noarch" ? 0 : 1};
     std::filesystem::path solv_path;
     if (use_solv_cache && !entry.cache_prefix.empty() && !entry.fingerprint.empty()) {
-      // "meta-aside": the .solv layout with records' result-only fields in <solv>.meta.
-      std::string key =
-          common::sha256_hex(solv::libsolv_version() + "\n" + kVersion + "\nmeta-aside\n" +
-                             entry.channel.url(entry.subdir, "") + "\n" + entry.fingerprint);
+      // "meta-aside": the .solv layout with records' result-only fields in <solv>.meta;
+      // "ties-by-timestamp": build numbers ranked by timestamp (rank_ties_by_timestamp).
+      std::string key = common::sha256_hex(
+          solv::libsolv_version() + "\n" + kVersion + "\nmeta-aside\nties-by-timestamp\n" +
+          entry.channel.url(entry.subdir, "") + "\n" + entry.fingerprint);
       solv_path = entry.cache_prefix.string() + "." + key.substr(0, 16) + ".solv";
       if (std::filesystem::exists(solv_path)) {
         auto read_start = Clock::now();

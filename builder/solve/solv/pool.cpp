@@ -21,6 +21,7 @@
 
 #include "builder/solve/channel.hpp"
 #include "builder/solve/solv/internal/libsolv.hpp"
+#include "builder/solve/solv/internal/preferences.hpp"
 #include "builder/solve/solv/internal/prune.hpp"
 #include "common/fs.hpp"
 #include "common/json.hpp"
@@ -370,6 +371,47 @@ class ConsideredMap {
   ::Map map_;
 };
 
+/// A spec of a solve job, as libsolv reads it.
+struct Request {
+  Id dep = 0;
+  std::string channel;  // "channel::spec": only that channel's records
+  Id name = 0;          // the package name the spec is for; 0 for a name pattern
+};
+
+enum class Narrow : bool { No, Yes };
+enum class Explain : bool { No, Yes };
+
+/// One run of libsolv over a job.
+struct Attempt {
+  bool ok = false;
+  size_t dropped = 0;                // records left out as uninstallable before solving
+  std::vector<Id> installed;         // when solved: the chosen records, virtual ones too
+  std::optional<Conflict> conflict;  // when not solved and asked to explain it
+  [[nodiscard]] bool solved() const { return ok; }
+};
+
+bool channel_matches(const RepoInfo& info, const std::string& channel) {
+  return info.channel == channel || info.base_url == channel ||
+         info.base_url.ends_with("/" + channel);
+}
+
+/// For each request with a name, the channel priority and version its package has among
+/// `installed` (0, 0 when absent).
+std::vector<std::pair<int, Id>> requested_versions(::Pool* pool,
+                                                   const std::vector<Request>& requests,
+                                                   const std::vector<Id>& installed) {
+  std::vector<std::pair<int, Id>> out;
+  for (const Request& r : requests) {
+    std::pair<int, Id> got{0, 0};
+    for (Id id : installed) {
+      const ::Solvable* s = pool_id2solvable(pool, id);
+      if (r.name && s->name == r.name) got = {s->repo->priority, s->evr};
+    }
+    out.push_back(got);
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string libsolv_version() {
@@ -384,6 +426,18 @@ struct Pool::Impl {
   std::map<::Repo*, std::string> base_urls;             // CEP 15 info.base_url as written, when set
   std::map<::Repo*, std::filesystem::path> meta_files;  // .solv repos with records' meta aside
   SolvePhases phases;
+
+  Result<std::vector<Request>> parse_requests(const SolveJob& job) const;
+  /// One libsolv solve of `requests` over the records they reach, less those carrying one of
+  /// the `excluded` track features. Narrow::Yes first drops the records no solution can hold.
+  /// A failure is worded (solver_problem2str) when asked to and when it is the final word:
+  /// nothing was dropped, whose absence could explain it.
+  Attempt try_solve(const std::vector<Request>& requests, bool strict, Narrow narrow,
+                    const std::set<Id>& excluded, Explain explain);
+  std::vector<Id> with_fewer_features(const std::vector<Request>& requests, bool strict,
+                                      std::vector<Id> installed);
+  Conflict conflict_of(::Solver* solver) const;
+  Result<std::vector<SolvedRecord>> records_of(const std::vector<Id>& installed) const;
 
   Result<RepoId> add_repo(const RepoInfo& info, const std::filesystem::path& path, bool solv) {
     std::unique_ptr<FILE, FileClose> fp(std::fopen(path.c_str(), "r"));
@@ -427,6 +481,7 @@ struct Pool::Impl {
     const Id base_url_key = pool_str2id(pool.get(), kBaseUrlKey, 1);
     if (!solv) {
       repo_internalize(repo);
+      internal::rank_ties_by_timestamp(repo);
       auto base_url = read_base_url(path);
       if (!base_url) {
         repo_free(repo, 1);
@@ -486,6 +541,7 @@ Result<void> Pool::add_repodata_json(const std::string& name, const std::string&
     return fail(Errc::InvalidInput, "repodata of " + name + ": " + why);
   }
   repo_internalize(repo);
+  internal::rank_ties_by_timestamp(repo);
   impl_->repos.push_back(repo);
   impl_->infos[repo] = RepoInfo{name, "", "", priority, 0};
   return ok();
@@ -597,23 +653,8 @@ const SolvePhases& Pool::last_phases() const {
   return impl_->phases;
 }
 
-Result<RecordOutcome> Pool::solve_records(const SolveJob& job) {
-  using Clock = std::chrono::steady_clock;
-  auto since = [](Clock::time_point t) {
-    return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-  };
-  impl_->phases = {};
-  auto prepare_start = Clock::now();
-  ::Pool* pool = impl_->pool.get();
-  struct Request {
-    Id dep = 0;
-    std::string channel;  // "channel::spec": only that channel's records
-  };
+Result<std::vector<Request>> Pool::Impl::parse_requests(const SolveJob& job) const {
   std::vector<Request> requests;
-  auto channel_matches = [](const RepoInfo& info, const std::string& channel) {
-    return info.channel == channel || info.base_url == channel ||
-           info.base_url.ends_with("/" + channel);
-  };
   for (const std::string& full : job.specs) {
     std::string spec = full;
     std::string channel;
@@ -622,147 +663,178 @@ Result<RecordOutcome> Pool::solve_records(const SolveJob& job) {
       spec = spec.substr(sep + 2);
       while (!channel.empty() && channel.back() == '/') channel.pop_back();
     }
-    Id dep = pool_conda_matchspec(pool, spec.c_str());
+    Id dep = pool_conda_matchspec(pool.get(), spec.c_str());
     if (!dep) return fail(Errc::InvalidInput, "bad match spec '" + full + "'");
-    if (!channel.empty() &&
-        std::none_of(impl_->infos.begin(), impl_->infos.end(),
-                     [&](const auto& kv) { return channel_matches(kv.second, channel); }))
+    if (!channel.empty() && std::none_of(infos.begin(), infos.end(), [&](const auto& kv) {
+          return channel_matches(kv.second, channel);
+        }))
       return fail(Errc::InvalidInput, "match spec '" + full + "': channel '" + channel +
                                           "' is not one of the environment's channels");
-    requests.push_back(Request{dep, std::move(channel)});
+    // pool_conda_matchspec gives a name, or REL_CONDA(name, "version build").
+    Id name = dep;
+    if (ISRELDEP(name)) {
+      const ::Reldep* rd = GETRELDEP(pool.get(), name);
+      name = rd->flags == REL_CONDA && !ISRELDEP(rd->name) ? rd->name : 0;
+    }
+    requests.push_back(Request{dep, std::move(channel), name});
   }
+  return requests;
+}
 
+Attempt Pool::Impl::try_solve(const std::vector<Request>& requests, bool strict, Narrow narrow,
+                              const std::set<Id>& excluded, Explain explain) {
+  using Clock = std::chrono::steady_clock;
+  auto since = [](Clock::time_point t) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+  };
+  const auto prepare_start = Clock::now();
+  ::Pool* p = pool.get();
+  Attempt out;
   // Only the records a solve can reach take part: libsolv itself never looks past them, but
-  // pool_createwhatprovides indexes every record of every channel first. Then the first try
-  // drops the records no solution can hold; when it fails, a second try with all reachable
-  // records finds libsolv's explanation (the dropped records are what it talks about).
+  // pool_createwhatprovides indexes every record of every channel first.
   std::vector<Id> roots;
   for (const Request& r : requests) roots.push_back(r.dep);
-  std::optional<ConsideredMap> considered;
-  std::unique_ptr<::Solver, SolverFree> solver;
-  int solve_rc = 0;
-  for (bool narrow : {true, false}) {
-    considered.emplace(pool);  // the previous try's map goes first
-    const bool reachable =
-        internal::mark_reachable_names(pool, roots, impl_->virtual_repo, considered->map());
-    if (reachable) considered->activate();
-    // No pool_addfileprovides: conda records have no file dependencies, and it walks every
-    // dependency of every record (a tenth of a second on 300k records) for nothing.
-    pool_createwhatprovides(pool);
-    auto candidates_of = [&](const Request& r) {
-      std::vector<Id> out;
-      for (Id* p = pool_whatprovides_ptr(pool, r.dep); *p; ++p) {
-        auto it = impl_->infos.find(pool_id2solvable(pool, *p)->repo);
-        if (r.channel.empty() ||
-            (it != impl_->infos.end() && channel_matches(it->second, r.channel)))
-          out.push_back(*p);
-      }
-      return out;
-    };
-    size_t dropped = 0;
-    if (narrow && reachable) {
-      std::vector<internal::RootChoice> choices;
-      for (const Request& r : requests) {
-        // pool_conda_matchspec gives a name, or REL_CONDA(name, "version build").
-        Id name = r.dep;
-        if (ISRELDEP(name)) {
-          const ::Reldep* rd = GETRELDEP(pool, name);
-          name = rd->flags == REL_CONDA && !ISRELDEP(rd->name) ? rd->name : 0;
-        }
-        if (!name) continue;
-        std::vector<Id> allowed = candidates_of(r);
-        std::sort(allowed.begin(), allowed.end());
-        choices.push_back(internal::RootChoice{name, std::move(allowed), !r.channel.empty()});
-      }
-      dropped = internal::drop_uninstallable(pool, choices, job.strict_channel_priority,
-                                             impl_->virtual_repo, considered->map());
-      if (dropped) pool_createwhatprovides(pool);
+  ConsideredMap considered(p);
+  bool reachable = internal::mark_reachable_names(p, roots, virtual_repo, considered.map());
+  if (!excluded.empty()) {
+    if (!reachable) map_setall(considered.map());
+    internal::exclude_featured(p, excluded, considered.map());
+    reachable = true;
+  }
+  if (reachable) considered.activate();
+  // No pool_addfileprovides: conda records have no file dependencies, and it walks every
+  // dependency of every record (a tenth of a second on 300k records) for nothing.
+  pool_createwhatprovides(p);
+  auto candidates_of = [&](const Request& r) {
+    std::vector<Id> found;
+    for (Id* c = pool_whatprovides_ptr(p, r.dep); *c; ++c) {
+      auto it = infos.find(pool_id2solvable(p, *c)->repo);
+      if (r.channel.empty() || (it != infos.end() && channel_matches(it->second, r.channel)))
+        found.push_back(*c);
     }
-
-    Queue jobs;
-    if (::Repo* vrepo = impl_->virtual_repo) {
-      // Virtual packages are what the target has: always present, so a `constrains` on one
-      // applies even when nothing requires it, and no other build of the name can come in.
-      for (Id p = vrepo->start; p < vrepo->end; ++p)
-        if (pool_id2solvable(pool, p)->repo == vrepo)
-          jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE, p);
-    }
-    const Request* unmatched = nullptr;
+    return found;
+  };
+  if (narrow == Narrow::Yes && reachable) {
+    std::vector<internal::RootChoice> choices;
     for (const Request& r : requests) {
-      if (r.channel.empty()) {
-        jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE_PROVIDES, r.dep);
-        continue;
-      }
-      Queue candidates;
-      for (Id p : candidates_of(r)) candidates.push(p);
-      // libsolv takes "install one of nothing" as done: say it instead (or, narrowed, see
-      // whether the whole pool has one).
-      if (candidates.size() == 0 && !unmatched) unmatched = &r;
-      Id what = pool_queuetowhatprovides(pool, candidates.raw());
-      // SETREPO: a spec naming its channel overrides strict priority for its name (as in
-      // conda): the rules that keep the name to the best channel are off for this job.
-      jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE_ONE_OF | SOLVER_SETREPO, what);
+      if (!r.name) continue;
+      std::vector<Id> allowed = candidates_of(r);
+      std::sort(allowed.begin(), allowed.end());
+      choices.push_back(internal::RootChoice{r.name, std::move(allowed), !r.channel.empty()});
     }
-    if (unmatched) {
-      if (dropped) continue;
-      return RecordOutcome(Conflict{{"nothing in channel " + unmatched->channel +
-                                     " provides requested " + pool_dep2str(pool, unmatched->dep)},
-                                    {}});
-    }
-
-    // The flags mamba/conda-libmamba-solver use for a new environment: downgrades allowed,
-    // channel priority as asked. Nothing is installed (virtual packages come in by jobs), so
-    // SOLVER_FLAG_ALLOW_UNINSTALL has nothing to act on and stays off.
-    solver.reset(solver_create(pool));
-    solver_set_flag(solver.get(), SOLVER_FLAG_ALLOW_DOWNGRADE, 1);
-    solver_set_flag(solver.get(), SOLVER_FLAG_STRICT_REPO_PRIORITY,
-                    job.strict_channel_priority ? 1 : 0);
-    impl_->phases.prepare_ms += since(prepare_start);
-    auto solver_start = Clock::now();
-    solve_rc = solver_solve(solver.get(), jobs.raw());
-    impl_->phases.solver_ms += since(solver_start);
-    impl_->phases.dropped_records = dropped;
-    prepare_start = Clock::now();
-    if (solve_rc == 0 || dropped == 0) break;
+    out.dropped = internal::drop_uninstallable(p, choices, strict, virtual_repo, considered.map());
+    if (out.dropped) pool_createwhatprovides(p);
   }
-  auto result_start = Clock::now();
-  if (solve_rc != 0) {
-    Conflict conflict;
-    int count = solver_problem_count(solver.get());
-    for (Id problem = 1; problem <= count; ++problem) {
-      conflict.problems.emplace_back(solver_problem2str(solver.get(), problem));
-      Queue rules;
-      solver_findallproblemrules(solver.get(), problem, rules.raw());
-      std::vector<std::string> details;
-      std::set<std::string> seen;
-      for (int i = 0; i < rules.size(); ++i) {
-        Id source = 0, target = 0, dep = 0;
-        SolverRuleinfo type = solver_ruleinfo(solver.get(), rules[i], &source, &target, &dep);
-        std::string text = solver_problemruleinfo2str(solver.get(), type, source, target, dep);
-        if (seen.insert(text).second) details.push_back(std::move(text));
-      }
-      conflict.details.push_back(std::move(details));
+  const bool final_word = explain == Explain::Yes && (narrow == Narrow::No || out.dropped == 0);
+
+  Queue jobs;
+  if (::Repo* vrepo = virtual_repo) {
+    // Virtual packages are what the target has: always present, so a `constrains` on one
+    // applies even when nothing requires it, and no other build of the name can come in.
+    for (Id v = vrepo->start; v < vrepo->end; ++v)
+      if (pool_id2solvable(p, v)->repo == vrepo) jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE, v);
+  }
+  for (const Request& r : requests) {
+    if (r.channel.empty()) {
+      jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE_PROVIDES, r.dep);
+      continue;
     }
-    impl_->phases.solver_ms += since(result_start);
-    return RecordOutcome(std::move(conflict));
+    Queue candidates;
+    for (Id c : candidates_of(r)) candidates.push(c);
+    // libsolv takes "install one of nothing" as done: say it instead (or, narrowed, see
+    // whether the whole pool has one).
+    if (candidates.size() == 0) {
+      if (final_word)
+        out.conflict = Conflict{
+            {"nothing in channel " + r.channel + " provides requested " + pool_dep2str(p, r.dep)},
+            {}};
+      phases.prepare_ms += since(prepare_start);
+      return out;
+    }
+    Id what = pool_queuetowhatprovides(p, candidates.raw());
+    // SETREPO: a spec naming its channel overrides strict priority for its name (as in
+    // conda): the rules that keep the name to the best channel are off for this job.
+    jobs.push2(SOLVER_INSTALL | SOLVER_SOLVABLE_ONE_OF | SOLVER_SETREPO, what);
   }
 
-  std::unique_ptr<::Transaction, TransactionFree> trans(solver_create_transaction(solver.get()));
-  Queue installed;
-  transaction_installedresult(trans.get(), installed.raw());
+  // The flags mamba/conda-libmamba-solver use for a new environment: downgrades allowed,
+  // channel priority as asked. Nothing is installed (virtual packages come in by jobs), so
+  // SOLVER_FLAG_ALLOW_UNINSTALL has nothing to act on and stays off.
+  std::unique_ptr<::Solver, SolverFree> solver(solver_create(p));
+  solver_set_flag(solver.get(), SOLVER_FLAG_ALLOW_DOWNGRADE, 1);
+  solver_set_flag(solver.get(), SOLVER_FLAG_STRICT_REPO_PRIORITY, strict ? 1 : 0);
+  phases.prepare_ms += since(prepare_start);
+  const auto solver_start = Clock::now();
+  out.ok = solver_solve(solver.get(), jobs.raw()) == 0;
+  if (out.ok) {
+    std::unique_ptr<::Transaction, TransactionFree> trans(solver_create_transaction(solver.get()));
+    Queue installed;
+    transaction_installedresult(trans.get(), installed.raw());
+    for (int i = 0; i < installed.size(); ++i) out.installed.push_back(installed[i]);
+  } else if (final_word) {
+    out.conflict = conflict_of(solver.get());
+  }
+  phases.solver_ms += since(solver_start);
+  return out;
+}
+
+std::vector<Id> Pool::Impl::with_fewer_features(const std::vector<Request>& requests, bool strict,
+                                                std::vector<Id> installed) {
+  ::Pool* p = pool.get();
+  std::set<Id> features = internal::track_features_of(p, installed);
+  if (features.empty()) return installed;  // the usual case: nothing to minimize
+  // All of them first, then each alone: a handful at most (mkl/nomkl, blas variants, R's
+  // anacondar), and each try is one more solve.
+  std::vector<std::set<Id>> tries{features};
+  if (features.size() > 1)
+    for (Id f : features) tries.push_back({f});
+  const auto wanted = requested_versions(p, requests, installed);
+  for (const std::set<Id>& excluded : tries) {
+    Attempt alt = try_solve(requests, strict, Narrow::Yes, excluded, Explain::No);
+    if (alt.solved() && requested_versions(p, requests, alt.installed) == wanted &&
+        internal::track_features_of(p, alt.installed).size() < features.size())
+      return std::move(alt.installed);
+  }
+  return installed;
+}
+
+Conflict Pool::Impl::conflict_of(::Solver* solver) const {
+  Conflict conflict;
+  int count = solver_problem_count(solver);
+  for (Id problem = 1; problem <= count; ++problem) {
+    conflict.problems.emplace_back(solver_problem2str(solver, problem));
+    Queue rules;
+    solver_findallproblemrules(solver, problem, rules.raw());
+    std::vector<std::string> details;
+    std::set<std::string> seen;
+    for (int i = 0; i < rules.size(); ++i) {
+      Id source = 0, target = 0, dep = 0;
+      SolverRuleinfo type = solver_ruleinfo(solver, rules[i], &source, &target, &dep);
+      std::string text = solver_problemruleinfo2str(solver, type, source, target, dep);
+      if (seen.insert(text).second) details.push_back(std::move(text));
+    }
+    conflict.details.push_back(std::move(details));
+  }
+  return conflict;
+}
+
+Result<std::vector<SolvedRecord>> Pool::Impl::records_of(const std::vector<Id>& installed) const {
+  ::Pool* p = pool.get();
   std::vector<SolvedRecord> out;
   std::map<::Repo*, MetaFile> meta_open;
-  for (int i = 0; i < installed.size(); ++i) {
-    ::Solvable* s = pool_id2solvable(pool, installed[i]);
-    if (s->repo == impl_->virtual_repo) continue;
+  for (Id id : installed) {
+    ::Solvable* s = pool_id2solvable(p, id);
+    if (s->repo == virtual_repo) continue;
     SolvedRecord r;
-    r.name = pool_id2str(pool, s->name);
-    r.version = pool_id2str(pool, s->evr);
+    r.name = pool_id2str(p, s->name);
+    r.version = pool_id2str(p, s->evr);
     r.build = str_or_empty(solvable_lookup_str(s, SOLVABLE_BUILDFLAVOR));
+    // "<number>.<timestamp>" where rank_ties_by_timestamp ranked the record: the number is
+    // what comes before the dot.
     r.build_number = std::strtoull(
         str_or_empty(solvable_lookup_str(s, SOLVABLE_BUILDVERSION)).c_str(), nullptr, 10);
     RecordMeta meta;
-    if (auto aside = impl_->meta_files.find(s->repo); aside != impl_->meta_files.end()) {
+    if (auto aside = meta_files.find(s->repo); aside != meta_files.end()) {
       auto file = meta_open.find(s->repo);
       if (file == meta_open.end()) {
         auto opened = MetaFile::open(aside->second);
@@ -770,7 +842,7 @@ Result<RecordOutcome> Pool::solve_records(const SolveJob& job) {
           return fail(Errc::Io, "reading " + aside->second.string() + ": cannot open it");
         file = meta_open.emplace(s->repo, std::move(*opened)).first;
       }
-      auto got = file->second.get(static_cast<uint64_t>(installed[i] - s->repo->start));
+      auto got = file->second.get(static_cast<uint64_t>(id - s->repo->start));
       if (!got) return fail(Errc::Io, "reading " + aside->second.string() + ": damaged");
       meta = std::move(*got);
     } else {
@@ -786,21 +858,21 @@ Result<RecordOutcome> Pool::solve_records(const SolveJob& job) {
     r.timestamp = meta.buildtime * 1000;
     Queue q;
     solvable_lookup_deparray(s, SOLVABLE_REQUIRES, q.raw(), -1);
-    for (int k = 0; k < q.size(); ++k) r.depends.emplace_back(pool_dep2str(pool, q[k]));
+    for (int k = 0; k < q.size(); ++k) r.depends.emplace_back(pool_dep2str(p, q[k]));
     Queue c;
     solvable_lookup_deparray(s, SOLVABLE_CONSTRAINS, c.raw(), -1);
-    for (int k = 0; k < c.size(); ++k) r.constrains.emplace_back(pool_dep2str(pool, c[k]));
+    for (int k = 0; k < c.size(); ++k) r.constrains.emplace_back(pool_dep2str(p, c[k]));
     // .solv files do not keep the order of dependency arrays: sort for stable output.
     std::sort(r.depends.begin(), r.depends.end());
     std::sort(r.constrains.begin(), r.constrains.end());
     Queue f;
     solvable_lookup_idarray(s, SOLVABLE_TRACK_FEATURES, f.raw());
-    for (int k = 0; k < f.size(); ++k) r.track_features.emplace_back(pool_id2str(pool, f[k]));
-    if (auto it = impl_->infos.find(s->repo); it != impl_->infos.end()) {
+    for (int k = 0; k < f.size(); ++k) r.track_features.emplace_back(pool_id2str(p, f[k]));
+    if (auto it = infos.find(s->repo); it != infos.end()) {
       r.channel = it->second.channel;
       if (r.subdir.empty()) r.subdir = it->second.subdir;
-      auto b = impl_->base_urls.find(s->repo);
-      if (b != impl_->base_urls.end() && !it->second.base_url.empty()) {
+      auto b = base_urls.find(s->repo);
+      if (b != base_urls.end() && !it->second.base_url.empty()) {
         // CEP 15: packages live under info.base_url, relative to the repodata.json's URL.
         std::string dir = resolve_url(
             it->second.base_url + "/" + it->second.subdir + "/repodata.json", b->second);
@@ -816,7 +888,29 @@ Result<RecordOutcome> Pool::solve_records(const SolveJob& job) {
   }
   std::sort(out.begin(), out.end(),
             [](const SolvedRecord& a, const SolvedRecord& b) { return a.name < b.name; });
-  impl_->phases.result_ms = since(result_start);
+  return out;
+}
+
+Result<RecordOutcome> Pool::solve_records(const SolveJob& job) {
+  impl_->phases = {};
+  ENVB_ASSIGN_OR_RETURN(std::vector<Request> requests, impl_->parse_requests(job));
+  // The first try drops the records no solution can hold; when it fails, a second try with all
+  // reachable records finds libsolv's explanation (the dropped records are what it talks about).
+  const bool strict = job.strict_channel_priority;
+  Attempt attempt = impl_->try_solve(requests, strict, Narrow::Yes, {}, Explain::Yes);
+  if (!attempt.solved() && attempt.dropped > 0)
+    attempt = impl_->try_solve(requests, strict, Narrow::No, {}, Explain::Yes);
+  impl_->phases.dropped_records = attempt.dropped;
+  if (!attempt.solved()) {
+    ENVB_CHECK(attempt.conflict.has_value());
+    return RecordOutcome(std::move(*attempt.conflict));
+  }
+  std::vector<Id> installed = impl_->with_fewer_features(requests, strict, attempt.installed);
+  using Clock = std::chrono::steady_clock;
+  const auto result_start = Clock::now();
+  ENVB_ASSIGN_OR_RETURN(std::vector<SolvedRecord> out, impl_->records_of(installed));
+  impl_->phases.result_ms =
+      std::chrono::duration<double, std::milli>(Clock::now() - result_start).count();
   return RecordOutcome(std::move(out));
 }
 

@@ -33,6 +33,7 @@ namespace fs = std::filesystem;
 struct BuildCliOptions {
   SolveCliOptions solve;  // platforms: several give an image index
   std::string lock;
+  std::string lock_environment = "default";  // a pixi.lock's --environment
   std::string tag;
   std::vector<std::string> outputs;
   std::string prefix = "/opt/conda";
@@ -214,7 +215,7 @@ Result<int> run_build(const BuildCliOptions& o) {
   const fs::path& cache_root = cache_lease.root();
   EnvironmentSpec env;
   if (!o.lock.empty()) {
-    ENVB_ASSIGN_OR_RETURN(env, environment_from_lock(o.lock, subdir));
+    ENVB_ASSIGN_OR_RETURN(env, environment_from_lock(o.lock, subdir, o.lock_environment));
   } else {
     SolveCliOptions one = o.solve;
     one.platforms = {subdir};
@@ -491,7 +492,9 @@ void register_build(CLI::App& app, Outcome& outcome) {
   auto o = std::make_shared<BuildCliOptions>();
   CLI::App* cmd = app.add_subcommand("build", "Build a layered OCI image of a conda environment");
   add_solve_options(cmd, o->solve, PositionalSpecs::Yes, PlatformShortFlag::No);
-  cmd->add_option("--lock", o->lock, "conda-lock.yml or @EXPLICIT file (no solve)");
+  cmd->add_option("--lock", o->lock, "conda-lock.yml, @EXPLICIT file or pixi.lock (no solve)");
+  cmd->add_option("--environment", o->lock_environment,
+                  "the environment of a pixi.lock to use (default: default)");
   cmd->add_option("-t,--tag", o->tag, "image name, NAME[:TAG]")->required();
   cmd->add_option("-o,--output", o->outputs,
                   "oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE[:NAME:TAG], docker://REF "

@@ -31,6 +31,7 @@ namespace fs = std::filesystem;
 struct InstallCliOptions {
   std::string prefix;
   std::string lock;
+  std::string lock_environment = "default";  // a pixi.lock's --environment
   SolveCliOptions solve;
   std::string pip_find_links;
   size_t jobs = 8;
@@ -56,7 +57,7 @@ Result<void> check_pip(const InstallCliOptions& o, const std::vector<std::string
 
 // The lock's packages (and pip entries) for one platform: the same reader as `envbuild build`.
 Result<EnvironmentSpec> from_lock(const InstallCliOptions& o, const std::string& platform) {
-  ENVB_ASSIGN_OR_RETURN(EnvironmentSpec env, environment_from_lock(o.lock, platform));
+  ENVB_ASSIGN_OR_RETURN(EnvironmentSpec env, environment_from_lock(o.lock, platform, o.lock_environment));
   // A lock holds redacted URLs: -c URLs with credentials supply them.
   ENVB_ASSIGN_OR_RETURN(ChannelOptions channel_options, channel_options_of(o.solve));
   env.credentialed_channels = credentialed_base_urls(o.solve.channels, channel_options);
@@ -257,7 +258,10 @@ void register_install(CLI::App& app, Outcome& outcome) {
   cmd->add_option("-p,--prefix", options->prefix, "target directory (created; must be empty)")
       ->required();
   add_solve_options(cmd, options->solve, PositionalSpecs::Yes, PlatformShortFlag::No);
-  cmd->add_option("--lock", options->lock, "conda-lock.yml or @EXPLICIT file (no solve)");
+  cmd->add_option("--lock", options->lock,
+                  "conda-lock.yml, @EXPLICIT file or pixi.lock (no solve)");
+  cmd->add_option("--environment", options->lock_environment,
+                  "the environment of a pixi.lock to use (default: default)");
   cmd->add_option("--pip-find-links", options->pip_find_links,
                   "install the pip: requirements from wheels in DIR (pip --no-deps --no-index)");
   cmd->add_option("-j,--jobs", options->jobs, "parallel downloads/extractions (default 8)");

@@ -30,6 +30,7 @@
 #include "conda/environment_file.hpp"
 #include "conda/image_contract.hpp"
 #include "conda/lock_environment.hpp"
+#include "conda/lockfile_pixi.hpp"
 #include "conda/lockfile_conda_lock.hpp"
 #include "conda/lockfile_explicit.hpp"
 #include "oci/archive.hpp"
@@ -423,11 +424,58 @@ void adopt(conda::LockedEnvironment locked, EnvironmentSpec& out) {
   out.variables = std::move(locked.variables);
 }
 
+// A pixi.lock's environment for `subdir`: its conda packages as records (what the lock says of
+// them; the installed record comes from the package itself), its pypi packages as pins.
+Result<EnvironmentSpec> environment_from_pixi_lock(std::string_view text, const fs::path& file,
+                                                   const std::string& subdir,
+                                                   const std::string& environment) {
+  ENVB_ASSIGN_OR_RETURN(auto lock, conda::parse_pixi_lock(text, file.string()));
+  ENVB_ASSIGN_OR_RETURN(const conda::PixiLockEnvironment* env,
+                        lock.environment(environment).context(file.string()));
+  ENVB_ASSIGN_OR_RETURN(auto packages, lock.packages_for(*env, subdir).context(file.string()));
+  EnvironmentSpec out;
+  out.name = environment;
+  for (const conda::PixiLockPackage* p : packages) {
+    if (p->kind == conda::PixiLockPackage::Kind::CondaSource)
+      return fail(Errc::Unsupported, file.string() + ": " + p->location +
+                                         " is a source package that pixi builds itself")
+          .with_hint("build it into a channel (pixi build, rattler-build) and lock that");
+    if (p->kind == conda::PixiLockPackage::Kind::Pypi) {
+      out.pip.push_back(p->name + "==" + p->version);
+      continue;
+    }
+    conda::PackageRecord r;
+    r.name = p->name;
+    ENVB_ASSIGN_OR_RETURN(r.version, conda::Version::parse(p->version)
+                                         .context(file.string() + ": " + p->location));
+    r.build = p->build;
+    r.build_number = static_cast<uint64_t>(std::max<int64_t>(0, p->build_number.value_or(0)));
+    r.subdir = p->subdir;
+    r.url = p->location;
+    r.fn = last_segment(p->location);
+    const std::string_view dir = std::string_view(r.url).substr(0, r.url.size() - r.fn.size());
+    r.channel = std::string(dir.substr(0, dir.substr(0, dir.size() - 1).rfind('/')));
+    r.md5 = p->md5;
+    r.sha256 = p->sha256;
+    if (p->size) r.size = static_cast<uint64_t>(*p->size);
+    r.depends = p->depends;
+    r.constrains = p->constrains;
+    out.records.push_back(std::move(r));
+  }
+  if (out.records.empty())
+    return fail(Errc::InvalidInput, file.string() + ": environment '" + environment +
+                                        "' has no conda packages for platform " + subdir);
+  return out;
+}
+
 }  // namespace
 
-Result<EnvironmentSpec> environment_from_lock(const fs::path& file, const std::string& subdir) {
+Result<EnvironmentSpec> environment_from_lock(const fs::path& file, const std::string& subdir,
+                                              const std::string& environment) {
   EnvironmentSpec out;
   ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(file));
+  if (conda::looks_like_pixi_lock(text))
+    return environment_from_pixi_lock(text, file, subdir, environment);
   if (text.find("@EXPLICIT") != std::string::npos) {
     ENVB_ASSIGN_OR_RETURN(auto lock, conda::parse_explicit_file(text, file.string()));
     if (auto p = lock.platform(); p && *p != subdir)

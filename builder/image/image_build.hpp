@@ -82,9 +82,11 @@ Result<EnvironmentRequest> environment_request(
 Result<EnvironmentSpec> environment_of(const EnvironmentRequest& request,
                                        const PlatformSolution& solution);
 
-/// Reads an @EXPLICIT file or a conda-lock.yml (no solve).
+/// Reads an @EXPLICIT file, a conda-lock.yml or a pixi.lock (no solve). `environment` picks one
+/// of a pixi.lock's environments (`--environment`; others have one).
 Result<EnvironmentSpec> environment_from_lock(const std::filesystem::path& file,
-                                              const std::string& subdir);
+                                              const std::string& subdir,
+                                              const std::string& environment = "default");
 
 /// "linux-64" -> linux/amd64, "linux-aarch64" -> linux/arm64/v8, ...
 Result<oci::Platform> oci_platform_for_subdir(const std::string& subdir);

@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "common/fs.hpp"
+#include "conda/lockfile_conda_lock.hpp"
 #include "tests/testing/channels.hpp"
 #include "tests/testing/registry_server.hpp"
 #include "tests/testing/repo_server.hpp"
@@ -588,6 +589,58 @@ TEST_F(WorkflowTest, JsonOutputsAndDryRuns) {
   auto entries = nlohmann::json::parse(listed.output);
   ASSERT_EQ(entries.size(), 1u) << listed.output;
   EXPECT_EQ(entries[0]["manifest_digest"], image["digest"]);
+}
+
+// Issue 20: a pixi.lock (version 6, as pixi writes it) is a lock for install and build: its
+// environment's packages install with the same records as a solve, --environment picks the
+// environment, and an unknown one names those the lock has.
+TEST_F(WorkflowTest, PixiLockInstallsTheSameRecordsAsASolve) {
+  auto lock = envbuild("lock -f environment.yml");
+  ASSERT_EQ(lock.exit_code, 0) << lock.output;
+  auto parsed = conda::parse_conda_lock(read_text(dir_ / "conda-lock.yml"), "conda-lock.yml");
+  ASSERT_TRUE(parsed) << parsed.error().to_string();
+  std::string refs, packages;
+  for (const auto* p : parsed->packages_for("linux-64", conda::CondaLockPackage::Manager::Conda)) {
+    refs += "      - conda: " + p->url + "\n";
+    packages += "- conda: " + p->url + "\n  sha256: " + p->sha256 + "\n  md5: " + p->md5 + "\n";
+  }
+  write_text(dir_ / "pixi.lock", "version: 6\nenvironments:\n  default:\n    channels:\n"
+                                 "    - url: file://" + channel_.string() + "/\n    packages:\n"
+                                 "      linux-64:\n" + refs + "  prod:\n    channels: []\n"
+                                 "    packages:\n      linux-64:\n" + refs +
+                                 "packages:\n" + packages);
+  auto packages_of = [&](const fs::path& prefix) {
+    std::map<std::string, std::string> out;
+    for (const auto& [path, text] : environment_records(prefix))
+      if (path.starts_with("conda-meta/") && path.ends_with(".json") &&
+          path != "conda-meta/envbuild-relocations.json")  // it names the prefix
+        out[path] = text;
+    return out;
+  };
+  // One prefix path for both: patched files' sha256 in the records depend on it.
+  auto solved = envbuild("install -q -p prefix -f environment.yml");
+  ASSERT_EQ(solved.exit_code, 0) << solved.output;
+  const auto want = packages_of(dir_ / "prefix");
+  EXPECT_GE(want.size(), 2u);
+  fs::remove_all(dir_ / "prefix");
+  auto locked = envbuild("install -q -p prefix --lock pixi.lock --environment prod");
+  ASSERT_EQ(locked.exit_code, 0) << locked.output;
+  const auto got = packages_of(dir_ / "prefix");
+  EXPECT_EQ(got.size(), want.size());
+  for (const auto& [path, text] : want) {
+    auto it = got.find(path);
+    ASSERT_NE(it, got.end()) << path;
+    auto a = nlohmann::json::parse(it->second), b = nlohmann::json::parse(text);
+    a.erase("requested_spec");  // a pixi.lock keeps no specs
+    b.erase("requested_spec");
+    EXPECT_EQ(a, b) << path;
+  }
+  auto built = envbuild("build --lock pixi.lock -t px:1 -o oci:img-pixi");
+  EXPECT_EQ(built.exit_code, 0) << built.output;
+  auto unknown = envbuild("install -q -p other --lock pixi.lock --environment staging");
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_NE(unknown.output.find("no environment 'staging'"), std::string::npos) << unknown.output;
+  EXPECT_NE(unknown.output.find("default, prod"), std::string::npos) << unknown.output;
 }
 
 }  // namespace

@@ -7,8 +7,13 @@ namespace envbuild::testing {
 
 namespace fs = std::filesystem;
 
-std::optional<fs::path> host_python_channel(std::string& why) {
-  const fs::path dir = binary_dir() / "test-channels" / "host-python";
+namespace {
+
+/// examples/demo/make_channel.py into binary_dir()/test-channels/<name> (with `args`), indexed,
+/// once per build directory: test processes run in parallel, so under a lock.
+std::optional<fs::path> made_channel(const std::string& name, const std::string& args,
+                                     std::string& why) {
+  const fs::path dir = binary_dir() / "test-channels" / name;
   std::error_code ec;
   fs::create_directories(dir.parent_path(), ec);
   auto lock = common::FileLock::acquire(dir.string() + ".lock", common::LockMode::Exclusive);
@@ -20,7 +25,7 @@ std::optional<fs::path> host_python_channel(std::string& why) {
   fs::remove_all(dir, ec);
   auto made = run_command(
       "python3 " + shell_quote((source_dir() / "examples/demo/make_channel.py").string()) + " " +
-      shell_quote(dir.string()) + " --only python && " +
+      shell_quote(dir.string()) + args + " && " +
       shell_quote((binary_dir() / "envbuild").string()) + " index " + shell_quote(dir.string()));
   if (made.exit_code != 0) {
     why = made.output;
@@ -28,6 +33,16 @@ std::optional<fs::path> host_python_channel(std::string& why) {
     return std::nullopt;
   }
   return dir;
+}
+
+}  // namespace
+
+std::optional<fs::path> host_python_channel(std::string& why) {
+  return made_channel("host-python", " --only python", why);
+}
+
+std::optional<fs::path> demo_channel(std::string& why) {
+  return made_channel("demo", "", why);
 }
 
 fs::path conda_forge_subset_channel(const fs::path& scratch) {

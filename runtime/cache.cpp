@@ -25,7 +25,10 @@
 #include "oci/layer_reader.hpp"
 #include "runtime/host_check.hpp"
 #include "runtime/internal/cache_files.hpp"
+#include "runtime/internal/prefix_files.hpp"
+#include "runtime/internal/unpack_steps.hpp"
 #include "runtime/layer_cache.hpp"
+#include "runtime/squashfs_image.hpp"
 #include "runtime/store.hpp"
 
 namespace envbuild::runtime {
@@ -36,6 +39,8 @@ using internal::exists_nofollow;
 using internal::flock_fd;
 using internal::kIdLength;
 using internal::open_lock_file;
+using internal::read_env_vars;
+using internal::record_requirements;
 using nlohmann::json;
 
 bool is_path_char(char c) {
@@ -57,83 +62,6 @@ std::vector<std::string> names_with_suffix(const fs::path& dir, std::string_view
   ::closedir(d);
   std::sort(names.begin(), names.end());
   return names;
-}
-
-/// The same for a directory beneath an untrusted tree (no symlink followed on the way).
-Result<std::vector<std::string>> names_with_suffix(const common::RootDir& root,
-                                                   std::string_view dir, std::string_view suffix) {
-  ENVB_ASSIGN_OR_RETURN(std::vector<std::string> all, root.list(dir));
-  std::vector<std::string> names;
-  for (auto& name : all)
-    if (name.size() > suffix.size() && name.ends_with(suffix) && name.front() != '.')
-      names.push_back(std::move(name));
-  return names;
-}
-
-/// Metadata files of an unpacked prefix are read whole; none is legitimately this large.
-constexpr size_t kMaxMetadataFile = size_t{16} << 20;
-
-/// The `__` depends of every conda-meta/*.json record of the prefix.
-Result<std::vector<std::string>> record_requirements(const common::RootDir& prefix) {
-  std::vector<std::string> depends;
-  const std::string relocations = fs::path(conda::kRelocationIndexPath).filename().string();
-  ENVB_ASSIGN_OR_RETURN(auto names, names_with_suffix(prefix, "conda-meta", ".json"));
-  for (const auto& name : names) {
-    if (name == relocations) continue;
-    const std::string relative = "conda-meta/" + name;
-    ENVB_ASSIGN_OR_RETURN(auto text, prefix.read_regular(relative, kMaxMetadataFile));
-    if (!text) continue;
-    json j = json::parse(*text, nullptr, false);
-    if (j.is_discarded())
-      return fail(Errc::InvalidInput, prefix.shown(relative) + ": not valid JSON");
-    if (!j.is_object() || !j.contains("depends") || !j["depends"].is_array()) continue;
-    for (const auto& d : j["depends"])
-      if (d.is_string()) depends.push_back(d.get<std::string>());
-  }
-  std::vector<std::string> out;
-  for (const auto& r : conda::host_requirements(depends)) out.push_back(r.to_string());
-  return out;
-}
-
-Result<void> read_env_vars_object(const std::string& file, const json& object,
-                                  std::vector<std::pair<std::string, std::string>>& out) {
-  if (!object.is_object())
-    return fail(Errc::InvalidInput, file + ": env vars must be a JSON object");
-  for (const auto& [key, value] : object.items()) {
-    if (!value.is_string())
-      return fail(Errc::InvalidInput, file + ": value of " + key + " is not a string");
-    auto it = std::find_if(out.begin(), out.end(), [&](const auto& kv) { return kv.first == key; });
-    if (it != out.end())
-      it->second = value.get<std::string>();
-    else
-      out.emplace_back(key, value.get<std::string>());
-  }
-  return {};
-}
-
-/// etc/conda/env_vars.d/*.json then conda-meta/state's "env_vars" (conda's order: later wins).
-/// Every file is read beneath the prefix: a symlink there is refused, never followed.
-Result<std::vector<std::pair<std::string, std::string>>> read_env_vars(
-    const common::RootDir& prefix) {
-  std::vector<std::pair<std::string, std::string>> out;
-  std::vector<std::string> files;
-  ENVB_ASSIGN_OR_RETURN(auto names, names_with_suffix(prefix, "etc/conda/env_vars.d", ".json"));
-  for (const auto& name : names) files.push_back("etc/conda/env_vars.d/" + name);
-  files.push_back("conda-meta/state");
-  for (const auto& relative : files) {
-    ENVB_ASSIGN_OR_RETURN(auto text, prefix.read_regular(relative, kMaxMetadataFile));
-    if (!text) continue;
-    json j = json::parse(*text, nullptr, false);
-    if (j.is_discarded())
-      return fail(Errc::InvalidInput, prefix.shown(relative) + ": not valid JSON");
-    if (relative == "conda-meta/state") {
-      if (j.is_object() && j.contains("env_vars"))
-        ENVB_TRY(read_env_vars_object(prefix.shown(relative), j["env_vars"], out));
-    } else {
-      ENVB_TRY(read_env_vars_object(prefix.shown(relative), j, out));
-    }
-  }
-  return out;
 }
 
 Result<void> check_platform(const oci::ImageConfig& config) {
@@ -161,6 +89,96 @@ void remove_staging(const fs::path& dir) {
 }
 
 }  // namespace
+
+namespace internal {
+
+namespace {
+
+/// The same for a directory beneath an untrusted tree (no symlink followed on the way).
+Result<std::vector<std::string>> names_with_suffix(const common::RootDir& root,
+                                                   std::string_view dir, std::string_view suffix) {
+  ENVB_ASSIGN_OR_RETURN(std::vector<std::string> all, root.list(dir));
+  std::vector<std::string> names;
+  for (auto& name : all)
+    if (name.size() > suffix.size() && name.ends_with(suffix) && name.front() != '.')
+      names.push_back(std::move(name));
+  return names;
+}
+
+/// Metadata files of an unpacked prefix are read whole; none is legitimately this large.
+constexpr size_t kMaxMetadataFile = size_t{16} << 20;
+
+}  // namespace
+
+Result<std::vector<std::string>> record_requirements(const common::RootDir& prefix) {
+  std::vector<std::string> depends;
+  const std::string relocations = fs::path(conda::kRelocationIndexPath).filename().string();
+  ENVB_ASSIGN_OR_RETURN(auto names, names_with_suffix(prefix, "conda-meta", ".json"));
+  for (const auto& name : names) {
+    if (name == relocations) continue;
+    const std::string relative = "conda-meta/" + name;
+    ENVB_ASSIGN_OR_RETURN(auto text, prefix.read_regular(relative, kMaxMetadataFile));
+    if (!text) continue;
+    json j = json::parse(*text, nullptr, false);
+    if (j.is_discarded())
+      return fail(Errc::InvalidInput, prefix.shown(relative) + ": not valid JSON");
+    if (!j.is_object() || !j.contains("depends") || !j["depends"].is_array()) continue;
+    for (const auto& d : j["depends"])
+      if (d.is_string()) depends.push_back(d.get<std::string>());
+  }
+  std::vector<std::string> out;
+  for (const auto& r : conda::host_requirements(depends)) out.push_back(r.to_string());
+  return out;
+}
+
+namespace {
+
+Result<void> read_env_vars_object(const std::string& file, const json& object,
+                                  std::vector<std::pair<std::string, std::string>>& out) {
+  if (!object.is_object())
+    return fail(Errc::InvalidInput, file + ": env vars must be a JSON object");
+  for (const auto& [key, value] : object.items()) {
+    if (!value.is_string())
+      return fail(Errc::InvalidInput, file + ": value of " + key + " is not a string");
+    auto it = std::find_if(out.begin(), out.end(), [&](const auto& kv) { return kv.first == key; });
+    if (it != out.end())
+      it->second = value.get<std::string>();
+    else
+      out.emplace_back(key, value.get<std::string>());
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<std::vector<std::pair<std::string, std::string>>> read_env_vars(
+    const common::RootDir& prefix) {
+  std::vector<std::pair<std::string, std::string>> out;
+  std::vector<std::string> files;
+  ENVB_ASSIGN_OR_RETURN(auto names, names_with_suffix(prefix, "etc/conda/env_vars.d", ".json"));
+  for (const auto& name : names) files.push_back("etc/conda/env_vars.d/" + name);
+  files.push_back("conda-meta/state");
+  for (const auto& relative : files) {
+    ENVB_ASSIGN_OR_RETURN(auto text, prefix.read_regular(relative, kMaxMetadataFile));
+    if (!text) continue;
+    json j = json::parse(*text, nullptr, false);
+    if (j.is_discarded())
+      return fail(Errc::InvalidInput, prefix.shown(relative) + ": not valid JSON");
+    if (relative == "conda-meta/state") {
+      if (j.is_object() && j.contains("env_vars"))
+        ENVB_TRY(read_env_vars_object(prefix.shown(relative), j["env_vars"], out));
+    } else {
+      ENVB_TRY(read_env_vars_object(prefix.shown(relative), j, out));
+    }
+  }
+  return out;
+}
+
+Result<std::vector<std::string>> activate_script_names(const common::RootDir& prefix) {
+  return names_with_suffix(prefix, "etc/conda/activate.d", ".sh");
+}
+
+}  // namespace internal
 
 std::string rewrite_prefix(std::string_view text, std::string_view from, std::string_view to) {
   if (from.empty() || from == to) return std::string(text);
@@ -221,46 +239,118 @@ void remove_abandoned_staging(const fs::path& dir) {
 
 }  // namespace
 
+namespace internal {
+
+Result<Staging> Staging::begin(const fs::path& dir_in) {
+  Staging s;
+  s.dir_ = fs::absolute(dir_in).lexically_normal();
+  if (s.dir_.filename().empty()) s.dir_ = s.dir_.parent_path();
+  std::error_code ec;
+  if (exists_nofollow(s.dir_) && !fs::is_empty(s.dir_, ec))
+    return fail(Errc::InvalidInput, s.dir_.string() + " exists and is not empty");
+  ENVB_TRY(common::make_dirs(s.dir_.parent_path()));
+  ENVB_ASSIGN_OR_RETURN(common::RootDir parent, common::RootDir::open(s.dir_.parent_path()));
+  s.parent_ = std::make_unique<common::RootDir>(std::move(parent));
+  s.name_ = "." + s.dir_.filename().string() + "." + std::to_string(::getpid()) + ".tmp";
+  ENVB_TRY(s.parent_->remove_all(s.name_));
+  remove_abandoned_staging(s.dir_);
+  ENVB_TRY(s.parent_->make_dir(s.name_, 0700));
+  s.path_ = s.dir_.parent_path() / s.name_;
+  ENVB_ASSIGN_OR_RETURN(common::RootDir stage, s.parent_->subdir(s.name_));
+  s.stage_ = std::make_unique<common::RootDir>(std::move(stage));
+  return s;
+}
+
+Staging::~Staging() {
+  if (parent_ && !name_.empty()) (void)parent_->remove_all(name_);
+}
+
+Result<void> Staging::commit(std::string_view relative) {
+  // Renamed by descriptors resolved without following symlinks: what moves is the directory
+  // inside our staging tree, whatever the tree's names point at.
+  if (relative.empty()) {
+    ENVB_TRY(common::rename_beneath(*parent_, name_, *parent_, dir_.filename().string()));
+  } else {
+    ENVB_TRY(common::rename_beneath(*stage_, relative, *parent_, dir_.filename().string()));
+  }
+  return common::sync_dir(dir_.parent_path());
+}
+
+Result<void> relocate_staged(const common::RootDir& staged, const fs::path& dir,
+                             const std::string& reference) {
+  // The records may name another prefix than the label: relocate from what the files hold.
+  // Files shared with the layer cache get their own inode before they change.
+  auto relocated = conda::relocate_prefix(staged, "", dir.string(), conda::MissingIndex::Skip);
+  if (relocated) return ok();
+  Error error = std::move(relocated).error().with_context("unpacking " + reference);
+  // InvalidInput here is a binary file without room for this path (nothing was changed).
+  if (error.code() != Errc::InvalidInput) return error;
+  return std::move(error).with_hint(
+      "binary files keep their length, so the path must be short: choose a shorter location"
+      " (for the cache: ENVRUN_CACHE=/short/path; entries are <root>/p/<12 hex>)");
+}
+
+Result<EnvInfo> describe_prefix(const common::RootDir& tree, const ImageDescription& d,
+                                const std::string& prefix) {
+  EnvInfo info;
+  info.manifest_digest = d.digest;
+  info.reference = d.reference;
+  info.image_prefix = d.image_prefix;
+  info.prefix = prefix;
+  info.platform = d.platform;
+  for (const auto& kv : d.env) info.env.push_back(rewrite_prefix(kv, d.image_prefix, prefix));
+  auto rewrite_all = [&](const std::optional<std::vector<std::string>>& args) {
+    std::optional<std::vector<std::string>> out;
+    if (args) {
+      out.emplace();
+      for (const auto& a : *args) out->push_back(rewrite_prefix(a, d.image_prefix, prefix));
+    }
+    return out;
+  };
+  info.entrypoint = rewrite_all(d.entrypoint);
+  info.cmd = rewrite_all(d.cmd);
+  ENVB_ASSIGN_OR_RETURN(info.env_vars, read_env_vars(tree));
+  ENVB_ASSIGN_OR_RETURN(auto scripts, activate_script_names(tree));
+  for (const auto& name : scripts)
+    info.activate_scripts.push_back((fs::path(prefix) / "etc/conda/activate.d" / name).string());
+  ENVB_ASSIGN_OR_RETURN(std::vector<std::string> record_reqs, record_requirements(tree));
+  std::set<std::string> seen;
+  const std::vector<std::string>* lists[] = {&d.label_requirements, &record_reqs};
+  for (const auto* list : lists)
+    for (const auto& r : *list)
+      if (seen.insert(r).second) info.requirements.push_back(r);
+  info.unpacked_at = static_cast<int64_t>(std::time(nullptr));
+  return info;
+}
+
+bool is_safe_prefix(std::string_view prefix) {
+  return prefix.size() >= 2 && prefix.front() == '/' &&
+         common::is_safe_relative_path(prefix.substr(1));
+}
+
+}  // namespace internal
+
 Result<EnvInfo> unpack_image(const oci::Image& image, const fs::path& dir_in,
                              const std::string& reference, const UnpackOptions& options) {
-  fs::path dir = fs::absolute(dir_in).lexically_normal();
-  if (dir.filename().empty()) dir = dir.parent_path();
   const oci::ImageConfig& config = image.config();
   ENVB_TRY(check_platform(config));
-  std::vector<std::string> label_requirements;
+  internal::ImageDescription description;
   if (auto it = config.config.labels.find(std::string(conda::kRequirementsLabel));
       it != config.config.labels.end())
-    label_requirements = conda::split_requirements_label(it->second);
-  if (options.precheck) ENVB_TRY(options.precheck(label_requirements));
+    description.label_requirements = conda::split_requirements_label(it->second);
+  if (options.precheck) ENVB_TRY(options.precheck(description.label_requirements));
 
-  std::error_code ec;
-  if (exists_nofollow(dir) && !fs::is_empty(dir, ec))
-    return fail(Errc::InvalidInput, dir.string() + " exists and is not empty");
-  ENVB_TRY(common::make_dirs(dir.parent_path()));
-  ENVB_ASSIGN_OR_RETURN(common::RootDir parent, common::RootDir::open(dir.parent_path()));
-  const std::string staging_name =
-      "." + dir.filename().string() + "." + std::to_string(::getpid()) + ".tmp";
-  ENVB_TRY(parent.remove_all(staging_name));
-  remove_abandoned_staging(dir);
-  ENVB_TRY(parent.make_dir(staging_name, 0700));
-  const fs::path staging = dir.parent_path() / staging_name;
-  struct Cleanup {
-    const common::RootDir& parent;
-    const std::string& name;
-    ~Cleanup() { (void)parent.remove_all(name); }
-  } cleanup{parent, staging_name};
-  ENVB_ASSIGN_OR_RETURN(common::RootDir stage, parent.subdir(staging_name));
-
+  ENVB_ASSIGN_OR_RETURN(internal::Staging staging, internal::Staging::begin(dir_in));
+  const fs::path& dir = staging.dir();
   const std::string image_prefix = image_prefix_of(config);
-  if (image_prefix.size() < 2 || image_prefix.front() != '/' ||
-      !common::is_safe_relative_path(image_prefix.substr(1)))
+  if (!internal::is_safe_prefix(image_prefix))
     return fail(Errc::InvalidInput,
                 "image prefix '" + image_prefix + "' is not a safe absolute path");
   const std::string prefix_relative = image_prefix.substr(1);
 
   const auto& layers = image.manifest().layers;
   if (options.layers != nullptr) {
-    ENVB_ASSIGN_OR_RETURN(ComposeStats composed, options.layers->compose(image, staging));
+    ENVB_ASSIGN_OR_RETURN(ComposeStats composed, options.layers->compose(image, staging.path()));
     std::fprintf(stderr,
                  "envrun: %zu of %zu layers extracted, %zu shared; %zu files linked, %zu copied\n",
                  composed.layers_extracted, layers.size(), composed.layers_reused,
@@ -270,65 +360,32 @@ Result<EnvInfo> unpack_image(const oci::Image& image, const fs::path& dir_in,
       std::string what = "extracting layer " + std::to_string(i + 1) + "/" +
                          std::to_string(layers.size()) + " " + layers[i].digest.short_string();
       ENVB_ASSIGN_OR_RETURN(auto source, image.open_blob(layers[i]).context(what));
-      ENVB_TRY(oci::extract_layer(*source, staging).context(what));
+      ENVB_TRY(oci::extract_layer(*source, staging.path()).context(what));
     }
   }
   test_stall_point("extracted");
 
   // The prefix must be a real directory of the image's tree: a layer that makes `opt` (or any
   // component) a symlink to a host directory gets an error here, never that directory renamed.
-  auto staged = stage.subdir(prefix_relative);
+  auto staged = staging.stage().subdir(prefix_relative);
   if (!staged) {
     if (staged.error().code() == Errc::NotFound)
       return fail(Errc::InvalidInput, "the image has no conda prefix at " + image_prefix +
                                           " (label org.envbuild.prefix)");
     return std::move(staged).error().with_context("unpacking " + reference);
   }
-  // The records may name another prefix than the label: relocate from what the files hold.
-  // Files shared with the layer cache get their own inode before they change.
-  auto relocated = conda::relocate_prefix(*staged, "", dir.string(), conda::MissingIndex::Skip);
-  if (!relocated) {
-    Error error = std::move(relocated).error().with_context("unpacking " + reference);
-    // InvalidInput here is a binary file without room for this path (nothing was changed).
-    if (error.code() != Errc::InvalidInput) return error;
-    return std::move(error).with_hint(
-        "binary files keep their length, so the path must be short: choose a shorter location"
-        " (for the cache: ENVRUN_CACHE=/short/path; entries are <root>/p/<12 hex>)");
-  }
+  const std::string relocate_to = options.relocate_to.empty() ? dir.string() : options.relocate_to;
+  ENVB_TRY(internal::relocate_staged(*staged, relocate_to, reference));
 
-  EnvInfo info;
-  info.manifest_digest = image.descriptor().digest.to_string();
-  info.reference = reference;
-  info.image_prefix = image_prefix;
-  info.prefix = dir.string();
-  info.platform = config.platform().to_string();
-  for (const auto& kv : config.config.env)
-    info.env.push_back(rewrite_prefix(kv, image_prefix, info.prefix));
-  auto rewrite_all = [&](const std::optional<std::vector<std::string>>& args) {
-    std::optional<std::vector<std::string>> out;
-    if (args) {
-      out.emplace();
-      for (const auto& a : *args) out->push_back(rewrite_prefix(a, image_prefix, info.prefix));
-    }
-    return out;
-  };
-  info.entrypoint = rewrite_all(config.config.entrypoint);
-  info.cmd = rewrite_all(config.config.cmd);
-  ENVB_ASSIGN_OR_RETURN(info.env_vars, read_env_vars(*staged));
-  ENVB_ASSIGN_OR_RETURN(auto scripts, names_with_suffix(*staged, "etc/conda/activate.d", ".sh"));
-  for (const auto& name : scripts)
-    info.activate_scripts.push_back((dir / "etc/conda/activate.d" / name).string());
-  ENVB_ASSIGN_OR_RETURN(std::vector<std::string> record_reqs, record_requirements(*staged));
-  std::set<std::string> seen;
-  for (auto* list : {&label_requirements, &record_reqs})
-    for (const auto& r : *list)
-      if (seen.insert(r).second) info.requirements.push_back(r);
-  info.unpacked_at = static_cast<int64_t>(std::time(nullptr));
-
-  // Renamed by descriptors resolved without following symlinks: what moves is the directory
-  // inside our staging tree, whatever the tree's names point at.
-  ENVB_TRY(common::rename_beneath(stage, prefix_relative, parent, dir.filename().string()));
-  ENVB_TRY(common::sync_dir(dir.parent_path()));
+  description.digest = image.descriptor().digest.to_string();
+  description.reference = reference;
+  description.image_prefix = image_prefix;
+  description.platform = config.platform().to_string();
+  description.env = config.config.env;
+  description.entrypoint = config.config.entrypoint;
+  description.cmd = config.config.cmd;
+  ENVB_ASSIGN_OR_RETURN(EnvInfo info, internal::describe_prefix(*staged, description, relocate_to));
+  ENVB_TRY(staging.commit(prefix_relative));
   test_stall_point("renamed");
   return info;
 }
@@ -359,8 +416,21 @@ Result<Materialized> Cache::materialize(const oci::ImageReference& ref,
   // A docker:// reference has a source key only once it is in the store.
   if (!key && (key = internal::source_key(ref, root_))) ENVB_TRY(common::make_dirs(root_ / "r"));
   const oci::Digest& digest = image->descriptor().digest;
-  const std::string id = digest.hex().substr(0, kIdLength);
-  const fs::path prefix = prefix_for(digest);
+  const std::string what =
+      ref.to_string() + " (" + std::to_string(image->manifest().layers.size()) + " layers)";
+  return fill_entry(digest.hex().substr(0, kIdLength), key ? *key : "", what,
+                    [&](const fs::path& prefix) -> Result<EnvInfo> {
+                      LayerCache layers(root_ / "l");
+                      UnpackOptions shared = options;
+                      if (LayerCache::enabled()) shared.layers = &layers;
+                      return unpack_image(*image, prefix, ref.to_string(), shared);
+                    });
+}
+
+Result<Materialized> Cache::fill_entry(
+    const std::string& id, const std::string& key, const std::string& what,
+    const std::function<Result<EnvInfo>(const fs::path&)>& unpack) const {
+  const fs::path prefix = root_ / "p" / id;
   const fs::path marker = prefix.string() + ".json";
   const fs::path lock_path = prefix.string() + ".lock";
   ENVB_TRY(common::make_dirs(root_ / "p"));
@@ -375,21 +445,16 @@ Result<Materialized> Cache::materialize(const oci::ImageReference& ref,
         (void)::unlink(marker.c_str());
         ENVB_TRY(common::remove_all(prefix));
         remove_staging(prefix);
-        std::fprintf(stderr, "envrun: unpacking %s (%zu layers) into %s\n", ref.to_string().c_str(),
-                     image->manifest().layers.size(), prefix.c_str());
+        std::fprintf(stderr, "envrun: unpacking %s into %s\n", what.c_str(), prefix.c_str());
         auto started = std::chrono::steady_clock::now();
-        LayerCache layers(root_ / "l");
-        UnpackOptions shared = options;
-        if (LayerCache::enabled()) shared.layers = &layers;
-        ENVB_ASSIGN_OR_RETURN(EnvInfo info, unpack_image(*image, prefix, ref.to_string(), shared));
+        ENVB_ASSIGN_OR_RETURN(EnvInfo info, unpack(prefix));
         ENVB_TRY(common::write_file_atomic(marker, to_json_text(info)));
         ENVB_TRY(common::sync_dir(root_ / "p"));
         std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
-        std::fprintf(stderr, "envrun: unpacked %s in %.2fs\n", digest.short_string().c_str(),
-                     took.count());
+        std::fprintf(stderr, "envrun: unpacked %s in %.2fs\n", id.c_str(), took.count());
         unpacked_now = true;
       }
-      if (key) ENVB_TRY(common::write_file_atomic(root_ / "r" / *key, digest.hex() + "\n"));
+      if (!key.empty()) ENVB_TRY(common::write_file_atomic(root_ / "r" / key, id + "\n"));
     }  // the exclusive lock ends here; open_entry takes it shared (gc may run in between)
     ENVB_ASSIGN_OR_RETURN(std::optional<Materialized> done, open_entry(id));
     if (done) {
@@ -399,6 +464,25 @@ Result<Materialized> Cache::materialize(const oci::ImageReference& ref,
   }
   return fail(Errc::Io, "the cache entry " + prefix.string() +
                             " keeps disappearing (is envrun gc running in a loop?)");
+}
+
+Result<std::optional<Materialized>> Cache::lookup_squashfs(const SquashfsImage& image) const {
+  ENVB_TRY(check_root());
+  return lookup_key(image.key);
+}
+
+Result<Materialized> Cache::materialize_squashfs(const SquashfsImage& image,
+                                                 const UnpackOptions& options) const {
+  ENVB_TRY(check_root());
+  ENVB_ASSIGN_OR_RETURN(std::optional<Materialized> warm, lookup_key(image.key));
+  if (warm) return std::move(*warm);
+  ENVB_TRY(common::make_dirs(root_ / "r"));
+  ENVB_ASSIGN_OR_RETURN(auto key_lock, common::FileLock::acquire(root_ / "r" / (image.key + ".lock"),
+                                                                 common::LockMode::Exclusive));
+  ENVB_ASSIGN_OR_RETURN(warm, lookup_key(image.key));
+  if (warm) return std::move(*warm);
+  return fill_entry(image.key.substr(0, kIdLength), image.key, image.file.string(),
+                    [&](const fs::path& prefix) { return unpack_squashfs(image, prefix, options); });
 }
 
 Result<std::vector<CacheEntry>> Cache::list() const {

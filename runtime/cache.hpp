@@ -79,6 +79,7 @@ Result<std::unique_ptr<oci::Image>> open_reference(const oci::ImageReference& re
 void test_stall_point(std::string_view phase);
 
 class LayerCache;
+struct SquashfsImage;  // squashfs_image.hpp
 
 struct UnpackOptions {
   /// Where layers are extracted once and shared by hardlinks (layer_cache.hpp); null: each
@@ -87,6 +88,9 @@ struct UnpackOptions {
   /// Called with the label's requirements before any layer is read; an error stops the unpack
   /// (the host cannot run it anyway).
   std::function<Result<void>(const std::vector<std::string>&)> precheck;
+  /// The prefix the files are relocated to, when not the target directory itself (an image kept
+  /// as a SquashFS file is written from a tree relocated to where it will be mounted).
+  std::string relocate_to;
 };
 
 /// Unpacks `image` into `dir` as an ordinary conda prefix relocated to `dir` (which must not
@@ -146,6 +150,12 @@ class Cache {
   /// lookup(), else open the image and unpack it (exactly once across processes).
   Result<Materialized> materialize(const oci::ImageReference& ref,
                                    const UnpackOptions& options = {}) const;
+  /// The same for a SquashFS image (squashfs_image.hpp) this host cannot mount: unpacked and
+  /// relocated into p/<12 hex of its key>, found again by its key.
+  Result<Materialized> materialize_squashfs(const SquashfsImage& image,
+                                            const UnpackOptions& options = {}) const;
+  /// The warm half of that: the entry of an image unpacked before, held in use.
+  Result<std::optional<Materialized>> lookup_squashfs(const SquashfsImage& image) const;
 
   Result<std::vector<CacheEntry>> list() const;
   /// Removes entries unused for `older_than` that no process holds, abandoned staging
@@ -154,6 +164,13 @@ class Cache {
 
  private:
   Result<std::optional<Materialized>> open_entry(const std::string& id) const;
+  /// The entry recorded under r/<key>, held in use; nullopt when there is none.
+  Result<std::optional<Materialized>> lookup_key(const std::string& key) const;
+  /// Unpacks into p/<id> with `unpack` exactly once across processes (entry lock, then marker),
+  /// records r/<key> -> id (unless `key` is empty), and returns the entry held in use.
+  Result<Materialized> fill_entry(
+      const std::string& id, const std::string& key, const std::string& what,
+      const std::function<Result<EnvInfo>(const std::filesystem::path&)>& unpack) const;
   std::filesystem::path root_;
 };
 

@@ -232,7 +232,11 @@ Result<std::optional<Materialized>> Cache::lookup(const oci::ImageReference& ref
   ENVB_TRY(check_root());
   auto key = internal::source_key(ref, root_);
   if (!key) return std::optional<Materialized>{};
-  fs::path ref_file = root_ / "r" / *key;
+  return lookup_key(*key);
+}
+
+Result<std::optional<Materialized>> Cache::lookup_key(const std::string& key) const {
+  fs::path ref_file = root_ / "r" / key;
   int fd = ::open(ref_file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return std::optional<Materialized>{};
   char buf[80];

@@ -3,11 +3,14 @@
 #include "oci/reference.hpp"
 #include "runtime/cache.hpp"
 #include "runtime/internal/launch_env.hpp"
+#include "runtime/squashfs_image.hpp"
 
 namespace envbuild::runtime {
 
 RunFailure run_in_image(const std::string& image, std::vector<std::string> command,
                         const RunOptions& options) {
+  if (auto file = squashfs_argument(image))
+    return run_squashfs_image(*file, std::move(command), options);
   auto ref = oci::ImageReference::parse(image);
   if (!ref) return internal::failure_of(std::move(ref).error());
   Cache cache(options.cache_root);

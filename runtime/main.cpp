@@ -18,6 +18,7 @@
 #include "runtime/host_check.hpp"
 #include "runtime/kernel.hpp"
 #include "runtime/launch.hpp"
+#include "runtime/squashfs_image.hpp"
 #include "runtime/store.hpp"
 
 namespace {
@@ -59,7 +60,13 @@ int run_check(const std::string& image, const std::vector<std::string>& require)
   auto cache = open_cache();
   if (!cache) return fail_with(cache.error());
   std::vector<std::string> requirements;
-  if (!image.empty()) {
+  if (auto file = image.empty() ? std::nullopt : runtime::squashfs_argument(image)) {
+    auto opened = runtime::open_squashfs_image(*file);
+    if (!opened) return fail_with(opened.error());
+    requirements = opened->requirements;
+    std::cout << "image: " << opened->file.string() << " (SquashFS, prefix " << opened->prefix
+              << ": requirements from its image.json)\n";
+  } else if (!image.empty()) {
     auto ref = oci::ImageReference::parse(image);
     if (!ref) return fail_with(ref.error());
     auto warm = cache->lookup(*ref);
@@ -92,12 +99,8 @@ int run_check(const std::string& image, const std::vector<std::string>& require)
 }
 
 int run_unpack(const std::string& image, const std::string& dir, bool no_check) {
-  auto ref = oci::ImageReference::parse(image);
-  if (!ref) return fail_with(ref.error());
   auto cache = open_cache();
   if (!cache) return fail_with(cache.error());
-  auto opened = runtime::open_reference(*ref, cache->root());
-  if (!opened) return fail_with(opened.error());
   runtime::UnpackOptions options;
   if (!no_check)
     options.precheck = [&](const std::vector<std::string>& requirements) -> Result<void> {
@@ -106,10 +109,21 @@ int run_unpack(const std::string& image, const std::string& dir, bool no_check) 
       if (outcome.detected && !outcome.report.ok()) return runtime::host_mismatch(outcome);
       return {};
     };
-  auto info = runtime::unpack_image(**opened, dir, ref->to_string(), options);
+  Result<runtime::EnvInfo> info = Error(Errc::Internal, "not unpacked");
+  if (auto file = runtime::squashfs_argument(image)) {
+    auto opened = runtime::open_squashfs_image(*file);
+    if (!opened) return fail_with(opened.error());
+    info = runtime::unpack_squashfs(*opened, dir, options);
+  } else {
+    auto ref = oci::ImageReference::parse(image);
+    if (!ref) return fail_with(ref.error());
+    auto opened = runtime::open_reference(*ref, cache->root());
+    if (!opened) return fail_with(opened.error());
+    info = runtime::unpack_image(**opened, dir, ref->to_string(), options);
+  }
   if (!info) return fail_with(info.error());
-  std::cout << "unpacked " << info->manifest_digest << " into " << info->prefix
-            << " (relocated from " << info->image_prefix << ")\n";
+  std::cout << "unpacked " << (info->manifest_digest.empty() ? info->reference : info->manifest_digest)
+            << " into " << info->prefix << " (relocated from " << info->image_prefix << ")\n";
   return 0;
 }
 
@@ -205,7 +219,9 @@ int main(int argc, char** argv) {
       "prefix in the cache; the host's CUDA driver and glibc are checked before launch.\n\n"
       "  envrun [--no-check] IMAGE [--] COMMAND [ARGS...]\n\n"
       "IMAGE: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME[:TAG]],\n"
-      "docker://HOST/REPO[:TAG|@DIGEST] (pulled into the cache once, see envrun pull)",
+      "docker://HOST/REPO[:TAG|@DIGEST] (pulled into the cache once, see envrun pull), or a\n"
+      "SquashFS image from envbuild build --output squashfs:FILE (FILE or squashfs:FILE: mounted\n"
+      "at its prefix without extracting it where the host allows, else unpacked into the cache)",
       "envrun"};
   app.set_version_flag("-V,--version", std::string("envrun ") + kVersion);
   app.require_subcommand(0, 1);
@@ -215,7 +231,9 @@ int main(int argc, char** argv) {
       "libcuda.so.1 to probe), CONDA_OVERRIDE_CUDA / CONDA_OVERRIDE_GLIBC (pretend versions),\n"
       "ENVRUN_FULL (this program, for the envrun launcher: default envrun-full next to it),\n"
       "ENVRUN_SHARED_CACHE (read-only caches an administrator filled with envrun pull,\n"
-      "colon-separated; blobs from them are verified). The cache must be yours alone: it is\n"
+      "colon-separated; blobs from them are verified), ENVRUN_SQUASHFS_MOUNT (auto, kernel, fuse\n"
+      "or none: how SquashFS images may be mounted), ENVRUN_SQUASHFUSE (the squashfuse to use),\n"
+      "ENVRUN_SQUASHFS_USERNS=1 (a user namespace even as root). The cache must be yours alone: it is\n"
       "created 0700 and refused when others can write to it.\n"
       "Exit codes: the command's own; 8 when the host cannot run the environment, 2 for invalid\n"
       "input, 127 when the command is not found.");

@@ -1,0 +1,179 @@
+#include "runtime/squashfs_image.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+
+#include <cstdio>
+
+#include "common/format.hpp"
+#include "common/root_dir.hpp"
+#include "conda/platform.hpp"
+#include "runtime/internal/cache_files.hpp"
+#include "runtime/internal/launch_env.hpp"
+#include "runtime/internal/unpack_steps.hpp"
+#include "runtime/mount.hpp"
+#include "squashfs/reader.hpp"
+
+namespace envbuild::runtime {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::string_view kTransport = "squashfs:";
+
+/// Mounting over these would change what every later step of the launch (and the kernel's view of
+/// the process) relies on, whatever the command is.
+bool below_system_directory(std::string_view prefix) {
+  for (std::string_view dir : {"/proc", "/sys", "/dev"})
+    if (prefix == dir || (prefix.starts_with(dir) && prefix[dir.size()] == '/')) return true;
+  return false;
+}
+
+std::string label(const conda::ImageInfo& info, std::string_view name) {
+  auto it = info.labels.find(std::string(name));
+  return it == info.labels.end() ? "" : it->second;
+}
+
+internal::ImageDescription description_of(const SquashfsImage& image) {
+  internal::ImageDescription d;
+  d.reference = image.file.string();
+  d.image_prefix = image.prefix;
+  d.platform = label(image.info, conda::kPlatformLabel);
+  d.env = image.info.env;
+  d.entrypoint = image.info.entrypoint;
+  d.cmd = image.info.cmd;
+  d.label_requirements = image.requirements;
+  return d;
+}
+
+/// The environment in place: the shared mount of the image, described from its own files, then
+/// this process's private view of it at the prefix. An error means "cannot run in place".
+Result<Materialized> mount_in_place(const SquashfsImage& image, const Cache& cache,
+                                    const MountChoice& choice) {
+  if (!choice.kernel && !choice.fuse)
+    return fail(Errc::Unsupported, "mounting is turned off (ENVRUN_SQUASHFS_MOUNT=none)");
+  struct stat st {};
+  if (::stat(image.prefix.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return fail(Errc::NotFound, "its prefix " + image.prefix + " does not exist on this host")
+        .with_hint("create it once (mkdir -p " + image.prefix +
+                   "; an empty directory) and envrun mounts the image there");
+  ENVB_TRY(common::make_dirs(cache.root() / "m"));
+  const fs::path dir = cache.root() / "m" / image.key;
+  ENVB_ASSIGN_OR_RETURN(MountLease lease, acquire_shared_mount(image.file, dir, choice));
+  if (lease.mounted_now)
+    std::fprintf(stderr, "envrun: mounted %s at %s (%s)\n", image.file.c_str(), dir.c_str(),
+                 std::string(to_string(lease.method)).c_str());
+  ENVB_ASSIGN_OR_RETURN(common::RootDir tree, common::RootDir::open(dir));
+  ENVB_ASSIGN_OR_RETURN(EnvInfo info,
+                        internal::describe_prefix(tree, description_of(image), image.prefix));
+  ENVB_TRY(enter_private_view(dir, image.prefix, user_namespace_from_environment()));
+  Materialized env{std::move(info), lease.mounted_now, std::move(lease.in_use)};
+  // The command keeps the mount in use until it (and what it starts) exits.
+  ::fcntl(env.in_use.get(), F_SETFD, 0);
+  return env;
+}
+
+}  // namespace
+
+std::optional<fs::path> squashfs_argument(std::string_view image) {
+  if (image.starts_with(kTransport)) return fs::path(std::string(image.substr(kTransport.size())));
+  for (std::string_view transport : {"oci:", "oci-archive:", "docker-archive:", "docker:"})
+    if (image.starts_with(transport)) return std::nullopt;
+  fs::path path{std::string(image)};
+  if (!image.empty() && squashfs::has_squashfs_magic(path)) return path;
+  return std::nullopt;
+}
+
+Result<SquashfsImage> open_squashfs_image(const fs::path& file) {
+  SquashfsImage image;
+  image.file = fs::absolute(file).lexically_normal();
+  const std::string shown = image.file.string();
+  ENVB_ASSIGN_OR_RETURN(squashfs::Reader reader, squashfs::Reader::open(image.file));
+  ENVB_ASSIGN_OR_RETURN(auto text,
+                        reader.read_file(conda::kImageInfoPath, conda::kMaxImageInfoBytes));
+  if (!text)
+    return fail(Errc::InvalidInput, shown + " has no " + std::string(conda::kImageInfoPath) +
+                                        ": not an environment image")
+        .with_hint("make one with envbuild build --output squashfs:FILE");
+  ENVB_ASSIGN_OR_RETURN(
+      image.info, conda::parse_image_info(*text, shown + ":" + std::string(conda::kImageInfoPath)));
+  image.prefix = conda::image_prefix_of(image.info.labels, image.info.env);
+  if (!internal::is_safe_prefix(image.prefix) || below_system_directory(image.prefix))
+    return fail(Errc::InvalidInput,
+                shown + ": prefix '" + common::printable(image.prefix) +
+                    "' is not a safe absolute path (nor may it be /proc, /sys, /dev or below)");
+  image.requirements =
+      conda::split_requirements_label(label(image.info, conda::kRequirementsLabel));
+  if (std::string platform = label(image.info, conda::kPlatformLabel);
+      !platform.empty() && platform != conda::host_subdir())
+    return Error(Errc::HostMismatch, shown + " is for " + common::printable(platform) +
+                                         ", this host is " + conda::host_subdir())
+        .with_hint("build the environment for this platform (envbuild build --platform)");
+  struct stat st {};
+  if (::stat(image.file.c_str(), &st) != 0) return common::errno_error("stat", shown, errno);
+  image.key = internal::short_hash("squashfs\n" + std::to_string(st.st_dev) + ':' +
+                                   std::to_string(st.st_ino) + '\n' + std::to_string(st.st_size) +
+                                   '\n' + std::to_string(st.st_mtim.tv_sec) + '.' +
+                                   std::to_string(st.st_mtim.tv_nsec));
+  return image;
+}
+
+Result<EnvInfo> unpack_squashfs(const SquashfsImage& image, const fs::path& dir,
+                                const UnpackOptions& options) {
+  if (options.precheck) ENVB_TRY(options.precheck(image.requirements));
+  ENVB_ASSIGN_OR_RETURN(internal::Staging staging, internal::Staging::begin(dir));
+  const std::string what = "extracting " + image.file.string();
+  ENVB_ASSIGN_OR_RETURN(squashfs::Reader reader,
+                        squashfs::Reader::open(image.file).context(std::string(what)));
+  ENVB_ASSIGN_OR_RETURN(squashfs::ExtractStats stats,
+                        reader.extract(staging.stage()).context(std::string(what)));
+  (void)stats;
+  // The image's root is the prefix: the staging directory becomes it.
+  if (::chmod(staging.path().c_str(), 0755) != 0)
+    return common::errno_error("chmod", staging.path().string(), errno);
+  test_stall_point("extracted");
+  const fs::path& target = staging.dir();
+  const std::string relocate_to =
+      options.relocate_to.empty() ? target.string() : options.relocate_to;
+  ENVB_TRY(internal::relocate_staged(staging.stage(), relocate_to, image.file.string()));
+  ENVB_ASSIGN_OR_RETURN(
+      EnvInfo info, internal::describe_prefix(staging.stage(), description_of(image), relocate_to));
+  ENVB_TRY(staging.commit(""));
+  test_stall_point("renamed");
+  return info;
+}
+
+RunFailure run_squashfs_image(const fs::path& file, std::vector<std::string> command,
+                              const RunOptions& options) {
+  Cache cache(options.cache_root);
+  if (auto checked = cache.check_root(); !checked)
+    return internal::failure_of(std::move(checked).error());
+  auto image = open_squashfs_image(file);
+  if (!image) return internal::failure_of(std::move(image).error());
+  // Before anything is mounted or unpacked: the label's requirements.
+  if (auto checked = internal::enforce_host_check(image->requirements, options, cache.root());
+      !checked)
+    return internal::failure_of(std::move(checked).error());
+  auto choice = mount_choice_from_environment();
+  if (!choice) return internal::failure_of(std::move(choice).error());
+
+  auto in_place = mount_in_place(*image, cache, *choice);
+  if (in_place)
+    return internal::launch_materialized(std::move(*in_place), std::move(command), options,
+                                         cache.root());
+  // Unpacked before: said then why, and every rank of a job would say it again.
+  auto warm = cache.lookup_squashfs(*image);
+  if (warm && *warm)
+    return internal::launch_materialized(std::move(**warm), std::move(command), options,
+                                         cache.root());
+  const Error& why = in_place.error();
+  std::fprintf(stderr, "envrun: cannot run %s in place: %s; unpacking it into the cache instead\n",
+               image->file.c_str(), why.to_string().c_str());
+  if (!why.hint().empty()) std::fprintf(stderr, "hint: %s\n", why.hint().c_str());
+  auto env = cache.materialize_squashfs(*image);
+  if (!env) return internal::failure_of(std::move(env).error());
+  return internal::launch_materialized(std::move(*env), std::move(command), options, cache.root());
+}
+
+}  // namespace envbuild::runtime

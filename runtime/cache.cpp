@@ -28,8 +28,10 @@
 #include "runtime/internal/prefix_files.hpp"
 #include "runtime/internal/unpack_steps.hpp"
 #include "runtime/layer_cache.hpp"
+#include "runtime/mount.hpp"
 #include "runtime/squashfs_image.hpp"
 #include "runtime/store.hpp"
+#include "squashfs/reader.hpp"
 
 namespace envbuild::runtime {
 namespace {
@@ -416,10 +418,14 @@ Result<Materialized> Cache::materialize(const oci::ImageReference& ref,
   // A docker:// reference has a source key only once it is in the store.
   if (!key && (key = internal::source_key(ref, root_))) ENVB_TRY(common::make_dirs(root_ / "r"));
   const oci::Digest& digest = image->descriptor().digest;
-  const std::string what =
-      ref.to_string() + " (" + std::to_string(image->manifest().layers.size()) + " layers)";
+  const bool one_file = options.store == Store::Squashfs;
+  const std::string what = ref.to_string() + " (" +
+                           std::to_string(image->manifest().layers.size()) + " layers)" +
+                           (one_file ? " as one SquashFS file" : "");
   return fill_entry(digest.hex().substr(0, kIdLength), key ? *key : "", what,
                     [&](const fs::path& prefix) -> Result<EnvInfo> {
+                      if (one_file)
+                        return unpack_as_squashfs(*image, prefix, ref.to_string(), options);
                       LayerCache layers(root_ / "l");
                       UnpackOptions shared = options;
                       if (LayerCache::enabled()) shared.layers = &layers;
@@ -443,6 +449,7 @@ Result<Materialized> Cache::fill_entry(
       if (!exists_nofollow(marker) || !exists_nofollow(prefix)) {
         // Whatever is here without a marker is from a killed unpack (or a removed prefix).
         (void)::unlink(marker.c_str());
+        (void)::unlink((prefix.string() + ".sqfs").c_str());
         ENVB_TRY(common::remove_all(prefix));
         remove_staging(prefix);
         std::fprintf(stderr, "envrun: unpacking %s into %s\n", what.c_str(), prefix.c_str());
@@ -477,12 +484,59 @@ Result<Materialized> Cache::materialize_squashfs(const SquashfsImage& image,
   ENVB_ASSIGN_OR_RETURN(std::optional<Materialized> warm, lookup_key(image.key));
   if (warm) return std::move(*warm);
   ENVB_TRY(common::make_dirs(root_ / "r"));
-  ENVB_ASSIGN_OR_RETURN(auto key_lock, common::FileLock::acquire(root_ / "r" / (image.key + ".lock"),
-                                                                 common::LockMode::Exclusive));
+  ENVB_ASSIGN_OR_RETURN(
+      auto key_lock,
+      common::FileLock::acquire(root_ / "r" / (image.key + ".lock"), common::LockMode::Exclusive));
   ENVB_ASSIGN_OR_RETURN(warm, lookup_key(image.key));
   if (warm) return std::move(*warm);
-  return fill_entry(image.key.substr(0, kIdLength), image.key, image.file.string(),
-                    [&](const fs::path& prefix) { return unpack_squashfs(image, prefix, options); });
+  return fill_entry(
+      image.key.substr(0, kIdLength), image.key, image.file.string(),
+      [&](const fs::path& prefix) { return unpack_squashfs(image, prefix, options); });
+}
+
+Result<Materialized> Cache::ready_to_run(Materialized entry) const {
+  auto choice = mount_choice_from_environment();
+  if (!choice) return std::move(choice).error();
+  const fs::path prefix = entry.info.prefix;
+  auto lease = acquire_shared_mount(entry.info.squashfs, prefix, *choice);
+  if (lease) {
+    if (lease->mounted_now)
+      std::fprintf(stderr, "envrun: mounted %s at %s (%s)\n", entry.info.squashfs.c_str(),
+                   prefix.c_str(), std::string(to_string(lease->method)).c_str());
+    entry.mount_in_use = std::move(lease->in_use);
+    // The command keeps the mount in use until it (and what it starts) exits.
+    ::fcntl(entry.mount_in_use.get(), F_SETFD, 0);
+    return entry;
+  }
+  std::fprintf(stderr, "envrun: %s; extracting %s into %s instead\n",
+               lease.error().to_string().c_str(), entry.info.squashfs.c_str(), prefix.c_str());
+  // The files already name the prefix: extracted there they need no relocation. Under the
+  // entry's exclusive lock, so our shared one goes first.
+  const std::string id = prefix.filename().string();
+  const fs::path lock_path = prefix.string() + ".lock";
+  entry.in_use.reset();
+  {
+    ENVB_ASSIGN_OR_RETURN(common::Fd lock, open_lock_file(lock_path));
+    ENVB_TRY(flock_fd(lock, LOCK_EX, lock_path));
+    // Another envrun may have extracted it while we waited: the marker says.
+    const fs::path marker = prefix.string() + ".json";
+    ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(marker, 16u << 20));
+    ENVB_ASSIGN_OR_RETURN(EnvInfo info, env_info_from_json(text, marker.string()));
+    if (!info.squashfs.empty()) {
+      ENVB_ASSIGN_OR_RETURN(internal::Staging staging, internal::Staging::begin(prefix));
+      ENVB_ASSIGN_OR_RETURN(squashfs::Reader reader, squashfs::Reader::open(info.squashfs));
+      ENVB_TRY(reader.extract(staging.stage()).context("extracting " + info.squashfs));
+      if (::chmod(staging.path().c_str(), 0755) != 0)
+        return common::errno_error("chmod", staging.path().string(), errno);
+      ENVB_TRY(staging.commit(""));
+      const std::string file = std::exchange(info.squashfs, "");
+      ENVB_TRY(common::write_file_atomic(marker, to_json_text(info)));
+      (void)::unlink(file.c_str());
+    }
+  }
+  ENVB_ASSIGN_OR_RETURN(std::optional<Materialized> done, open_entry(id));
+  if (!done) return fail(Errc::Io, "the cache entry " + prefix.string() + " disappeared");
+  return std::move(*done);
 }
 
 Result<std::vector<CacheEntry>> Cache::list() const {
@@ -558,11 +612,22 @@ Result<GcReport> Cache::gc(std::chrono::seconds older_than) const {
       if (complete && ::unlink(marker.c_str()) != 0)
         return common::errno_error("unlink", marker.string(), errno);
       if (complete || exists_nofollow(prefix)) {
+        // An entry kept as a SquashFS file may still be mounted (its watcher was killed): we hold
+        // its use lock, so nobody is inside.
+        if (is_mount_point(prefix)) ENVB_TRY(unmount_held(prefix));
         ENVB_TRY(common::remove_all(prefix));
+        (void)::unlink((prefix.string() + ".sqfs").c_str());
         report.removed.push_back(id);
       }
     }
   }
+  // Shared mounts of SquashFS files (m/) whose watcher was killed, when nobody uses them.
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root_ / "m", ec))
+    if (e.is_directory(ec) && is_mount_point(e.path())) {
+      ENVB_ASSIGN_OR_RETURN(bool unmounted, unmount_if_idle(e.path()));
+      report.unmounted += unmounted ? 1 : 0;
+    }
   // References to entries that are gone.
   fs::path refs = root_ / "r";
   for (const auto& name : names_with_suffix(refs, "")) {

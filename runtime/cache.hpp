@@ -5,7 +5,8 @@
 //
 // Layout under the root (paths are kept short: binary files can only take a prefix as long as
 // their package's placeholder):
-//   p/<12 hex>        the prefix (12 hex of the manifest digest)
+//   p/<12 hex>        the prefix (12 hex of the manifest digest); with --store squashfs an empty
+//                     directory where p/<12 hex>.sqfs, the prefix as one file, is mounted
 //   p/<12 hex>.json   the completion marker: EnvInfo, written atomically after the rename
 //   p/<12 hex>.lock   flock: exclusive while unpacking, shared while a command runs (gc skips)
 //   p/.<12 hex>.*     staging directories of unfinished unpacks (removed by the next unpack)
@@ -54,6 +55,9 @@ struct EnvInfo {
   std::optional<std::vector<std::string>> entrypoint;  // rewritten like env
   std::optional<std::vector<std::string>> cmd;
   int64_t unpacked_at = 0;  // seconds since the epoch
+  /// --store squashfs: the SquashFS file that holds the prefix, mounted at `prefix` to run;
+  /// empty for an ordinary tree.
+  std::string squashfs;
   bool operator==(const EnvInfo&) const = default;
 };
 
@@ -81,6 +85,10 @@ void test_stall_point(std::string_view phase);
 class LayerCache;
 struct SquashfsImage;  // squashfs_image.hpp
 
+/// How a cache entry is kept: a tree, or one SquashFS file mounted to run it (a cache on a file
+/// system that counts files: one file per environment).
+enum class Store { Tree, Squashfs };
+
 struct UnpackOptions {
   /// Where layers are extracted once and shared by hardlinks (layer_cache.hpp); null: each
   /// unpack extracts its own layers (an `envrun unpack` DIR is an ordinary private prefix).
@@ -88,9 +96,10 @@ struct UnpackOptions {
   /// Called with the label's requirements before any layer is read; an error stops the unpack
   /// (the host cannot run it anyway).
   std::function<Result<void>(const std::vector<std::string>&)> precheck;
-  /// The prefix the files are relocated to, when not the target directory itself (an image kept
-  /// as a SquashFS file is written from a tree relocated to where it will be mounted).
+  /// The prefix the files are relocated to, when not the target directory itself.
   std::string relocate_to;
+  /// How materialize() keeps a new entry.
+  Store store = Store::Tree;
 };
 
 /// Unpacks `image` into `dir` as an ordinary conda prefix relocated to `dir` (which must not
@@ -106,6 +115,8 @@ struct Materialized {
   EnvInfo info;
   bool unpacked_now = false;
   common::Fd in_use;
+  /// A SquashFS entry's shared mount, held like `in_use` (runtime/mount.hpp).
+  common::Fd mount_in_use;
 };
 
 struct CacheEntry {
@@ -124,6 +135,7 @@ struct GcReport {
   size_t stale_refs = 0;
   std::vector<std::string> layers_removed;  // blob digests' hex
   size_t layers_in_use = 0;
+  size_t unmounted = 0;  // idle shared mounts of SquashFS files taken down
 };
 
 class Cache {
@@ -156,6 +168,10 @@ class Cache {
                                             const UnpackOptions& options = {}) const;
   /// The warm half of that: the entry of an image unpacked before, held in use.
   Result<std::optional<Materialized>> lookup_squashfs(const SquashfsImage& image) const;
+  /// An entry kept as a SquashFS file (--store squashfs) made ready to run: mounted at its
+  /// prefix (shared, mount.hpp), or, where this host cannot mount, extracted there once (the
+  /// files already name that prefix) and turned into an ordinary entry.
+  Result<Materialized> ready_to_run(Materialized entry) const;
 
   Result<std::vector<CacheEntry>> list() const;
   /// Removes entries unused for `older_than` that no process holds, abandoned staging

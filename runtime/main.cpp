@@ -40,7 +40,18 @@ Result<runtime::Cache> open_cache() {
   return cache;
 }
 
-/// `envrun [--no-check] IMAGE [--] COMMAND...`; nullopt when argv is not in that form. The lean
+/// --store when given, else $ENVRUN_STORE, else a tree.
+Result<runtime::Store> store_of(std::optional<runtime::Store> flag) {
+  if (flag) return *flag;
+  const char* value = std::getenv("ENVRUN_STORE");
+  if (value == nullptr || *value == '\0') return runtime::Store::Tree;
+  if (auto store = runtime::parse_store(value)) return *store;
+  return Error(Errc::InvalidInput,
+               "ENVRUN_STORE='" + std::string(value) + "': want tree or squashfs");
+}
+
+/// `envrun [--no-check] [--store S] IMAGE [--] COMMAND...`; nullopt when argv is not in that
+/// form. The lean
 /// launcher (launcher/main.cpp) has already tried the warm path and found no cache entry.
 std::optional<int> try_run_form(int argc, char** argv) {
   auto form = runtime::parse_run_form(argc, argv);
@@ -50,6 +61,9 @@ std::optional<int> try_run_form(int argc, char** argv) {
   runtime::RunOptions options;
   options.cache_root = std::move(*root);
   options.check = form->check;
+  auto store = store_of(form->store);
+  if (!store) return fail_with(store.error());
+  options.store = *store;
   runtime::RunFailure failure =
       runtime::run_in_image(form->image, std::move(form->command), options);
   print_error(failure.error);
@@ -122,8 +136,9 @@ int run_unpack(const std::string& image, const std::string& dir, bool no_check) 
     info = runtime::unpack_image(**opened, dir, ref->to_string(), options);
   }
   if (!info) return fail_with(info.error());
-  std::cout << "unpacked " << (info->manifest_digest.empty() ? info->reference : info->manifest_digest)
-            << " into " << info->prefix << " (relocated from " << info->image_prefix << ")\n";
+  std::cout << "unpacked "
+            << (info->manifest_digest.empty() ? info->reference : info->manifest_digest) << " into "
+            << info->prefix << " (relocated from " << info->image_prefix << ")\n";
   return 0;
 }
 
@@ -157,7 +172,9 @@ int run_gc(int days) {
   std::cout << report->removed.size() << " removed, " << report->in_use.size() << " in use kept, "
             << report->layers_removed.size() << " layers removed, " << report->layers_in_use
             << " layers in use kept, " << report->stale_staging << " abandoned unpacks and "
-            << report->stale_refs << " stale references cleaned\n";
+            << report->stale_refs << " stale references cleaned";
+  if (report->unmounted > 0) std::cout << ", " << report->unmounted << " idle mounts taken down";
+  std::cout << "\n";
   return 0;
 }
 
@@ -217,7 +234,9 @@ int main(int argc, char** argv) {
       "envrun: run a command in an OCI image's conda environment on a host without a container\n"
       "engine (HPC nodes, CI runners, laptops). The image is unpacked once into a relocated conda\n"
       "prefix in the cache; the host's CUDA driver and glibc are checked before launch.\n\n"
-      "  envrun [--no-check] IMAGE [--] COMMAND [ARGS...]\n\n"
+      "  envrun [--no-check] [--store tree|squashfs] IMAGE [--] COMMAND [ARGS...]\n\n"
+      "--store squashfs keeps a new cache entry as one SquashFS file, mounted to run (default:\n"
+      "a tree; also $ENVRUN_STORE).\n\n"
       "IMAGE: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME[:TAG]],\n"
       "docker://HOST/REPO[:TAG|@DIGEST] (pulled into the cache once, see envrun pull), or a\n"
       "SquashFS image from envbuild build --output squashfs:FILE (FILE or squashfs:FILE: mounted\n"
@@ -233,7 +252,8 @@ int main(int argc, char** argv) {
       "ENVRUN_SHARED_CACHE (read-only caches an administrator filled with envrun pull,\n"
       "colon-separated; blobs from them are verified), ENVRUN_SQUASHFS_MOUNT (auto, kernel, fuse\n"
       "or none: how SquashFS images may be mounted), ENVRUN_SQUASHFUSE (the squashfuse to use),\n"
-      "ENVRUN_SQUASHFS_USERNS=1 (a user namespace even as root). The cache must be yours alone: it is\n"
+      "ENVRUN_SQUASHFS_USERNS=1 (a user namespace even as root). The cache must be yours alone: it "
+      "is\n"
       "created 0700 and refused when others can write to it.\n"
       "Exit codes: the command's own; 8 when the host cannot run the environment, 2 for invalid\n"
       "input, 127 when the command is not found.");
@@ -330,6 +350,9 @@ int main(int argc, char** argv) {
     options.cache_root = std::move(*root);
     options.check = no_check ? runtime::HostCheck::Skip : runtime::HostCheck::Enforce;
     options.mode = runtime::RunOptions::Mode::Shell;
+    auto store = store_of(std::nullopt);
+    if (!store) return fail_with(store.error());
+    options.store = *store;
     runtime::RunFailure failure = runtime::run_in_image(image, {}, options);
     print_error(failure.error);
     return failure.exit_code;

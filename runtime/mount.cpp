@@ -346,6 +346,15 @@ Result<bool> unmount_if_idle(const fs::path& dir) {
   return mount_state(dir) == State::NotMounted;
 }
 
+Result<void> unmount_held(const fs::path& dir) {
+  ENVB_ASSIGN_OR_RETURN(auto mounting, common::FileLock::acquire(with_suffix(dir, ".mount.lock"),
+                                                                 common::LockMode::Exclusive));
+  if (mount_state(dir) != State::NotMounted) unmount(dir, fusermount_path());
+  if (mount_state(dir) != State::NotMounted)
+    return fail(Errc::Io, "cannot unmount " + dir.string());
+  return ok();
+}
+
 namespace {
 
 Result<void> write_proc(const std::string& file, const std::string& text) {

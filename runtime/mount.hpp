@@ -15,6 +15,8 @@
 //                  entries' in-use lock), exclusive while the mount is taken down
 //   D.mount.lock   flock: exclusive while mounting or unmounting
 //   D.watch.lock   flock: exclusive for the life of D's watcher
+// (For an OCI entry kept as a SquashFS file, D is its prefix p/<12 hex>, and D.lock is the entry's
+// own in-use lock: the mount stays while the entry is in use.)
 // The process that mounts starts a watcher, a small detached process that waits for an exclusive
 // D.lock (every user gone) and unmounts. A launch that finds the mount but no watcher (killed)
 // starts one; one that finds a dead FUSE mount (its squashfuse was killed) detaches it and mounts
@@ -66,6 +68,8 @@ Result<MountLease> acquire_shared_mount(const std::filesystem::path& image,
 
 /// Unmounts `dir` when nobody uses it (for gc); true when it was mounted and is gone now.
 Result<bool> unmount_if_idle(const std::filesystem::path& dir);
+/// Unmounts `dir` for a caller that holds D.lock exclusively itself; an error when it stays.
+Result<void> unmount_held(const std::filesystem::path& dir);
 
 /// Whether something is mounted at `dir` (its device differs from its parent's).
 bool is_mount_point(const std::filesystem::path& dir);

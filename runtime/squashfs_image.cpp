@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <thread>
 
 #include "common/format.hpp"
 #include "common/root_dir.hpp"
@@ -13,6 +15,7 @@
 #include "runtime/internal/unpack_steps.hpp"
 #include "runtime/mount.hpp"
 #include "squashfs/reader.hpp"
+#include "squashfs/writer.hpp"
 
 namespace envbuild::runtime {
 
@@ -68,9 +71,9 @@ Result<Materialized> mount_in_place(const SquashfsImage& image, const Cache& cac
   ENVB_ASSIGN_OR_RETURN(EnvInfo info,
                         internal::describe_prefix(tree, description_of(image), image.prefix));
   ENVB_TRY(enter_private_view(dir, image.prefix, user_namespace_from_environment()));
-  Materialized env{std::move(info), lease.mounted_now, std::move(lease.in_use)};
+  Materialized env{std::move(info), lease.mounted_now, {}, std::move(lease.in_use)};
   // The command keeps the mount in use until it (and what it starts) exits.
-  ::fcntl(env.in_use.get(), F_SETFD, 0);
+  ::fcntl(env.mount_in_use.get(), F_SETFD, 0);
   return env;
 }
 
@@ -141,6 +144,29 @@ Result<EnvInfo> unpack_squashfs(const SquashfsImage& image, const fs::path& dir,
       EnvInfo info, internal::describe_prefix(staging.stage(), description_of(image), relocate_to));
   ENVB_TRY(staging.commit(""));
   test_stall_point("renamed");
+  return info;
+}
+
+Result<EnvInfo> unpack_as_squashfs(const oci::Image& image, const fs::path& prefix,
+                                   const std::string& reference, const UnpackOptions& options) {
+  UnpackOptions tree = options;
+  tree.layers = nullptr;  // shared layers would keep their files in the cache: the point is one
+  ENVB_ASSIGN_OR_RETURN(EnvInfo info, unpack_image(image, prefix, reference, tree));
+  const fs::path file = prefix.string() + ".sqfs";
+  ENVB_ASSIGN_OR_RETURN(auto entries, squashfs::entries_from_tree(prefix));
+  squashfs::WriteOptions write;
+  // A cache is written once per node and read many times: fast compression, all cores.
+  write.level = 3;
+  write.jobs = std::max(1u, std::thread::hardware_concurrency());
+  ENVB_ASSIGN_OR_RETURN(squashfs::WriteInfo written,
+                        squashfs::write_image(std::move(entries), write, file)
+                            .context("keeping " + reference + " as " + file.string()));
+  (void)written;
+  // The tree goes; its directory stays, empty, for the mount.
+  ENVB_ASSIGN_OR_RETURN(common::RootDir parent, common::RootDir::open(prefix.parent_path()));
+  ENVB_TRY(parent.remove_all(prefix.filename().string()));
+  ENVB_TRY(parent.make_dir(prefix.filename().string(), 0755));
+  info.squashfs = file.string();
   return info;
 }
 

@@ -21,6 +21,7 @@
 
 #include "common/result.hpp"
 #include "conda/image_contract.hpp"
+#include "oci/image.hpp"
 #include "runtime/cache.hpp"
 #include "runtime/launch.hpp"
 
@@ -50,6 +51,12 @@ Result<SquashfsImage> open_squashfs_image(const std::filesystem::path& file);
 /// OCI images: extracted into a staging sibling beneath a RootDir, relocated, renamed into place.
 Result<EnvInfo> unpack_squashfs(const SquashfsImage& image, const std::filesystem::path& dir,
                                 const UnpackOptions& options = {});
+
+/// --store squashfs: the OCI image unpacked into `prefix` (relocated there, without the shared
+/// layer cache), written as <prefix>.sqfs, and the tree removed: what stays is one file and the
+/// empty directory it is mounted at (Cache::ready_to_run). The EnvInfo names the file.
+Result<EnvInfo> unpack_as_squashfs(const oci::Image& image, const std::filesystem::path& prefix,
+                                   const std::string& reference, const UnpackOptions& options);
 
 /// The run form for a SquashFS image (see the top of this file). Returns only on failure, like
 /// run_in_image(), with the same exit codes (8 for a host mismatch, 127, 126).

@@ -84,6 +84,12 @@ class SquashfsRunTest : public testing::TempDirTest {
                            q(prefix) + " -o " + q("squashfs:" + (*root_ / file).string()));
       if (b.exit_code != 0) *error_ += "envbuild build failed: " + b.output;
     }
+    // The same environment as an OCI image, for --store squashfs.
+    auto oci = run_command(q(testing::binary_dir() / "envbuild") + " build -q -f " +
+                           q(*root_ / "environment.yml") + " -t demo:1 --cache-dir " +
+                           q(*root_ / "build-cache") + " -o " +
+                           q("oci:" + (*root_ / "layout").string() + ":1"));
+    if (oci.exit_code != 0) *error_ += "envbuild build failed: " + oci.output;
   }
   static void TearDownTestSuite() {
     if (root_) fs::remove_all(*root_);
@@ -342,6 +348,45 @@ TEST_F(SquashfsRunTest, TheHostIsCheckedBeforeAnythingIsMountedOrUnpacked) {
                    {{"CONDA_OVERRIDE_GLIBC", "2.5"}})
                 .exit_code(),
             0);
+}
+
+TEST_F(SquashfsRunTest, StoreSquashfsKeepsAnOciImageAsOneFileInTheCache) {
+  const std::string layout = "oci:" + (*root_ / "layout").string() + ":1";
+  Finished first = envrun({"--store", "squashfs", layout, "--", "demo-hello"});
+  ASSERT_EQ(first.exit_code(), 0) << first.output;
+  EXPECT_NE(first.output.find("as one SquashFS file"), std::string::npos) << first.output;
+  const fs::path entry = hello_prefix(first.output);
+  EXPECT_EQ(entry.parent_path(), cache_ / "p") << first.output;
+  EXPECT_TRUE(fs::is_regular_file(entry.string() + ".sqfs"));
+  EXPECT_FALSE(fs::exists(cache_ / "l"));  // no shared layer trees either
+  const bool mounted = first.output.find("envrun: mounted " + entry.string() + ".sqfs at " +
+                                         entry.string()) != std::string::npos;
+  if (::geteuid() == 0) {
+    EXPECT_TRUE(mounted) << first.output;
+  }
+  if (mounted) {
+    // One file and a few small ones on the host, however many files the environment has.
+    wait_for_watcher(entry);
+    EXPECT_TRUE(fs::is_empty(entry));
+    EXPECT_LT(entries_below(cache_), 30u);
+    // Warm: the entry is found and mounted again, nothing unpacked.
+    Finished warm = envrun({layout, "--", "demo-info"});
+    EXPECT_EQ(warm.exit_code(), 0) << warm.output;
+    EXPECT_EQ(warm.output.find("unpacking"), std::string::npos) << warm.output;
+    EXPECT_NE(warm.output.find("environment at " + entry.string() + "\n"), std::string::npos);
+    wait_for_watcher(entry);
+  }
+  // Where the host cannot mount, the file is extracted in place once and the entry is a tree.
+  Finished off = envrun({layout, "--", "demo-info"}, {{"ENVRUN_SQUASHFS_MOUNT", "none"}});
+  ASSERT_EQ(off.exit_code(), 0) << off.output;
+  EXPECT_NE(off.output.find("extracting " + entry.string() + ".sqfs into " + entry.string()),
+            std::string::npos)
+      << off.output;
+  EXPECT_FALSE(fs::exists(entry.string() + ".sqfs"));
+  Finished tree = envrun({layout, "--", "demo-info"});
+  EXPECT_EQ(tree.output, "demo-info: environment at " + entry.string() + "\n");
+  EXPECT_EQ(envrun({"gc", "--days", "0"}).exit_code(), 0);
+  EXPECT_FALSE(fs::exists(entry));
 }
 
 TEST_F(SquashfsRunTest, HostileFilesAreRefusedWithoutMountingThem) {

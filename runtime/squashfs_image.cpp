@@ -50,6 +50,19 @@ internal::ImageDescription description_of(const SquashfsImage& image) {
   return d;
 }
 
+/// The whole tree of the image walked once by our reader (names, cycles, sizes, depth: what
+/// squashfs/reader.hpp refuses) before the kernel's or squashfuse's parser mounts it; a marker
+/// beside the mount directory, named by the same key, remembers that this file passed.
+Result<void> check_before_mounting(const SquashfsImage& image, const fs::path& dir) {
+  const fs::path marker = dir.string() + ".checked";
+  struct stat st {};
+  if (::lstat(marker.c_str(), &st) == 0) return ok();
+  ENVB_ASSIGN_OR_RETURN(squashfs::Reader reader, squashfs::Reader::open(image.file));
+  ENVB_TRY(reader.walk([](const squashfs::EntryInfo&) { return ok(); })
+               .context("checking " + image.file.string() + " before mounting it"));
+  return common::write_file_atomic(marker, "");
+}
+
 /// The environment in place: the shared mount of the image, described from its own files, then
 /// this process's private view of it at the prefix. An error means "cannot run in place".
 Result<Materialized> mount_in_place(const SquashfsImage& image, const Cache& cache,
@@ -63,6 +76,7 @@ Result<Materialized> mount_in_place(const SquashfsImage& image, const Cache& cac
                    "; an empty directory) and envrun mounts the image there");
   ENVB_TRY(common::make_dirs(cache.root() / "m"));
   const fs::path dir = cache.root() / "m" / image.key;
+  ENVB_TRY(check_before_mounting(image, dir));
   ENVB_ASSIGN_OR_RETURN(MountLease lease, acquire_shared_mount(image.file, dir, choice));
   if (lease.mounted_now)
     std::fprintf(stderr, "envrun: mounted %s at %s (%s)\n", image.file.c_str(), dir.c_str(),
@@ -188,6 +202,9 @@ RunFailure run_squashfs_image(const fs::path& file, std::vector<std::string> com
   if (in_place)
     return internal::launch_materialized(std::move(*in_place), std::move(command), options,
                                          cache.root());
+  // A damaged or hostile image is not something an unpacked copy could fix.
+  if (in_place.error().code() == Errc::Integrity)
+    return internal::failure_of(std::move(in_place).error());
   // Unpacked before: said then why, and every rank of a job would say it again.
   auto warm = cache.lookup_squashfs(*image);
   if (warm && *warm)

@@ -410,7 +410,8 @@ TEST_F(SquashfsRunTest, HostileFilesAreRefusedWithoutMountingThem) {
     fs::path file;
     int exit_code;
     std::string want;
-  } cases[] = {
+  };
+  std::vector<Case> cases = {
       {"truncated", dir_ / "truncated.sqfs", 5, "not a sound SquashFS image"},
       {"garbage", dir_ / "garbage.sqfs", -1, "garbage.sqfs"},
       {"no image.json", image_with("none.sqfs", {squashfs::Entry::file_with_content("x", "x")}), 2,
@@ -428,6 +429,22 @@ TEST_F(SquashfsRunTest, HostileFilesAreRefusedWithoutMountingThem) {
        image_with("json.sqfs", {squashfs::Entry::file_with_content(".envbuild/image.json", "{")}),
        2, "not a JSON object"},
   };
+  // A sound superblock and image.json, but an entry named ".." (patched into mksquashfs's
+  // uncompressed directory table): refused by the walk before any mount, not unpacked either.
+  {
+    conda::ImageInfo info;
+    info.labels[std::string(conda::kPrefixLabel)] = prefix().string();
+    write_text(dir_ / "tree/.envbuild/image.json", conda::to_json_string(info));
+    write_text(dir_ / "tree/zq", "x\n");
+    auto made = run_command("mksquashfs " + q(dir_ / "tree") + " " + q(dir_ / "dotdot-name.sqfs") +
+                            " -quiet -no-progress -noappend -no-xattrs -noI -noD -noF");
+    ASSERT_EQ(made.exit_code, 0) << made.output;
+    std::string bytes = read_text(dir_ / "dotdot-name.sqfs");
+    ASSERT_NE(bytes.find("zq"), std::string::npos);
+    bytes.replace(bytes.find("zq"), 2, "..");
+    write_text(dir_ / "dotdot-name.sqfs", bytes);
+    cases.push_back({"an entry named ..", dir_ / "dotdot-name.sqfs", 5, "an entry named '..'"});
+  }
   for (const auto& c : cases) {
     SCOPED_TRACE(c.name);
     Finished run = envrun({"squashfs:" + c.file.string(), "--", "true"});
@@ -438,7 +455,7 @@ TEST_F(SquashfsRunTest, HostileFilesAreRefusedWithoutMountingThem) {
       EXPECT_TRUE(run.exit_code() >= 1 && run.exit_code() <= 5) << run.output;
     }
     EXPECT_NE(run.output.find(c.want), std::string::npos) << run.output;
-    EXPECT_FALSE(fs::exists(cache_ / "m"));
+    EXPECT_EQ(run.output.find("envrun: mounted"), std::string::npos) << run.output;
     EXPECT_FALSE(fs::exists(cache_ / "p"));
   }
 }

@@ -171,8 +171,8 @@ Result<void> fetch_remote(SubdirRepodata& out, common::HttpClient& client,
   }
 
   auto try_variant = [&](bool zst) -> Result<common::HttpResponse> {
-    common::HttpRequest request;
-    request.url = zst ? base + ".zst" : base;
+    common::HttpRequest request = common::http_get(zst ? base + ".zst" : base);
+    request.metadata = true;
     const bool same_variant = have_body && info->variant == (zst ? "zst" : "json");
     if (same_variant && !info->etag.empty())
       request.headers.emplace_back("If-None-Match", info->etag);

@@ -3,6 +3,7 @@
 #include "oci/reference.hpp"
 #include "runtime/cache.hpp"
 #include "runtime/internal/launch_env.hpp"
+#include "runtime/prefix_dir.hpp"
 #include "runtime/squashfs_image.hpp"
 
 namespace envbuild::runtime {
@@ -11,6 +12,15 @@ RunFailure run_in_image(const std::string& image, std::vector<std::string> comma
                         const RunOptions& options) {
   if (auto file = squashfs_argument(image))
     return run_squashfs_image(*file, std::move(command), options);
+  if (is_prefix_directory(image)) {
+    Cache cache(options.cache_root);  // the host probe's cache
+    if (auto checked = cache.check_root(); !checked)
+      return internal::failure_of(std::move(checked).error());
+    auto env = open_prefix_directory(image);
+    if (!env) return internal::failure_of(std::move(env).error());
+    return internal::launch_materialized(std::move(*env), std::move(command), options,
+                                         cache.root());
+  }
   auto ref = oci::ImageReference::parse(image);
   if (!ref) return internal::failure_of(std::move(ref).error());
   Cache cache(options.cache_root);

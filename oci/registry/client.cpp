@@ -4,12 +4,14 @@
 #include <atomic>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <set>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "common/http.hpp"
+#include "common/url.hpp"
 #include "oci/manifest.hpp"
 #include "oci/media_type.hpp"
 
@@ -89,15 +91,39 @@ std::optional<int64_t> range_start(const std::string& content_range) {
   return start;
 }
 
-/// Runs task(i, repo) for i in [0, count) on up to `jobs` threads, each with its own fork of
-/// `repo`. After the first failure no new task starts. Returns the error of the lowest index.
-Result<void> for_each_parallel(const Repository& repo, size_t count, size_t jobs,
+// A manifest reference becomes a URL path segment: only a tag or a digest, never "../x".
+Result<void> check_manifest_reference(const std::string& reference) {
+  if (is_valid_tag(reference) || Digest::parse(reference)) return ok();
+  return fail(Errc::InvalidInput,
+              "invalid manifest reference '" + reference + "' (a tag or a digest)");
+}
+
+// The target of `Link: <URL>; rel="next"` (RFC 8288, as the distribution spec paginates tag
+// lists), or empty when there is no next page.
+std::string next_page_link(std::string_view header) {
+  constexpr auto npos = std::string_view::npos;
+  for (;;) {
+    auto open = header.find('<');
+    auto close = open == npos ? npos : header.find('>', open);
+    if (close == npos) return "";
+    auto end = header.find(',', close);  // the next link-value
+    std::string_view params = header.substr(close + 1, end == npos ? npos : end - close - 1);
+    if (params.find("rel=\"next\"") != npos || params.find("rel=next") != npos)
+      return std::string(header.substr(open + 1, close - open - 1));
+    if (end == npos) return "";
+    header.remove_prefix(end + 1);
+  }
+}
+
+/// Runs task(i, repo) for i in [0, count) on up to `jobs` threads: the caller's with `repo`
+/// (its connection is open already), each other one with its own fork of it. After the first
+/// failure no new task starts. Returns the error of the lowest index.
+Result<void> for_each_parallel(Repository& repo, size_t count, size_t jobs,
                                const std::function<Result<void>(size_t, Repository&)>& task) {
   std::vector<std::optional<Error>> errors(count);
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
-  auto worker = [&] {
-    Repository mine = repo.fork();
+  auto worker = [&](Repository& mine) {
     for (size_t i = next++; i < count && !failed; i = next++) {
       auto r = task(i, mine);
       if (!r) {
@@ -109,8 +135,12 @@ Result<void> for_each_parallel(const Repository& repo, size_t count, size_t jobs
   size_t threads = std::max<size_t>(1, std::min(jobs, count));
   {
     std::vector<std::jthread> pool;
-    for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
-    worker();
+    for (size_t t = 1; t < threads; ++t)
+      pool.emplace_back([&] {
+        Repository mine = repo.fork();
+        worker(mine);
+      });
+    worker(repo);
   }
   for (auto& e : errors)
     if (e) return std::move(*e);
@@ -125,7 +155,7 @@ std::vector<Descriptor> unique_blobs(const Manifest& m) {
   return out;
 }
 
-void add_counters(TransferReport& report, const Counters& c) {
+void add_counters(TransferReport& report, const common::HttpCounters& c) {
   report.requests = c.requests;
   report.put_requests = c.put;
   report.patch_requests = c.patch;
@@ -138,12 +168,22 @@ Result<Repository> Repository::connect(const std::string& host, const std::strin
                                        Action action, const RegistryOptions& options) {
   if (host.empty() || name.empty())
     return fail(Errc::InvalidInput, "registry reference needs a host and a repository name");
+  // Both end up in every URL: the grammar keeps them to one host and to paths under /v2/.
+  if (!is_valid_registry_host(host))
+    return fail(Errc::InvalidInput, "invalid registry host '" + host + "'");
+  if (!is_valid_repository_name(name))
+    return fail(Errc::InvalidInput, "invalid repository name '" + name + "'");
+  for (const auto& from : options.mount_from)
+    if (!is_valid_repository_name(from))
+      return fail(Errc::InvalidInput, "invalid repository name '" + from + "' to mount from");
   Repository r;
   r.host_ = host;
   r.name_ = name;
   std::string endpoint = host == "docker.io" ? "registry-1.docker.io" : host;
   r.origin_ = "https://" + endpoint;
-  r.options_ = std::make_shared<const RegistryOptions>(options);
+  RegistryOptions own = options;
+  own.transport.use_netrc = false;  // registry credentials come from --creds or auth files only
+  r.options_ = std::make_shared<const RegistryOptions>(std::move(own));
   std::optional<Credentials> creds = options.credentials;
   if (!creds && options.lookup_stored_credentials) {
     ENVB_ASSIGN_OR_RETURN(creds,
@@ -153,8 +193,8 @@ Result<Repository> Repository::connect(const std::string& host, const std::strin
                                   (action == Action::Push ? ":pull,push" : ":pull")};
   for (const auto& from : options.mount_from)
     if (from != name) scopes.push_back("repository:" + from + ":pull");
-  r.auth_ = std::make_shared<Authenticator>(std::move(creds), std::move(scopes), options.transport);
-  r.transport_ = std::make_unique<HttpTransport>(options.transport);
+  r.auth_ = std::make_shared<Authenticator>(std::move(creds), std::move(scopes));
+  r.client_ = std::make_unique<common::HttpClient>(r.options_->transport);
   return r;
 }
 
@@ -165,28 +205,37 @@ Repository Repository::fork() const {
   r.origin_ = origin_;
   r.options_ = options_;
   r.auth_ = auth_;
-  r.transport_ = std::make_unique<HttpTransport>(transport_->options(), transport_->counters());
+  r.client_ = std::make_unique<common::HttpClient>(client_->options(), client_->counters());
   return r;
 }
 
-std::string Repository::resolve(const std::string& location) const {
-  if (location.starts_with("http://") || location.starts_with("https://")) return location;
-  if (location.starts_with("/")) return origin_ + location;
-  return origin_ + "/v2/" + name_ + "/blobs/uploads/" + location;
+Result<std::string> Repository::resolve(const std::string& location) const {
+  ENVB_ASSIGN_OR_RETURN(
+      std::string url, common::resolve_url(origin_ + "/v2/" + name_ + "/blobs/uploads/", location));
+  ENVB_TRY(common::url_origin(url).context("the registry's upload Location"));
+  if (common::is_downgrade(origin_, url))
+    return fail(Errc::Network, "the registry " + host_ + " (https) sends the upload to " +
+                                   common::redact_url(url) +
+                                   ": refusing to leave https for plain http");
+  return url;
 }
 
-Result<Response> Repository::send(Request request) {
+Result<common::HttpResponse> Repository::send(common::HttpRequest request) {
+  // The registry's credentials and tokens are for its own origin (scheme, host and port): an
+  // upload Location elsewhere (a storage back end, or a hostile registry's pick) gets the
+  // request without them, and its 401 is not answered.
+  const bool own_origin = common::same_origin(request.url, origin_);
   const size_t base_headers = request.headers.size();
   for (int attempt = 0;; ++attempt) {
     request.headers.resize(base_headers);
     std::string seen = auth_->header();
-    if (!seen.empty()) request.headers.emplace_back("Authorization", seen);
-    ENVB_ASSIGN_OR_RETURN(Response resp, transport_->send(request));
-    if (resp.status != 401 || attempt == 1) return resp;
+    if (own_origin && !seen.empty()) request.headers.emplace_back("Authorization", seen);
+    ENVB_ASSIGN_OR_RETURN(common::HttpResponse resp, client_->perform(request));
+    if (resp.status != 401 || attempt == 1 || !own_origin) return resp;
     std::string header = resp.header("www-authenticate");
     if (header.empty()) return resp;
     ENVB_ASSIGN_OR_RETURN(Challenge challenge, parse_challenge(header));
-    ENVB_TRY(auth_->refresh(challenge, seen, *transport_)
+    ENVB_TRY(auth_->refresh(challenge, seen, origin_, *client_)
                  .context(request.method + " " + common::redact_url(request.url) +
                           ": 401 Unauthorized"));
   }
@@ -196,16 +245,18 @@ Result<void> Repository::ping() {
   if (!options_->transport.tls.verify && origin_.starts_with("https://")) {
     // skopeo's rule for --tls-verify=false: plain http when https does not answer. One probe
     // without retries, so a plain-http registry costs one failed handshake, not a backoff.
-    TransportOptions probe_options = transport_->options();
+    common::HttpOptions probe_options = client_->options();
     probe_options.max_retries = 0;
-    HttpTransport probe(probe_options, transport_->counters());
-    Request req;
+    common::HttpClient probe(probe_options, client_->counters());
+    common::HttpRequest req;
     req.url = origin_ + "/v2/";
-    if (!probe.send(req)) origin_ = "http://" + origin_.substr(8);
+    req.metadata = true;
+    if (!probe.perform(req)) origin_ = "http://" + origin_.substr(8);
   }
-  Request req;
+  common::HttpRequest req;
   req.url = origin_ + "/v2/";
-  ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
+  req.metadata = true;
+  ENVB_ASSIGN_OR_RETURN(common::HttpResponse resp, send(req));
   if (resp.status == 400 && !options_->transport.tls.verify && origin_.starts_with("http://")) {
     // A TLS registry answers plain http with 400 ("Client sent an HTTP request to an HTTPS
     // server"): the https probe failed for another reason (a busy host). Use https after all.
@@ -213,16 +264,20 @@ Result<void> Repository::ping() {
     req.url = origin_ + "/v2/";
     ENVB_ASSIGN_OR_RETURN(resp, send(req));
   }
-  if (!resp.ok()) return status_error("GET", req.url, resp);
+  if (!resp.ok()) return common::http_status_error("GET", req.url, resp);
   return ok();
 }
 
-Result<FetchedManifest> Repository::get_manifest(const std::string& reference) {
-  Request req;
+Result<FetchedManifest> Repository::get_manifest(const std::string& reference,
+                                                 size_t max_bytes) {
+  ENVB_TRY(check_manifest_reference(reference));
+  common::HttpRequest req;
   req.url = origin_ + "/v2/" + name_ + "/manifests/" + reference;
+  req.metadata = true;
   req.headers.emplace_back("Accept", std::string(kAcceptManifests));
-  ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
-  if (!resp.ok()) return status_error("GET", req.url, resp);
+  req.max_body = max_bytes;
+  ENVB_ASSIGN_OR_RETURN(common::HttpResponse resp, send(req));
+  if (!resp.ok()) return common::http_status_error("GET", req.url, resp);
   if (resp.body_truncated)
     return fail(Errc::InvalidInput, "GET " + common::redact_url(req.url) + ": manifest over " +
                                         std::to_string(req.max_body) + " bytes");
@@ -253,12 +308,13 @@ Result<FetchedManifest> Repository::get_manifest(const std::string& reference) {
 }
 
 Result<std::optional<Index>> Repository::referrers(const Digest& subject) {
-  Request req;
+  common::HttpRequest req;
   req.url = origin_ + "/v2/" + name_ + "/referrers/" + subject.to_string();
+  req.metadata = true;
   req.headers.emplace_back("Accept", std::string(media_type::kOciIndex));
-  ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
+  ENVB_ASSIGN_OR_RETURN(common::HttpResponse resp, send(req));
   if (resp.status == 404) return std::optional<Index>();
-  if (!resp.ok()) return status_error("GET", req.url, resp);
+  if (!resp.ok()) return common::http_status_error("GET", req.url, resp);
   // A registry without the API may answer 200 with something else (an HTML page, a JSON
   // error): only an image index counts as support.
   auto index = parse_index(resp.body);
@@ -267,13 +323,15 @@ Result<std::optional<Index>> Repository::referrers(const Digest& subject) {
 }
 
 Result<std::optional<Descriptor>> Repository::head_manifest(const std::string& reference) {
-  Request req;
+  ENVB_TRY(check_manifest_reference(reference));
+  common::HttpRequest req;
   req.method = "HEAD";
   req.url = origin_ + "/v2/" + name_ + "/manifests/" + reference;
+  req.metadata = true;
   req.headers.emplace_back("Accept", std::string(kAcceptManifests));
-  ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
+  ENVB_ASSIGN_OR_RETURN(common::HttpResponse resp, send(req));
   if (resp.status == 404) return std::optional<Descriptor>();
-  if (!resp.ok()) return status_error("HEAD", req.url, resp);
+  if (!resp.ok()) return common::http_status_error("HEAD", req.url, resp);
   Descriptor d;
   d.media_type = strip_params(resp.header("content-type"));
   ENVB_ASSIGN_OR_RETURN(d.digest, Digest::parse(resp.header("docker-content-digest"))
@@ -284,16 +342,27 @@ Result<std::optional<Descriptor>> Repository::head_manifest(const std::string& r
 
 Result<Descriptor> Repository::put_manifest(const std::string& reference, const std::string& bytes,
                                             const std::string& media_type) {
-  Request req;
+  ENVB_TRY(check_manifest_reference(reference));
+  common::HttpRequest req;
   req.method = "PUT";
   req.url = origin_ + "/v2/" + name_ + "/manifests/" + reference;
+  req.metadata = true;
   req.headers.emplace_back("Content-Type", media_type);
   req.body = [&bytes]() -> Result<std::unique_ptr<common::ByteSource>> {
     return std::unique_ptr<common::ByteSource>(std::make_unique<common::StringSource>(bytes));
   };
   req.body_size = static_cast<int64_t>(bytes.size());
-  ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
-  if (resp.status != 201 && !resp.ok()) return status_error("PUT", req.url, resp);
+  // distribution 2.8 rewrites a blob's link file in place whenever an upload of that blob
+  // commits (distribution 3 writes a temporary file and renames it, PR 4624): a manifest PUT
+  // that reads the link meanwhile finds the blob unknown although it is there. So that answer
+  // is asked again, twice at most; a blob really missing stays the error.
+  constexpr int kAttempts = 3;
+  common::HttpResponse resp;
+  for (int attempt = 1; attempt <= kAttempts; ++attempt) {
+    ENVB_ASSIGN_OR_RETURN(resp, send(req));
+    if (resp.status != 400 || resp.body.find("MANIFEST_BLOB_UNKNOWN") == std::string::npos) break;
+  }
+  if (resp.status != 201 && !resp.ok()) return common::http_status_error("PUT", req.url, resp);
   Descriptor d;
   d.media_type = media_type;
   d.digest = Digest::of(bytes);
@@ -305,13 +374,14 @@ Result<Descriptor> Repository::put_manifest(const std::string& reference, const 
 }
 
 Result<std::optional<int64_t>> Repository::head_blob(const Digest& digest) {
-  Request req;
+  common::HttpRequest req;
   req.method = "HEAD";
   req.url = origin_ + "/v2/" + name_ + "/blobs/" + digest.to_string();
+  req.metadata = true;
   req.follow_redirects = true;
-  ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
+  ENVB_ASSIGN_OR_RETURN(common::HttpResponse resp, send(req));
   if (resp.status == 404) return std::optional<int64_t>();
-  if (!resp.ok()) return status_error("HEAD", req.url, resp);
+  if (!resp.ok()) return common::http_status_error("HEAD", req.url, resp);
   return std::optional<int64_t>(std::atoll(resp.header("content-length").c_str()));
 }
 
@@ -328,7 +398,7 @@ Result<void> Repository::fetch_blob(const Descriptor& blob, const BlobStore& sto
     }
     const int64_t before = have;
     ResumeSink sink(*writer, blob.size, have, what);
-    Request req;
+    common::HttpRequest req;
     req.url = url;
     req.follow_redirects = true;  // registries hand blobs to a storage back end (S3, CDN)
     req.sink = &sink;
@@ -337,13 +407,16 @@ Result<void> Repository::fetch_blob(const Descriptor& blob, const BlobStore& sto
       // 200 (Range ignored) resends the whole blob, whose first `have` bytes are dropped. The
       // digest is checked over all the bytes at the end either way.
       req.headers.emplace_back("Range", "bytes=" + std::to_string(have) + "-");
-      req.on_body_start = [&sink, have, &what](const Response& r) -> Result<void> {
-        if (r.status == 206) {
-          auto start = range_start(r.header("content-range"));
+      req.before_body = [&sink, have, &what](
+                            long status,
+                            const std::map<std::string, std::string>& headers) -> Result<void> {
+        if (status == 206) {
+          auto it = headers.find("content-range");
+          const std::string range = it == headers.end() ? std::string() : it->second;
+          auto start = range_start(range);
           if (!start || *start != have)
             return fail(Errc::Integrity, what + ": asked for bytes " + std::to_string(have) +
-                                             "-, got Content-Range '" + r.header("content-range") +
-                                             "'");
+                                             "-, got Content-Range '" + range + "'");
         } else {
           sink.skip(have);
         }
@@ -358,7 +431,7 @@ Result<void> Repository::fetch_blob(const Descriptor& blob, const BlobStore& sto
       partial = resp.error().code() == Errc::Network && have > 0 && have < blob.size;
       done = std::move(resp).error();
     } else if (!resp->ok()) {
-      done = status_error("GET", req.url, *resp);
+      done = common::http_status_error("GET", req.url, *resp);
     } else if (have != blob.size) {
       done = fail(Errc::Integrity, what + ": got " + std::to_string(have) + " bytes, expected " +
                                        std::to_string(blob.size));
@@ -378,17 +451,20 @@ Result<void> Repository::fetch_blob(const Descriptor& blob, const BlobStore& sto
 }
 
 Result<bool> Repository::mount_blob(const Digest& digest, const std::string& from) {
-  Request req;
+  common::HttpRequest req;
   req.method = "POST";
-  req.url = origin_ + "/v2/" + name_ + "/blobs/uploads/?mount=" + url_escape(digest.to_string()) +
-            "&from=" + url_escape(from);
-  ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
+  req.url = origin_ + "/v2/" + name_ +
+            "/blobs/uploads/?mount=" + common::url_escape(digest.to_string()) +
+            "&from=" + common::url_escape(from);
+  req.metadata = true;
+  ENVB_ASSIGN_OR_RETURN(common::HttpResponse resp, send(req));
   if (resp.status == 201) return true;
   if (resp.status == 202) return false;  // not mountable: an upload session we do not use
-  return status_error("POST", req.url, resp);
+  return common::http_status_error("POST", req.url, resp);
 }
 
-Result<UploadOutcome> Repository::push_blob(const Descriptor& blob, const BodyOpener& open) {
+Result<UploadOutcome> Repository::push_blob(const Descriptor& blob,
+                                            const common::BodyOpener& open) {
   const std::string what = "pushing blob " + blob.digest.short_string();
   ENVB_ASSIGN_OR_RETURN(auto existing, head_blob(blob.digest).context(what));
   if (existing && (*existing == blob.size || *existing == 0)) return UploadOutcome::Existed;
@@ -399,20 +475,23 @@ Result<UploadOutcome> Repository::push_blob(const Descriptor& blob, const BodyOp
     if (mounted) return UploadOutcome::Mounted;
   }
   for (int attempt = 1;; ++attempt) {
-    Request post;
+    common::HttpRequest post;
     post.method = "POST";
     post.url = origin_ + "/v2/" + name_ + "/blobs/uploads/";
+    post.metadata = true;
     auto started = send(post);
     Result<void> done = ok();
     if (!started) {
       done = std::move(started).error();
     } else if (started->status != 202) {
-      done = status_error("POST", post.url, *started);
+      done = common::http_status_error("POST", post.url, *started);
     } else if (started->header("location").empty()) {
       done = fail(Errc::InvalidInput,
                   "POST " + common::redact_url(post.url) + ": 202 without a Location header");
     } else {
-      done = upload(blob, open, resolve(started->header("location")));
+      auto location = resolve(started->header("location"));
+      done = location ? upload(blob, open, std::move(*location))
+                      : Result<void>(std::move(location).error());
     }
     if (done) return UploadOutcome::Uploaded;
     // The upload session is gone (registry restarted) or the connection dropped: start over.
@@ -422,13 +501,13 @@ Result<UploadOutcome> Repository::push_blob(const Descriptor& blob, const BodyOp
   }
 }
 
-Result<void> Repository::upload(const Descriptor& blob, const BodyOpener& open,
+Result<void> Repository::upload(const Descriptor& blob, const common::BodyOpener& open,
                                 std::string location) {
   auto with_digest = [&](const std::string& url) {
     return url + (url.find('?') == std::string::npos ? "?" : "&") +
-           "digest=" + url_escape(blob.digest.to_string());
+           "digest=" + common::url_escape(blob.digest.to_string());
   };
-  Request put;
+  common::HttpRequest put;
   put.method = "PUT";
   put.headers.emplace_back("Content-Type", "application/octet-stream");
   if (blob.size <= options_->chunk_threshold) {
@@ -439,7 +518,7 @@ Result<void> Repository::upload(const Descriptor& blob, const BodyOpener& open,
     ENVB_ASSIGN_OR_RETURN(auto source, open());
     for (int64_t offset = 0; offset < blob.size;) {
       int64_t n = std::min(options_->chunk_size, blob.size - offset);
-      Request patch;
+      common::HttpRequest patch;
       patch.method = "PATCH";
       patch.url = location;
       patch.headers = {
@@ -453,29 +532,72 @@ Result<void> Repository::upload(const Descriptor& blob, const BodyOpener& open,
         return std::unique_ptr<common::ByteSource>(std::make_unique<LimitedSource>(*source, n));
       };
       patch.body_size = n;
-      ENVB_ASSIGN_OR_RETURN(Response resp, send(patch));
-      if (resp.status != 202) return status_error("PATCH", patch.url, resp);
-      if (auto next = resp.header("location"); !next.empty()) location = resolve(next);
+      ENVB_ASSIGN_OR_RETURN(common::HttpResponse resp, send(patch));
+      if (resp.status != 202) return common::http_status_error("PATCH", patch.url, resp);
+      if (auto next = resp.header("location"); !next.empty()) {
+        ENVB_ASSIGN_OR_RETURN(location, resolve(next));
+      }
       offset += n;
     }
     put.url = with_digest(location);
   }
-  ENVB_ASSIGN_OR_RETURN(Response resp, send(put));
-  if (resp.status != 201 && !resp.ok()) return status_error("PUT", put.url, resp);
+  ENVB_ASSIGN_OR_RETURN(common::HttpResponse resp, send(put));
+  if (resp.status != 201 && !resp.ok()) return common::http_status_error("PUT", put.url, resp);
   return ok();
 }
 
-Result<std::vector<std::string>> Repository::tags() {
-  Request req;
-  req.url = origin_ + "/v2/" + name_ + "/tags/list";
-  ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
-  if (!resp.ok()) return status_error("GET", req.url, resp);
-  auto j = nlohmann::json::parse(resp.body, nullptr, false);
+Result<bool> Repository::delete_manifest(const Digest& digest) {
+  common::HttpRequest req;
+  req.method = "DELETE";
+  req.url = origin_ + "/v2/" + name_ + "/manifests/" + digest.to_string();
+  req.metadata = true;
+  ENVB_ASSIGN_OR_RETURN(common::HttpResponse resp, send(req));
+  if (resp.ok()) return true;  // 202 Accepted
+  if (resp.status == 404) return false;
+  Error error = common::http_status_error("DELETE", req.url, resp);
+  if (resp.status != 405) return error;
+  return fail(Errc::Unsupported, error.message())
+      .with_hint("the registry does not delete manifests (distribution: "
+                 "REGISTRY_STORAGE_DELETE_ENABLED=true)");
+}
+
+Result<std::vector<std::string>> Repository::tags(const TagListLimits& limits) {
+  const std::string listing = origin_ + "/v2/" + name_ + "/tags/list";
   std::vector<std::string> out;
-  if (j.is_object() && j.contains("tags") && j["tags"].is_array())
-    for (const auto& t : j["tags"])
-      if (t.is_string()) out.push_back(t.get<std::string>());
-  return out;
+  std::string url = listing;
+  for (size_t page = 1;; ++page) {
+    common::HttpRequest req;
+    req.url = url;
+    req.metadata = true;
+    ENVB_ASSIGN_OR_RETURN(common::HttpResponse resp, send(req));
+    if (!resp.ok()) return common::http_status_error("GET", req.url, resp);
+    const std::string what = "GET " + common::redact_url(req.url);
+    if (resp.body_truncated)
+      return fail(Errc::InvalidInput, what + ": tag list over " + std::to_string(req.max_body) +
+                                          " bytes");
+    auto j = nlohmann::json::parse(resp.body, nullptr, false);
+    if (!j.is_object()) return fail(Errc::InvalidInput, what + ": not a tag list");
+    // An empty repository may say "tags": null.
+    if (auto t = j.find("tags"); t != j.end() && t->is_array()) {
+      for (const auto& tag : *t) {
+        if (!tag.is_string()) continue;
+        if (out.size() == limits.max_tags)
+          return fail(Errc::InvalidInput,
+                      what + ": more than " + std::to_string(limits.max_tags) + " tags");
+        out.push_back(tag.get<std::string>());
+      }
+    }
+    std::string next = next_page_link(resp.header("link"));
+    if (next.empty()) return out;
+    if (page == limits.max_pages)
+      return fail(Errc::InvalidInput,
+                  what + ": more than " + std::to_string(limits.max_pages) + " pages of tags");
+    // The next request carries our Authorization: it may only go to this tag list.
+    url = next.starts_with("/") ? origin_ + next : next;
+    if (!url.starts_with(listing) || (url.size() > listing.size() && url[listing.size()] != '?'))
+      return fail(Errc::InvalidInput, what + ": the next page link '" + common::redact_url(next) +
+                                          "' leaves the tag list of " + name_);
+  }
 }
 
 Result<void> push_blobs(Repository& repo, const std::vector<Descriptor>& blobs,
@@ -484,7 +606,7 @@ Result<void> push_blobs(Repository& repo, const std::vector<Descriptor>& blobs,
   ENVB_TRY(for_each_parallel(repo, blobs.size(), repo.options().jobs,
                              [&](size_t i, Repository& r) -> Result<void> {
                                const Descriptor& d = blobs[i];
-                               BodyOpener body = [&open, &d] { return open(d); };
+                               common::BodyOpener body = [&open, &d] { return open(d); };
                                ENVB_ASSIGN_OR_RETURN(outcomes[i], r.push_blob(d, body));
                                return ok();
                              }));
@@ -504,6 +626,22 @@ Result<void> push_blobs(Repository& repo, const std::vector<Descriptor>& blobs,
     }
   }
   return ok();
+}
+
+Result<std::vector<std::optional<FetchedManifest>>> get_manifests(
+    Repository& repo, const std::vector<std::string>& references, size_t max_bytes) {
+  std::vector<std::optional<FetchedManifest>> out(references.size());
+  ENVB_TRY(for_each_parallel(repo, references.size(), repo.options().jobs,
+                             [&](size_t i, Repository& r) -> Result<void> {
+                               auto got = r.get_manifest(references[i], max_bytes);
+                               if (got) {
+                                 out[i] = std::move(*got);
+                                 return ok();
+                               }
+                               if (got.error().code() == Errc::NotFound) return ok();
+                               return std::move(got).error();
+                             }));
+  return out;
 }
 
 namespace {

@@ -14,6 +14,7 @@
 #include "runtime/internal/launch_env.hpp"
 #include "runtime/internal/unpack_steps.hpp"
 #include "runtime/mount.hpp"
+#include "runtime/prefix_dir.hpp"
 #include "squashfs/reader.hpp"
 #include "squashfs/writer.hpp"
 
@@ -156,6 +157,9 @@ Result<EnvInfo> unpack_squashfs(const SquashfsImage& image, const fs::path& dir,
   ENVB_TRY(internal::relocate_staged(staging.stage(), relocate_to, image.file.string()));
   ENVB_ASSIGN_OR_RETURN(
       EnvInfo info, internal::describe_prefix(staging.stage(), description_of(image), relocate_to));
+  // An unpacked SquashFS image is a prefix like an unpacked OCI image: `envrun DIR` and
+  // `. DIR/bin/activate` work on it too.
+  ENVB_TRY(write_prefix_files(staging.stage(), info).context(std::string(what)));
   ENVB_TRY(staging.commit(""));
   test_stall_point("renamed");
   return info;

@@ -329,6 +329,11 @@ TEST_F(SquashfsRunTest, UnpackGivesAnOrdinaryRelocatedPrefix) {
   auto index = conda::read_relocation_index(dir);
   ASSERT_TRUE(index && *index);
   EXPECT_EQ((*index)->prefix, dir.string());
+  // A prefix like an unpacked OCI image: envrun runs the directory, job scripts source activate.
+  Finished run = envrun({dir.string(), "--", "sh", "-c", "demo-info; echo \"mode=$DEMO_MODE\""});
+  EXPECT_EQ(run.output, "demo-info: environment at " + dir.string() + "\nmode=squashfs\n");
+  auto activated = run_command(". " + q(dir / "bin/activate") + " && echo \"$CONDA_PREFIX\"");
+  EXPECT_EQ(activated.output, dir.string() + "\n");
   // Into a directory that is not empty: refused, nothing changed.
   Finished again = envrun({"unpack", image().string(), dir.string()});
   EXPECT_EQ(again.exit_code(), 2) << again.output;

@@ -170,7 +170,10 @@ Result<void> mount_with_squashfuse(const fs::path& image, const fs::path& dir) {
   if (::access("/dev/fuse", R_OK | W_OK) != 0)
     return common::errno_error("access", "/dev/fuse", errno);
   const std::string log = with_suffix(dir, ".log");
-  ENVB_ASSIGN_OR_RETURN(int status, run_logged(*program, {image.string(), dir.string()}, log));
+  // fusermount3 adds both for users; root's own FUSE mount gets them only when asked.
+  ENVB_ASSIGN_OR_RETURN(
+      int status,
+      run_logged(*program, {"-o", "nosuid,nodev", image.string(), dir.string()}, log));
   if (status != 0 || mount_state(dir) != State::Mounted)
     return fail(Errc::Io,
                 *program + " exited with " + std::to_string(status) + ": " + log_text(log));

@@ -64,10 +64,11 @@ Result<void> check_before_mounting(const SquashfsImage& image, const fs::path& d
   return common::write_file_atomic(marker, "");
 }
 
-/// The environment in place: the shared mount of the image, described from its own files, then
-/// this process's private view of it at the prefix. An error means "cannot run in place".
+/// The environment in place: the shared mount of the image, described from its own files, the
+/// host checked against everything it needs, then this process's private view of it at the
+/// prefix. An error means "cannot run in place", except Integrity and HostMismatch.
 Result<Materialized> mount_in_place(const SquashfsImage& image, const Cache& cache,
-                                    const MountChoice& choice) {
+                                    const MountChoice& choice, const RunOptions& options) {
   if (!choice.kernel && !choice.fuse)
     return fail(Errc::Unsupported, "mounting is turned off (ENVRUN_SQUASHFS_MOUNT=none)");
   struct stat st {};
@@ -85,6 +86,9 @@ Result<Materialized> mount_in_place(const SquashfsImage& image, const Cache& cac
   ENVB_ASSIGN_OR_RETURN(common::RootDir tree, common::RootDir::open(dir));
   ENVB_ASSIGN_OR_RETURN(EnvInfo info,
                         internal::describe_prefix(tree, description_of(image), image.prefix));
+  // Now, not after the view: there the image's prefix may cover what the check reads (the
+  // per-boot probe in the cache, the directory libcuda.so.1 is loaded from).
+  ENVB_TRY(internal::enforce_host_check(info.requirements, options, cache.root()));
   ENVB_TRY(enter_private_view(dir, image.prefix, user_namespace_from_environment()));
   Materialized env{std::move(info), lease.mounted_now, {}, std::move(lease.in_use)};
   // The command keeps the mount in use until it (and what it starts) exits.
@@ -202,12 +206,15 @@ RunFailure run_squashfs_image(const fs::path& file, std::vector<std::string> com
   auto choice = mount_choice_from_environment();
   if (!choice) return internal::failure_of(std::move(choice).error());
 
-  auto in_place = mount_in_place(*image, cache, *choice);
-  if (in_place)
-    return internal::launch_materialized(std::move(*in_place), std::move(command), options,
+  auto in_place = mount_in_place(*image, cache, *choice, options);
+  if (in_place) {
+    RunOptions checked = options;
+    checked.check = HostCheck::Skip;  // done, before the view (see mount_in_place)
+    return internal::launch_materialized(std::move(*in_place), std::move(command), checked,
                                          cache.root());
-  // A damaged or hostile image is not something an unpacked copy could fix.
-  if (in_place.error().code() == Errc::Integrity)
+  }
+  // A damaged or hostile image, or a host that cannot run it: an unpacked copy changes neither.
+  if (Errc code = in_place.error().code(); code == Errc::Integrity || code == Errc::HostMismatch)
     return internal::failure_of(std::move(in_place).error());
   // Unpacked before: said then why, and every rank of a job would say it again.
   auto warm = cache.lookup_squashfs(*image);

@@ -353,6 +353,30 @@ TEST_F(SquashfsRunTest, TheHostIsCheckedBeforeAnythingIsMountedOrUnpacked) {
                    {{"CONDA_OVERRIDE_GLIBC", "2.5"}})
                 .exit_code(),
             0);
+
+  // A requirement only a package record states (no label) is checked too, mounted or not, before
+  // the command's view exists (there the prefix could cover what the check reads); a host that
+  // cannot run the image gets exit code 8, never an unpacked copy instead.
+  conda::ImageInfo info;
+  info.labels[std::string(conda::kPrefixLabel)] = prefix().string();
+  auto written = squashfs::write_image(
+      {squashfs::Entry::file_with_content(std::string(conda::kImageInfoPath),
+                                          conda::to_json_string(info)),
+       squashfs::Entry::file_with_content("conda-meta/needy-1.0-0.json",
+                                          R"({"name":"needy","depends":["__glibc >=99"]})")},
+      {}, dir_ / "needy.sqfs");
+  ASSERT_TRUE(written) << written.error().to_string();
+  for (const char* mount : {"auto", "none"}) {
+    SCOPED_TRACE(mount);
+    Finished needy = envrun({(dir_ / "needy.sqfs").string(), "--", "echo", "ran"},
+                            {{"ENVRUN_SQUASHFS_MOUNT", mount}});
+    EXPECT_EQ(needy.exit_code(), 8) << needy.output;
+    EXPECT_NE(needy.output.find("__glibc >=99"), std::string::npos) << needy.output;
+    EXPECT_EQ(needy.output.find("ran\n"), std::string::npos) << needy.output;
+    if (std::string(mount) == "auto" && ::geteuid() == 0) {
+      EXPECT_EQ(needy.output.find("unpacking"), std::string::npos) << needy.output;
+    }
+  }
 }
 
 TEST_F(SquashfsRunTest, StoreSquashfsKeepsAnOciImageAsOneFileInTheCache) {

@@ -172,8 +172,7 @@ Result<void> mount_with_squashfuse(const fs::path& image, const fs::path& dir) {
   const std::string log = with_suffix(dir, ".log");
   // fusermount3 adds both for users; root's own FUSE mount gets them only when asked.
   ENVB_ASSIGN_OR_RETURN(
-      int status,
-      run_logged(*program, {"-o", "nosuid,nodev", image.string(), dir.string()}, log));
+      int status, run_logged(*program, {"-o", "nosuid,nodev", image.string(), dir.string()}, log));
   if (status != 0 || mount_state(dir) != State::Mounted)
     return fail(Errc::Io,
                 *program + " exited with " + std::to_string(status) + ": " + log_text(log));

@@ -3,12 +3,14 @@
 #include <fcntl.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <map>
 #include <span>
 
+#include "common/format.hpp"
 #include "common/fs.hpp"
 #include "common/root_dir.hpp"
 #include "squashfs/internal/file.hpp"
@@ -57,21 +59,15 @@ constexpr size_t kMaxName = 255;     // a SquashFS directory entry holds up to 2
 constexpr size_t kMaxTarget = 4095;  // the kernel reads a link target into one page
 constexpr uint32_t kNoXattr = 0xFFFFFFFF;
 
-/// "./a//b/" -> "a/b"; "" for the root. Refuses "..", NUL and over-long names.
+/// "./a//b/" -> "a/b"; "" for the root. Refuses "..", NUL and names over 255 bytes.
 Result<std::string> normalize(std::string_view path) {
-  std::string out;
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t end = path.find('/', start);
-    if (end == std::string_view::npos) end = path.size();
-    std::string_view part = path.substr(start, end - start);
-    if (part == ".." || part.find('\0') != std::string_view::npos || part.size() > kMaxName)
-      return fail(Errc::InvalidInput, "image path '" + std::string(path) +
-                                          "' has a '..', a NUL or a name over 255 bytes");
-    if (!part.empty() && part != ".") {
-      if (!out.empty()) out += '/';
-      out += part;
-    }
+  ENVB_ASSIGN_OR_RETURN(std::string out, common::normalize_entry_path(path, "image"));
+  for (size_t start = 0; start <= out.size();) {
+    size_t end = std::min(out.find('/', start), out.size());
+    if (end - start > kMaxName)
+      return fail(Errc::InvalidInput, "image path '" + common::printable(out) +
+                                          "' has a name over " + std::to_string(kMaxName) +
+                                          " bytes");
     start = end + 1;
   }
   return out;

@@ -24,6 +24,7 @@
 #include "common/format.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
+#include "common/json.hpp"
 #include "common/parallel.hpp"
 #include "common/version.hpp"
 #include "conda/environment_file.hpp"
@@ -178,9 +179,7 @@ Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o)
   start = std::chrono::steady_clock::now();
   std::vector<conda::PackageRecord> records;
   for (size_t i = 0; i < env.records.size(); ++i) {
-    fs::path index_file = cached[i].extracted / "info" / "index.json";
-    ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(index_file));
-    ENVB_ASSIGN_OR_RETURN(auto index, conda::parse_package_record(text, index_file.string()));
+    ENVB_ASSIGN_OR_RETURN(auto index, extracted_index_record(cached[i].extracted));
     if (!env.records[i].name.empty() && env.records[i].name != index.name)
       return fail(Errc::Integrity, archive_name(refs[i]) + ": expected package '" +
                                        env.records[i].name + "', its info/index.json says '" +
@@ -274,7 +273,7 @@ Result<std::optional<oci::LayerInfo>> cached_layer(const fs::path& file,
   std::error_code ec;
   if (!fs::exists(file, ec)) return std::optional<oci::LayerInfo>();
   ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(file));
-  ENVB_ASSIGN_OR_RETURN(auto json, oci::parse_json(text, file.string()));
+  ENVB_ASSIGN_OR_RETURN(auto json, common::parse_json(text, file.string()));
   try {
     if (json.at("format") != kLayerFormat) return std::optional<oci::LayerInfo>();
     oci::LayerInfo info;

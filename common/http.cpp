@@ -503,20 +503,13 @@ Result<HttpResponse> HttpClient::send(const HttpRequest& request, ByteSink& body
   return error;
 }
 
-std::vector<Result<void>> run_parallel(
-    size_t count, size_t jobs, const HttpOptions& options,
-    const std::function<Result<void>(size_t index, HttpClient& client)>& task) {
-  std::vector<Result<void>> results(count);
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    HttpClient client(options);
-    for (size_t i = next++; i < count; i = next++) results[i] = task(i, client);
-  };
-  jobs = std::max<size_t>(1, std::min(jobs, count));
-  std::vector<std::jthread> threads;
-  for (size_t j = 1; j < jobs; ++j) threads.emplace_back(worker);
-  worker();
-  return results;
+HttpClients::HttpClients(HttpOptions options, size_t workers)
+    : options_(std::move(options)), clients_(workers) {}
+
+HttpClient& HttpClients::of(size_t worker) {
+  auto& client = clients_.at(worker);
+  if (!client) client = std::make_unique<HttpClient>(options_);
+  return *client;
 }
 
 }  // namespace envbuild::common

@@ -224,10 +224,17 @@ class HttpClient {
   std::unique_ptr<Impl> impl_;
 };
 
-/// Runs task(i, client) for every i in [0, count) on up to `jobs` threads, each thread with its
-/// own HttpClient (and so its own kept-alive connections). Returns one Result per index.
-std::vector<Result<void>> run_parallel(
-    size_t count, size_t jobs, const HttpOptions& options,
-    const std::function<Result<void>(size_t index, HttpClient& client)>& task);
+/// One HttpClient per worker of common::for_each_index(), each with its own kept-alive
+/// connections, made on the worker's first use: `clients.of(worker)` needs no lock, as a worker
+/// number belongs to one thread at a time.
+class HttpClients {
+ public:
+  HttpClients(HttpOptions options, size_t workers);
+  HttpClient& of(size_t worker);
+
+ private:
+  HttpOptions options_;
+  std::vector<std::unique_ptr<HttpClient>> clients_;
+};
 
 }  // namespace envbuild::common

@@ -12,6 +12,7 @@
 
 #include "common/http.hpp"
 #include "common/internal/ascii.hpp"
+#include "common/json.hpp"
 
 namespace envbuild::common {
 
@@ -34,8 +35,9 @@ bool is_secret_param(std::string_view name) {
 std::string body_detail(const std::string& body) {
   // An error document is small: a large body is not read as JSON at all (its depth and size
   // are the server's to choose).
-  auto j = body.size() <= (64u << 10) ? nlohmann::json::parse(body, nullptr, false)
-                                      : nlohmann::json();
+  auto j = body.size() <= (64u << 10)
+               ? parse_json(body, "error body").value_or(nlohmann::json())
+               : nlohmann::json();
   if (j.is_object() && j.contains("errors") && j["errors"].is_array()) {
     std::string codes;
     for (const auto& e : j["errors"]) {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "common/json.hpp"
 #include "conda/image_contract.hpp"
 #include "conda/relocate_prefix.hpp"
 #include "runtime/activate.hpp"
@@ -52,9 +53,7 @@ Result<std::vector<std::string>> record_requirements(const common::RootDir& pref
     const std::string relative = "conda-meta/" + name;
     ENVB_ASSIGN_OR_RETURN(auto text, prefix.read_regular(relative, kMaxMetadataFile));
     if (!text) continue;
-    json j = json::parse(*text, nullptr, false);
-    if (j.is_discarded())
-      return fail(Errc::InvalidInput, prefix.shown(relative) + ": not valid JSON");
+    ENVB_ASSIGN_OR_RETURN(json j, common::parse_json(*text, prefix.shown(relative)));
     if (!j.is_object() || !j.contains("depends") || !j["depends"].is_array()) continue;
     for (const auto& d : j["depends"])
       if (d.is_string()) depends.push_back(d.get<std::string>());
@@ -92,9 +91,7 @@ Result<std::vector<std::pair<std::string, std::string>>> read_env_vars(
   for (const auto& relative : files) {
     ENVB_ASSIGN_OR_RETURN(auto text, prefix.read_regular(relative, kMaxMetadataFile));
     if (!text) continue;
-    json j = json::parse(*text, nullptr, false);
-    if (j.is_discarded())
-      return fail(Errc::InvalidInput, prefix.shown(relative) + ": not valid JSON");
+    ENVB_ASSIGN_OR_RETURN(json j, common::parse_json(*text, prefix.shown(relative)));
     if (relative == "conda-meta/state") {
       if (j.is_object() && j.contains("env_vars"))
         ENVB_TRY(read_env_vars_object(prefix.shown(relative), j["env_vars"], out));

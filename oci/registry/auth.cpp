@@ -12,6 +12,7 @@
 
 #include "common/fs.hpp"
 #include "common/http.hpp"
+#include "common/json.hpp"
 #include "common/url.hpp"
 
 namespace envbuild::oci::registry {
@@ -133,7 +134,7 @@ Result<std::optional<Credentials>> lookup_credentials_in(const std::vector<std::
     std::error_code ec;
     if (file.empty() || !std::filesystem::is_regular_file(file, ec)) continue;
     ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(file, 4u << 20));
-    auto j = nlohmann::json::parse(text, nullptr, false);
+    ENVB_ASSIGN_OR_RETURN(nlohmann::json j, common::parse_json(text, file));
     if (!j.is_object()) return fail(Errc::InvalidInput, file + ": not a JSON object");
     if (!j.contains("auths") || !j["auths"].is_object()) continue;
     for (const auto& [key, entry] : j["auths"].items()) {
@@ -339,7 +340,7 @@ Result<std::string> Authenticator::fetch_token(const Challenge& challenge,
       return std::move(err).with_hint("pass --creds USER:PASS, or log in with podman/docker");
     return err;
   }
-  auto j = nlohmann::json::parse(resp.body, nullptr, false);
+  auto j = common::parse_json(resp.body, "token response").value_or(nlohmann::json());
   if (!j.is_object())
     return fail(Errc::InvalidInput,
                 "GET " + common::redact_url(url) + ": token response is not JSON");

@@ -1,16 +1,16 @@
 #include "oci/registry/client.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <functional>
 #include <map>
 #include <set>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "common/http.hpp"
+#include "common/json.hpp"
+#include "common/parallel.hpp"
 #include "common/url.hpp"
 #include "oci/manifest.hpp"
 #include "oci/media_type.hpp"
@@ -115,36 +115,16 @@ std::string next_page_link(std::string_view header) {
   }
 }
 
-/// Runs task(i, repo) for i in [0, count) on up to `jobs` threads: the caller's with `repo`
-/// (its connection is open already), each other one with its own fork of it. After the first
-/// failure no new task starts. Returns the error of the lowest index.
+/// common::for_each_index() with one Repository per worker: the caller's thread (worker 0) uses
+/// `repo`, whose connection is open already; each other worker its own fork, made on first use.
 Result<void> for_each_parallel(Repository& repo, size_t count, size_t jobs,
                                const std::function<Result<void>(size_t, Repository&)>& task) {
-  std::vector<std::optional<Error>> errors(count);
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  auto worker = [&](Repository& mine) {
-    for (size_t i = next++; i < count && !failed; i = next++) {
-      auto r = task(i, mine);
-      if (!r) {
-        errors[i] = std::move(r).error();
-        failed = true;
-      }
-    }
-  };
-  size_t threads = std::max<size_t>(1, std::min(jobs, count));
-  {
-    std::vector<std::jthread> pool;
-    for (size_t t = 1; t < threads; ++t)
-      pool.emplace_back([&] {
-        Repository mine = repo.fork();
-        worker(mine);
-      });
-    worker(repo);
-  }
-  for (auto& e : errors)
-    if (e) return std::move(*e);
-  return ok();
+  std::vector<std::optional<Repository>> forks(common::worker_count(count, jobs));
+  return common::for_each_index(count, jobs, [&](size_t i, size_t worker) -> Result<void> {
+    if (worker == 0) return task(i, repo);
+    if (!forks[worker]) forks[worker].emplace(repo.fork());
+    return task(i, *forks[worker]);
+  });
 }
 
 std::vector<Descriptor> unique_blobs(const Manifest& m) {
@@ -293,7 +273,7 @@ Result<FetchedManifest> Repository::get_manifest(const std::string& reference,
                                        actual.to_string() + ", expected " + expected->to_string());
     if (!expected && reference.starts_with("sha256:")) return std::move(expected).error();
   }
-  auto j = nlohmann::json::parse(out.bytes, nullptr, false);
+  auto j = common::parse_json(out.bytes, "manifest").value_or(nlohmann::json());
   std::string media_type;
   if (j.is_object() && j.contains("mediaType") && j["mediaType"].is_string())
     media_type = j["mediaType"].get<std::string>();
@@ -575,7 +555,7 @@ Result<std::vector<std::string>> Repository::tags(const TagListLimits& limits) {
     if (resp.body_truncated)
       return fail(Errc::InvalidInput, what + ": tag list over " + std::to_string(req.max_body) +
                                           " bytes");
-    auto j = nlohmann::json::parse(resp.body, nullptr, false);
+    auto j = common::parse_json(resp.body, what).value_or(nlohmann::json());
     if (!j.is_object()) return fail(Errc::InvalidInput, what + ": not a tag list");
     // An empty repository may say "tags": null.
     if (auto t = j.find("tags"); t != j.end() && t->is_array()) {

@@ -1,4 +1,5 @@
 #include "common/http.hpp"
+#include "common/parallel.hpp"
 
 #include <curl/curl.h>
 #include <gtest/gtest.h>
@@ -436,22 +437,22 @@ TEST_F(HttpTest, ABadOverrideInTheEnvironmentIsTheFirstRequestsError) {
   EXPECT_NE(r.error().message().find("'window=soon'"), std::string::npos) << r.error().message();
 }
 
-TEST_F(HttpTest, RunParallelFetchesEveryIndex) {
+TEST_F(HttpTest, OneClientPerWorkerFetchesEveryIndex) {
   for (int i = 0; i < 12; ++i)
     write_text(dir_ / "root" / (std::to_string(i) + ".txt"), std::to_string(i));
   RepoServer server(dir_ / "root", dir_);
   if (!server.port()) GTEST_SKIP() << "python3 test server did not start";
   std::vector<std::string> got(12);
-  auto results = run_parallel(12, 4, fast(), [&](size_t i, HttpClient& client) -> Result<void> {
+  HttpClients clients(fast(), worker_count(12, 4));
+  auto r = for_each_index(12, 4, [&](size_t i, size_t worker) -> Result<void> {
     StringSink sink;
-    ENVB_TRY(client.send(http_get(server.url() + "/" + std::to_string(i) + ".txt"), sink));
+    ENVB_TRY(clients.of(worker).send(http_get(server.url() + "/" + std::to_string(i) + ".txt"),
+                                     sink));
     got[i] = sink.out;
     return ok();
   });
-  for (size_t i = 0; i < 12; ++i) {
-    EXPECT_TRUE(results[i]);
-    EXPECT_EQ(got[i], std::to_string(i));
-  }
+  ASSERT_TRUE(r) << r.error().to_string();
+  for (size_t i = 0; i < 12; ++i) EXPECT_EQ(got[i], std::to_string(i));
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "common/format.hpp"
+#include "common/limits.hpp"
 #include "common/root_dir.hpp"
 #include "conda/platform.hpp"
 #include "runtime/internal/cache_files.hpp"
@@ -51,15 +52,38 @@ internal::ImageDescription description_of(const SquashfsImage& image) {
   return d;
 }
 
-/// The whole tree of the image walked once by our reader (names, cycles, sizes, depth: what
-/// squashfs/reader.hpp refuses) before the kernel's or squashfuse's parser mounts it; a marker
+enum class Content : bool { Ignore, Check };
+
+/// The whole tree of the image walked by our reader (names, cycles, depth: what
+/// squashfs/reader.hpp refuses) and held to envrun's unpack limits as layers are
+/// (ENVRUN_MAX_ENTRIES, path length and depth; with Content::Check, ENVRUN_MAX_UNPACKED_BYTES and
+/// ENVRUN_MAX_EXPANSION against the file's size), from the sizes the image declares: before a
+/// byte is extracted (a sparse file of zeros costs the image nothing) or the kernel parses it.
+Result<void> check_tree(const squashfs::Reader& reader, const SquashfsImage& image,
+                        Content content) {
+  ENVB_ASSIGN_OR_RETURN(common::UnpackLimits limits,
+                        common::UnpackLimits::from_environment("ENVRUN"));
+  uint64_t entries = 0, bytes = 0;
+  return reader.walk([&](const squashfs::EntryInfo& e) -> Result<void> {
+    ENVB_TRY(common::check_entry_path(limits, e.path));
+    const bool counted = content == Content::Check && e.kind == squashfs::EntryInfo::Kind::File;
+    const uint64_t size = counted ? e.size : 0;
+    ENVB_TRY(common::check_unpack_limits(
+        limits, image.file.string() + ": '" + common::printable(e.path) + "'", ++entries, bytes,
+        size, image.size));
+    bytes += size;
+    return ok();
+  });
+}
+
+/// check_tree() once per file before the kernel's or squashfuse's parser mounts it; a marker
 /// beside the mount directory, named by the same key, remembers that this file passed.
 Result<void> check_before_mounting(const SquashfsImage& image, const fs::path& dir) {
   const fs::path marker = dir.string() + ".checked";
   struct stat st {};
   if (::lstat(marker.c_str(), &st) == 0) return ok();
   ENVB_ASSIGN_OR_RETURN(squashfs::Reader reader, squashfs::Reader::open(image.file));
-  ENVB_TRY(reader.walk([](const squashfs::EntryInfo&) { return ok(); })
+  ENVB_TRY(check_tree(reader, image, Content::Ignore)
                .context("checking " + image.file.string() + " before mounting it"));
   return common::write_file_atomic(marker, "");
 }
@@ -134,6 +158,7 @@ Result<SquashfsImage> open_squashfs_image(const fs::path& file) {
         .with_hint("build the environment for this platform (envbuild build --platform)");
   struct stat st {};
   if (::stat(image.file.c_str(), &st) != 0) return common::errno_error("stat", shown, errno);
+  image.size = static_cast<uint64_t>(st.st_size);
   image.key = internal::short_hash("squashfs\n" + std::to_string(st.st_dev) + ':' +
                                    std::to_string(st.st_ino) + '\n' + std::to_string(st.st_size) +
                                    '\n' + std::to_string(st.st_mtim.tv_sec) + '.' +
@@ -148,6 +173,7 @@ Result<EnvInfo> unpack_squashfs(const SquashfsImage& image, const fs::path& dir,
   const std::string what = "extracting " + image.file.string();
   ENVB_ASSIGN_OR_RETURN(squashfs::Reader reader,
                         squashfs::Reader::open(image.file).context(std::string(what)));
+  ENVB_TRY(check_tree(reader, image, Content::Check).context(std::string(what)));
   ENVB_ASSIGN_OR_RETURN(squashfs::ExtractStats stats,
                         reader.extract(staging.stage()).context(std::string(what)));
   (void)stats;

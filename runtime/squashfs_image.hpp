@@ -13,6 +13,7 @@
 // bounded and validated (the prefix must be a safe absolute path), extraction goes beneath a
 // RootDir and never follows the image's symlinks.
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -37,6 +38,7 @@ struct SquashfsImage {
   conda::ImageInfo info;                  // .envbuild/image.json
   std::string prefix;                     // where it was built for (org.envbuild.prefix), checked
   std::vector<std::string> requirements;  // org.envbuild.requirements, split
+  uint64_t size = 0;                      // the file's, in bytes
   /// 16 hex digits of the file's identity (device, inode, size, mtime): names its shared mount
   /// and its cache entry; a file changed in place gets a new one.
   std::string key;

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <fstream>
 #include <functional>
 #include <set>
 
@@ -416,6 +417,67 @@ TEST_F(SquashfsRunTest, StoreSquashfsKeepsAnOciImageAsOneFileInTheCache) {
   EXPECT_EQ(tree.output, "demo-info: environment at " + entry.string() + "\n");
   EXPECT_EQ(envrun({"gc", "--days", "0"}).exit_code(), 0);
   EXPECT_FALSE(fs::exists(entry));
+}
+
+TEST_F(SquashfsRunTest, UnpackLimitsHoldForSquashfsImagesAsForLayers) {
+  // Given images whose declared sizes pass the reader's own bounds but not envrun's unpack
+  // limits (ENVRUN_MAX_*, as for layers), expect exit code 5 naming the variable, before a byte
+  // is extracted or anything mounted. A sparse file of zeros costs a SquashFS image nothing.
+  conda::ImageInfo info;
+  info.labels[std::string(conda::kPrefixLabel)] = prefix().string();
+  auto image_with_file = [&](const std::string& name, uint64_t bytes) {
+    const fs::path content = dir_ / (name + ".content");
+    { std::ofstream(content.string()); }
+    fs::resize_file(content, bytes);
+    const fs::path file = dir_ / name;
+    auto written =
+        squashfs::write_image({squashfs::Entry::file_with_content(
+                                   std::string(conda::kImageInfoPath), conda::to_json_string(info)),
+                               squashfs::Entry::file("zeros", content)},
+                              {}, file);
+    EXPECT_TRUE(written) << written.error().to_string();
+    fs::remove(content);
+    return file;
+  };
+  const fs::path bomb = image_with_file("bomb.sqfs", uint64_t{80} << 20);
+  const fs::path two_mb = image_with_file("two-mb.sqfs", uint64_t{2} << 20);
+  ASSERT_LT(fs::file_size(bomb), uint64_t{64} << 10);
+  struct Case {
+    std::string name;
+    std::vector<std::string> args;
+    EnvChanges extra;
+    std::string want;
+  } cases[] = {
+      {"a bomb, unpacked",
+       {bomb.string(), "--", "true"},
+       {{"ENVRUN_SQUASHFS_MOUNT", "none"}},
+       "ENVRUN_MAX_EXPANSION"},
+      {"a bomb, envrun unpack",
+       {"unpack", bomb.string(), (dir_ / "out").string()},
+       {},
+       "ENVRUN_MAX_EXPANSION"},
+      {"past the bytes limit",
+       {two_mb.string(), "--", "true"},
+       {{"ENVRUN_SQUASHFS_MOUNT", "none"}, {"ENVRUN_MAX_UNPACKED_BYTES", "1M"}},
+       "ENVRUN_MAX_UNPACKED_BYTES"},
+      {"past the entries limit, mounted",
+       {two_mb.string(), "--", "true"},
+       {{"ENVRUN_MAX_ENTRIES", "2"}},
+       "ENVRUN_MAX_ENTRIES"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    Finished run = envrun(c.args, c.extra);
+    EXPECT_EQ(run.exit_code(), 5) << run.output;
+    EXPECT_NE(run.output.find(c.want), std::string::npos) << run.output;
+    EXPECT_EQ(run.output.find("envrun: mounted"), std::string::npos) << run.output;
+    EXPECT_FALSE(fs::exists(dir_ / "out" / "zeros"));
+    std::error_code ec;
+    uint64_t written = 0;
+    for (fs::recursive_directory_iterator it(cache_, ec), end; !ec && it != end; it.increment(ec))
+      if (it->is_regular_file()) written += it->file_size();
+    EXPECT_LT(written, uint64_t{1} << 20);
+  }
 }
 
 TEST_F(SquashfsRunTest, HostileFilesAreRefusedWithoutMountingThem) {

@@ -188,8 +188,7 @@ Result<void> write_docker_archive(const Image& image, const std::vector<std::str
         entries.push_back(LayerEntry::file(rel, *local));
         return ok();
       }
-      ENVB_ASSIGN_OR_RETURN(auto source, image.open_blob(d));
-      ENVB_TRY(store.put_stream(*source, d));
+      ENVB_TRY(copy_blob(image, d, store));
       entries.push_back(LayerEntry::file(rel, store.path_of(d.digest)));
       return ok();
     };

@@ -55,8 +55,7 @@ class PixiLockParser {
 
  private:
   Result<std::string> str(const YAML::Node& node, std::string_view what) {
-    if (!node || node.IsNull()) return std::string();
-    return internal::scalar(node, file_, what);
+    return internal::optional_scalar(node, file_, what);
   }
   Result<std::optional<int64_t>> integer(const YAML::Node& node, std::string_view what) {
     if (!node || node.IsNull()) return std::optional<int64_t>();
@@ -68,12 +67,13 @@ class PixiLockParser {
     return std::optional<int64_t>(value);
   }
   Result<std::vector<std::string>> strings(const YAML::Node& node, std::string_view what) {
+    return internal::scalar_list(node, file_, what);
+  }
+  // Channels are `- url: ...` mappings; indexes and find-links plain strings or `- url:`.
+  Result<std::vector<std::string>> locations(const YAML::Node& node, std::string_view what) {
+    if (!node || !node.IsSequence()) return strings(node, what);
     std::vector<std::string> out;
-    if (!node || node.IsNull()) return out;
-    if (!node.IsSequence())
-      return yaml_error(file_, node.Mark(), std::string(what) + " must be a list");
     for (const auto& item : node) {
-      // Channels are `- url: ...` mappings; indexes and find-links plain strings or `- url:`.
       const YAML::Node value = item.IsMap() ? (item["url"] ? item["url"] : item["path"]) : item;
       ENVB_ASSIGN_OR_RETURN(std::string s, str(value, what));
       out.push_back(std::move(s));
@@ -191,9 +191,9 @@ class PixiLockParser {
     ENVB_ASSIGN_OR_RETURN(env.name, str(key, "environment name"));
     if (!node.IsMap())
       return yaml_error(file_, node.Mark(), "environment '" + env.name + "' must be a mapping");
-    ENVB_ASSIGN_OR_RETURN(env.channels, strings(node["channels"], "'channels'"));
-    ENVB_ASSIGN_OR_RETURN(env.indexes, strings(node["indexes"], "'indexes'"));
-    ENVB_ASSIGN_OR_RETURN(env.find_links, strings(node["find-links"], "'find-links'"));
+    ENVB_ASSIGN_OR_RETURN(env.channels, locations(node["channels"], "'channels'"));
+    ENVB_ASSIGN_OR_RETURN(env.indexes, locations(node["indexes"], "'indexes'"));
+    ENVB_ASSIGN_OR_RETURN(env.find_links, locations(node["find-links"], "'find-links'"));
     const YAML::Node platforms = node["packages"];
     if (!platforms || platforms.IsNull()) return env;
     if (!platforms.IsMap())

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "common/format.hpp"
 #include "common/json.hpp"
 #include "conda/image_contract.hpp"
 #include "conda/relocate_prefix.hpp"
@@ -102,17 +103,6 @@ Result<std::vector<std::pair<std::string, std::string>>> read_env_vars(
   return out;
 }
 
-std::string sh_quote(std::string_view s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'')
-      out += "'\\''";
-    else
-      out += c;
-  }
-  return out + "'";
-}
-
 /// Names the script may assign: a shell identifier, nothing an image could use to inject code.
 bool is_shell_name(std::string_view name) {
   if (name.empty() || std::isdigit(static_cast<unsigned char>(name.front()))) return false;
@@ -177,14 +167,14 @@ std::string activate_script(const EnvInfo& info) {
     std::string value = kv.substr(name.size() + 1);
     if (name == "PATH" && value.ends_with(kHostPath)) {
       value.resize(value.size() - kHostPath.size());
-      sets += "_envrun_set PATH " + sh_quote(value) + "\"$PATH\"\n";
+      sets += "_envrun_set PATH " + common::shell_quote(value) + "\"$PATH\"\n";
     } else {
-      sets += "_envrun_set " + name + " " + sh_quote(value) + "\n";
+      sets += "_envrun_set " + name + " " + common::shell_quote(value) + "\n";
     }
   }
   std::string sources;
-  for (const auto& script : info.activate_scripts) sources += ". " + sh_quote(script) + "\n";
-  const std::string prefix = sh_quote(info.prefix);
+  for (const auto& script : info.activate_scripts) sources += ". " + common::shell_quote(script) + "\n";
+  const std::string prefix = common::shell_quote(info.prefix);
   return std::string(kActivateMarker) + " . " + info.prefix + "/bin/activate" + R"sh(
 # Activates this conda environment without conda (POSIX sh, bash, zsh). Written by envrun, which
 # rewrites it when it relocates the prefix: after moving the directory, run `envrun DIR -- true`

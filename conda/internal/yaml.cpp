@@ -153,4 +153,22 @@ Result<std::string> scalar(const YAML::Node& node, std::string_view file, std::s
   return node.Scalar();
 }
 
+Result<std::string> optional_scalar(const YAML::Node& node, std::string_view file,
+                                    std::string_view what) {
+  if (!node || node.IsNull()) return std::string();
+  return scalar(node, file, what);
+}
+
+Result<std::vector<std::string>> scalar_list(const YAML::Node& node, std::string_view file,
+                                             std::string_view what) {
+  std::vector<std::string> out;
+  if (!node || node.IsNull()) return out;
+  if (!node.IsSequence()) return yaml_error(file, node.Mark(), std::string(what) + " must be a list");
+  for (const auto& item : node) {
+    ENVB_ASSIGN_OR_RETURN(std::string s, optional_scalar(item, file, what));
+    out.push_back(std::move(s));
+  }
+  return out;
+}
+
 }  // namespace envbuild::conda::internal

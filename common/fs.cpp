@@ -15,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/format.hpp"
 #include "common/root_dir.hpp"
 
 namespace envbuild::common {
@@ -355,6 +356,27 @@ TempDir::~TempDir() {
     std::error_code ec;
     fs::remove_all(path_, ec);
   }
+}
+
+Result<std::string> normalize_entry_path(std::string_view path, std::string_view what) {
+  std::string out;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view part = path.substr(start, end - start);
+    if (part == "..")
+      return fail(Errc::InvalidInput,
+                  std::string(what) + " path '" + printable(path) + "' contains '..'");
+    if (part.find('\0') != std::string_view::npos)
+      return fail(Errc::InvalidInput, std::string(what) + " path contains NUL");
+    if (!part.empty() && part != ".") {
+      if (!out.empty()) out += '/';
+      out += part;
+    }
+    start = end + 1;
+  }
+  return out;
 }
 
 bool is_safe_relative_path(std::string_view relative) {

@@ -174,4 +174,8 @@ std::filesystem::path temp_sibling(const std::filesystem::path& path);
 /// no ".." component, no NUL.
 bool is_safe_relative_path(std::string_view relative);
 
+/// An archive or image entry's path in canonical form: "./a//b/" -> "a/b", "" for the root.
+/// InvalidInput, naming `what` and the path, for a ".." component or a NUL.
+Result<std::string> normalize_entry_path(std::string_view path, std::string_view what);
+
 }  // namespace envbuild::common

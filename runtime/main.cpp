@@ -20,6 +20,7 @@
 #include "runtime/kernel.hpp"
 #include "runtime/launch.hpp"
 #include "runtime/prefix_dir.hpp"
+#include "runtime/squashfs_image.hpp"
 #include "runtime/store.hpp"
 
 namespace {
@@ -41,7 +42,18 @@ Result<runtime::Cache> open_cache() {
   return cache;
 }
 
-/// `envrun [--no-check] IMAGE [--] COMMAND...`; nullopt when argv is not in that form. The lean
+/// --store when given, else $ENVRUN_STORE, else a tree.
+Result<runtime::Store> store_of(std::optional<runtime::Store> flag) {
+  if (flag) return *flag;
+  const char* value = std::getenv("ENVRUN_STORE");
+  if (value == nullptr || *value == '\0') return runtime::Store::Tree;
+  if (auto store = runtime::parse_store(value)) return *store;
+  return Error(Errc::InvalidInput,
+               "ENVRUN_STORE='" + std::string(value) + "': want tree or squashfs");
+}
+
+/// `envrun [--no-check] [--store S] IMAGE [--] COMMAND...`; nullopt when argv is not in that
+/// form. The lean
 /// launcher (launcher/main.cpp) has already tried the warm path and found no cache entry.
 std::optional<int> try_run_form(int argc, char** argv) {
   auto form = runtime::parse_run_form(argc, argv);
@@ -51,6 +63,9 @@ std::optional<int> try_run_form(int argc, char** argv) {
   runtime::RunOptions options;
   options.cache_root = std::move(*root);
   options.check = form->check;
+  auto store = store_of(form->store);
+  if (!store) return fail_with(store.error());
+  options.store = *store;
   runtime::RunFailure failure =
       runtime::run_in_image(form->image, std::move(form->command), options);
   print_error(failure.error);
@@ -83,6 +98,11 @@ nlohmann::json check_json(const runtime::HostCheckOutcome& outcome) {
 // an image's label. `said` gets what was looked at (a line of text, or JSON fields).
 Result<std::vector<std::string>> requirements_of(runtime::Cache& cache, const std::string& image,
                                                  nlohmann::json& said) {
+  if (auto file = image.empty() ? std::nullopt : runtime::squashfs_argument(image)) {
+    ENVB_ASSIGN_OR_RETURN(auto opened, runtime::open_squashfs_image(*file));
+    said = {{"image", opened.file.string()}, {"squashfs", true}, {"prefix", opened.prefix}};
+    return opened.requirements;
+  }
   if (runtime::is_prefix_directory(image)) {
     ENVB_ASSIGN_OR_RETURN(auto prefix, runtime::open_prefix_directory(image));
     said = {{"prefix", prefix.info.prefix}};
@@ -119,7 +139,10 @@ int run_check(const std::string& image, const std::vector<std::string>& require,
     out.update(said);
     std::cout << out.dump(2) << "\n";
   } else {
-    if (said.contains("prefix")) {
+    if (said.contains("squashfs")) {
+      std::cout << "image: " << said["image"].get<std::string>() << " (SquashFS, prefix "
+                << said["prefix"].get<std::string>() << ": requirements from its image.json)\n";
+    } else if (said.contains("prefix")) {
       std::cout << "prefix: " << said["prefix"].get<std::string>() << "\n";
     } else if (said.contains("image")) {
       std::cout << "image: " << said["image"].get<std::string>()
@@ -138,12 +161,8 @@ int run_check(const std::string& image, const std::vector<std::string>& require,
 }
 
 int run_unpack(const std::string& image, const std::string& dir, bool no_check) {
-  auto ref = oci::ImageReference::parse(image);
-  if (!ref) return fail_with(ref.error());
   auto cache = open_cache();
   if (!cache) return fail_with(cache.error());
-  auto opened = runtime::open_reference(*ref, cache->root());
-  if (!opened) return fail_with(opened.error());
   runtime::UnpackOptions options;
   if (!no_check)
     options.precheck = [&](const std::vector<std::string>& requirements) -> Result<void> {
@@ -152,10 +171,22 @@ int run_unpack(const std::string& image, const std::string& dir, bool no_check) 
       if (outcome.detected && !outcome.report.ok()) return runtime::host_mismatch(outcome);
       return {};
     };
-  auto info = runtime::unpack_image(**opened, dir, ref->to_string(), options);
+  Result<runtime::EnvInfo> info = Error(Errc::Internal, "not unpacked");
+  if (auto file = runtime::squashfs_argument(image)) {
+    auto opened = runtime::open_squashfs_image(*file);
+    if (!opened) return fail_with(opened.error());
+    info = runtime::unpack_squashfs(*opened, dir, options);
+  } else {
+    auto ref = oci::ImageReference::parse(image);
+    if (!ref) return fail_with(ref.error());
+    auto opened = runtime::open_reference(*ref, cache->root());
+    if (!opened) return fail_with(opened.error());
+    info = runtime::unpack_image(**opened, dir, ref->to_string(), options);
+  }
   if (!info) return fail_with(info.error());
-  std::cout << "unpacked " << info->manifest_digest << " into " << info->prefix
-            << " (relocated from " << info->image_prefix << ")\n";
+  std::cout << "unpacked "
+            << (info->manifest_digest.empty() ? info->reference : info->manifest_digest) << " into "
+            << info->prefix << " (relocated from " << info->image_prefix << ")\n";
   return 0;
 }
 
@@ -203,7 +234,9 @@ int run_gc(int days) {
   std::cout << report->removed.size() << " removed, " << report->in_use.size() << " in use kept, "
             << report->layers_removed.size() << " layers removed, " << report->layers_in_use
             << " layers in use kept, " << report->stale_staging << " abandoned unpacks and "
-            << report->stale_refs << " stale references cleaned\n";
+            << report->stale_refs << " stale references cleaned";
+  if (report->unmounted > 0) std::cout << ", " << report->unmounted << " idle mounts taken down";
+  std::cout << "\n";
   return 0;
 }
 
@@ -278,10 +311,14 @@ int main(int argc, char** argv) {
       "envrun: run a command in an OCI image's conda environment on a host without a container\n"
       "engine (HPC nodes, CI runners, laptops). The image is unpacked once into a relocated conda\n"
       "prefix in the cache; the host's CUDA driver and glibc are checked before launch.\n\n"
-      "  envrun [--no-check] IMAGE [--] COMMAND [ARGS...]\n"
+      "  envrun [--no-check] [--store tree|squashfs] IMAGE [--] COMMAND [ARGS...]\n"
       "  envrun [--no-check] PREFIX-DIR [--] COMMAND [ARGS...]   (relocated first if moved)\n\n"
+      "--store squashfs keeps a new cache entry as one SquashFS file, mounted to run (default:\n"
+      "a tree; also $ENVRUN_STORE).\n\n"
       "IMAGE: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME[:TAG]],\n"
-      "docker://HOST/REPO[:TAG|@DIGEST] (pulled into the cache once, see envrun pull)",
+      "docker://HOST/REPO[:TAG|@DIGEST] (pulled into the cache once, see envrun pull), or a\n"
+      "SquashFS image from envbuild build --output squashfs:FILE (FILE or squashfs:FILE: mounted\n"
+      "at its prefix without extracting it where the host allows, else unpacked into the cache)",
       "envrun"};
   app.set_version_flag("-V,--version", std::string("envrun ") + kVersion);
   app.require_subcommand(0, 1);
@@ -291,7 +328,10 @@ int main(int argc, char** argv) {
       "libcuda.so.1 to probe), CONDA_OVERRIDE_CUDA / CONDA_OVERRIDE_GLIBC (pretend versions),\n"
       "ENVRUN_FULL (this program, for the envrun launcher: default envrun-full next to it),\n"
       "ENVRUN_SHARED_CACHE (read-only caches an administrator filled with envrun pull,\n"
-      "colon-separated; blobs from them are verified). The cache must be yours alone: it is\n"
+      "colon-separated; blobs from them are verified), ENVRUN_SQUASHFS_MOUNT (auto, kernel, fuse\n"
+      "or none: how SquashFS images may be mounted), ENVRUN_SQUASHFUSE (the squashfuse to use),\n"
+      "ENVRUN_SQUASHFS_USERNS=1 (a user namespace even as root). The cache must be yours alone: it "
+      "is\n"
       "created 0700 and refused when others can write to it.\n"
       "Exit codes: the command's own; 8 when the host cannot run the environment, 2 for invalid\n"
       "input, 127 when the command is not found.");
@@ -391,6 +431,9 @@ int main(int argc, char** argv) {
     options.cache_root = std::move(*root);
     options.check = no_check ? runtime::HostCheck::Skip : runtime::HostCheck::Enforce;
     options.mode = runtime::RunOptions::Mode::Shell;
+    auto store = store_of(std::nullopt);
+    if (!store) return fail_with(store.error());
+    options.store = *store;
     runtime::RunFailure failure = runtime::run_in_image(image, {}, options);
     print_error(failure.error);
     return failure.exit_code;

@@ -17,8 +17,10 @@
 #include "builder/image/referrers.hpp"
 #include "builder/image/registry_cache.hpp"
 #include "builder/image/sbom.hpp"
+#include "builder/image/squashfs_build.hpp"
 #include "builder/install/cache.hpp"
 #include "builder/solve/channel.hpp"
+#include "common/format.hpp"
 #include "common/fs.hpp"
 #include "conda/platform.hpp"
 #include "oci/archive.hpp"
@@ -46,7 +48,7 @@ struct BuildCliOptions {
   std::string user;
   std::vector<std::string> labels;
   std::vector<std::string> annotations;
-  std::string compression = "gzip";
+  std::string compression;  // "": gzip for OCI layers, zstd for squashfs: outputs
   std::optional<int> level;
   std::string sbom;
   bool no_sbom_artifact = false;
@@ -104,6 +106,35 @@ Result<OutputOptions> output_options_for(const BuildCliOptions& o, const fs::pat
     ENVB_ASSIGN_OR_RETURN(options.credentials, oci::registry::parse_creds(o.creds));
   }
   return options;
+}
+
+/// `--output squashfs:FILE`: the environment as one SquashFS image (builder/image/squashfs_build.hpp);
+/// its sha256 goes to stdout when it is the only output.
+Result<void> write_squashfs_output(const EnvironmentSpec& env, const ImageBuildOptions& options,
+                                   const BuildCliOptions& o, const std::string& file) {
+  if (file.empty()) return fail(Errc::InvalidInput, "--output squashfs: needs a FILE");
+  SquashfsOutputOptions output;
+  if (!o.compression.empty()) {
+    ENVB_ASSIGN_OR_RETURN(output.compression, squashfs::parse_compression(o.compression));
+  }
+  output.level = o.level;
+  ENVB_ASSIGN_OR_RETURN(auto built, build_environment_squashfs(env, options, output, file));
+  if (options.progress)
+    for (const auto& w : built.build.warnings) options.progress("warning: " + w);
+  if (!o.quiet)
+    std::fprintf(stderr,
+                 "wrote squashfs:%s: %zu packages, %llu files, %llu directories, %llu symlinks, "
+                 "%s (%s, %llu bytes of content) (fetch %.0f ms, plan %.0f ms, write %.0f ms)\n",
+                 file.c_str(), built.build.records.size(),
+                 static_cast<unsigned long long>(built.written.files),
+                 static_cast<unsigned long long>(built.written.directories),
+                 static_cast<unsigned long long>(built.written.symlinks),
+                 human_bytes(built.written.size).c_str(),
+                 std::string(squashfs::to_string(output.compression)).c_str(),
+                 static_cast<unsigned long long>(built.written.content_bytes), built.build.fetch_ms,
+                 built.build.plan_ms, built.write_ms);
+  if (o.outputs.size() == 1) std::cout << "sha256:" << built.sha256 << "\n";
+  return ok();
 }
 
 // What a --cache-to push did, then a warning for each part of a compaction it left undone.
@@ -209,7 +240,7 @@ Result<int> run_build(const BuildCliOptions& o) {
   if (!o.plan && o.outputs.empty() && !o.collect)
     return fail(Errc::InvalidInput,
                 "give --output (oci:DIR, oci-archive:FILE, "
-                "docker-archive:FILE or docker://REF), or --plan");
+                "docker-archive:FILE, docker://REF or squashfs:FILE), or --plan");
   const std::string subdir = platforms.empty() ? conda::host_subdir() : platforms.front();
   ENVB_ASSIGN_OR_RETURN(CacheLease cache_lease, open_cache(o.solve.cache_dir));
   const fs::path& cache_root = cache_lease.root();
@@ -232,7 +263,7 @@ Result<int> run_build(const BuildCliOptions& o) {
   options.prefix = o.prefix;
   options.subdir = subdir;
   options.max_layers = o.max_layers;
-  if (o.compression == "gzip") {
+  if (o.compression.empty() || o.compression == "gzip") {
     options.compression = oci::Compression::Gzip;
   } else if (o.compression == "zstd") {
     options.compression = oci::Compression::Zstd;
@@ -303,7 +334,12 @@ Result<int> run_build(const BuildCliOptions& o) {
   output_options.progress = progress;
   // docker:// outputs by host, to mount from the layer caches of the same registry.
   std::vector<oci::ImageReference> registry_outputs;
+  size_t squashfs_outputs = 0;
   for (const auto& output : o.outputs) {
+    if (output.starts_with(kSquashfsOutput)) {
+      ++squashfs_outputs;
+      continue;
+    }
     ENVB_ASSIGN_OR_RETURN(auto ref, oci::ImageReference::parse(output));
     if (ref.transport == oci::Transport::Registry) registry_outputs.push_back(ref);
   }
@@ -322,13 +358,23 @@ Result<int> run_build(const BuildCliOptions& o) {
     options.cache_from = cache.get();
     // Cached layers stay in the registry only when everything the image goes to is on that
     // registry (and mounts them); a local output needs their bytes here.
-    bool all_there = registry_outputs.size() == o.outputs.size();
+    bool all_there = registry_outputs.size() == o.outputs.size() - squashfs_outputs;
     for (const auto& out_ref : registry_outputs) all_there = all_there && out_ref.host == ref.host;
     if (cache_to) all_there = all_there && cache_to->host == ref.host;
     options.fetch_cached_layers = !all_there;
   }
 
   if (o.plan) return print_plan(env, options, o);
+
+  std::vector<std::string> oci_outputs;
+  for (const auto& output : o.outputs) {
+    if (!output.starts_with(kSquashfsOutput)) {
+      oci_outputs.push_back(output);
+      continue;
+    }
+    ENVB_TRY(write_squashfs_output(env, options, o, output.substr(kSquashfsOutput.size())));
+  }
+  if (oci_outputs.empty() && !o.collect) return 0;
 
   ENVB_ASSIGN_OR_RETURN(auto build, build_environment_image(env, options));
   for (const auto& w : build.warnings) progress("warning: " + w);
@@ -353,7 +399,7 @@ Result<int> run_build(const BuildCliOptions& o) {
     image = with_cache_fallback(std::move(image), *cache, build.store);
     cached_blobs = std::make_shared<const std::set<oci::Digest>>(cache->blobs());
   }
-  for (const auto& output : o.outputs) {
+  for (const auto& output : oci_outputs) {
     OutputOptions this_output = output_options;
     auto ref = oci::ImageReference::parse(output);
     if (cache && ref && ref->transport == oci::Transport::Registry &&
@@ -419,6 +465,9 @@ Result<int> run_multi_platform_build(const BuildCliOptions& o,
     return fail(Errc::InvalidInput,
                 "give --output (oci:DIR, oci-archive:FILE or docker://REF), "
                 "or --plan");
+  for (const auto& output : o.outputs)
+    if (output.starts_with(kSquashfsOutput))
+      return fail(Errc::InvalidInput, "a squashfs: output holds one platform, not several");
   struct Built {
     std::string subdir;
     ImageBuild build;
@@ -497,8 +546,8 @@ void register_build(CLI::App& app, Outcome& outcome) {
                   "the environment of a pixi.lock to use (default: default)");
   cmd->add_option("-t,--tag", o->tag, "image name, NAME[:TAG]")->required();
   cmd->add_option("-o,--output", o->outputs,
-                  "oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE[:NAME:TAG], docker://REF "
-                  "(repeatable)");
+                  "oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE[:NAME:TAG], docker://REF, "
+                  "or squashfs:FILE (one SquashFS image of the prefix, for envrun) (repeatable)");
   cmd->add_option("--prefix", o->prefix, "environment prefix in the image (default /opt/conda)");
   cmd->add_option("--max-layers", o->max_layers, "layer budget, base layers included (100)");
   cmd->add_flag("--plan", o->plan, "print the layer plan and stop");
@@ -511,7 +560,8 @@ void register_build(CLI::App& app, Outcome& outcome) {
   cmd->add_option("--user", o->user, "user[:group]");
   cmd->add_option("--label", o->labels, "config label KEY=VALUE (repeatable)");
   cmd->add_option("--annotation", o->annotations, "manifest annotation KEY=VALUE (repeatable)");
-  cmd->add_option("--compression", o->compression, "gzip (default) or zstd");
+  cmd->add_option("--compression", o->compression,
+                  "gzip or zstd (default: gzip for OCI layers, zstd for squashfs:)");
   cmd->add_option("--level", o->level, "compression level");
   cmd->add_option("--sbom", o->sbom, "write an SPDX 2.3 JSON SBOM of the packages to FILE");
   cmd->add_flag("--no-sbom-artifact", o->no_sbom_artifact,

@@ -15,6 +15,7 @@
 #include <set>
 #include <thread>
 
+#include "builder/image/internal/image_plan.hpp"
 #include "builder/image/referrers.hpp"
 #include "builder/image/registry_cache.hpp"
 #include "builder/install/cache.hpp"
@@ -30,9 +31,9 @@
 #include "conda/environment_file.hpp"
 #include "conda/image_contract.hpp"
 #include "conda/lock_environment.hpp"
-#include "conda/lockfile_pixi.hpp"
 #include "conda/lockfile_conda_lock.hpp"
 #include "conda/lockfile_explicit.hpp"
+#include "conda/lockfile_pixi.hpp"
 #include "oci/archive.hpp"
 #include "oci/layout.hpp"
 #include "oci/manifest.hpp"
@@ -67,27 +68,16 @@ std::string depend_name(const std::string& spec) {
   return name;
 }
 
-// Everything a plan needs while layers are written (the staging dir holds patched copies).
-struct Prepared {
-  ImageBuild build;
-  std::vector<PackagePlan> plans;  // parallel to build.records
-  // Parallel to plans: where each package is extracted, and whether its plan is staged (its
-  // patched copies written); a plan from the plan cache is not, until its layer is written.
-  std::vector<fs::path> extracted;
-  std::vector<char> staged;
-  std::unique_ptr<common::TempDir> staging;
-  fs::path cache_root;
-  std::optional<conda::PythonInfo> python;
-};
+using internal::layer_mtime;
+using internal::Prepared;
+using internal::prepare;
+using internal::stage_plan;
 
 Result<fs::path> cache_root_of(const ImageBuildOptions& o) {
   if (!o.cache_root.empty()) return o.cache_root;
   return default_cache_root();
 }
 
-int64_t layer_mtime(const ImageBuildOptions& o) {
-  return o.source_date_epoch ? *o.source_date_epoch : oci::default_source_date_epoch();
-}
 
 std::string layer_key(const ImageBuild& build, const std::vector<size_t>& members,
                       const ImageBuildOptions& o, const std::optional<conda::PythonInfo>& python) {
@@ -116,6 +106,16 @@ std::string layer_key(const ImageBuild& build, const std::vector<size_t>& member
   return common::sha256_hex(oci::canonical_json(key));
 }
 
+}  // namespace
+
+namespace internal {
+
+int64_t layer_mtime(const ImageBuildOptions& o) {
+  return o.source_date_epoch ? *o.source_date_epoch : oci::default_source_date_epoch();
+}
+
+namespace {
+
 InstallTarget install_target(const Prepared& p, const ImageBuildOptions& o, size_t k) {
   InstallTarget target;
   target.prefix = o.prefix;
@@ -125,7 +125,8 @@ InstallTarget install_target(const Prepared& p, const ImageBuildOptions& o, size
   return target;
 }
 
-// Plans package k with its patched copies in the staging dir (once).
+}  // namespace
+
 Result<void> stage_plan(Prepared& p, const ImageBuildOptions& o, size_t k) {
   if (p.staged[k]) return ok();
   // No requested spec: the record (and so the layer) must not depend on the environment.
@@ -275,6 +276,10 @@ Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o)
   return p;
 }
 
+}  // namespace internal
+
+namespace {
+
 Result<std::optional<oci::LayerInfo>> cached_layer(const fs::path& file,
                                                    const oci::BlobStore& store) {
   std::error_code ec;
@@ -338,6 +343,82 @@ std::string created_time(const ImageBuild& build, const ImageBuildOptions& o) {
 }
 
 }  // namespace
+
+namespace internal {
+
+std::vector<std::pair<std::string, std::string>> environment_files_of(
+    Prepared& p, const EnvironmentSpec& env, const ImageBuildOptions& o) {
+  ImageBuild& build = p.build;
+  // Clobbers across the whole environment (the upper layer wins, as the later package does).
+  std::map<std::string, std::string> owner;
+  std::string clobbers;
+  std::string pending;
+  for (const auto& plan : p.plans) {
+    const std::string label = label_of(plan.record);
+    for (const auto& f : plan.files) {
+      auto [it, inserted] = owner.emplace(f.path, label);
+      if (!inserted && it->second != label) {
+        clobbers += f.path + ": " + it->second + ", then " + label + " (kept)\n";
+        build.warnings.push_back("clobber: " + f.path + " is in " + it->second + " and " + label);
+        it->second = label;
+      }
+    }
+    for (const auto& script : plan.link_scripts)
+      pending += plan.record.name + ": " +
+                 (script.ends_with("-pre-link.sh") ? "pre-link" : "post-link") + " (" + script +
+                 ")\n";
+  }
+  if (!pending.empty() && o.link_scripts == LinkScripts::Run)
+    build.warnings.push_back(
+        "link scripts are not run in image builds; recorded in "
+        "conda-meta/envbuild-pending-scripts");
+
+  // What belongs to no package (an OCI image's top layer).
+  PrefixInstallOptions env_options;
+  env_options.environment_name = env.name;
+  env_options.requested_specs = env.specs;
+  for (const auto& [k, v] : env.variables) env_options.variables[k] = v;
+  auto files = environment_files(p.plans, o.prefix, env_options);
+  if (!clobbers.empty()) files.emplace_back("conda-meta/envbuild-clobbers", clobbers);
+  if (!pending.empty()) files.emplace_back("conda-meta/envbuild-pending-scripts", pending);
+  return files;
+}
+
+oci::ConfigChanges environment_config(const ImageBuild& build, const EnvironmentSpec& env,
+                                      const ImageBuildOptions& o) {
+  const std::string created = created_time(build, o);
+  oci::ConfigChanges changes = o.config;
+  std::string base_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  if (o.base)
+    for (const auto& e : o.base->config().config.env)
+      if (e.rfind("PATH=", 0) == 0 && e.size() > 5) base_path = e.substr(5);
+  changes.env.insert(changes.env.begin(),
+                     {{"PATH", o.prefix + "/bin:" + base_path},
+                      {"CONDA_PREFIX", o.prefix},
+                      {"CONDA_DEFAULT_ENV", env.name.empty() ? "base" : env.name}});
+  for (const auto& [k, v] : env.variables) changes.env.emplace_back(k, v);
+  changes.created = created;
+  changes.platform = build.platform;
+  std::string name = o.image_name;
+  auto labels = changes.labels;  // the user's win over ours
+  changes.labels = {{"org.opencontainers.image.created", created},
+                    {std::string(conda::kPrefixLabel), o.prefix},
+                    {std::string(conda::kPlatformLabel), o.subdir},
+                    {std::string(conda::kLockLabel), build.explicit_lock},
+                    {std::string(conda::kVersionLabel), std::string(kVersion)}};
+  if (!build.requirements.empty())
+    changes.labels[std::string(conda::kRequirementsLabel)] = build.requirements;
+  if (!name.empty()) {
+    auto colon = name.rfind(':');
+    bool has_tag = colon != std::string::npos && name.find('/', colon) == std::string::npos;
+    changes.labels["org.opencontainers.image.title"] = has_tag ? name.substr(0, colon) : name;
+    if (has_tag) changes.labels["org.opencontainers.image.version"] = name.substr(colon + 1);
+  }
+  for (const auto& [k, v] : labels) changes.labels[k] = v;
+  return changes;
+}
+
+}  // namespace internal
 
 Result<oci::Platform> oci_platform_for_subdir(const std::string& subdir) {
   static const std::map<std::string, std::pair<std::string, std::string>> kArch = {
@@ -533,7 +614,7 @@ Result<std::optional<ImageBuild>> estimate_environment_image(const EnvironmentSp
     build.records.push_back(env.records[i]);
     sizes.push_back(*env.records[i].size);
   }
-  ENVB_TRY(group_into_layers(build, sizes, options, nullptr));
+  ENVB_TRY(internal::group_into_layers(build, sizes, options, nullptr));
   build.explicit_lock = compact_explicit_lock(build.records, options.subdir);
   build.requirements = virtual_requirements(build.records);
   return std::optional<ImageBuild>(std::move(build));
@@ -608,38 +689,7 @@ Result<ImageBuild> build_environment_image(const EnvironmentSpec& env, const Ima
       build.remote_blobs.insert(layer.info->descriptor.digest);
   }
 
-  // Clobbers across the whole environment (the upper layer wins, as the later package does).
-  std::map<std::string, std::string> owner;
-  std::string clobbers;
-  std::string pending;
-  for (const auto& plan : p.plans) {
-    const std::string label = label_of(plan.record);
-    for (const auto& f : plan.files) {
-      auto [it, inserted] = owner.emplace(f.path, label);
-      if (!inserted && it->second != label) {
-        clobbers += f.path + ": " + it->second + ", then " + label + " (kept)\n";
-        build.warnings.push_back("clobber: " + f.path + " is in " + it->second + " and " + label);
-        it->second = label;
-      }
-    }
-    for (const auto& script : plan.link_scripts)
-      pending += plan.record.name + ": " +
-                 (script.ends_with("-pre-link.sh") ? "pre-link" : "post-link") + " (" + script +
-                 ")\n";
-  }
-  if (!pending.empty() && o.link_scripts == LinkScripts::Run)
-    build.warnings.push_back(
-        "link scripts are not run in image builds; recorded in "
-        "conda-meta/envbuild-pending-scripts");
-
-  // The top layer: what belongs to no package.
-  PrefixInstallOptions env_options;
-  env_options.environment_name = env.name;
-  env_options.requested_specs = env.specs;
-  for (const auto& [k, v] : env.variables) env_options.variables[k] = v;
-  auto files = environment_files(p.plans, o.prefix, env_options);
-  if (!clobbers.empty()) files.emplace_back("conda-meta/envbuild-clobbers", clobbers);
-  if (!pending.empty()) files.emplace_back("conda-meta/envbuild-pending-scripts", pending);
+  auto files = internal::environment_files_of(p, env, o);
   std::vector<oci::LayerEntry> top_entries;
   fs::path top_dir = p.staging->path() / "top";
   for (const auto& [path, content] : files) {
@@ -655,36 +705,9 @@ Result<ImageBuild> build_environment_image(const EnvironmentSpec& env, const Ima
   build.layers_ms = ms_since(start);
 
   // Config and manifest.
-  const std::string created = created_time(build, o);
-  oci::ConfigChanges changes = o.config;
-  std::string base_path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-  if (o.base)
-    for (const auto& e : o.base->config().config.env)
-      if (e.rfind("PATH=", 0) == 0 && e.size() > 5) base_path = e.substr(5);
-  changes.env.insert(changes.env.begin(),
-                     {{"PATH", o.prefix + "/bin:" + base_path},
-                      {"CONDA_PREFIX", o.prefix},
-                      {"CONDA_DEFAULT_ENV", env.name.empty() ? "base" : env.name}});
-  for (const auto& [k, v] : env.variables) changes.env.emplace_back(k, v);
-  changes.created = created;
-  changes.platform = build.platform;
-  std::string name = o.image_name;
-  auto labels = changes.labels;  // the user's win over ours
-  changes.labels = {{"org.opencontainers.image.created", created},
-                    {std::string(conda::kPrefixLabel), o.prefix},
-                    {std::string(conda::kPlatformLabel), o.subdir},
-                    {std::string(conda::kLockLabel), build.explicit_lock},
-                    {std::string(conda::kVersionLabel), std::string(kVersion)}};
-  if (!build.requirements.empty())
-    changes.labels[std::string(conda::kRequirementsLabel)] = build.requirements;
-  if (!name.empty()) {
-    auto colon = name.rfind(':');
-    bool has_tag = colon != std::string::npos && name.find('/', colon) == std::string::npos;
-    changes.labels["org.opencontainers.image.title"] = has_tag ? name.substr(0, colon) : name;
-    if (has_tag) changes.labels["org.opencontainers.image.version"] = name.substr(colon + 1);
-  }
-  for (const auto& [k, v] : labels) changes.labels[k] = v;
-
+  oci::ConfigChanges changes = internal::environment_config(build, env, o);
+  const std::string created = *changes.created;
+  const std::string name = o.image_name;
   std::vector<oci::AppendedLayer> appended;
   for (const auto& layer : build.layers) {
     oci::History h;

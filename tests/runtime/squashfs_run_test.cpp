@@ -59,11 +59,26 @@ size_t entries_below(const fs::path& dir) {
   return n;
 }
 
+// Whether a user other than the owner may reach `path` (every directory on the way searchable by
+// others): under `bazel test` the temporary directory and the binaries live beneath /root.
+bool others_can_reach(const fs::path& path) {
+  for (fs::path p = fs::absolute(path); !p.empty(); p = p.parent_path()) {
+    struct stat st {};
+    if (::stat(p.c_str(), &st) != 0 || (S_ISDIR(st.st_mode) && (st.st_mode & S_IXOTH) == 0))
+      return false;
+    if (p == p.root_path()) break;
+  }
+  return true;
+}
+
 // The demo image, built once for the suite, for a prefix that exists (and one that does not).
 class SquashfsRunTest : public testing::TempDirTest {
  protected:
   static void SetUpTestSuite() {
-    root_ = new fs::path(fs::temp_directory_path() / ("envb-sqfs-" + std::to_string(::getpid())));
+    // Beneath a directory the unprivileged user of the fallback test can reach.
+    const fs::path tmp =
+        others_can_reach(fs::temp_directory_path()) ? fs::temp_directory_path() : "/tmp";
+    root_ = new fs::path(tmp / ("envb-sqfs-" + std::to_string(::getpid())));
     fs::remove_all(*root_);
     fs::create_directories(*root_ / "env");
     // Readable by the unprivileged user of the fallback test.
@@ -254,6 +269,15 @@ TEST_F(SquashfsRunTest, AnUnprivilegedUserWithoutFuseGetsTheFallback) {
   fs::path cache = *root_ / ("nobody-" + std::to_string(n_));
   if (::geteuid() == 0) {
     ENVB_REQUIRE_TOOL("setpriv");
+    if (!others_can_reach(testing::binary_dir() / "envrun")) {
+      // envrun and envrun-full where nobody may run them (they find each other side by side).
+      const fs::path bin = *root_ / "bin";
+      fs::create_directories(bin);
+      for (const char* tool : {"envrun", "envrun-full"})
+        fs::copy_file(testing::binary_dir() / tool, bin / tool,
+                      fs::copy_options::overwrite_existing);
+      argv[0] = (bin / "envrun").string();
+    }
     fs::create_directories(cache);
     ASSERT_EQ(::chown(cache.c_str(), kNobody, kNobody), 0);
     argv.insert(argv.begin(), {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534",

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Extraction throughput: `envbuild pkg extract` vs `cph x` (conda-package-handling) on the same
-# real packages from ../shared/testdata/packages. Prints seconds, MB/s of package bytes, and the
-# speed-up ratio (target >= 3x). Timing lives here, never in tests.
+# real packages from tests/data/packages (ENVBUILD_TESTDATA=DIR: DIR/packages). Prints seconds,
+# MB/s of package bytes, and the speed-up ratio (target >= 3x). Timing lives here, never in tests.
 #
 # usage: bench/extract.sh [ENVBUILD_BINARY] [ROUNDS]
 #   ENVBUILD_BINARY  default: build/envbuild
@@ -11,7 +11,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 envbuild=${1:-$here/build/envbuild}
 rounds=${2:-3}
-testdata=${ENVBUILD_TESTDATA:-$here/../shared/testdata}
+testdata=${ENVBUILD_TESTDATA:-$here/tests/data}
 command -v cph >/dev/null || { echo "cph is not installed" >&2; exit 2; }
 [ -x "$envbuild" ] || { echo "no envbuild at $envbuild (build it or pass its path)" >&2; exit 2; }
 

@@ -26,6 +26,7 @@
 #include "runtime/host_check.hpp"
 #include "runtime/internal/cache_files.hpp"
 #include "runtime/layer_cache.hpp"
+#include "runtime/prefix_dir.hpp"
 #include "runtime/store.hpp"
 
 namespace envbuild::runtime {
@@ -57,83 +58,6 @@ std::vector<std::string> names_with_suffix(const fs::path& dir, std::string_view
   ::closedir(d);
   std::sort(names.begin(), names.end());
   return names;
-}
-
-/// The same for a directory beneath an untrusted tree (no symlink followed on the way).
-Result<std::vector<std::string>> names_with_suffix(const common::RootDir& root,
-                                                   std::string_view dir, std::string_view suffix) {
-  ENVB_ASSIGN_OR_RETURN(std::vector<std::string> all, root.list(dir));
-  std::vector<std::string> names;
-  for (auto& name : all)
-    if (name.size() > suffix.size() && name.ends_with(suffix) && name.front() != '.')
-      names.push_back(std::move(name));
-  return names;
-}
-
-/// Metadata files of an unpacked prefix are read whole; none is legitimately this large.
-constexpr size_t kMaxMetadataFile = size_t{16} << 20;
-
-/// The `__` depends of every conda-meta/*.json record of the prefix.
-Result<std::vector<std::string>> record_requirements(const common::RootDir& prefix) {
-  std::vector<std::string> depends;
-  const std::string relocations = fs::path(conda::kRelocationIndexPath).filename().string();
-  ENVB_ASSIGN_OR_RETURN(auto names, names_with_suffix(prefix, "conda-meta", ".json"));
-  for (const auto& name : names) {
-    if (name == relocations) continue;
-    const std::string relative = "conda-meta/" + name;
-    ENVB_ASSIGN_OR_RETURN(auto text, prefix.read_regular(relative, kMaxMetadataFile));
-    if (!text) continue;
-    json j = json::parse(*text, nullptr, false);
-    if (j.is_discarded())
-      return fail(Errc::InvalidInput, prefix.shown(relative) + ": not valid JSON");
-    if (!j.is_object() || !j.contains("depends") || !j["depends"].is_array()) continue;
-    for (const auto& d : j["depends"])
-      if (d.is_string()) depends.push_back(d.get<std::string>());
-  }
-  std::vector<std::string> out;
-  for (const auto& r : conda::host_requirements(depends)) out.push_back(r.to_string());
-  return out;
-}
-
-Result<void> read_env_vars_object(const std::string& file, const json& object,
-                                  std::vector<std::pair<std::string, std::string>>& out) {
-  if (!object.is_object())
-    return fail(Errc::InvalidInput, file + ": env vars must be a JSON object");
-  for (const auto& [key, value] : object.items()) {
-    if (!value.is_string())
-      return fail(Errc::InvalidInput, file + ": value of " + key + " is not a string");
-    auto it = std::find_if(out.begin(), out.end(), [&](const auto& kv) { return kv.first == key; });
-    if (it != out.end())
-      it->second = value.get<std::string>();
-    else
-      out.emplace_back(key, value.get<std::string>());
-  }
-  return {};
-}
-
-/// etc/conda/env_vars.d/*.json then conda-meta/state's "env_vars" (conda's order: later wins).
-/// Every file is read beneath the prefix: a symlink there is refused, never followed.
-Result<std::vector<std::pair<std::string, std::string>>> read_env_vars(
-    const common::RootDir& prefix) {
-  std::vector<std::pair<std::string, std::string>> out;
-  std::vector<std::string> files;
-  ENVB_ASSIGN_OR_RETURN(auto names, names_with_suffix(prefix, "etc/conda/env_vars.d", ".json"));
-  for (const auto& name : names) files.push_back("etc/conda/env_vars.d/" + name);
-  files.push_back("conda-meta/state");
-  for (const auto& relative : files) {
-    ENVB_ASSIGN_OR_RETURN(auto text, prefix.read_regular(relative, kMaxMetadataFile));
-    if (!text) continue;
-    json j = json::parse(*text, nullptr, false);
-    if (j.is_discarded())
-      return fail(Errc::InvalidInput, prefix.shown(relative) + ": not valid JSON");
-    if (relative == "conda-meta/state") {
-      if (j.is_object() && j.contains("env_vars"))
-        ENVB_TRY(read_env_vars_object(prefix.shown(relative), j["env_vars"], out));
-    } else {
-      ENVB_TRY(read_env_vars_object(prefix.shown(relative), j, out));
-    }
-  }
-  return out;
 }
 
 Result<void> check_platform(const oci::ImageConfig& config) {
@@ -314,16 +238,15 @@ Result<EnvInfo> unpack_image(const oci::Image& image, const fs::path& dir_in,
   };
   info.entrypoint = rewrite_all(config.config.entrypoint);
   info.cmd = rewrite_all(config.config.cmd);
-  ENVB_ASSIGN_OR_RETURN(info.env_vars, read_env_vars(*staged));
-  ENVB_ASSIGN_OR_RETURN(auto scripts, names_with_suffix(*staged, "etc/conda/activate.d", ".sh"));
-  for (const auto& name : scripts)
-    info.activate_scripts.push_back((dir / "etc/conda/activate.d" / name).string());
-  ENVB_ASSIGN_OR_RETURN(std::vector<std::string> record_reqs, record_requirements(*staged));
+  ENVB_ASSIGN_OR_RETURN(PrefixFacts facts, read_prefix_facts(*staged, dir));
+  info.env_vars = std::move(facts.env_vars);
+  info.activate_scripts = std::move(facts.activate_scripts);
   std::set<std::string> seen;
-  for (auto* list : {&label_requirements, &record_reqs})
+  for (auto* list : {&label_requirements, &facts.requirements})
     for (const auto& r : *list)
       if (seen.insert(r).second) info.requirements.push_back(r);
   info.unpacked_at = static_cast<int64_t>(std::time(nullptr));
+  ENVB_TRY(write_prefix_files(*staged, info).context("unpacking " + reference));
 
   // Renamed by descriptors resolved without following symlinks: what moves is the directory
   // inside our staging tree, whatever the tree's names point at.

@@ -1,12 +1,16 @@
 #include "runtime/kernel.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "common/fs.hpp"
+#include "common/root_dir.hpp"
 #include "oci/reference.hpp"
+#include "runtime/prefix_dir.hpp"
 
 namespace envbuild::runtime {
 
@@ -45,16 +49,48 @@ std::string kernelspec_json(const KernelSpecRequest& request) {
   return spec.dump(1) + "\n";
 }
 
+Result<void> check_kernel_environment(const fs::path& prefix_dir, std::string_view image) {
+  std::error_code ec;
+  const fs::path prefix = fs::canonical(prefix_dir, ec);
+  if (ec) return fail(Errc::NotFound, prefix_dir.string() + ": " + ec.message());
+  const fs::path python = fs::canonical(prefix / "bin/python", ec);
+  const std::string inside = prefix.string() + "/";
+  if (ec || !python.string().starts_with(inside) || !fs::is_regular_file(python, ec))
+    return Error(Errc::NotFound, std::string(image) + " has no python of its own (" +
+                                     (prefix / "bin/python").string() +
+                                     "): its kernel would run the host's python")
+        .with_hint("add python and ipykernel to the environment and rebuild the image");
+  ENVB_ASSIGN_OR_RETURN(common::RootDir root, common::RootDir::open(prefix));
+  ENVB_ASSIGN_OR_RETURN(auto records, root.list("conda-meta"));
+  bool has_ipykernel = std::any_of(records.begin(), records.end(), [](const std::string& name) {
+    return name.starts_with("ipykernel-") && name.ends_with(".json");
+  });
+  ENVB_ASSIGN_OR_RETURN(auto lib, root.list("lib"));
+  for (const auto& dir : lib) {
+    if (has_ipykernel || !dir.starts_with("python")) continue;
+    auto package = root.stat("lib/" + dir + "/site-packages/ipykernel/__init__.py");
+    has_ipykernel = package && *package && S_ISREG((*package)->st_mode);
+  }
+  if (!has_ipykernel)
+    return Error(Errc::NotFound, std::string(image) + " has python but not ipykernel")
+        .with_hint("add ipykernel to the environment (conda: ipykernel) and rebuild the image");
+  return ok();
+}
+
 Result<fs::path> install_kernelspec(KernelSpecRequest request) {
   std::transform(request.name.begin(), request.name.end(), request.name.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   if (!valid_kernel_name(request.name))
     return fail(Errc::InvalidInput, "kernel name '" + request.name +
                                         "' may only have letters, digits, '.', '_' and '-'");
-  ENVB_ASSIGN_OR_RETURN(oci::ImageReference ref, oci::ImageReference::parse(request.image));
-  if (ref.transport != oci::Transport::Registry)
-    ref.path = fs::absolute(ref.path).lexically_normal();
-  request.image = ref.to_string();
+  if (is_prefix_directory(request.image)) {
+    request.image = fs::absolute(request.image).lexically_normal().string();
+  } else {
+    ENVB_ASSIGN_OR_RETURN(oci::ImageReference ref, oci::ImageReference::parse(request.image));
+    if (ref.transport != oci::Transport::Registry)
+      ref.path = fs::absolute(ref.path).lexically_normal();
+    request.image = ref.to_string();
+  }
   if (request.envrun.empty() || request.envrun.front() != '/')
     return fail(Errc::InvalidInput,
                 "the envrun path in a kernelspec must be absolute, got '" + request.envrun + "'");

@@ -13,7 +13,7 @@
 namespace envbuild::runtime {
 
 struct KernelSpecRequest {
-  std::string image;         // the reference (local paths are made absolute)
+  std::string image;         // the reference or prefix directory (local paths made absolute)
   std::string name;          // the kernel's directory name ([A-Za-z0-9._-], lowercased)
   std::string display_name;  // empty: "Python (envrun NAME)"
   std::string envrun;        // the envrun binary to launch (absolute)
@@ -29,6 +29,12 @@ std::filesystem::path jupyter_user_data_dir();
 /// The kernel.json text: argv [envrun, (--no-check,) IMAGE, --, python, -m, ipykernel_launcher,
 /// -f, {connection_file}], display_name, language "python", metadata.envrun.image.
 std::string kernelspec_json(const KernelSpecRequest& request);
+
+/// Whether the environment at `prefix` can run the kernel: its bin/python resolves to a file
+/// inside the prefix (a missing one, or a link to the host's python, would start the host's
+/// interpreter instead), and ipykernel is installed (a conda record or a site-packages package).
+/// NotFound naming what is missing and how to add it otherwise.
+Result<void> check_kernel_environment(const std::filesystem::path& prefix, std::string_view image);
 
 /// Validates the request, writes <data dir>/kernels/<name>/kernel.json atomically (replacing an
 /// existing spec of that name) and returns the kernel's directory.

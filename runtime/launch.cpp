@@ -3,11 +3,21 @@
 #include "oci/reference.hpp"
 #include "runtime/cache.hpp"
 #include "runtime/internal/launch_env.hpp"
+#include "runtime/prefix_dir.hpp"
 
 namespace envbuild::runtime {
 
 RunFailure run_in_image(const std::string& image, std::vector<std::string> command,
                         const RunOptions& options) {
+  if (is_prefix_directory(image)) {
+    Cache cache(options.cache_root);  // the host probe's cache
+    if (auto checked = cache.check_root(); !checked)
+      return internal::failure_of(std::move(checked).error());
+    auto env = open_prefix_directory(image);
+    if (!env) return internal::failure_of(std::move(env).error());
+    return internal::launch_materialized(std::move(*env), std::move(command), options,
+                                         cache.root());
+  }
   auto ref = oci::ImageReference::parse(image);
   if (!ref) return internal::failure_of(std::move(ref).error());
   Cache cache(options.cache_root);

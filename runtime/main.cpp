@@ -18,6 +18,7 @@
 #include "runtime/host_check.hpp"
 #include "runtime/kernel.hpp"
 #include "runtime/launch.hpp"
+#include "runtime/prefix_dir.hpp"
 #include "runtime/store.hpp"
 
 namespace {
@@ -59,7 +60,12 @@ int run_check(const std::string& image, const std::vector<std::string>& require)
   auto cache = open_cache();
   if (!cache) return fail_with(cache.error());
   std::vector<std::string> requirements;
-  if (!image.empty()) {
+  if (runtime::is_prefix_directory(image)) {
+    auto prefix = runtime::open_prefix_directory(image);
+    if (!prefix) return fail_with(prefix.error());
+    requirements = prefix->info.requirements;
+    std::cout << "prefix: " << prefix->info.prefix << "\n";
+  } else if (!image.empty()) {
     auto ref = oci::ImageReference::parse(image);
     if (!ref) return fail_with(ref.error());
     auto warm = cache->lookup(*ref);
@@ -188,6 +194,21 @@ int run_kernel_install(runtime::KernelSpecRequest request, bool user) {
   if (user && request.prefix)
     return fail_with(Error(Errc::InvalidInput, "--user and --prefix exclude each other"));
   request.envrun = envrun_path();
+  // The image must exist and have python and ipykernel of its own: unpack it (as the kernel's
+  // first start would) and look.
+  auto cache = open_cache();
+  if (!cache) return fail_with(cache.error());
+  Result<runtime::Materialized> env = Error(Errc::Internal, "unset");
+  if (runtime::is_prefix_directory(request.image)) {
+    env = runtime::open_prefix_directory(request.image);
+  } else {
+    auto ref = oci::ImageReference::parse(request.image);
+    if (!ref) return fail_with(ref.error());
+    env = cache->materialize(*ref);
+  }
+  if (!env) return fail_with(env.error());
+  if (auto ready = runtime::check_kernel_environment(env->info.prefix, request.image); !ready)
+    return fail_with(ready.error());
   auto dir = runtime::install_kernelspec(std::move(request));
   if (!dir) return fail_with(dir.error());
   std::cout << "installed kernelspec in " << dir->string() << "\n";
@@ -203,7 +224,8 @@ int main(int argc, char** argv) {
       "envrun: run a command in an OCI image's conda environment on a host without a container\n"
       "engine (HPC nodes, CI runners, laptops). The image is unpacked once into a relocated conda\n"
       "prefix in the cache; the host's CUDA driver and glibc are checked before launch.\n\n"
-      "  envrun [--no-check] IMAGE [--] COMMAND [ARGS...]\n\n"
+      "  envrun [--no-check] IMAGE [--] COMMAND [ARGS...]\n"
+      "  envrun [--no-check] PREFIX-DIR [--] COMMAND [ARGS...]   (relocated first if moved)\n\n"
       "IMAGE: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME[:TAG]],\n"
       "docker://HOST/REPO[:TAG|@DIGEST] (pulled into the cache once, see envrun pull)",
       "envrun"};

@@ -9,8 +9,9 @@ def envbuild_tests(folder):
         size = "medium",
         timeout = "long",
         srcs = srcs + native.glob([folder + "/*.hpp"]),
+        # data/**: the real packages, repodata, environment and lock files (data/README.md).
         data = [":bin"] + native.glob(
-            [folder + "/**", "testing/**"],
+            [folder + "/**", "testing/**", "data/**"],
             exclude = [folder + "/*.cpp"],
         ),
         deps = [

@@ -105,6 +105,26 @@ Result<OutputOptions> output_options_for(const BuildCliOptions& o, const fs::pat
   return options;
 }
 
+// What a --cache-to push did, then a warning for each part of a compaction it left undone.
+std::vector<std::string> cache_push_lines(const std::string& cache, const CachePushReport& pushed) {
+  const auto& t = pushed.transfer;
+  std::vector<std::string> out = {
+      "layer cache " + cache + ": " + std::to_string(pushed.keys) + " layers, " +
+      std::to_string(pushed.entries) + " blobs; pushed " + std::to_string(t.blobs) + " blobs (" +
+      std::to_string(t.uploaded) + " uploaded, " + std::to_string(t.mounted) + " mounted, " +
+      std::to_string(t.existed) + " already there), " +
+      (pushed.wrote ? "a cache manifest" : "no cache manifest (nothing new)") + "; " +
+      std::to_string(pushed.manifests) + " cache manifests" +
+      (pushed.compacted ? " (compacted " + std::to_string(pushed.compacted) + ")" : "") +
+      (pushed.retired ? "; " + std::to_string(pushed.retired) + " dangling tags removed" : "")};
+  if (!pushed.not_compacted.empty())
+    out.push_back("warning: layer cache " + cache + " not compacted: " + pushed.not_compacted);
+  if (!pushed.cleanup_failed.empty())
+    out.push_back("warning: layer cache " + cache +
+                  " compacted in part (a later --cache-to goes on): " + pushed.cleanup_failed);
+  return out;
+}
+
 Result<int> run_build(const BuildCliOptions& o) {
   if (o.file.empty() == o.lock.empty())
     return fail(Errc::InvalidInput, "give exactly one of -f/--file and --lock");
@@ -223,7 +243,8 @@ Result<int> run_build(const BuildCliOptions& o) {
     ENVB_ASSIGN_OR_RETURN(auto ref, parse_cache_reference(o.cache_from));
     ENVB_ASSIGN_OR_RETURN(cache, RegistryLayerCache::open(ref, registry_options(output_options)));
     progress("layer cache " + ref.to_string() + ": " + std::to_string(cache->keys()) + " layers, " +
-             std::to_string(cache->blobs().size()) + " blobs");
+             std::to_string(cache->blobs().size()) + " blobs in " +
+             std::to_string(cache->manifests()) + " manifests");
     options.cache_from = cache.get();
     // Cached layers stay in the registry only when everything the image goes to is on that
     // registry (and mounts them); a local output needs their bytes here.
@@ -291,12 +312,7 @@ Result<int> run_build(const BuildCliOptions& o) {
                               cache_entries_of(build, *image),
                               [&image](const oci::Descriptor& d) { return image->open_blob(d); },
                               *cache_to, registry));
-    progress("layer cache " + cache_to->to_string() + ": " + std::to_string(pushed.keys) +
-             " layers, " + std::to_string(pushed.entries) + " blobs; pushed " +
-             std::to_string(pushed.transfer.blobs) + " blobs (" +
-             std::to_string(pushed.transfer.uploaded) + " uploaded, " +
-             std::to_string(pushed.transfer.mounted) + " mounted, " +
-             std::to_string(pushed.transfer.existed) + " already there)");
+    for (const auto& line : cache_push_lines(cache_to->to_string(), pushed)) progress(line);
   }
   if (!o.sbom.empty()) ENVB_TRY(common::write_file_atomic(o.sbom, sbom));
   if (!o.quiet) {
@@ -435,8 +451,9 @@ void register_build(CLI::App& app, Outcome& outcome) {
                   "docker://HOST/REPO[:TAG]: a registry layer cache (see --cache-to); layers "
                   "it knows are not built, and are mounted, not uploaded, to that registry");
   cmd->add_option("--cache-to", o->cache_to,
-                  "docker://HOST/REPO[:TAG]: push the image's layers and their keys there "
-                  "(TAG default envbuild-cache), for later --cache-from");
+                  "docker://HOST/REPO[:TAG]: push the image's layers and their keys there, in "
+                  "a manifest tagged TAG-<digest> (TAG default envbuild-cache), for later "
+                  "--cache-from");
   cmd->add_flag("--no-link-scripts", o->no_link_scripts,
                 "do not warn about link scripts (they are recorded, never run, in images)");
   cmd->add_option("-j,--jobs", o->jobs, "parallel planning and compression (default 4)");

@@ -89,15 +89,32 @@ std::optional<int64_t> range_start(const std::string& content_range) {
   return start;
 }
 
-/// Runs task(i, repo) for i in [0, count) on up to `jobs` threads, each with its own fork of
-/// `repo`. After the first failure no new task starts. Returns the error of the lowest index.
-Result<void> for_each_parallel(const Repository& repo, size_t count, size_t jobs,
+// The target of `Link: <URL>; rel="next"` (RFC 8288, as the distribution spec paginates tag
+// lists), or empty when there is no next page.
+std::string next_page_link(std::string_view header) {
+  constexpr auto npos = std::string_view::npos;
+  for (;;) {
+    auto open = header.find('<');
+    auto close = open == npos ? npos : header.find('>', open);
+    if (close == npos) return "";
+    auto end = header.find(',', close);  // the next link-value
+    std::string_view params = header.substr(close + 1, end == npos ? npos : end - close - 1);
+    if (params.find("rel=\"next\"") != npos || params.find("rel=next") != npos)
+      return std::string(header.substr(open + 1, close - open - 1));
+    if (end == npos) return "";
+    header.remove_prefix(end + 1);
+  }
+}
+
+/// Runs task(i, repo) for i in [0, count) on up to `jobs` threads: the caller's with `repo`
+/// (its connection is open already), each other one with its own fork of it. After the first
+/// failure no new task starts. Returns the error of the lowest index.
+Result<void> for_each_parallel(Repository& repo, size_t count, size_t jobs,
                                const std::function<Result<void>(size_t, Repository&)>& task) {
   std::vector<std::optional<Error>> errors(count);
   std::atomic<size_t> next{0};
   std::atomic<bool> failed{false};
-  auto worker = [&] {
-    Repository mine = repo.fork();
+  auto worker = [&](Repository& mine) {
     for (size_t i = next++; i < count && !failed; i = next++) {
       auto r = task(i, mine);
       if (!r) {
@@ -109,8 +126,12 @@ Result<void> for_each_parallel(const Repository& repo, size_t count, size_t jobs
   size_t threads = std::max<size_t>(1, std::min(jobs, count));
   {
     std::vector<std::jthread> pool;
-    for (size_t t = 1; t < threads; ++t) pool.emplace_back(worker);
-    worker();
+    for (size_t t = 1; t < threads; ++t)
+      pool.emplace_back([&] {
+        Repository mine = repo.fork();
+        worker(mine);
+      });
+    worker(repo);
   }
   for (auto& e : errors)
     if (e) return std::move(*e);
@@ -217,10 +238,12 @@ Result<void> Repository::ping() {
   return ok();
 }
 
-Result<FetchedManifest> Repository::get_manifest(const std::string& reference) {
+Result<FetchedManifest> Repository::get_manifest(const std::string& reference,
+                                                 size_t max_bytes) {
   Request req;
   req.url = origin_ + "/v2/" + name_ + "/manifests/" + reference;
   req.headers.emplace_back("Accept", std::string(kAcceptManifests));
+  req.max_body = max_bytes;
   ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
   if (!resp.ok()) return status_error("GET", req.url, resp);
   if (resp.body_truncated)
@@ -292,7 +315,16 @@ Result<Descriptor> Repository::put_manifest(const std::string& reference, const 
     return std::unique_ptr<common::ByteSource>(std::make_unique<common::StringSource>(bytes));
   };
   req.body_size = static_cast<int64_t>(bytes.size());
-  ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
+  // distribution 2.8 rewrites a blob's link file in place whenever an upload of that blob
+  // commits (distribution 3 writes a temporary file and renames it, PR 4624): a manifest PUT
+  // that reads the link meanwhile finds the blob unknown although it is there. So that answer
+  // is asked again, twice at most; a blob really missing stays the error.
+  constexpr int kAttempts = 3;
+  Response resp;
+  for (int attempt = 1; attempt <= kAttempts; ++attempt) {
+    ENVB_ASSIGN_OR_RETURN(resp, send(req));
+    if (resp.status != 400 || resp.body.find("MANIFEST_BLOB_UNKNOWN") == std::string::npos) break;
+  }
   if (resp.status != 201 && !resp.ok()) return status_error("PUT", req.url, resp);
   Descriptor d;
   d.media_type = media_type;
@@ -465,17 +497,56 @@ Result<void> Repository::upload(const Descriptor& blob, const BodyOpener& open,
   return ok();
 }
 
-Result<std::vector<std::string>> Repository::tags() {
+Result<bool> Repository::delete_manifest(const Digest& digest) {
   Request req;
-  req.url = origin_ + "/v2/" + name_ + "/tags/list";
+  req.method = "DELETE";
+  req.url = origin_ + "/v2/" + name_ + "/manifests/" + digest.to_string();
   ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
-  if (!resp.ok()) return status_error("GET", req.url, resp);
-  auto j = nlohmann::json::parse(resp.body, nullptr, false);
+  if (resp.ok()) return true;  // 202 Accepted
+  if (resp.status == 404) return false;
+  Error error = status_error("DELETE", req.url, resp);
+  if (resp.status != 405) return error;
+  return fail(Errc::Unsupported, error.message())
+      .with_hint("the registry does not delete manifests (distribution: "
+                 "REGISTRY_STORAGE_DELETE_ENABLED=true)");
+}
+
+Result<std::vector<std::string>> Repository::tags(const TagListLimits& limits) {
+  const std::string listing = origin_ + "/v2/" + name_ + "/tags/list";
   std::vector<std::string> out;
-  if (j.is_object() && j.contains("tags") && j["tags"].is_array())
-    for (const auto& t : j["tags"])
-      if (t.is_string()) out.push_back(t.get<std::string>());
-  return out;
+  std::string url = listing;
+  for (size_t page = 1;; ++page) {
+    Request req;
+    req.url = url;
+    ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
+    if (!resp.ok()) return status_error("GET", req.url, resp);
+    const std::string what = "GET " + common::redact_url(req.url);
+    if (resp.body_truncated)
+      return fail(Errc::InvalidInput, what + ": tag list over " + std::to_string(req.max_body) +
+                                          " bytes");
+    auto j = nlohmann::json::parse(resp.body, nullptr, false);
+    if (!j.is_object()) return fail(Errc::InvalidInput, what + ": not a tag list");
+    // An empty repository may say "tags": null.
+    if (auto t = j.find("tags"); t != j.end() && t->is_array()) {
+      for (const auto& tag : *t) {
+        if (!tag.is_string()) continue;
+        if (out.size() == limits.max_tags)
+          return fail(Errc::InvalidInput,
+                      what + ": more than " + std::to_string(limits.max_tags) + " tags");
+        out.push_back(tag.get<std::string>());
+      }
+    }
+    std::string next = next_page_link(resp.header("link"));
+    if (next.empty()) return out;
+    if (page == limits.max_pages)
+      return fail(Errc::InvalidInput,
+                  what + ": more than " + std::to_string(limits.max_pages) + " pages of tags");
+    // The next request carries our Authorization: it may only go to this tag list.
+    url = next.starts_with("/") ? origin_ + next : next;
+    if (!url.starts_with(listing) || (url.size() > listing.size() && url[listing.size()] != '?'))
+      return fail(Errc::InvalidInput, what + ": the next page link '" + common::redact_url(next) +
+                                          "' leaves the tag list of " + name_);
+  }
 }
 
 Result<void> push_blobs(Repository& repo, const std::vector<Descriptor>& blobs,
@@ -504,6 +575,22 @@ Result<void> push_blobs(Repository& repo, const std::vector<Descriptor>& blobs,
     }
   }
   return ok();
+}
+
+Result<std::vector<std::optional<FetchedManifest>>> get_manifests(
+    Repository& repo, const std::vector<std::string>& references, size_t max_bytes) {
+  std::vector<std::optional<FetchedManifest>> out(references.size());
+  ENVB_TRY(for_each_parallel(repo, references.size(), repo.options().jobs,
+                             [&](size_t i, Repository& r) -> Result<void> {
+                               auto got = r.get_manifest(references[i], max_bytes);
+                               if (got) {
+                                 out[i] = std::move(*got);
+                                 return ok();
+                               }
+                               if (got.error().code() == Errc::NotFound) return ok();
+                               return std::move(got).error();
+                             }));
+  return out;
 }
 
 namespace {

@@ -1,12 +1,14 @@
 #pragma once
 
 // A client for one repository of a registry (opencontainers/distribution-spec spec.md): the
-// /v2/ ping, manifests and indexes by tag or digest (OCI and Docker media types), blob
-// existence checks, downloads into a verifying BlobStore writer, uploads (POST then monolithic
-// PUT, or PATCH chunks for large blobs) and cross-repository mounts; and on top of it push() and
-// pull() of whole images with parallel blob transfers.
+// /v2/ ping, manifests and indexes by tag or digest (OCI and Docker media types), manifest
+// deletes, tag listing with pagination, blob existence checks, downloads into a verifying
+// BlobStore writer, uploads (POST then monolithic PUT, or PATCH chunks for large blobs) and
+// cross-repository mounts; and on top of it push() and pull() of whole images with parallel blob
+// transfers.
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -47,6 +49,18 @@ struct RegistryOptions {
 
 enum class Action { Pull, Push };
 
+/// The most bytes of a manifest or index read from a registry.
+inline constexpr size_t kMaxManifestBytes = 4u << 20;
+
+/// Bounds on a tag listing: the registry chooses how many tags each page holds (distribution 2.8
+/// ignores `n` and sends every tag at once), so the reader caps what it accepts.
+struct TagListLimits {
+  /// More tags than this in all is an InvalidInput error.
+  size_t max_tags = 10'000;
+  /// More pages than this is an InvalidInput error (a registry sending one tag per page).
+  size_t max_pages = 64;
+};
+
 struct FetchedManifest {
   std::string bytes;
   Descriptor descriptor;  // media type, digest (verified), size
@@ -70,11 +84,14 @@ class Repository {
   Result<void> ping();
 
   /// GET a manifest or index by tag or digest; the digest is verified (against the reference
-  /// when it is one, else against Docker-Content-Digest when the registry sends it).
-  Result<FetchedManifest> get_manifest(const std::string& reference);
+  /// when it is one, else against Docker-Content-Digest when the registry sends it). One over
+  /// max_bytes is an InvalidInput error.
+  Result<FetchedManifest> get_manifest(const std::string& reference,
+                                       size_t max_bytes = kMaxManifestBytes);
   /// HEAD a manifest: its descriptor, or nullopt when the tag or digest is unknown.
   Result<std::optional<Descriptor>> head_manifest(const std::string& reference);
-  /// PUT a manifest or index (Content-Type = media_type) under a tag or its digest.
+  /// PUT a manifest or index (Content-Type = media_type) under a tag or its digest. A 400
+  /// MANIFEST_BLOB_UNKNOWN is asked again twice (a registry rewriting a blob's link meanwhile).
   Result<Descriptor> put_manifest(const std::string& reference, const std::string& bytes,
                                   const std::string& media_type);
 
@@ -88,7 +105,17 @@ class Repository {
   /// POST ?mount=&from=: true if the registry mounted it (201).
   Result<bool> mount_blob(const Digest& digest, const std::string& from);
 
-  Result<std::vector<std::string>> tags();
+  /// DELETE a manifest by digest (the registry drops every tag that names it): true when it was
+  /// deleted, false when the registry does not know it. A registry that does not delete
+  /// (distribution without storage.delete.enabled answers 405) is an Unsupported error; one
+  /// that does not let us, Unauthorized.
+  Result<bool> delete_manifest(const Digest& digest);
+
+  /// GET /v2/<name>/tags/list, following `Link: <URL>; rel="next"` from page to page
+  /// (distribution-spec "Listing Tags"), in the registry's order. An unknown repository is a
+  /// NotFound error; past `limits`, and a next link that leaves this repository's tag list on
+  /// this origin (our credentials would go with it), are InvalidInput errors.
+  Result<std::vector<std::string>> tags(const TagListLimits& limits = {});
   /// GET /v2/<name>/referrers/<digest> (OCI distribution 1.1): the index of the manifests whose
   /// subject is `subject`, or nullopt when the registry has no referrers API (404), in which
   /// case clients keep the `sha256-<hex>` tag schema themselves.
@@ -138,6 +165,13 @@ using BlobOpener = std::function<Result<std::unique_ptr<common::ByteSource>>(con
 /// blob_bytes).
 Result<void> push_blobs(Repository& repo, const std::vector<Descriptor>& blobs,
                         const BlobOpener& open, TransferReport& report);
+
+/// GETs `references` (tags or digests) on up to options().jobs threads: each manifest, verified
+/// as get_manifest() does, or nullopt when the registry does not know it (404); in the order of
+/// `references`. Other errors end the batch.
+Result<std::vector<std::optional<FetchedManifest>>> get_manifests(
+    Repository& repo, const std::vector<std::string>& references,
+    size_t max_bytes = kMaxManifestBytes);
 
 /// Pushes one image to `dest` (a Registry reference; by tag, or by digest when it has no tag):
 /// blobs in parallel (each skipped after a HEAD when the registry has it), then the manifest.

@@ -21,6 +21,7 @@
 #include "oci/mutate.hpp"
 #include "tests/testing/channels.hpp"
 #include "tests/testing/registry_server.hpp"
+#include "tests/testing/shared_fixture.hpp"
 #include "tests/testing/testing.hpp"
 
 namespace envbuild::builder {
@@ -155,54 +156,88 @@ Built run_build(const fs::path& work, const std::string& args, const std::string
   return b;
 }
 
-// One image (on the glibc base) built once for the suite.
-class BuildImageTest : public ::testing::Test {
+// What the suite's image is built with besides the environment, cache and outputs; the tests
+// that build it again to the same digest pass them too.
+const std::string kSuiteImageFlags =
+    " -t envb/real:1 --cmd python --label team=ml --annotation note=x";
+
+// The suite's image: the environment on the glibc base made here, with its docker-archive and
+// SBOM, in `root`.
+Result<void> make_suite_image(const fs::path& root, const std::vector<fs::path>& channels) {
+  write_text(root / "environment.yml", environment_yml(channels, ""));
+  std::string why;
+  if (auto base = make_base_image(root / "base", why); !base)
+    return std::move(base).context("making the base image: " + why);
+  auto b = run_build(root, "-f " + q(root / "environment.yml") + kSuiteImageFlags +
+                               " --cache-dir " + q(root / "cache") + " --base " +
+                               q("oci:" + (root / "base").string() + ":base") + " -o " +
+                               q("oci:" + (root / "img").string() + ":1") + " -o " +
+                               q("docker-archive:" + (root / "img.tar").string()) + " --sbom " +
+                               q(root / "sbom.json"));
+  if (b.exit_code != 0) return fail(Errc::Internal, "envbuild build failed:\n" + b.log);
+  write_text(root / "digest", b.digest);
+  return ok();
+}
+
+// One image (on the glibc base) built once per test run (shared_fixture.hpp) and shared by the
+// tests, which only read it: what a test writes goes to its own scratch directory (dir_), and a
+// test that builds again gets a copy of the suite's package cache (cache()).
+class BuildImageTest : public testing::TempDirTest {
  protected:
   static void SetUpTestSuite() {
-    if (!testing::testdata_dir()) return;
-    root_ = new fs::path(fs::temp_directory_path() / ("envb-build-" + std::to_string(::getpid())));
-    fs::remove_all(*root_);
-    fs::create_directories(*root_);
     auto channel = testing::host_python_channel(*error_);
     if (!channel) return;
-    channels_ = new std::vector<fs::path>{*channel, testing::conda_forge_subset_channel(*root_)};
-    write_text(*root_ / "environment.yml", environment_yml(*channels_, ""));
-    if (auto base = make_base_image(*root_ / "base", *error_); !base) {
-      *error_ += base.error().to_string();
+    const std::string inputs =
+        "suite image\n" + environment_yml({*channel}, "") + kSuiteImageFlags + "\n" +
+        testing::file_identity(envbuild_bin()) + "\n" +
+        testing::file_identity(testing::data_dir() /
+                               "packages/channels/conda-forge-subset/linux-64/repodata.json");
+    auto made = testing::shared_fixture("build-image", inputs, [&](const fs::path& root) {
+      return make_suite_image(root, {*channel, testing::conda_forge_subset_channel(root)});
+    });
+    if (!made) {
+      *error_ = made.error().to_string();
       return;
     }
-    auto b = run_build(*root_, "-f " + q(*root_ / "environment.yml") + " -t envb/real:1 " +
-                                   "--cache-dir " + q(*root_ / "cache") + " --base " +
-                                   q("oci:" + (*root_ / "base").string() + ":base") + " -o " +
-                                   q("oci:" + (*root_ / "img").string() + ":1") + " -o " +
-                                   q("docker-archive:" + (*root_ / "img.tar").string()) +
-                                   " --sbom " + q(*root_ / "sbom.json") +
-                                   " --cmd python --label team=ml --annotation note=x");
-    *digest_ = b.digest;
-    *log_ = b.log;
-    if (b.exit_code != 0) *error_ = "envbuild build failed:\n" + b.log;
+    fixture_ = new fs::path(*made);
+    channels_ = new std::vector<fs::path>{*channel, *fixture_ / "conda-forge-subset"};
+    *digest_ = read_text(*fixture_ / "digest");
   }
   static void TearDownTestSuite() {
-    if (root_) fs::remove_all(*root_);
-    delete root_;
-    root_ = nullptr;
+    delete fixture_;
+    fixture_ = nullptr;
+    delete channels_;
+    channels_ = nullptr;
   }
   void SetUp() override {
-    ENVB_REQUIRE_TESTDATA();
+    TempDirTest::SetUp();
     ASSERT_TRUE(error_->empty()) << *error_;
   }
-  static fs::path img() { return *root_ / "img"; }
+  static fs::path environment_file() { return *fixture_ / "environment.yml"; }
+  static fs::path base_layout() { return *fixture_ / "base"; }
+  static std::string base_ref() { return "oci:" + base_layout().string() + ":base"; }
+  static fs::path img() { return *fixture_ / "img"; }
+  static fs::path img_tar() { return *fixture_ / "img.tar"; }
+  static fs::path sbom() { return *fixture_ / "sbom.json"; }
+  /// This test's copy of the package cache the suite's image was built with (it holds every
+  /// package, plan and layer of that image), made on first use.
+  fs::path cache() {
+    const fs::path copy = dir_ / "cache";
+    if (!fs::exists(copy)) {
+      auto cp = run_command("cp -a " + q(*fixture_ / "cache") + " " + q(copy));
+      EXPECT_EQ(cp.exit_code, 0) << cp.output;
+    }
+    return copy;
+  }
 
-  static fs::path* root_;
+  static fs::path* fixture_;
   static std::vector<fs::path>* channels_;
   static std::string* digest_;
-  static std::string* log_;
   static std::string* error_;
 };
-fs::path* BuildImageTest::root_ = nullptr;
+fs::path* BuildImageTest::fixture_ = nullptr;
 std::vector<fs::path>* BuildImageTest::channels_ = nullptr;
 std::string* BuildImageTest::digest_ = new std::string;
-std::string* BuildImageTest::log_ = new std::string;
 std::string* BuildImageTest::error_ = new std::string;
 
 TEST_F(BuildImageTest, ConfigHasActivationLabelsAndOneLayerPerPackage) {
@@ -249,7 +284,7 @@ TEST_F(BuildImageTest, ValidatesWithTheRealTools) {
   auto j = nlohmann::json::parse(s.output);
   EXPECT_EQ(j["Digest"], *digest_);
   EXPECT_EQ(j["Layers"].size(), 17u);
-  auto s2 = run_command("skopeo inspect " + q("docker-archive:" + (*root_ / "img.tar").string()));
+  auto s2 = run_command("skopeo inspect " + q("docker-archive:" + (img_tar()).string()));
   EXPECT_EQ(s2.exit_code, 0) << s2.output;
 }
 
@@ -258,7 +293,7 @@ TEST_F(BuildImageTest, ProgramsRunUnderChroot) {
   ENVB_REQUIRE_TOOL("chroot");
   ENVB_REQUIRE_TOOL("unshare");
   if (::geteuid() != 0) GTEST_SKIP() << "chroot needs root";
-  fs::path bundle = *root_ / "bundle";
+  fs::path bundle = dir_ / "bundle";
   auto u =
       run_command("umoci unpack --rootless --image " + q(img().string() + ":1") + " " + q(bundle));
   ASSERT_EQ(u.exit_code, 0) << u.output;
@@ -296,10 +331,12 @@ TEST_F(BuildImageTest, ProgramsRunUnderChroot) {
 TEST_F(BuildImageTest, DockerArchiveLoadsAndRunsWithPodman) {
   ENVB_REQUIRE_TOOL("podman");
   ENVB_REQUIRE_TOOL("runc");
-  fs::path scratch = *root_ / "podman";
-  std::string p = "podman --root " + q(scratch / "root") + " --runroot " + q(scratch / "run") +
+  // podman refuses a runroot longer than 50 characters: dir_ is longer.
+  auto runroot = common::TempDir::create("/tmp", "envb-pr-");
+  ASSERT_TRUE(runroot) << runroot.error().to_string();
+  std::string p = "podman --root " + q(dir_ / "podman") + " --runroot " + q(runroot->path()) +
                   " --storage-driver vfs --runtime runc ";
-  auto load = run_command(p + "load -i " + q(*root_ / "img.tar"));
+  auto load = run_command(p + "load -i " + q(img_tar()));
   ASSERT_EQ(load.exit_code, 0) << load.output;
   auto r = run_command(
       p +
@@ -313,29 +350,13 @@ TEST_F(BuildImageTest, DockerArchiveLoadsAndRunsWithPodman) {
 TEST_F(BuildImageTest, PushesToARegistry) {
   ENVB_REQUIRE_TOOL("docker-registry");
   ENVB_REQUIRE_TOOL("skopeo");
-  fs::path reg = *root_ / "registry";
-  fs::create_directories(reg / "data");
-  std::string port = run_command(
-                         "python3 -c 'import socket;s=socket.socket();s.bind((\"127.0.0.1\",0));"
-                         "print(s.getsockname()[1])'")
-                         .output;
-  port.erase(port.find_last_not_of("\n") + 1);
-  write_text(reg / "config.yml",
-             "version: 0.1\nlog: {level: error}\nstorage:\n  filesystem: "
-             "{rootdirectory: " +
-                 (reg / "data").string() + "}\nhttp: {addr: 127.0.0.1:" + port + "}\n");
-  auto started = run_command("docker-registry serve " + q(reg / "config.yml") + " >" +
-                             q(reg / "log") + " 2>&1 & echo $!");
-  std::string pid = started.output;
-  pid.erase(pid.find_last_not_of("\n") + 1);
-  run_command("for i in $(seq 50); do curl -s http://127.0.0.1:" + port +
-              "/v2/ >/dev/null && break; sleep 0.1; done");
-  std::string dest = "docker://127.0.0.1:" + port + "/envb/real";
-  auto b = run_build(*root_, "-q -f " + q(*root_ / "environment.yml") + " -t envb/real:1 " +
-                                 "--cache-dir " + q(*root_ / "cache") + " --base " +
-                                 q("oci:" + (*root_ / "base").string() + ":base") +
-                                 " --cmd python --label team=ml --annotation note=x" +
-                                 " --tls-verify=false -o " + q(dest + ":7"));
+  testing::RegistryServer registry(dir_ / "registry");
+  ASSERT_TRUE(registry.start()) << registry.log();
+  const std::string dest = "docker://" + registry.host() + "/envb/real";
+  const std::string push = "-q -f " + q(environment_file()) + kSuiteImageFlags + " --cache-dir " +
+                           q(cache()) + " --base " + q(base_ref()) + " --tls-verify=false -o " +
+                           q(dest + ":7");
+  auto b = run_build(dir_, push);
   EXPECT_EQ(b.exit_code, 0) << b.log;
   EXPECT_EQ(b.digest, *digest_);  // same inputs as the suite's image
   auto s = run_command("skopeo inspect --tls-verify=false " + q(dest + ":7"));
@@ -355,22 +376,17 @@ TEST_F(BuildImageTest, PushesToARegistry) {
     EXPECT_EQ(nlohmann::json::parse(m.output)["subject"]["digest"], *digest_);
   }
   // Pushing again keeps one entry under the referrers tag.
-  auto again = run_build(*root_, "-q -f " + q(*root_ / "environment.yml") + " -t envb/real:1 " +
-                                     "--cache-dir " + q(*root_ / "cache") + " --base " +
-                                     q("oci:" + (*root_ / "base").string() + ":base") +
-                                     " --cmd python --label team=ml --annotation note=x" +
-                                     " --tls-verify=false -o " + q(dest + ":7"));
+  auto again = run_build(dir_, push);
   EXPECT_EQ(again.exit_code, 0) << again.log;
   auto r2 = run_command("skopeo inspect --raw --tls-verify=false " + q(dest + ":" + tag));
   EXPECT_EQ(r2.exit_code, 0) << r2.output;
   if (r2.exit_code == 0) {
     EXPECT_EQ(nlohmann::json::parse(r2.output)["manifests"].size(), 1u);
   }
-  run_command("kill " + pid);
 }
 
 TEST_F(BuildImageTest, SbomListsEveryPackage) {
-  auto doc = nlohmann::json::parse(read_text(*root_ / "sbom.json"));
+  auto doc = nlohmann::json::parse(read_text(sbom()));
   EXPECT_EQ(doc["spdxVersion"], "SPDX-2.3");
   EXPECT_EQ(doc["packages"].size(), 15u);
   bool openssl = false;
@@ -408,8 +424,7 @@ TEST_F(BuildImageTest, SbomIsAttachedAsAnArtifact) {
   EXPECT_EQ(read_text(layout->blobs().path_of(m->config.digest)), "{}");
   ASSERT_EQ(m->layers.size(), 1u);
   EXPECT_EQ(m->layers[0].media_type, "application/spdx+json");
-  EXPECT_EQ(read_text(layout->blobs().path_of(m->layers[0].digest)),
-            read_text(*root_ / "sbom.json"));
+  EXPECT_EQ(read_text(layout->blobs().path_of(m->layers[0].digest)), read_text(sbom()));
   ASSERT_TRUE(m->subject);
   EXPECT_EQ(m->subject->digest, *digest);
   // An untagged lookup skips artifacts: the layout has one image.
@@ -417,11 +432,10 @@ TEST_F(BuildImageTest, SbomIsAttachedAsAnArtifact) {
   ASSERT_TRUE(image) << image.error().to_string();
   EXPECT_EQ((*image)->descriptor().digest, *digest);
   // Rebuilding into the same layout keeps one SBOM; a retagged image's stale one is dropped.
-  fs::path copy = *root_ / "img-sbom";
+  fs::path copy = dir_ / "img-sbom";
   fs::copy(img(), copy, fs::copy_options::recursive);
-  auto b = run_build(*root_, "-q -f " + q(*root_ / "environment.yml") + " -t envb/real:1 " +
-                                 "--cache-dir " + q(*root_ / "cache") + " -o " +
-                                 q("oci:" + copy.string() + ":1"));
+  auto b = run_build(dir_, "-q -f " + q(environment_file()) + " -t envb/real:1 " + "--cache-dir " +
+                               q(cache()) + " -o " + q("oci:" + copy.string() + ":1"));
   ASSERT_EQ(b.exit_code, 0) << b.log;  // no base: another image under the same tag
   auto index = oci::Layout::open(copy)->index();
   ASSERT_TRUE(index);
@@ -430,18 +444,16 @@ TEST_F(BuildImageTest, SbomIsAttachedAsAnArtifact) {
   EXPECT_EQ(artifacts, 1u);
   EXPECT_EQ(index->manifests.size(), 2u);
   // --no-sbom-artifact: the image alone.
-  auto c = run_build(*root_, "-q -f " + q(*root_ / "environment.yml") + " -t envb/real:1 " +
-                                 "--cache-dir " + q(*root_ / "cache") + " --no-sbom-artifact -o " +
-                                 q("oci:" + (*root_ / "img-nosbom").string() + ":1"));
+  auto c = run_build(dir_, "-q -f " + q(environment_file()) + " -t envb/real:1 " + "--cache-dir " +
+                               q(cache()) + " --no-sbom-artifact -o " +
+                               q("oci:" + (dir_ / "img-nosbom").string() + ":1"));
   ASSERT_EQ(c.exit_code, 0) << c.log;
-  EXPECT_EQ(oci::Layout::open(*root_ / "img-nosbom")->index()->manifests.size(), 1u);
+  EXPECT_EQ(oci::Layout::open(dir_ / "img-nosbom")->index()->manifests.size(), 1u);
 }
 
 TEST_F(BuildImageTest, PlanPrintsTheLayersWithinTheBudget) {
-  auto b =
-      run_build(*root_, "-f " + q(*root_ / "environment.yml") + " -t envb/real:1 --cache-dir " +
-                            q(*root_ / "cache") + " --plan --max-layers 6 --base " +
-                            q("oci:" + (*root_ / "base").string() + ":base"));
+  auto b = run_build(dir_, "-f " + q(environment_file()) + " -t envb/real:1 --cache-dir " +
+                               q(cache()) + " --plan --max-layers 6 --base " + q(base_ref()));
   ASSERT_EQ(b.exit_code, 0) << b.log;
   // 1 base layer + at most 4 package layers + the environment layer.
   EXPECT_NE(b.digest.find("15 packages in 5 layers (+1 base layers), budget 6"), std::string::npos)
@@ -452,25 +464,25 @@ TEST_F(BuildImageTest, PlanPrintsTheLayersWithinTheBudget) {
 // The same environment, built from scratch twice: fresh caches, different temp dirs, umask and
 // clock (a second later) give the same manifest digest.
 TEST_F(BuildImageTest, ReproducibleAcrossTempDirsUmaskAndClock) {
-  std::string common = "-f " + q(*root_ / "environment.yml") + " -t envb/real:1 ";
-  auto a = run_build(*root_,
-                     common + "--cache-dir " + q(*root_ / "cache-a") + " -o " +
-                         q("oci:" + (*root_ / "repro-a").string()),
+  std::string common = "-f " + q(environment_file()) + " -t envb/real:1 ";
+  auto a = run_build(dir_,
+                     common + "--cache-dir " + q(dir_ / "cache-a") + " -o " +
+                         q("oci:" + (dir_ / "repro-a").string()),
                      "umask 022; TMPDIR=/tmp ");
   ASSERT_EQ(a.exit_code, 0) << a.log;
-  ::sleep(1);
-  fs::create_directories(*root_ / "tmp-b");
-  auto b = run_build(*root_,
-                     common + "--cache-dir " + q(*root_ / "cache-b") + " -j 1 -o " +
-                         q("oci:" + (*root_ / "repro-b").string()),
-                     "umask 077; TMPDIR=" + q(*root_ / "tmp-b") + " ");
+  ::sleep(1);  // not a wait for anything: the clock is an input, and b's must read another second
+  fs::create_directories(dir_ / "tmp-b");
+  auto b = run_build(dir_,
+                     common + "--cache-dir " + q(dir_ / "cache-b") + " -j 1 -o " +
+                         q("oci:" + (dir_ / "repro-b").string()),
+                     "umask 077; TMPDIR=" + q(dir_ / "tmp-b") + " ");
   ASSERT_EQ(b.exit_code, 0) << b.log;
   EXPECT_EQ(a.digest, b.digest);
   EXPECT_TRUE(a.digest.starts_with("sha256:")) << a.digest;
   // SOURCE_DATE_EPOCH moves every timestamp: a different, but again stable, digest.
-  auto c = run_build(*root_,
-                     common + "--cache-dir " + q(*root_ / "cache-a") + " -o " +
-                         q("oci:" + (*root_ / "repro-c").string()),
+  auto c = run_build(dir_,
+                     common + "--cache-dir " + q(dir_ / "cache-a") + " -o " +
+                         q("oci:" + (dir_ / "repro-c").string()),
                      "SOURCE_DATE_EPOCH=1700000000 ");
   ASSERT_EQ(c.exit_code, 0) << c.log;
   EXPECT_NE(c.digest, a.digest);
@@ -488,7 +500,7 @@ std::vector<std::string> layer_digests(const fs::path& layout_dir, const std::st
 
 // Changing one small package: only its layer and the top layer are new.
 TEST_F(BuildImageTest, OneChangedPackageRebuildsOnlyItsLayer) {
-  fs::path hello = *root_ / "hello-channel";
+  fs::path hello = dir_ / "hello-channel";
   ASSERT_EQ(make_hello_package(hello, "1.0"), "");
   ASSERT_EQ(make_hello_package(hello, "1.1"), "");
   fs::create_directories(hello / "noarch");
@@ -496,20 +508,19 @@ TEST_F(BuildImageTest, OneChangedPackageRebuildsOnlyItsLayer) {
   ASSERT_EQ(idx.exit_code, 0) << idx.output;
   auto channels = *channels_;
   channels.push_back(hello);
-  write_text(*root_ / "env-1.0.yml", environment_yml(channels, "  - envb-hello 1.0\n"));
-  write_text(*root_ / "env-1.1.yml", environment_yml(channels, "  - envb-hello 1.1\n"));
-  std::string common = "-t envb/hello:1 --cache-dir " + q(*root_ / "cache") + " --base " +
-                       q("oci:" + (*root_ / "base").string() + ":base") + " -o " +
-                       q("oci:" + (*root_ / "hello-img").string());
-  auto a = run_build(*root_, "-f " + q(*root_ / "env-1.0.yml") + " " + common + ":a");
+  write_text(dir_ / "env-1.0.yml", environment_yml(channels, "  - envb-hello 1.0\n"));
+  write_text(dir_ / "env-1.1.yml", environment_yml(channels, "  - envb-hello 1.1\n"));
+  std::string common = "-t envb/hello:1 --cache-dir " + q(cache()) + " --base " + q(base_ref()) +
+                       " -o " + q("oci:" + (dir_ / "hello-img").string());
+  auto a = run_build(dir_, "-f " + q(dir_ / "env-1.0.yml") + " " + common + ":a");
   ASSERT_EQ(a.exit_code, 0) << a.log;
-  auto b = run_build(*root_, "-f " + q(*root_ / "env-1.1.yml") + " " + common + ":b");
+  auto b = run_build(dir_, "-f " + q(dir_ / "env-1.1.yml") + " " + common + ":b");
   ASSERT_EQ(b.exit_code, 0) << b.log;
   EXPECT_NE(b.log.find("(1 written, 15 reused, +1 base)"), std::string::npos) << b.log;
   // Only the changed package is patched and staged; the others' plans come from the plan cache.
   EXPECT_NE(b.log.find("16 packages (15 plans cached, 1 staged)"), std::string::npos) << b.log;
-  auto la = layer_digests(*root_ / "hello-img", "a");
-  auto lb = layer_digests(*root_ / "hello-img", "b");
+  auto la = layer_digests(dir_ / "hello-img", "a");
+  auto lb = layer_digests(dir_ / "hello-img", "b");
   ASSERT_EQ(la.size(), 18u);
   ASSERT_EQ(lb.size(), 18u);
   size_t differ = 0;
@@ -526,13 +537,11 @@ TEST_F(BuildImageTest, OneChangedPackageRebuildsOnlyItsLayer) {
 
 // Damaged plan cache entries are planned again (and rewritten): the same image either way.
 TEST_F(BuildImageTest, DamagedPlanCacheEntriesArePlannedAgain) {
-  std::string common = "-f " + q(*root_ / "environment.yml") + " -t envb/real:1 --cache-dir " +
-                       q(*root_ / "cache") + " --base " +
-                       q("oci:" + (*root_ / "base").string() + ":base") + " -o " +
-                       q("oci:" + (*root_ / "damaged-plans").string()) +
-                       " --cmd python --label team=ml --annotation note=x";
+  const std::string common = "-f " + q(environment_file()) + kSuiteImageFlags + " --cache-dir " +
+                             q(cache()) + " --base " + q(base_ref()) + " -o " +
+                             q("oci:" + (dir_ / "damaged-plans").string());
   size_t entries = 0;
-  for (const auto& e : fs::directory_iterator(*root_ / "cache" / "plans")) {
+  for (const auto& e : fs::directory_iterator(cache() / "plans")) {
     if (!e.is_regular_file()) continue;
     std::string text = read_text(e.path());
     ASSERT_GT(text.size(), 20u);
@@ -545,12 +554,12 @@ TEST_F(BuildImageTest, DamagedPlanCacheEntriesArePlannedAgain) {
     write_text(e.path(), text);
   }
   ASSERT_GE(entries, 15u);
-  auto damaged = run_build(*root_, common);
+  auto damaged = run_build(dir_, common);
   ASSERT_EQ(damaged.exit_code, 0) << damaged.log;
   EXPECT_EQ(damaged.digest, *digest_);
   EXPECT_NE(damaged.log.find("(0 plans cached, 15 staged)"), std::string::npos) << damaged.log;
   EXPECT_NE(damaged.log.find("(0 written, 15 reused, +1 base)"), std::string::npos) << damaged.log;
-  auto again = run_build(*root_, common);
+  auto again = run_build(dir_, common);
   ASSERT_EQ(again.exit_code, 0) << again.log;
   EXPECT_EQ(again.digest, *digest_);
   EXPECT_NE(again.log.find("(15 plans cached, 0 staged)"), std::string::npos) << again.log;
@@ -568,16 +577,14 @@ bool has_blob(const fs::path& store_root, const std::string& digest) {
 TEST_F(BuildImageTest, RegistryLayerCacheSkipsBuildingAndUploading) {
   ENVB_REQUIRE_TOOL("docker-registry");
   ENVB_REQUIRE_TOOL("skopeo");
-  testing::RegistryServer registry(*root_ / "ci-registry");
+  testing::RegistryServer registry(dir_ / "ci-registry");
   ASSERT_TRUE(registry.start()) << registry.log();
   const std::string cache = "docker://" + registry.host() + "/envb/cache";
-  const std::string common = "-f " + q(*root_ / "environment.yml") + " -t envb/real:1 --base " +
-                             q("oci:" + (*root_ / "base").string() + ":base") +
-                             " --cmd python --label team=ml --annotation note=x" +
-                             " --tls-verify=false ";
+  const std::string common = "-f " + q(environment_file()) + kSuiteImageFlags + " --base " +
+                             q(base_ref()) + " --tls-verify=false ";
 
-  auto a = run_build(*root_, common + "--cache-dir " + q(*root_ / "ci-a") + " --cache-to " +
-                                 q(cache) + " -o " + q("oci:" + (*root_ / "ci-a-img").string()));
+  auto a = run_build(dir_, common + "--cache-dir " + q(dir_ / "ci-a") + " --cache-to " + q(cache) +
+                               " -o " + q("oci:" + (dir_ / "ci-a-img").string()));
   ASSERT_EQ(a.exit_code, 0) << a.log;
   EXPECT_EQ(a.digest, *digest_);
   EXPECT_NE(a.log.find("envbuild-cache: 15 layers, 18 blobs; pushed 19 blobs (19 uploaded"),
@@ -585,8 +592,8 @@ TEST_F(BuildImageTest, RegistryLayerCacheSkipsBuildingAndUploading) {
       << a.log;  // + the empty config of the cache manifest
 
   auto b =
-      run_build(*root_, common + "--cache-dir " + q(*root_ / "ci-b") + " --cache-from " + q(cache) +
-                            " -o " + q("docker://" + registry.host() + "/envb/app:1"));
+      run_build(dir_, common + "--cache-dir " + q(dir_ / "ci-b") + " --cache-from " + q(cache) +
+                          " -o " + q("docker://" + registry.host() + "/envb/app:1"));
   ASSERT_EQ(b.exit_code, 0) << b.log;
   EXPECT_EQ(b.digest, *digest_);
   EXPECT_NE(b.log.find("(0 written, 15 reused (15 from the registry), +1 base)"), std::string::npos)
@@ -594,22 +601,22 @@ TEST_F(BuildImageTest, RegistryLayerCacheSkipsBuildingAndUploading) {
   EXPECT_NE(b.log.find("18 blobs (0 uploaded, 18 mounted, 0 already there)"), std::string::npos)
       << b.log;
   EXPECT_NE(b.log.find("(1 PUT, 0 PATCH, 18 POST)"), std::string::npos) << b.log;
-  auto layers = layer_digests(*root_ / "ci-a-img", "1");
+  auto layers = layer_digests(dir_ / "ci-a-img", "1");
   ASSERT_EQ(layers.size(), 17u);
   for (size_t i = 1; i + 1 < layers.size(); ++i)  // the package layers were never downloaded
-    EXPECT_FALSE(has_blob(*root_ / "ci-b/oci", layers[i])) << layers[i];
+    EXPECT_FALSE(has_blob(dir_ / "ci-b/oci", layers[i])) << layers[i];
   auto s = run_command("skopeo inspect --tls-verify=false " +
                        q("docker://" + registry.host() + "/envb/app:1"));
   EXPECT_EQ(s.exit_code, 0) << s.output;
   EXPECT_NE(s.output.find(*digest_), std::string::npos) << s.output;
 
-  auto c = run_build(*root_, common + "--cache-dir " + q(*root_ / "ci-c") + " --cache-from " +
-                                 q(cache) + " -o " + q("oci:" + (*root_ / "ci-c-img").string()));
+  auto c = run_build(dir_, common + "--cache-dir " + q(dir_ / "ci-c") + " --cache-from " +
+                               q(cache) + " -o " + q("oci:" + (dir_ / "ci-c-img").string()));
   ASSERT_EQ(c.exit_code, 0) << c.log;
   EXPECT_EQ(c.digest, *digest_);
   EXPECT_NE(c.log.find("(0 written, 15 reused (15 from the registry), +1 base)"), std::string::npos)
       << c.log;
-  auto layout = oci::Layout::open(*root_ / "ci-c-img");
+  auto layout = oci::Layout::open(dir_ / "ci-c-img");
   ASSERT_TRUE(layout) << layout.error().to_string();
   auto image = layout->image("1");
   ASSERT_TRUE(image) << image.error().to_string();
@@ -622,37 +629,34 @@ TEST_F(BuildImageTest, RegistryLayerCacheSkipsBuildingAndUploading) {
 TEST_F(BuildImageTest, BaseFromARegistry) {
   ENVB_REQUIRE_TOOL("docker-registry");
   ENVB_REQUIRE_TOOL("skopeo");
-  testing::RegistryServer registry(*root_ / "base-registry");
+  testing::RegistryServer registry(dir_ / "base-registry");
   ASSERT_TRUE(registry.start()) << registry.log();
   const std::string base = "docker://" + registry.host() + "/envb/base:1";
-  auto pushed = run_command("skopeo copy --dest-tls-verify=false " +
-                            q("oci:" + (*root_ / "base").string() + ":base") + " " + q(base));
+  auto pushed = run_command("skopeo copy --dest-tls-verify=false " + q(base_ref()) + " " + q(base));
   ASSERT_EQ(pushed.exit_code, 0) << pushed.output;
   // The suite's cache holds the base's blobs (copied from the layout): drop them, so they must
   // come from the registry.
-  auto base_layers = layer_digests(*root_ / "base", "base");
+  auto base_layers = layer_digests(base_layout(), "base");
   ASSERT_EQ(base_layers.size(), 1u);
-  auto base_image = oci::Layout::open(*root_ / "base")->image("base");
+  auto base_image = oci::Layout::open(base_layout())->image("base");
   ASSERT_TRUE(base_image);
   const std::string base_config = (*base_image)->manifest().config.digest.to_string();
-  fs::remove(*root_ / "cache/oci/blobs/sha256" / base_layers[0].substr(7));
-  fs::remove(*root_ / "cache/oci/blobs/sha256" / base_config.substr(7));
-  auto b = run_build(*root_, "-f " + q(*root_ / "environment.yml") +
-                                 " -t envb/real:1 --cmd python --label team=ml --annotation "
-                                 "note=x --tls-verify=false --cache-dir " +
-                                 q(*root_ / "cache") + " --base " + q(base) + " -o " +
-                                 q("oci:" + (*root_ / "from-registry-base").string()));
+  fs::remove(cache() / "oci/blobs/sha256" / base_layers[0].substr(7));
+  fs::remove(cache() / "oci/blobs/sha256" / base_config.substr(7));
+  auto b =
+      run_build(dir_, "-f " + q(environment_file()) + kSuiteImageFlags +
+                          " --tls-verify=false --cache-dir " + q(cache()) + " --base " + q(base) +
+                          " -o " + q("oci:" + (dir_ / "from-registry-base").string()));
   ASSERT_EQ(b.exit_code, 0) << b.log;
   EXPECT_EQ(b.digest, *digest_);
   EXPECT_NE(b.log.find("2 blobs downloaded, 0 cached"), std::string::npos) << b.log;
-  EXPECT_TRUE(has_blob(*root_ / "cache/oci", base_layers[0]));
-  EXPECT_TRUE(has_blob(*root_ / "cache/oci", base_config));
+  EXPECT_TRUE(has_blob(cache() / "oci", base_layers[0]));
+  EXPECT_TRUE(has_blob(cache() / "oci", base_config));
   // A tag that is not there is an error that names it.
-  auto missing = run_build(*root_, "-f " + q(*root_ / "environment.yml") +
-                                       " -t envb/real:1 --tls-verify=false --cache-dir " +
-                                       q(*root_ / "cache") + " --base " +
-                                       q("docker://" + registry.host() + "/envb/base:nope") +
-                                       " -o " + q("oci:" + (*root_ / "nope").string()));
+  auto missing = run_build(
+      dir_, "-f " + q(environment_file()) + " -t envb/real:1 --tls-verify=false --cache-dir " +
+                q(cache()) + " --base " + q("docker://" + registry.host() + "/envb/base:nope") +
+                " -o " + q("oci:" + (dir_ / "nope").string()));
   EXPECT_NE(missing.exit_code, 0);
   EXPECT_NE(missing.log.find("pulling base"), std::string::npos) << missing.log;
 }
@@ -698,6 +702,7 @@ std::string make_subdir_package(const fs::path& channel, const std::string& subd
 class MultiPlatformBuild : public testing::TempDirTest {};
 
 TEST_F(MultiPlatformBuild, OneIndexWithAManifestPerPlatform) {
+  ENVB_REQUIRE_TOOL("skopeo");
   struct {
     fs::path dir;
     const fs::path& path() const { return dir; }
@@ -745,15 +750,13 @@ TEST_F(MultiPlatformBuild, OneIndexWithAManifestPerPlatform) {
   EXPECT_EQ((*arm)->manifest().layers.size(), 3u);
   EXPECT_NE((*arm)->config().config.labels.at("org.envbuild.lock").find("/linux-aarch64/"),
             std::string::npos);
-  if (testing::have_tool("skopeo")) {
-    auto s = run_command("skopeo inspect --override-arch arm64 --override-variant v8 " +
-                         q("oci:" + (tmp.path() / "img").string() + ":2"));
-    EXPECT_EQ(s.exit_code, 0) << s.output;
-    EXPECT_NE(s.output.find("\"Architecture\": \"arm64\""), std::string::npos) << s.output;
-    auto a = run_command("skopeo inspect --override-arch amd64 " +
-                         q("oci-archive:" + (tmp.path() / "img.tar").string() + ":2"));
-    EXPECT_EQ(a.exit_code, 0) << a.output;
-  }
+  auto s = run_command("skopeo inspect --override-arch arm64 --override-variant v8 " +
+                       q("oci:" + (tmp.path() / "img").string() + ":2"));
+  EXPECT_EQ(s.exit_code, 0) << s.output;
+  EXPECT_NE(s.output.find("\"Architecture\": \"arm64\""), std::string::npos) << s.output;
+  auto a = run_command("skopeo inspect --override-arch amd64 " +
+                       q("oci-archive:" + (tmp.path() / "img.tar").string() + ":2"));
+  EXPECT_EQ(a.exit_code, 0) << a.output;
   // Same inputs, same index; a docker-archive cannot hold several platforms.
   auto again = run_build(tmp.path(), args + "-q -o " + q("oci:" + (tmp.path() / "img2").string()));
   ASSERT_EQ(again.exit_code, 0) << again.log;

@@ -20,13 +20,12 @@ using testing::TempDirTest;
 using testing::write_text;
 
 fs::path subset() {
-  return *testing::testdata_dir() / "packages/channels/conda-forge-subset/linux-64";
+  return testing::data_dir() / "packages/channels/conda-forge-subset/linux-64";
 }
 
 class IndexTest : public TempDirTest {};
 
 TEST_F(IndexTest, RecordsCarryHashesAndLoosePackagesMoveToTheirSubdir) {
-  ENVB_REQUIRE_TESTDATA();
   fs::create_directories(dir_ / "ch/linux-64");
   fs::copy_file(subset() / "xz-5.2.6-h166bdaf_0.tar.bz2", dir_ / "ch/linux-64/xz-5.2.6-h166bdaf_0.tar.bz2");
   fs::copy_file(subset() / "pip-25.3-pyh8b19718_0.conda", dir_ / "ch/pip-25.3-pyh8b19718_0.conda");
@@ -52,7 +51,6 @@ TEST_F(IndexTest, RecordsCarryHashesAndLoosePackagesMoveToTheirSubdir) {
 // Given an @EXPLICIT lock of xz and its dependencies (file:// URLs with sha256), expect a
 // prefix where xz runs; a second install --offline from the same cache downloads nothing.
 TEST_F(IndexTest, InstallFromExplicitLockThenOfflineFromCache) {
-  ENVB_REQUIRE_TESTDATA();
   std::string lock = "# platform: linux-64\n@EXPLICIT\n";
   for (std::string fn : {"_libgcc_mutex-0.1-conda_forge.tar.bz2", "libgomp-14.2.0-h77fa898_1.conda",
                          "_openmp_mutex-4.5-2_gnu.tar.bz2", "libgcc-14.2.0-h77fa898_1.conda",
@@ -79,7 +77,6 @@ TEST_F(IndexTest, InstallFromExplicitLockThenOfflineFromCache) {
 }
 
 TEST_F(IndexTest, PipSubsectionIsAClearErrorNamingThePackages) {
-  ENVB_REQUIRE_TESTDATA();
   write_text(dir_ / "environment.yml",
              "channels:\n  - " + subset().parent_path().string() +
                  "\ndependencies:\n  - xz\n  - pip:\n    - requests==2.31.0\n    - rich\n");

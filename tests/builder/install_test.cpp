@@ -13,6 +13,7 @@
 #include "common/fs.hpp"
 #include "conda/relocate_prefix.hpp"
 #include "tests/testing/channels.hpp"
+#include "tests/testing/shared_fixture.hpp"
 #include "tests/testing/testing.hpp"
 
 namespace envbuild::builder {
@@ -29,37 +30,47 @@ fs::path envbuild_bin() {
   return testing::binary_dir() / "envbuild";
 }
 
-// One environment installed once for the whole suite (it takes a while).
-class RealEnvironmentTest : public ::testing::Test {
+// One environment installed once per test run (shared_fixture.hpp) and shared by the tests,
+// which only read it: one that changes it works on a copy in its own scratch directory (dir_).
+class RealEnvironmentTest : public TempDirTest {
  protected:
   static void SetUpTestSuite() {
-    if (!testing::testdata_dir()) return;
-    root_ = new fs::path(fs::temp_directory_path() / ("envb-inst-" + std::to_string(::getpid())));
-    fs::remove_all(*root_);
-    fs::create_directories(*root_);
     auto channel = testing::host_python_channel(*error_);
     if (!channel) return;
-    write_text(*root_ / "environment.yml",
-               "name: real\nchannels:\n  - " + channel->string() + "\n  - " +
-                   testing::conda_forge_subset_channel(*root_).string() +
-                   "\n  - nodefaults\ndependencies:\n  - python 3.*\n  - openssl\n  - xz\n"
-                   "  - ncurses\n  - readline\n  - libzlib\n  - pip\nvariables:\n"
-                   "  ENVB_TEST_VAR: hello\n");
-    auto r = run_command(shell_quote(envbuild_bin().string()) + " install --json --prefix " +
-                         shell_quote((*root_ / "env").string()) + " -f " +
-                         shell_quote((*root_ / "environment.yml").string()) + " --cache-dir " +
-                         shell_quote((*root_ / "cache").string()) + " 2>" +
-                         shell_quote((*root_ / "stderr.txt").string()));
-    *output_ = r.output;
-    if (r.exit_code != 0) *error_ = r.output + read_text(*root_ / "stderr.txt");
+    const std::string dependencies =
+        "dependencies:\n  - python 3.*\n  - openssl\n  - xz\n  - ncurses\n  - readline\n"
+        "  - libzlib\n  - pip\nvariables:\n  ENVB_TEST_VAR: hello\n";
+    const std::string inputs = "envbuild install --json\n" + channel->string() + "\n" +
+                               dependencies + testing::file_identity(envbuild_bin());
+    auto made = testing::shared_fixture("real-environment", inputs, [&](const fs::path& root) {
+      write_text(root / "environment.yml", "name: real\nchannels:\n  - " + channel->string() +
+                                               "\n  - " +
+                                               testing::conda_forge_subset_channel(root).string() +
+                                               "\n  - nodefaults\n" + dependencies);
+      auto r = run_command(shell_quote(envbuild_bin().string()) + " install --json --prefix " +
+                           shell_quote((root / "env").string()) + " -f " +
+                           shell_quote((root / "environment.yml").string()) + " --cache-dir " +
+                           shell_quote((root / "cache").string()) + " 2>" +
+                           shell_quote((root / "stderr.txt").string()) + " >" +
+                           shell_quote((root / "install.json").string()));
+      if (r.exit_code != 0)
+        return Result<void>(fail(Errc::Internal, "envbuild install failed:\n" + r.output +
+                                                     read_text(root / "stderr.txt")));
+      return ok();
+    });
+    if (!made) {
+      *error_ = made.error().to_string();
+      return;
+    }
+    root_ = new fs::path(*made);
+    *output_ = read_text(*root_ / "install.json");
   }
   static void TearDownTestSuite() {
-    if (root_) fs::remove_all(*root_);
     delete root_;
     root_ = nullptr;
   }
   void SetUp() override {
-    ENVB_REQUIRE_TESTDATA();
+    TempDirTest::SetUp();
     ASSERT_TRUE(error_->empty()) << *error_;
   }
   static fs::path env() { return *root_ / "env"; }
@@ -146,7 +157,7 @@ TEST_F(RealEnvironmentTest, CondaMetaHistoryAndVariables) {
 // and relocate_prefix() run on the copy, expect the same programs to work there and to know
 // their new place, and nothing in the copy to still name the old prefix where a record was.
 TEST_F(RealEnvironmentTest, WorksAfterMoveAndRelocate) {
-  fs::path moved = *root_ / "moved-elsewhere";
+  fs::path moved = dir_ / "moved-elsewhere";
   auto cp = run_command("cp -a " + shell_quote(env().string()) + " " + shell_quote(moved.string()));
   ASSERT_EQ(cp.exit_code, 0) << cp.output;
   auto stats = conda::relocate_prefix(moved, "", moved.string());
@@ -162,7 +173,7 @@ TEST_F(RealEnvironmentTest, WorksAfterMoveAndRelocate) {
     EXPECT_EQ(content.find(env().string() + "/"), std::string::npos) << record.path;
   }
   // Moving again (B -> C) also works, and a too-long prefix is refused without changes.
-  fs::path again = *root_ / "m2";
+  fs::path again = dir_ / "m2";
   fs::rename(moved, again);
   ASSERT_TRUE(conda::relocate_prefix(again, moved.string(), again.string()));
   expect_programs_work(again);
@@ -205,11 +216,11 @@ std::string conda_replace(std::string data, const std::string& placeholder,
 
 TEST_F(RealEnvironmentTest, TreeMatchesCphExtractWithPlaceholderReplaced) {
   ENVB_REQUIRE_TOOL("cph");
-  fs::path pkgs = *testing::testdata_dir() / "packages/channels/conda-forge-subset/linux-64";
+  fs::path pkgs = testing::data_dir() / "packages/channels/conda-forge-subset/linux-64";
   for (std::string fn : {"ncurses-6.5-h59595ed_0.conda", "openssl-3.3.1-h4ab18f5_1.conda",
                          "readline-8.2-h8c095d6_2.conda", "xz-5.2.6-h166bdaf_0.tar.bz2"}) {
     SCOPED_TRACE(fn);
-    fs::path out = *root_ / "cph" / fn;
+    fs::path out = dir_ / "cph" / fn;
     fs::create_directories(out);
     auto x = run_command("cph x --dest " + shell_quote(out.string()) + " " +
                          shell_quote((pkgs / fn).string()));

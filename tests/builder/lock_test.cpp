@@ -22,7 +22,7 @@ using LockTest = envbuild::testing::TempDirTest;
 fs::path make_channel(const fs::path& dir) {
   fs::path channel = dir / "chan";
   fs::create_directories(channel);
-  fs::copy(*envbuild::testing::testdata_dir() / "packages/channels/conda-forge-subset/linux-64",
+  fs::copy(envbuild::testing::data_dir() / "packages/channels/conda-forge-subset/linux-64",
            channel / "linux-64", fs::copy_options::recursive);
   envbuild::testing::write_text(
       channel / "noarch/repodata.json",
@@ -31,7 +31,6 @@ fs::path make_channel(const fs::path& dir) {
 }
 
 TEST_F(LockTest, WritesBothFormatsAndInstallsFromThem) {
-  ENVB_REQUIRE_TESTDATA();
   fs::path channel = make_channel(dir_);
   envbuild::testing::write_text(
       dir_ / "environment.yml",
@@ -83,7 +82,6 @@ TEST_F(LockTest, WritesBothFormatsAndInstallsFromThem) {
 }
 
 TEST_F(LockTest, UnsatisfiableSpecIsExplained) {
-  ENVB_REQUIRE_TESTDATA();
   fs::path channel = make_channel(dir_);
   envbuild::testing::write_text(dir_ / "environment.yml", "channels: [" + channel.string() +
                                                               "]\ndependencies: [openssl >=99]\n");

@@ -128,7 +128,7 @@ class SolveTest : public TempDirTest {
  protected:
   /// A channel dir with the conda-forge subset's linux-64 repodata (+ .zst) and an empty noarch.
   fs::path make_cf_channel(bool with_zst) {
-    auto src = *envbuild::testing::testdata_dir() / "packages/channels/conda-forge-subset/linux-64";
+    auto src = envbuild::testing::data_dir() / "packages/channels/conda-forge-subset/linux-64";
     fs::path ch = dir_ / "cf";
     fs::create_directories(ch / "linux-64");
     fs::copy_file(src / "repodata.json", ch / "linux-64/repodata.json");
@@ -136,10 +136,10 @@ class SolveTest : public TempDirTest {
     write_text(ch / "noarch/repodata.json", R"({"info":{"subdir":"noarch"},"packages":{}})");
     return ch;
   }
-  /// A channel from the flat {fn: record} index of conda's test suite.
+  /// A channel from the flat {fn: record} index of conda's test suite (the records of the names
+  /// AgreesWithPeerSolver's specs reach: tests/data/README.md).
   fs::path make_index4_channel() {
-    auto src = *envbuild::testing::testdata_dir() /
-               "repodata/defaults/conda-tests-index4_defaults-main-linux-64+noarch.json";
+    auto src = envbuild::testing::data_dir() / "repodata/defaults/index4-subset.json";
     auto flat = nlohmann::json::parse(read_text(src));
     nlohmann::json linux = {{"info", {{"subdir", "linux-64"}}},
                             {"packages", nlohmann::json::object()}};
@@ -174,7 +174,6 @@ class SolveTest : public TempDirTest {
 };
 
 TEST_F(SolveTest, LocalChannelFullRecordsAndSolvCache) {
-  ENVB_REQUIRE_TESTDATA();
   auto ch = make_cf_channel(false);
   auto first = solve_environment(request({ch.string()}, {"python 3.12.*"}));
   ASSERT_TRUE(first) << first.error().to_string();
@@ -236,9 +235,8 @@ TEST_F(SolveTest, LocalChannelFullRecordsAndSolvCache) {
 // CEP 15 (repodata_version 2): packages are fetched from info.base_url, which is relative to
 // the repodata.json's URL, or absolute; the .solv cache keeps it.
 TEST_F(SolveTest, RepodataV2BaseUrlPointsPackagesElsewhere) {
-  ENVB_REQUIRE_TESTDATA();
   const fs::path src =
-      *envbuild::testing::testdata_dir() / "packages/channels/conda-forge-subset/linux-64";
+      envbuild::testing::data_dir() / "packages/channels/conda-forge-subset/linux-64";
   auto make_channel = [&](const std::string& name, const std::string& base_url) {
     auto doc = nlohmann::json::parse(read_text(src / "repodata.json"));
     doc["info"]["base_url"] = base_url;
@@ -295,7 +293,6 @@ TEST_F(SolveTest, RepodataV2BaseUrlPointsPackagesElsewhere) {
 }
 
 TEST_F(SolveTest, HttpChannelZstConditionalAndRetry) {
-  ENVB_REQUIRE_TESTDATA();
   auto ch = make_cf_channel(true);
   RepoServer server(dir_, dir_, /*fail_first=*/1);
   if (!server.port()) GTEST_SKIP() << "python3 test server did not start";
@@ -348,7 +345,6 @@ TEST_F(SolveTest, OfflineWithoutCacheNamesWhatIsMissing) {
 }
 
 TEST_F(SolveTest, ClearErrors) {
-  ENVB_REQUIRE_TESTDATA();
   // Bad JSON names the file and channel.
   write_text(dir_ / "bad/noarch/repodata.json", "{\"packages\": {\"a-1-0.tar.bz2\": [");
   auto bad = solve_environment(request({(dir_ / "bad").string()}, {"a"}));
@@ -362,21 +358,20 @@ TEST_F(SolveTest, ClearErrors) {
   // A channel without noarch over HTTP: 404 naming the URL.
   write_text(dir_ / "web/only/linux-64/repodata.json", R"({"packages":{}})");
   RepoServer server(dir_ / "web", dir_);
-  if (server.port()) {
-    auto missing = solve_environment(request({server.url() + "/only"}, {"a"}));
-    ASSERT_FALSE(missing);
-    std::string msg = missing.error().to_string();
-    EXPECT_EQ(missing.error().code(), Errc::NotFound) << msg;
-    EXPECT_NE(msg.find("/only/noarch/repodata.json"), std::string::npos) << msg;
-    EXPECT_NE(msg.find("404"), std::string::npos) << msg;
-    // A missing platform subdir is an empty one (conda): noarch alone still solves.
-    write_text(
-        dir_ / "web/na/noarch/repodata.json",
-        R"({"packages":{"a-1-0.tar.bz2":{"name":"a","version":"1","build":"0","build_number":0,"depends":[]}}})");
-    auto na = solve_environment(request({server.url() + "/na"}, {"a"}));
-    ASSERT_TRUE(na) << na.error().to_string();
-    EXPECT_EQ(triples((*na)[0].records), std::vector<std::string>{"a 1 0"});
-  }
+  ASSERT_NE(server.port(), 0) << "python3 test server did not start";
+  auto missing = solve_environment(request({server.url() + "/only"}, {"a"}));
+  ASSERT_FALSE(missing);
+  const std::string not_found = missing.error().to_string();
+  EXPECT_EQ(missing.error().code(), Errc::NotFound) << not_found;
+  EXPECT_NE(not_found.find("/only/noarch/repodata.json"), std::string::npos) << not_found;
+  EXPECT_NE(not_found.find("404"), std::string::npos) << not_found;
+  // A missing platform subdir is an empty one (conda): noarch alone still solves.
+  write_text(
+      dir_ / "web/na/noarch/repodata.json",
+      R"({"packages":{"a-1-0.tar.bz2":{"name":"a","version":"1","build":"0","build_number":0,"depends":[]}}})");
+  auto na = solve_environment(request({server.url() + "/na"}, {"a"}));
+  ASSERT_TRUE(na) << na.error().to_string();
+  EXPECT_EQ(triples((*na)[0].records), std::vector<std::string>{"a 1 0"});
   auto ch = make_cf_channel(false);
   // A bad spec; a channel:: that is not in the list.
   auto spec = solve_environment(request({ch.string()}, {"python >=>3"}));
@@ -441,14 +436,10 @@ TEST_F(SolveTest, StrictAndFlexibleChannelPriority) {
 
 // Cross-check: the same repodata and specs through rattler's solver (peer-solve, node).
 TEST_F(SolveTest, AgreesWithPeerSolver) {
-  ENVB_REQUIRE_TESTDATA();
-  // scripts/bootstrap installs it into .deps/peer-solve; a checkout of shared/ may have its own.
-  fs::path peer = envbuild::testing::source_dir() / ".deps/peer-solve";
-  if (!fs::exists(peer / "node_modules/@conda-org"))
-    peer = *envbuild::testing::testdata_dir() / "../tools/peer-solve";
+  // scripts/bootstrap installs tests/peer-solve with its npm package into .deps/peer-solve.
+  const fs::path peer = envbuild::testing::source_dir() / ".deps/peer-solve";
   if (!envbuild::testing::have_tool("node") || !fs::exists(peer / "node_modules/@conda-org"))
-    GTEST_SKIP() << "node or peer-solve's node_modules missing (scripts/bootstrap installs them "
-                    "into .deps/peer-solve)";
+    GTEST_SKIP() << "node or " << peer << "/node_modules missing (scripts/bootstrap installs them)";
   // Where both answers are valid but the tie-break differs, `ties` names the packages left out
   // of the comparison. Among builds with the same version and build number, rattler takes the
   // newest timestamp (readline-7.0-ha6073c6_4, numpy py36h1b885b7_0 -> the mkl variant); libsolv

@@ -62,9 +62,8 @@ const std::string_view kCphFails[] = {
 class ExtractMatchesCphTest : public testing::TempDirTest {};
 
 TEST_F(ExtractMatchesCphTest, EveryRealPackage) {
-  ENVB_REQUIRE_TESTDATA();
   ENVB_REQUIRE_TOOL("cph");
-  fs::path root = *testing::testdata_dir() / "packages";
+  fs::path root = testing::data_dir() / "packages";
   std::vector<fs::path> packages;
   for (const auto& e : fs::recursive_directory_iterator(root)) {
     std::string name = e.path().filename().string();
@@ -114,10 +113,9 @@ TEST_F(ExtractMatchesCphTest, EveryRealPackage) {
 
 // The CLI does the same through `envbuild pkg extract`, and `pkg info` summarises paths.json.
 TEST_F(ExtractMatchesCphTest, CliExtractAndInfo) {
-  ENVB_REQUIRE_TESTDATA();
   ENVB_REQUIRE_TOOL("cph");
   fs::path envbuild = testing::binary_dir() / "envbuild";
-  fs::path package = *testing::testdata_dir() /
+  fs::path package = testing::data_dir() /
                      "packages/channels/conda_format_repo/osx-64/zlib-1.2.11-h1de35cc_3.tar.bz2";
   auto run =
       run_command(shell_quote(envbuild.string()) + " pkg extract " + shell_quote(package.string()) +
@@ -137,8 +135,7 @@ TEST_F(ExtractMatchesCphTest, CliExtractAndInfo) {
 
   auto bad = run_command(
       shell_quote(envbuild.string()) + " pkg info " +
-      shell_quote(
-          (*testing::testdata_dir() / "packages/single/corrupt/bad_package.tar.bz2").string()) +
+      shell_quote((testing::data_dir() / "packages/single/corrupt/bad_package.tar.bz2").string()) +
       " 2>&1");
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_NE(bad.output.find("error: reading package"), std::string::npos) << bad.output;

@@ -61,9 +61,8 @@ TEST(ExplicitFileParse, Errors) {
 }
 
 TEST(ExplicitFileTestData, EveryFileRoundTripsByteForByte) {
-  ENVB_REQUIRE_TESTDATA();
   size_t files = 0, entries = 0;
-  for (const auto& path : files_in(*testing::testdata_dir() / "locks/explicit")) {
+  for (const auto& path : files_in(testing::data_dir() / "locks/explicit")) {
     SCOPED_TRACE(path.filename().string());
     std::string text = testing::read_text(path);
     auto file = parse_explicit_file(text, path.filename().string());
@@ -78,8 +77,7 @@ TEST(ExplicitFileTestData, EveryFileRoundTripsByteForByte) {
   EXPECT_EQ(files, 28u);
   EXPECT_GE(entries, 3500u);
   // The URL list without @EXPLICIT (conda-lock's 'explicit' render) is rejected clearly.
-  auto list =
-      *testing::testdata_dir() / "locks/url-list/conda-lock-tests__test-lockfile__test.lock";
+  auto list = testing::data_dir() / "locks/url-list/conda-lock-tests__test-lockfile__test.lock";
   auto rejected = parse_explicit_file(testing::read_text(list), "test.lock");
   ASSERT_FALSE(rejected);
   EXPECT_FALSE(rejected.error().hint().empty());
@@ -143,14 +141,13 @@ package:
 }
 
 TEST(CondaLockTestData, EveryFileRoundTripsOrFailsAsExpected) {
-  ENVB_REQUIRE_TESTDATA();
   const std::map<std::string, std::string> expected_failures = {
       // mamba's negative fixtures (MANIFEST.tsv: "invalid lockfile").
       {"mamba-tests__bad_package-lock.yaml", "missing 'metadata' mapping"},
       {"mamba-tests__bad_version-lock.yaml", "unsupported conda-lock file version '-1'"},
   };
   size_t parsed = 0, packages = 0, deps = 0;
-  for (const auto& path : files_in(*testing::testdata_dir() / "locks/conda-lock")) {
+  for (const auto& path : files_in(testing::data_dir() / "locks/conda-lock")) {
     std::string name = path.filename().string();
     SCOPED_TRACE(name);
     auto lock = parse_conda_lock(testing::read_text(path), name);

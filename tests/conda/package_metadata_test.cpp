@@ -94,14 +94,11 @@ TEST(PathsFromLegacy, MergesHasPrefixNoLinkAndSymlinks) {
   EXPECT_EQ(paths[2].file_mode, FileMode::Binary);
 }
 
-std::optional<fs::path> package(const std::string& rel) {
-  auto root = testing::testdata_dir();
-  if (!root) return std::nullopt;
-  return *root / "packages" / rel;
+fs::path package(const std::string& rel) {
+  return testing::data_dir() / "packages" / rel;
 }
 
 TEST(ReadPackageMetadata, RealPackages) {
-  ENVB_REQUIRE_TESTDATA();
   struct Case {
     std::string rel;
     std::string name;
@@ -125,7 +122,7 @@ TEST(ReadPackageMetadata, RealPackages) {
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.rel);
-    auto meta = read_package_metadata(*package(c.rel));
+    auto meta = read_package_metadata(package(c.rel));
     ASSERT_TRUE(meta) << meta.error().to_string();
     EXPECT_EQ(meta->index.name, c.name);
     EXPECT_EQ(meta->index.noarch, c.noarch);

@@ -44,8 +44,7 @@ TEST(PackageRecordJson, Errors) {
 
 // The installed records rattler ships as test data (conda-meta/*.json, CEP 32).
 TEST(PrefixRecordTestData, ParsesAndRoundTripsWithoutMachinePaths) {
-  ENVB_REQUIRE_TESTDATA();
-  auto dir = *testing::testdata_dir() / "envs/conda-meta/rattler-tests";
+  auto dir = testing::data_dir() / "envs/conda-meta/rattler-tests";
   size_t count = 0, pyc = 0, placeholders = 0;
   for (const auto& entry : std::filesystem::directory_iterator(dir)) {
     if (entry.path().extension() != ".json") continue;
@@ -80,9 +79,7 @@ TEST(PrefixRecordTestData, ParsesAndRoundTripsWithoutMachinePaths) {
 }
 
 TEST(PrefixRecordTestData, Fields) {
-  ENVB_REQUIRE_TESTDATA();
-  auto path =
-      *testing::testdata_dir() / "envs/conda-meta/rattler-tests/libffi-3.4.2-h3422bc3_5.json";
+  auto path = testing::data_dir() / "envs/conda-meta/rattler-tests/libffi-3.4.2-h3422bc3_5.json";
   auto record = parse_prefix_record(testing::read_text(path), "libffi");
   ASSERT_TRUE(record) << record.error().to_string();
   EXPECT_EQ(record->record.name, "libffi");

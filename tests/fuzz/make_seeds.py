@@ -3,8 +3,9 @@
 
 Binary seeds are generated here (layer tars in plain/gzip/zstd with whiteouts and hostile
 entries, tiny .tar.bz2 and .conda packages, prefix-replacement inputs) so that nothing binary is
-committed; with TESTDATA (../shared/testdata) small real inputs are copied in too: packages,
-repodata, environment and lock files, and the versions and dependency specs found in repodata.
+committed; with TESTDATA (tests/data, or ../shared/testdata) small real inputs are copied in
+too: packages, repodata, environment and lock files, and the versions and dependency specs found
+in repodata.
 
 Usage: make_seeds.py OUTDIR [TESTDATA]
 """

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdlib>
 #include <functional>
@@ -19,6 +20,7 @@
 #include "oci/mutate.hpp"
 #include "oci/registry/client.hpp"
 #include "oci/registry/copy.hpp"
+#include "tests/testing/fault_proxy.hpp"
 #include "tests/testing/registry_server.hpp"
 #include "tests/testing/testing.hpp"
 
@@ -454,6 +456,125 @@ TEST_F(RegistryTest, RegistryKilledMidUploadThenNextPushCompletes) {
   auto pulled = pull(parse_ref(docker("crash/app:1")), std::nullopt, store, insecure());
   ASSERT_TRUE(pulled) << pulled.error().to_string();
   EXPECT_TRUE(store.contains(image->manifest().layers[0].digest, image->manifest().layers[0].size));
+}
+
+// Tag lists: whole (distribution 2.8 ignores `n`), in pages behind a proxy that cuts them the
+// way a paginating registry does (Link headers), bounded, and never followed off the registry.
+TEST_F(RegistryTest, TagListsFollowLinkPagesWithinBounds) {
+  start();
+  auto image = make_image(dir_ / "src", {1'000}, 11);
+  std::vector<std::string> want;
+  for (int i = 0; i < 5; ++i) {
+    want.push_back("t" + std::to_string(i));
+    ASSERT_TRUE(push(*image, parse_ref(docker("tags/app:" + want.back())), insecure()));
+  }
+  auto list = [&](const std::string& host, const TagListLimits& limits = {}) {
+    auto repo = Repository::connect(host, "tags/app", Action::Pull, insecure());
+    EXPECT_TRUE(repo);
+    EXPECT_TRUE(repo->ping());
+    return repo->tags(limits);
+  };
+  auto whole = list(registry_->host());
+  ASSERT_TRUE(whole) << whole.error().to_string();
+  std::sort(whole->begin(), whole->end());
+  EXPECT_EQ(*whole, want);
+
+  envbuild::testing::FaultProxy paged(registry_->host(), dir_ / "paged", "--tags-page 2");
+  ASSERT_NE(paged.port(), 0) << "fault_proxy.py did not start";
+  auto pages = list(paged.host());
+  ASSERT_TRUE(pages) << pages.error().to_string();
+  EXPECT_EQ(*pages, want);  // the proxy sorts
+  struct Case {
+    std::string name;
+    TagListLimits limits;
+    std::string error;  // empty: listed
+  };
+  const Case cases[] = {
+      {"5 tags, 3 pages", {5, 3}, ""},
+      {"over max_tags", {4, 3}, "more than 4 tags"},
+      {"over max_pages", {5, 2}, "more than 2 pages of tags"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    auto got = list(paged.host(), c.limits);
+    if (c.error.empty()) {
+      EXPECT_TRUE(got) << got.error().to_string();
+      continue;
+    }
+    ASSERT_FALSE(got);
+    EXPECT_EQ(got.error().code(), Errc::InvalidInput);
+    EXPECT_NE(got.error().to_string().find(c.error), std::string::npos) << got.error().to_string();
+  }
+
+  // The next request would carry our credentials to wherever the link points.
+  envbuild::testing::FaultProxy away(registry_->host(), dir_ / "away",
+                                     "--tags-page 2 --tags-link-origin http://127.0.0.2:9");
+  ASSERT_NE(away.port(), 0) << "fault_proxy.py did not start";
+  auto left = list(away.host());
+  ASSERT_FALSE(left);
+  EXPECT_NE(left.error().to_string().find("leaves the tag list of tags/app"), std::string::npos)
+      << left.error().to_string();
+}
+
+// distribution 2.8 can answer a manifest PUT with MANIFEST_BLOB_UNKNOWN while a concurrent
+// upload of one of its blobs rewrites that blob's link: the PUT is asked again, twice at most.
+TEST_F(RegistryTest, ManifestPutAsksAgainAfterABlobUnknownAnswer) {
+  start();
+  auto image = make_image(dir_ / "src", {1'000}, 13);
+  for (const std::string count : {"2", "all"}) {
+    SCOPED_TRACE("blob-unknown:" + count);
+    envbuild::testing::FaultProxy proxy(registry_->host(), dir_ / ("proxy-" + count),
+                                        "--fault blob-unknown:" + count + "@PUT~/manifests/");
+    ASSERT_NE(proxy.port(), 0) << "fault_proxy.py did not start";
+    auto pushed = push(*image, parse_ref("docker://" + proxy.host() + "/unknown/app:" + count),
+                       insecure());
+    size_t puts = 0;
+    for (const auto& line : proxy.log_lines())
+      puts += line.find("\"PUT\"") != std::string::npos &&
+              line.find("/manifests/") != std::string::npos;
+    EXPECT_EQ(puts, 3u);
+    if (count == "2") {
+      EXPECT_TRUE(pushed) << pushed.error().to_string();
+      continue;
+    }
+    ASSERT_FALSE(pushed);
+    EXPECT_NE(pushed.error().to_string().find("400 Bad Request (MANIFEST_BLOB_UNKNOWN"),
+              std::string::npos)
+        << pushed.error().to_string();
+  }
+}
+
+// DELETE by digest drops the manifest and its tags; a registry without deletes says so.
+TEST_F(RegistryTest, ManifestDeleteByDigest) {
+  auto image = make_image(dir_ / "src", {1'000}, 12);
+  for (bool enabled : {true, false}) {
+    SCOPED_TRACE(enabled ? "deletes enabled" : "deletes refused");
+    RegistryServer registry(dir_ / (enabled ? "with" : "without"), "", "",
+                            enabled ? RegistryServer::Deletes::Enabled
+                                    : RegistryServer::Deletes::Refused);
+    ASSERT_TRUE(registry.start()) << registry.log();
+    auto pushed = push(*image, parse_ref("docker://" + registry.host() + "/del/app:1"), insecure());
+    ASSERT_TRUE(pushed) << pushed.error().to_string();
+    auto repo = Repository::connect(registry.host(), "del/app", Action::Push, insecure());
+    ASSERT_TRUE(repo);
+    ASSERT_TRUE(repo->ping());
+    auto deleted = repo->delete_manifest(image->descriptor().digest);
+    if (!enabled) {
+      ASSERT_FALSE(deleted);
+      EXPECT_EQ(deleted.error().code(), Errc::Unsupported);
+      EXPECT_NE(deleted.error().hint().find("REGISTRY_STORAGE_DELETE_ENABLED"), std::string::npos)
+          << deleted.error().hint();
+      continue;
+    }
+    ASSERT_TRUE(deleted) << deleted.error().to_string();
+    EXPECT_TRUE(*deleted);
+    auto again = repo->delete_manifest(image->descriptor().digest);
+    ASSERT_TRUE(again) << again.error().to_string();
+    EXPECT_FALSE(*again);
+    auto gone = repo->head_manifest("1");
+    ASSERT_TRUE(gone) << gone.error().to_string();
+    EXPECT_FALSE(*gone);
+  }
 }
 
 TEST_F(RegistryTest, CliPushAndPullRoundTrip) {

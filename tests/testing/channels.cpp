@@ -1,6 +1,7 @@
 #include "tests/testing/channels.hpp"
 
 #include "common/fs.hpp"
+#include "tests/testing/shared_fixture.hpp"
 #include "tests/testing/testing.hpp"
 
 namespace envbuild::testing {
@@ -8,32 +9,31 @@ namespace envbuild::testing {
 namespace fs = std::filesystem;
 
 std::optional<fs::path> host_python_channel(std::string& why) {
-  const fs::path dir = binary_dir() / "test-channels" / "host-python";
-  std::error_code ec;
-  fs::create_directories(dir.parent_path(), ec);
-  auto lock = common::FileLock::acquire(dir.string() + ".lock", common::LockMode::Exclusive);
-  if (!lock) {
-    why = lock.error().to_string();
+  const fs::path make_channel = source_dir() / "examples/demo/make_channel.py";
+  const fs::path envbuild = binary_dir() / "envbuild";
+  std::string python = run_command("readlink -f \"$(command -v python3)\"").output;
+  while (!python.empty() && python.back() == '\n') python.pop_back();
+  const std::string inputs = "make_channel.py --only python, envbuild index\n" +
+                             file_identity(make_channel) + "\n" + file_identity(envbuild) + "\n" +
+                             file_identity(python) + "\n";
+  auto channel = shared_fixture("host-python", inputs, [&](const fs::path& dir) -> Result<void> {
+    auto made = run_command("python3 " + shell_quote(make_channel.string()) + " " +
+                            shell_quote(dir.string()) + " --only python && " +
+                            shell_quote(envbuild.string()) + " index " + shell_quote(dir.string()));
+    if (made.exit_code != 0) return fail(Errc::Internal, "make_channel.py: " + made.output);
+    return ok();
+  });
+  if (!channel) {
+    why = channel.error().to_string();
     return std::nullopt;
   }
-  if (fs::exists(dir / "linux-64/repodata.json")) return dir;
-  fs::remove_all(dir, ec);
-  auto made = run_command(
-      "python3 " + shell_quote((source_dir() / "examples/demo/make_channel.py").string()) + " " +
-      shell_quote(dir.string()) + " --only python && " +
-      shell_quote((binary_dir() / "envbuild").string()) + " index " + shell_quote(dir.string()));
-  if (made.exit_code != 0) {
-    why = made.output;
-    fs::remove_all(dir, ec);
-    return std::nullopt;
-  }
-  return dir;
+  return *channel;
 }
 
 fs::path conda_forge_subset_channel(const fs::path& scratch) {
   const fs::path channel = scratch / "conda-forge-subset";
   fs::create_directories(channel / "noarch");
-  fs::create_symlink(*testdata_dir() / "packages/channels/conda-forge-subset/linux-64",
+  fs::create_symlink(data_dir() / "packages/channels/conda-forge-subset/linux-64",
                      channel / "linux-64");
   write_text(channel / "noarch/repodata.json",
              R"({"info":{"subdir":"noarch"},"packages":{},"packages.conda":{}})");

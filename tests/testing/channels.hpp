@@ -2,7 +2,7 @@
 
 // Channels the builder tests share: the host-python channel (a python package made from the
 // host's interpreter: the conda-forge subset has no python) and the conda-forge subset of
-// ../shared/testdata laid out as a channel.
+// tests/data laid out as a channel.
 
 #include <filesystem>
 #include <optional>
@@ -11,12 +11,12 @@
 namespace envbuild::testing {
 
 /// The host-python channel (examples/demo/make_channel.py --only python, then `envbuild
-/// index`), built once per build directory under a lock: test processes run in parallel.
-/// nullopt, with `why` set, when it cannot be made.
+/// index`), made once per test run (shared_fixture.hpp). nullopt, with `why` set, when it cannot
+/// be made.
 std::optional<std::filesystem::path> host_python_channel(std::string& why);
 
 /// The conda-forge subset as a channel in `scratch`: it has linux-64/ only, so an empty noarch/
-/// beside a link to it. Needs the shared test data (ENVB_REQUIRE_TESTDATA first).
+/// beside a link to it.
 std::filesystem::path conda_forge_subset_channel(const std::filesystem::path& scratch);
 
 }  // namespace envbuild::testing

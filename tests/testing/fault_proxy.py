@@ -6,6 +6,9 @@ except those a --fault rule picks, which get the fault instead:
 
   500, 502, 503   that status with a distribution-spec JSON error body (upstream not asked)
   429             429 Too Many Requests with Retry-After: 1 (upstream not asked)
+  blob-unknown    400 MANIFEST_BLOB_UNKNOWN, what distribution 2.8 may answer a manifest PUT
+                  while another upload of one of its blobs rewrites the blob's link (upstream
+                  not asked)
   reset           the connection closed without an answer (upstream not asked)
   lost            forwarded, then the connection closed without the answer: the upstream did
                   the work (a blob upload completed) but the client never hears of it
@@ -23,6 +26,16 @@ a matching request pass through without using up the rule.
 
   fault_proxy.py --upstream 127.0.0.1:5000 --port-file F --log L --fault 503:2@GET~/blobs/
 
+--delay MIN-MAX (milliseconds) holds every request a random time in that range before it goes
+upstream, and its answer as long again before it goes back (--seed makes the draws repeatable):
+concurrent clients then interleave their registry calls in ever different orders.
+
+--tags-page N answers GET /v2/<name>/tags/list itself from the upstream's whole list (which
+distribution 2.8 sends at once), the way a paginating registry does (distribution-spec "Listing
+Tags"): sorted, after ?last=, at most min(?n=, N) tags, and a `Link: <...>; rel="next"` header
+while more remain. --tags-link-origin ORIGIN puts ORIGIN in front of that link's path (a link
+that leaves the registry).
+
 The port (127.0.0.1, chosen by the OS) is written to --port-file once listening. Every request
 is logged as one JSON line: method, path, upstream status, fault applied.
 """
@@ -31,9 +44,12 @@ import http.client
 import http.server
 import json
 import os
+import random
 import re
 import socket
 import threading
+import time
+import urllib.parse
 
 args = None
 rules = []
@@ -46,9 +62,9 @@ BODY_FAULTS = {"drop", "short", "corrupt"}
 
 class Rule:
     def __init__(self, spec):
-        m = re.fullmatch(r"([a-z0-9]+)(?::(\d+|all))?(?:@([A-Z]+))?(?:~(.*))?", spec)
-        if not m or m.group(1) not in {"500", "502", "503", "429", "reset", "lost", "drop",
-                                       "short", "corrupt"}:
+        m = re.fullmatch(r"([a-z0-9-]+)(?::(\d+|all))?(?:@([A-Z]+))?(?:~(.*))?", spec)
+        if not m or m.group(1) not in {"500", "502", "503", "429", "blob-unknown", "reset",
+                                       "lost", "drop", "short", "corrupt"}:
             raise SystemExit(f"bad --fault {spec!r}")
         self.fault = m.group(1)
         self.left = -1 if m.group(2) == "all" else int(m.group(2) or 1)
@@ -79,6 +95,32 @@ def pick(method, path, body_fault_ok=None):
             r.take()
             return r.fault
     return None
+
+
+def delay():
+    if args.delay:
+        low, high = args.delay
+        time.sleep(random.uniform(low, high) / 1000.0)
+
+
+TAGS_LIST = re.compile(r"^/v2/(.+)/tags/list$")
+
+
+def paginate_tags(path, status, data, headers):
+    """The page of a tag list that `path` asks for (a 200 from upstream with every tag)."""
+    url = urllib.parse.urlsplit(path)
+    query = urllib.parse.parse_qs(url.query)
+    tags = sorted(json.loads(data).get("tags") or [])
+    last = query.get("last", [""])[0]
+    size = min(int(query.get("n", [args.tags_page])[0]), args.tags_page)
+    rest = [t for t in tags if t > last]
+    page = rest[:size]
+    out = [(k, v) for k, v in headers if k.lower() not in ("link", "content-length")]
+    if len(rest) > size:
+        next_query = urllib.parse.urlencode({"n": size, "last": page[-1]})
+        out.append(("Link", f'<{args.tags_link_origin}{url.path}?{next_query}>; rel="next"'))
+    body = json.dumps({"name": json.loads(data).get("name"), "tags": page}).encode()
+    return status, body, out
 
 
 def log(entry):
@@ -119,10 +161,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         body = self.read_request_body()
         entry = {"method": method, "path": path, "request_bytes": len(body)}
         fault = pick(method, path, body_fault_ok=False)
-        if fault in ("500", "502", "503", "429"):
-            status = int(fault)
-            payload = json.dumps({"errors": [{"code": "UNAVAILABLE" if status != 429 else
-                                              "TOOMANYREQUESTS",
+        if fault in ("500", "502", "503", "429", "blob-unknown"):
+            status = 400 if fault == "blob-unknown" else int(fault)
+            code = {400: "MANIFEST_BLOB_UNKNOWN", 429: "TOOMANYREQUESTS"}.get(status, "UNAVAILABLE")
+            payload = json.dumps({"errors": [{"code": code,
                                               "message": "injected fault " + fault}]}).encode()
             entry.update(status=status, fault=fault)
             log(entry)
@@ -141,16 +183,26 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.hang_up()
 
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
+        delay()
         upstream = http.client.HTTPConnection(args.upstream, timeout=120)
         try:
-            upstream.request(method, path, body=body if body or method in ("PUT", "POST", "PATCH")
-                             else None, headers=headers)
+            upstream_path = path
+            paged = args.tags_page and method == "GET" and TAGS_LIST.match(
+                urllib.parse.urlsplit(path).path)
+            if paged:  # the whole list: this proxy cuts the pages
+                upstream_path = urllib.parse.urlsplit(path).path
+            upstream.request(method, upstream_path, body=body if body or method in
+                             ("PUT", "POST", "PATCH") else None, headers=headers)
             resp = upstream.getresponse()
             data = resp.read()
             status, reason, out_headers = resp.status, resp.reason, resp.getheaders()
             declared = resp.getheader("Content-Length")
+            if paged and status == 200:
+                status, data, out_headers = paginate_tags(path, status, data, out_headers)
+                declared = str(len(data))
         finally:
             upstream.close()
+        delay()
         entry["status"] = status
         if fault == "lost":
             entry["fault"] = fault
@@ -199,7 +251,14 @@ def main():
     p.add_argument("--port-file", required=True)
     p.add_argument("--log", required=True)
     p.add_argument("--fault", action="append", default=[])
+    p.add_argument("--delay", type=lambda v: tuple(float(x) for x in v.split("-", 1)),
+                   help="MIN-MAX milliseconds before forwarding and before answering")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--tags-page", type=int, default=0, help="paginate tag lists, N per page")
+    p.add_argument("--tags-link-origin", default="", help="origin in front of next-page links")
     args = p.parse_args()
+    if args.seed is not None:
+        random.seed(args.seed)
     rules.extend(Rule(s) for s in args.fault)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True

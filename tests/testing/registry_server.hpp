@@ -2,7 +2,7 @@
 
 // A real docker-registry (distribution 2.8) on 127.0.0.1 for the registry tests: its own config
 // and storage in a test directory, a free port, killed (SIGKILL) on stop() or destruction, and
-// restartable on the same port and storage.
+// restartable on the same storage (and port, unless someone took it meanwhile).
 
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -33,17 +33,6 @@ inline int free_port() {
   return ntohs(addr.sin_port);
 }
 
-inline bool port_open(int port) {
-  int s = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bool ok = ::connect(s, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
-  ::close(s);
-  return ok;
-}
-
 /// Starts `argv` with stdout and stderr appended to `log`; returns the pid.
 inline pid_t spawn(const std::vector<std::string>& argv, const std::filesystem::path& log) {
   pid_t pid = ::fork();
@@ -70,29 +59,43 @@ inline void kill_and_wait(pid_t& pid) {
 
 class RegistryServer {
  public:
+  enum class Deletes : bool { Refused, Enabled };
+
   /// `auth_yaml` is the `auth:` section's body (indented by 2), empty for none; `http_yaml`
-  /// is added to the `http:` section (indented by 2), e.g. a `tls:` entry.
-  RegistryServer(std::filesystem::path dir, std::string auth_yaml = "", std::string http_yaml = "")
-      : dir_(std::move(dir)), port_(free_port()) {
+  /// is added to the `http:` section (indented by 2), e.g. a `tls:` entry. Manifest and blob
+  /// DELETEs are enabled unless `deletes` refuses them (as distribution does by default).
+  RegistryServer(std::filesystem::path dir, std::string auth_yaml = "", std::string http_yaml = "",
+                 Deletes deletes = Deletes::Enabled)
+      : dir_(std::move(dir)),
+        auth_yaml_(std::move(auth_yaml)),
+        http_yaml_(std::move(http_yaml)),
+        deletes_(deletes),
+        port_(free_port()) {
     std::filesystem::create_directories(dir_ / "data");
-    std::string config =
-        "version: 0.1\nlog: {level: info}\nstorage:\n  filesystem: {rootdirectory: " +
-        (dir_ / "data").string() +
-        "}\n  delete: {enabled: true}\nhttp:\n  addr: 127.0.0.1:" + std::to_string(port_) + "\n" +
-        http_yaml;
-    if (!auth_yaml.empty()) config += "auth:\n" + auth_yaml;
-    write_text(dir_ / "config.yml", config);
   }
   ~RegistryServer() { stop(); }
   RegistryServer(const RegistryServer&) = delete;
   RegistryServer& operator=(const RegistryServer&) = delete;
 
-  /// Starts the registry and waits until it accepts connections; false on timeout.
+  /// Starts the registry and waits until it listens. free_port() closes the port it found, so
+  /// another process can bind it before the registry does: the registry then exits saying so,
+  /// and start() tries again on another free port. False when the registry does not start (its
+  /// log() says why).
   bool start() {
-    pid_ = spawn({"docker-registry", "serve", (dir_ / "config.yml").string()}, dir_ / "log");
-    for (int i = 0; i < 200; ++i) {
-      if (port_open(port_)) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    for (int attempt = 0; attempt < 5; ++attempt) {
+      write_config();
+      const auto log_start = log().size();  // a restart appends to the same log
+      pid_ = spawn({"docker-registry", "serve", (dir_ / "config.yml").string()}, dir_ / "log");
+      switch (wait_until_listening(log_start)) {
+        case Startup::Listening:
+          return true;
+        case Startup::PortTaken:
+          port_ = free_port();
+          continue;
+        case Startup::Failed:
+          stop();
+          return false;
+      }
     }
     return false;
   }
@@ -103,7 +106,44 @@ class RegistryServer {
   [[nodiscard]] std::string log() const { return read_text(dir_ / "log"); }
 
  private:
+  enum class Startup { Listening, PortTaken, Failed };
+
+  void write_config() const {
+    std::string config =
+        "version: 0.1\nlog: {level: info}\nstorage:\n  filesystem: {rootdirectory: " +
+        (dir_ / "data").string() +
+        "}\n  delete: {enabled: " + (deletes_ == Deletes::Enabled ? "true" : "false") +
+        "}\nhttp:\n  addr: 127.0.0.1:" + std::to_string(port_) + "\n" + http_yaml_;
+    if (!auth_yaml_.empty()) config += "auth:\n" + auth_yaml_;
+    write_text(dir_ / "config.yml", config);
+  }
+
+  // The registry logs "listening on 127.0.0.1:PORT" once it holds the socket, and exits with
+  // "bind: address already in use" when it cannot get it: each check looks at both.
+  Startup wait_until_listening(size_t log_start) {
+    auto since_start = [&] {
+      const std::string text = log();
+      return text.substr(std::min(log_start, text.size()));
+    };
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (since_start().find("listening on ") != std::string::npos) return Startup::Listening;
+      int status = 0;
+      if (::waitpid(pid_, &status, WNOHANG) == pid_) {  // exited: its log has its last words
+        pid_ = -1;
+        return since_start().find("address already in use") != std::string::npos
+                   ? Startup::PortTaken
+                   : Startup::Failed;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // a poll of the two signs
+    }
+    return Startup::Failed;
+  }
+
   std::filesystem::path dir_;
+  std::string auth_yaml_;
+  std::string http_yaml_;
+  Deletes deletes_;
   int port_;
   pid_t pid_ = -1;
 };

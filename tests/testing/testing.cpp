@@ -42,15 +42,12 @@ fs::path binary_dir() {
 #endif
 }
 
+fs::path data_dir() {
+  return source_dir() / "tests" / "data";
+}
+
 std::optional<fs::path> testdata_dir() {
-  std::error_code ec;
-  if (const char* env = std::getenv("ENVBUILD_TESTDATA"); env && *env) {
-    if (fs::is_directory(env, ec)) return fs::path(env);
-    return std::nullopt;
-  }
-  fs::path candidate = source_dir() / ".." / "shared" / "testdata";
-  if (fs::is_regular_file(candidate / "MANIFEST.tsv", ec)) return fs::canonical(candidate, ec);
-  return std::nullopt;
+  return data_dir();
 }
 
 bool have_tool(const std::string& tool) {

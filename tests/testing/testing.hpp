@@ -1,7 +1,7 @@
 #pragma once
 
-// Shared test helpers: a per-test scratch directory, the location of ../shared/testdata, and a
-// way to run real tools (skopeo, umoci, cph, ...) with their output captured.
+// Shared test helpers: a per-test scratch directory, the location of the test data (tests/data),
+// and a way to run real tools (skopeo, umoci, cph, ...) with their output captured.
 
 #include <gtest/gtest.h>
 
@@ -16,7 +16,11 @@ namespace envbuild::testing {
 std::filesystem::path source_dir();
 /// Where `envbuild` and `envrun` were built (ENVBUILD_BIN_DIR overrides).
 std::filesystem::path binary_dir();
-/// ../shared/testdata beside the repository, or $ENVBUILD_TESTDATA; nullopt when absent.
+/// tests/data in the repository: the real conda packages, repodata, environment and lock files
+/// the tests read (tests/data/README.md says where each comes from and its license).
+std::filesystem::path data_dir();
+/// data_dir(), for tests written when the data could be missing; use data_dir().
+/// TODO(#17): remove once no branch in flight calls it.
 std::optional<std::filesystem::path> testdata_dir();
 
 /// True when `tool` is on PATH.
@@ -45,12 +49,13 @@ std::string read_text(const std::filesystem::path& path);
 
 }  // namespace envbuild::testing
 
-/// Skips the test (with a clear reason) when the shared test data is missing.
-#define ENVB_REQUIRE_TESTDATA()                                                               \
-  do {                                                                                        \
-    if (!::envbuild::testing::testdata_dir())                                                 \
-      GTEST_SKIP() << "../shared/testdata not found (set ENVBUILD_TESTDATA to its location)"; \
-  } while (false)
+/// The test data is part of the repository, so a test never skips for want of it: this fails
+/// when tests/data is missing (a copy of the tests without it). For tests written before #17.
+/// TODO(#17): remove with testdata_dir().
+#define ENVB_REQUIRE_TESTDATA()                                                             \
+  ASSERT_TRUE(std::filesystem::is_directory(::envbuild::testing::data_dir()))               \
+      << ::envbuild::testing::data_dir() << " is missing: the tests need the repository's " \
+      << "tests/data"
 
 /// Skips the test when a real tool it drives is not installed (scripts/bootstrap installs it).
 #define ENVB_REQUIRE_TOOL(tool)                                                    \

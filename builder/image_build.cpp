@@ -29,6 +29,9 @@
 #include "conda/image_contract.hpp"
 #include "conda/lockfile_conda_lock.hpp"
 #include "conda/lockfile_explicit.hpp"
+#include "conda/pypi/tags.hpp"
+#include "builder/pypi/environment.hpp"
+#include "builder/pypi/lock.hpp"
 #include "oci/archive.hpp"
 #include "oci/layout.hpp"
 #include "oci/manifest.hpp"
@@ -74,6 +77,7 @@ struct Prepared {
   std::unique_ptr<common::TempDir> staging;
   fs::path cache_root;
   std::optional<conda::PythonInfo> python;
+  std::vector<pypi::WheelPlan> wheels;  // parallel to build.wheels
 };
 
 fs::path cache_root_of(const ImageBuildOptions& o) {
@@ -85,7 +89,8 @@ int64_t layer_mtime(const ImageBuildOptions& o) {
 }
 
 std::string layer_key(const ImageBuild& build, const std::vector<size_t>& members,
-                      const ImageBuildOptions& o, const std::optional<conda::PythonInfo>& python) {
+                      const std::vector<size_t>& wheels, const ImageBuildOptions& o,
+                      const std::optional<conda::PythonInfo>& python) {
   nlohmann::json key = nlohmann::json::object();
   key["format"] = kLayerFormat;
   key["prefix"] = o.prefix;
@@ -105,6 +110,19 @@ std::string layer_key(const ImageBuild& build, const std::vector<size_t>& member
     packages.push_back({{"sha256", r.sha256}, {"record", conda::to_json(r)}});
   }
   key["packages"] = packages;
+  if (!wheels.empty()) {
+    // A wheel's files depend on the wheel, the python it is installed for, and what the
+    // environment asked of it (REQUESTED, direct_url.json).
+    nlohmann::json list = nlohmann::json::array();
+    for (size_t i : wheels) {
+      const auto& w = build.wheels[i];
+      list.push_back({{"sha256", w.sha256}, {"name", w.name}, {"version", w.version},
+                      {"requested", w.requested},
+                      {"direct_url", w.direct_url ? common::redact_url(w.url) : std::string()}});
+    }
+    key["wheels"] = list;
+    noarch_python = true;
+  }
   if (noarch_python && python)
     key["python"] = std::to_string(python->major) + "." + std::to_string(python->minor) + ":" +
                     python->site_packages_path;
@@ -130,15 +148,47 @@ Result<void> stage_plan(Prepared& p, const ImageBuildOptions& o, size_t k) {
   return ok();
 }
 
+// The wheels of the pip: section, fetched and planned for the image prefix after the packages
+// (a wheel may not overwrite a package's file).
+Result<void> plan_wheels(Prepared& p, const EnvironmentSpec& env, const ImageBuildOptions& o,
+                         const PackageCacheOptions& cache) {
+  if (env.wheels.empty()) return ok();
+  // Plans from the plan cache know their paths, which is all the overwrite check needs.
+  p.build.wheels = env.wheels;
+  std::sort(p.build.wheels.begin(), p.build.wheels.end(),
+            [](const auto& a, const auto& b) { return a.name < b.name; });
+  InstallTarget target;
+  target.prefix = o.prefix;
+  target.subdir = o.subdir;
+  target.python = p.python;
+  target.staging = p.staging->path() / "wheels";
+  ENVB_ASSIGN_OR_RETURN(p.wheels, pypi::fetch_and_plan_wheels(p.build.wheels, p.plans, target, cache));
+  return ok();
+}
+
+// Dependencies for layer depths: packages on packages, wheels on wheels and on python.
+std::vector<std::vector<size_t>> layer_dependencies(const Prepared& p) {
+  const size_t n = p.build.records.size();
+  std::map<std::string, size_t> by_name;
+  for (size_t k = 0; k < n; ++k) by_name[p.build.records[k].name] = k;
+  std::vector<std::vector<size_t>> deps(n + p.build.wheels.size());
+  for (size_t k = 0; k < n; ++k)
+    for (const auto& d : p.build.records[k].depends)
+      if (auto it = by_name.find(depend_name(d)); it != by_name.end()) deps[k].push_back(it->second);
+  std::map<std::string, size_t> wheel_index;
+  for (size_t w = 0; w < p.build.wheels.size(); ++w) wheel_index[p.build.wheels[w].name] = n + w;
+  for (size_t w = 0; w < p.wheels.size(); ++w) {
+    if (auto python = by_name.find("python"); python != by_name.end())
+      deps[n + w].push_back(python->second);
+    for (const auto& [dep, spec] : p.build.wheels[w].dependencies)
+      if (auto it = wheel_index.find(dep); it != wheel_index.end()) deps[n + w].push_back(it->second);
+  }
+  return deps;
+}
+
 Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o) {
   if (o.prefix.empty() || o.prefix.front() != '/' || o.prefix == "/")
     return fail(Errc::InvalidInput, "prefix '" + o.prefix + "' must be an absolute path below /");
-  if (!env.pip.empty()) {
-    std::string names;
-    for (const auto& p : env.pip) names += (names.empty() ? "" : ", ") + p;
-    return fail(Errc::Unsupported, "pip requirements cannot go into an image yet: " + names)
-        .with_hint("replace them with conda packages");
-  }
   if (env.records.empty()) return fail(Errc::InvalidInput, "the environment has no packages");
   auto progress = [&](const std::string& line) {
     if (o.progress) o.progress(line);
@@ -220,22 +270,20 @@ Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o)
     return plan_cache.store(key, p.plans[k], sizes[k])
         .context("remembering the plan of " + label_of(record));
   }));
+  ENVB_TRY(plan_wheels(p, env, o, cache_options));
   p.build.plan_ms = ms_since(start);
   for (char staged : p.staged) (staged ? p.build.plans_staged : p.build.plans_cached)++;
 
-  // 3. Layers under the budget.
-  std::map<std::string, size_t> by_name;
-  for (size_t k = 0; k < p.build.records.size(); ++k) by_name[p.build.records[k].name] = k;
-  std::vector<std::vector<size_t>> deps(p.build.records.size());
-  for (size_t k = 0; k < p.build.records.size(); ++k)
-    for (const auto& d : p.build.records[k].depends)
-      if (auto it = by_name.find(depend_name(d)); it != by_name.end())
-        deps[k].push_back(it->second);
-  const auto depths = dependency_depths(deps);
+  // 3. Layers under the budget; wheels are candidates after the packages, above python.
+  const size_t n = p.build.records.size();
+  const auto depths = dependency_depths(layer_dependencies(p));
   std::vector<LayerCandidate> candidates;
-  for (size_t k = 0; k < p.build.records.size(); ++k)
+  for (size_t k = 0; k < n; ++k)
     candidates.push_back(
         {p.build.records[k].name, label_of(p.build.records[k]), sizes[k], depths[k]});
+  for (size_t w = 0; w < p.wheels.size(); ++w)
+    candidates.push_back({"pypi:" + p.build.wheels[w].name, p.wheels[w].content.label,
+                          p.wheels[w].size, depths[n + w]});
   LayeringOptions layering;
   layering.max_layers = o.max_layers;
   layering.base_layers = p.build.base_layers;
@@ -248,11 +296,12 @@ Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o)
   for (auto& group : plan_layers(candidates, layering)) {
     PlannedLayer layer;
     // Members in link order: a later package wins a clobbered path, as in conda.
-    layer.packages = group.members;
+    for (size_t m : group.members) (m < n ? layer.packages : layer.wheels).push_back(m < n ? m : m - n);
     std::sort(layer.packages.begin(), layer.packages.end());
+    std::sort(layer.wheels.begin(), layer.wheels.end());
     layer.size = group.size;
     layer.reason = group.reason;
-    layer.cache_key = layer_key(p.build, layer.packages, o, p.python);
+    layer.cache_key = layer_key(p.build, layer.packages, layer.wheels, o, p.python);
     p.build.layers.push_back(std::move(layer));
   }
   PlannedLayer top;
@@ -260,7 +309,7 @@ Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o)
   p.build.layers.push_back(std::move(top));
 
   p.build.explicit_lock = compact_explicit_lock(p.build.records, o.subdir);
-  p.build.requirements = virtual_requirements(p.build.records);
+  p.build.requirements = virtual_requirements(p.build.records, p.build.wheels);
   return p;
 }
 
@@ -299,18 +348,26 @@ std::string in_layer(const std::string& prefix, const std::string& path) {
   return prefix.substr(1) + "/" + path;
 }
 
-std::string history_text(const ImageBuild& build, const PlannedLayer& layer) {
-  if (layer.packages.empty()) return "envbuild: environment files";
-  std::string text = "envbuild: conda ";
-  size_t shown = 0;
-  for (size_t i : layer.packages) {
+// "numpy-1.26.4-py311_0, rich-13.7.1 (wheel) (+3 more)".
+std::string layer_members(const ImageBuild& build, const PlannedLayer& layer) {
+  std::vector<std::string> labels;
+  for (size_t i : layer.packages) labels.push_back(label_of(build.records[i]));
+  for (size_t i : layer.wheels) labels.push_back(pypi::wheel_label(build.wheels[i]));
+  std::string text;
+  for (size_t shown = 0; shown < labels.size(); ++shown) {
     if (shown == 6) {
-      text += " (+" + std::to_string(layer.packages.size() - shown) + " more)";
+      text += " (+" + std::to_string(labels.size() - shown) + " more)";
       break;
     }
-    text += (shown++ ? ", " : "") + label_of(build.records[i]);
+    text += (shown ? ", " : "") + labels[shown];
   }
   return text;
+}
+
+std::string history_text(const ImageBuild& build, const PlannedLayer& layer) {
+  if (layer.packages.empty() && layer.wheels.empty()) return "envbuild: environment files";
+  return std::string(layer.packages.empty() ? "envbuild: pypi " : "envbuild: conda ") +
+         layer_members(build, layer);
 }
 
 std::string created_time(const ImageBuild& build, const ImageBuildOptions& o) {
@@ -347,9 +404,21 @@ Result<oci::Platform> oci_platform_for_subdir(const std::string& subdir) {
   return p;
 }
 
-std::string virtual_requirements(const std::vector<conda::PackageRecord>& records) {
+std::string virtual_requirements(const std::vector<conda::PackageRecord>& records,
+                                 const std::vector<pypi::WheelToInstall>& wheels) {
   std::vector<std::string> depends;
   for (const auto& r : records) depends.insert(depends.end(), r.depends.begin(), r.depends.end());
+  // A manylinux wheel needs the glibc of its tag (the oldest of its tags).
+  for (const auto& w : wheels) {
+    auto name = conda::pypi::WheelFilename::parse(w.filename);
+    if (!name) continue;
+    std::optional<std::pair<int, int>> needs;
+    for (const auto& tag : name->tags)
+      if (auto glibc = conda::pypi::manylinux_glibc(tag.platform); glibc && (!needs || *glibc < *needs))
+        needs = glibc;
+    if (needs)
+      depends.push_back("__glibc >=" + std::to_string(needs->first) + "." + std::to_string(needs->second));
+  }
   return conda::requirements_label(conda::host_requirements(depends));
 }
 
@@ -366,7 +435,6 @@ Result<EnvironmentSpec> environment_from_file(const fs::path& file, const SolveI
   EnvironmentSpec out;
   ENVB_ASSIGN_OR_RETURN(auto target, conda::Platform::parse(o.subdir));
   ENVB_ASSIGN_OR_RETURN(auto env, conda::read_environment_file(file, target));
-  for (const auto& p : env.pip) out.pip.push_back(p.text);
   out.variables = env.variables;
   out.name = env.name;
   SolveRequest request;
@@ -386,6 +454,21 @@ Result<EnvironmentSpec> environment_from_file(const fs::path& file, const SolveI
     ENVB_ASSIGN_OR_RETURN(auto record, to_package_record(solved));
     out.records.push_back(std::move(record));
   }
+  if (env.pip.empty()) return out;
+  // Conda first, then the pip: section; wheels only (no build backend runs for an image).
+  pypi::PipSolveOptions pip;
+  pip.subdir = o.subdir;
+  pip.glibc = pypi::glibc_version(solutions.front().virtual_packages);
+  pip.cache = o.packages;
+  pip.cache.offline = pip.cache.offline || o.offline;
+  pip.cache.credentialed_channels = out.credentialed_channels;
+  pip.base_dir = fs::absolute(file).parent_path();
+  pip.file_name = file.string();
+  ENVB_ASSIGN_OR_RETURN(auto solved, pypi::solve_pip_section(env.pip, out.records, pip));
+  out.wheels = std::move(solved.wheels);
+  out.credentialed_channels.insert(out.credentialed_channels.end(),
+                                   solved.credentialed_origins.begin(),
+                                   solved.credentialed_origins.end());
   return out;
 }
 
@@ -420,7 +503,7 @@ Result<EnvironmentSpec> environment_from_lock(const fs::path& file, const std::s
     out.records.push_back(std::move(r));
   }
   for (const auto* p : lock.packages_for(subdir, conda::CondaLockPackage::Manager::Pip))
-    out.pip.push_back(p->name + "==" + p->version);
+    out.wheels.push_back(pypi::locked_wheel(*p, lock.metadata));
   if (out.records.empty())
     return fail(Errc::InvalidInput, file.string() + ": no conda packages for platform " + subdir);
   return out;
@@ -465,19 +548,21 @@ Result<ImageBuild> build_environment_image(const EnvironmentSpec& env, const Ima
     } else {
       for (size_t k : layer.packages) ENVB_TRY(stage_plan(p, o, k));
       std::map<std::string, oci::LayerEntry> entries;  // path -> entry; later packages win
-      for (size_t k : layer.packages)
-        for (const auto& f : p.plans[k].files) {
+      auto add = [&](const std::vector<PlannedFile>& files) {
+        for (const auto& f : files) {
           std::string path = in_layer(o.prefix, f.path);
           entries.insert_or_assign(path, f.kind == PlannedFile::Kind::Symlink
                                              ? oci::LayerEntry::symlink(path, f.target)
                                              : oci::LayerEntry::file(path, f.source));
         }
+      };
+      for (size_t k : layer.packages) add(p.plans[k].files);
+      for (size_t w : layer.wheels) add(p.wheels[w].content.files);
       std::vector<oci::LayerEntry> list;
       for (auto& [_, e] : entries) list.push_back(std::move(e));
-      ENVB_ASSIGN_OR_RETURN(
-          auto info,
-          oci::write_layer(std::move(list), layer_options, build.store)
-              .context("writing the layer of " + label_of(build.records[layer.packages.front()])));
+      ENVB_ASSIGN_OR_RETURN(auto info, oci::write_layer(std::move(list), layer_options, build.store)
+                                           .context("writing the layer of " +
+                                                    layer_members(build, layer)));
       ENVB_TRY(remember_layer(entry, info));
       layer.info = info;
     }
@@ -487,7 +572,7 @@ Result<ImageBuild> build_environment_image(const EnvironmentSpec& env, const Ima
                              : layer.reused      ? "reused"
                                                  : "wrote") +
                  " layer " + layer.info->descriptor.digest.short_string() + " " +
-                 history_text(build, layer).substr(16));
+                 layer_members(build, layer));
     }
     return ok();
   }));
@@ -530,6 +615,8 @@ Result<ImageBuild> build_environment_image(const EnvironmentSpec& env, const Ima
   env_options.environment_name = env.name;
   env_options.requested_specs = env.specs;
   for (const auto& [k, v] : env.variables) env_options.variables[k] = v;
+  for (const auto& w : p.wheels)  // their relocation records join the index
+    env_options.wheels.push_back({w.content.label, {}, w.content.relocations, {}});
   auto files = environment_files(p.plans, o.prefix, env_options);
   if (!clobbers.empty()) files.emplace_back("conda-meta/envbuild-clobbers", clobbers);
   if (!pending.empty()) files.emplace_back("conda-meta/envbuild-pending-scripts", pending);
@@ -622,6 +709,8 @@ std::string format_layer_table(const ImageBuild& build) {
     std::string names;
     for (size_t i : layer.packages)
       names += (names.empty() ? "" : " ") + label_of(build.records[i]);
+    for (size_t i : layer.wheels)
+      names += (names.empty() ? "" : " ") + pypi::wheel_label(build.wheels[i]);
     if (names.empty()) names = "(" + layer.reason + ")";
     std::string digest = layer.info ? layer.info->descriptor.digest.short_string().substr(7) +
                                           (layer.from_registry ? " ^"
@@ -629,7 +718,8 @@ std::string format_layer_table(const ImageBuild& build) {
                                                                : " +")
                                     : "-";
     std::snprintf(line, sizeof line, "%-5zu %-10s %-8zu %-20s ", build.base_layers + l + 1,
-                  human_bytes(layer.size).c_str(), layer.packages.size(), digest.c_str());
+                  human_bytes(layer.size).c_str(), layer.packages.size() + layer.wheels.size(),
+                  digest.c_str());
     out += line + names + "\n";
   }
   return out;

@@ -28,6 +28,7 @@
 #include "builder/install.hpp"
 #include "builder/layering.hpp"
 #include "builder/package_cache.hpp"
+#include "builder/pypi/wheel_install.hpp"
 #include "common/result.hpp"
 #include "conda/package_record.hpp"
 #include "oci/blob_store.hpp"
@@ -51,8 +52,10 @@ struct EnvironmentSpec {
   std::vector<std::string> specs;                              // as requested (conda-meta/history)
   std::vector<std::pair<std::string, std::string>> variables;  // environment.yml `variables:`
   std::string name;                                            // environment name ("" = "base")
-  std::vector<std::string> pip;  // pip requirements (unsupported in images: an error)
-  /// Channel base URLs with credentials (records hold redacted URLs): for the downloads only.
+  /// The wheels of the pip: section (resolved after the conda part, or from a lock file).
+  std::vector<pypi::WheelToInstall> wheels;
+  /// Channel base URLs and index origins with credentials (records hold redacted URLs): for
+  /// the downloads only.
   std::vector<std::string> credentialed_channels;
 };
 
@@ -62,9 +65,12 @@ struct SolveInputOptions {
   std::string channel_alias = "https://conda.anaconda.org";
   std::filesystem::path repodata_cache;  // empty: the default
   bool offline = false;
+  /// Where the conda packages that may install Python distributions are fetched to when the
+  /// file has a pip: section (conda first); root empty: the default cache.
+  PackageCacheOptions packages;
 };
 
-/// Parses and solves an environment.yml.
+/// Parses and solves an environment.yml: its conda part, then its pip: section.
 Result<EnvironmentSpec> environment_from_file(const std::filesystem::path& file,
                                               const SolveInputOptions& options);
 /// Reads an @EXPLICIT file or a conda-lock.yml (no solve).
@@ -104,6 +110,7 @@ struct ImageBuildOptions {
 /// One layer of the image as planned (and, after a build, as written).
 struct PlannedLayer {
   std::vector<size_t> packages;  // indexes into ImageBuild::records
+  std::vector<size_t> wheels;    // indexes into ImageBuild::wheels
   uint64_t size = 0;             // installed bytes
   std::string reason;            // from plan_layers, or "environment files"
   std::string cache_key;         // sha256 hex of the layer identity (empty: top layer)
@@ -114,6 +121,7 @@ struct PlannedLayer {
 
 struct ImageBuild {
   std::vector<conda::PackageRecord> records;  // completed from info/index.json, link order
+  std::vector<pypi::WheelToInstall> wheels;   // the pip: section's, by name
   std::vector<PlannedLayer> layers;           // bottom first; the top layer last
   size_t base_layers = 0;
   oci::Platform platform;
@@ -143,8 +151,10 @@ Result<ImageBuild> build_environment_image(const EnvironmentSpec& env,
                                            const ImageBuildOptions& options);
 
 /// The org.envbuild.requirements value (conda/image_contract.hpp): the virtual-package depends
-/// of the records, deduplicated, sorted, joined with ";".
-std::string virtual_requirements(const std::vector<conda::PackageRecord>& records);
+/// of the records and the __glibc a manylinux wheel's tag needs, deduplicated, sorted, joined
+/// with ";".
+std::string virtual_requirements(const std::vector<conda::PackageRecord>& records,
+                                 const std::vector<pypi::WheelToInstall>& wheels = {});
 
 /// "@EXPLICIT\n<url>#<sha256>\n..." in the given order (md5 when no sha256 is known).
 std::string compact_explicit_lock(const std::vector<conda::PackageRecord>& records,

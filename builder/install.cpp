@@ -303,6 +303,8 @@ std::vector<std::pair<std::string, std::string>> environment_files(
   index.prefix = prefix;
   for (const auto& plan : plans)
     index.files.insert(index.files.end(), plan.relocations.begin(), plan.relocations.end());
+  for (const auto& wheel : options.wheels)
+    index.files.insert(index.files.end(), wheel.relocations.begin(), wheel.relocations.end());
   files.emplace_back(std::string(conda::kRelocationIndexPath), conda::to_json_string(index));
   return files;
 }
@@ -611,6 +613,13 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
       }
     }
   }
+  // The pip: section's wheels go in after conda's packages and scripts, as pip runs after conda.
+  for (const auto& wheel : options.wheels) {
+    for (const auto& file : wheel.files) {
+      ++report.files;
+      ENVB_TRY(place_file(file, prefix_dir / file.path, report).context("installing " + wheel.label));
+    }
+  }
   for (const auto& plan : plans)
     if (scripts_here && !plan.link_scripts.empty() && !runs_here(plan))
       foreign.push_back(plan.record.name + " (" + plan.record.subdir + ")");
@@ -625,6 +634,8 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
   }
   // What is left of the staging dirs goes before conda-meta/history, which marks the prefix as
   // an environment and is written last: a prefix that has it is complete.
+  for (const auto& wheel : options.wheels)
+    if (!wheel.staging.empty()) ENVB_TRY(common::remove_all(wheel.staging));
   for (const auto& plan : plans) {
     if (plan.staging.empty()) continue;
     ENVB_TRY(common::remove_all(plan.staging));
@@ -816,10 +827,15 @@ Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallReq
   progress("planned " + std::to_string(plans.size()) + " packages (" +
            std::to_string(report.relocations) + " files patched for " + prefix.string() + ")");
 
-  // 3. Link.
+  // 3. Link (the wheels of the pip: section, planned now, after the packages).
   start = std::chrono::steady_clock::now();
   PrefixInstallOptions install_options = request.install;
   install_options.jobs = request.jobs;
+  if (request.plan_wheels) {
+    InstallTarget target{prefix.string(), request.subdir, python, staging / "wheels"};
+    ENVB_ASSIGN_OR_RETURN(auto wheels, request.plan_wheels(plans, target));
+    for (auto& w : wheels) install_options.wheels.push_back(std::move(w));
+  }
   ENVB_ASSIGN_OR_RETURN(report.prefix,
                         install_to_prefix(plans, prefix, request.subdir, install_options));
   ENVB_TRY(common::remove_all(staging));

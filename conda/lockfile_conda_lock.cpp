@@ -97,6 +97,8 @@ class LockParser {
           }
           m.channels.push_back(std::move(channel));
         }
+      } else if (key == "custom_metadata") {
+        ENVB_ASSIGN_OR_RETURN(m.custom_metadata, pairs(value, "'custom_metadata'"));
       } else {
         m.extra.emplace_back(key, YAML::Dump(value));
       }
@@ -228,6 +230,16 @@ std::string to_string(const CondaLockFile& lock) {
   out << YAML::EndSeq;
   for (const auto& [key, yaml] : lock.metadata.extra) {
     out << YAML::Key << key << YAML::Value << YAML::Load(yaml);
+  }
+  if (!lock.metadata.custom_metadata.empty()) {
+    out << YAML::Key << "custom_metadata" << YAML::Value << YAML::BeginMap;
+    for (const auto& [key, value] : lock.metadata.custom_metadata) {
+      out << YAML::Key;
+      scalar(out, key);
+      out << YAML::Value;
+      scalar(out, value);
+    }
+    out << YAML::EndMap;
   }
   out << YAML::EndMap;
   out << YAML::Key << "package" << YAML::Value << YAML::BeginSeq;

@@ -13,6 +13,8 @@
 #include "builder/cli/cli.hpp"
 #include "builder/image_build.hpp"
 #include "builder/install.hpp"
+#include "builder/package_cache.hpp"
+#include "builder/pypi/environment.hpp"
 #include "builder/solve.hpp"
 #include "common/fs.hpp"
 #include "conda/environment_file.hpp"
@@ -47,29 +49,19 @@ struct Inputs {
   std::map<std::string, std::string> requested;
   std::map<std::string, std::string> variables;
   std::vector<std::string> specs;
-  std::vector<std::string> pip;  // pip requirements, as written
+  std::vector<pypi::WheelToInstall> wheels;         // the pip: section's
+  std::vector<conda::pypi::PipEntry> source_trees;  // -e, local trees: the environment's pip
+  std::vector<std::string> from_conda;              // pip requirements conda met
   std::string name;
   std::vector<std::string> credentialed_channels;  // for the downloads only: never print
 };
 
-// pip requirements need --pip-find-links; checked before anything is solved or fetched.
-Result<void> check_pip(const InstallCliOptions& o, const std::vector<std::string>& pip) {
-  if (pip.empty() || !o.pip_find_links.empty()) return ok();
-  std::string names;
-  for (const auto& p : pip) names += (names.empty() ? "" : ", ") + p;
-  return fail(Errc::Unsupported, (o.lock.empty() ? o.file : o.lock) +
-                                     ": pip requirements cannot be installed: " + names)
-      .with_hint(
-          "give --pip-find-links DIR with their wheels (installed with pip --no-deps), "
-          "or replace them with conda packages");
-}
-
-// The lock's packages (and pip entries) for one platform: the same reader as `envbuild build`.
+// The lock's packages and wheels for one platform: the same reader as `envbuild build`.
 Result<Inputs> from_lock(const InstallCliOptions& o, const std::string& platform) {
   ENVB_ASSIGN_OR_RETURN(EnvironmentSpec env, environment_from_lock(o.lock, platform));
   Inputs in;
   in.records = std::move(env.records);
-  in.pip = std::move(env.pip);
+  in.wheels = std::move(env.wheels);
   // A lock holds redacted URLs: -c URLs with credentials supply them.
   ChannelOptions channel_options;
   channel_options.alias = o.channel_alias;
@@ -77,15 +69,46 @@ Result<Inputs> from_lock(const InstallCliOptions& o, const std::string& platform
   return in;
 }
 
+fs::path cache_root_of(const InstallCliOptions& o) {
+  std::error_code ec;
+  return o.cache_dir.empty() ? default_cache_root() : fs::absolute(o.cache_dir, ec);
+}
+
+// The pip: section after the conda part. Local source trees and -e are allowed here: the
+// environment's own pip builds them once everything else is installed.
+Result<void> solve_pip(const InstallCliOptions& o, const conda::EnvironmentFile& env,
+                       const std::string& platform, const std::vector<VirtualPackage>& virtuals,
+                       Inputs& in) {
+  std::vector<conda::PipRequirement> lines = env.pip;
+  if (!o.pip_find_links.empty()) lines.push_back({"--find-links " + o.pip_find_links, 0});
+  pypi::PipSolveOptions pip;
+  pip.subdir = platform;
+  pip.glibc = pypi::glibc_version(virtuals);
+  pip.cache.root = cache_root_of(o);
+  pip.cache.offline = o.offline;
+  pip.cache.jobs = o.jobs;
+  pip.cache.credentialed_channels = in.credentialed_channels;
+  std::error_code ec;
+  pip.base_dir = fs::absolute(o.file, ec).parent_path();
+  pip.file_name = o.file;
+  pip.allow_source_trees = true;
+  ENVB_ASSIGN_OR_RETURN(auto solved, pypi::solve_pip_section(lines, in.records, pip));
+  in.wheels = std::move(solved.wheels);
+  in.source_trees = std::move(solved.source_entries);
+  in.from_conda = std::move(solved.resolution.from_conda);
+  in.credentialed_channels.insert(in.credentialed_channels.end(),
+                                  solved.credentialed_origins.begin(),
+                                  solved.credentialed_origins.end());
+  return ok();
+}
+
 Result<Inputs> from_environment_file(const InstallCliOptions& o, const std::string& platform) {
   Inputs in;
   ENVB_ASSIGN_OR_RETURN(auto target, conda::Platform::parse(platform));
   ENVB_ASSIGN_OR_RETURN(auto env, conda::read_environment_file(o.file, target));
   for (const auto& w : env.warnings) std::cerr << "warning: " << w << "\n";
-  for (const auto& p : env.pip) in.pip.push_back(p.text);
   for (const auto& [k, v] : env.variables) in.variables[k] = v;
   in.name = env.name;
-  ENVB_TRY(check_pip(o, in.pip));
   SolveRequest request;
   request.platforms = {platform};
   request.channels = o.channels;
@@ -105,7 +128,15 @@ Result<Inputs> from_environment_file(const InstallCliOptions& o, const std::stri
     ENVB_ASSIGN_OR_RETURN(auto record, to_package_record(solved));
     in.records.push_back(std::move(record));
   }
+  if (!env.pip.empty())
+    ENVB_TRY(solve_pip(o, env, platform, solutions.front().virtual_packages, in));
   return in;
+}
+
+std::vector<std::string> wheel_names(const std::vector<pypi::WheelToInstall>& wheels) {
+  std::vector<std::string> out;
+  for (const auto& w : wheels) out.push_back(w.name + "==" + w.version);
+  return out;
 }
 
 // Runs argv, inheriting stderr; stdout goes to stderr too (ours is for --json).
@@ -132,6 +163,26 @@ Result<void> run_process(const std::vector<std::string>& argv) {
   return ok();
 }
 
+// Local source trees, -e and VCS requirements need a build backend: the environment's own pip
+// builds and installs them (without dependencies: the resolution already has those it names),
+// the one thing envbuild hands to pip.
+Result<void> build_source_trees(const fs::path& prefix,
+                                const std::vector<conda::pypi::PipEntry>& entries) {
+  const fs::path python = prefix / "bin" / "python";
+  std::error_code ec;
+  if (!fs::exists(prefix / "bin" / "pip", ec))
+    return fail(Errc::InvalidInput, entries.front().origin + ": '" + entries.front().location +
+                                        "' needs a build backend, and the environment has no pip")
+        .with_hint("add pip to the conda dependencies, or build a wheel of it and list the .whl");
+  std::vector<std::string> argv = {python.string(), "-m", "pip", "install", "--no-deps",
+                                   "--disable-pip-version-check"};
+  for (const auto& e : entries) {
+    if (e.kind == conda::pypi::PipEntry::Kind::Editable) argv.push_back("-e");
+    argv.push_back(e.location);
+  }
+  return run_process(argv).context("building local source trees with the environment's pip");
+}
+
 Result<int> run_install(const InstallCliOptions& o) {
   if (o.file.empty() == o.lock.empty())
     return fail(Errc::InvalidInput, "give exactly one of -f/--file and --lock");
@@ -145,7 +196,6 @@ Result<int> run_install(const InstallCliOptions& o) {
   } else {
     ENVB_ASSIGN_OR_RETURN(in, from_environment_file(o, platform));
   }
-  ENVB_TRY(check_pip(o, in.pip));
   if (o.force && fs::exists(prefix, ec)) ENVB_TRY(common::remove_all(prefix));
 
   EnvironmentInstallRequest request;
@@ -157,7 +207,19 @@ Result<int> run_install(const InstallCliOptions& o) {
   request.cache.jobs = o.jobs;
   request.cache.offline = o.offline;
   request.cache.credentialed_channels = in.credentialed_channels;
-  if (!o.cache_dir.empty()) request.cache.root = fs::absolute(o.cache_dir, ec);
+  request.cache.root = cache_root_of(o);
+  if (!in.wheels.empty()) {
+    // Wheels are planned once the packages are: none may overwrite a package's file.
+    request.plan_wheels = [&](const std::vector<PackagePlan>& packages,
+                              const InstallTarget& target)
+        -> Result<std::vector<WheelContent>> {
+      ENVB_ASSIGN_OR_RETURN(auto plans,
+                            pypi::fetch_and_plan_wheels(in.wheels, packages, target, request.cache));
+      std::vector<WheelContent> out;
+      for (auto& p : plans) out.push_back(std::move(p.content));
+      return out;
+    };
+  }
   request.install.link_scripts = o.no_link_scripts ? LinkScripts::Skip : LinkScripts::Run;
   request.install.compile_pyc = !o.no_pyc;
   request.install.variables = in.variables;
@@ -175,19 +237,7 @@ Result<int> run_install(const InstallCliOptions& o) {
     };
   ENVB_ASSIGN_OR_RETURN(auto report, install_environment(request));
 
-  if (!in.pip.empty()) {
-    std::vector<std::string> argv = {(prefix / "bin" / "python").string(),
-                                     "-m",
-                                     "pip",
-                                     "install",
-                                     "--no-deps",
-                                     "--no-index",
-                                     "--disable-pip-version-check",
-                                     "--find-links",
-                                     o.pip_find_links};
-    argv.insert(argv.end(), in.pip.begin(), in.pip.end());
-    ENVB_TRY(run_process(argv).context("installing pip requirements"));
-  }
+  if (!in.source_trees.empty()) ENVB_TRY(build_source_trees(prefix, in.source_trees));
 
   if (o.json) {
     nlohmann::json packages = nlohmann::json::array();
@@ -213,14 +263,17 @@ Result<int> run_install(const InstallCliOptions& o) {
         {"clobbered", report.prefix.clobbered},
         {"scripts_run", report.prefix.scripts_run},
         {"scripts_pending", report.prefix.scripts_pending},
-        {"pip", in.pip},
+        {"pip", wheel_names(in.wheels)},
+        {"pip_from_conda", in.from_conda},
         {"timings_ms",
          {{"fetch", report.fetch_ms}, {"plan", report.plan_ms}, {"link", report.link_ms}}}};
     std::cout << summary.dump(2) << "\n";
   } else if (!o.quiet) {
-    std::fprintf(
-        stderr, "installed %zu packages into %s (fetch %.0f ms, plan %.0f ms, link %.0f ms)\n",
-        report.records.size(), prefix.c_str(), report.fetch_ms, report.plan_ms, report.link_ms);
+    std::fprintf(stderr,
+                 "installed %zu packages and %zu wheels into %s (fetch %.0f ms, plan %.0f ms, link "
+                 "%.0f ms)\n",
+                 report.records.size(), in.wheels.size(), prefix.c_str(), report.fetch_ms,
+                 report.plan_ms, report.link_ms);
   }
   return 0;
 }
@@ -240,7 +293,7 @@ void register_install(CLI::App& app, Outcome& outcome) {
                   "package cache (and repodata cache under repodata/)");
   cmd->add_option("--channel-alias", options->channel_alias, "base URL for channel names");
   cmd->add_option("--pip-find-links", options->pip_find_links,
-                  "install the pip: requirements from wheels in DIR (pip --no-deps --no-index)");
+                  "also look for the pip: section's wheels in DIR (as --find-links in it)");
   cmd->add_option("-j,--jobs", options->jobs, "parallel downloads/extractions (default 8)");
   cmd->add_flag("--no-link-scripts", options->no_link_scripts, "record link scripts, never run");
   cmd->add_flag("--no-pyc", options->no_pyc,

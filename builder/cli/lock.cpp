@@ -9,7 +9,11 @@
 #include <set>
 
 #include "builder/cli/cli.hpp"
+#include "builder/channel.hpp"
 #include "builder/cli/solve_options.hpp"
+#include "builder/package_cache.hpp"
+#include "builder/pypi/environment.hpp"
+#include "builder/pypi/lock.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
 #include "common/http.hpp"
@@ -60,17 +64,43 @@ std::vector<const solv::SolvedRecord*> topological(const std::vector<solv::Solve
   return out;
 }
 
+// The pip: section for one platform, after its conda part.
+Result<std::vector<pypi::WheelToInstall>> lock_pip_section(const LockOptions& o,
+                                                           const conda::EnvironmentFile& env,
+                                                           const SolveRequest& request,
+                                                           const PlatformSolution& solution) {
+  std::vector<conda::PackageRecord> records;
+  for (const auto& solved : solution.records) {
+    ENVB_ASSIGN_OR_RETURN(auto record, to_package_record(solved));
+    records.push_back(std::move(record));
+  }
+  pypi::PipSolveOptions pip;
+  pip.subdir = solution.platform;
+  pip.glibc = pypi::glibc_version(solution.virtual_packages);
+  std::error_code ec;
+  pip.cache.root = o.solve.cache_dir.empty() ? default_cache_root() : fs::absolute(o.solve.cache_dir, ec);
+  pip.cache.offline = o.solve.offline;
+  pip.cache.credentialed_channels = credentialed_base_urls(request.channels, request.channel_options);
+  pip.base_dir = fs::absolute(o.solve.file, ec).parent_path();
+  pip.file_name = o.solve.file;
+  ENVB_ASSIGN_OR_RETURN(auto solved, pypi::solve_pip_section(env.pip, records, pip)
+                                         .context("locking for " + solution.platform));
+  for (const auto& line : solved.resolution.from_conda)
+    std::cerr << solution.platform << ": pip requirement met by conda: " << line << "\n";
+  return std::move(solved.wheels);
+}
+
 Result<int> run_lock(const LockOptions& o) {
   if (o.solve.file.empty())
     return fail(Errc::InvalidInput, "envbuild lock needs -f environment.yml");
   std::optional<conda::EnvironmentFile> env;
   ENVB_ASSIGN_OR_RETURN(SolveRequest request, to_solve_request(o.solve, &env));
-  if (env && !env->pip.empty())
-    return fail(Errc::Unsupported, o.solve.file + ": the pip: section (" +
-                                       std::to_string(env->pip.size()) +
-                                       " requirements) cannot be locked by envbuild yet")
-        .with_hint("lock the conda part alone by moving pip: requirements to a requirements.txt");
   ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request));
+  const bool has_pip = env && !env->pip.empty();
+  if (has_pip && !o.explicit_dir.empty())
+    std::cerr << "warning: @EXPLICIT files hold conda packages only (CEP 23); the pip: section "
+                 "is locked in " << (o.no_conda_lock ? "no file (--no-conda-lock)" : o.output)
+              << "\n";
   ENVB_ASSIGN_OR_RETURN(std::string spec_text, common::read_file(o.solve.file));
 
   conda::CondaLockFile lock;
@@ -112,6 +142,11 @@ Result<int> run_lock(const LockOptions& o) {
       entry.sha256 = r->sha256;
       if (entry.sha256.empty()) entry.md5 = r->md5;
       explicit_file.entries.push_back(std::move(entry));
+    }
+    if (has_pip) {
+      ENVB_ASSIGN_OR_RETURN(auto wheels, lock_pip_section(o, *env, request, solution));
+      for (const auto& w : wheels) lock.packages.push_back(pypi::lock_entry(w, solution.platform));
+      pypi::add_requested(lock.metadata, wheels);
     }
     if (!o.explicit_dir.empty()) {
       ENVB_TRY(common::make_dirs(o.explicit_dir));

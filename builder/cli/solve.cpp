@@ -6,7 +6,10 @@
 #include <nlohmann/json.hpp>
 
 #include "builder/cli/cli.hpp"
+#include "builder/channel.hpp"
 #include "builder/cli/solve_options.hpp"
+#include "builder/package_cache.hpp"
+#include "builder/pypi/environment.hpp"
 #include "builder/solve.hpp"
 #include "common/format.hpp"
 #include "conda/environment_file.hpp"
@@ -30,13 +33,36 @@ void print_timings(const PlatformSolution& s) {
                t.records_loaded, t.dropped_records, t.solv_hits, t.solv_writes, s.records.size());
 }
 
+Result<pypi::PipSolution> solve_pip(const SolveCliOptions& o, const conda::EnvironmentFile& env,
+                                    const SolveRequest& request, const PlatformSolution& solution) {
+  std::vector<conda::PackageRecord> records;
+  for (const auto& solved : solution.records) {
+    ENVB_ASSIGN_OR_RETURN(auto record, to_package_record(solved));
+    records.push_back(std::move(record));
+  }
+  pypi::PipSolveOptions pip;
+  pip.subdir = solution.platform;
+  pip.glibc = pypi::glibc_version(solution.virtual_packages);
+  std::error_code ec;
+  pip.cache.root = o.cache_dir.empty() ? default_cache_root() : std::filesystem::absolute(o.cache_dir, ec);
+  pip.cache.offline = o.offline;
+  pip.cache.credentialed_channels = credentialed_base_urls(request.channels, request.channel_options);
+  pip.base_dir = std::filesystem::absolute(o.file, ec).parent_path();
+  pip.file_name = o.file;
+  pip.allow_source_trees = true;
+  return pypi::solve_pip_section(env.pip, records, pip).context("solving for " + solution.platform);
+}
+
 Result<int> run_solve(const SolveCliOptions& o, bool json, bool timings) {
   std::optional<conda::EnvironmentFile> env;
   ENVB_ASSIGN_OR_RETURN(SolveRequest request, to_solve_request(o, &env));
-  if (env && !env->pip.empty())
-    std::cerr << "warning: " << o.file << ": " << env->pip.size()
-              << " pip requirement(s) are not solved by 'envbuild solve'\n";
   ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request));
+  // The pip: section of each platform, after its conda part.
+  std::vector<pypi::PipSolution> pip(solutions.size());
+  if (env && !env->pip.empty())
+    for (size_t i = 0; i < solutions.size(); ++i) {
+      ENVB_ASSIGN_OR_RETURN(pip[i], solve_pip(o, *env, request, solutions[i]));
+    }
   if (timings)
     for (const auto& s : solutions) print_timings(s);
   if (json) {
@@ -64,7 +90,17 @@ Result<int> run_solve(const SolveCliOptions& o, bool json, bool timings) {
       nlohmann::json vps = nlohmann::json::array();
       for (const auto& v : s.virtual_packages)
         vps.push_back(v.name + "=" + v.version + "=" + v.build);
+      nlohmann::json wheels = nlohmann::json::array();
+      for (const auto& w : pip[&s - solutions.data()].wheels)
+        wheels.push_back({{"name", w.name},
+                          {"version", w.version},
+                          {"url", w.url},
+                          {"sha256", w.sha256},
+                          {"requested", w.requested},
+                          {"dependencies", w.dependencies}});
       out[s.platform] = {{"packages", pkgs},
+                         {"pip", wheels},
+                         {"pip_from_conda", pip[&s - solutions.data()].resolution.from_conda},
                          {"virtual_packages", vps},
                          {"stats",
                           {{"fetch_ms", s.stats.fetch_ms},
@@ -88,6 +124,13 @@ Result<int> run_solve(const SolveCliOptions& o, bool json, bool timings) {
                   r.build.c_str(), r.channel.c_str(), human_bytes(r.size).c_str());
     }
     std::printf("# total download %s\n", human_bytes(total).c_str());
+    const auto& solved = pip[&s - solutions.data()];
+    if (solved.wheels.empty() && solved.resolution.from_conda.empty()) continue;
+    std::printf("# %s: pip: %zu wheels\n", s.platform.c_str(), solved.wheels.size());
+    for (const auto& w : solved.wheels)
+      std::printf("%-32s %-16s %s\n", w.name.c_str(), w.version.c_str(), w.filename.c_str());
+    for (const auto& c : solved.resolution.from_conda)
+      std::printf("# met by conda: %s\n", c.c_str());
   }
   return 0;
 }

@@ -2,14 +2,13 @@
 
 #include <signal.h>
 #include <sys/wait.h>
-#include <unistd.h>
-#include <cstdlib>
 
 #include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "tests/testing/shared_fixture.hpp"
 #include "tests/testing/testing.hpp"
 
 namespace envbuild::testing {
@@ -30,29 +29,21 @@ std::vector<fs::path> make_wheels(const std::string& spec_json, const fs::path& 
   return files;
 }
 
-namespace {
-
-// Removes the shared wheels directory when the test process exits.
-struct SharedWheels {
-  fs::path dir;
-  SharedWheels() {
-    fs::path base = fs::temp_directory_path() / "envbuild-tests";
-    fs::create_directories(base);
-    std::string templ = (base / "pypi-wheels.XXXXXX").string();
-    if (::mkdtemp(templ.data())) dir = fs::path(templ) / "wheels";
-    make_wheels(read_text(source_dir() / "tests/testing/pypi_test_wheels.json"), dir);
-  }
-  ~SharedWheels() {
-    std::error_code ec;
-    if (!dir.empty()) fs::remove_all(dir.parent_path(), ec);
-  }
-};
-
-}  // namespace
-
 const fs::path& pypi_test_wheels() {
-  static SharedWheels wheels;
-  return wheels.dir;
+  // Made once per test run (ctest runs each test in a process of its own).
+  static const fs::path dir = [] {
+    const fs::path spec = source_dir() / "tests/testing/pypi_test_wheels.json";
+    const fs::path script = source_dir() / "tests/testing/make_wheels.py";
+    auto made = shared_fixture("pypi-wheels", read_text(spec) + "\n" + file_identity(script),
+                               [&](const fs::path& out) -> Result<void> {
+                                 if (make_wheels(read_text(spec), out / "wheels").empty())
+                                   return fail(Errc::Io, "make_wheels.py failed");
+                                 return ok();
+                               });
+    EXPECT_TRUE(made) << made.error().to_string();
+    return made ? *made / "wheels" : fs::path();
+  }();
+  return dir;
 }
 
 PypiServer::PypiServer(const fs::path& root, const fs::path& log, const std::string& extra_args)

@@ -17,7 +17,7 @@ namespace envbuild::testing {
 std::vector<std::filesystem::path> make_wheels(const std::string& spec_json,
                                                const std::filesystem::path& out);
 
-/// The wheels most PyPI tests share, built once per test process (removed at exit): a
+/// The wheels most PyPI tests share, built once per test run (shared_fixture): a
 /// dependency chain with a newer sdist-only version and a pre-release (alpha, beta, gamma),
 /// platform wheels for the right and a wrong python and glibc (delta), extras and
 /// Requires-Python (epsilon, zeta), a backtracking case (app, other, lib), and a wheel with

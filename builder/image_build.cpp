@@ -58,6 +58,17 @@ std::string last_segment(const std::string& url) {
   return slash == std::string::npos ? url : url.substr(slash + 1);
 }
 
+// The channel of a locked package as a solve names it (conda-meta/history, so that `build
+// --lock` and `build -f` give the same image): the lock's channel name when its URL ends with
+// it ("conda-forge"), else the URL without /<subdir>/<file>.
+std::string locked_channel(const std::string& url, const std::vector<conda::CondaLockChannel>& channels) {
+  std::string base = url.substr(0, url.rfind('/'));
+  base = base.substr(0, base.rfind('/'));
+  for (const auto& c : channels)
+    if (c.url.find_first_of(":/") == std::string::npos && base.ends_with("/" + c.url)) return c.url;
+  return base;
+}
+
 // The name a depends entry is about ("python >=3.8" -> "python").
 std::string depend_name(const std::string& spec) {
   size_t end = spec.find_first_of(" =<>!~[");
@@ -236,6 +247,12 @@ Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o)
                                        index.name + "'");
     records.push_back(merge_index_record(env.records[i], index));
     if (records.back().sha256.empty()) records.back().sha256 = cached[i].sha256;
+    // A conda-lock entry has no size: the verified archive gives it, as repodata would, so
+    // that `build --lock` writes the same conda-meta record as `build -f`.
+    if (!records.back().size) {
+      std::error_code ec;
+      if (auto size = fs::file_size(cached[i].archive, ec); !ec) records.back().size = size;
+    }
   }
   ENVB_ASSIGN_OR_RETURN(p.python, python_of(records));
   const std::vector<size_t> order = topological_order(records);
@@ -498,9 +515,20 @@ Result<EnvironmentSpec> environment_from_lock(const fs::path& file, const std::s
     r.name = p->name;
     r.url = p->url;
     r.fn = last_segment(p->url);
+    r.channel = locked_channel(p->url, lock.metadata.channels);
     r.md5 = p->md5;
     r.sha256 = p->sha256;
     out.records.push_back(std::move(r));
+  }
+  for (const auto& [key, value] : lock.metadata.custom_metadata) {
+    if (key == kNameMetadataKey) out.name = value;
+    if (key != kSpecsMetadataKey) continue;
+    auto specs = nlohmann::json::parse(value, nullptr, false);
+    if (!specs.is_array())
+      return fail(Errc::InvalidInput, file.string() + ": custom_metadata " + key +
+                                          " is not a JSON list of specs");
+    for (const auto& spec : specs)
+      if (spec.is_string()) out.specs.push_back(spec.get<std::string>());
   }
   for (const auto* p : lock.packages_for(subdir, conda::CondaLockPackage::Manager::Pip))
     out.wheels.push_back(pypi::locked_wheel(*p, lock.metadata));

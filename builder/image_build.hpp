@@ -70,6 +70,13 @@ struct SolveInputOptions {
   PackageCacheOptions packages;
 };
 
+/// conda-lock.yml custom_metadata key under which `envbuild lock` keeps the environment's
+/// requested specs (a JSON list), so that an image built from the lock writes the same
+/// conda-meta/history as one built from the file.
+inline constexpr std::string_view kSpecsMetadataKey = "envbuild.specs";
+/// ... and its name (CONDA_DEFAULT_ENV), when it has one.
+inline constexpr std::string_view kNameMetadataKey = "envbuild.name";
+
 /// Parses and solves an environment.yml: its conda part, then its pip: section.
 Result<EnvironmentSpec> environment_from_file(const std::filesystem::path& file,
                                               const SolveInputOptions& options);

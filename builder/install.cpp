@@ -25,6 +25,7 @@
 #include "common/fs.hpp"
 #include "common/hash.hpp"
 #include "common/parallel.hpp"
+#include "common/root_dir.hpp"
 #include "common/version.hpp"
 #include "conda/package_metadata.hpp"
 #include "conda/relocate_prefix.hpp"
@@ -326,6 +327,41 @@ int place_once(const PlannedFile& file, const fs::path& dest) {
   return r == 0 ? 0 : errno;
 }
 
+// Puts one file of a wheel into the prefix, resolved beneath it (common::RootDir): a wheel is
+// untrusted, and a conda package may have made a directory of the prefix a symlink, which its
+// files must not be written through. Hard linked from the cache or staging when it can be,
+// else copied into a file created here (O_EXCL: nothing there is followed or reused).
+Result<void> place_wheel_file(const common::RootDir& prefix, const PlannedFile& file,
+                              PrefixInstallReport& report) {
+  if (file.kind != PlannedFile::Kind::File)
+    return fail(Errc::Integrity, prefix.shown(file.path) + ": a wheel installs files only");
+  ENVB_ASSIGN_OR_RETURN(auto parent, prefix.parent_of(file.path, common::CreateDirs::Yes));
+  // A path may have been planned twice only across wheels and packages, which planning refused;
+  // what is there now is a file an earlier link script wrote: replaced, as pip would.
+  if (::unlinkat(parent.dir.get(), parent.name.c_str(), 0) != 0 && errno != ENOENT)
+    return common::errno_error("unlinkat", prefix.shown(file.path), errno);
+  if (!file.no_link &&
+      ::linkat(AT_FDCWD, file.source.c_str(), parent.dir.get(), parent.name.c_str(), 0) == 0) {
+    ++(file.private_copy ? report.copied : report.hardlinked);
+    return ok();
+  }
+  ENVB_ASSIGN_OR_RETURN(auto in, common::Fd::open_read(file.source.string()));
+  struct stat st {};
+  if (::fstat(in.get(), &st) != 0) return common::errno_error("fstat", file.source.string(), errno);
+  const int fd = ::openat(parent.dir.get(), parent.name.c_str(),
+                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st.st_mode & 0777);
+  if (fd < 0) return common::errno_error("openat", prefix.shown(file.path), errno);
+  common::Fd out(fd);
+  std::vector<std::byte> buffer(1 << 20);
+  for (;;) {
+    ENVB_ASSIGN_OR_RETURN(size_t n, in.read_some(buffer, file.source.string()));
+    if (n == 0) break;
+    ENVB_TRY(out.write_all(std::span(buffer).first(n), prefix.shown(file.path)));
+  }
+  ++report.copied;
+  return ok();
+}
+
 // Puts one planned file into the prefix. The prefix starts empty, so the usual case costs one
 // system call: a missing parent directory (ENOENT) is created, and whatever is already at
 // `dest` (EEXIST: a clobbered file of an earlier package, or one a pre-link script wrote) is
@@ -614,11 +650,13 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
     }
   }
   // The pip: section's wheels go in after conda's packages and scripts, as pip runs after conda.
-  for (const auto& wheel : options.wheels) {
-    for (const auto& file : wheel.files) {
-      ++report.files;
-      ENVB_TRY(place_file(file, prefix_dir / file.path, report).context("installing " + wheel.label));
-    }
+  if (!options.wheels.empty()) {
+    ENVB_ASSIGN_OR_RETURN(auto root, common::RootDir::open(prefix_dir));
+    for (const auto& wheel : options.wheels)
+      for (const auto& file : wheel.files) {
+        ++report.files;
+        ENVB_TRY(place_wheel_file(root, file, report).context("installing " + wheel.label));
+      }
   }
   for (const auto& plan : plans)
     if (scripts_here && !plan.link_scripts.empty() && !runs_here(plan))

@@ -6,11 +6,13 @@
 #include <functional>
 #include <iostream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "builder/cli/cli.hpp"
 #include "builder/channel.hpp"
 #include "builder/cli/solve_options.hpp"
+#include "builder/image_build.hpp"
 #include "builder/package_cache.hpp"
 #include "builder/pypi/environment.hpp"
 #include "builder/pypi/lock.hpp"
@@ -111,6 +113,13 @@ Result<int> run_lock(const LockOptions& o) {
     lock.metadata.channels.push_back({common::redact_url(channel), {}});
   }
   lock.metadata.sources.push_back(o.solve.file);
+  if (env) {
+    nlohmann::json specs = nlohmann::json::array();
+    for (const auto& spec : env->dependencies) specs.push_back(spec.to_string());
+    lock.metadata.custom_metadata.emplace_back(std::string(kSpecsMetadataKey), specs.dump());
+    if (!env->name.empty())
+      lock.metadata.custom_metadata.emplace_back(std::string(kNameMetadataKey), env->name);
+  }
   for (const auto& solution : solutions) {
     lock.metadata.platforms.push_back(solution.platform);
     // conda-lock hashes the spec per platform; ours covers the file, channels and platform.

@@ -21,6 +21,7 @@ import http.server
 import json
 import os
 import re
+import signal
 import sys
 import threading
 import zipfile
@@ -168,8 +169,24 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return self.reply(200, body.encode(), "application/vnd.pypi.simple.v1+json")
 
 
+def never_outlive_the_test():
+    """A test killed by its timeout must not leave the server behind: it would keep the files
+    it inherited open (a `flock` on the shared CPU lock held forever). Close them, and die with
+    the test process (PR_SET_PDEATHSIG; the parent exec'd us, so it is the test itself)."""
+    os.closerange(3, 1 << 16)
+    parent = os.getppid()
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        sys.exit(0)
+
+
 def main():
     global args
+    never_outlive_the_test()
     p = argparse.ArgumentParser()
     p.add_argument("--root", required=True)
     p.add_argument("--log")

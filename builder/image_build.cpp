@@ -23,6 +23,7 @@
 #include "common/format.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
+#include "common/json.hpp"
 #include "common/parallel.hpp"
 #include "common/version.hpp"
 #include "conda/environment_file.hpp"
@@ -238,9 +239,7 @@ Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o)
   start = std::chrono::steady_clock::now();
   std::vector<conda::PackageRecord> records;
   for (size_t i = 0; i < env.records.size(); ++i) {
-    fs::path index_file = cached[i].extracted / "info" / "index.json";
-    ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(index_file));
-    ENVB_ASSIGN_OR_RETURN(auto index, conda::parse_package_record(text, index_file.string()));
+    ENVB_ASSIGN_OR_RETURN(auto index, extracted_index_record(cached[i].extracted));
     if (!env.records[i].name.empty() && env.records[i].name != index.name)
       return fail(Errc::Integrity, archive_name(refs[i]) + ": expected package '" +
                                        env.records[i].name + "', its info/index.json says '" +
@@ -335,7 +334,7 @@ Result<std::optional<oci::LayerInfo>> cached_layer(const fs::path& file,
   std::error_code ec;
   if (!fs::exists(file, ec)) return std::optional<oci::LayerInfo>();
   ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(file));
-  ENVB_ASSIGN_OR_RETURN(auto json, oci::parse_json(text, file.string()));
+  ENVB_ASSIGN_OR_RETURN(auto json, common::parse_json(text, file.string()));
   try {
     if (json.at("format") != kLayerFormat) return std::optional<oci::LayerInfo>();
     oci::LayerInfo info;
@@ -755,36 +754,6 @@ std::string format_layer_table(const ImageBuild& build) {
 
 namespace {
 
-Result<void> copy_blobs(const oci::Image& image, const oci::BlobStore& store) {
-  std::vector<oci::Descriptor> blobs = image.manifest().layers;
-  blobs.push_back(image.manifest().config);
-  for (const auto& d : blobs) {
-    if (store.contains(d.digest, d.size)) continue;
-    auto local = image.local_blob_path(d.digest);
-    fs::path dest = store.path_of(d.digest);
-    ENVB_TRY(common::make_dirs(dest.parent_path()));
-    if (local && ::link(local->c_str(), dest.c_str()) == 0) continue;
-    ENVB_ASSIGN_OR_RETURN(auto source, image.open_blob(d));
-    ENVB_TRY(store.put_stream(*source, d).context("copying blob " + d.digest.short_string()));
-  }
-  ENVB_ASSIGN_OR_RETURN(auto info, store.put(image.raw_manifest()));
-  (void)info;
-  return ok();
-}
-
-Result<void> attach_artifacts(const OutputOptions& options, const oci::Layout& layout) {
-  for (const auto& a : options.artifacts)
-    ENVB_TRY(add_artifact_to_layout(*options.artifacts_store, a, layout));
-  return ok();
-}
-
-std::string tag_of(const std::string& name_and_tag) {
-  auto colon = name_and_tag.rfind(':');
-  if (colon == std::string::npos || name_and_tag.find('/', colon) != std::string::npos)
-    return "latest";
-  return name_and_tag.substr(colon + 1);
-}
-
 }  // namespace
 
 oci::registry::RegistryOptions registry_options(const OutputOptions& options) {
@@ -797,49 +766,47 @@ oci::registry::RegistryOptions registry_options(const OutputOptions& options) {
   return registry;
 }
 
+oci::registry::WriteOptions write_options(const OutputOptions& options,
+                                          const std::string& name_and_tag) {
+  oci::registry::WriteOptions write;
+  write.registry = registry_options(options);
+  write.scratch_dir = options.scratch_dir;
+  auto colon = name_and_tag.rfind(':');
+  const bool tagged = colon != std::string::npos && name_and_tag.find('/', colon) == std::string::npos;
+  write.name = tagged ? name_and_tag.substr(0, colon) : name_and_tag;
+  if (tagged) write.tag = name_and_tag.substr(colon + 1);
+  write.add_to_layout = [&options](const oci::Layout& layout) -> Result<void> {
+    for (const auto& a : options.artifacts)
+      ENVB_TRY(add_artifact_to_layout(*options.artifacts_store, a, layout));
+    return ok();
+  };
+  return write;
+}
+
+Result<void> finish_output(const OutputOptions& options, const oci::ImageReference& ref,
+                           const oci::registry::WriteOptions& write,
+                           const oci::registry::TransferReport& report) {
+  if (ref.transport != oci::Transport::Registry) return ok();
+  if (options.progress)
+    options.progress("pushed " + ref.to_string() + ": " + std::to_string(report.blobs) +
+                     " blobs (" + std::to_string(report.uploaded) + " uploaded, " +
+                     std::to_string(report.mounted) + " mounted, " +
+                     std::to_string(report.existed) + " already there), " +
+                     std::to_string(report.requests) + " requests (" +
+                     std::to_string(report.put_requests) + " PUT, " +
+                     std::to_string(report.patch_requests) + " PATCH, " +
+                     std::to_string(report.post_requests) + " POST)");
+  oci::ImageReference pushed = ref;
+  if (pushed.tag.empty() && !pushed.digest.valid()) pushed.tag = write.tag;
+  return push_output_artifacts(options, pushed, write.registry);
+}
+
 Result<void> write_image_output(const oci::Image& image, const std::string& output,
                                 const std::string& name_and_tag, const OutputOptions& options) {
-  const fs::path& scratch_dir = options.scratch_dir;
   ENVB_ASSIGN_OR_RETURN(auto ref, oci::ImageReference::parse(output));
-  switch (ref.transport) {
-    case oci::Transport::OciLayout: {
-      ENVB_ASSIGN_OR_RETURN(auto layout, oci::Layout::create(ref.path));
-      ENVB_TRY(copy_blobs(image, layout.blobs()));
-      ENVB_TRY(layout.add(image.descriptor(), ref.tag.empty() ? tag_of(name_and_tag) : ref.tag));
-      return attach_artifacts(options, layout);
-    }
-    case oci::Transport::OciArchive: {
-      ENVB_TRY(common::make_dirs(scratch_dir));
-      ENVB_ASSIGN_OR_RETURN(auto tmp, common::TempDir::create(scratch_dir, "oci-archive-"));
-      ENVB_ASSIGN_OR_RETURN(auto layout, oci::Layout::create(tmp.path() / "layout"));
-      ENVB_TRY(copy_blobs(image, layout.blobs()));
-      ENVB_TRY(layout.add(image.descriptor(), ref.tag.empty() ? tag_of(name_and_tag) : ref.tag));
-      ENVB_TRY(attach_artifacts(options, layout));
-      return oci::write_oci_archive(layout.dir(), ref.path);
-    }
-    case oci::Transport::DockerArchive: {
-      std::string tag = name_and_tag;
-      if (!ref.name.empty()) tag = ref.name + ":" + (ref.tag.empty() ? "latest" : ref.tag);
-      std::vector<std::string> tags;
-      if (!tag.empty()) tags.push_back(tag.find(':') == std::string::npos ? tag + ":latest" : tag);
-      return oci::write_docker_archive(image, tags, ref.path);
-    }
-    case oci::Transport::Registry: {
-      if (ref.tag.empty() && !ref.digest.valid()) ref.tag = tag_of(name_and_tag);
-      const oci::registry::RegistryOptions registry = registry_options(options);
-      ENVB_ASSIGN_OR_RETURN(auto report, oci::registry::push(image, ref, registry));
-      if (options.progress)
-        options.progress(
-            "pushed " + ref.to_string() + ": " + std::to_string(report.blobs) + " blobs (" +
-            std::to_string(report.uploaded) + " uploaded, " + std::to_string(report.mounted) +
-            " mounted, " + std::to_string(report.existed) + " already there), " +
-            std::to_string(report.requests) + " requests (" + std::to_string(report.put_requests) +
-            " PUT, " + std::to_string(report.patch_requests) + " PATCH, " +
-            std::to_string(report.post_requests) + " POST)");
-      return push_output_artifacts(options, ref, registry);
-    }
-  }
-  return fail(Errc::InvalidInput, "unknown output " + output);
+  const oci::registry::WriteOptions write = write_options(options, name_and_tag);
+  ENVB_ASSIGN_OR_RETURN(auto report, oci::registry::write_image(image, ref, write));
+  return finish_output(options, ref, write, report);
 }
 
 Result<void> push_output_artifacts(const OutputOptions& options, const oci::ImageReference& ref,

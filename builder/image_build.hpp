@@ -38,6 +38,7 @@
 #include "oci/mutate.hpp"
 #include "oci/registry/auth.hpp"
 #include "oci/registry/client.hpp"
+#include "oci/registry/copy.hpp"
 
 namespace envbuild::builder {
 
@@ -195,6 +196,18 @@ oci::registry::RegistryOptions registry_options(const OutputOptions& options);
 /// Pushes the artifacts of `options` (an SBOM) beside the image pushed to `ref`.
 Result<void> push_output_artifacts(const OutputOptions& options, const oci::ImageReference& ref,
                                    const oci::registry::RegistryOptions& registry);
+
+/// The oci::registry::WriteOptions of an output: its registry options, its scratch directory,
+/// `name_and_tag` (-t) as the name and tag where the reference has none, and the artifacts
+/// added to a layout. Refers to `options`, which must outlive it.
+oci::registry::WriteOptions write_options(const OutputOptions& options,
+                                          const std::string& name_and_tag);
+
+/// After oci::registry::write_image()/write_index() to `ref`: for a docker:// push, reports it
+/// through options.progress and pushes the artifacts beside it.
+Result<void> finish_output(const OutputOptions& options, const oci::ImageReference& ref,
+                           const oci::registry::WriteOptions& write,
+                           const oci::registry::TransferReport& report);
 
 /// Writes the image to an oci:, oci-archive:, docker-archive: or docker:// reference.
 /// `name_and_tag` (-t) gives the tag when the reference has none.

@@ -1,8 +1,12 @@
 #include "builder/index.hpp"
 
+#include <sys/stat.h>
+#include <unistd.h>
 #include <zstd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -10,7 +14,10 @@
 #include "common/fs.hpp"
 #include "common/hash.hpp"
 #include "common/io.hpp"
+#include "common/json.hpp"
+#include "common/root_dir.hpp"
 #include "conda/package_archive.hpp"
+#include "conda/platform.hpp"
 
 namespace envbuild::builder {
 
@@ -65,8 +72,10 @@ Result<nlohmann::json> read_index_json(const fs::path& package) {
         return conda::Walk::Stop;
       }));
   if (!found) return fail(Errc::Integrity, package.string() + ": no info/index.json");
-  nlohmann::json json = nlohmann::json::parse(text, nullptr, false);
-  if (json.is_discarded() || !json.is_object())
+  ENVB_ASSIGN_OR_RETURN(
+      nlohmann::json json,
+      common::parse_json(text, package.string() + ": info/index.json", Errc::Integrity));
+  if (!json.is_object())
     return fail(Errc::Integrity, package.string() + ": info/index.json is not a JSON object");
   for (const char* key : {"name", "version", "build"})
     if (!json.contains(key) || !json[key].is_string())
@@ -84,6 +93,49 @@ Result<std::string> zstd_compress(const std::string& data, int level) {
   return out;
 }
 
+// The subdir a loose package goes into: noarch for noarch packages (and records without one),
+// else its index.json's `subdir`, which must be a platform conda knows: the name comes from the
+// package, and "../x" or "/etc" must not choose where a file goes.
+Result<std::string> subdir_of_loose(const nlohmann::json& index, const std::string& package) {
+  auto field = [&](const char* key) -> std::string {
+    auto it = index.find(key);
+    return it != index.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  std::string subdir = field("subdir");
+  if (!field("noarch").empty() || subdir.empty()) return std::string("noarch");
+  auto platform = conda::Platform::parse(subdir);
+  if (!platform)
+    return fail(Errc::Integrity, package + ": info/index.json names subdir '" + subdir +
+                                     "', which is not a platform conda knows; not moving it")
+        .with_hint(
+            "known platforms: noarch, linux-64, linux-aarch64, osx-arm64, win-64, ... "
+            "(or put the package in its subdir yourself)");
+  return platform->to_string();
+}
+
+// Moves the loose package `name` at the channel's top into `subdir`, beneath the channel's
+// root (no symlink followed) and never over a file already there.
+Result<void> move_loose_package(const common::RootDir& channel, const std::string& name,
+                                const std::string& subdir) {
+  const std::string dest = subdir + "/" + name;
+  ENVB_TRY(channel.make_dir(subdir));
+  ENVB_ASSIGN_OR_RETURN(common::DirEntry from, channel.parent_of(name));
+  ENVB_ASSIGN_OR_RETURN(common::DirEntry to, channel.parent_of(dest));
+  int rc = ::renameat2(from.dir.get(), from.name.c_str(), to.dir.get(), to.name.c_str(),
+                       RENAME_NOREPLACE);
+  if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) {
+    // A file system without RENAME_NOREPLACE: link(2) also refuses an existing name.
+    rc = ::linkat(from.dir.get(), from.name.c_str(), to.dir.get(), to.name.c_str(), 0);
+    if (rc == 0) rc = ::unlinkat(from.dir.get(), from.name.c_str(), 0);
+  }
+  if (rc == 0) return ok();
+  if (errno == EEXIST)
+    return fail(Errc::InvalidInput,
+                channel.shown(dest) + " exists: not replacing it with " + channel.shown(name))
+        .with_hint("remove one of the two");
+  return common::errno_error("rename", channel.shown(name) + " -> " + channel.shown(dest), errno);
+}
+
 }  // namespace
 
 Result<std::vector<IndexedSubdir>> index_channel(const fs::path& channel_dir,
@@ -92,20 +144,17 @@ Result<std::vector<IndexedSubdir>> index_channel(const fs::path& channel_dir,
   if (!fs::is_directory(channel_dir, ec))
     return fail(Errc::NotFound, channel_dir.string() + ": not a directory");
 
-  // Loose packages at the top go into the subdir their index.json names.
-  std::vector<fs::path> loose;
-  for (const auto& entry : fs::directory_iterator(channel_dir, ec))
-    if (entry.is_regular_file() && is_package_file(entry.path())) loose.push_back(entry.path());
-  if (ec) return common::errno_error("readdir", channel_dir.string(), ec.value());
-  std::sort(loose.begin(), loose.end());
-  for (const auto& package : loose) {
-    ENVB_ASSIGN_OR_RETURN(auto index, read_index_json(package));
-    std::string subdir = index.value("subdir", "");
-    if (index.value("noarch", "") != "" || subdir.empty()) subdir = "noarch";
-    fs::path dest = channel_dir / subdir / package.filename();
-    ENVB_TRY(common::make_dirs(dest.parent_path()));
-    fs::rename(package, dest, ec);
-    if (ec) return common::errno_error("rename", package.string() + " -> " + dest.string(), ec.value());
+  // Loose packages at the top (regular files, not symlinks) go into the subdir their
+  // index.json names.
+  ENVB_ASSIGN_OR_RETURN(common::RootDir channel, common::RootDir::open(channel_dir));
+  ENVB_ASSIGN_OR_RETURN(std::vector<std::string> names, channel.list(""));
+  for (const auto& name : names) {
+    if (!is_package_file(name)) continue;
+    ENVB_ASSIGN_OR_RETURN(auto st, channel.stat(name));
+    if (!st || !S_ISREG(st->st_mode)) continue;
+    ENVB_ASSIGN_OR_RETURN(auto index, read_index_json(channel_dir / name));
+    ENVB_ASSIGN_OR_RETURN(std::string subdir, subdir_of_loose(index, channel.shown(name)));
+    ENVB_TRY(move_loose_package(channel, name, subdir));
   }
 
   std::set<std::string> subdirs = {"noarch"};

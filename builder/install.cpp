@@ -24,47 +24,68 @@
 #include "common/format.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
+#include "common/json.hpp"
 #include "common/parallel.hpp"
 #include "common/root_dir.hpp"
 #include "common/version.hpp"
+#include "conda/package_archive.hpp"
 #include "conda/package_metadata.hpp"
 #include "conda/relocate_prefix.hpp"
 
 namespace envbuild::builder {
 
 namespace fs = std::filesystem;
+using common::CreateDirs;
+using common::RootDir;
 
 namespace {
 
+// Every read of an extracted package goes through a RootDir of it: the tree came from an
+// untrusted archive, and none of its symlinks (info/paths.json -> ../../x, lib -> /etc) may be
+// followed by us.
+
+// An info/ file of `package`, "" when it has none.
+Result<std::string> read_info_file(const RootDir& package, std::string_view relative) {
+  ENVB_ASSIGN_OR_RETURN(auto text, package.read_regular(relative, conda::kMaxInfoFileBytes));
+  return text ? std::move(*text) : std::string();
+}
+
 // info/ of an extracted package: paths.json, or the legacy files it supersedes.
-Result<std::vector<conda::PathEntry>> read_paths(const fs::path& extracted) {
-  fs::path info = extracted / "info";
-  std::error_code ec;
-  if (fs::exists(info / "paths.json", ec)) {
-    ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(info / "paths.json"));
-    return conda::parse_paths_json(text, (info / "paths.json").string());
-  }
-  std::string files, has_prefix_text, no_link;
-  if (auto t = common::read_file(info / "files")) files = *t;
-  if (auto t = common::read_file(info / "has_prefix")) has_prefix_text = *t;
-  if (auto t = common::read_file(info / "no_link")) no_link = *t;
+Result<std::vector<conda::PathEntry>> read_paths(const RootDir& package) {
+  ENVB_ASSIGN_OR_RETURN(auto paths_json,
+                        package.read_regular("info/paths.json", conda::kMaxInfoFileBytes));
+  if (paths_json) return conda::parse_paths_json(*paths_json, package.shown("info/paths.json"));
+  ENVB_ASSIGN_OR_RETURN(std::string files, read_info_file(package, "info/files"));
+  ENVB_ASSIGN_OR_RETURN(std::string has_prefix_text, read_info_file(package, "info/has_prefix"));
+  ENVB_ASSIGN_OR_RETURN(std::string no_link, read_info_file(package, "info/no_link"));
   ENVB_ASSIGN_OR_RETURN(auto has_prefix,
-                        conda::parse_has_prefix(has_prefix_text, (info / "has_prefix").string()));
+                        conda::parse_has_prefix(has_prefix_text, package.shown("info/has_prefix")));
   std::vector<std::string> symlinks;
   std::istringstream lines(files);
   for (std::string line; std::getline(lines, line);) {
-    if (!line.empty() && fs::is_symlink(extracted / line, ec)) symlinks.push_back(line);
+    // A hostile line ("../x") is refused when it is planned.
+    auto st = line.empty() ? Result<std::optional<struct stat>>(std::nullopt) : package.stat(line);
+    if (st && *st && S_ISLNK((*st)->st_mode)) symlinks.push_back(line);
   }
   return conda::paths_from_legacy(files, has_prefix, no_link, symlinks);
 }
 
-Result<std::optional<conda::LinkJson>> read_link_json(const fs::path& extracted) {
-  fs::path file = extracted / "info" / "link.json";
-  std::error_code ec;
-  if (!fs::exists(file, ec)) return std::optional<conda::LinkJson>();
-  ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(file));
-  ENVB_ASSIGN_OR_RETURN(auto link, conda::parse_link_json(text, file.string()));
+Result<std::optional<conda::LinkJson>> read_link_json(const RootDir& package) {
+  ENVB_ASSIGN_OR_RETURN(auto text,
+                        package.read_regular("info/link.json", conda::kMaxInfoFileBytes));
+  if (!text) return std::optional<conda::LinkJson>();
+  ENVB_ASSIGN_OR_RETURN(auto link, conda::parse_link_json(*text, package.shown("info/link.json")));
   return std::optional<conda::LinkJson>(std::move(link));
+}
+
+// The text of the symlink at `relative` beneath `root`.
+Result<std::string> read_link(const RootDir& root, std::string_view relative) {
+  ENVB_ASSIGN_OR_RETURN(common::DirEntry entry, root.parent_of(relative));
+  std::string target(4096, '\0');  // PATH_MAX: no symlink holds more
+  ssize_t n = ::readlinkat(entry.dir.get(), entry.name.c_str(), target.data(), target.size());
+  if (n < 0) return common::errno_error("readlink", root.shown(relative), errno);
+  target.resize(static_cast<size_t>(n));
+  return target;
 }
 
 // A noarch: python package, by its record or by its info/link.json: it is planned for the
@@ -74,12 +95,33 @@ bool is_noarch_python(const conda::PackageRecord& record,
   return record.noarch == conda::NoArchType::Python || (link && link->noarch_type == "python");
 }
 
-Result<void> copy_file_exact(const fs::path& from, const fs::path& to) {
+// Copies all of `in` to `out` (buffers of 1 MiB; a full disk is reported as ENOSPC with advice,
+// which fs::copy_file's sendfile path reports as EIO).
+Result<void> copy_contents(const common::Fd& in, const std::string& from, const common::Fd& out,
+                           const std::string& to) {
+  std::vector<std::byte> buffer(1 << 20);
+  for (;;) {
+    ENVB_ASSIGN_OR_RETURN(size_t n, in.read_some(buffer, from));
+    if (n == 0) return ok();
+    ENVB_TRY(out.write_all(std::span(buffer).first(n), to));
+  }
+}
+
+// A private copy of the package's file `relative` at `to` (in the staging dir, ours), with the
+// file's mode.
+Result<void> copy_out_of(const RootDir& package, std::string_view relative, const fs::path& to) {
+  ENVB_ASSIGN_OR_RETURN(common::Fd in, package.open_regular(relative));
+  struct stat st {};
+  if (::fstat(in.get(), &st) != 0)
+    return common::errno_error("fstat", package.shown(relative), errno);
   ENVB_TRY(common::make_dirs(to.parent_path()));
-  std::error_code ec;
-  fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
-  if (ec)
-    return fail(Errc::Io, "copy(" + from.string() + " -> " + to.string() + "): " + ec.message());
+  const int mode = static_cast<int>(st.st_mode & 07777);
+  ENVB_ASSIGN_OR_RETURN(
+      common::Fd out,
+      common::Fd::open(to.string(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW, mode));
+  ENVB_TRY(copy_contents(in, package.shown(relative), out, to.string()));
+  if (::fchmod(out.get(), static_cast<mode_t>(mode)) != 0)
+    return common::errno_error("fchmod", to.string(), errno);
   return ok();
 }
 
@@ -87,15 +129,32 @@ std::string package_label(const conda::PackageRecord& r) {
   return r.name + "-" + r.version.to_string() + "-" + r.build;
 }
 
+// Names envbuild keeps in a prefix while installing (the staging dir, the .pyc list): a
+// package may not put anything there.
+bool is_ours(std::string_view path) {
+  return path.starts_with(".envbuild-");
+}
+
+// A path of paths.json, checked and in the one form the prefix and the clobber and conflict
+// checks use ("./a//b" is "a/b").
+Result<std::string> planned_path(std::string_view path, const std::string& label) {
+  auto normal = conda::normalize_entry_path(path);
+  if (!normal || normal->empty() || is_ours(*normal))
+    return fail(Errc::Integrity, label + ": unsafe path '" + std::string(path) + "' in paths.json");
+  return std::move(*normal);
+}
+
 }  // namespace
 
 Result<PackagePlan> plan_package(const conda::PackageRecord& record, const fs::path& extracted,
                                  const std::string& requested_spec, const InstallTarget& target) {
   const std::string label = package_label(record);
+  ENVB_ASSIGN_OR_RETURN(RootDir package, RootDir::open(extracted).context("reading " + label));
   PackagePlan plan;
   plan.record = record;
-  ENVB_ASSIGN_OR_RETURN(auto paths, read_paths(extracted).context("reading " + label));
-  ENVB_ASSIGN_OR_RETURN(auto link, read_link_json(extracted).context("reading " + label));
+  plan.extracted = extracted;
+  ENVB_ASSIGN_OR_RETURN(auto paths, read_paths(package).context("reading " + label));
+  ENVB_ASSIGN_OR_RETURN(auto link, read_link_json(package).context("reading " + label));
   const bool noarch_python = is_noarch_python(record, link);
   if (noarch_python && !target.python)
     return fail(Errc::InvalidInput, label +
@@ -112,44 +171,46 @@ Result<PackagePlan> plan_package(const conda::PackageRecord& record, const fs::p
   plan.staging = target.staging;
   plan.noarch_python = noarch_python;
   for (const auto& entry : paths) {
-    if (!common::is_safe_relative_path(entry.path))
-      return fail(Errc::Integrity, label + ": unsafe path '" + entry.path + "' in paths.json");
-    std::string dest = noarch_python
-                           ? conda::noarch_python_target_path(entry.path, *target.python, os)
-                           : entry.path;
-    if (!common::is_safe_relative_path(dest))
-      return fail(Errc::Integrity, label + ": unsafe path '" + dest + "' in paths.json");
-    fs::path source = extracted / entry.path;
+    ENVB_ASSIGN_OR_RETURN(const std::string path, planned_path(entry.path, label));
+    ENVB_ASSIGN_OR_RETURN(
+        const std::string dest,
+        planned_path(
+            noarch_python ? conda::noarch_python_target_path(path, *target.python, os) : path,
+            label));
+    fs::path source = extracted / path;
     conda::PrefixPathsEntry recorded;
     recorded.path = dest;
     recorded.sha256 = entry.sha256;
     recorded.size_in_bytes = entry.size_in_bytes;
     recorded.no_link = entry.no_link;
     if (entry.path_type == conda::PathType::Directory) continue;  // parents are implicit
-    // One lstat per entry: it tells a symlink, a regular file and a missing file apart.
-    std::error_code ec;
-    const fs::file_status status = fs::symlink_status(source, ec);
-    if (entry.path_type == conda::PathType::SoftLink || fs::is_symlink(status)) {
-      fs::path target_text = fs::read_symlink(source, ec);
-      if (ec)
-        return fail(Errc::Integrity, label + ": " + entry.path + " is listed as a symlink but " +
+    // One lstat per entry, beneath the package: it tells a symlink, a regular file and a
+    // missing file apart, and a path through a symlink ("lib" -> /etc, then lib/passwd) is an
+    // error.
+    ENVB_ASSIGN_OR_RETURN(auto status, package.stat(path).context("planning " + label));
+    if (entry.path_type == conda::PathType::SoftLink || (status && S_ISLNK(status->st_mode))) {
+      if (!status || !S_ISLNK(status->st_mode))
+        return fail(Errc::Integrity, label + ": " + path + " is listed as a symlink but " +
                                          "is not one in the extracted package");
+      ENVB_ASSIGN_OR_RETURN(std::string target_text, read_link(package, path));
       plan.files.push_back(
-          {dest, PlannedFile::Kind::Symlink, {}, target_text.string(), false, false});
+          {dest, PlannedFile::Kind::Symlink, {}, std::move(target_text), false, false});
       recorded.path_type = conda::PrefixPathType::SoftLink;
     } else {
-      if (!fs::is_regular_file(status))
-        return fail(Errc::Integrity, label + ": " + entry.path + " is missing from the package");
+      if (!status || !S_ISREG(status->st_mode))
+        return fail(Errc::Integrity, label + ": " + path +
+                                         (status ? " is not a regular file in the package"
+                                                 : " is missing from the package"));
       PlannedFile file{dest, PlannedFile::Kind::File, source, {}, false, entry.no_link};
       recorded.path_type = conda::PrefixPathType::HardLink;
       if (!entry.prefix_placeholder.empty()) {
         fs::path copy = target.staging / "files" / dest;
-        ENVB_TRY(copy_file_exact(source, copy));
+        ENVB_TRY(copy_out_of(package, path, copy).context("planning " + label));
         conda::PrefixReplacement replacement{entry.prefix_placeholder, target.prefix,
                                              entry.file_mode, os};
         ENVB_ASSIGN_OR_RETURN(auto relocation,
                               conda::replace_prefix_in_file(copy, replacement, dest)
-                                  .context("patching " + label + ": " + entry.path));
+                                  .context("patching " + label + ": " + path));
         recorded.file_mode = entry.file_mode;
         recorded.prefix_placeholder = entry.prefix_placeholder;
         if (relocation) {
@@ -158,6 +219,7 @@ Result<PackagePlan> plan_package(const conda::PackageRecord& record, const fs::p
           plan.relocations.push_back(std::move(*relocation));
           ENVB_ASSIGN_OR_RETURN(recorded.sha256_in_prefix, common::sha256_file(copy.string()));
         } else {
+          std::error_code ec;
           fs::remove(copy, ec);
         }
       }
@@ -312,34 +374,120 @@ std::vector<std::pair<std::string, std::string>> environment_files(
 
 namespace {
 
-// One link(2), rename(2) (a private copy) or symlink(2) of `file` at `dest`: 0 when it is
-// there, else the errno; -1 when the file must be copied (no_link).
-int place_once(const PlannedFile& file, const fs::path& dest) {
-  int r = -1;
-  if (file.kind == PlannedFile::Kind::Symlink)
-    r = ::symlink(file.target.c_str(), dest.c_str());
-  else if (file.private_copy)
-    r = ::rename(file.source.c_str(), dest.c_str());
-  else if (!file.no_link)
-    r = ::link(file.source.c_str(), dest.c_str());
-  else
-    return -1;
-  return r == 0 ? 0 : errno;
+// ---- Placing files: every operation beneath the prefix's descriptor -------------------------
+
+// The directory holding a path beneath a root, the last one kept open: a plan's files are
+// sorted by path, so most share their directory with the file before. Paths are in
+// planned_path()'s form.
+class DirCache {
+ public:
+  // The directory's descriptor and the path's last component; with CreateDirs::Yes missing
+  // directories are made. No symlink is followed on the way (RootDir).
+  Result<std::pair<int, std::string>> parent(const RootDir& root, std::string_view relative,
+                                             CreateDirs create) {
+    const size_t slash = relative.rfind('/');
+    const std::string_view dir =
+        slash == std::string_view::npos ? std::string_view() : relative.substr(0, slash);
+    std::string name(slash == std::string_view::npos ? relative : relative.substr(slash + 1));
+    if (root_ != &root || !fd_.valid() || dir != dir_) {
+      auto entry = root.parent_of(relative);
+      if (!entry && entry.error().code() == Errc::NotFound && create == CreateDirs::Yes)
+        entry = root.parent_of(relative, CreateDirs::Yes);
+      if (!entry) return std::move(entry).error();
+      fd_ = std::move(entry->dir);
+      dir_ = dir;
+      root_ = &root;
+    }
+    return std::pair<int, std::string>(fd_.get(), std::move(name));
+  }
+
+ private:
+  const RootDir* root_ = nullptr;
+  std::string dir_;
+  common::Fd fd_;
+};
+
+// A plan's source trees, opened once: its extracted package and its staging dir.
+struct PlanTrees {
+  std::optional<RootDir> extracted;
+  std::optional<RootDir> staging;
+};
+
+Result<PlanTrees> open_trees(const PackagePlan& plan) {
+  PlanTrees trees;
+  if (!plan.extracted.empty()) {
+    ENVB_ASSIGN_OR_RETURN(RootDir extracted, RootDir::open(plan.extracted));
+    trees.extracted.emplace(std::move(extracted));
+  }
+  if (!plan.staging.empty()) {
+    ENVB_ASSIGN_OR_RETURN(RootDir staging, RootDir::open(plan.staging));
+    trees.staging.emplace(std::move(staging));
+  }
+  return trees;
+}
+
+// `source` as a path beneath `root`, the tree it was planned from.
+Result<std::string_view> beneath(const fs::path& root, const fs::path& source) {
+  std::string_view r = root.native();
+  const std::string_view s = source.native();
+  while (r.size() > 1 && r.back() == '/') r.remove_suffix(1);
+  if (s.size() > r.size() + 1 && s.substr(0, r.size()) == r && s[r.size()] == '/')
+    return s.substr(r.size() + 1);
+  return fail(Errc::Internal, source.string() + " is not in " + root.string());
+}
+
+// Makes room at `name` in `dir` for a file: a file or symlink there goes (not what a symlink
+// points to), so does an empty directory; one with something in it is an error.
+Result<void> remove_entry(int dir, const std::string& name, const std::string& shown) {
+  if (::unlinkat(dir, name.c_str(), 0) == 0 || errno == ENOENT) return ok();
+  if (errno != EISDIR) return common::errno_error("unlink", shown, errno);
+  if (::unlinkat(dir, name.c_str(), AT_REMOVEDIR) == 0 || errno == ENOENT) return ok();
+  if (errno == ENOTEMPTY || errno == EEXIST)
+    return fail(Errc::Integrity, shown + ": a directory with files in it where a file goes");
+  return common::errno_error("rmdir", shown, errno);
+}
+
+// Copies the regular file `from_name` in `from_dir` to a new `to_name` in `to_dir`, with its
+// mode; a partial copy is removed.
+Result<void> copy_at(int from_dir, const std::string& from_name, const std::string& from_shown,
+                     int to_dir, const std::string& to_name, const std::string& to_shown) {
+  int raw = ::openat(from_dir, from_name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (raw < 0) return common::errno_error("openat", from_shown, errno);
+  common::Fd in(raw);
+  struct stat st {};
+  if (::fstat(in.get(), &st) != 0) return common::errno_error("fstat", from_shown, errno);
+  if (!S_ISREG(st.st_mode)) return fail(Errc::Integrity, from_shown + ": not a regular file");
+  const mode_t mode = st.st_mode & 07777;
+  raw =
+      ::openat(to_dir, to_name.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+  if (raw < 0) return common::errno_error("openat", to_shown, errno);
+  common::Fd out(raw);
+  auto copied = [&]() -> Result<void> {
+    ENVB_TRY(copy_contents(in, from_shown, out, to_shown));
+    if (::fchmod(out.get(), mode) != 0) return common::errno_error("fchmod", to_shown, errno);
+    return ok();
+  }();
+  if (!copied) {
+    (void)::unlinkat(to_dir, to_name.c_str(), 0);
+    return std::move(copied).error().with_context("copying " + from_shown + " -> " + to_shown);
+  }
+  return ok();
 }
 
 // Puts one file of a wheel into the prefix, resolved beneath it (common::RootDir): a wheel is
 // untrusted, and a conda package may have made a directory of the prefix a symlink, which its
-// files must not be written through. Hard linked from the cache or staging when it can be,
-// else copied into a file created here (O_EXCL: nothing there is followed or reused).
-Result<void> place_wheel_file(const common::RootDir& prefix, const PlannedFile& file,
+// files must not be written through. Its source is ours (the package cache's extracted wheel or
+// the staging dir). Hard linked when it can be, else copied into a file created here (O_EXCL:
+// nothing there is followed or reused).
+Result<void> place_wheel_file(const RootDir& prefix, const PlannedFile& file,
                               PrefixInstallReport& report) {
+  const std::string shown = prefix.shown(file.path);
   if (file.kind != PlannedFile::Kind::File)
-    return fail(Errc::Integrity, prefix.shown(file.path) + ": a wheel installs files only");
-  ENVB_ASSIGN_OR_RETURN(auto parent, prefix.parent_of(file.path, common::CreateDirs::Yes));
-  // A path may have been planned twice only across wheels and packages, which planning refused;
-  // what is there now is a file an earlier link script wrote: replaced, as pip would.
-  if (::unlinkat(parent.dir.get(), parent.name.c_str(), 0) != 0 && errno != ENOENT)
-    return common::errno_error("unlinkat", prefix.shown(file.path), errno);
+    return fail(Errc::Integrity, shown + ": a wheel installs files only");
+  ENVB_ASSIGN_OR_RETURN(auto parent, prefix.parent_of(file.path, CreateDirs::Yes));
+  // Planning refused a path shared with a package or another wheel; what is there now is a
+  // file a link script wrote: replaced, as pip would.
+  ENVB_TRY(remove_entry(parent.dir.get(), parent.name, shown));
   if (!file.no_link &&
       ::linkat(AT_FDCWD, file.source.c_str(), parent.dir.get(), parent.name.c_str(), 0) == 0) {
     ++(file.private_copy ? report.copied : report.hardlinked);
@@ -348,73 +496,120 @@ Result<void> place_wheel_file(const common::RootDir& prefix, const PlannedFile& 
   ENVB_ASSIGN_OR_RETURN(auto in, common::Fd::open_read(file.source.string()));
   struct stat st {};
   if (::fstat(in.get(), &st) != 0) return common::errno_error("fstat", file.source.string(), errno);
-  const int fd = ::openat(parent.dir.get(), parent.name.c_str(),
-                          O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st.st_mode & 0777);
-  if (fd < 0) return common::errno_error("openat", prefix.shown(file.path), errno);
-  common::Fd out(fd);
-  std::vector<std::byte> buffer(1 << 20);
-  for (;;) {
-    ENVB_ASSIGN_OR_RETURN(size_t n, in.read_some(buffer, file.source.string()));
-    if (n == 0) break;
-    ENVB_TRY(out.write_all(std::span(buffer).first(n), prefix.shown(file.path)));
-  }
+  const int raw = ::openat(parent.dir.get(), parent.name.c_str(),
+                           O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st.st_mode & 0777);
+  if (raw < 0) return common::errno_error("openat", shown, errno);
+  common::Fd out(raw);
+  ENVB_TRY(copy_contents(in, file.source.string(), out, shown));
   ++report.copied;
   return ok();
 }
 
-// Puts one planned file into the prefix. The prefix starts empty, so the usual case costs one
-// system call: a missing parent directory (ENOENT) is created, and whatever is already at
-// `dest` (EEXIST: a clobbered file of an earlier package, or one a pre-link script wrote) is
-// removed, each followed by one more try. A file that cannot be hard linked is copied.
-Result<void> place_file(const PlannedFile& file, const fs::path& dest,
-                        PrefixInstallReport& report) {
-  std::error_code ec;
-  int err = place_once(file, dest);
-  if (err == ENOENT) {
-    ENVB_TRY(common::make_dirs(dest.parent_path()));
-    err = place_once(file, dest);
-  }
-  if (err == EEXIST || err == EISDIR) {
-    fs::remove(dest, ec);
-    err = place_once(file, dest);
-  }
-  if (err == 0) {
-    if (file.kind == PlannedFile::Kind::File)
-      ++(file.private_copy ? report.copied : report.hardlinked);
-    return ok();
-  }
-  if (file.kind == PlannedFile::Kind::Symlink)
-    return common::errno_error("symlink", dest.string(), err);
-  // Copied: never through whatever is at dest (a symlink would be followed).
-  ENVB_TRY(common::make_dirs(dest.parent_path()));
-  fs::remove(dest, ec);
-  // A copy of our own rather than fs::copy_file, whose sendfile path reports a full disk as
-  // EIO: errno_error names ENOSPC with advice, and a partial copy is removed.
-  auto copied = [&]() -> Result<void> {
-    ENVB_ASSIGN_OR_RETURN(auto in, common::Fd::open_read(file.source.string()));
-    struct stat st {};
-    if (::fstat(in.get(), &st) != 0)
-      return common::errno_error("fstat", file.source.string(), errno);
-    ENVB_ASSIGN_OR_RETURN(auto out, common::Fd::open(dest.string(), O_WRONLY | O_CREAT | O_TRUNC,
-                                                     static_cast<int>(st.st_mode & 07777)));
-    std::vector<std::byte> buffer(1 << 20);
-    for (;;) {
-      ENVB_ASSIGN_OR_RETURN(size_t n, in.read_some(buffer, file.source.string()));
-      if (n == 0) break;
-      ENVB_TRY(out.write_all(std::span(buffer).first(n), dest.string()));
+// Puts planned files into a prefix through descriptors: each file's parent is resolved beneath
+// the prefix without following a symlink (and made when missing), its source beneath the
+// package's extracted tree or staging dir likewise, and linkat, renameat, symlinkat and openat
+// act on those descriptors. Whatever packages or pre-link scripts left in the prefix, nothing
+// outside it is touched. One per thread.
+class FilePlacer {
+ public:
+  explicit FilePlacer(const RootDir& prefix) : prefix_(prefix) {}
+
+  // The prefix starts empty, so the usual case costs one link: whatever is already at the
+  // file's place (EEXIST: a clobbered file of an earlier package, or one a pre-link script
+  // wrote) is removed first and the link tried again. A file that cannot be hard linked
+  // (another file system, no_link, fs.protected_hardlinks) is copied.
+  Result<void> place(const PlannedFile& file, const PackagePlan& plan, const PlanTrees& trees,
+                     PrefixInstallReport& report) {
+    const std::string shown = prefix_.shown(file.path);
+    ENVB_ASSIGN_OR_RETURN(auto dest, dest_dirs_.parent(prefix_, file.path, CreateDirs::Yes));
+    const auto& [dest_dir, dest_name] = dest;
+    if (file.kind == PlannedFile::Kind::Symlink) {
+      auto link = [&]() -> int {
+        return ::symlinkat(file.target.c_str(), dest_dir, dest_name.c_str()) == 0 ? 0 : errno;
+      };
+      int err = link();
+      if (err == EEXIST) {
+        ENVB_TRY(remove_entry(dest_dir, dest_name, shown));
+        err = link();
+      }
+      if (err != 0) return common::errno_error("symlinkat", shown, err);
+      return ok();
     }
-    if (::fchmod(out.get(), st.st_mode & 07777) != 0)
-      return common::errno_error("fchmod", dest.string(), errno);
+    const std::optional<RootDir>& tree = file.private_copy ? trees.staging : trees.extracted;
+    if (!tree) return fail(Errc::Internal, shown + ": its plan has no tree to take it from");
+    ENVB_ASSIGN_OR_RETURN(std::string_view relative,
+                          beneath(file.private_copy ? plan.staging : plan.extracted, file.source));
+    ENVB_ASSIGN_OR_RETURN(auto source, source_dirs_.parent(*tree, relative, CreateDirs::No));
+    const auto& [source_dir, source_name] = source;
+    if (file.private_copy || !file.no_link) {
+      auto once = [&]() -> int {
+        int r = file.private_copy
+                    ? ::renameat(source_dir, source_name.c_str(), dest_dir, dest_name.c_str())
+                    : ::linkat(source_dir, source_name.c_str(), dest_dir, dest_name.c_str(), 0);
+        return r == 0 ? 0 : errno;
+      };
+      int err = once();
+      if (err == EEXIST || err == EISDIR || err == ENOTEMPTY) {
+        ENVB_TRY(remove_entry(dest_dir, dest_name, shown));
+        err = once();
+      }
+      if (err == 0) {
+        ++(file.private_copy ? report.copied : report.hardlinked);
+        return ok();
+      }
+    }
+    ENVB_TRY(remove_entry(dest_dir, dest_name, shown));
+    ENVB_TRY(copy_at(source_dir, source_name, tree->shown(relative), dest_dir, dest_name, shown));
+    ++report.copied;
     return ok();
-  }();
-  if (!copied) {
-    fs::remove(dest, ec);
-    return std::move(copied).error().with_context("copying " + file.source.string() + " -> " +
-                                                  dest.string());
   }
-  ++report.copied;
+
+ private:
+  const RootDir& prefix_;
+  DirCache dest_dirs_;
+  DirCache source_dirs_;
+};
+
+// Refuses, before anything is placed, a planned path below another planned path: below a
+// symlink (a package's symlinks are created, never followed: a later package's share/esc/x must
+// not land wherever share/esc points, where conda would follow it) or below a file. Both
+// packages are named, whichever comes first. `own` are the files envbuild writes itself.
+Result<void> check_paths_between_packages(const std::vector<PackagePlan>& plans,
+                                          const std::vector<std::string>& own) {
+  struct Owner {
+    size_t plan;
+    const PlannedFile* file;
+  };
+  std::vector<std::string> labels;
+  std::unordered_map<std::string_view, Owner> owners;
+  for (size_t p = 0; p < plans.size(); ++p) {
+    labels.push_back(package_label(plans[p].record));
+    for (const auto& f : plans[p].files) owners.insert_or_assign(f.path, Owner{p, &f});
+  }
+  auto check = [&](std::string_view path, const std::string& who) -> Result<void> {
+    for (size_t slash = path.find('/'); slash != std::string_view::npos;
+         slash = path.find('/', slash + 1)) {
+      auto it = owners.find(path.substr(0, slash));
+      if (it == owners.end()) continue;
+      const PlannedFile& above = *it->second.file;
+      const bool symlink = above.kind == PlannedFile::Kind::Symlink;
+      return fail(Errc::Integrity,
+                  who + " installs " + std::string(path) + " below " + above.path + ", which " +
+                      labels[it->second.plan] + " installs as " +
+                      (symlink ? "a symlink (-> " + above.target + ")" : std::string("a file")))
+          .with_hint(symlink ? "the packages conflict: envbuild never writes through a symlink "
+                               "that a package installed (conda would follow it)"
+                             : "the packages conflict");
+    }
+    return ok();
+  };
+  for (size_t p = 0; p < plans.size(); ++p)
+    for (const auto& f : plans[p].files) ENVB_TRY(check(f.path, labels[p]));
+  for (const auto& path : own) ENVB_TRY(check(path, "envbuild"));
   return ok();
 }
+
+// ---- Link scripts, .pyc files, environment files --------------------------------------------
 
 // Runs one link script with conda's environment. `file` is what runs: the installed script
 // for post-link, the package's own copy (in the extracted cache) for pre-link, since its files
@@ -449,43 +644,83 @@ Result<void> run_link_script(const fs::path& prefix, const PackagePlan& plan,
   return ok();
 }
 
-// Compiles the .py files of the noarch python packages with the prefix's python, the way conda
-// does (`python -Wi -m compileall -q -l -i LIST -j 0`, in the prefix), and adds the .pyc files
-// to each package's conda-meta record (path_type pyc_file). Failures to compile are warnings
-// (python compiles on import instead), as in conda.
-Result<void> compile_noarch_pyc(const std::vector<PackagePlan>& plans, const fs::path& prefix,
-                                const std::string& subdir, PrefixInstallReport& report,
-                                const std::function<void(const std::string&)>& warn) {
+using Warn = std::function<void(const std::string&)>;
+
+// Link scripts and their bookkeeping: whether one may run here, and the $PREFIX/.messages.txt
+// a script leaves, shown and removed (read beneath the prefix: a symlink there is not followed).
+class ScriptRunner {
+ public:
+  ScriptRunner(const fs::path& prefix_dir, const RootDir& prefix, bool scripts_here,
+               const Warn& warn, PrefixInstallReport& report)
+      : prefix_dir_(prefix_dir),
+        prefix_(prefix),
+        scripts_here_(scripts_here),
+        warn_(warn),
+        report_(report) {}
+
+  // A script runs only when the package itself is for this host too: a lock file may name a
+  // package of another platform (an osx-64 build's post-link would run linux's sh on macOS
+  // assumptions), and a noarch or subdir-less record is as portable as its prefix.
+  [[nodiscard]] bool runs_here(const PackagePlan& plan) const {
+    const std::string& own = plan.record.subdir;
+    return scripts_here_ && (own.empty() || own == "noarch" || own == host_subdir());
+  }
+
+  // Runs `script` of `plan` from `file` ("pre-link" or "post-link" is `kind`), or records it
+  // as pending when it may not run here.
+  Result<void> run(const PackagePlan& plan, const std::string& script, const fs::path& file,
+                   const std::string& kind) {
+    const std::string& name = plan.record.name;
+    if (!runs_here(plan)) {
+      report_.scripts_pending.push_back(name + ": " + kind + " (" + script + ")");
+      return ok();
+    }
+    ENVB_TRY(run_link_script(prefix_dir_, plan, script, file));
+    report_.scripts_run.push_back(name + ": " + kind);
+    constexpr std::string_view kMessages = ".messages.txt";
+    auto text = prefix_.read_regular(kMessages, size_t{1} << 20);
+    if (!text)
+      warn_(name + " " + kind + ": ignoring " + std::string(kMessages) + ": " +
+            text.error().to_string());
+    else if (*text && !(*text)->empty())
+      warn_(name + " " + kind + ": " + **text);
+    return prefix_.remove_all(kMessages);
+  }
+
+ private:
+  const fs::path& prefix_dir_;
+  const RootDir& prefix_;
+  bool scripts_here_;
+  const Warn& warn_;
+  PrefixInstallReport& report_;
+};
+
+// The .py files of the noarch python packages, per plan.
+std::vector<std::vector<std::string>> noarch_sources(const std::vector<PackagePlan>& plans) {
   std::vector<std::vector<std::string>> sources(plans.size());
-  size_t count = 0;
   for (size_t i = 0; i < plans.size(); ++i) {
     if (!plans[i].noarch_python) continue;
     for (const auto& f : plans[i].files)
       if (f.kind == PlannedFile::Kind::File && f.path.ends_with(".py") &&
-          f.path.rfind("bin/", 0) != 0) {
+          f.path.rfind("bin/", 0) != 0)
         sources[i].push_back(f.path);
-        ++count;
-      }
   }
-  if (count == 0) return ok();
-  const fs::path python = prefix / "bin" / "python";
-  if (subdir != host_subdir() || ::access(python.c_str(), X_OK) != 0) {
-    warn("not compiling " + std::to_string(count) + " .py file(s) of noarch python packages (" +
-         (subdir != host_subdir() ? "platform " + subdir + " is not this host's"
-                                  : std::string("no bin/python in the prefix")) +
-         "); python compiles them on first import where the prefix is writable");
-    return ok();
-  }
-  const fs::path list = prefix / ".envbuild-pyc-list";
-  std::string text;
-  for (const auto& paths : sources)
-    for (const auto& p : paths) text += p + "\n";
-  ENVB_TRY(common::write_file_atomic(list, text));
+  return sources;
+}
+
+// Runs `python -Wi -m compileall -q -l -i LIST -j 0` in the prefix, as conda does; a failure is
+// a warning (python compiles on import instead), as in conda.
+Result<void> run_compileall(const fs::path& prefix_dir, const RootDir& prefix,
+                            const std::string& list_text, const Warn& warn) {
+  constexpr std::string_view kList = ".envbuild-pyc-list";
+  ENVB_TRY(prefix.write_atomic(kList, list_text));
+  const fs::path python = prefix_dir / "bin" / "python";
+  const fs::path list = prefix_dir / kList;
   pid_t pid = ::fork();
   if (pid < 0) return common::errno_error("fork", python.string(), errno);
   if (pid == 0) {
     ::dup2(STDERR_FILENO, STDOUT_FILENO);  // keep our stdout for --json
-    if (::chdir(prefix.c_str()) != 0) ::_exit(126);
+    if (::chdir(prefix_dir.c_str()) != 0) ::_exit(126);
     ::execl(python.c_str(), python.c_str(), "-Wi", "-m", "compileall", "-q", "-l", "-i",
             list.c_str(), "-j", "0", static_cast<char*>(nullptr));
     ::_exit(127);
@@ -493,26 +728,31 @@ Result<void> compile_noarch_pyc(const std::vector<PackagePlan>& plans, const fs:
   int status = 0;
   while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
-  std::error_code ec;
-  fs::remove(list, ec);
+  ENVB_TRY(prefix.remove_all(kList));
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     warn("python -m compileall failed for some noarch python files (exit " +
          std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1) +
          "); they are compiled on import instead");
-  // Each x.py gives __pycache__/x.<tag>.pyc; the tag is the python's (cpython-311, ...).
-  std::map<fs::path, std::vector<std::string>> listings;
+  return ok();
+}
+
+// Adds the .pyc files compileall wrote to each package's conda-meta record (path_type
+// pyc_file). Each x.py gives __pycache__/x.<tag>.pyc, the tag being the python's (cpython-311).
+Result<void> record_pyc_files(const std::vector<PackagePlan>& plans,
+                              const std::vector<std::vector<std::string>>& sources,
+                              const RootDir& prefix, PrefixInstallReport& report) {
+  std::map<std::string, std::vector<std::string>> listings;
   auto cached_pyc = [&](const std::string& py) -> std::optional<std::string> {
     fs::path rel(py);
-    fs::path dir = rel.parent_path() / "__pycache__";
+    const std::string dir = (rel.parent_path() / "__pycache__").string();
     auto [it, inserted] = listings.try_emplace(dir);
-    if (inserted)
-      for (const auto& e : fs::directory_iterator(prefix / dir, ec))
-        it->second.push_back(e.path().filename().string());
+    // A __pycache__ that is no real directory beneath the prefix holds no .pyc of ours.
+    if (inserted) it->second = prefix.list(dir).value_or(std::vector<std::string>{});
     std::string stem = rel.stem().string() + ".";
     for (const auto& name : it->second)
       if (name.rfind(stem, 0) == 0 && name.ends_with(".pyc") &&
           name.find('.', stem.size()) == name.size() - 4)
-        return (dir / name).string();
+        return dir + "/" + name;
     return std::nullopt;
   };
   for (size_t i = 0; i < plans.size(); ++i) {
@@ -521,10 +761,11 @@ Result<void> compile_noarch_pyc(const std::vector<PackagePlan>& plans, const fs:
       return f.path.rfind("conda-meta/", 0) == 0 && f.path.ends_with(".json");
     });
     if (meta == plans[i].files.end()) continue;
-    ENVB_ASSIGN_OR_RETURN(std::string json_text, common::read_file(prefix / meta->path));
-    auto json = nlohmann::json::parse(json_text, nullptr, false);
-    if (json.is_discarded() || !json.is_object())
-      return fail(Errc::Internal, (prefix / meta->path).string() + ": not JSON");
+    const std::string shown = prefix.shown(meta->path);
+    ENVB_ASSIGN_OR_RETURN(auto text, prefix.read_regular(meta->path));
+    if (!text) return fail(Errc::Internal, shown + ": missing after linking");
+    ENVB_ASSIGN_OR_RETURN(auto json, common::parse_json(*text, shown, Errc::Integrity));
+    if (!json.is_object()) return fail(Errc::Integrity, shown + ": not a JSON object");
     auto& files = json["files"];
     auto& paths = json["paths_data"]["paths"];
     for (const auto& py : sources[i]) {
@@ -534,43 +775,90 @@ Result<void> compile_noarch_pyc(const std::vector<PackagePlan>& plans, const fs:
       if (paths.is_array()) paths.push_back({{"_path", *pyc}, {"path_type", "pyc_file"}});
       ++report.pyc_compiled;
     }
-    ENVB_TRY(common::write_file_atomic(prefix / meta->path, json.dump(2) + "\n"));
+    ENVB_TRY(prefix.write_atomic(meta->path, json.dump(2) + "\n", 0644, RootDir::Sync::Yes));
   }
   return ok();
 }
 
-}  // namespace
-
-Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& plans,
-                                              const fs::path& prefix_dir, const std::string& subdir,
-                                              const PrefixInstallOptions& options) {
-  auto warn = options.warn ? options.warn
-                           : [](const std::string& m) { std::cerr << "warning: " << m << "\n"; };
-  PrefixInstallReport report;
-  ENVB_TRY(common::make_dirs(prefix_dir / "conda-meta"));
-  const bool scripts_here = options.link_scripts == LinkScripts::Run && subdir == host_subdir();
-  // A script is run only when the package itself is for this host too: a lock file may name a
-  // package of another platform (an osx-64 build's post-link would run linux's sh on macOS
-  // assumptions), and a noarch or subdir-less record is as portable as its prefix.
-  auto runs_here = [&](const PackagePlan& plan) {
-    const std::string& own = plan.record.subdir;
-    return scripts_here && (own.empty() || own == "noarch" || own == host_subdir());
-  };
-  std::vector<std::string> foreign;  // packages whose scripts were kept for their platform
-  // Shows and removes $PREFIX/.messages.txt after a script.
-  auto messages = [&](const PackagePlan& plan, const std::string& kind) {
-    fs::path file = prefix_dir / ".messages.txt";
-    std::error_code ec;
-    if (fs::exists(file, ec)) {
-      if (auto text = common::read_file(file); text && !text->empty())
-        warn(plan.record.name + " " + kind + ": " + *text);
-      fs::remove(file, ec);
+// Compiles the .py files of the noarch python packages with the prefix's python when the
+// platform is the host's, and records the .pyc files.
+Result<void> compile_noarch_pyc(const std::vector<PackagePlan>& plans, const fs::path& prefix_dir,
+                                const RootDir& prefix, const std::string& subdir,
+                                PrefixInstallReport& report, const Warn& warn) {
+  const auto sources = noarch_sources(plans);
+  std::string list;
+  size_t count = 0;
+  for (const auto& paths : sources)
+    for (const auto& p : paths) {
+      list += p + "\n";
+      ++count;
     }
-  };
-  // Pre-link scripts must see the files of the packages linked before theirs: with any, the
-  // files go in one package after the other. Without, the order only decides clobbers, so each
-  // path is placed once, from the last package that has it (the tree an in-order link leaves),
-  // by `jobs` threads.
+  if (count == 0) return ok();
+  const fs::path python = prefix_dir / "bin" / "python";
+  if (subdir != host_subdir() || ::access(python.c_str(), X_OK) != 0) {
+    warn("not compiling " + std::to_string(count) + " .py file(s) of noarch python packages (" +
+         (subdir != host_subdir() ? "platform " + subdir + " is not this host's"
+                                  : std::string("no bin/python in the prefix")) +
+         "); python compiles them on first import where the prefix is writable");
+    return ok();
+  }
+  ENVB_TRY(run_compileall(prefix_dir, prefix, list, warn));
+  return record_pyc_files(plans, sources, prefix, report);
+}
+
+// Writes `content` at `path` beneath `root`, making its directories, durably.
+Result<void> write_beneath(const RootDir& root, std::string_view path, std::string_view content) {
+  if (auto slash = path.rfind('/'); slash != std::string_view::npos)
+    ENVB_TRY(root.open_dir(path.substr(0, slash), CreateDirs::Yes));
+  return root.write_atomic(path, content, 0644, RootDir::Sync::Yes);
+}
+
+std::string lines_of(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& item : items) out += item + "\n";
+  return out;
+}
+
+// The files envbuild writes into a prefix besides the packages'.
+std::vector<std::string> own_paths(const std::vector<PackagePlan>& plans, const fs::path& prefix,
+                                   const PrefixInstallOptions& options) {
+  std::vector<std::string> paths = {"conda-meta/envbuild-clobbers",
+                                    "conda-meta/envbuild-pending-scripts"};
+  for (const auto& [path, content] : environment_files(plans, prefix.string(), options))
+    paths.push_back(path);
+  return paths;
+}
+
+// The environment files, clobbers and pending scripts; conda-meta/history last, since it marks
+// the prefix as a complete environment.
+Result<void> write_environment_files(const std::vector<PackagePlan>& plans,
+                                     const fs::path& prefix_dir, const RootDir& prefix,
+                                     const PrefixInstallOptions& options,
+                                     const PrefixInstallReport& report) {
+  std::string history;
+  for (auto& [path, content] : environment_files(plans, prefix_dir.string(), options)) {
+    if (path == "conda-meta/history")
+      history = std::move(content);
+    else
+      ENVB_TRY(write_beneath(prefix, path, content));
+  }
+  if (!report.clobbered.empty())
+    ENVB_TRY(write_beneath(prefix, "conda-meta/envbuild-clobbers", lines_of(report.clobbered)));
+  if (!report.scripts_pending.empty())
+    ENVB_TRY(write_beneath(prefix, "conda-meta/envbuild-pending-scripts",
+                           lines_of(report.scripts_pending)));
+  if (!history.empty()) ENVB_TRY(write_beneath(prefix, "conda-meta/history", history));
+  return ok();
+}
+
+// Places every plan's files in link order, pre-link scripts before their package's files (from
+// the package's copy: its own files are not linked yet). Pre-link scripts must see the files
+// of the packages linked before theirs: with any, the files go in one package after the other.
+// Without, the order only decides clobbers, so each path is placed once, from the last package
+// that has it (the tree an in-order link leaves), by `jobs` threads.
+Result<void> link_files(const std::vector<PackagePlan>& plans, const std::vector<PlanTrees>& trees,
+                        const RootDir& prefix, size_t jobs, ScriptRunner& scripts,
+                        PrefixInstallReport& report, const Warn& warn) {
   const bool in_order = std::any_of(plans.begin(), plans.end(), [](const PackagePlan& plan) {
     return std::any_of(plan.link_scripts.begin(), plan.link_scripts.end(),
                        [](const std::string& s) { return s.ends_with("-pre-link.sh"); });
@@ -581,20 +869,13 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
   for (size_t p = 0; p < plans.size(); ++p) {
     const PackagePlan& plan = plans[p];
     const std::string label = package_label(plan.record);
-    // Pre-link scripts (deprecated in conda, still run) run before the package's own files are
-    // linked, from the package's copy, with the same environment as post-link scripts.
     for (const auto& script : plan.link_scripts) {
       if (!script.ends_with("-pre-link.sh")) continue;
-      if (!runs_here(plan)) {
-        report.scripts_pending.push_back(plan.record.name + ": pre-link (" + script + ")");
-        continue;
-      }
       auto it = std::find_if(plan.files.begin(), plan.files.end(),
                              [&](const PlannedFile& f) { return f.path == script; });
-      if (it == plan.files.end()) continue;
-      ENVB_TRY(run_link_script(prefix_dir, plan, script, it->source));
-      report.scripts_run.push_back(plan.record.name + ": pre-link");
-      messages(plan, "pre-link");
+      const fs::path file = it == plan.files.end() ? fs::path() : it->source;
+      if (file.empty() && scripts.runs_here(plan)) continue;
+      ENVB_TRY(scripts.run(plan, script, file, "pre-link"));
     }
     // The package's conda-meta record goes in last: a process killed midway must not leave a
     // record claiming files that are not there yet.
@@ -603,73 +884,94 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
       if (!file.path.starts_with("conda-meta/")) ordered.push_back(&file);
     for (const auto& file : plan.files)
       if (file.path.starts_with("conda-meta/")) ordered.push_back(&file);
-    for (const PlannedFile* planned : ordered) {
-      const PlannedFile& file = *planned;
-      fs::path dest = prefix_dir / file.path;
-      if (auto it = owner.find(file.path); it != owner.end() && it->second != label) {
-        report.clobbered.push_back(file.path + ": " + it->second + ", then " + label + " (kept)");
-        warn("clobber: " + file.path + " is in " + it->second + " and " + label + "; keeping " +
+    FilePlacer placer(prefix);  // one per package: a pre-link script may have changed the tree
+    for (const PlannedFile* file : ordered) {
+      if (auto it = owner.find(file->path); it != owner.end() && it->second != label) {
+        report.clobbered.push_back(file->path + ": " + it->second + ", then " + label + " (kept)");
+        warn("clobber: " + file->path + " is in " + it->second + " and " + label + "; keeping " +
              label + "'s");
       }
-      owner[file.path] = label;
+      owner[file->path] = label;
       ++report.files;
       if (!in_order) {
-        deferred[p].push_back(planned);
-        last_owner[file.path] = p;
+        deferred[p].push_back(file);
+        last_owner[file->path] = p;
         continue;
       }
-      ENVB_TRY(place_file(file, dest, report));
+      ENVB_TRY(placer.place(*file, plan, trees[p], report));
     }
   }
-  if (!in_order) {
-    std::vector<PrefixInstallReport> counts(plans.size());
-    ENVB_TRY(common::for_each_index(plans.size(), options.jobs, [&](size_t p) -> Result<void> {
-      for (const PlannedFile* file : deferred[p])
-        if (last_owner.at(file->path) == p)
-          ENVB_TRY(place_file(*file, prefix_dir / file->path, counts[p]));
-      return ok();
-    }));
-    for (const auto& c : counts) {
-      report.hardlinked += c.hardlinked;
-      report.copied += c.copied;
-    }
+  if (in_order) return ok();
+  std::vector<PrefixInstallReport> counts(plans.size());
+  ENVB_TRY(common::for_each_index(plans.size(), jobs, [&](size_t p) -> Result<void> {
+    FilePlacer placer(prefix);
+    for (const PlannedFile* file : deferred[p])
+      if (last_owner.at(file->path) == p)
+        ENVB_TRY(placer.place(*file, plans[p], trees[p], counts[p]));
+    return ok();
+  }));
+  for (const auto& c : counts) {
+    report.hardlinked += c.hardlinked;
+    report.copied += c.copied;
   }
-  if (options.compile_pyc) ENVB_TRY(compile_noarch_pyc(plans, prefix_dir, subdir, report, warn));
+  return ok();
+}
+
+// Warns once about the link scripts left pending, and why.
+void warn_pending(const std::vector<PackagePlan>& plans, const ScriptRunner& scripts,
+                  bool scripts_here, const std::string& subdir, const PrefixInstallOptions& options,
+                  const PrefixInstallReport& report, const Warn& warn) {
+  if (report.scripts_pending.empty()) return;
+  std::string why = options.link_scripts == LinkScripts::Skip ? "--no-link-scripts"
+                    : !scripts_here ? "platform " + subdir + " is not this host's"
+                                    : "";
+  for (const auto& plan : plans)
+    if (scripts_here && !plan.link_scripts.empty() && !scripts.runs_here(plan))
+      why += (why.empty() ? "" : ", ") + plan.record.name + " (" + plan.record.subdir +
+             ") is not for this host's platform " + host_subdir();
+  warn(std::to_string(report.scripts_pending.size()) + " link script(s) not run (" + why +
+       "); recorded in conda-meta/envbuild-pending-scripts");
+}
+
+}  // namespace
+
+Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& plans,
+                                              const fs::path& prefix_dir, const std::string& subdir,
+                                              const PrefixInstallOptions& options) {
+  const Warn warn = options.warn ? options.warn : [](const std::string& m) {
+    std::cerr << "warning: " << m << "\n";
+  };
+  ENVB_TRY(check_paths_between_packages(plans, own_paths(plans, prefix_dir, options)));
+  ENVB_TRY(common::make_dirs(prefix_dir));
+  ENVB_ASSIGN_OR_RETURN(RootDir prefix, RootDir::open(prefix_dir));
+  ENVB_TRY(prefix.make_dir("conda-meta"));
+  std::vector<PlanTrees> trees;
+  for (const auto& plan : plans) {
+    ENVB_ASSIGN_OR_RETURN(PlanTrees t, open_trees(plan).context(package_label(plan.record)));
+    trees.push_back(std::move(t));
+  }
+  PrefixInstallReport report;
+  const bool scripts_here = options.link_scripts == LinkScripts::Run && subdir == host_subdir();
+  ScriptRunner scripts(prefix_dir, prefix, scripts_here, warn, report);
+  ENVB_TRY(link_files(plans, trees, prefix, options.jobs, scripts, report, warn));
+  if (options.compile_pyc)
+    ENVB_TRY(compile_noarch_pyc(plans, prefix_dir, prefix, subdir, report, warn));
   // Post-link scripts run once every package is in place (they may use any of them), in link
   // order.
-  for (const auto& plan : plans) {
-    for (const auto& script : plan.link_scripts) {
-      if (script.ends_with("-pre-link.sh")) continue;
-      if (runs_here(plan)) {
-        ENVB_TRY(run_link_script(prefix_dir, plan, script, prefix_dir / script));
-        report.scripts_run.push_back(plan.record.name + ": post-link");
-        messages(plan, "post-link");
-      } else {
-        report.scripts_pending.push_back(plan.record.name + ": post-link (" + script + ")");
-      }
-    }
-  }
+  for (const auto& plan : plans)
+    for (const auto& script : plan.link_scripts)
+      if (!script.ends_with("-pre-link.sh"))
+        ENVB_TRY(scripts.run(plan, script, prefix_dir / script, "post-link"));
   // The pip: section's wheels go in after conda's packages and scripts, as pip runs after conda.
   if (!options.wheels.empty()) {
-    ENVB_ASSIGN_OR_RETURN(auto root, common::RootDir::open(prefix_dir));
+    ENVB_ASSIGN_OR_RETURN(auto root, RootDir::open(prefix_dir));
     for (const auto& wheel : options.wheels)
       for (const auto& file : wheel.files) {
         ++report.files;
         ENVB_TRY(place_wheel_file(root, file, report).context("installing " + wheel.label));
       }
   }
-  for (const auto& plan : plans)
-    if (scripts_here && !plan.link_scripts.empty() && !runs_here(plan))
-      foreign.push_back(plan.record.name + " (" + plan.record.subdir + ")");
-  if (!report.scripts_pending.empty()) {
-    std::string why = options.link_scripts == LinkScripts::Skip ? "--no-link-scripts"
-                      : !scripts_here ? "platform " + subdir + " is not this host's"
-                                      : "";
-    for (const auto& f : foreign)
-      why += (why.empty() ? "" : ", ") + f + " is not for this host's platform " + host_subdir();
-    warn(std::to_string(report.scripts_pending.size()) + " link script(s) not run (" + why +
-         "); recorded in conda-meta/envbuild-pending-scripts");
-  }
+  warn_pending(plans, scripts, scripts_here, subdir, options, report, warn);
   // What is left of the staging dirs goes before conda-meta/history, which marks the prefix as
   // an environment and is written last: a prefix that has it is complete.
   for (const auto& wheel : options.wheels)
@@ -681,28 +983,7 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
     if (plan.staging.parent_path().filename() == ".envbuild-staging")
       fs::remove(plan.staging.parent_path(), ec);  // once empty
   }
-  std::string history;
-  for (auto& [path, content] : environment_files(plans, prefix_dir.string(), options)) {
-    if (path == "conda-meta/history") {
-      history = std::move(content);
-      continue;
-    }
-    ENVB_TRY(common::make_dirs((prefix_dir / path).parent_path()));
-    ENVB_TRY(common::write_file_atomic(prefix_dir / path, content));
-  }
-  if (!report.clobbered.empty()) {
-    std::string clobbers;
-    for (const auto& c : report.clobbered) clobbers += c + "\n";
-    ENVB_TRY(common::write_file_atomic(prefix_dir / "conda-meta" / "envbuild-clobbers", clobbers));
-  }
-  if (!report.scripts_pending.empty()) {
-    std::string pending;
-    for (const auto& s : report.scripts_pending) pending += s + "\n";
-    ENVB_TRY(
-        common::write_file_atomic(prefix_dir / "conda-meta" / "envbuild-pending-scripts", pending));
-  }
-  if (!history.empty())
-    ENVB_TRY(common::write_file_atomic(prefix_dir / "conda-meta" / "history", history));
+  ENVB_TRY(write_environment_files(plans, prefix_dir, prefix, options, report));
   return report;
 }
 
@@ -736,8 +1017,9 @@ double ms_since(std::chrono::steady_clock::time_point start) {
 // its record or by its info/link.json.
 Result<bool> needs_python(const conda::PackageRecord& record, const fs::path& extracted) {
   if (record.noarch == conda::NoArchType::Python) return true;
-  ENVB_ASSIGN_OR_RETURN(auto link,
-                        read_link_json(extracted).context("reading " + package_label(record)));
+  const std::string what = "reading " + package_label(record);
+  ENVB_ASSIGN_OR_RETURN(RootDir package, RootDir::open(extracted).context(what));
+  ENVB_ASSIGN_OR_RETURN(auto link, read_link_json(package).context(what));
   return is_noarch_python(record, link);
 }
 
@@ -779,9 +1061,7 @@ Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallReq
   std::vector<std::optional<PackagePlan>> planned(refs.size());
   auto complete_record = [&](size_t i, const CachedPackage& cached) -> Result<void> {
     const auto& given = request.records[i];
-    fs::path index_file = cached.extracted / "info" / "index.json";
-    ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(index_file));
-    ENVB_ASSIGN_OR_RETURN(auto index, conda::parse_package_record(text, index_file.string()));
+    ENVB_ASSIGN_OR_RETURN(auto index, extracted_index_record(cached.extracted));
     if (!given.name.empty() && given.name != index.name)
       return fail(Errc::Integrity, archive_name(refs[i]) + ": expected package '" + given.name +
                                        "' but its info/index.json says '" + index.name + "'");

@@ -42,6 +42,7 @@ struct PackagePlan {
   std::vector<conda::RelocationRecord> relocations;  // one per patched file, path prefix-relative
   std::vector<std::string> link_scripts;             // e.g. "bin/.pkg-post-link.sh"
   std::filesystem::path staging;  // the target's staging dir (private copies live under it)
+  std::filesystem::path extracted;  // the extracted package the other files come from
   bool noarch_python = false;     // its .py files are compiled to .pyc after linking
 };
 
@@ -53,7 +54,10 @@ struct InstallTarget {
 };
 
 /// Plans one package extracted at `extracted`. Requires info/ from the extraction. A noarch
-/// python package without a python in the environment is an InvalidInput error naming it.
+/// python package without a python in the environment is an InvalidInput error naming it. The
+/// extracted tree is read beneath it without following a symlink: a path of paths.json that
+/// passes through one (or is unsafe, or is one of envbuild's `.envbuild-*` names) is an
+/// Integrity error. Paths come out normalized ("./a//b" is "a/b").
 Result<PackagePlan> plan_package(const conda::PackageRecord& record,
                                  const std::filesystem::path& extracted,
                                  const std::string& requested_spec, const InstallTarget& target);
@@ -115,6 +119,13 @@ struct PrefixInstallReport {
 /// conda-meta/state and etc/conda/env_vars.d/ (variables), and the relocation index
 /// (conda-meta/envbuild-relocations.json). Link scripts run only when the environment's platform
 /// is the host's.
+///
+/// Untrusted trees: every file operation (links, renames, copies, symlinks, directories,
+/// clobbers, .pyc bookkeeping, .messages.txt) acts beneath the prefix's and the packages'
+/// directory descriptors without following a symlink (common::RootDir). Packages' symlinks are
+/// created, never followed: a path that lies below another package's symlink (or file) is an
+/// Integrity error naming both, raised before anything is placed. conda would follow the
+/// symlink and write wherever it points.
 Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& plans,
                                               const std::filesystem::path& prefix_dir,
                                               const std::string& subdir,

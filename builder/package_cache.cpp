@@ -17,7 +17,10 @@
 #include "common/fs.hpp"
 #include "common/hash.hpp"
 #include "common/io.hpp"
+#include "common/parallel.hpp"
+#include "common/root_dir.hpp"
 #include "conda/extract.hpp"
+#include "conda/package_metadata.hpp"
 
 namespace envbuild::builder {
 
@@ -30,6 +33,16 @@ fs::path default_cache_root() {
   if (const char* home = std::getenv("HOME"); home && *home)
     return fs::path(home) / ".cache" / "envbuild";
   return "/tmp/envbuild-cache";
+}
+
+Result<conda::PackageRecord> extracted_index_record(const fs::path& extracted) {
+  ENVB_ASSIGN_OR_RETURN(common::RootDir package, common::RootDir::open(extracted));
+  ENVB_ASSIGN_OR_RETURN(auto text,
+                        package.read_regular("info/index.json", conda::kMaxInfoFileBytes));
+  if (!text)
+    return fail(Errc::Integrity, package.shown("info/index.json") + ": missing")
+        .with_hint("remove " + extracted.string() + " from the package cache to extract it again");
+  return conda::parse_package_record(*text, package.shown("info/index.json"));
 }
 
 std::string cache_key(const PackageRef& package) {
@@ -133,7 +146,8 @@ void remove_stale_temps(const fs::path& root, const std::string& key, const std:
     std::vector<fs::path> stale;
     for (const auto& entry : fs::directory_iterator(dir, ec))
       if (entry.path().filename().string().rfind(prefix, 0) == 0) stale.push_back(entry.path());
-    for (const auto& path : stale) fs::remove_all(path, ec);
+    // A half-extracted tree is an untrusted package's: removed without following its symlinks.
+    for (const auto& path : stale) (void)common::remove_all(path);
   };
   sweep(root / "pkgs" / key, "." + name + ".tmp.");
   sweep(root / "extracted", "." + key + ".tmp.");
@@ -327,7 +341,13 @@ CachedPackage release(auto&& held) {
 
 Result<void> PackageCache::extract(Held& held) const {
   ENVB_TRY(common::make_dirs(held.result.extracted.parent_path()));
-  ENVB_TRY(conda::extract_package(held.result.archive, held.result.extracted)
+  conda::ExtractOptions options;
+  if (options_.limits) {
+    options.limits = *options_.limits;
+  } else {
+    ENVB_ASSIGN_OR_RETURN(options.limits, common::UnpackLimits::from_environment("ENVBUILD"));
+  }
+  ENVB_TRY(conda::extract_package(held.result.archive, held.result.extracted, options)
                .context("extracting " + held.name));
   held.result.extracted_now = true;
   return ok();
@@ -409,8 +429,10 @@ Result<std::vector<CachedPackage>> PackageCache::fetch(
       }
     });
 
-  common::run_parallel(
-      count, jobs, options_.http, [&](size_t n, common::HttpClient& client) -> Result<void> {
+  common::HttpClients clients(options_.http, common::worker_count(count, jobs));
+  // Every outcome is kept per package, so the loop itself never fails.
+  (void)common::for_each_index(count, jobs, [&](size_t n, size_t worker) -> Result<void> {
+        common::HttpClient& client = clients.of(worker);
         const size_t i = order[n];
         if (failed.load()) {
           outcomes[i] = fail(Errc::Cancelled, "cancelled after an earlier failure");

@@ -17,7 +17,9 @@
 #include <vector>
 
 #include "common/http.hpp"
+#include "common/limits.hpp"
 #include "common/result.hpp"
+#include "conda/package_record.hpp"
 
 namespace envbuild::builder {
 
@@ -46,6 +48,8 @@ struct PackageCacheOptions {
   /// Channel base URLs with credentials (builder/channel.hpp credentialed_base_urls()): a
   /// package URL under the redacted form of one is downloaded with its credentials.
   std::vector<std::string> credentialed_channels;
+  /// Bounds on extracting a package; unset: the defaults with ENVBUILD_MAX_* applied.
+  std::optional<common::UnpackLimits> limits;
   /// Called on the worker thread after package `index` is ready, before that worker takes the
   /// next package: progress output, or work on the package (planning its installation) that
   /// then overlaps the other downloads. May be called from any thread; an error stops the batch
@@ -81,6 +85,10 @@ class PackageCache {
                                          common::HttpClient& client, bool& downloaded) const;
   PackageCacheOptions options_;
 };
+
+/// info/index.json of an extracted package, read beneath it without following a symlink (the
+/// tree is an untrusted package's).
+Result<conda::PackageRecord> extracted_index_record(const std::filesystem::path& extracted);
 
 /// The cache key of a ref: its sha256, else "md5-<md5>"; empty when it has neither.
 std::string cache_key(const PackageRef& package);

@@ -5,6 +5,7 @@
 
 #include "common/fs.hpp"
 #include "common/hash.hpp"
+#include "common/json.hpp"
 #include "conda/prefix_replace.hpp"
 #include "oci/manifest.hpp"
 
@@ -73,17 +74,21 @@ std::optional<CachedPlan> PlanCache::load(const std::string& key,
   const size_t newline = text->find('\n');
   if (newline == std::string::npos) return std::nullopt;
   const std::string_view body(text->data() + newline + 1, text->size() - newline - 1);
+  // A damaged entry (nullopt below): plan the package again.
+  auto header = common::parse_json(std::string_view(*text).substr(0, newline), "plan header");
+  if (!header) return std::nullopt;
   try {
-    const auto header = nlohmann::json::parse(text->substr(0, newline));
-    if (header.at("format") != kPlanFormat || header.at("key") != key ||
-        header.at("sha256") != common::sha256_hex(body))
+    if (header->at("format") != kPlanFormat || header->at("key") != key ||
+        header->at("sha256") != common::sha256_hex(body))
       return std::nullopt;
-    auto plan = plan_from_body(nlohmann::json::parse(body));
+    auto parsed_body = common::parse_json(body, "plan");
+    if (!parsed_body) return std::nullopt;
+    auto plan = plan_from_body(*parsed_body);
     if (!plan) return std::nullopt;
     plan->plan.record = record;
     return std::move(*plan);
   } catch (const nlohmann::json::exception&) {
-    return std::nullopt;  // a damaged entry: plan the package again
+    return std::nullopt;
   }
 }
 

@@ -1,7 +1,5 @@
 #include "builder/referrers.hpp"
 
-#include <unistd.h>
-
 #include "common/fs.hpp"
 #include "common/io.hpp"
 #include "oci/manifest.hpp"
@@ -65,15 +63,7 @@ Result<void> add_artifact_to_layout(const oci::BlobStore& from, const oci::Descr
   std::vector<oci::Descriptor> blobs = blobs_of(m);
   blobs.push_back(artifact);
   const oci::BlobStore& to = layout.blobs();
-  for (const auto& d : blobs) {
-    if (to.contains(d.digest, d.size)) continue;
-    fs::path dest = to.path_of(d.digest);
-    ENVB_TRY(common::make_dirs(dest.parent_path()));
-    if (::link(from.path_of(d.digest).c_str(), dest.c_str()) == 0) continue;
-    ENVB_ASSIGN_OR_RETURN(std::string bytes, common::read_file(from.path_of(d.digest)));
-    ENVB_ASSIGN_OR_RETURN(auto info, to.put(bytes));
-    (void)info;
-  }
+  for (const auto& d : blobs) ENVB_TRY(oci::copy_blob(from, d, to));
   return layout.add_referrer(artifact);
 }
 

@@ -10,6 +10,8 @@
 #include "common/fs.hpp"
 #include "common/hash.hpp"
 #include "common/io.hpp"
+#include "common/json.hpp"
+#include "common/parallel.hpp"
 
 namespace envbuild::builder {
 
@@ -73,8 +75,10 @@ struct CacheInfo {
 std::optional<CacheInfo> read_info(const std::filesystem::path& path) {
   auto text = common::read_file(path, 1 << 20);
   if (!text) return std::nullopt;
+  auto parsed = common::parse_json(*text, path.string());
+  if (!parsed) return std::nullopt;  // a damaged entry is refetched
   try {
-    auto j = nlohmann::json::parse(*text);
+    const nlohmann::json& j = *parsed;
     CacheInfo info;
     info.url = j.value("url", "");
     info.etag = j.value("etag", "");
@@ -171,8 +175,8 @@ Result<void> fetch_remote(SubdirRepodata& out, common::HttpClient& client,
   }
 
   auto try_variant = [&](bool zst) -> Result<common::HttpResponse> {
-    common::HttpRequest request;
-    request.url = zst ? base + ".zst" : base;
+    common::HttpRequest request = common::http_get(zst ? base + ".zst" : base);
+    request.metadata = true;
     const bool same_variant = have_body && info->variant == (zst ? "zst" : "json");
     if (same_variant && !info->etag.empty())
       request.headers.emplace_back("If-None-Match", info->etag);
@@ -273,15 +277,12 @@ Result<std::vector<SubdirRepodata>> fetch_repodata(const std::vector<Channel>& c
       out.push_back(std::move(entry));
     }
   }
-  auto results = common::run_parallel(out.size(), options.jobs, options.http,
-                                      [&](size_t i, common::HttpClient& client) {
-                                        SubdirRepodata& entry = out[i];
-                                        if (entry.channel.is_local())
-                                          return fetch_local(entry, cache_dir);
-                                        return fetch_remote(entry, client, options, cache_dir);
-                                      });
-  for (auto& r : results)
-    if (!r) return std::move(r).error();
+  common::HttpClients clients(options.http, common::worker_count(out.size(), options.jobs));
+  ENVB_TRY(common::for_each_index(out.size(), options.jobs, [&](size_t i, size_t worker) {
+    SubdirRepodata& entry = out[i];
+    if (entry.channel.is_local()) return fetch_local(entry, cache_dir);
+    return fetch_remote(entry, clients.of(worker), options, cache_dir);
+  }));
   return out;
 }
 

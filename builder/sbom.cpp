@@ -6,6 +6,7 @@
 
 #include "common/hash.hpp"
 #include "common/http.hpp"
+#include "common/url.hpp"
 #include "common/version.hpp"
 
 namespace envbuild::builder {
@@ -21,21 +22,6 @@ std::string spdx_id(size_t index, const std::string& name) {
   std::string id = "SPDXRef-Package-conda-" + std::to_string(index) + "-";
   for (char c : name) id += id_char(c) ? c : '-';
   return id;
-}
-
-std::string percent_encode(const std::string& text) {
-  static const char* hex = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : text) {
-    if (id_char(static_cast<char>(c)) || c == '_' || c == '~') {
-      out += static_cast<char>(c);
-    } else {
-      out += '%';
-      out += hex[c >> 4];
-      out += hex[c & 15];
-    }
-  }
-  return out;
 }
 
 // The channel part of a package URL (".../conda-forge/linux-64/x.conda" -> ".../conda-forge").
@@ -92,18 +78,19 @@ bool looks_like_spdx_expression(const std::string& license) {
 
 std::string conda_purl(const conda::PackageRecord& r) {
   std::string type = r.fn.ends_with(".tar.bz2") || r.url.ends_with(".tar.bz2") ? "tar.bz2" : "conda";
-  std::string purl = "pkg:conda/" + percent_encode(r.name) + "@" +
-                     percent_encode(r.version.to_string()) + "?build=" + percent_encode(r.build);
+  std::string purl = "pkg:conda/" + common::url_escape(r.name) + "@" +
+                     common::url_escape(r.version.to_string()) +
+                     "?build=" + common::url_escape(r.build);
   std::string channel = channel_url(r);
-  if (!channel.empty()) purl += "&channel=" + percent_encode(channel);
-  if (!r.subdir.empty()) purl += "&subdir=" + percent_encode(r.subdir);
+  if (!channel.empty()) purl += "&channel=" + common::url_escape(channel);
+  if (!r.subdir.empty()) purl += "&subdir=" + common::url_escape(r.subdir);
   return purl + "&type=" + type;
 }
 
 std::string pypi_purl(const pypi::WheelToInstall& wheel) {
   std::string name = wheel.name;
   for (char& c : name) c = c == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return "pkg:pypi/" + percent_encode(name) + "@" + percent_encode(wheel.version);
+  return "pkg:pypi/" + common::url_escape(name) + "@" + common::url_escape(wheel.version);
 }
 
 std::string spdx_sbom(const std::vector<conda::PackageRecord>& records, const SbomInfo& info,

@@ -17,5 +17,9 @@ namespace common {
 /// nor drive the terminal. Other bytes (UTF-8) are kept.
 std::string printable(std::string_view text);
 
+/// `text` as one POSIX shell word: single-quoted, each ' written as '\'' (for the scripts envrun
+/// writes: activation, bin/activate).
+std::string shell_quote(std::string_view text);
+
 }  // namespace common
 }  // namespace envbuild

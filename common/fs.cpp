@@ -282,11 +282,23 @@ Result<void> sync_dir(const fs::path& dir) {
 }
 
 Result<void> remove_all(const fs::path& path) {
-  std::error_code ec;
-  fs::remove_all(path, ec);
-  if (ec && ec != std::errc::no_such_file_or_directory)
-    return fail(Errc::Io, "remove(" + path.string() + "): " + ec.message());
-  return ok();
+  // `path` itself is trusted (ours, or the user's) and resolved as given; what lies below it is
+  // removed through directory descriptors without following a symlink (remove_at), where
+  // std::filesystem::remove_all resolves every path again: a tree a package or an image filled
+  // cannot redirect the removal.
+  fs::path normal = path.lexically_normal();
+  if (!normal.has_filename()) normal = normal.parent_path();  // "dir/"
+  const std::string name = normal.filename().string();
+  if (name.empty() || name == "." || name == "..")
+    return fail(Errc::InvalidInput, "remove(" + path.string() + "): not a removable entry");
+  const fs::path parent = normal.has_parent_path() ? normal.parent_path() : fs::path(".");
+  int dir = ::open(parent.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (dir < 0) {
+    if (errno == ENOENT || errno == ENOTDIR) return ok();
+    return errno_error("open", parent.string(), errno);
+  }
+  Fd holder(dir);
+  return remove_at(dir, name, path.string());
 }
 
 Result<FileLock> FileLock::acquire(const fs::path& path, LockMode mode) {

@@ -4,56 +4,58 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <atomic>
-#include <cctype>
-#include <ctime>
-#include <mutex>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "common/fs.hpp"
+#include "common/internal/ascii.hpp"
+#include "common/internal/transfer_deadlines.hpp"
+#include "common/url.hpp"
 
 namespace envbuild::common {
 
 namespace {
 
-std::string lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
+using internal::ascii_lower;
+using internal::ascii_trim;
+using Clock = std::chrono::steady_clock;
+
+struct CurlEasyFree {
+  void operator()(CURL* c) const noexcept { curl_easy_cleanup(c); }
+};
+struct SlistFree {
+  void operator()(curl_slist* l) const noexcept { curl_slist_free_all(l); }
+};
+using Slist = std::unique_ptr<curl_slist, SlistFree>;
+
+// Headers that carry a credential: they go to the request's own origin only.
+bool is_credential_header(std::string_view name) {
+  std::string n = ascii_lower(name);
+  return n == "authorization" || n == "proxy-authorization" || n == "cookie";
 }
 
-std::string trim(std::string_view s) {
-  size_t b = 0, e = s.size();
-  while (b < e && std::isspace(static_cast<unsigned char>(s[b]))) ++b;
-  while (e > b && std::isspace(static_cast<unsigned char>(s[e - 1]))) --e;
-  return std::string(s.substr(b, e - b));
-}
-
-bool is_secret_param(std::string_view name) {
-  static constexpr std::string_view kNames[] = {"token",  "access_token", "password",  "passwd",
-                                                "secret", "sig",          "signature", "api_key",
-                                                "apikey", "auth"};
-  std::string n = lower(name);
-  return std::any_of(std::begin(kNames), std::end(kNames),
-                     [&](std::string_view k) { return n == k; });
-}
-
+// A transport error worth another attempt: not one that the same request meets again (a
+// certificate that does not verify, a URL curl cannot use).
 bool retryable_curl(CURLcode code) {
   switch (code) {
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_OPERATION_TIMEDOUT:
-    case CURLE_RECV_ERROR:
-    case CURLE_SEND_ERROR:
-    case CURLE_GOT_NOTHING:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_SSL_CONNECT_ERROR:
-    case CURLE_HTTP2:
-    case CURLE_HTTP2_STREAM:
-      return true;
-    default:
+    case CURLE_UNSUPPORTED_PROTOCOL:
+    case CURLE_URL_MALFORMAT:
+    case CURLE_PEER_FAILED_VERIFICATION:
+    case CURLE_SSL_CACERT_BADFILE:
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_LOGIN_DENIED:
+    case CURLE_OUT_OF_MEMORY:
       return false;
+    default:
+      return true;
   }
+}
+
+bool is_redirect(long status) {
+  return status == 301 || status == 302 || status == 303 || status == 307 || status == 308;
 }
 
 std::string http_date(time_t t) {
@@ -62,65 +64,6 @@ std::string http_date(time_t t) {
   gmtime_r(&t, &tm);
   std::strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
   return buf;
-}
-
-struct CurlEasyFree {
-  void operator()(CURL* c) const { curl_easy_cleanup(c); }
-};
-struct SlistFree {
-  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
-};
-
-/// Per-attempt state the callbacks fill.
-struct Transfer {
-  ByteSink* sink = nullptr;
-  const HttpRequest* request = nullptr;
-  bool body_started = false;
-  long status = 0;
-  std::string status_line;
-  std::map<std::string, std::string> headers;
-  std::string error_body;
-  uint64_t body_bytes = 0;
-  std::optional<Error> sink_error;
-};
-
-size_t on_header(char* data, size_t size, size_t count, void* user) {
-  auto* t = static_cast<Transfer*>(user);
-  std::string_view line(data, size * count);
-  if (line.starts_with("HTTP/")) {  // a new response (redirects, 100-continue): start over
-    t->headers.clear();
-    t->status_line = trim(line);
-    size_t sp = line.find(' ');
-    t->status = sp == std::string_view::npos ? 0 : std::strtol(line.data() + sp + 1, nullptr, 10);
-  } else if (size_t colon = line.find(':'); colon != std::string_view::npos) {
-    t->headers[lower(trim(line.substr(0, colon)))] = trim(line.substr(colon + 1));
-  }
-  return size * count;
-}
-
-size_t on_body(char* data, size_t size, size_t count, void* user) {
-  auto* t = static_cast<Transfer*>(user);
-  size_t n = size * count;
-  if (t->status >= 200 && t->status < 300) {
-    if (!t->body_started) {
-      t->body_started = true;
-      if (t->request->before_body) {
-        if (auto r = t->request->before_body(t->status, t->headers); !r) {
-          t->sink_error = std::move(r).error();
-          return 0;
-        }
-      }
-    }
-    auto r = t->sink->write(std::as_bytes(std::span(data, n)));
-    if (!r) {
-      t->sink_error = std::move(r).error();
-      return 0;  // aborts the transfer with CURLE_WRITE_ERROR
-    }
-    t->body_bytes += n;
-  } else if (t->error_body.size() < 4096) {
-    t->error_body.append(data, std::min(n, 4096 - t->error_body.size()));
-  }
-  return n;
 }
 
 std::string percent_decode(std::string_view s) {
@@ -137,137 +80,233 @@ std::string percent_decode(std::string_view s) {
   return out;
 }
 
-}  // namespace
-
-std::string redact_url(std::string_view url) {
-  std::string out(url);
-  // user:pass@ in the authority.
-  size_t scheme = out.find("://");
-  size_t auth_start = scheme == std::string::npos ? 0 : scheme + 3;
-  size_t auth_end = out.find_first_of("/?#", auth_start);
-  if (auth_end == std::string::npos) auth_end = out.size();
-  size_t at = out.rfind('@', auth_end);
-  if (at != std::string::npos && at >= auth_start) {
-    size_t colon = out.find(':', auth_start);
-    if (colon != std::string::npos && colon < at)
-      out.replace(colon + 1, at - colon - 1, "***");
-    else
-      out.replace(auth_start, at - auth_start, "***");
-  }
-  // conda tokens: /t/<token>/
-  for (size_t pos = out.find("/t/"); pos != std::string::npos; pos = out.find("/t/", pos + 3)) {
-    size_t start = pos + 3;
-    size_t end = out.find_first_of("/?#", start);
-    if (end == std::string::npos) end = out.size();
-    if (end > start && out.compare(start, end - start, "***") != 0)
-      out.replace(start, end - start, "***");
-  }
-  // query parameters.
-  size_t q = out.find('?');
-  if (q != std::string::npos) {
-    size_t pos = q + 1;
-    while (pos < out.size()) {
-      size_t amp = out.find('&', pos);
-      if (amp == std::string::npos) amp = out.size();
-      size_t eq = out.find('=', pos);
-      if (eq != std::string::npos && eq < amp &&
-          is_secret_param(std::string_view(out).substr(pos, eq - pos))) {
-        out.replace(eq + 1, amp - eq - 1, "***");
-        amp = eq + 4;
-      }
-      pos = amp + 1;
-    }
-  }
+std::vector<std::filesystem::path> files_with_suffix(const std::string& dir, std::string_view ext) {
+  std::vector<std::filesystem::path> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
+    if (e.path().extension() == ext) out.push_back(e.path());
+  std::sort(out.begin(), out.end());
   return out;
 }
 
-std::string HttpResponse::header(std::string_view name) const {
-  auto it = headers.find(lower(name));
-  return it == headers.end() ? std::string() : it->second;
+// The error of the last of several attempts says so ("... Empty reply from server (after 5
+// attempts)"): a reader should not think one dropped connection ended the run.
+Error with_attempts(Error error, int attempts) {
+  if (attempts <= 1) return error;
+  Error out(error.code(), error.message() + " (after " + std::to_string(attempts) + " attempts)");
+  for (const auto& c : error.context()) out.with_context(c);
+  if (!error.hint().empty()) out = std::move(out).with_hint(error.hint());
+  return std::move(out).set_retryable(error.retryable());
 }
 
-std::string_view http_reason_phrase(long status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 201:
-      return "Created";
-    case 202:
-      return "Accepted";
-    case 204:
-      return "No Content";
-    case 206:
-      return "Partial Content";
-    case 304:
-      return "Not Modified";
-    case 307:
-      return "Temporary Redirect";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 405:
-      return "Method Not Allowed";
-    case 408:
-      return "Request Timeout";
-    case 409:
-      return "Conflict";
-    case 410:
-      return "Gone";
-    case 413:
-      return "Payload Too Large";
-    case 416:
-      return "Range Not Satisfiable";
-    case 429:
-      return "Too Many Requests";
-    case 500:
-      return "Internal Server Error";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    default:
-      return "";
+// State of one hop shared with curl's C callbacks; errors are stored here, never thrown
+// through C frames.
+struct Transfer {
+  CURL* curl = nullptr;
+  const HttpRequest* request = nullptr;
+  HttpResponse* response = nullptr;
+  std::unique_ptr<ByteSource> upload;
+  const BodyOpener* opener = nullptr;
+  std::optional<Error> error;       // from the sink, the body source or before_body
+  std::optional<std::string> late;  // the deadline missed
+  internal::TransferDeadlines* deadlines = nullptr;
+  bool headers_done = false;
+  bool body_started = false;
+  uint64_t sent = 0;
+  uint64_t received = 0;
+};
+
+size_t on_header(char* data, size_t size, size_t count, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  std::string_view line(data, size * count);
+  if (line.starts_with("HTTP/")) {  // a new response (100 Continue): keep the final one's only
+    t->response->headers.clear();
+    t->headers_done = false;
+    size_t sp = line.find(' ');
+    t->response->status =
+        sp == std::string_view::npos ? 0 : std::strtol(line.data() + sp + 1, nullptr, 10);
+  } else if (ascii_trim(line).empty()) {
+    t->headers_done = t->response->status >= 200;
+  } else if (size_t colon = line.find(':'); colon != std::string_view::npos) {
+    t->response->headers[ascii_lower(ascii_trim(line.substr(0, colon)))] =
+        ascii_trim(line.substr(colon + 1));
   }
+  return size * count;
 }
 
-bool http_status_retryable(long status) {
-  return status == 408 || status == 429 || status >= 500;
-}
-
-std::chrono::milliseconds parse_retry_after(std::string_view value,
-                                            std::chrono::system_clock::time_point now) {
-  std::string v = trim(value);
-  if (v.empty()) return std::chrono::milliseconds(0);
-  if (std::all_of(v.begin(), v.end(),
-                  [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
-    if (v.size() > 9) return std::chrono::hours(24);
-    return std::chrono::seconds(std::stol(v));
+size_t on_write(char* data, size_t size, size_t count, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  const size_t n = size * count;
+  t->received += n;
+  HttpResponse& response = *t->response;
+  if (response.ok() && t->request->sink) {
+    if (!t->body_started) {
+      t->body_started = true;
+      if (t->request->before_body) {
+        if (auto r = t->request->before_body(response.status, response.headers); !r) {
+          t->error = std::move(r).error();
+          return 0;  // aborts the transfer with CURLE_WRITE_ERROR
+        }
+      }
+    }
+    if (auto r = t->request->sink->write(std::as_bytes(std::span(data, n))); !r) {
+      t->error = std::move(r).error();
+      return 0;
+    }
+    response.body_bytes += n;
+    return n;
   }
-  time_t when = curl_getdate(v.c_str(), nullptr);
-  if (when < 0) return std::chrono::milliseconds(0);
-  auto delta = std::chrono::system_clock::from_time_t(when) - now;
-  if (delta.count() < 0) return std::chrono::milliseconds(0);
-  return std::chrono::duration_cast<std::chrono::milliseconds>(delta);
+  const size_t max = t->request->max_body;
+  const size_t room = max > response.body.size() ? max - response.body.size() : 0;
+  response.body.append(data, std::min(room, n));
+  if (n > room) response.body_truncated = true;
+  return n;
 }
+
+size_t on_read(char* buffer, size_t size, size_t count, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  if (!t->upload) return 0;
+  auto r = t->upload->read(std::as_writable_bytes(std::span<char>(buffer, size * count)));
+  if (!r) {
+    t->error = std::move(r).error();
+    return CURL_READFUNC_ABORT;
+  }
+  t->sent += *r;
+  return *r;
+}
+
+// A body that is read again from the start when curl rewinds (an auth retry on a kept
+// connection).
+int on_seek(void* user, curl_off_t offset, int origin) {
+  auto* t = static_cast<Transfer*>(user);
+  if (offset != 0 || origin != SEEK_SET || !t->opener || !*t->opener) return CURL_SEEKFUNC_CANTSEEK;
+  auto r = (*t->opener)();
+  if (!r) return CURL_SEEKFUNC_FAIL;
+  t->upload = std::move(*r);
+  return CURL_SEEKFUNC_OK;
+}
+
+// curl calls this at least once a second, data or not: the stage deadlines are checked here.
+int on_progress(void* user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t, curl_off_t ulnow) {
+  auto* t = static_cast<Transfer*>(user);
+  curl_off_t pretransfer = 0;
+  curl_easy_getinfo(t->curl, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
+  internal::TransferProgress progress;
+  // A status line proves the connection even when curl's clock says 0 microseconds.
+  progress.connected = pretransfer > 0 || t->response->status != 0 || ulnow > 0;
+  progress.uploaded = static_cast<uint64_t>(ulnow);
+  progress.headers_done = t->headers_done;
+  progress.download_size = dltotal > 0 ? static_cast<uint64_t>(dltotal) : 0;
+  progress.downloaded = static_cast<uint64_t>(dlnow);
+  t->late = t->deadlines->check(progress, Clock::now());
+  return t->late ? 1 : 0;
+}
+
+void set_method(CURL* c, const std::string& method, uint64_t upload_size, HttpCounters& counters) {
+  if (method == "HEAD") {
+    curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+    ++counters.head;
+  } else if (method == "GET") {
+    curl_easy_setopt(c, CURLOPT_HTTPGET, 1L);
+    ++counters.get;
+  } else if (method == "PUT" || method == "PATCH" || method == "POST") {
+    curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+    curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(upload_size));
+    if (method != "PUT") curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
+    ++(method == "PUT" ? counters.put : method == "PATCH" ? counters.patch : counters.post);
+  } else {
+    curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method.c_str());
+  }
+  ++counters.requests;
+}
+
+// The fields of a completed transfer's response that come from curl and its headers.
+void finish_response(CURL* c, const std::string& url, HttpResponse& response) {
+  curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &response.status);
+  response.etag = response.header("etag");
+  response.last_modified = response.header("last-modified");
+  response.content_type = response.header("content-type");
+  response.effective_url = url;
+  long version = 0;
+  curl_easy_getinfo(c, CURLINFO_HTTP_VERSION, &version);
+  response.http_version = version == CURL_HTTP_VERSION_2_0   ? "2"
+                          : version == CURL_HTTP_VERSION_3   ? "3"
+                          : version == CURL_HTTP_VERSION_1_0 ? "1.0"
+                                                             : "1.1";
+}
+
+}  // namespace
+
+/// One request of a redirect chain.
+struct HttpClient::Hop {
+  std::string url;
+  std::string method;
+  bool credentials = true;  // the request's own origin: its credentials go along
+  bool body = true;         // a 303 turns a PUT or POST into a GET without one
+};
 
 struct HttpClient::Impl {
   std::unique_ptr<CURL, CurlEasyFree> easy;
+  std::string ca_bundle;  // the cert dir's *.crt files, concatenated (CURLOPT_CAINFO_BLOB)
+  std::string client_cert;
+  std::string client_key;
+  std::optional<Error> environment_error;  // a bad ENVBUILD_HTTP_TIMEOUTS, reported by perform()
+  Clock::time_point started;               // of the current attempt (metadata deadline)
+
+  void load_cert_dir(const std::string& dir) {
+    for (const auto& crt : files_with_suffix(dir, ".crt")) {
+      std::ifstream in(crt, std::ios::binary);
+      std::ostringstream text;
+      text << in.rdbuf();
+      ca_bundle += text.str() + "\n";
+    }
+    for (const auto& cert : files_with_suffix(dir, ".cert")) {
+      auto key = cert;
+      key.replace_extension(".key");
+      std::error_code ec;
+      if (std::filesystem::exists(key, ec)) {
+        client_cert = cert.string();
+        client_key = key.string();
+        break;
+      }
+    }
+  }
+
+  void set_tls(CURL* c, const TlsOptions& tls, curl_blob& ca_blob) {
+    if (!tls.verify) {
+      curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 0L);
+      curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (!tls.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, tls.ca_file.c_str());
+    if (!ca_bundle.empty()) {
+      ca_blob.data = ca_bundle.data();
+      ca_blob.len = ca_bundle.size();
+      ca_blob.flags = CURL_BLOB_NOCOPY;
+      curl_easy_setopt(c, CURLOPT_CAINFO_BLOB, &ca_blob);
+    }
+    if (!client_cert.empty()) {
+      curl_easy_setopt(c, CURLOPT_SSLCERT, client_cert.c_str());
+      curl_easy_setopt(c, CURLOPT_SSLKEY, client_key.c_str());
+    }
+  }
 };
 
-HttpClient::HttpClient(HttpOptions options)
-    : options_(std::move(options)), impl_(std::make_unique<Impl>()) {}
+HttpClient::HttpClient(HttpOptions options, std::shared_ptr<HttpCounters> counters)
+    : options_(std::move(options)),
+      counters_(counters ? std::move(counters) : std::make_shared<HttpCounters>()),
+      impl_(std::make_unique<Impl>()) {
+  if (const char* spec = std::getenv(kHttpOverridesEnv); spec && *spec) {
+    if (auto applied = apply_http_overrides(options_, spec); !applied)
+      impl_->environment_error = std::move(applied).error();
+  }
+  if (!options_.tls.cert_dir.empty()) impl_->load_cert_dir(options_.tls.cert_dir);
+}
+
 HttpClient::~HttpClient() = default;
 HttpClient::HttpClient(HttpClient&&) noexcept = default;
 HttpClient& HttpClient::operator=(HttpClient&&) noexcept = default;
 
-Result<HttpResponse> HttpClient::send_file(const HttpRequest& request, ByteSink& body) {
+Result<HttpResponse> HttpClient::send_file(const HttpRequest& request) {
   std::string_view rest = std::string_view(request.url).substr(7);  // after file://
   if (rest.starts_with("localhost/")) rest.remove_prefix(9);
   if (!rest.starts_with("/"))
@@ -290,7 +329,7 @@ Result<HttpResponse> HttpClient::send_file(const HttpRequest& request, ByteSink&
   response.headers["etag"] = response.etag;
   response.headers["last-modified"] = response.last_modified;
   for (const auto& [name, value] : request.headers) {
-    if (lower(name) == "if-none-match" && value == response.etag) {
+    if (ascii_lower(name) == "if-none-match" && value == response.etag) {
       response.status = 304;
       return response;
     }
@@ -298,141 +337,179 @@ Result<HttpResponse> HttpClient::send_file(const HttpRequest& request, ByteSink&
   response.status = 200;
   if (request.method == "HEAD") return response;
   ENVB_ASSIGN_OR_RETURN(auto source, FileSource::open(path));
-  ENVB_ASSIGN_OR_RETURN(response.body_bytes, copy_stream(*source, body));
+  if (request.sink) {
+    ENVB_ASSIGN_OR_RETURN(response.body_bytes, copy_stream(*source, *request.sink));
+    return response;
+  }
+  StringSink captured;
+  ENVB_TRY(copy_stream(*source, captured));
+  response.body = std::move(captured.out);
   return response;
 }
 
-Result<HttpResponse> HttpClient::send(const HttpRequest& request, ByteSink& body) {
-  if (request.url.starts_with("file://")) return send_file(request, body);
-  const std::string what = request.method + " " + redact_url(request.url);
+Result<HttpResponse> HttpClient::perform(const HttpRequest& request) {
+  if (impl_->environment_error) return *impl_->environment_error;
+  if (request.url.starts_with("file://")) return send_file(request);
+  for (int attempt = 1;; ++attempt) {
+    uint64_t delivered = 0;  // body bytes the sink took: they cannot be taken back
+    auto result = follow(request, delivered);
+    const bool retryable = delivered == 0 && (result ? http_status_retryable(result->status)
+                                                     : result.error().retryable());
+    const std::string retry_after = result ? result->header("retry-after") : std::string();
+    auto wait =
+        next_retry(options_, attempt, retryable, retry_after, std::chrono::system_clock::now());
+    if (!wait) {
+      if (!result) return with_attempts(std::move(result).error(), attempt);
+      result->attempts = attempt;
+      return result;
+    }
+    std::this_thread::sleep_for(*wait);
+  }
+}
+
+Result<HttpResponse> HttpClient::follow(const HttpRequest& request, uint64_t& delivered) {
+  impl_->started = Clock::now();
+  Hop hop{request.url, request.method, true, true};
+  for (long redirects = 0;; ++redirects) {
+    ENVB_ASSIGN_OR_RETURN(HttpResponse response, transfer(request, hop, delivered));
+    if (!request.follow_redirects || !is_redirect(response.status)) return response;
+    const std::string what = hop.method + " " + redact_url(hop.url);
+    const std::string location = response.header("location");
+    if (location.empty()) return response;
+    if (redirects >= options_.max_redirects)
+      return fail(Errc::Network,
+                  what + ": more than " + std::to_string(options_.max_redirects) + " redirects");
+    ENVB_ASSIGN_OR_RETURN(std::string next, resolve_url(hop.url, location).context(what));
+    ENVB_TRY(url_origin(next).context(what + ": redirected"));
+    // A redirect out of TLS would hand the rest of the exchange (credentials, a token, the
+    // bytes whose digests we trust) to anyone on the path: refused, as apt refuses it.
+    if (is_downgrade(hop.url, next))
+      return fail(Errc::Network, what + ": redirected to " + redact_url(next) +
+                                     ": refusing to leave https for plain http")
+          .with_hint(
+              "the server (or someone on the way) downgrades the connection; use a "
+              "mirror that stays on https");
+    if (response.status == 303 ||
+        ((response.status == 301 || response.status == 302) && hop.method == "POST")) {
+      if (hop.method != "HEAD") hop.method = "GET";
+      hop.body = false;
+    }
+    hop.credentials = same_origin(next, request.url);
+    hop.url = hop.credentials ? std::move(next) : strip_userinfo(next);
+  }
+}
+
+Result<HttpResponse> HttpClient::transfer(const HttpRequest& request, const Hop& hop,
+                                          uint64_t& delivered) {
+  const std::string what = hop.method + " " + redact_url(hop.url);
   if (!impl_->easy) {
     impl_->easy.reset(curl_easy_init());
     if (!impl_->easy) return fail(Errc::Internal, what + ": curl_easy_init failed");
   }
   CURL* c = impl_->easy.get();
+  curl_easy_reset(c);  // keeps the connection, DNS and TLS session caches
 
-  std::unique_ptr<curl_slist, SlistFree> headers;
-  for (const auto& [name, value] : request.headers) {
-    std::string line = name + ": " + value;
+  HttpResponse response;
+  Transfer t;
+  t.curl = c;
+  t.request = &request;
+  t.response = &response;
+  const bool has_body = hop.body && request.body;
+  if (has_body) {
+    t.opener = &request.body;
+    ENVB_ASSIGN_OR_RETURN(t.upload, request.body().context(what));
+  }
+  const uint64_t upload_size = has_body ? static_cast<uint64_t>(request.body_size) : 0;
+  // The metadata deadline covers the whole chain of redirects: it started with the first hop.
+  internal::TransferDeadlines deadlines(options_, request.metadata, upload_size, impl_->started);
+  t.deadlines = &deadlines;
+
+  Slist headers;
+  auto add_header = [&](const std::string& line) -> Result<void> {
     curl_slist* next = curl_slist_append(headers.get(), line.c_str());
     if (!next) return fail(Errc::Internal, what + ": curl_slist_append failed");
     (void)headers.release();
     headers.reset(next);
+    return ok();
+  };
+  ENVB_TRY(add_header("Expect:"));  // no 100-continue round trip
+  for (const auto& [name, value] : request.headers)
+    if (hop.credentials || !is_credential_header(name)) ENVB_TRY(add_header(name + ": " + value));
+
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  curl_blob ca_blob{};
+  curl_easy_setopt(c, CURLOPT_URL, hop.url.c_str());
+  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(c, CURLOPT_USERAGENT, options_.user_agent.c_str());
+  curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(std::chrono::milliseconds(options_.connect_timeout).count()));
+  curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);  // follow() decides, hop by hop
+  curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(c, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
+  if (request.metadata) curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");  // gzip, br if offered
+  if (options_.use_netrc) {
+    // netrc holds credentials by host: a hop to another host gets that host's, if any.
+    curl_easy_setopt(c, CURLOPT_NETRC, static_cast<long>(CURL_NETRC_OPTIONAL));
+    if (!options_.netrc_file.empty())
+      curl_easy_setopt(c, CURLOPT_NETRC_FILE, options_.netrc_file.c_str());
   }
+  impl_->set_tls(c, options_.tls, ca_blob);
+  curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
+  curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
+  curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+  curl_easy_setopt(c, CURLOPT_READDATA, &t);
+  curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
+  curl_easy_setopt(c, CURLOPT_SEEKDATA, &t);
+  curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(c, CURLOPT_XFERINFODATA, &t);
+  curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
 
-  std::chrono::milliseconds backoff = options_.initial_backoff;
-  for (int attempt = 0;; ++attempt) {
-    Transfer t;
-    t.sink = &body;
-    t.request = &request;
-    char errbuf[CURL_ERROR_SIZE] = {0};
-    curl_easy_reset(c);  // keeps the connection, DNS and TLS session caches
-    curl_easy_setopt(c, CURLOPT_URL, request.url.c_str());
-    curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(c, CURLOPT_MAXREDIRS, options_.max_redirects);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(c, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
-    curl_easy_setopt(
-        c, CURLOPT_CONNECTTIMEOUT_MS,
-        static_cast<long>(std::chrono::milliseconds(options_.connect_timeout).count()));
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, options_.low_speed_bytes);
-    curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, static_cast<long>(options_.low_speed_time.count()));
-    curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(c, CURLOPT_ACCEPT_ENCODING, "");  // gzip/deflate/br if the server offers
-    curl_easy_setopt(c, CURLOPT_USERAGENT, options_.user_agent.c_str());
-    curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    if (options_.use_netrc) {
-      curl_easy_setopt(c, CURLOPT_NETRC, static_cast<long>(CURL_NETRC_OPTIONAL));
-      if (!options_.netrc_file.empty())
-        curl_easy_setopt(c, CURLOPT_NETRC_FILE, options_.netrc_file.c_str());
-    }
-    if (request.method == "HEAD") curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
-    if (headers) curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
-    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, &t);
+  set_method(c, hop.method, upload_size, *counters_);
+  curl_easy_setopt(c, CURLOPT_HTTPHEADER, headers.get());
 
-    CURLcode rc = curl_easy_perform(c);
-    const bool attempts_left = attempt < options_.max_retries;
-    if (t.sink_error) return std::move(*t.sink_error).with_context(what);
-    if (rc != CURLE_OK) {
-      std::string detail = errbuf[0] ? std::string(errbuf) : curl_easy_strerror(rc);
-      // curl's messages may quote the URL: redact whatever it says.
-      std::string message = what + ": " + redact_url(trim(detail));
-      if (attempt > 0) message += " (after " + std::to_string(attempt + 1) + " attempts)";
-      Error error = fail(Errc::Network, std::move(message));
-      const bool retry = retryable_curl(rc) && t.body_bytes == 0;
-      if (retry && attempts_left) {
-        std::this_thread::sleep_for(std::min(backoff, options_.max_backoff));
-        backoff *= 2;
-        continue;
-      }
-      return std::move(error).set_retryable(retryable_curl(rc));
-    }
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    if ((status >= 200 && status < 300) || status == 304) {
-      HttpResponse response;
-      response.status = status;
-      response.headers = std::move(t.headers);
-      response.etag = response.header("etag");
-      response.last_modified = response.header("last-modified");
-      response.content_type = response.header("content-type");
-      char* effective = nullptr;
-      curl_easy_getinfo(c, CURLINFO_EFFECTIVE_URL, &effective);
-      if (effective) response.effective_url = effective;
-      long version = 0;
-      curl_easy_getinfo(c, CURLINFO_HTTP_VERSION, &version);
-      response.http_version = version == CURL_HTTP_VERSION_2_0   ? "2"
-                              : version == CURL_HTTP_VERSION_3   ? "3"
-                              : version == CURL_HTTP_VERSION_1_0 ? "1.0"
-                                                                 : "1.1";
-      response.body_bytes = t.body_bytes;
-      response.attempts = attempt + 1;
-      return response;
-    }
-    if (http_status_retryable(status) && attempts_left) {
-      auto wait = std::max(
-          backoff, parse_retry_after(t.headers["retry-after"], std::chrono::system_clock::now()));
-      std::this_thread::sleep_for(std::min(wait, options_.max_backoff));
-      backoff *= 2;
-      continue;
-    }
-    std::string message = what + ": " + std::to_string(status);
-    if (auto phrase = http_reason_phrase(status); !phrase.empty())
-      message += " " + std::string(phrase);
-    if (attempt > 0) message += " (after " + std::to_string(attempt + 1) + " attempts)";
-    std::string snippet = trim(t.error_body.substr(0, t.error_body.find('\n')));
-    if (!snippet.empty() && snippet.size() < 200 && snippet.find('<') == std::string::npos)
-      message += ": " + snippet;
-    Errc code = (status == 404 || status == 410)   ? Errc::NotFound
-                : (status == 401 || status == 403) ? Errc::Unauthorized
-                                                   : Errc::Network;
-    Error error = fail(code, message);
-    if (code == Errc::Unauthorized)
+  CURLcode rc = curl_easy_perform(c);
+  counters_->bytes_sent += t.sent;
+  counters_->bytes_received += t.received;
+  delivered += response.body_bytes;
+  if (t.error) return std::move(*t.error).with_context(what);
+  if (t.late) return fail(Errc::Network, what + ": " + *t.late).set_retryable();
+  if (rc != CURLE_OK) {
+    std::string detail = ascii_trim(errbuf[0] ? std::string(errbuf) : curl_easy_strerror(rc));
+    // curl's messages may quote the URL: redact whatever it says.
+    auto error =
+        fail(Errc::Network, what + ": " + redact_url(detail)).set_retryable(retryable_curl(rc));
+    if (rc == CURLE_PEER_FAILED_VERIFICATION)
       return std::move(error).with_hint(
-          "check the credentials for this host (user:password@ in the URL, a conda token "
-          "/t/<token>/, or ~/.netrc)");
-    return std::move(error).set_retryable(http_status_retryable(status));
+          "pass --cert-dir with the server's CA, or --tls-verify=false for a test registry");
+    return error;
   }
+  finish_response(c, hop.url, response);
+  return response;
 }
 
-std::vector<Result<void>> run_parallel(
-    size_t count, size_t jobs, const HttpOptions& options,
-    const std::function<Result<void>(size_t index, HttpClient& client)>& task) {
-  std::vector<Result<void>> results(count);
-  std::atomic<size_t> next{0};
-  auto worker = [&] {
-    HttpClient client(options);
-    for (size_t i = next++; i < count; i = next++) results[i] = task(i, client);
-  };
-  jobs = std::max<size_t>(1, std::min(jobs, count));
-  std::vector<std::jthread> threads;
-  for (size_t j = 1; j < jobs; ++j) threads.emplace_back(worker);
-  worker();
-  return results;
+Result<HttpResponse> HttpClient::send(const HttpRequest& request, ByteSink& body) {
+  HttpRequest with_sink = request;
+  with_sink.sink = &body;
+  ENVB_ASSIGN_OR_RETURN(HttpResponse response, perform(with_sink));
+  if (response.ok() || response.not_modified()) return response;
+  Error error = http_status_error(request.method, request.url, response);
+  if (error.code() == Errc::Unauthorized)
+    return std::move(error).with_hint(
+        "check the credentials for this host (user:password@ in the URL, a conda token "
+        "/t/<token>/, or ~/.netrc)");
+  return error;
+}
+
+HttpClients::HttpClients(HttpOptions options, size_t workers)
+    : options_(std::move(options)), clients_(workers) {}
+
+HttpClient& HttpClients::of(size_t worker) {
+  auto& client = clients_.at(worker);
+  if (!client) client = std::make_unique<HttpClient>(options_);
+  return *client;
 }
 
 }  // namespace envbuild::common

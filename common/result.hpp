@@ -133,6 +133,10 @@ class [[nodiscard]] Result {
   T value_or(U&& fallback) const& {
     return has_value() ? std::get<0>(data_) : static_cast<T>(std::forward<U>(fallback));
   }
+  template <typename U>
+  T value_or(U&& fallback) && {
+    return has_value() ? std::get<0>(std::move(data_)) : static_cast<T>(std::forward<U>(fallback));
+  }
 
   template <typename F>
   auto and_then(F&& f) && -> std::invoke_result_t<F, T&&> {

@@ -1,7 +1,7 @@
 #include "conda/environment_file.hpp"
 
 #include <array>
-#include <regex>
+#include <optional>
 
 #include "common/fs.hpp"
 #include "conda/internal/text.hpp"
@@ -18,26 +18,54 @@ constexpr std::array<std::string_view, 7> kKeys = {
 constexpr std::array<std::string_view, 2> kToleratedKeys = {"allow-pypi-requests",
                                                             "pip-repositories"};
 
+// What std::regex's ECMAScript \s matches in the C locale.
+bool is_regex_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r';
+}
+
+struct SelectorComment {
+  size_t start = 0;  // of the expression inside the brackets
+  std::string_view expression;
+};
+
+// The `# [expr]` comment that ends `line`, as the regex `\s#\s*\[([^\]]*)\]\s*$` finds it
+// (leftmost match), in one pass: std::regex recurses once per character it repeats, and a long
+// comment overflowed the stack.
+std::optional<SelectorComment> find_selector(std::string_view line) {
+  size_t end = line.size();
+  while (end > 0 && is_regex_space(line[end - 1])) --end;
+  if (end == 0 || line[end - 1] != ']') return std::nullopt;
+  const size_t close = end - 1;
+  // The expression holds no ']': the comment starts after the one before `close`.
+  const size_t previous = close == 0 ? std::string_view::npos : line.rfind(']', close - 1);
+  for (size_t i = previous == std::string_view::npos ? 0 : previous + 1; i + 1 < close; ++i) {
+    if (!is_regex_space(line[i]) || line[i + 1] != '#') continue;
+    size_t open = i + 2;
+    while (open < close && is_regex_space(line[open])) ++open;
+    if (open < close && line[open] == '[')
+      return SelectorComment{open + 1, line.substr(open + 1, close - open - 1)};
+  }
+  return std::nullopt;
+}
+
 // Blanks every line whose `# [expr]` selector is false for the target, keeping line numbers.
 Result<std::string> apply_selectors(std::string_view text, const EnvironmentFileOptions& options) {
-  static const std::regex kSelector(R"(\s#\s*\[([^\]]*)\]\s*$)");
   std::string out;
   size_t line_no = 0;
   size_t start = 0;
   while (start <= text.size()) {
     size_t end = text.find('\n', start);
     if (end == std::string_view::npos) end = text.size();
-    std::string line(text.substr(start, end - start));
+    std::string_view line = text.substr(start, end - start);
     ++line_no;
-    std::smatch match;
-    if (std::regex_search(line, match, kSelector)) {
-      auto keep = evaluate_selector(match[1].str(), options.target);
+    if (auto selector = find_selector(line)) {
+      auto keep = evaluate_selector(selector->expression, options.target);
       if (!keep) {
         return fail(Errc::InvalidInput, options.file_name + ":" + std::to_string(line_no) + ":" +
-                                            std::to_string(match.position(1) + 1) + ": " +
+                                            std::to_string(selector->start + 1) + ": " +
                                             keep.error().message());
       }
-      if (!*keep) line.clear();
+      if (!*keep) line = {};
     }
     out += line;
     if (end < text.size()) out += '\n';

@@ -5,12 +5,14 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <deque>
 #include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
 #include "common/fs.hpp"
+#include "common/root_dir.hpp"
 
 namespace envbuild::conda {
 
@@ -29,14 +31,14 @@ std::pair<std::string_view, std::string_view> split_parent(std::string_view path
   return {path.substr(0, slash), path.substr(slash + 1)};
 }
 
-// Creates entries under a root directory through descriptors only: each parent is opened with
-// O_DIRECTORY|O_NOFOLLOW from its own parent, so no path string is ever resolved by the kernel
-// through a symlink the archive planted.
+// Creates entries under a root directory through descriptors only: each parent is resolved
+// beneath the root without following a symlink (common::RootDir), so no path string is ever
+// resolved by the kernel through a symlink the archive planted.
 class TreeWriter {
  public:
   static Result<TreeWriter> open(const fs::path& root) {
-    ENVB_ASSIGN_OR_RETURN(Fd fd, Fd::open(root.string(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW));
-    return TreeWriter(std::move(fd), root.string());
+    ENVB_ASSIGN_OR_RETURN(common::RootDir dir, common::RootDir::open(root));
+    return TreeWriter(std::move(dir));
   }
 
   Result<void> add(const ArchiveEntry& entry, common::ByteSource& data, ExtractStats& stats) {
@@ -59,6 +61,7 @@ class TreeWriter {
                                            "' points outside the package");
         if (::symlinkat(entry.link_target.c_str(), dir, name_z.c_str()) != 0)
           return creation_error("symlinkat", entry.path, errno);
+        symlinks_.emplace(entry.path, entry.link_target);
         ++stats.symlinks;
         return ok();
       case EntryType::Hardlink: {
@@ -81,35 +84,35 @@ class TreeWriter {
     return ok();
   }
 
+  /// The package's symlinks, path -> target, for check_symlink_chains once all are in.
+  [[nodiscard]] const std::unordered_map<std::string, std::string>& symlinks() const {
+    return symlinks_;
+  }
+
  private:
-  TreeWriter(Fd root, std::string root_path)
-      : root_(std::move(root)), root_path_(std::move(root_path)) {}
+  explicit TreeWriter(common::RootDir root) : root_(std::move(root)) {}
 
   Error creation_error(std::string_view call, const std::string& path, int err) const {
     if (err == EEXIST)
       return fail(Errc::Integrity, "duplicate entry '" + path + "' in the package");
-    return errno_error(call, root_path_ + "/" + path, err);
+    return errno_error(call, root_.shown(path), err);
   }
 
-  // The descriptor of directory `rel` (created if missing); "" is the root.
+  // The descriptor of directory `rel` (created if missing, every component a real directory);
+  // "" is the root.
   Result<int> dir_fd(std::string_view rel) {
-    if (rel.empty()) return root_.get();
+    if (rel.empty()) return root_.fd();
     if (auto it = dirs_.find(std::string(rel)); it != dirs_.end()) return it->second.get();
-    auto [parent, name] = split_parent(rel);
-    ENVB_ASSIGN_OR_RETURN(int parent_fd, dir_fd(parent));
-    std::string name_z(name);
-    if (::mkdirat(parent_fd, name_z.c_str(), 0755) != 0 && errno != EEXIST)
-      return errno_error("mkdirat", root_path_ + "/" + std::string(rel), errno);
-    int fd = ::openat(parent_fd, name_z.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) {
-      if (errno == ELOOP || errno == ENOTDIR)
-        return fail(Errc::Integrity, "'" + std::string(rel) +
-                                         "' is a symlink or file in the package, but an entry "
-                                         "needs it to be a directory");
-      return errno_error("openat", root_path_ + "/" + std::string(rel), errno);
+    auto dir = root_.open_dir(rel, common::CreateDirs::Yes);
+    if (!dir) {
+      if (dir.error().code() == Errc::Io) return std::move(dir).error();
+      // A symlink (Integrity) or a file (ENOTDIR: NotFound) where a directory must be.
+      return fail(Errc::Integrity, "'" + std::string(rel) +
+                                       "' is a symlink or file in the package, but an entry "
+                                       "needs it to be a directory");
     }
     if (dirs_.size() >= kMaxCachedDirs) dirs_.clear();
-    auto [it, inserted] = dirs_.emplace(std::string(rel), Fd(fd));
+    auto [it, inserted] = dirs_.emplace(std::string(rel), std::move(*dir));
     (void)inserted;
     return it->second.get();
   }
@@ -132,16 +135,79 @@ class TreeWriter {
     // whose files are hard-linked into prefixes, and a package must not make them writable by
     // everyone. Group write stays: conda-forge ships 0775 files and conda keeps them.
     mode_t mode = static_cast<mode_t>((entry.mode & 0775) | S_IRUSR | S_IWUSR);
-    if (::fchmod(fd.get(), mode) != 0)
-      return errno_error("fchmod", root_path_ + "/" + entry.path, errno);
+    if (::fchmod(fd.get(), mode) != 0) return errno_error("fchmod", root_.shown(entry.path), errno);
     return ok();
   }
 
-  Fd root_;
-  std::string root_path_;
+  common::RootDir root_;
   std::unordered_map<std::string, Fd> dirs_;
+  std::unordered_map<std::string, std::string> symlinks_;
   std::unique_ptr<std::byte[]> buffer_;  // not zero-filled: written before it is read
 };
+
+void push_components(std::string_view path, std::deque<std::string>& out, bool front) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    if (end > start) parts.emplace_back(path.substr(start, end - start));
+    start = end + 1;
+  }
+  if (front)
+    out.insert(out.begin(), parts.begin(), parts.end());
+  else
+    out.insert(out.end(), parts.begin(), parts.end());
+}
+
+// Resolves the symlink at `link` the way the kernel would inside the package, through the
+// package's own symlinks, and says where it leaves the package: "" when it stays inside. Each
+// symlink passed symlink_stays_inside() on its own text, but text is not enough: with
+// `a/b/l -> ../..` (the root), `c -> a/b/l/../x` reads as a/b/x and resolves to ../x.
+std::string leaves_package(const std::string& link,
+                           const std::unordered_map<std::string, std::string>& symlinks) {
+  constexpr int kMaxHops = 40;  // the kernel's limit on symlinks followed in one lookup
+  std::deque<std::string> todo;
+  std::vector<std::string> at;  // components of where the lookup is
+  push_components(link.substr(0, link.rfind('/') == std::string::npos ? 0 : link.rfind('/')), todo,
+                  false);
+  for (auto& part : todo) at.push_back(std::move(part));
+  todo.clear();
+  push_components(symlinks.at(link), todo, false);
+  int hops = 0;
+  std::string where;
+  while (!todo.empty()) {
+    std::string part = std::move(todo.front());
+    todo.pop_front();
+    if (part == ".") continue;
+    if (part == "..") {
+      if (at.empty()) return where.empty() ? link : where;
+      at.pop_back();
+      continue;
+    }
+    at.push_back(std::move(part));
+    std::string path;
+    for (const auto& p : at) path += (path.empty() ? "" : "/") + p;
+    auto it = symlinks.find(path);
+    if (it == symlinks.end()) continue;
+    if (++hops > kMaxHops || it->second.empty() || it->second.front() == '/') return path;
+    at.pop_back();
+    where = path;
+    push_components(it->second, todo, true);
+  }
+  return "";
+}
+
+Result<void> check_symlink_chains(const std::unordered_map<std::string, std::string>& symlinks) {
+  for (const auto& [link, target] : symlinks) {
+    std::string through = leaves_package(link, symlinks);
+    if (!through.empty())
+      return fail(Errc::Integrity, "symlink '" + link + "' -> '" + target +
+                                       "' leaves the package through symlink '" + through +
+                                       "' (or a loop of them)");
+  }
+  return ok();
+}
 
 // Removes the temporary tree unless released.
 struct RemoveGuard {
@@ -169,28 +235,26 @@ Result<ExtractStats> extract_package(const fs::path& package, const fs::path& de
     return errno_error("mkdir", temp.string(), errno).with_context(what);
   RemoveGuard guard{temp};
 
+  const uint64_t compressed_size = fs::file_size(package, ec);
+  if (ec) return fail(Errc::Io, "stat(" + package.string() + "): " + ec.message());
+  const common::UnpackLimits& limits = options.limits;
   ExtractStats stats;
   uint64_t entries = 0;
   {
     ENVB_ASSIGN_OR_RETURN(TreeWriter writer, TreeWriter::open(temp));
-    auto walked = walk_package(
-        package, options.components,
-        [&](const ArchiveEntry& entry, common::ByteSource& data) -> Result<Walk> {
-          if (++entries > options.max_entries)
-            return fail(Errc::Integrity, "more than " + std::to_string(options.max_entries) +
-                                             " entries; refusing to extract more");
-          if (entry.type == EntryType::File && entry.size > options.max_entry_size)
-            return fail(Errc::Integrity,
-                        "entry '" + entry.path + "' is " + std::to_string(entry.size) +
-                            " bytes, over the limit of " + std::to_string(options.max_entry_size));
-          if (entry.type == EntryType::File && stats.bytes + entry.size > options.max_total_size)
-            return fail(Errc::Integrity, "entry '" + entry.path + "' takes the package over " +
-                                             std::to_string(options.max_total_size) +
-                                             " bytes; refusing to extract more");
-          ENVB_TRY(writer.add(entry, data, stats).context("entry '" + entry.path + "'"));
-          return Walk::Continue;
-        });
+    auto walked =
+        walk_package(package, options.components,
+                     [&](const ArchiveEntry& entry, common::ByteSource& data) -> Result<Walk> {
+                       ENVB_TRY(common::check_entry_path(limits, entry.path));
+                       const std::string shown = "entry '" + entry.path + "'";
+                       ENVB_TRY(common::check_unpack_limits(
+                           limits, shown, ++entries, stats.bytes,
+                           entry.type == EntryType::File ? entry.size : 0, compressed_size));
+                       ENVB_TRY(writer.add(entry, data, stats).context(shown));
+                       return Walk::Continue;
+                     });
     ENVB_TRY(std::move(walked).context(what));
+    ENVB_TRY(check_symlink_chains(writer.symlinks()).context(what));
   }
   if (::rename(temp.c_str(), absolute.c_str()) != 0) {
     int err = errno;

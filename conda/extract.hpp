@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <filesystem>
 
+#include "common/limits.hpp"
 #include "common/result.hpp"
 #include "conda/package_archive.hpp"
 
@@ -13,12 +14,10 @@ namespace envbuild::conda {
 
 struct ExtractOptions {
   Components components = Components::All;
-  /// Decompression bombs: a package whose entries declare more than this is an Integrity
-  /// error, checked before any byte of the entry is written. Real packages stay far below
-  /// (a CUDA toolkit unpacks to a few GiB, with tens of thousands of files).
-  uint64_t max_entry_size = uint64_t{16} << 30;
-  uint64_t max_total_size = uint64_t{64} << 30;
-  uint64_t max_entries = 2'000'000;
+  /// Decompression bombs and floods (size, expansion over the package file's size, entries,
+  /// path length): an Integrity error naming the limit, checked before any byte of the entry
+  /// is written. envbuild takes them from ENVBUILD_MAX_* (UnpackLimits::from_environment).
+  common::UnpackLimits limits;
 };
 
 struct ExtractStats {
@@ -37,9 +36,10 @@ struct ExtractStats {
 ///
 /// Safety: every path is created relative to an open directory descriptor with O_NOFOLLOW, so a
 /// symlink in the archive is never followed; `..`, absolute paths, device nodes, duplicate
-/// entries, symlinks whose target leaves the package and hard links to anything but an earlier
-/// regular file are Integrity errors. setuid/setgid/sticky bits are stripped; files are always
-/// owner-readable and -writable, directories are 0755.
+/// entries, symlinks whose target leaves the package (resolved through the package's other
+/// symlinks: `a/b/l -> ../..` makes `c -> a/b/l/../x` leave it) and hard links to anything but an
+/// earlier regular file are Integrity errors. setuid/setgid/sticky bits are stripped; files are
+/// always owner-readable and -writable, directories are 0755.
 Result<ExtractStats> extract_package(const std::filesystem::path& package,
                                      const std::filesystem::path& destination,
                                      const ExtractOptions& options = {});

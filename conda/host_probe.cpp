@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "common/fs.hpp"
+#include "common/json.hpp"
 
 namespace envbuild::conda {
 
@@ -241,8 +242,8 @@ std::optional<ProbeResult> read_cached_probe(const fs::path& file, const std::st
                                              const std::string& choice) {
   auto text = common::read_file(file, 65536);
   if (!text) return std::nullopt;
-  auto doc = nlohmann::json::parse(*text, nullptr, false);
-  if (doc.is_discarded() || !doc.is_object()) return std::nullopt;
+  auto doc = common::parse_json(*text, file.string()).value_or(nlohmann::json());
+  if (!doc.is_object()) return std::nullopt;
   if (doc.value("boot_id", "") != boot || doc.value("choice", "") != choice) return std::nullopt;
   ProbeResult result;
   result.library = doc.value("library", "");

@@ -45,19 +45,10 @@ class LockParser {
 
  private:
   Result<std::string> str(const YAML::Node& node, std::string_view what) {
-    if (!node || node.IsNull()) return std::string();
-    return internal::scalar(node, file_, what);
+    return internal::optional_scalar(node, file_, what);
   }
   Result<std::vector<std::string>> strings(const YAML::Node& node, std::string_view what) {
-    std::vector<std::string> out;
-    if (!node || node.IsNull()) return out;
-    if (!node.IsSequence())
-      return yaml_error(file_, node.Mark(), std::string(what) + " must be a list");
-    for (const auto& item : node) {
-      ENVB_ASSIGN_OR_RETURN(std::string s, str(item, what));
-      out.push_back(std::move(s));
-    }
-    return out;
+    return internal::scalar_list(node, file_, what);
   }
   Result<std::vector<std::pair<std::string, std::string>>> pairs(const YAML::Node& node,
                                                                  std::string_view what) {

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/fs.hpp"
+#include "common/json.hpp"
 #include "conda/package_archive.hpp"
 
 namespace envbuild::conda {
@@ -12,17 +13,6 @@ namespace envbuild::conda {
 using nlohmann::json;
 
 namespace {
-
-// The largest real paths.json files (tens of thousands of entries) are a few MiB.
-constexpr size_t kMaxInfoFile = 32u << 20;
-
-Result<json> parse_json(std::string_view text, std::string_view source) {
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    return fail(Errc::Integrity, std::string(source) + ": invalid JSON: " + e.what());
-  }
-}
 
 std::string get_string(const json& object, const char* key) {
   auto it = object.find(key);
@@ -129,7 +119,7 @@ std::string EntryPoint::to_string() const {
 }
 
 Result<PackageIndex> parse_index_json(std::string_view text, std::string_view source) {
-  ENVB_ASSIGN_OR_RETURN(json j, parse_json(text, source));
+  ENVB_ASSIGN_OR_RETURN(json j, common::parse_json(text, source, Errc::Integrity));
   if (!j.is_object()) return fail(Errc::Integrity, std::string(source) + ": not a JSON object");
   PackageIndex index;
   index.name = get_string(j, "name");
@@ -161,7 +151,7 @@ Result<PackageIndex> parse_index_json(std::string_view text, std::string_view so
 }
 
 Result<std::vector<PathEntry>> parse_paths_json(std::string_view text, std::string_view source) {
-  ENVB_ASSIGN_OR_RETURN(json j, parse_json(text, source));
+  ENVB_ASSIGN_OR_RETURN(json j, common::parse_json(text, source, Errc::Integrity));
   std::string where(source);
   if (!j.is_object() || !j.contains("paths") || !j["paths"].is_array())
     return fail(Errc::Integrity, where + ": no 'paths' array");
@@ -249,7 +239,7 @@ Result<std::vector<HasPrefixEntry>> parse_has_prefix(std::string_view text,
 }
 
 Result<LinkJson> parse_link_json(std::string_view text, std::string_view source) {
-  ENVB_ASSIGN_OR_RETURN(json j, parse_json(text, source));
+  ENVB_ASSIGN_OR_RETURN(json j, common::parse_json(text, source, Errc::Integrity));
   LinkJson link;
   if (!j.is_object()) return fail(Errc::Integrity, std::string(source) + ": not a JSON object");
   auto noarch = j.find("noarch");
@@ -263,7 +253,7 @@ Result<LinkJson> parse_link_json(std::string_view text, std::string_view source)
 }
 
 Result<AboutJson> parse_about_json(std::string_view text, std::string_view source) {
-  ENVB_ASSIGN_OR_RETURN(json j, parse_json(text, source));
+  ENVB_ASSIGN_OR_RETURN(json j, common::parse_json(text, source, Errc::Integrity));
   if (!j.is_object()) return fail(Errc::Integrity, std::string(source) + ": not a JSON object");
   AboutJson about;
   about.license = get_string(j, "license");
@@ -315,7 +305,7 @@ Result<PackageMetadata> read_package_metadata(const std::filesystem::path& packa
                           bool wanted = false;
                           for (auto w : kWanted) wanted = wanted || entry.path == w;
                           if (!wanted) return Walk::Continue;
-                          if (entry.size > kMaxInfoFile)
+                          if (entry.size > kMaxInfoFileBytes)
                             return fail(Errc::Integrity, name + ": " + entry.path + " is " +
                                                              std::to_string(entry.size) +
                                                              " bytes; refusing to read it");

@@ -22,6 +22,10 @@ namespace envbuild::conda {
 /// The default placeholder of conda-build before long prefixes (conda base/constants.py).
 inline constexpr std::string_view kDefaultPlaceholder = "/opt/anaconda1anaconda2anaconda3";
 
+/// The most an info/ file may hold: the largest real paths.json files (tens of thousands of
+/// entries) are a few MiB.
+inline constexpr size_t kMaxInfoFileBytes = size_t{32} << 20;
+
 /// info/index.json: the fields envbuild reads. Kept minimal on purpose; the repodata record type
 /// lives in package_record.hpp.
 struct PackageIndex {

@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json.hpp"
+
 namespace envbuild::conda {
 namespace {
 
@@ -136,13 +138,7 @@ constexpr std::array<std::pair<PrefixPathType, std::string_view>, 8> kPathTypes 
 template <typename F>
 auto wrap_parse(std::string_view text, std::string_view what, F&& convert)
     -> decltype(convert(json{})) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    return fail(Errc::InvalidInput, std::string(what) + ": invalid JSON at byte " +
-                                        std::to_string(e.byte) + ": " + e.what());
-  }
+  ENVB_ASSIGN_OR_RETURN(json j, common::parse_json(text, what));
   return convert(j).context(std::string(what));
 }
 

@@ -11,12 +11,14 @@
 namespace envbuild::conda {
 namespace {
 
-constexpr std::array<std::string_view, 20> kKnown = {
+// conda's KNOWN_SUBDIRS (conda/base/constants.py), plus linux-riscv32 and osx-32 (rattler's).
+constexpr std::array<std::string_view, 21> kKnown = {
     "emscripten-wasm32", "linux-32",     "linux-64",      "linux-aarch64",
     "linux-armv6l",      "linux-armv7l", "linux-ppc64",   "linux-ppc64le",
     "linux-riscv64",     "linux-s390x",  "noarch",        "osx-64",
     "osx-arm64",         "wasi-wasm32",  "win-32",        "win-64",
-    "win-arm64",         "zos-z",        "linux-riscv32", "osx-32"};
+    "win-arm64",         "zos-z",        "linux-riscv32", "osx-32",
+    "freebsd-64"};
 
 }  // namespace
 
@@ -38,6 +40,7 @@ Result<Platform> Platform::parse(std::string_view subdir) {
   if (os == "emscripten") p.os_ = Os::Emscripten;
   if (os == "wasi") p.os_ = Os::Wasi;
   if (os == "zos") p.os_ = Os::Zos;
+  if (os == "freebsd") p.os_ = Os::FreeBsd;
   return p;
 }
 
@@ -64,6 +67,7 @@ bool Platform::satisfies(std::string_view selector) const {
   if (selector == "win") return os_ == Os::Win;
   if (selector == "unix") return is_unix();
   if (selector == "emscripten") return os_ == Os::Emscripten;
+  if (selector == "freebsd") return os_ == Os::FreeBsd;
   if (selector == "linux64") return subdir_ == "linux-64";
   if (selector == "linux32") return subdir_ == "linux-32";
   if (selector == "osx64") return subdir_ == "osx-64";
@@ -130,6 +134,16 @@ class SelectorParser {
     return value;
   }
   Result<bool> parse_not() {
+    // `not` and parentheses recurse: a selector comment of 30 KB of "(" must end in an error,
+    // not in a stack overflow.
+    if (++depth_ > kMaxDepth)
+      return internal::parse_error(
+          "selector nested too deeply", text_, pos_,
+          "at most " + std::to_string(kMaxDepth) + " levels of 'not' and parentheses");
+    struct Leave {
+      int& depth;
+      ~Leave() { --depth; }
+    } leave{depth_};
     if (peek_word() == "not") {
       pos_ += 3;
       ENVB_ASSIGN_OR_RETURN(bool value, parse_not());
@@ -150,9 +164,11 @@ class SelectorParser {
     return platform_.satisfies(word);
   }
 
+  static constexpr int kMaxDepth = 32;
   std::string_view text_;
   const Platform& platform_;
   size_t pos_ = 0;
+  int depth_ = 0;
 };
 
 }  // namespace

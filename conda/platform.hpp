@@ -13,13 +13,14 @@ namespace envbuild::conda {
 /// A conda subdir such as `linux-64`, `osx-arm64`, `win-64` or `noarch`.
 class Platform {
  public:
-  enum class Os { None, Linux, Osx, Win, Emscripten, Wasi, Zos };
+  enum class Os { None, Linux, Osx, Win, Emscripten, Wasi, Zos, FreeBsd };
 
   /// `noarch`.
   Platform() = default;
   /// Accepts every subdir conda knows (linux-{32,64,aarch64,armv6l,armv7l,ppc64,ppc64le,
   /// riscv64,s390x}, osx-{64,arm64}, win-{32,64,arm64}, emscripten-wasm32, wasi-wasm32,
-  /// zos-z, noarch); anything else is an error with a did-you-mean hint.
+  /// zos-z, freebsd-64, noarch); anything else is an error with a did-you-mean hint. The names
+  /// are plain words: a subdir can name a directory.
   static Result<Platform> parse(std::string_view subdir);
   /// Every known subdir, sorted.
   static std::vector<std::string_view> known();

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/format.hpp"
+#include "common/json.hpp"
 
 namespace envbuild::conda {
 
@@ -17,9 +18,8 @@ std::string to_json_string(const RelocationIndex& index) {
 }
 
 Result<RelocationIndex> parse_relocation_index(std::string_view text, std::string_view what) {
-  nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object())
-    return fail(Errc::Integrity, std::string(what) + ": not a JSON object");
+  ENVB_ASSIGN_OR_RETURN(nlohmann::json j, common::parse_json(text, what, Errc::Integrity));
+  if (!j.is_object()) return fail(Errc::Integrity, std::string(what) + ": not a JSON object");
   RelocationIndex index;
   if (!j.contains("format") || !j["format"].is_number_integer() || j["format"].get<int>() != 1)
     return fail(Errc::Unsupported, std::string(what) + ": unknown format (want 1)");

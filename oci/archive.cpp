@@ -4,6 +4,7 @@
 
 #include "common/fs.hpp"
 #include "common/hash.hpp"
+#include "common/json.hpp"
 #include "oci/compression.hpp"
 #include "oci/layer_reader.hpp"
 #include "oci/layer_writer.hpp"
@@ -90,7 +91,8 @@ Result<std::unique_ptr<Image>> open_docker_archive(const ImageReference& ref,
   ENVB_ASSIGN_OR_RETURN(auto tmp, unpack(ref.path, options));
   const fs::path& root = tmp->path();
   ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(root / "manifest.json"));
-  ENVB_ASSIGN_OR_RETURN(json manifests, parse_json(text, ref.path + ":manifest.json"));
+  ENVB_ASSIGN_OR_RETURN(json manifests,
+                        common::parse_json(text, "parsing " + ref.path + ":manifest.json"));
   if (!manifests.is_array() || manifests.empty())
     return fail(Errc::InvalidInput, ref.path + ": manifest.json is not a non-empty array");
   const json* chosen = nullptr;
@@ -186,8 +188,7 @@ Result<void> write_docker_archive(const Image& image, const std::vector<std::str
         entries.push_back(LayerEntry::file(rel, *local));
         return ok();
       }
-      ENVB_ASSIGN_OR_RETURN(auto source, image.open_blob(d));
-      ENVB_TRY(store.put_stream(*source, d));
+      ENVB_TRY(copy_blob(image, d, store));
       entries.push_back(LayerEntry::file(rel, store.path_of(d.digest)));
       return ok();
     };

@@ -207,4 +207,21 @@ Result<std::string> BlobStore::read_small(const Digest& digest, size_t max_bytes
   return text;
 }
 
+Result<void> copy_blob(const Descriptor& d, const std::optional<std::filesystem::path>& local,
+                       const BlobOpen& open, const BlobStore& to) {
+  if (to.contains(d.digest, d.size)) return ok();
+  const std::filesystem::path dest = to.path_of(d.digest);
+  ENVB_TRY(common::make_dirs(dest.parent_path()));
+  if (local && ::link(local->c_str(), dest.c_str()) == 0) return ok();
+  ENVB_ASSIGN_OR_RETURN(auto source, open());
+  ENVB_ASSIGN_OR_RETURN(BlobInfo info, to.put_stream(*source, d)
+                                           .context("copying blob " + d.digest.short_string()));
+  (void)info;
+  return ok();
+}
+
+Result<void> copy_blob(const BlobStore& from, const Descriptor& d, const BlobStore& to) {
+  return copy_blob(d, from.path_of(d.digest), [&] { return from.open(d.digest); }, to);
+}
+
 }  // namespace envbuild::oci

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -86,5 +87,17 @@ class BlobStore {
 std::unique_ptr<common::ByteSource> verifying_source(std::unique_ptr<common::ByteSource> inner,
                                                      Digest digest, std::optional<int64_t> size,
                                                      std::string what);
+
+/// Opens a fresh stream over a blob's bytes.
+using BlobOpen = std::function<Result<std::unique_ptr<common::ByteSource>>()>;
+
+/// Puts blob `d` into `to` unless it is there already: a hard link to `local` when one is given
+/// and on the same file system (free and byte-identical), else the bytes of open(), checked
+/// against `d` before they are committed. The one blob copy of every output and store.
+Result<void> copy_blob(const Descriptor& d, const std::optional<std::filesystem::path>& local,
+                       const BlobOpen& open, const BlobStore& to);
+
+/// copy_blob() from another store.
+Result<void> copy_blob(const BlobStore& from, const Descriptor& d, const BlobStore& to);
 
 }  // namespace envbuild::oci

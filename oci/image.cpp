@@ -144,4 +144,19 @@ Result<void> validate(const Image& image, const ValidateOptions& options) {
   return check().context(what);
 }
 
+Result<void> copy_blob(const Image& image, const Descriptor& d, const BlobStore& to) {
+  return copy_blob(d, image.local_blob_path(d.digest), [&] { return image.open_blob(d); }, to);
+}
+
+Result<void> copy_image_blobs(const Image& image, const BlobStore& to) {
+  for (const auto& d : image.manifest().layers) ENVB_TRY(copy_blob(image, d, to));
+  ENVB_TRY(copy_blob(image, image.manifest().config, to));
+  if (to.contains(image.descriptor().digest, image.descriptor().size)) return ok();
+  ENVB_ASSIGN_OR_RETURN(BlobInfo info, to.put(image.raw_manifest()));
+  if (info.digest != image.descriptor().digest)
+    return fail(Errc::Integrity, "the manifest of " + image.descriptor().digest.to_string() +
+                                     " hashes to " + info.digest.to_string());
+  return ok();
+}
+
 }  // namespace envbuild::oci

@@ -64,4 +64,10 @@ struct ValidateOptions {
 /// themselves. Returns the first problem found.
 Result<void> validate(const Image& image, const ValidateOptions& options = {});
 
+/// copy_blob() of one blob of `image` (linked from its local file when it has one).
+Result<void> copy_blob(const Image& image, const Descriptor& d, const BlobStore& to);
+
+/// The config, the layers and the manifest of `image` into `to`, so that a layout can list it.
+Result<void> copy_image_blobs(const Image& image, const BlobStore& to);
+
 }  // namespace envbuild::oci

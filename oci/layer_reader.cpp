@@ -98,8 +98,15 @@ class Extractor {
   Result<void> entry(archive* a, archive_entry* e) {
     const char* raw = archive_entry_pathname(e);
     std::string name = raw ? raw : "";
+    ENVB_TRY(common::check_entry_path(options_.limits, name));
     ENVB_ASSIGN_OR_RETURN(auto parts, components(name));
-    ++stats_.entries;
+    const mode_t type = archive_entry_filetype(e);
+    const char* hardlink = archive_entry_hardlink(e);
+    const int64_t size = archive_entry_size(e);
+    if (size < 0) return hostile(name, "negative size");
+    ENVB_TRY(common::check_unpack_limits(
+        options_.limits, "layer entry '" + name + "'", ++stats_.entries, stats_.bytes,
+        type == AE_IFREG && !hardlink ? static_cast<uint64_t>(size) : 0, options_.compressed_size));
     if (parts.empty()) return ok();  // "./": the root itself
     std::string leaf = parts.back();
     std::string path = joined(parts, parts.size());
@@ -114,17 +121,6 @@ class Extractor {
         return hostile(name, "invalid whiteout name");
       return common::remove_at(dir.get(), victim, (root_ / parent / victim).string());
     }
-
-    mode_t type = archive_entry_filetype(e);
-    const char* hardlink = archive_entry_hardlink(e);
-    int64_t size = archive_entry_size(e);
-    if (size < 0) return hostile(name, "negative size");
-    if (static_cast<uint64_t>(size) > options_.max_entry_size)
-      return hostile(name, "size " + std::to_string(size) + " exceeds the limit of " +
-                               std::to_string(options_.max_entry_size) + " bytes");
-    if (stats_.bytes + static_cast<uint64_t>(size) > options_.max_total_size)
-      return hostile(name, "layer content exceeds the limit of " +
-                               std::to_string(options_.max_total_size) + " bytes");
 
     ENVB_ASSIGN_OR_RETURN(common::Fd dir, open_dir(parts, parts.size() - 1, name, true));
     int dfd = dir.get();
@@ -313,7 +309,13 @@ Result<ExtractStats> extract_layer(common::ByteSource& layer, const fs::path& ro
 Result<ExtractStats> extract_layer_file(const fs::path& layer, const fs::path& root,
                                         const ExtractOptions& options) {
   ENVB_ASSIGN_OR_RETURN(auto source, common::FileSource::open(layer.string()));
-  return extract_layer(*source, root, options).context("extracting " + layer.string());
+  ExtractOptions sized = options;
+  if (sized.compressed_size == 0) {
+    struct stat st {};
+    if (::stat(layer.c_str(), &st) != 0) return common::errno_error("stat", layer.string(), errno);
+    sized.compressed_size = static_cast<uint64_t>(st.st_size);
+  }
+  return extract_layer(*source, root, sized).context("extracting " + layer.string());
 }
 
 }  // namespace envbuild::oci

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "common/io.hpp"
+#include "common/limits.hpp"
 #include "common/result.hpp"
 
 namespace envbuild::oci {
@@ -26,8 +27,14 @@ struct ExtractOptions {
   /// Permission bits cleared on every regular file (07222: read-only files, which envrun's layer
   /// cache shares between prefixes by hardlinks).
   mode_t clear_file_bits = 0;
-  uint64_t max_entry_size = uint64_t{64} << 30;
-  uint64_t max_total_size = uint64_t{1} << 40;
+  /// Bombs and floods (content size, expansion, entries, path length; common/limits.hpp): an
+  /// Integrity error naming the limit, checked before a byte of the entry is written. envrun
+  /// takes them from ENVRUN_MAX_* (UnpackLimits::from_environment).
+  common::UnpackLimits limits;
+  /// The layer's compressed size (its descriptor's), which the expansion limit compares the
+  /// content with; 0 when unknown, and then only the other limits apply.
+  /// extract_layer_file takes the file's size.
+  uint64_t compressed_size = 0;
 };
 
 struct ExtractStats {

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "common/fs.hpp"
+#include "common/json.hpp"
 
 namespace envbuild::oci {
 
@@ -54,7 +55,8 @@ Result<Layout> Layout::open(const fs::path& dir) {
         .error()
         .with_context("opening OCI layout " + dir.string())
         .with_hint("is '" + dir.string() + "' an OCI image layout directory?");
-  ENVB_ASSIGN_OR_RETURN(auto j, parse_json(*text, (dir / "oci-layout").string()));
+  ENVB_ASSIGN_OR_RETURN(auto j,
+                        common::parse_json(*text, "parsing " + (dir / "oci-layout").string()));
   if (!j.is_object() || !j.contains("imageLayoutVersion") || !j["imageLayoutVersion"].is_string())
     return fail(Errc::InvalidInput, (dir / "oci-layout").string() + ": missing imageLayoutVersion");
   return Layout(dir);

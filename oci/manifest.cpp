@@ -2,6 +2,7 @@
 
 #include <ctime>
 
+#include "common/json.hpp"
 #include "oci/internal/json_util.hpp"
 
 namespace envbuild::oci {
@@ -26,6 +27,11 @@ Result<std::vector<Descriptor>> descriptors_from(const json& j, const char* key)
   if (it == j.end() || it->is_null()) return out;
   if (!it->is_array())
     return fail(Errc::InvalidInput, std::string("'") + key + "' must be an array");
+  if (it->size() > kMaxDescriptors)
+    return fail(Errc::InvalidInput, std::string("'") + key + "' holds " +
+                                        std::to_string(it->size()) +
+                                        " descriptors, more than the " +
+                                        std::to_string(kMaxDescriptors) + " a document may have");
   for (size_t i = 0; i < it->size(); ++i) {
     auto d = descriptor_from_json((*it)[i]);
     if (!d)
@@ -33,6 +39,15 @@ Result<std::vector<Descriptor>> descriptors_from(const json& j, const char* key)
     out.push_back(std::move(*d));
   }
   return out;
+}
+
+/// Refuses a document larger than `max_bytes` before parsing it.
+Result<json> parse_document(std::string_view text, std::string_view what, size_t max_bytes) {
+  if (text.size() > max_bytes)
+    return fail(Errc::InvalidInput, "parsing " + std::string(what) + ": " +
+                                        std::to_string(text.size()) + " bytes, more than the " +
+                                        std::to_string(max_bytes) + " it may have");
+  return common::parse_json(text, "parsing " + std::string(what));
 }
 
 Result<int> schema_version(const json& j) {
@@ -132,16 +147,8 @@ std::string to_canonical_json(const ImageConfig& c) {
   return canonical_json(j);
 }
 
-Result<json> parse_json(std::string_view text, std::string_view what) {
-  try {
-    return json::parse(text);
-  } catch (const json::exception& e) {
-    return fail(Errc::InvalidInput, "parsing " + std::string(what) + ": " + e.what());
-  }
-}
-
 Result<Manifest> parse_manifest(std::string_view text) {
-  ENVB_ASSIGN_OR_RETURN(json j, parse_json(text, "image manifest"));
+  ENVB_ASSIGN_OR_RETURN(json j, parse_document(text, "image manifest", kMaxManifestBytes));
   auto parse = [&]() -> Result<Manifest> {
     if (!j.is_object()) return fail(Errc::InvalidInput, "not a JSON object");
     Manifest m;
@@ -166,7 +173,7 @@ Result<Manifest> parse_manifest(std::string_view text) {
 }
 
 Result<Index> parse_index(std::string_view text) {
-  ENVB_ASSIGN_OR_RETURN(json j, parse_json(text, "image index"));
+  ENVB_ASSIGN_OR_RETURN(json j, parse_document(text, "image index", kMaxManifestBytes));
   auto parse = [&]() -> Result<Index> {
     if (!j.is_object()) return fail(Errc::InvalidInput, "not a JSON object");
     Index i;
@@ -183,7 +190,7 @@ Result<Index> parse_index(std::string_view text) {
 }
 
 Result<ImageConfig> parse_image_config(std::string_view text) {
-  ENVB_ASSIGN_OR_RETURN(json j, parse_json(text, "image config"));
+  ENVB_ASSIGN_OR_RETURN(json j, parse_document(text, "image config", kMaxConfigBytes));
   auto parse = [&]() -> Result<ImageConfig> {
     if (!j.is_object()) return fail(Errc::InvalidInput, "not a JSON object");
     ImageConfig c;
@@ -201,6 +208,9 @@ Result<ImageConfig> parse_image_config(std::string_view text) {
       return fail(Errc::InvalidInput, "missing required object 'rootfs'");
     std::vector<std::string> diff_ids;
     ENVB_TRY(get_strings(*rootfs, "diff_ids", diff_ids));
+    if (diff_ids.size() > kMaxDescriptors)
+      return fail(Errc::InvalidInput, "rootfs.diff_ids holds " + std::to_string(diff_ids.size()) +
+                                          " layers, more than an image may have");
     for (const auto& d : diff_ids) {
       ENVB_ASSIGN_OR_RETURN(Digest digest, Digest::parse(d).context("rootfs.diff_ids"));
       c.diff_ids.push_back(std::move(digest));

@@ -88,8 +88,16 @@ std::string to_canonical_json(const Manifest& m);
 std::string to_canonical_json(const Index& i);
 std::string to_canonical_json(const ImageConfig& c);
 
-/// Parsers; `what` names the document in errors ("manifest sha256:ab12...").
-Result<nlohmann::json> parse_json(std::string_view text, std::string_view what);
+/// Bounds on image documents, which OCI leaves open. 4 MiB is what registries commonly accept
+/// of a manifest at most (ORAS's and Pulp's default limit too); configs hold a history entry
+/// per layer and get twice the room. 10000 descriptors (layers of a manifest, manifests of an
+/// index) fit in 4 MiB and are far past any real image (Docker runs 127 layers).
+inline constexpr size_t kMaxManifestBytes = size_t{4} << 20;  // manifests and indexes
+inline constexpr size_t kMaxConfigBytes = size_t{8} << 20;
+inline constexpr size_t kMaxDescriptors = 10'000;
+
+/// Parsers (through common::parse_json: bounded nesting), refusing documents past the bounds
+/// above.
 Result<Manifest> parse_manifest(std::string_view text);
 Result<Index> parse_index(std::string_view text);
 Result<ImageConfig> parse_image_config(std::string_view text);

@@ -1,8 +1,5 @@
 #include "oci/mutate.hpp"
 
-#include <unistd.h>
-
-#include <cerrno>
 #include <set>
 
 #include "common/fs.hpp"
@@ -48,17 +45,7 @@ Result<Descriptor> append_layers(const Image& base, const std::vector<AppendedLa
                                  const ConfigChanges& changes, const BlobStore& store) {
   std::vector<Descriptor> descriptors;
   for (const auto& d : base.manifest().layers) {
-    if (!store.contains(d.digest, d.size)) {
-      auto local = base.local_blob_path(d.digest);
-      std::filesystem::path dest = store.path_of(d.digest);
-      ENVB_TRY(common::make_dirs(dest.parent_path()));
-      // A hardlink costs nothing and is byte-identical; across file systems, copy and verify.
-      if (!local || (::link(local->c_str(), dest.c_str()) != 0 && errno != EEXIST)) {
-        ENVB_ASSIGN_OR_RETURN(auto source, base.open_blob(d));
-        ENVB_TRY(
-            store.put_stream(*source, d).context("copying base layer " + d.digest.short_string()));
-      }
-    }
+    ENVB_TRY(copy_blob(base, d, store).context("the base image's layers"));
     Descriptor copy = d;
     copy.media_type = oci_layer_type(d.media_type);
     descriptors.push_back(std::move(copy));

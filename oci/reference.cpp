@@ -14,22 +14,51 @@ Error bad(std::string_view text, std::string_view why) {
           "docker://HOST/REPO:TAG");
 }
 
-bool valid_tag(std::string_view tag) {
-  if (tag.empty() || tag.size() > 128) return false;
-  auto ok_char = [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
-           c == '.' || c == '-';
-  };
-  return std::all_of(tag.begin(), tag.end(), ok_char) && tag.front() != '.' && tag.front() != '-';
+bool lower_alnum(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
 }
 
-bool valid_repository(std::string_view repo) {
-  if (repo.empty()) return false;
-  for (char c : repo)
-    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '/' || c == '.' || c == '_' ||
-          c == '-'))
+bool alnum(char c) {
+  return lower_alnum(c) || (c >= 'A' && c <= 'Z');
+}
+
+// One path component: [a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*.
+bool valid_path_component(std::string_view c) {
+  size_t i = 0;
+  auto run = [&] {  // [a-z0-9]+
+    size_t start = i;
+    while (i < c.size() && lower_alnum(c[i])) ++i;
+    return i > start;
+  };
+  if (!run()) return false;
+  while (i < c.size()) {
+    if (c[i] == '.') {
+      ++i;
+    } else if (c[i] == '_') {
+      ++i;
+      if (i < c.size() && c[i] == '_') ++i;
+    } else if (c[i] == '-') {
+      while (i < c.size() && c[i] == '-') ++i;
+    } else {
       return false;
-  return repo.front() != '/' && repo.back() != '/' && repo.find("//") == std::string_view::npos;
+    }
+    if (!run()) return false;
+  }
+  return true;
+}
+
+// One DNS label: [a-zA-Z0-9] or [a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9].
+bool valid_domain_label(std::string_view label) {
+  if (label.empty() || !alnum(label.front()) || !alnum(label.back())) return false;
+  return std::all_of(label.begin(), label.end(), [](char c) { return alnum(c) || c == '-'; });
+}
+
+bool valid_port(std::string_view port) {
+  if (port.empty() || port.size() > 5 ||
+      !std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
+    return false;
+  const int value = std::stoi(std::string(port));
+  return value >= 1 && value <= 65535;
 }
 
 /// "NAME[:TAG]" where NAME may hold "host:port/": the tag is after the last ':' that follows
@@ -45,6 +74,53 @@ std::pair<std::string_view, std::string_view> split_tag(std::string_view text) {
 Result<ImageReference> parse_docker(std::string_view text, std::string_view shown);
 
 }  // namespace
+
+bool is_valid_repository_name(std::string_view name) {
+  if (name.empty() || name.size() > kMaxReferenceNameLength) return false;
+  for (size_t start = 0;;) {
+    size_t slash = name.find('/', start);
+    if (!valid_path_component(name.substr(start, slash - start))) return false;
+    if (slash == std::string_view::npos) return true;
+    start = slash + 1;
+  }
+}
+
+bool is_valid_tag(std::string_view tag) {
+  if (tag.empty() || tag.size() > 128) return false;
+  if (!alnum(tag.front()) && tag.front() != '_') return false;
+  return std::all_of(tag.begin(), tag.end(),
+                     [](char c) { return alnum(c) || c == '_' || c == '.' || c == '-'; });
+}
+
+bool is_valid_registry_host(std::string_view host) {
+  if (host.empty() || host.size() > kMaxReferenceNameLength) return false;
+  std::string_view name = host;
+  std::string_view port;
+  if (name.front() == '[') {  // [IPv6]:port, as docker's grammar writes it: [a-fA-F0-9:]+
+    size_t close = name.find(']');
+    if (close == std::string_view::npos || close == 1) return false;
+    std::string_view address = name.substr(1, close - 1);
+    if (!std::all_of(address.begin(), address.end(), [](char c) {
+          return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F') ||
+                 c == ':';
+        }))
+      return false;
+    std::string_view rest = name.substr(close + 1);
+    if (rest.empty()) return true;
+    return rest.front() == ':' && valid_port(rest.substr(1));
+  }
+  if (size_t colon = name.find(':'); colon != std::string_view::npos) {
+    port = name.substr(colon + 1);
+    name = name.substr(0, colon);
+    if (!valid_port(port)) return false;
+  }
+  for (size_t start = 0;;) {
+    size_t dot = name.find('.', start);
+    if (!valid_domain_label(name.substr(start, dot - start))) return false;
+    if (dot == std::string_view::npos) return true;
+    start = dot + 1;
+  }
+}
 
 Result<ImageReference> parse_docker_reference(std::string_view text) {
   return parse_docker(text, text);
@@ -64,7 +140,7 @@ Result<ImageReference> parse_docker(std::string_view text, std::string_view show
   }
   auto [name, tag] = split_tag(rest);
   if (!tag.empty() || rest.ends_with(":")) {
-    if (!valid_tag(tag)) return bad(shown, "invalid tag '" + std::string(tag) + "'");
+    if (!is_valid_tag(tag)) return bad(shown, "invalid tag '" + std::string(tag) + "'");
     ref.tag = tag;
   }
   size_t slash = name.find('/');
@@ -78,9 +154,15 @@ Result<ImageReference> parse_docker(std::string_view text, std::string_view show
     ref.host = "docker.io";
     ref.name = slash == std::string_view::npos ? "library/" + std::string(name) : std::string(name);
   }
-  if (!valid_repository(ref.name))
-    return bad(shown,
-               "invalid repository name '" + ref.name + "' (lowercase letters, digits, . _ - /)");
+  if (!is_valid_registry_host(ref.host))
+    return bad(shown, "invalid registry host '" + ref.host + "'");
+  if (!is_valid_repository_name(ref.name))
+    return bad(shown, "invalid repository name '" + ref.name +
+                          "' (components of lowercase letters and digits, inner separators "
+                          "'.', '_', '__' or dashes, joined by '/')");
+  if (ref.host.size() + 1 + ref.name.size() > kMaxReferenceNameLength)
+    return bad(shown, "HOST/NAME is longer than " + std::to_string(kMaxReferenceNameLength) +
+                          " characters");
   return ref;
 }
 
@@ -116,7 +198,7 @@ Result<ImageReference> ImageReference::parse(std::string_view text) {
     if (name.empty()) return bad(text, "empty image name");
     ref.name = name;
     ref.tag = tag.empty() ? "latest" : std::string(tag);
-    if (!valid_tag(ref.tag)) return bad(text, "invalid tag '" + ref.tag + "'");
+    if (!is_valid_tag(ref.tag)) return bad(text, "invalid tag '" + ref.tag + "'");
     return ref;
   }
   if (suffix.empty()) return bad(text, "empty tag");

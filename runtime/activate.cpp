@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "common/format.hpp"
 #include "common/fs.hpp"
 
 extern char** environ;
@@ -32,17 +33,6 @@ std::string get_var(const std::vector<std::string>& env, std::string_view key) {
   for (const auto& e : env)
     if (key_of(e) == key && e.size() > key.size()) return e.substr(key.size() + 1);
   return {};
-}
-
-std::string sh_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'')
-      out += "'\\''";
-    else
-      out += c;
-  }
-  return out + "'";
 }
 
 bool is_executable_file(const std::string& path) {
@@ -139,7 +129,7 @@ Result<LaunchPlan> plan_launch(const EnvInfo& info, std::vector<std::string> com
   plan.envp = activated_environment(info, host_env);
   if (!info.activate_scripts.empty()) {
     std::string script;
-    for (const auto& s : info.activate_scripts) script += ". " + sh_quote(s) + "; ";
+    for (const auto& s : info.activate_scripts) script += ". " + common::shell_quote(s) + "; ";
     script += "exec \"$@\"";
     plan.file = "/bin/sh";
     plan.argv = {"sh", "-c", script, "sh"};

@@ -18,6 +18,7 @@
 #include <thread>
 
 #include "common/hash.hpp"
+#include "common/limits.hpp"
 #include "common/root_dir.hpp"
 #include "conda/image_contract.hpp"
 #include "conda/relocate_prefix.hpp"
@@ -183,6 +184,9 @@ Result<EnvInfo> unpack_image(const oci::Image& image, const fs::path& dir_in,
   const std::string prefix_relative = image_prefix.substr(1);
 
   const auto& layers = image.manifest().layers;
+  ENVB_ASSIGN_OR_RETURN(common::UnpackLimits limits,
+                        common::UnpackLimits::from_environment("ENVRUN"));
+  ENVB_TRY(common::check_layer_count(limits, "image " + reference, layers.size()));
   if (options.layers != nullptr) {
     ENVB_ASSIGN_OR_RETURN(ComposeStats composed, options.layers->compose(image, staging));
     std::fprintf(stderr,
@@ -194,7 +198,10 @@ Result<EnvInfo> unpack_image(const oci::Image& image, const fs::path& dir_in,
       std::string what = "extracting layer " + std::to_string(i + 1) + "/" +
                          std::to_string(layers.size()) + " " + layers[i].digest.short_string();
       ENVB_ASSIGN_OR_RETURN(auto source, image.open_blob(layers[i]).context(what));
-      ENVB_TRY(oci::extract_layer(*source, staging).context(what));
+      oci::ExtractOptions extract;
+      extract.limits = limits;
+      extract.compressed_size = static_cast<uint64_t>(layers[i].size);
+      ENVB_TRY(oci::extract_layer(*source, staging, extract).context(what));
     }
   }
   test_stall_point("extracted");

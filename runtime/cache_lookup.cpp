@@ -16,6 +16,7 @@
 #include <span>
 #include <vector>
 
+#include "common/json.hpp"
 #include "oci/descriptor.hpp"
 #include "runtime/cache.hpp"
 #include "runtime/internal/cache_files.hpp"
@@ -136,7 +137,7 @@ std::string to_json_text(const EnvInfo& info) {
 
 Result<EnvInfo> env_info_from_json(std::string_view text, std::string_view what) {
   try {
-    json j = json::parse(text);
+    ENVB_ASSIGN_OR_RETURN(json j, common::parse_json(text, what));
     if (j.value("format", 0) != 1)
       return fail(Errc::Unsupported, std::string(what) + ": unknown format");
     EnvInfo info;

@@ -13,6 +13,7 @@
 
 #include "common/fs.hpp"
 #include "common/hash.hpp"
+#include "common/limits.hpp"
 #include "common/root_dir.hpp"
 #include "oci/layer_reader.hpp"
 #include "runtime/cache.hpp"
@@ -251,6 +252,8 @@ Result<void> LayerCache::extract(const oci::Image& image, size_t index,
   std::fprintf(stderr, "envrun: %s\n", what.c_str());
   ENVB_ASSIGN_OR_RETURN(auto source, image.open_blob(layers[index]).context(what));
   oci::ExtractOptions options;
+  ENVB_ASSIGN_OR_RETURN(options.limits, common::UnpackLimits::from_environment("ENVRUN"));
+  options.compressed_size = static_cast<uint64_t>(layers[index].size);
   // The whiteouts apply to the layers below, which differ from image to image: they are kept
   // as `.wh.` files here and applied when a prefix is composed.
   options.whiteouts = oci::Whiteouts::Keep;

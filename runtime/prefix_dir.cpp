@@ -11,6 +11,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "common/format.hpp"
+#include "common/json.hpp"
 #include "conda/image_contract.hpp"
 #include "conda/relocate_prefix.hpp"
 #include "runtime/activate.hpp"
@@ -52,9 +54,7 @@ Result<std::vector<std::string>> record_requirements(const common::RootDir& pref
     const std::string relative = "conda-meta/" + name;
     ENVB_ASSIGN_OR_RETURN(auto text, prefix.read_regular(relative, kMaxMetadataFile));
     if (!text) continue;
-    json j = json::parse(*text, nullptr, false);
-    if (j.is_discarded())
-      return fail(Errc::InvalidInput, prefix.shown(relative) + ": not valid JSON");
+    ENVB_ASSIGN_OR_RETURN(json j, common::parse_json(*text, prefix.shown(relative)));
     if (!j.is_object() || !j.contains("depends") || !j["depends"].is_array()) continue;
     for (const auto& d : j["depends"])
       if (d.is_string()) depends.push_back(d.get<std::string>());
@@ -92,9 +92,7 @@ Result<std::vector<std::pair<std::string, std::string>>> read_env_vars(
   for (const auto& relative : files) {
     ENVB_ASSIGN_OR_RETURN(auto text, prefix.read_regular(relative, kMaxMetadataFile));
     if (!text) continue;
-    json j = json::parse(*text, nullptr, false);
-    if (j.is_discarded())
-      return fail(Errc::InvalidInput, prefix.shown(relative) + ": not valid JSON");
+    ENVB_ASSIGN_OR_RETURN(json j, common::parse_json(*text, prefix.shown(relative)));
     if (relative == "conda-meta/state") {
       if (j.is_object() && j.contains("env_vars"))
         ENVB_TRY(read_env_vars_object(prefix.shown(relative), j["env_vars"], out));
@@ -103,17 +101,6 @@ Result<std::vector<std::pair<std::string, std::string>>> read_env_vars(
     }
   }
   return out;
-}
-
-std::string sh_quote(std::string_view s) {
-  std::string out = "'";
-  for (char c : s) {
-    if (c == '\'')
-      out += "'\\''";
-    else
-      out += c;
-  }
-  return out + "'";
 }
 
 /// Names the script may assign: a shell identifier, nothing an image could use to inject code.
@@ -180,14 +167,14 @@ std::string activate_script(const EnvInfo& info) {
     std::string value = kv.substr(name.size() + 1);
     if (name == "PATH" && value.ends_with(kHostPath)) {
       value.resize(value.size() - kHostPath.size());
-      sets += "_envrun_set PATH " + sh_quote(value) + "\"$PATH\"\n";
+      sets += "_envrun_set PATH " + common::shell_quote(value) + "\"$PATH\"\n";
     } else {
-      sets += "_envrun_set " + name + " " + sh_quote(value) + "\n";
+      sets += "_envrun_set " + name + " " + common::shell_quote(value) + "\n";
     }
   }
   std::string sources;
-  for (const auto& script : info.activate_scripts) sources += ". " + sh_quote(script) + "\n";
-  const std::string prefix = sh_quote(info.prefix);
+  for (const auto& script : info.activate_scripts) sources += ". " + common::shell_quote(script) + "\n";
+  const std::string prefix = common::shell_quote(info.prefix);
   return std::string(kActivateMarker) + " . " + info.prefix + "/bin/activate" + R"sh(
 # Activates this conda environment without conda (POSIX sh, bash, zsh). Written by envrun, which
 # rewrites it when it relocates the prefix: after moving the directory, run `envrun DIR -- true`

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/fs.hpp"
+#include "common/url.hpp"
 #include "oci/archive.hpp"
 #include "oci/layout.hpp"
 #include "oci/registry/copy.hpp"
@@ -23,16 +24,6 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr const char* kStoreTag = "latest";
-
-bool is_loopback_host(std::string_view host) {
-  std::string_view name = host;
-  if (name.starts_with('[')) {  // [::1]:5000
-    name = name.substr(1, name.find(']') - 1);
-  } else if (auto colon = name.rfind(':'); colon != std::string_view::npos) {
-    name = name.substr(0, colon);
-  }
-  return name == "localhost" || name == "::1" || name.starts_with("127.");
-}
 
 oci::ImageReference store_reference(const fs::path& layout) {
   oci::ImageReference dest;
@@ -95,7 +86,7 @@ Result<common::FileLock> lock_reference(const oci::ImageReference& ref, const fs
 
 oci::registry::RegistryOptions default_registry_options(const oci::ImageReference& ref) {
   oci::registry::RegistryOptions options;
-  if (is_loopback_host(ref.host)) options.transport.tls.verify = false;
+  if (common::is_loopback_host(ref.host)) options.transport.tls.verify = false;
   return options;
 }
 

@@ -71,22 +71,7 @@ Result<std::vector<pypi::WheelToInstall>> lock_pip_section(const LockOptions& o,
                                                            const conda::EnvironmentFile& env,
                                                            const SolveRequest& request,
                                                            const PlatformSolution& solution) {
-  std::vector<conda::PackageRecord> records;
-  for (const auto& solved : solution.records) {
-    ENVB_ASSIGN_OR_RETURN(auto record, to_package_record(solved));
-    records.push_back(std::move(record));
-  }
-  pypi::PipSolveOptions pip;
-  pip.subdir = solution.platform;
-  pip.glibc = pypi::glibc_version(solution.virtual_packages);
-  std::error_code ec;
-  pip.cache.root = o.solve.cache_dir.empty() ? default_cache_root() : fs::absolute(o.solve.cache_dir, ec);
-  pip.cache.offline = o.solve.offline;
-  pip.cache.credentialed_channels = credentialed_base_urls(request.channels, request.channel_options);
-  pip.base_dir = fs::absolute(o.solve.file, ec).parent_path();
-  pip.file_name = o.solve.file;
-  ENVB_ASSIGN_OR_RETURN(auto solved, pypi::solve_pip_section(env.pip, records, pip)
-                                         .context("locking for " + solution.platform));
+  ENVB_ASSIGN_OR_RETURN(auto solved, solve_pip_section(o.solve, env, request, solution, false));
   for (const auto& line : solved.resolution.from_conda)
     std::cerr << solution.platform << ": pip requirement met by conda: " << line << "\n";
   return std::move(solved.wheels);

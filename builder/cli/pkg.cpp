@@ -72,8 +72,10 @@ Result<int> run_info(const PkgOptions& options) {
 }
 
 Result<int> run_extract(const PkgOptions& options) {
+  conda::ExtractOptions extract;
+  ENVB_ASSIGN_OR_RETURN(extract.limits, common::UnpackLimits::from_environment("ENVBUILD"));
   ENVB_ASSIGN_OR_RETURN(conda::ExtractStats stats,
-                        conda::extract_package(options.package, options.destination));
+                        conda::extract_package(options.package, options.destination, extract));
   if (options.json) {
     nlohmann::json j{{"files", stats.files},
                      {"directories", stats.directories},

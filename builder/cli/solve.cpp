@@ -33,26 +33,6 @@ void print_timings(const PlatformSolution& s) {
                t.records_loaded, t.dropped_records, t.solv_hits, t.solv_writes, s.records.size());
 }
 
-Result<pypi::PipSolution> solve_pip(const SolveCliOptions& o, const conda::EnvironmentFile& env,
-                                    const SolveRequest& request, const PlatformSolution& solution) {
-  std::vector<conda::PackageRecord> records;
-  for (const auto& solved : solution.records) {
-    ENVB_ASSIGN_OR_RETURN(auto record, to_package_record(solved));
-    records.push_back(std::move(record));
-  }
-  pypi::PipSolveOptions pip;
-  pip.subdir = solution.platform;
-  pip.glibc = pypi::glibc_version(solution.virtual_packages);
-  std::error_code ec;
-  pip.cache.root = o.cache_dir.empty() ? default_cache_root() : std::filesystem::absolute(o.cache_dir, ec);
-  pip.cache.offline = o.offline;
-  pip.cache.credentialed_channels = credentialed_base_urls(request.channels, request.channel_options);
-  pip.base_dir = std::filesystem::absolute(o.file, ec).parent_path();
-  pip.file_name = o.file;
-  pip.allow_source_trees = true;
-  return pypi::solve_pip_section(env.pip, records, pip).context("solving for " + solution.platform);
-}
-
 Result<int> run_solve(const SolveCliOptions& o, bool json, bool timings) {
   std::optional<conda::EnvironmentFile> env;
   ENVB_ASSIGN_OR_RETURN(SolveRequest request, to_solve_request(o, &env));
@@ -61,7 +41,7 @@ Result<int> run_solve(const SolveCliOptions& o, bool json, bool timings) {
   std::vector<pypi::PipSolution> pip(solutions.size());
   if (env && !env->pip.empty())
     for (size_t i = 0; i < solutions.size(); ++i) {
-      ENVB_ASSIGN_OR_RETURN(pip[i], solve_pip(o, *env, request, solutions[i]));
+      ENVB_ASSIGN_OR_RETURN(pip[i], solve_pip_section(o, *env, request, solutions[i], true));
     }
   if (timings)
     for (const auto& s : solutions) print_timings(s);

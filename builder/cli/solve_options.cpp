@@ -1,4 +1,6 @@
 #include "builder/cli/solve_options.hpp"
+#include "builder/channel.hpp"
+#include "builder/package_cache.hpp"
 #include "conda/platform.hpp"
 
 #include <iostream>
@@ -69,6 +71,29 @@ Result<SolveRequest> to_solve_request(const SolveCliOptions& o,
   request.repodata.offline = o.offline;
   if (!o.cache_dir.empty()) request.repodata.cache_dir = o.cache_dir;
   return request;
+}
+
+Result<pypi::PipSolution> solve_pip_section(const SolveCliOptions& o,
+                                            const conda::EnvironmentFile& env,
+                                            const SolveRequest& request,
+                                            const PlatformSolution& solution,
+                                            bool allow_source_trees) {
+  std::vector<conda::PackageRecord> records;
+  for (const auto& solved : solution.records) {
+    ENVB_ASSIGN_OR_RETURN(auto record, to_package_record(solved));
+    records.push_back(std::move(record));
+  }
+  pypi::PipSolveOptions pip;
+  pip.subdir = solution.platform;
+  pip.glibc = pypi::glibc_version(solution.virtual_packages);
+  std::error_code ec;
+  pip.cache.root = o.cache_dir.empty() ? default_cache_root() : std::filesystem::absolute(o.cache_dir, ec);
+  pip.cache.offline = o.offline;
+  pip.cache.credentialed_channels = credentialed_base_urls(request.channels, request.channel_options);
+  pip.base_dir = std::filesystem::absolute(o.file, ec).parent_path();
+  pip.file_name = o.file;
+  pip.allow_source_trees = allow_source_trees;
+  return pypi::solve_pip_section(env.pip, records, pip).context("the pip: section for " + solution.platform);
 }
 
 }  // namespace envbuild::builder::cli

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "builder/pypi/environment.hpp"
 #include "builder/solve.hpp"
 #include "conda/environment_file.hpp"
 
@@ -37,5 +38,14 @@ std::vector<std::string> split_commas(const std::vector<std::string>& in);
 /// The request for the options; when a file is given, its parsed form is returned in `env`.
 Result<SolveRequest> to_solve_request(const SolveCliOptions& options,
                                       std::optional<conda::EnvironmentFile>* env = nullptr);
+
+/// The pip: section of `env` for one platform of `request`, after its conda part (`solution`),
+/// with the cache, offline mode and channel credentials of `options`. `allow_source_trees`: -e
+/// and local trees are listed (solve) rather than refused (lock).
+Result<pypi::PipSolution> solve_pip_section(const SolveCliOptions& options,
+                                            const conda::EnvironmentFile& env,
+                                            const SolveRequest& request,
+                                            const PlatformSolution& solution,
+                                            bool allow_source_trees);
 
 }  // namespace envbuild::builder::cli

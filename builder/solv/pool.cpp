@@ -23,6 +23,7 @@
 #include "builder/solv/internal/libsolv.hpp"
 #include "builder/solv/internal/prune.hpp"
 #include "common/fs.hpp"
+#include "common/json.hpp"
 
 #include <nlohmann/json.hpp>
 
@@ -407,14 +408,13 @@ struct Pool::Impl {
       repo_empty(repo, 1);
       auto text = common::read_file(path, size_t{4} << 30);
       if (!text) return std::move(text).error();
-      try {
-        auto doc = nlohmann::json::parse(*text);
-        if (doc.contains("info") && doc["info"].is_object()) doc["info"].erase("subdir");
-        *text = doc.dump();
-      } catch (const nlohmann::json::exception& e) {
+      auto doc = common::parse_json(*text, "parsing repodata " + path.string());
+      if (!doc) {
         repo_free(repo, 1);
-        return fail(Errc::InvalidInput, "parsing repodata " + path.string() + ": " + e.what());
+        return std::move(doc).error();
       }
+      if (doc->contains("info") && (*doc)["info"].is_object()) (*doc)["info"].erase("subdir");
+      *text = doc->dump();
       std::unique_ptr<FILE, FileClose> mem(fmemopen(text->data(), text->size(), "r"));
       rc = mem ? repo_add_conda(repo, mem.get(), 0) : -1;
     }

@@ -4,6 +4,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <yaml-cpp/yaml.h>
 
@@ -19,5 +20,13 @@ Result<YAML::Node> load_yaml(std::string_view text, std::string_view file);
 
 /// The scalar as a string; anything else is an error naming `what`.
 Result<std::string> scalar(const YAML::Node& node, std::string_view file, std::string_view what);
+
+/// scalar(), or "" for a missing or null node (an optional field).
+Result<std::string> optional_scalar(const YAML::Node& node, std::string_view file,
+                                    std::string_view what);
+
+/// A list of scalars; [] for a missing or null node; anything else is an error naming `what`.
+Result<std::vector<std::string>> scalar_list(const YAML::Node& node, std::string_view file,
+                                             std::string_view what);
 
 }  // namespace envbuild::conda::internal

@@ -6,10 +6,14 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include <arpa/inet.h>
+
 #include <nlohmann/json.hpp>
 
 #include "common/fs.hpp"
 #include "common/http.hpp"
+#include "common/json.hpp"
+#include "common/url.hpp"
 
 namespace envbuild::oci::registry {
 
@@ -43,7 +47,26 @@ bool host_matches(std::string_view key, std::string_view host) {
   return k == h || (docker_hub(k) && docker_hub(h));
 }
 
+// The domain a host belongs to for credentials: an IP address is its own; a DNS name is
+// known by its last two labels (the go-containerregistry rule: it lets auth.docker.io serve
+// registry-1.docker.io without a public-suffix list, at the price of trusting siblings under a
+// shared suffix such as co.uk).
+std::string site_of(const std::string& host) {
+  in_addr v4{};
+  if (host.starts_with('[') || inet_pton(AF_INET, host.c_str(), &v4) == 1) return host;
+  std::string name = host;
+  while (!name.empty() && name.back() == '.') name.pop_back();
+  size_t last = name.rfind('.');
+  if (last == std::string::npos || last == 0) return name;
+  size_t before = name.rfind('.', last - 1);
+  return before == std::string::npos ? name : name.substr(before + 1);
+}
+
 }  // namespace
+
+bool realm_may_receive_credentials(const common::Origin& realm, const common::Origin& registry) {
+  return realm.host == registry.host || site_of(realm.host) == site_of(registry.host);
+}
 
 Result<Credentials> parse_creds(std::string_view text) {
   auto colon = text.find(':');
@@ -111,7 +134,7 @@ Result<std::optional<Credentials>> lookup_credentials_in(const std::vector<std::
     std::error_code ec;
     if (file.empty() || !std::filesystem::is_regular_file(file, ec)) continue;
     ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(file, 4u << 20));
-    auto j = nlohmann::json::parse(text, nullptr, false);
+    ENVB_ASSIGN_OR_RETURN(nlohmann::json j, common::parse_json(text, file));
     if (!j.is_object()) return fail(Errc::InvalidInput, file + ": not a JSON object");
     if (!j.contains("auths") || !j["auths"].is_object()) continue;
     for (const auto& [key, entry] : j["auths"].items()) {
@@ -217,10 +240,8 @@ Result<Challenge> parse_challenge(std::string_view header) {
 }
 
 Authenticator::Authenticator(std::optional<Credentials> credentials,
-                             std::vector<std::string> scopes, TransportOptions transport_options)
-    : credentials_(std::move(credentials)),
-      scopes_(std::move(scopes)),
-      transport_options_(std::move(transport_options)) {}
+                             std::vector<std::string> scopes)
+    : credentials_(std::move(credentials)), scopes_(std::move(scopes)) {}
 
 std::string Authenticator::header() const {
   std::lock_guard lock(mutex_);
@@ -234,7 +255,7 @@ void Authenticator::add_scope(std::string scope) {
 }
 
 Result<void> Authenticator::refresh(const Challenge& challenge, const std::string& seen,
-                                    HttpTransport& transport) {
+                                    const std::string& registry, common::HttpClient& client) {
   std::lock_guard lock(mutex_);
   if (header_ != seen) return ok();  // another thread already answered this challenge
   if (challenge.scheme == "basic") {
@@ -251,7 +272,7 @@ Result<void> Authenticator::refresh(const Challenge& challenge, const std::strin
     return ok();
   }
   if (challenge.scheme == "bearer") {
-    ENVB_ASSIGN_OR_RETURN(std::string token, fetch_token(challenge, transport));
+    ENVB_ASSIGN_OR_RETURN(std::string token, fetch_token(challenge, registry, client));
     std::string next = "Bearer " + token;
     if (next == seen) return fail(Errc::Unauthorized, "the registry refused a fresh token");
     header_ = std::move(next);
@@ -262,9 +283,28 @@ Result<void> Authenticator::refresh(const Challenge& challenge, const std::strin
 }
 
 Result<std::string> Authenticator::fetch_token(const Challenge& challenge,
-                                               HttpTransport& transport) const {
+                                               const std::string& registry,
+                                               common::HttpClient& client) const {
   std::string realm = challenge.param("realm");
   if (realm.empty()) return fail(Errc::InvalidInput, "Bearer challenge without a realm");
+  ENVB_ASSIGN_OR_RETURN(common::Origin realm_origin,
+                        common::url_origin(realm).context("the registry's token realm"));
+  ENVB_ASSIGN_OR_RETURN(common::Origin registry_origin, common::url_origin(registry));
+  // The realm comes from the registry's answer: it decides where the credentials would go, so
+  // it gets them only on the registry's terms (docs/security.md "Network").
+  if (registry_origin.scheme == "https" && realm_origin.scheme == "http")
+    return fail(Errc::Unauthorized, "the registry " + registry_origin.host +
+                                        " (https) sends token requests to the plain-http realm " +
+                                        common::redact_url(realm) + ": refused");
+  if (credentials_ && !realm_may_receive_credentials(realm_origin, registry_origin))
+    return fail(Errc::Unauthorized, "the registry " + registry_origin.host +
+                                        " sends token requests to " + realm_origin.host +
+                                        ", which is neither its host nor in its domain: the " +
+                                        "credentials of user '" + credentials_->username +
+                                        "' (from " + credentials_->source + ") are not sent there")
+        .with_hint(
+            "pull without credentials if the image is public; otherwise the registry's "
+            "token service must be on the registry's host or domain");
   std::vector<std::string> scopes = scopes_;
   if (auto s = challenge.param("scope");
       !s.empty() && std::find(scopes.begin(), scopes.end(), s) == scopes.end())
@@ -275,29 +315,32 @@ Result<std::string> Authenticator::fetch_token(const Challenge& challenge,
     url += sep;
     url += name;
     url += '=';
-    url += url_escape(value);
+    url += common::url_escape(value);
     sep = '&';
   };
   if (auto service = challenge.param("service"); !service.empty()) add("service", service);
   for (const auto& s : scopes) add("scope", s);
   if (credentials_) add("account", credentials_->username);
 
-  Request req;
+  common::HttpRequest req;
   req.url = url;
-  req.follow_redirects = true;
+  req.follow_redirects = true;  // the client drops the Authorization on a hop elsewhere
+  req.metadata = true;
   req.max_body = 1u << 20;
   if (credentials_)
     req.headers.emplace_back(
         "Authorization",
         "Basic " + base64_encode(credentials_->username + ":" + credentials_->password));
-  ENVB_ASSIGN_OR_RETURN(Response resp, transport.send(req).context("fetching a registry token"));
+  ENVB_ASSIGN_OR_RETURN(common::HttpResponse resp,
+                        client.perform(req).context("fetching a registry token"));
   if (!resp.ok()) {
-    auto err = status_error("GET", url, resp).with_context("fetching a registry token");
+    auto err =
+        common::http_status_error("GET", url, resp).with_context("fetching a registry token");
     if (resp.status == 401 && !credentials_)
       return std::move(err).with_hint("pass --creds USER:PASS, or log in with podman/docker");
     return err;
   }
-  auto j = nlohmann::json::parse(resp.body, nullptr, false);
+  auto j = common::parse_json(resp.body, "token response").value_or(nlohmann::json());
   if (!j.is_object())
     return fail(Errc::InvalidInput,
                 "GET " + common::redact_url(url) + ": token response is not JSON");

@@ -1,15 +1,17 @@
 #include "oci/registry/client.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <cstdlib>
 #include <functional>
+#include <map>
 #include <set>
-#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "common/http.hpp"
+#include "common/json.hpp"
+#include "common/parallel.hpp"
+#include "common/url.hpp"
 #include "oci/manifest.hpp"
 #include "oci/media_type.hpp"
 
@@ -89,6 +91,13 @@ std::optional<int64_t> range_start(const std::string& content_range) {
   return start;
 }
 
+// A manifest reference becomes a URL path segment: only a tag or a digest, never "../x".
+Result<void> check_manifest_reference(const std::string& reference) {
+  if (is_valid_tag(reference) || Digest::parse(reference)) return ok();
+  return fail(Errc::InvalidInput,
+              "invalid manifest reference '" + reference + "' (a tag or a digest)");
+}
+
 // The target of `Link: <URL>; rel="next"` (RFC 8288, as the distribution spec paginates tag
 // lists), or empty when there is no next page.
 std::string next_page_link(std::string_view header) {
@@ -106,36 +115,16 @@ std::string next_page_link(std::string_view header) {
   }
 }
 
-/// Runs task(i, repo) for i in [0, count) on up to `jobs` threads: the caller's with `repo`
-/// (its connection is open already), each other one with its own fork of it. After the first
-/// failure no new task starts. Returns the error of the lowest index.
+/// common::for_each_index() with one Repository per worker: the caller's thread (worker 0) uses
+/// `repo`, whose connection is open already; each other worker its own fork, made on first use.
 Result<void> for_each_parallel(Repository& repo, size_t count, size_t jobs,
                                const std::function<Result<void>(size_t, Repository&)>& task) {
-  std::vector<std::optional<Error>> errors(count);
-  std::atomic<size_t> next{0};
-  std::atomic<bool> failed{false};
-  auto worker = [&](Repository& mine) {
-    for (size_t i = next++; i < count && !failed; i = next++) {
-      auto r = task(i, mine);
-      if (!r) {
-        errors[i] = std::move(r).error();
-        failed = true;
-      }
-    }
-  };
-  size_t threads = std::max<size_t>(1, std::min(jobs, count));
-  {
-    std::vector<std::jthread> pool;
-    for (size_t t = 1; t < threads; ++t)
-      pool.emplace_back([&] {
-        Repository mine = repo.fork();
-        worker(mine);
-      });
-    worker(repo);
-  }
-  for (auto& e : errors)
-    if (e) return std::move(*e);
-  return ok();
+  std::vector<std::optional<Repository>> forks(common::worker_count(count, jobs));
+  return common::for_each_index(count, jobs, [&](size_t i, size_t worker) -> Result<void> {
+    if (worker == 0) return task(i, repo);
+    if (!forks[worker]) forks[worker].emplace(repo.fork());
+    return task(i, *forks[worker]);
+  });
 }
 
 std::vector<Descriptor> unique_blobs(const Manifest& m) {
@@ -146,7 +135,7 @@ std::vector<Descriptor> unique_blobs(const Manifest& m) {
   return out;
 }
 
-void add_counters(TransferReport& report, const Counters& c) {
+void add_counters(TransferReport& report, const common::HttpCounters& c) {
   report.requests = c.requests;
   report.put_requests = c.put;
   report.patch_requests = c.patch;
@@ -159,12 +148,22 @@ Result<Repository> Repository::connect(const std::string& host, const std::strin
                                        Action action, const RegistryOptions& options) {
   if (host.empty() || name.empty())
     return fail(Errc::InvalidInput, "registry reference needs a host and a repository name");
+  // Both end up in every URL: the grammar keeps them to one host and to paths under /v2/.
+  if (!is_valid_registry_host(host))
+    return fail(Errc::InvalidInput, "invalid registry host '" + host + "'");
+  if (!is_valid_repository_name(name))
+    return fail(Errc::InvalidInput, "invalid repository name '" + name + "'");
+  for (const auto& from : options.mount_from)
+    if (!is_valid_repository_name(from))
+      return fail(Errc::InvalidInput, "invalid repository name '" + from + "' to mount from");
   Repository r;
   r.host_ = host;
   r.name_ = name;
   std::string endpoint = host == "docker.io" ? "registry-1.docker.io" : host;
   r.origin_ = "https://" + endpoint;
-  r.options_ = std::make_shared<const RegistryOptions>(options);
+  RegistryOptions own = options;
+  own.transport.use_netrc = false;  // registry credentials come from --creds or auth files only
+  r.options_ = std::make_shared<const RegistryOptions>(std::move(own));
   std::optional<Credentials> creds = options.credentials;
   if (!creds && options.lookup_stored_credentials) {
     ENVB_ASSIGN_OR_RETURN(creds,
@@ -174,8 +173,8 @@ Result<Repository> Repository::connect(const std::string& host, const std::strin
                                   (action == Action::Push ? ":pull,push" : ":pull")};
   for (const auto& from : options.mount_from)
     if (from != name) scopes.push_back("repository:" + from + ":pull");
-  r.auth_ = std::make_shared<Authenticator>(std::move(creds), std::move(scopes), options.transport);
-  r.transport_ = std::make_unique<HttpTransport>(options.transport);
+  r.auth_ = std::make_shared<Authenticator>(std::move(creds), std::move(scopes));
+  r.client_ = std::make_unique<common::HttpClient>(r.options_->transport);
   return r;
 }
 
@@ -186,28 +185,37 @@ Repository Repository::fork() const {
   r.origin_ = origin_;
   r.options_ = options_;
   r.auth_ = auth_;
-  r.transport_ = std::make_unique<HttpTransport>(transport_->options(), transport_->counters());
+  r.client_ = std::make_unique<common::HttpClient>(client_->options(), client_->counters());
   return r;
 }
 
-std::string Repository::resolve(const std::string& location) const {
-  if (location.starts_with("http://") || location.starts_with("https://")) return location;
-  if (location.starts_with("/")) return origin_ + location;
-  return origin_ + "/v2/" + name_ + "/blobs/uploads/" + location;
+Result<std::string> Repository::resolve(const std::string& location) const {
+  ENVB_ASSIGN_OR_RETURN(
+      std::string url, common::resolve_url(origin_ + "/v2/" + name_ + "/blobs/uploads/", location));
+  ENVB_TRY(common::url_origin(url).context("the registry's upload Location"));
+  if (common::is_downgrade(origin_, url))
+    return fail(Errc::Network, "the registry " + host_ + " (https) sends the upload to " +
+                                   common::redact_url(url) +
+                                   ": refusing to leave https for plain http");
+  return url;
 }
 
-Result<Response> Repository::send(Request request) {
+Result<common::HttpResponse> Repository::send(common::HttpRequest request) {
+  // The registry's credentials and tokens are for its own origin (scheme, host and port): an
+  // upload Location elsewhere (a storage back end, or a hostile registry's pick) gets the
+  // request without them, and its 401 is not answered.
+  const bool own_origin = common::same_origin(request.url, origin_);
   const size_t base_headers = request.headers.size();
   for (int attempt = 0;; ++attempt) {
     request.headers.resize(base_headers);
     std::string seen = auth_->header();
-    if (!seen.empty()) request.headers.emplace_back("Authorization", seen);
-    ENVB_ASSIGN_OR_RETURN(Response resp, transport_->send(request));
-    if (resp.status != 401 || attempt == 1) return resp;
+    if (own_origin && !seen.empty()) request.headers.emplace_back("Authorization", seen);
+    ENVB_ASSIGN_OR_RETURN(common::HttpResponse resp, client_->perform(request));
+    if (resp.status != 401 || attempt == 1 || !own_origin) return resp;
     std::string header = resp.header("www-authenticate");
     if (header.empty()) return resp;
     ENVB_ASSIGN_OR_RETURN(Challenge challenge, parse_challenge(header));
-    ENVB_TRY(auth_->refresh(challenge, seen, *transport_)
+    ENVB_TRY(auth_->refresh(challenge, seen, origin_, *client_)
                  .context(request.method + " " + common::redact_url(request.url) +
                           ": 401 Unauthorized"));
   }
@@ -217,16 +225,18 @@ Result<void> Repository::ping() {
   if (!options_->transport.tls.verify && origin_.starts_with("https://")) {
     // skopeo's rule for --tls-verify=false: plain http when https does not answer. One probe
     // without retries, so a plain-http registry costs one failed handshake, not a backoff.
-    TransportOptions probe_options = transport_->options();
+    common::HttpOptions probe_options = client_->options();
     probe_options.max_retries = 0;
-    HttpTransport probe(probe_options, transport_->counters());
-    Request req;
+    common::HttpClient probe(probe_options, client_->counters());
+    common::HttpRequest req;
     req.url = origin_ + "/v2/";
-    if (!probe.send(req)) origin_ = "http://" + origin_.substr(8);
+    req.metadata = true;
+    if (!probe.perform(req)) origin_ = "http://" + origin_.substr(8);
   }
-  Request req;
+  common::HttpRequest req;
   req.url = origin_ + "/v2/";
-  ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
+  req.metadata = true;
+  ENVB_ASSIGN_OR_RETURN(common::HttpResponse resp, send(req));
   if (resp.status == 400 && !options_->transport.tls.verify && origin_.starts_with("http://")) {
     // A TLS registry answers plain http with 400 ("Client sent an HTTP request to an HTTPS
     // server"): the https probe failed for another reason (a busy host). Use https after all.
@@ -234,18 +244,20 @@ Result<void> Repository::ping() {
     req.url = origin_ + "/v2/";
     ENVB_ASSIGN_OR_RETURN(resp, send(req));
   }
-  if (!resp.ok()) return status_error("GET", req.url, resp);
+  if (!resp.ok()) return common::http_status_error("GET", req.url, resp);
   return ok();
 }
 
 Result<FetchedManifest> Repository::get_manifest(const std::string& reference,
                                                  size_t max_bytes) {
-  Request req;
+  ENVB_TRY(check_manifest_reference(reference));
+  common::HttpRequest req;
   req.url = origin_ + "/v2/" + name_ + "/manifests/" + reference;
+  req.metadata = true;
   req.headers.emplace_back("Accept", std::string(kAcceptManifests));
   req.max_body = max_bytes;
-  ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
-  if (!resp.ok()) return status_error("GET", req.url, resp);
+  ENVB_ASSIGN_OR_RETURN(common::HttpResponse resp, send(req));
+  if (!resp.ok()) return common::http_status_error("GET", req.url, resp);
   if (resp.body_truncated)
     return fail(Errc::InvalidInput, "GET " + common::redact_url(req.url) + ": manifest over " +
                                         std::to_string(req.max_body) + " bytes");
@@ -261,7 +273,7 @@ Result<FetchedManifest> Repository::get_manifest(const std::string& reference,
                                        actual.to_string() + ", expected " + expected->to_string());
     if (!expected && reference.starts_with("sha256:")) return std::move(expected).error();
   }
-  auto j = nlohmann::json::parse(out.bytes, nullptr, false);
+  auto j = common::parse_json(out.bytes, "manifest").value_or(nlohmann::json());
   std::string media_type;
   if (j.is_object() && j.contains("mediaType") && j["mediaType"].is_string())
     media_type = j["mediaType"].get<std::string>();
@@ -276,12 +288,13 @@ Result<FetchedManifest> Repository::get_manifest(const std::string& reference,
 }
 
 Result<std::optional<Index>> Repository::referrers(const Digest& subject) {
-  Request req;
+  common::HttpRequest req;
   req.url = origin_ + "/v2/" + name_ + "/referrers/" + subject.to_string();
+  req.metadata = true;
   req.headers.emplace_back("Accept", std::string(media_type::kOciIndex));
-  ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
+  ENVB_ASSIGN_OR_RETURN(common::HttpResponse resp, send(req));
   if (resp.status == 404) return std::optional<Index>();
-  if (!resp.ok()) return status_error("GET", req.url, resp);
+  if (!resp.ok()) return common::http_status_error("GET", req.url, resp);
   // A registry without the API may answer 200 with something else (an HTML page, a JSON
   // error): only an image index counts as support.
   auto index = parse_index(resp.body);
@@ -290,13 +303,15 @@ Result<std::optional<Index>> Repository::referrers(const Digest& subject) {
 }
 
 Result<std::optional<Descriptor>> Repository::head_manifest(const std::string& reference) {
-  Request req;
+  ENVB_TRY(check_manifest_reference(reference));
+  common::HttpRequest req;
   req.method = "HEAD";
   req.url = origin_ + "/v2/" + name_ + "/manifests/" + reference;
+  req.metadata = true;
   req.headers.emplace_back("Accept", std::string(kAcceptManifests));
-  ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
+  ENVB_ASSIGN_OR_RETURN(common::HttpResponse resp, send(req));
   if (resp.status == 404) return std::optional<Descriptor>();
-  if (!resp.ok()) return status_error("HEAD", req.url, resp);
+  if (!resp.ok()) return common::http_status_error("HEAD", req.url, resp);
   Descriptor d;
   d.media_type = strip_params(resp.header("content-type"));
   ENVB_ASSIGN_OR_RETURN(d.digest, Digest::parse(resp.header("docker-content-digest"))
@@ -307,9 +322,11 @@ Result<std::optional<Descriptor>> Repository::head_manifest(const std::string& r
 
 Result<Descriptor> Repository::put_manifest(const std::string& reference, const std::string& bytes,
                                             const std::string& media_type) {
-  Request req;
+  ENVB_TRY(check_manifest_reference(reference));
+  common::HttpRequest req;
   req.method = "PUT";
   req.url = origin_ + "/v2/" + name_ + "/manifests/" + reference;
+  req.metadata = true;
   req.headers.emplace_back("Content-Type", media_type);
   req.body = [&bytes]() -> Result<std::unique_ptr<common::ByteSource>> {
     return std::unique_ptr<common::ByteSource>(std::make_unique<common::StringSource>(bytes));
@@ -320,12 +337,12 @@ Result<Descriptor> Repository::put_manifest(const std::string& reference, const 
   // that reads the link meanwhile finds the blob unknown although it is there. So that answer
   // is asked again, twice at most; a blob really missing stays the error.
   constexpr int kAttempts = 3;
-  Response resp;
+  common::HttpResponse resp;
   for (int attempt = 1; attempt <= kAttempts; ++attempt) {
     ENVB_ASSIGN_OR_RETURN(resp, send(req));
     if (resp.status != 400 || resp.body.find("MANIFEST_BLOB_UNKNOWN") == std::string::npos) break;
   }
-  if (resp.status != 201 && !resp.ok()) return status_error("PUT", req.url, resp);
+  if (resp.status != 201 && !resp.ok()) return common::http_status_error("PUT", req.url, resp);
   Descriptor d;
   d.media_type = media_type;
   d.digest = Digest::of(bytes);
@@ -337,13 +354,14 @@ Result<Descriptor> Repository::put_manifest(const std::string& reference, const 
 }
 
 Result<std::optional<int64_t>> Repository::head_blob(const Digest& digest) {
-  Request req;
+  common::HttpRequest req;
   req.method = "HEAD";
   req.url = origin_ + "/v2/" + name_ + "/blobs/" + digest.to_string();
+  req.metadata = true;
   req.follow_redirects = true;
-  ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
+  ENVB_ASSIGN_OR_RETURN(common::HttpResponse resp, send(req));
   if (resp.status == 404) return std::optional<int64_t>();
-  if (!resp.ok()) return status_error("HEAD", req.url, resp);
+  if (!resp.ok()) return common::http_status_error("HEAD", req.url, resp);
   return std::optional<int64_t>(std::atoll(resp.header("content-length").c_str()));
 }
 
@@ -360,7 +378,7 @@ Result<void> Repository::fetch_blob(const Descriptor& blob, const BlobStore& sto
     }
     const int64_t before = have;
     ResumeSink sink(*writer, blob.size, have, what);
-    Request req;
+    common::HttpRequest req;
     req.url = url;
     req.follow_redirects = true;  // registries hand blobs to a storage back end (S3, CDN)
     req.sink = &sink;
@@ -369,13 +387,16 @@ Result<void> Repository::fetch_blob(const Descriptor& blob, const BlobStore& sto
       // 200 (Range ignored) resends the whole blob, whose first `have` bytes are dropped. The
       // digest is checked over all the bytes at the end either way.
       req.headers.emplace_back("Range", "bytes=" + std::to_string(have) + "-");
-      req.on_body_start = [&sink, have, &what](const Response& r) -> Result<void> {
-        if (r.status == 206) {
-          auto start = range_start(r.header("content-range"));
+      req.before_body = [&sink, have, &what](
+                            long status,
+                            const std::map<std::string, std::string>& headers) -> Result<void> {
+        if (status == 206) {
+          auto it = headers.find("content-range");
+          const std::string range = it == headers.end() ? std::string() : it->second;
+          auto start = range_start(range);
           if (!start || *start != have)
             return fail(Errc::Integrity, what + ": asked for bytes " + std::to_string(have) +
-                                             "-, got Content-Range '" + r.header("content-range") +
-                                             "'");
+                                             "-, got Content-Range '" + range + "'");
         } else {
           sink.skip(have);
         }
@@ -390,7 +411,7 @@ Result<void> Repository::fetch_blob(const Descriptor& blob, const BlobStore& sto
       partial = resp.error().code() == Errc::Network && have > 0 && have < blob.size;
       done = std::move(resp).error();
     } else if (!resp->ok()) {
-      done = status_error("GET", req.url, *resp);
+      done = common::http_status_error("GET", req.url, *resp);
     } else if (have != blob.size) {
       done = fail(Errc::Integrity, what + ": got " + std::to_string(have) + " bytes, expected " +
                                        std::to_string(blob.size));
@@ -410,17 +431,20 @@ Result<void> Repository::fetch_blob(const Descriptor& blob, const BlobStore& sto
 }
 
 Result<bool> Repository::mount_blob(const Digest& digest, const std::string& from) {
-  Request req;
+  common::HttpRequest req;
   req.method = "POST";
-  req.url = origin_ + "/v2/" + name_ + "/blobs/uploads/?mount=" + url_escape(digest.to_string()) +
-            "&from=" + url_escape(from);
-  ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
+  req.url = origin_ + "/v2/" + name_ +
+            "/blobs/uploads/?mount=" + common::url_escape(digest.to_string()) +
+            "&from=" + common::url_escape(from);
+  req.metadata = true;
+  ENVB_ASSIGN_OR_RETURN(common::HttpResponse resp, send(req));
   if (resp.status == 201) return true;
   if (resp.status == 202) return false;  // not mountable: an upload session we do not use
-  return status_error("POST", req.url, resp);
+  return common::http_status_error("POST", req.url, resp);
 }
 
-Result<UploadOutcome> Repository::push_blob(const Descriptor& blob, const BodyOpener& open) {
+Result<UploadOutcome> Repository::push_blob(const Descriptor& blob,
+                                            const common::BodyOpener& open) {
   const std::string what = "pushing blob " + blob.digest.short_string();
   ENVB_ASSIGN_OR_RETURN(auto existing, head_blob(blob.digest).context(what));
   if (existing && (*existing == blob.size || *existing == 0)) return UploadOutcome::Existed;
@@ -431,20 +455,23 @@ Result<UploadOutcome> Repository::push_blob(const Descriptor& blob, const BodyOp
     if (mounted) return UploadOutcome::Mounted;
   }
   for (int attempt = 1;; ++attempt) {
-    Request post;
+    common::HttpRequest post;
     post.method = "POST";
     post.url = origin_ + "/v2/" + name_ + "/blobs/uploads/";
+    post.metadata = true;
     auto started = send(post);
     Result<void> done = ok();
     if (!started) {
       done = std::move(started).error();
     } else if (started->status != 202) {
-      done = status_error("POST", post.url, *started);
+      done = common::http_status_error("POST", post.url, *started);
     } else if (started->header("location").empty()) {
       done = fail(Errc::InvalidInput,
                   "POST " + common::redact_url(post.url) + ": 202 without a Location header");
     } else {
-      done = upload(blob, open, resolve(started->header("location")));
+      auto location = resolve(started->header("location"));
+      done = location ? upload(blob, open, std::move(*location))
+                      : Result<void>(std::move(location).error());
     }
     if (done) return UploadOutcome::Uploaded;
     // The upload session is gone (registry restarted) or the connection dropped: start over.
@@ -454,13 +481,13 @@ Result<UploadOutcome> Repository::push_blob(const Descriptor& blob, const BodyOp
   }
 }
 
-Result<void> Repository::upload(const Descriptor& blob, const BodyOpener& open,
+Result<void> Repository::upload(const Descriptor& blob, const common::BodyOpener& open,
                                 std::string location) {
   auto with_digest = [&](const std::string& url) {
     return url + (url.find('?') == std::string::npos ? "?" : "&") +
-           "digest=" + url_escape(blob.digest.to_string());
+           "digest=" + common::url_escape(blob.digest.to_string());
   };
-  Request put;
+  common::HttpRequest put;
   put.method = "PUT";
   put.headers.emplace_back("Content-Type", "application/octet-stream");
   if (blob.size <= options_->chunk_threshold) {
@@ -471,7 +498,7 @@ Result<void> Repository::upload(const Descriptor& blob, const BodyOpener& open,
     ENVB_ASSIGN_OR_RETURN(auto source, open());
     for (int64_t offset = 0; offset < blob.size;) {
       int64_t n = std::min(options_->chunk_size, blob.size - offset);
-      Request patch;
+      common::HttpRequest patch;
       patch.method = "PATCH";
       patch.url = location;
       patch.headers = {
@@ -485,26 +512,29 @@ Result<void> Repository::upload(const Descriptor& blob, const BodyOpener& open,
         return std::unique_ptr<common::ByteSource>(std::make_unique<LimitedSource>(*source, n));
       };
       patch.body_size = n;
-      ENVB_ASSIGN_OR_RETURN(Response resp, send(patch));
-      if (resp.status != 202) return status_error("PATCH", patch.url, resp);
-      if (auto next = resp.header("location"); !next.empty()) location = resolve(next);
+      ENVB_ASSIGN_OR_RETURN(common::HttpResponse resp, send(patch));
+      if (resp.status != 202) return common::http_status_error("PATCH", patch.url, resp);
+      if (auto next = resp.header("location"); !next.empty()) {
+        ENVB_ASSIGN_OR_RETURN(location, resolve(next));
+      }
       offset += n;
     }
     put.url = with_digest(location);
   }
-  ENVB_ASSIGN_OR_RETURN(Response resp, send(put));
-  if (resp.status != 201 && !resp.ok()) return status_error("PUT", put.url, resp);
+  ENVB_ASSIGN_OR_RETURN(common::HttpResponse resp, send(put));
+  if (resp.status != 201 && !resp.ok()) return common::http_status_error("PUT", put.url, resp);
   return ok();
 }
 
 Result<bool> Repository::delete_manifest(const Digest& digest) {
-  Request req;
+  common::HttpRequest req;
   req.method = "DELETE";
   req.url = origin_ + "/v2/" + name_ + "/manifests/" + digest.to_string();
-  ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
+  req.metadata = true;
+  ENVB_ASSIGN_OR_RETURN(common::HttpResponse resp, send(req));
   if (resp.ok()) return true;  // 202 Accepted
   if (resp.status == 404) return false;
-  Error error = status_error("DELETE", req.url, resp);
+  Error error = common::http_status_error("DELETE", req.url, resp);
   if (resp.status != 405) return error;
   return fail(Errc::Unsupported, error.message())
       .with_hint("the registry does not delete manifests (distribution: "
@@ -516,15 +546,16 @@ Result<std::vector<std::string>> Repository::tags(const TagListLimits& limits) {
   std::vector<std::string> out;
   std::string url = listing;
   for (size_t page = 1;; ++page) {
-    Request req;
+    common::HttpRequest req;
     req.url = url;
-    ENVB_ASSIGN_OR_RETURN(Response resp, send(req));
-    if (!resp.ok()) return status_error("GET", req.url, resp);
+    req.metadata = true;
+    ENVB_ASSIGN_OR_RETURN(common::HttpResponse resp, send(req));
+    if (!resp.ok()) return common::http_status_error("GET", req.url, resp);
     const std::string what = "GET " + common::redact_url(req.url);
     if (resp.body_truncated)
       return fail(Errc::InvalidInput, what + ": tag list over " + std::to_string(req.max_body) +
                                           " bytes");
-    auto j = nlohmann::json::parse(resp.body, nullptr, false);
+    auto j = common::parse_json(resp.body, what).value_or(nlohmann::json());
     if (!j.is_object()) return fail(Errc::InvalidInput, what + ": not a tag list");
     // An empty repository may say "tags": null.
     if (auto t = j.find("tags"); t != j.end() && t->is_array()) {
@@ -555,7 +586,7 @@ Result<void> push_blobs(Repository& repo, const std::vector<Descriptor>& blobs,
   ENVB_TRY(for_each_parallel(repo, blobs.size(), repo.options().jobs,
                              [&](size_t i, Repository& r) -> Result<void> {
                                const Descriptor& d = blobs[i];
-                               BodyOpener body = [&open, &d] { return open(d); };
+                               common::BodyOpener body = [&open, &d] { return open(d); };
                                ENVB_ASSIGN_OR_RETURN(outcomes[i], r.push_blob(d, body));
                                return ok();
                              }));

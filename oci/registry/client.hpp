@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "common/http.hpp"
 #include "common/result.hpp"
 #include "oci/blob_store.hpp"
 #include "oci/descriptor.hpp"
@@ -24,12 +25,13 @@
 #include "oci/manifest.hpp"
 #include "oci/reference.hpp"
 #include "oci/registry/auth.hpp"
-#include "oci/registry/transport.hpp"
 
 namespace envbuild::oci::registry {
 
 struct RegistryOptions {
-  TransportOptions transport;
+  /// HTTP options (TLS, deadlines, retries) of every request to the registry; its use_netrc is
+  /// ignored (registry credentials come from `credentials` or the auth files, as for skopeo).
+  common::HttpOptions transport;
   /// --creds; when unset, lookup_credentials() is consulted (if lookup is on).
   std::optional<Credentials> credentials;
   bool lookup_stored_credentials = true;
@@ -73,7 +75,8 @@ enum class UploadOutcome { Existed, Mounted, Uploaded };
 class Repository {
  public:
   /// Resolves the endpoint (docker.io -> registry-1.docker.io), the credentials and the token
-  /// scopes. Nothing is sent until ping().
+  /// scopes. InvalidInput for a host or repository name outside the distribution grammar
+  /// (oci/reference.hpp). Nothing is sent until ping().
   static Result<Repository> connect(const std::string& host, const std::string& name, Action action,
                                     const RegistryOptions& options);
 
@@ -101,7 +104,7 @@ class Repository {
   Result<void> fetch_blob(const Descriptor& blob, const BlobStore& store);
   /// Uploads a blob unless it exists (HEAD first); tries the mount sources first.
   /// `open` returns a fresh stream over the blob's bytes.
-  Result<UploadOutcome> push_blob(const Descriptor& blob, const BodyOpener& open);
+  Result<UploadOutcome> push_blob(const Descriptor& blob, const common::BodyOpener& open);
   /// POST ?mount=&from=: true if the registry mounted it (201).
   Result<bool> mount_blob(const Digest& digest, const std::string& from);
 
@@ -125,22 +128,27 @@ class Repository {
   [[nodiscard]] const std::string& name() const noexcept { return name_; }
   /// "scheme://endpoint" without the /v2/.
   [[nodiscard]] const std::string& origin() const noexcept { return origin_; }
-  [[nodiscard]] const Counters& counters() const noexcept { return *transport_->counters(); }
+  [[nodiscard]] const common::HttpCounters& counters() const noexcept {
+    return *client_->counters();
+  }
   [[nodiscard]] const RegistryOptions& options() const noexcept { return *options_; }
 
  private:
   Repository() = default;
-  /// Sends with the current Authorization; on 401 answers the challenge once and resends.
-  Result<Response> send(Request request);
-  Result<void> upload(const Descriptor& blob, const BodyOpener& open, std::string location);
-  std::string resolve(const std::string& location) const;
+  /// Sends with the current Authorization when the URL is the registry's own origin (never to
+  /// an upload Location or anywhere else); on a 401 from the registry answers the challenge once
+  /// and resends.
+  Result<common::HttpResponse> send(common::HttpRequest request);
+  Result<void> upload(const Descriptor& blob, const common::BodyOpener& open, std::string location);
+  /// An upload's Location resolved against the registry; refused when it leaves https.
+  Result<std::string> resolve(const std::string& location) const;
 
   std::string host_;
   std::string name_;
   std::string origin_;
   std::shared_ptr<const RegistryOptions> options_;
   std::shared_ptr<Authenticator> auth_;
-  std::unique_ptr<HttpTransport> transport_;
+  std::unique_ptr<common::HttpClient> client_;
 };
 
 struct TransferReport {

@@ -3,11 +3,13 @@
 
 #include "builder/index.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "common/hash.hpp"
 #include "tests/testing/channels.hpp"
+#include "tests/testing/packages.hpp"
 #include "tests/testing/testing.hpp"
 
 namespace envbuild::builder {
@@ -47,6 +49,78 @@ TEST_F(IndexTest, RecordsCarryHashesAndLoosePackagesMoveToTheirSubdir) {
   std::string before = read_text(dir_ / "ch/linux-64/repodata.json");
   ASSERT_TRUE(index_channel(dir_ / "ch"));
   EXPECT_EQ(read_text(dir_ / "ch/linux-64/repodata.json"), before);
+}
+
+// The names of the entries in `dir` (not following symlinks), sorted.
+std::vector<std::string> listing(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    names.push_back(fs::relative(e.path(), dir).string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// Issue 16, class 7: a loose package's own `subdir` decided where `envbuild index` moved it
+// ("../x", absolute paths), replacing what was there. Only platforms conda knows are subdirs,
+// the move stays beneath the channel and replaces nothing.
+TEST_F(IndexTest, LoosePackagesMoveOnlyIntoKnownSubdirsBeneathTheChannel) {
+  fs::create_directories(dir_ / "outside");
+  write_text(dir_ / "outside/keep.txt", "keep");
+  const auto before = listing(dir_ / "outside");
+  for (const std::string& subdir :
+       std::vector<std::string>{"../outside", "/tmp", dir_.string() + "/outside", "linux-64/../..",
+                                "linux-65", ".", ""}) {
+    SCOPED_TRACE(subdir);
+    fs::remove_all(dir_ / "ch");
+    fs::create_directories(dir_ / "ch");
+    const fs::path loose = dir_ / "ch/evil-1.0-0.tar.bz2";
+    testing::write_tar_bz2(loose, testing::package_info("evil", {}, {{"subdir", subdir}}));
+    auto indexed = index_channel(dir_ / "ch");
+    if (subdir.empty()) {  // no subdir: noarch, as before
+      ASSERT_TRUE(indexed) << indexed.error().to_string();
+      EXPECT_TRUE(fs::exists(dir_ / "ch/noarch/evil-1.0-0.tar.bz2"));
+      continue;
+    }
+    ASSERT_FALSE(indexed);
+    EXPECT_EQ(indexed.error().code(), Errc::Integrity);
+    EXPECT_NE(indexed.error().message().find("names subdir '" + subdir +
+                                             "', which is not a platform conda knows"),
+              std::string::npos)
+        << indexed.error().to_string();
+    EXPECT_EQ(listing(dir_ / "ch"), std::vector<std::string>{"evil-1.0-0.tar.bz2"});
+  }
+  EXPECT_EQ(listing(dir_ / "outside"), before);
+  EXPECT_EQ(read_text(dir_ / "outside/keep.txt"), "keep");
+}
+
+TEST_F(IndexTest, LoosePackagesReplaceNothingAndFollowNoSymlink) {
+  const std::vector<testing::TarEntry> info = testing::package_info("p", {});
+  // A package of the same name already in its subdir stays as it is.
+  fs::create_directories(dir_ / "ch/linux-64");
+  write_text(dir_ / "ch/linux-64/p-1.0-0.tar.bz2", "the indexed one");
+  testing::write_tar_bz2(dir_ / "ch/p-1.0-0.tar.bz2", info);
+  auto indexed = index_channel(dir_ / "ch");
+  ASSERT_FALSE(indexed);
+  EXPECT_NE(indexed.error().message().find("exists: not replacing it"), std::string::npos)
+      << indexed.error().to_string();
+  EXPECT_EQ(read_text(dir_ / "ch/linux-64/p-1.0-0.tar.bz2"), "the indexed one");
+  EXPECT_TRUE(fs::exists(dir_ / "ch/p-1.0-0.tar.bz2"));
+  // A subdir that is a symlink (here to a directory outside) is not moved into.
+  fs::remove_all(dir_ / "ch");
+  fs::create_directories(dir_ / "ch");
+  fs::create_directories(dir_ / "elsewhere");
+  fs::create_directory_symlink(dir_ / "elsewhere", dir_ / "ch/linux-64");
+  testing::write_tar_bz2(dir_ / "ch/p-1.0-0.tar.bz2", info);
+  EXPECT_FALSE(index_channel(dir_ / "ch"));
+  EXPECT_TRUE(fs::is_empty(dir_ / "elsewhere"));
+  // A loose package that is a symlink is not a loose package: it stays.
+  fs::remove_all(dir_ / "ch");
+  fs::create_directories(dir_ / "ch");
+  testing::write_tar_bz2(dir_ / "elsewhere/q-1.0-0.tar.bz2", testing::package_info("q", {}));
+  fs::create_symlink(dir_ / "elsewhere/q-1.0-0.tar.bz2", dir_ / "ch/q-1.0-0.tar.bz2");
+  ASSERT_TRUE(index_channel(dir_ / "ch"));
+  EXPECT_TRUE(fs::is_symlink(dir_ / "ch/q-1.0-0.tar.bz2"));
+  EXPECT_FALSE(fs::exists(dir_ / "ch/linux-64/q-1.0-0.tar.bz2"));
 }
 
 // Given an @EXPLICIT lock of xz and its dependencies (file:// URLs with sha256), expect a

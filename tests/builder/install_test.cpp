@@ -5,6 +5,8 @@
 
 #include "builder/install.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -13,6 +15,8 @@
 #include "common/fs.hpp"
 #include "conda/relocate_prefix.hpp"
 #include "tests/testing/channels.hpp"
+#include "tests/testing/packages.hpp"
+#include "tests/testing/sentinel.hpp"
 #include "tests/testing/shared_fixture.hpp"
 #include "tests/testing/testing.hpp"
 
@@ -23,6 +27,8 @@ namespace fs = std::filesystem;
 using testing::read_text;
 using testing::run_command;
 using testing::shell_quote;
+using testing::symlink_entry;
+using testing::TarEntry;
 using testing::TempDirTest;
 using testing::write_text;
 
@@ -86,7 +92,9 @@ std::string* RealEnvironmentTest::error_ = new std::string;
 // The programs the issue names, run from `prefix` with a clean environment.
 void expect_programs_work(const fs::path& prefix) {
   SCOPED_TRACE(prefix.string());
-  std::string run = "env -i HOME=/nonexistent PATH=/usr/bin:/bin ";
+  // The shared prefix is only read: Python must not rewrite a stale .pyc in it while another test
+  // copies the tree (cp saw python's temporary .pyc vanish under `ctest -j2`).
+  std::string run = "env -i HOME=/nonexistent PATH=/usr/bin:/bin PYTHONDONTWRITEBYTECODE=1 ";
   auto openssl = run_command(run + shell_quote((prefix / "bin/openssl").string()) + " version -d");
   EXPECT_EQ(openssl.exit_code, 0) << openssl.output;
   EXPECT_NE(openssl.output.find(prefix.string() + "/ssl"), std::string::npos) << openssl.output;
@@ -300,6 +308,32 @@ class PlanTest : public TempDirTest {
     t.staging = dir_ / "staging";
     return t;
   }
+  // An extracted package holding `entries` (symlinks included) and the info/ that lists them.
+  fs::path make_tree_package(const std::string& name, const std::vector<TarEntry>& entries) {
+    fs::path root = dir_ / "pkgs" / name;
+    testing::write_tree(root, testing::package_info(name, entries));
+    testing::write_tree(root, entries);
+    return root;
+  }
+  // Plans packages p0, p1, ... holding `packages`, in that order.
+  std::vector<PackagePlan> plan_all(const std::vector<std::vector<TarEntry>>& packages) {
+    std::vector<PackagePlan> plans;
+    for (size_t i = 0; i < packages.size(); ++i) {
+      const std::string name = "p" + std::to_string(i);
+      auto plan = plan_package(record(name), make_tree_package(name, packages[i]), name, target());
+      EXPECT_TRUE(plan) << plan.error().to_string();
+      if (plan) plans.push_back(std::move(*plan));
+    }
+    return plans;
+  }
+  // A sentinel tree beside the prefix, where hostile packages aim; its snapshot.
+  testing::TreeSnapshot make_victim() {
+    return testing::snapshot_tree(testing::make_sentinel_tree(dir_ / "victim"));
+  }
+  // What changed in the victim since `before` ("" when nothing did).
+  std::string victim_changes(const testing::TreeSnapshot& before) {
+    return testing::diff_snapshots(before, testing::snapshot_tree(dir_ / "victim"));
+  }
 };
 
 TEST_F(PlanTest, HostilePathInPathsJsonIsRejected) {
@@ -425,6 +459,153 @@ TEST_F(PlanTest, LinkScriptsOfAnotherPlatformsPackageAreNotRun) {
   ASSERT_FALSE(warnings.empty());
   EXPECT_NE(warnings.back().find("not for this host's platform"), std::string::npos)
       << warnings.back();
+}
+
+// Issue 16, class 6: package symlinks were checked as text and then followed: with
+// a/b/c/l3 -> ../../.. from one package and share/esc -> ../a/b/c/l3/../victim from another, a
+// third package's share/esc/pwned.txt was written beside the prefix. A path below another
+// package's symlink (or file) is refused before anything is placed, naming both packages,
+// whichever comes first.
+TEST_F(PlanTest, PathsBelowAnotherPackagesSymlinkOrFileAreRefusedNamingBoth) {
+  const auto victim = make_victim();
+  struct Case {
+    std::string name;
+    std::vector<std::vector<TarEntry>> packages;
+    std::string want;
+  };
+  const Case cases[] = {
+      {"chain",
+       {{symlink_entry("a/b/c/l3", "../../..")},
+        {symlink_entry("share/esc", "../a/b/c/l3/../victim")},
+        {{"share/esc/pwned.txt", "pwned"}}},
+       "p2-1.0-0 installs share/esc/pwned.txt below share/esc, which p1-1.0-0 installs as a "
+       "symlink (-> ../a/b/c/l3/../victim)"},
+      {"absolute target",
+       {{symlink_entry("share/esc", (dir_ / "victim").string())}, {{"share/esc/pwned.txt", "x"}}},
+       "p1-1.0-0 installs share/esc/pwned.txt below share/esc, which p0-1.0-0 installs as a "
+       "symlink"},
+      {"symlink replacing a directory",
+       {{{"share/d/x", "x"}}, {symlink_entry("share/d", "../../victim")}, {{"share/d/y", "y"}}},
+       "p0-1.0-0 installs share/d/x below share/d, which p1-1.0-0 installs as a symlink"},
+      {"below a file",
+       {{{"share/f", "f"}}, {{"share/f/pwned.txt", "x"}}},
+       "p1-1.0-0 installs share/f/pwned.txt below share/f, which p0-1.0-0 installs as a file"},
+      {"envbuild's own files",
+       {{symlink_entry("conda-meta", "../victim")}},
+       "installs conda-meta/p0-1.0-0.json below conda-meta, which p0-1.0-0 installs as a symlink"},
+      {"environment variables",
+       {{symlink_entry("etc/conda", "../../victim")}},
+       "envbuild installs etc/conda/env_vars.d/envbuild-variables.json below etc/conda, which "
+       "p0-1.0-0 installs as a symlink"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    fs::remove_all(dir_ / "pkgs");
+    fs::remove_all(dir_ / "staging");
+    auto plans = plan_all(c.packages);
+    ASSERT_EQ(plans.size(), c.packages.size());
+    PrefixInstallOptions options;
+    options.variables = {{"ENVB_VAR", "1"}};
+    options.warn = [](const std::string&) {};
+    auto report = install_to_prefix(plans, dir_ / "prefix", "linux-64", options);
+    ASSERT_FALSE(report) << "installed";
+    EXPECT_EQ(report.error().code(), Errc::Integrity);
+    EXPECT_NE(report.error().message().find(c.want), std::string::npos)
+        << report.error().to_string();
+    EXPECT_FALSE(fs::exists(dir_ / "prefix")) << "something was placed before the refusal";
+    EXPECT_EQ(victim_changes(victim), "");
+  }
+}
+
+// The extracted package is read and linked from beneath its directory: a symlink in it (in
+// info/, on a path of paths.json, or put into the cache after planning) is an error, never a
+// way to read or hard link the user's files.
+TEST_F(PlanTest, SymlinksInTheExtractedTreeAreNeverFollowed) {
+  const auto victim = make_victim();
+  // info/paths.json as a symlink to a file of the package.
+  fs::path pkg = make_tree_package("info-link", {{"share/real.json", "{}"}});
+  fs::rename(pkg / "info/paths.json", pkg / "share/paths.json");
+  fs::create_symlink("../share/paths.json", pkg / "info/paths.json");
+  auto plan = plan_package(record("info-link"), pkg, "", target());
+  ASSERT_FALSE(plan);
+  EXPECT_NE(plan.error().to_string().find("info/paths.json: is a symlink"), std::string::npos)
+      << plan.error().to_string();
+  // A path of paths.json through a symlink of the tree.
+  pkg = make_tree_package("through", {{"lib/x", "x"}});
+  fs::remove_all(pkg / "lib");
+  fs::create_directory_symlink(dir_ / "victim", pkg / "lib");
+  plan = plan_package(record("through"), pkg, "", target());
+  ASSERT_FALSE(plan);
+  EXPECT_EQ(plan.error().code(), Errc::Integrity);
+  EXPECT_NE(plan.error().to_string().find("lib: is a symlink"), std::string::npos)
+      << plan.error().to_string();
+  // The same swap after planning, before linking: nothing is linked from the victim.
+  pkg = make_tree_package("swapped", {{"lib/file", "x"}, {"share/y", "y"}});
+  plan = plan_package(record("swapped"), pkg, "", target());
+  ASSERT_TRUE(plan) << plan.error().to_string();
+  fs::remove_all(pkg / "lib");
+  fs::create_directory_symlink(dir_ / "victim/host/precious", pkg / "lib");
+  std::vector<PackagePlan> plans;
+  plans.push_back(std::move(*plan));
+  auto report = install_to_prefix(plans, dir_ / "prefix", "linux-64", PrefixInstallOptions{});
+  ASSERT_FALSE(report);
+  EXPECT_NE(report.error().to_string().find("is a symlink"), std::string::npos)
+      << report.error().to_string();
+  EXPECT_FALSE(fs::exists(dir_ / "prefix/lib/file"));
+  EXPECT_EQ(victim_changes(victim), "");
+  struct stat st {};
+  ASSERT_EQ(::stat((dir_ / "victim/host/precious/file").c_str(), &st), 0);
+  EXPECT_EQ(st.st_nlink, 1u) << "the user's file was hard linked";
+}
+
+// What link scripts leave in the prefix is not followed either: a pre-link script's symlink
+// where a package puts files is an error, a post-link script's .messages.txt symlink is
+// neither read nor followed when removed.
+TEST_F(PlanTest, SymlinksLinkScriptsLeaveAreNotFollowed) {
+  const auto victim = make_victim();
+  const std::string victim_dir = testing::shell_quote((dir_ / "victim").string());
+  struct Case {
+    std::string name;
+    std::string script;  // bin/.s-pre-link.sh or bin/.s-post-link.sh
+    std::string body;
+    std::string want_error;    // "" when the install succeeds
+    std::string want_warning;  // with the install
+  };
+  const Case cases[] = {
+      {"pre-link symlink", "bin/.s-pre-link.sh", "ln -s " + victim_dir + " \"$PREFIX/share\"\n",
+       "share: is a symlink", ""},
+      {"messages symlink", "bin/.s-post-link.sh",
+       "ln -s " + victim_dir + "/home/secret.json \"$PREFIX/.messages.txt\"\n", "",
+       "ignoring .messages.txt"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    fs::remove_all(dir_ / "prefix");
+    fs::remove_all(dir_ / "pkgs");
+    fs::remove_all(dir_ / "staging");
+    fs::path pkg = make_tree_package("s", {{c.script, c.body, 0755}, {"share/x", "x"}});
+    auto plan = plan_package(record("s"), pkg, "s", target());
+    ASSERT_TRUE(plan) << plan.error().to_string();
+    std::vector<PackagePlan> plans;
+    plans.push_back(std::move(*plan));
+    std::vector<std::string> warnings;
+    PrefixInstallOptions options;
+    options.warn = [&](const std::string& m) { warnings.push_back(m); };
+    auto report = install_to_prefix(plans, dir_ / "prefix", host_subdir(), options);
+    if (c.want_error.empty()) {
+      ASSERT_TRUE(report) << report.error().to_string();
+      std::string all;
+      for (const auto& w : warnings) all += w + "\n";
+      EXPECT_NE(all.find(c.want_warning), std::string::npos) << all;
+      EXPECT_EQ(all.find("sentinel-secret"), std::string::npos) << all;
+      EXPECT_FALSE(fs::exists(fs::symlink_status(dir_ / "prefix/.messages.txt")));
+    } else {
+      ASSERT_FALSE(report);
+      EXPECT_NE(report.error().to_string().find(c.want_error), std::string::npos)
+          << report.error().to_string();
+    }
+    EXPECT_EQ(victim_changes(victim), "");
+  }
 }
 
 TEST(TopologicalOrder, DependenciesFirstTiesByNameCyclesBroken) {

@@ -23,6 +23,23 @@ TEST_F(FsTest, AtomicFileInvisibleUntilCommit) {
   EXPECT_EQ(*read_file(target), "hello");
 }
 
+// What --force and staging clean-ups remove: the tree, never what its symlinks point to.
+TEST_F(FsTest, RemoveAllNeverFollowsSymlinksBelowThePath) {
+  fs::create_directories(dir_ / "victim/sub");
+  testing::write_text(dir_ / "victim/sub/keep.txt", "keep");
+  fs::create_directories(dir_ / "tree/a/b");
+  testing::write_text(dir_ / "tree/a/b/file", "x");
+  fs::create_directory_symlink("../../victim", dir_ / "tree/a/link");
+  fs::create_directory_symlink(dir_ / "victim/sub", dir_ / "tree/absolute");
+  fs::create_directory_symlink(dir_ / "victim", dir_ / "named");
+  ASSERT_TRUE(common::remove_all(dir_ / "tree/"));
+  ASSERT_TRUE(common::remove_all(dir_ / "named"));  // the symlink named itself goes, not its target
+  ASSERT_TRUE(common::remove_all(dir_ / "absent/x"));
+  EXPECT_FALSE(fs::exists(fs::symlink_status(dir_ / "tree")));
+  EXPECT_FALSE(fs::exists(fs::symlink_status(dir_ / "named")));
+  EXPECT_EQ(*read_file(dir_ / "victim/sub/keep.txt"), "keep");
+}
+
 TEST_F(FsTest, AtomicFileDiscardedLeavesNothing) {
   {
     auto file = AtomicFile::create(dir_ / "x");

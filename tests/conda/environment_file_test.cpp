@@ -121,6 +121,97 @@ TEST(EnvironmentFileParse, ErrorsHaveLocationAndHint) {
   }
 }
 
+// The selector comment is found by hand, as the regex `\s#\s*\[([^\]]*)\]\s*$` found it.
+TEST(EnvironmentFileParse, SelectorCommentsMatchTheirOldRegex) {
+  struct Case {
+    std::string_view line;
+    bool kept_on_linux;
+  };
+  for (const Case& c : {
+           Case{"  - zlib  # [linux]", true},
+           Case{"  - zlib  # [win]", false},
+           Case{"  - zlib # [win]  \t", false},
+           Case{"  - zlib\t#\t[win]", false},
+           Case{"  - zlib #[win]", false},
+           Case{"  - zlib # [win] # [linux]", true},  // the last comment decides
+           Case{"  - zlib # [linux] # [win]", false},
+           Case{"  - zlib # [win] and more", true},  // not at the end of the line: no selector
+           Case{"  - zlib # note [win]", true},      // words before '[': no selector
+           Case{"  - zlib  # [linux and (x86_64 or aarch64)]", true},
+           Case{"  - zlib  # [not (win or osx)]", true},
+       }) {
+    SCOPED_TRACE(c.line);
+    auto env = parse("dependencies:\n" + std::string(c.line) + "\n");
+    ASSERT_TRUE(env) << env.error().to_string();
+    EXPECT_EQ(env->dependencies.size(), c.kept_on_linux ? 1u : 0u);
+  }
+}
+
+// Issue 16, class 9: a 30 KB selector comment made std::regex recurse until the stack overflowed.
+TEST(EnvironmentFileParse, HugeSelectorCommentsEndInAnAnswerOrAnError) {
+  const std::string long_name(30'000, 'a');
+  auto plain = parse("dependencies:\n  - zlib  # [" + long_name + "]\n");
+  ASSERT_TRUE(plain) << plain.error().to_string();
+  EXPECT_TRUE(plain->dependencies.empty());  // an unknown name is false
+  auto unclosed = parse("dependencies:\n  - zlib  # [linux " + std::string(30'000, ' ') + "\n");
+  ASSERT_TRUE(unclosed) << unclosed.error().to_string();
+  EXPECT_EQ(unclosed->dependencies.size(), 1u);  // no selector at all
+  for (const std::string& nested : {std::string(15'000, '(') + "linux" + std::string(15'000, ')'),
+                                    std::string(10'000, 'n') + "linux"}) {
+    std::string deep = nested;
+    if (deep.front() == 'n') {  // "not not not ... linux"
+      deep.clear();
+      for (int i = 0; i < 10'000; ++i) deep += "not ";
+      deep += "linux";
+    }
+    auto env = parse("dependencies:\n  - zlib  # [" + deep + "]\n");
+    ASSERT_FALSE(env);
+    EXPECT_NE(env.error().message().find("selector nested too deeply"), std::string::npos)
+        << env.error().message().substr(0, 200);
+  }
+}
+
+// Issue 16, class 9: YAML nesting and size are bounded before yaml-cpp (which recurses once per
+// level) sees the document; brackets in quotes, comments and block scalars do not count.
+TEST(EnvironmentFileParse, DeepOrHugeYamlIsRefusedBeforeParsing) {
+  struct Case {
+    std::string text;
+    std::string_view want;  // "" when it must parse
+  };
+  std::string staircase = "dependencies:\n";
+  for (int i = 1; i <= 120; ++i) staircase += std::string(i, ' ') + "- \n";
+  std::string dashes = "dependencies:\n  ";
+  for (int i = 0; i < 15'000; ++i) dashes += "- ";
+  dashes += "zlib\n";
+  const std::string brackets(200, '[');
+  const Case cases[] = {
+      {"dependencies: " + std::string(100'000, '[') + "\n", "collections nested more than 100"},
+      {"dependencies: [" + std::string(100'000, '{') + "\n", "environment.yml:1:"},
+      {staircase, "collections nested more than 100"},
+      {dashes, "environment.yml:2:"},
+      {"dependencies: [zlib]\n" + std::string(65u << 20, '#'), "a YAML file may have"},
+      {"name: '" + brackets + "'\ndependencies: [zlib]\n", ""},
+      {"name: \"" + brackets + "\"\ndependencies: [zlib]\n", ""},
+      {"name: x  # " + brackets + "\ndependencies: [zlib]\n", ""},
+      {"variables:\n  SCRIPT: |\n    " + brackets + "\n    " + brackets +
+           "\ndependencies: [zlib]\n",
+       ""},
+      {"dependencies:\n  - pip:\n    - numpy[extra," + std::string(150, '[') + "]\n", ""},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.text.substr(0, 60));
+    auto env = parse(c.text);
+    if (c.want.empty()) {
+      EXPECT_TRUE(env) << env.error().to_string();
+      continue;
+    }
+    ASSERT_FALSE(env);
+    EXPECT_EQ(env.error().code(), Errc::InvalidInput);
+    EXPECT_NE(env.error().message().find(c.want), std::string::npos)
+        << env.error().message().substr(0, 300);
+  }
+}
+
 TEST(EnvironmentFileParse, CondaLockKeysWarn) {
   auto env = parse("allow-pypi-requests: true\ndependencies: [python]\n");
   ASSERT_TRUE(env) << env.error().to_string();

@@ -1,9 +1,8 @@
 // Hostile packages that package_archive_test.cpp does not cover: decompression bombs (bzip2 and
-// zstd, by size and by entry count) and enormous metadata. Each is rejected as an Integrity error
+// zstd, by size, expansion and entry count), overlong paths, symlink chains that leave the
+// package, links through symlinks, and enormous metadata. Each is rejected as an Integrity error
 // before it fills the disk, and nothing is left next to the destination.
 
-#include <archive.h>
-#include <archive_entry.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
@@ -13,75 +12,19 @@
 
 #include "conda/extract.hpp"
 #include "conda/package_metadata.hpp"
+#include "tests/testing/packages.hpp"
 #include "tests/testing/testing.hpp"
 
 namespace envbuild::conda {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::TarEntry;
 using testing::TempDirTest;
+using testing::write_conda;
+using testing::write_tar_bz2;
 
-struct Entry {
-  std::string path;
-  std::string data;
-  unsigned mode = 0644;
-};
-
-// A tar in memory, through `filter` (ARCHIVE_FILTER_BZIP2, ARCHIVE_FILTER_ZSTD).
-std::string make_tar(const std::vector<Entry>& entries, int filter) {
-  std::vector<char> buffer(64u << 20);
-  size_t used = 0;
-  archive* a = archive_write_new();
-  archive_write_set_format_pax_restricted(a);
-  archive_write_add_filter(a, filter);
-  archive_write_set_bytes_in_last_block(a, 1);
-  EXPECT_EQ(archive_write_open_memory(a, buffer.data(), buffer.size(), &used), ARCHIVE_OK);
-  for (const auto& e : entries) {
-    archive_entry* entry = archive_entry_new();
-    archive_entry_set_pathname(entry, e.path.c_str());
-    archive_entry_set_filetype(entry, AE_IFREG);
-    archive_entry_set_perm(entry, e.mode);
-    archive_entry_set_size(entry, static_cast<la_int64_t>(e.data.size()));
-    EXPECT_EQ(archive_write_header(a, entry), ARCHIVE_OK) << archive_error_string(a);
-    if (!e.data.empty()) archive_write_data(a, e.data.data(), e.data.size());
-    archive_entry_free(entry);
-  }
-  archive_write_close(a);
-  archive_write_free(a);
-  return std::string(buffer.data(), used);
-}
-
-void write_tar_bz2(const fs::path& path, const std::vector<Entry>& entries) {
-  testing::write_text(path, make_tar(entries, ARCHIVE_FILTER_BZIP2));
-}
-
-// A .conda: a stored zip of info-<stem>.tar.zst and pkg-<stem>.tar.zst.
-void write_conda(const fs::path& path, const std::vector<Entry>& info,
-                 const std::vector<Entry>& pkg) {
-  std::string stem = path.filename().string();
-  stem = stem.substr(0, stem.size() - std::string(".conda").size());
-  std::vector<Entry> members = {{"metadata.json", R"({"conda_pkg_format_version": 2})"},
-                                {"info-" + stem + ".tar.zst", make_tar(info, ARCHIVE_FILTER_ZSTD)},
-                                {"pkg-" + stem + ".tar.zst", make_tar(pkg, ARCHIVE_FILTER_ZSTD)}};
-  archive* a = archive_write_new();
-  archive_write_set_format_zip(a);
-  archive_write_zip_set_compression_store(a);
-  ASSERT_EQ(archive_write_open_filename(a, path.c_str()), ARCHIVE_OK);
-  for (const auto& m : members) {
-    archive_entry* entry = archive_entry_new();
-    archive_entry_set_pathname(entry, m.path.c_str());
-    archive_entry_set_filetype(entry, AE_IFREG);
-    archive_entry_set_perm(entry, 0644);
-    archive_entry_set_size(entry, static_cast<la_int64_t>(m.data.size()));
-    ASSERT_EQ(archive_write_header(a, entry), ARCHIVE_OK) << archive_error_string(a);
-    archive_write_data(a, m.data.data(), m.data.size());
-    archive_entry_free(entry);
-  }
-  archive_write_close(a);
-  archive_write_free(a);
-}
-
-const std::vector<Entry> kInfo = {{"info/index.json", R"({"name":"x","version":"1"})"}};
+const std::vector<TarEntry> kInfo = {{"info/index.json", R"({"name":"x","version":"1"})"}};
 
 class HostileInputsTest : public TempDirTest {
  protected:
@@ -100,7 +43,7 @@ class HostileInputsTest : public TempDirTest {
   }
 };
 
-TEST_F(HostileInputsTest, Bzip2BombStoppedByTheEntryLimit) {
+TEST_F(HostileInputsTest, Bzip2BombStoppedByTheSizeLimit) {
   // 32 MiB of zeros compress to a few dozen bytes.
   fs::path package = dir_ / "bomb-1-0.tar.bz2";
   auto entries = kInfo;
@@ -108,23 +51,113 @@ TEST_F(HostileInputsTest, Bzip2BombStoppedByTheEntryLimit) {
   write_tar_bz2(package, entries);
   EXPECT_LT(fs::file_size(package), 4096u);
   ExtractOptions options;
-  options.max_entry_size = 1u << 20;
+  options.limits.max_bytes = 1u << 20;
   expect_rejected(extract_package(package, dir_ / "out", options), dir_ / "out",
-                  "over the limit of 1048576");
+                  "entry 'lib/zeros' takes the unpacked content past the limit (limit: 1.0 MiB)");
+}
+
+// Issue 16, class 12: with the default limits, a package that expands more than 100 times past
+// 64 MiB is refused before its content is written, naming the limit and how to raise it.
+TEST_F(HostileInputsTest, ExpansionBombRefusedByDefault) {
+  for (const std::string name : {"bomb-1-0.tar.bz2", "bomb-1-0.conda"}) {
+    SCOPED_TRACE(name);
+    fs::path package = dir_ / name;
+    std::vector<TarEntry> pkg = {{"lib/zeros", std::string(80u << 20, '\0')}};
+    if (name.ends_with(".conda")) {
+      write_conda(package, kInfo, pkg);
+    } else {
+      pkg.insert(pkg.begin(), kInfo.begin(), kInfo.end());
+      write_tar_bz2(package, pkg);
+    }
+    auto got = extract_package(package, dir_ / "out");
+    expect_rejected(got, dir_ / "out", "a decompression bomb (limit: 100x past 64.0 MiB)");
+    EXPECT_NE(got.error().hint().find("ENVBUILD_MAX_EXPANSION=N"), std::string::npos)
+        << got.error().hint();
+    // The limit is the caller's to raise.
+    ExtractOptions options;
+    options.limits.max_expansion = 0;
+    auto raised = extract_package(package, dir_ / "raised", options);
+    ASSERT_TRUE(raised) << raised.error().to_string();
+    fs::remove_all(dir_ / "raised");
+    fs::remove(package);
+  }
+}
+
+TEST_F(HostileInputsTest, OverlongPathRefused) {
+  fs::path package = dir_ / "long-1-0.tar.bz2";
+  auto entries = kInfo;
+  entries.push_back({std::string(5000, 'd') + "/x", "x"});
+  write_tar_bz2(package, entries);
+  expect_rejected(extract_package(package, dir_ / "out"), dir_ / "out",
+                  "bytes, longer than any path can be (4096)");
+}
+
+// Issue 16, class 6: symlinks are judged by where they resolve through the package's other
+// symlinks, not by their text alone; links never carry an entry out of the package.
+TEST_F(HostileInputsTest, SymlinkChainsAndLinksThroughSymlinksRefused) {
+  using testing::symlink_entry;
+  struct Case {
+    std::string name;
+    std::vector<TarEntry> entries;
+    std::string_view want;  // "" when the package extracts
+  };
+  const TarEntry dir_file{"real/f", "f"};
+  const Case cases[] = {
+      {"chain",
+       {symlink_entry("a/b/c/l3", "../../.."), symlink_entry("share/esc", "../a/b/c/l3/../victim")},
+       "symlink 'share/esc' -> '../a/b/c/l3/../victim' leaves the package through symlink "
+       "'a/b/c/l3'"},
+      {"chain-in-order-reversed",
+       {symlink_entry("share/esc", "../a/b/c/l3/../victim"), symlink_entry("a/b/c/l3", "../../..")},
+       "leaves the package through symlink 'a/b/c/l3'"},
+      {"repeated",
+       {symlink_entry("x/l", ".."), symlink_entry("y", "x/l/x/l/x/l/../..")},
+       "symlink 'y' -> 'x/l/x/l/x/l/../..' leaves the package"},
+      {"loop", {symlink_entry("a", "b"), symlink_entry("b", "a")}, "(or a loop of them)"},
+      {"absolute", {symlink_entry("etc", "/etc")}, "points outside the package"},
+      {"file-below-symlink",
+       {dir_file, symlink_entry("s", "real"), {"s/new", "x"}},
+       "is a symlink or file in the package"},
+      {"hardlink-through-symlink",
+       {dir_file, symlink_entry("s", "real"), {"h", "s/f", 0644, TarEntry::Kind::Hardlink}},
+       "is a symlink or file in the package"},
+      {"library-chain",
+       {{"lib/libz.so.1.3", "elf"},
+        symlink_entry("lib/libz.so.1", "libz.so.1.3"),
+        symlink_entry("lib/libz.so", "libz.so.1"),
+        symlink_entry("lib64", "lib"),
+        symlink_entry("bin/z", "../lib64/libz.so")},
+       ""},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    fs::path package = dir_ / "links-1-0.tar.bz2";
+    auto entries = kInfo;
+    entries.insert(entries.end(), c.entries.begin(), c.entries.end());
+    write_tar_bz2(package, entries);
+    auto got = extract_package(package, dir_ / "out");
+    if (c.want.empty()) {
+      EXPECT_TRUE(got) << got.error().to_string();
+    } else {
+      expect_rejected(got, dir_ / "out", std::string(c.want));
+    }
+    fs::remove_all(dir_ / "out");
+    fs::remove(package);
+  }
 }
 
 TEST_F(HostileInputsTest, ZstdBombStoppedByTheTotalLimit) {
   fs::path package = dir_ / "bomb-1-0.conda";
-  std::vector<Entry> pkg;
+  std::vector<TarEntry> pkg;
   for (int i = 0; i < 8; ++i)
     pkg.push_back({"lib/zeros" + std::to_string(i), std::string(1u << 20, '\0')});
   write_conda(package, kInfo, pkg);
   ExtractOptions options;
-  options.max_total_size = 4u << 20;
+  options.limits.max_bytes = 4u << 20;
   expect_rejected(extract_package(package, dir_ / "out", options), dir_ / "out",
-                  "refusing to extract more");
+                  "past the limit (limit: 4.0 MiB)");
   // Within the limit the same package extracts.
-  options.max_total_size = 16u << 20;
+  options.limits.max_bytes = 16u << 20;
   auto stats = extract_package(package, dir_ / "ok", options);
   ASSERT_TRUE(stats) << stats.error().to_string();
   EXPECT_EQ(stats->bytes, (8u << 20) + kInfo[0].data.size());
@@ -158,9 +191,9 @@ TEST_F(HostileInputsTest, EntryCountBombStopped) {
   for (int i = 0; i < 100; ++i) entries.push_back({"f/" + std::to_string(i), ""});
   write_tar_bz2(package, entries);
   ExtractOptions options;
-  options.max_entries = 50;
+  options.limits.max_entries = 50;
   expect_rejected(extract_package(package, dir_ / "out", options), dir_ / "out",
-                  "more than 50 entries");
+                  "more entries than an archive may have (limit: 50 entries)");
 }
 
 TEST_F(HostileInputsTest, EnormousMetadataRefused) {

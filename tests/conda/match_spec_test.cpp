@@ -264,6 +264,11 @@ TEST(PlatformSelector, Evaluate) {
   }
   EXPECT_FALSE(evaluate_selector("py>=38", linux64));
   EXPECT_FALSE(evaluate_selector("linux and", linux64));
+  // Nesting is bounded (the parser recurses per level): 32 levels evaluate, more are refused.
+  EXPECT_TRUE(*evaluate_selector(std::string(31, '(') + "linux" + std::string(31, ')'), linux64));
+  auto deep = evaluate_selector(std::string(100, '(') + "linux" + std::string(100, ')'), linux64);
+  ASSERT_FALSE(deep);
+  EXPECT_NE(deep.error().to_string().find("selector nested too deeply"), std::string::npos);
 }
 
 }  // namespace

@@ -14,8 +14,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   box.reset(/*create_out=*/true);
   envbuild::common::StringSource source(std::string(envbuild::fuzz::as_text(data, size)));
   envbuild::oci::ExtractOptions options;
-  options.max_entry_size = 1 << 20;
-  options.max_total_size = 4 << 20;
+  options.limits.max_bytes = 4 << 20;
+  options.compressed_size = size;
   // Devices need CAP_MKNOD and are refused by default; allow them on odd inputs to cover the path.
   if (size % 2 == 1) options.allow_devices = envbuild::oci::AllowDevices::Yes;
   (void)envbuild::oci::extract_layer(source, box.out(), options);

@@ -4,8 +4,8 @@
 Binary seeds are generated here (layer tars in plain/gzip/zstd with whiteouts and hostile
 entries, tiny .tar.bz2 and .conda packages, prefix-replacement inputs) so that nothing binary is
 committed; with TESTDATA (tests/data, or ../shared/testdata) small real inputs are copied in
-too: packages, repodata, environment and lock files, and the versions and dependency specs found
-in repodata.
+too: packages, repodata, environment and lock files, the versions and dependency specs found in
+repodata, and the `# [selector]` expressions of the environment files.
 
 Usage: make_seeds.py OUTDIR [TESTDATA]
 """
@@ -194,6 +194,19 @@ def testdata_seeds(out, testdata, max_bytes=64 * 1024):
         write(os.path.join(out, "version", f"td_{i}"), v.encode())
     for i, s in enumerate(sorted(specs)[:300]):
         write(os.path.join(out, "match_spec", f"td_{i}"), s.encode())
+    # The `# [expr]` selectors of the environment files.
+    selectors = set()
+    for root, _, files in os.walk(os.path.join(testdata, "envs")):
+        for f in files:
+            if f.endswith((".yml", ".yaml")):
+                with open(os.path.join(root, f), errors="replace") as text:
+                    for line in text:
+                        at = line.rfind("# [")
+                        if at >= 0 and line.rstrip().endswith("]"):
+                            selectors.add(line[at + 3:line.rstrip().rfind("]")])
+    os.makedirs(os.path.join(out, "selector"), exist_ok=True)
+    for i, s in enumerate(sorted(selectors)[:300]):
+        write(os.path.join(out, "selector", f"td_{i}"), s.encode())
 
 
 def main():

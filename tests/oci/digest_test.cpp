@@ -47,6 +47,31 @@ TEST(DigestParse, RejectsBadInputQuotingIt) {
   }
 }
 
+TEST(DigestParse, FollowsTheImageSpecGrammarBeforeTheAlgorithm) {
+  struct Case {
+    std::string in;
+    Errc code;
+  };
+  const Case cases[] = {
+      {"sha256+b64u:LCa0a2j_xo_5m0U8HTBBNBNCLXBkg7-g-YpeiGJm564", Errc::Unsupported},
+      {"multihash+base58:QmRZxt2b1FVZPNqd8hsiykDL3TdBDeTSPX9Kv46HmX4Gx8", Errc::Unsupported},
+      {"sha384:" + std::string(96, 'a'), Errc::Unsupported},
+      {"SHA256:" + std::string(kHex), Errc::InvalidInput},   // upper-case algorithm
+      {"sha256+:" + std::string(kHex), Errc::InvalidInput},  // separator without a component
+      {"+sha256:" + std::string(kHex), Errc::InvalidInput},
+      {"sha256:../../etc/passwd", Errc::InvalidInput},
+      {"sha256:" + std::string(kHex) + "/x", Errc::InvalidInput},
+      {"sha256:ab:cd", Errc::InvalidInput},
+      {":" + std::string(kHex), Errc::InvalidInput},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.in);
+    auto d = Digest::parse(c.in);
+    ASSERT_FALSE(d);
+    EXPECT_EQ(d.error().code(), c.code) << d.error().to_string();
+  }
+}
+
 TEST(DigestParse, SortsByHex) {
   auto a = Digest::parse("sha256:" + std::string(64, '0'));
   auto b = Digest::parse("sha256:" + std::string(64, 'f'));
@@ -118,7 +143,18 @@ TEST(ReferenceParse, RejectsInvalid) {
                                     "docker://busybox:1:2",
                                     "docker://a//b:1",
                                     "docker://busybox@sha256:abc",
-                                    "docker-archive:x.tar::v1"};
+                                    "docker-archive:x.tar::v1",
+                                    "docker://host.example/a/../../x:1",
+                                    "docker://host.example/../x",
+                                    "docker://../x/y",
+                                    "docker://host.example/a/./b",
+                                    "docker://host.example/.a",
+                                    "docker://host.example/a./b",
+                                    "docker://user@host.example/a",
+                                    "docker://host.example:99999/a",
+                                    "docker://-host.example/a",
+                                    "docker://host.example/a:.tag",
+                                    "docker://host.example/a@sha256:../../../v2"};
   for (auto c : cases) {
     SCOPED_TRACE(c);
     auto r = ImageReference::parse(c);
@@ -127,6 +163,129 @@ TEST(ReferenceParse, RejectsInvalid) {
     EXPECT_NE(r.error().to_string().find("'" + std::string(c) + "'"), std::string::npos)
         << r.error().to_string();
   }
+}
+
+// Class 10 of issue 16: names follow the distribution spec exactly, so none reaches a path
+// outside /v2/<name>/.
+TEST(RepositoryName, DistributionGrammarTable) {
+  struct Case {
+    std::string name;
+    bool valid;
+  };
+  const Case cases[] = {
+      {"a", true},
+      {"library/busybox", true},
+      {"a/b/c/d", true},
+      {"my-app", true},
+      {"my--app", true},
+      {"my_app", true},
+      {"my__app", true},
+      {"my.app", true},
+      {"a1.b2-c3_d4__e5", true},
+      {"0", true},
+      {"", false},
+      {"..", false},
+      {".", false},
+      {"a/..", false},
+      {"a/../b", false},
+      {"../a", false},
+      {"a/./b", false},
+      {"a//b", false},
+      {"/a", false},
+      {"a/", false},
+      {"a..b", false},
+      {"a._b", false},
+      {"a___b", false},
+      {"_a", false},
+      {"a-", false},
+      {"-a", false},
+      {"A", false},
+      {"a b", false},
+      {"a%2e%2e", false},
+      {"a\\b", false},
+      {std::string("a\0b", 3), false},
+      {std::string(255, 'a'), true},
+      {std::string(256, 'a'), false},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    EXPECT_EQ(is_valid_repository_name(c.name), c.valid);
+  }
+}
+
+TEST(Tag, GrammarTable) {
+  struct Case {
+    std::string tag;
+    bool valid;
+  };
+  const Case cases[] = {
+      {"latest", true},
+      {"v1.2.3", true},
+      {"_x", true},
+      {"A-b_C.d", true},
+      {std::string(128, 'a'), true},
+      {std::string(129, 'a'), false},
+      {"", false},
+      {".hidden", false},
+      {"-x", false},
+      {"a/b", false},
+      {"a:b", false},
+      {"..", false},
+      {"a b", false},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.tag);
+    EXPECT_EQ(is_valid_tag(c.tag), c.valid);
+  }
+}
+
+TEST(RegistryHost, GrammarTable) {
+  struct Case {
+    std::string host;
+    bool valid;
+  };
+  const Case cases[] = {
+      {"docker.io", true},
+      {"localhost", true},
+      {"localhost:5000", true},
+      {"127.0.0.1:5000", true},
+      {"Registry.Example.COM", true},
+      {"a-b.example", true},
+      {"[::1]", true},
+      {"[::1]:5000", true},
+      {"[fe80::1]:443", true},
+      {"", false},
+      {"host:", false},
+      {"host:0", false},
+      {"host:65536", false},
+      {"host:5x", false},
+      {"-a.example", false},
+      {"a-.example", false},
+      {"a..example", false},
+      {".example", false},
+      {"user@host", false},
+      {"host/x", false},
+      {"host\\x", false},
+      {"[::1", false},
+      {"[::g]", false},
+      {"[]:5000", false},
+      {"[::1]x", false},
+      {"ho st", false},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.host);
+    EXPECT_EQ(is_valid_registry_host(c.host), c.valid);
+  }
+}
+
+TEST(ReferenceParse, RejectsAHostAndNameOver255Characters) {
+  const std::string host = std::string(60, 'h') + ".example";
+  auto fits =
+      ImageReference::parse("docker://" + host + "/" + std::string(255 - host.size() - 1, 'a'));
+  EXPECT_TRUE(fits) << fits.error().to_string();
+  auto over = ImageReference::parse("docker://" + host + "/" + std::string(255 - host.size(), 'a'));
+  ASSERT_FALSE(over);
+  EXPECT_NE(over.error().message().find("longer than 255"), std::string::npos);
 }
 
 }  // namespace

@@ -292,12 +292,54 @@ TEST_F(HostileLayerTest, WritableAndSetuidModesAreDropped) {
 TEST_F(HostileLayerTest, RejectsHugeDeclaredSize) {
   auto layer = make("big.tar", "reg('big', b'x' * 4096)");
   ExtractOptions options;
-  options.max_entry_size = 1024;
+  options.limits.max_bytes = 1024;
   auto r = extract(layer, options);
   ASSERT_FALSE(r);
-  EXPECT_NE(r.error().to_string().find("exceeds the limit"), std::string::npos)
+  EXPECT_NE(r.error().to_string().find("layer entry 'big' takes the unpacked content past the "
+                                       "limit (limit: 1.0 KiB)"),
+            std::string::npos)
       << r.error().to_string();
   EXPECT_FALSE(fs::exists(dir_ / "root/big"));
+}
+
+// Issue 16, class 12: a 1 MB layer unpacked to 1.1 GB. With the default limits a layer that
+// expands more than 100 times past 64 MiB is refused before the entry's bytes are written,
+// naming the limit and the variable that raises it; entry floods and deep paths likewise.
+TEST_F(HostileLayerTest, RejectsBombsAndFloodsByDefault) {
+  auto bomb = make("bomb.tar.gz", "reg('zeros', bytes(80 << 20))", "w:gz");
+  ASSERT_LT(fs::file_size(bomb), 1u << 20);
+  ExtractOptions options;
+  options.limits.tool = "ENVRUN";
+  auto r = extract(bomb, options);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code(), Errc::Integrity);
+  EXPECT_NE(r.error().to_string().find("a decompression bomb (limit: 100x past 64.0 MiB)"),
+            std::string::npos)
+      << r.error().to_string();
+  EXPECT_EQ(r.error().hint(),
+            "if the input is trusted, raise the limit with ENVRUN_MAX_EXPANSION=N (0: no limit)");
+  EXPECT_FALSE(fs::exists(dir_ / "root/zeros"));
+  options.limits.max_expansion = 0;  // raised: the same layer extracts
+  ASSERT_TRUE(extract(bomb, options));
+  fs::remove_all(dir_ / "root");
+  fs::create_directories(dir_ / "root");
+
+  auto many = make("many.tar", "for n in range(300): reg('f%d' % n)");
+  options.limits.max_entries = 100;
+  r = extract(many, options);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().to_string().find("more entries than an archive may have (limit: 100 "),
+            std::string::npos)
+      << r.error().to_string();
+  EXPECT_NE(r.error().hint().find("ENVRUN_MAX_ENTRIES"), std::string::npos);
+
+  auto deep = make("deep.tar", "reg('a/' * 300 + 'x')");
+  r = extract(deep);
+  ASSERT_FALSE(r);
+  EXPECT_NE(r.error().to_string().find("a path of 301 components, deeper than a tree may nest"),
+            std::string::npos)
+      << r.error().to_string();
+  expect_outside_untouched();
 }
 
 TEST_F(HostileLayerTest, RejectsTruncatedAndCorruptStreams) {

@@ -85,6 +85,23 @@ TEST(ManifestParse, RejectsBadDocuments) {
   }
 }
 
+// Issue 16, class 9: 500k levels of nesting in an image config ended in a stack overflow when
+// the config's unknown fields were copied.
+TEST(ManifestParse, DeeplyNestedDocumentsAreRefused) {
+  const std::string deep = std::string(500'000, '[') + std::string(500'000, ']');
+  const std::string config = R"({"architecture":"amd64","os":"linux","rootfs":{"type":"layers",)"
+                             R"("diff_ids":[]},"extra":)" +
+                             deep + "}";
+  auto c = parse_image_config(config);
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code(), Errc::InvalidInput);
+  EXPECT_NE(c.error().to_string().find("parsing image config: arrays and objects nested more"),
+            std::string::npos)
+      << c.error().to_string();
+  EXPECT_FALSE(parse_manifest(R"({"schemaVersion":2,"annotations":)" + deep + "}"));
+  EXPECT_FALSE(parse_index(R"({"schemaVersion":2,"manifests":)" + deep + "}"));
+}
+
 TEST(Rfc3339, FormatsUtc) {
   EXPECT_EQ(rfc3339_utc(0), "1970-01-01T00:00:00Z");
   EXPECT_EQ(rfc3339_utc(1700000000), "2023-11-14T22:13:20Z");

@@ -6,7 +6,6 @@
 #include <string>
 
 #include "oci/registry/auth.hpp"
-#include "oci/registry/transport.hpp"
 #include "tests/testing/testing.hpp"
 
 namespace envbuild::oci::registry {
@@ -134,22 +133,30 @@ TEST_F(CredentialLookupTest, BadAuthFieldNamesFileButNotSecret) {
   EXPECT_EQ(got.error().to_string().find("nocolonsecret"), std::string::npos);
 }
 
-TEST(StatusError, NamesCallStatusAndRegistryCodesWithoutSecrets) {
-  Response r;
-  r.status = 400;
-  r.body = R"({"errors":[{"code":"MANIFEST_INVALID","message":"manifest invalid","detail":{}}]})";
-  Error e = status_error("PUT", "https://bob:hunter2@reg.example/v2/x/manifests/1", r);
-  EXPECT_EQ(e.code(), Errc::InvalidInput);
-  EXPECT_EQ(e.message(),
-            "PUT https://bob:***@reg.example/v2/x/manifests/1: 400 Bad Request "
-            "(MANIFEST_INVALID: manifest invalid)");
-  r.status = 401;
-  r.body.clear();
-  EXPECT_EQ(status_error("GET", "https://reg.example/v2/", r).code(), Errc::Unauthorized);
-  r.status = 503;
-  Error busy = status_error("GET", "https://reg.example/v2/", r);
-  EXPECT_EQ(busy.code(), Errc::Network);
-  EXPECT_TRUE(busy.retryable());
+TEST(RealmMayReceiveCredentials, SameHostOrSameDomainOnly) {
+  struct Case {
+    std::string_view realm, registry;
+    bool want;
+  };
+  const Case cases[] = {
+      {"https://auth.docker.io/token", "https://registry-1.docker.io", true},
+      {"https://gitlab.com/jwt/auth", "https://registry.gitlab.com", true},
+      {"https://ghcr.io/token", "https://ghcr.io", true},
+      {"http://127.0.0.1:5001/token", "http://127.0.0.1:5000", true},  // same host, other port
+      {"https://[::1]:9/t", "https://[::1]:8", true},
+      {"https://auth.evil.example/token", "https://registry.example.com", false},
+      {"https://127.0.0.2/token", "https://127.0.0.1", false},
+      {"https://10.0.0.1/token", "https://10.0.0.2", false},  // IPs: no "domain"
+      {"https://example.com.evil.io/token", "https://registry.example.com", false},
+      {"https://localhost/token", "https://127.0.0.1", false},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(std::string(c.realm) + " for " + std::string(c.registry));
+    auto realm = common::url_origin(c.realm);
+    auto registry = common::url_origin(c.registry);
+    ASSERT_TRUE(realm && registry);
+    EXPECT_EQ(realm_may_receive_credentials(*realm, *registry), c.want);
+  }
 }
 
 }  // namespace

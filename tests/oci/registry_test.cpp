@@ -207,6 +207,37 @@ TEST_F(RegistryTest, PullsImagePushedBySkopeoWithDigestsVerified) {
   EXPECT_EQ(inspect.exit_code, 0) << inspect.output;
 }
 
+// Given an image in an oci: layout, expect copy_image() (write_image() underneath) to write it
+// to an oci-archive:, a docker-archive: and another layout without a registry, each read back by
+// skopeo with the same manifest digest (the docker-archive's own manifest aside), named and
+// tagged as the source where the destination says nothing.
+TEST_F(RegistryTest, LocalToLocalCopiesGoThroughTheOneWriter) {
+  auto image = make_image(dir_ / "src", {20'000, 1'000}, 21);
+  const std::string digest = image->descriptor().digest.to_string();
+  CopyOptions options;
+  options.scratch_dir = dir_;
+  const ImageReference src = parse_ref("oci:" + (dir_ / "src/layout").string() + ":v1");
+  auto skopeo = [&](const std::string& ref) {
+    return run_command("skopeo inspect --raw " + shell_quote(ref));
+  };
+  ASSERT_TRUE(copy_image(src, parse_ref("oci-archive:" + (dir_ / "a.tar").string()), options));
+  auto archive = skopeo("oci-archive:" + (dir_ / "a.tar").string() + ":v1");
+  EXPECT_EQ(archive.exit_code, 0) << archive.output;
+  EXPECT_EQ(Digest::of(archive.output).to_string(), digest);
+  ASSERT_TRUE(copy_image(src, parse_ref("oci:" + (dir_ / "copy").string()), options));
+  auto layout = skopeo("oci:" + (dir_ / "copy").string() + ":v1");
+  EXPECT_EQ(Digest::of(layout.output).to_string(), digest) << layout.output;
+  auto docker_archive = copy_image(
+      src, parse_ref("docker-archive:" + (dir_ / "d.tar").string() + ":lib/app:2"), options);
+  ASSERT_TRUE(docker_archive) << docker_archive.error().to_string();
+  // skopeo reads it by its RepoTags name (it does not print RepoTags for archives).
+  auto named = skopeo("docker-archive:" + (dir_ / "d.tar").string() + ":lib/app:2");
+  EXPECT_EQ(named.exit_code, 0) << named.output;
+  auto manifest = run_command("tar -xOf " + shell_quote((dir_ / "d.tar").string()) +
+                              " manifest.json");
+  EXPECT_NE(manifest.output.find("\"lib/app:2\""), std::string::npos) << manifest.output;
+}
+
 TEST_F(RegistryTest, ChunkedUploadAndCrossRepositoryMount) {
   start();
   auto image = make_image(dir_ / "src", {400'000, 3'000}, 3);

@@ -334,6 +334,40 @@ TEST_F(HostileImageTest, CachesOthersCanWriteAreRefused) {
   }
 }
 
+// Class 12: a 1 MB layer unpacked to 1.1 GB, and nothing bounded the layers of an image. Past
+// the defaults every form refuses the image naming the limit and the variable that raises it;
+// raised, the same image runs.
+TEST_F(HostileImageTest, ExpansionBombsAndLayerFloodsAreRefusedUntilRaised) {
+  const std::string bomb =
+      image({{"layers", {prefix_layer({{{"path", "opt/conda/zeros"}, {"zeros", 80 << 20}}})}}});
+  expect_refused_everywhere(bomb, "a decompression bomb (limit: 100x past 64.0 MiB)");
+  auto refused = envrun({bomb, "--", "true"});
+  EXPECT_NE(refused.output.find("raise the limit with ENVRUN_MAX_EXPANSION=N"), std::string::npos)
+      << refused.output;
+  auto raised = envrun({bomb, "--", "true"}, "ENVRUN_MAX_EXPANSION=0");
+  EXPECT_EQ(raised.exit_code, 0) << raised.output;
+
+  const std::string layered =
+      image({{"layers",
+              {prefix_layer({}), json::array({{{"path", "opt/conda/a"}, {"content", "a"}}}),
+               json::array({{{"path", "opt/conda/b"}, {"content", "b"}}})}}});
+  for (const std::string share : {"1", "0"}) {
+    SCOPED_TRACE("ENVRUN_SHARE_LAYERS=" + share);
+    auto run = envrun({layered, "--", "true"}, "ENVRUN_MAX_LAYERS=2 ENVRUN_SHARE_LAYERS=" + share);
+    EXPECT_EQ(run.exit_code, 5) << run.output;
+    EXPECT_NE(run.output.find("has 3 layers (limit: 2 layers)"), std::string::npos) << run.output;
+    EXPECT_NE(run.output.find("ENVRUN_MAX_LAYERS=N"), std::string::npos) << run.output;
+  }
+  auto unpack = envrun({"unpack", layered, (dir_ / "layered").string()}, "ENVRUN_MAX_LAYERS=2");
+  EXPECT_EQ(unpack.exit_code, 5) << unpack.output;
+  EXPECT_FALSE(fs::exists(dir_ / "layered"));
+  auto bad = envrun({layered, "--", "true"}, "ENVRUN_MAX_LAYERS=many");
+  EXPECT_EQ(bad.exit_code, 2) << bad.output;
+  EXPECT_NE(bad.output.find("ENVRUN_MAX_LAYERS='many': expected a number"), std::string::npos)
+      << bad.output;
+  EXPECT_EQ(envrun({layered, "--", "true"}).exit_code, 0);
+}
+
 TEST(CacheDefaultRoot, WithoutHomeIsTheUsersHomeNeverASharedDirectory) {
   struct Saved {
     std::string name;

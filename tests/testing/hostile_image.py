@@ -8,7 +8,8 @@ Reads one JSON object on stdin:
    "replace": {"index.json": "fifo" | "devzero" | "symlink:TARGET"},
    "blob_fifo": false}
 ENTRY: {"path": P, "type": "dir" | "file" | "symlink" | "fifo" | "hardlink",
-        "content": TEXT (file), "target": T (symlink, hardlink), "mode": 0o644}
+        "content": TEXT (file), "zeros": N (file: N zero bytes instead), "target": T (symlink,
+        hardlink), "mode": 0o644}
 Prints the manifest digest.
 """
 import gzip
@@ -41,6 +42,10 @@ def layer_bytes(entries):
             elif kind == "fifo":
                 info.type = tarfile.FIFOTYPE
                 info.mode = 0o644
+            elif "zeros" in e:
+                data = bytes(e["zeros"])
+                info.size = len(data)
+                info.mode = e.get("mode", 0o644)
             else:
                 data = e.get("content", "").encode("utf-8", "surrogateescape")
                 info.size = len(data)

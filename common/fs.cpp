@@ -1,6 +1,7 @@
 #include "common/fs.hpp"
 
 #include <fcntl.h>
+#include <pwd.h>
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -8,10 +9,13 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <thread>
+#include <vector>
 
+#include "common/format.hpp"
 #include "common/root_dir.hpp"
 
 namespace envbuild::common {
@@ -119,6 +123,19 @@ Result<void> check_dir_owner_and_parents(const fs::path& dir, std::string_view w
 }
 
 }  // namespace
+
+Result<fs::path> home_directory(std::string_view fix) {
+  if (const char* home = std::getenv("HOME"); home && *home == '/') return fs::path(home);
+  std::vector<char> buffer(16384);
+  passwd entry{};
+  passwd* found = nullptr;
+  if (::getpwuid_r(::geteuid(), &entry, buffer.data(), buffer.size(), &found) == 0 && found &&
+      found->pw_dir && found->pw_dir[0] == '/')
+    return fs::path(found->pw_dir);
+  return Error(Errc::InvalidInput, "no home directory: HOME is not set and uid " +
+                                       std::to_string(::geteuid()) + " has none")
+      .with_hint(std::string(fix));
+}
 
 Result<void> ensure_private_dir(const fs::path& dir, std::string_view what) {
   struct stat st {};
@@ -320,6 +337,13 @@ Result<std::optional<FileLock>> FileLock::try_acquire(const fs::path& path, Lock
   return std::optional<FileLock>(FileLock(std::move(fd)));
 }
 
+Result<void> FileLock::downgrade() {
+  while (::flock(fd_.get(), LOCK_SH) != 0) {
+    if (errno != EINTR) return errno_error("flock", "a lock file", errno);
+  }
+  return ok();
+}
+
 Result<TempDir> TempDir::create(const fs::path& parent, std::string_view prefix) {
   ENVB_TRY(make_dirs(parent));
   std::string templ = (parent / (std::string(prefix) + "XXXXXX")).string();
@@ -332,6 +356,27 @@ TempDir::~TempDir() {
     std::error_code ec;
     fs::remove_all(path_, ec);
   }
+}
+
+Result<std::string> normalize_entry_path(std::string_view path, std::string_view what) {
+  std::string out;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t end = path.find('/', start);
+    if (end == std::string_view::npos) end = path.size();
+    std::string_view part = path.substr(start, end - start);
+    if (part == "..")
+      return fail(Errc::InvalidInput,
+                  std::string(what) + " path '" + printable(path) + "' contains '..'");
+    if (part.find('\0') != std::string_view::npos)
+      return fail(Errc::InvalidInput, std::string(what) + " path contains NUL");
+    if (!part.empty() && part != ".") {
+      if (!out.empty()) out += '/';
+      out += part;
+    }
+    start = end + 1;
+  }
+  return out;
 }
 
 bool is_safe_relative_path(std::string_view relative) {

@@ -121,6 +121,9 @@ class FileLock {
   /// Non-blocking: nullopt if another process holds a conflicting lock.
   static Result<std::optional<FileLock>> try_acquire(const std::filesystem::path& path,
                                                      LockMode mode);
+  /// Turns an exclusive lock into a shared one (flock(2) does it as release then take, so
+  /// another process may hold it exclusively in between: this waits for that one).
+  Result<void> downgrade();
   FileLock(FileLock&&) noexcept = default;
   FileLock& operator=(FileLock&&) noexcept = default;
   ~FileLock() = default;  // closing the descriptor releases the lock
@@ -159,11 +162,20 @@ Result<void> ensure_private_dir(const std::filesystem::path& dir, std::string_vi
 /// directory above it is owned by root or its owner and writable by others only when sticky.
 Result<void> check_protected_dir(const std::filesystem::path& dir, std::string_view what);
 
+/// The user's home directory: $HOME when it is an absolute path, else the password database's
+/// entry for the effective uid (cron and some batch systems run without HOME). InvalidInput
+/// when neither has one; `fix` is the hint ("set ENVBUILD_CACHE to a directory of your own").
+Result<std::filesystem::path> home_directory(std::string_view fix);
+
 /// A unique name for a temporary sibling of `path` (pid, thread and a counter in it).
 std::filesystem::path temp_sibling(const std::filesystem::path& path);
 
 /// True if `relative` is a relative path that stays inside its root: not empty, not absolute,
 /// no ".." component, no NUL.
 bool is_safe_relative_path(std::string_view relative);
+
+/// An archive or image entry's path in canonical form: "./a//b/" -> "a/b", "" for the root.
+/// InvalidInput, naming `what` and the path, for a ".." component or a NUL.
+Result<std::string> normalize_entry_path(std::string_view path, std::string_view what);
 
 }  // namespace envbuild::common

@@ -1,6 +1,7 @@
 #include "conda/image_contract.hpp"
 
 #include <cctype>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "conda/version_spec.hpp"
@@ -72,6 +73,47 @@ std::string image_prefix_of(const std::map<std::string, std::string>& labels,
   for (const auto& kv : env)
     if (kv.starts_with("CONDA_PREFIX=") && kv.size() > 13) return kv.substr(13);
   return std::string(kDefaultImagePrefix);
+}
+
+std::string to_json_string(const ImageInfo& info) {
+  // nlohmann's object is a std::map: keys come out sorted.
+  nlohmann::json j = {{"format", 1}, {"env", info.env}, {"labels", info.labels}};
+  if (info.entrypoint) j["entrypoint"] = *info.entrypoint;
+  if (info.cmd) j["cmd"] = *info.cmd;
+  return j.dump() + "\n";
+}
+
+Result<ImageInfo> parse_image_info(std::string_view text, std::string_view what) {
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  auto bad = [&](const std::string& why) {
+    return Error(Errc::InvalidInput, std::string(what) + ": " + why);
+  };
+  if (j.is_discarded() || !j.is_object()) return bad("not a JSON object");
+  if (!j.contains("format") || j["format"] != 1) return bad("unknown format (want 1)");
+  auto strings = [&](const char* key) -> Result<std::optional<std::vector<std::string>>> {
+    if (!j.contains(key)) return std::optional<std::vector<std::string>>();
+    const auto& v = j[key];
+    if (!v.is_array()) return bad(std::string(key) + " is not an array");
+    std::vector<std::string> out;
+    for (const auto& e : v) {
+      if (!e.is_string()) return bad(std::string(key) + " holds a non-string");
+      out.push_back(e.get<std::string>());
+    }
+    return std::optional<std::vector<std::string>>(std::move(out));
+  };
+  ImageInfo info;
+  ENVB_ASSIGN_OR_RETURN(auto env, strings("env"));
+  info.env = env.value_or(std::vector<std::string>());
+  ENVB_ASSIGN_OR_RETURN(info.entrypoint, strings("entrypoint"));
+  ENVB_ASSIGN_OR_RETURN(info.cmd, strings("cmd"));
+  if (j.contains("labels")) {
+    if (!j["labels"].is_object()) return bad("labels is not an object");
+    for (const auto& [k, v] : j["labels"].items()) {
+      if (!v.is_string()) return bad("label " + k + " is not a string");
+      info.labels[k] = v.get<std::string>();
+    }
+  }
+  return info;
 }
 
 }  // namespace envbuild::conda

@@ -17,10 +17,15 @@
 //     conda-meta/envbuild-relocations.json   the relocation index (relocate_prefix.hpp)
 //     conda-meta/<name>-<version>-<build>.json  conda's records; their `__` depends are the
 //                                requirements again, for prefixes without the label
+//     .envbuild/image.json      SquashFS images only (envbuild build --output squashfs:FILE,
+//                                whose root is the prefix): what an OCI image's config holds
+//                                (ImageInfo: Env, Entrypoint, Cmd and the labels above)
 //
 // Labels and files are read from images, so envrun validates them (docs/security.md).
 
+#include <cstddef>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -66,5 +71,29 @@ std::vector<std::string> split_requirements_label(std::string_view label);
 /// kDefaultImagePrefix.
 std::string image_prefix_of(const std::map<std::string, std::string>& labels,
                             const std::vector<std::string>& env);
+
+/// Where a SquashFS image of an environment keeps its ImageInfo, relative to the image's root
+/// (the prefix): mounted, it is <prefix>/.envbuild/image.json.
+inline constexpr std::string_view kImageInfoPath = ".envbuild/image.json";
+/// The largest ImageInfo read (the lock label of a big environment is some 100 KB).
+inline constexpr size_t kMaxImageInfoBytes = size_t{16} << 20;
+
+/// What the config of an OCI image says about the environment, for images that have no config:
+/// the same Env, Entrypoint, Cmd and labels (org.envbuild.prefix, .requirements, .platform, .lock,
+/// .version and the user's), with the same meaning.
+struct ImageInfo {
+  std::vector<std::string> env;  // KEY=VALUE
+  std::optional<std::vector<std::string>> entrypoint;
+  std::optional<std::vector<std::string>> cmd;
+  std::map<std::string, std::string> labels;
+  bool operator==(const ImageInfo&) const = default;
+};
+
+/// {"format":1,"env":[...],"labels":{...}[,"entrypoint":[...]][,"cmd":[...]]}, keys sorted, no
+/// whitespace: the same info gives the same bytes.
+std::string to_json_string(const ImageInfo& info);
+/// Parses .envbuild/image.json. InvalidInput (naming `what`) for malformed JSON, a field of the
+/// wrong type, an unknown format; the values are the image's word and are checked where used.
+Result<ImageInfo> parse_image_info(std::string_view text, std::string_view what);
 
 }  // namespace envbuild::conda

@@ -74,6 +74,8 @@ class LockParser {
         ENVB_ASSIGN_OR_RETURN(m.platforms, strings(value, "'platforms'"));
       } else if (key == "sources") {
         ENVB_ASSIGN_OR_RETURN(m.sources, strings(value, "'sources'"));
+      } else if (key == "custom_metadata") {
+        ENVB_ASSIGN_OR_RETURN(m.custom_metadata, pairs(value, "'custom_metadata'"));
       } else if (key == "channels") {
         if (!value.IsSequence())
           return yaml_error(file_, value.Mark(), "'channels' must be a list");
@@ -88,8 +90,6 @@ class LockParser {
           }
           m.channels.push_back(std::move(channel));
         }
-      } else if (key == "custom_metadata") {
-        ENVB_ASSIGN_OR_RETURN(m.custom_metadata, pairs(value, "'custom_metadata'"));
       } else {
         m.extra.emplace_back(key, YAML::Dump(value));
       }
@@ -219,9 +219,6 @@ std::string to_string(const CondaLockFile& lock) {
   out << YAML::Key << "sources" << YAML::Value << YAML::BeginSeq;
   for (const auto& s : lock.metadata.sources) scalar(out, s);
   out << YAML::EndSeq;
-  for (const auto& [key, yaml] : lock.metadata.extra) {
-    out << YAML::Key << key << YAML::Value << YAML::Load(yaml);
-  }
   if (!lock.metadata.custom_metadata.empty()) {
     out << YAML::Key << "custom_metadata" << YAML::Value << YAML::BeginMap;
     for (const auto& [key, value] : lock.metadata.custom_metadata) {
@@ -231,6 +228,9 @@ std::string to_string(const CondaLockFile& lock) {
       scalar(out, value);
     }
     out << YAML::EndMap;
+  }
+  for (const auto& [key, yaml] : lock.metadata.extra) {
+    out << YAML::Key << key << YAML::Value << YAML::Load(yaml);
   }
   out << YAML::EndMap;
   out << YAML::Key << "package" << YAML::Value << YAML::BeginSeq;

@@ -22,12 +22,11 @@ struct CondaLockMetadata {
   std::vector<CondaLockChannel> channels;
   std::vector<std::string> platforms;
   std::vector<std::string> sources;
+  /// conda-lock's `custom_metadata` (string -> string), in file order.
+  std::vector<std::pair<std::string, std::string>> custom_metadata;
   /// Other metadata blocks (time_metadata, git_metadata, inputs_metadata), each kept as its
   /// YAML text so that writing gives them back unchanged.
   std::vector<std::pair<std::string, std::string>> extra;
-  /// conda-lock's custom_metadata (string -> string), in order: where envbuild keeps what the
-  /// environment asked for beyond the packages (builder/pypi/lock.hpp).
-  std::vector<std::pair<std::string, std::string>> custom_metadata;
   bool operator==(const CondaLockMetadata&) const = default;
 };
 

@@ -56,25 +56,8 @@ constexpr size_t kBufferSize = 1u << 20;
 /// Tar output is padded to whole 10240-byte records, as GNU tar and libarchive's default do.
 constexpr uint64_t kTarRecord = 10240;
 
-/// "./a//b/" -> "a/b"; "" for the root. Refuses "..".
 Result<std::string> normalize(std::string_view path) {
-  std::string out;
-  size_t start = 0;
-  while (start <= path.size()) {
-    size_t end = path.find('/', start);
-    if (end == std::string_view::npos) end = path.size();
-    std::string_view part = path.substr(start, end - start);
-    if (part == "..")
-      return fail(Errc::InvalidInput, "layer path '" + std::string(path) + "' contains '..'");
-    if (part.find('\0') != std::string_view::npos)
-      return fail(Errc::InvalidInput, "layer path contains NUL");
-    if (!part.empty() && part != ".") {
-      if (!out.empty()) out += '/';
-      out += part;
-    }
-    start = end + 1;
-  }
-  return out;
+  return common::normalize_entry_path(path, "layer");
 }
 
 std::string parent_of(const std::string& path) {

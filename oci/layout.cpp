@@ -36,6 +36,14 @@ bool same_platform(const std::optional<Platform>& a, const std::optional<Platfor
   return a->os == b->os && a->architecture == b->architecture && a->variant == b->variant;
 }
 
+// An image's own platform (its config's) is `want`; a variant only one side names matches
+// (configs rarely give one: arm64 is v8 unless said otherwise).
+bool config_platform_is(const Image& image, const Platform& want) {
+  const ImageConfig& c = image.config();
+  return c.os == want.os && c.architecture == want.architecture &&
+         (c.variant.empty() || want.variant.empty() || c.variant == want.variant);
+}
+
 }  // namespace
 
 Result<Layout> Layout::create(const fs::path& dir) {
@@ -158,6 +166,12 @@ Result<std::unique_ptr<Image>> Layout::image(const std::string& tag,
     Platform want = platform.value_or(host_platform());
     for (const auto* d : matches)
       if (d->platform && same_platform(d->platform, want)) chosen = d;
+    // umoci and skopeo list images without a platform: their config says which it is.
+    if (!chosen)
+      for (const auto* d : matches)
+        if (!d->platform && d->artifact_type.empty())
+          if (auto image = open_store_image(blobs_, *d); image && config_platform_is(**image, want))
+            return image;
     if (!chosen)
       return fail(Errc::NotFound, "no image tagged '" + tag + "' for platform " + want.to_string() +
                                       " in " + dir_.string());

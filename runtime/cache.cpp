@@ -26,9 +26,13 @@
 #include "oci/layer_reader.hpp"
 #include "runtime/host_check.hpp"
 #include "runtime/internal/cache_files.hpp"
+#include "runtime/internal/unpack_steps.hpp"
 #include "runtime/layer_cache.hpp"
+#include "runtime/mount.hpp"
 #include "runtime/prefix_dir.hpp"
+#include "runtime/squashfs_image.hpp"
 #include "runtime/store.hpp"
+#include "squashfs/reader.hpp"
 
 namespace envbuild::runtime {
 namespace {
@@ -146,39 +150,109 @@ void remove_abandoned_staging(const fs::path& dir) {
 
 }  // namespace
 
+namespace internal {
+
+Result<Staging> Staging::begin(const fs::path& dir_in) {
+  Staging s;
+  s.dir_ = fs::absolute(dir_in).lexically_normal();
+  if (s.dir_.filename().empty()) s.dir_ = s.dir_.parent_path();
+  std::error_code ec;
+  if (exists_nofollow(s.dir_) && !fs::is_empty(s.dir_, ec))
+    return fail(Errc::InvalidInput, s.dir_.string() + " exists and is not empty");
+  ENVB_TRY(common::make_dirs(s.dir_.parent_path()));
+  ENVB_ASSIGN_OR_RETURN(common::RootDir parent, common::RootDir::open(s.dir_.parent_path()));
+  s.parent_ = std::make_unique<common::RootDir>(std::move(parent));
+  s.name_ = "." + s.dir_.filename().string() + "." + std::to_string(::getpid()) + ".tmp";
+  ENVB_TRY(s.parent_->remove_all(s.name_));
+  remove_abandoned_staging(s.dir_);
+  ENVB_TRY(s.parent_->make_dir(s.name_, 0700));
+  s.path_ = s.dir_.parent_path() / s.name_;
+  ENVB_ASSIGN_OR_RETURN(common::RootDir stage, s.parent_->subdir(s.name_));
+  s.stage_ = std::make_unique<common::RootDir>(std::move(stage));
+  return s;
+}
+
+Staging::~Staging() {
+  if (parent_ && !name_.empty()) (void)parent_->remove_all(name_);
+}
+
+Result<void> Staging::commit(std::string_view relative) {
+  // Renamed by descriptors resolved without following symlinks: what moves is the directory
+  // inside our staging tree, whatever the tree's names point at.
+  if (relative.empty()) {
+    ENVB_TRY(common::rename_beneath(*parent_, name_, *parent_, dir_.filename().string()));
+  } else {
+    ENVB_TRY(common::rename_beneath(*stage_, relative, *parent_, dir_.filename().string()));
+  }
+  return common::sync_dir(dir_.parent_path());
+}
+
+Result<void> relocate_staged(const common::RootDir& staged, const fs::path& dir,
+                             const std::string& reference) {
+  // The records may name another prefix than the label: relocate from what the files hold.
+  // Files shared with the layer cache get their own inode before they change.
+  auto relocated = conda::relocate_prefix(staged, "", dir.string(), conda::MissingIndex::Skip);
+  if (relocated) return ok();
+  Error error = std::move(relocated).error().with_context("unpacking " + reference);
+  // InvalidInput here is a binary file without room for this path (nothing was changed).
+  if (error.code() != Errc::InvalidInput) return error;
+  return std::move(error).with_hint(
+      "binary files keep their length, so the path must be short: choose a shorter location"
+      " (for the cache: ENVRUN_CACHE=/short/path; entries are <root>/p/<12 hex>)");
+}
+
+Result<EnvInfo> describe_prefix(const common::RootDir& tree, const ImageDescription& d,
+                                const std::string& prefix) {
+  EnvInfo info;
+  info.manifest_digest = d.digest;
+  info.reference = d.reference;
+  info.image_prefix = d.image_prefix;
+  info.prefix = prefix;
+  info.platform = d.platform;
+  for (const auto& kv : d.env) info.env.push_back(rewrite_prefix(kv, d.image_prefix, prefix));
+  auto rewrite_all = [&](const std::optional<std::vector<std::string>>& args) {
+    std::optional<std::vector<std::string>> out;
+    if (args) {
+      out.emplace();
+      for (const auto& a : *args) out->push_back(rewrite_prefix(a, d.image_prefix, prefix));
+    }
+    return out;
+  };
+  info.entrypoint = rewrite_all(d.entrypoint);
+  info.cmd = rewrite_all(d.cmd);
+  ENVB_ASSIGN_OR_RETURN(PrefixFacts facts, read_prefix_facts(tree, prefix));
+  info.env_vars = std::move(facts.env_vars);
+  info.activate_scripts = std::move(facts.activate_scripts);
+  std::set<std::string> seen;
+  const std::vector<std::string>* lists[] = {&d.label_requirements, &facts.requirements};
+  for (const auto* list : lists)
+    for (const auto& r : *list)
+      if (seen.insert(r).second) info.requirements.push_back(r);
+  info.unpacked_at = static_cast<int64_t>(std::time(nullptr));
+  return info;
+}
+
+bool is_safe_prefix(std::string_view prefix) {
+  return prefix.size() >= 2 && prefix.front() == '/' &&
+         common::is_safe_relative_path(prefix.substr(1));
+}
+
+}  // namespace internal
+
 Result<EnvInfo> unpack_image(const oci::Image& image, const fs::path& dir_in,
                              const std::string& reference, const UnpackOptions& options) {
-  fs::path dir = fs::absolute(dir_in).lexically_normal();
-  if (dir.filename().empty()) dir = dir.parent_path();
   const oci::ImageConfig& config = image.config();
   ENVB_TRY(check_platform(config));
-  std::vector<std::string> label_requirements;
+  internal::ImageDescription description;
   if (auto it = config.config.labels.find(std::string(conda::kRequirementsLabel));
       it != config.config.labels.end())
-    label_requirements = conda::split_requirements_label(it->second);
-  if (options.precheck) ENVB_TRY(options.precheck(label_requirements));
+    description.label_requirements = conda::split_requirements_label(it->second);
+  if (options.precheck) ENVB_TRY(options.precheck(description.label_requirements));
 
-  std::error_code ec;
-  if (exists_nofollow(dir) && !fs::is_empty(dir, ec))
-    return fail(Errc::InvalidInput, dir.string() + " exists and is not empty");
-  ENVB_TRY(common::make_dirs(dir.parent_path()));
-  ENVB_ASSIGN_OR_RETURN(common::RootDir parent, common::RootDir::open(dir.parent_path()));
-  const std::string staging_name =
-      "." + dir.filename().string() + "." + std::to_string(::getpid()) + ".tmp";
-  ENVB_TRY(parent.remove_all(staging_name));
-  remove_abandoned_staging(dir);
-  ENVB_TRY(parent.make_dir(staging_name, 0700));
-  const fs::path staging = dir.parent_path() / staging_name;
-  struct Cleanup {
-    const common::RootDir& parent;
-    const std::string& name;
-    ~Cleanup() { (void)parent.remove_all(name); }
-  } cleanup{parent, staging_name};
-  ENVB_ASSIGN_OR_RETURN(common::RootDir stage, parent.subdir(staging_name));
-
+  ENVB_ASSIGN_OR_RETURN(internal::Staging staging, internal::Staging::begin(dir_in));
+  const fs::path& dir = staging.dir();
   const std::string image_prefix = image_prefix_of(config);
-  if (image_prefix.size() < 2 || image_prefix.front() != '/' ||
-      !common::is_safe_relative_path(image_prefix.substr(1)))
+  if (!internal::is_safe_prefix(image_prefix))
     return fail(Errc::InvalidInput,
                 "image prefix '" + image_prefix + "' is not a safe absolute path");
   const std::string prefix_relative = image_prefix.substr(1);
@@ -188,7 +262,7 @@ Result<EnvInfo> unpack_image(const oci::Image& image, const fs::path& dir_in,
                         common::UnpackLimits::from_environment("ENVRUN"));
   ENVB_TRY(common::check_layer_count(limits, "image " + reference, layers.size()));
   if (options.layers != nullptr) {
-    ENVB_ASSIGN_OR_RETURN(ComposeStats composed, options.layers->compose(image, staging));
+    ENVB_ASSIGN_OR_RETURN(ComposeStats composed, options.layers->compose(image, staging.path()));
     std::fprintf(stderr,
                  "envrun: %zu of %zu layers extracted, %zu shared; %zu files linked, %zu copied\n",
                  composed.layers_extracted, layers.size(), composed.layers_reused,
@@ -201,64 +275,33 @@ Result<EnvInfo> unpack_image(const oci::Image& image, const fs::path& dir_in,
       oci::ExtractOptions extract;
       extract.limits = limits;
       extract.compressed_size = static_cast<uint64_t>(layers[i].size);
-      ENVB_TRY(oci::extract_layer(*source, staging, extract).context(what));
+      ENVB_TRY(oci::extract_layer(*source, staging.path(), extract).context(what));
     }
   }
   test_stall_point("extracted");
 
   // The prefix must be a real directory of the image's tree: a layer that makes `opt` (or any
   // component) a symlink to a host directory gets an error here, never that directory renamed.
-  auto staged = stage.subdir(prefix_relative);
+  auto staged = staging.stage().subdir(prefix_relative);
   if (!staged) {
     if (staged.error().code() == Errc::NotFound)
       return fail(Errc::InvalidInput, "the image has no conda prefix at " + image_prefix +
                                           " (label org.envbuild.prefix)");
     return std::move(staged).error().with_context("unpacking " + reference);
   }
-  // The records may name another prefix than the label: relocate from what the files hold.
-  // Files shared with the layer cache get their own inode before they change.
-  auto relocated = conda::relocate_prefix(*staged, "", dir.string(), conda::MissingIndex::Skip);
-  if (!relocated) {
-    Error error = std::move(relocated).error().with_context("unpacking " + reference);
-    // InvalidInput here is a binary file without room for this path (nothing was changed).
-    if (error.code() != Errc::InvalidInput) return error;
-    return std::move(error).with_hint(
-        "binary files keep their length, so the path must be short: choose a shorter location"
-        " (for the cache: ENVRUN_CACHE=/short/path; entries are <root>/p/<12 hex>)");
-  }
+  const std::string relocate_to = options.relocate_to.empty() ? dir.string() : options.relocate_to;
+  ENVB_TRY(internal::relocate_staged(*staged, relocate_to, reference));
 
-  EnvInfo info;
-  info.manifest_digest = image.descriptor().digest.to_string();
-  info.reference = reference;
-  info.image_prefix = image_prefix;
-  info.prefix = dir.string();
-  info.platform = config.platform().to_string();
-  for (const auto& kv : config.config.env)
-    info.env.push_back(rewrite_prefix(kv, image_prefix, info.prefix));
-  auto rewrite_all = [&](const std::optional<std::vector<std::string>>& args) {
-    std::optional<std::vector<std::string>> out;
-    if (args) {
-      out.emplace();
-      for (const auto& a : *args) out->push_back(rewrite_prefix(a, image_prefix, info.prefix));
-    }
-    return out;
-  };
-  info.entrypoint = rewrite_all(config.config.entrypoint);
-  info.cmd = rewrite_all(config.config.cmd);
-  ENVB_ASSIGN_OR_RETURN(PrefixFacts facts, read_prefix_facts(*staged, dir));
-  info.env_vars = std::move(facts.env_vars);
-  info.activate_scripts = std::move(facts.activate_scripts);
-  std::set<std::string> seen;
-  for (auto* list : {&label_requirements, &facts.requirements})
-    for (const auto& r : *list)
-      if (seen.insert(r).second) info.requirements.push_back(r);
-  info.unpacked_at = static_cast<int64_t>(std::time(nullptr));
+  description.digest = image.descriptor().digest.to_string();
+  description.reference = reference;
+  description.image_prefix = image_prefix;
+  description.platform = config.platform().to_string();
+  description.env = config.config.env;
+  description.entrypoint = config.config.entrypoint;
+  description.cmd = config.config.cmd;
+  ENVB_ASSIGN_OR_RETURN(EnvInfo info, internal::describe_prefix(*staged, description, relocate_to));
   ENVB_TRY(write_prefix_files(*staged, info).context("unpacking " + reference));
-
-  // Renamed by descriptors resolved without following symlinks: what moves is the directory
-  // inside our staging tree, whatever the tree's names point at.
-  ENVB_TRY(common::rename_beneath(stage, prefix_relative, parent, dir.filename().string()));
-  ENVB_TRY(common::sync_dir(dir.parent_path()));
+  ENVB_TRY(staging.commit(prefix_relative));
   test_stall_point("renamed");
   return info;
 }
@@ -289,8 +332,25 @@ Result<Materialized> Cache::materialize(const oci::ImageReference& ref,
   // A docker:// reference has a source key only once it is in the store.
   if (!key && (key = internal::source_key(ref, root_))) ENVB_TRY(common::make_dirs(root_ / "r"));
   const oci::Digest& digest = image->descriptor().digest;
-  const std::string id = digest.hex().substr(0, kIdLength);
-  const fs::path prefix = prefix_for(digest);
+  const bool one_file = options.store == Store::Squashfs;
+  const std::string what = ref.to_string() + " (" +
+                           std::to_string(image->manifest().layers.size()) + " layers)" +
+                           (one_file ? " as one SquashFS file" : "");
+  return fill_entry(digest.hex().substr(0, kIdLength), key ? *key : "", what,
+                    [&](const fs::path& prefix) -> Result<EnvInfo> {
+                      if (one_file)
+                        return unpack_as_squashfs(*image, prefix, ref.to_string(), options);
+                      LayerCache layers(root_ / "l");
+                      UnpackOptions shared = options;
+                      if (LayerCache::enabled()) shared.layers = &layers;
+                      return unpack_image(*image, prefix, ref.to_string(), shared);
+                    });
+}
+
+Result<Materialized> Cache::fill_entry(
+    const std::string& id, const std::string& key, const std::string& what,
+    const std::function<Result<EnvInfo>(const fs::path&)>& unpack) const {
+  const fs::path prefix = root_ / "p" / id;
   const fs::path marker = prefix.string() + ".json";
   const fs::path lock_path = prefix.string() + ".lock";
   ENVB_TRY(common::make_dirs(root_ / "p"));
@@ -303,23 +363,19 @@ Result<Materialized> Cache::materialize(const oci::ImageReference& ref,
       if (!exists_nofollow(marker) || !exists_nofollow(prefix)) {
         // Whatever is here without a marker is from a killed unpack (or a removed prefix).
         (void)::unlink(marker.c_str());
+        (void)::unlink((prefix.string() + ".sqfs").c_str());
         ENVB_TRY(common::remove_all(prefix));
         remove_staging(prefix);
-        std::fprintf(stderr, "envrun: unpacking %s (%zu layers) into %s\n", ref.to_string().c_str(),
-                     image->manifest().layers.size(), prefix.c_str());
+        std::fprintf(stderr, "envrun: unpacking %s into %s\n", what.c_str(), prefix.c_str());
         auto started = std::chrono::steady_clock::now();
-        LayerCache layers(root_ / "l");
-        UnpackOptions shared = options;
-        if (LayerCache::enabled()) shared.layers = &layers;
-        ENVB_ASSIGN_OR_RETURN(EnvInfo info, unpack_image(*image, prefix, ref.to_string(), shared));
+        ENVB_ASSIGN_OR_RETURN(EnvInfo info, unpack(prefix));
         ENVB_TRY(common::write_file_atomic(marker, to_json_text(info)));
         ENVB_TRY(common::sync_dir(root_ / "p"));
         std::chrono::duration<double> took = std::chrono::steady_clock::now() - started;
-        std::fprintf(stderr, "envrun: unpacked %s in %.2fs\n", digest.short_string().c_str(),
-                     took.count());
+        std::fprintf(stderr, "envrun: unpacked %s in %.2fs\n", id.c_str(), took.count());
         unpacked_now = true;
       }
-      if (key) ENVB_TRY(common::write_file_atomic(root_ / "r" / *key, digest.hex() + "\n"));
+      if (!key.empty()) ENVB_TRY(common::write_file_atomic(root_ / "r" / key, id + "\n"));
     }  // the exclusive lock ends here; open_entry takes it shared (gc may run in between)
     ENVB_ASSIGN_OR_RETURN(std::optional<Materialized> done, open_entry(id));
     if (done) {
@@ -329,6 +385,72 @@ Result<Materialized> Cache::materialize(const oci::ImageReference& ref,
   }
   return fail(Errc::Io, "the cache entry " + prefix.string() +
                             " keeps disappearing (is envrun gc running in a loop?)");
+}
+
+Result<std::optional<Materialized>> Cache::lookup_squashfs(const SquashfsImage& image) const {
+  ENVB_TRY(check_root());
+  return lookup_key(image.key);
+}
+
+Result<Materialized> Cache::materialize_squashfs(const SquashfsImage& image,
+                                                 const UnpackOptions& options) const {
+  ENVB_TRY(check_root());
+  ENVB_ASSIGN_OR_RETURN(std::optional<Materialized> warm, lookup_key(image.key));
+  if (warm) return std::move(*warm);
+  ENVB_TRY(common::make_dirs(root_ / "r"));
+  ENVB_ASSIGN_OR_RETURN(
+      auto key_lock,
+      common::FileLock::acquire(root_ / "r" / (image.key + ".lock"), common::LockMode::Exclusive));
+  ENVB_ASSIGN_OR_RETURN(warm, lookup_key(image.key));
+  if (warm) return std::move(*warm);
+  return fill_entry(
+      image.key.substr(0, kIdLength), image.key, image.file.string(),
+      [&](const fs::path& prefix) { return unpack_squashfs(image, prefix, options); });
+}
+
+Result<Materialized> Cache::ready_to_run(Materialized entry) const {
+  auto choice = mount_choice_from_environment();
+  if (!choice) return std::move(choice).error();
+  const fs::path prefix = entry.info.prefix;
+  auto lease = acquire_shared_mount(entry.info.squashfs, prefix, *choice);
+  if (lease) {
+    if (lease->mounted_now)
+      std::fprintf(stderr, "envrun: mounted %s at %s (%s)\n", entry.info.squashfs.c_str(),
+                   prefix.c_str(), std::string(to_string(lease->method)).c_str());
+    entry.mount_in_use = std::move(lease->in_use);
+    // The command keeps the mount in use until it (and what it starts) exits.
+    ::fcntl(entry.mount_in_use.get(), F_SETFD, 0);
+    return entry;
+  }
+  std::fprintf(stderr, "envrun: %s; extracting %s into %s instead\n",
+               lease.error().to_string().c_str(), entry.info.squashfs.c_str(), prefix.c_str());
+  // The files already name the prefix: extracted there they need no relocation. Under the
+  // entry's exclusive lock, so our shared one goes first.
+  const std::string id = prefix.filename().string();
+  const fs::path lock_path = prefix.string() + ".lock";
+  entry.in_use.reset();
+  {
+    ENVB_ASSIGN_OR_RETURN(common::Fd lock, open_lock_file(lock_path));
+    ENVB_TRY(flock_fd(lock, LOCK_EX, lock_path));
+    // Another envrun may have extracted it while we waited: the marker says.
+    const fs::path marker = prefix.string() + ".json";
+    ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(marker, 16u << 20));
+    ENVB_ASSIGN_OR_RETURN(EnvInfo info, env_info_from_json(text, marker.string()));
+    if (!info.squashfs.empty()) {
+      ENVB_ASSIGN_OR_RETURN(internal::Staging staging, internal::Staging::begin(prefix));
+      ENVB_ASSIGN_OR_RETURN(squashfs::Reader reader, squashfs::Reader::open(info.squashfs));
+      ENVB_TRY(reader.extract(staging.stage()).context("extracting " + info.squashfs));
+      if (::chmod(staging.path().c_str(), 0755) != 0)
+        return common::errno_error("chmod", staging.path().string(), errno);
+      ENVB_TRY(staging.commit(""));
+      const std::string file = std::exchange(info.squashfs, "");
+      ENVB_TRY(common::write_file_atomic(marker, to_json_text(info)));
+      (void)::unlink(file.c_str());
+    }
+  }
+  ENVB_ASSIGN_OR_RETURN(std::optional<Materialized> done, open_entry(id));
+  if (!done) return fail(Errc::Io, "the cache entry " + prefix.string() + " disappeared");
+  return std::move(*done);
 }
 
 Result<std::vector<CacheEntry>> Cache::list() const {
@@ -404,11 +526,22 @@ Result<GcReport> Cache::gc(std::chrono::seconds older_than) const {
       if (complete && ::unlink(marker.c_str()) != 0)
         return common::errno_error("unlink", marker.string(), errno);
       if (complete || exists_nofollow(prefix)) {
+        // An entry kept as a SquashFS file may still be mounted (its watcher was killed): we hold
+        // its use lock, so nobody is inside.
+        if (is_mount_point(prefix)) ENVB_TRY(unmount_held(prefix));
         ENVB_TRY(common::remove_all(prefix));
+        (void)::unlink((prefix.string() + ".sqfs").c_str());
         report.removed.push_back(id);
       }
     }
   }
+  // Shared mounts of SquashFS files (m/) whose watcher was killed, when nobody uses them.
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(root_ / "m", ec))
+    if (e.is_directory(ec) && is_mount_point(e.path())) {
+      ENVB_ASSIGN_OR_RETURN(bool unmounted, unmount_if_idle(e.path()));
+      report.unmounted += unmounted ? 1 : 0;
+    }
   // References to entries that are gone.
   fs::path refs = root_ / "r";
   for (const auto& name : names_with_suffix(refs, "")) {

@@ -5,7 +5,8 @@
 //
 // Layout under the root (paths are kept short: binary files can only take a prefix as long as
 // their package's placeholder):
-//   p/<12 hex>        the prefix (12 hex of the manifest digest)
+//   p/<12 hex>        the prefix (12 hex of the manifest digest); with --store squashfs an empty
+//                     directory where p/<12 hex>.sqfs, the prefix as one file, is mounted
 //   p/<12 hex>.json   the completion marker: EnvInfo, written atomically after the rename
 //   p/<12 hex>.lock   flock: exclusive while unpacking, shared while a command runs (gc skips)
 //   p/.<12 hex>.*     staging directories of unfinished unpacks (removed by the next unpack)
@@ -54,6 +55,9 @@ struct EnvInfo {
   std::optional<std::vector<std::string>> entrypoint;  // rewritten like env
   std::optional<std::vector<std::string>> cmd;
   int64_t unpacked_at = 0;  // seconds since the epoch
+  /// --store squashfs: the SquashFS file that holds the prefix, mounted at `prefix` to run;
+  /// empty for an ordinary tree.
+  std::string squashfs;
   bool operator==(const EnvInfo&) const = default;
 };
 
@@ -79,6 +83,11 @@ Result<std::unique_ptr<oci::Image>> open_reference(const oci::ImageReference& re
 void test_stall_point(std::string_view phase);
 
 class LayerCache;
+struct SquashfsImage;  // squashfs_image.hpp
+
+/// How a cache entry is kept: a tree, or one SquashFS file mounted to run it (a cache on a file
+/// system that counts files: one file per environment).
+enum class Store { Tree, Squashfs };
 
 struct UnpackOptions {
   /// Where layers are extracted once and shared by hardlinks (layer_cache.hpp); null: each
@@ -87,6 +96,10 @@ struct UnpackOptions {
   /// Called with the label's requirements before any layer is read; an error stops the unpack
   /// (the host cannot run it anyway).
   std::function<Result<void>(const std::vector<std::string>&)> precheck;
+  /// The prefix the files are relocated to, when not the target directory itself.
+  std::string relocate_to;
+  /// How materialize() keeps a new entry.
+  Store store = Store::Tree;
 };
 
 /// Unpacks `image` into `dir` as an ordinary conda prefix relocated to `dir` (which must not
@@ -102,6 +115,8 @@ struct Materialized {
   EnvInfo info;
   bool unpacked_now = false;
   common::Fd in_use;
+  /// A SquashFS entry's shared mount, held like `in_use` (runtime/mount.hpp).
+  common::Fd mount_in_use;
 };
 
 struct CacheEntry {
@@ -120,6 +135,7 @@ struct GcReport {
   size_t stale_refs = 0;
   std::vector<std::string> layers_removed;  // blob digests' hex
   size_t layers_in_use = 0;
+  size_t unmounted = 0;  // idle shared mounts of SquashFS files taken down
 };
 
 class Cache {
@@ -146,6 +162,16 @@ class Cache {
   /// lookup(), else open the image and unpack it (exactly once across processes).
   Result<Materialized> materialize(const oci::ImageReference& ref,
                                    const UnpackOptions& options = {}) const;
+  /// The same for a SquashFS image (squashfs_image.hpp) this host cannot mount: unpacked and
+  /// relocated into p/<12 hex of its key>, found again by its key.
+  Result<Materialized> materialize_squashfs(const SquashfsImage& image,
+                                            const UnpackOptions& options = {}) const;
+  /// The warm half of that: the entry of an image unpacked before, held in use.
+  Result<std::optional<Materialized>> lookup_squashfs(const SquashfsImage& image) const;
+  /// An entry kept as a SquashFS file (--store squashfs) made ready to run: mounted at its
+  /// prefix (shared, mount.hpp), or, where this host cannot mount, extracted there once (the
+  /// files already name that prefix) and turned into an ordinary entry.
+  Result<Materialized> ready_to_run(Materialized entry) const;
 
   Result<std::vector<CacheEntry>> list() const;
   /// Removes entries unused for `older_than` that no process holds, abandoned staging
@@ -154,6 +180,13 @@ class Cache {
 
  private:
   Result<std::optional<Materialized>> open_entry(const std::string& id) const;
+  /// The entry recorded under r/<key>, held in use; nullopt when there is none.
+  Result<std::optional<Materialized>> lookup_key(const std::string& key) const;
+  /// Unpacks into p/<id> with `unpack` exactly once across processes (entry lock, then marker),
+  /// records r/<key> -> id (unless `key` is empty), and returns the entry held in use.
+  Result<Materialized> fill_entry(
+      const std::string& id, const std::string& key, const std::string& what,
+      const std::function<Result<EnvInfo>(const std::filesystem::path&)>& unpack) const;
   std::filesystem::path root_;
 };
 

@@ -132,6 +132,7 @@ std::string to_json_text(const EnvInfo& info) {
          {"unpacked_at", info.unpacked_at}};
   if (info.entrypoint) j["entrypoint"] = *info.entrypoint;
   if (info.cmd) j["cmd"] = *info.cmd;
+  if (!info.squashfs.empty()) j["squashfs"] = info.squashfs;
   return j.dump(1) + "\n";
 }
 
@@ -155,6 +156,7 @@ Result<EnvInfo> env_info_from_json(std::string_view text, std::string_view what)
     if (j.contains("entrypoint"))
       info.entrypoint = j.at("entrypoint").get<std::vector<std::string>>();
     if (j.contains("cmd")) info.cmd = j.at("cmd").get<std::vector<std::string>>();
+    info.squashfs = j.value("squashfs", "");
     return info;
   } catch (const json::exception& e) {
     return fail(Errc::InvalidInput, std::string(what) + ": " + e.what());
@@ -226,14 +228,18 @@ Result<std::optional<Materialized>> Cache::open_entry(const std::string& id) con
   if (::stat(info.prefix.c_str(), &pst) != 0) return std::optional<Materialized>{};
   if (std::time(nullptr) - st.st_mtim.tv_sec > kTouchInterval)
     (void)::utimensat(AT_FDCWD, marker.c_str(), nullptr, 0);
-  return std::optional<Materialized>(Materialized{std::move(info), false, std::move(lock)});
+  return std::optional<Materialized>(Materialized{std::move(info), false, std::move(lock), {}});
 }
 
 Result<std::optional<Materialized>> Cache::lookup(const oci::ImageReference& ref) const {
   ENVB_TRY(check_root());
   auto key = internal::source_key(ref, root_);
   if (!key) return std::optional<Materialized>{};
-  fs::path ref_file = root_ / "r" / *key;
+  return lookup_key(*key);
+}
+
+Result<std::optional<Materialized>> Cache::lookup_key(const std::string& key) const {
+  fs::path ref_file = root_ / "r" / key;
   int fd = ::open(ref_file.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return std::optional<Materialized>{};
   char buf[80];

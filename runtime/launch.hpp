@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "common/result.hpp"
+#include "runtime/cache.hpp"
 #include "runtime/host_check.hpp"
 
 namespace envbuild::runtime {
@@ -37,7 +38,12 @@ struct RunOptions {
   std::filesystem::path cache_root;  // Cache::default_root() in envrun
   HostCheck check = HostCheck::Enforce;
   enum class Mode { Command, Shell } mode = Mode::Command;
+  /// How a new cache entry is kept: --store, else $ENVRUN_STORE ("tree" or "squashfs").
+  Store store = Store::Tree;
 };
+
+/// "tree" or "squashfs"; nullopt for anything else.
+std::optional<Store> parse_store(std::string_view text);
 
 /// Materializes `image` (a reference) in the cache, checks the host, and replaces this process
 /// with the command. Returns only on failure: the error to print and the exit code to use
@@ -54,11 +60,12 @@ RunFailure run_in_image(const std::string& image, std::vector<std::string> comma
 /// The subcommands of envrun; any other first word is an IMAGE.
 bool is_subcommand(std::string_view word);
 
-/// `envrun [--no-check] IMAGE [--] COMMAND...`.
+/// `envrun [--no-check] [--store tree|squashfs] IMAGE [--] COMMAND...`.
 struct RunForm {
   std::string image;
   std::vector<std::string> command;
   HostCheck check = HostCheck::Enforce;
+  std::optional<Store> store;  // --store; unset: $ENVRUN_STORE, else a tree
 };
 /// nullopt when argv is not in the run form (a subcommand, --help, --version, a typo).
 std::optional<RunForm> parse_run_form(int argc, char** argv);

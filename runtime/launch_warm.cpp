@@ -64,14 +64,26 @@ bool is_subcommand(std::string_view word) {
   return false;
 }
 
+std::optional<Store> parse_store(std::string_view text) {
+  if (text == "tree") return Store::Tree;
+  if (text == "squashfs") return Store::Squashfs;
+  return std::nullopt;
+}
+
 std::optional<RunForm> parse_run_form(int argc, char** argv) {
   RunForm form;
   int i = 1;
   for (; i < argc && argv[i][0] == '-'; ++i) {
-    if (std::strcmp(argv[i], "--no-check") == 0)
+    std::string_view flag = argv[i];
+    if (flag == "--no-check") {
       form.check = HostCheck::Skip;
-    else
+    } else if (flag.starts_with("--store=")) {
+      if (!(form.store = parse_store(flag.substr(8)))) return std::nullopt;
+    } else if (flag == "--store" && i + 1 < argc) {
+      if (!(form.store = parse_store(argv[++i]))) return std::nullopt;
+    } else {
       return std::nullopt;  // --help, --version, typos: CLI11 answers
+    }
   }
   if (i >= argc || is_subcommand(argv[i])) return std::nullopt;
   form.image = argv[i++];
@@ -107,8 +119,10 @@ RunFailure launch_materialized(Materialized env, std::vector<std::string> comman
     int code = e.code() == Errc::NotFound ? 127 : exit_code_for(e.code());
     return RunFailure{std::move(e), code};
   }
-  // env.in_use stays open across exec: the command holds the entry against gc until it exits.
+  // env.in_use stays open across exec: the command holds the entry against gc until it exits
+  // (and a SquashFS entry's mount, likewise).
   (void)env.in_use.release();
+  (void)env.mount_in_use.release();
   Error e = exec_launch(*plan);
   return RunFailure{std::move(e), errno == ENOENT ? 127 : 126};
 }
@@ -121,7 +135,8 @@ std::optional<RunFailure> run_if_cached(const std::string& image, std::vector<st
   if (!ref) return std::nullopt;  // the full path reports it
   Cache cache(options.cache_root);
   auto env = cache.lookup(*ref);
-  if (!env || !*env) return std::nullopt;
+  // An entry kept as a SquashFS file is mounted first: envrun-full does that.
+  if (!env || !*env || !(*env)->info.squashfs.empty()) return std::nullopt;
   return internal::launch_materialized(std::move(**env), std::move(command), options, cache.root());
 }
 

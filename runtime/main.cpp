@@ -9,6 +9,7 @@
 #include <cstring>
 #include <ctime>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "common/version.hpp"
 #include "oci/reference.hpp"
@@ -19,6 +20,7 @@
 #include "runtime/kernel.hpp"
 #include "runtime/launch.hpp"
 #include "runtime/prefix_dir.hpp"
+#include "runtime/squashfs_image.hpp"
 #include "runtime/store.hpp"
 
 namespace {
@@ -40,7 +42,18 @@ Result<runtime::Cache> open_cache() {
   return cache;
 }
 
-/// `envrun [--no-check] IMAGE [--] COMMAND...`; nullopt when argv is not in that form. The lean
+/// --store when given, else $ENVRUN_STORE, else a tree.
+Result<runtime::Store> store_of(std::optional<runtime::Store> flag) {
+  if (flag) return *flag;
+  const char* value = std::getenv("ENVRUN_STORE");
+  if (value == nullptr || *value == '\0') return runtime::Store::Tree;
+  if (auto store = runtime::parse_store(value)) return *store;
+  return Error(Errc::InvalidInput,
+               "ENVRUN_STORE='" + std::string(value) + "': want tree or squashfs");
+}
+
+/// `envrun [--no-check] [--store S] IMAGE [--] COMMAND...`; nullopt when argv is not in that
+/// form. The lean
 /// launcher (launcher/main.cpp) has already tried the warm path and found no cache entry.
 std::optional<int> try_run_form(int argc, char** argv) {
   auto form = runtime::parse_run_form(argc, argv);
@@ -50,46 +63,96 @@ std::optional<int> try_run_form(int argc, char** argv) {
   runtime::RunOptions options;
   options.cache_root = std::move(*root);
   options.check = form->check;
+  auto store = store_of(form->store);
+  if (!store) return fail_with(store.error());
+  options.store = *store;
   runtime::RunFailure failure =
       runtime::run_in_image(form->image, std::move(form->command), options);
   print_error(failure.error);
   return failure.exit_code;
 }
 
-int run_check(const std::string& image, const std::vector<std::string>& require) {
+// The host facts and each requirement's verdict, for `envrun check --json`.
+nlohmann::json check_json(const runtime::HostCheckOutcome& outcome) {
+  auto optional = [](const std::optional<std::string>& v) {
+    return v ? nlohmann::json(*v) : nlohmann::json(nullptr);
+  };
+  nlohmann::json lines = nlohmann::json::array();
+  for (const auto& l : outcome.report.lines)
+    lines.push_back({{"requirement", l.requirement.to_string()},
+                     {"found", l.found},
+                     {"ok", l.ok},
+                     {"advice", l.advice}});
+  return {{"host",
+           {{"cuda", optional(outcome.host.cuda)},
+            {"cuda_source", outcome.host.cuda_source},
+            {"glibc", optional(outcome.host.glibc)},
+            {"glibc_source", outcome.host.glibc_source},
+            {"driver_version", optional(outcome.host.driver_version)}}},
+          {"detected", outcome.detected},
+          {"ok", !outcome.detected || outcome.report.ok()},
+          {"requirements", lines}};
+}
+
+// What `envrun check IMAGE` checks: the requirements of an unpacked prefix, a cached image or
+// an image's label. `said` gets what was looked at (a line of text, or JSON fields).
+Result<std::vector<std::string>> requirements_of(runtime::Cache& cache, const std::string& image,
+                                                 nlohmann::json& said) {
+  if (auto file = image.empty() ? std::nullopt : runtime::squashfs_argument(image)) {
+    ENVB_ASSIGN_OR_RETURN(auto opened, runtime::open_squashfs_image(*file));
+    said = {{"image", opened.file.string()}, {"squashfs", true}, {"prefix", opened.prefix}};
+    return opened.requirements;
+  }
+  if (runtime::is_prefix_directory(image)) {
+    ENVB_ASSIGN_OR_RETURN(auto prefix, runtime::open_prefix_directory(image));
+    said = {{"prefix", prefix.info.prefix}};
+    return prefix.info.requirements;
+  }
+  if (image.empty()) return std::vector<std::string>{};
+  ENVB_ASSIGN_OR_RETURN(auto ref, oci::ImageReference::parse(image));
+  ENVB_ASSIGN_OR_RETURN(auto warm, cache.lookup(ref));
+  if (warm) {
+    said = {{"image", warm->info.manifest_digest}, {"unpacked_at", warm->info.prefix}};
+    return warm->info.requirements;
+  }
+  ENVB_ASSIGN_OR_RETURN(auto opened, runtime::open_reference(ref, cache.root()));
+  said = {{"image", opened->descriptor().digest.to_string()}, {"unpacked_at", nullptr}};
+  const auto& labels = opened->config().config.labels;
+  if (auto it = labels.find(std::string(conda::kRequirementsLabel)); it != labels.end())
+    return conda::split_requirements_label(it->second);
+  return std::vector<std::string>{};
+}
+
+int run_check(const std::string& image, const std::vector<std::string>& require, bool json) {
   auto cache = open_cache();
   if (!cache) return fail_with(cache.error());
-  std::vector<std::string> requirements;
-  if (runtime::is_prefix_directory(image)) {
-    auto prefix = runtime::open_prefix_directory(image);
-    if (!prefix) return fail_with(prefix.error());
-    requirements = prefix->info.requirements;
-    std::cout << "prefix: " << prefix->info.prefix << "\n";
-  } else if (!image.empty()) {
-    auto ref = oci::ImageReference::parse(image);
-    if (!ref) return fail_with(ref.error());
-    auto warm = cache->lookup(*ref);
-    if (!warm) return fail_with(warm.error());
-    if (*warm) {
-      requirements = (*warm)->info.requirements;
-      std::cout << "image: " << (*warm)->info.manifest_digest << " (unpacked at "
-                << (*warm)->info.prefix << ")\n";
-    } else {
-      auto opened = runtime::open_reference(*ref, cache->root());
-      if (!opened) return fail_with(opened.error());
-      const auto& labels = (*opened)->config().config.labels;
-      if (auto it = labels.find(std::string(conda::kRequirementsLabel)); it != labels.end())
-        requirements = conda::split_requirements_label(it->second);
-      std::cout << "image: " << (*opened)->descriptor().digest.to_string()
-                << " (not unpacked: requirements from its label)\n";
-    }
-  }
-  requirements.insert(requirements.end(), require.begin(), require.end());
-  if (requirements.empty() && image.empty())
+  nlohmann::json said = nlohmann::json::object();
+  auto requirements = requirements_of(*cache, image, said);
+  if (!requirements) return fail_with(requirements.error());
+  requirements->insert(requirements->end(), require.begin(), require.end());
+  if (requirements->empty() && image.empty())
     return fail_with(Error(Errc::InvalidInput, "nothing to check: give an IMAGE or --require"));
-  auto outcome = runtime::check_host(requirements, cache->root() / "host");
+  auto outcome = runtime::check_host(*requirements, cache->root() / "host");
   if (!outcome) return fail_with(outcome.error());
-  std::cout << runtime::describe(*outcome);
+  if (json) {
+    nlohmann::json out = check_json(*outcome);
+    out.update(said);
+    std::cout << out.dump(2) << "\n";
+  } else {
+    if (said.contains("squashfs")) {
+      std::cout << "image: " << said["image"].get<std::string>() << " (SquashFS, prefix "
+                << said["prefix"].get<std::string>() << ": requirements from its image.json)\n";
+    } else if (said.contains("prefix")) {
+      std::cout << "prefix: " << said["prefix"].get<std::string>() << "\n";
+    } else if (said.contains("image")) {
+      std::cout << "image: " << said["image"].get<std::string>()
+                << (said["unpacked_at"].is_string()
+                        ? " (unpacked at " + said["unpacked_at"].get<std::string>() + ")"
+                        : std::string(" (not unpacked: requirements from its label)"))
+                << "\n";
+    }
+    std::cout << runtime::describe(*outcome);
+  }
   if (outcome->detected && !outcome->report.ok()) {
     std::cerr << "envrun: this host cannot run the environment (--no-check skips this check)\n";
     return exit_code_for(Errc::HostMismatch);
@@ -98,12 +161,8 @@ int run_check(const std::string& image, const std::vector<std::string>& require)
 }
 
 int run_unpack(const std::string& image, const std::string& dir, bool no_check) {
-  auto ref = oci::ImageReference::parse(image);
-  if (!ref) return fail_with(ref.error());
   auto cache = open_cache();
   if (!cache) return fail_with(cache.error());
-  auto opened = runtime::open_reference(*ref, cache->root());
-  if (!opened) return fail_with(opened.error());
   runtime::UnpackOptions options;
   if (!no_check)
     options.precheck = [&](const std::vector<std::string>& requirements) -> Result<void> {
@@ -112,10 +171,22 @@ int run_unpack(const std::string& image, const std::string& dir, bool no_check) 
       if (outcome.detected && !outcome.report.ok()) return runtime::host_mismatch(outcome);
       return {};
     };
-  auto info = runtime::unpack_image(**opened, dir, ref->to_string(), options);
+  Result<runtime::EnvInfo> info = Error(Errc::Internal, "not unpacked");
+  if (auto file = runtime::squashfs_argument(image)) {
+    auto opened = runtime::open_squashfs_image(*file);
+    if (!opened) return fail_with(opened.error());
+    info = runtime::unpack_squashfs(*opened, dir, options);
+  } else {
+    auto ref = oci::ImageReference::parse(image);
+    if (!ref) return fail_with(ref.error());
+    auto opened = runtime::open_reference(*ref, cache->root());
+    if (!opened) return fail_with(opened.error());
+    info = runtime::unpack_image(**opened, dir, ref->to_string(), options);
+  }
   if (!info) return fail_with(info.error());
-  std::cout << "unpacked " << info->manifest_digest << " into " << info->prefix
-            << " (relocated from " << info->image_prefix << ")\n";
+  std::cout << "unpacked "
+            << (info->manifest_digest.empty() ? info->reference : info->manifest_digest) << " into "
+            << info->prefix << " (relocated from " << info->image_prefix << ")\n";
   return 0;
 }
 
@@ -126,11 +197,25 @@ std::string format_time(std::chrono::system_clock::time_point t) {
   return buf;
 }
 
-int run_ls() {
+int run_ls(bool json) {
   auto cache = open_cache();
   if (!cache) return fail_with(cache.error());
   auto entries = cache->list();
   if (!entries) return fail_with(entries.error());
+  if (json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& e : *entries)
+      out.push_back({{"id", e.id},
+                     {"reference", e.reference},
+                     {"manifest_digest", e.manifest_digest},
+                     {"prefix", e.prefix.string()},
+                     {"last_used", std::chrono::duration_cast<std::chrono::seconds>(
+                                       e.last_used.time_since_epoch())
+                                       .count()},
+                     {"in_use", e.in_use}});
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
   std::cout << "ID            LAST USED         IN USE  REFERENCE / PREFIX\n";
   for (const auto& e : *entries)
     std::cout << e.id << "  " << format_time(e.last_used) << "  "
@@ -149,7 +234,9 @@ int run_gc(int days) {
   std::cout << report->removed.size() << " removed, " << report->in_use.size() << " in use kept, "
             << report->layers_removed.size() << " layers removed, " << report->layers_in_use
             << " layers in use kept, " << report->stale_staging << " abandoned unpacks and "
-            << report->stale_refs << " stale references cleaned\n";
+            << report->stale_refs << " stale references cleaned";
+  if (report->unmounted > 0) std::cout << ", " << report->unmounted << " idle mounts taken down";
+  std::cout << "\n";
   return 0;
 }
 
@@ -224,10 +311,14 @@ int main(int argc, char** argv) {
       "envrun: run a command in an OCI image's conda environment on a host without a container\n"
       "engine (HPC nodes, CI runners, laptops). The image is unpacked once into a relocated conda\n"
       "prefix in the cache; the host's CUDA driver and glibc are checked before launch.\n\n"
-      "  envrun [--no-check] IMAGE [--] COMMAND [ARGS...]\n"
+      "  envrun [--no-check] [--store tree|squashfs] IMAGE [--] COMMAND [ARGS...]\n"
       "  envrun [--no-check] PREFIX-DIR [--] COMMAND [ARGS...]   (relocated first if moved)\n\n"
+      "--store squashfs keeps a new cache entry as one SquashFS file, mounted to run (default:\n"
+      "a tree; also $ENVRUN_STORE).\n\n"
       "IMAGE: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME[:TAG]],\n"
-      "docker://HOST/REPO[:TAG|@DIGEST] (pulled into the cache once, see envrun pull)",
+      "docker://HOST/REPO[:TAG|@DIGEST] (pulled into the cache once, see envrun pull), or a\n"
+      "SquashFS image from envbuild build --output squashfs:FILE (FILE or squashfs:FILE: mounted\n"
+      "at its prefix without extracting it where the host allows, else unpacked into the cache)",
       "envrun"};
   app.set_version_flag("-V,--version", std::string("envrun ") + kVersion);
   app.require_subcommand(0, 1);
@@ -237,7 +328,10 @@ int main(int argc, char** argv) {
       "libcuda.so.1 to probe), CONDA_OVERRIDE_CUDA / CONDA_OVERRIDE_GLIBC (pretend versions),\n"
       "ENVRUN_FULL (this program, for the envrun launcher: default envrun-full next to it),\n"
       "ENVRUN_SHARED_CACHE (read-only caches an administrator filled with envrun pull,\n"
-      "colon-separated; blobs from them are verified). The cache must be yours alone: it is\n"
+      "colon-separated; blobs from them are verified), ENVRUN_SQUASHFS_MOUNT (auto, kernel, fuse\n"
+      "or none: how SquashFS images may be mounted), ENVRUN_SQUASHFUSE (the squashfuse to use),\n"
+      "ENVRUN_SQUASHFS_USERNS=1 (a user namespace even as root). The cache must be yours alone: it "
+      "is\n"
       "created 0700 and refused when others can write to it.\n"
       "Exit codes: the command's own; 8 when the host cannot run the environment, 2 for invalid\n"
       "input, 127 when the command is not found.");
@@ -246,6 +340,7 @@ int main(int argc, char** argv) {
   std::string dir;
   std::vector<std::string> require;
   bool no_check = false;
+  bool json = false;
   int days = 30;
 
   auto* check = app.add_subcommand(
@@ -257,6 +352,7 @@ int main(int argc, char** argv) {
                     "records of its unpacked prefix)");
   check->add_option("--require", require,
                     "A virtual-package requirement such as '__cuda >=12.4' (repeatable)");
+  check->add_flag("--json", json, "Print the host facts and each requirement's verdict as JSON");
   check->footer("Example: envrun check oci:./env:latest; envrun check --require '__cuda >=12'");
 
   auto* unpack = app.add_subcommand(
@@ -266,6 +362,7 @@ int main(int argc, char** argv) {
   unpack->add_flag("--no-check", no_check, "Skip the host check");
 
   auto* ls = app.add_subcommand("ls", "List the environments in the cache");
+  ls->add_flag("--json", json, "Print JSON");
   auto* gc =
       app.add_subcommand("gc", "Remove cached environments unused for N days (never one in use)");
   gc->add_option("--days", days, "Age in days of the last use (default 30; 0: all unused)")
@@ -318,9 +415,9 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (check->parsed()) return run_check(image, require);
+  if (check->parsed()) return run_check(image, require, json);
   if (unpack->parsed()) return run_unpack(image, dir, no_check);
-  if (ls->parsed()) return run_ls();
+  if (ls->parsed()) return run_ls(json);
   if (gc->parsed()) return run_gc(days);
   if (pull->parsed()) return run_pull(image, pull_flags);
   if (kernel_install->parsed()) {
@@ -334,6 +431,9 @@ int main(int argc, char** argv) {
     options.cache_root = std::move(*root);
     options.check = no_check ? runtime::HostCheck::Skip : runtime::HostCheck::Enforce;
     options.mode = runtime::RunOptions::Mode::Shell;
+    auto store = store_of(std::nullopt);
+    if (!store) return fail_with(store.error());
+    options.store = *store;
     runtime::RunFailure failure = runtime::run_in_image(image, {}, options);
     print_error(failure.error);
     return failure.exit_code;

@@ -270,7 +270,7 @@ Result<Materialized> open_prefix_directory(const fs::path& dir) {
   if (was != where.string() || !stored) ENVB_TRY(write_prefix_files(prefix, info));
   // Relocated (or found in place): from here on only readers, until the command exits.
   ENVB_TRY(internal::flock_fd(lock, LOCK_SH, prefix.shown(kLockPath)));
-  return Materialized{std::move(info), false, std::move(lock)};
+  return Materialized{std::move(info), false, std::move(lock), {}};
 }
 
 }  // namespace envbuild::runtime

@@ -18,5 +18,5 @@ def envbuild_tests(folder):
             ":testing",
             "//" + folder,
             "@system_libs//:gtest_main",
-        ],
+        ] + (["//builder:cli"] if folder == "builder" else []),
     )

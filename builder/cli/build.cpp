@@ -1,5 +1,5 @@
 // `envbuild build -f environment.yml|--lock FILE -t NAME:TAG --output REF`: a layered,
-// reproducible OCI image straight from the package cache (see builder/image_build.hpp).
+// reproducible OCI image straight from the package cache (see builder/image/image_build.hpp).
 // Prints the manifest digest on stdout; the layer table and progress go to stderr.
 
 #include <algorithm>
@@ -9,13 +9,18 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
-#include "builder/channel.hpp"
 #include "builder/cli/cli.hpp"
-#include "builder/image_build.hpp"
-#include "builder/image_index.hpp"
-#include "builder/referrers.hpp"
-#include "builder/registry_cache.hpp"
-#include "builder/sbom.hpp"
+#include "builder/cli/progress.hpp"
+#include "builder/cli/solve_options.hpp"
+#include "builder/image/image_build.hpp"
+#include "builder/image/image_index.hpp"
+#include "builder/image/referrers.hpp"
+#include "builder/image/registry_cache.hpp"
+#include "builder/image/sbom.hpp"
+#include "builder/image/squashfs_build.hpp"
+#include "builder/install/cache.hpp"
+#include "builder/solve/channel.hpp"
+#include "common/format.hpp"
 #include "common/fs.hpp"
 #include "conda/platform.hpp"
 #include "oci/archive.hpp"
@@ -28,12 +33,12 @@ namespace {
 namespace fs = std::filesystem;
 
 struct BuildCliOptions {
-  std::string file;
+  SolveCliOptions solve;  // platforms: several give an image index
   std::string lock;
+  std::string lock_environment = "default";  // a pixi.lock's --environment
   std::string tag;
   std::vector<std::string> outputs;
   std::string prefix = "/opt/conda";
-  std::string platform;
   size_t max_layers = 100;
   bool plan = false;
   std::string base;
@@ -43,14 +48,10 @@ struct BuildCliOptions {
   std::string user;
   std::vector<std::string> labels;
   std::vector<std::string> annotations;
-  std::string compression = "gzip";
+  std::string compression;  // "": gzip for OCI layers, zstd for squashfs: outputs
   std::optional<int> level;
   std::string sbom;
   bool no_sbom_artifact = false;
-  std::string cache_dir;
-  std::vector<std::string> channels;
-  std::string channel_alias = "https://conda.anaconda.org";
-  bool offline = false;
   bool tls_verify = true;
   std::string cert_dir;
   std::string creds;
@@ -59,11 +60,13 @@ struct BuildCliOptions {
   bool no_link_scripts = false;
   size_t jobs = 4;
   bool quiet = false;
+  bool json = false;  // stdout: build_json() instead of the digest
   /// Multi-platform builds: set, it takes each platform's image instead of writing outputs.
   std::function<Result<void>(ImageBuild&, std::unique_ptr<oci::Image>&)> collect;
 };
 
-Result<int> run_multi_platform_build(const BuildCliOptions& o);
+Result<int> run_multi_platform_build(const BuildCliOptions& o,
+                                     const std::vector<std::string>& subdirs);
 
 Result<std::pair<std::string, std::string>> key_value(const std::string& text,
                                                       const std::string& option) {
@@ -105,6 +108,35 @@ Result<OutputOptions> output_options_for(const BuildCliOptions& o, const fs::pat
   return options;
 }
 
+/// `--output squashfs:FILE`: the environment as one SquashFS image (builder/image/squashfs_build.hpp);
+/// its sha256 goes to stdout when it is the only output.
+Result<void> write_squashfs_output(const EnvironmentSpec& env, const ImageBuildOptions& options,
+                                   const BuildCliOptions& o, const std::string& file) {
+  if (file.empty()) return fail(Errc::InvalidInput, "--output squashfs: needs a FILE");
+  SquashfsOutputOptions output;
+  if (!o.compression.empty()) {
+    ENVB_ASSIGN_OR_RETURN(output.compression, squashfs::parse_compression(o.compression));
+  }
+  output.level = o.level;
+  ENVB_ASSIGN_OR_RETURN(auto built, build_environment_squashfs(env, options, output, file));
+  if (options.progress)
+    for (const auto& w : built.build.warnings) options.progress("warning: " + w);
+  if (!o.quiet)
+    std::fprintf(stderr,
+                 "wrote squashfs:%s: %zu packages, %llu files, %llu directories, %llu symlinks, "
+                 "%s (%s, %llu bytes of content) (fetch %.0f ms, plan %.0f ms, write %.0f ms)\n",
+                 file.c_str(), built.build.records.size(),
+                 static_cast<unsigned long long>(built.written.files),
+                 static_cast<unsigned long long>(built.written.directories),
+                 static_cast<unsigned long long>(built.written.symlinks),
+                 human_bytes(built.written.size).c_str(),
+                 std::string(squashfs::to_string(output.compression)).c_str(),
+                 static_cast<unsigned long long>(built.written.content_bytes), built.build.fetch_ms,
+                 built.build.plan_ms, built.write_ms);
+  if (o.outputs.size() == 1) std::cout << "sha256:" << built.sha256 << "\n";
+  return ok();
+}
+
 // What a --cache-to push did, then a warning for each part of a compaction it left undone.
 std::vector<std::string> cache_push_lines(const std::string& cache, const CachePushReport& pushed) {
   const auto& t = pushed.transfer;
@@ -125,45 +157,114 @@ std::vector<std::string> cache_push_lines(const std::string& cache, const CacheP
   return out;
 }
 
+// The bytes of an image's blobs (config and layers): what a push sends at most.
+uint64_t image_bytes(const oci::Image& image) {
+  uint64_t total = static_cast<uint64_t>(image.manifest().config.size);
+  for (const auto& layer : image.manifest().layers) total += static_cast<uint64_t>(layer.size);
+  return total;
+}
+
+// An image without --base holds the environment alone: no libc, no shell. envrun brings what
+// it needs, but `docker load` + `docker run` of a docker-archive fails with "no such file or
+// directory", so say it when an output is meant for Docker or Podman.
+void warn_without_base(const BuildCliOptions& o) {
+  if (!o.base.empty() || o.quiet) return;
+  for (const auto& output : o.outputs)
+    if (output.starts_with("docker-archive:")) {
+      std::cerr << "warning: " << output
+                << " has no base image, so no libc or shell: docker run and podman run "
+                   "cannot start its programs (envrun can)\n"
+                   "hint: give a base with the libc the packages need, e.g. --base "
+                   "docker://docker.io/library/debian:12-slim\n";
+      return;
+    }
+}
+
+// What build --json (and build --plan --json) prints: the image digest (null for a plan), the
+// layers bottom first with their packages, and the outputs written.
+nlohmann::json build_json(const ImageBuild& build, const std::vector<std::string>& outputs) {
+  nlohmann::json layers = nlohmann::json::array();
+  for (const auto& layer : build.layers) {
+    nlohmann::json packages = nlohmann::json::array();
+    for (size_t i : layer.packages)
+      packages.push_back({{"name", build.records[i].name},
+                          {"version", build.records[i].version.to_string()},
+                          {"build", build.records[i].build},
+                          {"channel", build.records[i].channel}});
+    nlohmann::json entry = {{"packages", packages}, {"size", layer.size}, {"reason", layer.reason}};
+    if (layer.info) {
+      entry["digest"] = layer.info->descriptor.digest.to_string();
+      entry["compressed_size"] = layer.info->descriptor.size;
+      entry["reused"] = layer.reused;
+    }
+    layers.push_back(std::move(entry));
+  }
+  return {{"digest", build.manifest ? nlohmann::json(build.manifest->digest.to_string())
+                                    : nlohmann::json(nullptr)},
+          {"platform", build.platform.to_string()},
+          {"packages", build.records.size()},
+          {"base_layers", build.base_layers},
+          {"layers", layers},
+          {"requirements", build.requirements},
+          {"outputs", outputs}};
+}
+
+// build --plan: from the records when they give sizes (nothing downloaded), else by fetching
+// and planning the packages.
+Result<int> print_plan(const EnvironmentSpec& env, const ImageBuildOptions& options,
+                       const BuildCliOptions& o) {
+  ENVB_ASSIGN_OR_RETURN(std::optional<ImageBuild> plan, estimate_environment_image(env, options));
+  const bool estimated = plan.has_value();
+  if (!plan) {
+    ENVB_ASSIGN_OR_RETURN(plan, plan_environment_image(env, options));
+  }
+  if (o.json) {
+    nlohmann::json out = build_json(*plan, {});
+    out["sizes"] = estimated ? "download" : "installed";
+    std::cout << out.dump(2) << "\n";
+    return 0;
+  }
+  std::cout << format_layer_table(*plan);
+  std::printf(
+      "%zu packages in %zu layers (+%zu base layers), budget %zu%s\n", plan->records.size(),
+      plan->layers.size(), plan->base_layers, o.max_layers,
+      estimated ? "; sizes are the repodata's download sizes (nothing was downloaded)" : "");
+  return 0;
+}
+
 Result<int> run_build(const BuildCliOptions& o) {
-  if (o.file.empty() == o.lock.empty())
-    return fail(Errc::InvalidInput, "give exactly one of -f/--file and --lock");
-  if (o.platform.find(',') != std::string::npos) return run_multi_platform_build(o);
+  if (!o.lock.empty() && (!o.solve.file.empty() || !o.solve.specs.empty()))
+    return fail(Errc::InvalidInput, "give --lock, or -f/specs, not both");
+  const std::vector<std::string> platforms = split_commas(o.solve.platforms);
+  if (platforms.size() > 1) return run_multi_platform_build(o, platforms);
   if (!o.plan && o.outputs.empty() && !o.collect)
     return fail(Errc::InvalidInput,
                 "give --output (oci:DIR, oci-archive:FILE, "
-                "docker-archive:FILE or docker://REF), or --plan");
-  const std::string subdir = o.platform.empty() ? conda::host_subdir() : o.platform;
-  std::error_code ec;
-  fs::path cache_root = o.cache_dir.empty() ? default_cache_root() : fs::absolute(o.cache_dir, ec);
-  std::mutex out;
-  auto progress = [&](const std::string& line) {
-    if (o.quiet) return;
-    std::lock_guard<std::mutex> lock(out);
-    std::cerr << line << "\n";
-  };
-
+                "docker-archive:FILE, docker://REF or squashfs:FILE), or --plan");
+  const std::string subdir = platforms.empty() ? conda::host_subdir() : platforms.front();
+  ENVB_ASSIGN_OR_RETURN(CacheLease cache_lease, open_cache(o.solve.cache_dir));
+  const fs::path& cache_root = cache_lease.root();
   EnvironmentSpec env;
   if (!o.lock.empty()) {
-    ENVB_ASSIGN_OR_RETURN(env, environment_from_lock(o.lock, subdir));
+    ENVB_ASSIGN_OR_RETURN(env, environment_from_lock(o.lock, subdir, o.lock_environment));
   } else {
-    SolveInputOptions solve;
-    solve.subdir = subdir;
-    solve.channels = o.channels;
-    solve.channel_alias = o.channel_alias;
-    solve.offline = o.offline;
-    solve.repodata_cache = cache_root / "repodata";
-    solve.packages.root = cache_root;
-    solve.packages.offline = o.offline;
-    solve.packages.jobs = std::max<size_t>(o.jobs, 4);
-    ENVB_ASSIGN_OR_RETURN(env, environment_from_file(o.file, solve));
+    SolveCliOptions one = o.solve;
+    one.platforms = {subdir};
+    ENVB_ASSIGN_OR_RETURN(EnvironmentRequest request, to_environment_request(one, cache_root));
+    request.packages.jobs = std::max<size_t>(o.jobs, 4);
+    ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request.solve).context("solving"));
+    ENVB_ASSIGN_OR_RETURN(env, environment_of(request, solutions.front()));
   }
+
+  // Every progress line goes above the download status line (a terminal's).
+  FetchProgress fetch_progress(env.records, o.quiet);
+  auto progress = [&](const std::string& line) { fetch_progress.line(line); };
 
   ImageBuildOptions options;
   options.prefix = o.prefix;
   options.subdir = subdir;
   options.max_layers = o.max_layers;
-  if (o.compression == "gzip") {
+  if (o.compression.empty() || o.compression == "gzip") {
     options.compression = oci::Compression::Gzip;
   } else if (o.compression == "zstd") {
     options.compression = oci::Compression::Zstd;
@@ -175,12 +276,13 @@ Result<int> run_build(const BuildCliOptions& o) {
   options.packages.root = cache_root;
   // A lock holds redacted URLs: -c URLs with credentials supply them.
   options.packages.credentialed_channels = env.credentialed_channels;
-  if (!o.lock.empty()) {
-    ChannelOptions channel_options;
-    channel_options.alias = o.channel_alias;
-    options.packages.credentialed_channels = credentialed_base_urls(o.channels, channel_options);
-  }
-  options.packages.offline = o.offline;
+  ENVB_ASSIGN_OR_RETURN(ChannelOptions channel_options, channel_options_of(o.solve));
+  options.packages.mirrors = channel_options.mirrors;
+  if (!o.lock.empty())
+    options.packages.credentialed_channels =
+        credentialed_base_urls(o.solve.channels, channel_options);
+  options.packages.offline = o.solve.offline;
+  fetch_progress.attach(options.packages);
   options.packages.jobs = std::max<size_t>(o.jobs, 4);
   options.image_name = o.tag;
   options.link_scripts = o.no_link_scripts ? LinkScripts::Skip : LinkScripts::Run;
@@ -233,10 +335,16 @@ Result<int> run_build(const BuildCliOptions& o) {
   output_options.progress = progress;
   // docker:// outputs by host, to mount from the layer caches of the same registry.
   std::vector<oci::ImageReference> registry_outputs;
+  size_t squashfs_outputs = 0;
   for (const auto& output : o.outputs) {
+    if (output.starts_with(kSquashfsOutput)) {
+      ++squashfs_outputs;
+      continue;
+    }
     ENVB_ASSIGN_OR_RETURN(auto ref, oci::ImageReference::parse(output));
     if (ref.transport == oci::Transport::Registry) registry_outputs.push_back(ref);
   }
+  warn_without_base(o);
   std::optional<oci::ImageReference> cache_to;
   if (!o.cache_to.empty()) {
     ENVB_ASSIGN_OR_RETURN(cache_to, parse_cache_reference(o.cache_to));
@@ -251,19 +359,23 @@ Result<int> run_build(const BuildCliOptions& o) {
     options.cache_from = cache.get();
     // Cached layers stay in the registry only when everything the image goes to is on that
     // registry (and mounts them); a local output needs their bytes here.
-    bool all_there = registry_outputs.size() == o.outputs.size();
+    bool all_there = registry_outputs.size() == o.outputs.size() - squashfs_outputs;
     for (const auto& out_ref : registry_outputs) all_there = all_there && out_ref.host == ref.host;
     if (cache_to) all_there = all_there && cache_to->host == ref.host;
     options.fetch_cached_layers = !all_there;
   }
 
-  if (o.plan) {
-    ENVB_ASSIGN_OR_RETURN(auto plan, plan_environment_image(env, options));
-    std::cout << format_layer_table(plan);
-    std::printf("%zu packages in %zu layers (+%zu base layers), budget %zu\n", plan.records.size(),
-                plan.layers.size(), plan.base_layers, o.max_layers);
-    return 0;
+  if (o.plan) return print_plan(env, options, o);
+
+  std::vector<std::string> oci_outputs;
+  for (const auto& output : o.outputs) {
+    if (!output.starts_with(kSquashfsOutput)) {
+      oci_outputs.push_back(output);
+      continue;
+    }
+    ENVB_TRY(write_squashfs_output(env, options, o, output.substr(kSquashfsOutput.size())));
   }
+  if (oci_outputs.empty() && !o.collect) return 0;
 
   ENVB_ASSIGN_OR_RETURN(auto build, build_environment_image(env, options));
   for (const auto& w : build.warnings) progress("warning: " + w);
@@ -288,7 +400,7 @@ Result<int> run_build(const BuildCliOptions& o) {
     image = with_cache_fallback(std::move(image), *cache, build.store);
     cached_blobs = std::make_shared<const std::set<oci::Digest>>(cache->blobs());
   }
-  for (const auto& output : o.outputs) {
+  for (const auto& output : oci_outputs) {
     OutputOptions this_output = output_options;
     auto ref = oci::ImageReference::parse(output);
     if (cache && ref && ref->transport == oci::Transport::Registry &&
@@ -296,7 +408,14 @@ Result<int> run_build(const BuildCliOptions& o) {
       this_output.mount_from = {cache->reference().name};
       this_output.mountable = cached_blobs;
     }
+    std::shared_ptr<common::TransferProgress> push;  // a docker:// output's, for its push
+    if (ref && ref->transport == oci::Transport::Registry) {
+      push = attach_push_progress(this_output.on_bytes, this_output.on_blob, "pushing " + output,
+                                  image_bytes(*image), o.quiet);
+      if (push) this_output.progress = [&push](const std::string& line) { push->line(line); };
+    }
     ENVB_TRY(write_image_output(*image, output, o.tag, this_output).context("writing " + output));
+    if (push) push->finish();
     progress("wrote " + output);
   }
   if (cache_to) {
@@ -331,25 +450,25 @@ Result<int> run_build(const BuildCliOptions& o) {
             : "",
         build.base_layers, build.fetch_ms, build.plan_ms, build.layers_ms);
   }
-  std::cout << build.manifest->digest.to_string() << "\n";
+  if (o.json) {
+    std::cout << build_json(build, o.outputs).dump(2) << "\n";
+  } else {
+    std::cout << build.manifest->digest.to_string() << "\n";
+  }
   return 0;
 }
 
 // --platform A,B: each platform solved and built on its own (same cache), then one image index
 // over the images, each with its SBOM attached; --sbom FILE writes FILE.<platform> per platform.
-Result<int> run_multi_platform_build(const BuildCliOptions& o) {
-  std::vector<std::string> subdirs;
-  for (size_t i = 0; i <= o.platform.size();) {
-    size_t j = std::min(o.platform.find(',', i), o.platform.size());
-    std::string s = o.platform.substr(i, j - i);
-    if (s.empty()) return fail(Errc::InvalidInput, "--platform '" + o.platform + "': empty entry");
-    if (std::find(subdirs.begin(), subdirs.end(), s) == subdirs.end()) subdirs.push_back(s);
-    i = j + 1;
-  }
+Result<int> run_multi_platform_build(const BuildCliOptions& o,
+                                     const std::vector<std::string>& subdirs) {
   if (!o.plan && o.outputs.empty())
     return fail(Errc::InvalidInput,
                 "give --output (oci:DIR, oci-archive:FILE or docker://REF), "
                 "or --plan");
+  for (const auto& output : o.outputs)
+    if (output.starts_with(kSquashfsOutput))
+      return fail(Errc::InvalidInput, "a squashfs: output holds one platform, not several");
   struct Built {
     std::string subdir;
     ImageBuild build;
@@ -358,7 +477,7 @@ Result<int> run_multi_platform_build(const BuildCliOptions& o) {
   std::vector<Built> built;
   for (const auto& subdir : subdirs) {
     BuildCliOptions one = o;
-    one.platform = subdir;
+    one.solve.platforms = {subdir};
     one.outputs.clear();
     one.sbom.clear();
     one.collect = [&](ImageBuild& build, std::unique_ptr<oci::Image>& image) -> Result<void> {
@@ -374,8 +493,8 @@ Result<int> run_multi_platform_build(const BuildCliOptions& o) {
   for (const auto& b : built) images.push_back(b.image.get());
   const oci::BlobStore& store = built.front().build.store;
   ENVB_ASSIGN_OR_RETURN(auto index, put_image_index(images, store));
-  std::error_code ec;
-  fs::path cache_root = o.cache_dir.empty() ? default_cache_root() : fs::absolute(o.cache_dir, ec);
+  ENVB_ASSIGN_OR_RETURN(CacheLease cache_lease, open_cache(o.solve.cache_dir));
+  const fs::path& cache_root = cache_lease.root();
   ENVB_ASSIGN_OR_RETURN(OutputOptions output_options, output_options_for(o, cache_root));
   output_options.artifacts_store = &store;
   for (const auto& b : built) {
@@ -403,7 +522,17 @@ Result<int> run_multi_platform_build(const BuildCliOptions& o) {
                    b.subdir.c_str(), b.build.manifest->digest.to_string().c_str(),
                    b.build.records.size(), b.build.layers.size(), b.build.layers_written,
                    b.build.layers_reused);
-  std::cout << index.digest.to_string() << "\n";
+  if (o.json) {
+    nlohmann::json images = nlohmann::json::array();
+    for (const auto& b : built) images.push_back(build_json(b.build, {}));
+    std::cout << nlohmann::json{{"digest", index.digest.to_string()},
+                                {"images", images},
+                                {"outputs", o.outputs}}
+                     .dump(2)
+              << "\n";
+  } else {
+    std::cout << index.digest.to_string() << "\n";
+  }
   return 0;
 }
 
@@ -412,16 +541,15 @@ Result<int> run_multi_platform_build(const BuildCliOptions& o) {
 void register_build(CLI::App& app, Outcome& outcome) {
   auto o = std::make_shared<BuildCliOptions>();
   CLI::App* cmd = app.add_subcommand("build", "Build a layered OCI image of a conda environment");
-  cmd->add_option("-f,--file", o->file, "environment.yml (solved)");
-  cmd->add_option("--lock", o->lock, "conda-lock.yml or @EXPLICIT file (no solve)");
+  add_solve_options(cmd, o->solve, PositionalSpecs::Yes, PlatformShortFlag::No);
+  cmd->add_option("--lock", o->lock, "conda-lock.yml, @EXPLICIT file or pixi.lock (no solve)");
+  cmd->add_option("--environment", o->lock_environment,
+                  "the environment of a pixi.lock to use (default: default)");
   cmd->add_option("-t,--tag", o->tag, "image name, NAME[:TAG]")->required();
   cmd->add_option("-o,--output", o->outputs,
-                  "oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE[:NAME:TAG], docker://REF "
-                  "(repeatable)");
+                  "oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE[:NAME:TAG], docker://REF, "
+                  "or squashfs:FILE (one SquashFS image of the prefix, for envrun) (repeatable)");
   cmd->add_option("--prefix", o->prefix, "environment prefix in the image (default /opt/conda)");
-  cmd->add_option("--platform", o->platform,
-                  "conda platform (default: this host's); several, comma-separated, give an "
-                  "image index (linux-64,linux-aarch64)");
   cmd->add_option("--max-layers", o->max_layers, "layer budget, base layers included (100)");
   cmd->add_flag("--plan", o->plan, "print the layer plan and stop");
   cmd->add_option("--base", o->base,
@@ -433,16 +561,12 @@ void register_build(CLI::App& app, Outcome& outcome) {
   cmd->add_option("--user", o->user, "user[:group]");
   cmd->add_option("--label", o->labels, "config label KEY=VALUE (repeatable)");
   cmd->add_option("--annotation", o->annotations, "manifest annotation KEY=VALUE (repeatable)");
-  cmd->add_option("--compression", o->compression, "gzip (default) or zstd");
+  cmd->add_option("--compression", o->compression,
+                  "gzip or zstd (default: gzip for OCI layers, zstd for squashfs:)");
   cmd->add_option("--level", o->level, "compression level");
   cmd->add_option("--sbom", o->sbom, "write an SPDX 2.3 JSON SBOM of the packages to FILE");
   cmd->add_flag("--no-sbom-artifact", o->no_sbom_artifact,
                 "do not attach the SBOM to the image (an OCI artifact whose subject is the image)");
-  cmd->add_option("--cache-dir", o->cache_dir,
-                  "cache root: packages, repodata/, layers/, oci/ (default ~/.cache/envbuild)");
-  cmd->add_option("-c,--channel", o->channels, "channels (replace the file's)");
-  cmd->add_option("--channel-alias", o->channel_alias, "base URL for channel names");
-  cmd->add_flag("--offline", o->offline, "use only cached repodata and packages");
   cmd->add_option("--tls-verify", o->tls_verify,
                   "registries (outputs, caches, base): verify TLS (false: also plain http)")
       ->default_str("true");
@@ -461,6 +585,8 @@ void register_build(CLI::App& app, Outcome& outcome) {
                 "do not warn about link scripts (they are recorded, never run, in images)");
   cmd->add_option("-j,--jobs", o->jobs, "parallel planning and compression (default 4)");
   cmd->add_flag("-q,--quiet", o->quiet, "no progress or table");
+  cmd->add_flag("--json", o->json,
+                "print the digest, layers (with their packages) and outputs as JSON on stdout");
   cmd->callback([o, &outcome] { outcome.result = run_build(*o); });
 }
 

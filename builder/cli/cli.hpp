@@ -7,6 +7,8 @@
 
 #include <functional>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "common/result.hpp"
 
@@ -24,5 +26,13 @@ const std::vector<Registrar>& registrars();
 
 /// Prints an error chain and its hint to stderr in the house style ("error: ...").
 void print_error(const Error& error);
+
+/// For a command line CLI11 rejected: "did you mean" the command or flag closest to the first
+/// unknown one in `args` (argv without argv[0]); empty when there is nothing to suggest.
+std::string usage_hint(const CLI::App& app, const std::vector<std::string>& args);
+
+/// Prints a usage error and its hint to stderr; returns the exit code of invalid input (2).
+int usage_error(const CLI::App& app, const CLI::ParseError& error,
+                const std::vector<std::string>& args);
 
 }  // namespace envbuild::builder::cli

@@ -3,7 +3,7 @@
 #include <iostream>
 
 #include "builder/cli/cli.hpp"
-#include "builder/index.hpp"
+#include "builder/solve/index.hpp"
 
 namespace envbuild::builder::cli {
 

@@ -9,15 +9,18 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
-#include "builder/channel.hpp"
 #include "builder/cli/cli.hpp"
-#include "builder/image_build.hpp"
-#include "builder/install.hpp"
-#include "builder/package_cache.hpp"
+#include "builder/cli/progress.hpp"
+#include "builder/cli/solve_options.hpp"
+#include "builder/image/image_build.hpp"
+#include "builder/install/cache.hpp"
+#include "builder/install/install.hpp"
 #include "builder/pypi/environment.hpp"
-#include "builder/solve.hpp"
+#include "builder/solve/channel.hpp"
+#include "builder/solve/solve.hpp"
+#include "common/format.hpp"
 #include "common/fs.hpp"
-#include "conda/environment_file.hpp"
+#include "conda/match_spec.hpp"
 #include "conda/platform.hpp"
 
 namespace envbuild::builder::cli {
@@ -28,109 +31,64 @@ namespace fs = std::filesystem;
 
 struct InstallCliOptions {
   std::string prefix;
-  std::string file;
   std::string lock;
-  std::string platform;
-  std::vector<std::string> channels;
-  std::string cache_dir;
-  std::string channel_alias = "https://conda.anaconda.org";
+  std::string lock_environment = "default";  // a pixi.lock's --environment
+  SolveCliOptions solve;
   std::string pip_find_links;
   size_t jobs = 8;
   bool no_link_scripts = false;
   bool no_pyc = false;
-  bool offline = false;
   bool quiet = false;
   bool json = false;
   bool force = false;
+  bool dry_run = false;
 };
 
-struct Inputs {
-  std::vector<conda::PackageRecord> records;
-  std::map<std::string, std::string> requested;
-  std::map<std::string, std::string> variables;
-  std::vector<std::string> specs;
-  std::vector<pypi::WheelToInstall> wheels;         // the pip: section's
-  std::vector<conda::pypi::PipEntry> source_trees;  // -e, local trees: the environment's pip
-  std::vector<std::string> from_conda;              // pip requirements conda met
-  std::string name;
-  std::vector<std::string> credentialed_channels;  // for the downloads only: never print
+// What the pip: section holds beyond wheels: local source trees and -e (the environment's own
+// pip builds them once everything else is installed), and the requirements conda met.
+struct PipExtras {
+  std::vector<conda::pypi::PipEntry> source_trees;
+  std::vector<std::string> from_conda;
 };
 
 // The lock's packages and wheels for one platform: the same reader as `envbuild build`.
-Result<Inputs> from_lock(const InstallCliOptions& o, const std::string& platform) {
-  ENVB_ASSIGN_OR_RETURN(EnvironmentSpec env, environment_from_lock(o.lock, platform));
-  Inputs in;
-  in.records = std::move(env.records);
-  in.wheels = std::move(env.wheels);
+Result<EnvironmentSpec> from_lock(const InstallCliOptions& o, const std::string& platform) {
+  ENVB_ASSIGN_OR_RETURN(EnvironmentSpec env, environment_from_lock(o.lock, platform, o.lock_environment));
   // A lock holds redacted URLs: -c URLs with credentials supply them.
-  ChannelOptions channel_options;
-  channel_options.alias = o.channel_alias;
-  in.credentialed_channels = credentialed_base_urls(o.channels, channel_options);
-  return in;
+  ENVB_ASSIGN_OR_RETURN(ChannelOptions channel_options, channel_options_of(o.solve));
+  env.credentialed_channels = credentialed_base_urls(o.solve.channels, channel_options);
+  return env;
 }
 
-fs::path cache_root_of(const InstallCliOptions& o) {
-  std::error_code ec;
-  return o.cache_dir.empty() ? default_cache_root() : fs::absolute(o.cache_dir, ec);
+// The conda part solved, then the pip: section after it. Local source trees and -e are allowed
+// here (`extras`): the environment's own pip builds them once everything else is installed.
+Result<EnvironmentSpec> from_environment(const InstallCliOptions& o, const fs::path& cache_root,
+                                         PipExtras& extras) {
+  ENVB_ASSIGN_OR_RETURN(EnvironmentRequest request, to_environment_request(o.solve, cache_root));
+  if (!request.pip.empty() && !o.pip_find_links.empty())
+    request.pip.push_back({"--find-links " + o.pip_find_links, 0});
+  request.packages.jobs = o.jobs;
+  ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request.solve).context("solving"));
+  EnvironmentRequest conda_part = request;
+  conda_part.pip.clear();
+  ENVB_ASSIGN_OR_RETURN(EnvironmentSpec env, environment_of(conda_part, solutions.front()));
+  if (request.pip.empty()) return env;
+  ENVB_ASSIGN_OR_RETURN(auto solved, solve_pip_section(request, solutions.front(), true));
+  env.wheels = std::move(solved.wheels);
+  extras.source_trees = std::move(solved.source_entries);
+  extras.from_conda = std::move(solved.resolution.from_conda);
+  env.credentialed_channels.insert(env.credentialed_channels.end(),
+                                   solved.credentialed_origins.begin(),
+                                   solved.credentialed_origins.end());
+  return env;
 }
 
-// The pip: section after the conda part. Local source trees and -e are allowed here: the
-// environment's own pip builds them once everything else is installed.
-Result<void> solve_pip(const InstallCliOptions& o, const conda::EnvironmentFile& env,
-                       const std::string& platform, const std::vector<VirtualPackage>& virtuals,
-                       Inputs& in) {
-  std::vector<conda::PipRequirement> lines = env.pip;
-  if (!o.pip_find_links.empty()) lines.push_back({"--find-links " + o.pip_find_links, 0});
-  pypi::PipSolveOptions pip;
-  pip.subdir = platform;
-  pip.glibc = pypi::glibc_version(virtuals);
-  pip.cache.root = cache_root_of(o);
-  pip.cache.offline = o.offline;
-  pip.cache.jobs = o.jobs;
-  pip.cache.credentialed_channels = in.credentialed_channels;
-  std::error_code ec;
-  pip.base_dir = fs::absolute(o.file, ec).parent_path();
-  pip.file_name = o.file;
-  pip.allow_source_trees = true;
-  ENVB_ASSIGN_OR_RETURN(auto solved, pypi::solve_pip_section(lines, in.records, pip));
-  in.wheels = std::move(solved.wheels);
-  in.source_trees = std::move(solved.source_entries);
-  in.from_conda = std::move(solved.resolution.from_conda);
-  in.credentialed_channels.insert(in.credentialed_channels.end(),
-                                  solved.credentialed_origins.begin(),
-                                  solved.credentialed_origins.end());
-  return ok();
-}
-
-Result<Inputs> from_environment_file(const InstallCliOptions& o, const std::string& platform) {
-  Inputs in;
-  ENVB_ASSIGN_OR_RETURN(auto target, conda::Platform::parse(platform));
-  ENVB_ASSIGN_OR_RETURN(auto env, conda::read_environment_file(o.file, target));
-  for (const auto& w : env.warnings) std::cerr << "warning: " << w << "\n";
-  for (const auto& [k, v] : env.variables) in.variables[k] = v;
-  in.name = env.name;
-  SolveRequest request;
-  request.platforms = {platform};
-  request.channels = o.channels;
-  add_environment(env, request);
-  for (const auto& spec : env.dependencies) {
-    in.requested[spec.name()] = spec.to_string();
-    in.specs.push_back(spec.to_string());
-  }
-  if (request.channels.empty())
-    return fail(Errc::InvalidInput, o.file + ": no channels: give --channel or list them");
-  request.channel_options.alias = o.channel_alias;
-  request.repodata.offline = o.offline;
-  if (!o.cache_dir.empty()) request.repodata.cache_dir = fs::path(o.cache_dir) / "repodata";
-  ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request).context("solving " + o.file));
-  in.credentialed_channels = credentialed_base_urls(request.channels, request.channel_options);
-  for (const auto& solved : solutions.front().records) {
-    ENVB_ASSIGN_OR_RETURN(auto record, to_package_record(solved));
-    in.records.push_back(std::move(record));
-  }
-  if (!env.pip.empty())
-    ENVB_TRY(solve_pip(o, env, platform, solutions.front().virtual_packages, in));
-  return in;
+// Package name -> spec as requested, for the records' requested_spec.
+std::map<std::string, std::string> requested_by_name(const std::vector<std::string>& specs) {
+  std::map<std::string, std::string> out;
+  for (const auto& text : specs)
+    if (auto spec = conda::MatchSpec::parse(text)) out[spec->name()] = text;
+  return out;
 }
 
 std::vector<std::string> wheel_names(const std::vector<pypi::WheelToInstall>& wheels) {
@@ -183,36 +141,91 @@ Result<void> build_source_trees(const fs::path& prefix,
   return run_process(argv).context("building local source trees with the environment's pip");
 }
 
+// install --dry-run: what would be installed and downloaded; the prefix is not touched.
+Result<int> print_dry_run(const EnvironmentSpec& in, const fs::path& prefix,
+                          const std::string& platform, const fs::path& cache_root, bool json) {
+  nlohmann::json packages = nlohmann::json::array();
+  uint64_t download_bytes = 0;
+  size_t to_download = 0;
+  for (size_t i : topological_order(in.records)) {
+    const auto& r = in.records[i];
+    const PackageRef ref{r.url, r.fn, r.sha256, r.md5, r.size};
+    const std::string key = cache_key(ref);
+    std::error_code ec;
+    const bool cached =
+        !key.empty() && fs::exists(cache_root / "pkgs" / key / archive_name(ref), ec);
+    if (!cached) {
+      ++to_download;
+      download_bytes += r.size.value_or(0);
+    }
+    packages.push_back({{"name", r.name},
+                        {"version", r.version.to_string()},
+                        {"build", r.build},
+                        {"channel", r.channel},
+                        {"fn", archive_name(ref)},
+                        {"size", r.size ? nlohmann::json(*r.size) : nlohmann::json(nullptr)},
+                        {"cached", cached}});
+  }
+  if (json) {
+    std::cout << nlohmann::json{{"prefix", prefix.string()},
+                                {"platform", platform},
+                                {"dry_run", true},
+                                {"packages", packages},
+                                {"to_download", to_download},
+                                {"download_bytes", download_bytes},
+                                {"pip", wheel_names(in.wheels)}}
+                     .dump(2)
+              << "\n";
+    return 0;
+  }
+  for (const auto& p : packages)
+    std::printf("  %-32s %-16s %-24s %s\n", p["name"].get<std::string>().c_str(),
+                p["version"].get<std::string>().c_str(), p["build"].get<std::string>().c_str(),
+                p["cached"].get<bool>() ? "cached" : "download");
+  std::printf("would install %zu packages into %s (%zu to download, %s); nothing was changed\n",
+              packages.size(), prefix.c_str(), to_download, human_bytes(download_bytes).c_str());
+  return 0;
+}
+
 Result<int> run_install(const InstallCliOptions& o) {
-  if (o.file.empty() == o.lock.empty())
-    return fail(Errc::InvalidInput, "give exactly one of -f/--file and --lock");
-  const std::string platform = o.platform.empty() ? conda::host_subdir() : o.platform;
+  const std::vector<std::string> platforms = split_commas(o.solve.platforms);
+  if (platforms.size() > 1)
+    return fail(Errc::InvalidInput,
+                "install takes one --platform, not " + std::to_string(platforms.size()));
+  if (!o.lock.empty() && (!o.solve.file.empty() || !o.solve.specs.empty()))
+    return fail(Errc::InvalidInput, "give --lock, or -f/specs, not both");
+  const std::string platform = platforms.empty() ? conda::host_subdir() : platforms.front();
+  ENVB_ASSIGN_OR_RETURN(CacheLease cache_lease, open_cache(o.solve.cache_dir));
+  const fs::path& cache_root = cache_lease.root();
   std::error_code ec;
   fs::path prefix = fs::absolute(o.prefix, ec).lexically_normal();
   if (prefix.has_filename() == false) prefix = prefix.parent_path();
-  Inputs in;
+  EnvironmentSpec in;
+  PipExtras extras;
   if (!o.lock.empty()) {
     ENVB_ASSIGN_OR_RETURN(in, from_lock(o, platform));
   } else {
-    ENVB_ASSIGN_OR_RETURN(in, from_environment_file(o, platform));
+    ENVB_ASSIGN_OR_RETURN(in, from_environment(o, cache_root, extras));
   }
+  if (o.dry_run) return print_dry_run(in, prefix, platform, cache_root, o.json);
   if (o.force && fs::exists(prefix, ec)) ENVB_TRY(common::remove_all(prefix));
 
   EnvironmentInstallRequest request;
   request.records = std::move(in.records);
-  request.requested_specs = in.requested;
+  request.requested_specs = requested_by_name(in.specs);
   request.prefix_dir = prefix;
   request.subdir = platform;
   request.jobs = o.jobs;
+  request.cache.root = cache_root;
   request.cache.jobs = o.jobs;
-  request.cache.offline = o.offline;
+  request.cache.offline = o.solve.offline;
   request.cache.credentialed_channels = in.credentialed_channels;
-  request.cache.root = cache_root_of(o);
+  ENVB_ASSIGN_OR_RETURN(ChannelOptions channel_options, channel_options_of(o.solve));
+  request.cache.mirrors = channel_options.mirrors;
   if (!in.wheels.empty()) {
     // Wheels are planned once the packages are: none may overwrite a package's file.
     request.plan_wheels = [&](const std::vector<PackagePlan>& packages,
-                              const InstallTarget& target)
-        -> Result<std::vector<WheelContent>> {
+                              const InstallTarget& target) -> Result<std::vector<WheelContent>> {
       ENVB_ASSIGN_OR_RETURN(auto plans,
                             pypi::fetch_and_plan_wheels(in.wheels, packages, target, request.cache));
       std::vector<WheelContent> out;
@@ -222,7 +235,7 @@ Result<int> run_install(const InstallCliOptions& o) {
   }
   request.install.link_scripts = o.no_link_scripts ? LinkScripts::Skip : LinkScripts::Run;
   request.install.compile_pyc = !o.no_pyc;
-  request.install.variables = in.variables;
+  for (const auto& [k, v] : in.variables) request.install.variables[k] = v;
   request.install.environment_name = in.name;
   request.install.requested_specs = in.specs;
   std::mutex out;
@@ -230,14 +243,13 @@ Result<int> run_install(const InstallCliOptions& o) {
     std::lock_guard<std::mutex> lock(out);
     std::cerr << "warning: " << m << "\n";
   };
-  if (!o.quiet)
-    request.progress = [&](const std::string& line) {
-      std::lock_guard<std::mutex> lock(out);
-      std::cerr << line << "\n";
-    };
+  FetchProgress fetch_progress(request.records, o.quiet);
+  fetch_progress.attach(request.cache);
+  request.progress = [&](const std::string& line) { fetch_progress.line(line); };
   ENVB_ASSIGN_OR_RETURN(auto report, install_environment(request));
+  fetch_progress.finish();
 
-  if (!in.source_trees.empty()) ENVB_TRY(build_source_trees(prefix, in.source_trees));
+  if (!extras.source_trees.empty()) ENVB_TRY(build_source_trees(prefix, extras.source_trees));
 
   if (o.json) {
     nlohmann::json packages = nlohmann::json::array();
@@ -264,7 +276,7 @@ Result<int> run_install(const InstallCliOptions& o) {
         {"scripts_run", report.prefix.scripts_run},
         {"scripts_pending", report.prefix.scripts_pending},
         {"pip", wheel_names(in.wheels)},
-        {"pip_from_conda", in.from_conda},
+        {"pip_from_conda", extras.from_conda},
         {"timings_ms",
          {{"fetch", report.fetch_ms}, {"plan", report.plan_ms}, {"link", report.link_ms}}}};
     std::cout << summary.dump(2) << "\n";
@@ -285,22 +297,21 @@ void register_install(CLI::App& app, Outcome& outcome) {
   CLI::App* cmd = app.add_subcommand("install", "Install an environment into a directory");
   cmd->add_option("-p,--prefix", options->prefix, "target directory (created; must be empty)")
       ->required();
-  cmd->add_option("-f,--file", options->file, "environment.yml (solved)");
-  cmd->add_option("--lock", options->lock, "conda-lock.yml or @EXPLICIT file (no solve)");
-  cmd->add_option("--platform", options->platform, "target platform (default: this host's)");
-  cmd->add_option("-c,--channel", options->channels, "channels (replace the file's)");
-  cmd->add_option("--cache-dir", options->cache_dir,
-                  "package cache (and repodata cache under repodata/)");
-  cmd->add_option("--channel-alias", options->channel_alias, "base URL for channel names");
+  add_solve_options(cmd, options->solve, PositionalSpecs::Yes, PlatformShortFlag::No);
+  cmd->add_option("--lock", options->lock,
+                  "conda-lock.yml, @EXPLICIT file or pixi.lock (no solve)");
+  cmd->add_option("--environment", options->lock_environment,
+                  "the environment of a pixi.lock to use (default: default)");
   cmd->add_option("--pip-find-links", options->pip_find_links,
                   "also look for the pip: section's wheels in DIR (as --find-links in it)");
   cmd->add_option("-j,--jobs", options->jobs, "parallel downloads/extractions (default 8)");
   cmd->add_flag("--no-link-scripts", options->no_link_scripts, "record link scripts, never run");
   cmd->add_flag("--no-pyc", options->no_pyc,
                 "do not compile noarch python packages' .py files (python does it on import)");
-  cmd->add_flag("--offline", options->offline, "use only cached repodata and packages");
   cmd->add_flag("-q,--quiet", options->quiet, "no progress lines");
   cmd->add_flag("--json", options->json, "print a JSON summary on stdout");
+  cmd->add_flag("--dry-run", options->dry_run,
+                "print what would be installed and downloaded; change nothing");
   cmd->add_flag("--force", options->force, "remove the prefix first if it exists");
   cmd->callback([options, &outcome] { outcome.result = run_install(*options); });
 }

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "builder/cli/cli.hpp"
+#include "builder/cli/progress.hpp"
 #include "common/format.hpp"
 #include "oci/reference.hpp"
 #include "oci/registry/copy.hpp"
@@ -49,8 +50,14 @@ Result<int> run_copy(const CopyFlags& flags, bool pushing) {
   if (!flags.platform.empty()) {
     ENVB_ASSIGN_OR_RETURN(options.platform, oci::parse_platform(flags.platform));
   }
+  // A push shows what it sends (the total is not known before the source is read).
+  std::shared_ptr<common::TransferProgress> progress;
+  if (pushing)
+    progress = attach_push_progress(options.registry.on_bytes, options.registry.on_blob,
+                                    "pushing " + flags.dest, 0, flags.quiet);
   ENVB_ASSIGN_OR_RETURN(oci::registry::TransferReport r,
                         oci::registry::copy_image(src, dest, options));
+  if (progress) progress->finish();
   if (!flags.quiet) {
     std::cout << (pushing ? "pushed " : "pulled ") << flags.dest << "@"
               << r.manifest.digest.to_string() << ": " << r.blobs << " blobs (" << r.uploaded

@@ -12,6 +12,9 @@ void register_pull(CLI::App& app, Outcome& outcome);  // push.cpp
 void register_index(CLI::App& app, Outcome& outcome);  // index.cpp
 void register_install(CLI::App& app, Outcome& outcome);  // install.cpp
 void register_build(CLI::App& app, Outcome& outcome);  // build.cpp
+void register_cache(CLI::App& app, Outcome& outcome);  // cache.cpp
+void register_inspect(CLI::App& app, Outcome& outcome);  // inspect.cpp
+void register_config(CLI::App& app, Outcome& outcome);  // config.cpp
 
 const std::vector<Registrar>& registrars() {
   static const std::vector<Registrar> kAll = {
@@ -23,6 +26,9 @@ const std::vector<Registrar>& registrars() {
       register_index,
       register_install,
       register_build,
+      register_cache,
+      register_inspect,
+      register_config,
   };
   return kAll;
 }

@@ -6,17 +6,20 @@
 #include <nlohmann/json.hpp>
 
 #include "builder/cli/cli.hpp"
-#include "builder/channel.hpp"
 #include "builder/cli/solve_options.hpp"
-#include "builder/package_cache.hpp"
+#include "builder/install/cache.hpp"
+#include "builder/install/package_cache.hpp"
 #include "builder/pypi/environment.hpp"
-#include "builder/solve.hpp"
+#include "builder/solve/channel.hpp"
+#include "builder/solve/solve.hpp"
 #include "common/format.hpp"
 #include "conda/environment_file.hpp"
 
 namespace envbuild::builder::cli {
 
 namespace {
+
+namespace fs = std::filesystem;
 
 /// One line per platform on stderr, `key=value` pairs (bench/solve.sh reads them).
 void print_timings(const PlatformSolution& s) {
@@ -34,14 +37,15 @@ void print_timings(const PlatformSolution& s) {
 }
 
 Result<int> run_solve(const SolveCliOptions& o, bool json, bool timings) {
-  std::optional<conda::EnvironmentFile> env;
-  ENVB_ASSIGN_OR_RETURN(SolveRequest request, to_solve_request(o, &env));
-  ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request));
+  ENVB_ASSIGN_OR_RETURN(CacheLease cache_lease, open_cache(o.cache_dir));
+  const fs::path& cache_root = cache_lease.root();
+  ENVB_ASSIGN_OR_RETURN(EnvironmentRequest request, to_environment_request(o, cache_root));
+  ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request.solve));
   // The pip: section of each platform, after its conda part.
   std::vector<pypi::PipSolution> pip(solutions.size());
-  if (env && !env->pip.empty())
+  if (!request.pip.empty())
     for (size_t i = 0; i < solutions.size(); ++i) {
-      ENVB_ASSIGN_OR_RETURN(pip[i], solve_pip_section(o, *env, request, solutions[i], true));
+      ENVB_ASSIGN_OR_RETURN(pip[i], solve_pip_section(request, solutions[i], true));
     }
   if (timings)
     for (const auto& s : solutions) print_timings(s);
@@ -121,7 +125,7 @@ void register_solve(CLI::App& app, Outcome& outcome) {
   auto options = std::make_shared<SolveCliOptions>();
   auto json = std::make_shared<bool>(false);
   CLI::App* cmd = app.add_subcommand("solve", "Solve an environment.yml and print the packages");
-  add_solve_options(cmd, *options);
+  add_solve_options(cmd, *options, PositionalSpecs::Yes, PlatformShortFlag::Yes);
   cmd->add_flag("--json", *json, "print JSON records");
   auto timings = std::make_shared<bool>(false);
   cmd->add_flag("--timings", *timings,

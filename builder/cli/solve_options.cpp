@@ -1,28 +1,55 @@
 #include "builder/cli/solve_options.hpp"
-#include "builder/channel.hpp"
-#include "builder/package_cache.hpp"
-#include "conda/platform.hpp"
 
 #include <iostream>
 
+#include "builder/install/package_cache.hpp"
+#include "builder/solve/channel.hpp"
+#include "conda/platform.hpp"
+
 namespace envbuild::builder::cli {
 
-void add_solve_options(CLI::App* cmd, SolveCliOptions& o, bool positional_specs) {
-  cmd->add_option("-f,--file", o.file, "environment.yml");
-  if (positional_specs) cmd->add_option("specs", o.specs, "extra match specs");
+namespace fs = std::filesystem;
+
+void add_solve_options(CLI::App* cmd, SolveCliOptions& o, PositionalSpecs specs,
+                       PlatformShortFlag short_platform) {
+  cmd->add_option("-f,--file", o.file,
+                  "environment.yml (default: ./environment.yml when no spec is given)");
+  if (specs == PositionalSpecs::Yes)
+    cmd->add_option("specs", o.specs, "match specs, as in a file (\"xz[version='>=5']\")");
   // One value per occurrence, so that `-c CHANNEL SPEC` leaves SPEC positional.
-  cmd->add_option("-p,--platform", o.platforms, "target platforms (comma separated)")
+  cmd->add_option(short_platform == PlatformShortFlag::Yes ? "-p,--platform" : "--platform",
+                  o.platforms, "target platforms, comma separated (default: this host's)")
       ->allow_extra_args(false);
   cmd->add_option("-c,--channel", o.channels, "channels (replace the file's; repeatable)")
       ->allow_extra_args(false);
   cmd->add_option("--virtual-package", o.virtual_packages,
-                  "__name=version[=build] the target provides, e.g. __cuda=12.4")
+                  "__name=version[=build] the target provides, e.g. __cuda=12.4 (repeatable)")
       ->allow_extra_args(false);
-  cmd->add_option("--cache-dir", o.cache_dir, "repodata cache directory");
   cmd->add_option("--channel-alias", o.channel_alias, "base URL for channel names");
+  cmd->add_option("--mirror", o.mirrors,
+                  "ORIGINAL=MIRROR: download channel ORIGINAL (or every channel under that URL) "
+                  "from MIRROR; records, locks and images keep ORIGINAL (repeatable)")
+      ->allow_extra_args(false);
   cmd->add_option("--channel-priority", o.channel_priority, "strict (default) or flexible");
-  cmd->add_flag("--offline", o.offline, "use cached repodata only");
+  cmd->add_flag("--offline", o.offline, "use only the cache (repodata, packages)");
   cmd->add_flag("--no-solv-cache", o.no_solv_cache, "always parse repodata JSON");
+  add_cache_option(cmd, o.cache_dir);
+}
+
+void add_cache_option(CLI::App* cmd, std::string& cache_dir) {
+  cmd->add_option("--cache-dir", cache_dir,
+                  "cache root: packages, repodata, layers, plans, blobs (default "
+                  "$ENVBUILD_CACHE, else ~/.cache/envbuild)");
+}
+
+Result<ChannelOptions> channel_options_of(const SolveCliOptions& o) {
+  ChannelOptions options;
+  options.alias = o.channel_alias;
+  for (const std::string& text : o.mirrors) {
+    ENVB_ASSIGN_OR_RETURN(Mirror mirror, parse_mirror(text, options));
+    options.mirrors.push_back(std::move(mirror));
+  }
+  return options;
 }
 
 std::vector<std::string> split_commas(const std::vector<std::string>& in) {
@@ -39,43 +66,50 @@ std::vector<std::string> split_commas(const std::vector<std::string>& in) {
   return out;
 }
 
-Result<SolveRequest> to_solve_request(const SolveCliOptions& o,
-                                      std::optional<conda::EnvironmentFile>* env_out) {
-  SolveRequest request;
-  request.platforms = split_commas(o.platforms);
-  request.channels = o.channels;
-  request.specs = o.specs;
-  if (!o.file.empty()) {
-    auto target = conda::Platform::parse(request.platforms.empty() ? conda::host_subdir()
-                                                                   : request.platforms.front());
-    if (!target) return std::move(target).error();
-    ENVB_ASSIGN_OR_RETURN(conda::EnvironmentFile env,
-                          conda::read_environment_file(o.file, *target));
-    for (const auto& w : env.warnings) std::cerr << "warning: " << w << "\n";
-    add_environment(env, request);
-    if (request.platforms.empty())
-      for (const auto& p : env.platforms) request.platforms.push_back(p.to_string());
-    if (env_out) *env_out = std::move(env);
-  }
-  if (request.channels.empty())
-    return fail(Errc::InvalidInput, "no channels: give --channel or list them in the file");
+namespace {
+
+// -f FILE, else nothing when specs are given, else ./environment.yml when present.
+Result<std::string> environment_file(const SolveCliOptions& o) {
+  if (!o.file.empty() || !o.specs.empty()) return o.file;
+  std::error_code ec;
+  if (fs::is_regular_file("environment.yml", ec)) return std::string("environment.yml");
+  return fail(Errc::InvalidInput, "no environment given")
+      .with_hint("give -f environment.yml, match specs, or run where environment.yml is");
+}
+
+}  // namespace
+
+Result<EnvironmentRequest> to_environment_request(const SolveCliOptions& o,
+                                                  const fs::path& cache_root) {
+  SolveRequest base;
+  base.platforms = split_commas(o.platforms);
+  base.channels = o.channels;
   for (const std::string& text : o.virtual_packages) {
     ENVB_ASSIGN_OR_RETURN(VirtualPackage vp, parse_virtual_package(text));
-    request.virtual_packages.push_back(vp);
+    base.virtual_packages.push_back(vp);
   }
   if (o.channel_priority != "strict" && o.channel_priority != "flexible")
-    return fail(Errc::InvalidInput, "--channel-priority must be strict or flexible");
-  request.strict_channel_priority = o.channel_priority == "strict";
-  request.use_solv_cache = !o.no_solv_cache;
-  request.channel_options.alias = o.channel_alias;
-  request.repodata.offline = o.offline;
-  if (!o.cache_dir.empty()) request.repodata.cache_dir = o.cache_dir;
+    return fail(Errc::InvalidInput,
+                "--channel-priority must be strict or flexible, not '" + o.channel_priority + "'");
+  base.strict_channel_priority = o.channel_priority == "strict";
+  base.use_solv_cache = !o.no_solv_cache;
+  ENVB_ASSIGN_OR_RETURN(base.channel_options, channel_options_of(o));
+  base.repodata.offline = o.offline;
+  base.repodata.cache_dir = cache_root / "repodata";
+  ENVB_ASSIGN_OR_RETURN(std::string file, environment_file(o));
+  const std::string subdir = base.platforms.empty() ? conda::host_subdir() : base.platforms.front();
+  ENVB_ASSIGN_OR_RETURN(
+      EnvironmentRequest request,
+      environment_request(file, o.specs, subdir, std::move(base),
+                          [](const std::string& w) { std::cerr << "warning: " << w << "\n"; }));
+  // The pip: section's conda packages (those that may install Python distributions) go
+  // through the command's package cache.
+  request.packages.root = cache_root;
+  request.packages.offline = o.offline;
   return request;
 }
 
-Result<pypi::PipSolution> solve_pip_section(const SolveCliOptions& o,
-                                            const conda::EnvironmentFile& env,
-                                            const SolveRequest& request,
+Result<pypi::PipSolution> solve_pip_section(const EnvironmentRequest& request,
                                             const PlatformSolution& solution,
                                             bool allow_source_trees) {
   std::vector<conda::PackageRecord> records;
@@ -86,14 +120,14 @@ Result<pypi::PipSolution> solve_pip_section(const SolveCliOptions& o,
   pypi::PipSolveOptions pip;
   pip.subdir = solution.platform;
   pip.glibc = pypi::glibc_version(solution.virtual_packages);
-  std::error_code ec;
-  pip.cache.root = o.cache_dir.empty() ? default_cache_root() : std::filesystem::absolute(o.cache_dir, ec);
-  pip.cache.offline = o.offline;
-  pip.cache.credentialed_channels = credentialed_base_urls(request.channels, request.channel_options);
-  pip.base_dir = std::filesystem::absolute(o.file, ec).parent_path();
-  pip.file_name = o.file;
+  pip.cache = request.packages;
+  pip.cache.credentialed_channels =
+      credentialed_base_urls(request.solve.channels, request.solve.channel_options);
+  pip.base_dir = fs::absolute(request.file).parent_path();
+  pip.file_name = request.file.string();
   pip.allow_source_trees = allow_source_trees;
-  return pypi::solve_pip_section(env.pip, records, pip).context("the pip: section for " + solution.platform);
+  return pypi::solve_pip_section(request.pip, records, pip)
+      .context("the pip: section for " + solution.platform);
 }
 
 }  // namespace envbuild::builder::cli

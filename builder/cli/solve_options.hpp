@@ -1,16 +1,19 @@
 #pragma once
 
-// The options every command that solves an environment.yml shares (solve, lock, install, build),
-// and their translation into a SolveRequest.
+// The options every command that solves an environment shares (solve, lock, install, build):
+// one set, one meaning, so that what `solve` prints is what `build` gets; and the cache root
+// every command uses.
 
 #include <CLI/CLI.hpp>
 
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "builder/image/image_build.hpp"
 #include "builder/pypi/environment.hpp"
-#include "builder/solve.hpp"
+#include "builder/solve/solve.hpp"
 #include "conda/environment_file.hpp"
 
 namespace envbuild::builder::cli {
@@ -21,30 +24,47 @@ struct SolveCliOptions {
   std::vector<std::string> channels;
   std::vector<std::string> virtual_packages;
   std::vector<std::string> specs;
-  std::string cache_dir;
+  std::vector<std::string> mirrors;  // ORIGINAL=MIRROR
   std::string channel_alias = "https://conda.anaconda.org";
   std::string channel_priority = "strict";
   bool offline = false;
   bool no_solv_cache = false;
+  std::string cache_dir;
 };
 
-/// Adds -f/--file, -p/--platform, -c/--channel, --virtual-package, --cache-dir, --channel-alias,
-/// --channel-priority, --offline, --no-solv-cache (and positional extra specs when `specs`).
-void add_solve_options(CLI::App* cmd, SolveCliOptions& options, bool positional_specs = true);
+/// Whether `-p` means --platform (solve, lock) or is another option's (install's --prefix,
+/// as in conda).
+enum class PlatformShortFlag : bool { No, Yes };
+/// Whether the command takes match specs as positional arguments.
+enum class PositionalSpecs : bool { No, Yes };
+
+/// Adds -f/--file, --platform, -c/--channel, --virtual-package, --channel-alias, --mirror,
+/// --channel-priority, --offline, --no-solv-cache, --cache-dir and, with PositionalSpecs::Yes,
+/// match specs as arguments.
+void add_solve_options(CLI::App* cmd, SolveCliOptions& options, PositionalSpecs specs,
+                       PlatformShortFlag short_platform);
+
+/// Adds --cache-dir alone (commands that use the cache but solve nothing).
+void add_cache_option(CLI::App* cmd, std::string& cache_dir);
+
+/// The channel options of the command line: alias and mirrors (the package downloads of
+/// `build --lock` and `install --lock` need the mirrors too).
+Result<ChannelOptions> channel_options_of(const SolveCliOptions& options);
 
 /// Splits "a,b" arguments.
 std::vector<std::string> split_commas(const std::vector<std::string>& in);
 
-/// The request for the options; when a file is given, its parsed form is returned in `env`.
-Result<SolveRequest> to_solve_request(const SolveCliOptions& options,
-                                      std::optional<conda::EnvironmentFile>* env = nullptr);
+/// The environment the options describe: -f FILE, else the specs given, else ./environment.yml
+/// when there is one (an error naming all three otherwise), read for the first platform (or
+/// the host's); the solve options, with the repodata cache under the cache root `cache_root`.
+/// The file's warnings go to stderr.
+Result<EnvironmentRequest> to_environment_request(const SolveCliOptions& options,
+                                                  const std::filesystem::path& cache_root);
 
-/// The pip: section of `env` for one platform of `request`, after its conda part (`solution`),
-/// with the cache, offline mode and channel credentials of `options`. `allow_source_trees`: -e
-/// and local trees are listed (solve) rather than refused (lock).
-Result<pypi::PipSolution> solve_pip_section(const SolveCliOptions& options,
-                                            const conda::EnvironmentFile& env,
-                                            const SolveRequest& request,
+/// The pip: section of `request` for one platform, after its conda part (`solution`), through
+/// the request's package cache. `allow_source_trees`: -e and local trees are listed (solve)
+/// rather than refused (lock, build).
+Result<pypi::PipSolution> solve_pip_section(const EnvironmentRequest& request,
                                             const PlatformSolution& solution,
                                             bool allow_source_trees);
 

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "builder/package_cache.hpp"
+#include "builder/install/package_cache.hpp"
 #include "builder/pypi/resolver.hpp"
 #include "builder/pypi/wheel_install.hpp"
 #include "common/result.hpp"

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "builder/channel.hpp"
+#include "builder/solve/channel.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
 #include "common/io.hpp"
@@ -77,7 +77,10 @@ std::optional<fs::path> local_path(std::string_view url) {
 }
 
 PackageIndex::PackageIndex(IndexOptions options) : options_(std::move(options)) {
-  if (options_.cache.root.empty()) options_.cache.root = default_cache_root();
+  // No cache root and none by default: the package cache reports that when it is used, and
+  // metadata is not kept.
+  if (options_.cache.root.empty())
+    if (auto root = default_cache_root()) options_.cache.root = *root;
   for (const auto& url : options_.index_urls)
     if (auto origin = credentialed_origin(url); !origin.empty()) credentialed_.push_back(origin);
   for (const auto& url : options_.find_links)
@@ -181,7 +184,9 @@ Result<CoreMetadata> PackageIndex::metadata(const DistributionFile& wheel) {
   const std::string what = wheel.filename;
   const fs::path cache_dir = options_.cache.root / "pypi-metadata";
   // Metadata of a verified wheel never changes: kept by the wheel's sha256.
-  const fs::path cached = wheel.sha256.empty() ? fs::path() : cache_dir / (wheel.sha256 + ".METADATA");
+  const fs::path cached = wheel.sha256.empty() || options_.cache.root.empty()
+                              ? fs::path()
+                              : cache_dir / (wheel.sha256 + ".METADATA");
   std::error_code ec;
   if (!cached.empty() && fs::is_regular_file(cached, ec)) {
     ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(cached, kMaxMetadataBytes));

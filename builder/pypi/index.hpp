@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "builder/package_cache.hpp"
+#include "builder/install/package_cache.hpp"
 #include "builder/pypi/simple_index.hpp"
 #include "common/http.hpp"
 #include "common/result.hpp"

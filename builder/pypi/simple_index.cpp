@@ -3,7 +3,7 @@
 #include <cctype>
 #include <nlohmann/json.hpp>
 
-#include "builder/channel.hpp"
+#include "builder/solve/channel.hpp"
 #include "common/hash.hpp"
 #include "common/http.hpp"
 
@@ -105,7 +105,7 @@ std::optional<UrlParts> split_url(std::string_view url) {
 
 // An absolute URL for a link on a page. Credentials in a link are dropped; a link on the page's
 // own host (same scheme) gets the page's credentials in redacted form (`user:***@`), which a
-// download puts back (builder/channel.hpp with_credentials); a link to another host gets none.
+// download puts back (builder/solve/channel.hpp with_credentials); a link to another host gets none.
 std::string absolute_link(std::string_view page_url, std::string_view href) {
   std::string resolved = resolve_url(page_url, href);
   auto link = split_url(resolved);

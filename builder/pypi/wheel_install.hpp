@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "builder/install.hpp"
+#include "builder/install/install.hpp"
 #include "common/result.hpp"
 
 namespace envbuild::builder::pypi {

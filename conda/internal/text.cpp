@@ -59,40 +59,6 @@ Error rebase_error(const Error& inner, std::string_view what, std::string_view w
   return parse_error(what, whole, column, split->second);
 }
 
-namespace {
-size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-}  // namespace
-
-std::optional<std::string> did_you_mean(std::string_view word,
-                                        std::span<const std::string_view> candidates) {
-  std::optional<std::string> best;
-  size_t best_distance = 0;
-  for (std::string_view candidate : candidates) {
-    size_t distance = edit_distance(word, candidate);
-    if (!best || distance < best_distance) {
-      best = std::string(candidate);
-      best_distance = distance;
-    }
-  }
-  // A third of the word (at least 1, at most 3 edits) is a typo; more is another word.
-  size_t allowed = std::clamp<size_t>(word.size() / 3, 1, 3);
-  if (best && best_distance <= allowed) return best;
-  return std::nullopt;
-}
-
 bool glob_match(std::string_view pattern, std::string_view text) {
   size_t p = 0, t = 0, star = std::string_view::npos, mark = 0;
   while (t < text.size()) {

@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "common/format.hpp"
 #include "common/result.hpp"
 
 namespace envbuild::conda::internal {
@@ -31,9 +32,7 @@ Error rebase_error(const Error& inner, std::string_view what, std::string_view w
 Error rebase_error(const Error& inner, std::string_view what, std::string_view whole,
                    std::span<const size_t> origin);
 
-/// The candidate closest to `word` by edit distance, when close enough to be a likely typo.
-std::optional<std::string> did_you_mean(std::string_view word,
-                                        std::span<const std::string_view> candidates);
+using common::did_you_mean;
 
 /// Glob with `*` only (conda build strings, names, versions); case-sensitive.
 bool glob_match(std::string_view pattern, std::string_view text);

@@ -248,8 +248,7 @@ Result<void> Repository::ping() {
   return ok();
 }
 
-Result<FetchedManifest> Repository::get_manifest(const std::string& reference,
-                                                 size_t max_bytes) {
+Result<FetchedManifest> Repository::get_manifest(const std::string& reference, size_t max_bytes) {
   ENVB_TRY(check_manifest_reference(reference));
   common::HttpRequest req;
   req.url = origin_ + "/v2/" + name_ + "/manifests/" + reference;
@@ -537,8 +536,9 @@ Result<bool> Repository::delete_manifest(const Digest& digest) {
   Error error = common::http_status_error("DELETE", req.url, resp);
   if (resp.status != 405) return error;
   return fail(Errc::Unsupported, error.message())
-      .with_hint("the registry does not delete manifests (distribution: "
-                 "REGISTRY_STORAGE_DELETE_ENABLED=true)");
+      .with_hint(
+          "the registry does not delete manifests (distribution: "
+          "REGISTRY_STORAGE_DELETE_ENABLED=true)");
 }
 
 Result<std::vector<std::string>> Repository::tags(const TagListLimits& limits) {
@@ -553,8 +553,8 @@ Result<std::vector<std::string>> Repository::tags(const TagListLimits& limits) {
     if (!resp.ok()) return common::http_status_error("GET", req.url, resp);
     const std::string what = "GET " + common::redact_url(req.url);
     if (resp.body_truncated)
-      return fail(Errc::InvalidInput, what + ": tag list over " + std::to_string(req.max_body) +
-                                          " bytes");
+      return fail(Errc::InvalidInput,
+                  what + ": tag list over " + std::to_string(req.max_body) + " bytes");
     auto j = common::parse_json(resp.body, what).value_or(nlohmann::json());
     if (!j.is_object()) return fail(Errc::InvalidInput, what + ": not a tag list");
     // An empty repository may say "tags": null.
@@ -580,14 +580,46 @@ Result<std::vector<std::string>> Repository::tags(const TagListLimits& limits) {
   }
 }
 
+namespace {
+
+// A blob body that reports its bytes as they are read (sent): push progress.
+class CountedSource final : public common::ByteSource {
+ public:
+  CountedSource(std::unique_ptr<common::ByteSource> inner,
+                const std::function<void(uint64_t)>& on_bytes)
+      : inner_(std::move(inner)), on_bytes_(on_bytes) {}
+  Result<size_t> read(std::span<std::byte> buffer) override {
+    ENVB_ASSIGN_OR_RETURN(size_t n, inner_->read(buffer));
+    on_bytes_(n);
+    return n;
+  }
+
+ private:
+  std::unique_ptr<common::ByteSource> inner_;
+  const std::function<void(uint64_t)>& on_bytes_;
+};
+
+Result<std::unique_ptr<common::ByteSource>> counted(
+    Result<std::unique_ptr<common::ByteSource>> source,
+    const std::function<void(uint64_t)>& on_bytes) {
+  if (!source || !on_bytes) return source;
+  return std::unique_ptr<common::ByteSource>(
+      std::make_unique<CountedSource>(std::move(*source), on_bytes));
+}
+
+}  // namespace
+
 Result<void> push_blobs(Repository& repo, const std::vector<Descriptor>& blobs,
                         const BlobOpener& open, TransferReport& report) {
   std::vector<UploadOutcome> outcomes(blobs.size());
   ENVB_TRY(for_each_parallel(repo, blobs.size(), repo.options().jobs,
                              [&](size_t i, Repository& r) -> Result<void> {
                                const Descriptor& d = blobs[i];
-                               common::BodyOpener body = [&open, &d] { return open(d); };
+                               common::BodyOpener body = [&open, &d, &r] {
+                                 return counted(open(d), r.options().on_bytes);
+                               };
                                ENVB_ASSIGN_OR_RETURN(outcomes[i], r.push_blob(d, body));
+                               if (r.options().on_blob) r.options().on_blob(d, outcomes[i]);
                                return ok();
                              }));
   for (size_t i = 0; i < blobs.size(); ++i) {
@@ -703,16 +735,17 @@ Result<TransferReport> push_index(const std::vector<const Image*>& images,
   return report;
 }
 
-Result<TransferReport> pull(const ImageReference& src, const std::optional<Platform>& platform,
-                            const BlobStore& store, const RegistryOptions& options) {
-  auto started = std::chrono::steady_clock::now();
-  const std::string what = "pulling " + src.to_string();
-  ENVB_ASSIGN_OR_RETURN(Repository repo, connect_checked(src, Action::Pull, options).context(what));
+namespace {
+
+// The manifest `src` names for `platform` (the host's by default): the one it names, or the
+// matching one of the index it names. The platform is the index's, if it gave one.
+Result<std::pair<FetchedManifest, std::optional<Platform>>> choose_manifest(
+    Repository& repo, const ImageReference& src, const std::optional<Platform>& platform,
+    const std::string& what) {
   std::string reference = src.digest.valid() ? src.digest.to_string()
                           : src.tag.empty()  ? std::string("latest")
                                              : src.tag;
-  ENVB_ASSIGN_OR_RETURN(FetchedManifest top, repo.get_manifest(reference).context(what));
-  FetchedManifest chosen = std::move(top);
+  ENVB_ASSIGN_OR_RETURN(FetchedManifest chosen, repo.get_manifest(reference).context(what));
   std::optional<Platform> chosen_platform;
   if (media_type::is_index(chosen.descriptor.media_type)) {
     ENVB_ASSIGN_OR_RETURN(Index index, parse_index(chosen.bytes).context(what));
@@ -734,6 +767,37 @@ Result<TransferReport> pull(const ImageReference& src, const std::optional<Platf
   }
   if (!media_type::is_manifest(chosen.descriptor.media_type))
     return fail(Errc::Unsupported, what + ": nested index");
+  return std::make_pair(std::move(chosen), std::move(chosen_platform));
+}
+
+}  // namespace
+
+Result<Descriptor> pull_manifest_and_config(const ImageReference& src,
+                                            const std::optional<Platform>& platform,
+                                            const BlobStore& store,
+                                            const RegistryOptions& options) {
+  const std::string what = "reading " + src.to_string();
+  ENVB_ASSIGN_OR_RETURN(Repository repo, connect_checked(src, Action::Pull, options).context(what));
+  ENVB_ASSIGN_OR_RETURN(auto chosen, choose_manifest(repo, src, platform, what));
+  ENVB_ASSIGN_OR_RETURN(Manifest manifest, parse_manifest(chosen.first.bytes).context(what));
+  if (!store.contains(manifest.config.digest, manifest.config.size)) {
+    ENVB_TRY(repo.fetch_blob(manifest.config, store).context(what));
+  }
+  ENVB_ASSIGN_OR_RETURN(BlobInfo info, store.put(chosen.first.bytes).context(what));
+  ENVB_CHECK(info.digest == chosen.first.descriptor.digest);
+  Descriptor out = chosen.first.descriptor;
+  out.platform = chosen.second;
+  return out;
+}
+
+Result<TransferReport> pull(const ImageReference& src, const std::optional<Platform>& platform,
+                            const BlobStore& store, const RegistryOptions& options) {
+  auto started = std::chrono::steady_clock::now();
+  const std::string what = "pulling " + src.to_string();
+  ENVB_ASSIGN_OR_RETURN(Repository repo, connect_checked(src, Action::Pull, options).context(what));
+  ENVB_ASSIGN_OR_RETURN(auto selected, choose_manifest(repo, src, platform, what));
+  FetchedManifest chosen = std::move(selected.first);
+  std::optional<Platform> chosen_platform = std::move(selected.second);
   ENVB_ASSIGN_OR_RETURN(Manifest manifest, parse_manifest(chosen.bytes).context(what));
 
   TransferReport report;

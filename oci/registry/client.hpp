@@ -28,6 +28,8 @@
 
 namespace envbuild::oci::registry {
 
+enum class UploadOutcome { Existed, Mounted, Uploaded };
+
 struct RegistryOptions {
   /// HTTP options (TLS, deadlines, retries) of every request to the registry; its use_netrc is
   /// ignored (registry credentials come from `credentials` or the auth files, as for skopeo).
@@ -47,6 +49,10 @@ struct RegistryOptions {
   /// When set, mounts are tried only for these blobs (the ones a layer cache says are in the
   /// mount_from repositories), so a blob that is not there costs no extra POST.
   std::shared_ptr<const std::set<Digest>> mountable;
+  /// Progress of push_blobs (and so push): bytes of blob bodies as they are sent, and each blob
+  /// once it is done, with how. Called from the transfer threads.
+  std::function<void(uint64_t bytes)> on_bytes;
+  std::function<void(const Descriptor& blob, UploadOutcome how)> on_blob;
 };
 
 enum class Action { Pull, Push };
@@ -67,8 +73,6 @@ struct FetchedManifest {
   std::string bytes;
   Descriptor descriptor;  // media type, digest (verified), size
 };
-
-enum class UploadOutcome { Existed, Mounted, Uploaded };
 
 /// One repository on one registry. Copies share the authentication state and counters but not
 /// the connection: give each thread its own copy (fork()).
@@ -195,5 +199,13 @@ Result<TransferReport> push_index(const std::vector<const Image*>& images,
 /// skipped. The returned manifest descriptor carries the platform.
 Result<TransferReport> pull(const ImageReference& src, const std::optional<Platform>& platform,
                             const BlobStore& store, const RegistryOptions& options = {});
+
+/// What pull() fetches but the layers: the manifest (chosen as pull() does) and its config,
+/// into `store`, for reading an image without downloading it (envbuild inspect). The returned
+/// descriptor carries the index's platform when it gave one; open it with open_store_image.
+Result<Descriptor> pull_manifest_and_config(const ImageReference& src,
+                                            const std::optional<Platform>& platform,
+                                            const BlobStore& store,
+                                            const RegistryOptions& options = {});
 
 }  // namespace envbuild::oci::registry

@@ -12,8 +12,8 @@
 #include <regex>
 #include <set>
 
-#include "builder/image_build.hpp"
-#include "builder/sbom.hpp"
+#include "builder/image/image_build.hpp"
+#include "builder/image/sbom.hpp"
 #include "common/fs.hpp"
 #include "oci/layer_writer.hpp"
 #include "oci/layout.hpp"

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "builder/index.hpp"
+#include "builder/solve/index.hpp"
 #include "tests/testing/packages.hpp"
 #include "tests/testing/sentinel.hpp"
 #include "tests/testing/testing.hpp"

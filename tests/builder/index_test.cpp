@@ -1,7 +1,7 @@
 // `envbuild index`: repodata.json records equal info/index.json + md5/sha256/size, loose
 // packages move to their subdir, and envbuild install --lock / pip: errors on top of it.
 
-#include "builder/index.hpp"
+#include "builder/solve/index.hpp"
 
 #include <algorithm>
 #include <filesystem>

@@ -3,7 +3,7 @@
 // after the prefix is moved and relocated; the installed tree equals `cph x` + the placeholder
 // replaced; and the planning rules (hostile paths, noarch without python, clobbers, order).
 
-#include "builder/install.hpp"
+#include "builder/install/install.hpp"
 
 #include <sys/stat.h>
 

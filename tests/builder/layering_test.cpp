@@ -2,7 +2,7 @@
 // the rest grouped by dependency depth; never over budget; every package exactly once; the
 // result does not depend on the input order.
 
-#include "builder/layering.hpp"
+#include "builder/image/layering.hpp"
 
 #include <gtest/gtest.h>
 

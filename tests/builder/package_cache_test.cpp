@@ -1,7 +1,7 @@
 // The package cache: verified before use, nothing corrupt or half-written ever visible, shared
 // safely between threads and processes, and clean again after a process is killed mid-way.
 
-#include "builder/package_cache.hpp"
+#include "builder/install/package_cache.hpp"
 
 #include <signal.h>
 #include <sys/resource.h>

@@ -1,7 +1,7 @@
 // The plan cache: a stored plan loads back the same (without staged sources); a damaged,
 // truncated, foreign or misplaced entry is a miss; the key follows every input of a plan.
 
-#include "builder/plan_cache.hpp"
+#include "builder/install/plan_cache.hpp"
 
 #include <gtest/gtest.h>
 

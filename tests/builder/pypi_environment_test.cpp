@@ -177,6 +177,22 @@ TEST_F(PypiEnvironmentTest, LockInstallBuildAndEnvrunAgree) {
   auto moved = run_command(cache + envrun() + " " + q(dir_ / "moved") + " -- tool-script 2>/dev/null");
   EXPECT_EQ(moved.exit_code, 0) << moved.output;
   EXPECT_EQ(moved.output, "tool says hello\n");
+
+  // A SquashFS image holds the wheels too, with their relocation records in the index.
+  ASSERT_TRUE(testing::have_tool("unsquashfs")) << "run scripts/bootstrap";
+  auto sqfs = run_command("SOURCE_DATE_EPOCH=1700000000 " + envbuild() + " build -q --lock " +
+                          q(dir_ / "conda-lock.yml") + " -t pip:1 --cache-dir " + q(dir_ / "cache") +
+                          " -o " + q("squashfs:" + (dir_ / "env.sqfs").string()) + " 2>&1");
+  ASSERT_EQ(sqfs.exit_code, 0) << sqfs.output;
+  auto listing = run_command("unsquashfs -l -d '' " + q(dir_ / "env.sqfs"));
+  ASSERT_EQ(listing.exit_code, 0) << listing.output;
+  for (std::string want : {"/lib/python3.11/site-packages/tool-1.0.dist-info/RECORD\n",
+                           "/lib/python3.11/site-packages/zeta-0.9.dist-info/METADATA\n",
+                           "/bin/tool-script\n"})
+    EXPECT_NE(listing.output.find(want), std::string::npos) << want << listing.output;
+  auto index = run_command("unsquashfs -cat " + q(dir_ / "env.sqfs") +
+                           " conda-meta/envbuild-relocations.json");
+  EXPECT_NE(index.output.find("tool-script"), std::string::npos) << index.output;
 }
 
 TEST_F(PypiEnvironmentTest, HostileWheelsAreRefusedBeforeAnythingIsWritten) {

@@ -17,7 +17,7 @@
 #include <set>
 #include <thread>
 
-#include "builder/registry_cache.hpp"
+#include "builder/image/registry_cache.hpp"
 #include "oci/manifest.hpp"
 #include "oci/media_type.hpp"
 #include "oci/reference.hpp"

@@ -15,7 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "builder/channel.hpp"
+#include "builder/solve/channel.hpp"
 #include "oci/registry/auth.hpp"
 #include "tests/testing/registry_server.hpp"
 #include "tests/testing/repo_server.hpp"

@@ -3,7 +3,7 @@
 
 #include <gtest/gtest.h>
 
-#include "builder/solv/pool.hpp"
+#include "builder/solve/solv/pool.hpp"
 #include "tests/testing/testing.hpp"
 
 namespace envbuild::builder::solv {
@@ -179,6 +179,126 @@ TEST(LibsolvConda, RecordsNoSolutionCanHoldAreLeftOutWithTheSameAnswers) {
     for (const std::string& d : details) text += d + "\n";
   EXPECT_NE(text.find("app-2-py38"), std::string::npos) << text;
   EXPECT_EQ(pool.last_phases().dropped_records, 0u);
+}
+
+// Conda's order of preferences where libsolv's conda policy has another (docs/design.md,
+// "Solving", issue 20). Builds of one version and build number: the newer timestamp wins, the
+// build string does not decide ("hb" sorts above "ha"), unless the builds pin one dependency
+// differently. Track features: `app`'s newer build needs the featured `mutex`; conda minimizes
+// features over the whole solution, before dependencies' versions and after requested packages'
+// versions.
+constexpr const char* kPreferences = R"({
+  "info": {"subdir": "linux-64"},
+  "packages": {
+    "tie-1.0-hb_4.tar.bz2": {"name": "tie", "version": "1.0", "build": "hb_4", "build_number": 4,
+                             "timestamp": 1510178605778, "depends": []},
+    "tie-1.0-ha_4.tar.bz2": {"name": "tie", "version": "1.0", "build": "ha_4", "build_number": 4,
+                             "timestamp": 1510351119846, "depends": []},
+    "num-1.0-ha_5.tar.bz2": {"name": "num", "version": "1.0", "build": "ha_5", "build_number": 5,
+                             "timestamp": 1000, "depends": []},
+    "num-1.0-hb_4.tar.bz2": {"name": "num", "version": "1.0", "build": "hb_4", "build_number": 4,
+                             "timestamp": 1510351119846, "depends": []},
+    "notime-1.0-hb_0.tar.bz2": {"name": "notime", "version": "1.0", "build": "hb_0",
+                                "build_number": 0, "depends": []},
+    "notime-1.0-ha_0.tar.bz2": {"name": "notime", "version": "1.0", "build": "ha_0",
+                                "build_number": 0, "timestamp": 1000, "depends": []},
+    "ver-2.0-h_0.tar.bz2": {"name": "ver", "version": "2.0", "build": "h_0", "build_number": 0,
+                            "timestamp": 1000, "depends": []},
+    "ver-1.0-h_0.tar.bz2": {"name": "ver", "version": "1.0", "build": "h_0", "build_number": 0,
+                            "timestamp": 2000, "depends": []},
+    "mutex-1.0-plain.tar.bz2": {"name": "mutex", "version": "1.0", "build": "plain",
+                                "build_number": 0, "timestamp": 1000, "depends": []},
+    "mutex-1.0-feat.tar.bz2": {"name": "mutex", "version": "1.0", "build": "feat",
+                               "build_number": 0, "timestamp": 2000, "depends": [],
+                               "track_features": "feat"},
+    "app-1.0-a_0.tar.bz2": {"name": "app", "version": "1.0", "build": "a_0", "build_number": 0,
+                            "timestamp": 1000, "depends": ["mutex * plain"]},
+    "app-1.0-b_0.tar.bz2": {"name": "app", "version": "1.0", "build": "b_0", "build_number": 0,
+                            "timestamp": 2000, "depends": ["mutex * feat"]},
+    "pin-1.0-b_0.tar.bz2": {"name": "pin", "version": "1.0", "build": "b_0", "build_number": 0,
+                            "timestamp": 1000, "depends": ["ver 2.0"]},
+    "pin-1.0-a_0.tar.bz2": {"name": "pin", "version": "1.0", "build": "a_0", "build_number": 0,
+                            "timestamp": 2000, "depends": ["ver 1.0"]},
+    "featonly-1.0-h_0.tar.bz2": {"name": "featonly", "version": "1.0", "build": "h_0",
+                                 "build_number": 0, "depends": ["mutex * feat"]},
+    "up-2.0-h_0.tar.bz2": {"name": "up", "version": "2.0", "build": "h_0", "build_number": 0,
+                           "depends": ["mutex * feat"]},
+    "up-1.0-h_0.tar.bz2": {"name": "up", "version": "1.0", "build": "h_0", "build_number": 0,
+                           "depends": ["mutex * plain"]}
+  }
+})";
+
+struct PreferenceCase {
+  const char* why;
+  std::vector<std::string> specs;
+  std::vector<std::string> want;  // "name version build", by name
+};
+
+const std::vector<PreferenceCase>& preference_cases() {
+  static const std::vector<PreferenceCase> cases = {
+      {"same version and build number: the newer timestamp", {"tie"}, {"tie 1.0 ha_4"}},
+      {"a higher build number before a newer timestamp", {"num"}, {"num 1.0 ha_5"}},
+      {"no timestamp counts as the oldest", {"notime"}, {"notime 1.0 ha_0"}},
+      {"a higher version before a newer timestamp", {"ver"}, {"ver 2.0 h_0"}},
+      {"builds pinning different versions of a dependency: not the newer timestamp",
+       {"pin"},
+       {"pin 1.0 b_0", "ver 2.0 h_0"}},
+      {"a dependency's track feature loses (b_0 is newer and the larger build string)",
+       {"app"},
+       {"app 1.0 a_0", "mutex 1.0 plain"}},
+      {"a feature the request needs stays", {"featonly"}, {"featonly 1.0 h_0", "mutex 1.0 feat"}},
+      {"a requested version before fewer features", {"up"}, {"mutex 1.0 feat", "up 2.0 h_0"}},
+  };
+  return cases;
+}
+
+std::vector<std::string> triples(const RecordOutcome& outcome) {
+  std::vector<std::string> out;
+  if (const auto* records = std::get_if<std::vector<SolvedRecord>>(&outcome))
+    for (const SolvedRecord& r : *records) out.push_back(r.name + " " + r.version + " " + r.build);
+  return out;
+}
+
+TEST(LibsolvConda, Issue20CondasOrderOfPreferences) {
+  Pool pool;
+  ASSERT_TRUE(pool.add_repodata_json("test", kPreferences).has_value());
+  for (const auto& c : preference_cases()) {
+    SCOPED_TRACE(c.why);
+    auto got = pool.solve_records({c.specs, true});
+    ASSERT_TRUE(got.has_value()) << got.error().to_string();
+    EXPECT_EQ(triples(*got), c.want);
+  }
+  // The build number reported is the record's own, not the rank it got for the tie.
+  auto tie = pool.solve_records({{"tie"}, true});
+  ASSERT_TRUE(tie.has_value());
+  const auto* records = std::get_if<std::vector<SolvedRecord>>(&*tie);
+  ASSERT_NE(records, nullptr);
+  ASSERT_EQ(records->size(), 1u);
+  EXPECT_EQ((*records)[0].build_number, 4u);
+  EXPECT_EQ((*records)[0].timestamp, 1510351119000u);  // libsolv keeps seconds
+}
+
+class LibsolvCondaCache : public envbuild::testing::TempDirTest {};
+
+// The ranking is made once, when the JSON is read, and the .solv cache keeps it.
+TEST_F(LibsolvCondaCache, Issue20PreferencesSurviveTheSolvCache) {
+  const auto json = dir_ / "repodata.json";
+  envbuild::testing::write_text(json, kPreferences);
+  const auto solv = dir_ / "repodata.solv";
+  {
+    Pool cold;
+    auto id = cold.add_repo_json_file(RepoInfo{"test", "linux-64", "", 0, 1}, json);
+    ASSERT_TRUE(id.has_value()) << id.error().to_string();
+    ASSERT_TRUE(cold.write_repo_solv(*id, solv).has_value());
+  }
+  Pool warm;
+  ASSERT_TRUE(warm.add_repo_solv_file(RepoInfo{"test", "linux-64", "", 0, 1}, solv).has_value());
+  for (const auto& c : preference_cases()) {
+    SCOPED_TRACE(c.why);
+    auto got = warm.solve_records({c.specs, true});
+    ASSERT_TRUE(got.has_value()) << got.error().to_string();
+    EXPECT_EQ(triples(*got), c.want);
+  }
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
 // Channels, repodata fetching (HTTP with ETag/304, .zst, retries, offline), .solv cache and
 // solving on real repodata, cross-checked against an independent solver (rattler, peer-solve).
 
-#include "builder/solve.hpp"
+#include "builder/solve/solve.hpp"
 
 #include <curl/curl.h>
 #include <gtest/gtest.h>
@@ -11,7 +11,7 @@
 #include <set>
 #include <sstream>
 
-#include "builder/package_cache.hpp"
+#include "builder/install/package_cache.hpp"
 #include "conda/platform.hpp"
 #include "tests/testing/repo_server.hpp"
 #include "tests/testing/testing.hpp"
@@ -440,26 +440,22 @@ TEST_F(SolveTest, AgreesWithPeerSolver) {
   const fs::path peer = envbuild::testing::source_dir() / ".deps/peer-solve";
   if (!envbuild::testing::have_tool("node") || !fs::exists(peer / "node_modules/@conda-org"))
     GTEST_SKIP() << "node or " << peer << "/node_modules missing (scripts/bootstrap installs them)";
-  // Where both answers are valid but the tie-break differs, `ties` names the packages left out
-  // of the comparison. Among builds with the same version and build number, rattler takes the
-  // newest timestamp (readline-7.0-ha6073c6_4, numpy py36h1b885b7_0 -> the mkl variant); libsolv
-  // 0.7.23 in conda mode does not look at timestamps here and takes the build with fewer
-  // dependencies (readline hb321a52_4 without ncurses, numpy py36h2aefc1b_0 -> openblas).
+  // Where both answers are valid but the order of preferences differs, `ties` names the
+  // packages left out of the comparison. Builds of one version and build number go to the
+  // newest timestamp in both (readline-7.0-ha6073c6_4, numpy py36h1b885b7_0, the mkl variant);
+  // where conda's whole-solution track feature count and rattler's per-name order part,
+  // Issue20CondasOrderOfPreferences holds conda's answer instead (scipy, r-abind).
   struct Case {
     const char* label;
     fs::path channel;
     std::vector<std::string> specs;
     std::set<std::string> ties;
   };
-  const std::set<std::string> blas = {"blas",    "numpy",      "numpy-base",  "intel-openmp", "mkl",
-                                      "mkl_fft", "mkl_random", "libopenblas", "readline"};
+  const fs::path index4 = make_index4_channel();
   std::vector<Case> cases = {
-      {"defaults-index4 python=3.6 numpy", make_index4_channel(), {"python=3.6", "numpy"}, blas},
-      {"defaults-index4 scipy", make_index4_channel(), {"scipy"}, {"readline"}},
-      {"defaults-index4 python 2.7 + requests",
-       make_index4_channel(),
-       {"python 2.7.*", "requests"},
-       {"readline"}},
+      {"defaults-index4 python=3.6 numpy", index4, {"python=3.6", "numpy"}, {}},
+      {"defaults-index4 python 2.7 + requests", index4, {"python 2.7.*", "requests"}, {}},
+      {"defaults-index4 r-essentials", index4, {"r-essentials"}, {}},
       {"conda-forge-subset python pip", make_cf_channel(false), {"python", "pip"}, {}},
   };
   for (const auto& c : cases) {
@@ -490,6 +486,49 @@ TEST_F(SolveTest, AgreesWithPeerSolver) {
     };
     EXPECT_GE(theirs.size(), 5u) << c.label;
     EXPECT_EQ(drop_ties(triples((*ours)[0].records)), drop_ties(theirs)) << c.label;
+  }
+}
+
+// Issue 20: conda's order of preferences (docs/design.md, "Solving") on the 2018 defaults
+// channel, cold (JSON) and warm (.solv cache). rattler agrees on readline and r-base; on scipy
+// and r-abind it takes the newest timestamp and brings in a track feature (nomkl,
+// anacondar) that conda avoids, since conda counts features over the whole solution right
+// after the requested packages' versions.
+TEST_F(SolveTest, Issue20CondasOrderOfPreferences) {
+  struct Case {
+    std::vector<std::string> specs;
+    std::vector<std::string> want;        // "name version build" of some of the packages
+    std::vector<std::string> not_wanted;  // names that must not be in the solution
+  };
+  const std::vector<Case> cases = {
+      // Same version and build number: the newer timestamp, not the larger build string.
+      {{"readline"}, {"readline 7.0 ha6073c6_4"}, {}},
+      // r350 builds are newer, but r-base brings _r-mutex's anacondar feature; mro350 has none.
+      {{"r-abind"}, {"_r-mutex 1.0.0 mro_2", "r-abind 1.4_5 mro350h576908c_0"}, {"r-base"}},
+      {{"r-essentials"}, {"_r-mutex 1.0.0 mro_2", "r-essentials 3.5.0 mro350_0"}, {"r-base"}},
+      // The feature is the request's own: it stays.
+      {{"r-base"}, {"_r-mutex 1.0.0 anacondar_1", "r-base 3.5.0 h1c2f66e_1"}, {}},
+      // rattler takes scipy's nomkl build for python 3.7 (blas openblas tracks nomkl); there
+      // is an mkl build for python 3.7 too, without features.
+      {{"scipy"}, {"blas 1.0 mkl", "python 3.7.0 hc3d631a_0", "scipy 1.1.0 py37hc49cb51_0"}, {}},
+  };
+  const fs::path index4 = make_index4_channel();
+  // Cold reads the JSON every time; warm reads the .solv cache a first solve writes.
+  ASSERT_TRUE(solve_environment(request({index4.string()}, {"readline"})));
+  for (bool warm : {false, true}) {
+    for (const auto& c : cases) {
+      SCOPED_TRACE((warm ? "warm " : "cold ") + c.specs[0]);
+      SolveRequest r = request({index4.string()}, c.specs);
+      r.use_solv_cache = warm;
+      auto solved = solve_environment(r);
+      ASSERT_TRUE(solved) << solved.error().to_string();
+      EXPECT_EQ((*solved)[0].stats.solv_hits > 0, warm);
+      const auto got = triples((*solved)[0].records);
+      for (const std::string& w : c.want)
+        EXPECT_NE(std::find(got.begin(), got.end(), w), got.end()) << w;
+      for (const std::string& name : c.not_wanted)
+        for (const std::string& t : got) EXPECT_FALSE(t.starts_with(name + " ")) << t;
+    }
   }
 }
 

@@ -17,5 +17,23 @@ TEST(HumanBytes, PicksTheLargestUnitBelow1024) {
     EXPECT_EQ(human_bytes(c.bytes), c.want) << c.bytes;
 }
 
+TEST(DidYouMean, SuggestsTheClosestCandidateWithinAThirdOfTheWord) {
+  const std::string_view commands[] = {"build", "install", "inspect", "lock", "solve", "cache"};
+  struct Case {
+    std::string_view word;
+    std::optional<std::string> want;
+  };
+  for (const Case& c : {Case{"bulid", "build"},  // a swap of neighbours is one edit
+                        Case{"instal", "install"}, Case{"inspct", "inspect"}, Case{"lokc", "lock"},
+                        Case{"solve", "solve"}, Case{"x", std::nullopt},
+                        Case{"deploy", std::nullopt}, Case{"", std::nullopt}}) {
+    SCOPED_TRACE(c.word);
+    EXPECT_EQ(common::did_you_mean(c.word, commands), c.want);
+  }
+  // Memory follows the candidates, not the (untrusted) word.
+  const std::string huge(1u << 20, 'b');
+  EXPECT_EQ(common::did_you_mean(huge, commands), std::nullopt);
+}
+
 }  // namespace
 }  // namespace envbuild

@@ -4,6 +4,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <optional>
+#include <string_view>
+
+#include "common/format.hpp"
 #include "common/hash.hpp"
 #include "tests/testing/testing.hpp"
 
@@ -92,6 +96,34 @@ TEST(SafeRelativePath, Table) {
   for (const auto& c : cases) {
     SCOPED_TRACE(c.path);
     EXPECT_EQ(is_safe_relative_path(c.path), c.safe);
+  }
+}
+
+TEST(NormalizeEntryPath, Table) {
+  struct Case {
+    std::string_view path;
+    std::optional<std::string> want;  // nullopt: refused
+  } cases[] = {{"./a//b/", "a/b"},
+               {"bin/python", "bin/python"},
+               {".", ""},
+               {"", ""},
+               {"/etc/x", "etc/x"},
+               {"a/./b", "a/b"},
+               {"a/../b", std::nullopt},
+               {"..", std::nullopt},
+               {"..a/b", "..a/b"},
+               {std::string_view("a\0b", 3), std::nullopt}};
+  for (const auto& c : cases) {
+    SCOPED_TRACE(printable(c.path));
+    auto got = normalize_entry_path(c.path, "layer");
+    if (!c.want) {
+      ASSERT_FALSE(got);
+      EXPECT_EQ(got.error().code(), Errc::InvalidInput);
+      EXPECT_EQ(got.error().message().rfind("layer path", 0), 0u) << got.error().to_string();
+      continue;
+    }
+    ASSERT_TRUE(got) << got.error().to_string();
+    EXPECT_EQ(*got, *c.want);
   }
 }
 

@@ -6,27 +6,12 @@
 #include <optional>
 #include <string>
 
+#include "tests/testing/testing.hpp"
+
 namespace envbuild::common {
 namespace {
 
-// Sets an environment variable for the test's lifetime.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    ::setenv(name, value, 1);
-  }
-  ~ScopedEnv() {
-    if (old_)
-      ::setenv(name_, old_->c_str(), 1);
-    else
-      ::unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
+using envbuild::testing::ScopedEnv;
 
 TEST(UnpackLimits, VariablesTakeNumbersAndSizes) {
   struct Case {

@@ -1,23 +1,24 @@
 #!/usr/bin/env python3
 """Writes repodata/defaults/index4-subset.json from conda's tests/data/index4.json.
 
-SolveTest.AgreesWithPeerSolver solves `python=3.6 numpy`, `scipy` and `python 2.7.* requests`
-on index4 (5,643 records, 3 MB). A solver only ever looks at the records of names it can reach
+SolveTest.AgreesWithPeerSolver solves `python=3.6 numpy`, `scipy`, `python 2.7.* requests` and
+`r-essentials` on index4 (5,643 records, 3 MB); SolveTest.Issue20CondasOrderOfPreferences solves
+`readline`, `scipy`, `r-abind` and `r-base`. A solver only ever looks at the records of names it can reach
 from the specs: through `depends` and `constrains`, and through the legacy `features` /
 `track_features`, which name packages too (nomkl). So the subset keeps every record (unchanged,
-same formatting) of every name reachable from the specs' names and drops the rest: 641 records,
-0.3 MB. Checked when it was made: envbuild and rattler (tests/peer-solve) give the same answer
-for each of the three cases on the subset as on the whole file.
+same formatting) of every name reachable from the specs' names and drops the rest: 3,954 records,
+2.1 MB. Checked when it was made: envbuild and rattler (tests/peer-solve) give the same answer
+for each case on the subset as on the whole file.
 
 Usage: make_index4_subset.py INDEX4_JSON OUT_JSON [ROOT_NAME ...]
-(default roots: python numpy scipy requests)
+(default roots: python numpy scipy requests r-essentials)
 """
 
 import json
 import re
 import sys
 
-DEFAULT_ROOTS = ["python", "numpy", "scipy", "requests"]
+DEFAULT_ROOTS = ["python", "numpy", "scipy", "requests", "r-essentials"]
 
 
 def dependency_name(spec):

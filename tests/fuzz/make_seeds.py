@@ -157,6 +157,33 @@ def prefix_seeds(out):
         write(os.path.join(out, "prefix_replace", f"seed{i}"), bytes([mode, 40 + 20 * i]) + content)
 
 
+def squashfs_seeds(out):
+    """Small SquashFS images made by mksquashfs (when installed): every compressor envrun reads,
+    and one with uncompressed metadata, whose tables the fuzzer can mutate directly."""
+    import shutil as _shutil
+    import tempfile
+    mksquashfs = _shutil.which("mksquashfs")
+    if mksquashfs is None:
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        tree = os.path.join(tmp, "tree")
+        write(os.path.join(tree, ".envbuild", "image.json"),
+              b'{"env":["PATH=/opt/conda/bin"],"format":1,"labels":{"org.envbuild.prefix":"/opt/conda"}}')
+        write(os.path.join(tree, "bin", "tool"), b"#!/bin/sh\necho tool\n")
+        write(os.path.join(tree, "lib", "big"), bytes(range(256)) * 40)
+        os.symlink("tool", os.path.join(tree, "bin", "alias"))
+        os.symlink("/etc", os.path.join(tree, "escape"))
+        os.makedirs(os.path.join(tree, "a", "b", "c"))
+        for name, extra in (("gzip", ["-comp", "gzip"]), ("zstd", ["-comp", "zstd"]),
+                            ("xz", ["-comp", "xz"]), ("plain", ["-noI", "-noD", "-noF"])):
+            image = os.path.join(out, "squashfs", name + ".sqfs")
+            os.makedirs(os.path.dirname(image), exist_ok=True)
+            subprocess.run([mksquashfs, tree, image, "-quiet", "-no-progress", "-noappend",
+                            "-no-xattrs", "-all-root", "-mkfs-time", "0", "-all-time", "0",
+                            "-b", "4096"] + extra,
+                           check=True, stdout=subprocess.DEVNULL)
+
+
 def testdata_seeds(out, testdata, max_bytes=64 * 1024):
     def copy_tree(src, target, suffixes, limit=max_bytes):
         n = 0
@@ -216,6 +243,7 @@ def main():
     layer_seeds(out)
     package_seeds(out)
     prefix_seeds(out)
+    squashfs_seeds(out)
     if len(sys.argv) == 3 and os.path.isdir(sys.argv[2]):
         testdata_seeds(out, sys.argv[2])
 

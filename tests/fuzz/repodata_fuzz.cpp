@@ -8,7 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "builder/solv/pool.hpp"
+#include "builder/solve/solv/pool.hpp"
 #include "conda/package_record.hpp"
 #include "tests/fuzz/fuzz_support.hpp"
 

@@ -28,6 +28,7 @@
 #include "oci/registry/copy.hpp"
 #include "runtime/activate.hpp"
 #include "runtime/cache.hpp"
+#include "tests/testing/process.hpp"
 #include "tests/testing/registry_server.hpp"
 #include "tests/testing/testing.hpp"
 
@@ -50,10 +51,8 @@ std::string long_placeholder() {
   return p.substr(0, 255);
 }
 
-struct Spawned {
-  pid_t pid = -1;
-  fs::path output;
-};
+using envbuild::testing::Spawned;
+using envbuild::testing::wait_status;
 
 /// Starts envrun with `args`, stdout+stderr to `output`, the environment changed by `env`
 /// (nullopt unsets).
@@ -62,36 +61,7 @@ Spawned spawn_envrun(const std::vector<std::string>& args,
                      const fs::path& output) {
   std::vector<std::string> argv{(envbuild::testing::binary_dir() / "envrun").string()};
   argv.insert(argv.end(), args.begin(), args.end());
-  std::vector<std::string> envs;
-  for (char** e = environ; *e; ++e) {
-    std::string kv = *e;
-    if (!env.contains(kv.substr(0, kv.find('=')))) envs.push_back(kv);
-  }
-  for (const auto& [k, v] : env)
-    if (v) envs.push_back(k + "=" + *v);
-  std::vector<char*> cargv, cenv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  for (auto& e : envs) cenv.push_back(e.data());
-  cenv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, output.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-  posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  Spawned s;
-  s.output = output;
-  int rc = posix_spawn(&s.pid, cargv[0], &actions, nullptr, cargv.data(), cenv.data());
-  posix_spawn_file_actions_destroy(&actions);
-  EXPECT_EQ(rc, 0) << "posix_spawn " << argv[0];
-  return s;
-}
-
-int wait_status(const Spawned& s) {
-  int status = 0;
-  while (::waitpid(s.pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  return status;
+  return envbuild::testing::spawn_process(argv, env, output);
 }
 
 struct RunResult {

@@ -17,28 +17,7 @@ namespace {
 namespace fs = std::filesystem;
 using envbuild::testing::run_command;
 using envbuild::testing::shell_quote;
-
-/// Saves and restores an environment variable around a test.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, std::optional<std::string> value) : name_(name) {
-    if (const char* old = std::getenv(name)) old_ = old;
-    if (value)
-      ::setenv(name, value->c_str(), 1);
-    else
-      ::unsetenv(name);
-  }
-  ~ScopedEnv() {
-    if (old_)
-      ::setenv(name_, old_->c_str(), 1);
-    else
-      ::unsetenv(name_);
-  }
-
- private:
-  const char* name_;
-  std::optional<std::string> old_;
-};
+using envbuild::testing::ScopedEnv;
 
 class HostCheckTest : public envbuild::testing::TempDirTest {
  protected:

@@ -15,6 +15,12 @@ namespace envbuild::testing {
 /// be made.
 std::optional<std::filesystem::path> host_python_channel(std::string& why);
 
+/// The whole demo channel (examples/demo/make_channel.py: the host's python, demo-hello with a
+/// binary placeholder, demo-tools with a text one, noarch demo-trainer with an entry point and an
+/// activate.d script), indexed, made once per test run (shared_fixture.hpp). nullopt, with `why`
+/// set, when it cannot be made.
+std::optional<std::filesystem::path> demo_channel(std::string& why);
+
 /// The conda-forge subset as a channel in `scratch`: it has linux-64/ only, so an empty noarch/
 /// beside a link to it.
 std::filesystem::path conda_forge_subset_channel(const std::filesystem::path& scratch);

@@ -4,12 +4,15 @@ If-Modified-Since, keep-alive (HTTP/1.1), and a flaky mode that answers 503 (Ret
 first N times each path is asked for, `Range: bytes=N-` (206; --no-range ignores it and answers
 200), and a dropping mode that sends the headers of the first body of each path but only its first
 N bytes (--drop-after N) or half of it (--drop-once), then closes the connection, and a
-corrupting mode that changes one byte of the first body of each path (--corrupt-once).
+corrupting mode that changes one byte of the first body of each path (--corrupt-once), and a
+stalling mode that sends half of the first body of each path that contains STALL and then waits
+until the client goes away (--stall-once STALL): a client is then busy downloading for as long as
+a test needs, and the next one gets the file.
 A directory with an index.json answers with it (so `/v2/` can answer a registry ping). Every
 request is logged as one JSON line.
 
   repo_server.py --root DIR --port-file F --log L [--fail-first N] [--auth user:pass]
-                 [--drop-after N | --drop-once] [--corrupt-once] [--no-range]
+                 [--drop-after N | --drop-once] [--corrupt-once] [--no-range] [--stall-once STALL]
 
 The port (bound on 127.0.0.1, chosen by the OS) is written to --port-file once listening.
 """
@@ -26,6 +29,7 @@ args = None
 counts = {}
 dropped = set()
 corrupted = set()
+stalled = set()
 lock = threading.Lock()
 
 
@@ -56,6 +60,18 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if self.command != "HEAD" and body:
+            if self.command == "GET" and args.stall_once and args.stall_once in self.path:
+                with lock:
+                    first = self.path not in stalled
+                    stalled.add(self.path)
+            else:
+                first = False
+            if first:
+                self.wfile.write(body[:len(body) // 2])
+                self.wfile.flush()
+                self.rfile.read()  # returns when the client's connection closes
+                self.close_connection = True
+                return
             if drop_after is not None:
                 self.wfile.write(body[:drop_after])
                 self.wfile.flush()
@@ -136,6 +152,7 @@ def main():
     p.add_argument("--drop-once", action="store_true")
     p.add_argument("--corrupt-once", action="store_true")
     p.add_argument("--no-range", action="store_true")
+    p.add_argument("--stall-once", default="")
     args = p.parse_args()
     args.root = os.path.abspath(args.root)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)

@@ -1,0 +1,65 @@
+// `envbuild config --show`: conda's configuration as envbuild reads it (.condarc files and
+// CONDA_* variables, conda/condarc.hpp), each value with the file or variable it came from.
+
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "builder/cli/cli.hpp"
+#include "conda/condarc.hpp"
+
+namespace envbuild::builder::cli {
+
+namespace {
+
+template <class T>
+void put(nlohmann::json& out, const char* key, const std::optional<conda::Sourced<T>>& field) {
+  if (field) out[key] = {{"value", field->value}, {"source", field->source}};
+}
+
+void put(nlohmann::json& out, const char* key,
+         const std::map<std::string, conda::Sourced<std::string>>& field) {
+  for (const auto& [name, value] : field)
+    out[key][name] = {{"value", value.value}, {"source", value.source}};
+}
+
+Result<int> run_config(bool json) {
+  const auto environment = conda::CondaConfigEnvironment::from_process();
+  ENVB_ASSIGN_OR_RETURN(auto config, conda::load_conda_config(environment));
+  if (!json) {
+    std::cout << conda::describe(config);
+    return 0;
+  }
+  nlohmann::json out = nlohmann::json::object();
+  put(out, "channels", config.channels);
+  put(out, "channel_alias", config.channel_alias);
+  put(out, "default_channels", config.default_channels);
+  put(out, "custom_channels", config.custom_channels);
+  put(out, "channel_priority", config.channel_priority);
+  put(out, "offline", config.offline);
+  put(out, "ssl_verify", config.ssl_verify);
+  put(out, "proxy_servers", config.proxy_servers);
+  put(out, "envs_dirs", config.envs_dirs);
+  out["files"] = config.files;
+  std::cout << out.dump(2) << "\n";
+  return 0;
+}
+
+}  // namespace
+
+void register_config(CLI::App& app, Outcome& outcome) {
+  auto json = std::make_shared<bool>(false);
+  auto show = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand(
+      "config", "Show conda's configuration as envbuild reads it (.condarc, CONDA_*)");
+  cmd->add_flag("--show", *show, "print every setting and where it comes from (the default)");
+  cmd->add_flag("--json", *json, "print JSON: {key: {value, source}}, files");
+  cmd->footer(
+      "Read, lowest precedence first: /etc/conda, /var/lib/conda, $XDG_CONFIG_HOME/conda (or\n"
+      "~/.config/conda), ~/.conda, ~/.condarc, $CONDA_PREFIX, $CONDARC (each .condarc, condarc and\n"
+      "condarc.d/*.yml), then CONDA_CHANNELS, CONDA_CHANNEL_ALIAS, CONDA_DEFAULT_CHANNELS,\n"
+      "CONDA_CHANNEL_PRIORITY, CONDA_OFFLINE, CONDA_SSL_VERIFY, CONDA_ENVS_DIRS. Command-line\n"
+      "flags win over all of them.");
+  cmd->callback([json, &outcome] { outcome.result = run_config(*json); });
+}
+
+}  // namespace envbuild::builder::cli

@@ -1,0 +1,59 @@
+#pragma once
+
+// Fetching repodata.json for channel x subdir, in parallel, through an on-disk cache.
+//
+// Cache (<cache root>/repodata, see builder/solve/cache_root.hpp default_cache_root()), one entry
+// per subdir URL, named by sha256(url)[:16]:
+//   <key>.json       the repodata body (decompressed), replaced atomically
+//   <key>.info.json  {"url" (redacted), "etag", "last_modified", "fetched_at", "zst"}
+//   <key>.lock       flock held while the entry is updated
+//   <key>.<k2>.solv  libsolv's binary form, see builder/solve/solve.hpp
+// A refresh sends If-None-Match / If-Modified-Since, so an unchanged subdir costs one 304 and no
+// body. repodata.json.zst is asked for first (about 1/5 of the bytes) and decompressed while it
+// streams; a server without it (404) is remembered ("zst": false) and asked for the .json.
+// Local channels (file://) are read in place, never copied.
+// A 404 for noarch means the channel does not exist (an error naming the URL); a 404 for a
+// platform subdir is an empty subdir, as in conda (many channels are noarch only).
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "builder/solve/channel.hpp"
+#include "common/http.hpp"
+#include "common/result.hpp"
+
+namespace envbuild::builder {
+
+struct RepodataOptions {
+  std::filesystem::path cache_dir;  // empty: default_cache_root() / "repodata"
+  bool offline = false;             // cache only; a missing entry is an error naming it
+  bool prefer_zst = true;
+  size_t jobs = 8;
+  common::HttpOptions http;
+};
+
+/// One fetched channel/subdir.
+struct SubdirRepodata {
+  Channel channel;
+  std::string subdir;
+  int priority = 0;            // higher wins: the first channel has the highest
+  std::filesystem::path path;  // repodata.json to read (cache entry or the local file)
+  bool missing = false;        // a platform subdir the channel does not have (empty)
+  /// What identifies this content: ETag/Last-Modified for remote, size+mtime for local files.
+  std::string fingerprint;
+  std::filesystem::path cache_prefix;  // <cache>/<key>, for sibling files (.solv)
+  bool transferred_body = false;       // false: 304, offline, or local
+  uint64_t bytes_transferred = 0;      // over the wire (compressed when .zst)
+  int http_attempts = 0;
+  std::string source;  // redacted URL actually read ("…/repodata.json.zst")
+};
+
+/// Fetches every channel x subdir (channel order = priority). Results follow the same order:
+/// channel-major, subdirs in the order given.
+Result<std::vector<SubdirRepodata>> fetch_repodata(const std::vector<Channel>& channels,
+                                                   const std::vector<std::string>& subdirs,
+                                                   const RepodataOptions& options);
+
+}  // namespace envbuild::builder

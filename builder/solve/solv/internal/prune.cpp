@@ -1,0 +1,203 @@
+#include "builder/solve/solv/internal/prune.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <limits>
+#include <string>
+#include <string_view>
+
+namespace envbuild::builder::solv::internal {
+
+bool mark_reachable_names(::Pool* pool, const std::vector<Id>& roots, ::Repo* virtual_repo,
+                          ::Map* considered) {
+  // Records by name id (a counting sort: one pass to count, one to place).
+  const Id nstrings = pool->ss.nstrings;
+  std::vector<Id> start(static_cast<size_t>(nstrings) + 1, 0);
+  for (Id p = 2; p < pool->nsolvables; ++p) {
+    const ::Solvable* s = pool->solvables + p;
+    if (s->repo && s->name > 0 && s->name < nstrings) ++start[s->name + 1];
+  }
+  for (Id i = 0; i < nstrings; ++i) start[i + 1] += start[i];
+  std::vector<Id> by_name(static_cast<size_t>(start[nstrings]));
+  {
+    std::vector<Id> next(start.begin(), start.end() - 1);
+    for (Id p = 2; p < pool->nsolvables; ++p) {
+      const ::Solvable* s = pool->solvables + p;
+      if (s->repo && s->name > 0 && s->name < nstrings) by_name[next[s->name]++] = p;
+    }
+  }
+  std::vector<char> seen(static_cast<size_t>(nstrings), 0);
+  std::vector<Id> todo;
+  auto add_name = [&](Id name) {
+    if (name <= 0 || name >= nstrings) return false;
+    std::string_view text = pool_id2str(pool, name);
+    if (text.starts_with('^') || text.find('*') != std::string_view::npos) return false;
+    if (!seen[name]) {
+      seen[name] = 1;
+      todo.push_back(name);
+    }
+    // Conda matches names case-insensitively (libsolv lower-cases a dependency's name).
+    if (std::any_of(text.begin(), text.end(), [](char c) { return c >= 'A' && c <= 'Z'; })) {
+      std::string lower(text);
+      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      if (Id id = pool_str2id(pool, lower.c_str(), 0); id > 0 && id < nstrings && !seen[id]) {
+        seen[id] = 1;
+        todo.push_back(id);
+      }
+    }
+    return true;
+  };
+  auto add_dep = [&](auto& self, Id dep) -> bool {
+    if (!ISRELDEP(dep)) return add_name(dep);
+    const ::Reldep* rd = GETRELDEP(pool, dep);
+    switch (rd->flags) {
+      case REL_CONDA:
+      case REL_GT:
+      case REL_EQ:
+      case REL_LT:
+      case REL_GT | REL_EQ:
+      case REL_LT | REL_EQ:
+      case REL_GT | REL_LT:
+        return self(self, rd->name);
+      case REL_AND:
+      case REL_OR:
+      case REL_WITH:
+      case REL_WITHOUT:
+      case REL_COND:
+      case REL_UNLESS:
+      case REL_ELSE:
+        return self(self, rd->name) && self(self, rd->evr);
+      default:
+        return false;
+    }
+  };
+  for (Id root : roots)
+    if (!add_dep(add_dep, root)) return false;
+  while (!todo.empty()) {
+    const Id name = todo.back();
+    todo.pop_back();
+    for (Id i = start[name]; i < start[name + 1]; ++i) {
+      const ::Solvable* s = pool->solvables + by_name[i];
+      MAPSET(considered, by_name[i]);
+      if (!s->dep_requires) continue;
+      for (const Id* dp = s->repo->idarraydata + s->dep_requires; *dp; ++dp)
+        if (*dp != SOLVABLE_PREREQMARKER && !add_dep(add_dep, *dp)) return false;
+    }
+  }
+  MAPSET(considered, SYSTEMSOLVABLE);
+  if (virtual_repo) {
+    for (Id p = virtual_repo->start; p < virtual_repo->end; ++p)
+      if (pool->solvables[p].repo == virtual_repo) MAPSET(considered, p);
+  }
+  return true;
+}
+
+size_t drop_uninstallable(::Pool* pool, const std::vector<RootChoice>& roots, bool strict_priority,
+                          ::Repo* virtual_repo, ::Map* considered) {
+  const auto nstrings = static_cast<size_t>(pool->ss.nstrings);
+  size_t dropped = 0;
+  auto drop = [&](Id p) {
+    if (MAPTST(considered, p)) {
+      MAPCLR(considered, p);
+      ++dropped;
+    }
+  };
+  std::vector<Id> live;
+  for (Id p = 2; p < pool->nsolvables; ++p) {
+    const ::Solvable* s = pool->solvables + p;
+    if (s->repo && s->repo != virtual_repo && MAPTST(considered, p)) live.push_back(p);
+  }
+  if (strict_priority) {
+    // The best channel per name, over the virtual packages too (they stand above all).
+    std::vector<int> best(nstrings, std::numeric_limits<int>::min());
+    for (Id p = 2; p < pool->nsolvables; ++p) {
+      const ::Solvable* s = pool->solvables + p;
+      if (!s->repo || !MAPTST(considered, p) || static_cast<size_t>(s->name) >= nstrings) continue;
+      best[s->name] = std::max(best[s->name], s->repo->priority);
+    }
+    for (const RootChoice& root : roots)
+      if (root.names_channel && static_cast<size_t>(root.name) < nstrings)
+        best[root.name] = std::numeric_limits<int>::min();
+    for (Id p : live) {
+      const ::Solvable* s = pool->solvables + p;
+      if (static_cast<size_t>(s->name) < nstrings && s->repo->priority < best[s->name]) drop(p);
+    }
+  }
+  for (const RootChoice& root : roots) {
+    Id p = 0, pp = 0;
+    FOR_PROVIDES(p, pp, root.name) {
+      if (pool->solvables[p].name != root.name || pool->solvables[p].repo == virtual_repo) continue;
+      if (!std::binary_search(root.allowed.begin(), root.allowed.end(), p)) drop(p);
+    }
+  }
+  // Names every solution holds: the specs' (one build each) and the virtual packages'. A
+  // record that `constrains` such a name so that none of its remaining builds fit is out.
+  std::vector<char> always(nstrings, 0);
+  for (const RootChoice& root : roots)
+    if (static_cast<size_t>(root.name) < nstrings) always[root.name] = 1;
+  if (virtual_repo) {
+    for (Id p = virtual_repo->start; p < virtual_repo->end; ++p)
+      if (pool->solvables[p].repo == virtual_repo) always[pool->solvables[p].name] = 1;
+  }
+  struct Constraint {
+    Id record = 0;
+    Id dep = 0;
+    Id name = 0;
+  };
+  std::vector<Constraint> constraints;
+  {
+    ::Queue deps;
+    queue_init(&deps);
+    for (Id p : live) {
+      if (!MAPTST(considered, p)) continue;
+      queue_empty(&deps);
+      solvable_lookup_idarray(pool->solvables + p, SOLVABLE_CONSTRAINS, &deps);
+      for (int i = 0; i < deps.count; ++i) {
+        const Id dep = deps.elements[i];
+        if (!ISRELDEP(dep)) continue;
+        const Id name = GETRELDEP(pool, dep)->name;
+        if (!ISRELDEP(name) && static_cast<size_t>(name) < nstrings && always[name])
+          constraints.push_back({p, dep, name});
+      }
+    }
+    queue_free(&deps);
+  }
+  // Whether a record still considered provides `dep` (of the name `name`, when not 0).
+  auto provided = [&](Id dep, Id name) {
+    for (const Id* q = pool_whatprovides_ptr(pool, dep); *q; ++q)
+      if ((!name || pool->solvables[*q].name == name) && MAPTST(considered, *q)) return true;
+    return false;
+  };
+  auto requirements_met = [&](Id p) {
+    const ::Solvable* s = pool->solvables + p;
+    if (!s->dep_requires) return true;
+    for (const Id* dp = s->repo->idarraydata + s->dep_requires; *dp; ++dp)
+      if (*dp != SOLVABLE_PREREQMARKER && !provided(*dp, 0)) return false;
+    return true;
+  };
+  // A record whose dependency nothing left provides goes; that can strand others, so again
+  // until a pass drops nothing (as many passes as the longest such chain, a handful).
+  for (bool changed = true; changed;) {
+    changed = false;
+    for (const Constraint& c : constraints) {
+      if (MAPTST(considered, c.record) && !provided(c.dep, c.name)) {
+        drop(c.record);
+        changed = true;
+      }
+    }
+    size_t kept = 0;
+    for (Id p : live) {
+      if (!MAPTST(considered, p)) continue;
+      if (requirements_met(p)) {
+        live[kept++] = p;
+      } else {
+        drop(p);
+        changed = true;
+      }
+    }
+    live.resize(kept);
+  }
+  return dropped;
+}
+
+}  // namespace envbuild::builder::solv::internal

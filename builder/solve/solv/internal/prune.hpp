@@ -1,0 +1,51 @@
+#pragma once
+
+// Narrowing the records a solve looks at, before libsolv builds its rules. libsolv adds a
+// rule for every pair of records of one name it reaches (only one build of a name may be
+// installed), so a name with a thousand builds costs half a million rules; fewer records in
+// the pool's `considered` map is the cheapest speed-up there is. Each step below removes only
+// records that no solution can hold, so the solution is the one the whole pool gives.
+
+#include <cstddef>
+#include <vector>
+
+#include "builder/solve/solv/internal/libsolv.hpp"
+
+namespace envbuild::builder::solv::internal {
+
+/// Marks in `considered` every record a solve of `roots` (the specs) can reach by name: the
+/// records of the specs' names, then of every name in their `depends`, and so on, plus the
+/// virtual packages. Every record of a reached name stays, so strict channel priority and
+/// the one-build-per-name rules see all builds of it as before; a record of an unreached name
+/// is in no rule that could install it (conda records provide only their own name), and its
+/// solvable Id is unchanged. False (keep everything) where a name is a pattern (a glob or
+/// ^regex$ matches names, not one name) or a dependency has a shape conda's do not.
+bool mark_reachable_names(::Pool* pool, const std::vector<Id>& roots, ::Repo* virtual_repo,
+                          ::Map* considered);
+
+/// A spec of the job: the records it allows (any channel's, or one channel's); every other
+/// record of its name can never be installed, since one build per name is. A spec naming its
+/// channel takes its name out of strict channel priority.
+struct RootChoice {
+  Id name = 0;
+  std::vector<Id> allowed;
+  bool names_channel = false;
+};
+
+/// Clears from `considered` (needs pool_createwhatprovides over it first) the reachable
+/// records no solution can hold, until nothing more goes:
+///  - with strict channel priority, a record whose channel is below the best channel that has
+///    its name, unless a spec names a channel for it (libsolv forbids those by a rule; doing it
+///    here keeps the next steps from letting a lower channel in when the best channel's builds
+///    are all dropped);
+///  - a record of a spec's name that the spec does not allow;
+///  - a record with a dependency that no remaining record provides;
+///  - a record that `constrains` a spec's or a virtual package's name (one every solution
+///    holds) so that none of the name's remaining records fit.
+/// What libsolv would say about an unsatisfiable job needs the dropped records (they are the
+/// conflict's story): solve again without this step when the narrowed solve fails.
+/// Returns how many records were dropped.
+size_t drop_uninstallable(::Pool* pool, const std::vector<RootChoice>& roots, bool strict_priority,
+                          ::Repo* virtual_repo, ::Map* considered);
+
+}  // namespace envbuild::builder::solv::internal

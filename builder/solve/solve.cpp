@@ -1,0 +1,260 @@
+#include "builder/solve/solve.hpp"
+
+#include <malloc.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdlib>
+#include <map>
+#include <mutex>
+#include <set>
+
+#include "common/hash.hpp"
+#include "common/version.hpp"
+#include "conda/platform.hpp"
+
+namespace envbuild::builder {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double ms_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+/// CPU time (user + system) of the process so far, in milliseconds.
+double process_cpu_ms() {
+  timespec ts{};
+  if (::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0;
+  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+}
+
+/// libsolv allocates and frees hundreds of MB loading and solving a large channel (the pool,
+/// millions of rules and qsort's copy of them). With glibc's defaults each big block is a
+/// fresh mmap, faulted in 4 KiB at a time and unmapped on free; on virtual machines page
+/// faults are dear, and they were half the CPU time of a warm solve from 300k records. So:
+/// big blocks come from the heap too, freed memory stays for the next block, and the heap
+/// gets a reserve that the kernel backs with transparent huge pages (where THP is "always"
+/// or "madvise"; elsewhere the advice is ignored). Address space only: untouched pages cost
+/// nothing. Done once per process, before the first pool.
+void tune_heap_for_solving() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    constexpr size_t kReserve = size_t{1} << 30;
+    constexpr uintptr_t kHuge = uintptr_t{2} << 20;
+    mallopt(M_MMAP_THRESHOLD, static_cast<int>(kReserve));
+    mallopt(M_TRIM_THRESHOLD, static_cast<int>(kReserve));
+    // The next growth of the heap takes the whole reserve; 64 MiB steps after it.
+    mallopt(M_TOP_PAD, static_cast<int>(kReserve));
+    void* probe = std::malloc(kHuge);
+    const auto top = reinterpret_cast<uintptr_t>(::sbrk(0));
+    const auto from = (reinterpret_cast<uintptr_t>(probe) + kHuge - 1) & ~(kHuge - 1);
+    // Only when the probe really came from the heap (brk can fail; then malloc used mmap).
+    if (probe && from < top && top - from >= kReserve / 2)
+      ::madvise(reinterpret_cast<void*>(from), (top - from) & ~(kHuge - 1), MADV_HUGEPAGE);
+    std::free(probe);
+    mallopt(M_TOP_PAD, 64 << 20);
+  });
+}
+
+}  // namespace
+
+std::string explain_conflict(const solv::Conflict& conflict, size_t max_lines) {
+  std::string out;
+  size_t lines = 0;
+  for (size_t i = 0; i < conflict.problems.size(); ++i) {
+    out += "\n  problem " + std::to_string(i + 1) + ": " + conflict.problems[i];
+    if (i < conflict.details.size()) {
+      for (const std::string& d : conflict.details[i]) {
+        if (d == conflict.problems[i]) continue;
+        if (++lines > max_lines) break;
+        out += "\n    - " + d;
+      }
+    }
+  }
+  if (lines > max_lines)
+    out += "\n    (" + std::to_string(lines - max_lines) + "+ more rules left out)";
+  return out;
+}
+
+Result<void> load_repodata(solv::Pool& pool, const std::vector<SubdirRepodata>& repodata,
+                           bool use_solv_cache, SolveStats& stats) {
+  for (const SubdirRepodata& entry : repodata) {
+    if (entry.missing) continue;
+    solv::RepoInfo info{entry.channel.name, entry.subdir,
+                        common::redact_url(entry.channel.base_url), entry.priority,
+                        entry.subdir == "noarch" ? 0 : 1};
+    std::filesystem::path solv_path;
+    if (use_solv_cache && !entry.cache_prefix.empty() && !entry.fingerprint.empty()) {
+      // "meta-aside": the .solv layout with records' result-only fields in <solv>.meta;
+      // "ties-by-timestamp": build numbers ranked by timestamp (rank_ties_by_timestamp).
+      std::string key = common::sha256_hex(
+          solv::libsolv_version() + "\n" + kVersion + "\nmeta-aside\nties-by-timestamp\n" +
+          entry.channel.url(entry.subdir, "") + "\n" + entry.fingerprint);
+      solv_path = entry.cache_prefix.string() + "." + key.substr(0, 16) + ".solv";
+      if (std::filesystem::exists(solv_path)) {
+        auto read_start = Clock::now();
+        auto id = pool.add_repo_solv_file(info, solv_path);
+        stats.solv_read_ms += ms_since(read_start);
+        if (id) {
+          ++stats.solv_hits;
+          stats.records_loaded += pool.repo_size(*id);
+          continue;
+        }
+        std::error_code ec;  // a damaged .solv is rebuilt from the JSON
+        std::filesystem::remove(solv_path, ec);
+      }
+    }
+    auto json_start = Clock::now();
+    auto id = pool.add_repo_json_file(info, entry.path);
+    stats.json_ms += ms_since(json_start);
+    if (!id)
+      return std::move(id).error().with_context("loading repodata of channel " +
+                                                entry.channel.name + " subdir " + entry.subdir +
+                                                " (from " + entry.source + ")");
+    stats.records_loaded += pool.repo_size(*id);
+    std::error_code size_ec;
+    if (auto size = std::filesystem::file_size(entry.path, size_ec); !size_ec)
+      stats.json_bytes += size;
+    if (!solv_path.empty()) {
+      auto write_start = Clock::now();
+      // Stale .solv files of this subdir (older fingerprints) go first.
+      std::error_code ec;
+      const std::string stem = entry.cache_prefix.filename().string() + ".";
+      for (const auto& f :
+           std::filesystem::directory_iterator(entry.cache_prefix.parent_path(), ec)) {
+        std::string fname = f.path().filename().string();
+        if (fname.starts_with(stem) && (fname.ends_with(".solv") || fname.ends_with(".solv.meta")))
+          std::filesystem::remove(f.path(), ec);
+      }
+      if (pool.write_repo_solv(*id, solv_path)) ++stats.solv_writes;  // a cache: best effort
+      stats.solv_write_ms += ms_since(write_start);
+    }
+  }
+  return ok();
+}
+
+Result<std::vector<PlatformSolution>> solve_environment(const SolveRequest& request) {
+  std::vector<std::string> platforms = request.platforms;
+  if (platforms.empty()) platforms.push_back(conda::host_subdir());
+  for (const std::string& p : platforms)
+    if (!is_known_platform(p) || p == "noarch")
+      return fail(Errc::InvalidInput, "unknown platform '" + p + "'")
+          .with_hint("platforms are conda subdirs: linux-64, linux-aarch64, osx-arm64, ...");
+  if (request.specs.empty()) return fail(Errc::InvalidInput, "nothing to solve: no specs");
+  tune_heap_for_solving();
+  ENVB_ASSIGN_OR_RETURN(auto channels, resolve_channels(request.channels, request.channel_options));
+
+  std::vector<std::string> subdirs = platforms;
+  subdirs.push_back("noarch");
+  auto fetch_start = Clock::now();
+  ENVB_ASSIGN_OR_RETURN(auto repodata, fetch_repodata(channels, subdirs, request.repodata));
+  const double fetch_ms = ms_since(fetch_start);
+  uint64_t bytes = 0;
+  for (const auto& r : repodata) bytes += r.bytes_transferred;
+
+  std::vector<PlatformSolution> out;
+  for (const std::string& platform : platforms) {
+    PlatformSolution solution;
+    solution.platform = platform;
+    solution.stats.fetch_ms = fetch_ms;
+    solution.stats.bytes_transferred = bytes;
+    std::vector<SubdirRepodata> mine;
+    bool any = false;
+    for (const auto& r : repodata) {
+      if (r.subdir != platform && r.subdir != "noarch") continue;
+      mine.push_back(r);
+      any = any || !r.missing;
+    }
+    solv::Pool pool;
+    auto load_start = Clock::now();
+    const double load_cpu_start = process_cpu_ms();
+    ENVB_TRY(load_repodata(pool, mine, request.use_solv_cache, solution.stats));
+    solution.stats.load_ms = ms_since(load_start);
+    solution.stats.load_cpu_ms = process_cpu_ms() - load_cpu_start;
+    solution.virtual_packages =
+        virtual_packages_for(platform, request.virtual_packages, request.env);
+    for (const auto& vp : solution.virtual_packages)
+      pool.add_virtual_package(vp.name, vp.version, vp.build);
+    auto solve_start = Clock::now();
+    const double solve_cpu_start = process_cpu_ms();
+    ENVB_ASSIGN_OR_RETURN(auto outcome,
+                          pool.solve_records({request.specs, request.strict_channel_priority})
+                              .context("solving for " + platform));
+    solution.stats.solve_ms = ms_since(solve_start);
+    solution.stats.solve_cpu_ms = process_cpu_ms() - solve_cpu_start;
+    solution.stats.prepare_ms = pool.last_phases().prepare_ms;
+    solution.stats.solver_ms = pool.last_phases().solver_ms;
+    solution.stats.dropped_records = pool.last_phases().dropped_records;
+    if (auto* conflict = std::get_if<solv::Conflict>(&outcome)) {
+      std::string text = explain_conflict(*conflict);
+      Error error = fail(Errc::Unsatisfiable,
+                         "no set of packages satisfies the specs for " + platform + ":" + text);
+      std::string hint;
+      for (auto [vp, variable] : {std::pair{"__cuda", "CUDA"}, std::pair{"__glibc", "GLIBC"},
+                                  std::pair{"__osx", "OSX"}, std::pair{"__linux", "LINUX"}}) {
+        if (text.find(vp) != std::string::npos) {
+          hint = "a package needs the virtual package " + std::string(vp) +
+                 ": set it with --virtual-package " + vp + "=<version> or CONDA_OVERRIDE_" +
+                 variable;
+          break;
+        }
+      }
+      if (hint.empty() && text.find("nothing in channel ") != std::string::npos)
+        hint =
+            "that channel has no package matching the spec: check its version and build, "
+            "or drop the channel:: prefix to let any channel provide it";
+      if (hint.empty() && request.strict_channel_priority && channels.size() > 1)
+        hint =
+            "with several channels, strict channel priority keeps each package name to the "
+            "first channel that has it; --channel-priority flexible relaxes that";
+      if (!any) hint = "no channel has any repodata for " + platform;
+      if (!hint.empty()) return std::move(error).with_hint(hint);
+      return error;
+    }
+    solution.records = std::get<std::vector<solv::SolvedRecord>>(std::move(outcome));
+    out.push_back(std::move(solution));
+  }
+  return out;
+}
+
+void add_environment(const conda::EnvironmentFile& env, SolveRequest& request) {
+  if (request.channels.empty()) {
+    for (const auto& c : env.channels) request.channels.push_back(c.location());
+    if (env.nodefaults) request.channels.push_back("nodefaults");
+  }
+  for (const auto& spec : env.dependencies) request.specs.push_back(solver_spec(spec));
+}
+
+std::string solver_spec(const conda::MatchSpec& spec) {
+  std::string text = spec.to_libsolv_string();
+  if (spec.channel()) text = spec.channel()->location() + "::" + text;
+  return text;
+}
+
+Result<conda::PackageRecord> to_package_record(const solv::SolvedRecord& s) {
+  conda::PackageRecord r;
+  r.name = s.name;
+  ENVB_ASSIGN_OR_RETURN(r.version, conda::Version::parse(s.version));
+  r.build = s.build;
+  r.build_number = s.build_number;
+  r.channel = s.channel;
+  r.subdir = s.subdir;
+  r.url = s.url;
+  r.fn = s.fn;
+  r.md5 = s.md5;
+  r.sha256 = s.sha256;
+  if (s.size) r.size = s.size;
+  r.depends = s.depends;
+  r.constrains = s.constrains;
+  r.track_features = s.track_features;
+  r.license = s.license;
+  if (s.timestamp) r.timestamp = static_cast<int64_t>(s.timestamp);
+  return r;
+}
+
+}  // namespace envbuild::builder

@@ -367,7 +367,8 @@ Result<void> remove_at(int dirfd, const std::string& name, const std::string& sh
       retry_eintr_openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
   if (fd < 0 && errno == EACCES) {
     // A directory without read or search permission for us (a layer's 0000 dir): ours to remove.
-    (void)::fchmodat(dirfd, name.c_str(), 0700, 0);
+    // If the chmod fails, the open below fails again and reports why.
+    if (::fchmodat(dirfd, name.c_str(), 0700, 0) != 0) errno = EACCES;
     fd =
         retry_eintr_openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC, 0);
   }

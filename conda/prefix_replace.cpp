@@ -71,6 +71,14 @@ bool is_prefix_shebang(std::string_view line, std::string_view placeholder) {
          line.size() > 2 + placeholder.size() && line[2 + placeholder.size()] == '/';
 }
 
+/// A prefix shebang that can be recorded as a template: one line (no NUL or CR), of bounded
+/// length. The planner templates only these and validate_record() accepts only these, so what
+/// the builder records always passes envrun's check; any other first line is ordinary text.
+bool is_shebang_template(std::string_view line, std::string_view placeholder) {
+  return line.size() <= kMaxShebangTemplateLength && is_prefix_shebang(line, placeholder) &&
+         line.find_first_of(std::string_view("\0\n\r", 3)) == std::string_view::npos;
+}
+
 Error changed_error(const RelocationRecord& record, uint64_t offset, std::string_view old_prefix) {
   return fail(Errc::Integrity, record.path + ": expected the prefix '" + std::string(old_prefix) +
                                    "' at offset " + std::to_string(offset) +
@@ -91,7 +99,7 @@ Result<std::optional<Plan>> plan_text(std::string_view view, const PrefixReplace
   if (r.target != TargetOs::Windows && view.starts_with("#!")) {
     size_t end = std::min(view.find('\n'), view.size());
     std::string_view first = view.substr(0, end);
-    if (is_prefix_shebang(first, placeholder)) {
+    if (is_shebang_template(first, placeholder)) {
       std::string line = first_line_for(first, placeholder, new_prefix, r.target);
       delta = static_cast<int64_t>(line.size()) - static_cast<int64_t>(end);
       plan.record.shebang_template = std::string(first);
@@ -464,8 +472,7 @@ Result<void> validate_record(const RelocationRecord& record) {
   if (record.file_mode == FileMode::Text) {
     if (record.shebang_template) {
       const std::string& line = *record.shebang_template;
-      if (line.size() > kMaxShebangTemplateLength || !is_prefix_shebang(line, ph) ||
-          line.find_first_of(std::string_view("\0\n\r", 3)) != std::string::npos)
+      if (!is_shebang_template(line, ph))
         return bad("the shebang template must be one line '#!" + ph +
                    "/...' naming an interpreter of the prefix");
     }

@@ -643,8 +643,7 @@ Result<EnvironmentSpec> environment_from_pixi_lock(std::string_view text, const 
     r.subdir = p->subdir;
     r.url = p->location;
     r.fn = last_segment(p->location);
-    const std::string_view dir = std::string_view(r.url).substr(0, r.url.size() - r.fn.size());
-    r.channel = std::string(dir.substr(0, dir.substr(0, dir.size() - 1).rfind('/')));
+    r.channel = channel_of_url(r.url);
     r.md5 = p->md5;
     r.sha256 = p->sha256;
     if (p->size) r.size = static_cast<uint64_t>(*p->size);

@@ -33,9 +33,7 @@ using testing::run_command;
 using testing::shell_quote;
 using testing::write_text;
 
-std::string q(const fs::path& p) {
-  return shell_quote(p.string());
-}
+using testing::q;
 fs::path envbuild_bin() {
   return testing::binary_dir() / "envbuild";
 }

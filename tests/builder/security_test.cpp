@@ -30,9 +30,7 @@ using testing::run_command;
 using testing::shell_quote;
 using testing::write_text;
 
-std::string q(const fs::path& p) {
-  return shell_quote(p.string());
-}
+using testing::q;
 
 // A channel with one tiny linux-64 package (a text file and a post-link script), indexed.
 std::string make_channel(const fs::path& channel) {

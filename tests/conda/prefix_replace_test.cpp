@@ -129,6 +129,24 @@ TEST(TextReplace, Table) {
   }
 }
 
+// Found by prefix_replace_fuzz: a first line "#!<placeholder>/bin/..." holding a NUL was
+// recorded as a shebang template that validate_record() (envrun's check) refuses. Such a line is
+// ordinary text: its placeholder is replaced where it stands, and the record validates.
+TEST(TextReplace, AShebangThatIsNotOneLineIsOrdinaryText) {
+  const std::string in = "#!" + kPh + "/bin/py" + std::string("\0", 1) + "x -E\nprefix='" + kPh +
+                         "'\n";
+  PrefixReplacement r = text("/env", TargetOs::Linux);
+  auto patched = replace_prefix(in, r);
+  ASSERT_TRUE(patched && patched->has_value());
+  const auto& [content, record] = **patched;
+  EXPECT_FALSE(record.shebang_template);
+  EXPECT_EQ(content, "#!/env/bin/py" + std::string("\0", 1) + "x -E\nprefix='/env'\n");
+  RelocationRecord named = record;
+  named.path = "bin/tool";
+  auto valid = validate_record(named);
+  EXPECT_TRUE(valid) << valid.error().to_string();
+}
+
 TEST(FixLongShebang, Table) {
   struct Case {
     std::string in;

@@ -38,9 +38,7 @@ using testing::write_text;
 
 constexpr uid_t kNobody = 65534;
 
-std::string q(const fs::path& p) {
-  return shell_quote(p.string());
-}
+using testing::q;
 
 size_t count_of(const std::string& text, std::string_view needle) {
   size_t n = 0;

@@ -22,9 +22,7 @@ using testing::run_command;
 using testing::shell_quote;
 using testing::write_text;
 
-std::string q(const fs::path& p) {
-  return shell_quote(p.string());
-}
+using testing::q;
 
 std::string bytes_of(const fs::path& p) {
   return read_text(p);

@@ -34,6 +34,10 @@ struct CommandResult {
 CommandResult run_command(const std::string& command);
 /// Quotes an argument for /bin/sh.
 std::string shell_quote(const std::string& arg);
+/// shell_quote() of a path, for the command lines tests build.
+inline std::string q(const std::filesystem::path& path) {
+  return shell_quote(path.string());
+}
 
 /// A fixture with a fresh scratch directory per test, removed afterwards.
 class TempDirTest : public ::testing::Test {

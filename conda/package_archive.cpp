@@ -193,14 +193,29 @@ Result<void> walk_conda(const fs::path& package, Components components,
   return ok();
 }
 
+// A wheel is a zip read through its central directory (seekable: entries a visitor skips are
+// seeked over, so finding .dist-info/METADATA in a large wheel reads little).
+Result<void> walk_wheel(const fs::path& wheel, const EntryVisitor& visitor) {
+  std::string object = wheel.filename().string();
+  ENVB_ASSIGN_OR_RETURN(ArchiveReader a, new_reader(object));
+  archive_read_support_format_zip_seekable(a.get());
+  if (archive_read_open_filename(a.get(), wheel.c_str(), kBlockSize) != ARCHIVE_OK)
+    return archive_error("archive_read_open_filename", wheel.string(), a.get(),
+                         errno == ENOENT ? Errc::NotFound : Errc::Integrity);
+  ENVB_TRY(walk_tar(a.get(), object, false, false, visitor));
+  return ok();
+}
+
 }  // namespace
 
 Result<PackageFormat> package_format_of(const fs::path& package) {
   std::string name = package.filename().string();
   if (ends_with(name, ".conda")) return PackageFormat::Conda;
   if (ends_with(name, ".tar.bz2")) return PackageFormat::TarBz2;
-  return fail(Errc::Unsupported,
-              "'" + name + "' is not a conda package (expected a .conda or .tar.bz2 file)");
+  if (ends_with(name, ".whl")) return PackageFormat::Wheel;
+  return fail(Errc::Unsupported, "'" + name +
+                                     "' is not a conda package or a wheel (expected a .conda, "
+                                     ".tar.bz2 or .whl file)");
 }
 
 std::string package_stem(const fs::path& package) {
@@ -227,8 +242,9 @@ std::string_view to_string(EntryType type) {
 Result<void> walk_package(const fs::path& package, Components components,
                           const EntryVisitor& visitor) {
   ENVB_ASSIGN_OR_RETURN(PackageFormat format, package_format_of(package));
-  auto result = format == PackageFormat::Conda ? walk_conda(package, components, visitor)
-                                               : walk_tar_bz2(package, components, visitor);
+  auto result = format == PackageFormat::Conda    ? walk_conda(package, components, visitor)
+                : format == PackageFormat::TarBz2 ? walk_tar_bz2(package, components, visitor)
+                                                  : walk_wheel(package, visitor);
   return std::move(result).context("reading package " + package.string());
 }
 

@@ -17,9 +17,10 @@
 
 namespace envbuild::conda {
 
-enum class PackageFormat { Conda, TarBz2 };
+/// Conda packages, and wheels (PEP 427: a zip), which the package cache extracts the same way.
+enum class PackageFormat { Conda, TarBz2, Wheel };
 
-/// The format from the file name (".conda" or ".tar.bz2"); Unsupported otherwise.
+/// The format from the file name (".conda", ".tar.bz2" or ".whl"); Unsupported otherwise.
 Result<PackageFormat> package_format_of(const std::filesystem::path& package);
 /// The file name without its package extension: "zlib-1.2.11-h7b6447c_3".
 std::string package_stem(const std::filesystem::path& package);
@@ -37,7 +38,8 @@ struct ArchiveEntry {
 };
 
 /// Which parts of a package to visit. For `.conda` this picks the inner tarballs (Info never
-/// decompresses the payload); for `.tar.bz2` it filters by the `info/` prefix.
+/// decompresses the payload); for `.tar.bz2` it filters by the `info/` prefix; a wheel has
+/// no such parts (every entry is visited).
 enum class Components { Info, Pkg, All };
 
 enum class Walk { Continue, Stop };

@@ -251,6 +251,7 @@ Result<int> run_build(const BuildCliOptions& o) {
     SolveCliOptions one = o.solve;
     one.platforms = {subdir};
     ENVB_ASSIGN_OR_RETURN(EnvironmentRequest request, to_environment_request(one, cache_root));
+    request.packages.jobs = std::max<size_t>(o.jobs, 4);
     ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request.solve).context("solving"));
     ENVB_ASSIGN_OR_RETURN(env, environment_of(request, solutions.front()));
   }
@@ -387,7 +388,7 @@ Result<int> run_build(const BuildCliOptions& o) {
   sbom_info.name = o.tag;
   sbom_info.created = image->config().created;
   sbom_info.image_digest = build.manifest->digest.to_string();
-  const std::string sbom = spdx_sbom(build.records, sbom_info);
+  const std::string sbom = spdx_sbom(build.records, sbom_info, build.wheels);
   if (!o.no_sbom_artifact) {
     ENVB_ASSIGN_OR_RETURN(auto artifact, put_artifact(build.store, *build.manifest, kSpdxJson, sbom,
                                                       "sbom.spdx.json", sbom_info.created));
@@ -501,7 +502,7 @@ Result<int> run_multi_platform_build(const BuildCliOptions& o,
     info.name = o.tag;
     info.created = b.image->config().created;
     info.image_digest = b.build.manifest->digest.to_string();
-    const std::string sbom = spdx_sbom(b.build.records, info);
+    const std::string sbom = spdx_sbom(b.build.records, info, b.build.wheels);
     if (!o.no_sbom_artifact) {
       oci::Descriptor subject = *b.build.manifest;
       ENVB_ASSIGN_OR_RETURN(auto artifact, put_artifact(store, subject, kSpdxJson, sbom,

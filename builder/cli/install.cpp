@@ -15,6 +15,7 @@
 #include "builder/image/image_build.hpp"
 #include "builder/install/cache.hpp"
 #include "builder/install/install.hpp"
+#include "builder/pypi/environment.hpp"
 #include "builder/solve/channel.hpp"
 #include "builder/solve/solve.hpp"
 #include "common/format.hpp"
@@ -43,19 +44,14 @@ struct InstallCliOptions {
   bool dry_run = false;
 };
 
-// pip requirements need --pip-find-links; checked before anything is solved or fetched.
-Result<void> check_pip(const InstallCliOptions& o, const std::vector<std::string>& pip) {
-  if (pip.empty() || !o.pip_find_links.empty()) return ok();
-  std::string names;
-  for (const auto& p : pip) names += (names.empty() ? "" : ", ") + p;
-  return fail(Errc::Unsupported, (o.lock.empty() ? std::string("the environment") : o.lock) +
-                                     ": pip requirements cannot be installed: " + names)
-      .with_hint(
-          "give --pip-find-links DIR with their wheels (installed with pip --no-deps), "
-          "or replace them with conda packages");
-}
+// What the pip: section holds beyond wheels: local source trees and -e (the environment's own
+// pip builds them once everything else is installed), and the requirements conda met.
+struct PipExtras {
+  std::vector<conda::pypi::PipEntry> source_trees;
+  std::vector<std::string> from_conda;
+};
 
-// The lock's packages (and pip entries) for one platform: the same reader as `envbuild build`.
+// The lock's packages and wheels for one platform: the same reader as `envbuild build`.
 Result<EnvironmentSpec> from_lock(const InstallCliOptions& o, const std::string& platform) {
   ENVB_ASSIGN_OR_RETURN(EnvironmentSpec env, environment_from_lock(o.lock, platform, o.lock_environment));
   // A lock holds redacted URLs: -c URLs with credentials supply them.
@@ -64,11 +60,27 @@ Result<EnvironmentSpec> from_lock(const InstallCliOptions& o, const std::string&
   return env;
 }
 
-Result<EnvironmentSpec> from_environment(const InstallCliOptions& o, const fs::path& cache_root) {
+// The conda part solved, then the pip: section after it. Local source trees and -e are allowed
+// here (`extras`): the environment's own pip builds them once everything else is installed.
+Result<EnvironmentSpec> from_environment(const InstallCliOptions& o, const fs::path& cache_root,
+                                         PipExtras& extras) {
   ENVB_ASSIGN_OR_RETURN(EnvironmentRequest request, to_environment_request(o.solve, cache_root));
-  ENVB_TRY(check_pip(o, request.environment.pip));
+  if (!request.pip.empty() && !o.pip_find_links.empty())
+    request.pip.push_back({"--find-links " + o.pip_find_links, 0});
+  request.packages.jobs = o.jobs;
   ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request.solve).context("solving"));
-  return environment_of(request, solutions.front());
+  EnvironmentRequest conda_part = request;
+  conda_part.pip.clear();
+  ENVB_ASSIGN_OR_RETURN(EnvironmentSpec env, environment_of(conda_part, solutions.front()));
+  if (request.pip.empty()) return env;
+  ENVB_ASSIGN_OR_RETURN(auto solved, solve_pip_section(request, solutions.front(), true));
+  env.wheels = std::move(solved.wheels);
+  extras.source_trees = std::move(solved.source_entries);
+  extras.from_conda = std::move(solved.resolution.from_conda);
+  env.credentialed_channels.insert(env.credentialed_channels.end(),
+                                   solved.credentialed_origins.begin(),
+                                   solved.credentialed_origins.end());
+  return env;
 }
 
 // Package name -> spec as requested, for the records' requested_spec.
@@ -76,6 +88,12 @@ std::map<std::string, std::string> requested_by_name(const std::vector<std::stri
   std::map<std::string, std::string> out;
   for (const auto& text : specs)
     if (auto spec = conda::MatchSpec::parse(text)) out[spec->name()] = text;
+  return out;
+}
+
+std::vector<std::string> wheel_names(const std::vector<pypi::WheelToInstall>& wheels) {
+  std::vector<std::string> out;
+  for (const auto& w : wheels) out.push_back(w.name + "==" + w.version);
   return out;
 }
 
@@ -101,6 +119,26 @@ Result<void> run_process(const std::vector<std::string>& argv) {
                 cmd + ": exit " + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -1));
   }
   return ok();
+}
+
+// Local source trees, -e and VCS requirements need a build backend: the environment's own pip
+// builds and installs them (without dependencies: the resolution already has those it names),
+// the one thing envbuild hands to pip.
+Result<void> build_source_trees(const fs::path& prefix,
+                                const std::vector<conda::pypi::PipEntry>& entries) {
+  const fs::path python = prefix / "bin" / "python";
+  std::error_code ec;
+  if (!fs::exists(prefix / "bin" / "pip", ec))
+    return fail(Errc::InvalidInput, entries.front().origin + ": '" + entries.front().location +
+                                        "' needs a build backend, and the environment has no pip")
+        .with_hint("add pip to the conda dependencies, or build a wheel of it and list the .whl");
+  std::vector<std::string> argv = {python.string(), "-m", "pip", "install", "--no-deps",
+                                   "--disable-pip-version-check"};
+  for (const auto& e : entries) {
+    if (e.kind == conda::pypi::PipEntry::Kind::Editable) argv.push_back("-e");
+    argv.push_back(e.location);
+  }
+  return run_process(argv).context("building local source trees with the environment's pip");
 }
 
 // install --dry-run: what would be installed and downloaded; the prefix is not touched.
@@ -135,7 +173,7 @@ Result<int> print_dry_run(const EnvironmentSpec& in, const fs::path& prefix,
                                 {"packages", packages},
                                 {"to_download", to_download},
                                 {"download_bytes", download_bytes},
-                                {"pip", in.pip}}
+                                {"pip", wheel_names(in.wheels)}}
                      .dump(2)
               << "\n";
     return 0;
@@ -163,12 +201,12 @@ Result<int> run_install(const InstallCliOptions& o) {
   fs::path prefix = fs::absolute(o.prefix, ec).lexically_normal();
   if (prefix.has_filename() == false) prefix = prefix.parent_path();
   EnvironmentSpec in;
+  PipExtras extras;
   if (!o.lock.empty()) {
     ENVB_ASSIGN_OR_RETURN(in, from_lock(o, platform));
   } else {
-    ENVB_ASSIGN_OR_RETURN(in, from_environment(o, cache_root));
+    ENVB_ASSIGN_OR_RETURN(in, from_environment(o, cache_root, extras));
   }
-  ENVB_TRY(check_pip(o, in.pip));
   if (o.dry_run) return print_dry_run(in, prefix, platform, cache_root, o.json);
   if (o.force && fs::exists(prefix, ec)) ENVB_TRY(common::remove_all(prefix));
 
@@ -184,6 +222,17 @@ Result<int> run_install(const InstallCliOptions& o) {
   request.cache.credentialed_channels = in.credentialed_channels;
   ENVB_ASSIGN_OR_RETURN(ChannelOptions channel_options, channel_options_of(o.solve));
   request.cache.mirrors = channel_options.mirrors;
+  if (!in.wheels.empty()) {
+    // Wheels are planned once the packages are: none may overwrite a package's file.
+    request.plan_wheels = [&](const std::vector<PackagePlan>& packages,
+                              const InstallTarget& target) -> Result<std::vector<WheelContent>> {
+      ENVB_ASSIGN_OR_RETURN(auto plans,
+                            pypi::fetch_and_plan_wheels(in.wheels, packages, target, request.cache));
+      std::vector<WheelContent> out;
+      for (auto& p : plans) out.push_back(std::move(p.content));
+      return out;
+    };
+  }
   request.install.link_scripts = o.no_link_scripts ? LinkScripts::Skip : LinkScripts::Run;
   request.install.compile_pyc = !o.no_pyc;
   for (const auto& [k, v] : in.variables) request.install.variables[k] = v;
@@ -200,19 +249,7 @@ Result<int> run_install(const InstallCliOptions& o) {
   ENVB_ASSIGN_OR_RETURN(auto report, install_environment(request));
   fetch_progress.finish();
 
-  if (!in.pip.empty()) {
-    std::vector<std::string> argv = {(prefix / "bin" / "python").string(),
-                                     "-m",
-                                     "pip",
-                                     "install",
-                                     "--no-deps",
-                                     "--no-index",
-                                     "--disable-pip-version-check",
-                                     "--find-links",
-                                     o.pip_find_links};
-    argv.insert(argv.end(), in.pip.begin(), in.pip.end());
-    ENVB_TRY(run_process(argv).context("installing pip requirements"));
-  }
+  if (!extras.source_trees.empty()) ENVB_TRY(build_source_trees(prefix, extras.source_trees));
 
   if (o.json) {
     nlohmann::json packages = nlohmann::json::array();
@@ -238,14 +275,17 @@ Result<int> run_install(const InstallCliOptions& o) {
         {"clobbered", report.prefix.clobbered},
         {"scripts_run", report.prefix.scripts_run},
         {"scripts_pending", report.prefix.scripts_pending},
-        {"pip", in.pip},
+        {"pip", wheel_names(in.wheels)},
+        {"pip_from_conda", extras.from_conda},
         {"timings_ms",
          {{"fetch", report.fetch_ms}, {"plan", report.plan_ms}, {"link", report.link_ms}}}};
     std::cout << summary.dump(2) << "\n";
   } else if (!o.quiet) {
-    std::fprintf(
-        stderr, "installed %zu packages into %s (fetch %.0f ms, plan %.0f ms, link %.0f ms)\n",
-        report.records.size(), prefix.c_str(), report.fetch_ms, report.plan_ms, report.link_ms);
+    std::fprintf(stderr,
+                 "installed %zu packages and %zu wheels into %s (fetch %.0f ms, plan %.0f ms, link "
+                 "%.0f ms)\n",
+                 report.records.size(), in.wheels.size(), prefix.c_str(), report.fetch_ms,
+                 report.plan_ms, report.link_ms);
   }
   return 0;
 }
@@ -263,7 +303,7 @@ void register_install(CLI::App& app, Outcome& outcome) {
   cmd->add_option("--environment", options->lock_environment,
                   "the environment of a pixi.lock to use (default: default)");
   cmd->add_option("--pip-find-links", options->pip_find_links,
-                  "install the pip: requirements from wheels in DIR (pip --no-deps --no-index)");
+                  "also look for the pip: section's wheels in DIR (as --find-links in it)");
   cmd->add_option("-j,--jobs", options->jobs, "parallel downloads/extractions (default 8)");
   cmd->add_flag("--no-link-scripts", options->no_link_scripts, "record link scripts, never run");
   cmd->add_flag("--no-pyc", options->no_pyc,

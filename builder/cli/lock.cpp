@@ -13,6 +13,9 @@
 #include "builder/cli/solve_options.hpp"
 #include "builder/install/cache.hpp"
 #include "builder/install/package_cache.hpp"
+#include "builder/pypi/environment.hpp"
+#include "builder/pypi/lock.hpp"
+#include "builder/solve/channel.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
 #include "common/http.hpp"
@@ -65,6 +68,15 @@ std::vector<const solv::SolvedRecord*> topological(const std::vector<solv::Solve
   return out;
 }
 
+// The pip: section for one platform, after its conda part.
+Result<std::vector<pypi::WheelToInstall>> lock_pip_section(const EnvironmentRequest& env,
+                                                           const PlatformSolution& solution) {
+  ENVB_ASSIGN_OR_RETURN(auto solved, solve_pip_section(env, solution, false));
+  for (const auto& line : solved.resolution.from_conda)
+    std::cerr << solution.platform << ": pip requirement met by conda: " << line << "\n";
+  return std::move(solved.wheels);
+}
+
 // What the lock's content hash covers besides channels and platform: the file, or the specs
 // given on the command line.
 Result<std::string> spec_text_of(const EnvironmentRequest& env) {
@@ -80,12 +92,12 @@ Result<int> run_lock(const LockOptions& o) {
   ENVB_ASSIGN_OR_RETURN(EnvironmentRequest env, to_environment_request(o.solve, cache_root));
   const SolveRequest& request = env.solve;
   const std::string source = env.file.empty() ? "command-line specs" : env.file.string();
-  if (!env.environment.pip.empty())
-    return fail(Errc::Unsupported, source + ": the pip: section (" +
-                                       std::to_string(env.environment.pip.size()) +
-                                       " requirements) cannot be locked by envbuild yet")
-        .with_hint("lock the conda part alone by moving pip: requirements to a requirements.txt");
   ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request));
+  const bool has_pip = !env.pip.empty();
+  if (has_pip && !o.explicit_dir.empty())
+    std::cerr << "warning: @EXPLICIT files hold conda packages only (CEP 23); the pip: section "
+                 "is locked in "
+              << (o.no_conda_lock ? "no file (--no-conda-lock)" : o.output) << "\n";
   ENVB_ASSIGN_OR_RETURN(std::string spec_text, spec_text_of(env));
 
   conda::CondaLockFile lock;
@@ -142,6 +154,11 @@ Result<int> run_lock(const LockOptions& o) {
       entry.sha256 = r->sha256;
       if (entry.sha256.empty()) entry.md5 = r->md5;
       explicit_file.entries.push_back(std::move(entry));
+    }
+    if (has_pip) {
+      ENVB_ASSIGN_OR_RETURN(auto wheels, lock_pip_section(env, solution));
+      for (const auto& w : wheels) lock.packages.push_back(pypi::lock_entry(w, solution.platform));
+      pypi::add_requested(lock.metadata, wheels);
     }
     if (!o.explicit_dir.empty()) {
       ENVB_TRY(common::make_dirs(o.explicit_dir));

@@ -9,6 +9,8 @@
 #include "builder/cli/solve_options.hpp"
 #include "builder/install/cache.hpp"
 #include "builder/install/package_cache.hpp"
+#include "builder/pypi/environment.hpp"
+#include "builder/solve/channel.hpp"
 #include "builder/solve/solve.hpp"
 #include "common/format.hpp"
 #include "conda/environment_file.hpp"
@@ -38,10 +40,13 @@ Result<int> run_solve(const SolveCliOptions& o, bool json, bool timings) {
   ENVB_ASSIGN_OR_RETURN(CacheLease cache_lease, open_cache(o.cache_dir));
   const fs::path& cache_root = cache_lease.root();
   ENVB_ASSIGN_OR_RETURN(EnvironmentRequest request, to_environment_request(o, cache_root));
-  if (!request.environment.pip.empty())
-    std::cerr << "warning: " << request.environment.pip.size()
-              << " pip requirement(s) are not solved by 'envbuild solve'\n";
   ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request.solve));
+  // The pip: section of each platform, after its conda part.
+  std::vector<pypi::PipSolution> pip(solutions.size());
+  if (!request.pip.empty())
+    for (size_t i = 0; i < solutions.size(); ++i) {
+      ENVB_ASSIGN_OR_RETURN(pip[i], solve_pip_section(request, solutions[i], true));
+    }
   if (timings)
     for (const auto& s : solutions) print_timings(s);
   if (json) {
@@ -69,7 +74,17 @@ Result<int> run_solve(const SolveCliOptions& o, bool json, bool timings) {
       nlohmann::json vps = nlohmann::json::array();
       for (const auto& v : s.virtual_packages)
         vps.push_back(v.name + "=" + v.version + "=" + v.build);
+      nlohmann::json wheels = nlohmann::json::array();
+      for (const auto& w : pip[&s - solutions.data()].wheels)
+        wheels.push_back({{"name", w.name},
+                          {"version", w.version},
+                          {"url", w.url},
+                          {"sha256", w.sha256},
+                          {"requested", w.requested},
+                          {"dependencies", w.dependencies}});
       out[s.platform] = {{"packages", pkgs},
+                         {"pip", wheels},
+                         {"pip_from_conda", pip[&s - solutions.data()].resolution.from_conda},
                          {"virtual_packages", vps},
                          {"stats",
                           {{"fetch_ms", s.stats.fetch_ms},
@@ -93,6 +108,13 @@ Result<int> run_solve(const SolveCliOptions& o, bool json, bool timings) {
                   r.build.c_str(), r.channel.c_str(), human_bytes(r.size).c_str());
     }
     std::printf("# total download %s\n", human_bytes(total).c_str());
+    const auto& solved = pip[&s - solutions.data()];
+    if (solved.wheels.empty() && solved.resolution.from_conda.empty()) continue;
+    std::printf("# %s: pip: %zu wheels\n", s.platform.c_str(), solved.wheels.size());
+    for (const auto& w : solved.wheels)
+      std::printf("%-32s %-16s %s\n", w.name.c_str(), w.version.c_str(), w.filename.c_str());
+    for (const auto& c : solved.resolution.from_conda)
+      std::printf("# met by conda: %s\n", c.c_str());
   }
   return 0;
 }

@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "builder/install/package_cache.hpp"
+#include "builder/solve/channel.hpp"
 #include "conda/platform.hpp"
 
 namespace envbuild::builder::cli {
@@ -97,8 +98,36 @@ Result<EnvironmentRequest> to_environment_request(const SolveCliOptions& o,
   base.repodata.cache_dir = cache_root / "repodata";
   ENVB_ASSIGN_OR_RETURN(std::string file, environment_file(o));
   const std::string subdir = base.platforms.empty() ? conda::host_subdir() : base.platforms.front();
-  return environment_request(file, o.specs, subdir, std::move(base),
-                             [](const std::string& w) { std::cerr << "warning: " << w << "\n"; });
+  ENVB_ASSIGN_OR_RETURN(
+      EnvironmentRequest request,
+      environment_request(file, o.specs, subdir, std::move(base),
+                          [](const std::string& w) { std::cerr << "warning: " << w << "\n"; }));
+  // The pip: section's conda packages (those that may install Python distributions) go
+  // through the command's package cache.
+  request.packages.root = cache_root;
+  request.packages.offline = o.offline;
+  return request;
+}
+
+Result<pypi::PipSolution> solve_pip_section(const EnvironmentRequest& request,
+                                            const PlatformSolution& solution,
+                                            bool allow_source_trees) {
+  std::vector<conda::PackageRecord> records;
+  for (const auto& solved : solution.records) {
+    ENVB_ASSIGN_OR_RETURN(auto record, to_package_record(solved));
+    records.push_back(std::move(record));
+  }
+  pypi::PipSolveOptions pip;
+  pip.subdir = solution.platform;
+  pip.glibc = pypi::glibc_version(solution.virtual_packages);
+  pip.cache = request.packages;
+  pip.cache.credentialed_channels =
+      credentialed_base_urls(request.solve.channels, request.solve.channel_options);
+  pip.base_dir = fs::absolute(request.file).parent_path();
+  pip.file_name = request.file.string();
+  pip.allow_source_trees = allow_source_trees;
+  return pypi::solve_pip_section(request.pip, records, pip)
+      .context("the pip: section for " + solution.platform);
 }
 
 }  // namespace envbuild::builder::cli

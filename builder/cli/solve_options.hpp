@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "builder/image/image_build.hpp"
+#include "builder/pypi/environment.hpp"
 #include "builder/solve/solve.hpp"
 #include "conda/environment_file.hpp"
 
@@ -59,5 +60,12 @@ std::vector<std::string> split_commas(const std::vector<std::string>& in);
 /// The file's warnings go to stderr.
 Result<EnvironmentRequest> to_environment_request(const SolveCliOptions& options,
                                                   const std::filesystem::path& cache_root);
+
+/// The pip: section of `request` for one platform, after its conda part (`solution`), through
+/// the request's package cache. `allow_source_trees`: -e and local trees are listed (solve)
+/// rather than refused (lock, build).
+Result<pypi::PipSolution> solve_pip_section(const EnvironmentRequest& request,
+                                            const PlatformSolution& solution,
+                                            bool allow_source_trees);
 
 }  // namespace envbuild::builder::cli

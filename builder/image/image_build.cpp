@@ -20,6 +20,8 @@
 #include "builder/image/registry_cache.hpp"
 #include "builder/install/cache.hpp"
 #include "builder/install/plan_cache.hpp"
+#include "builder/pypi/environment.hpp"
+#include "builder/pypi/lock.hpp"
 #include "builder/solve/channel.hpp"
 #include "builder/solve/solve.hpp"
 #include "common/format.hpp"
@@ -34,6 +36,7 @@
 #include "conda/lockfile_conda_lock.hpp"
 #include "conda/lockfile_explicit.hpp"
 #include "conda/lockfile_pixi.hpp"
+#include "conda/pypi/tags.hpp"
 #include "oci/archive.hpp"
 #include "oci/layout.hpp"
 #include "oci/manifest.hpp"
@@ -80,7 +83,8 @@ Result<fs::path> cache_root_of(const ImageBuildOptions& o) {
 
 
 std::string layer_key(const ImageBuild& build, const std::vector<size_t>& members,
-                      const ImageBuildOptions& o, const std::optional<conda::PythonInfo>& python) {
+                      const std::vector<size_t>& wheels, const ImageBuildOptions& o,
+                      const std::optional<conda::PythonInfo>& python) {
   nlohmann::json key = nlohmann::json::object();
   key["format"] = kLayerFormat;
   key["prefix"] = o.prefix;
@@ -100,6 +104,19 @@ std::string layer_key(const ImageBuild& build, const std::vector<size_t>& member
     packages.push_back({{"sha256", r.sha256}, {"record", conda::to_json(r)}});
   }
   key["packages"] = packages;
+  if (!wheels.empty()) {
+    // A wheel's files depend on the wheel, the python it is installed for, and what the
+    // environment asked of it (REQUESTED, direct_url.json).
+    nlohmann::json list = nlohmann::json::array();
+    for (size_t i : wheels) {
+      const auto& w = build.wheels[i];
+      list.push_back({{"sha256", w.sha256}, {"name", w.name}, {"version", w.version},
+                      {"requested", w.requested},
+                      {"direct_url", w.direct_url ? common::redact_url(w.url) : std::string()}});
+    }
+    key["wheels"] = list;
+    noarch_python = true;
+  }
   if (noarch_python && python)
     key["python"] = std::to_string(python->major) + "." + std::to_string(python->minor) + ":" +
                     python->site_packages_path;
@@ -136,22 +153,68 @@ Result<void> stage_plan(Prepared& p, const ImageBuildOptions& o, size_t k) {
   return ok();
 }
 
-// Groups build.records (link order, `sizes` each) into package layers under the budget, then
-// envbuild's own top layer. `key_of` names a layer's cache entry (none for an estimate).
-Result<void> group_into_layers(
-    ImageBuild& build, const std::vector<uint64_t>& sizes, const ImageBuildOptions& o,
-    const std::function<std::string(const std::vector<size_t>&)>& key_of) {
+// The wheels of the pip: section, fetched and planned for the image prefix after the packages
+// (a wheel may not overwrite a package's file).
+Result<void> plan_wheels(Prepared& p, const EnvironmentSpec& env, const ImageBuildOptions& o,
+                         const PackageCacheOptions& cache) {
+  if (env.wheels.empty()) return ok();
+  // Plans from the plan cache know their paths, which is all the overwrite check needs.
+  p.build.wheels = env.wheels;
+  std::sort(p.build.wheels.begin(), p.build.wheels.end(),
+            [](const auto& a, const auto& b) { return a.name < b.name; });
+  InstallTarget target;
+  target.prefix = o.prefix;
+  target.subdir = o.subdir;
+  target.python = p.python;
+  target.staging = p.staging->path() / "wheels";
+  ENVB_ASSIGN_OR_RETURN(p.wheels,
+                        pypi::fetch_and_plan_wheels(p.build.wheels, p.plans, target, cache));
+  return ok();
+}
+
+namespace {
+
+// Dependencies for layer depths: packages on packages, wheels on wheels and on python.
+std::vector<std::vector<size_t>> layer_dependencies(const ImageBuild& build) {
+  const size_t n = build.records.size();
   std::map<std::string, size_t> by_name;
-  for (size_t k = 0; k < build.records.size(); ++k) by_name[build.records[k].name] = k;
-  std::vector<std::vector<size_t>> deps(build.records.size());
-  for (size_t k = 0; k < build.records.size(); ++k)
+  for (size_t k = 0; k < n; ++k) by_name[build.records[k].name] = k;
+  std::vector<std::vector<size_t>> deps(n + build.wheels.size());
+  for (size_t k = 0; k < n; ++k)
     for (const auto& d : build.records[k].depends)
       if (auto it = by_name.find(depend_name(d)); it != by_name.end())
         deps[k].push_back(it->second);
-  const auto depths = dependency_depths(deps);
+  std::map<std::string, size_t> wheel_index;
+  for (size_t w = 0; w < build.wheels.size(); ++w) wheel_index[build.wheels[w].name] = n + w;
+  for (size_t w = 0; w < build.wheels.size(); ++w) {
+    if (auto python = by_name.find("python"); python != by_name.end())
+      deps[n + w].push_back(python->second);
+    for (const auto& [dep, spec] : build.wheels[w].dependencies)
+      if (auto it = wheel_index.find(dep); it != wheel_index.end()) deps[n + w].push_back(it->second);
+  }
+  return deps;
+}
+
+}  // namespace
+
+// Groups build.records (link order, `sizes` each) and build.wheels (`wheel_sizes` each,
+// labelled `wheel_labels`; candidates after the packages, above python) into layers under the
+// budget, then envbuild's own top layer. `key_of` names a layer's cache entry (none for an
+// estimate).
+Result<void> group_into_layers(
+    ImageBuild& build, const std::vector<uint64_t>& sizes,
+    const std::vector<std::string>& wheel_labels, const std::vector<uint64_t>& wheel_sizes,
+    const ImageBuildOptions& o,
+    const std::function<std::string(const std::vector<size_t>&, const std::vector<size_t>&)>&
+        key_of) {
+  const size_t n = build.records.size();
+  const auto depths = dependency_depths(layer_dependencies(build));
   std::vector<LayerCandidate> candidates;
-  for (size_t k = 0; k < build.records.size(); ++k)
+  for (size_t k = 0; k < n; ++k)
     candidates.push_back({build.records[k].name, label_of(build.records[k]), sizes[k], depths[k]});
+  for (size_t w = 0; w < wheel_sizes.size(); ++w)
+    candidates.push_back(
+        {"pypi:" + build.wheels[w].name, wheel_labels[w], wheel_sizes[w], depths[n + w]});
   LayeringOptions layering;
   layering.max_layers = o.max_layers;
   layering.base_layers = build.base_layers;
@@ -164,11 +227,17 @@ Result<void> group_into_layers(
   for (auto& group : plan_layers(candidates, layering)) {
     PlannedLayer layer;
     // Members in link order: a later package wins a clobbered path, as in conda.
-    layer.packages = group.members;
+    for (size_t m : group.members) {
+      if (m < n)
+        layer.packages.push_back(m);
+      else
+        layer.wheels.push_back(m - n);
+    }
     std::sort(layer.packages.begin(), layer.packages.end());
+    std::sort(layer.wheels.begin(), layer.wheels.end());
     layer.size = group.size;
     layer.reason = group.reason;
-    if (key_of) layer.cache_key = key_of(layer.packages);
+    if (key_of) layer.cache_key = key_of(layer.packages, layer.wheels);
     build.layers.push_back(std::move(layer));
   }
   PlannedLayer top;
@@ -180,12 +249,6 @@ Result<void> group_into_layers(
 Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o) {
   if (o.prefix.empty() || o.prefix.front() != '/' || o.prefix == "/")
     return fail(Errc::InvalidInput, "prefix '" + o.prefix + "' must be an absolute path below /");
-  if (!env.pip.empty()) {
-    std::string names;
-    for (const auto& p : env.pip) names += (names.empty() ? "" : ", ") + p;
-    return fail(Errc::Unsupported, "pip requirements cannot go into an image yet: " + names)
-        .with_hint("replace them with conda packages");
-  }
   if (env.records.empty()) return fail(Errc::InvalidInput, "the environment has no packages");
   auto progress = [&](const std::string& line) {
     if (o.progress) o.progress(line);
@@ -264,15 +327,24 @@ Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o)
     return plan_cache.store(key, p.plans[k], sizes[k])
         .context("remembering the plan of " + label_of(record));
   }));
+  ENVB_TRY(plan_wheels(p, env, o, cache_options));
   p.build.plan_ms = ms_since(start);
   for (char staged : p.staged) (staged ? p.build.plans_staged : p.build.plans_cached)++;
 
   // 3. Layers under the budget.
-  ENVB_TRY(group_into_layers(p.build, sizes, o, [&](const std::vector<size_t>& packages) {
-    return layer_key(p.build, packages, o, p.python);
-  }));
+  std::vector<std::string> wheel_labels;
+  std::vector<uint64_t> wheel_sizes;
+  for (const auto& w : p.wheels) {
+    wheel_labels.push_back(w.content.label);
+    wheel_sizes.push_back(w.size);
+  }
+  ENVB_TRY(group_into_layers(
+      p.build, sizes, wheel_labels, wheel_sizes, o,
+      [&](const std::vector<size_t>& packages, const std::vector<size_t>& wheels) {
+        return layer_key(p.build, packages, wheels, o, p.python);
+      }));
   p.build.explicit_lock = compact_explicit_lock(p.build.records, o.subdir);
-  p.build.requirements = virtual_requirements(p.build.records);
+  p.build.requirements = virtual_requirements(p.build.records, p.build.wheels);
   return p;
 }
 
@@ -318,13 +390,20 @@ std::string in_layer(const std::string& prefix, const std::string& path) {
   return prefix.substr(1) + "/" + path;
 }
 
-std::string history_text(const ImageBuild& build, const PlannedLayer& layer) {
-  if (layer.packages.empty()) return "envbuild: environment files";
-  // Every package: `envbuild inspect` reads a layer's packages from here.
-  std::string text = "envbuild: conda ";
-  for (size_t n = 0; n < layer.packages.size(); ++n)
-    text += (n ? ", " : "") + label_of(build.records[layer.packages[n]]);
+// Every member of a layer: "numpy-1.26.4-py311_0, rich-13.7.1 (wheel)" (`envbuild inspect`
+// reads a layer's packages from its history).
+std::string layer_members(const ImageBuild& build, const PlannedLayer& layer) {
+  std::string text;
+  for (size_t i : layer.packages) text += (text.empty() ? "" : ", ") + label_of(build.records[i]);
+  for (size_t i : layer.wheels)
+    text += (text.empty() ? "" : ", ") + pypi::wheel_label(build.wheels[i]);
   return text;
+}
+
+std::string history_text(const ImageBuild& build, const PlannedLayer& layer) {
+  if (layer.packages.empty() && layer.wheels.empty()) return "envbuild: environment files";
+  return std::string(layer.packages.empty() ? "envbuild: pypi " : "envbuild: conda ") +
+         layer_members(build, layer);
 }
 
 std::string created_time(const ImageBuild& build, const ImageBuildOptions& o) {
@@ -378,6 +457,8 @@ std::vector<std::pair<std::string, std::string>> environment_files_of(
   env_options.environment_name = env.name;
   env_options.requested_specs = env.specs;
   for (const auto& [k, v] : env.variables) env_options.variables[k] = v;
+  for (const auto& w : p.wheels)  // their relocation records join the index
+    env_options.wheels.push_back({w.content.label, {}, w.content.relocations, {}});
   auto files = environment_files(p.plans, o.prefix, env_options);
   if (!clobbers.empty()) files.emplace_back("conda-meta/envbuild-clobbers", clobbers);
   if (!pending.empty()) files.emplace_back("conda-meta/envbuild-pending-scripts", pending);
@@ -437,9 +518,21 @@ Result<oci::Platform> oci_platform_for_subdir(const std::string& subdir) {
   return p;
 }
 
-std::string virtual_requirements(const std::vector<conda::PackageRecord>& records) {
+std::string virtual_requirements(const std::vector<conda::PackageRecord>& records,
+                                 const std::vector<pypi::WheelToInstall>& wheels) {
   std::vector<std::string> depends;
   for (const auto& r : records) depends.insert(depends.end(), r.depends.begin(), r.depends.end());
+  // A manylinux wheel needs the glibc of its tag (the oldest of its tags).
+  for (const auto& w : wheels) {
+    auto name = conda::pypi::WheelFilename::parse(w.filename);
+    if (!name) continue;
+    std::optional<std::pair<int, int>> needs;
+    for (const auto& tag : name->tags)
+      if (auto glibc = conda::pypi::manylinux_glibc(tag.platform); glibc && (!needs || *glibc < *needs))
+        needs = glibc;
+    if (needs)
+      depends.push_back("__glibc >=" + std::to_string(needs->first) + "." + std::to_string(needs->second));
+  }
   return conda::requirements_label(conda::host_requirements(depends));
 }
 
@@ -463,7 +556,7 @@ Result<EnvironmentRequest> environment_request(
     ENVB_ASSIGN_OR_RETURN(auto env, conda::read_environment_file(file, target));
     if (warn)
       for (const auto& w : env.warnings) warn(w);
-    for (const auto& p : env.pip) out.environment.pip.push_back(p.text);
+    out.pip = env.pip;
     out.environment.variables = env.variables;
     out.environment.name = env.name;
     for (const auto& spec : env.dependencies) out.environment.specs.push_back(spec.to_string());
@@ -493,6 +586,21 @@ Result<EnvironmentSpec> environment_of(const EnvironmentRequest& request,
     ENVB_ASSIGN_OR_RETURN(auto record, to_package_record(solved));
     out.records.push_back(std::move(record));
   }
+  if (request.pip.empty()) return out;
+  // Conda first, then the pip: section; wheels only (no build backend runs for an image).
+  pypi::PipSolveOptions pip;
+  pip.subdir = solution.platform;
+  pip.glibc = pypi::glibc_version(solution.virtual_packages);
+  pip.cache = request.packages;
+  pip.cache.offline = pip.cache.offline || request.solve.repodata.offline;
+  pip.cache.credentialed_channels = out.credentialed_channels;
+  pip.base_dir = fs::absolute(request.file).parent_path();
+  pip.file_name = request.file.string();
+  ENVB_ASSIGN_OR_RETURN(auto solved, pypi::solve_pip_section(request.pip, out.records, pip));
+  out.wheels = std::move(solved.wheels);
+  out.credentialed_channels.insert(out.credentialed_channels.end(),
+                                   solved.credentialed_origins.begin(),
+                                   solved.credentialed_origins.end());
   return out;
 }
 
@@ -516,13 +624,14 @@ Result<EnvironmentSpec> environment_from_pixi_lock(std::string_view text, const 
   ENVB_ASSIGN_OR_RETURN(auto packages, lock.packages_for(*env, subdir).context(file.string()));
   EnvironmentSpec out;
   out.name = environment;
+  std::string pypi_packages;  // not read yet: an error naming them
   for (const conda::PixiLockPackage* p : packages) {
     if (p->kind == conda::PixiLockPackage::Kind::CondaSource)
       return fail(Errc::Unsupported, file.string() + ": " + p->location +
                                          " is a source package that pixi builds itself")
           .with_hint("build it into a channel (pixi build, rattler-build) and lock that");
     if (p->kind == conda::PixiLockPackage::Kind::Pypi) {
-      out.pip.push_back(p->name + "==" + p->version);
+      pypi_packages += (pypi_packages.empty() ? "" : ", ") + p->name + "==" + p->version;
       continue;
     }
     conda::PackageRecord r;
@@ -542,6 +651,11 @@ Result<EnvironmentSpec> environment_from_pixi_lock(std::string_view text, const 
     r.constrains = p->constrains;
     out.records.push_back(std::move(r));
   }
+  if (!pypi_packages.empty())
+    return fail(Errc::Unsupported, file.string() + ": environment '" + environment +
+                                       "' has pypi packages, which envbuild does not read from a "
+                                       "pixi.lock yet: " + pypi_packages)
+        .with_hint("lock the environment with 'envbuild lock' (its pip: section included)");
   if (out.records.empty())
     return fail(Errc::InvalidInput, file.string() + ": environment '" + environment +
                                         "' has no conda packages for platform " + subdir);
@@ -588,7 +702,7 @@ Result<EnvironmentSpec> environment_from_lock(const fs::path& file, const std::s
     out.records.push_back(std::move(r));
   }
   for (const auto* p : lock.packages_for(subdir, conda::CondaLockPackage::Manager::Pip))
-    out.pip.push_back(p->name + "==" + p->version);
+    out.wheels.push_back(pypi::locked_wheel(*p, lock.metadata));
   if (out.records.empty())
     return fail(Errc::InvalidInput, file.string() + ": no conda packages for platform " + subdir);
   return out;
@@ -603,6 +717,8 @@ Result<ImageBuild> plan_environment_image(const EnvironmentSpec& env,
 Result<std::optional<ImageBuild>> estimate_environment_image(const EnvironmentSpec& env,
                                                              const ImageBuildOptions& options) {
   std::vector<uint64_t> sizes;
+  // A wheel's installed size is known once it is planned.
+  if (!env.wheels.empty()) return std::optional<ImageBuild>();
   for (const auto& r : env.records)
     if (!r.size || r.name.empty()) return std::optional<ImageBuild>();
   if (env.records.empty()) return fail(Errc::InvalidInput, "the environment has no packages");
@@ -613,7 +729,7 @@ Result<std::optional<ImageBuild>> estimate_environment_image(const EnvironmentSp
     build.records.push_back(env.records[i]);
     sizes.push_back(*env.records[i].size);
   }
-  ENVB_TRY(internal::group_into_layers(build, sizes, options, nullptr));
+  ENVB_TRY(internal::group_into_layers(build, sizes, {}, {}, options, nullptr));
   build.explicit_lock = compact_explicit_lock(build.records, options.subdir);
   build.requirements = virtual_requirements(build.records);
   return std::optional<ImageBuild>(std::move(build));
@@ -652,19 +768,21 @@ Result<ImageBuild> build_environment_image(const EnvironmentSpec& env, const Ima
     } else {
       for (size_t k : layer.packages) ENVB_TRY(stage_plan(p, o, k));
       std::map<std::string, oci::LayerEntry> entries;  // path -> entry; later packages win
-      for (size_t k : layer.packages)
-        for (const auto& f : p.plans[k].files) {
+      auto add = [&](const std::vector<PlannedFile>& files) {
+        for (const auto& f : files) {
           std::string path = in_layer(o.prefix, f.path);
           entries.insert_or_assign(path, f.kind == PlannedFile::Kind::Symlink
                                              ? oci::LayerEntry::symlink(path, f.target)
                                              : oci::LayerEntry::file(path, f.source));
         }
+      };
+      for (size_t k : layer.packages) add(p.plans[k].files);
+      for (size_t w : layer.wheels) add(p.wheels[w].content.files);
       std::vector<oci::LayerEntry> list;
       for (auto& [_, e] : entries) list.push_back(std::move(e));
-      ENVB_ASSIGN_OR_RETURN(
-          auto info,
-          oci::write_layer(std::move(list), layer_options, build.store)
-              .context("writing the layer of " + label_of(build.records[layer.packages.front()])));
+      ENVB_ASSIGN_OR_RETURN(auto info, oci::write_layer(std::move(list), layer_options, build.store)
+                                           .context("writing the layer of " +
+                                                    layer_members(build, layer)));
       ENVB_TRY(remember_layer(entry, info));
       layer.info = info;
     }
@@ -674,7 +792,7 @@ Result<ImageBuild> build_environment_image(const EnvironmentSpec& env, const Ima
                              : layer.reused      ? "reused"
                                                  : "wrote") +
                  " layer " + layer.info->descriptor.digest.short_string() + " " +
-                 history_text(build, layer).substr(16));
+                 layer_members(build, layer));
     }
     return ok();
   }));
@@ -751,6 +869,8 @@ std::string format_layer_table(const ImageBuild& build) {
     std::string names;
     for (size_t i : layer.packages)
       names += (names.empty() ? "" : " ") + label_of(build.records[i]);
+    for (size_t i : layer.wheels)
+      names += (names.empty() ? "" : " ") + pypi::wheel_label(build.wheels[i]);
     if (names.empty()) names = "(" + layer.reason + ")";
     std::string digest = layer.info ? layer.info->descriptor.digest.short_string().substr(7) +
                                           (layer.from_registry ? " ^"
@@ -758,7 +878,8 @@ std::string format_layer_table(const ImageBuild& build) {
                                                                : " +")
                                     : "-";
     std::snprintf(line, sizeof line, "%-5zu %-10s %-8zu %-20s ", build.base_layers + l + 1,
-                  human_bytes(layer.size).c_str(), layer.packages.size(), digest.c_str());
+                  human_bytes(layer.size).c_str(), layer.packages.size() + layer.wheels.size(),
+                  digest.c_str());
     out += line + names + "\n";
   }
   return out;

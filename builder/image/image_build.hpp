@@ -29,8 +29,10 @@
 #include "builder/image/layering.hpp"
 #include "builder/install/install.hpp"
 #include "builder/install/package_cache.hpp"
+#include "builder/pypi/wheel_install.hpp"
 #include "builder/solve/solve.hpp"
 #include "common/result.hpp"
+#include "conda/environment_file.hpp"
 #include "conda/package_record.hpp"
 #include "oci/blob_store.hpp"
 #include "oci/compression.hpp"
@@ -54,8 +56,10 @@ struct EnvironmentSpec {
   std::vector<std::string> specs;                              // as requested (conda-meta/history)
   std::vector<std::pair<std::string, std::string>> variables;  // environment.yml `variables:`
   std::string name;                                            // environment name ("" = "base")
-  std::vector<std::string> pip;  // pip requirements (unsupported in images: an error)
-  /// Channel base URLs with credentials (records hold redacted URLs): for the downloads only.
+  /// The wheels of the pip: section (resolved after the conda part, or from a lock file).
+  std::vector<pypi::WheelToInstall> wheels;
+  /// Channel base URLs and index origins with credentials (records hold redacted URLs): for
+  /// the downloads only.
   std::vector<std::string> credentialed_channels;
 };
 
@@ -66,6 +70,11 @@ struct EnvironmentRequest {
   SolveRequest solve;
   EnvironmentSpec environment;  // no records yet
   std::filesystem::path file;   // the environment.yml read (empty: specs only)
+  /// The pip: section, solved after the conda part (environment_of).
+  std::vector<conda::PipRequirement> pip;
+  /// Where the conda packages that may install Python distributions are fetched to when the
+  /// file has a pip: section; root empty: the default cache.
+  PackageCacheOptions packages;
 };
 
 /// Reads `file` (none when empty) with its selectors evaluated for `subdir`, and adds `specs`
@@ -77,13 +86,14 @@ Result<EnvironmentRequest> environment_request(
     const std::string& subdir, SolveRequest base,
     const std::function<void(const std::string&)>& warn = nullptr);
 
-/// The environment of one solution of `request` (its records, and the credentials of its
-/// channels for the downloads).
+/// The environment of one solution of `request`: its records, the credentials of its channels
+/// for the downloads, and the wheels of its pip: section resolved against those records.
 Result<EnvironmentSpec> environment_of(const EnvironmentRequest& request,
                                        const PlatformSolution& solution);
 
-/// Reads an @EXPLICIT file, a conda-lock.yml or a pixi.lock (no solve). `environment` picks one
-/// of a pixi.lock's environments (`--environment`; others have one).
+/// Reads an @EXPLICIT file, a conda-lock.yml (its pip entries become wheels) or a pixi.lock (no
+/// solve). `environment` picks one of a pixi.lock's environments (`--environment`; others have
+/// one).
 Result<EnvironmentSpec> environment_from_lock(const std::filesystem::path& file,
                                               const std::string& subdir,
                                               const std::string& environment = "default");
@@ -121,6 +131,7 @@ struct ImageBuildOptions {
 /// One layer of the image as planned (and, after a build, as written).
 struct PlannedLayer {
   std::vector<size_t> packages;  // indexes into ImageBuild::records
+  std::vector<size_t> wheels;    // indexes into ImageBuild::wheels
   uint64_t size = 0;             // installed bytes
   std::string reason;            // from plan_layers, or "environment files"
   std::string cache_key;         // sha256 hex of the layer identity (empty: top layer)
@@ -131,6 +142,7 @@ struct PlannedLayer {
 
 struct ImageBuild {
   std::vector<conda::PackageRecord> records;  // completed from info/index.json, link order
+  std::vector<pypi::WheelToInstall> wheels;   // the pip: section's, by name
   std::vector<PlannedLayer> layers;           // bottom first; the top layer last
   size_t base_layers = 0;
   oci::Platform platform;
@@ -166,8 +178,10 @@ Result<ImageBuild> build_environment_image(const EnvironmentSpec& env,
                                            const ImageBuildOptions& options);
 
 /// The org.envbuild.requirements value (conda/image_contract.hpp): the virtual-package depends
-/// of the records, deduplicated, sorted, joined with ";".
-std::string virtual_requirements(const std::vector<conda::PackageRecord>& records);
+/// of the records and the __glibc a manylinux wheel's tag needs, deduplicated, sorted, joined
+/// with ";".
+std::string virtual_requirements(const std::vector<conda::PackageRecord>& records,
+                                 const std::vector<pypi::WheelToInstall>& wheels = {});
 
 /// "@EXPLICIT\n<url>#<sha256>\n..." in the given order (md5 when no sha256 is known).
 std::string compact_explicit_lock(const std::vector<conda::PackageRecord>& records,

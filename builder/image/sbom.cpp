@@ -2,7 +2,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cctype>
+
 #include "common/hash.hpp"
+#include "common/http.hpp"
 #include "common/url.hpp"
 #include "common/version.hpp"
 
@@ -84,10 +87,18 @@ std::string conda_purl(const conda::PackageRecord& r) {
   return purl + "&type=" + type;
 }
 
-std::string spdx_sbom(const std::vector<conda::PackageRecord>& records, const SbomInfo& info) {
+std::string pypi_purl(const pypi::WheelToInstall& wheel) {
+  std::string name = wheel.name;
+  for (char& c : name) c = c == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return "pkg:pypi/" + common::url_escape(name) + "@" + common::url_escape(wheel.version);
+}
+
+std::string spdx_sbom(const std::vector<conda::PackageRecord>& records, const SbomInfo& info,
+                      const std::vector<pypi::WheelToInstall>& wheels) {
   using nlohmann::json;
   std::string identity = info.name + "\n" + info.image_digest + "\n";
   for (const auto& r : records) identity += r.url + "#" + r.sha256 + "\n";
+  for (const auto& w : wheels) identity += w.url + "#" + w.sha256 + "\n";
   json doc = {
       {"spdxVersion", "SPDX-2.3"},
       {"dataLicense", "CC0-1.0"},
@@ -132,6 +143,30 @@ std::string spdx_sbom(const std::vector<conda::PackageRecord>& records, const Sb
     relationships.push_back({{"spdxElementId", "SPDXRef-DOCUMENT"},
                              {"relationshipType", "DESCRIBES"},
                              {"relatedSpdxElement", spdx_id(i, r.name)}});
+  }
+  for (size_t i = 0; i < wheels.size(); ++i) {
+    const auto& w = wheels[i];
+    std::string id = "SPDXRef-Package-pypi-" + std::to_string(i) + "-";
+    for (char c : w.name) id += id_char(c) ? c : '-';
+    json p = {{"SPDXID", id},
+              {"name", w.name},
+              {"versionInfo", w.version},
+              {"downloadLocation", common::redact_url(w.url)},
+              {"filesAnalyzed", false},
+              {"licenseConcluded", "NOASSERTION"},
+              {"licenseDeclared", "NOASSERTION"},
+              {"copyrightText", "NOASSERTION"},
+              {"supplier", "NOASSERTION"},
+              {"comment", "wheel " + w.filename},
+              {"checksums", json::array({{{"algorithm", "SHA256"}, {"checksumValue", w.sha256}}})},
+              {"externalRefs",
+               json::array({{{"referenceCategory", "PACKAGE-MANAGER"},
+                             {"referenceType", "purl"},
+                             {"referenceLocator", pypi_purl(w)}}})}};
+    packages.push_back(std::move(p));
+    relationships.push_back({{"spdxElementId", "SPDXRef-DOCUMENT"},
+                             {"relationshipType", "DESCRIBES"},
+                             {"relatedSpdxElement", id}});
   }
   doc["packages"] = std::move(packages);
   doc["relationships"] = std::move(relationships);

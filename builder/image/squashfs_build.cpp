@@ -40,11 +40,15 @@ Result<SquashfsBuild> build_environment_squashfs(const EnvironmentSpec& env,
   p.build.plans_staged = p.plans.size();
 
   std::map<std::string, squashfs::Entry> entries;  // path -> entry; later packages win
-  for (const auto& plan : p.plans)
-    for (const auto& f : plan.files)
+  auto add = [&](const std::vector<PlannedFile>& files) {
+    for (const auto& f : files)
       entries.insert_or_assign(f.path, f.kind == PlannedFile::Kind::Symlink
                                            ? squashfs::Entry::symlink(f.path, f.target)
                                            : squashfs::Entry::file(f.path, f.source));
+  };
+  for (const auto& plan : p.plans) add(plan.files);
+  // The pip: section's wheels, planned after the packages (none overwrites a package's file).
+  for (const auto& wheel : p.wheels) add(wheel.content.files);
   for (auto& [path, content] : internal::environment_files_of(p, env, o))
     entries.insert_or_assign(path, squashfs::Entry::file_with_content(path, std::move(content)));
   const oci::ConfigChanges config = internal::environment_config(p.build, env, o);

@@ -367,6 +367,8 @@ std::vector<std::pair<std::string, std::string>> environment_files(
   index.prefix = prefix;
   for (const auto& plan : plans)
     index.files.insert(index.files.end(), plan.relocations.begin(), plan.relocations.end());
+  for (const auto& wheel : options.wheels)
+    index.files.insert(index.files.end(), wheel.relocations.begin(), wheel.relocations.end());
   files.emplace_back(std::string(conda::kRelocationIndexPath), conda::to_json_string(index));
   return files;
 }
@@ -470,6 +472,37 @@ Result<void> copy_at(int from_dir, const std::string& from_name, const std::stri
     (void)::unlinkat(to_dir, to_name.c_str(), 0);
     return std::move(copied).error().with_context("copying " + from_shown + " -> " + to_shown);
   }
+  return ok();
+}
+
+// Puts one file of a wheel into the prefix, resolved beneath it (common::RootDir): a wheel is
+// untrusted, and a conda package may have made a directory of the prefix a symlink, which its
+// files must not be written through. Its source is ours (the package cache's extracted wheel or
+// the staging dir). Hard linked when it can be, else copied into a file created here (O_EXCL:
+// nothing there is followed or reused).
+Result<void> place_wheel_file(const RootDir& prefix, const PlannedFile& file,
+                              PrefixInstallReport& report) {
+  const std::string shown = prefix.shown(file.path);
+  if (file.kind != PlannedFile::Kind::File)
+    return fail(Errc::Integrity, shown + ": a wheel installs files only");
+  ENVB_ASSIGN_OR_RETURN(auto parent, prefix.parent_of(file.path, CreateDirs::Yes));
+  // Planning refused a path shared with a package or another wheel; what is there now is a
+  // file a link script wrote: replaced, as pip would.
+  ENVB_TRY(remove_entry(parent.dir.get(), parent.name, shown));
+  if (!file.no_link &&
+      ::linkat(AT_FDCWD, file.source.c_str(), parent.dir.get(), parent.name.c_str(), 0) == 0) {
+    ++(file.private_copy ? report.copied : report.hardlinked);
+    return ok();
+  }
+  ENVB_ASSIGN_OR_RETURN(auto in, common::Fd::open_read(file.source.string()));
+  struct stat st {};
+  if (::fstat(in.get(), &st) != 0) return common::errno_error("fstat", file.source.string(), errno);
+  const int raw = ::openat(parent.dir.get(), parent.name.c_str(),
+                           O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st.st_mode & 0777);
+  if (raw < 0) return common::errno_error("openat", shown, errno);
+  common::Fd out(raw);
+  ENVB_TRY(copy_contents(in, file.source.string(), out, shown));
+  ++report.copied;
   return ok();
 }
 
@@ -930,9 +963,20 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
     for (const auto& script : plan.link_scripts)
       if (!script.ends_with("-pre-link.sh"))
         ENVB_TRY(scripts.run(plan, script, prefix_dir / script, "post-link"));
+  // The pip: section's wheels go in after conda's packages and scripts, as pip runs after conda.
+  if (!options.wheels.empty()) {
+    ENVB_ASSIGN_OR_RETURN(auto root, RootDir::open(prefix_dir));
+    for (const auto& wheel : options.wheels)
+      for (const auto& file : wheel.files) {
+        ++report.files;
+        ENVB_TRY(place_wheel_file(root, file, report).context("installing " + wheel.label));
+      }
+  }
   warn_pending(plans, scripts, scripts_here, subdir, options, report, warn);
   // What is left of the staging dirs goes before conda-meta/history, which marks the prefix as
   // an environment and is written last: a prefix that has it is complete.
+  for (const auto& wheel : options.wheels)
+    if (!wheel.staging.empty()) ENVB_TRY(common::remove_all(wheel.staging));
   for (const auto& plan : plans) {
     if (plan.staging.empty()) continue;
     ENVB_TRY(common::remove_all(plan.staging));
@@ -1165,10 +1209,15 @@ Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallReq
   progress("planned " + std::to_string(plans.size()) + " packages (" +
            std::to_string(report.relocations) + " files patched for " + prefix.string() + ")");
 
-  // 3. Link.
+  // 3. Link (the wheels of the pip: section, planned now, after the packages).
   start = std::chrono::steady_clock::now();
   PrefixInstallOptions install_options = request.install;
   install_options.jobs = request.jobs;
+  if (request.plan_wheels) {
+    InstallTarget target{prefix.string(), request.subdir, python, staging / "wheels"};
+    ENVB_ASSIGN_OR_RETURN(auto wheels, request.plan_wheels(plans, target));
+    for (auto& w : wheels) install_options.wheels.push_back(std::move(w));
+  }
   ENVB_ASSIGN_OR_RETURN(report.prefix,
                         install_to_prefix(plans, prefix, request.subdir, install_options));
   ENVB_TRY(common::remove_all(staging));

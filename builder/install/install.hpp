@@ -68,6 +68,16 @@ Result<std::optional<conda::PythonInfo>> python_of(
 
 enum class LinkScripts { Run, Skip };
 
+/// What one wheel of the pip: section puts in the prefix (planned by
+/// builder/pypi/wheel_install.hpp): no conda-meta record (its .dist-info is its record), no
+/// link scripts.
+struct WheelContent {
+  std::string label;               // "rich-13.7.1 (wheel)", for messages
+  std::vector<PlannedFile> files;  // sorted by path
+  std::vector<conda::RelocationRecord> relocations;  // its scripts' shebangs
+  std::filesystem::path staging;  // its private copies live under it
+};
+
 struct PrefixInstallOptions {
   LinkScripts link_scripts = LinkScripts::Run;
   /// Compile the .py files of noarch python packages with the environment's python
@@ -82,6 +92,10 @@ struct PrefixInstallOptions {
   size_t jobs = 8;
   /// Warnings (clobbers, skipped scripts) go here; default: stderr.
   std::function<void(const std::string&)> warn;
+  /// Wheels, placed once every package is linked and its scripts ran (as pip runs after
+  /// conda), before the environment files; their relocation records join the index. A path
+  /// they share with a package was refused when they were planned.
+  std::vector<WheelContent> wheels;
 };
 
 struct PrefixInstallReport {
@@ -118,7 +132,8 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
                                               const PrefixInstallOptions& options);
 
 /// The files every environment gets besides its packages (history, state, env_vars,
-/// relocation index), as (path, content): shared by install_to_prefix and the image builder.
+/// relocation index, with the records of options.wheels), as (path, content): shared by
+/// install_to_prefix and the image builder.
 std::vector<std::pair<std::string, std::string>> environment_files(
     const std::vector<PackagePlan>& plans, const std::string& prefix,
     const PrefixInstallOptions& options);
@@ -142,6 +157,12 @@ struct EnvironmentInstallRequest {
   size_t jobs = 8;  // planning (patching) threads; downloads use cache.jobs
   /// Progress lines ("fetched 3/25 ..."); may be called from any thread, one call at a time.
   std::function<void(const std::string&)> progress;
+  /// Plans the wheels of the pip: section once the packages are planned (they may not overwrite
+  /// a package's file): its answer becomes install.wheels. `target` is the prefix's, with a
+  /// staging dir of their own.
+  std::function<Result<std::vector<WheelContent>>(const std::vector<PackagePlan>& packages,
+                                                  const InstallTarget& target)>
+      plan_wheels;
 };
 
 struct EnvironmentInstallReport {

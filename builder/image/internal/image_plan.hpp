@@ -13,6 +13,7 @@
 
 #include "builder/image/image_build.hpp"
 #include "builder/install/install.hpp"
+#include "builder/pypi/wheel_install.hpp"
 #include "common/fs.hpp"
 #include "common/result.hpp"
 #include "oci/mutate.hpp"
@@ -30,16 +31,18 @@ struct Prepared {
   std::unique_ptr<common::TempDir> staging;
   std::filesystem::path cache_root;
   std::optional<conda::PythonInfo> python;
+  std::vector<pypi::WheelPlan> wheels;  // parallel to build.wheels
 };
 
-/// Fetches and plans the packages (through the plan cache) and groups them into layers.
+/// Fetches and plans the packages (through the plan cache), then the wheels of the pip:
+/// section, and groups them into layers.
 Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& options);
 
 /// Plans package k with its patched copies in the staging dir (once).
 Result<void> stage_plan(Prepared& p, const ImageBuildOptions& options, size_t k);
 
 /// The files of no package, prefix-relative with their content: conda-meta/history, state, the
-/// env_vars.d file, the relocation index, and the clobber and pending link-script notes (each
+/// env_vars.d file, the relocation index (the wheels' records too), and the clobber and pending link-script notes (each
 /// clobber and a link script that will not run also become a warning of p.build).
 std::vector<std::pair<std::string, std::string>> environment_files_of(
     Prepared& p, const EnvironmentSpec& env, const ImageBuildOptions& options);

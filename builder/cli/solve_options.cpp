@@ -33,6 +33,8 @@ void add_solve_options(CLI::App* cmd, SolveCliOptions& o, PositionalSpecs specs,
   cmd->add_option("--channel-priority", o.channel_priority, "strict (default) or flexible");
   cmd->add_flag("--offline", o.offline, "use only the cache (repodata, packages)");
   cmd->add_flag("--no-solv-cache", o.no_solv_cache, "always parse repodata JSON");
+  cmd->add_flag("--no-shards", o.no_shards,
+                "read whole repodata.json even where a channel serves CEP 16 shards");
   add_cache_option(cmd, o.cache_dir);
 }
 
@@ -95,6 +97,7 @@ Result<EnvironmentRequest> to_environment_request(const SolveCliOptions& o,
   base.use_solv_cache = !o.no_solv_cache;
   ENVB_ASSIGN_OR_RETURN(base.channel_options, channel_options_of(o));
   base.repodata.offline = o.offline;
+  base.repodata.shards = !o.no_shards;
   base.repodata.cache_dir = cache_root / "repodata";
   ENVB_ASSIGN_OR_RETURN(std::string file, environment_file(o));
   const std::string subdir = base.platforms.empty() ? conda::host_subdir() : base.platforms.front();

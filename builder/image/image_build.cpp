@@ -624,16 +624,12 @@ Result<EnvironmentSpec> environment_from_pixi_lock(std::string_view text, const 
   ENVB_ASSIGN_OR_RETURN(auto packages, lock.packages_for(*env, subdir).context(file.string()));
   EnvironmentSpec out;
   out.name = environment;
-  std::string pypi_packages;  // not read yet: an error naming them
   for (const conda::PixiLockPackage* p : packages) {
     if (p->kind == conda::PixiLockPackage::Kind::CondaSource)
       return fail(Errc::Unsupported, file.string() + ": " + p->location +
                                          " is a source package that pixi builds itself")
           .with_hint("build it into a channel (pixi build, rattler-build) and lock that");
-    if (p->kind == conda::PixiLockPackage::Kind::Pypi) {
-      pypi_packages += (pypi_packages.empty() ? "" : ", ") + p->name + "==" + p->version;
-      continue;
-    }
+    if (p->kind == conda::PixiLockPackage::Kind::Pypi) continue;
     conda::PackageRecord r;
     r.name = p->name;
     ENVB_ASSIGN_OR_RETURN(r.version, conda::Version::parse(p->version)
@@ -651,11 +647,8 @@ Result<EnvironmentSpec> environment_from_pixi_lock(std::string_view text, const 
     r.constrains = p->constrains;
     out.records.push_back(std::move(r));
   }
-  if (!pypi_packages.empty())
-    return fail(Errc::Unsupported, file.string() + ": environment '" + environment +
-                                       "' has pypi packages, which envbuild does not read from a "
-                                       "pixi.lock yet: " + pypi_packages)
-        .with_hint("lock the environment with 'envbuild lock' (its pip: section included)");
+  ENVB_ASSIGN_OR_RETURN(out.wheels, pypi::pixi_wheels(packages, fs::absolute(file).parent_path(),
+                                                      file.string()));
   if (out.records.empty())
     return fail(Errc::InvalidInput, file.string() + ": environment '" + environment +
                                         "' has no conda packages for platform " + subdir);

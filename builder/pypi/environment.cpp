@@ -179,7 +179,15 @@ Result<std::vector<WheelPlan>> fetch_and_plan_wheels(const std::vector<WheelToIn
                                                      const InstallTarget& target,
                                                      const PackageCacheOptions& cache_options) {
   std::vector<PackageRef> refs;
-  for (const auto& w : wheels) refs.push_back({w.url, w.filename, w.sha256, "", std::nullopt});
+  for (const auto& w : wheels) {
+    // Only a wheel on this machine may come without a sha256 (pixi.lock paths): hashed here.
+    DistributionFile file;
+    file.url = w.url;
+    file.filename = w.filename;
+    file.sha256 = w.sha256;
+    ENVB_ASSIGN_OR_RETURN(PackageRef ref, package_ref(file, cache_options));
+    refs.push_back(std::move(ref));
+  }
   PackageCache cache(cache_options);
   ENVB_ASSIGN_OR_RETURN(auto fetched, cache.fetch(refs).context("fetching wheels"));
   std::vector<WheelPlan> plans(wheels.size());

@@ -11,6 +11,7 @@
 
 #include "builder/pypi/wheel_install.hpp"
 #include "conda/lockfile_conda_lock.hpp"
+#include "conda/lockfile_pixi.hpp"
 #include "conda/pypi/pip_section.hpp"
 
 namespace envbuild::builder::pypi {
@@ -28,5 +29,14 @@ void add_requested(conda::CondaLockMetadata& metadata, const std::vector<WheelTo
 /// The wheel a lock entry names, with what `metadata` says was asked for.
 WheelToInstall locked_wheel(const conda::CondaLockPackage& entry,
                             const conda::CondaLockMetadata& metadata);
+
+/// The wheels of a pixi.lock environment's pypi packages. URLs are used as written
+/// (`direct+URL` marks a direct reference); paths are relative to `lock_dir`. pixi.lock does not
+/// say what was asked for: a wheel no other one requires counts as requested. Dependencies are
+/// the `requires_dist` names the environment has (pixi applied the markers when it locked). A
+/// source distribution or an editable package is an Unsupported error naming it (`file`).
+Result<std::vector<WheelToInstall>> pixi_wheels(
+    const std::vector<const conda::PixiLockPackage*>& packages,
+    const std::filesystem::path& lock_dir, const std::string& file);
 
 }  // namespace envbuild::builder::pypi

@@ -5,9 +5,11 @@
 
 #include <set>
 
+#include "builder/image/image_build.hpp"
 #include "common/fs.hpp"
 #include "conda/lockfile_conda_lock.hpp"
 #include "conda/lockfile_explicit.hpp"
+#include "conda/lockfile_pixi.hpp"
 #include "tests/testing/testing.hpp"
 
 namespace envbuild::builder {
@@ -91,6 +93,54 @@ TEST_F(LockTest, UnsatisfiableSpecIsExplained) {
   EXPECT_EQ(r.exit_code, 4) << r.output;
   EXPECT_NE(r.output.find("openssl"), std::string::npos) << r.output;
   EXPECT_FALSE(fs::exists(dir_ / "conda-lock.yml"));
+}
+
+// Issue 20: every environment and platform of the real pixi.lock files becomes an environment
+// to install: its pypi packages as wheels with URL and sha256 (`direct+` and paths resolved),
+// or, for source packages and editables, an Unsupported error naming the package (and for a
+// download without a sha256, an InvalidInput one).
+TEST(PixiLockEnvironments, EveryRealFileGivesItsWheelsOrNamesWhatIsNotAWheel) {
+  size_t wheels = 0, refused = 0;
+  for (const auto& e : fs::directory_iterator(envbuild::testing::data_dir() / "locks/pixi-lock")) {
+    SCOPED_TRACE(e.path().filename().string());
+    auto text = common::read_file(e.path());
+    ASSERT_TRUE(text);
+    auto lock = conda::parse_pixi_lock(*text, e.path().string());
+    ASSERT_TRUE(lock) << lock.error().to_string();
+    for (const auto& env : lock->environments) {
+      for (const auto& platform : env.platforms) {
+        auto packages = lock->packages_for(env, platform.name);
+        ASSERT_TRUE(packages) << packages.error().to_string();
+        size_t pypi = 0;
+        for (const auto* p : *packages) pypi += p->kind == conda::PixiLockPackage::Kind::Pypi;
+        auto got = environment_from_lock(e.path(), platform.name, env.name);
+        if (!got) {
+          const std::string why = got.error().to_string();
+          // A download without a sha256 (a direct URL in the v4 file) is not installed unverified.
+          const bool unverifiable = why.find("no sha256 to verify its download") != std::string::npos;
+          EXPECT_EQ(got.error().code(), unverifiable ? Errc::InvalidInput : Errc::Unsupported) << why;
+          EXPECT_TRUE(unverifiable || why.find("not a wheel") != std::string::npos ||
+                      why.find("editable") != std::string::npos ||
+                      why.find("source package") != std::string::npos)
+              << why;
+          ++refused;
+          continue;
+        }
+        ASSERT_EQ(got->wheels.size(), pypi);
+        for (const auto& w : got->wheels) {
+          EXPECT_TRUE(w.filename.ends_with(".whl")) << w.filename;
+          if (!w.url.starts_with("file://")) {
+            EXPECT_EQ(w.sha256.size(), 64u) << w.name;
+          }
+          EXPECT_FALSE(w.url.starts_with("direct+")) << w.url;
+          EXPECT_NE(w.url.find("://"), std::string::npos) << w.url;
+        }
+        wheels += pypi;
+      }
+    }
+  }
+  EXPECT_GT(wheels, 10u);
+  EXPECT_GT(refused, 0u);
 }
 
 }  // namespace

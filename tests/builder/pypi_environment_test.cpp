@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "conda/lockfile_conda_lock.hpp"
 #include "tests/testing/channels.hpp"
 #include "tests/testing/pypi.hpp"
 #include "tests/testing/testing.hpp"
@@ -193,6 +194,54 @@ TEST_F(PypiEnvironmentTest, LockInstallBuildAndEnvrunAgree) {
   auto index = run_command("unsquashfs -cat " + q(dir_ / "env.sqfs") +
                            " conda-meta/envbuild-relocations.json");
   EXPECT_NE(index.output.find("tool-script"), std::string::npos) << index.output;
+}
+
+// Issue 20: a pixi.lock's pypi packages install as the wheels they name: the same prefix as the
+// conda-lock.yml of the same environment (what was requested is inferred: no other wheel needs
+// it). A source distribution is refused by name.
+TEST_F(PypiEnvironmentTest, PixiLockPypiPackagesInstallLikeTheCondaLock) {
+  testing::PypiServer server(testing::pypi_test_wheels(), dir_ / "index.log");
+  ASSERT_NE(server.port(), 0);
+  environment(dir_, {"--index-url " + server.simple_url(), "tool", "epsilon[fast]"});
+  auto locked = run_command("cd " + q(dir_) + " && " + envbuild() +
+                            " lock -f environment.yml -p linux-64 --cache-dir cache 2>&1");
+  ASSERT_EQ(locked.exit_code, 0) << locked.output;
+  auto lock = conda::parse_conda_lock(read_text(dir_ / "conda-lock.yml"), "conda-lock.yml");
+  ASSERT_TRUE(lock) << lock.error().to_string();
+  std::string refs, packages;
+  for (const auto* p : lock->packages_for("linux-64", conda::CondaLockPackage::Manager::Conda)) {
+    refs += "      - conda: " + p->url + "\n";
+    packages += "- conda: " + p->url + "\n  sha256: " + p->sha256 + "\n";
+  }
+  size_t wheels = 0;
+  for (const auto* p : lock->packages_for("linux-64", conda::CondaLockPackage::Manager::Pip)) {
+    refs += "      - pypi: " + p->url + "\n";
+    packages += "- pypi: " + p->url + "\n  name: " + p->name + "\n  version: " + p->version +
+                "\n  sha256: " + p->sha256 + "\n";
+    if (!p->dependencies.empty()) packages += "  requires_dist:\n";
+    for (const auto& [name, spec] : p->dependencies) packages += "  - " + name + spec + "\n";
+    ++wheels;
+  }
+  EXPECT_EQ(wheels, 5u);
+  const std::string head = "version: 6\nenvironments:\n  default:\n    channels:\n    - url: file://" +
+                           channel_.string() + "/\n    packages:\n      linux-64:\n";
+  write_text(dir_ / "pixi.lock", head + refs + "packages:\n" + packages);
+  ASSERT_EQ(install("--lock " + q(dir_ / "conda-lock.yml"), dir_ / "from-conda-lock").exit_code, 0)
+      << read_text(dir_ / "stderr.txt");
+  ASSERT_EQ(install("--lock " + q(dir_ / "pixi.lock"), dir_ / "from-pixi-lock").exit_code, 0)
+      << read_text(dir_ / "stderr.txt");
+  EXPECT_EQ(tree(dir_ / "from-conda-lock"), tree(dir_ / "from-pixi-lock"));
+
+  // A source distribution: named, nothing installed.
+  write_text(dir_ / "sdist.lock",
+             head + refs + "      - pypi: https://example.invalid/tool-1.0.tar.gz\npackages:\n" +
+                 packages + "- pypi: https://example.invalid/tool-1.0.tar.gz\n  name: tool\n"
+                 "  version: '1.0'\n  sha256: " + std::string(64, 'a') + "\n");
+  auto sdist = install("--lock " + q(dir_ / "sdist.lock"), dir_ / "sdist");
+  EXPECT_NE(sdist.exit_code, 0);
+  const std::string why = read_text(dir_ / "stderr.txt");
+  EXPECT_NE(why.find("pypi package tool 1.0 is not a wheel"), std::string::npos) << why;
+  EXPECT_FALSE(fs::exists(dir_ / "sdist"));
 }
 
 TEST_F(PypiEnvironmentTest, HostileWheelsAreRefusedBeforeAnythingIsWritten) {

@@ -246,7 +246,7 @@ TEST_F(ShardsTest, SameSolutionAsRepodataJsonFetchingOnlyReachableShards) {
   ASSERT_TRUE(whole) << whole.error().to_string();
   EXPECT_EQ(identities((*whole)[0].records), identities((*from_json)[0].records));
   EXPECT_EQ(count(server.log_lines(), "repodata_shards"), 0u);
-  EXPECT_EQ(count(server.log_lines(), "/sharded/linux-64/repodata.json"), 1u);
+  EXPECT_EQ(count(server.log_lines(), "/sharded/linux-64/repodata.json\", \"status\": 200"), 1u);
 
   // Offline from the filled cache: no request.
   server.clear_log();

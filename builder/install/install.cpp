@@ -523,7 +523,9 @@ class FilePlacer {
                      PrefixInstallReport& report) {
     const std::string shown = prefix_.shown(file.path);
     ENVB_ASSIGN_OR_RETURN(auto dest, dest_dirs_.parent(prefix_, file.path, CreateDirs::Yes));
-    const auto& [dest_dir, dest_name] = dest;
+    // Plain names, not a structured binding: clang 14 (the fuzz build) cannot capture those.
+    const int dest_dir = dest.first;
+    const std::string& dest_name = dest.second;
     if (file.kind == PlannedFile::Kind::Symlink) {
       auto link = [&]() -> int {
         return ::symlinkat(file.target.c_str(), dest_dir, dest_name.c_str()) == 0 ? 0 : errno;
@@ -541,7 +543,8 @@ class FilePlacer {
     ENVB_ASSIGN_OR_RETURN(std::string_view relative,
                           beneath(file.private_copy ? plan.staging : plan.extracted, file.source));
     ENVB_ASSIGN_OR_RETURN(auto source, source_dirs_.parent(*tree, relative, CreateDirs::No));
-    const auto& [source_dir, source_name] = source;
+    const int source_dir = source.first;
+    const std::string& source_name = source.second;
     if (file.private_copy || !file.no_link) {
       auto once = [&]() -> int {
         int r = file.private_copy

@@ -73,7 +73,8 @@ void register_config(CLI::App& app, Outcome& outcome) {
       "CONDA_CHANNEL_PRIORITY, CONDA_OFFLINE, CONDA_SSL_VERIFY, CONDA_ENVS_DIRS. The flags of\n"
       "solve, lock, install and build (--channel, --channel-alias, --channel-priority,\n"
       "--offline) win over all of them.");
-  cmd->callback([json, &outcome] { outcome.result = run_config(*json); });
+  // The callback owns both flags: CLI11 writes --show into *show after register_config returns.
+  cmd->callback([json, show, &outcome] { outcome.result = run_config(*json); });
 }
 
 }  // namespace envbuild::builder::cli

@@ -240,6 +240,14 @@ TEST_F(CondarcTest, OfflineColdThenWarmCache) {
   server.clear_log();
   auto warm = run(solve("c"));
   EXPECT_EQ(warm.exit_code, 0) << warm.output;
+  // The packages are not cached: the install names the one it misses, by its URL.
+  auto install = run("install -q -p " + shell_quote((dir_ / "p").string()) + " --cache-dir " +
+                     shell_quote((dir_ / "c").string()) + " xz");
+  EXPECT_NE(install.exit_code, 0) << install.output;
+  EXPECT_NE(install.output.find("not in the package cache and offline mode"), std::string::npos)
+      << install.output;
+  EXPECT_NE(install.output.find(server.url() + "/conda-forge-subset/linux-64/"), std::string::npos)
+      << install.output;
   EXPECT_TRUE(server.log_lines().empty()) << "offline sends nothing";
 }
 

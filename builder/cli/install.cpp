@@ -54,19 +54,19 @@ struct PipExtras {
 };
 
 // The lock's packages and wheels for one platform: the same reader as `envbuild build`.
-Result<EnvironmentSpec> from_lock(const InstallCliOptions& o, const std::string& platform) {
+Result<EnvironmentSpec> from_lock(const InstallCliOptions& o, const EffectiveSettings& settings,
+                                  const std::string& platform) {
   ENVB_ASSIGN_OR_RETURN(EnvironmentSpec env, environment_from_lock(o.lock, platform, o.lock_environment));
   // A lock holds redacted URLs: -c URLs with credentials supply them.
-  ENVB_ASSIGN_OR_RETURN(EffectiveSettings settings, effective_settings(o.solve));
   env.credentialed_channels = credentialed_base_urls(o.solve.channels, settings.channel_options);
   return env;
 }
 
 // The conda part solved, then the pip: section after it. Local source trees and -e are allowed
 // here (`extras`): the environment's own pip builds them once everything else is installed.
-Result<EnvironmentSpec> from_environment(const InstallCliOptions& o, const fs::path& cache_root,
-                                         PipExtras& extras) {
-  ENVB_ASSIGN_OR_RETURN(EffectiveSettings settings, effective_settings(o.solve));
+Result<EnvironmentSpec> from_environment(const InstallCliOptions& o,
+                                         const EffectiveSettings& settings,
+                                         const fs::path& cache_root, PipExtras& extras) {
   ENVB_ASSIGN_OR_RETURN(EnvironmentRequest request,
                         to_environment_request(o.solve, settings, cache_root));
   if (!request.pip.empty() && !o.pip_find_links.empty())
@@ -203,9 +203,9 @@ Result<int> run_install(const InstallCliOptions& o) {
   const std::string platform = platforms.empty() ? conda::host_subdir() : platforms.front();
   ENVB_ASSIGN_OR_RETURN(CacheLease cache_lease, open_cache(o.solve.cache_dir));
   const fs::path& cache_root = cache_lease.root();
+  ENVB_ASSIGN_OR_RETURN(EffectiveSettings settings, effective_settings(o.solve));
   std::string target = o.prefix;
   if (!o.name.empty()) {
-    ENVB_ASSIGN_OR_RETURN(EffectiveSettings settings, effective_settings(o.solve));
     ENVB_ASSIGN_OR_RETURN(fs::path named, prefix_of_name(o.name, settings));
     target = named.string();
   }
@@ -215,9 +215,9 @@ Result<int> run_install(const InstallCliOptions& o) {
   EnvironmentSpec in;
   PipExtras extras;
   if (!o.lock.empty()) {
-    ENVB_ASSIGN_OR_RETURN(in, from_lock(o, platform));
+    ENVB_ASSIGN_OR_RETURN(in, from_lock(o, settings, platform));
   } else {
-    ENVB_ASSIGN_OR_RETURN(in, from_environment(o, cache_root, extras));
+    ENVB_ASSIGN_OR_RETURN(in, from_environment(o, settings, cache_root, extras));
   }
   if (o.dry_run) return print_dry_run(in, prefix, platform, cache_root, o.json);
   if (o.force && fs::exists(prefix, ec)) ENVB_TRY(common::remove_all(prefix));
@@ -231,7 +231,6 @@ Result<int> run_install(const InstallCliOptions& o) {
   request.cache.root = cache_root;
   request.cache.jobs = o.jobs;
   request.cache.credentialed_channels = in.credentialed_channels;
-  ENVB_ASSIGN_OR_RETURN(EffectiveSettings settings, effective_settings(o.solve));
   apply_fetch_settings(settings, request.cache);
   if (!in.wheels.empty()) {
     // Wheels are planned once the packages are: none may overwrite a package's file.

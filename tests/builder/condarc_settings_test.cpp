@@ -323,6 +323,28 @@ TEST_F(CondarcTest, ProxyServersRouteRequestsAndKeepTheirCredentials) {
   EXPECT_NE(shown.output.find("proxy_servers:"), std::string::npos) << shown.output;
 }
 
+// An https channel through the proxy: a CONNECT tunnel, the TLS still the channel's own.
+TEST_F(CondarcTest, HttpsProxyTunnelsToTheChannel) {
+  const fs::path certs = dir_ / "certs";
+  fs::create_directories(certs);
+  if (auto why = make_ca_and_server_certificate(certs); !why.empty()) GTEST_SKIP() << why;
+  testing::RepoServer upstream(dir_ / "srv", dir_ / "logs", 0, "",
+                               "--tls " + shell_quote((certs / "cert.pem").string()) + " " +
+                                   shell_quote((certs / "key.pem").string()));
+  if (!upstream.port()) GTEST_SKIP() << "python3 test server did not start";
+  const std::string origin = "127.0.0.1:" + std::to_string(upstream.port());
+  testing::PythonServer proxy("fault_proxy.py", "--upstream " + origin + " --proxy-auth u:p",
+                              dir_ / "logs", "proxy");
+  if (!proxy.port()) GTEST_SKIP() << "python3 proxy did not start";
+  condarc("channels: [https://" + origin +
+          "/conda-forge-subset]\nssl_verify: " + (certs / "ca.pem").string() +
+          "\nproxy_servers:\n  https: http://u:p@127.0.0.1:" + std::to_string(proxy.port()) + "\n");
+  auto solved = run(solve("c"));
+  ASSERT_EQ(solved.exit_code, 0) << solved.output;
+  EXPECT_GT(requests_for(proxy, "\"method\": \"CONNECT\", \"path\": \"" + origin), 0u);
+  EXPECT_GT(requests_for(upstream, "/conda-forge-subset/linux-64/repodata.json"), 0u);
+}
+
 // envs_dirs applies where a command takes an environment's name: `install -n NAME`.
 TEST_F(CondarcTest, InstallNameGoesUnderEnvsDirs) {
   condarc("envs_dirs: [" + (dir_ / "envs").string() + "]\n");

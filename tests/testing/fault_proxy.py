@@ -39,8 +39,9 @@ that leaves the registry).
 It is a forward proxy too: a request in absolute form (`GET http://host/path`, what a client
 configured with this proxy sends) goes to --upstream with its path, whatever host it names, so a
 test can name a host that resolves nowhere (`conda.invalid`) and know the request came through
-here. --proxy-auth USER:PASS answers such a request 407 unless its Proxy-Authorization is
-theirs; the header is the proxy's and is not forwarded.
+here; `CONNECT host:port` (an https URL through the proxy) opens a tunnel to --upstream, whatever
+host it names. --proxy-auth USER:PASS answers such a request 407 unless its
+Proxy-Authorization is theirs; the header is the proxy's and is not forwarded.
 
 The port (127.0.0.1, chosen by the OS) is written to --port-file once listening. Every request
 is logged as one JSON line: method, path, upstream status, fault applied; for a forward-proxy
@@ -54,6 +55,7 @@ import json
 import os
 import random
 import re
+import select
 import socket
 import threading
 import time
@@ -272,6 +274,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(send_body)
 
     do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = handle_any
+
+    def do_CONNECT(self):
+        entry = {"method": "CONNECT", "path": self.path, "request_bytes": 0}
+        if self.refuse_proxy_request(entry):
+            return
+        host, port = args.upstream.rsplit(":", 1)
+        upstream = socket.create_connection((host, int(port)), timeout=120)
+        entry["status"] = 200
+        log(entry)
+        self.send_response(200, "Connection established")
+        self.end_headers()
+        self.close_connection = True
+        # Bytes both ways until either side closes: the TLS inside is the client's and server's.
+        sides = [self.connection, upstream]
+        try:
+            while True:
+                readable, _, _ = select.select(sides, [], [], 120)
+                if not readable:
+                    return
+                for side in readable:
+                    data = side.recv(65536)
+                    if not data:
+                        return
+                    (upstream if side is self.connection else self.connection).sendall(data)
+        finally:
+            upstream.close()
 
 
 def main():

@@ -11,6 +11,7 @@
 
 #include "builder/cli/cli.hpp"
 #include "builder/cli/progress.hpp"
+#include "builder/cli/settings.hpp"
 #include "builder/cli/solve_options.hpp"
 #include "builder/image/image_build.hpp"
 #include "builder/image/image_index.hpp"
@@ -244,13 +245,15 @@ Result<int> run_build(const BuildCliOptions& o) {
   const std::string subdir = platforms.empty() ? conda::host_subdir() : platforms.front();
   ENVB_ASSIGN_OR_RETURN(CacheLease cache_lease, open_cache(o.solve.cache_dir));
   const fs::path& cache_root = cache_lease.root();
+  ENVB_ASSIGN_OR_RETURN(EffectiveSettings settings, effective_settings(o.solve));
   EnvironmentSpec env;
   if (!o.lock.empty()) {
     ENVB_ASSIGN_OR_RETURN(env, environment_from_lock(o.lock, subdir, o.lock_environment));
   } else {
     SolveCliOptions one = o.solve;
     one.platforms = {subdir};
-    ENVB_ASSIGN_OR_RETURN(EnvironmentRequest request, to_environment_request(one, cache_root));
+    ENVB_ASSIGN_OR_RETURN(EnvironmentRequest request,
+                          to_environment_request(one, settings, cache_root));
     request.packages.jobs = std::max<size_t>(o.jobs, 4);
     ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request.solve).context("solving"));
     ENVB_ASSIGN_OR_RETURN(env, environment_of(request, solutions.front()));
@@ -276,12 +279,10 @@ Result<int> run_build(const BuildCliOptions& o) {
   options.packages.root = cache_root;
   // A lock holds redacted URLs: -c URLs with credentials supply them.
   options.packages.credentialed_channels = env.credentialed_channels;
-  ENVB_ASSIGN_OR_RETURN(ChannelOptions channel_options, channel_options_of(o.solve));
-  options.packages.mirrors = channel_options.mirrors;
+  apply_fetch_settings(settings, options.packages);
   if (!o.lock.empty())
     options.packages.credentialed_channels =
-        credentialed_base_urls(o.solve.channels, channel_options);
-  options.packages.offline = o.solve.offline;
+        credentialed_base_urls(o.solve.channels, settings.channel_options);
   fetch_progress.attach(options.packages);
   options.packages.jobs = std::max<size_t>(o.jobs, 4);
   options.image_name = o.tag;

@@ -10,6 +10,7 @@
 #include <set>
 
 #include "builder/cli/cli.hpp"
+#include "builder/cli/settings.hpp"
 #include "builder/cli/solve_options.hpp"
 #include "builder/install/cache.hpp"
 #include "builder/install/package_cache.hpp"
@@ -89,7 +90,9 @@ Result<std::string> spec_text_of(const EnvironmentRequest& env) {
 Result<int> run_lock(const LockOptions& o) {
   ENVB_ASSIGN_OR_RETURN(CacheLease cache_lease, open_cache(o.solve.cache_dir));
   const fs::path& cache_root = cache_lease.root();
-  ENVB_ASSIGN_OR_RETURN(EnvironmentRequest env, to_environment_request(o.solve, cache_root));
+  ENVB_ASSIGN_OR_RETURN(EffectiveSettings settings, effective_settings(o.solve));
+  ENVB_ASSIGN_OR_RETURN(EnvironmentRequest env,
+                        to_environment_request(o.solve, settings, cache_root));
   const SolveRequest& request = env.solve;
   const std::string source = env.file.empty() ? "command-line specs" : env.file.string();
   ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request));

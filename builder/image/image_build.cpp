@@ -547,7 +547,8 @@ std::string compact_explicit_lock(const std::vector<conda::PackageRecord>& recor
 
 Result<EnvironmentRequest> environment_request(
     const fs::path& file, const std::vector<std::string>& specs, const std::string& subdir,
-    SolveRequest base, const std::function<void(const std::string&)>& warn) {
+    SolveRequest base, const std::function<void(const std::string&)>& warn,
+    const std::vector<std::string>& configured_channels) {
   EnvironmentRequest out;
   out.solve = std::move(base);
   out.file = file;
@@ -570,10 +571,12 @@ Result<EnvironmentRequest> environment_request(
     out.environment.specs.push_back(spec.to_string());
     out.solve.specs.push_back(solver_spec(spec));
   }
+  if (out.solve.channels.empty()) out.solve.channels = configured_channels;
   if (out.solve.channels.empty())
     return fail(Errc::InvalidInput,
                 (file.empty() ? std::string() : file.string() + ": ") +
-                    "no channels: give -c CHANNEL or list them under channels:");
+                    "no channels: give -c CHANNEL, list them under channels:, or set channels "
+                    "in .condarc");
   return out;
 }
 

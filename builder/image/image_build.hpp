@@ -81,10 +81,13 @@ struct EnvironmentRequest {
 /// (written as in a file: `xz[version='>=5']`, `conda-forge::numpy 1.26.*`). `base` holds the
 /// solve options; its channels, when it has any, replace the file's; its platforms, when it has
 /// none, come from the file's `platforms:`. The file's warnings go to `warn`.
+/// `configured_channels` (conda's `channels` setting) are the channels when neither `base` nor
+/// the file names any (a file's `nodefaults` alone names none, and so gets none).
 Result<EnvironmentRequest> environment_request(
     const std::filesystem::path& file, const std::vector<std::string>& specs,
     const std::string& subdir, SolveRequest base,
-    const std::function<void(const std::string&)>& warn = nullptr);
+    const std::function<void(const std::string&)>& warn = nullptr,
+    const std::vector<std::string>& configured_channels = {});
 
 /// The environment of one solution of `request`: its records, the credentials of its channels
 /// for the downloads, and the wheels of its pip: section resolved against those records.

@@ -77,8 +77,9 @@ Result<int> run_export(const ExportOptions& o) {
 void register_export(CLI::App& app, Outcome& outcome) {
   auto options = std::make_shared<ExportOptions>();
   CLI::App* cmd = app.add_subcommand(
-      "export", "Write an installed environment or a lock as environment.yml, @EXPLICIT or "
-                "conda-lock.yml");
+      "export",
+      "Write an installed environment or a lock as environment.yml, @EXPLICIT or "
+      "conda-lock.yml");
   cmd->add_option("-p,--prefix", options->prefix, "installed environment to export");
   cmd->add_option("--lock", options->lock, "conda-lock.yml, @EXPLICIT file or pixi.lock");
   cmd->add_option("--environment", options->environment, "pixi.lock environment (default)");

@@ -55,8 +55,8 @@ std::vector<std::string> requested_specs_of_history(const std::string& history) 
   auto items = [](std::string rest) {
     std::vector<std::string> out;
     if (rest.starts_with("[")) {
-      rest = rest.substr(1, rest.rfind(']') == std::string::npos ? std::string::npos
-                                                                  : rest.rfind(']') - 1);
+      rest = rest.substr(
+          1, rest.rfind(']') == std::string::npos ? std::string::npos : rest.rfind(']') - 1);
       std::stringstream in(rest);
       for (std::string item; std::getline(in, item, ',');) {
         item.erase(0, item.find_first_not_of(" '\""));
@@ -105,8 +105,8 @@ void finish(ExportedEnvironment& env) {
 }
 
 ExportedPackage exported_of_record(const conda::PackageRecord& r) {
-  return {r.name,   r.version.to_string(), r.build,  r.channel, r.subdir,
-          r.url,    r.md5,                 r.sha256, r.depends};
+  return {r.name,   r.version.to_string(), r.build, r.channel, r.subdir, r.url, r.md5, r.sha256,
+          r.depends};
 }
 
 // The conda-meta records: regular files <name>-<version>-<build>.json (envbuild's own
@@ -119,8 +119,8 @@ Result<std::vector<ExportedPackage>> read_conda_meta(const fs::path& meta) {
     if (!name.ends_with(".json") || name.starts_with("envbuild-")) continue;
     if (!it->is_regular_file(ec) || it->is_symlink(ec)) continue;
     if (files.size() == kMaxRecords)
-      return fail(Errc::InvalidInput, meta.string() + ": more than " +
-                                          std::to_string(kMaxRecords) + " package records");
+      return fail(Errc::InvalidInput, meta.string() + ": more than " + std::to_string(kMaxRecords) +
+                                          " package records");
     files.push_back(it->path());
   }
   if (ec) return common::errno_error("opendir", meta.string(), ec.value());
@@ -236,8 +236,8 @@ Result<ExportedEnvironment> from_pixi(const std::string& text, const std::string
   ENVB_ASSIGN_OR_RETURN(auto packages, lock.packages_for(*pixi_env, env.platform));
   for (const auto* p : packages) {
     if (p->kind != conda::PixiLockPackage::Kind::Conda) continue;  // wheels, source builds
-    ExportedPackage exported = exported_of_url({p->name, p->version, p->build}, p->location,
-                                               p->md5, p->sha256);
+    ExportedPackage exported =
+        exported_of_url({p->name, p->version, p->build}, p->location, p->md5, p->sha256);
     exported.subdir = p->subdir;
     exported.depends = p->depends;
     env.packages.push_back(std::move(exported));
@@ -277,8 +277,7 @@ Result<ExportedEnvironment> read_prefix_environment(const fs::path& prefix) {
   return env;
 }
 
-Result<ExportedEnvironment> read_lock_environment(const fs::path& file,
-                                                  const std::string& platform,
+Result<ExportedEnvironment> read_lock_environment(const fs::path& file, const std::string& platform,
                                                   const std::string& pixi_environment) {
   ENVB_ASSIGN_OR_RETURN(std::string text, common::read_file(file, kMaxLockBytes));
   const std::string name = file.string();

@@ -32,9 +32,9 @@ struct ExportedPackage {
 /// One environment for one platform, whatever the source.
 struct ExportedEnvironment {
   std::string name;
-  std::string platform;                   // empty when the source does not say
-  std::vector<std::string> channels;      // in priority (or first-seen) order
-  std::vector<ExportedPackage> packages;  // sorted by name
+  std::string platform;                                        // empty when the source does not say
+  std::vector<std::string> channels;                           // in priority (or first-seen) order
+  std::vector<ExportedPackage> packages;                       // sorted by name
   std::vector<std::string> requested_specs;                    // history / the lock's specs
   std::vector<std::pair<std::string, std::string>> variables;  // in file order
 };
@@ -53,9 +53,9 @@ Result<ExportedEnvironment> read_lock_environment(const std::filesystem::path& f
                                                   const std::string& pixi_environment);
 
 struct EnvironmentYmlOptions {
-  bool no_builds = false;     // `name=version` instead of `name=version=build`
-  bool from_history = false;  // only the requested specs
-  bool override_channels = false;  // drop the source's channels
+  bool no_builds = false;                   // `name=version` instead of `name=version=build`
+  bool from_history = false;                // only the requested specs
+  bool override_channels = false;           // drop the source's channels
   std::vector<std::string> extra_channels;  // -c, before the source's
 };
 

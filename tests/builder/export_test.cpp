@@ -1,7 +1,8 @@
 // `envbuild export` (issue 20): an installed prefix or a lock written back as environment.yml,
 // @EXPLICIT or conda-lock.yml, and each of those read back by our own commands gives the same
 // packages: environment.yml solves (`envbuild lock -f`) to them, @EXPLICIT installs them,
-// conda-lock.yml round trips through `export --lock`.
+// conda-lock.yml round trips through `export --lock`. The channel is served over HTTP by
+// tests/testing/repo_server.py.
 
 #include <gtest/gtest.h>
 
@@ -9,6 +10,8 @@
 
 #include "common/fs.hpp"
 #include "conda/lockfile_conda_lock.hpp"
+#include "tests/testing/channels.hpp"
+#include "tests/testing/repo_server.hpp"
 #include "tests/testing/testing.hpp"
 
 namespace envbuild::builder {
@@ -24,17 +27,6 @@ std::string envbuild_bin() {
   return shell_quote((envbuild::testing::binary_dir() / "envbuild").string());
 }
 
-// A copy of the real conda-forge subset with the empty noarch subdir conda channels need.
-fs::path make_channel(const fs::path& dir) {
-  fs::path channel = dir / "chan";
-  fs::create_directories(channel);
-  fs::copy(envbuild::testing::data_dir() / "packages/channels/conda-forge-subset/linux-64",
-           channel / "linux-64", fs::copy_options::recursive);
-  write_text(channel / "noarch/repodata.json",
-             R"({"info":{"subdir":"noarch"},"packages":{},"packages.conda":{}})");
-  return channel;
-}
-
 // The conda-meta record names of a prefix: <name>-<version>-<build>.json.
 std::set<std::string> records_of(const fs::path& prefix) {
   std::set<std::string> out;
@@ -48,16 +40,16 @@ std::set<std::string> records_of(const conda::CondaLockFile& lock) {
   std::set<std::string> out;
   for (const auto* p : lock.packages_for("linux-64", conda::CondaLockPackage::Manager::Conda)) {
     std::string file = p->url.substr(p->url.rfind('/') + 1);
-    out.insert(file.substr(0, file.find(".conda") != std::string::npos ? file.find(".conda")
-                                                                        : file.find(".tar.bz2")));
+    out.insert(file.substr(
+        0, file.find(".conda") != std::string::npos ? file.find(".conda") : file.find(".tar.bz2")));
   }
   return out;
 }
 
-// Installs xz and openssl >=3 into dir/prefix from the real channel, with a variable.
-void install_prefix(const fs::path& dir) {
-  fs::path channel = make_channel(dir);
-  write_text(dir / "environment.yml", "name: t\nchannels:\n  - " + channel.string() +
+// Installs xz and openssl >=3 into dir/prefix from the real conda-forge subset served over HTTP
+// (so the records carry http:// URLs, as from a real channel), with a variable.
+void install_prefix(const fs::path& dir, const std::string& channel_url) {
+  write_text(dir / "environment.yml", "name: t\nchannels:\n  - " + channel_url +
                                           "\ndependencies:\n  - xz\n  - openssl >=3\n"
                                           "variables:\n  GREETING: hello world\n");
   auto r = run_command("cd " + shell_quote(dir.string()) + " && " + envbuild_bin() +
@@ -66,7 +58,9 @@ void install_prefix(const fs::path& dir) {
 }
 
 TEST_F(ExportTest, PrefixRoundTripsThroughEveryFormat) {
-  ASSERT_NO_FATAL_FAILURE(install_prefix(dir_));
+  envbuild::testing::RepoServer server(envbuild::testing::conda_forge_subset_channel(dir_), dir_);
+  ASSERT_NE(server.port(), 0);
+  ASSERT_NO_FATAL_FAILURE(install_prefix(dir_, server.url()));
   const std::string cd = "cd " + shell_quote(dir_.string()) + " && ";
   const std::set<std::string> installed = records_of(dir_ / "prefix");
   ASSERT_GE(installed.size(), 3u);
@@ -77,8 +71,8 @@ TEST_F(ExportTest, PrefixRoundTripsThroughEveryFormat) {
   auto text = common::read_file(dir_ / "exported.yml");
   ASSERT_TRUE(text);
   EXPECT_NE(text->find("GREETING: hello world"), std::string::npos) << *text;
-  auto lock = run_command(cd + envbuild_bin() +
-                          " lock -f exported.yml -o relock.yml --cache-dir cache");
+  auto lock =
+      run_command(cd + envbuild_bin() + " lock -f exported.yml -o relock.yml --cache-dir cache");
   ASSERT_EQ(lock.exit_code, 0) << lock.output;
   auto relock_text = common::read_file(dir_ / "relock.yml");
   ASSERT_TRUE(relock_text);
@@ -110,7 +104,9 @@ TEST_F(ExportTest, PrefixRoundTripsThroughEveryFormat) {
 }
 
 TEST_F(ExportTest, NoBuildsAndFromHistoryContent) {
-  ASSERT_NO_FATAL_FAILURE(install_prefix(dir_));
+  envbuild::testing::RepoServer server(envbuild::testing::conda_forge_subset_channel(dir_), dir_);
+  ASSERT_NE(server.port(), 0);
+  ASSERT_NO_FATAL_FAILURE(install_prefix(dir_, server.url()));
   const std::string cd = "cd " + shell_quote(dir_.string()) + " && ";
   auto history = run_command(cd + envbuild_bin() + " export -p prefix --from-history");
   ASSERT_EQ(history.exit_code, 0) << history.output;
@@ -122,7 +118,7 @@ TEST_F(ExportTest, NoBuildsAndFromHistoryContent) {
                                " export -p prefix --no-builds --override-channels -c conda-forge");
   ASSERT_EQ(no_builds.exit_code, 0) << no_builds.output;
   EXPECT_NE(no_builds.output.find("- conda-forge\n"), std::string::npos) << no_builds.output;
-  EXPECT_EQ(no_builds.output.find(dir_.string() + "/chan"), std::string::npos) << no_builds.output;
+  EXPECT_EQ(no_builds.output.find(server.url()), std::string::npos) << no_builds.output;
   size_t xz = no_builds.output.find("- xz=");
   ASSERT_NE(xz, std::string::npos) << no_builds.output;
   std::string line = no_builds.output.substr(xz, no_builds.output.find('\n', xz) - xz);
@@ -132,8 +128,8 @@ TEST_F(ExportTest, NoBuildsAndFromHistoryContent) {
 TEST_F(ExportTest, BadInputIsNamedWithItsExitCode) {
   fs::create_directories(dir_ / "corrupt/conda-meta");
   write_text(dir_ / "corrupt/conda-meta/zlib-1.3-0.json", "{\"name\": ");
-  const fs::path pixi = envbuild::testing::data_dir() /
-                        "locks/pixi-lock/conda-lockfiles__single_package__pixi.lock";
+  const fs::path pixi =
+      envbuild::testing::data_dir() / "locks/pixi-lock/conda-lockfiles__single_package__pixi.lock";
   struct Case {
     std::string args;
     int exit_code;
@@ -147,8 +143,8 @@ TEST_F(ExportTest, BadInputIsNamedWithItsExitCode) {
       {"--lock nothing.yml", 3, "nothing.yml"},
   };
   for (const auto& c : cases) {
-    auto r = run_command("cd " + shell_quote(dir_.string()) + " && " + envbuild_bin() +
-                         " export " + c.args);
+    auto r = run_command("cd " + shell_quote(dir_.string()) + " && " + envbuild_bin() + " export " +
+                         c.args);
     EXPECT_EQ(r.exit_code, c.exit_code) << c.args << "\n" << r.output;
     EXPECT_NE(r.output.find(c.names), std::string::npos) << c.args << "\n" << r.output;
   }

@@ -138,6 +138,41 @@ Result<std::vector<ExportedPackage>> read_conda_meta(const fs::path& meta) {
   return out;
 }
 
+// One .dist-info directory: `name-1.0.dist-info` -> "name==1.0" when a pip: section (not a
+// conda package, whose INSTALLER says conda) put it there.
+void add_wheel(ExportedEnvironment& env, const fs::path& dist_info) {
+  std::string stem = dist_info.filename().string();
+  stem.resize(stem.size() - std::string_view(".dist-info").size());
+  size_t dash = stem.find('-');
+  if (dash == std::string::npos || dash == 0) return;
+  auto installer = common::read_file(dist_info / "INSTALLER", 4096);
+  if (!installer || installer->starts_with("conda")) return;
+  std::string spec = stem.substr(0, dash) + "==" + stem.substr(dash + 1);
+  env.pip.push_back(spec);
+  std::error_code ec;
+  if (fs::is_regular_file(fs::symlink_status(dist_info / "REQUESTED", ec)))
+    env.pip_requested.push_back(spec);
+}
+
+// lib/python*/site-packages/*.dist-info, without following links out of the prefix.
+void read_wheels(ExportedEnvironment& env, const fs::path& prefix) {
+  std::error_code ec;
+  size_t seen = 0;
+  for (fs::directory_iterator lib(prefix / "lib", ec), end; !ec && lib != end; lib.increment(ec)) {
+    if (!lib->path().filename().string().starts_with("python") || lib->is_symlink(ec)) continue;
+    const fs::path site = lib->path() / "site-packages";
+    if (!fs::is_directory(fs::symlink_status(site, ec))) continue;
+    std::error_code site_ec;
+    for (fs::directory_iterator it(site, site_ec); !site_ec && it != end && seen < kMaxRecords;
+         it.increment(site_ec), ++seen)
+      if (it->path().extension() == ".dist-info" && !it->is_symlink(site_ec) &&
+          it->is_directory(site_ec))
+        add_wheel(env, it->path());
+  }
+  std::sort(env.pip.begin(), env.pip.end());
+  std::sort(env.pip_requested.begin(), env.pip_requested.end());
+}
+
 Result<std::vector<std::pair<std::string, std::string>>> variables_of_state(const fs::path& state) {
   std::vector<std::pair<std::string, std::string>> out;
   if (!fs::is_regular_file(fs::symlink_status(state))) return out;
@@ -273,6 +308,7 @@ Result<ExportedEnvironment> read_prefix_environment(const fs::path& prefix) {
     env.requested_specs = requested_specs_of_history(text);
   }
   ENVB_ASSIGN_OR_RETURN(env.variables, variables_of_state(meta / "state"));
+  read_wheels(env, prefix);
   finish(env);
   return env;
 }
@@ -307,6 +343,12 @@ std::string to_environment_yml(const ExportedEnvironment& env, const Environment
   } else {
     for (const auto& p : env.packages)
       out << (p.name + "=" + p.version + (o.no_builds ? "" : "=" + p.build));
+  }
+  const auto& wheels = o.from_history ? env.pip_requested : env.pip;
+  if (!wheels.empty()) {
+    out << YAML::BeginMap << YAML::Key << "pip" << YAML::Value << YAML::BeginSeq;
+    for (const auto& w : wheels) out << w;
+    out << YAML::EndSeq << YAML::EndMap;
   }
   out << YAML::EndSeq;
   if (!env.variables.empty()) {

@@ -37,12 +37,17 @@ struct ExportedEnvironment {
   std::vector<ExportedPackage> packages;                       // sorted by name
   std::vector<std::string> requested_specs;                    // history / the lock's specs
   std::vector<std::pair<std::string, std::string>> variables;  // in file order
+  /// Wheels a pip: section installed (their .dist-info's INSTALLER is not conda), as
+  /// `name==version`, sorted; `pip_requested` those with a REQUESTED marker.
+  std::vector<std::string> pip;
+  std::vector<std::string> pip_requested;
 };
 
 /// An installed prefix: conda-meta/<name>-<version>-<build>.json records, the requested specs
 /// of conda-meta/history (`# update specs:` lines, conda's list form too) and the variables of
-/// conda-meta/state. NotFound when PREFIX/conda-meta is missing; InvalidInput naming the record
-/// that is not valid JSON or not a record.
+/// conda-meta/state, and the wheels under lib/python*/site-packages. NotFound when
+/// PREFIX/conda-meta is missing; InvalidInput naming the record that is not valid JSON or not a
+/// record.
 Result<ExportedEnvironment> read_prefix_environment(const std::filesystem::path& prefix);
 
 /// A lock file: conda-lock.yml, @EXPLICIT or pixi.lock (told apart by content). `platform`
@@ -59,7 +64,8 @@ struct EnvironmentYmlOptions {
   std::vector<std::string> extra_channels;  // -c, before the source's
 };
 
-/// name, channels, dependencies, variables: the keys `envbuild solve -f` reads back.
+/// name, channels, dependencies (with a `pip:` list when wheels were installed), variables: the
+/// keys `envbuild solve -f` reads back.
 std::string to_environment_yml(const ExportedEnvironment& env, const EnvironmentYmlOptions& o);
 
 /// URLs with `#sha256:<hex>` (conda 24's default) or, with `md5`, `#<md5>`; a package without

@@ -235,6 +235,7 @@ Result<std::string> pick_platform(const std::vector<std::string>& platforms,
     return fail(Errc::InvalidInput, file + " locks several platforms (" + all + ")")
         .with_hint("pick one with --platform");
   }
+  if (all.empty()) all = "none";
   if (std::find(platforms.begin(), platforms.end(), wanted) == platforms.end())
     return fail(Errc::NotFound, file + " has no platform '" + wanted + "' (it has " + all + ")");
   return wanted;
@@ -261,7 +262,9 @@ Result<ExportedEnvironment> from_conda_lock(const std::string& text, const std::
 Result<ExportedEnvironment> from_pixi(const std::string& text, const std::string& file,
                                       const std::string& platform, const std::string& name) {
   ENVB_ASSIGN_OR_RETURN(auto lock, conda::parse_pixi_lock(text, file));
-  ENVB_ASSIGN_OR_RETURN(const conda::PixiLockEnvironment* pixi_env, lock.environment(name));
+  auto found = lock.environment(name);
+  if (!found) return std::move(found).error().with_context(file);
+  const conda::PixiLockEnvironment* pixi_env = *found;
   std::vector<std::string> platforms;
   for (const auto& p : pixi_env->platforms) platforms.push_back(p.name);
   ExportedEnvironment env;

@@ -235,7 +235,8 @@ Result<std::string> pick_platform(const std::vector<std::string>& platforms,
     return fail(Errc::InvalidInput, file + " locks several platforms (" + all + ")")
         .with_hint("pick one with --platform");
   }
-  if (all.empty()) all = "none";
+  if (platforms.empty())
+    return fail(Errc::InvalidInput, file + " locks no platform: there is nothing to export");
   if (std::find(platforms.begin(), platforms.end(), wanted) == platforms.end())
     return fail(Errc::NotFound, file + " has no platform '" + wanted + "' (it has " + all + ")");
   return wanted;

@@ -228,6 +228,8 @@ Result<ExportedEnvironment> from_explicit(const std::string& text, const std::st
 
 Result<std::string> pick_platform(const std::vector<std::string>& platforms,
                                   const std::string& wanted, const std::string& file) {
+  if (platforms.empty())
+    return fail(Errc::InvalidInput, file + " locks no platform: there is nothing to export");
   std::string all;
   for (const auto& p : platforms) all += (all.empty() ? "" : ", ") + p;
   if (wanted.empty()) {
@@ -235,8 +237,6 @@ Result<std::string> pick_platform(const std::vector<std::string>& platforms,
     return fail(Errc::InvalidInput, file + " locks several platforms (" + all + ")")
         .with_hint("pick one with --platform");
   }
-  if (platforms.empty())
-    return fail(Errc::InvalidInput, file + " locks no platform: there is nothing to export");
   if (std::find(platforms.begin(), platforms.end(), wanted) == platforms.end())
     return fail(Errc::NotFound, file + " has no platform '" + wanted + "' (it has " + all + ")");
   return wanted;

@@ -70,8 +70,8 @@ TEST_F(CliTest, UsageErrorsExitTwoWithDidYouMean) {
 TEST_F(CliTest, FlagsNamedInMessagesExist) {
   std::set<std::string> known;
   std::string all_help = run("--help").output;
-  for (const char* cmd : {"solve", "lock", "install", "build", "push", "pull", "index", "cache",
-                          "cache prune", "inspect", "pkg info", "pkg extract"})
+  for (const char* cmd : {"solve", "lock", "export", "install", "build", "push", "pull", "index",
+                          "cache", "cache prune", "inspect", "pkg info", "pkg extract"})
     all_help += run(std::string(cmd) + " --help").output;
   std::regex flag(R"((--[a-z][a-z-]+))");
   for (std::sregex_iterator it(all_help.begin(), all_help.end(), flag), end; it != end; ++it)

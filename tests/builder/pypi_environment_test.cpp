@@ -132,6 +132,33 @@ TEST_F(PypiEnvironmentTest, InstallsWheelsAsPipWouldChooseThemFromJsonAndHtmlInd
   }
 }
 
+// `envbuild export -p` lists the wheels a pip: section installed under `- pip:` as conda env
+// export does (name==version), and with --from-history only the requested ones (REQUESTED).
+TEST_F(PypiEnvironmentTest, ExportListsInstalledWheelsUnderPip) {
+  testing::PypiServer server(testing::pypi_test_wheels(), dir_ / "index.log", "--format json");
+  ASSERT_NE(server.port(), 0);
+  const fs::path prefix = dir_ / "env";
+  auto r = install("-f " + q(environment(dir_, {"--index-url " + server.simple_url(), "app"})),
+                   prefix);
+  ASSERT_EQ(r.exit_code, 0) << r.output << read_text(dir_ / "stderr.txt");
+  auto installed = nlohmann::json::parse(r.output)["pip"].get<std::vector<std::string>>();
+  ASSERT_GT(installed.size(), 1u);  // app and what it requires
+
+  auto all = run_command(envbuild() + " export -p " + q(prefix));
+  ASSERT_EQ(all.exit_code, 0) << all.output;
+  const std::string pip_list = all.output.substr(all.output.find("  - pip:\n"));
+  for (const auto& wheel : installed)
+    EXPECT_NE(pip_list.find("      - " + wheel + "\n"), std::string::npos) << all.output;
+
+  auto history = run_command(envbuild() + " export -p " + q(prefix) + " --from-history");
+  ASSERT_EQ(history.exit_code, 0) << history.output;
+  EXPECT_NE(history.output.find("      - app=="), std::string::npos) << history.output;
+  for (const auto& wheel : installed)
+    if (!wheel.starts_with("app==")) {
+      EXPECT_EQ(history.output.find(wheel), std::string::npos) << history.output;
+    }
+}
+
 TEST_F(PypiEnvironmentTest, LockInstallBuildAndEnvrunAgree) {
   testing::PypiServer server(testing::pypi_test_wheels(), dir_ / "index.log");
   ASSERT_NE(server.port(), 0);

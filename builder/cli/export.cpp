@@ -1,0 +1,106 @@
+// `envbuild export -p PREFIX | --lock FILE`: an installed environment or a lock written back as
+// an environment.yml (conda env export), an @EXPLICIT file (conda list --explicit) or a
+// conda-lock.yml. The reading and writing live in builder/export; this is the command line.
+
+#include <iostream>
+#include <memory>
+
+#include "builder/cli/cli.hpp"
+#include "builder/export/export.hpp"
+#include "common/fs.hpp"
+
+namespace envbuild::builder::cli {
+
+namespace {
+
+struct ExportOptions {
+  std::string prefix;
+  std::string lock;
+  std::string environment = "default";  // pixi.lock
+  std::vector<std::string> platforms;
+  std::string format = "environment";
+  std::string output;
+  bool md5 = false;
+  EnvironmentYmlOptions yml;
+};
+
+Result<std::vector<ExportedEnvironment>> read_sources(const ExportOptions& o) {
+  if (o.prefix.empty() == o.lock.empty())
+    return fail(Errc::InvalidInput, "export needs exactly one source")
+        .with_hint("give -p PREFIX (an installed environment) or --lock FILE");
+  std::vector<ExportedEnvironment> envs;
+  if (!o.prefix.empty()) {
+    ENVB_ASSIGN_OR_RETURN(auto env, read_prefix_environment(o.prefix));
+    envs.push_back(std::move(env));
+    return envs;
+  }
+  std::vector<std::string> platforms = o.platforms;
+  if (platforms.empty()) platforms.emplace_back();  // the lock's only platform
+  for (const auto& platform : platforms) {
+    ENVB_ASSIGN_OR_RETURN(auto env, read_lock_environment(o.lock, platform, o.environment));
+    envs.push_back(std::move(env));
+  }
+  return envs;
+}
+
+Result<std::string> render(const ExportOptions& o, const std::vector<ExportedEnvironment>& envs) {
+  if (o.format == "conda-lock") {
+    ENVB_ASSIGN_OR_RETURN(auto lock, to_conda_lock(envs));
+    return conda::to_string(lock);
+  }
+  if (envs.size() != 1)
+    return fail(Errc::InvalidInput, "--format " + o.format + " holds one platform")
+        .with_hint("give one --platform, or --format conda-lock for several");
+  if (o.format == "explicit") {
+    ENVB_ASSIGN_OR_RETURN(auto file, to_explicit_file(envs.front(), o.md5));
+    return conda::to_string(file);
+  }
+  return to_environment_yml(envs.front(), o.yml);
+}
+
+Result<int> run_export(const ExportOptions& o) {
+  ENVB_ASSIGN_OR_RETURN(auto envs, read_sources(o));
+  ENVB_ASSIGN_OR_RETURN(std::string text, render(o, envs));
+  if (o.output.empty() || o.output == "-") {
+    std::cout << text;
+    std::cout.flush();
+    if (!std::cout) return fail(Errc::Io, "writing the export to stdout failed");
+    return 0;
+  }
+  ENVB_TRY(common::write_file_atomic(o.output, text));
+  std::cerr << "wrote " << o.output << " (" << envs.front().packages.size() << " packages)\n";
+  return 0;
+}
+
+}  // namespace
+
+void register_export(CLI::App& app, Outcome& outcome) {
+  auto options = std::make_shared<ExportOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "export",
+      "Write an installed environment or a lock as environment.yml, @EXPLICIT or "
+      "conda-lock.yml");
+  cmd->add_option("-p,--prefix", options->prefix, "installed environment to export");
+  cmd->add_option("--lock", options->lock, "conda-lock.yml, @EXPLICIT file or pixi.lock");
+  cmd->add_option("--environment", options->environment, "pixi.lock environment (default)");
+  cmd->add_option("--platform", options->platforms,
+                  "platform of the lock to export (repeatable for --format conda-lock)");
+  cmd->add_option("--format", options->format, "environment (default), explicit or conda-lock")
+      ->check(CLI::IsMember({"environment", "explicit", "conda-lock"}));
+  cmd->add_option("-o,--output", options->output, "file to write atomically (default stdout)");
+  cmd->add_flag("--md5", options->md5, "@EXPLICIT: #md5 instead of #sha256:");
+  cmd->add_flag("--no-builds", options->yml.no_builds, "environment.yml: name=version only");
+  cmd->add_flag("--from-history", options->yml.from_history,
+                "environment.yml: only the specs that were asked for");
+  cmd->add_option("-c,--channel", options->yml.extra_channels,
+                  "environment.yml: channel to list first (repeatable)");
+  cmd->add_flag("--override-channels", options->yml.override_channels,
+                "environment.yml: list only the -c channels");
+  cmd->footer(
+      "Exit codes: 2 invalid input (a damaged record, a lock that is not one, a missing "
+      "--platform), 3 not found (no conda-meta/, no such pixi.lock environment or platform).\n"
+      "Example: envbuild export -p /opt/env --from-history -o environment.yml");
+  cmd->callback([options, &outcome] { outcome.result = run_export(*options); });
+}
+
+}  // namespace envbuild::builder::cli

@@ -22,6 +22,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "builder/install/prepare.hpp"
 #include "common/format.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
@@ -124,10 +125,6 @@ Result<void> copy_out_of(const RootDir& package, std::string_view relative, cons
   if (::fchmod(out.get(), static_cast<mode_t>(mode)) != 0)
     return common::errno_error("fchmod", to.string(), errno);
   return ok();
-}
-
-std::string package_label(const conda::PackageRecord& r) {
-  return r.name + "-" + r.version.to_string() + "-" + r.build;
 }
 
 // Names envbuild keeps in a prefix while installing (the staging dir, the .pyc list): a
@@ -673,7 +670,7 @@ class ScriptRunner {
                    const std::string& kind) {
     const std::string& name = plan.record.name;
     if (!runs_here(plan)) {
-      report_.scripts_pending.push_back(name + ": " + kind + " (" + script + ")");
+      report_.scripts_pending.push_back(LinkScript{name, script}.note());
       return ok();
     }
     ENVB_TRY(run_link_script(prefix_dir_, plan, script, file));
@@ -859,17 +856,15 @@ Result<void> write_environment_files(const std::vector<PackagePlan>& plans,
 // that has it (the tree an in-order link leaves), by `jobs` threads.
 Result<void> link_files(const std::vector<PackagePlan>& plans, const std::vector<PlanTrees>& trees,
                         const RootDir& prefix, size_t jobs, ScriptRunner& scripts,
-                        PrefixInstallReport& report, const Warn& warn) {
+                        PrefixInstallReport& report) {
   const bool in_order = std::any_of(plans.begin(), plans.end(), [](const PackagePlan& plan) {
     return std::any_of(plan.link_scripts.begin(), plan.link_scripts.end(),
                        [](const std::string& s) { return s.ends_with("-pre-link.sh"); });
   });
   std::vector<std::vector<const PlannedFile*>> deferred(plans.size());
   std::unordered_map<std::string_view, size_t> last_owner;  // path -> index of its last plan
-  std::map<std::string, std::string> owner;
   for (size_t p = 0; p < plans.size(); ++p) {
     const PackagePlan& plan = plans[p];
-    const std::string label = package_label(plan.record);
     for (const auto& script : plan.link_scripts) {
       if (!script.ends_with("-pre-link.sh")) continue;
       auto it = std::find_if(plan.files.begin(), plan.files.end(),
@@ -887,12 +882,6 @@ Result<void> link_files(const std::vector<PackagePlan>& plans, const std::vector
       if (file.path.starts_with("conda-meta/")) ordered.push_back(&file);
     FilePlacer placer(prefix);  // one per package: a pre-link script may have changed the tree
     for (const PlannedFile* file : ordered) {
-      if (auto it = owner.find(file->path); it != owner.end() && it->second != label) {
-        report.clobbered.push_back(file->path + ": " + it->second + ", then " + label + " (kept)");
-        warn("clobber: " + file->path + " is in " + it->second + " and " + label + "; keeping " +
-             label + "'s");
-      }
-      owner[file->path] = label;
       ++report.files;
       if (!in_order) {
         deferred[p].push_back(file);
@@ -954,7 +943,13 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
   PrefixInstallReport report;
   const bool scripts_here = options.link_scripts == LinkScripts::Run && subdir == host_subdir();
   ScriptRunner scripts(prefix_dir, prefix, scripts_here, warn, report);
-  ENVB_TRY(link_files(plans, trees, prefix, options.jobs, scripts, report, warn));
+  // Clobbers are known from the plans alone: the later package's file is the one placed.
+  for (const Clobber& clobber : prepare_environment(plans).clobbers) {
+    report.clobbered.push_back(clobber.note());
+    warn("clobber: " + clobber.path + " is in " + clobber.earlier + " and " + clobber.later +
+         "; keeping " + clobber.later + "'s");
+  }
+  ENVB_TRY(link_files(plans, trees, prefix, options.jobs, scripts, report));
   if (options.compile_pyc)
     ENVB_TRY(compile_noarch_pyc(plans, prefix_dir, prefix, subdir, report, warn));
   // Post-link scripts run once every package is in place (they may use any of them), in link
@@ -1132,15 +1127,6 @@ Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallReq
   ENVB_TRY(common::make_dirs(staging));
   std::vector<conda::PackageRecord> records(refs.size());
   std::vector<std::optional<PackagePlan>> planned(refs.size());
-  auto complete_record = [&](size_t i, const CachedPackage& cached) -> Result<void> {
-    const auto& given = request.records[i];
-    ENVB_ASSIGN_OR_RETURN(auto index, extracted_index_record(cached.extracted));
-    if (!given.name.empty() && given.name != index.name)
-      return fail(Errc::Integrity, archive_name(refs[i]) + ": expected package '" + given.name +
-                                       "' but its info/index.json says '" + index.name + "'");
-    records[i] = installed_record(given, index, cached);
-    return ok();
-  };
   auto plan_one = [&](size_t i, const CachedPackage& cached,
                       const std::optional<conda::PythonInfo>& python) -> Result<void> {
     InstallTarget target;
@@ -1175,7 +1161,7 @@ Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallReq
     }
     if (user_on_ready) ENVB_TRY(user_on_ready(i, ref, cached));
     auto done = [&]() -> Result<void> {
-      ENVB_TRY(complete_record(i, cached));
+      ENVB_ASSIGN_OR_RETURN(records[i], complete_record(request.records[i], ref, cached));
       ENVB_ASSIGN_OR_RETURN(bool wants_python, needs_python(records[i], cached.extracted));
       if (!wants_python) ENVB_TRY(plan_one(i, cached, std::nullopt));
       return ok();

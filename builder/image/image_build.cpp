@@ -208,7 +208,8 @@ Result<void> group_into_layers(
   const auto depths = dependency_depths(layer_dependencies(build));
   std::vector<LayerCandidate> candidates;
   for (size_t k = 0; k < n; ++k)
-    candidates.push_back({build.records[k].name, package_label(build.records[k]), sizes[k], depths[k]});
+    candidates.push_back(
+        {build.records[k].name, package_label(build.records[k]), sizes[k], depths[k]});
   for (size_t w = 0; w < wheel_sizes.size(); ++w)
     candidates.push_back(
         {"pypi:" + build.wheels[w].name, wheel_labels[w], wheel_sizes[w], depths[n + w]});
@@ -387,7 +388,8 @@ std::string in_layer(const std::string& prefix, const std::string& path) {
 // reads a layer's packages from its history).
 std::string layer_members(const ImageBuild& build, const PlannedLayer& layer) {
   std::string text;
-  for (size_t i : layer.packages) text += (text.empty() ? "" : ", ") + package_label(build.records[i]);
+  for (size_t i : layer.packages)
+    text += (text.empty() ? "" : ", ") + package_label(build.records[i]);
   for (size_t i : layer.wheels)
     text += (text.empty() ? "" : ", ") + pypi::wheel_label(build.wheels[i]);
   return text;

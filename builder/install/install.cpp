@@ -1101,46 +1101,43 @@ class UnfinishedInstall {
 
 }  // namespace
 
-Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallRequest& request) {
-  const fs::path& prefix = request.prefix_dir;
-  if (!prefix.is_absolute())
-    return fail(Errc::InvalidInput, "prefix " + prefix.string() + " is not absolute");
-  auto progress = [&](const std::string& line) {
-    if (request.progress) request.progress(line);
-  };
-  ENVB_ASSIGN_OR_RETURN(UnfinishedInstall unfinished, UnfinishedInstall::begin(prefix, progress));
-  EnvironmentInstallReport report;
+namespace {
 
-  // 1. Fetch and extract, through the cache; each package is planned (2.) by the worker that
-  // made it ready (extracted it, or found it cached) while the other downloads go on. Noarch
-  // python packages wait for the python record: they are planned once every package is in.
-  auto start = std::chrono::steady_clock::now();
+// The packages of an install, fetched, each record completed from its archive.
+struct FetchedPackages {
+  std::vector<CachedPackage> cached;
+  std::vector<conda::PackageRecord> records;        // parallel to the request's
+  std::vector<std::optional<PackagePlan>> planned;  // parallel too; empty until planned
+};
+
+// Plans package i of the request for its prefix, its patched copies in staging/<i>.
+Result<void> plan_at(const EnvironmentInstallRequest& request, const fs::path& staging, size_t i,
+                     const CachedPackage& cached, const std::optional<conda::PythonInfo>& python,
+                     FetchedPackages& fetched) {
+  InstallTarget target;
+  target.prefix = request.prefix_dir.string();
+  target.subdir = request.subdir;
+  target.python = python;
+  target.staging = staging / std::to_string(i);
+  auto spec = request.requested_specs.find(fetched.records[i].name);
+  ENVB_ASSIGN_OR_RETURN(
+      fetched.planned[i],
+      plan_package(fetched.records[i], cached.extracted,
+                   spec == request.requested_specs.end() ? "" : spec->second, target));
+  return ok();
+}
+
+// Fetches and extracts through the cache; each package is completed and planned by the worker
+// that made it ready (extracted it, or found it cached) while the other downloads go on, except
+// the noarch python packages, which wait for the python record (planned once every package is
+// in). Counts what was downloaded and extracted in `report`.
+Result<FetchedPackages> fetch_and_plan(const EnvironmentInstallRequest& request,
+                                       const fs::path& staging, EnvironmentInstallReport& report) {
   std::vector<PackageRef> refs;
   for (const auto& r : request.records) refs.push_back({r.url, r.fn, r.sha256, r.md5, r.size});
-  const fs::path staging = prefix / ".envbuild-staging";
-  // Also on error: patched copies are of no use to a later run (and a prefix this run created
-  // goes too while it holds nothing else: see UnfinishedInstall).
-  struct RemoveStaging {
-    fs::path path;
-    ~RemoveStaging() { (void)common::remove_all(path); }
-  } remove_staging{staging};
-  ENVB_TRY(common::make_dirs(staging));
-  std::vector<conda::PackageRecord> records(refs.size());
-  std::vector<std::optional<PackagePlan>> planned(refs.size());
-  auto plan_one = [&](size_t i, const CachedPackage& cached,
-                      const std::optional<conda::PythonInfo>& python) -> Result<void> {
-    InstallTarget target;
-    target.prefix = prefix.string();
-    target.subdir = request.subdir;
-    target.python = python;
-    target.staging = staging / std::to_string(i);
-    auto spec = request.requested_specs.find(records[i].name);
-    ENVB_ASSIGN_OR_RETURN(
-        planned[i],
-        plan_package(records[i], cached.extracted,
-                     spec == request.requested_specs.end() ? "" : spec->second, target));
-    return ok();
-  };
+  FetchedPackages out;
+  out.records.resize(refs.size());
+  out.planned.resize(refs.size());
   // The first error of completing or planning a package, reported as it is (not as a failed
   // fetch); the fetch then stops as after a failed download.
   std::mutex error_mutex;
@@ -1161,9 +1158,9 @@ Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallReq
     }
     if (user_on_ready) ENVB_TRY(user_on_ready(i, ref, cached));
     auto done = [&]() -> Result<void> {
-      ENVB_ASSIGN_OR_RETURN(records[i], complete_record(request.records[i], ref, cached));
-      ENVB_ASSIGN_OR_RETURN(bool wants_python, needs_python(records[i], cached.extracted));
-      if (!wants_python) ENVB_TRY(plan_one(i, cached, std::nullopt));
+      ENVB_ASSIGN_OR_RETURN(out.records[i], complete_record(request.records[i], ref, cached));
+      ENVB_ASSIGN_OR_RETURN(bool wants_python, needs_python(out.records[i], cached.extracted));
+      if (!wants_python) ENVB_TRY(plan_at(request, staging, i, cached, std::nullopt, out));
       return ok();
     }();
     if (done) return ok();
@@ -1174,7 +1171,35 @@ Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallReq
   PackageCache cache(cache_options);
   auto fetched = cache.fetch(refs);
   if (package_error) return std::move(*package_error);
-  ENVB_ASSIGN_OR_RETURN(auto cached, std::move(fetched).context("fetching packages"));
+  ENVB_ASSIGN_OR_RETURN(out.cached, std::move(fetched).context("fetching packages"));
+  return out;
+}
+
+}  // namespace
+
+Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallRequest& request) {
+  const fs::path& prefix = request.prefix_dir;
+  if (!prefix.is_absolute())
+    return fail(Errc::InvalidInput, "prefix " + prefix.string() + " is not absolute");
+  auto progress = [&](const std::string& line) {
+    if (request.progress) request.progress(line);
+  };
+  ENVB_ASSIGN_OR_RETURN(UnfinishedInstall unfinished, UnfinishedInstall::begin(prefix, progress));
+  EnvironmentInstallReport report;
+
+  // 1. Fetch and extract, planning each package as it is ready (see fetch_and_plan).
+  auto start = std::chrono::steady_clock::now();
+  const fs::path staging = prefix / ".envbuild-staging";
+  // Also on error: patched copies are of no use to a later run (and a prefix this run created
+  // goes too while it holds nothing else: see UnfinishedInstall).
+  struct RemoveStaging {
+    fs::path path;
+    ~RemoveStaging() { (void)common::remove_all(path); }
+  } remove_staging{staging};
+  ENVB_TRY(common::make_dirs(staging));
+  ENVB_ASSIGN_OR_RETURN(FetchedPackages fetched, fetch_and_plan(request, staging, report));
+  std::vector<conda::PackageRecord>& records = fetched.records;
+  std::vector<std::optional<PackagePlan>>& planned = fetched.planned;
   report.fetch_ms = ms_since(start);
 
   // 2. The packages left to plan: those that need the environment's python.
@@ -1184,7 +1209,7 @@ Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallReq
   for (size_t i = 0; i < planned.size(); ++i)
     if (!planned[i]) later.push_back(i);
   ENVB_TRY(common::for_each_index(later.size(), request.jobs, [&](size_t n) -> Result<void> {
-    return plan_one(later[n], cached[later[n]], python);
+    return plan_at(request, staging, later[n], fetched.cached[later[n]], python, fetched);
   }));
   const std::vector<size_t> order = topological_order(records);
   std::vector<PackagePlan> plans;

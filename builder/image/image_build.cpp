@@ -715,6 +715,64 @@ Result<std::optional<ImageBuild>> estimate_environment_image(const EnvironmentSp
   return std::optional<ImageBuild>(std::move(build));
 }
 
+namespace {
+
+// Package layer `layer` of the build: from the local layer cache, else from --cache-from
+// (its bytes fetched only when an output needs them here), else written from the plans of its
+// packages and wheels (a later package wins a path, as a later layer does).
+Result<void> write_package_layer(Prepared& p, const ImageBuildOptions& o,
+                                 const oci::LayerOptions& layer_options, PlannedLayer& layer,
+                                 std::mutex& progress_mutex) {
+  ImageBuild& build = p.build;
+  const fs::path entry = p.cache_root / "layers" / (layer.cache_key + ".json");
+  ENVB_ASSIGN_OR_RETURN(auto hit, cached_layer(entry, build.store));
+  std::optional<oci::LayerInfo> remote;
+  if (!hit && o.cache_from) remote = o.cache_from->lookup(layer.cache_key);
+  if (hit) {
+    layer.info = *hit;
+    layer.reused = true;
+  } else if (remote) {
+    if (o.fetch_cached_layers) {
+      ENVB_TRY(o.cache_from->fetch(remote->descriptor, build.store));
+      ENVB_TRY(remember_layer(entry, *remote));
+    }
+    layer.info = *remote;
+    layer.reused = true;
+    layer.from_registry = true;
+  } else {
+    for (size_t k : layer.packages) ENVB_TRY(stage_plan(p, o, k));
+    std::map<std::string, oci::LayerEntry> entries;  // path -> entry; later packages win
+    auto add = [&](const std::vector<PlannedFile>& files) {
+      for (const auto& f : files) {
+        std::string path = in_layer(o.prefix, f.path);
+        entries.insert_or_assign(path, f.kind == PlannedFile::Kind::Symlink
+                                           ? oci::LayerEntry::symlink(path, f.target)
+                                           : oci::LayerEntry::file(path, f.source));
+      }
+    };
+    for (size_t k : layer.packages) add(p.plans[k].files);
+    for (size_t w : layer.wheels) add(p.wheels[w].content.files);
+    std::vector<oci::LayerEntry> list;
+    for (auto& [_, e] : entries) list.push_back(std::move(e));
+    ENVB_ASSIGN_OR_RETURN(auto info, oci::write_layer(std::move(list), layer_options, build.store)
+                                         .context("writing the layer of " +
+                                                  layer_members(build, layer)));
+    ENVB_TRY(remember_layer(entry, info));
+    layer.info = info;
+  }
+  if (o.progress) {
+    std::lock_guard<std::mutex> lock(progress_mutex);
+    o.progress(std::string(layer.from_registry ? "cached"
+                           : layer.reused      ? "reused"
+                                               : "wrote") +
+               " layer " + layer.info->descriptor.digest.short_string() + " " +
+               layer_members(build, layer));
+  }
+  return ok();
+}
+
+}  // namespace
+
 Result<ImageBuild> build_environment_image(const EnvironmentSpec& env, const ImageBuildOptions& o) {
   ENVB_ASSIGN_OR_RETURN(auto p, prepare(env, o));
   ImageBuild& build = p.build;
@@ -723,58 +781,12 @@ Result<ImageBuild> build_environment_image(const EnvironmentSpec& env, const Ima
   layer_options.compression = o.compression;
   layer_options.level = o.level;
   layer_options.mtime = layer_mtime(o);
-  const fs::path layer_cache = p.cache_root / "layers";
   std::mutex progress_mutex;
 
   // Package layers, in parallel; each through the layer cache.
   const size_t package_layers = build.layers.size() - 1;
   ENVB_TRY(common::for_each_index(package_layers, o.jobs, [&](size_t l) -> Result<void> {
-    PlannedLayer& layer = build.layers[l];
-    fs::path entry = layer_cache / (layer.cache_key + ".json");
-    ENVB_ASSIGN_OR_RETURN(auto hit, cached_layer(entry, build.store));
-    std::optional<oci::LayerInfo> remote;
-    if (!hit && o.cache_from) remote = o.cache_from->lookup(layer.cache_key);
-    if (hit) {
-      layer.info = *hit;
-      layer.reused = true;
-    } else if (remote) {
-      if (o.fetch_cached_layers) {
-        ENVB_TRY(o.cache_from->fetch(remote->descriptor, build.store));
-        ENVB_TRY(remember_layer(entry, *remote));
-      }
-      layer.info = *remote;
-      layer.reused = true;
-      layer.from_registry = true;
-    } else {
-      for (size_t k : layer.packages) ENVB_TRY(stage_plan(p, o, k));
-      std::map<std::string, oci::LayerEntry> entries;  // path -> entry; later packages win
-      auto add = [&](const std::vector<PlannedFile>& files) {
-        for (const auto& f : files) {
-          std::string path = in_layer(o.prefix, f.path);
-          entries.insert_or_assign(path, f.kind == PlannedFile::Kind::Symlink
-                                             ? oci::LayerEntry::symlink(path, f.target)
-                                             : oci::LayerEntry::file(path, f.source));
-        }
-      };
-      for (size_t k : layer.packages) add(p.plans[k].files);
-      for (size_t w : layer.wheels) add(p.wheels[w].content.files);
-      std::vector<oci::LayerEntry> list;
-      for (auto& [_, e] : entries) list.push_back(std::move(e));
-      ENVB_ASSIGN_OR_RETURN(auto info, oci::write_layer(std::move(list), layer_options, build.store)
-                                           .context("writing the layer of " +
-                                                    layer_members(build, layer)));
-      ENVB_TRY(remember_layer(entry, info));
-      layer.info = info;
-    }
-    if (o.progress) {
-      std::lock_guard<std::mutex> lock(progress_mutex);
-      o.progress(std::string(layer.from_registry ? "cached"
-                             : layer.reused      ? "reused"
-                                                 : "wrote") +
-                 " layer " + layer.info->descriptor.digest.short_string() + " " +
-                 layer_members(build, layer));
-    }
-    return ok();
+    return write_package_layer(p, o, layer_options, build.layers[l], progress_mutex);
   }));
   build.plans_staged = std::count(p.staged.begin(), p.staged.end(), 1);
   for (size_t l = 0; l < package_layers; ++l) {

@@ -358,21 +358,20 @@ Result<std::unique_ptr<RegistryLayerCache>> open_layer_cache(
 
 // --cache-to: the build's layers pushed as a layer cache, mounted from what this build pushed
 // to the same registry, else from the --cache-from cache there.
-Result<void> push_cache_to(const oci::ImageReference& cache_to_ref, const ImageBuild& build,
+Result<void> push_cache_to(const oci::ImageReference& cache_to, const ImageBuild& build,
                            const std::unique_ptr<oci::Image>& image,
                            const OutputOptions& output_options,
                            const std::vector<oci::ImageReference>& registry_outputs,
                            const RegistryLayerCache* cache,
                            const std::shared_ptr<const std::set<oci::Digest>>& cached_blobs,
                            const Progress& progress) {
-  const auto* cache_to = &cache_to_ref;
   auto registry = registry_options(output_options);
   // Mount from what was just pushed to the same registry, else from the layer cache there.
   for (const auto& out_ref : registry_outputs)
-    if (out_ref.host == cache_to->host && out_ref.name != cache_to->name)
+    if (out_ref.host == cache_to.host && out_ref.name != cache_to.name)
       registry.mount_from.push_back(out_ref.name);
-  if (registry.mount_from.empty() && cache && cache->reference().host == cache_to->host &&
-      cache->reference().name != cache_to->name) {
+  if (registry.mount_from.empty() && cache && cache->reference().host == cache_to.host &&
+      cache->reference().name != cache_to.name) {
     registry.mount_from.push_back(cache->reference().name);
     registry.mountable = cached_blobs;
   }
@@ -380,8 +379,8 @@ Result<void> push_cache_to(const oci::ImageReference& cache_to_ref, const ImageB
       auto pushed,
       push_layer_cache(
           cache_entries_of(build, *image),
-          [&image](const oci::Descriptor& d) { return image->open_blob(d); }, *cache_to, registry));
-  for (const auto& line : cache_push_lines(cache_to->to_string(), pushed)) progress(line);
+          [&image](const oci::Descriptor& d) { return image->open_blob(d); }, cache_to, registry));
+  for (const auto& line : cache_push_lines(cache_to.to_string(), pushed)) progress(line);
   return ok();
 }
 

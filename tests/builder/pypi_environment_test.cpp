@@ -23,12 +23,9 @@ namespace {
 namespace fs = std::filesystem;
 using testing::read_text;
 using testing::run_command;
-using testing::shell_quote;
 using testing::write_text;
+using testing::q;
 
-std::string q(const fs::path& p) {
-  return shell_quote(p.string());
-}
 std::string envbuild() {
   return q(testing::binary_dir() / "envbuild");
 }

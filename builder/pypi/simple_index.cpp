@@ -117,6 +117,20 @@ std::string absolute_link(std::string_view page_url, std::string_view href) {
   return link->scheme + page->userinfo + "@" + link->host + link->rest;
 }
 
+// A page's links are untrusted: only http(s) URLs are kept, and file:// ones only on a local
+// page (find-links directory); anything else (a scheme-less or malformed URL, which would read as
+// a local path) is dropped, so a remote index can never make us read a file of this machine.
+std::vector<DistributionFile> only_fetchable(std::vector<DistributionFile> files,
+                                             std::string_view page_url) {
+  const bool local_page = page_url.starts_with("file://");
+  std::erase_if(files, [&](const DistributionFile& f) {
+    const bool web = (f.url.starts_with("https://") || f.url.starts_with("http://")) &&
+                     f.url.size() > f.url.find("//") + 2 && f.url[f.url.find("//") + 2] != '/';
+    return !(web || (local_page && f.url.starts_with("file://")));
+  });
+  return files;
+}
+
 }  // namespace
 
 std::string percent_decode(std::string_view text) {
@@ -191,7 +205,7 @@ Result<std::vector<DistributionFile>> parse_simple_json(std::string_view body,
     }
     out.push_back(std::move(file));
   }
-  return out;
+  return only_fetchable(std::move(out), page_url);
 }
 
 namespace {
@@ -286,7 +300,7 @@ Result<std::vector<DistributionFile>> parse_simple_html(std::string_view body,
     }
     out.push_back(std::move(file));
   }
-  return out;
+  return only_fetchable(std::move(out), page_url);
 }
 
 }  // namespace envbuild::builder::pypi

@@ -94,6 +94,9 @@ std::string resolve_url(std::string_view base, std::string_view reference) {
     return colon;
   };
   if (scheme_end(reference) != std::string_view::npos) return std::string(reference);
+  // RFC 3986 5.2: only the base's scheme, authority and path take part (its query and fragment
+  // never reach the result; pypi_index_fuzz found a base fragment holding '/').
+  base = base.substr(0, base.find_first_of("?#"));
   const size_t colon = scheme_end(base);
   const std::string_view scheme = colon == std::string_view::npos ? "" : base.substr(0, colon + 1);
   std::string_view rest = base.substr(scheme.size());

@@ -68,8 +68,7 @@ WheelToInstall locked_wheel(const conda::CondaLockPackage& entry,
   w.name = entry.name;
   w.version = entry.version;
   w.url = entry.url;
-  std::string path = entry.url.substr(0, entry.url.find_first_of("?#"));
-  w.filename = percent_decode(path.substr(path.rfind('/') + 1));
+  w.filename = filename_of(entry.url);
   w.sha256 = entry.sha256;
   w.dependencies = entry.dependencies;
   w.requested = names_under(metadata, kRequestedKey).count(entry.name) > 0;
@@ -98,8 +97,7 @@ Result<WheelToInstall> pixi_wheel(const conda::PixiLockPackage& p, const std::fi
     w.url = "file://" + (lock_dir / location).lexically_normal().string();
     w.direct_url = true;
   }
-  const std::string path = w.url.substr(0, w.url.find_first_of("?#"));
-  w.filename = percent_decode(path.substr(path.rfind('/') + 1));
+  w.filename = filename_of(w.url);
   if (p.editable || !w.filename.ends_with(".whl"))
     return fail(Errc::Unsupported, what + " is " +
                                        (p.editable ? "an editable install" : "not a wheel") + " (" +

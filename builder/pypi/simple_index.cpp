@@ -75,12 +75,6 @@ void split_fragment(std::string& url, std::string& sha256) {
   }
 }
 
-std::string filename_of(std::string_view url) {
-  std::string_view path = url.substr(0, url.find_first_of("?#"));
-  auto slash = path.rfind('/');
-  return percent_decode(slash == std::string_view::npos ? path : path.substr(slash + 1));
-}
-
 struct UrlParts {
   std::string scheme;    // "https://"
   std::string userinfo;  // "user:pass", or empty
@@ -124,14 +118,21 @@ std::vector<DistributionFile> only_fetchable(std::vector<DistributionFile> files
                                              std::string_view page_url) {
   const bool local_page = page_url.starts_with("file://");
   std::erase_if(files, [&](const DistributionFile& f) {
-    const bool web = (f.url.starts_with("https://") || f.url.starts_with("http://")) &&
-                     f.url.size() > f.url.find("//") + 2 && f.url[f.url.find("//") + 2] != '/';
+    const auto parts = split_url(f.url);
+    const bool web = parts && (parts->scheme == "https://" || parts->scheme == "http://") &&
+                     !parts->host.empty();
     return !(web || (local_page && f.url.starts_with("file://")));
   });
   return files;
 }
 
 }  // namespace
+
+std::string filename_of(std::string_view url) {
+  std::string_view path = url.substr(0, url.find_first_of("?#"));
+  auto slash = path.rfind('/');
+  return percent_decode(slash == std::string_view::npos ? path : path.substr(slash + 1));
+}
 
 std::string percent_decode(std::string_view text) {
   auto hex = [](char c) -> int {

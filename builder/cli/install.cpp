@@ -36,7 +36,6 @@ struct InstallCliOptions {
   std::string lock;
   std::string lock_environment = "default";  // a pixi.lock's --environment
   SolveCliOptions solve;
-  std::string pip_find_links;
   size_t jobs = 8;
   bool no_link_scripts = false;
   bool no_pyc = false;
@@ -69,8 +68,6 @@ Result<EnvironmentSpec> from_environment(const InstallCliOptions& o,
                                          const fs::path& cache_root, PipExtras& extras) {
   ENVB_ASSIGN_OR_RETURN(EnvironmentRequest request,
                         to_environment_request(o.solve, settings, cache_root));
-  if (!request.pip.empty() && !o.pip_find_links.empty())
-    request.pip.push_back({"--find-links " + o.pip_find_links, 0});
   request.packages.jobs = o.jobs;
   ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request.solve).context("solving"));
   EnvironmentRequest conda_part = request;
@@ -316,8 +313,6 @@ void register_install(CLI::App& app, Outcome& outcome) {
                   "conda-lock.yml, @EXPLICIT file or pixi.lock (no solve)");
   cmd->add_option("--environment", options->lock_environment,
                   "the environment of a pixi.lock to use (default: default)");
-  cmd->add_option("--pip-find-links", options->pip_find_links,
-                  "also look for the pip: section's wheels in DIR (as --find-links in it)");
   cmd->add_option("-j,--jobs", options->jobs, "parallel downloads/extractions (default 8)");
   cmd->add_flag("--no-link-scripts", options->no_link_scripts, "record link scripts, never run");
   cmd->add_flag("--no-pyc", options->no_pyc,

@@ -39,6 +39,10 @@ void add_solve_options(CLI::App* cmd, SolveCliOptions& o, PositionalSpecs specs,
   cmd->add_flag("--offline", o.offline,
                 "use only the cache (repodata, packages) (default: .condarc's offline)");
   cmd->add_flag("--no-solv-cache", o.no_solv_cache, "always parse repodata JSON");
+  cmd->add_option("--pip-find-links", o.pip_find_links,
+                  "look for the pip: section's wheels in DIR or URL instead of its --find-links "
+                  "locations (repeatable), as -c replaces its channels")
+      ->allow_extra_args(false);
   add_cache_option(cmd, o.cache_dir);
 }
 
@@ -103,6 +107,14 @@ Result<EnvironmentRequest> to_environment_request(const SolveCliOptions& o,
   // through the command's package cache.
   request.packages.root = cache_root;
   apply_fetch_settings(settings, request.packages);
+  for (const std::string& dir : o.pip_find_links) {
+    std::error_code ec;
+    // A URL stays as given; a directory is taken from where the command runs, not from the
+    // environment file's folder.
+    request.pip_find_links.push_back(dir.find("://") != std::string::npos
+                                         ? dir
+                                         : fs::absolute(dir, ec).lexically_normal().string());
+  }
   return request;
 }
 
@@ -114,14 +126,7 @@ Result<pypi::PipSolution> solve_pip_section(const EnvironmentRequest& request,
     ENVB_ASSIGN_OR_RETURN(auto record, to_package_record(solved));
     records.push_back(std::move(record));
   }
-  pypi::PipSolveOptions pip;
-  pip.subdir = solution.platform;
-  pip.glibc = pypi::glibc_version(solution.virtual_packages);
-  pip.cache = request.packages;
-  pip.cache.credentialed_channels =
-      credentialed_base_urls(request.solve.channels, request.solve.channel_options);
-  pip.base_dir = fs::absolute(request.file).parent_path();
-  pip.file_name = request.file.string();
+  pypi::PipSolveOptions pip = pip_solve_options(request, solution);
   pip.allow_source_trees = allow_source_trees;
   return pypi::solve_pip_section(request.pip, records, pip)
       .context("the pip: section for " + solution.platform);

@@ -27,6 +27,7 @@ struct SolveCliOptions {
   std::vector<std::string> virtual_packages;
   std::vector<std::string> specs;
   std::vector<std::string> mirrors;  // ORIGINAL=MIRROR
+  std::vector<std::string> pip_find_links;  // replace the pip: section's --find-links
   // Empty: not given, the configuration's or the default applies (builder/cli/settings.hpp).
   std::string channel_alias;
   std::string channel_priority;

@@ -567,6 +567,21 @@ Result<EnvironmentRequest> environment_request(
   return out;
 }
 
+pypi::PipSolveOptions pip_solve_options(const EnvironmentRequest& request,
+                                        const PlatformSolution& solution) {
+  pypi::PipSolveOptions pip;
+  pip.subdir = solution.platform;
+  pip.glibc = pypi::glibc_version(solution.virtual_packages);
+  pip.cache = request.packages;
+  pip.cache.offline = pip.cache.offline || request.solve.repodata.offline;
+  pip.cache.credentialed_channels =
+      credentialed_base_urls(request.solve.channels, request.solve.channel_options);
+  pip.base_dir = fs::absolute(request.file).parent_path();
+  pip.file_name = request.file.string();
+  pip.find_links = request.pip_find_links;
+  return pip;
+}
+
 Result<EnvironmentSpec> environment_of(const EnvironmentRequest& request,
                                        const PlatformSolution& solution) {
   EnvironmentSpec out = request.environment;
@@ -578,15 +593,8 @@ Result<EnvironmentSpec> environment_of(const EnvironmentRequest& request,
   }
   if (request.pip.empty()) return out;
   // Conda first, then the pip: section; wheels only (no build backend runs for an image).
-  pypi::PipSolveOptions pip;
-  pip.subdir = solution.platform;
-  pip.glibc = pypi::glibc_version(solution.virtual_packages);
-  pip.cache = request.packages;
-  pip.cache.offline = pip.cache.offline || request.solve.repodata.offline;
-  pip.cache.credentialed_channels = out.credentialed_channels;
-  pip.base_dir = fs::absolute(request.file).parent_path();
-  pip.file_name = request.file.string();
-  ENVB_ASSIGN_OR_RETURN(auto solved, pypi::solve_pip_section(request.pip, out.records, pip));
+  ENVB_ASSIGN_OR_RETURN(auto solved, pypi::solve_pip_section(request.pip, out.records,
+                                                             pip_solve_options(request, solution)));
   out.wheels = std::move(solved.wheels);
   out.credentialed_channels.insert(out.credentialed_channels.end(),
                                    solved.credentialed_origins.begin(),

@@ -157,7 +157,7 @@ Result<PipSolution> solve_pip_section(const std::vector<conda::PipRequirement>& 
     index_options.index_urls.push_back(options.index_url.value_or(std::string(kDefaultIndexUrl)));
     for (const auto& url : options.extra_index_urls) index_options.index_urls.push_back(url);
   }
-  index_options.find_links = options.find_links;
+  index_options.find_links = o.find_links.empty() ? options.find_links : o.find_links;
   index_options.cache = o.cache;
   PackageIndex index(index_options);
   ENVB_ASSIGN_OR_RETURN(out.resolution, resolve(out.section.entries, index, resolve_options)

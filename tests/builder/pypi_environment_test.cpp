@@ -268,6 +268,34 @@ TEST_F(PypiEnvironmentTest, PixiLockPypiPackagesInstallLikeTheCondaLock) {
   EXPECT_FALSE(fs::exists(dir_ / "sdist"));
 }
 
+TEST_F(PypiEnvironmentTest, PipFindLinksReplacesTheSectionsFindLinksInEveryCommand) {
+  // Given a file whose --find-links folder is not there (a build system keeps the wheels
+  // elsewhere, as Bazel's envbuild_image does), expect every command to name the missing folder,
+  // and to use the wheels with --pip-find-links DIR, as -c replaces the file's channels.
+  testing::make_wheels(R"([{"name": "solo", "version": "1.0"}])", dir_ / "elsewhere");
+  const fs::path file = environment(dir_, {"--no-index", "--find-links ./wheels", "solo"});
+  const std::string cache = " --cache-dir " + q(dir_ / "cache");
+  const std::vector<std::string> commands = {
+      "solve --json -f " + q(file),
+      "lock -f " + q(file) + " -o " + q(dir_ / "conda-lock.yml"),
+      "install -p " + q(dir_ / "prefix") + " -f " + q(file),
+      "build -f " + q(file) + " -t solo:1 --output oci:" + (dir_ / "image").string() + ":1",
+  };
+  for (const std::string& command : commands) {
+    SCOPED_TRACE(command);
+    auto missing = run_command(envbuild() + " " + command + cache + " 2>&1");
+    EXPECT_NE(missing.exit_code, 0) << missing.output;
+    EXPECT_NE(missing.output.find("--find-links " + (dir_ / "wheels").string() + ": not a directory"),
+              std::string::npos)
+        << missing.output;
+    auto given = run_command(envbuild() + " " + command + cache + " --pip-find-links " +
+                             q(dir_ / "elsewhere") + " 2>&1");
+    EXPECT_EQ(given.exit_code, 0) << given.output;
+  }
+  EXPECT_TRUE(fs::exists(dir_ / "prefix/lib/python3.11/site-packages/solo-1.0.dist-info/METADATA"));
+  EXPECT_NE(read_text(dir_ / "conda-lock.yml").find("solo-1.0-py3-none-any.whl"), std::string::npos);
+}
+
 TEST_F(PypiEnvironmentTest, HostileWheelsAreRefusedBeforeAnythingIsWritten) {
   // Given wheels that would overwrite the conda python, use a scheme PEP 427 does not have, or
   // name a path outside the prefix, expect an error naming the wheel and no prefix.

@@ -47,6 +47,9 @@ conda::CondaLockPackage lock_entry(const WheelToInstall& wheel, const std::strin
   p.manager = conda::CondaLockPackage::Manager::Pip;
   p.platform = platform;
   p.dependencies = wheel.dependencies;
+  // conda-lock writes "*" for a requirement without a version constraint.
+  for (auto& [name, constraint] : p.dependencies)
+    if (constraint.empty()) constraint = "*";
   p.url = wheel.url;
   p.sha256 = wheel.sha256;
   return p;
@@ -71,6 +74,8 @@ WheelToInstall locked_wheel(const conda::CondaLockPackage& entry,
   w.filename = filename_of(entry.url);
   w.sha256 = entry.sha256;
   w.dependencies = entry.dependencies;
+  for (auto& [name, constraint] : w.dependencies)
+    if (constraint == "*") constraint.clear();
   w.requested = names_under(metadata, kRequestedKey).count(entry.name) > 0;
   w.direct_url = names_under(metadata, kDirectKey).count(entry.name) > 0;
   return w;

@@ -243,10 +243,14 @@ TEST_F(PypiEnvironmentTest, PixiLockPypiPackagesInstallLikeTheCondaLock) {
     packages += "- pypi: " + p->url + "\n  name: " + p->name + "\n  version: " + p->version +
                 "\n  sha256: " + p->sha256 + "\n";
     if (!p->dependencies.empty()) packages += "  requires_dist:\n";
-    for (const auto& [name, spec] : p->dependencies) packages += "  - " + name + spec + "\n";
+    for (const auto& [name, spec] : p->dependencies) {
+      EXPECT_FALSE(spec.empty()) << name << ": conda-lock writes '*' for no constraint";
+      packages += "  - " + name + (spec == "*" ? "" : spec) + "\n";
+    }
     ++wheels;
   }
   EXPECT_EQ(wheels, 5u);
+  EXPECT_NE(read_text(dir_ / "conda-lock.yml").find("alpha: '*'"), std::string::npos);  // tool's
   const std::string head = "version: 6\nenvironments:\n  default:\n    channels:\n    - url: file://" +
                            channel_.string() + "/\n    packages:\n      linux-64:\n";
   write_text(dir_ / "pixi.lock", head + refs + "packages:\n" + packages);

@@ -1,11 +1,15 @@
-// `envbuild export -p PREFIX | --lock FILE`: an installed environment or a lock written back as
-// an environment.yml (conda env export), an @EXPLICIT file (conda list --explicit) or a
-// conda-lock.yml. The reading and writing live in builder/export; this is the command line.
+// `envbuild export -p PREFIX | --lock FILE | --image IMAGE`: an installed environment, a lock or
+// the environment in an image written back as an environment.yml (conda env export), an
+// @EXPLICIT file (conda list --explicit) or a conda-lock.yml. The reading and writing live in
+// builder/export; this is the command line.
 
 #include <iostream>
 #include <memory>
 
 #include "builder/cli/cli.hpp"
+#include "builder/cli/image_source.hpp"
+#include "builder/cli/solve_options.hpp"
+#include "builder/install/cache.hpp"
 #include "builder/export/export.hpp"
 #include "common/fs.hpp"
 
@@ -16,6 +20,10 @@ namespace {
 struct ExportOptions {
   std::string prefix;
   std::string lock;
+  std::string image;
+  std::string image_prefix;
+  std::string cache_dir;
+  ImageSourceOptions source;            // --image; its platform is the first --platform
   std::string environment = "default";  // pixi.lock
   std::vector<std::string> platforms;
   std::string format = "environment";
@@ -25,10 +33,26 @@ struct ExportOptions {
 };
 
 Result<std::vector<ExportedEnvironment>> read_sources(const ExportOptions& o) {
-  if (o.prefix.empty() == o.lock.empty())
+  if (int(!o.prefix.empty()) + int(!o.lock.empty()) + int(!o.image.empty()) != 1)
     return fail(Errc::InvalidInput, "export needs exactly one source")
-        .with_hint("give -p PREFIX (an installed environment) or --lock FILE");
+        .with_hint("give -p PREFIX (an installed environment), --lock FILE or --image IMAGE");
   std::vector<ExportedEnvironment> envs;
+  if (!o.image.empty()) {
+    if (o.platforms.size() > 1)
+      return fail(Errc::InvalidInput, "an image holds one platform's environment")
+          .with_hint("give one --platform (an index's image for it), or none for the host's");
+    ENVB_ASSIGN_OR_RETURN(CacheLease cache, open_cache(o.cache_dir));
+    ImageSourceOptions source = o.source;
+    if (!o.platforms.empty()) source.platform = o.platforms.front();
+    ENVB_ASSIGN_OR_RETURN(auto image,
+                          open_image_source(o.image, source, cache.root(), RegistryLayers::Fetch)
+                              .context("exporting " + o.image));
+    ENVB_ASSIGN_OR_RETURN(auto env,
+                          read_image_environment(*image, cache.root() / "tmp", o.image_prefix)
+                              .context("exporting " + o.image));
+    envs.push_back(std::move(env));
+    return envs;
+  }
   if (!o.prefix.empty()) {
     ENVB_ASSIGN_OR_RETURN(auto env, read_prefix_environment(o.prefix));
     envs.push_back(std::move(env));
@@ -82,9 +106,18 @@ void register_export(CLI::App& app, Outcome& outcome) {
       "conda-lock.yml");
   cmd->add_option("-p,--prefix", options->prefix, "installed environment to export");
   cmd->add_option("--lock", options->lock, "conda-lock.yml, @EXPLICIT file or pixi.lock");
+  cmd->add_option("--image", options->image,
+                  "the environment in an image: oci:DIR[:TAG], oci-archive:FILE, "
+                  "docker-archive:FILE or docker://REF (its layers are read, nothing is run)");
+  cmd->add_option("--image-prefix", options->image_prefix,
+                  "--image: where the environment lives in it (default: its org.envbuild.prefix "
+                  "label, else /opt/conda)");
+  add_registry_read_options(cmd, options->source);
+  add_cache_option(cmd, options->cache_dir);
   cmd->add_option("--environment", options->environment, "pixi.lock environment (default)");
   cmd->add_option("--platform", options->platforms,
-                  "platform of the lock to export (repeatable for --format conda-lock)");
+                  "platform of the lock to export (repeatable for --format conda-lock); of an "
+                  "--image index: its image for that platform");
   cmd->add_option("--format", options->format, "environment (default), explicit or conda-lock")
       ->check(CLI::IsMember({"environment", "explicit", "conda-lock"}));
   cmd->add_option("-o,--output", options->output, "file to write atomically (default stdout)");
@@ -98,8 +131,10 @@ void register_export(CLI::App& app, Outcome& outcome) {
                 "environment.yml: list only the -c channels");
   cmd->footer(
       "Exit codes: 2 invalid input (a damaged record, a lock that is not one, a missing "
-      "--platform), 3 not found (no conda-meta/, no such pixi.lock environment or platform).\n"
-      "Example: envbuild export -p /opt/env --from-history -o environment.yml");
+      "--platform), 3 not found (no conda-meta/, no such pixi.lock environment or platform, "
+      "no environment in the image).\n"
+      "Examples: envbuild export -p /opt/env --from-history -o environment.yml\n"
+      "          envbuild export --image docker://ghcr.io/org/train:1 --format conda-lock");
   cmd->callback([options, &outcome] { outcome.result = run_export(*options); });
 }
 

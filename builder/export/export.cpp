@@ -12,7 +12,9 @@
 #include "common/fs.hpp"
 #include "conda/lock_environment.hpp"
 #include "conda/lockfile_pixi.hpp"
+#include "conda/image_contract.hpp"
 #include "conda/package_record.hpp"
+#include "oci/layer_reader.hpp"
 
 namespace envbuild::builder {
 
@@ -147,7 +149,10 @@ void add_wheel(ExportedEnvironment& env, const fs::path& dist_info) {
   if (dash == std::string::npos || dash == 0) return;
   auto installer = common::read_file(dist_info / "INSTALLER", 4096);
   if (!installer || installer->starts_with("conda")) return;
-  std::string spec = stem.substr(0, dash) + "==" + stem.substr(dash + 1);
+  // The project's normalized name (PEP 503), as pip list shows it: "demo_metrics" -> "demo-metrics".
+  std::string name = stem.substr(0, dash);
+  std::replace(name.begin(), name.end(), '_', '-');
+  std::string spec = name + "==" + stem.substr(dash + 1);
   env.pip.push_back(spec);
   std::error_code ec;
   if (fs::is_regular_file(fs::symlink_status(dist_info / "REQUESTED", ec)))
@@ -314,6 +319,79 @@ Result<ExportedEnvironment> read_prefix_environment(const fs::path& prefix) {
   ENVB_ASSIGN_OR_RETURN(env.variables, variables_of_state(meta / "state"));
   read_wheels(env, prefix);
   finish(env);
+  return env;
+}
+
+namespace {
+
+// Whether read_prefix_environment reads `path` ("opt/conda/conda-meta/x.json", a layer entry's
+// normalized path) of a prefix at `prefix` ("opt/conda"): conda-meta's files and the markers
+// of lib/python*/site-packages/*.dist-info.
+bool read_by_export(std::string_view path, std::string_view prefix) {
+  if (!path.starts_with(prefix) || path.size() <= prefix.size() || path[prefix.size()] != '/')
+    return false;
+  std::vector<std::string_view> parts;
+  std::string_view rest = path.substr(prefix.size() + 1);
+  while (!rest.empty() && parts.size() < 6) {
+    const size_t slash = rest.find('/');
+    parts.push_back(rest.substr(0, slash));
+    rest = slash == std::string_view::npos ? std::string_view() : rest.substr(slash + 1);
+  }
+  if (!rest.empty()) return false;
+  if (parts.size() == 2) return parts[0] == "conda-meta";
+  return parts.size() == 5 && parts[0] == "lib" && parts[1].starts_with("python") &&
+         parts[2] == "site-packages" && parts[3].ends_with(".dist-info") &&
+         (parts[4] == "INSTALLER" || parts[4] == "REQUESTED");
+}
+
+std::string image_env_var(const oci::Image& image, std::string_view key) {
+  for (const auto& kv : image.config().config.env)
+    if (kv.size() > key.size() && kv.starts_with(key) && kv[key.size()] == '=')
+      return kv.substr(key.size() + 1);
+  return {};
+}
+
+}  // namespace
+
+Result<ExportedEnvironment> read_image_environment(const oci::Image& image,
+                                                   const fs::path& scratch_root,
+                                                   std::string prefix) {
+  const auto& labels = image.config().config.labels;
+  if (prefix.empty()) {
+    auto it = labels.find(std::string(conda::kPrefixLabel));
+    prefix = it != labels.end() ? it->second : std::string(conda::kDefaultImagePrefix);
+  }
+  const fs::path relative = fs::path(prefix).lexically_normal().relative_path();
+  std::string below = relative.generic_string();
+  while (below.ends_with('/')) below.pop_back();
+  if (!fs::path(prefix).is_absolute() || below.empty() || below.starts_with(".."))
+    return fail(Errc::InvalidInput, "the image's prefix '" + prefix + "' is not a folder below /")
+        .with_hint("give the environment's folder in the image: --image-prefix /opt/conda");
+  ENVB_TRY(common::make_dirs(scratch_root));
+  ENVB_ASSIGN_OR_RETURN(auto scratch, common::TempDir::create(scratch_root, "export-"));
+  oci::ExtractOptions extract;
+  extract.select = [&below](std::string_view path) { return read_by_export(path, below); };
+  const auto& layers = image.manifest().layers;
+  for (size_t i = 0; i < layers.size(); ++i) {
+    extract.compressed_size = static_cast<uint64_t>(layers[i].size);
+    const std::string what = "layer " + std::to_string(i + 1) + " (" +
+                             layers[i].digest.short_string() + ") of the image";
+    ENVB_ASSIGN_OR_RETURN(auto blob, image.open_blob(layers[i]).context("reading " + what));
+    ENVB_TRY(oci::extract_layer(*blob, scratch.path(), extract).context("reading " + what));
+  }
+  const fs::path at = scratch.path() / below;
+  if (!fs::is_directory(fs::symlink_status(at / "conda-meta")))
+    return fail(Errc::NotFound, "the image has no conda environment at " + prefix +
+                                    " (no conda-meta/ in its layers)")
+        .with_hint("give the environment's folder in the image: --image-prefix PATH");
+  ENVB_ASSIGN_OR_RETURN(ExportedEnvironment env,
+                        read_prefix_environment(at).context("the environment at " + prefix +
+                                                            " in the image"));
+  env.name = image_env_var(image, "CONDA_DEFAULT_ENV");
+  if (env.name.empty()) env.name = relative.filename().string();
+  if (auto it = labels.find(std::string(conda::kPlatformLabel));
+      it != labels.end() && env.platform.empty())
+    env.platform = it->second;
   return env;
 }
 

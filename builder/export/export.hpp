@@ -13,6 +13,7 @@
 #include "common/result.hpp"
 #include "conda/lockfile_conda_lock.hpp"
 #include "conda/lockfile_explicit.hpp"
+#include "oci/image.hpp"
 
 namespace envbuild::builder {
 
@@ -49,6 +50,17 @@ struct ExportedEnvironment {
 /// PREFIX/conda-meta is missing; InvalidInput naming the record that is not valid JSON or not a
 /// record.
 Result<ExportedEnvironment> read_prefix_environment(const std::filesystem::path& prefix);
+
+/// The environment in an image (envbuild's, or any with a conda prefix): the files
+/// read_prefix_environment reads (conda-meta/, the .dist-info INSTALLER and REQUESTED markers)
+/// below `prefix` (empty: the image's org.envbuild.prefix label, else /opt/conda), taken from
+/// its layers in order with whiteouts applied into a scratch directory under `scratch_root`
+/// (removed afterwards; nothing else of the layers is written), then read as a prefix. Its name
+/// is the image's CONDA_DEFAULT_ENV, else the prefix's folder name. NotFound when the layers
+/// hold no conda-meta/ there; layers are untrusted (oci/layer_reader.hpp).
+Result<ExportedEnvironment> read_image_environment(const oci::Image& image,
+                                                  const std::filesystem::path& scratch_root,
+                                                  std::string prefix = {});
 
 /// A lock file: conda-lock.yml, @EXPLICIT or pixi.lock (told apart by content). `platform`
 /// picks one of several (empty: the only one, or an InvalidInput error naming them);

@@ -451,7 +451,7 @@ Result<int> run_build(const BuildCliOptions& o) {
   ENVB_ASSIGN_OR_RETURN(EnvironmentSpec env, read_environment(o, subdir, settings, cache_root));
 
   // Every progress line goes above the download status line (a terminal's).
-  FetchProgress fetch_progress(env.records, o.quiet);
+  FetchProgress fetch_progress(env.records, env.wheels.size(), o.quiet);
   auto progress = [&](const std::string& line) { fetch_progress.line(line); };
 
   ENVB_ASSIGN_OR_RETURN(ImageBuildOptions options,

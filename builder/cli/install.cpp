@@ -250,7 +250,7 @@ Result<int> run_install(const InstallCliOptions& o) {
     std::lock_guard<std::mutex> lock(out);
     std::cerr << "warning: " << m << "\n";
   };
-  FetchProgress fetch_progress(request.records, o.quiet);
+  FetchProgress fetch_progress(request.records, in.wheels.size(), o.quiet);
   fetch_progress.attach(request.cache);
   request.progress = [&](const std::string& line) { fetch_progress.line(line); };
   ENVB_ASSIGN_OR_RETURN(auto report, install_environment(request));

@@ -24,6 +24,7 @@ TEST_F(DemoTest, TheReadmeDemoRunsEndToEnd) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   for (const std::string want : {
            "wheels/demo_metrics-1.0-py3-none-any.whl",       // make_channel.py wrote the wheels
+           "fetched 6/6 ",                                   // wheels counted with packages
            "demo-metrics-1.0 (wheel)",                       // layered like a package
            "0 uploaded, 8 already there",                    // the second push sends nothing
            "  ok    __glibc >=2.17",                          // envrun check

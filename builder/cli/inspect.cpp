@@ -33,8 +33,6 @@ struct InspectOptions {
   bool json = false;
 };
 
-// The prefix of the history entries of envbuild's package layers (image_build.cpp).
-constexpr std::string_view kPackagesHistory = "envbuild: conda ";
 
 // "xz-5.2.6-h166bdaf_0.tar.bz2" -> name, version, build (conda's file names end so).
 nlohmann::json package_of(const conda::ExplicitEntry& entry) {
@@ -77,8 +75,9 @@ nlohmann::json layers_of(const oci::Image& image) {
   for (size_t i = 0; i < layers.size(); ++i) {
     const std::string by = i < made_by.size() ? made_by[i] : "";
     nlohmann::json packages = nlohmann::json::array();
-    if (by.starts_with(kPackagesHistory)) {
-      std::string_view rest = std::string_view(by).substr(kPackagesHistory.size());
+    for (std::string_view history : {conda::kCondaLayerHistory, conda::kPypiLayerHistory}) {
+      if (!by.starts_with(history)) continue;
+      std::string_view rest = std::string_view(by).substr(history.size());
       while (!rest.empty()) {
         const size_t end = rest.find(", ");
         packages.push_back(std::string(rest.substr(0, end)));

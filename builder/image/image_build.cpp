@@ -397,7 +397,8 @@ std::string layer_members(const ImageBuild& build, const PlannedLayer& layer) {
 
 std::string history_text(const ImageBuild& build, const PlannedLayer& layer) {
   if (layer.packages.empty() && layer.wheels.empty()) return "envbuild: environment files";
-  return std::string(layer.packages.empty() ? "envbuild: pypi " : "envbuild: conda ") +
+  return std::string(layer.packages.empty() ? conda::kPypiLayerHistory
+                                             : conda::kCondaLayerHistory) +
          layer_members(build, layer);
 }
 

@@ -191,6 +191,16 @@ TEST_F(PypiEnvironmentTest, LockInstallBuildAndEnvrunAgree) {
   const std::string sbom = read_text(dir_ / "img-file.spdx.json");
   for (const char* purl : {"pkg:pypi/tool@1.0", "pkg:pypi/alpha@2.0", "pkg:pypi/zeta@0.9"})
     EXPECT_NE(sbom.find(purl), std::string::npos) << purl;
+  // inspect names each wheel layer's wheel, as it names a package layer's packages.
+  auto inspected = run_command(envbuild() + " inspect --json " +
+                               q("oci:" + (dir_ / "img-file").string() + ":1"));
+  ASSERT_EQ(inspected.exit_code, 0) << inspected.output;
+  std::set<std::string> layered;
+  const auto view = nlohmann::json::parse(inspected.output);
+  for (const auto& layer : view["layers"])
+    for (const auto& member : layer["packages"]) layered.insert(member.get<std::string>());
+  EXPECT_TRUE(layered.count("tool-1.0 (wheel)")) << inspected.output;
+  EXPECT_TRUE(layered.count("alpha-2.0 (wheel)")) << inspected.output;
 
   // The scripts run from the image and from a moved prefix (relocated shebangs).
   const std::string cache = "ENVRUN_CACHE=" + q(dir_ / "envrun-cache") + " ";

@@ -69,13 +69,21 @@ Result<std::vector<ExportedEnvironment>> read_sources(const ExportOptions& o) {
 
 Result<std::string> render(const ExportOptions& o, const std::vector<ExportedEnvironment>& envs) {
   if (o.format == "conda-lock") {
-    ENVB_ASSIGN_OR_RETURN(auto lock, to_conda_lock(envs));
+    size_t left_out = 0;
+    ENVB_ASSIGN_OR_RETURN(auto lock, to_conda_lock(envs, &left_out));
+    if (left_out > 0)
+      std::cerr << "warning: " << left_out
+                << " wheel(s) of the pip: section are not in the conda-lock.yml: an installed "
+                   "environment records no wheel URL or hash (lock the environment.yml instead)\n";
     return conda::to_string(lock);
   }
   if (envs.size() != 1)
     return fail(Errc::InvalidInput, "--format " + o.format + " holds one platform")
         .with_hint("give one --platform, or --format conda-lock for several");
   if (o.format == "explicit") {
+    if (!envs.front().wheels.empty())
+      std::cerr << "warning: @EXPLICIT files hold conda packages only (CEP 23): the pip: "
+                   "section's wheels are left out (--format conda-lock keeps them)\n";
     ENVB_ASSIGN_OR_RETURN(auto file, to_explicit_file(envs.front(), o.md5));
     return conda::to_string(file);
   }

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "builder/install/install.hpp"
+#include "builder/pypi/lock.hpp"
 #include "common/fs.hpp"
 #include "conda/lock_environment.hpp"
 #include "conda/lockfile_pixi.hpp"
@@ -140,6 +141,11 @@ Result<std::vector<ExportedPackage>> read_conda_meta(const fs::path& meta) {
   return out;
 }
 
+void sort_wheels(ExportedEnvironment& env) {
+  std::sort(env.wheels.begin(), env.wheels.end(),
+            [](const auto& a, const auto& b) { return a.name < b.name; });
+}
+
 // One .dist-info directory: `name-1.0.dist-info` -> "name==1.0" when a pip: section (not a
 // conda package, whose INSTALLER says conda) put it there.
 void add_wheel(ExportedEnvironment& env, const fs::path& dist_info) {
@@ -149,14 +155,14 @@ void add_wheel(ExportedEnvironment& env, const fs::path& dist_info) {
   if (dash == std::string::npos || dash == 0) return;
   auto installer = common::read_file(dist_info / "INSTALLER", 4096);
   if (!installer || installer->starts_with("conda")) return;
+  pypi::WheelToInstall wheel;
   // The project's normalized name (PEP 503), as pip list shows it: "demo_metrics" -> "demo-metrics".
-  std::string name = stem.substr(0, dash);
-  std::replace(name.begin(), name.end(), '_', '-');
-  std::string spec = name + "==" + stem.substr(dash + 1);
-  env.pip.push_back(spec);
+  wheel.name = stem.substr(0, dash);
+  std::replace(wheel.name.begin(), wheel.name.end(), '_', '-');
+  wheel.version = stem.substr(dash + 1);
   std::error_code ec;
-  if (fs::is_regular_file(fs::symlink_status(dist_info / "REQUESTED", ec)))
-    env.pip_requested.push_back(spec);
+  wheel.requested = fs::is_regular_file(fs::symlink_status(dist_info / "REQUESTED", ec));
+  env.wheels.push_back(std::move(wheel));
 }
 
 // lib/python*/site-packages/*.dist-info, without following links out of the prefix.
@@ -174,8 +180,7 @@ void read_wheels(ExportedEnvironment& env, const fs::path& prefix) {
           it->is_directory(site_ec))
         add_wheel(env, it->path());
   }
-  std::sort(env.pip.begin(), env.pip.end());
-  std::sort(env.pip_requested.begin(), env.pip_requested.end());
+  sort_wheels(env);
 }
 
 Result<std::vector<std::pair<std::string, std::string>>> variables_of_state(const fs::path& state) {
@@ -260,6 +265,9 @@ Result<ExportedEnvironment> from_conda_lock(const std::string& text, const std::
       exported.depends.push_back(constraint.empty() ? name : name + " " + constraint);
     env.packages.push_back(std::move(exported));
   }
+  for (const auto* p : lock.packages_for(env.platform, conda::CondaLockPackage::Manager::Pip))
+    env.wheels.push_back(pypi::locked_wheel(*p, lock.metadata));
+  sort_wheels(env);
   ENVB_ASSIGN_OR_RETURN(auto locked, conda::locked_environment(lock, env.platform, file));
   apply(env, locked);
   return env;
@@ -278,8 +286,23 @@ Result<ExportedEnvironment> from_pixi(const std::string& text, const std::string
   ENVB_ASSIGN_OR_RETURN(env.platform, pick_platform(platforms, platform, file));
   env.channels = pixi_env->channels;
   ENVB_ASSIGN_OR_RETURN(auto packages, lock.packages_for(*pixi_env, env.platform));
+  std::vector<const conda::PixiLockPackage*> pypi_packages;
+  for (const auto* p : packages)
+    if (p->kind == conda::PixiLockPackage::Kind::Pypi) pypi_packages.push_back(p);
+  if (auto wheels = pypi::pixi_wheels(pypi_packages, fs::path(file).parent_path(), file)) {
+    env.wheels = std::move(*wheels);
+  } else {
+    // Source distributions and editables: still named, with no URL to lock.
+    for (const auto* p : pypi_packages) {
+      pypi::WheelToInstall named;
+      named.name = p->name;
+      named.version = p->version;
+      env.wheels.push_back(std::move(named));
+    }
+  }
+  sort_wheels(env);
   for (const auto* p : packages) {
-    if (p->kind != conda::PixiLockPackage::Kind::Conda) continue;  // wheels, source builds
+    if (p->kind != conda::PixiLockPackage::Kind::Conda) continue;
     ExportedPackage exported =
         exported_of_url({p->name, p->version, p->build}, p->location, p->md5, p->sha256);
     exported.subdir = p->subdir;
@@ -426,7 +449,9 @@ std::string to_environment_yml(const ExportedEnvironment& env, const Environment
     for (const auto& p : env.packages)
       out << (p.name + "=" + p.version + (o.no_builds ? "" : "=" + p.build));
   }
-  const auto& wheels = o.from_history ? env.pip_requested : env.pip;
+  std::vector<std::string> wheels;
+  for (const auto& w : env.wheels)
+    if (w.requested || !o.from_history) wheels.push_back(w.name + "==" + w.version);
   if (!wheels.empty()) {
     out << YAML::BeginMap << YAML::Key << "pip" << YAML::Value << YAML::BeginSeq;
     for (const auto& w : wheels) out << w;
@@ -463,8 +488,10 @@ Result<conda::ExplicitFile> to_explicit_file(const ExportedEnvironment& env, boo
   return file;
 }
 
-Result<conda::CondaLockFile> to_conda_lock(const std::vector<ExportedEnvironment>& envs) {
+Result<conda::CondaLockFile> to_conda_lock(const std::vector<ExportedEnvironment>& envs,
+                                           size_t* wheels_left_out) {
   conda::CondaLockFile lock;
+  std::vector<pypi::WheelToInstall> locked_wheels;
   for (const auto& env : envs) {
     lock.metadata.platforms.push_back(env.platform);
     for (const auto& c : env.channels)
@@ -489,7 +516,16 @@ Result<conda::CondaLockFile> to_conda_lock(const std::vector<ExportedEnvironment
       package.sha256 = p.sha256;
       lock.packages.push_back(std::move(package));
     }
+    for (const auto& w : env.wheels) {
+      if (w.url.empty() || w.sha256.empty()) {
+        if (wheels_left_out) ++*wheels_left_out;
+        continue;
+      }
+      lock.packages.push_back(pypi::lock_entry(w, env.platform));
+      locked_wheels.push_back(w);
+    }
   }
+  pypi::add_requested(lock.metadata, locked_wheels);
   return lock;
 }
 

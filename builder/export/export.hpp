@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/result.hpp"
+#include "builder/pypi/wheel_install.hpp"
 #include "conda/lockfile_conda_lock.hpp"
 #include "conda/lockfile_explicit.hpp"
 #include "oci/image.hpp"
@@ -38,10 +39,10 @@ struct ExportedEnvironment {
   std::vector<ExportedPackage> packages;                       // sorted by name
   std::vector<std::string> requested_specs;                    // history / the lock's specs
   std::vector<std::pair<std::string, std::string>> variables;  // in file order
-  /// Wheels a pip: section installed (their .dist-info's INSTALLER is not conda), as
-  /// `name==version`, sorted; `pip_requested` those with a REQUESTED marker.
-  std::vector<std::string> pip;
-  std::vector<std::string> pip_requested;
+  /// The wheels of a pip: section, sorted by name: from a prefix or an image, those whose
+  /// .dist-info's INSTALLER is not conda (name, version, requested: a REQUESTED marker; no URL
+  /// is recorded there); from a lock, its pip entries with URL, sha256 and dependencies.
+  std::vector<pypi::WheelToInstall> wheels;
 };
 
 /// An installed prefix: conda-meta/<name>-<version>-<build>.json records, the requested specs
@@ -87,8 +88,10 @@ Result<conda::ExplicitFile> to_explicit_file(const ExportedEnvironment& env, boo
 /// "libgcc-ng >=12" -> {"libgcc-ng", ">=12"}; "python_abi 3.11.* *_cp311" keeps the rest.
 std::pair<std::string, std::string> split_dependency(const std::string& dep);
 
-/// A conda-lock.yml v1 of the environments (one per platform). InvalidInput naming a package
-/// with no URL or no hash (conda-lock requires both).
-Result<conda::CondaLockFile> to_conda_lock(const std::vector<ExportedEnvironment>& envs);
+/// A conda-lock.yml v1 of the environments (one per platform), with `manager: pip` entries for
+/// the wheels whose URL and sha256 are known (the others are counted in `wheels_left_out`).
+/// InvalidInput naming a package with no URL or no hash (conda-lock requires both).
+Result<conda::CondaLockFile> to_conda_lock(const std::vector<ExportedEnvironment>& envs,
+                                           size_t* wheels_left_out = nullptr);
 
 }  // namespace envbuild::builder

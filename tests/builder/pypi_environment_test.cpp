@@ -156,6 +156,39 @@ TEST_F(PypiEnvironmentTest, ExportListsInstalledWheelsUnderPip) {
     }
 }
 
+TEST_F(PypiEnvironmentTest, ExportOfALockKeepsItsWheels) {
+  // Given a conda-lock.yml with pip entries, expect export to list them in environment.yml
+  // (only the requested ones with --from-history), to write them back unchanged in a
+  // conda-lock.yml, and to warn that @EXPLICIT leaves them out.
+  testing::PypiServer server(testing::pypi_test_wheels(), dir_ / "index.log");
+  ASSERT_NE(server.port(), 0);
+  environment(dir_, {"--index-url " + server.simple_url(), "tool", "epsilon[fast]"});
+  const std::string cd = "cd " + q(dir_) + " && ";
+  auto locked = run_command(cd + envbuild() + " lock -f environment.yml -p linux-64 --cache-dir cache 2>&1");
+  ASSERT_EQ(locked.exit_code, 0) << locked.output;
+
+  auto yml = run_command(cd + envbuild() + " export --lock conda-lock.yml");
+  ASSERT_EQ(yml.exit_code, 0) << yml.output;
+  for (const char* wheel : {"tool==1.0", "alpha==2.0", "beta==2.0", "epsilon==1.0", "zeta==0.9"})
+    EXPECT_NE(yml.output.find("      - " + std::string(wheel) + "\n"), std::string::npos) << yml.output;
+  auto history = run_command(cd + envbuild() + " export --lock conda-lock.yml --from-history");
+  ASSERT_EQ(history.exit_code, 0) << history.output;
+  EXPECT_NE(history.output.find("  - pip:\n      - epsilon==1.0\n      - tool==1.0\n"), std::string::npos)
+      << history.output;
+
+  auto again = run_command(cd + envbuild() + " export --lock conda-lock.yml --format conda-lock -o again.yml");
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  auto original = conda::parse_conda_lock(read_text(dir_ / "conda-lock.yml"), "conda-lock.yml");
+  auto exported = conda::parse_conda_lock(read_text(dir_ / "again.yml"), "again.yml");
+  ASSERT_TRUE(original && exported);
+  EXPECT_EQ(exported->packages_for("linux-64", conda::CondaLockPackage::Manager::Pip).size(), 5u);
+  EXPECT_EQ(exported->packages, original->packages);
+
+  auto explicit_file = run_command(cd + envbuild() + " export --lock conda-lock.yml --format explicit 2>&1");
+  ASSERT_EQ(explicit_file.exit_code, 0) << explicit_file.output;
+  EXPECT_NE(explicit_file.output.find("wheels are left out"), std::string::npos) << explicit_file.output;
+}
+
 TEST_F(PypiEnvironmentTest, LockInstallBuildAndEnvrunAgree) {
   testing::PypiServer server(testing::pypi_test_wheels(), dir_ / "index.log");
   ASSERT_NE(server.port(), 0);

@@ -6,6 +6,7 @@
         name = "image",
         environment = "environment.yml",   # or lock = "conda-lock.yml" (no solve)
         channels = [":channel"],           # replace the file's channels (local, offline builds)
+        pip_find_links = [":channel"],     # and its pip: --find-links (the channel's wheels/)
         tag = "myproject/train:1",
     )
 
@@ -38,6 +39,14 @@ def _channel_path(target):
     fail("%s is not a conda channel: give a conda_channel target or a filegroup containing " % target.label +
          "<channel>/<subdir>/repodata.json")
 
+def _wheels_path(target):
+    """Folder of wheels given as a conda_channel target (its wheels/ folder) or as files."""
+    if CondaChannelInfo in target:
+        return target[CondaChannelInfo].dir.path + "/wheels"
+    for f in target.files.to_list():
+        return f.path if f.is_directory else f.dirname
+    fail("%s has no files: give a conda_channel target or a filegroup of wheels" % target.label)
+
 def _envbuild_image_impl(ctx):
     if bool(ctx.file.environment) == bool(ctx.file.lock):
         fail("envbuild_image %s: set exactly one of environment and lock" % ctx.label)
@@ -67,6 +76,10 @@ def _envbuild_image_impl(ctx):
         # "./": a path, not a channel name to resolve against the channel alias.
         args.add("--channel", "./" + _channel_path(channel))
         inputs.extend(channel.files.to_list())
+    for target in ctx.attr.pip_find_links:
+        # "./": a path, not a URL. Replaces the pip: section's own --find-links locations.
+        args.add("--pip-find-links", "./" + _wheels_path(target))
+        inputs.extend(target.files.to_list())
     if ctx.attr.base:
         base_files = ctx.attr.base.files.to_list()
         if len(base_files) != 1:
@@ -124,6 +137,11 @@ envbuild_image = rule(
             allow_files = True,
             doc = "local channels that replace the environment's (conda_channel targets or filegroups)",
         ),
+        "pip_find_links": attr.label_list(
+            allow_files = True,
+            doc = "folders of wheels that replace the pip: section's --find-links locations " +
+                  "(a conda_channel target stands for its wheels/ folder; a filegroup for its files' folder)",
+        ),
         "base": attr.label(allow_files = True, doc = "base image: an OCI layout dir or an archive"),
         "base_format": attr.string(
             default = "oci-archive",
@@ -169,7 +187,8 @@ def _conda_channel_impl(ctx):
 
 conda_channel = rule(
     implementation = _conda_channel_impl,
-    doc = "A local conda channel written by `INTERPRETER SCRIPT CHANNEL_DIR`, then indexed by `envbuild index`.",
+    doc = "A local conda channel written by `INTERPRETER SCRIPT CHANNEL_DIR`, then indexed by `envbuild index` " +
+          "(wheels the script writes to CHANNEL_DIR/wheels serve envbuild_image's pip_find_links).",
     attrs = {
         "script": attr.label(allow_single_file = True, mandatory = True, doc = "writes <dir>/<subdir>/*.conda"),
         "srcs": attr.label_list(allow_files = True, doc = "files the script reads"),

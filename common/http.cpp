@@ -399,6 +399,20 @@ Result<HttpResponse> HttpClient::follow(const HttpRequest& request, uint64_t& de
   }
 }
 
+std::string proxy_for(std::string_view url, const std::map<std::string, std::string>& proxies) {
+  if (proxies.empty()) return "";
+  auto origin = url_origin(url);
+  if (!origin) return "";
+  std::string host = origin->host;
+  if (host.size() > 1 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  for (const std::string& key :
+       {origin->scheme + "://" + host, origin->scheme, "all://" + host, std::string("all")}) {
+    auto it = proxies.find(key);
+    if (it != proxies.end() && !it->second.empty()) return it->second;
+  }
+  return "";
+}
+
 Result<HttpResponse> HttpClient::transfer(const HttpRequest& request, const Hop& hop,
                                           uint64_t& delivered) {
   const std::string what = hop.method + " " + redact_url(hop.url);
@@ -455,6 +469,9 @@ Result<HttpResponse> HttpClient::transfer(const HttpRequest& request, const Hop&
       curl_easy_setopt(c, CURLOPT_NETRC_FILE, options_.netrc_file.c_str());
   }
   impl_->set_tls(c, options_.tls, ca_blob);
+  // curl_easy_reset() above cleared the previous hop's proxy: each hop gets its own host's.
+  const std::string proxy = proxy_for(hop.url, options_.proxies);
+  if (!proxy.empty()) curl_easy_setopt(c, CURLOPT_PROXY, proxy.c_str());
   curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(c, CURLOPT_HEADERDATA, &t);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);

@@ -76,6 +76,10 @@ struct HttpOptions {
   std::chrono::milliseconds max_backoff{30'000};
   /// Redirects followed by a request that asks for it (HttpRequest::follow_redirects).
   long max_redirects = 10;
+  /// conda's proxy_servers: "scheme://host", "scheme", "all://host" or "all" -> proxy URL
+  /// (proxy_for()). A URL none matches goes as libcurl decides (http_proxy, https_proxy, ...).
+  /// A proxy URL's user:password@ goes to that proxy only (Proxy-Authorization).
+  std::map<std::string, std::string> proxies;
   /// Read ~/.netrc (or netrc_file) for credentials of a host whose URL has none.
   bool use_netrc = true;
   std::string netrc_file;
@@ -88,6 +92,12 @@ inline constexpr const char* kHttpOverridesEnv = "ENVBUILD_HTTP_TIMEOUTS";
 /// Applies "key=value,..." overrides: connect, headers, window, total (seconds), min_bytes,
 /// retries, backoff_ms. InvalidInput naming the entry for an unknown key or a bad number.
 Result<void> apply_http_overrides(HttpOptions& options, std::string_view spec);
+
+/// The proxy of `url` in `proxies` (HttpOptions::proxies), tried as Python requests (and so
+/// conda) tries them: "scheme://host", "scheme", "all://host", "all"; "" when none matches or
+/// the URL has no origin. Chosen per request and per redirect hop: a hop to another host gets
+/// that host's proxy, never the first host's.
+std::string proxy_for(std::string_view url, const std::map<std::string, std::string>& proxies);
 
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
 

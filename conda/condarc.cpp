@@ -4,6 +4,7 @@
 #include <system_error>
 
 #include "common/fs.hpp"
+#include "common/http.hpp"
 #include "conda/internal/yaml.hpp"
 
 extern char** environ;
@@ -172,7 +173,7 @@ void show_list(std::string& out, const char* key,
                const std::optional<Sourced<std::vector<std::string>>>& field) {
   if (!field) return;
   out += std::string(key) + ":  # " + field->source + "\n";
-  for (const auto& item : field->value) out += "  - " + item + "\n";
+  for (const auto& item : field->value) out += "  - " + common::redact_url(item) + "\n";
 }
 
 void show_map(std::string& out, const char* key,
@@ -180,7 +181,7 @@ void show_map(std::string& out, const char* key,
   if (field.empty()) return;
   out += std::string(key) + ":\n";
   for (const auto& [name, value] : field)
-    out += "  " + name + ": " + value.value + "  # " + value.source + "\n";
+    out += "  " + name + ": " + common::redact_url(value.value) + "  # " + value.source + "\n";
 }
 
 }  // namespace
@@ -249,7 +250,7 @@ std::string describe(const CondaConfig& config) {
   std::string out;
   show_list(out, "channels", config.channels);
   if (config.channel_alias)
-    out += "channel_alias: " + config.channel_alias->value + "  # " +
+    out += "channel_alias: " + common::redact_url(config.channel_alias->value) + "  # " +
            config.channel_alias->source + "\n";
   show_list(out, "default_channels", config.default_channels);
   show_map(out, "custom_channels", config.custom_channels);

@@ -68,7 +68,8 @@ Result<void> merge_condarc(std::string_view text, const std::string& source, Con
 /// error naming it.
 Result<CondaConfig> load_conda_config(const CondaConfigEnvironment& environment);
 
-/// `envbuild config --show`: each set key as YAML, with a comment naming its source.
+/// `envbuild config --show`: each set key as YAML, with a comment naming its source. URLs are
+/// redacted (a proxy's or a channel's password, a conda token): the output is for sharing.
 std::string describe(const CondaConfig& config);
 
 }  // namespace envbuild::conda

@@ -42,6 +42,10 @@ inline constexpr std::string_view kLockLabel = "org.envbuild.lock";
 inline constexpr std::string_view kVersionLabel = "org.envbuild.version";
 /// The annotation of an image (or SBOM artifact) naming its lock's digest.
 inline constexpr std::string_view kLockDigestAnnotation = "org.envbuild.lock.digest";
+/// The config history's created_by of a layer of conda packages / of wheels: the prefix, then
+/// the members' labels joined by ", " (`envbuild inspect` lists them per layer).
+inline constexpr std::string_view kCondaLayerHistory = "envbuild: conda ";
+inline constexpr std::string_view kPypiLayerHistory = "envbuild: pypi ";
 /// Where an image without the prefix label keeps its environment (as conda images do).
 inline constexpr std::string_view kDefaultImagePrefix = "/opt/conda";
 

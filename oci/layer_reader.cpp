@@ -122,6 +122,7 @@ class Extractor {
       return common::remove_at(dir.get(), victim, (root_ / parent / victim).string());
     }
 
+    if (options_.select && !options_.select(path)) return ok();
     ENVB_ASSIGN_OR_RETURN(common::Fd dir, open_dir(parts, parts.size() - 1, name, true));
     int dfd = dir.get();
     std::string shown = (root_ / path).string();

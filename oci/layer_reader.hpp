@@ -9,7 +9,9 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
+#include <string_view>
 
 #include "common/io.hpp"
 #include "common/limits.hpp"
@@ -35,6 +37,10 @@ struct ExtractOptions {
   /// content with; 0 when unknown, and then only the other limits apply.
   /// extract_layer_file takes the file's size.
   uint64_t compressed_size = 0;
+  /// When set, only the entries whose path (relative, normalized: "opt/conda/conda-meta/x.json")
+  /// it accepts are written, with the directories above them; the others are read past (the
+  /// limits still count them). Whiteouts always apply. For reading a few files out of an image.
+  std::function<bool(std::string_view path)> select;
 };
 
 struct ExtractStats {

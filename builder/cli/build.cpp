@@ -11,6 +11,7 @@
 
 #include "builder/cli/cli.hpp"
 #include "builder/cli/progress.hpp"
+#include "builder/cli/settings.hpp"
 #include "builder/cli/solve_options.hpp"
 #include "builder/image/image_build.hpp"
 #include "builder/image/image_index.hpp"
@@ -108,8 +109,8 @@ Result<OutputOptions> output_options_for(const BuildCliOptions& o, const fs::pat
   return options;
 }
 
-/// `--output squashfs:FILE`: the environment as one SquashFS image (builder/image/squashfs_build.hpp);
-/// its sha256 goes to stdout when it is the only output.
+/// `--output squashfs:FILE`: the environment as one SquashFS image
+/// (builder/image/squashfs_build.hpp); its sha256 goes to stdout when it is the only output.
 Result<void> write_squashfs_output(const EnvironmentSpec& env, const ImageBuildOptions& options,
                                    const BuildCliOptions& o, const std::string& file) {
   if (file.empty()) return fail(Errc::InvalidInput, "--output squashfs: needs a FILE");
@@ -232,34 +233,32 @@ Result<int> print_plan(const EnvironmentSpec& env, const ImageBuildOptions& opti
   return 0;
 }
 
-Result<int> run_build(const BuildCliOptions& o) {
-  if (!o.lock.empty() && (!o.solve.file.empty() || !o.solve.specs.empty()))
-    return fail(Errc::InvalidInput, "give --lock, or -f/specs, not both");
-  const std::vector<std::string> platforms = split_commas(o.solve.platforms);
-  if (platforms.size() > 1) return run_multi_platform_build(o, platforms);
-  if (!o.plan && o.outputs.empty() && !o.collect)
-    return fail(Errc::InvalidInput,
-                "give --output (oci:DIR, oci-archive:FILE, "
-                "docker-archive:FILE, docker://REF or squashfs:FILE), or --plan");
-  const std::string subdir = platforms.empty() ? conda::host_subdir() : platforms.front();
-  ENVB_ASSIGN_OR_RETURN(CacheLease cache_lease, open_cache(o.solve.cache_dir));
-  const fs::path& cache_root = cache_lease.root();
+using Progress = std::function<void(const std::string&)>;
+
+// The environment to build: a lock file's, else the solve of -f/specs for `subdir`.
+Result<EnvironmentSpec> read_environment(const BuildCliOptions& o, const std::string& subdir,
+                                         const EffectiveSettings& settings,
+                                         const fs::path& cache_root) {
   EnvironmentSpec env;
   if (!o.lock.empty()) {
     ENVB_ASSIGN_OR_RETURN(env, environment_from_lock(o.lock, subdir, o.lock_environment));
   } else {
     SolveCliOptions one = o.solve;
     one.platforms = {subdir};
-    ENVB_ASSIGN_OR_RETURN(EnvironmentRequest request, to_environment_request(one, cache_root));
+    ENVB_ASSIGN_OR_RETURN(EnvironmentRequest request,
+                          to_environment_request(one, settings, cache_root));
     request.packages.jobs = std::max<size_t>(o.jobs, 4);
     ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request.solve).context("solving"));
     ENVB_ASSIGN_OR_RETURN(env, environment_of(request, solutions.front()));
   }
+  return env;
+}
 
-  // Every progress line goes above the download status line (a terminal's).
-  FetchProgress fetch_progress(env.records, o.quiet);
-  auto progress = [&](const std::string& line) { fetch_progress.line(line); };
-
+// The image build's options from the command line's (all but --base and --cache-from).
+Result<ImageBuildOptions> image_options_of(const BuildCliOptions& o, const std::string& subdir,
+                                           const EffectiveSettings& settings,
+                                           const fs::path& cache_root, const EnvironmentSpec& env,
+                                           FetchProgress& fetch_progress) {
   ImageBuildOptions options;
   options.prefix = o.prefix;
   options.subdir = subdir;
@@ -276,18 +275,16 @@ Result<int> run_build(const BuildCliOptions& o) {
   options.packages.root = cache_root;
   // A lock holds redacted URLs: -c URLs with credentials supply them.
   options.packages.credentialed_channels = env.credentialed_channels;
-  ENVB_ASSIGN_OR_RETURN(ChannelOptions channel_options, channel_options_of(o.solve));
-  options.packages.mirrors = channel_options.mirrors;
+  apply_fetch_settings(settings, options.packages);
   if (!o.lock.empty())
     options.packages.credentialed_channels =
-        credentialed_base_urls(o.solve.channels, channel_options);
-  options.packages.offline = o.solve.offline;
+        credentialed_base_urls(o.solve.channels, settings.channel_options);
   fetch_progress.attach(options.packages);
   options.packages.jobs = std::max<size_t>(o.jobs, 4);
   options.image_name = o.tag;
   options.link_scripts = o.no_link_scripts ? LinkScripts::Skip : LinkScripts::Run;
   options.jobs = o.jobs;
-  options.progress = progress;
+  options.progress = [&fetch_progress](const std::string& line) { fetch_progress.line(line); };
   if (!o.entrypoint.empty()) {
     ENVB_ASSIGN_OR_RETURN(options.config.entrypoint, argv_of(o.entrypoint, "--entrypoint"));
   }
@@ -304,32 +301,164 @@ Result<int> run_build(const BuildCliOptions& o) {
     ENVB_ASSIGN_OR_RETURN(auto kv, key_value(a, "--annotation"));
     options.annotations[kv.first] = kv.second;
   }
+  return options;
+}
+
+// --base: a registry's image for this platform is pulled into the cache's store (every blob
+// verified, those already there not downloaded again); any other is opened where it is.
+Result<std::unique_ptr<oci::Image>> open_base(const BuildCliOptions& o, const std::string& subdir,
+                                              const fs::path& cache_root,
+                                              const Progress& progress) {
   std::unique_ptr<oci::Image> base;
-  if (!o.base.empty()) {
-    ENVB_ASSIGN_OR_RETURN(auto ref, oci::ImageReference::parse(o.base));
-    oci::OpenOptions open;
-    open.scratch_dir = cache_root / "tmp";
-    ENVB_TRY(common::make_dirs(open.scratch_dir));
-    ENVB_ASSIGN_OR_RETURN(auto platform, oci_platform_for_subdir(subdir));
-    open.platform = platform;
-    if (ref.transport == oci::Transport::Registry) {
-      // Only the image for this platform, every blob verified, into the cache's store (blobs
-      // already there are not downloaded again).
-      ENVB_ASSIGN_OR_RETURN(OutputOptions registry, output_options_for(o, cache_root));
-      oci::BlobStore store(cache_root / "oci");
-      ENVB_ASSIGN_OR_RETURN(auto pulled,
-                            oci::registry::pull(ref, platform, store, registry_options(registry))
-                                .context("pulling base " + o.base));
-      progress("base " + ref.to_string() + ": " + pulled.manifest.digest.short_string() + ", " +
-               std::to_string(pulled.uploaded) + " blobs downloaded, " +
-               std::to_string(pulled.existed) + " cached");
-      ENVB_ASSIGN_OR_RETURN(
-          base, oci::open_store_image(store, pulled.manifest).context("opening base " + o.base));
-    } else {
-      ENVB_ASSIGN_OR_RETURN(base, oci::open_image(ref, open).context("opening base " + o.base));
-    }
-    options.base = base.get();
+  if (o.base.empty()) return base;
+  ENVB_ASSIGN_OR_RETURN(auto ref, oci::ImageReference::parse(o.base));
+  oci::OpenOptions open;
+  open.scratch_dir = cache_root / "tmp";
+  ENVB_TRY(common::make_dirs(open.scratch_dir));
+  ENVB_ASSIGN_OR_RETURN(auto platform, oci_platform_for_subdir(subdir));
+  open.platform = platform;
+  if (ref.transport == oci::Transport::Registry) {
+    ENVB_ASSIGN_OR_RETURN(OutputOptions registry, output_options_for(o, cache_root));
+    oci::BlobStore store(cache_root / "oci");
+    ENVB_ASSIGN_OR_RETURN(auto pulled,
+                          oci::registry::pull(ref, platform, store, registry_options(registry))
+                              .context("pulling base " + o.base));
+    progress("base " + ref.to_string() + ": " + pulled.manifest.digest.short_string() + ", " +
+             std::to_string(pulled.uploaded) + " blobs downloaded, " +
+             std::to_string(pulled.existed) + " cached");
+    ENVB_ASSIGN_OR_RETURN(
+        base, oci::open_store_image(store, pulled.manifest).context("opening base " + o.base));
+  } else {
+    ENVB_ASSIGN_OR_RETURN(base, oci::open_image(ref, open).context("opening base " + o.base));
   }
+  return base;
+}
+
+// --cache-from: the registry's layer cache, which the build takes layers from.
+Result<std::unique_ptr<RegistryLayerCache>> open_layer_cache(
+    const BuildCliOptions& o, const OutputOptions& output_options,
+    const std::vector<oci::ImageReference>& registry_outputs, size_t squashfs_outputs,
+    const std::optional<oci::ImageReference>& cache_to, ImageBuildOptions& options,
+    const Progress& progress) {
+  std::unique_ptr<RegistryLayerCache> cache;
+  if (!o.cache_from.empty() && !o.plan) {
+    ENVB_ASSIGN_OR_RETURN(auto ref, parse_cache_reference(o.cache_from));
+    ENVB_ASSIGN_OR_RETURN(cache, RegistryLayerCache::open(ref, registry_options(output_options)));
+    progress("layer cache " + ref.to_string() + ": " + std::to_string(cache->keys()) + " layers, " +
+             std::to_string(cache->blobs().size()) + " blobs in " +
+             std::to_string(cache->manifests()) + " manifests");
+    options.cache_from = cache.get();
+    // Cached layers stay in the registry only when everything the image goes to is on that
+    // registry (and mounts them); a local output needs their bytes here.
+    bool all_there = registry_outputs.size() == o.outputs.size() - squashfs_outputs;
+    for (const auto& out_ref : registry_outputs) all_there = all_there && out_ref.host == ref.host;
+    if (cache_to) all_there = all_there && cache_to->host == ref.host;
+    options.fetch_cached_layers = !all_there;
+  }
+  return cache;
+}
+
+// --cache-to: the build's layers pushed as a layer cache, mounted from what this build pushed
+// to the same registry, else from the --cache-from cache there.
+Result<void> push_cache_to(const oci::ImageReference& cache_to, const ImageBuild& build,
+                           const std::unique_ptr<oci::Image>& image,
+                           const OutputOptions& output_options,
+                           const std::vector<oci::ImageReference>& registry_outputs,
+                           const RegistryLayerCache* cache,
+                           const std::shared_ptr<const std::set<oci::Digest>>& cached_blobs,
+                           const Progress& progress) {
+  auto registry = registry_options(output_options);
+  // Mount from what was just pushed to the same registry, else from the layer cache there.
+  for (const auto& out_ref : registry_outputs)
+    if (out_ref.host == cache_to.host && out_ref.name != cache_to.name)
+      registry.mount_from.push_back(out_ref.name);
+  if (registry.mount_from.empty() && cache && cache->reference().host == cache_to.host &&
+      cache->reference().name != cache_to.name) {
+    registry.mount_from.push_back(cache->reference().name);
+    registry.mountable = cached_blobs;
+  }
+  ENVB_ASSIGN_OR_RETURN(
+      auto pushed,
+      push_layer_cache(
+          cache_entries_of(build, *image),
+          [&image](const oci::Descriptor& d) { return image->open_blob(d); }, cache_to, registry));
+  for (const auto& line : cache_push_lines(cache_to.to_string(), pushed)) progress(line);
+  return ok();
+}
+
+// The OCI outputs, each docker:// one with its push progress, mounting from the --cache-from
+// cache when it is on the same registry.
+Result<void> write_oci_outputs(const oci::Image& image, const std::vector<std::string>& oci_outputs,
+                               const OutputOptions& output_options, const RegistryLayerCache* cache,
+                               const std::shared_ptr<const std::set<oci::Digest>>& cached_blobs,
+                               const BuildCliOptions& o, const Progress& progress) {
+  for (const auto& output : oci_outputs) {
+    OutputOptions this_output = output_options;
+    auto ref = oci::ImageReference::parse(output);
+    if (cache && ref && ref->transport == oci::Transport::Registry &&
+        ref->host == cache->reference().host && ref->name != cache->reference().name) {
+      this_output.mount_from = {cache->reference().name};
+      this_output.mountable = cached_blobs;
+    }
+    std::shared_ptr<common::TransferProgress> push;  // a docker:// output's, for its push
+    if (ref && ref->transport == oci::Transport::Registry) {
+      push = attach_push_progress(this_output.on_bytes, this_output.on_blob, "pushing " + output,
+                                  image_bytes(image), o.quiet);
+      if (push) this_output.progress = [&push](const std::string& line) { push->line(line); };
+    }
+    ENVB_TRY(write_image_output(image, output, o.tag, this_output).context("writing " + output));
+    if (push) push->finish();
+    progress("wrote " + output);
+  }
+  return ok();
+}
+
+// The layer table and timings (stderr, unless --quiet), then the digest or --json (stdout).
+void print_build(const ImageBuild& build, const BuildCliOptions& o) {
+  if (!o.quiet) {
+    std::cerr << format_layer_table(build);
+    std::fprintf(
+        stderr,
+        "built %s: %zu packages (%zu plans cached, %zu staged), %zu layers (%zu written, %zu "
+        "reused%s, +%zu base) (fetch %.0f ms, plan %.0f ms, layers %.0f ms)\n",
+        o.tag.c_str(), build.records.size(), build.plans_cached, build.plans_staged,
+        build.layers.size(), build.layers_written, build.layers_reused,
+        build.layers_from_registry
+            ? (" (" + std::to_string(build.layers_from_registry) + " from the registry)").c_str()
+            : "",
+        build.base_layers, build.fetch_ms, build.plan_ms, build.layers_ms);
+  }
+  if (o.json) {
+    std::cout << build_json(build, o.outputs).dump(2) << "\n";
+  } else {
+    std::cout << build.manifest->digest.to_string() << "\n";
+  }
+}
+
+Result<int> run_build(const BuildCliOptions& o) {
+  if (!o.lock.empty() && (!o.solve.file.empty() || !o.solve.specs.empty()))
+    return fail(Errc::InvalidInput, "give --lock, or -f/specs, not both");
+  const std::vector<std::string> platforms = split_commas(o.solve.platforms);
+  if (platforms.size() > 1) return run_multi_platform_build(o, platforms);
+  if (!o.plan && o.outputs.empty() && !o.collect)
+    return fail(Errc::InvalidInput,
+                "give --output (oci:DIR, oci-archive:FILE, "
+                "docker-archive:FILE, docker://REF or squashfs:FILE), or --plan");
+  const std::string subdir = platforms.empty() ? conda::host_subdir() : platforms.front();
+  ENVB_ASSIGN_OR_RETURN(CacheLease cache_lease, open_cache(o.solve.cache_dir));
+  const fs::path& cache_root = cache_lease.root();
+  ENVB_ASSIGN_OR_RETURN(EffectiveSettings settings, effective_settings(o.solve));
+  ENVB_ASSIGN_OR_RETURN(EnvironmentSpec env, read_environment(o, subdir, settings, cache_root));
+
+  // Every progress line goes above the download status line (a terminal's).
+  FetchProgress fetch_progress(env.records, env.wheels.size(), o.quiet);
+  auto progress = [&](const std::string& line) { fetch_progress.line(line); };
+
+  ENVB_ASSIGN_OR_RETURN(ImageBuildOptions options,
+                        image_options_of(o, subdir, settings, cache_root, env, fetch_progress));
+  ENVB_ASSIGN_OR_RETURN(std::unique_ptr<oci::Image> base,
+                        open_base(o, subdir, cache_root, progress));
+  options.base = base.get();
 
   ENVB_ASSIGN_OR_RETURN(OutputOptions output_options, output_options_for(o, cache_root));
   output_options.progress = progress;
@@ -349,21 +478,9 @@ Result<int> run_build(const BuildCliOptions& o) {
   if (!o.cache_to.empty()) {
     ENVB_ASSIGN_OR_RETURN(cache_to, parse_cache_reference(o.cache_to));
   }
-  std::unique_ptr<RegistryLayerCache> cache;
-  if (!o.cache_from.empty() && !o.plan) {
-    ENVB_ASSIGN_OR_RETURN(auto ref, parse_cache_reference(o.cache_from));
-    ENVB_ASSIGN_OR_RETURN(cache, RegistryLayerCache::open(ref, registry_options(output_options)));
-    progress("layer cache " + ref.to_string() + ": " + std::to_string(cache->keys()) + " layers, " +
-             std::to_string(cache->blobs().size()) + " blobs in " +
-             std::to_string(cache->manifests()) + " manifests");
-    options.cache_from = cache.get();
-    // Cached layers stay in the registry only when everything the image goes to is on that
-    // registry (and mounts them); a local output needs their bytes here.
-    bool all_there = registry_outputs.size() == o.outputs.size() - squashfs_outputs;
-    for (const auto& out_ref : registry_outputs) all_there = all_there && out_ref.host == ref.host;
-    if (cache_to) all_there = all_there && cache_to->host == ref.host;
-    options.fetch_cached_layers = !all_there;
-  }
+  ENVB_ASSIGN_OR_RETURN(std::unique_ptr<RegistryLayerCache> cache,
+                        open_layer_cache(o, output_options, registry_outputs, squashfs_outputs,
+                                         cache_to, options, progress));
 
   if (o.plan) return print_plan(env, options, o);
 
@@ -400,61 +517,13 @@ Result<int> run_build(const BuildCliOptions& o) {
     image = with_cache_fallback(std::move(image), *cache, build.store);
     cached_blobs = std::make_shared<const std::set<oci::Digest>>(cache->blobs());
   }
-  for (const auto& output : oci_outputs) {
-    OutputOptions this_output = output_options;
-    auto ref = oci::ImageReference::parse(output);
-    if (cache && ref && ref->transport == oci::Transport::Registry &&
-        ref->host == cache->reference().host && ref->name != cache->reference().name) {
-      this_output.mount_from = {cache->reference().name};
-      this_output.mountable = cached_blobs;
-    }
-    std::shared_ptr<common::TransferProgress> push;  // a docker:// output's, for its push
-    if (ref && ref->transport == oci::Transport::Registry) {
-      push = attach_push_progress(this_output.on_bytes, this_output.on_blob, "pushing " + output,
-                                  image_bytes(*image), o.quiet);
-      if (push) this_output.progress = [&push](const std::string& line) { push->line(line); };
-    }
-    ENVB_TRY(write_image_output(*image, output, o.tag, this_output).context("writing " + output));
-    if (push) push->finish();
-    progress("wrote " + output);
-  }
-  if (cache_to) {
-    auto registry = registry_options(output_options);
-    // Mount from what was just pushed to the same registry, else from the layer cache there.
-    for (const auto& out_ref : registry_outputs)
-      if (out_ref.host == cache_to->host && out_ref.name != cache_to->name)
-        registry.mount_from.push_back(out_ref.name);
-    if (registry.mount_from.empty() && cache && cache->reference().host == cache_to->host &&
-        cache->reference().name != cache_to->name) {
-      registry.mount_from.push_back(cache->reference().name);
-      registry.mountable = cached_blobs;
-    }
-    ENVB_ASSIGN_OR_RETURN(auto pushed,
-                          push_layer_cache(
-                              cache_entries_of(build, *image),
-                              [&image](const oci::Descriptor& d) { return image->open_blob(d); },
-                              *cache_to, registry));
-    for (const auto& line : cache_push_lines(cache_to->to_string(), pushed)) progress(line);
-  }
+  ENVB_TRY(write_oci_outputs(*image, oci_outputs, output_options, cache.get(), cached_blobs, o,
+                             progress));
+  if (cache_to)
+    ENVB_TRY(push_cache_to(*cache_to, build, image, output_options, registry_outputs, cache.get(),
+                           cached_blobs, progress));
   if (!o.sbom.empty()) ENVB_TRY(common::write_file_atomic(o.sbom, sbom));
-  if (!o.quiet) {
-    std::cerr << format_layer_table(build);
-    std::fprintf(
-        stderr,
-        "built %s: %zu packages (%zu plans cached, %zu staged), %zu layers (%zu written, %zu "
-        "reused%s, +%zu base) (fetch %.0f ms, plan %.0f ms, layers %.0f ms)\n",
-        o.tag.c_str(), build.records.size(), build.plans_cached, build.plans_staged,
-        build.layers.size(), build.layers_written, build.layers_reused,
-        build.layers_from_registry
-            ? (" (" + std::to_string(build.layers_from_registry) + " from the registry)").c_str()
-            : "",
-        build.base_layers, build.fetch_ms, build.plan_ms, build.layers_ms);
-  }
-  if (o.json) {
-    std::cout << build_json(build, o.outputs).dump(2) << "\n";
-  } else {
-    std::cout << build.manifest->digest.to_string() << "\n";
-  }
+  print_build(build, o);
   return 0;
 }
 

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "builder/cli/cli.hpp"
+#include "builder/cli/image_source.hpp"
 #include "builder/cli/solve_options.hpp"
 #include "builder/install/cache.hpp"
 #include "common/format.hpp"
@@ -28,42 +29,10 @@ namespace fs = std::filesystem;
 struct InspectOptions {
   std::string image;
   std::string cache_dir;
-  std::string platform;
-  std::string creds;
-  bool tls_verify = true;
-  std::string cert_dir;
+  ImageSourceOptions source;
   bool json = false;
 };
 
-// The prefix of the history entries of envbuild's package layers (image_build.cpp).
-constexpr std::string_view kPackagesHistory = "envbuild: conda ";
-
-Result<std::unique_ptr<oci::Image>> open_for_inspection(const InspectOptions& o,
-                                                        const fs::path& cache_root) {
-  ENVB_ASSIGN_OR_RETURN(auto ref, oci::ImageReference::parse(o.image));
-  std::optional<oci::Platform> platform;
-  if (!o.platform.empty()) {
-    ENVB_ASSIGN_OR_RETURN(platform, oci::parse_platform(o.platform));
-  }
-  if (ref.transport != oci::Transport::Registry) {
-    oci::OpenOptions open;
-    open.scratch_dir = cache_root / "tmp";
-    ENVB_TRY(common::make_dirs(open.scratch_dir));
-    open.platform = platform;
-    return oci::open_image(ref, open);
-  }
-  // The manifest and config into the cache's store: the layers stay in the registry.
-  oci::registry::RegistryOptions registry;
-  registry.transport.tls.verify = o.tls_verify;
-  registry.transport.tls.cert_dir = o.cert_dir;
-  if (!o.creds.empty()) {
-    ENVB_ASSIGN_OR_RETURN(registry.credentials, oci::registry::parse_creds(o.creds));
-  }
-  oci::BlobStore store(cache_root / "oci");
-  ENVB_ASSIGN_OR_RETURN(auto manifest,
-                        oci::registry::pull_manifest_and_config(ref, platform, store, registry));
-  return oci::open_store_image(store, manifest);
-}
 
 // "xz-5.2.6-h166bdaf_0.tar.bz2" -> name, version, build (conda's file names end so).
 nlohmann::json package_of(const conda::ExplicitEntry& entry) {
@@ -106,8 +75,9 @@ nlohmann::json layers_of(const oci::Image& image) {
   for (size_t i = 0; i < layers.size(); ++i) {
     const std::string by = i < made_by.size() ? made_by[i] : "";
     nlohmann::json packages = nlohmann::json::array();
-    if (by.starts_with(kPackagesHistory)) {
-      std::string_view rest = std::string_view(by).substr(kPackagesHistory.size());
+    for (std::string_view history : {conda::kCondaLayerHistory, conda::kPypiLayerHistory}) {
+      if (!by.starts_with(history)) continue;
+      std::string_view rest = std::string_view(by).substr(history.size());
       while (!rest.empty()) {
         const size_t end = rest.find(", ");
         packages.push_back(std::string(rest.substr(0, end)));
@@ -174,7 +144,8 @@ void print_table(const nlohmann::json& d) {
 Result<int> run_inspect(const InspectOptions& o) {
   ENVB_ASSIGN_OR_RETURN(CacheLease cache, open_cache(o.cache_dir));
   ENVB_ASSIGN_OR_RETURN(auto image,
-                        open_for_inspection(o, cache.root()).context("inspecting " + o.image));
+                        open_image_source(o.image, o.source, cache.root(), RegistryLayers::Skip)
+                            .context("inspecting " + o.image));
   ENVB_ASSIGN_OR_RETURN(nlohmann::json d, describe(*image).context("inspecting " + o.image));
   if (o.json) {
     std::cout << d.dump(2) << "\n";
@@ -195,13 +166,9 @@ void register_inspect(CLI::App& app, Outcome& outcome) {
                   "oci:DIR[:TAG], oci-archive:FILE, docker-archive:FILE or docker://REF")
       ->required();
   add_cache_option(cmd, o->cache_dir);
-  cmd->add_option("--platform", o->platform,
+  cmd->add_option("--platform", o->source.platform,
                   "of an index: OS/ARCH[/VARIANT] (default: the host's)");
-  cmd->add_option("--creds", o->creds, "docker://: USER:PASSWORD (default: the stored logins)");
-  cmd->add_option("--tls-verify", o->tls_verify,
-                  "docker://: verify TLS certificates (false: also falls back to plain http)")
-      ->default_str("true");
-  cmd->add_option("--cert-dir", o->cert_dir, "docker://: CA and client certificates");
+  add_registry_read_options(cmd, o->source);
   cmd->add_flag("--json", o->json, "print JSON");
   cmd->footer("Example: envbuild inspect docker://ghcr.io/org/env:1 --json");
   cmd->callback([o, &outcome] { outcome.result = run_inspect(*o); });

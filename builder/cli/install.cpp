@@ -11,6 +11,7 @@
 
 #include "builder/cli/cli.hpp"
 #include "builder/cli/progress.hpp"
+#include "builder/cli/settings.hpp"
 #include "builder/cli/solve_options.hpp"
 #include "builder/image/image_build.hpp"
 #include "builder/install/cache.hpp"
@@ -31,10 +32,10 @@ namespace fs = std::filesystem;
 
 struct InstallCliOptions {
   std::string prefix;
+  std::string name;  // -n: under envs_dirs
   std::string lock;
   std::string lock_environment = "default";  // a pixi.lock's --environment
   SolveCliOptions solve;
-  std::string pip_find_links;
   size_t jobs = 8;
   bool no_link_scripts = false;
   bool no_pyc = false;
@@ -52,21 +53,21 @@ struct PipExtras {
 };
 
 // The lock's packages and wheels for one platform: the same reader as `envbuild build`.
-Result<EnvironmentSpec> from_lock(const InstallCliOptions& o, const std::string& platform) {
+Result<EnvironmentSpec> from_lock(const InstallCliOptions& o, const EffectiveSettings& settings,
+                                  const std::string& platform) {
   ENVB_ASSIGN_OR_RETURN(EnvironmentSpec env, environment_from_lock(o.lock, platform, o.lock_environment));
   // A lock holds redacted URLs: -c URLs with credentials supply them.
-  ENVB_ASSIGN_OR_RETURN(ChannelOptions channel_options, channel_options_of(o.solve));
-  env.credentialed_channels = credentialed_base_urls(o.solve.channels, channel_options);
+  env.credentialed_channels = credentialed_base_urls(o.solve.channels, settings.channel_options);
   return env;
 }
 
 // The conda part solved, then the pip: section after it. Local source trees and -e are allowed
 // here (`extras`): the environment's own pip builds them once everything else is installed.
-Result<EnvironmentSpec> from_environment(const InstallCliOptions& o, const fs::path& cache_root,
-                                         PipExtras& extras) {
-  ENVB_ASSIGN_OR_RETURN(EnvironmentRequest request, to_environment_request(o.solve, cache_root));
-  if (!request.pip.empty() && !o.pip_find_links.empty())
-    request.pip.push_back({"--find-links " + o.pip_find_links, 0});
+Result<EnvironmentSpec> from_environment(const InstallCliOptions& o,
+                                         const EffectiveSettings& settings,
+                                         const fs::path& cache_root, PipExtras& extras) {
+  ENVB_ASSIGN_OR_RETURN(EnvironmentRequest request,
+                        to_environment_request(o.solve, settings, cache_root));
   request.packages.jobs = o.jobs;
   ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request.solve).context("solving"));
   EnvironmentRequest conda_part = request;
@@ -188,6 +189,8 @@ Result<int> print_dry_run(const EnvironmentSpec& in, const fs::path& prefix,
 }
 
 Result<int> run_install(const InstallCliOptions& o) {
+  if (o.prefix.empty() && o.name.empty())
+    return fail(Errc::InvalidInput, "--prefix DIR or -n NAME is required: where to install");
   const std::vector<std::string> platforms = split_commas(o.solve.platforms);
   if (platforms.size() > 1)
     return fail(Errc::InvalidInput,
@@ -197,15 +200,21 @@ Result<int> run_install(const InstallCliOptions& o) {
   const std::string platform = platforms.empty() ? conda::host_subdir() : platforms.front();
   ENVB_ASSIGN_OR_RETURN(CacheLease cache_lease, open_cache(o.solve.cache_dir));
   const fs::path& cache_root = cache_lease.root();
+  ENVB_ASSIGN_OR_RETURN(EffectiveSettings settings, effective_settings(o.solve));
+  std::string target = o.prefix;
+  if (!o.name.empty()) {
+    ENVB_ASSIGN_OR_RETURN(fs::path named, prefix_of_name(o.name, settings));
+    target = named.string();
+  }
   std::error_code ec;
-  fs::path prefix = fs::absolute(o.prefix, ec).lexically_normal();
+  fs::path prefix = fs::absolute(target, ec).lexically_normal();
   if (prefix.has_filename() == false) prefix = prefix.parent_path();
   EnvironmentSpec in;
   PipExtras extras;
   if (!o.lock.empty()) {
-    ENVB_ASSIGN_OR_RETURN(in, from_lock(o, platform));
+    ENVB_ASSIGN_OR_RETURN(in, from_lock(o, settings, platform));
   } else {
-    ENVB_ASSIGN_OR_RETURN(in, from_environment(o, cache_root, extras));
+    ENVB_ASSIGN_OR_RETURN(in, from_environment(o, settings, cache_root, extras));
   }
   if (o.dry_run) return print_dry_run(in, prefix, platform, cache_root, o.json);
   if (o.force && fs::exists(prefix, ec)) ENVB_TRY(common::remove_all(prefix));
@@ -218,10 +227,8 @@ Result<int> run_install(const InstallCliOptions& o) {
   request.jobs = o.jobs;
   request.cache.root = cache_root;
   request.cache.jobs = o.jobs;
-  request.cache.offline = o.solve.offline;
   request.cache.credentialed_channels = in.credentialed_channels;
-  ENVB_ASSIGN_OR_RETURN(ChannelOptions channel_options, channel_options_of(o.solve));
-  request.cache.mirrors = channel_options.mirrors;
+  apply_fetch_settings(settings, request.cache);
   if (!in.wheels.empty()) {
     // Wheels are planned once the packages are: none may overwrite a package's file.
     request.plan_wheels = [&](const std::vector<PackagePlan>& packages,
@@ -243,7 +250,7 @@ Result<int> run_install(const InstallCliOptions& o) {
     std::lock_guard<std::mutex> lock(out);
     std::cerr << "warning: " << m << "\n";
   };
-  FetchProgress fetch_progress(request.records, o.quiet);
+  FetchProgress fetch_progress(request.records, in.wheels.size(), o.quiet);
   fetch_progress.attach(request.cache);
   request.progress = [&](const std::string& line) { fetch_progress.line(line); };
   ENVB_ASSIGN_OR_RETURN(auto report, install_environment(request));
@@ -295,15 +302,17 @@ Result<int> run_install(const InstallCliOptions& o) {
 void register_install(CLI::App& app, Outcome& outcome) {
   auto options = std::make_shared<InstallCliOptions>();
   CLI::App* cmd = app.add_subcommand("install", "Install an environment into a directory");
-  cmd->add_option("-p,--prefix", options->prefix, "target directory (created; must be empty)")
-      ->required();
+  auto* prefix =
+      cmd->add_option("-p,--prefix", options->prefix, "target directory (created; must be empty)");
+  cmd->add_option("-n,--name", options->name,
+                  "install into NAME under the first writable of .condarc's envs_dirs (default "
+                  "~/.conda/envs)")
+      ->excludes(prefix);
   add_solve_options(cmd, options->solve, PositionalSpecs::Yes, PlatformShortFlag::No);
   cmd->add_option("--lock", options->lock,
                   "conda-lock.yml, @EXPLICIT file or pixi.lock (no solve)");
   cmd->add_option("--environment", options->lock_environment,
                   "the environment of a pixi.lock to use (default: default)");
-  cmd->add_option("--pip-find-links", options->pip_find_links,
-                  "also look for the pip: section's wheels in DIR (as --find-links in it)");
   cmd->add_option("-j,--jobs", options->jobs, "parallel downloads/extractions (default 8)");
   cmd->add_flag("--no-link-scripts", options->no_link_scripts, "record link scripts, never run");
   cmd->add_flag("--no-pyc", options->no_pyc,

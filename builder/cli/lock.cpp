@@ -10,7 +10,9 @@
 #include <set>
 
 #include "builder/cli/cli.hpp"
+#include "builder/cli/settings.hpp"
 #include "builder/cli/solve_options.hpp"
+#include "builder/export/export.hpp"
 #include "builder/install/cache.hpp"
 #include "builder/install/package_cache.hpp"
 #include "builder/pypi/environment.hpp"
@@ -37,15 +39,6 @@ struct LockOptions {
   bool no_conda_lock = false;
   bool json = false;  // stdout: what was written, as JSON, instead of "wrote" lines
 };
-
-// "libgcc-ng >=12" -> {"libgcc-ng", ">=12"}; "python_abi 3.11.* *_cp311" keeps the rest.
-std::pair<std::string, std::string> split_dependency(const std::string& dep) {
-  size_t end = dep.find_first_of(" <>=!~[");
-  if (end == std::string::npos) return {dep, ""};
-  std::string rest = dep.substr(end);
-  size_t start = rest.find_first_not_of(' ');
-  return {dep.substr(0, end), start == std::string::npos ? "" : rest.substr(start)};
-}
 
 // Dependencies first (CEP 23: explicit files SHOULD be topologically sorted), ties by name.
 std::vector<const solv::SolvedRecord*> topological(const std::vector<solv::SolvedRecord>& records) {
@@ -89,7 +82,9 @@ Result<std::string> spec_text_of(const EnvironmentRequest& env) {
 Result<int> run_lock(const LockOptions& o) {
   ENVB_ASSIGN_OR_RETURN(CacheLease cache_lease, open_cache(o.solve.cache_dir));
   const fs::path& cache_root = cache_lease.root();
-  ENVB_ASSIGN_OR_RETURN(EnvironmentRequest env, to_environment_request(o.solve, cache_root));
+  ENVB_ASSIGN_OR_RETURN(EffectiveSettings settings, effective_settings(o.solve));
+  ENVB_ASSIGN_OR_RETURN(EnvironmentRequest env,
+                        to_environment_request(o.solve, settings, cache_root));
   const SolveRequest& request = env.solve;
   const std::string source = env.file.empty() ? "command-line specs" : env.file.string();
   ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request));

@@ -14,13 +14,14 @@ bool stderr_is_terminal() {
   return ::isatty(STDERR_FILENO) == 1 && !(term && std::strcmp(term, "dumb") == 0);
 }
 
-FetchProgress::FetchProgress(const std::vector<conda::PackageRecord>& records, bool quiet)
-    : quiet_(quiet), total_(records.size()) {
-  uint64_t bytes = 0;
+FetchProgress::FetchProgress(const std::vector<conda::PackageRecord>& records, size_t wheels,
+                             bool quiet)
+    : quiet_(quiet), total_(records.size() + wheels) {
+  uint64_t bytes = 0;  // a wheel's size is not known before its download
   for (const auto& r : records) bytes += r.size.value_or(0);
-  if (!quiet_)
-    transfer_ = std::make_shared<common::TransferProgress>(
-        "fetching " + std::to_string(records.size()) + " packages", bytes, stderr_is_terminal());
+  std::string what = "fetching " + std::to_string(records.size()) + " packages";
+  if (wheels > 0) what += " and " + std::to_string(wheels) + " wheels";
+  if (!quiet_) transfer_ = std::make_shared<common::TransferProgress>(what, bytes, stderr_is_terminal());
 }
 
 void FetchProgress::attach(PackageCacheOptions& options) {
@@ -29,8 +30,10 @@ void FetchProgress::attach(PackageCacheOptions& options) {
   auto next = options.on_ready;
   options.on_ready = [this, next](size_t i, const PackageRef& ref,
                                   const CachedPackage& cached) -> Result<void> {
-    // A package already in the cache is no download: its bytes come off the expected total.
-    if (!cached.downloaded) transfer_->skip(ref.size.value_or(cached.size));
+    // A package already in the cache is no download: its bytes come off the expected total
+    // (which holds no wheel's).
+    if (!cached.downloaded && !archive_name(ref).ends_with(".whl"))
+      transfer_->skip(ref.size.value_or(cached.size));
     std::string how = cached.downloaded ? "downloaded" : "cached";
     if (cached.extracted_now) how += ", extracted";
     transfer_->line("fetched " + std::to_string(++ready_) + "/" + std::to_string(total_) + " " +

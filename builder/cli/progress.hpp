@@ -21,8 +21,9 @@ bool stderr_is_terminal();
 
 class FetchProgress {
  public:
+  /// Counts `records` and the `wheels` of a pip: section, fetched through the same cache;
   /// `quiet`: print nothing at all.
-  FetchProgress(const std::vector<conda::PackageRecord>& records, bool quiet);
+  FetchProgress(const std::vector<conda::PackageRecord>& records, size_t wheels, bool quiet);
   /// Reports through `options` (on_bytes, and on_ready before the one already there).
   void attach(PackageCacheOptions& options);
   /// Prints a line above the status line (the command's other progress).

@@ -7,6 +7,7 @@ namespace envbuild::builder::cli {
 void register_pkg(CLI::App& app, Outcome& outcome);  // pkg.cpp
 void register_solve(CLI::App& app, Outcome& outcome);  // solve.cpp
 void register_lock(CLI::App& app, Outcome& outcome);  // lock.cpp
+void register_export(CLI::App& app, Outcome& outcome);  // export.cpp
 void register_push(CLI::App& app, Outcome& outcome);  // push.cpp
 void register_pull(CLI::App& app, Outcome& outcome);  // push.cpp
 void register_index(CLI::App& app, Outcome& outcome);  // index.cpp
@@ -21,6 +22,7 @@ const std::vector<Registrar>& registrars() {
       register_pkg,
       register_solve,
       register_lock,
+      register_export,
       register_push,
       register_pull,
       register_index,

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "builder/cli/cli.hpp"
+#include "builder/cli/settings.hpp"
 #include "builder/cli/solve_options.hpp"
 #include "builder/install/cache.hpp"
 #include "builder/install/package_cache.hpp"
@@ -39,7 +40,9 @@ void print_timings(const PlatformSolution& s) {
 Result<int> run_solve(const SolveCliOptions& o, bool json, bool timings) {
   ENVB_ASSIGN_OR_RETURN(CacheLease cache_lease, open_cache(o.cache_dir));
   const fs::path& cache_root = cache_lease.root();
-  ENVB_ASSIGN_OR_RETURN(EnvironmentRequest request, to_environment_request(o, cache_root));
+  ENVB_ASSIGN_OR_RETURN(EffectiveSettings settings, effective_settings(o));
+  ENVB_ASSIGN_OR_RETURN(EnvironmentRequest request,
+                        to_environment_request(o, settings, cache_root));
   ENVB_ASSIGN_OR_RETURN(auto solutions, solve_environment(request.solve));
   // The pip: section of each platform, after its conda part.
   std::vector<pypi::PipSolution> pip(solutions.size());

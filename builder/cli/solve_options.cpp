@@ -2,6 +2,7 @@
 
 #include <iostream>
 
+#include "builder/cli/settings.hpp"
 #include "builder/install/package_cache.hpp"
 #include "builder/solve/channel.hpp"
 #include "conda/platform.hpp"
@@ -25,16 +26,25 @@ void add_solve_options(CLI::App* cmd, SolveCliOptions& o, PositionalSpecs specs,
   cmd->add_option("--virtual-package", o.virtual_packages,
                   "__name=version[=build] the target provides, e.g. __cuda=12.4 (repeatable)")
       ->allow_extra_args(false);
-  cmd->add_option("--channel-alias", o.channel_alias, "base URL for channel names");
+  cmd->add_option("--channel-alias", o.channel_alias,
+                  "base URL for channel names (default: .condarc's channel_alias, else "
+                  "https://conda.anaconda.org)");
   cmd->add_option("--mirror", o.mirrors,
                   "ORIGINAL=MIRROR: download channel ORIGINAL (or every channel under that URL) "
                   "from MIRROR; records, locks and images keep ORIGINAL (repeatable)")
       ->allow_extra_args(false);
-  cmd->add_option("--channel-priority", o.channel_priority, "strict (default) or flexible");
-  cmd->add_flag("--offline", o.offline, "use only the cache (repodata, packages)");
+  cmd->add_option("--channel-priority", o.channel_priority,
+                  "strict, flexible or disabled (solved as flexible) (default: .condarc's "
+                  "channel_priority, else strict)");
+  cmd->add_flag("--offline", o.offline,
+                "use only the cache (repodata, packages) (default: .condarc's offline)");
   cmd->add_flag("--no-solv-cache", o.no_solv_cache, "always parse repodata JSON");
   cmd->add_flag("--no-shards", o.no_shards,
                 "read whole repodata.json even where a channel serves CEP 16 shards");
+  cmd->add_option("--pip-find-links", o.pip_find_links,
+                  "look for the pip: section's wheels in DIR or URL instead of its --find-links "
+                  "locations (repeatable), as -c replaces its channels")
+      ->allow_extra_args(false);
   add_cache_option(cmd, o.cache_dir);
 }
 
@@ -42,16 +52,6 @@ void add_cache_option(CLI::App* cmd, std::string& cache_dir) {
   cmd->add_option("--cache-dir", cache_dir,
                   "cache root: packages, repodata, layers, plans, blobs (default "
                   "$ENVBUILD_CACHE, else ~/.cache/envbuild)");
-}
-
-Result<ChannelOptions> channel_options_of(const SolveCliOptions& o) {
-  ChannelOptions options;
-  options.alias = o.channel_alias;
-  for (const std::string& text : o.mirrors) {
-    ENVB_ASSIGN_OR_RETURN(Mirror mirror, parse_mirror(text, options));
-    options.mirrors.push_back(std::move(mirror));
-  }
-  return options;
 }
 
 std::vector<std::string> split_commas(const std::vector<std::string>& in) {
@@ -82,6 +82,7 @@ Result<std::string> environment_file(const SolveCliOptions& o) {
 }  // namespace
 
 Result<EnvironmentRequest> to_environment_request(const SolveCliOptions& o,
+                                                  const EffectiveSettings& settings,
                                                   const fs::path& cache_root) {
   SolveRequest base;
   base.platforms = split_commas(o.platforms);
@@ -90,25 +91,33 @@ Result<EnvironmentRequest> to_environment_request(const SolveCliOptions& o,
     ENVB_ASSIGN_OR_RETURN(VirtualPackage vp, parse_virtual_package(text));
     base.virtual_packages.push_back(vp);
   }
-  if (o.channel_priority != "strict" && o.channel_priority != "flexible")
-    return fail(Errc::InvalidInput,
-                "--channel-priority must be strict or flexible, not '" + o.channel_priority + "'");
-  base.strict_channel_priority = o.channel_priority == "strict";
+  base.strict_channel_priority = settings.strict_channel_priority;
   base.use_solv_cache = !o.no_solv_cache;
-  ENVB_ASSIGN_OR_RETURN(base.channel_options, channel_options_of(o));
-  base.repodata.offline = o.offline;
+  base.channel_options = settings.channel_options;
+  base.repodata.offline = settings.offline;
   base.repodata.shards = !o.no_shards;
+  base.repodata.http.tls = settings.http.tls;
+  base.repodata.http.proxies = settings.http.proxies;
   base.repodata.cache_dir = cache_root / "repodata";
   ENVB_ASSIGN_OR_RETURN(std::string file, environment_file(o));
   const std::string subdir = base.platforms.empty() ? conda::host_subdir() : base.platforms.front();
   ENVB_ASSIGN_OR_RETURN(
       EnvironmentRequest request,
-      environment_request(file, o.specs, subdir, std::move(base),
-                          [](const std::string& w) { std::cerr << "warning: " << w << "\n"; }));
+      environment_request(
+          file, o.specs, subdir, std::move(base),
+          [](const std::string& w) { std::cerr << "warning: " << w << "\n"; }, settings.channels));
   // The pip: section's conda packages (those that may install Python distributions) go
   // through the command's package cache.
   request.packages.root = cache_root;
-  request.packages.offline = o.offline;
+  apply_fetch_settings(settings, request.packages);
+  for (const std::string& dir : o.pip_find_links) {
+    std::error_code ec;
+    // A URL stays as given; a directory is taken from where the command runs, not from the
+    // environment file's folder.
+    request.pip_find_links.push_back(dir.find("://") != std::string::npos
+                                         ? dir
+                                         : fs::absolute(dir, ec).lexically_normal().string());
+  }
   return request;
 }
 
@@ -120,14 +129,7 @@ Result<pypi::PipSolution> solve_pip_section(const EnvironmentRequest& request,
     ENVB_ASSIGN_OR_RETURN(auto record, to_package_record(solved));
     records.push_back(std::move(record));
   }
-  pypi::PipSolveOptions pip;
-  pip.subdir = solution.platform;
-  pip.glibc = pypi::glibc_version(solution.virtual_packages);
-  pip.cache = request.packages;
-  pip.cache.credentialed_channels =
-      credentialed_base_urls(request.solve.channels, request.solve.channel_options);
-  pip.base_dir = fs::absolute(request.file).parent_path();
-  pip.file_name = request.file.string();
+  pypi::PipSolveOptions pip = pip_solve_options(request, solution);
   pip.allow_source_trees = allow_source_trees;
   return pypi::solve_pip_section(request.pip, records, pip)
       .context("the pip: section for " + solution.platform);

@@ -18,6 +18,8 @@
 
 namespace envbuild::builder::cli {
 
+struct EffectiveSettings;
+
 struct SolveCliOptions {
   std::string file;
   std::vector<std::string> platforms;
@@ -25,8 +27,10 @@ struct SolveCliOptions {
   std::vector<std::string> virtual_packages;
   std::vector<std::string> specs;
   std::vector<std::string> mirrors;  // ORIGINAL=MIRROR
-  std::string channel_alias = "https://conda.anaconda.org";
-  std::string channel_priority = "strict";
+  std::vector<std::string> pip_find_links;  // replace the pip: section's --find-links
+  // Empty: not given, the configuration's or the default applies (builder/cli/settings.hpp).
+  std::string channel_alias;
+  std::string channel_priority;
   bool offline = false;
   bool no_solv_cache = false;
   bool no_shards = false;
@@ -48,18 +52,16 @@ void add_solve_options(CLI::App* cmd, SolveCliOptions& options, PositionalSpecs 
 /// Adds --cache-dir alone (commands that use the cache but solve nothing).
 void add_cache_option(CLI::App* cmd, std::string& cache_dir);
 
-/// The channel options of the command line: alias and mirrors (the package downloads of
-/// `build --lock` and `install --lock` need the mirrors too).
-Result<ChannelOptions> channel_options_of(const SolveCliOptions& options);
-
 /// Splits "a,b" arguments.
 std::vector<std::string> split_commas(const std::vector<std::string>& in);
 
 /// The environment the options describe: -f FILE, else the specs given, else ./environment.yml
 /// when there is one (an error naming all three otherwise), read for the first platform (or
-/// the host's); the solve options, with the repodata cache under the cache root `cache_root`.
-/// The file's warnings go to stderr.
+/// the host's); the solve options, with the repodata cache under the cache root `cache_root`,
+/// and `settings` (flags, CONDA_*, .condarc): its channels when neither the command line nor
+/// the file names one. The file's warnings go to stderr.
 Result<EnvironmentRequest> to_environment_request(const SolveCliOptions& options,
+                                                  const EffectiveSettings& settings,
                                                   const std::filesystem::path& cache_root);
 
 /// The pip: section of `request` for one platform, after its conda part (`solution`), through

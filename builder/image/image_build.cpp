@@ -20,6 +20,7 @@
 #include "builder/image/registry_cache.hpp"
 #include "builder/install/cache.hpp"
 #include "builder/install/plan_cache.hpp"
+#include "builder/install/prepare.hpp"
 #include "builder/pypi/environment.hpp"
 #include "builder/pypi/lock.hpp"
 #include "builder/solve/channel.hpp"
@@ -52,10 +53,6 @@ namespace {
 double ms_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
       .count();
-}
-
-std::string label_of(const conda::PackageRecord& r) {
-  return r.name + "-" + r.version.to_string() + "-" + r.build;
 }
 
 std::string last_segment(const std::string& url) {
@@ -96,7 +93,7 @@ std::string layer_key(const ImageBuild& build, const std::vector<size_t>& member
   bool noarch_python = false;
   std::vector<size_t> sorted = members;
   std::sort(sorted.begin(), sorted.end(), [&](size_t a, size_t b) {
-    return label_of(build.records[a]) < label_of(build.records[b]);
+    return package_label(build.records[a]) < package_label(build.records[b]);
   });
   for (size_t i : sorted) {
     const auto& r = build.records[i];
@@ -211,7 +208,8 @@ Result<void> group_into_layers(
   const auto depths = dependency_depths(layer_dependencies(build));
   std::vector<LayerCandidate> candidates;
   for (size_t k = 0; k < n; ++k)
-    candidates.push_back({build.records[k].name, label_of(build.records[k]), sizes[k], depths[k]});
+    candidates.push_back(
+        {build.records[k].name, package_label(build.records[k]), sizes[k], depths[k]});
   for (size_t w = 0; w < wheel_sizes.size(); ++w)
     candidates.push_back(
         {"pypi:" + build.wheels[w].name, wheel_labels[w], wheel_sizes[w], depths[n + w]});
@@ -287,12 +285,8 @@ Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o)
   start = std::chrono::steady_clock::now();
   std::vector<conda::PackageRecord> records;
   for (size_t i = 0; i < env.records.size(); ++i) {
-    ENVB_ASSIGN_OR_RETURN(auto index, extracted_index_record(cached[i].extracted));
-    if (!env.records[i].name.empty() && env.records[i].name != index.name)
-      return fail(Errc::Integrity, archive_name(refs[i]) + ": expected package '" +
-                                       env.records[i].name + "', its info/index.json says '" +
-                                       index.name + "'");
-    records.push_back(installed_record(env.records[i], index, cached[i]));
+    ENVB_ASSIGN_OR_RETURN(auto record, complete_record(env.records[i], refs[i], cached[i]));
+    records.push_back(std::move(record));
   }
   ENVB_ASSIGN_OR_RETURN(p.python, python_of(records));
   const std::vector<size_t> order = topological_order(records);
@@ -325,7 +319,7 @@ Result<Prepared> prepare(const EnvironmentSpec& env, const ImageBuildOptions& o)
         sizes[k] += static_cast<uint64_t>(st.st_size);
     }
     return plan_cache.store(key, p.plans[k], sizes[k])
-        .context("remembering the plan of " + label_of(record));
+        .context("remembering the plan of " + package_label(record));
   }));
   ENVB_TRY(plan_wheels(p, env, o, cache_options));
   p.build.plan_ms = ms_since(start);
@@ -394,7 +388,8 @@ std::string in_layer(const std::string& prefix, const std::string& path) {
 // reads a layer's packages from its history).
 std::string layer_members(const ImageBuild& build, const PlannedLayer& layer) {
   std::string text;
-  for (size_t i : layer.packages) text += (text.empty() ? "" : ", ") + label_of(build.records[i]);
+  for (size_t i : layer.packages)
+    text += (text.empty() ? "" : ", ") + package_label(build.records[i]);
   for (size_t i : layer.wheels)
     text += (text.empty() ? "" : ", ") + pypi::wheel_label(build.wheels[i]);
   return text;
@@ -402,7 +397,8 @@ std::string layer_members(const ImageBuild& build, const PlannedLayer& layer) {
 
 std::string history_text(const ImageBuild& build, const PlannedLayer& layer) {
   if (layer.packages.empty() && layer.wheels.empty()) return "envbuild: environment files";
-  return std::string(layer.packages.empty() ? "envbuild: pypi " : "envbuild: conda ") +
+  return std::string(layer.packages.empty() ? conda::kPypiLayerHistory
+                                             : conda::kCondaLayerHistory) +
          layer_members(build, layer);
 }
 
@@ -428,25 +424,17 @@ namespace internal {
 std::vector<std::pair<std::string, std::string>> environment_files_of(
     Prepared& p, const EnvironmentSpec& env, const ImageBuildOptions& o) {
   ImageBuild& build = p.build;
-  // Clobbers across the whole environment (the upper layer wins, as the later package does).
-  std::map<std::string, std::string> owner;
+  // Clobbers across the whole environment (the upper layer wins, as the later package does);
+  // no link script runs in an image build, so every one is pending.
+  const PreparedEnvironment prepared = prepare_environment(p.plans);
   std::string clobbers;
-  std::string pending;
-  for (const auto& plan : p.plans) {
-    const std::string label = label_of(plan.record);
-    for (const auto& f : plan.files) {
-      auto [it, inserted] = owner.emplace(f.path, label);
-      if (!inserted && it->second != label) {
-        clobbers += f.path + ": " + it->second + ", then " + label + " (kept)\n";
-        build.warnings.push_back("clobber: " + f.path + " is in " + it->second + " and " + label);
-        it->second = label;
-      }
-    }
-    for (const auto& script : plan.link_scripts)
-      pending += plan.record.name + ": " +
-                 (script.ends_with("-pre-link.sh") ? "pre-link" : "post-link") + " (" + script +
-                 ")\n";
+  for (const Clobber& clobber : prepared.clobbers) {
+    clobbers += clobber.note() + "\n";
+    build.warnings.push_back("clobber: " + clobber.path + " is in " + clobber.earlier + " and " +
+                             clobber.later);
   }
+  std::string pending;
+  for (const LinkScript& script : prepared.link_scripts) pending += script.note() + "\n";
   if (!pending.empty() && o.link_scripts == LinkScripts::Run)
     build.warnings.push_back(
         "link scripts are not run in image builds; recorded in "
@@ -547,7 +535,8 @@ std::string compact_explicit_lock(const std::vector<conda::PackageRecord>& recor
 
 Result<EnvironmentRequest> environment_request(
     const fs::path& file, const std::vector<std::string>& specs, const std::string& subdir,
-    SolveRequest base, const std::function<void(const std::string&)>& warn) {
+    SolveRequest base, const std::function<void(const std::string&)>& warn,
+    const std::vector<std::string>& configured_channels) {
   EnvironmentRequest out;
   out.solve = std::move(base);
   out.file = file;
@@ -570,11 +559,28 @@ Result<EnvironmentRequest> environment_request(
     out.environment.specs.push_back(spec.to_string());
     out.solve.specs.push_back(solver_spec(spec));
   }
+  if (out.solve.channels.empty()) out.solve.channels = configured_channels;
   if (out.solve.channels.empty())
     return fail(Errc::InvalidInput,
                 (file.empty() ? std::string() : file.string() + ": ") +
-                    "no channels: give -c CHANNEL or list them under channels:");
+                    "no channels: give -c CHANNEL, list them under channels:, or set channels "
+                    "in .condarc");
   return out;
+}
+
+pypi::PipSolveOptions pip_solve_options(const EnvironmentRequest& request,
+                                        const PlatformSolution& solution) {
+  pypi::PipSolveOptions pip;
+  pip.subdir = solution.platform;
+  pip.glibc = pypi::glibc_version(solution.virtual_packages);
+  pip.cache = request.packages;
+  pip.cache.offline = pip.cache.offline || request.solve.repodata.offline;
+  pip.cache.credentialed_channels =
+      credentialed_base_urls(request.solve.channels, request.solve.channel_options);
+  pip.base_dir = fs::absolute(request.file).parent_path();
+  pip.file_name = request.file.string();
+  pip.find_links = request.pip_find_links;
+  return pip;
 }
 
 Result<EnvironmentSpec> environment_of(const EnvironmentRequest& request,
@@ -588,15 +594,8 @@ Result<EnvironmentSpec> environment_of(const EnvironmentRequest& request,
   }
   if (request.pip.empty()) return out;
   // Conda first, then the pip: section; wheels only (no build backend runs for an image).
-  pypi::PipSolveOptions pip;
-  pip.subdir = solution.platform;
-  pip.glibc = pypi::glibc_version(solution.virtual_packages);
-  pip.cache = request.packages;
-  pip.cache.offline = pip.cache.offline || request.solve.repodata.offline;
-  pip.cache.credentialed_channels = out.credentialed_channels;
-  pip.base_dir = fs::absolute(request.file).parent_path();
-  pip.file_name = request.file.string();
-  ENVB_ASSIGN_OR_RETURN(auto solved, pypi::solve_pip_section(request.pip, out.records, pip));
+  ENVB_ASSIGN_OR_RETURN(auto solved, pypi::solve_pip_section(request.pip, out.records,
+                                                             pip_solve_options(request, solution)));
   out.wheels = std::move(solved.wheels);
   out.credentialed_channels.insert(out.credentialed_channels.end(),
                                    solved.credentialed_origins.begin(),
@@ -728,6 +727,64 @@ Result<std::optional<ImageBuild>> estimate_environment_image(const EnvironmentSp
   return std::optional<ImageBuild>(std::move(build));
 }
 
+namespace {
+
+// Package layer `layer` of the build: from the local layer cache, else from --cache-from
+// (its bytes fetched only when an output needs them here), else written from the plans of its
+// packages and wheels (a later package wins a path, as a later layer does).
+Result<void> write_package_layer(Prepared& p, const ImageBuildOptions& o,
+                                 const oci::LayerOptions& layer_options, PlannedLayer& layer,
+                                 std::mutex& progress_mutex) {
+  ImageBuild& build = p.build;
+  const fs::path entry = p.cache_root / "layers" / (layer.cache_key + ".json");
+  ENVB_ASSIGN_OR_RETURN(auto hit, cached_layer(entry, build.store));
+  std::optional<oci::LayerInfo> remote;
+  if (!hit && o.cache_from) remote = o.cache_from->lookup(layer.cache_key);
+  if (hit) {
+    layer.info = *hit;
+    layer.reused = true;
+  } else if (remote) {
+    if (o.fetch_cached_layers) {
+      ENVB_TRY(o.cache_from->fetch(remote->descriptor, build.store));
+      ENVB_TRY(remember_layer(entry, *remote));
+    }
+    layer.info = *remote;
+    layer.reused = true;
+    layer.from_registry = true;
+  } else {
+    for (size_t k : layer.packages) ENVB_TRY(stage_plan(p, o, k));
+    std::map<std::string, oci::LayerEntry> entries;  // path -> entry; later packages win
+    auto add = [&](const std::vector<PlannedFile>& files) {
+      for (const auto& f : files) {
+        std::string path = in_layer(o.prefix, f.path);
+        entries.insert_or_assign(path, f.kind == PlannedFile::Kind::Symlink
+                                           ? oci::LayerEntry::symlink(path, f.target)
+                                           : oci::LayerEntry::file(path, f.source));
+      }
+    };
+    for (size_t k : layer.packages) add(p.plans[k].files);
+    for (size_t w : layer.wheels) add(p.wheels[w].content.files);
+    std::vector<oci::LayerEntry> list;
+    for (auto& [_, e] : entries) list.push_back(std::move(e));
+    ENVB_ASSIGN_OR_RETURN(auto info, oci::write_layer(std::move(list), layer_options, build.store)
+                                         .context("writing the layer of " +
+                                                  layer_members(build, layer)));
+    ENVB_TRY(remember_layer(entry, info));
+    layer.info = info;
+  }
+  if (o.progress) {
+    std::lock_guard<std::mutex> lock(progress_mutex);
+    o.progress(std::string(layer.from_registry ? "cached"
+                           : layer.reused      ? "reused"
+                                               : "wrote") +
+               " layer " + layer.info->descriptor.digest.short_string() + " " +
+               layer_members(build, layer));
+  }
+  return ok();
+}
+
+}  // namespace
+
 Result<ImageBuild> build_environment_image(const EnvironmentSpec& env, const ImageBuildOptions& o) {
   ENVB_ASSIGN_OR_RETURN(auto p, prepare(env, o));
   ImageBuild& build = p.build;
@@ -736,58 +793,12 @@ Result<ImageBuild> build_environment_image(const EnvironmentSpec& env, const Ima
   layer_options.compression = o.compression;
   layer_options.level = o.level;
   layer_options.mtime = layer_mtime(o);
-  const fs::path layer_cache = p.cache_root / "layers";
   std::mutex progress_mutex;
 
   // Package layers, in parallel; each through the layer cache.
   const size_t package_layers = build.layers.size() - 1;
   ENVB_TRY(common::for_each_index(package_layers, o.jobs, [&](size_t l) -> Result<void> {
-    PlannedLayer& layer = build.layers[l];
-    fs::path entry = layer_cache / (layer.cache_key + ".json");
-    ENVB_ASSIGN_OR_RETURN(auto hit, cached_layer(entry, build.store));
-    std::optional<oci::LayerInfo> remote;
-    if (!hit && o.cache_from) remote = o.cache_from->lookup(layer.cache_key);
-    if (hit) {
-      layer.info = *hit;
-      layer.reused = true;
-    } else if (remote) {
-      if (o.fetch_cached_layers) {
-        ENVB_TRY(o.cache_from->fetch(remote->descriptor, build.store));
-        ENVB_TRY(remember_layer(entry, *remote));
-      }
-      layer.info = *remote;
-      layer.reused = true;
-      layer.from_registry = true;
-    } else {
-      for (size_t k : layer.packages) ENVB_TRY(stage_plan(p, o, k));
-      std::map<std::string, oci::LayerEntry> entries;  // path -> entry; later packages win
-      auto add = [&](const std::vector<PlannedFile>& files) {
-        for (const auto& f : files) {
-          std::string path = in_layer(o.prefix, f.path);
-          entries.insert_or_assign(path, f.kind == PlannedFile::Kind::Symlink
-                                             ? oci::LayerEntry::symlink(path, f.target)
-                                             : oci::LayerEntry::file(path, f.source));
-        }
-      };
-      for (size_t k : layer.packages) add(p.plans[k].files);
-      for (size_t w : layer.wheels) add(p.wheels[w].content.files);
-      std::vector<oci::LayerEntry> list;
-      for (auto& [_, e] : entries) list.push_back(std::move(e));
-      ENVB_ASSIGN_OR_RETURN(auto info, oci::write_layer(std::move(list), layer_options, build.store)
-                                           .context("writing the layer of " +
-                                                    layer_members(build, layer)));
-      ENVB_TRY(remember_layer(entry, info));
-      layer.info = info;
-    }
-    if (o.progress) {
-      std::lock_guard<std::mutex> lock(progress_mutex);
-      o.progress(std::string(layer.from_registry ? "cached"
-                             : layer.reused      ? "reused"
-                                                 : "wrote") +
-                 " layer " + layer.info->descriptor.digest.short_string() + " " +
-                 layer_members(build, layer));
-    }
-    return ok();
+    return write_package_layer(p, o, layer_options, build.layers[l], progress_mutex);
   }));
   build.plans_staged = std::count(p.staged.begin(), p.staged.end(), 1);
   for (size_t l = 0; l < package_layers; ++l) {
@@ -861,7 +872,7 @@ std::string format_layer_table(const ImageBuild& build) {
     const auto& layer = build.layers[l];
     std::string names;
     for (size_t i : layer.packages)
-      names += (names.empty() ? "" : " ") + label_of(build.records[i]);
+      names += (names.empty() ? "" : " ") + package_label(build.records[i]);
     for (size_t i : layer.wheels)
       names += (names.empty() ? "" : " ") + pypi::wheel_label(build.wheels[i]);
     if (names.empty()) names = "(" + layer.reason + ")";

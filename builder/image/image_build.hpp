@@ -28,6 +28,7 @@
 
 #include "builder/image/layering.hpp"
 #include "builder/install/install.hpp"
+#include "builder/pypi/environment.hpp"
 #include "builder/install/package_cache.hpp"
 #include "builder/pypi/wheel_install.hpp"
 #include "builder/solve/solve.hpp"
@@ -75,16 +76,27 @@ struct EnvironmentRequest {
   /// Where the conda packages that may install Python distributions are fetched to when the
   /// file has a pip: section; root empty: the default cache.
   PackageCacheOptions packages;
+  /// Not empty: the pip: section's find-links locations instead of the file's.
+  std::vector<std::string> pip_find_links;
 };
 
 /// Reads `file` (none when empty) with its selectors evaluated for `subdir`, and adds `specs`
 /// (written as in a file: `xz[version='>=5']`, `conda-forge::numpy 1.26.*`). `base` holds the
 /// solve options; its channels, when it has any, replace the file's; its platforms, when it has
 /// none, come from the file's `platforms:`. The file's warnings go to `warn`.
+/// `configured_channels` (conda's `channels` setting) are the channels when neither `base` nor
+/// the file names any (a file's `nodefaults` alone names none, and so gets none).
 Result<EnvironmentRequest> environment_request(
     const std::filesystem::path& file, const std::vector<std::string>& specs,
     const std::string& subdir, SolveRequest base,
-    const std::function<void(const std::string&)>& warn = nullptr);
+    const std::function<void(const std::string&)>& warn = nullptr,
+    const std::vector<std::string>& configured_channels = {});
+
+/// How the pip: section of `request` is solved after `solution`, its conda part: for its
+/// platform and glibc, through its package cache (offline when its repodata is), with the
+/// credentials of its channels, relative paths from the environment file's folder.
+pypi::PipSolveOptions pip_solve_options(const EnvironmentRequest& request,
+                                        const PlatformSolution& solution);
 
 /// The environment of one solution of `request`: its records, the credentials of its channels
 /// for the downloads, and the wheels of its pip: section resolved against those records.

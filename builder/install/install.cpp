@@ -22,6 +22,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "builder/install/prepare.hpp"
 #include "common/format.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
@@ -124,10 +125,6 @@ Result<void> copy_out_of(const RootDir& package, std::string_view relative, cons
   if (::fchmod(out.get(), static_cast<mode_t>(mode)) != 0)
     return common::errno_error("fchmod", to.string(), errno);
   return ok();
-}
-
-std::string package_label(const conda::PackageRecord& r) {
-  return r.name + "-" + r.version.to_string() + "-" + r.build;
 }
 
 // Names envbuild keeps in a prefix while installing (the staging dir, the .pyc list): a
@@ -523,7 +520,9 @@ class FilePlacer {
                      PrefixInstallReport& report) {
     const std::string shown = prefix_.shown(file.path);
     ENVB_ASSIGN_OR_RETURN(auto dest, dest_dirs_.parent(prefix_, file.path, CreateDirs::Yes));
-    const auto& [dest_dir, dest_name] = dest;
+    // Plain names, not a structured binding: clang 14 (the fuzz build) cannot capture those.
+    const int dest_dir = dest.first;
+    const std::string& dest_name = dest.second;
     if (file.kind == PlannedFile::Kind::Symlink) {
       auto link = [&]() -> int {
         return ::symlinkat(file.target.c_str(), dest_dir, dest_name.c_str()) == 0 ? 0 : errno;
@@ -541,7 +540,8 @@ class FilePlacer {
     ENVB_ASSIGN_OR_RETURN(std::string_view relative,
                           beneath(file.private_copy ? plan.staging : plan.extracted, file.source));
     ENVB_ASSIGN_OR_RETURN(auto source, source_dirs_.parent(*tree, relative, CreateDirs::No));
-    const auto& [source_dir, source_name] = source;
+    const int source_dir = source.first;
+    const std::string& source_name = source.second;
     if (file.private_copy || !file.no_link) {
       auto once = [&]() -> int {
         int r = file.private_copy
@@ -673,7 +673,7 @@ class ScriptRunner {
                    const std::string& kind) {
     const std::string& name = plan.record.name;
     if (!runs_here(plan)) {
-      report_.scripts_pending.push_back(name + ": " + kind + " (" + script + ")");
+      report_.scripts_pending.push_back(LinkScript{name, script}.note());
       return ok();
     }
     ENVB_TRY(run_link_script(prefix_dir_, plan, script, file));
@@ -859,17 +859,15 @@ Result<void> write_environment_files(const std::vector<PackagePlan>& plans,
 // that has it (the tree an in-order link leaves), by `jobs` threads.
 Result<void> link_files(const std::vector<PackagePlan>& plans, const std::vector<PlanTrees>& trees,
                         const RootDir& prefix, size_t jobs, ScriptRunner& scripts,
-                        PrefixInstallReport& report, const Warn& warn) {
+                        PrefixInstallReport& report) {
   const bool in_order = std::any_of(plans.begin(), plans.end(), [](const PackagePlan& plan) {
     return std::any_of(plan.link_scripts.begin(), plan.link_scripts.end(),
                        [](const std::string& s) { return s.ends_with("-pre-link.sh"); });
   });
   std::vector<std::vector<const PlannedFile*>> deferred(plans.size());
   std::unordered_map<std::string_view, size_t> last_owner;  // path -> index of its last plan
-  std::map<std::string, std::string> owner;
   for (size_t p = 0; p < plans.size(); ++p) {
     const PackagePlan& plan = plans[p];
-    const std::string label = package_label(plan.record);
     for (const auto& script : plan.link_scripts) {
       if (!script.ends_with("-pre-link.sh")) continue;
       auto it = std::find_if(plan.files.begin(), plan.files.end(),
@@ -887,12 +885,6 @@ Result<void> link_files(const std::vector<PackagePlan>& plans, const std::vector
       if (file.path.starts_with("conda-meta/")) ordered.push_back(&file);
     FilePlacer placer(prefix);  // one per package: a pre-link script may have changed the tree
     for (const PlannedFile* file : ordered) {
-      if (auto it = owner.find(file->path); it != owner.end() && it->second != label) {
-        report.clobbered.push_back(file->path + ": " + it->second + ", then " + label + " (kept)");
-        warn("clobber: " + file->path + " is in " + it->second + " and " + label + "; keeping " +
-             label + "'s");
-      }
-      owner[file->path] = label;
       ++report.files;
       if (!in_order) {
         deferred[p].push_back(file);
@@ -954,7 +946,13 @@ Result<PrefixInstallReport> install_to_prefix(const std::vector<PackagePlan>& pl
   PrefixInstallReport report;
   const bool scripts_here = options.link_scripts == LinkScripts::Run && subdir == host_subdir();
   ScriptRunner scripts(prefix_dir, prefix, scripts_here, warn, report);
-  ENVB_TRY(link_files(plans, trees, prefix, options.jobs, scripts, report, warn));
+  // Clobbers are known from the plans alone: the later package's file is the one placed.
+  for (const Clobber& clobber : prepare_environment(plans).clobbers) {
+    report.clobbered.push_back(clobber.note());
+    warn("clobber: " + clobber.path + " is in " + clobber.earlier + " and " + clobber.later +
+         "; keeping " + clobber.later + "'s");
+  }
+  ENVB_TRY(link_files(plans, trees, prefix, options.jobs, scripts, report));
   if (options.compile_pyc)
     ENVB_TRY(compile_noarch_pyc(plans, prefix_dir, prefix, subdir, report, warn));
   // Post-link scripts run once every package is in place (they may use any of them), in link
@@ -1106,55 +1104,43 @@ class UnfinishedInstall {
 
 }  // namespace
 
-Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallRequest& request) {
-  const fs::path& prefix = request.prefix_dir;
-  if (!prefix.is_absolute())
-    return fail(Errc::InvalidInput, "prefix " + prefix.string() + " is not absolute");
-  auto progress = [&](const std::string& line) {
-    if (request.progress) request.progress(line);
-  };
-  ENVB_ASSIGN_OR_RETURN(UnfinishedInstall unfinished, UnfinishedInstall::begin(prefix, progress));
-  EnvironmentInstallReport report;
+namespace {
 
-  // 1. Fetch and extract, through the cache; each package is planned (2.) by the worker that
-  // made it ready (extracted it, or found it cached) while the other downloads go on. Noarch
-  // python packages wait for the python record: they are planned once every package is in.
-  auto start = std::chrono::steady_clock::now();
+// The packages of an install, fetched, each record completed from its archive.
+struct FetchedPackages {
+  std::vector<CachedPackage> cached;
+  std::vector<conda::PackageRecord> records;        // parallel to the request's
+  std::vector<std::optional<PackagePlan>> planned;  // parallel too; empty until planned
+};
+
+// Plans package i of the request for its prefix, its patched copies in staging/<i>.
+Result<void> plan_at(const EnvironmentInstallRequest& request, const fs::path& staging, size_t i,
+                     const CachedPackage& cached, const std::optional<conda::PythonInfo>& python,
+                     FetchedPackages& fetched) {
+  InstallTarget target;
+  target.prefix = request.prefix_dir.string();
+  target.subdir = request.subdir;
+  target.python = python;
+  target.staging = staging / std::to_string(i);
+  auto spec = request.requested_specs.find(fetched.records[i].name);
+  ENVB_ASSIGN_OR_RETURN(
+      fetched.planned[i],
+      plan_package(fetched.records[i], cached.extracted,
+                   spec == request.requested_specs.end() ? "" : spec->second, target));
+  return ok();
+}
+
+// Fetches and extracts through the cache; each package is completed and planned by the worker
+// that made it ready (extracted it, or found it cached) while the other downloads go on, except
+// the noarch python packages, which wait for the python record (planned once every package is
+// in). Counts what was downloaded and extracted in `report`.
+Result<FetchedPackages> fetch_and_plan(const EnvironmentInstallRequest& request,
+                                       const fs::path& staging, EnvironmentInstallReport& report) {
   std::vector<PackageRef> refs;
   for (const auto& r : request.records) refs.push_back({r.url, r.fn, r.sha256, r.md5, r.size});
-  const fs::path staging = prefix / ".envbuild-staging";
-  // Also on error: patched copies are of no use to a later run (and a prefix this run created
-  // goes too while it holds nothing else: see UnfinishedInstall).
-  struct RemoveStaging {
-    fs::path path;
-    ~RemoveStaging() { (void)common::remove_all(path); }
-  } remove_staging{staging};
-  ENVB_TRY(common::make_dirs(staging));
-  std::vector<conda::PackageRecord> records(refs.size());
-  std::vector<std::optional<PackagePlan>> planned(refs.size());
-  auto complete_record = [&](size_t i, const CachedPackage& cached) -> Result<void> {
-    const auto& given = request.records[i];
-    ENVB_ASSIGN_OR_RETURN(auto index, extracted_index_record(cached.extracted));
-    if (!given.name.empty() && given.name != index.name)
-      return fail(Errc::Integrity, archive_name(refs[i]) + ": expected package '" + given.name +
-                                       "' but its info/index.json says '" + index.name + "'");
-    records[i] = installed_record(given, index, cached);
-    return ok();
-  };
-  auto plan_one = [&](size_t i, const CachedPackage& cached,
-                      const std::optional<conda::PythonInfo>& python) -> Result<void> {
-    InstallTarget target;
-    target.prefix = prefix.string();
-    target.subdir = request.subdir;
-    target.python = python;
-    target.staging = staging / std::to_string(i);
-    auto spec = request.requested_specs.find(records[i].name);
-    ENVB_ASSIGN_OR_RETURN(
-        planned[i],
-        plan_package(records[i], cached.extracted,
-                     spec == request.requested_specs.end() ? "" : spec->second, target));
-    return ok();
-  };
+  FetchedPackages out;
+  out.records.resize(refs.size());
+  out.planned.resize(refs.size());
   // The first error of completing or planning a package, reported as it is (not as a failed
   // fetch); the fetch then stops as after a failed download.
   std::mutex error_mutex;
@@ -1175,9 +1161,9 @@ Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallReq
     }
     if (user_on_ready) ENVB_TRY(user_on_ready(i, ref, cached));
     auto done = [&]() -> Result<void> {
-      ENVB_TRY(complete_record(i, cached));
-      ENVB_ASSIGN_OR_RETURN(bool wants_python, needs_python(records[i], cached.extracted));
-      if (!wants_python) ENVB_TRY(plan_one(i, cached, std::nullopt));
+      ENVB_ASSIGN_OR_RETURN(out.records[i], complete_record(request.records[i], ref, cached));
+      ENVB_ASSIGN_OR_RETURN(bool wants_python, needs_python(out.records[i], cached.extracted));
+      if (!wants_python) ENVB_TRY(plan_at(request, staging, i, cached, std::nullopt, out));
       return ok();
     }();
     if (done) return ok();
@@ -1188,7 +1174,35 @@ Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallReq
   PackageCache cache(cache_options);
   auto fetched = cache.fetch(refs);
   if (package_error) return std::move(*package_error);
-  ENVB_ASSIGN_OR_RETURN(auto cached, std::move(fetched).context("fetching packages"));
+  ENVB_ASSIGN_OR_RETURN(out.cached, std::move(fetched).context("fetching packages"));
+  return out;
+}
+
+}  // namespace
+
+Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallRequest& request) {
+  const fs::path& prefix = request.prefix_dir;
+  if (!prefix.is_absolute())
+    return fail(Errc::InvalidInput, "prefix " + prefix.string() + " is not absolute");
+  auto progress = [&](const std::string& line) {
+    if (request.progress) request.progress(line);
+  };
+  ENVB_ASSIGN_OR_RETURN(UnfinishedInstall unfinished, UnfinishedInstall::begin(prefix, progress));
+  EnvironmentInstallReport report;
+
+  // 1. Fetch and extract, planning each package as it is ready (see fetch_and_plan).
+  auto start = std::chrono::steady_clock::now();
+  const fs::path staging = prefix / ".envbuild-staging";
+  // Also on error: patched copies are of no use to a later run (and a prefix this run created
+  // goes too while it holds nothing else: see UnfinishedInstall).
+  struct RemoveStaging {
+    fs::path path;
+    ~RemoveStaging() { (void)common::remove_all(path); }
+  } remove_staging{staging};
+  ENVB_TRY(common::make_dirs(staging));
+  ENVB_ASSIGN_OR_RETURN(FetchedPackages fetched, fetch_and_plan(request, staging, report));
+  std::vector<conda::PackageRecord>& records = fetched.records;
+  std::vector<std::optional<PackagePlan>>& planned = fetched.planned;
   report.fetch_ms = ms_since(start);
 
   // 2. The packages left to plan: those that need the environment's python.
@@ -1198,7 +1212,7 @@ Result<EnvironmentInstallReport> install_environment(const EnvironmentInstallReq
   for (size_t i = 0; i < planned.size(); ++i)
     if (!planned[i]) later.push_back(i);
   ENVB_TRY(common::for_each_index(later.size(), request.jobs, [&](size_t n) -> Result<void> {
-    return plan_one(later[n], cached[later[n]], python);
+    return plan_at(request, staging, later[n], fetched.cached[later[n]], python, fetched);
   }));
   const std::vector<size_t> order = topological_order(records);
   std::vector<PackagePlan> plans;

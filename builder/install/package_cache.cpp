@@ -171,9 +171,11 @@ Result<fs::path> PackageCache::download(const PackageRef& package, const std::st
     fs::remove(archive, ec);
   }
   if (options_.offline)
-    return fail(Errc::NotFound, name + " (" + common::redact_url(package.url) +
-                                    "): not in the package cache and --offline forbids downloading")
-        .with_hint("run once without --offline, or point --cache-dir at a cache that has it");
+    return fail(Errc::NotFound,
+                name + " (" + common::redact_url(package.url) +
+                    "): not in the package cache and offline mode (--offline, or "
+                    "offline: true in .condarc or CONDA_OFFLINE) forbids downloading")
+        .with_hint("run once online, or point --cache-dir at a cache that has it");
   ENVB_TRY(common::make_dirs(dir));
   std::string what = name + " (" + common::redact_url(package.url) + ")";
   // Bytes arrive in <dir>/.<fn>.part, kept when a transfer breaks off, so that the next attempt

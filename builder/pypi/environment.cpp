@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "builder/install/prepare.hpp"
 #include "builder/pypi/index.hpp"
 #include "common/fs.hpp"
 #include "common/parallel.hpp"
@@ -27,10 +28,6 @@ bool may_install_distributions(const conda::PackageRecord& r) {
     return d == "python" || d.starts_with("python ") || d.starts_with("python>") ||
            d.starts_with("python<") || d.starts_with("python=");
   });
-}
-
-std::string label_of(const conda::PackageRecord& r) {
-  return r.name + "-" + r.version.to_string() + "-" + r.build;
 }
 
 // The package's files (info/paths.json, else info/files), read beneath its extracted root.
@@ -91,7 +88,7 @@ Result<std::map<std::string, CondaDistribution>> conda_distributions(
     const std::vector<conda::PackageRecord>& records, const std::vector<fs::path>& extracted) {
   std::map<std::string, CondaDistribution> out;
   for (size_t i = 0; i < records.size(); ++i) {
-    const std::string label = label_of(records[i]);
+    const std::string label = package_label(records[i]);
     ENVB_ASSIGN_OR_RETURN(auto root, common::RootDir::open(extracted[i]));
     ENVB_ASSIGN_OR_RETURN(auto paths, package_paths(root, label));
     for (const auto& found : conda::pypi::distribution_metadata_paths(paths)) {
@@ -160,7 +157,7 @@ Result<PipSolution> solve_pip_section(const std::vector<conda::PipRequirement>& 
     index_options.index_urls.push_back(options.index_url.value_or(std::string(kDefaultIndexUrl)));
     for (const auto& url : options.extra_index_urls) index_options.index_urls.push_back(url);
   }
-  index_options.find_links = options.find_links;
+  index_options.find_links = o.find_links.empty() ? options.find_links : o.find_links;
   index_options.cache = o.cache;
   PackageIndex index(index_options);
   ENVB_ASSIGN_OR_RETURN(out.resolution, resolve(out.section.entries, index, resolve_options)

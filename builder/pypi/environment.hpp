@@ -31,6 +31,9 @@ struct PipSolveOptions {
   /// Local source trees, -e and VCS requirements: for `install` the environment's own pip
   /// builds them afterwards; for images and lock files they are an error.
   bool allow_source_trees = false;
+  /// Not empty: these find-links locations instead of the section's (as -c replaces the
+  /// file's channels), e.g. where a build system put the wheels.
+  std::vector<std::string> find_links;
 };
 
 struct PipSolution {

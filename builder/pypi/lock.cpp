@@ -47,6 +47,9 @@ conda::CondaLockPackage lock_entry(const WheelToInstall& wheel, const std::strin
   p.manager = conda::CondaLockPackage::Manager::Pip;
   p.platform = platform;
   p.dependencies = wheel.dependencies;
+  // conda-lock writes "*" for a requirement without a version constraint.
+  for (auto& [name, constraint] : p.dependencies)
+    if (constraint.empty()) constraint = "*";
   p.url = wheel.url;
   p.sha256 = wheel.sha256;
   return p;
@@ -68,10 +71,11 @@ WheelToInstall locked_wheel(const conda::CondaLockPackage& entry,
   w.name = entry.name;
   w.version = entry.version;
   w.url = entry.url;
-  std::string path = entry.url.substr(0, entry.url.find_first_of("?#"));
-  w.filename = percent_decode(path.substr(path.rfind('/') + 1));
+  w.filename = filename_of(entry.url);
   w.sha256 = entry.sha256;
   w.dependencies = entry.dependencies;
+  for (auto& [name, constraint] : w.dependencies)
+    if (constraint == "*") constraint.clear();
   w.requested = names_under(metadata, kRequestedKey).count(entry.name) > 0;
   w.direct_url = names_under(metadata, kDirectKey).count(entry.name) > 0;
   return w;
@@ -98,8 +102,7 @@ Result<WheelToInstall> pixi_wheel(const conda::PixiLockPackage& p, const std::fi
     w.url = "file://" + (lock_dir / location).lexically_normal().string();
     w.direct_url = true;
   }
-  const std::string path = w.url.substr(0, w.url.find_first_of("?#"));
-  w.filename = percent_decode(path.substr(path.rfind('/') + 1));
+  w.filename = filename_of(w.url);
   if (p.editable || !w.filename.ends_with(".whl"))
     return fail(Errc::Unsupported, what + " is " +
                                        (p.editable ? "an editable install" : "not a wheel") + " (" +

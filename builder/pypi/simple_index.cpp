@@ -75,12 +75,6 @@ void split_fragment(std::string& url, std::string& sha256) {
   }
 }
 
-std::string filename_of(std::string_view url) {
-  std::string_view path = url.substr(0, url.find_first_of("?#"));
-  auto slash = path.rfind('/');
-  return percent_decode(slash == std::string_view::npos ? path : path.substr(slash + 1));
-}
-
 struct UrlParts {
   std::string scheme;    // "https://"
   std::string userinfo;  // "user:pass", or empty
@@ -117,7 +111,28 @@ std::string absolute_link(std::string_view page_url, std::string_view href) {
   return link->scheme + page->userinfo + "@" + link->host + link->rest;
 }
 
+// A page's links are untrusted: only http(s) URLs are kept, and file:// ones only on a local
+// page (find-links directory); anything else (a scheme-less or malformed URL, which would read as
+// a local path) is dropped, so a remote index can never make us read a file of this machine.
+std::vector<DistributionFile> only_fetchable(std::vector<DistributionFile> files,
+                                             std::string_view page_url) {
+  const bool local_page = page_url.starts_with("file://");
+  std::erase_if(files, [&](const DistributionFile& f) {
+    const auto parts = split_url(f.url);
+    const bool web = parts && (parts->scheme == "https://" || parts->scheme == "http://") &&
+                     !parts->host.empty();
+    return !(web || (local_page && f.url.starts_with("file://")));
+  });
+  return files;
+}
+
 }  // namespace
+
+std::string filename_of(std::string_view url) {
+  std::string_view path = url.substr(0, url.find_first_of("?#"));
+  auto slash = path.rfind('/');
+  return percent_decode(slash == std::string_view::npos ? path : path.substr(slash + 1));
+}
 
 std::string percent_decode(std::string_view text) {
   auto hex = [](char c) -> int {
@@ -191,7 +206,7 @@ Result<std::vector<DistributionFile>> parse_simple_json(std::string_view body,
     }
     out.push_back(std::move(file));
   }
-  return out;
+  return only_fetchable(std::move(out), page_url);
 }
 
 namespace {
@@ -286,7 +301,7 @@ Result<std::vector<DistributionFile>> parse_simple_html(std::string_view body,
     }
     out.push_back(std::move(file));
   }
-  return out;
+  return only_fetchable(std::move(out), page_url);
 }
 
 }  // namespace envbuild::builder::pypi

@@ -39,6 +39,9 @@ Result<std::vector<DistributionFile>> parse_simple_json(std::string_view body,
 Result<std::vector<DistributionFile>> parse_simple_html(std::string_view body,
                                                         std::string_view page_url);
 
+/// The percent-decoded last path segment of `url` (query and fragment ignored): a file's name.
+std::string filename_of(std::string_view url);
+
 /// "%2B" -> "+" (invalid escapes are kept as written).
 std::string percent_decode(std::string_view text);
 

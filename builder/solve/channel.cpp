@@ -94,6 +94,9 @@ std::string resolve_url(std::string_view base, std::string_view reference) {
     return colon;
   };
   if (scheme_end(reference) != std::string_view::npos) return std::string(reference);
+  // RFC 3986 5.2: only the base's scheme, authority and path take part (its query and fragment
+  // never reach the result; pypi_index_fuzz found a base fragment holding '/').
+  base = base.substr(0, base.find_first_of("?#"));
   const size_t colon = scheme_end(base);
   const std::string_view scheme = colon == std::string_view::npos ? "" : base.substr(0, colon + 1);
   std::string_view rest = base.substr(scheme.size());
@@ -166,6 +169,18 @@ std::string mirrored_url(std::string_view url, const std::vector<Mirror>& mirror
 
 namespace {
 
+// Where a channel name lives: the custom channel of its longest leading segments, else the alias.
+std::string name_base(std::string_view name, const ChannelOptions& options) {
+  std::string_view best;
+  std::string base = strip_slashes(options.alias);
+  for (const auto& [custom, url] : options.custom_channels)
+    if (custom.size() > best.size() && under(name, custom)) {
+      best = custom;
+      base = strip_slashes(url);
+    }
+  return base;
+}
+
 Result<Channel> resolve_unmirrored(std::string_view text_in, const ChannelOptions& options) {
   ENVB_ASSIGN_OR_RETURN(std::string expanded, expand_variables(text_in));
   std::string text = strip_slashes(std::move(expanded));
@@ -202,7 +217,7 @@ Result<Channel> resolve_unmirrored(std::string_view text_in, const ChannelOption
         .with_hint(
             "channels are names (conda-forge), URLs (https://host/channel) or paths "
             "(/path/to/channel, file:///path)");
-  return Channel{text, strip_slashes(options.alias) + "/" + text, {}};
+  return Channel{text, name_base(text, options) + "/" + text, {}};
 }
 
 }  // namespace

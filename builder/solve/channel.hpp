@@ -1,15 +1,17 @@
 #pragma once
 
 // Channel resolution: what a user writes in `channels:` or --channel, turned into base URLs.
-//   conda-forge, conda-forge/label/dev  -> <alias>/<name>   (alias default
-//   https://conda.anaconda.org) https://host/path, http://...      -> as written (credentials kept,
-//   redacted in messages) file:///dir, /dir, ./dir, ~/dir    -> file:// URL of the absolute
-//   directory (must exist) defaults                           ->
-//   https://repo.anaconda.com/pkgs/main and .../pkgs/r
-//                                         (conda's default_channels on Linux; configurable)
+//   conda-forge, conda-forge/label/dev -> <custom_channels[name]>/<name> when the name (or its
+//                                         first segments) is a custom channel, else
+//                                         <alias>/<name> (alias default https://conda.anaconda.org)
+//   https://host/path, http://...      -> as written (credentials kept, redacted in messages)
+//   file:///dir, /dir, ./dir, ~/dir    -> file:// URL of the absolute directory (must exist)
+//   defaults                           -> default_channels (conda's on Linux:
+//                                         https://repo.anaconda.com/pkgs/main and .../pkgs/r)
 //   nodefaults                         -> removed (conda-lock / conda env convention)
 // The order is the priority: the first channel is the highest.
 
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -31,6 +33,10 @@ struct ChannelOptions {
   std::string alias = "https://conda.anaconda.org";
   std::vector<std::string> default_channels = {"https://repo.anaconda.com/pkgs/main",
                                                "https://repo.anaconda.com/pkgs/r"};
+  /// conda's custom_channels: a channel name (or its first segments, `org` for `org/label/dev`)
+  /// -> the base URL that holds it, instead of the alias: {internal: https://conda.corp} makes
+  /// `internal` https://conda.corp/internal. The longest matching name wins.
+  std::map<std::string, std::string> custom_channels;
   std::vector<Mirror> mirrors;
 };
 

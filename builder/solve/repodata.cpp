@@ -173,7 +173,10 @@ Result<void> fetch_remote(SubdirRepodata& out, common::HttpClient& client,
     }
     return fail(Errc::NotFound, "offline: no cached repodata for channel " + out.channel.name +
                                     " subdir " + out.subdir + " (" + redact_url(base) + ")")
-        .with_hint("run once without --offline to fill the cache at " + cache_dir.string());
+        .with_hint(
+            "run once online (without --offline, offline: true in .condarc or "
+            "CONDA_OFFLINE) to fill the cache at " +
+            cache_dir.string());
   }
 
   auto try_variant = [&](bool zst) -> Result<common::HttpResponse> {

@@ -18,7 +18,7 @@ mkdir -p "$out"
 # The environment names ./channel: work on a copy of the folder next to it.
 cp "$here/environment.yml" "$out/environment.yml"
 
-step "1. Build the demo channel from source (host CPython, a C tool, a shell tool, a noarch library)"
+step "1. Build the demo channel from source (host CPython, a C tool, a shell tool, a noarch library; two wheels)"
 python3 "$here/make_channel.py" "$out/channel"
 
 step "2. Index it (envbuild index)"
@@ -56,7 +56,14 @@ http: {addr: 127.0.0.1:$port}
 EOF
   docker-registry serve "$out/registry/config.yml" >"$out/registry/log" 2>&1 &
   registry_pid=$!
-  for _ in $(seq 50); do curl -fs "http://127.0.0.1:$port/v2/" >/dev/null 2>&1 && break; sleep 0.1; done
+  # Until it answers, or until it has exited (the port was taken since it was picked: say so).
+  until curl -fs "http://127.0.0.1:$port/v2/" >/dev/null 2>&1; do
+    if ! kill -0 "$registry_pid" 2>/dev/null; then
+      echo "docker-registry exited: $(cat "$out/registry/log")" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
   envbuild push --tls-verify=false "oci:$out/image:1" "docker://127.0.0.1:$port/envbuild-demo:1"
   echo "pushing again (nothing to upload):"
   envbuild push --tls-verify=false "oci:$out/image:1" "docker://127.0.0.1:$port/envbuild-demo:1"
@@ -74,6 +81,7 @@ step "9. The other tools of the environment, relocated into envrun's cache"
 envrun "oci:$out/image:1" -- demo-hello
 envrun "oci:$out/image:1" -- demo-info
 envrun "oci:$out/image:1" -- demo-train
+envrun "oci:$out/image:1" -- demo-metrics
 
 cat <<EOF
 

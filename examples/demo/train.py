@@ -30,6 +30,14 @@ def main() -> int:
         print(f"demo_trainer {demo_trainer.__version__} from {os.path.dirname(demo_trainer.__file__)}")
     except ImportError as e:  # pragma: no cover - shown to the user
         print(f"demo_trainer not importable: {e}")
+    try:
+        import demo_metrics
+
+        r2 = demo_metrics.r2([(w * x + b, y) for x, y in data])
+        print(f"r2 {r2:.4f}  (demo_metrics {demo_metrics.__version__}, a wheel from the pip: section,"
+              f" from {os.path.dirname(demo_metrics.__file__)})")
+    except ImportError as e:  # pragma: no cover - shown to the user
+        print(f"demo_metrics not importable: {e}")
     return 0 if abs(w - 3.0) < 0.1 and abs(b - 2.0) < 0.1 else 1
 
 

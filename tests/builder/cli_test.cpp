@@ -49,8 +49,8 @@ TEST_F(CliTest, UsageErrorsExitTwoWithDidYouMean) {
       {"lock --virtual-packages __cuda=12", 2, "did you mean '--virtual-package'"},
       {"pkg", 2, "A subcommand is required"},
       {"pkg infoo x", 2, "did you mean 'info'"},
-      {"install", 2, "--prefix is required"},
-      {"solve -c x --channel-priority sometimes xz", 2, "strict or flexible"},
+      {"install", 2, "--prefix DIR or -n NAME is required"},
+      {"solve -c x --channel-priority sometimes xz", 2, "strict, flexible or disabled"},
       {"solve -c x 'xz[version=>=5'", 2, "xz[version=>=5"},
       {"solve -c x", 2, "no environment given"},
       {"--help", 0, "Subcommands:"},
@@ -70,8 +70,8 @@ TEST_F(CliTest, UsageErrorsExitTwoWithDidYouMean) {
 TEST_F(CliTest, FlagsNamedInMessagesExist) {
   std::set<std::string> known;
   std::string all_help = run("--help").output;
-  for (const char* cmd : {"solve", "lock", "install", "build", "push", "pull", "index", "cache",
-                          "cache prune", "inspect", "pkg info", "pkg extract"})
+  for (const char* cmd : {"solve", "lock", "export", "install", "build", "push", "pull", "index",
+                          "cache", "cache prune", "inspect", "pkg info", "pkg extract"})
     all_help += run(std::string(cmd) + " --help").output;
   std::regex flag(R"((--[a-z][a-z-]+))");
   for (std::sregex_iterator it(all_help.begin(), all_help.end(), flag), end; it != end; ++it)

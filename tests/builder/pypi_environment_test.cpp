@@ -23,12 +23,9 @@ namespace {
 namespace fs = std::filesystem;
 using testing::read_text;
 using testing::run_command;
-using testing::shell_quote;
 using testing::write_text;
+using testing::q;
 
-std::string q(const fs::path& p) {
-  return shell_quote(p.string());
-}
 std::string envbuild() {
   return q(testing::binary_dir() / "envbuild");
 }
@@ -132,6 +129,66 @@ TEST_F(PypiEnvironmentTest, InstallsWheelsAsPipWouldChooseThemFromJsonAndHtmlInd
   }
 }
 
+// `envbuild export -p` lists the wheels a pip: section installed under `- pip:` as conda env
+// export does (name==version), and with --from-history only the requested ones (REQUESTED).
+TEST_F(PypiEnvironmentTest, ExportListsInstalledWheelsUnderPip) {
+  testing::PypiServer server(testing::pypi_test_wheels(), dir_ / "index.log", "--format json");
+  ASSERT_NE(server.port(), 0);
+  const fs::path prefix = dir_ / "env";
+  auto r = install("-f " + q(environment(dir_, {"--index-url " + server.simple_url(), "app"})),
+                   prefix);
+  ASSERT_EQ(r.exit_code, 0) << r.output << read_text(dir_ / "stderr.txt");
+  auto installed = nlohmann::json::parse(r.output)["pip"].get<std::vector<std::string>>();
+  ASSERT_GT(installed.size(), 1u);  // app and what it requires
+
+  auto all = run_command(envbuild() + " export -p " + q(prefix));
+  ASSERT_EQ(all.exit_code, 0) << all.output;
+  const std::string pip_list = all.output.substr(all.output.find("  - pip:\n"));
+  for (const auto& wheel : installed)
+    EXPECT_NE(pip_list.find("      - " + wheel + "\n"), std::string::npos) << all.output;
+
+  auto history = run_command(envbuild() + " export -p " + q(prefix) + " --from-history");
+  ASSERT_EQ(history.exit_code, 0) << history.output;
+  EXPECT_NE(history.output.find("      - app=="), std::string::npos) << history.output;
+  for (const auto& wheel : installed)
+    if (!wheel.starts_with("app==")) {
+      EXPECT_EQ(history.output.find(wheel), std::string::npos) << history.output;
+    }
+}
+
+TEST_F(PypiEnvironmentTest, ExportOfALockKeepsItsWheels) {
+  // Given a conda-lock.yml with pip entries, expect export to list them in environment.yml
+  // (only the requested ones with --from-history), to write them back unchanged in a
+  // conda-lock.yml, and to warn that @EXPLICIT leaves them out.
+  testing::PypiServer server(testing::pypi_test_wheels(), dir_ / "index.log");
+  ASSERT_NE(server.port(), 0);
+  environment(dir_, {"--index-url " + server.simple_url(), "tool", "epsilon[fast]"});
+  const std::string cd = "cd " + q(dir_) + " && ";
+  auto locked = run_command(cd + envbuild() + " lock -f environment.yml -p linux-64 --cache-dir cache 2>&1");
+  ASSERT_EQ(locked.exit_code, 0) << locked.output;
+
+  auto yml = run_command(cd + envbuild() + " export --lock conda-lock.yml");
+  ASSERT_EQ(yml.exit_code, 0) << yml.output;
+  for (const char* wheel : {"tool==1.0", "alpha==2.0", "beta==2.0", "epsilon==1.0", "zeta==0.9"})
+    EXPECT_NE(yml.output.find("      - " + std::string(wheel) + "\n"), std::string::npos) << yml.output;
+  auto history = run_command(cd + envbuild() + " export --lock conda-lock.yml --from-history");
+  ASSERT_EQ(history.exit_code, 0) << history.output;
+  EXPECT_NE(history.output.find("  - pip:\n      - epsilon==1.0\n      - tool==1.0\n"), std::string::npos)
+      << history.output;
+
+  auto again = run_command(cd + envbuild() + " export --lock conda-lock.yml --format conda-lock -o again.yml");
+  ASSERT_EQ(again.exit_code, 0) << again.output;
+  auto original = conda::parse_conda_lock(read_text(dir_ / "conda-lock.yml"), "conda-lock.yml");
+  auto exported = conda::parse_conda_lock(read_text(dir_ / "again.yml"), "again.yml");
+  ASSERT_TRUE(original && exported);
+  EXPECT_EQ(exported->packages_for("linux-64", conda::CondaLockPackage::Manager::Pip).size(), 5u);
+  EXPECT_EQ(exported->packages, original->packages);
+
+  auto explicit_file = run_command(cd + envbuild() + " export --lock conda-lock.yml --format explicit 2>&1");
+  ASSERT_EQ(explicit_file.exit_code, 0) << explicit_file.output;
+  EXPECT_NE(explicit_file.output.find("wheels are left out"), std::string::npos) << explicit_file.output;
+}
+
 TEST_F(PypiEnvironmentTest, LockInstallBuildAndEnvrunAgree) {
   testing::PypiServer server(testing::pypi_test_wheels(), dir_ / "index.log");
   ASSERT_NE(server.port(), 0);
@@ -167,6 +224,16 @@ TEST_F(PypiEnvironmentTest, LockInstallBuildAndEnvrunAgree) {
   const std::string sbom = read_text(dir_ / "img-file.spdx.json");
   for (const char* purl : {"pkg:pypi/tool@1.0", "pkg:pypi/alpha@2.0", "pkg:pypi/zeta@0.9"})
     EXPECT_NE(sbom.find(purl), std::string::npos) << purl;
+  // inspect names each wheel layer's wheel, as it names a package layer's packages.
+  auto inspected = run_command(envbuild() + " inspect --json " +
+                               q("oci:" + (dir_ / "img-file").string() + ":1"));
+  ASSERT_EQ(inspected.exit_code, 0) << inspected.output;
+  std::set<std::string> layered;
+  const auto view = nlohmann::json::parse(inspected.output);
+  for (const auto& layer : view["layers"])
+    for (const auto& member : layer["packages"]) layered.insert(member.get<std::string>());
+  EXPECT_TRUE(layered.count("tool-1.0 (wheel)")) << inspected.output;
+  EXPECT_TRUE(layered.count("alpha-2.0 (wheel)")) << inspected.output;
 
   // The scripts run from the image and from a moved prefix (relocated shebangs).
   const std::string cache = "ENVRUN_CACHE=" + q(dir_ / "envrun-cache") + " ";
@@ -219,10 +286,14 @@ TEST_F(PypiEnvironmentTest, PixiLockPypiPackagesInstallLikeTheCondaLock) {
     packages += "- pypi: " + p->url + "\n  name: " + p->name + "\n  version: " + p->version +
                 "\n  sha256: " + p->sha256 + "\n";
     if (!p->dependencies.empty()) packages += "  requires_dist:\n";
-    for (const auto& [name, spec] : p->dependencies) packages += "  - " + name + spec + "\n";
+    for (const auto& [name, spec] : p->dependencies) {
+      EXPECT_FALSE(spec.empty()) << name << ": conda-lock writes '*' for no constraint";
+      packages += "  - " + name + (spec == "*" ? "" : spec) + "\n";
+    }
     ++wheels;
   }
   EXPECT_EQ(wheels, 5u);
+  EXPECT_NE(read_text(dir_ / "conda-lock.yml").find("alpha: '*'"), std::string::npos);  // tool's
   const std::string head = "version: 6\nenvironments:\n  default:\n    channels:\n    - url: file://" +
                            channel_.string() + "/\n    packages:\n      linux-64:\n";
   write_text(dir_ / "pixi.lock", head + refs + "packages:\n" + packages);
@@ -242,6 +313,34 @@ TEST_F(PypiEnvironmentTest, PixiLockPypiPackagesInstallLikeTheCondaLock) {
   const std::string why = read_text(dir_ / "stderr.txt");
   EXPECT_NE(why.find("pypi package tool 1.0 is not a wheel"), std::string::npos) << why;
   EXPECT_FALSE(fs::exists(dir_ / "sdist"));
+}
+
+TEST_F(PypiEnvironmentTest, PipFindLinksReplacesTheSectionsFindLinksInEveryCommand) {
+  // Given a file whose --find-links folder is not there (a build system keeps the wheels
+  // elsewhere, as Bazel's envbuild_image does), expect every command to name the missing folder,
+  // and to use the wheels with --pip-find-links DIR, as -c replaces the file's channels.
+  testing::make_wheels(R"([{"name": "solo", "version": "1.0"}])", dir_ / "elsewhere");
+  const fs::path file = environment(dir_, {"--no-index", "--find-links ./wheels", "solo"});
+  const std::string cache = " --cache-dir " + q(dir_ / "cache");
+  const std::vector<std::string> commands = {
+      "solve --json -f " + q(file),
+      "lock -f " + q(file) + " -o " + q(dir_ / "conda-lock.yml"),
+      "install -p " + q(dir_ / "prefix") + " -f " + q(file),
+      "build -f " + q(file) + " -t solo:1 --output oci:" + (dir_ / "image").string() + ":1",
+  };
+  for (const std::string& command : commands) {
+    SCOPED_TRACE(command);
+    auto missing = run_command(envbuild() + " " + command + cache + " 2>&1");
+    EXPECT_NE(missing.exit_code, 0) << missing.output;
+    EXPECT_NE(missing.output.find("--find-links " + (dir_ / "wheels").string() + ": not a directory"),
+              std::string::npos)
+        << missing.output;
+    auto given = run_command(envbuild() + " " + command + cache + " --pip-find-links " +
+                             q(dir_ / "elsewhere") + " 2>&1");
+    EXPECT_EQ(given.exit_code, 0) << given.output;
+  }
+  EXPECT_TRUE(fs::exists(dir_ / "prefix/lib/python3.11/site-packages/solo-1.0.dist-info/METADATA"));
+  EXPECT_NE(read_text(dir_ / "conda-lock.yml").find("solo-1.0-py3-none-any.whl"), std::string::npos);
 }
 
 TEST_F(PypiEnvironmentTest, HostileWheelsAreRefusedBeforeAnythingIsWritten) {

@@ -46,6 +46,29 @@ TEST(SimpleIndexHtml, ReadsLinksHashesAndAttributes) {
   EXPECT_TRUE((*files)[3].has_metadata);
 }
 
+// Found by pypi_index_fuzz: a malformed <base href> gave "https:/host/..." (no "//"), which reads
+// as a local path. A remote page's links are kept only as http(s) URLs; file:// only on a local page.
+TEST(SimpleIndexHtml, LinksThatWouldReadLocalFilesAreDropped) {
+  const std::string wheel = "a-1.0-py3-none-any.whl";
+  struct Case {
+    std::string page, html;
+    size_t kept;
+  };
+  const std::vector<Case> cases = {
+      {"https://index.example/simple/a/", "<base href=\"https:/l.i/x/\"><a href=\"" + wheel + "\">a</a>", 0},
+      {"https://index.example/simple/a/", "<a href=\"file:///etc/" + wheel + "\">a</a>", 0},
+      {"https://index.example/simple/a/", "<a href=\"ftp://h/" + wheel + "\">a</a>", 0},
+      {"https://index.example/simple/a/", "<a href=\"https://files.example/" + wheel + "\">a</a>", 1},
+      {"file:///srv/wheels/", "<a href=\"" + wheel + "\">a</a>", 1},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.html);
+    auto files = parse_simple_html(c.html, c.page);
+    ASSERT_TRUE(files) << files.error().to_string();
+    EXPECT_EQ(files->size(), c.kept);
+  }
+}
+
 TEST(SimpleIndexJson, ReadsFilesAndKeepsCredentialsOnTheirHost) {
   const std::string json = R"({"meta": {"api-version": "1.0"}, "name": "a", "files": [
     {"filename": "a-1.0-py3-none-any.whl", "url": "../../files/a-1.0-py3-none-any.whl",

@@ -36,16 +36,26 @@ Tags"): sorted, after ?last=, at most min(?n=, N) tags, and a `Link: <...>; rel=
 while more remain. --tags-link-origin ORIGIN puts ORIGIN in front of that link's path (a link
 that leaves the registry).
 
+It is a forward proxy too: a request in absolute form (`GET http://host/path`, what a client
+configured with this proxy sends) goes to --upstream with its path, whatever host it names, so a
+test can name a host that resolves nowhere (`conda.invalid`) and know the request came through
+here; `CONNECT host:port` (an https URL through the proxy) opens a tunnel to --upstream, whatever
+host it names. --proxy-auth USER:PASS answers such a request 407 unless its
+Proxy-Authorization is theirs; the header is the proxy's and is not forwarded.
+
 The port (127.0.0.1, chosen by the OS) is written to --port-file once listening. Every request
-is logged as one JSON line: method, path, upstream status, fault applied.
+is logged as one JSON line: method, path, upstream status, fault applied; for a forward-proxy
+request also the URL asked for and its Proxy-Authorization and Authorization headers.
 """
 import argparse
+import base64
 import http.client
 import http.server
 import json
 import os
 import random
 import re
+import select
 import socket
 import threading
 import time
@@ -156,10 +166,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
         except OSError:
             pass
 
+    # Logs a forward-proxy request's URL and credentials; answers 407 (True) when --proxy-auth
+    # wants others.
+    def refuse_proxy_request(self, entry):
+        given = self.headers.get("Proxy-Authorization")
+        entry.update(url=self.path, proxy_authorization=given,
+                     authorization=self.headers.get("Authorization"))
+        if not args.proxy_auth or given == "Basic " + base64.b64encode(
+                args.proxy_auth.encode()).decode():
+            return False
+        entry["status"] = 407
+        log(entry)
+        self.send_response(407)
+        self.send_header("Proxy-Authenticate", 'Basic realm="proxy"')
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+        return True
+
     def handle_any(self):
         method, path = self.command, self.path
+        target = urllib.parse.urlsplit(path)
+        if target.scheme:  # absolute form: this is the client's forward proxy
+            path = urllib.parse.urlunsplit(("", "", target.path or "/", target.query, ""))
         body = self.read_request_body()
         entry = {"method": method, "path": path, "request_bytes": len(body)}
+        if target.scheme and self.refuse_proxy_request(entry):
+            return
         fault = pick(method, path, body_fault_ok=False)
         if fault in ("500", "502", "503", "429", "blob-unknown"):
             status = 400 if fault == "blob-unknown" else int(fault)
@@ -243,6 +275,32 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
     do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = handle_any
 
+    def do_CONNECT(self):
+        entry = {"method": "CONNECT", "path": self.path, "request_bytes": 0}
+        if self.refuse_proxy_request(entry):
+            return
+        host, port = args.upstream.rsplit(":", 1)
+        upstream = socket.create_connection((host, int(port)), timeout=120)
+        entry["status"] = 200
+        log(entry)
+        self.send_response(200, "Connection established")
+        self.end_headers()
+        self.close_connection = True
+        # Bytes both ways until either side closes: the TLS inside is the client's and server's.
+        sides = [self.connection, upstream]
+        try:
+            while True:
+                readable, _, _ = select.select(sides, [], [], 120)
+                if not readable:
+                    return
+                for side in readable:
+                    data = side.recv(65536)
+                    if not data:
+                        return
+                    (upstream if side is self.connection else self.connection).sendall(data)
+        finally:
+            upstream.close()
+
 
 def main():
     global args
@@ -250,6 +308,7 @@ def main():
     p.add_argument("--upstream", required=True, help="HOST:PORT of the real server (http)")
     p.add_argument("--port-file", required=True)
     p.add_argument("--log", required=True)
+    p.add_argument("--proxy-auth", default="", help="USER:PASS a forward-proxy request needs")
     p.add_argument("--fault", action="append", default=[])
     p.add_argument("--delay", type=lambda v: tuple(float(x) for x in v.split("-", 1)),
                    help="MIN-MAX milliseconds before forwarding and before answering")

@@ -13,6 +13,9 @@ request is logged as one JSON line.
 
   repo_server.py --root DIR --port-file F --log L [--fail-first N] [--auth user:pass]
                  [--drop-after N | --drop-once] [--corrupt-once] [--no-range] [--stall-once STALL]
+                 [--tls CERT KEY]
+
+--tls serves https with the certificate CERT (PEM, its chain after it) and key KEY.
 
 The port (bound on 127.0.0.1, chosen by the OS) is written to --port-file once listening.
 """
@@ -23,6 +26,7 @@ import hashlib
 import http.server
 import json
 import os
+import ssl
 import threading
 
 args = None
@@ -153,9 +157,14 @@ def main():
     p.add_argument("--corrupt-once", action="store_true")
     p.add_argument("--no-range", action="store_true")
     p.add_argument("--stall-once", default="")
+    p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     args = p.parse_args()
     args.root = os.path.abspath(args.root)
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    if args.tls:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls[0], args.tls[1])
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     tmp = args.port_file + ".tmp"
     with open(tmp, "w") as f:
         f.write(str(server.server_address[1]))

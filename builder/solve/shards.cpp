@@ -33,6 +33,8 @@ constexpr std::string_view kIndexFile = "repodata_shards.msgpack.zst";
 constexpr int64_t kMissingRecheckSeconds = 24 * 3600;
 /// Resumptions of one transfer cut mid-body (the client itself retries before any body byte).
 constexpr int kMaxResumes = 3;
+/// A subset of reached records written by us (the whole of conda-forge is about 300 MB).
+constexpr size_t kMaxSubsetBytes = size_t{1} << 30;
 
 int64_t now_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -138,6 +140,7 @@ struct ShardIndex {
   std::string shards_base;  // absolute, ends with '/'
   std::string base_url;     // CEP 15 info.base_url as written ("" when absent)
   std::map<std::string, std::string, std::less<>> shard_of;  // name -> sha256 hex
+  std::string digest;       // sha256 of the index file: it names every shard by its hash
 };
 
 Result<ShardIndex> parse_index(std::string_view compressed, const std::string& url) {
@@ -146,6 +149,7 @@ Result<ShardIndex> parse_index(std::string_view compressed, const std::string& u
   ENVB_ASSIGN_OR_RETURN(json doc, common::parse_msgpack(raw, what, Errc::Integrity));
   ShardIndex index;
   index.url = url;
+  index.digest = common::sha256_hex(compressed);
   if (!doc.is_object() || !doc.contains("shards") || !doc["shards"].is_object())
     return fail(Errc::Integrity, what + ": not a shard index (no \"shards\" map)");
   if (auto v = doc.find("version"); v != doc.end() && (!v->is_number_integer() || *v != 1))
@@ -327,10 +331,22 @@ struct SubdirShards {
   json packages_conda = json::object();
 };
 
+/// Points `entry` at the repodata.json of its reached records whose content hashes to `digest`.
+void point_at_subset(SubdirRepodata& entry, const ShardIndex& index, const std::string& digest,
+                     const std::filesystem::path& cache_dir) {
+  const std::string key =
+      common::sha256_hex(entry.channel.url(entry.subdir, "repodata.json")).substr(0, 16);
+  entry.cache_prefix = cache_dir / key;
+  entry.path = cache_dir / (key + ".shards." + digest.substr(0, 16) + ".json");
+  entry.fingerprint = "shards:" + digest;
+  entry.source = redact_url(index.url);
+  entry.sharded = true;
+}
+
 /// Writes the reached records of one subdir as a repodata.json named by its content, and
-/// points the entry at it.
-Result<void> write_subset(SubdirRepodata& entry, SubdirShards& s,
-                          const std::filesystem::path& cache_dir) {
+/// points the entry at it. Returns the content's digest.
+Result<std::string> write_subset(SubdirRepodata& entry, SubdirShards& s,
+                                 const std::filesystem::path& cache_dir) {
   json info = {{"subdir", entry.subdir}};
   if (!s.index.base_url.empty()) info["base_url"] = s.index.base_url;
   json doc = {{"info", std::move(info)},
@@ -338,15 +354,49 @@ Result<void> write_subset(SubdirRepodata& entry, SubdirShards& s,
               {"packages.conda", std::move(s.packages_conda)}};
   const std::string text = doc.dump();
   const std::string digest = common::sha256_hex(text);
-  const std::string key =
-      common::sha256_hex(entry.channel.url(entry.subdir, "repodata.json")).substr(0, 16);
-  entry.cache_prefix = cache_dir / key;
-  entry.path = cache_dir / (key + ".shards." + digest.substr(0, 16) + ".json");
-  if (!std::filesystem::exists(entry.path)) ENVB_TRY(write_hashed_cache_file(entry.path, text));
-  entry.fingerprint = "shards:" + digest;
-  entry.source = redact_url(s.index.url);
-  entry.sharded = true;
-  return ok();
+  point_at_subset(entry, s.index, digest, cache_dir);
+  // Named by its content, so it is whole when its bytes still hash to the name (a crash can
+  // leave a torn one: written again).
+  auto existing = common::read_file(entry.path, kMaxSubsetBytes);
+  if (!existing || common::sha256_hex(*existing) != digest)
+    ENVB_TRY(write_hashed_cache_file(entry.path, text));
+  return digest;
+}
+
+// What a solve reaches is fixed by the shard indexes (each names its shards by hash) and the
+// names it starts from: the key of the subsets a solve gave, so that the next one with the same
+// indexes and names reads no shard at all.
+std::string reach_key(const std::vector<SubdirShards>& sharded,
+                      const std::set<std::string, std::less<>>& roots) {
+  std::string text = "envbuild shards reach v1\n";
+  for (const auto& s : sharded) text += s.index.url + "\n" + s.index.digest + "\n";
+  for (const auto& r : roots) text += r + "\n";
+  return common::sha256_hex(text);
+}
+
+// The subsets recorded under `key` (one digest per sharded subdir, in order), when every file is
+// still in the cache.
+std::optional<std::vector<std::string>> cached_reach(const std::filesystem::path& file,
+                                                     std::vector<SubdirShards>& sharded,
+                                                     std::vector<SubdirRepodata>& entries,
+                                                     const std::filesystem::path& cache_dir) {
+  auto text = common::read_file(file, 1 << 20);
+  if (!text) return std::nullopt;
+  auto doc = json::parse(*text, nullptr, false);
+  if (!doc.is_array() || doc.size() != sharded.size()) return std::nullopt;
+  std::vector<std::string> digests;
+  for (size_t i = 0; i < sharded.size(); ++i) {
+    if (!doc[i].is_string() || doc[i].get_ref<const std::string&>().size() != 64)
+      return std::nullopt;
+    SubdirRepodata probe = entries[sharded[i].entry];
+    point_at_subset(probe, sharded[i].index, doc[i].get<std::string>(), cache_dir);
+    // Written without fsync: a torn file (a crash) must not be read as the subset.
+    auto subset = common::read_file(probe.path, kMaxSubsetBytes);
+    if (!subset || common::sha256_hex(*subset) != doc[i].get_ref<const std::string&>())
+      return std::nullopt;
+    digests.push_back(doc[i].get<std::string>());
+  }
+  return digests;
 }
 
 }  // namespace
@@ -405,6 +455,12 @@ Result<void> fetch_shards(std::vector<SubdirRepodata>& entries,
     if (!name.empty() && !name.starts_with("__") && seen.insert(name).second)
       frontier.push_back(name);
   }
+  const std::filesystem::path reach_file = cache_dir / ("shards-reach-" + reach_key(sharded, seen) + ".json");
+  if (auto digests = cached_reach(reach_file, sharded, entries, cache_dir)) {
+    for (size_t i = 0; i < sharded.size(); ++i)
+      point_at_subset(entries[sharded[i].entry], sharded[i].index, (*digests)[i], cache_dir);
+    return ok();
+  }
   std::mutex entry_mutex;
   while (!frontier.empty()) {
     struct Task {
@@ -437,7 +493,13 @@ Result<void> fetch_shards(std::vector<SubdirRepodata>& entries,
         if (seen.insert(dep).second) frontier.push_back(dep);
     }
   }
-  for (SubdirShards& s : sharded) ENVB_TRY(write_subset(entries[s.entry], s, cache_dir));
+  json digests = json::array();
+  for (SubdirShards& s : sharded) {
+    ENVB_ASSIGN_OR_RETURN(std::string digest, write_subset(entries[s.entry], s, cache_dir));
+    digests.push_back(digest);
+  }
+  // Best effort: without it the next solve reads the shards again.
+  (void)write_hashed_cache_file(reach_file, digests.dump());
   return ok();
 }
 

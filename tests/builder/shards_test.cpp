@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <nlohmann/json.hpp>
+#include <map>
 #include <set>
 
 #include "builder/solve/solve.hpp"
@@ -237,6 +238,23 @@ TEST_F(ShardsTest, SameSolutionAsRepodataJsonFetchingOnlyReachableShards) {
   EXPECT_EQ(count(log2, "/shards/"), 0u);
   EXPECT_EQ(count(log2, "repodata_shards.msgpack.zst\", \"status\": 304"), 2u);
   EXPECT_EQ((*again)[0].stats.solv_hits, 2u);
+
+  // A torn subset (a crash: it is written without fsync) is not used: the shards are read
+  // again from the cache, to the same answer, with no request for a shard.
+  std::map<fs::path, uintmax_t> whole_sizes;
+  for (const auto& e : fs::directory_iterator(dir_ / "cache"))
+    if (e.path().filename().string().find(".shards.") != std::string::npos &&
+        e.path().extension() == ".json" && !e.path().filename().string().ends_with(".info.json")) {
+      whole_sizes[e.path()] = fs::file_size(e.path());
+      fs::resize_file(e.path(), fs::file_size(e.path()) / 2);
+    }
+  EXPECT_EQ(whole_sizes.size(), 2u);
+  server.clear_log();
+  auto after_tear = solve_environment(request(server.url() + "/sharded", specs));
+  ASSERT_TRUE(after_tear) << after_tear.error().to_string();
+  EXPECT_EQ(identities((*after_tear)[0].records), identities((*from_json)[0].records));
+  EXPECT_EQ(count(server.log_lines(), "/shards/"), 0u);
+  for (const auto& [path, size] : whole_sizes) EXPECT_EQ(fs::file_size(path), size) << path;
 
   // --no-shards: the channel's repodata.json, same answer.
   server.clear_log();

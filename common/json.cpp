@@ -56,25 +56,37 @@ class BoundedDomBuilder {
   std::string syntax_error_;
 };
 
-}  // namespace
-
-Result<json> parse_json(std::string_view text, std::string_view what, Errc code, size_t max_depth) {
+/// Both formats go through nlohmann's SAX reader into the same depth-bounded builder.
+Result<json> parse_bounded(std::string_view text, json::input_format_t format,
+                           std::string_view format_name, std::string_view what, Errc code,
+                           size_t max_depth) {
   json result;
   BoundedDomBuilder builder(result, max_depth);
   bool parsed = false;
   try {
-    parsed = json::sax_parse(text, &builder, json::input_format_t::json, /*strict=*/true);
+    parsed = json::sax_parse(text, &builder, format, /*strict=*/true);
   } catch (const json::exception& e) {  // the builder reports errors; this is a safety net
-    return fail(code, std::string(what) + ": invalid JSON: " + e.what());
+    return fail(code, std::string(what) + ": invalid " + std::string(format_name) + ": " + e.what());
   }
   if (builder.too_deep())
     return fail(code, std::string(what) + ": arrays and objects nested more than " +
                           std::to_string(max_depth) + " levels deep; refusing to read it");
   if (!parsed || !builder.syntax_error().empty())
-    return fail(code, std::string(what) + ": invalid JSON: " +
+    return fail(code, std::string(what) + ": invalid " + std::string(format_name) + ": " +
                           (builder.syntax_error().empty() ? std::string("parse stopped")
                                                           : builder.syntax_error()));
   return result;
+}
+
+}  // namespace
+
+Result<json> parse_json(std::string_view text, std::string_view what, Errc code, size_t max_depth) {
+  return parse_bounded(text, json::input_format_t::json, "JSON", what, code, max_depth);
+}
+
+Result<json> parse_msgpack(std::string_view bytes, std::string_view what, Errc code,
+                           size_t max_depth) {
+  return parse_bounded(bytes, json::input_format_t::msgpack, "msgpack", what, code, max_depth);
 }
 
 }  // namespace envbuild::common

@@ -39,6 +39,8 @@ void add_solve_options(CLI::App* cmd, SolveCliOptions& o, PositionalSpecs specs,
   cmd->add_flag("--offline", o.offline,
                 "use only the cache (repodata, packages) (default: .condarc's offline)");
   cmd->add_flag("--no-solv-cache", o.no_solv_cache, "always parse repodata JSON");
+  cmd->add_flag("--no-shards", o.no_shards,
+                "read whole repodata.json even where a channel serves CEP 16 shards");
   cmd->add_option("--pip-find-links", o.pip_find_links,
                   "look for the pip: section's wheels in DIR or URL instead of its --find-links "
                   "locations (repeatable), as -c replaces its channels")
@@ -93,6 +95,7 @@ Result<EnvironmentRequest> to_environment_request(const SolveCliOptions& o,
   base.use_solv_cache = !o.no_solv_cache;
   base.channel_options = settings.channel_options;
   base.repodata.offline = settings.offline;
+  base.repodata.shards = !o.no_shards;
   base.repodata.http.tls = settings.http.tls;
   base.repodata.http.proxies = settings.http.proxies;
   base.repodata.cache_dir = cache_root / "repodata";

@@ -33,6 +33,7 @@ struct SolveCliOptions {
   std::string channel_priority;
   bool offline = false;
   bool no_solv_cache = false;
+  bool no_shards = false;
   std::string cache_dir;
 };
 
@@ -43,7 +44,7 @@ enum class PlatformShortFlag : bool { No, Yes };
 enum class PositionalSpecs : bool { No, Yes };
 
 /// Adds -f/--file, --platform, -c/--channel, --virtual-package, --channel-alias, --mirror,
-/// --channel-priority, --offline, --no-solv-cache, --cache-dir and, with PositionalSpecs::Yes,
+/// --channel-priority, --offline, --no-solv-cache, --no-shards, --cache-dir and, with PositionalSpecs::Yes,
 /// match specs as arguments.
 void add_solve_options(CLI::App* cmd, SolveCliOptions& options, PositionalSpecs specs,
                        PlatformShortFlag short_platform);

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "builder/solve/cache_root.hpp"
+#include "builder/solve/shards.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
 #include "common/io.hpp"
@@ -259,7 +260,8 @@ Result<void> fetch_remote(SubdirRepodata& out, common::HttpClient& client,
 
 Result<std::vector<SubdirRepodata>> fetch_repodata(const std::vector<Channel>& channels,
                                                    const std::vector<std::string>& subdirs,
-                                                   const RepodataOptions& options) {
+                                                   const RepodataOptions& options,
+                                                   const std::vector<std::string>& roots) {
   std::filesystem::path cache_dir = options.cache_dir;
   if (cache_dir.empty()) {
     ENVB_ASSIGN_OR_RETURN(cache_dir, default_cache_root());
@@ -276,9 +278,12 @@ Result<std::vector<SubdirRepodata>> fetch_repodata(const std::vector<Channel>& c
       out.push_back(std::move(entry));
     }
   }
-  common::HttpClients clients(options.http, common::worker_count(out.size(), options.jobs));
+  common::HttpClients clients(options.http, std::max<size_t>(options.jobs, 1));
+  if (options.shards && !roots.empty())
+    ENVB_TRY(fetch_shards(out, roots, options, cache_dir, clients));
   ENVB_TRY(common::for_each_index(out.size(), options.jobs, [&](size_t i, size_t worker) {
     SubdirRepodata& entry = out[i];
+    if (entry.sharded) return ok();
     if (entry.channel.is_local()) return fetch_local(entry, cache_dir);
     return fetch_remote(entry, clients.of(worker), options, cache_dir);
   }));

@@ -30,6 +30,8 @@ struct RepodataOptions {
   std::filesystem::path cache_dir;  // empty: default_cache_root() / "repodata"
   bool offline = false;             // cache only; a missing entry is an error naming it
   bool prefer_zst = true;
+  /// CEP 16: fetch only the reachable shards where a channel serves them (builder/solve/shards).
+  bool shards = true;
   size_t jobs = 8;
   common::HttpOptions http;
 };
@@ -48,12 +50,17 @@ struct SubdirRepodata {
   uint64_t bytes_transferred = 0;      // over the wire (compressed when .zst)
   int http_attempts = 0;
   std::string source;  // redacted URL actually read ("…/repodata.json.zst")
+  /// Read from CEP 16 shards: `path` holds only the records reachable from the requested names.
+  bool sharded = false;
 };
 
 /// Fetches every channel x subdir (channel order = priority). Results follow the same order:
-/// channel-major, subdirs in the order given.
+/// channel-major, subdirs in the order given. `roots` (match specs or package names) are what a
+/// solve asks for: with them and options.shards, channels that serve shards (CEP 16) give only
+/// the records those names reach (builder/solve/shards.hpp); without them every record.
 Result<std::vector<SubdirRepodata>> fetch_repodata(const std::vector<Channel>& channels,
                                                    const std::vector<std::string>& subdirs,
-                                                   const RepodataOptions& options);
+                                                   const RepodataOptions& options,
+                                                   const std::vector<std::string>& roots = {});
 
 }  // namespace envbuild::builder

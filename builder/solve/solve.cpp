@@ -152,7 +152,7 @@ Result<std::vector<PlatformSolution>> solve_environment(const SolveRequest& requ
   std::vector<std::string> subdirs = platforms;
   subdirs.push_back("noarch");
   auto fetch_start = Clock::now();
-  ENVB_ASSIGN_OR_RETURN(auto repodata, fetch_repodata(channels, subdirs, request.repodata));
+  ENVB_ASSIGN_OR_RETURN(auto repodata, fetch_repodata(channels, subdirs, request.repodata, request.specs));
   const double fetch_ms = ms_since(fetch_start);
   uint64_t bytes = 0;
   for (const auto& r : repodata) bytes += r.bytes_transferred;

@@ -1,0 +1,506 @@
+#include "builder/solve/shards.hpp"
+
+#include <zstd.h>
+
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <nlohmann/json.hpp>
+
+#include "builder/solve/cache_root.hpp"
+#include "common/fs.hpp"
+#include "common/hash.hpp"
+#include "common/io.hpp"
+#include "common/json.hpp"
+#include "common/parallel.hpp"
+#include "common/url.hpp"
+
+namespace envbuild::builder {
+
+namespace {
+
+using common::redact_url;
+using nlohmann::json;
+
+constexpr std::string_view kIndexFile = "repodata_shards.msgpack.zst";
+/// A channel without shards is asked again after this long (a 404 costs a request per solve).
+constexpr int64_t kMissingRecheckSeconds = 24 * 3600;
+/// Resumptions of one transfer cut mid-body (the client itself retries before any body byte).
+constexpr int kMaxResumes = 3;
+/// A subset of reached records written by us (the whole of conda-forge is about 300 MB).
+constexpr size_t kMaxSubsetBytes = size_t{1} << 30;
+
+int64_t now_seconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+/// Appends to a string, refusing more than `cap` bytes: a hostile server cannot fill memory.
+class BoundedStringSink final : public common::ByteSink {
+ public:
+  BoundedStringSink(std::string& out, size_t cap, std::string what)
+      : out_(out), cap_(cap), what_(std::move(what)) {}
+  Result<void> write(std::span<const std::byte> data) override {
+    if (data.size() > cap_ - std::min(cap_, out_.size()))
+      return fail(Errc::Integrity, what_ + ": larger than " + std::to_string(cap_ >> 20) +
+                                       " MiB; refusing to read it");
+    out_.append(reinterpret_cast<const char*>(data.data()), data.size());
+    return ok();
+  }
+
+ private:
+  std::string& out_;
+  size_t cap_;
+  std::string what_;
+};
+
+struct DctxFree {
+  void operator()(ZSTD_DCtx* d) const { ZSTD_freeDCtx(d); }
+};
+
+/// zstd-decompresses `data` into memory, at most kMaxShardBytes.
+Result<std::string> decompress(std::string_view data, const std::string& what) {
+  std::unique_ptr<ZSTD_DCtx, DctxFree> dctx(ZSTD_createDCtx());
+  if (!dctx) return fail(Errc::Internal, what + ": ZSTD_createDCtx failed");
+  std::string out;
+  std::vector<char> buffer(ZSTD_DStreamOutSize());
+  ZSTD_inBuffer in{data.data(), data.size(), 0};
+  size_t last = 1;
+  while (in.pos < in.size || last != 0) {
+    ZSTD_outBuffer o{buffer.data(), buffer.size(), 0};
+    const size_t before = in.pos;
+    last = ZSTD_decompressStream(dctx.get(), &o, &in);
+    if (ZSTD_isError(last))
+      return fail(Errc::Integrity, what + ": bad zstd data: " + ZSTD_getErrorName(last));
+    if (o.pos > kMaxShardBytes - out.size())
+      return fail(Errc::Integrity, what + ": decompresses to more than " +
+                                       std::to_string(kMaxShardBytes >> 20) + " MiB");
+    out.append(buffer.data(), o.pos);
+    if (last != 0 && in.pos == in.size && in.pos == before && o.pos == 0)
+      return fail(Errc::Integrity, what + ": truncated zstd stream");
+  }
+  return out;
+}
+
+/// GETs `url` into `body` (at most kMaxShardCompressedBytes), resuming with a Range request
+/// when the connection breaks mid-body. A 304 (with `headers` asking for one) leaves `body`
+/// empty.
+Result<common::HttpResponse> get_resumable(common::HttpClient& client, const std::string& url,
+                                           const common::HttpHeaders& headers, std::string& body) {
+  body.clear();
+  for (int resume = 0;; ++resume) {
+    common::HttpRequest request = common::http_get(url, headers);
+    request.metadata = true;
+    const size_t have = body.size();
+    if (have > 0) request.headers.emplace_back("Range", "bytes=" + std::to_string(have) + "-");
+    request.before_body = [&body, have](long status, const auto&) -> Result<void> {
+      if (have > 0 && status == 200) body.clear();  // the server sent the whole file again
+      return ok();
+    };
+    BoundedStringSink sink(body, kMaxShardCompressedBytes, "GET " + redact_url(url));
+    auto response = client.send(request, sink);
+    if (response) return response;
+    // Only a transfer that was cut after some bytes arrived is resumed; the client has retried
+    // everything else already.
+    if (resume >= kMaxResumes || body.size() <= have || !response.error().retryable())
+      return std::move(response).error();
+  }
+}
+
+/// Writes a cache file that is checked by its hash when read (a shard, a subset named by its
+/// content), so without fsync: a torn file after a crash is fetched or written again. Through
+/// a temp file (named as the cache sweep expects) and a rename, so that a concurrent reader
+/// sees the old bytes or the new ones.
+Result<void> write_hashed_cache_file(const std::filesystem::path& path, std::string_view content) {
+  static std::atomic<uint64_t> counter{0};
+  const std::filesystem::path temp =
+      path.parent_path() / ("." + path.filename().string() + ".tmp." + std::to_string(::getpid()) +
+                            "." + std::to_string(counter++));
+  ENVB_TRY(common::write_scratch_file(temp, content));
+  std::error_code ec;
+  std::filesystem::rename(temp, path, ec);
+  if (ec) {
+    std::filesystem::remove(temp, ec);
+    return fail(Errc::Io, "rename(" + temp.string() + ", " + path.string() + "): " + ec.message());
+  }
+  return ok();
+}
+
+// --- the index ------------------------------------------------------------------------------
+
+struct ShardIndex {
+  std::string url;          // of the index (may hold credentials)
+  std::string shards_base;  // absolute, ends with '/'
+  std::string base_url;     // CEP 15 info.base_url as written ("" when absent)
+  std::map<std::string, std::string, std::less<>> shard_of;  // name -> sha256 hex
+  std::string digest;       // sha256 of the index file: it names every shard by its hash
+};
+
+Result<ShardIndex> parse_index(std::string_view compressed, const std::string& url) {
+  const std::string what = redact_url(url);
+  ENVB_ASSIGN_OR_RETURN(std::string raw, decompress(compressed, what));
+  ENVB_ASSIGN_OR_RETURN(json doc, common::parse_msgpack(raw, what, Errc::Integrity));
+  ShardIndex index;
+  index.url = url;
+  index.digest = common::sha256_hex(compressed);
+  if (!doc.is_object() || !doc.contains("shards") || !doc["shards"].is_object())
+    return fail(Errc::Integrity, what + ": not a shard index (no \"shards\" map)");
+  if (auto v = doc.find("version"); v != doc.end() && (!v->is_number_integer() || *v != 1))
+    return fail(Errc::Unsupported, what + ": shard index version " + v->dump() +
+                                       " (envbuild reads version 1)");
+  std::string shards_base = "./shards/";
+  if (auto info = doc.find("info"); info != doc.end() && info->is_object()) {
+    if (auto s = info->find("shards_base_url"); s != info->end() && s->is_string())
+      shards_base = s->get<std::string>();
+    if (auto b = info->find("base_url"); b != info->end() && b->is_string())
+      index.base_url = b->get<std::string>();
+  }
+  if (!shards_base.ends_with('/')) shards_base += '/';
+  index.shards_base = resolve_url(url, shards_base);
+  // The index may send shards elsewhere, but never to the local file system or down to http.
+  const bool web = index.shards_base.starts_with("https://") ||
+                   index.shards_base.starts_with("http://");
+  if (!web || common::is_downgrade(url, index.shards_base))
+    return fail(Errc::Integrity, what + ": shards_base_url '" + redact_url(index.shards_base) +
+                                     "' is not an http(s) URL as safe as the index's");
+  for (auto& [name, hash] : doc["shards"].items()) {
+    if (!hash.is_binary() || hash.get_binary().size() != 32)
+      return fail(Errc::Integrity,
+                  what + ": the shard hash of '" + name + "' is not 32 bytes of sha256");
+    const auto& bytes = hash.get_binary();
+    index.shard_of.emplace(name, common::to_hex(std::span(bytes.data(), bytes.size())));
+  }
+  return index;
+}
+
+struct IndexInfo {
+  std::string etag, last_modified;
+  bool missing = false;
+  int64_t fetched_at = 0;
+};
+
+IndexInfo read_index_info(const std::filesystem::path& path) {
+  IndexInfo info;
+  auto text = common::read_file(path, 1 << 20);
+  if (!text) return info;
+  auto j = common::parse_json(*text, path.string());
+  if (!j || !j->is_object()) return info;  // a damaged entry is fetched again
+  if (auto e = j->find("etag"); e != j->end() && e->is_string()) info.etag = *e;
+  if (auto l = j->find("last_modified"); l != j->end() && l->is_string()) info.last_modified = *l;
+  if (auto s = j->find("shards"); s != j->end() && s->is_boolean()) info.missing = !*s;
+  if (auto f = j->find("fetched_at"); f != j->end() && f->is_number_integer())
+    info.fetched_at = *f;
+  return info;
+}
+
+Result<void> write_index_info(const std::filesystem::path& path, const IndexInfo& info,
+                              const std::string& url) {
+  json j = {{"url", redact_url(url)},          {"etag", info.etag},
+            {"last_modified", info.last_modified}, {"shards", !info.missing},
+            {"fetched_at", info.fetched_at}};
+  return common::write_file_atomic(path, j.dump(2) + "\n");
+}
+
+/// The entry's index, from the cache or the channel; nullopt when the channel has none.
+Result<std::optional<ShardIndex>> fetch_index(SubdirRepodata& entry, common::HttpClient& client,
+                                              const RepodataOptions& options,
+                                              const std::filesystem::path& cache_dir) {
+  const std::string url = entry.channel.url(entry.subdir, kIndexFile);
+  const std::string prefix =
+      (cache_dir / common::sha256_hex(entry.channel.url(entry.subdir, "repodata.json")).substr(0, 16))
+          .string();
+  const std::filesystem::path body_path = prefix + ".shards.msgpack.zst";
+  const std::filesystem::path info_path = prefix + ".shards.info.json";
+  ENVB_ASSIGN_OR_RETURN(auto lock,
+                        common::FileLock::acquire(prefix + ".lock", common::LockMode::Exclusive));
+  IndexInfo info = read_index_info(info_path);
+  auto cached = common::read_file(body_path, kMaxShardCompressedBytes);
+  if (options.offline || (info.missing && now_seconds() - info.fetched_at < kMissingRecheckSeconds)) {
+    if (info.missing || !cached) return std::optional<ShardIndex>();
+    ENVB_ASSIGN_OR_RETURN(auto index, parse_index(*cached, url));
+    return std::optional<ShardIndex>(std::move(index));
+  }
+  common::HttpHeaders headers;
+  if (cached && !info.missing) {
+    if (!info.etag.empty()) headers.emplace_back("If-None-Match", info.etag);
+    if (!info.last_modified.empty()) headers.emplace_back("If-Modified-Since", info.last_modified);
+  }
+  std::string body;
+  auto response = get_resumable(client, url, headers, body);
+  IndexInfo next;
+  next.fetched_at = now_seconds();
+  if (!response) {
+    if (response.error().code() != Errc::NotFound)
+      return std::move(response).error().with_context("fetching the shard index of channel " +
+                                                      entry.channel.name + "/" + entry.subdir);
+    next.missing = true;  // no shards here: repodata.json it is
+    (void)write_index_info(info_path, next, url);
+    return std::optional<ShardIndex>();
+  }
+  entry.http_attempts += response->attempts;
+  if (response->not_modified()) {
+    body = std::move(*cached);
+    next.etag = info.etag;
+    next.last_modified = info.last_modified;
+  } else {
+    entry.bytes_transferred += body.size();
+    next.etag = response->etag;
+    next.last_modified = response->last_modified;
+  }
+  ENVB_ASSIGN_OR_RETURN(auto index, parse_index(body, url));
+  if (!response->not_modified()) ENVB_TRY(common::write_file_atomic(body_path, body));
+  ENVB_TRY(write_index_info(info_path, next, url));
+  return std::optional<ShardIndex>(std::move(index));
+}
+
+// --- shards ---------------------------------------------------------------------------------
+
+/// A record as repodata.json has it: msgpack sends sha256 and md5 as bytes.
+Result<void> convert_record(json& record, std::string_view name, std::string_view what,
+                            const std::string& fn, ShardRecords& shard) {
+  const std::string w(what);
+  if (!record.is_object()) return fail(Errc::Integrity, w + ": record " + fn + " is not a map");
+  for (const char* key : {"sha256", "md5"}) {
+    auto it = record.find(key);
+    if (it != record.end() && it->is_binary()) {
+      const auto& bytes = it->get_binary();
+      *it = common::to_hex(std::span(bytes.data(), bytes.size()));
+    }
+  }
+  auto n = record.find("name");
+  if (n == record.end() || !n->is_string() || n->get_ref<const std::string&>() != name)
+    return fail(Errc::Integrity, w + ": record " + fn + " is not a package named '" +
+                                     std::string(name) + "' (a shard holds one name)");
+  if (auto d = record.find("depends"); d != record.end() && d->is_array()) {
+    for (const json& dep : *d) {
+      if (!dep.is_string()) continue;  // the loader reports it
+      std::string_view dep_name = spec_package_name(dep.get_ref<const std::string&>());
+      if (!dep_name.empty() && !dep_name.starts_with("__")) shard.depends.emplace(dep_name);
+    }
+  }
+  return ok();
+}
+
+Result<ShardRecords> parse_shard(std::string_view compressed, std::string_view name,
+                                 const std::string& what) {
+  ENVB_ASSIGN_OR_RETURN(std::string raw, decompress(compressed, what));
+  return parse_shard_msgpack(raw, name, what);
+}
+
+/// The shard `hash` of package `name`: from the cache when its bytes still hash to `hash`,
+/// else from the channel, verified, then cached.
+Result<ShardRecords> load_shard(common::HttpClient& client, const ShardIndex& index,
+                         std::string_view name, const std::string& hash,
+                         const std::filesystem::path& shard_dir, bool offline,
+                         SubdirRepodata& entry, std::mutex& entry_mutex) {
+  const std::filesystem::path path = shard_dir / (hash + ".msgpack.zst");
+  const std::string url = index.shards_base + hash + ".msgpack.zst";
+  const std::string what = "shard of '" + std::string(name) + "' (" + redact_url(url) + ")";
+  if (auto cached = common::read_file(path, kMaxShardCompressedBytes);
+      cached && common::sha256_hex(*cached) == hash) {
+    touch_used(path);
+    return parse_shard(*cached, name, what);
+  }
+  if (offline)
+    return fail(Errc::NotFound, "offline: " + what + " is not in the cache")
+        .with_hint("run once without --offline (or with --no-shards) to fill the cache");
+  std::string body;
+  ENVB_ASSIGN_OR_RETURN(auto response, get_resumable(client, url, {}, body));
+  if (const std::string got = common::sha256_hex(body); got != hash)
+    return fail(Errc::Integrity, what + ": sha256 " + got + " does not match the index's " + hash)
+        .with_hint("the channel's index and shards disagree (a mirror mid-update?); try again");
+  ENVB_ASSIGN_OR_RETURN(ShardRecords shard, parse_shard(body, name, what));
+  ENVB_TRY(write_hashed_cache_file(path, body));
+  std::lock_guard guard(entry_mutex);
+  entry.bytes_transferred += body.size();
+  entry.http_attempts += response.attempts;
+  return shard;
+}
+
+struct SubdirShards {
+  size_t entry = 0;
+  ShardIndex index;
+  json packages = json::object();
+  json packages_conda = json::object();
+};
+
+/// Points `entry` at the repodata.json of its reached records whose content hashes to `digest`.
+void point_at_subset(SubdirRepodata& entry, const ShardIndex& index, const std::string& digest,
+                     const std::filesystem::path& cache_dir) {
+  const std::string key =
+      common::sha256_hex(entry.channel.url(entry.subdir, "repodata.json")).substr(0, 16);
+  entry.cache_prefix = cache_dir / key;
+  entry.path = cache_dir / (key + ".shards." + digest.substr(0, 16) + ".json");
+  entry.fingerprint = "shards:" + digest;
+  entry.source = redact_url(index.url);
+  entry.sharded = true;
+}
+
+/// Writes the reached records of one subdir as a repodata.json named by its content, and
+/// points the entry at it. Returns the content's digest.
+Result<std::string> write_subset(SubdirRepodata& entry, SubdirShards& s,
+                                 const std::filesystem::path& cache_dir) {
+  json info = {{"subdir", entry.subdir}};
+  if (!s.index.base_url.empty()) info["base_url"] = s.index.base_url;
+  json doc = {{"info", std::move(info)},
+              {"packages", std::move(s.packages)},
+              {"packages.conda", std::move(s.packages_conda)}};
+  const std::string text = doc.dump();
+  const std::string digest = common::sha256_hex(text);
+  point_at_subset(entry, s.index, digest, cache_dir);
+  // Named by its content, so it is whole when its bytes still hash to the name (a crash can
+  // leave a torn one: written again).
+  auto existing = common::read_file(entry.path, kMaxSubsetBytes);
+  if (!existing || common::sha256_hex(*existing) != digest)
+    ENVB_TRY(write_hashed_cache_file(entry.path, text));
+  return digest;
+}
+
+// What a solve reaches is fixed by the shard indexes (each names its shards by hash) and the
+// names it starts from: the key of the subsets a solve gave, so that the next one with the same
+// indexes and names reads no shard at all.
+std::string reach_key(const std::vector<SubdirShards>& sharded,
+                      const std::set<std::string, std::less<>>& roots) {
+  std::string text = "envbuild shards reach v1\n";
+  for (const auto& s : sharded) text += s.index.url + "\n" + s.index.digest + "\n";
+  for (const auto& r : roots) text += r + "\n";
+  return common::sha256_hex(text);
+}
+
+// The subsets recorded under `key` (one digest per sharded subdir, in order), when every file is
+// still in the cache.
+std::optional<std::vector<std::string>> cached_reach(const std::filesystem::path& file,
+                                                     std::vector<SubdirShards>& sharded,
+                                                     std::vector<SubdirRepodata>& entries,
+                                                     const std::filesystem::path& cache_dir) {
+  auto text = common::read_file(file, 1 << 20);
+  if (!text) return std::nullopt;
+  auto doc = json::parse(*text, nullptr, false);
+  if (!doc.is_array() || doc.size() != sharded.size()) return std::nullopt;
+  std::vector<std::string> digests;
+  for (size_t i = 0; i < sharded.size(); ++i) {
+    if (!doc[i].is_string() || doc[i].get_ref<const std::string&>().size() != 64)
+      return std::nullopt;
+    SubdirRepodata probe = entries[sharded[i].entry];
+    point_at_subset(probe, sharded[i].index, doc[i].get<std::string>(), cache_dir);
+    // Written without fsync: a torn file (a crash) must not be read as the subset.
+    auto subset = common::read_file(probe.path, kMaxSubsetBytes);
+    if (!subset || common::sha256_hex(*subset) != doc[i].get_ref<const std::string&>())
+      return std::nullopt;
+    digests.push_back(doc[i].get<std::string>());
+  }
+  return digests;
+}
+
+}  // namespace
+
+Result<ShardRecords> parse_shard_msgpack(std::string_view raw, std::string_view name,
+                                         std::string_view what) {
+  ENVB_ASSIGN_OR_RETURN(json doc, common::parse_msgpack(raw, what, Errc::Integrity));
+  if (!doc.is_object())
+    return fail(Errc::Integrity, std::string(what) + ": a shard is a msgpack map");
+  ShardRecords shard;
+  for (auto [key, out] : {std::pair{"packages", &shard.packages},
+                          std::pair{"packages.conda", &shard.packages_conda}}) {
+    auto it = doc.find(key);
+    if (it == doc.end()) continue;
+    if (!it->is_object())
+      return fail(Errc::Integrity,
+                  std::string(what) + ": \"" + std::string(key) + "\" is not a map");
+    for (auto& [fn, record] : it->items()) ENVB_TRY(convert_record(record, name, what, fn, shard));
+    *out = std::move(*it);
+  }
+  return shard;
+}
+
+std::string_view spec_package_name(std::string_view spec) {
+  if (auto colons = spec.rfind("::"); colons != std::string_view::npos)
+    spec = spec.substr(colons + 2);
+  const size_t start = spec.find_first_not_of(" \t");
+  if (start == std::string_view::npos) return {};
+  spec = spec.substr(start);
+  return spec.substr(0, spec.find_first_of(" \t=<>!~[,;|*"));
+}
+
+Result<void> fetch_shards(std::vector<SubdirRepodata>& entries,
+                          const std::vector<std::string>& roots, const RepodataOptions& options,
+                          const std::filesystem::path& cache_dir, common::HttpClients& clients) {
+  std::vector<size_t> remote;
+  for (size_t i = 0; i < entries.size(); ++i)
+    if (!entries[i].channel.is_local()) remote.push_back(i);
+  std::vector<std::optional<ShardIndex>> indexes(remote.size());
+  ENVB_TRY(common::for_each_index(remote.size(), options.jobs, [&](size_t i, size_t worker) -> Result<void> {
+    ENVB_ASSIGN_OR_RETURN(indexes[i],
+                          fetch_index(entries[remote[i]], clients.of(worker), options, cache_dir));
+    return ok();
+  }));
+  std::vector<SubdirShards> sharded;
+  for (size_t i = 0; i < remote.size(); ++i)
+    if (indexes[i]) sharded.push_back(SubdirShards{remote[i], std::move(*indexes[i])});
+  if (sharded.empty()) return ok();
+  const std::filesystem::path shard_dir = cache_dir / "shards";
+  ENVB_TRY(common::make_dirs(shard_dir).context("shard cache"));
+
+  std::set<std::string, std::less<>> seen;
+  std::vector<std::string> frontier;
+  for (const std::string& root : roots) {
+    std::string name(spec_package_name(root));
+    if (!name.empty() && !name.starts_with("__") && seen.insert(name).second)
+      frontier.push_back(name);
+  }
+  const std::filesystem::path reach_file = cache_dir / ("shards-reach-" + reach_key(sharded, seen) + ".json");
+  if (auto digests = cached_reach(reach_file, sharded, entries, cache_dir)) {
+    for (size_t i = 0; i < sharded.size(); ++i)
+      point_at_subset(entries[sharded[i].entry], sharded[i].index, (*digests)[i], cache_dir);
+    return ok();
+  }
+  std::mutex entry_mutex;
+  while (!frontier.empty()) {
+    struct Task {
+      size_t subdir;
+      std::string name, hash;
+    };
+    std::vector<Task> tasks;
+    for (const std::string& name : frontier)
+      for (size_t s = 0; s < sharded.size(); ++s)
+        if (auto it = sharded[s].index.shard_of.find(name); it != sharded[s].index.shard_of.end())
+          tasks.push_back({s, name, it->second});
+    std::vector<ShardRecords> shards(tasks.size());
+    ENVB_TRY(common::for_each_index(tasks.size(), options.jobs, [&](size_t t, size_t worker) -> Result<void> {
+      const Task& task = tasks[t];
+      SubdirShards& s = sharded[task.subdir];
+      ENVB_ASSIGN_OR_RETURN(shards[t],
+                            load_shard(clients.of(worker), s.index, task.name, task.hash,
+                                       shard_dir, options.offline, entries[s.entry], entry_mutex)
+                                .context("fetching sharded repodata of channel " +
+                                         entries[s.entry].channel.name + "/" +
+                                         entries[s.entry].subdir));
+      return ok();
+    }));
+    frontier.clear();
+    for (size_t t = 0; t < tasks.size(); ++t) {
+      SubdirShards& s = sharded[tasks[t].subdir];
+      s.packages.update(shards[t].packages);
+      s.packages_conda.update(shards[t].packages_conda);
+      for (const std::string& dep : shards[t].depends)
+        if (seen.insert(dep).second) frontier.push_back(dep);
+    }
+  }
+  json digests = json::array();
+  for (SubdirShards& s : sharded) {
+    ENVB_ASSIGN_OR_RETURN(std::string digest, write_subset(entries[s.entry], s, cache_dir));
+    digests.push_back(digest);
+  }
+  // Best effort: without it the next solve reads the shards again.
+  (void)write_hashed_cache_file(reach_file, digests.dump());
+  return ok();
+}
+
+}  // namespace envbuild::builder

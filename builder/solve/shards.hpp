@@ -1,0 +1,70 @@
+#pragma once
+
+// Sharded repodata (CEP 16): where a channel serves `<subdir>/repodata_shards.msgpack.zst`, only
+// the shards a solve can reach are fetched and parsed, instead of the whole repodata.json.
+//
+// The index is a msgpack map {version, info {base_url, shards_base_url, subdir}, shards {name ->
+// sha256 (32 bytes)}}; a shard, `<shards_base_url><sha256 hex>.msgpack.zst`, is a msgpack map
+// {packages, packages.conda (file name -> record), removed}, its sha256 that of the compressed
+// file. Starting from the requested names, the shards of every name a record depends on are
+// fetched in rounds (one round per dependency level, each round in parallel over all sharded
+// subdirs), `__` virtual names excepted, until no new name comes.
+//
+// Cache (<cache root>/repodata):
+//   <key>.shards.msgpack.zst    the index as served, revalidated like repodata.json (ETag /
+//   <key>.shards.info.json      Last-Modified); a 404 is remembered for a day ("shards": false)
+//   shards/<sha256>.msgpack.zst a shard, content-addressed: verified by its hash when read, so
+//                               never revalidated; a damaged one is fetched again
+//   <key>.shards.<hash16>.json  the reached records as a repodata.json (named by its content),
+//                               read by the same loader (and .solv cache) as repodata.json
+// A shard interrupted mid-body is resumed with a Range request.
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "builder/solve/repodata.hpp"
+#include "common/http.hpp"
+#include "common/result.hpp"
+
+namespace envbuild::builder {
+
+/// The largest compressed index or shard read (conda-forge's linux-64 index is ~1 MiB).
+inline constexpr size_t kMaxShardCompressedBytes = 64u << 20;
+/// The largest decompressed index or shard parsed.
+inline constexpr size_t kMaxShardBytes = 256u << 20;
+
+/// The package name a match spec or dependency names: "python >=3.11" -> "python",
+/// "conda-forge::numpy=1.26" -> "numpy", "pkg[version='>1']" -> "pkg".
+std::string_view spec_package_name(std::string_view spec);
+
+/// One shard's records, as repodata.json has them (sha256 and md5 in hex), and the package
+/// names they depend on (`__` virtual names left out).
+struct ShardRecords {
+  nlohmann::json packages = nlohmann::json::object();        // file name -> record (.tar.bz2)
+  nlohmann::json packages_conda = nlohmann::json::object();  // file name -> record (.conda)
+  std::set<std::string, std::less<>> depends;
+};
+
+/// Reads a decompressed shard of package `name`. Integrity errors starting with `what`: not a
+/// msgpack map (or nested too deep), a record that is not a map or not of package `name`.
+Result<ShardRecords> parse_shard_msgpack(std::string_view raw, std::string_view name,
+                                         std::string_view what);
+
+/// For every remote entry (channel x subdir) whose channel serves a shard index: fetches the
+/// shards reachable from `roots` (package names), writes their records as a repodata.json and
+/// points the entry at it (path, fingerprint, source; `sharded` set). Entries without an index
+/// (404; offline without a cached one) are left alone, for fetch_repodata's repodata.json path.
+/// Errors: a corrupt index or shard, a hash mismatch, a record of another name in a shard
+/// (Integrity or InvalidInput, naming the URL and the package); network errors.
+Result<void> fetch_shards(std::vector<SubdirRepodata>& entries,
+                          const std::vector<std::string>& roots, const RepodataOptions& options,
+                          const std::filesystem::path& cache_dir, common::HttpClients& clients);
+
+}  // namespace envbuild::builder

@@ -1,0 +1,367 @@
+// Sharded repodata (CEP 16): a channel's sharded twin (tests/testing/make_shards.py) served by
+// tests/testing/repo_server.py solves to exactly what its repodata.json gives, fetching only
+// the shards its specs reach; a corrupt, oversize or mismatched shard is a clear error; a
+// transfer cut mid-body resumes.
+
+#include "builder/solve/shards.hpp"
+
+#include <curl/curl.h>
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <map>
+#include <set>
+
+#include "builder/solve/solve.hpp"
+#include "common/hash.hpp"
+#include "tests/testing/repo_server.hpp"
+#include "tests/testing/testing.hpp"
+
+namespace envbuild::builder {
+namespace {
+
+using envbuild::testing::read_text;
+using envbuild::testing::RepoServer;
+using envbuild::testing::run_command;
+using envbuild::testing::shell_quote;
+using envbuild::testing::TempDirTest;
+using envbuild::testing::write_text;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+struct CurlGlobal : ::testing::Environment {
+  void SetUp() override { curl_global_init(CURL_GLOBAL_DEFAULT); }
+  void TearDown() override { curl_global_cleanup(); }
+};
+[[maybe_unused]] auto* const kCurl = ::testing::AddGlobalTestEnvironment(new CurlGlobal);
+
+TEST(SpecPackageName, Table) {
+  struct Case {
+    std::string_view in, want;
+  } cases[] = {
+      {"python", "python"},
+      {"python >=3.11,<3.12.0a0", "python"},
+      {"numpy=1.26", "numpy"},
+      {"conda-forge::numpy 1.26.*", "numpy"},
+      {"https://h/c::libgcc-ng>=12", "libgcc-ng"},
+      {"pkg[version='>1']", "pkg"},
+      {"  __glibc >=2.17", "__glibc"},
+      {"", ""},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.in);
+    EXPECT_EQ(spec_package_name(c.in), c.want);
+  }
+}
+
+TEST(ParseShard, RejectsWhatIsNotAShard) {
+  const std::string fine = [] {
+    json rec = {{"name", "a"}, {"version", "1"}, {"depends", {"b >=1", "__glibc"}}};
+    rec["sha256"] = json::binary(std::vector<std::uint8_t>(32, 0xab));
+    auto bytes = json::to_msgpack(json{{"packages", {{"a-1-0.tar.bz2", rec}}}});
+    return std::string(bytes.begin(), bytes.end());
+  }();
+  auto ok = parse_shard_msgpack(fine, "a", "shard of 'a'");
+  ASSERT_TRUE(ok) << ok.error().to_string();
+  std::string ab;
+  for (int i = 0; i < 32; ++i) ab += "ab";
+  EXPECT_EQ(ok->packages["a-1-0.tar.bz2"]["sha256"], ab);
+  EXPECT_EQ(ok->depends, (std::set<std::string, std::less<>>{"b"}));
+
+  struct Case {
+    const char* label;
+    std::string raw;
+    std::string_view want;
+  } cases[] = {
+      {"another name", fine, "not a package named 'z'"},
+      {"not a map", std::string("\x93\x01\x02\x03", 4), "a shard is a msgpack map"},
+      {"truncated", fine.substr(0, fine.size() / 2), "invalid msgpack"},
+      {"never-used byte", std::string("\xc1", 1), "invalid msgpack"},
+      {"deep", std::string(100000, '\x91'), "nested more than"},
+      // An array that claims 2^32-1 elements in 5 bytes: refused at the end of the input, with
+      // nothing allocated ahead.
+      {"huge count", std::string("\xdd\xff\xff\xff\xff", 5), "invalid msgpack"},
+      {"huge string", std::string("\xdb\xff\xff\xff\xff" "abc", 8), "invalid msgpack"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.label);
+    auto got = parse_shard_msgpack(c.raw, c.label == std::string("another name") ? "z" : "a",
+                                   "shard of 'x'");
+    ASSERT_FALSE(got);
+    EXPECT_EQ(got.error().code(), Errc::Integrity);
+    EXPECT_NE(got.error().to_string().find(c.want), std::string::npos) << got.error().to_string();
+    EXPECT_NE(got.error().to_string().find("shard of 'x'"), std::string::npos);
+  }
+}
+
+class ShardsTest : public TempDirTest {
+ protected:
+  /// web/<name>: the real 2018 defaults channel (conda's index4 test data subset, linux-64 and noarch),
+  /// split by subdir; sharded when asked.
+  fs::path make_channel(const std::string& name, bool sharded) {
+    fs::path ch = dir_ / "web" / name;
+    json flat = json::parse(read_text(envbuild::testing::data_dir() /
+                                      "repodata/defaults/index4-subset.json"));
+    json out = {{"linux-64", {{"info", {{"subdir", "linux-64"}}}, {"packages", json::object()}}},
+                {"noarch", {{"info", {{"subdir", "noarch"}}}, {"packages", json::object()}}}};
+    for (auto& [fn, rec] : flat.items())
+      out[rec.value("subdir", "") == "noarch" ? "noarch" : "linux-64"]["packages"][fn] = rec;
+    for (auto& [subdir, doc] : out.items()) write_text(ch / subdir / "repodata.json", doc.dump());
+    if (sharded) {
+      auto r = run_command("python3 " +
+                           shell_quote((envbuild::testing::source_dir() /
+                                        "tests/testing/make_shards.py").string()) +
+                           " " + shell_quote(ch.string()));
+      EXPECT_EQ(r.exit_code, 0) << r.output;
+    }
+    return ch;
+  }
+  SolveRequest request(const std::string& channel, std::vector<std::string> specs,
+                       const std::string& cache = "cache") {
+    SolveRequest r;
+    r.channels = {channel};
+    r.specs = std::move(specs);
+    r.platforms = {"linux-64"};
+    r.virtual_packages = {{"__glibc", "2.36", "0"}};
+    r.env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+    r.repodata.cache_dir = dir_ / cache;
+    r.repodata.http.initial_backoff = std::chrono::milliseconds(5);
+    r.repodata.http.use_netrc = false;
+    return r;
+  }
+  /// What identifies a solved package, whatever the channel's URL.
+  static std::vector<std::string> identities(const std::vector<solv::SolvedRecord>& records) {
+    std::vector<std::string> out;
+    for (const auto& r : records)
+      out.push_back(r.name + " " + r.version + " " + r.build + " " + r.fn + " " + r.sha256 +
+                    " " + r.md5 + " " + std::to_string(r.size) + " " + r.subdir);
+    return out;
+  }
+  /// The names `roots` reach through depends in a repodata.json (what a sharded solve needs).
+  static std::set<std::string> reachable(const fs::path& repodata,
+                                         std::vector<std::string> roots) {
+    json doc = json::parse(read_text(repodata));
+    std::set<std::string> seen(roots.begin(), roots.end());
+    while (!roots.empty()) {
+      std::string name = roots.back();
+      roots.pop_back();
+      for (const char* key : {"packages", "packages.conda"}) {
+        const json records = doc.value(key, json::object());  // items() needs it alive
+        for (const auto& [fn, rec] : records.items()) {
+          if (rec["name"] != name) continue;
+          for (const auto& dep : rec.value("depends", json::array())) {
+              std::string d(spec_package_name(dep.get<std::string>()));
+            if (!d.starts_with("__") && seen.insert(d).second) roots.push_back(d);
+          }
+        }
+      }
+    }
+    return seen;
+  }
+  static size_t count(const std::vector<std::string>& lines, const std::string& needle) {
+    return std::count_if(lines.begin(), lines.end(),
+                         [&](const std::string& l) { return l.find(needle) != std::string::npos; });
+  }
+  /// Paths of the shards the server was asked for.
+  static std::set<std::string> shard_requests(const std::vector<std::string>& lines) {
+    std::set<std::string> out;
+    for (const auto& l : lines) {
+      json j = json::parse(l);
+      if (j["path"].get<std::string>().find("/shards/") != std::string::npos)
+        out.insert(j["path"].get<std::string>());
+    }
+    return out;
+  }
+  /// The shard file of `name` in a sharded subdir (found by its content).
+  static fs::path shard_of(const fs::path& subdir, const std::string& name) {
+    for (const auto& f : fs::directory_iterator(subdir / "shards")) {
+      const fs::path raw = f.path().string() + ".raw";
+      run_command("zstd -q -d -f " + shell_quote(f.path().string()) + " -o " +
+                  shell_quote(raw.string()));
+      auto doc = json::from_msgpack(read_text(raw), true, false);
+      fs::remove(raw);
+      if (doc.is_discarded()) continue;
+      for (const char* key : {"packages", "packages.conda"}) {
+        const json records = doc.value(key, json::object());
+        for (const auto& [fn, rec] : records.items())
+          if (rec["name"] == name) return f.path();
+      }
+    }
+    return {};
+  }
+};
+
+TEST_F(ShardsTest, SameSolutionAsRepodataJsonFetchingOnlyReachableShards) {
+  fs::path full = make_channel("full", false);
+  fs::path sharded = make_channel("sharded", true);
+  RepoServer server(dir_ / "web", dir_);
+  if (!server.port()) GTEST_SKIP() << "python3 test server did not start";
+  const std::vector<std::string> specs = {"python 3.6.*", "scipy", "requests"};
+
+  auto from_json = solve_environment(request(server.url() + "/full", specs, "cache-full"));
+  ASSERT_TRUE(from_json) << from_json.error().to_string();
+  auto log_full = server.log_lines();
+  EXPECT_EQ(count(log_full, "/full/linux-64/repodata_shards.msgpack.zst\", \"status\": 404"), 1u);
+  server.clear_log();
+
+  auto from_shards = solve_environment(request(server.url() + "/sharded", specs));
+  ASSERT_TRUE(from_shards) << from_shards.error().to_string();
+  EXPECT_EQ(identities((*from_shards)[0].records), identities((*from_json)[0].records));
+  for (const auto& r : (*from_shards)[0].records)
+    EXPECT_EQ(r.url, server.url() + "/sharded/linux-64/" + r.fn);
+  EXPECT_LT((*from_shards)[0].stats.records_loaded, (*from_json)[0].stats.records_loaded);
+
+  // Exactly the shards of the names the specs reach, each once; no repodata.json.
+  auto log = server.log_lines();
+  std::set<std::string> want;
+  for (const char* subdir : {"linux-64", "noarch"}) {
+    std::set<std::string> names;
+    for (const char* s2 : {"linux-64", "noarch"})  // a name reached in one subdir is asked of both
+      for (const auto& n : reachable(sharded / s2 / "repodata.json", {"python", "scipy", "requests"}))
+        names.insert(n);
+    for (const auto& name : names)
+      if (fs::path p = shard_of(sharded / subdir, name); !p.empty())
+        want.insert("/sharded/" + std::string(subdir) + "/shards/" + p.filename().string());
+  }
+  EXPECT_EQ(shard_requests(log), want);
+  EXPECT_EQ(count(log, "/shards/"), want.size()) << "a shard was asked for twice";
+  EXPECT_LT(want.size(), 200u) << "the test needs names the specs do not reach";
+  EXPECT_EQ(count(log, "repodata.json"), 0u);
+
+  // Again: the index is revalidated (304), no shard is asked for, the .solv cache is used.
+  server.clear_log();
+  auto again = solve_environment(request(server.url() + "/sharded", specs));
+  ASSERT_TRUE(again) << again.error().to_string();
+  EXPECT_EQ(identities((*again)[0].records), identities((*from_json)[0].records));
+  auto log2 = server.log_lines();
+  EXPECT_EQ(count(log2, "/shards/"), 0u);
+  EXPECT_EQ(count(log2, "repodata_shards.msgpack.zst\", \"status\": 304"), 2u);
+  EXPECT_EQ((*again)[0].stats.solv_hits, 2u);
+
+  // A torn subset (a crash: it is written without fsync) is not used: the shards are read
+  // again from the cache, to the same answer, with no request for a shard.
+  std::map<fs::path, uintmax_t> whole_sizes;
+  for (const auto& e : fs::directory_iterator(dir_ / "cache"))
+    if (e.path().filename().string().find(".shards.") != std::string::npos &&
+        e.path().extension() == ".json" && !e.path().filename().string().ends_with(".info.json")) {
+      whole_sizes[e.path()] = fs::file_size(e.path());
+      fs::resize_file(e.path(), fs::file_size(e.path()) / 2);
+    }
+  EXPECT_EQ(whole_sizes.size(), 2u);
+  server.clear_log();
+  auto after_tear = solve_environment(request(server.url() + "/sharded", specs));
+  ASSERT_TRUE(after_tear) << after_tear.error().to_string();
+  EXPECT_EQ(identities((*after_tear)[0].records), identities((*from_json)[0].records));
+  EXPECT_EQ(count(server.log_lines(), "/shards/"), 0u);
+  for (const auto& [path, size] : whole_sizes) EXPECT_EQ(fs::file_size(path), size) << path;
+
+  // --no-shards: the channel's repodata.json, same answer.
+  server.clear_log();
+  auto req = request(server.url() + "/sharded", specs, "cache-no-shards");
+  req.repodata.shards = false;
+  auto whole = solve_environment(req);
+  ASSERT_TRUE(whole) << whole.error().to_string();
+  EXPECT_EQ(identities((*whole)[0].records), identities((*from_json)[0].records));
+  EXPECT_EQ(count(server.log_lines(), "repodata_shards"), 0u);
+  EXPECT_EQ(count(server.log_lines(), "/sharded/linux-64/repodata.json\", \"status\": 200"), 1u);
+
+  // Offline from the filled cache: no request.
+  server.clear_log();
+  auto offline_req = request(server.url() + "/sharded", specs);
+  offline_req.repodata.offline = true;
+  auto offline = solve_environment(offline_req);
+  ASSERT_TRUE(offline) << offline.error().to_string();
+  EXPECT_EQ(identities((*offline)[0].records), identities((*from_json)[0].records));
+  EXPECT_TRUE(server.log_lines().empty());
+}
+
+TEST_F(ShardsTest, MismatchedCorruptAndOversizeShardsAreErrorsNamingThePackage) {
+  fs::path ch = make_channel("c", true);
+  RepoServer server(dir_ / "web", dir_);
+  if (!server.port()) GTEST_SKIP() << "python3 test server did not start";
+  fs::path python = shard_of(ch / "linux-64", "python");
+  ASSERT_FALSE(python.empty());
+  const std::string original = read_text(python);
+
+  struct Case {
+    const char* label;
+    std::string shell;  // writes the shard's bytes to "$1"
+    Errc code;
+    std::string_view want;
+  } cases[] = {
+      {"hash mismatch", "printf x >> \"$1\"", Errc::Integrity, "does not match the index's"},
+      {"not zstd", "printf 'not zstd' > \"$1\"", Errc::Integrity, "bad zstd data"},
+      {"not msgpack", "printf '\\301' | zstd -q -c > \"$1\"", Errc::Integrity, "invalid msgpack"},
+      {"oversize", "head -c 300000000 /dev/zero | zstd -q -c > \"$1\"", Errc::Integrity,
+       "decompresses to more than 256 MiB"},
+  };
+  int n = 0;
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.label);
+    write_text(python, original);
+    auto r = run_command("sh -c " + shell_quote(c.shell) + " sh " + shell_quote(python.string()));
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    if (std::string(c.label) != "hash mismatch") {
+      // A shard the index vouches for: its file renamed to its hash, the index rewritten.
+      std::string bytes = read_text(python);
+      std::string hash = common::sha256_hex(bytes);
+      write_text(ch / "linux-64/shards" / (hash + ".msgpack.zst"), bytes);
+      run_command("zstd -q -d -f " +
+                  shell_quote((ch / "linux-64/repodata_shards.msgpack.zst").string()) + " -o " +
+                  shell_quote((dir_ / "index.msgpack").string()));
+      json index = json::from_msgpack(read_text(dir_ / "index.msgpack"));
+      std::vector<std::uint8_t> raw;
+      for (size_t i = 0; i < 64; i += 2) raw.push_back(std::stoi(hash.substr(i, 2), nullptr, 16));
+      index["shards"]["python"] = json::binary(raw);
+      auto packed = json::to_msgpack(index);
+      write_text(dir_ / "index.msgpack", std::string(packed.begin(), packed.end()));
+      ASSERT_EQ(run_command("zstd -q -f " + shell_quote((dir_ / "index.msgpack").string()) +
+                            " -o " +
+                            shell_quote((ch / "linux-64/repodata_shards.msgpack.zst").string()))
+                    .exit_code,
+                0);
+    }
+    auto got = solve_environment(
+        request(server.url() + "/c", {"python"}, "cache-" + std::to_string(n++)));
+    ASSERT_FALSE(got);
+    const std::string text = got.error().to_string();
+    EXPECT_EQ(got.error().code(), c.code) << text;
+    EXPECT_NE(text.find(c.want), std::string::npos) << text;
+    EXPECT_NE(text.find("shard of 'python'"), std::string::npos) << text;
+  }
+}
+
+TEST_F(ShardsTest, TransfersCutMidBodyResume) {
+  make_channel("full", false);
+  make_channel("sharded", true);
+  Result<std::vector<PlatformSolution>> from_json = fail(Errc::Internal, "not solved");
+  {
+    RepoServer plain(dir_ / "web", dir_ / "plain");
+    if (!plain.port()) GTEST_SKIP() << "python3 test server did not start";
+    from_json = solve_environment(request(plain.url() + "/full", {"python"}, "cache-full"));
+    ASSERT_TRUE(from_json) << from_json.error().to_string();
+  }
+  RepoServer server(dir_ / "web", dir_, 0, "", "--drop-once");
+  if (!server.port()) GTEST_SKIP() << "python3 test server did not start";
+  auto got = solve_environment(request(server.url() + "/sharded", {"python"}));
+  ASSERT_TRUE(got) << got.error().to_string();
+  EXPECT_EQ(identities((*got)[0].records), identities((*from_json)[0].records));
+  // Every shard was cut once and then asked for from where it stopped.
+  auto log = server.log_lines();
+  const size_t shards = shard_requests(log).size();
+  ASSERT_GT(shards, 0u);
+  size_t resumed = 0;
+  for (const auto& l : log) {
+    json j = json::parse(l);
+    if (j["path"].get<std::string>().find("/shards/") == std::string::npos) continue;
+    if (j["status"] == 206) {
+      ++resumed;
+      EXPECT_TRUE(j["range"].is_string()) << l;
+    }
+  }
+  EXPECT_EQ(resumed, shards);
+}
+
+}  // namespace
+}  // namespace envbuild::builder

@@ -487,8 +487,10 @@ Result<void> fetch_shards(std::vector<SubdirRepodata>& entries,
     frontier.clear();
     for (size_t t = 0; t < tasks.size(); ++t) {
       SubdirShards& s = sharded[tasks[t].subdir];
-      s.packages.update(shards[t].packages);
-      s.packages_conda.update(shards[t].packages_conda);
+      // Moved, not copied: a reached name's records are read once.
+      for (auto& item : shards[t].packages.items()) s.packages[item.key()] = std::move(item.value());
+      for (auto& item : shards[t].packages_conda.items())
+        s.packages_conda[item.key()] = std::move(item.value());
       for (const std::string& dep : shards[t].depends)
         if (seen.insert(dep).second) frontier.push_back(dep);
     }

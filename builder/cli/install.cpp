@@ -188,38 +188,13 @@ Result<int> print_dry_run(const EnvironmentSpec& in, const fs::path& prefix,
   return 0;
 }
 
-Result<int> run_install(const InstallCliOptions& o) {
-  if (o.prefix.empty() && o.name.empty())
-    return fail(Errc::InvalidInput, "--prefix DIR or -n NAME is required: where to install");
-  const std::vector<std::string> platforms = split_commas(o.solve.platforms);
-  if (platforms.size() > 1)
-    return fail(Errc::InvalidInput,
-                "install takes one --platform, not " + std::to_string(platforms.size()));
-  if (!o.lock.empty() && (!o.solve.file.empty() || !o.solve.specs.empty()))
-    return fail(Errc::InvalidInput, "give --lock, or -f/specs, not both");
-  const std::string platform = platforms.empty() ? conda::host_subdir() : platforms.front();
-  ENVB_ASSIGN_OR_RETURN(CacheLease cache_lease, open_cache(o.solve.cache_dir));
-  const fs::path& cache_root = cache_lease.root();
-  ENVB_ASSIGN_OR_RETURN(EffectiveSettings settings, effective_settings(o.solve));
-  std::string target = o.prefix;
-  if (!o.name.empty()) {
-    ENVB_ASSIGN_OR_RETURN(fs::path named, prefix_of_name(o.name, settings));
-    target = named.string();
-  }
-  std::error_code ec;
-  fs::path prefix = fs::absolute(target, ec).lexically_normal();
-  if (prefix.has_filename() == false) prefix = prefix.parent_path();
-  EnvironmentSpec in;
-  PipExtras extras;
-  if (!o.lock.empty()) {
-    ENVB_ASSIGN_OR_RETURN(in, from_lock(o, settings, platform));
-  } else {
-    ENVB_ASSIGN_OR_RETURN(in, from_environment(o, settings, cache_root, extras));
-  }
-  if (o.dry_run) return print_dry_run(in, prefix, platform, cache_root, o.json);
-  if (o.force && fs::exists(prefix, ec)) ENVB_TRY(common::remove_all(prefix));
-
-  EnvironmentInstallRequest request;
+// The request that installs `in` (its records moved out) into `prefix`: packages and then wheels
+// through the command's package cache, link scripts, variables and history as the options say,
+// progress through `fetch_progress`. `request` must stay where it is: its wheel step refers to it.
+void fill_install_request(EnvironmentInstallRequest& request, EnvironmentSpec& in,
+                          const InstallCliOptions& o, const fs::path& prefix,
+                          const std::string& platform, const fs::path& cache_root,
+                          const EffectiveSettings& settings) {
   request.records = std::move(in.records);
   request.requested_specs = requested_by_name(in.specs);
   request.prefix_dir = prefix;
@@ -231,10 +206,11 @@ Result<int> run_install(const InstallCliOptions& o) {
   apply_fetch_settings(settings, request.cache);
   if (!in.wheels.empty()) {
     // Wheels are planned once the packages are: none may overwrite a package's file.
-    request.plan_wheels = [&](const std::vector<PackagePlan>& packages,
-                              const InstallTarget& target) -> Result<std::vector<WheelContent>> {
+    request.plan_wheels = [&request, wheels = in.wheels](const std::vector<PackagePlan>& packages,
+                                                         const InstallTarget& target)
+        -> Result<std::vector<WheelContent>> {
       ENVB_ASSIGN_OR_RETURN(auto plans,
-                            pypi::fetch_and_plan_wheels(in.wheels, packages, target, request.cache));
+                            pypi::fetch_and_plan_wheels(wheels, packages, target, request.cache));
       std::vector<WheelContent> out;
       for (auto& p : plans) out.push_back(std::move(p.content));
       return out;
@@ -245,19 +221,16 @@ Result<int> run_install(const InstallCliOptions& o) {
   for (const auto& [k, v] : in.variables) request.install.variables[k] = v;
   request.install.environment_name = in.name;
   request.install.requested_specs = in.specs;
-  std::mutex out;
-  request.install.warn = [&](const std::string& m) {
-    std::lock_guard<std::mutex> lock(out);
+  request.install.warn = [mutex = std::make_shared<std::mutex>()](const std::string& m) {
+    std::lock_guard<std::mutex> lock(*mutex);
     std::cerr << "warning: " << m << "\n";
   };
-  FetchProgress fetch_progress(request.records, in.wheels.size(), o.quiet);
-  fetch_progress.attach(request.cache);
-  request.progress = [&](const std::string& line) { fetch_progress.line(line); };
-  ENVB_ASSIGN_OR_RETURN(auto report, install_environment(request));
-  fetch_progress.finish();
+}
 
-  if (!extras.source_trees.empty()) ENVB_TRY(build_source_trees(prefix, extras.source_trees));
-
+// What was installed: a JSON summary on stdout (--json), else one line on stderr.
+void print_install(const EnvironmentInstallReport& report, const EnvironmentSpec& in,
+                   const PipExtras& extras, const fs::path& prefix, const std::string& platform,
+                   const InstallCliOptions& o) {
   if (o.json) {
     nlohmann::json packages = nlohmann::json::array();
     for (const auto& r : report.records)
@@ -294,6 +267,49 @@ Result<int> run_install(const InstallCliOptions& o) {
                  report.records.size(), in.wheels.size(), prefix.c_str(), report.fetch_ms,
                  report.plan_ms, report.link_ms);
   }
+}
+
+Result<int> run_install(const InstallCliOptions& o) {
+  if (o.prefix.empty() && o.name.empty())
+    return fail(Errc::InvalidInput, "--prefix DIR or -n NAME is required: where to install");
+  const std::vector<std::string> platforms = split_commas(o.solve.platforms);
+  if (platforms.size() > 1)
+    return fail(Errc::InvalidInput,
+                "install takes one --platform, not " + std::to_string(platforms.size()));
+  if (!o.lock.empty() && (!o.solve.file.empty() || !o.solve.specs.empty()))
+    return fail(Errc::InvalidInput, "give --lock, or -f/specs, not both");
+  const std::string platform = platforms.empty() ? conda::host_subdir() : platforms.front();
+  ENVB_ASSIGN_OR_RETURN(CacheLease cache_lease, open_cache(o.solve.cache_dir));
+  const fs::path& cache_root = cache_lease.root();
+  ENVB_ASSIGN_OR_RETURN(EffectiveSettings settings, effective_settings(o.solve));
+  std::string target = o.prefix;
+  if (!o.name.empty()) {
+    ENVB_ASSIGN_OR_RETURN(fs::path named, prefix_of_name(o.name, settings));
+    target = named.string();
+  }
+  std::error_code ec;
+  fs::path prefix = fs::absolute(target, ec).lexically_normal();
+  if (prefix.has_filename() == false) prefix = prefix.parent_path();
+  EnvironmentSpec in;
+  PipExtras extras;
+  if (!o.lock.empty()) {
+    ENVB_ASSIGN_OR_RETURN(in, from_lock(o, settings, platform));
+  } else {
+    ENVB_ASSIGN_OR_RETURN(in, from_environment(o, settings, cache_root, extras));
+  }
+  if (o.dry_run) return print_dry_run(in, prefix, platform, cache_root, o.json);
+  if (o.force && fs::exists(prefix, ec)) ENVB_TRY(common::remove_all(prefix));
+
+  EnvironmentInstallRequest request;
+  fill_install_request(request, in, o, prefix, platform, cache_root, settings);
+  FetchProgress fetch_progress(request.records, in.wheels.size(), o.quiet);
+  fetch_progress.attach(request.cache);
+  request.progress = [&](const std::string& line) { fetch_progress.line(line); };
+  ENVB_ASSIGN_OR_RETURN(auto report, install_environment(request));
+  fetch_progress.finish();
+
+  if (!extras.source_trees.empty()) ENVB_TRY(build_source_trees(prefix, extras.source_trees));
+  print_install(report, in, extras, prefix, platform, o);
   return 0;
 }
 

@@ -40,7 +40,8 @@ void add_solve_options(CLI::App* cmd, SolveCliOptions& o, PositionalSpecs specs,
                 "use only the cache (repodata, packages) (default: .condarc's offline)");
   cmd->add_flag("--no-solv-cache", o.no_solv_cache, "always parse repodata JSON");
   cmd->add_flag("--no-shards", o.no_shards,
-                "read whole repodata.json even where a channel serves CEP 16 shards");
+                "load every record of the whole repodata.json: no CEP 16 shards, no "
+                "picking out the records the specs reach");
   cmd->add_option("--pip-find-links", o.pip_find_links,
                   "look for the pip: section's wheels in DIR or URL instead of its --find-links "
                   "locations (repeatable), as -c replaces its channels")

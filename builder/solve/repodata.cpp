@@ -5,9 +5,12 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "builder/solve/cache_root.hpp"
+#include "builder/solve/reach.hpp"
 #include "builder/solve/shards.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
@@ -279,8 +282,13 @@ Result<std::vector<SubdirRepodata>> fetch_repodata(const std::vector<Channel>& c
     }
   }
   common::HttpClients clients(options.http, std::max<size_t>(options.jobs, 1));
-  if (options.shards && !roots.empty())
-    ENVB_TRY(fetch_shards(out, roots, options, cache_dir, clients));
+  std::optional<NameSet> reach_from;
+  if (options.shards && !roots.empty()) reach_from = root_names(roots);
+  if (reach_from && reach_from->empty()) reach_from.reset();
+  std::unique_ptr<RecordSource> shards;
+  if (reach_from) {
+    ENVB_ASSIGN_OR_RETURN(shards, open_shards(out, options, cache_dir, clients));
+  }
   ENVB_TRY(common::for_each_index(out.size(), options.jobs, [&](size_t i, size_t worker) {
     SubdirRepodata& entry = out[i];
     if (entry.sharded) return ok();
@@ -291,6 +299,7 @@ Result<std::vector<SubdirRepodata>> fetch_repodata(const std::vector<Channel>& c
   for (const auto& entry : out)
     if (!entry.cache_prefix.empty() && entry.path.string().starts_with(cache_dir.string()))
       touch_used(entry.path);
+  if (reach_from) ENVB_TRY(reach_subsets(out, *reach_from, shards.get(), options, cache_dir));
   return out;
 }
 

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "builder/solve/cache_root.hpp"
+#include "builder/solve/reach.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
 #include "common/io.hpp"
@@ -33,8 +34,6 @@ constexpr std::string_view kIndexFile = "repodata_shards.msgpack.zst";
 constexpr int64_t kMissingRecheckSeconds = 24 * 3600;
 /// Resumptions of one transfer cut mid-body (the client itself retries before any body byte).
 constexpr int kMaxResumes = 3;
-/// A subset of reached records written by us (the whole of conda-forge is about 300 MB).
-constexpr size_t kMaxSubsetBytes = size_t{1} << 30;
 
 int64_t now_seconds() {
   return std::chrono::duration_cast<std::chrono::seconds>(
@@ -112,25 +111,6 @@ Result<common::HttpResponse> get_resumable(common::HttpClient& client, const std
     if (resume >= kMaxResumes || body.size() <= have || !response.error().retryable())
       return std::move(response).error();
   }
-}
-
-/// Writes a cache file that is checked by its hash when read (a shard, a subset named by its
-/// content), so without fsync: a torn file after a crash is fetched or written again. Through
-/// a temp file (named as the cache sweep expects) and a rename, so that a concurrent reader
-/// sees the old bytes or the new ones.
-Result<void> write_hashed_cache_file(const std::filesystem::path& path, std::string_view content) {
-  static std::atomic<uint64_t> counter{0};
-  const std::filesystem::path temp =
-      path.parent_path() / ("." + path.filename().string() + ".tmp." + std::to_string(::getpid()) +
-                            "." + std::to_string(counter++));
-  ENVB_TRY(common::write_scratch_file(temp, content));
-  std::error_code ec;
-  std::filesystem::rename(temp, path, ec);
-  if (ec) {
-    std::filesystem::remove(temp, ec);
-    return fail(Errc::Io, "rename(" + temp.string() + ", " + path.string() + "): " + ec.message());
-  }
-  return ok();
 }
 
 // --- the index ------------------------------------------------------------------------------
@@ -331,73 +311,79 @@ struct SubdirShards {
   json packages_conda = json::object();
 };
 
-/// Points `entry` at the repodata.json of its reached records whose content hashes to `digest`.
-void point_at_subset(SubdirRepodata& entry, const ShardIndex& index, const std::string& digest,
-                     const std::filesystem::path& cache_dir) {
-  const std::string key =
-      common::sha256_hex(entry.channel.url(entry.subdir, "repodata.json")).substr(0, 16);
-  entry.cache_prefix = cache_dir / key;
-  entry.path = cache_dir / (key + ".shards." + digest.substr(0, 16) + ".json");
-  entry.fingerprint = "shards:" + digest;
-  entry.source = redact_url(index.url);
-  entry.sharded = true;
-}
+/// The shards of the sharded subdirs, fetched as names are reached.
+class ShardsSource final : public RecordSource {
+ public:
+  ShardsSource(std::vector<SubdirRepodata>& entries, std::vector<SubdirShards> sharded,
+               const RepodataOptions& options, std::filesystem::path shard_dir,
+               common::HttpClients& clients)
+      : entries_(entries),
+        sharded_(std::move(sharded)),
+        options_(options),
+        shard_dir_(std::move(shard_dir)),
+        clients_(clients) {}
 
-/// Writes the reached records of one subdir as a repodata.json named by its content, and
-/// points the entry at it. Returns the content's digest.
-Result<std::string> write_subset(SubdirRepodata& entry, SubdirShards& s,
-                                 const std::filesystem::path& cache_dir) {
-  json info = {{"subdir", entry.subdir}};
-  if (!s.index.base_url.empty()) info["base_url"] = s.index.base_url;
-  json doc = {{"info", std::move(info)},
-              {"packages", std::move(s.packages)},
-              {"packages.conda", std::move(s.packages_conda)}};
-  const std::string text = doc.dump();
-  const std::string digest = common::sha256_hex(text);
-  point_at_subset(entry, s.index, digest, cache_dir);
-  // Named by its content, so it is whole when its bytes still hash to the name (a crash can
-  // leave a torn one: written again).
-  auto existing = common::read_file(entry.path, kMaxSubsetBytes);
-  if (!existing || common::sha256_hex(*existing) != digest)
-    ENVB_TRY(write_hashed_cache_file(entry.path, text));
-  return digest;
-}
-
-// What a solve reaches is fixed by the shard indexes (each names its shards by hash) and the
-// names it starts from: the key of the subsets a solve gave, so that the next one with the same
-// indexes and names reads no shard at all.
-std::string reach_key(const std::vector<SubdirShards>& sharded,
-                      const std::set<std::string, std::less<>>& roots) {
-  std::string text = "envbuild shards reach v1\n";
-  for (const auto& s : sharded) text += s.index.url + "\n" + s.index.digest + "\n";
-  for (const auto& r : roots) text += r + "\n";
-  return common::sha256_hex(text);
-}
-
-// The subsets recorded under `key` (one digest per sharded subdir, in order), when every file is
-// still in the cache.
-std::optional<std::vector<std::string>> cached_reach(const std::filesystem::path& file,
-                                                     std::vector<SubdirShards>& sharded,
-                                                     std::vector<SubdirRepodata>& entries,
-                                                     const std::filesystem::path& cache_dir) {
-  auto text = common::read_file(file, 1 << 20);
-  if (!text) return std::nullopt;
-  auto doc = json::parse(*text, nullptr, false);
-  if (!doc.is_array() || doc.size() != sharded.size()) return std::nullopt;
-  std::vector<std::string> digests;
-  for (size_t i = 0; i < sharded.size(); ++i) {
-    if (!doc[i].is_string() || doc[i].get_ref<const std::string&>().size() != 64)
-      return std::nullopt;
-    SubdirRepodata probe = entries[sharded[i].entry];
-    point_at_subset(probe, sharded[i].index, doc[i].get<std::string>(), cache_dir);
-    // Written without fsync: a torn file (a crash) must not be read as the subset.
-    auto subset = common::read_file(probe.path, kMaxSubsetBytes);
-    if (!subset || common::sha256_hex(*subset) != doc[i].get_ref<const std::string&>())
-      return std::nullopt;
-    digests.push_back(doc[i].get<std::string>());
+  std::vector<Part> parts() const override {
+    std::vector<Part> out;
+    for (const SubdirShards& s : sharded_)
+      out.push_back({s.entry, "shards\n" + redact_url(s.index.url) + "\n" + s.index.digest});
+    return out;
   }
-  return digests;
-}
+
+  Result<void> reach(const std::vector<std::string>& names, NameSet& depends) override {
+    struct Task {
+      size_t subdir;
+      std::string name, hash;
+    };
+    std::vector<Task> tasks;
+    for (const std::string& name : names)
+      for (size_t s = 0; s < sharded_.size(); ++s)
+        if (auto it = sharded_[s].index.shard_of.find(name); it != sharded_[s].index.shard_of.end())
+          tasks.push_back({s, name, it->second});
+    std::vector<ShardRecords> shards(tasks.size());
+    std::mutex entry_mutex;
+    ENVB_TRY(common::for_each_index(tasks.size(), options_.jobs, [&](size_t t, size_t worker) -> Result<void> {
+      const Task& task = tasks[t];
+      SubdirShards& s = sharded_[task.subdir];
+      ENVB_ASSIGN_OR_RETURN(shards[t],
+                            load_shard(clients_.of(worker), s.index, task.name, task.hash,
+                                       shard_dir_, options_.offline, entries_[s.entry], entry_mutex)
+                                .context("fetching sharded repodata of channel " +
+                                         entries_[s.entry].channel.name + "/" +
+                                         entries_[s.entry].subdir));
+      return ok();
+    }));
+    for (size_t t = 0; t < tasks.size(); ++t) {
+      SubdirShards& s = sharded_[tasks[t].subdir];
+      // Moved, not copied: a reached name's records are read once.
+      for (auto& item : shards[t].packages.items()) s.packages[item.key()] = std::move(item.value());
+      for (auto& item : shards[t].packages_conda.items())
+        s.packages_conda[item.key()] = std::move(item.value());
+      depends.insert(shards[t].depends.begin(), shards[t].depends.end());
+    }
+    return ok();
+  }
+
+  Result<std::vector<std::string>> subsets() override {
+    std::vector<std::string> out;
+    for (SubdirShards& s : sharded_) {
+      json info = {{"subdir", entries_[s.entry].subdir}};
+      if (!s.index.base_url.empty()) info["base_url"] = s.index.base_url;
+      json doc = {{"info", std::move(info)},
+                  {"packages", std::move(s.packages)},
+                  {"packages.conda", std::move(s.packages_conda)}};
+      out.push_back(doc.dump());
+    }
+    return out;
+  }
+
+ private:
+  std::vector<SubdirRepodata>& entries_;
+  std::vector<SubdirShards> sharded_;
+  const RepodataOptions& options_;
+  std::filesystem::path shard_dir_;
+  common::HttpClients& clients_;
+};
 
 }  // namespace
 
@@ -429,9 +415,10 @@ std::string_view spec_package_name(std::string_view spec) {
   return spec.substr(0, spec.find_first_of(" \t=<>!~[,;|*"));
 }
 
-Result<void> fetch_shards(std::vector<SubdirRepodata>& entries,
-                          const std::vector<std::string>& roots, const RepodataOptions& options,
-                          const std::filesystem::path& cache_dir, common::HttpClients& clients) {
+Result<std::unique_ptr<RecordSource>> open_shards(std::vector<SubdirRepodata>& entries,
+                                                  const RepodataOptions& options,
+                                                  const std::filesystem::path& cache_dir,
+                                                  common::HttpClients& clients) {
   std::vector<size_t> remote;
   for (size_t i = 0; i < entries.size(); ++i)
     if (!entries[i].channel.is_local()) remote.push_back(i);
@@ -442,67 +429,20 @@ Result<void> fetch_shards(std::vector<SubdirRepodata>& entries,
     return ok();
   }));
   std::vector<SubdirShards> sharded;
-  for (size_t i = 0; i < remote.size(); ++i)
-    if (indexes[i]) sharded.push_back(SubdirShards{remote[i], std::move(*indexes[i])});
-  if (sharded.empty()) return ok();
+  for (size_t i = 0; i < remote.size(); ++i) {
+    if (!indexes[i]) continue;
+    SubdirRepodata& entry = entries[remote[i]];
+    entry.sharded = true;  // its repodata.json is not fetched
+    entry.cache_prefix =
+        cache_dir / common::sha256_hex(entry.channel.url(entry.subdir, "repodata.json")).substr(0, 16);
+    entry.source = redact_url(indexes[i]->url);
+    sharded.push_back(SubdirShards{remote[i], std::move(*indexes[i])});
+  }
+  if (sharded.empty()) return std::unique_ptr<RecordSource>();
   const std::filesystem::path shard_dir = cache_dir / "shards";
   ENVB_TRY(common::make_dirs(shard_dir).context("shard cache"));
-
-  std::set<std::string, std::less<>> seen;
-  std::vector<std::string> frontier;
-  for (const std::string& root : roots) {
-    std::string name(spec_package_name(root));
-    if (!name.empty() && !name.starts_with("__") && seen.insert(name).second)
-      frontier.push_back(name);
-  }
-  const std::filesystem::path reach_file = cache_dir / ("shards-reach-" + reach_key(sharded, seen) + ".json");
-  if (auto digests = cached_reach(reach_file, sharded, entries, cache_dir)) {
-    for (size_t i = 0; i < sharded.size(); ++i)
-      point_at_subset(entries[sharded[i].entry], sharded[i].index, (*digests)[i], cache_dir);
-    return ok();
-  }
-  std::mutex entry_mutex;
-  while (!frontier.empty()) {
-    struct Task {
-      size_t subdir;
-      std::string name, hash;
-    };
-    std::vector<Task> tasks;
-    for (const std::string& name : frontier)
-      for (size_t s = 0; s < sharded.size(); ++s)
-        if (auto it = sharded[s].index.shard_of.find(name); it != sharded[s].index.shard_of.end())
-          tasks.push_back({s, name, it->second});
-    std::vector<ShardRecords> shards(tasks.size());
-    ENVB_TRY(common::for_each_index(tasks.size(), options.jobs, [&](size_t t, size_t worker) -> Result<void> {
-      const Task& task = tasks[t];
-      SubdirShards& s = sharded[task.subdir];
-      ENVB_ASSIGN_OR_RETURN(shards[t],
-                            load_shard(clients.of(worker), s.index, task.name, task.hash,
-                                       shard_dir, options.offline, entries[s.entry], entry_mutex)
-                                .context("fetching sharded repodata of channel " +
-                                         entries[s.entry].channel.name + "/" +
-                                         entries[s.entry].subdir));
-      return ok();
-    }));
-    frontier.clear();
-    for (size_t t = 0; t < tasks.size(); ++t) {
-      SubdirShards& s = sharded[tasks[t].subdir];
-      // Moved, not copied: a reached name's records are read once.
-      for (auto& item : shards[t].packages.items()) s.packages[item.key()] = std::move(item.value());
-      for (auto& item : shards[t].packages_conda.items())
-        s.packages_conda[item.key()] = std::move(item.value());
-      for (const std::string& dep : shards[t].depends)
-        if (seen.insert(dep).second) frontier.push_back(dep);
-    }
-  }
-  json digests = json::array();
-  for (SubdirShards& s : sharded) {
-    ENVB_ASSIGN_OR_RETURN(std::string digest, write_subset(entries[s.entry], s, cache_dir));
-    digests.push_back(digest);
-  }
-  // Best effort: without it the next solve reads the shards again.
-  (void)write_hashed_cache_file(reach_file, digests.dump());
-  return ok();
+  return std::unique_ptr<RecordSource>(
+      std::make_unique<ShardsSource>(entries, std::move(sharded), options, shard_dir, clients));
 }
 
 }  // namespace envbuild::builder

@@ -6,22 +6,22 @@
 // The index is a msgpack map {version, info {base_url, shards_base_url, subdir}, shards {name ->
 // sha256 (32 bytes)}}; a shard, `<shards_base_url><sha256 hex>.msgpack.zst`, is a msgpack map
 // {packages, packages.conda (file name -> record), removed}, its sha256 that of the compressed
-// file. Starting from the requested names, the shards of every name a record depends on are
-// fetched in rounds (one round per dependency level, each round in parallel over all sharded
-// subdirs), `__` virtual names excepted, until no new name comes.
+// file. The shards of the names a solve reaches (builder/solve/reach.hpp) are fetched round by
+// round (one round per dependency level, each in parallel over all sharded subdirs).
 //
 // Cache (<cache root>/repodata):
 //   <key>.shards.msgpack.zst    the index as served, revalidated like repodata.json (ETag /
 //   <key>.shards.info.json      Last-Modified); a 404 is remembered for a day ("shards": false)
 //   shards/<sha256>.msgpack.zst a shard, content-addressed: verified by its hash when read, so
 //                               never revalidated; a damaged one is fetched again
-//   <key>.shards.<hash16>.json  the reached records as a repodata.json (named by its content),
-//                               read by the same loader (and .solv cache) as repodata.json
+// The reached records go into a subset repodata.json like those of a whole one
+// (builder/solve/reach.hpp).
 // A shard interrupted mid-body is resumed with a Range request.
 
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <set>
 #include <string>
 #include <string_view>
@@ -29,6 +29,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "builder/solve/reach.hpp"
 #include "builder/solve/repodata.hpp"
 #include "common/http.hpp"
 #include "common/result.hpp"
@@ -57,14 +58,16 @@ struct ShardRecords {
 Result<ShardRecords> parse_shard_msgpack(std::string_view raw, std::string_view name,
                                          std::string_view what);
 
-/// For every remote entry (channel x subdir) whose channel serves a shard index: fetches the
-/// shards reachable from `roots` (package names), writes their records as a repodata.json and
-/// points the entry at it (path, fingerprint, source; `sharded` set). Entries without an index
-/// (404; offline without a cached one) are left alone, for fetch_repodata's repodata.json path.
-/// Errors: a corrupt index or shard, a hash mismatch, a record of another name in a shard
-/// (Integrity or InvalidInput, naming the URL and the package); network errors.
-Result<void> fetch_shards(std::vector<SubdirRepodata>& entries,
-                          const std::vector<std::string>& roots, const RepodataOptions& options,
-                          const std::filesystem::path& cache_dir, common::HttpClients& clients);
+/// The shard indexes of the remote entries (channel x subdir) whose channel serves one, as a
+/// source of records by name (builder/solve/reach.hpp); those entries are marked `sharded` (their
+/// repodata.json is not fetched) and get their subset from reach_subsets. nullptr when no
+/// channel serves shards (a 404, remembered a day; offline without a cached index).
+/// Errors, then or while reaching: a corrupt index or shard, a hash mismatch, a record of
+/// another name in a shard (Integrity or InvalidInput, naming the URL and the package);
+/// network errors.
+Result<std::unique_ptr<RecordSource>> open_shards(std::vector<SubdirRepodata>& entries,
+                                                  const RepodataOptions& options,
+                                                  const std::filesystem::path& cache_dir,
+                                                  common::HttpClients& clients);
 
 }  // namespace envbuild::builder

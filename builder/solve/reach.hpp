@@ -1,0 +1,67 @@
+#pragma once
+
+// Loading only the records a solve can reach.
+//
+// A solution holds only packages its specs reach through "depends" (constraints restrict, they
+// never add a package), so a solve needs the records of those names and no others: on a large
+// channel a few percent of them. Starting from the specs' names, every source is asked for the
+// records of the names not yet reached, and the names those records depend on are the next
+// round's, until no new name comes; a name reached through one channel x subdir is asked of
+// all. Sources: a channel's CEP 16 shards (builder/solve/shards.hpp), else its whole
+// repodata.json, scanned (builder/solve/repodata_scan.hpp).
+//
+// Each channel x subdir's reached records are written as a repodata.json into the repodata
+// cache, named by its content (<cache prefix>.subset.<sha256[:16]>.json), and the entry points
+// at it: the usual loader and .solv cache read it. What a solve reached is remembered
+// (reach-<key>.json: the subsets' digests) under the identities of its sources (a shard index's
+// digest, a repodata.json's fingerprint) and its root names, so the next solve with the same
+// ones reads no shard and scans nothing. A spec whose name is a pattern ("py*") may match any
+// name: then every record is loaded, as when a source cannot be scanned.
+
+#include <cstddef>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "builder/solve/repodata.hpp"
+#include "builder/solve/repodata_scan.hpp"
+#include "common/result.hpp"
+
+namespace envbuild::builder {
+
+/// Records by package name, for one or more channel x subdir entries.
+class RecordSource {
+ public:
+  struct Part {
+    size_t entry = 0;      // index into the entries
+    std::string identity;  // what fixes its records (for the reach cache key)
+  };
+  virtual ~RecordSource() = default;
+  virtual std::vector<Part> parts() const = 0;
+  /// Takes the records of `names` (those it has) and adds the names they depend on to
+  /// `depends` (`__` virtual names left out).
+  virtual Result<void> reach(const std::vector<std::string>& names, NameSet& depends) = 0;
+  /// The reached records of each part, in parts() order, as repodata.json texts.
+  virtual Result<std::vector<std::string>> subsets() = 0;
+};
+
+/// The package names `specs` start from; nullopt when one is a pattern (every record needed).
+std::optional<NameSet> root_names(const std::vector<std::string>& specs);
+
+/// Points every entry the roots can reach records of at a subset of them (see above): the
+/// `shards` source's entries (when given) and those read from a whole repodata.json. An entry
+/// whose repodata.json cannot be scanned keeps the whole file.
+Result<void> reach_subsets(std::vector<SubdirRepodata>& entries, const NameSet& roots,
+                           RecordSource* shards, const RepodataOptions& options,
+                           const std::filesystem::path& cache_dir);
+
+/// Points `entry` at its subset whose content hashes to `digest` (sha256 hex).
+void point_at_subset(SubdirRepodata& entry, const std::string& digest);
+
+/// Writes a cache file that is checked by its hash when read (a shard, a subset named by its
+/// content), so without fsync, through a temp file and a rename.
+Result<void> write_hashed_cache_file(const std::filesystem::path& path, std::string_view content);
+
+}  // namespace envbuild::builder

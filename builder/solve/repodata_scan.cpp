@@ -1,0 +1,268 @@
+#include "builder/solve/repodata_scan.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+#include "builder/solve/shards.hpp"
+#include "common/json.hpp"
+
+namespace envbuild::builder {
+
+namespace {
+
+/// A JSON string's content as written (between the quotes), and whether it holds an escape.
+struct RawString {
+  std::string_view text;
+  bool escaped = false;
+};
+
+/// The decoded value of a string written with escapes (rare in repodata: names and
+/// dependencies are plain ASCII).
+std::string decode(const RawString& s) {
+  if (!s.escaped) return std::string(s.text);
+  auto j = common::parse_json("\"" + std::string(s.text) + "\"", "a repodata string");
+  return j && j->is_string() ? j->get<std::string>() : std::string(s.text);
+}
+
+}  // namespace
+
+/// Walks a repodata.json's structure. Every method leaves the cursor after what it read; the
+/// first error stops the scan (ok() turns false) and keeps its offset for the message.
+class RepodataScanner {
+ public:
+  explicit RepodataScanner(std::string_view text)
+      : begin_(text.data()), p_(text.data()), end_(text.data() + text.size()) {}
+
+  bool ok() const { return error_.empty(); }
+  size_t offset() const { return static_cast<size_t>(p_ - begin_); }
+  const std::string& error() const { return error_; }
+
+  void ws() {
+    while (p_ < end_ && (*p_ == ' ' || *p_ == '\n' || *p_ == '\r' || *p_ == '\t')) ++p_;
+  }
+  bool at(char c) {
+    ws();
+    return p_ < end_ && *p_ == c;
+  }
+  bool expect(char c) {
+    if (at(c)) {
+      ++p_;
+      return true;
+    }
+    return fail(std::string("expected '") + c + "'");
+  }
+  bool fail(std::string what) {
+    if (error_.empty()) error_ = std::move(what) + " at byte " + std::to_string(offset());
+    p_ = end_;
+    return false;
+  }
+
+  /// A string at the cursor.
+  bool string(RawString& out) {
+    if (!expect('"')) return false;
+    const char* start = p_;
+    bool escaped = false;
+    while (p_ < end_) {
+      const char c = *p_;
+      if (c == '"') {
+        out = RawString{std::string_view(start, static_cast<size_t>(p_ - start)), escaped};
+        ++p_;
+        return true;
+      }
+      if (c == '\\') {
+        escaped = true;
+        p_ += (end_ - p_ >= 2) ? 2 : 1;
+        continue;
+      }
+      if (static_cast<unsigned char>(c) < 0x20) return fail("a control character in a string");
+      ++p_;
+    }
+    return fail("an unterminated string");
+  }
+
+  /// Any value at the cursor, not read.
+  bool skip_value(int depth) {
+    if (depth > kMaxScanDepth) return fail("nesting deeper than " + std::to_string(kMaxScanDepth));
+    ws();
+    if (p_ >= end_) return fail("a value expected");
+    RawString s;
+    switch (*p_) {
+      case '"':
+        return string(s);
+      case '{':
+        return members(depth, [&](const RawString&, size_t) { return skip_value(depth + 1); });
+      case '[':
+        return elements(depth, [&] { return skip_value(depth + 1); });
+      default: {
+        const char* start = p_;
+        while (p_ < end_ && (std::isalnum(static_cast<unsigned char>(*p_)) || *p_ == '-' ||
+                             *p_ == '+' || *p_ == '.'))
+          ++p_;
+        return p_ > start || fail("a value expected");
+      }
+    }
+  }
+
+  /// An object at the cursor: `on_member(key, at)` reads each member's value; `at` is the
+  /// offset of the member's key.
+  template <typename OnMember>
+  bool members(int depth, OnMember&& on_member) {
+    if (depth > kMaxScanDepth) return fail("nesting deeper than " + std::to_string(kMaxScanDepth));
+    if (!expect('{')) return false;
+    if (at('}')) return ++p_, true;
+    for (;;) {
+      RawString key;
+      const size_t key_at = (ws(), offset());
+      if (!string(key) || !expect(':') || !on_member(key, key_at)) return false;
+      if (at(',')) {
+        ++p_;
+        continue;
+      }
+      return expect('}');
+    }
+  }
+
+  /// An array at the cursor: `on_element()` reads each element.
+  template <typename OnElement>
+  bool elements(int depth, OnElement&& on_element) {
+    if (depth > kMaxScanDepth) return fail("nesting deeper than " + std::to_string(kMaxScanDepth));
+    if (!expect('[')) return false;
+    if (at(']')) return ++p_, true;
+    for (;;) {
+      if (!on_element()) return false;
+      if (at(',')) {
+        ++p_;
+        continue;
+      }
+      return expect(']');
+    }
+  }
+
+  /// A "packages" object: each record object indexed by its name; other values skipped, as
+  /// libsolv skips them.
+  bool records(RepodataIndex& index, size_t member) {
+    return members(1, [&](const RawString&, size_t begin) {
+      const size_t value_at = (ws(), offset());
+      if (!at('{')) return skip_value(2);
+      RawString name;
+      bool named = false;
+      const bool read = members(2, [&](const RawString& key, size_t) {
+        if (key.text == "name" && !key.escaped && !named && at('"')) {
+          named = true;
+          return string(name);
+        }
+        return skip_value(3);
+      });
+      if (!read) return false;
+      ++index.records_;
+      if (!named) return true;  // no name: nothing can depend on it
+      std::string_view key = name.text;
+      if (name.escaped) key = index.decoded_names_.emplace_back(decode(name));
+      index.by_name_[key].push_back(RepodataIndex::Span{begin, offset(), value_at, member});
+      return true;
+    });
+  }
+
+  /// The names a record's "depends" list (the object at the cursor) names.
+  bool depends(NameSet& out) {
+    return members(2, [&](const RawString& key, size_t) {
+      if (key.text != "depends" || !at('[')) return skip_value(3);
+      return elements(3, [&] {
+        if (!at('"')) return skip_value(4);
+        RawString dep;
+        if (!string(dep)) return false;
+        const std::string text = decode(dep);
+        const std::string_view name = spec_package_name(text);
+        if (!name.empty() && !name.starts_with("__")) out.emplace(name);
+        return true;
+      });
+    });
+  }
+
+ private:
+  const char* begin_;
+  const char* p_;
+  const char* end_;
+  std::string error_;
+};
+
+Result<RepodataIndex> RepodataIndex::build(std::string text, std::string_view what) {
+  RepodataIndex index;
+  index.text_ = std::make_unique<const std::string>(std::move(text));
+  RepodataScanner scan(*index.text_);
+  bool list = false;
+  scan.members(0, [&](const RawString& key, size_t begin) {
+    const bool packages = !key.escaped && (key.text == "packages" || key.text == "packages.conda");
+    if (packages && scan.at('[')) list = true;
+    if (!packages || list) {
+      if (!scan.skip_value(1)) return false;
+      index.members_.push_back(Member{begin, scan.offset(), false, {}});
+      return true;
+    }
+    index.members_.push_back(Member{begin, 0, true, std::string(key.text)});
+    if (!scan.records(index, index.members_.size() - 1)) return false;
+    index.members_.back().end = scan.offset();
+    return true;
+  });
+  if (scan.ok()) {
+    scan.ws();
+    if (scan.offset() != index.text_->size()) scan.fail("text after the top-level object");
+  }
+  if (!scan.ok())
+    return fail(Errc::InvalidInput, std::string(what) + ": " + scan.error());
+  if (list)
+    return fail(Errc::Unsupported, std::string(what) + ": \"packages\" is a list (the old form)");
+  return index;
+}
+
+void RepodataIndex::add_depends_of(std::string_view name, NameSet& depends) const {
+  auto it = by_name_.find(name);
+  if (it == by_name_.end()) return;
+  for (const Span& span : it->second) {
+    RepodataScanner scan(std::string_view(*text_).substr(span.value, span.end - span.value));
+    scan.depends(depends);  // the record was scanned whole when indexed: no error here
+  }
+}
+
+std::string RepodataIndex::subset(const NameSet& names) const {
+  std::vector<const Span*> reached;
+  size_t bytes = 2;
+  for (const std::string& name : names) {
+    auto it = by_name_.find(name);
+    if (it == by_name_.end()) continue;
+    for (const Span& span : it->second) {
+      reached.push_back(&span);
+      bytes += span.end - span.begin + 1;
+    }
+  }
+  // In the original order: libsolv then numbers the records as it would in the whole file.
+  std::sort(reached.begin(), reached.end(),
+            [](const Span* a, const Span* b) { return a->begin < b->begin; });
+  std::string out;
+  out.reserve(bytes + 64 * members_.size());
+  const std::string_view text(*text_);
+  out += '{';
+  size_t next = 0;  // the next reached record
+  for (size_t m = 0; m < members_.size(); ++m) {
+    if (m > 0) out += ',';
+    const Member& member = members_[m];
+    if (!member.records) {
+      out.append(text.substr(member.begin, member.end - member.begin));
+      continue;
+    }
+    out += '"';
+    out += member.key;
+    out += "\":{";
+    bool first = true;
+    for (; next < reached.size() && reached[next]->member == m; ++next) {
+      if (!first) out += ',';
+      first = false;
+      out.append(text.substr(reached[next]->begin, reached[next]->end - reached[next]->begin));
+    }
+    out += '}';
+  }
+  out += '}';
+  return out;
+}
+
+}  // namespace envbuild::builder

@@ -1,0 +1,206 @@
+// Loading only the records a solve reaches (builder/solve/reach.hpp, repodata_scan.hpp): the
+// scan of a whole repodata.json picks out exactly the reached records' bytes, refuses what is
+// not repodata without crashing, and a solve from the subset gives what the whole file gives,
+// reads nothing of the JSON when it comes again, and survives a torn subset.
+
+#include "builder/solve/reach.hpp"
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "builder/solve/solve.hpp"
+#include "tests/testing/testing.hpp"
+
+namespace envbuild::builder {
+namespace {
+
+using envbuild::testing::read_text;
+using envbuild::testing::TempDirTest;
+using envbuild::testing::write_text;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+constexpr const char* kRepodata = R"({
+  "info": {"subdir": "linux-64", "base_url": "https://x/"},
+  "packages": {
+    "a-1-0.tar.bz2": {"name": "a", "version": "1", "depends": ["b >=2", "__glibc >=2.17"]},
+    "odd-1-0.tar.bz2": "not a record",
+    "c-1-0.tar.bz2": {"name": "c", "version": "1", "depends": []},
+    "nameless-1-0.tar.bz2": {"version": "1", "nested": {"x": [1, 2.5e3, true, null]}}
+  },
+  "packages.conda": {
+    "b-2-0.conda": {"name": "b", "version": "2", "depends": ["c", "d\u0020>1"]},
+    "e-1-0.conda": {"name": "\u0065", "version": "1"}
+  },
+  "repodata_version": 1,
+  "removed": ["z-1-0.tar.bz2"]
+})";
+
+TEST(RepodataIndex, PicksOutTheRecordsOfTheNamesAskedFor) {
+  auto index = RepodataIndex::build(kRepodata, "repodata.json");
+  ASSERT_TRUE(index) << index.error().to_string();
+  EXPECT_EQ(index->records(), 5u);  // the string is no record
+
+  NameSet depends;
+  index->add_depends_of("a", depends);
+  EXPECT_EQ(depends, (NameSet{"b"}));  // virtual names left out
+  index->add_depends_of("b", depends);
+  EXPECT_EQ(depends, (NameSet{"b", "c", "d"}));  // an escaped dependency decoded
+  index->add_depends_of("missing", depends);
+  EXPECT_EQ(depends.size(), 3u);
+
+  const json whole = json::parse(kRepodata);
+  const json subset = json::parse(index->subset({"a", "b", "e"}));
+  EXPECT_EQ(subset["info"], whole["info"]);
+  EXPECT_EQ(subset["removed"], whole["removed"]);
+  EXPECT_EQ(subset["repodata_version"], 1);
+  EXPECT_EQ(subset["packages"], (json{{"a-1-0.tar.bz2", whole["packages"]["a-1-0.tar.bz2"]}}));
+  EXPECT_EQ(subset["packages.conda"],
+            (json{{"b-2-0.conda", whole["packages.conda"]["b-2-0.conda"]},
+                  {"e-1-0.conda", whole["packages.conda"]["e-1-0.conda"]}}));  // escaped name
+  // The records' bytes as written, in their order.
+  const std::string text = index->subset({"c", "a"});
+  EXPECT_LT(text.find("\"a-1-0.tar.bz2\""), text.find("\"c-1-0.tar.bz2\""));
+  EXPECT_NE(text.find(R"("depends": ["b >=2", "__glibc >=2.17"])"), std::string::npos);
+  EXPECT_EQ(json::parse(index->subset({}))["packages"], json::object());
+}
+
+TEST(RepodataIndex, RefusesWhatIsNotRepodataWithoutCrashing) {
+  struct Case {
+    const char* label;
+    std::string text;
+    const char* want;
+  };
+  const std::vector<Case> cases = {
+      {"empty", "", "expected '{'"},
+      {"a list", "[]", "expected '{'"},
+      {"truncated", R"({"packages": {"a": {"name": "a")", "expected '}'"},
+      {"unterminated string", R"({"packages": {"a": {"name": "a)", "unterminated string"},
+      {"missing colon", R"({"packages" {}})", "expected ':'"},
+      {"trailing text", R"({} x)", "text after the top-level object"},
+      {"no value", R"({"a": })", "a value expected"},
+      {"deep nesting", "{\"a\":" + std::string(100000, '[') + std::string(100000, ']') + "}",
+       "nesting deeper than"},
+      {"control character", "{\"a\": \"x\ny\"}", "control character"},
+      {"old list form", R"({"packages": [{"name": "a"}]})", "is a list"},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.label);
+    auto got = RepodataIndex::build(c.text, "ch/linux-64/repodata.json");
+    ASSERT_FALSE(got);
+    EXPECT_NE(got.error().to_string().find(c.want), std::string::npos) << got.error().to_string();
+    EXPECT_NE(got.error().to_string().find("ch/linux-64/repodata.json"), std::string::npos);
+  }
+}
+
+TEST(RootNames, PlainNamesOrNothing) {
+  EXPECT_EQ(root_names({"python 3.11.*", "conda-forge::numpy=1.26", "__cuda>=12", "pkg[version='>1']"}),
+            (NameSet{"python", "numpy", "pkg"}));
+  EXPECT_EQ(root_names({"__glibc"}), NameSet{});
+  for (const char* pattern : {"py*", "conda-forge::py* 3", "*", "^py.*$", " *[name=numpy]"})
+    EXPECT_EQ(root_names({"numpy", pattern}), std::nullopt) << pattern;
+}
+
+class ReachTest : public TempDirTest {
+ protected:
+  /// A local channel: the real 2018 defaults subset (conda's index4 test data), split by subdir.
+  fs::path make_channel() {
+    fs::path ch = dir_ / "channel";
+    json flat = json::parse(read_text(envbuild::testing::data_dir() /
+                                      "repodata/defaults/index4-subset.json"));
+    json out = {{"linux-64", {{"info", {{"subdir", "linux-64"}}}, {"packages", json::object()}}},
+                {"noarch", {{"info", {{"subdir", "noarch"}}}, {"packages", json::object()}}}};
+    for (auto& [fn, rec] : flat.items())
+      out[rec.value("subdir", "") == "noarch" ? "noarch" : "linux-64"]["packages"][fn] = rec;
+    for (auto& [subdir, doc] : out.items()) write_text(ch / subdir / "repodata.json", doc.dump(1));
+    return ch;
+  }
+  SolveRequest request(const fs::path& channel, std::vector<std::string> specs, bool reach) {
+    SolveRequest r;
+    r.channels = {channel.string()};
+    r.specs = std::move(specs);
+    r.platforms = {"linux-64"};
+    r.virtual_packages = {{"__glibc", "2.36", "0"}};
+    r.env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+    r.repodata.cache_dir = dir_ / (reach ? "cache" : "cache-whole");
+    r.repodata.shards = reach;
+    return r;
+  }
+  static std::vector<std::string> identities(const std::vector<solv::SolvedRecord>& records) {
+    std::vector<std::string> out;
+    for (const auto& r : records)
+      out.push_back(r.name + " " + r.version + " " + r.build + " " + r.fn + " " + r.sha256 +
+                    " " + r.url + " " + std::to_string(r.size) + " " + r.subdir);
+    return out;
+  }
+  std::vector<fs::path> subsets() const {
+    std::vector<fs::path> out;
+    for (const auto& e : fs::directory_iterator(dir_ / "cache"))
+      if (e.path().filename().string().find(".subset.") != std::string::npos)
+        out.push_back(e.path());
+    return out;
+  }
+};
+
+TEST_F(ReachTest, SolvesFromTheReachedRecordsAsFromTheWholeFile) {
+  const fs::path ch = make_channel();
+  const std::vector<std::string> specs = {"python 3.6.*", "scipy", "requests"};
+  auto whole = solve_environment(request(ch, specs, false));
+  ASSERT_TRUE(whole) << whole.error().to_string();
+  auto reached = solve_environment(request(ch, specs, true));
+  ASSERT_TRUE(reached) << reached.error().to_string();
+  EXPECT_EQ(identities((*reached)[0].records), identities((*whole)[0].records));
+  EXPECT_LT((*reached)[0].stats.records_loaded * 2, (*whole)[0].stats.records_loaded);
+  EXPECT_EQ((*reached)[0].stats.solv_writes, 2u);
+  ASSERT_EQ(subsets().size(), 2u);  // linux-64 and noarch, in the cache, not in the channel
+  EXPECT_FALSE(fs::exists(ch / "linux-64" / "repodata.json.subset"));
+
+  // Again: the reach is remembered, the subsets' .solv read, no JSON parsed.
+  auto again = solve_environment(request(ch, specs, true));
+  ASSERT_TRUE(again) << again.error().to_string();
+  EXPECT_EQ(identities((*again)[0].records), identities((*whole)[0].records));
+  EXPECT_EQ((*again)[0].stats.solv_hits, 2u);
+  EXPECT_EQ((*again)[0].stats.json_bytes, 0u);
+
+  // A torn subset (written without fsync; a crash) is not used: written again, same answer.
+  std::map<fs::path, uintmax_t> sizes;
+  for (const fs::path& p : subsets()) {
+    sizes[p] = fs::file_size(p);
+    fs::resize_file(p, sizes[p] / 2);
+  }
+  auto after_tear = solve_environment(request(ch, specs, true));
+  ASSERT_TRUE(after_tear) << after_tear.error().to_string();
+  EXPECT_EQ(identities((*after_tear)[0].records), identities((*whole)[0].records));
+  for (const auto& [path, size] : sizes) EXPECT_EQ(fs::file_size(path), size) << path;
+
+  // The channel changes: a new reach (the record added is found).
+  json linux = json::parse(read_text(ch / "linux-64" / "repodata.json"));
+  json extra = {{"name", "requests-extra"}, {"version", "1.0"}, {"build", "0"},
+                {"build_number", 0}, {"depends", json::array({"requests"})}, {"subdir", "linux-64"}};
+  linux["packages"]["requests-extra-1.0-0.tar.bz2"] = extra;
+  write_text(ch / "linux-64" / "repodata.json", linux.dump());
+  auto changed = solve_environment(request(ch, {"requests-extra"}, true));
+  ASSERT_TRUE(changed) << changed.error().to_string();
+  bool found = false;
+  for (const auto& r : (*changed)[0].records) found = found || r.name == "requests-extra";
+  EXPECT_TRUE(found);
+}
+
+TEST_F(ReachTest, AnUnscannableFileIsLoadedWhole) {
+  const fs::path ch = make_channel();
+  auto whole = solve_environment(request(ch, {"python 3.6.*"}, false));
+  ASSERT_TRUE(whole) << whole.error().to_string();
+
+  // The old list form of "packages": not scanned, loaded whole, same answer.
+  json linux = json::parse(read_text(ch / "linux-64" / "repodata.json"));
+  linux["packages.conda"] = json::array();
+  write_text(ch / "linux-64" / "repodata.json", linux.dump());
+  auto listed = solve_environment(request(ch, {"python 3.6.*"}, true));
+  ASSERT_TRUE(listed) << listed.error().to_string();
+  EXPECT_EQ(identities((*listed)[0].records), identities((*whole)[0].records));
+  EXPECT_EQ(subsets().size(), 1u);  // noarch's; linux-64 read whole
+}
+
+}  // namespace
+}  // namespace envbuild::builder

@@ -273,6 +273,24 @@ Result<std::string> read_file(const fs::path& path, size_t max_bytes) {
   // Never blocks on a FIFO, never reads a device: names are ours, content may not be.
   ENVB_ASSIGN_OR_RETURN(Fd fd, open_regular_file(path.string()));
   std::string out;
+  // Read straight into a string of the file's size: growing it by doubling copied a 115 MB
+  // repodata.json twice over and faulted in twice the memory. The size is only a hint (the
+  // file may change while read): what follows is read and bounded as before.
+  struct stat st {};
+  if (::fstat(fd.get(), &st) == 0 && st.st_size > 0 &&
+      static_cast<uint64_t>(st.st_size) <= max_bytes) {
+    out.resize(static_cast<size_t>(st.st_size));
+    size_t have = 0;
+    while (have < out.size()) {
+      ENVB_ASSIGN_OR_RETURN(
+          size_t n, fd.read_some(std::as_writable_bytes(std::span(out.data() + have, out.size() - have)),
+                                 path.string()));
+      if (n == 0) break;
+      have += n;
+    }
+    out.resize(have);
+    if (have < static_cast<size_t>(st.st_size)) return out;  // shrank while read: at its end
+  }
   std::byte buffer[65536];
   for (;;) {
     ENVB_ASSIGN_OR_RETURN(size_t n, fd.read_some(buffer, path.string()));

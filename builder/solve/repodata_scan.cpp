@@ -1,7 +1,7 @@
 #include "builder/solve/repodata_scan.hpp"
 
 #include <algorithm>
-#include <cctype>
+#include <array>
 
 #include "builder/solve/shards.hpp"
 #include "common/json.hpp"
@@ -23,6 +23,24 @@ std::string decode(const RawString& s) {
   auto j = common::parse_json("\"" + std::string(s.text) + "\"", "a repodata string");
   return j && j->is_string() ? j->get<std::string>() : std::string(s.text);
 }
+
+/// Bytes that end the plain run of a string: the quote, a backslash, a control character.
+constexpr std::array<bool, 256> kStringStop = [] {
+  std::array<bool, 256> t{};
+  for (int c = 0; c < 0x20; ++c) t[c] = true;
+  t['"'] = t['\\'] = true;
+  return t;
+}();
+
+/// Bytes of a number or a literal (true, false, null).
+constexpr std::array<bool, 256> kScalar = [] {
+  std::array<bool, 256> t{};
+  for (int c = '0'; c <= '9'; ++c) t[c] = true;
+  for (int c = 'a'; c <= 'z'; ++c) t[c] = true;
+  for (int c = 'A'; c <= 'Z'; ++c) t[c] = true;
+  t['-'] = t['+'] = t['.'] = true;
+  return t;
+}();
 
 }  // namespace
 
@@ -63,6 +81,8 @@ class RepodataScanner {
     const char* start = p_;
     bool escaped = false;
     while (p_ < end_) {
+      while (p_ < end_ && !kStringStop[static_cast<unsigned char>(*p_)]) ++p_;
+      if (p_ == end_) break;
       const char c = *p_;
       if (c == '"') {
         out = RawString{std::string_view(start, static_cast<size_t>(p_ - start)), escaped};
@@ -95,9 +115,7 @@ class RepodataScanner {
         return elements(depth, [&] { return skip_value(depth + 1); });
       default: {
         const char* start = p_;
-        while (p_ < end_ && (std::isalnum(static_cast<unsigned char>(*p_)) || *p_ == '-' ||
-                             *p_ == '+' || *p_ == '.'))
-          ++p_;
+        while (p_ < end_ && kScalar[static_cast<unsigned char>(*p_)]) ++p_;
         return p_ > start || fail("a value expected");
       }
     }

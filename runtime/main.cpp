@@ -302,12 +302,27 @@ int run_kernel_install(runtime::KernelSpecRequest request, bool user) {
   return 0;
 }
 
-}  // namespace
+/// What the command line says, filled by CLI11.
+struct CommandLine {
+  std::string image;
+  std::string dir;
+  std::vector<std::string> require;
+  bool no_check = false;
+  bool json = false;
+  int days = 30;
+  PullFlags pull_flags;
+  runtime::KernelSpecRequest kernel_request;
+  bool kernel_user = false;
+  std::string kernel_prefix;
+};
 
-int main(int argc, char** argv) {
-  if (auto code = try_run_form(argc, argv)) return *code;
+struct Subcommands {
+  CLI::App *check, *unpack, *ls, *gc, *shell, *pull, *kernel_install;
+};
 
-  CLI::App app{
+/// The program's description, version flag and footer.
+void describe(CLI::App& app) {
+  app.description(
       "envrun: run a command in an OCI image's conda environment on a host without a container\n"
       "engine (HPC nodes, CI runners, laptops). The image is unpacked once into a relocated conda\n"
       "prefix in the cache; the host's CUDA driver and glibc are checked before launch.\n\n"
@@ -318,8 +333,7 @@ int main(int argc, char** argv) {
       "IMAGE: oci:DIR[:TAG], oci-archive:FILE[:TAG], docker-archive:FILE[:NAME[:TAG]],\n"
       "docker://HOST/REPO[:TAG|@DIGEST] (pulled into the cache once, see envrun pull), or a\n"
       "SquashFS image from envbuild build --output squashfs:FILE (FILE or squashfs:FILE: mounted\n"
-      "at its prefix without extracting it where the host allows, else unpacked into the cache)",
-      "envrun"};
+      "at its prefix without extracting it where the host allows, else unpacked into the cache)");
   app.set_version_flag("-V,--version", std::string("envrun ") + kVersion);
   app.require_subcommand(0, 1);
   app.footer(
@@ -336,108 +350,112 @@ int main(int argc, char** argv) {
       "Exit codes: the command's own; 8 when the host cannot run the environment, 2 for invalid\n"
       "input, 127 when the command is not found.");
 
-  std::string image;
-  std::string dir;
-  std::vector<std::string> require;
-  bool no_check = false;
-  bool json = false;
-  int days = 30;
+}
 
+Subcommands add_subcommands(CLI::App& app, CommandLine& c) {
   auto* check = app.add_subcommand(
       "check",
       "Check this host's CUDA driver and glibc against an image's requirements (or "
       "--require ones) and print a report, without running anything");
-  check->add_option("image", image,
+  check->add_option("image", c.image,
                     "The image (its org.envbuild.requirements label, or the "
                     "records of its unpacked prefix)");
-  check->add_option("--require", require,
+  check->add_option("--require", c.require,
                     "A virtual-package requirement such as '__cuda >=12.4' (repeatable)");
-  check->add_flag("--json", json, "Print the host facts and each requirement's verdict as JSON");
+  check->add_flag("--json", c.json, "Print the host facts and each requirement's verdict as JSON");
   check->footer("Example: envrun check oci:./env:latest; envrun check --require '__cuda >=12'");
 
   auto* unpack = app.add_subcommand(
       "unpack", "Unpack an image into DIR as an ordinary conda prefix relocated to DIR");
-  unpack->add_option("image", image, "The image")->required();
-  unpack->add_option("dir", dir, "A directory that does not exist yet (or is empty)")->required();
-  unpack->add_flag("--no-check", no_check, "Skip the host check");
+  unpack->add_option("image", c.image, "The image")->required();
+  unpack->add_option("dir", c.dir, "A directory that does not exist yet (or is empty)")->required();
+  unpack->add_flag("--no-check", c.no_check, "Skip the host check");
 
   auto* ls = app.add_subcommand("ls", "List the environments in the cache");
-  ls->add_flag("--json", json, "Print JSON");
+  ls->add_flag("--json", c.json, "Print JSON");
   auto* gc =
       app.add_subcommand("gc", "Remove cached environments unused for N days (never one in use)");
-  gc->add_option("--days", days, "Age in days of the last use (default 30; 0: all unused)")
+  gc->add_option("--days", c.days, "Age in days of the last use (default 30; 0: all unused)")
       ->check(CLI::NonNegativeNumber);
 
   auto* shell = app.add_subcommand("shell",
                                    "Start an interactive shell ($SHELL -i) in an image's "
                                    "activated environment");
-  shell->add_option("image", image, "The image")->required();
-  shell->add_flag("--no-check", no_check, "Skip the host check");
+  shell->add_option("image", c.image, "The image")->required();
+  shell->add_flag("--no-check", c.no_check, "Skip the host check");
 
-  PullFlags pull_flags;
   auto* pull = app.add_subcommand(
       "pull",
       "Pull a docker:// image into the cache's store (runs then use it without the "
       "registry; the first run of a docker:// image pulls it too)");
-  pull->add_option("image", image, "docker://HOST/REPO[:TAG|@DIGEST]")->required();
-  pull->add_option("--tls-verify", pull_flags.tls_verify,
+  pull->add_option("image", c.image, "docker://HOST/REPO[:TAG|@DIGEST]")->required();
+  pull->add_option("--tls-verify", c.pull_flags.tls_verify,
                    "Verify TLS certificates (false: also falls back to plain http; default true, "
                    "false for localhost and 127.0.0.0/8 like Docker)");
-  pull->add_option("--creds", pull_flags.creds,
+  pull->add_option("--creds", c.pull_flags.creds,
                    "USERNAME:PASSWORD (default: podman/docker stored logins)");
-  pull->add_option("--cert-dir", pull_flags.cert_dir,
+  pull->add_option("--cert-dir", c.pull_flags.cert_dir,
                    "A directory with *.crt CAs and *.cert/*.key client certificates");
 
-  runtime::KernelSpecRequest kernel_request;
-  bool kernel_user = false;
-  std::string kernel_prefix;
   auto* kernel = app.add_subcommand("kernel", "Jupyter kernels that run in an image");
   kernel->require_subcommand(1);
   auto* kernel_install = kernel->add_subcommand(
       "install",
       "Write a Jupyter kernelspec (kernel.json) that starts ipykernel in the image's "
       "environment through envrun");
-  kernel_install->add_option("image", kernel_request.image, "The image")->required();
-  kernel_install->add_option("--name", kernel_request.name, "The kernel's name (its directory)")
+  kernel_install->add_option("image", c.kernel_request.image, "The image")->required();
+  kernel_install->add_option("--name", c.kernel_request.name, "The kernel's name (its directory)")
       ->required();
-  kernel_install->add_option("--display-name", kernel_request.display_name,
+  kernel_install->add_option("--display-name", c.kernel_request.display_name,
                              "The name Jupyter shows (default: Python (envrun NAME))");
-  kernel_install->add_flag("--user", kernel_user,
+  kernel_install->add_flag("--user", c.kernel_user,
                            "Install for this user (the default): $JUPYTER_DATA_DIR, else "
                            "~/.local/share/jupyter");
-  kernel_install->add_option("--prefix", kernel_prefix,
+  kernel_install->add_option("--prefix", c.kernel_prefix,
                              "Install into PREFIX/share/jupyter/kernels instead");
-  kernel_install->add_flag("--no-check", kernel_request.no_check,
+  kernel_install->add_flag("--no-check", c.kernel_request.no_check,
                            "Start the kernel without the host check");
+  return {check, unpack, ls, gc, shell, pull, kernel_install};
+}
 
+int run_shell(const std::string& image, bool no_check) {
+  auto root = runtime::Cache::default_root();
+  if (!root) return fail_with(root.error());
+  runtime::RunOptions options;
+  options.cache_root = std::move(*root);
+  options.check = no_check ? runtime::HostCheck::Skip : runtime::HostCheck::Enforce;
+  options.mode = runtime::RunOptions::Mode::Shell;
+  auto store = store_of(std::nullopt);
+  if (!store) return fail_with(store.error());
+  options.store = *store;
+  runtime::RunFailure failure = runtime::run_in_image(image, {}, options);
+  print_error(failure.error);
+  return failure.exit_code;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (auto code = try_run_form(argc, argv)) return *code;
+  CLI::App app{"", "envrun"};
+  describe(app);
+  CommandLine c;
+  const Subcommands sub = add_subcommands(app, c);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (check->parsed()) return run_check(image, require, json);
-  if (unpack->parsed()) return run_unpack(image, dir, no_check);
-  if (ls->parsed()) return run_ls(json);
-  if (gc->parsed()) return run_gc(days);
-  if (pull->parsed()) return run_pull(image, pull_flags);
-  if (kernel_install->parsed()) {
-    if (!kernel_prefix.empty()) kernel_request.prefix = kernel_prefix;
-    return run_kernel_install(std::move(kernel_request), kernel_user);
+  if (sub.check->parsed()) return run_check(c.image, c.require, c.json);
+  if (sub.unpack->parsed()) return run_unpack(c.image, c.dir, c.no_check);
+  if (sub.ls->parsed()) return run_ls(c.json);
+  if (sub.gc->parsed()) return run_gc(c.days);
+  if (sub.pull->parsed()) return run_pull(c.image, c.pull_flags);
+  if (sub.kernel_install->parsed()) {
+    if (!c.kernel_prefix.empty()) c.kernel_request.prefix = c.kernel_prefix;
+    return run_kernel_install(std::move(c.kernel_request), c.kernel_user);
   }
-  if (shell->parsed()) {
-    auto root = runtime::Cache::default_root();
-    if (!root) return fail_with(root.error());
-    runtime::RunOptions options;
-    options.cache_root = std::move(*root);
-    options.check = no_check ? runtime::HostCheck::Skip : runtime::HostCheck::Enforce;
-    options.mode = runtime::RunOptions::Mode::Shell;
-    auto store = store_of(std::nullopt);
-    if (!store) return fail_with(store.error());
-    options.store = *store;
-    runtime::RunFailure failure = runtime::run_in_image(image, {}, options);
-    print_error(failure.error);
-    return failure.exit_code;
-  }
+  if (sub.shell->parsed()) return run_shell(c.image, c.no_check);
   std::cout << app.help();
   return 0;
 }

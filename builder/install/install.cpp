@@ -142,6 +142,37 @@ Result<std::string> planned_path(std::string_view path, const std::string& label
   return std::move(*normal);
 }
 
+/// A noarch: python package's entry points: a launcher script each, written into the staging
+/// area, recorded in the package's conda-meta record and, for its shebang, for relocation.
+Result<void> plan_entry_points(const std::vector<conda::EntryPoint>& entry_points,
+                               const std::string& label, const InstallTarget& target,
+                               conda::TargetOs os, PackagePlan& plan,
+                               conda::PrefixRecord& prefix_record) {
+  for (const auto& entry_point : entry_points) {
+    ENVB_ASSIGN_OR_RETURN(auto script, conda::entry_point_script(entry_point, target.prefix, os)
+                                           .context("entry point of " + label));
+    fs::path out = target.staging / "files" / script.path;
+    ENVB_TRY(common::make_dirs(out.parent_path()));
+    ENVB_TRY(common::write_scratch_file(out, script.content, static_cast<int>(script.mode)));
+    // The launcher's shebang holds the prefix: record it so envrun can relocate it.
+    conda::PrefixReplacement self{target.prefix, target.prefix, conda::FileMode::Text, os};
+    ENVB_ASSIGN_OR_RETURN(auto patched, conda::replace_prefix(script.content, self));
+    if (patched) {
+      patched->record.path = script.path;
+      plan.relocations.push_back(patched->record);
+    }
+    plan.files.push_back({script.path, PlannedFile::Kind::File, out, {}, true, false});
+    conda::PrefixPathsEntry recorded;
+    recorded.path = script.path;
+    recorded.path_type = conda::PrefixPathType::UnixPythonEntryPoint;
+    recorded.sha256 = common::sha256_hex(script.content);
+    recorded.size_in_bytes = script.content.size();
+    prefix_record.files.push_back(script.path);
+    prefix_record.paths.push_back(std::move(recorded));
+  }
+  return ok();
+}
+
 }  // namespace
 
 Result<PackagePlan> plan_package(const conda::PackageRecord& record, const fs::path& extracted,
@@ -231,30 +262,8 @@ Result<PackagePlan> plan_package(const conda::PackageRecord& record, const fs::p
     prefix_record.paths.push_back(std::move(recorded));
   }
 
-  if (noarch_python && link) {
-    for (const auto& entry_point : link->entry_points) {
-      ENVB_ASSIGN_OR_RETURN(auto script, conda::entry_point_script(entry_point, target.prefix, os)
-                                             .context("entry point of " + label));
-      fs::path out = target.staging / "files" / script.path;
-      ENVB_TRY(common::make_dirs(out.parent_path()));
-      ENVB_TRY(common::write_scratch_file(out, script.content, static_cast<int>(script.mode)));
-      // The launcher's shebang holds the prefix: record it so envrun can relocate it.
-      conda::PrefixReplacement self{target.prefix, target.prefix, conda::FileMode::Text, os};
-      ENVB_ASSIGN_OR_RETURN(auto patched, conda::replace_prefix(script.content, self));
-      if (patched) {
-        patched->record.path = script.path;
-        plan.relocations.push_back(patched->record);
-      }
-      plan.files.push_back({script.path, PlannedFile::Kind::File, out, {}, true, false});
-      conda::PrefixPathsEntry recorded;
-      recorded.path = script.path;
-      recorded.path_type = conda::PrefixPathType::UnixPythonEntryPoint;
-      recorded.sha256 = common::sha256_hex(script.content);
-      recorded.size_in_bytes = script.content.size();
-      prefix_record.files.push_back(script.path);
-      prefix_record.paths.push_back(std::move(recorded));
-    }
-  }
+  if (noarch_python && link)
+    ENVB_TRY(plan_entry_points(link->entry_points, label, target, os, plan, prefix_record));
 
   // The conda-meta record travels with the package (and so with its layer).
   std::string meta_path = "conda-meta/" + prefix_record.file_name();

@@ -155,6 +155,57 @@ void remove_stale_temps(const fs::path& root, const std::string& key, const std:
   sweep(root / "extracted", "." + key + ".tmp.");
 }
 
+/// Feeds the bytes a broken transfer left in `part` to the hashes, so the download resumes
+/// after them.
+Result<void> absorb_part(const fs::path& part, VerifyingSink& sink) {
+  auto source = common::FileSource::open(part.string());
+  if (!source) return std::move(source).error().with_context("reading " + part.string());
+  class Absorb final : public common::ByteSink {
+   public:
+    explicit Absorb(VerifyingSink& s) : s_(s) {}
+    Result<void> write(std::span<const std::byte> data) override {
+      s_.absorb(data);
+      return ok();
+    }
+
+   private:
+    VerifyingSink& s_;
+  } absorb(sink);
+  ENVB_TRY(common::copy_stream(**source, absorb).context("reading " + part.string()));
+  return ok();
+}
+
+/// A GET of `url` from byte `have` on (`Range`), when there is a part to resume: a server that
+/// sends the whole file instead (200) gets the part rewound first; a wrong Content-Range is an
+/// error.
+common::HttpRequest resuming_get(const std::string& url, uint64_t have,
+                                 const std::function<Result<void>()>& rewind,
+                                 const std::string& what) {
+  common::HttpRequest request = common::http_get(url);
+  if (have == 0) return request;
+  request.headers.emplace_back("Range", "bytes=" + std::to_string(have) + "-");
+  request.before_body = [have, rewind, what](
+                            long status,
+                            const std::map<std::string, std::string>& headers) -> Result<void> {
+    if (status != 206) return rewind();  // the whole file follows
+    auto it = headers.find("content-range");
+    std::string expect = "bytes " + std::to_string(have) + "-";
+    if (it == headers.end() || it->second.rfind(expect, 0) != 0)
+      return fail(Errc::Network, what + ": asked for bytes " + std::to_string(have) +
+                                     "-, the server sent '" +
+                                     (it == headers.end() ? "" : it->second) + "'");
+    return ok();
+  };
+  return request;
+}
+
+/// A file:// channel's archive, copied through the hashes.
+Result<void> copy_local(const std::string& url, VerifyingSink& sink) {
+  ENVB_ASSIGN_OR_RETURN(auto source, common::FileSource::open(local_path(url)));
+  ENVB_TRY(common::copy_stream(*source, sink));
+  return ok();
+}
+
 }  // namespace
 
 Result<fs::path> PackageCache::download(const PackageRef& package, const std::string& key,
@@ -205,21 +256,7 @@ Result<fs::path> PackageCache::download(const PackageRef& package, const std::st
       return ok();
     };
     if (have > 0) {
-      // Hash what is already there, then append after it.
-      auto source = common::FileSource::open(part.string());
-      if (!source) return std::move(source).error().with_context("reading " + part.string());
-      class Absorb final : public common::ByteSink {
-       public:
-        explicit Absorb(VerifyingSink& s) : s_(s) {}
-        Result<void> write(std::span<const std::byte> data) override {
-          s_.absorb(data);
-          return ok();
-        }
-
-       private:
-        VerifyingSink& s_;
-      } absorb(sink);
-      ENVB_TRY(common::copy_stream(**source, absorb).context("reading " + part.string()));
+      ENVB_TRY(absorb_part(part, sink));  // hashed, then appended to
       if (::lseek(fd.get(), static_cast<off_t>(have), SEEK_SET) < 0)
         return common::errno_error("lseek", part.string(), errno);
     } else {
@@ -227,11 +264,7 @@ Result<fs::path> PackageCache::download(const PackageRef& package, const std::st
     }
     if (local) {
       // Nothing to resume from a local file: a failed copy leaves no part behind.
-      auto copied = [&]() -> Result<void> {
-        ENVB_ASSIGN_OR_RETURN(auto source, common::FileSource::open(local_path(source_url)));
-        ENVB_TRY(common::copy_stream(*source, sink));
-        return ok();
-      }();
+      auto copied = copy_local(source_url, sink);
       if (!copied) {
         fd.reset();
         std::error_code rm;
@@ -240,24 +273,12 @@ Result<fs::path> PackageCache::download(const PackageRef& package, const std::st
       }
     } else {
       // Records hold redacted URLs; the channel's credentials go back in for the request only.
-      common::HttpRequest request = common::http_get(
-          source_url == package.url ? with_credentials(package.url, options_.credentialed_channels)
-                                    : source_url);
-      if (have > 0) {
-        request.headers.emplace_back("Range", "bytes=" + std::to_string(have) + "-");
-        request.before_body =
-            [&](long status, const std::map<std::string, std::string>& headers) -> Result<void> {
-          if (status != 206) return rewind();  // the whole file follows
-          auto it = headers.find("content-range");
-          std::string expect = "bytes " + std::to_string(have) + "-";
-          if (it == headers.end() || it->second.rfind(expect, 0) != 0)
-            return fail(Errc::Network, what + ": asked for bytes " + std::to_string(have) +
-                                           "-, the server sent '" +
-                                           (it == headers.end() ? "" : it->second) + "'");
-          return ok();
-        };
-      }
-      auto sent = client.send(request, sink);
+      auto sent = client.send(
+          resuming_get(source_url == package.url
+                           ? with_credentials(package.url, options_.credentialed_channels)
+                           : source_url,
+                       have, rewind, what),
+          sink);
       if (!sent) {
         if (attempt < kDownloadAttempts && (sent.error().retryable() || have > 0)) {
           // A broken transfer keeps its part (resumed next); a resume the server refused

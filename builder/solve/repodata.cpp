@@ -149,6 +149,46 @@ Result<void> fetch_local(SubdirRepodata& out, const std::filesystem::path& cache
   return ok();
 }
 
+/// Writes to two sinks.
+struct Tee final : common::ByteSink {
+  common::ByteSink& a;
+  common::ByteSink& b;
+  Tee(common::ByteSink& x, common::ByteSink& y) : a(x), b(y) {}
+  Result<void> write(std::span<const std::byte> d) override {
+    ENVB_TRY(a.write(d));
+    return b.write(d);
+  }
+};
+
+/// GETs one form of a subdir's repodata (`repodata.json.zst`, decompressed as it streams, or
+/// `repodata.json`) into `body_path`, conditional on the cached body's validators when that is
+/// of the same form. A 304 leaves the cached body as it was.
+Result<common::HttpResponse> fetch_variant(SubdirRepodata& out, common::HttpClient& client,
+                                           const std::string& base, bool zst,
+                                           const std::optional<CacheInfo>& info, bool have_body,
+                                           const std::filesystem::path& body_path) {
+  common::HttpRequest request = common::http_get(zst ? base + ".zst" : base);
+  request.metadata = true;
+  const bool same_variant = have_body && info->variant == (zst ? "zst" : "json");
+  if (same_variant && !info->etag.empty())
+    request.headers.emplace_back("If-None-Match", info->etag);
+  if (same_variant && !info->last_modified.empty())
+    request.headers.emplace_back("If-Modified-Since", info->last_modified);
+  ENVB_ASSIGN_OR_RETURN(auto file, common::AtomicFile::create(body_path));
+  AtomicFileSink file_sink(file);
+  common::HashingSink counter;  // counts the bytes on the wire
+  ZstdDecompressSink unzst(file_sink, redact_url(request.url));
+  Tee tee(counter, zst ? static_cast<common::ByteSink&>(unzst) : file_sink);
+  ENVB_ASSIGN_OR_RETURN(auto response, client.send(request, tee));
+  out.http_attempts += response.attempts;
+  if (response.not_modified()) return response;  // the temp file is discarded
+  ENVB_TRY(tee.b.close());
+  ENVB_TRY(file.commit());
+  out.transferred_body = true;
+  out.bytes_transferred = counter.size();
+  return response;
+}
+
 Result<void> fetch_remote(SubdirRepodata& out, common::HttpClient& client,
                           const RepodataOptions& options, const std::filesystem::path& cache_dir) {
   const std::string base = out.channel.url(out.subdir, "repodata.json");
@@ -182,49 +222,17 @@ Result<void> fetch_remote(SubdirRepodata& out, common::HttpClient& client,
             cache_dir.string());
   }
 
-  auto try_variant = [&](bool zst) -> Result<common::HttpResponse> {
-    common::HttpRequest request = common::http_get(zst ? base + ".zst" : base);
-    request.metadata = true;
-    const bool same_variant = have_body && info->variant == (zst ? "zst" : "json");
-    if (same_variant && !info->etag.empty())
-      request.headers.emplace_back("If-None-Match", info->etag);
-    if (same_variant && !info->last_modified.empty())
-      request.headers.emplace_back("If-Modified-Since", info->last_modified);
-    ENVB_ASSIGN_OR_RETURN(auto file, common::AtomicFile::create(body_path));
-    AtomicFileSink file_sink(file);
-    common::HashingSink counter;  // counts the bytes on the wire
-    struct Tee final : common::ByteSink {
-      common::ByteSink& a;
-      common::ByteSink& b;
-      Tee(common::ByteSink& x, common::ByteSink& y) : a(x), b(y) {}
-      Result<void> write(std::span<const std::byte> d) override {
-        ENVB_TRY(a.write(d));
-        return b.write(d);
-      }
-    };
-    ZstdDecompressSink unzst(file_sink, redact_url(request.url));
-    Tee tee(counter, zst ? static_cast<common::ByteSink&>(unzst) : file_sink);
-    ENVB_ASSIGN_OR_RETURN(auto response, client.send(request, tee));
-    out.http_attempts += response.attempts;
-    if (response.not_modified()) return response;  // the temp file is discarded
-    ENVB_TRY(tee.b.close());
-    ENVB_TRY(file.commit());
-    out.transferred_body = true;
-    out.bytes_transferred = counter.size();
-    return response;
-  };
-
   bool use_zst = options.prefer_zst && !(info && info->zst_known_missing);
   bool zst_missing = info && info->zst_known_missing;
   Result<common::HttpResponse> response = fail(Errc::Internal, "not fetched");
   if (use_zst) {
-    response = try_variant(true);
+    response = fetch_variant(out, client, base, true, info, have_body, body_path);
     if (!response && response.error().code() == Errc::NotFound) {
       zst_missing = true;
       use_zst = false;
     }
   }
-  if (!use_zst) response = try_variant(false);
+  if (!use_zst) response = fetch_variant(out, client, base, false, info, have_body, body_path);
   if (!response) {
     if (response.error().code() == Errc::NotFound) {
       if (out.subdir == "noarch")

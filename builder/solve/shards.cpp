@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <charconv>
+#include <cmath>
 #include <chrono>
 #include <map>
 #include <memory>
@@ -242,31 +244,181 @@ Result<std::optional<ShardIndex>> fetch_index(SubdirRepodata& entry, common::Htt
 
 // --- shards ---------------------------------------------------------------------------------
 
-/// A record as repodata.json has it: msgpack sends sha256 and md5 as bytes.
-Result<void> convert_record(json& record, std::string_view name, std::string_view what,
-                            const std::string& fn, ShardRecords& shard) {
-  const std::string w(what);
-  if (!record.is_object()) return fail(Errc::Integrity, w + ": record " + fn + " is not a map");
-  for (const char* key : {"sha256", "md5"}) {
-    auto it = record.find(key);
-    if (it != record.end() && it->is_binary()) {
-      const auto& bytes = it->get_binary();
-      *it = common::to_hex(std::span(bytes.data(), bytes.size()));
+/// Appends `text` as a JSON string. Bytes that are not UTF-8 pass through as they are (libsolv's
+/// parser reads bytes; nlohmann's writer threw on them).
+void append_json_string(std::string& out, std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out += '"';
+  for (const char c : text) {
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (u < 0x20) {
+      out += "\\u00";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += c;
     }
   }
-  auto n = record.find("name");
-  if (n == record.end() || !n->is_string() || n->get_ref<const std::string&>() != name)
-    return fail(Errc::Integrity, w + ": record " + fn + " is not a package named '" +
-                                     std::string(name) + "' (a shard holds one name)");
-  if (auto d = record.find("depends"); d != record.end() && d->is_array()) {
-    for (const json& dep : *d) {
-      if (!dep.is_string()) continue;  // the loader reports it
-      std::string_view dep_name = spec_package_name(dep.get_ref<const std::string&>());
-      if (!dep_name.empty() && !dep_name.starts_with("__")) shard.depends.emplace(dep_name);
-    }
-  }
-  return ok();
+  out += '"';
 }
+
+/// Turns a decompressed shard (msgpack) into its records as JSON text, without a DOM: nlohmann's
+/// msgpack reader drives these SAX events. Depth 1 is the shard's map, 2 a "packages" map, 3 a
+/// record; a record's bytes (sha256, md5) become hex strings. Every record must be of `name`;
+/// the names its "depends" list (`__` names left out) are gathered.
+class ShardTranscoder {
+ public:
+  using json_t = nlohmann::json;
+  static constexpr size_t kMaxDepth = 64;
+
+  ShardTranscoder(std::string_view name, std::string_view what, ShardRecords& out)
+      : name_(name), what_(what), out_(out) {}
+
+  const std::string& error() const { return error_; }
+
+  bool null() { return value("null"); }
+  bool boolean(bool v) { return value(v ? "true" : "false"); }
+  bool number_integer(json_t::number_integer_t v) { return number(v); }
+  bool number_unsigned(json_t::number_unsigned_t v) { return number(v); }
+  bool number_float(json_t::number_float_t v, const json_t::string_t&) {
+    if (!std::isfinite(v)) return value("null");
+    char buf[32];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    return value(std::string_view(buf, static_cast<size_t>(r.ptr - buf)));
+  }
+  bool string(json_t::string_t& v) {
+    if (!scalar_allowed()) return false;
+    if (!in_record()) return true;
+    if (depth_ == 3 && key_ == "name") name_seen_ = v;
+    if (depth_ == 4 && key_ == "depends" && frames_.back().array) {
+      std::string_view dep = spec_package_name(v);
+      if (!dep.empty() && !dep.starts_with("__")) out_.depends.emplace(dep);
+    }
+    begin_value();
+    append_json_string(record_, v);
+    return true;
+  }
+  bool binary(json_t::binary_t& v) {
+    if (!scalar_allowed()) return false;
+    if (!in_record()) return true;
+    begin_value();
+    record_ += '"';
+    record_ += common::to_hex(std::span(v.data(), v.size()));
+    record_ += '"';
+    return true;
+  }
+  bool key(json_t::string_t& k) {
+    if (depth_ == 1) {
+      section_ = k == "packages" ? &out_.packages
+                 : k == "packages.conda" ? &out_.packages_conda
+                                         : nullptr;
+      section_name_ = k;
+    } else if (depth_ == 2 && section_) {
+      fn_ = k;
+    } else if (in_record()) {
+      if (depth_ == 3) key_ = k;
+      if (!frames_.back().first) record_ += ',';
+      frames_.back().first = false;
+      append_json_string(record_, k);
+      record_ += ':';
+    }
+    return true;
+  }
+  bool start_object(std::size_t) { return open(false); }
+  bool start_array(std::size_t) { return open(true); }
+  bool end_object() { return close('}'); }
+  bool end_array() { return close(']'); }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) {
+    return fail(std::string("invalid msgpack: ") + e.what());
+  }
+
+ private:
+  struct Frame {
+    bool array = false;
+    bool first = true;
+  };
+
+  bool in_record() const { return section_ && depth_ >= 3; }
+  bool fail(std::string why) {
+    if (error_.empty()) error_ = std::string(what_) + ": " + why;
+    return false;
+  }
+  /// A value that is not a map or list, where one may stand.
+  bool scalar_allowed() {
+    if (depth_ == 0) return fail("a shard is a msgpack map");
+    if (depth_ == 1 && section_) return fail("\"" + section_name_ + "\" is not a map");
+    if (depth_ == 2 && section_) return fail("record " + fn_ + " is not a map");
+    return true;
+  }
+  void begin_value() {
+    if (!frames_.back().array) return;  // after its key
+    if (!frames_.back().first) record_ += ',';
+    frames_.back().first = false;
+  }
+  bool value(std::string_view text) {
+    if (!scalar_allowed()) return false;
+    if (!in_record()) return true;
+    begin_value();
+    record_ += text;
+    return true;
+  }
+  template <typename N>
+  bool number(N v) {
+    char buf[24];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    return value(std::string_view(buf, static_cast<size_t>(r.ptr - buf)));
+  }
+  bool open(bool array) {
+    if (depth_ + 1 > kMaxDepth)
+      return fail("arrays and maps nested more than " + std::to_string(kMaxDepth) +
+                  " levels deep; refusing to read it");
+    if (array && depth_ == 0) return fail("a shard is a msgpack map");
+    if (array && depth_ == 1 && section_) return fail("\"" + section_name_ + "\" is not a map");
+    if (array && depth_ == 2 && section_) return fail("record " + fn_ + " is not a map");
+    ++depth_;
+    if (depth_ == 3 && section_) {  // a record begins
+      record_ = "{";
+      name_seen_.reset();
+      key_.clear();
+      frames_.assign(1, Frame{false, true});
+      return true;
+    }
+    if (in_record()) {
+      begin_value();
+      record_ += array ? '[' : '{';
+      frames_.push_back(Frame{array, true});
+    }
+    return true;
+  }
+  bool close(char bracket) {
+    if (in_record()) {
+      record_ += bracket;
+      frames_.pop_back();
+      if (depth_ == 3) {  // the record is whole
+        if (name_seen_ != name_)
+          return fail("record " + fn_ + " is not a package named '" + std::string(name_) +
+                      "' (a shard holds one name)");
+        (*section_)[fn_] = std::move(record_);
+      }
+    }
+    --depth_;
+    if (depth_ == 0) section_ = nullptr;
+    return true;
+  }
+
+  std::string_view name_, what_;
+  ShardRecords& out_;
+  size_t depth_ = 0;
+  std::map<std::string, std::string>* section_ = nullptr;  // at depth >= 1, under its key
+  std::string section_name_, fn_, key_;
+  std::string record_;
+  std::optional<std::string> name_seen_;
+  std::vector<Frame> frames_;
+  std::string error_;
+};
 
 Result<ShardRecords> parse_shard(std::string_view compressed, std::string_view name,
                                  const std::string& what) {
@@ -307,8 +459,7 @@ Result<ShardRecords> load_shard(common::HttpClient& client, const ShardIndex& in
 struct SubdirShards {
   size_t entry = 0;
   ShardIndex index;
-  json packages = json::object();
-  json packages_conda = json::object();
+  std::map<std::string, std::string> packages, packages_conda;  // file name -> record (JSON)
 };
 
 /// The shards of the sharded subdirs, fetched as names are reached.
@@ -356,9 +507,8 @@ class ShardsSource final : public RecordSource {
     for (size_t t = 0; t < tasks.size(); ++t) {
       SubdirShards& s = sharded_[tasks[t].subdir];
       // Moved, not copied: a reached name's records are read once.
-      for (auto& item : shards[t].packages.items()) s.packages[item.key()] = std::move(item.value());
-      for (auto& item : shards[t].packages_conda.items())
-        s.packages_conda[item.key()] = std::move(item.value());
+      for (auto& [fn, record] : shards[t].packages) s.packages[fn] = std::move(record);
+      for (auto& [fn, record] : shards[t].packages_conda) s.packages_conda[fn] = std::move(record);
       depends.insert(shards[t].depends.begin(), shards[t].depends.end());
     }
     return ok();
@@ -367,12 +517,28 @@ class ShardsSource final : public RecordSource {
   Result<std::vector<std::string>> subsets() override {
     std::vector<std::string> out;
     for (SubdirShards& s : sharded_) {
-      json info = {{"subdir", entries_[s.entry].subdir}};
-      if (!s.index.base_url.empty()) info["base_url"] = s.index.base_url;
-      json doc = {{"info", std::move(info)},
-                  {"packages", std::move(s.packages)},
-                  {"packages.conda", std::move(s.packages_conda)}};
-      out.push_back(doc.dump());
+      std::string text = "{\"info\":{\"subdir\":";
+      append_json_string(text, entries_[s.entry].subdir);
+      if (!s.index.base_url.empty()) {
+        text += ",\"base_url\":";
+        append_json_string(text, s.index.base_url);
+      }
+      text += '}';
+      for (auto [key, records] : {std::pair{"packages", &s.packages},
+                                  std::pair{"packages.conda", &s.packages_conda}}) {
+        text += ",\"" + std::string(key) + "\":{";
+        bool first = true;
+        for (const auto& [fn, record] : *records) {
+          if (!first) text += ',';
+          first = false;
+          append_json_string(text, fn);
+          text += ':';
+          text += record;
+        }
+        text += '}';
+      }
+      text += '}';
+      out.push_back(std::move(text));
     }
     return out;
   }
@@ -389,20 +555,17 @@ class ShardsSource final : public RecordSource {
 
 Result<ShardRecords> parse_shard_msgpack(std::string_view raw, std::string_view name,
                                          std::string_view what) {
-  ENVB_ASSIGN_OR_RETURN(json doc, common::parse_msgpack(raw, what, Errc::Integrity));
-  if (!doc.is_object())
-    return fail(Errc::Integrity, std::string(what) + ": a shard is a msgpack map");
   ShardRecords shard;
-  for (auto [key, out] : {std::pair{"packages", &shard.packages},
-                          std::pair{"packages.conda", &shard.packages_conda}}) {
-    auto it = doc.find(key);
-    if (it == doc.end()) continue;
-    if (!it->is_object())
-      return fail(Errc::Integrity,
-                  std::string(what) + ": \"" + std::string(key) + "\" is not a map");
-    for (auto& [fn, record] : it->items()) ENVB_TRY(convert_record(record, name, what, fn, shard));
-    *out = std::move(*it);
+  ShardTranscoder transcoder(name, what, shard);
+  bool parsed = false;
+  try {
+    parsed = nlohmann::json::sax_parse(raw, &transcoder, nlohmann::json::input_format_t::msgpack,
+                                       /*strict=*/true);
+  } catch (const nlohmann::json::exception& e) {  // the handler reports errors; a safety net
+    return fail(Errc::Integrity, std::string(what) + ": invalid msgpack: " + e.what());
   }
+  if (!transcoder.error().empty()) return fail(Errc::Integrity, transcoder.error());
+  if (!parsed) return fail(Errc::Integrity, std::string(what) + ": invalid msgpack");
   return shard;
 }
 
@@ -436,7 +599,7 @@ Result<std::unique_ptr<RecordSource>> open_shards(std::vector<SubdirRepodata>& e
     entry.cache_prefix =
         cache_dir / common::sha256_hex(entry.channel.url(entry.subdir, "repodata.json")).substr(0, 16);
     entry.source = redact_url(indexes[i]->url);
-    sharded.push_back(SubdirShards{remote[i], std::move(*indexes[i])});
+    sharded.push_back(SubdirShards{remote[i], std::move(*indexes[i]), {}, {}});
   }
   if (sharded.empty()) return std::unique_ptr<RecordSource>();
   const std::filesystem::path shard_dir = cache_dir / "shards";

@@ -21,13 +21,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
 #include <string_view>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "builder/solve/reach.hpp"
 #include "builder/solve/repodata.hpp"
@@ -45,12 +44,12 @@ inline constexpr size_t kMaxShardBytes = 256u << 20;
 /// "conda-forge::numpy=1.26" -> "numpy", "pkg[version='>1']" -> "pkg".
 std::string_view spec_package_name(std::string_view spec);
 
-/// One shard's records, as repodata.json has them (sha256 and md5 in hex), and the package
-/// names they depend on (`__` virtual names left out).
+/// One shard's records, as repodata.json has them (sha256 and md5 in hex) and as JSON text, and
+/// the package names they depend on (`__` virtual names left out).
 struct ShardRecords {
-  nlohmann::json packages = nlohmann::json::object();        // file name -> record (.tar.bz2)
-  nlohmann::json packages_conda = nlohmann::json::object();  // file name -> record (.conda)
-  std::set<std::string, std::less<>> depends;
+  std::map<std::string, std::string> packages;        // file name -> record (.tar.bz2)
+  std::map<std::string, std::string> packages_conda;  // file name -> record (.conda)
+  NameSet depends;
 };
 
 /// Reads a decompressed shard of package `name`. Integrity errors starting with `what`: not a

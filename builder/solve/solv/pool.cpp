@@ -12,6 +12,7 @@
 #include <cctype>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <limits>
 #include <map>
 #include <optional>
@@ -293,7 +294,7 @@ bool info_holds_an_array(std::string_view json) {
   bool escaped = false;
   size_t string_start = 0;
   std::string_view last_key;
-  int info_depth = -1;  // depth inside the top-level "info" value, -1 when outside it
+  int info_depth = -1;  // depth inside a top-level "info" value, negative outside it
   for (size_t i = 0; i < json.size(); ++i) {
     const char c = json[i];
     if (in_string) {
@@ -326,7 +327,16 @@ bool info_holds_an_array(std::string_view json) {
       case '}':
       case ']':
         --depth;
-        if (info_depth > 0 && --info_depth == 0) info_depth = -2;  // done with "info"
+        if (info_depth > 0 && --info_depth == 0) {
+          // Done with this "info". libsolv reads every top-level "info" key, so only a second
+          // one could still hold an array: where the text "info" appears nowhere after it (the
+          // usual case, "info" written first), the scan stops here instead of walking the
+          // whole document byte by byte (a sixth of a cold load's CPU time on 158 MB).
+          constexpr std::string_view kInfo = "\"info\"";
+          if (!::memmem(json.data() + i, json.size() - i, kInfo.data(), kInfo.size()))
+            return false;
+          info_depth = -2;
+        }
         break;
       default:
         break;

@@ -13,10 +13,10 @@
 #include "builder/cli/progress.hpp"
 #include "builder/cli/settings.hpp"
 #include "builder/cli/solve_options.hpp"
+#include "builder/image/build_request.hpp"
 #include "builder/image/image_build.hpp"
 #include "builder/image/image_index.hpp"
 #include "builder/image/referrers.hpp"
-#include "builder/image/registry_cache.hpp"
 #include "builder/image/sbom.hpp"
 #include "builder/image/squashfs_build.hpp"
 #include "builder/install/cache.hpp"
@@ -109,19 +109,10 @@ Result<OutputOptions> output_options_for(const BuildCliOptions& o, const fs::pat
   return options;
 }
 
-/// `--output squashfs:FILE`: the environment as one SquashFS image
-/// (builder/image/squashfs_build.hpp); its sha256 goes to stdout when it is the only output.
-Result<void> write_squashfs_output(const EnvironmentSpec& env, const ImageBuildOptions& options,
-                                   const BuildCliOptions& o, const std::string& file) {
-  if (file.empty()) return fail(Errc::InvalidInput, "--output squashfs: needs a FILE");
-  SquashfsOutputOptions output;
-  if (!o.compression.empty()) {
-    ENVB_ASSIGN_OR_RETURN(output.compression, squashfs::parse_compression(o.compression));
-  }
-  output.level = o.level;
-  ENVB_ASSIGN_OR_RETURN(auto built, build_environment_squashfs(env, options, output, file));
-  if (options.progress)
-    for (const auto& w : built.build.warnings) options.progress("warning: " + w);
+/// `--output squashfs:FILE` written: its line (stderr, unless --quiet), and its sha256 on stdout
+/// when it is the only output.
+void print_squashfs(const std::string& file, const SquashfsBuild& built,
+                    const SquashfsOutputOptions& output, const BuildCliOptions& o) {
   if (!o.quiet)
     std::fprintf(stderr,
                  "wrote squashfs:%s: %zu packages, %llu files, %llu directories, %llu symlinks, "
@@ -135,50 +126,6 @@ Result<void> write_squashfs_output(const EnvironmentSpec& env, const ImageBuildO
                  static_cast<unsigned long long>(built.written.content_bytes), built.build.fetch_ms,
                  built.build.plan_ms, built.write_ms);
   if (o.outputs.size() == 1) std::cout << "sha256:" << built.sha256 << "\n";
-  return ok();
-}
-
-// What a --cache-to push did, then a warning for each part of a compaction it left undone.
-std::vector<std::string> cache_push_lines(const std::string& cache, const CachePushReport& pushed) {
-  const auto& t = pushed.transfer;
-  std::vector<std::string> out = {
-      "layer cache " + cache + ": " + std::to_string(pushed.keys) + " layers, " +
-      std::to_string(pushed.entries) + " blobs; pushed " + std::to_string(t.blobs) + " blobs (" +
-      std::to_string(t.uploaded) + " uploaded, " + std::to_string(t.mounted) + " mounted, " +
-      std::to_string(t.existed) + " already there), " +
-      (pushed.wrote ? "a cache manifest" : "no cache manifest (nothing new)") + "; " +
-      std::to_string(pushed.manifests) + " cache manifests" +
-      (pushed.compacted ? " (compacted " + std::to_string(pushed.compacted) + ")" : "") +
-      (pushed.retired ? "; " + std::to_string(pushed.retired) + " dangling tags removed" : "")};
-  if (!pushed.not_compacted.empty())
-    out.push_back("warning: layer cache " + cache + " not compacted: " + pushed.not_compacted);
-  if (!pushed.cleanup_failed.empty())
-    out.push_back("warning: layer cache " + cache +
-                  " compacted in part (a later --cache-to goes on): " + pushed.cleanup_failed);
-  return out;
-}
-
-// The bytes of an image's blobs (config and layers): what a push sends at most.
-uint64_t image_bytes(const oci::Image& image) {
-  uint64_t total = static_cast<uint64_t>(image.manifest().config.size);
-  for (const auto& layer : image.manifest().layers) total += static_cast<uint64_t>(layer.size);
-  return total;
-}
-
-// An image without --base holds the environment alone: no libc, no shell. envrun brings what
-// it needs, but `docker load` + `docker run` of a docker-archive fails with "no such file or
-// directory", so say it when an output is meant for Docker or Podman.
-void warn_without_base(const BuildCliOptions& o) {
-  if (!o.base.empty() || o.quiet) return;
-  for (const auto& output : o.outputs)
-    if (output.starts_with("docker-archive:")) {
-      std::cerr << "warning: " << output
-                << " has no base image, so no libc or shell: docker run and podman run "
-                   "cannot start its programs (envrun can)\n"
-                   "hint: give a base with the libc the packages need, e.g. --base "
-                   "docker://docker.io/library/debian:12-slim\n";
-      return;
-    }
 }
 
 // What build --json (and build --plan --json) prints: the image digest (null for a plan), the
@@ -210,30 +157,21 @@ nlohmann::json build_json(const ImageBuild& build, const std::vector<std::string
           {"outputs", outputs}};
 }
 
-// build --plan: from the records when they give sizes (nothing downloaded), else by fetching
-// and planning the packages.
-Result<int> print_plan(const EnvironmentSpec& env, const ImageBuildOptions& options,
-                       const BuildCliOptions& o) {
-  ENVB_ASSIGN_OR_RETURN(std::optional<ImageBuild> plan, estimate_environment_image(env, options));
-  const bool estimated = plan.has_value();
-  if (!plan) {
-    ENVB_ASSIGN_OR_RETURN(plan, plan_environment_image(env, options));
-  }
+// build --plan: the plan as a table, or as JSON.
+int print_plan(const ImageBuild& plan, bool estimated, const BuildCliOptions& o) {
   if (o.json) {
-    nlohmann::json out = build_json(*plan, {});
+    nlohmann::json out = build_json(plan, {});
     out["sizes"] = estimated ? "download" : "installed";
     std::cout << out.dump(2) << "\n";
     return 0;
   }
-  std::cout << format_layer_table(*plan);
+  std::cout << format_layer_table(plan);
   std::printf(
-      "%zu packages in %zu layers (+%zu base layers), budget %zu%s\n", plan->records.size(),
-      plan->layers.size(), plan->base_layers, o.max_layers,
+      "%zu packages in %zu layers (+%zu base layers), budget %zu%s\n", plan.records.size(),
+      plan.layers.size(), plan.base_layers, o.max_layers,
       estimated ? "; sizes are the repodata's download sizes (nothing was downloaded)" : "");
   return 0;
 }
-
-using Progress = std::function<void(const std::string&)>;
 
 // The environment to build: a lock file's, else the solve of -f/specs for `subdir`.
 Result<EnvironmentSpec> read_environment(const BuildCliOptions& o, const std::string& subdir,
@@ -304,115 +242,6 @@ Result<ImageBuildOptions> image_options_of(const BuildCliOptions& o, const std::
   return options;
 }
 
-// --base: a registry's image for this platform is pulled into the cache's store (every blob
-// verified, those already there not downloaded again); any other is opened where it is.
-Result<std::unique_ptr<oci::Image>> open_base(const BuildCliOptions& o, const std::string& subdir,
-                                              const fs::path& cache_root,
-                                              const Progress& progress) {
-  std::unique_ptr<oci::Image> base;
-  if (o.base.empty()) return base;
-  ENVB_ASSIGN_OR_RETURN(auto ref, oci::ImageReference::parse(o.base));
-  oci::OpenOptions open;
-  open.scratch_dir = cache_root / "tmp";
-  ENVB_TRY(common::make_dirs(open.scratch_dir));
-  ENVB_ASSIGN_OR_RETURN(auto platform, oci_platform_for_subdir(subdir));
-  open.platform = platform;
-  if (ref.transport == oci::Transport::Registry) {
-    ENVB_ASSIGN_OR_RETURN(OutputOptions registry, output_options_for(o, cache_root));
-    oci::BlobStore store(cache_root / "oci");
-    ENVB_ASSIGN_OR_RETURN(auto pulled,
-                          oci::registry::pull(ref, platform, store, registry_options(registry))
-                              .context("pulling base " + o.base));
-    progress("base " + ref.to_string() + ": " + pulled.manifest.digest.short_string() + ", " +
-             std::to_string(pulled.uploaded) + " blobs downloaded, " +
-             std::to_string(pulled.existed) + " cached");
-    ENVB_ASSIGN_OR_RETURN(
-        base, oci::open_store_image(store, pulled.manifest).context("opening base " + o.base));
-  } else {
-    ENVB_ASSIGN_OR_RETURN(base, oci::open_image(ref, open).context("opening base " + o.base));
-  }
-  return base;
-}
-
-// --cache-from: the registry's layer cache, which the build takes layers from.
-Result<std::unique_ptr<RegistryLayerCache>> open_layer_cache(
-    const BuildCliOptions& o, const OutputOptions& output_options,
-    const std::vector<oci::ImageReference>& registry_outputs, size_t squashfs_outputs,
-    const std::optional<oci::ImageReference>& cache_to, ImageBuildOptions& options,
-    const Progress& progress) {
-  std::unique_ptr<RegistryLayerCache> cache;
-  if (!o.cache_from.empty() && !o.plan) {
-    ENVB_ASSIGN_OR_RETURN(auto ref, parse_cache_reference(o.cache_from));
-    ENVB_ASSIGN_OR_RETURN(cache, RegistryLayerCache::open(ref, registry_options(output_options)));
-    progress("layer cache " + ref.to_string() + ": " + std::to_string(cache->keys()) + " layers, " +
-             std::to_string(cache->blobs().size()) + " blobs in " +
-             std::to_string(cache->manifests()) + " manifests");
-    options.cache_from = cache.get();
-    // Cached layers stay in the registry only when everything the image goes to is on that
-    // registry (and mounts them); a local output needs their bytes here.
-    bool all_there = registry_outputs.size() == o.outputs.size() - squashfs_outputs;
-    for (const auto& out_ref : registry_outputs) all_there = all_there && out_ref.host == ref.host;
-    if (cache_to) all_there = all_there && cache_to->host == ref.host;
-    options.fetch_cached_layers = !all_there;
-  }
-  return cache;
-}
-
-// --cache-to: the build's layers pushed as a layer cache, mounted from what this build pushed
-// to the same registry, else from the --cache-from cache there.
-Result<void> push_cache_to(const oci::ImageReference& cache_to, const ImageBuild& build,
-                           const std::unique_ptr<oci::Image>& image,
-                           const OutputOptions& output_options,
-                           const std::vector<oci::ImageReference>& registry_outputs,
-                           const RegistryLayerCache* cache,
-                           const std::shared_ptr<const std::set<oci::Digest>>& cached_blobs,
-                           const Progress& progress) {
-  auto registry = registry_options(output_options);
-  // Mount from what was just pushed to the same registry, else from the layer cache there.
-  for (const auto& out_ref : registry_outputs)
-    if (out_ref.host == cache_to.host && out_ref.name != cache_to.name)
-      registry.mount_from.push_back(out_ref.name);
-  if (registry.mount_from.empty() && cache && cache->reference().host == cache_to.host &&
-      cache->reference().name != cache_to.name) {
-    registry.mount_from.push_back(cache->reference().name);
-    registry.mountable = cached_blobs;
-  }
-  ENVB_ASSIGN_OR_RETURN(
-      auto pushed,
-      push_layer_cache(
-          cache_entries_of(build, *image),
-          [&image](const oci::Descriptor& d) { return image->open_blob(d); }, cache_to, registry));
-  for (const auto& line : cache_push_lines(cache_to.to_string(), pushed)) progress(line);
-  return ok();
-}
-
-// The OCI outputs, each docker:// one with its push progress, mounting from the --cache-from
-// cache when it is on the same registry.
-Result<void> write_oci_outputs(const oci::Image& image, const std::vector<std::string>& oci_outputs,
-                               const OutputOptions& output_options, const RegistryLayerCache* cache,
-                               const std::shared_ptr<const std::set<oci::Digest>>& cached_blobs,
-                               const BuildCliOptions& o, const Progress& progress) {
-  for (const auto& output : oci_outputs) {
-    OutputOptions this_output = output_options;
-    auto ref = oci::ImageReference::parse(output);
-    if (cache && ref && ref->transport == oci::Transport::Registry &&
-        ref->host == cache->reference().host && ref->name != cache->reference().name) {
-      this_output.mount_from = {cache->reference().name};
-      this_output.mountable = cached_blobs;
-    }
-    std::shared_ptr<common::TransferProgress> push;  // a docker:// output's, for its push
-    if (ref && ref->transport == oci::Transport::Registry) {
-      push = attach_push_progress(this_output.on_bytes, this_output.on_blob, "pushing " + output,
-                                  image_bytes(image), o.quiet);
-      if (push) this_output.progress = [&push](const std::string& line) { push->line(line); };
-    }
-    ENVB_TRY(write_image_output(image, output, o.tag, this_output).context("writing " + output));
-    if (push) push->finish();
-    progress("wrote " + output);
-  }
-  return ok();
-}
-
 // The layer table and timings (stderr, unless --quiet), then the digest or --json (stdout).
 void print_build(const ImageBuild& build, const BuildCliOptions& o) {
   if (!o.quiet) {
@@ -433,6 +262,47 @@ void print_build(const ImageBuild& build, const BuildCliOptions& o) {
   } else {
     std::cout << build.manifest->digest.to_string() << "\n";
   }
+}
+
+using Progress = std::function<void(const std::string&)>;
+
+// The library's request for what the command line asks of one platform (builder/image/
+// build_request.hpp): pushes and squashfs: outputs report through this command's printing.
+Result<BuildRequest> build_request_of(const BuildCliOptions& o, EnvironmentSpec env,
+                                      ImageBuildOptions options, const fs::path& cache_root,
+                                      const Progress& progress) {
+  BuildRequest request;
+  ENVB_ASSIGN_OR_RETURN(request.registry, output_options_for(o, cache_root));
+  // image_options_of() took only gzip or zstd, which squashfs: outputs read the same way.
+  if (!o.compression.empty()) {
+    ENVB_ASSIGN_OR_RETURN(request.squashfs.compression, squashfs::parse_compression(o.compression));
+  }
+  request.squashfs.level = o.level;
+  request.env = std::move(env);
+  request.options = std::move(options);
+  request.tag = o.tag;
+  request.outputs = o.outputs;
+  request.base = o.base;
+  request.cache_from = o.cache_from;
+  request.cache_to = o.cache_to;
+  request.plan = o.plan;
+  request.sbom_artifact = !o.no_sbom_artifact;
+  request.sbom_file = o.sbom;
+  request.keep_image = static_cast<bool>(o.collect);
+  request.progress = progress;
+  const bool quiet = o.quiet;
+  request.push_progress = [quiet](OutputOptions& output, const std::string& what,
+                                  uint64_t total) -> std::function<void()> {
+    auto push = attach_push_progress(output.on_bytes, output.on_blob, what, total, quiet);
+    if (!push) return nullptr;
+    output.progress = [push](const std::string& line) { push->line(line); };
+    return [push] { push->finish(); };
+  };
+  request.squashfs_written = [&o](const std::string& file, const SquashfsBuild& built,
+                                  const SquashfsOutputOptions& output) {
+    print_squashfs(file, built, output, o);
+  };
+  return request;
 }
 
 Result<int> run_build(const BuildCliOptions& o) {
@@ -456,74 +326,17 @@ Result<int> run_build(const BuildCliOptions& o) {
 
   ENVB_ASSIGN_OR_RETURN(ImageBuildOptions options,
                         image_options_of(o, subdir, settings, cache_root, env, fetch_progress));
-  ENVB_ASSIGN_OR_RETURN(std::unique_ptr<oci::Image> base,
-                        open_base(o, subdir, cache_root, progress));
-  options.base = base.get();
-
-  ENVB_ASSIGN_OR_RETURN(OutputOptions output_options, output_options_for(o, cache_root));
-  output_options.progress = progress;
-  // docker:// outputs by host, to mount from the layer caches of the same registry.
-  std::vector<oci::ImageReference> registry_outputs;
-  size_t squashfs_outputs = 0;
-  for (const auto& output : o.outputs) {
-    if (output.starts_with(kSquashfsOutput)) {
-      ++squashfs_outputs;
-      continue;
-    }
-    ENVB_ASSIGN_OR_RETURN(auto ref, oci::ImageReference::parse(output));
-    if (ref.transport == oci::Transport::Registry) registry_outputs.push_back(ref);
-  }
-  warn_without_base(o);
-  std::optional<oci::ImageReference> cache_to;
-  if (!o.cache_to.empty()) {
-    ENVB_ASSIGN_OR_RETURN(cache_to, parse_cache_reference(o.cache_to));
-  }
-  ENVB_ASSIGN_OR_RETURN(std::unique_ptr<RegistryLayerCache> cache,
-                        open_layer_cache(o, output_options, registry_outputs, squashfs_outputs,
-                                         cache_to, options, progress));
-
-  if (o.plan) return print_plan(env, options, o);
-
-  std::vector<std::string> oci_outputs;
-  for (const auto& output : o.outputs) {
-    if (!output.starts_with(kSquashfsOutput)) {
-      oci_outputs.push_back(output);
-      continue;
-    }
-    ENVB_TRY(write_squashfs_output(env, options, o, output.substr(kSquashfsOutput.size())));
-  }
-  if (oci_outputs.empty() && !o.collect) return 0;
-
-  ENVB_ASSIGN_OR_RETURN(auto build, build_environment_image(env, options));
-  for (const auto& w : build.warnings) progress("warning: " + w);
-  ENVB_ASSIGN_OR_RETURN(auto image, oci::open_store_image(build.store, *build.manifest));
+  ENVB_ASSIGN_OR_RETURN(
+      BuildRequest request,
+      build_request_of(o, std::move(env), std::move(options), cache_root, progress));
+  ENVB_ASSIGN_OR_RETURN(BuildResult result, build_image(request));
+  if (o.plan) return print_plan(*result.build, result.estimated, o);
+  if (!result.build) return 0;  // squashfs: outputs only
   if (o.collect) {
-    ENVB_TRY(o.collect(build, image));
+    ENVB_TRY(o.collect(*result.build, result.image));
     return 0;
   }
-  SbomInfo sbom_info;
-  sbom_info.name = o.tag;
-  sbom_info.created = image->config().created;
-  sbom_info.image_digest = build.manifest->digest.to_string();
-  const std::string sbom = spdx_sbom(build.records, sbom_info, build.wheels);
-  if (!o.no_sbom_artifact) {
-    ENVB_ASSIGN_OR_RETURN(auto artifact, put_artifact(build.store, *build.manifest, kSpdxJson, sbom,
-                                                      "sbom.spdx.json", sbom_info.created));
-    output_options.artifacts.push_back(artifact);
-    output_options.artifacts_store = &build.store;
-  }
-  std::shared_ptr<const std::set<oci::Digest>> cached_blobs;
-  if (cache) {
-    image = with_cache_fallback(std::move(image), *cache, build.store);
-    cached_blobs = std::make_shared<const std::set<oci::Digest>>(cache->blobs());
-  }
-  ENVB_TRY(write_oci_outputs(*image, oci_outputs, output_options, cache.get(), cached_blobs, o,
-                             progress));
-  if (cache_to)
-    ENVB_TRY(push_cache_to(*cache_to, build, image, output_options, registry_outputs, cache.get(),
-                           cached_blobs, progress));
-  if (!o.sbom.empty()) ENVB_TRY(common::write_file_atomic(o.sbom, sbom));
-  print_build(build, o);
+  print_build(*result.build, o);
   return 0;
 }
 

@@ -9,8 +9,8 @@
 #include "builder/cli/cli.hpp"
 #include "builder/cli/image_source.hpp"
 #include "builder/cli/solve_options.hpp"
-#include "builder/install/cache.hpp"
 #include "builder/export/export.hpp"
+#include "builder/install/cache.hpp"
 #include "common/fs.hpp"
 
 namespace envbuild::builder::cli {
@@ -23,7 +23,7 @@ struct ExportOptions {
   std::string image;
   std::string image_prefix;
   std::string cache_dir;
-  ImageSourceOptions source;            // --image; its platform is the first --platform
+  ImageSourceCliOptions source;         // --image; its platform is the first --platform
   std::string environment = "default";  // pixi.lock
   std::vector<std::string> platforms;
   std::string format = "environment";
@@ -42,7 +42,7 @@ Result<std::vector<ExportedEnvironment>> read_sources(const ExportOptions& o) {
       return fail(Errc::InvalidInput, "an image holds one platform's environment")
           .with_hint("give one --platform (an index's image for it), or none for the host's");
     ENVB_ASSIGN_OR_RETURN(CacheLease cache, open_cache(o.cache_dir));
-    ImageSourceOptions source = o.source;
+    ImageSourceCliOptions source = o.source;
     if (!o.platforms.empty()) source.platform = o.platforms.front();
     ENVB_ASSIGN_OR_RETURN(auto image,
                           open_image_source(o.image, source, cache.root(), RegistryLayers::Fetch)

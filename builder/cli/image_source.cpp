@@ -3,8 +3,6 @@
 #include <optional>
 
 #include "builder/image/image_build.hpp"
-#include "common/fs.hpp"
-#include "oci/archive.hpp"
 #include "oci/reference.hpp"
 #include "oci/registry/auth.hpp"
 #include "oci/registry/client.hpp"
@@ -13,7 +11,7 @@ namespace envbuild::builder::cli {
 
 namespace fs = std::filesystem;
 
-void add_registry_read_options(CLI::App* cmd, ImageSourceOptions& o) {
+void add_registry_read_options(CLI::App* cmd, ImageSourceCliOptions& o) {
   cmd->add_option("--creds", o.creds, "docker://: USER:PASSWORD (default: the stored logins)");
   cmd->add_option("--tls-verify", o.tls_verify,
                   "docker://: verify TLS certificates (false: also falls back to plain http)")
@@ -37,33 +35,24 @@ Result<std::optional<oci::Platform>> platform_of(const std::string& text) {
 }  // namespace
 
 Result<std::unique_ptr<oci::Image>> open_image_source(const std::string& reference,
-                                                      const ImageSourceOptions& o,
+                                                      const ImageSourceCliOptions& o,
                                                       const fs::path& cache_root,
                                                       RegistryLayers layers) {
   ENVB_ASSIGN_OR_RETURN(auto ref, oci::ImageReference::parse(reference));
-  ENVB_ASSIGN_OR_RETURN(auto platform, platform_of(o.platform));
-  if (ref.transport != oci::Transport::Registry) {
-    oci::OpenOptions open;
-    open.scratch_dir = cache_root / "tmp";
-    ENVB_TRY(common::make_dirs(open.scratch_dir));
-    open.platform = platform;
-    return oci::open_image(ref, open);
+  ImageSourceOptions source;
+  ENVB_ASSIGN_OR_RETURN(source.platform, platform_of(o.platform));
+  source.layers = layers;
+  // --creds is read only for a registry: a local source ignores it.
+  if (ref.transport == oci::Transport::Registry) {
+    source.registry.transport.tls.verify = o.tls_verify;
+    source.registry.transport.tls.cert_dir = o.cert_dir;
+    if (!o.creds.empty()) {
+      ENVB_ASSIGN_OR_RETURN(source.registry.credentials, oci::registry::parse_creds(o.creds));
+    }
   }
-  oci::registry::RegistryOptions registry;
-  registry.transport.tls.verify = o.tls_verify;
-  registry.transport.tls.cert_dir = o.cert_dir;
-  if (!o.creds.empty()) {
-    ENVB_ASSIGN_OR_RETURN(registry.credentials, oci::registry::parse_creds(o.creds));
-  }
-  oci::BlobStore store(cache_root / "oci");
-  if (layers == RegistryLayers::Skip) {
-    ENVB_ASSIGN_OR_RETURN(auto manifest,
-                          oci::registry::pull_manifest_and_config(ref, platform, store, registry));
-    return oci::open_store_image(store, manifest);
-  }
-  ENVB_ASSIGN_OR_RETURN(auto pulled, oci::registry::pull(ref, platform, store, registry)
-                                         .context("pulling " + ref.to_string()));
-  return oci::open_store_image(store, pulled.manifest);
+  ENVB_ASSIGN_OR_RETURN(OpenedImage opened,
+                        builder::open_image_source(reference, source, cache_root));
+  return std::move(opened.image);
 }
 
 }  // namespace envbuild::builder::cli

@@ -1,19 +1,20 @@
 #pragma once
 
-// Opening an image a command reads (inspect, export): a local reference where it lies, a
-// registry's through the cache's blob store (every blob verified).
+// The command line of an image a command reads (inspect, export): --platform, --creds,
+// --tls-verify and --cert-dir, turned into builder/image/image_source.hpp's options.
 
 #include <filesystem>
 #include <memory>
 #include <string>
 
 #include <CLI/CLI.hpp>
+#include "builder/image/image_source.hpp"
 #include "common/result.hpp"
 #include "oci/image.hpp"
 
 namespace envbuild::builder::cli {
 
-struct ImageSourceOptions {
+struct ImageSourceCliOptions {
   std::string platform;  // of an index: OS/ARCH[/VARIANT], or a conda subdir (linux-64)
   std::string creds;     // docker://: USER:PASSWORD
   bool tls_verify = true;
@@ -21,16 +22,12 @@ struct ImageSourceOptions {
 };
 
 /// Adds --creds, --tls-verify and --cert-dir (docker:// sources).
-void add_registry_read_options(CLI::App* cmd, ImageSourceOptions& options);
-
-/// Whether a registry image's layers are downloaded (into the cache's store) or only its
-/// manifest and config.
-enum class RegistryLayers : bool { Skip, Fetch };
+void add_registry_read_options(CLI::App* cmd, ImageSourceCliOptions& options);
 
 /// Opens `reference` (oci:, oci-archive:, docker-archive:, docker://) for the platform asked
 /// for (default: the host's); archives are unpacked under `cache_root`/tmp while open.
 Result<std::unique_ptr<oci::Image>> open_image_source(const std::string& reference,
-                                                      const ImageSourceOptions& options,
+                                                      const ImageSourceCliOptions& options,
                                                       const std::filesystem::path& cache_root,
                                                       RegistryLayers layers);
 

@@ -29,7 +29,7 @@ namespace fs = std::filesystem;
 struct InspectOptions {
   std::string image;
   std::string cache_dir;
-  ImageSourceOptions source;
+  ImageSourceCliOptions source;
   bool json = false;
 };
 

@@ -12,9 +12,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <functional>
 #include <set>
+#include <thread>
 
 #include "common/fs.hpp"
 #include "conda/image_contract.hpp"
@@ -213,14 +215,38 @@ TEST_F(SquashfsRunTest, RunsFromTheFileWithTheRelocatedToolsWorking) {
   }
 }
 
+/// Whether a spawned process has ended (not reaped: wait_status still gets its status).
+bool has_exited(const testing::Spawned& s) {
+  siginfo_t info{};
+  return ::waitid(P_PID, static_cast<id_t>(s.pid), &info, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+         info.si_pid == s.pid;
+}
+
 TEST_F(SquashfsRunTest, ConcurrentStartsShareOneMount) {
   constexpr int kRanks = 16;
+  // Every rank stays in the environment until all are in (a barrier, not a delay): else, on a
+  // loaded machine, a rank that starts after the others have left finds the mount taken down
+  // and mounts again, as it should.
+  const fs::path barrier = dir_ / "barrier";
+  fs::create_directories(barrier);
   std::vector<testing::Spawned> ranks;
   for (int i = 0; i < kRanks; ++i)
     ranks.push_back(testing::spawn_process(
         envrun_argv({image().string(), "--", "sh", "-c",
-                     "demo-hello >/dev/null && echo rank " + std::to_string(i)}),
+                     "demo-hello >/dev/null && echo rank " + std::to_string(i) + " && : >" +
+                         shell_quote((barrier / ("in-" + std::to_string(i))).string()) +
+                         " && while [ ! -e " + shell_quote((barrier / "go").string()) +
+                         " ]; do sleep 0.01; done"}),
         env(cache_), dir_ / ("rank-" + std::to_string(i))));
+  for (;;) {  // until every rank is in, or one has failed
+    size_t in = 0;
+    for (int i = 0; i < kRanks; ++i) in += fs::exists(barrier / ("in-" + std::to_string(i)));
+    bool failed = false;
+    for (const auto& rank : ranks) failed = failed || has_exited(rank);
+    if (in == kRanks || failed) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  write_text(barrier / "go", "");
   size_t mounts = 0, unpacks = 0;
   for (int i = 0; i < kRanks; ++i) {
     int status = testing::wait_status(ranks[i]);

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "builder/solve/solve.hpp"
+#include "tests/builder/solve_testing.hpp"
 #include "tests/testing/testing.hpp"
 
 namespace envbuild::builder {
@@ -104,18 +105,7 @@ TEST(RootNames, PlainNamesOrNothing) {
 
 class ReachTest : public TempDirTest {
  protected:
-  /// A local channel: the real 2018 defaults subset (conda's index4 test data), split by subdir.
-  fs::path make_channel() {
-    fs::path ch = dir_ / "channel";
-    json flat = json::parse(read_text(envbuild::testing::data_dir() /
-                                      "repodata/defaults/index4-subset.json"));
-    json out = {{"linux-64", {{"info", {{"subdir", "linux-64"}}}, {"packages", json::object()}}},
-                {"noarch", {{"info", {{"subdir", "noarch"}}}, {"packages", json::object()}}}};
-    for (auto& [fn, rec] : flat.items())
-      out[rec.value("subdir", "") == "noarch" ? "noarch" : "linux-64"]["packages"][fn] = rec;
-    for (auto& [subdir, doc] : out.items()) write_text(ch / subdir / "repodata.json", doc.dump(1));
-    return ch;
-  }
+  fs::path make_channel() { return testing::write_index4_channel(dir_ / "channel", 1); }
   SolveRequest request(const fs::path& channel, std::vector<std::string> specs, bool reach) {
     SolveRequest r;
     r.channels = {channel.string()};
@@ -128,11 +118,7 @@ class ReachTest : public TempDirTest {
     return r;
   }
   static std::vector<std::string> identities(const std::vector<solv::SolvedRecord>& records) {
-    std::vector<std::string> out;
-    for (const auto& r : records)
-      out.push_back(r.name + " " + r.version + " " + r.build + " " + r.fn + " " + r.sha256 +
-                    " " + r.url + " " + std::to_string(r.size) + " " + r.subdir);
-    return out;
+    return testing::identities(records, /*with_url=*/true);
   }
   std::vector<fs::path> subsets() const {
     std::vector<fs::path> out;

@@ -14,6 +14,7 @@
 #include <set>
 
 #include "builder/solve/solve.hpp"
+#include "tests/builder/solve_testing.hpp"
 #include "common/hash.hpp"
 #include "tests/testing/repo_server.hpp"
 #include "tests/testing/testing.hpp"
@@ -137,14 +138,7 @@ class ShardsTest : public TempDirTest {
   /// web/<name>: the real 2018 defaults channel (conda's index4 test data subset, linux-64 and noarch),
   /// split by subdir; sharded when asked.
   fs::path make_channel(const std::string& name, bool sharded) {
-    fs::path ch = dir_ / "web" / name;
-    json flat = json::parse(read_text(envbuild::testing::data_dir() /
-                                      "repodata/defaults/index4-subset.json"));
-    json out = {{"linux-64", {{"info", {{"subdir", "linux-64"}}}, {"packages", json::object()}}},
-                {"noarch", {{"info", {{"subdir", "noarch"}}}, {"packages", json::object()}}}};
-    for (auto& [fn, rec] : flat.items())
-      out[rec.value("subdir", "") == "noarch" ? "noarch" : "linux-64"]["packages"][fn] = rec;
-    for (auto& [subdir, doc] : out.items()) write_text(ch / subdir / "repodata.json", doc.dump());
+    fs::path ch = testing::write_index4_channel(dir_ / "web" / name);
     if (sharded) {
       auto r = run_command("python3 " +
                            shell_quote((envbuild::testing::source_dir() /
@@ -169,12 +163,9 @@ class ShardsTest : public TempDirTest {
   }
   /// What identifies a solved package, whatever the channel's URL.
   static std::vector<std::string> identities(const std::vector<solv::SolvedRecord>& records) {
-    std::vector<std::string> out;
-    for (const auto& r : records)
-      out.push_back(r.name + " " + r.version + " " + r.build + " " + r.fn + " " + r.sha256 +
-                    " " + r.md5 + " " + std::to_string(r.size) + " " + r.subdir);
-    return out;
+    return testing::identities(records);
   }
+
   /// The names `roots` reach through depends in a repodata.json (what a sharded solve needs).
   static std::set<std::string> reachable(const fs::path& repodata,
                                          std::vector<std::string> roots) {

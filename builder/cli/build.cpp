@@ -351,12 +351,7 @@ Result<int> run_multi_platform_build(const BuildCliOptions& o,
   for (const auto& output : o.outputs)
     if (output.starts_with(kSquashfsOutput))
       return fail(Errc::InvalidInput, "a squashfs: output holds one platform, not several");
-  struct Built {
-    std::string subdir;
-    ImageBuild build;
-    std::unique_ptr<oci::Image> image;
-  };
-  std::vector<Built> built;
+  std::vector<PlatformImage> built;
   for (const auto& subdir : subdirs) {
     BuildCliOptions one = o;
     one.solve.platforms = {subdir};
@@ -371,33 +366,17 @@ Result<int> run_multi_platform_build(const BuildCliOptions& o,
     if (rc != 0) return rc;
   }
   if (o.plan) return 0;
-  std::vector<const oci::Image*> images;
-  for (const auto& b : built) images.push_back(b.image.get());
-  const oci::BlobStore& store = built.front().build.store;
-  ENVB_ASSIGN_OR_RETURN(auto index, put_image_index(images, store));
   ENVB_ASSIGN_OR_RETURN(CacheLease cache_lease, open_cache(o.solve.cache_dir));
-  const fs::path& cache_root = cache_lease.root();
-  ENVB_ASSIGN_OR_RETURN(OutputOptions output_options, output_options_for(o, cache_root));
-  output_options.artifacts_store = &store;
-  for (const auto& b : built) {
-    SbomInfo info;
-    info.name = o.tag;
-    info.created = b.image->config().created;
-    info.image_digest = b.build.manifest->digest.to_string();
-    const std::string sbom = spdx_sbom(b.build.records, info, b.build.wheels);
-    if (!o.no_sbom_artifact) {
-      oci::Descriptor subject = *b.build.manifest;
-      ENVB_ASSIGN_OR_RETURN(auto artifact, put_artifact(store, subject, kSpdxJson, sbom,
-                                                        "sbom.spdx.json", info.created));
-      output_options.artifacts.push_back(artifact);
-    }
-    if (!o.sbom.empty()) ENVB_TRY(common::write_file_atomic(o.sbom + "." + b.subdir, sbom));
-  }
-  for (const auto& output : o.outputs) {
-    ENVB_TRY(write_index_output(images, index, store, output, o.tag, output_options)
-                 .context("writing " + output));
-    if (!o.quiet) std::cerr << "wrote " << output << "\n";
-  }
+  IndexRequest request;
+  request.tag = o.tag;
+  request.outputs = o.outputs;
+  ENVB_ASSIGN_OR_RETURN(request.registry, output_options_for(o, cache_lease.root()));
+  request.sbom_artifact = !o.no_sbom_artifact;
+  request.sbom_file = o.sbom;
+  request.progress = [&o](const std::string& line) {
+    if (!o.quiet) std::cerr << line << "\n";
+  };
+  ENVB_ASSIGN_OR_RETURN(oci::Descriptor index, write_platform_index(built, request));
   if (!o.quiet)
     for (const auto& b : built)
       std::fprintf(stderr, "%s: %s, %zu packages, %zu layers (%zu written, %zu reused)\n",

@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "builder/image/image_index.hpp"
 #include "builder/image/image_source.hpp"
 #include "builder/image/referrers.hpp"
 #include "builder/image/registry_cache.hpp"
@@ -260,6 +261,37 @@ Result<BuildResult> build_image(const BuildRequest& r) {
                            cached_blobs, r.progress));
   if (!r.sbom_file.empty()) ENVB_TRY(common::write_file_atomic(r.sbom_file, result.sbom));
   return result;
+}
+
+Result<oci::Descriptor> write_platform_index(const std::vector<PlatformImage>& images,
+                                             const IndexRequest& request) {
+  if (images.empty()) return fail(Errc::Internal, "write_platform_index: no images");
+  std::vector<const oci::Image*> manifests;
+  for (const auto& p : images) manifests.push_back(p.image.get());
+  const oci::BlobStore& store = images.front().build.store;
+  ENVB_ASSIGN_OR_RETURN(auto index, put_image_index(manifests, store));
+  OutputOptions output_options = request.registry;
+  output_options.artifacts_store = &store;
+  for (const auto& p : images) {
+    SbomInfo info;
+    info.name = request.tag;
+    info.created = p.image->config().created;
+    info.image_digest = p.build.manifest->digest.to_string();
+    const std::string sbom = spdx_sbom(p.build.records, info, p.build.wheels);
+    if (request.sbom_artifact) {
+      ENVB_ASSIGN_OR_RETURN(auto artifact, put_artifact(store, *p.build.manifest, kSpdxJson, sbom,
+                                                        "sbom.spdx.json", info.created));
+      output_options.artifacts.push_back(artifact);
+    }
+    if (!request.sbom_file.empty())
+      ENVB_TRY(common::write_file_atomic(request.sbom_file + "." + p.subdir, sbom));
+  }
+  for (const auto& output : request.outputs) {
+    ENVB_TRY(write_index_output(manifests, index, store, output, request.tag, output_options)
+                 .context("writing " + output));
+    if (request.progress) request.progress("wrote " + output);
+  }
+  return index;
 }
 
 }  // namespace envbuild::builder

@@ -71,4 +71,26 @@ struct BuildResult {
 /// Does what `request` asks (see the file comment); the progress lines are the CLI's.
 Result<BuildResult> build_image(const BuildRequest& request);
 
+/// One platform's image of a multi-platform build (build_image with keep_image).
+struct PlatformImage {
+  std::string subdir;
+  ImageBuild build;
+  std::unique_ptr<oci::Image> image;
+};
+
+/// The image index over several platforms' images and where it goes.
+struct IndexRequest {
+  std::string tag;                   // the outputs' tag where they give none
+  std::vector<std::string> outputs;  // oci:, oci-archive:, docker://
+  OutputOptions registry;            // scratch directory, TLS and credentials
+  bool sbom_artifact = true;         // attach each image's SBOM (an OCI artifact)
+  std::string sbom_file;             // also write FILE.<subdir> per platform, or empty
+  std::function<void(const std::string&)> progress;  // "wrote OUTPUT"
+};
+
+/// Puts the index over `images` (their blobs in the first one's store), attaches each image's
+/// SBOM, writes the outputs. Returns the index's descriptor.
+Result<oci::Descriptor> write_platform_index(const std::vector<PlatformImage>& images,
+                                             const IndexRequest& request);
+
 }  // namespace envbuild::builder

@@ -89,7 +89,9 @@ std::optional<std::vector<std::string>> cached_reach(const std::filesystem::path
   if (!doc.is_array() || doc.size() != parts.size()) return std::nullopt;
   std::vector<std::string> digests;
   for (size_t i = 0; i < parts.size(); ++i) {
-    if (!doc[i].is_string() || doc[i].get_ref<const std::string&>().size() != 64)
+    if (!doc[i].is_string() || doc[i].get_ref<const std::string&>().size() != 64 ||
+        doc[i].get_ref<const std::string&>().find_first_not_of("0123456789abcdef") !=
+            std::string::npos)
       return std::nullopt;
     const std::string& digest = doc[i].get_ref<const std::string&>();
     SubdirRepodata probe = entries[parts[i].entry];
@@ -180,7 +182,9 @@ Result<void> reach_subsets(std::vector<SubdirRepodata>& entries, const NameSet& 
   ScanSource scanned = ScanSource::open(entries, whole, options.jobs);
   std::vector<RecordSource*> sources;
   if (shards) sources.push_back(shards);
-  sources.push_back(&scanned);
+  // A file that could not be scanned is read whole, and the names its records depend on are not
+  // walked: then no whole file is subset (each is a superset), lest one lack such a name.
+  if (scanned.parts().size() == whole.size()) sources.push_back(&scanned);
   ENVB_TRY(walk(roots, sources));
 
   nlohmann::json digests = nlohmann::json::array();

@@ -165,7 +165,8 @@ class RepodataScanner {
       RawString name;
       bool named = false;
       const bool read = members(2, [&](const RawString& key, size_t) {
-        if (key.text == "name" && !key.escaped && !named && at('"')) {
+        // The last "name" counts, as in libsolv.
+        if (key.text == "name" && !key.escaped && at('"')) {
           named = true;
           return string(name);
         }
@@ -184,13 +185,14 @@ class RepodataScanner {
   /// The names a record's "depends" list (the object at the cursor) names.
   bool depends(NameSet& out) {
     return members(2, [&](const RawString& key, size_t) {
-      if (key.text != "depends" || !at('[')) return skip_value(3);
+      // libsolv reads "requires" as it reads "depends".
+      if ((key.text != "depends" && key.text != "requires") || !at('[')) return skip_value(3);
       return elements(3, [&] {
         if (!at('"')) return skip_value(4);
         RawString dep;
         if (!string(dep)) return false;
         const std::string text = decode(dep);
-        const std::string_view name = spec_package_name(text);
+        const std::string name = dependency_name(text);
         if (!name.empty() && !name.starts_with("__")) out.emplace(name);
         return true;
       });

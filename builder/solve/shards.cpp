@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cctype>
 #include <charconv>
 #include <cmath>
 #include <chrono>
@@ -251,6 +252,7 @@ void append_json_string(std::string& out, std::string_view text) {
   out += '"';
   for (const char c : text) {
     const auto u = static_cast<unsigned char>(c);
+    if (c == '\0') continue;  // libsolv refuses \u0000: the whole subset would fail
     if (c == '"' || c == '\\') {
       out += '\\';
       out += c;
@@ -285,6 +287,9 @@ class ShardTranscoder {
   bool number_unsigned(json_t::number_unsigned_t v) { return number(v); }
   bool number_float(json_t::number_float_t v, const json_t::string_t&) {
     if (!std::isfinite(v)) return value("null");
+    // An integral float as an integer: libsolv reads timestamp and size with strtoull (which
+    // stops at "1.7e+12") and keeps build_number as text.
+    if (v == std::trunc(v) && std::fabs(v) < 9.0e18) return number(static_cast<int64_t>(v));
     char buf[32];
     auto r = std::to_chars(buf, buf + sizeof buf, v);
     return value(std::string_view(buf, static_cast<size_t>(r.ptr - buf)));
@@ -293,8 +298,8 @@ class ShardTranscoder {
     if (!scalar_allowed()) return false;
     if (!in_record()) return true;
     if (depth_ == 3 && key_ == "name") name_seen_ = v;
-    if (depth_ == 4 && key_ == "depends" && frames_.back().array) {
-      std::string_view dep = spec_package_name(v);
+    if (depth_ == 4 && (key_ == "depends" || key_ == "requires") && frames_.back().array) {
+      const std::string dep = dependency_name(v);
       if (!dep.empty() && !dep.starts_with("__")) out_.depends.emplace(dep);
     }
     begin_value();
@@ -567,6 +572,13 @@ Result<ShardRecords> parse_shard_msgpack(std::string_view raw, std::string_view 
   if (!transcoder.error().empty()) return fail(Errc::Integrity, transcoder.error());
   if (!parsed) return fail(Errc::Integrity, std::string(what) + ": invalid msgpack");
   return shard;
+}
+
+std::string dependency_name(std::string_view spec) {
+  std::string name(spec_package_name(spec));
+  // libsolv's conda match specs compare names in lower case.
+  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return name;
 }
 
 std::string_view spec_package_name(std::string_view spec) {

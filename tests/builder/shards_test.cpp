@@ -62,6 +62,7 @@ TEST(ParseShard, RecordsBecomeTheJsonTheyWere) {
               {"build_number", 3},
               {"offset", -7},
               {"ratio", 1.5},
+              {"timestamp", 1.7e12},  // written 1700000000000: libsolv reads it with strtoull
               {"noarch", nullptr},
               {"flag", true},
               {"license", "q\"\\\n\x01 \u00e9"},
@@ -78,6 +79,8 @@ TEST(ParseShard, RecordsBecomeTheJsonTheyWere) {
   EXPECT_TRUE(got->packages.empty());
   rec["md5"] = "01fe";
   EXPECT_EQ(json::parse(got->packages_conda["a-1-0.conda"]), rec);
+  EXPECT_NE(got->packages_conda["a-1-0.conda"].find("\"timestamp\":1700000000000"),
+            std::string::npos);
   EXPECT_EQ(got->depends, (std::set<std::string, std::less<>>{"b", "c"}));
 
   // Bytes that are not UTF-8 pass through for libsolv (nlohmann's writer threw on them).

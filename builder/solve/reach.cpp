@@ -70,6 +70,11 @@ class ScanSource final : public RecordSource {
   NameSet reached_;
 };
 
+/// Where `entry`'s subset whose content hashes to `digest` lies.
+std::filesystem::path subset_path(const SubdirRepodata& entry, const std::string& digest) {
+  return entry.cache_prefix.string() + ".subset." + digest.substr(0, 16) + ".json";
+}
+
 std::string reach_key(const std::vector<RecordSource::Part>& parts, const NameSet& roots) {
   std::string text = "envbuild reach v2\n";
   for (const auto& part : parts) text += part.identity + "\n";
@@ -94,10 +99,8 @@ std::optional<std::vector<std::string>> cached_reach(const std::filesystem::path
             std::string::npos)
       return std::nullopt;
     const std::string& digest = doc[i].get_ref<const std::string&>();
-    SubdirRepodata probe = entries[parts[i].entry];
-    point_at_subset(probe, digest);
     // Written without fsync: a torn file (a crash) must not be read as the subset.
-    auto subset = common::read_file(probe.path, kMaxSubsetBytes);
+    auto subset = common::read_file(subset_path(entries[parts[i].entry], digest), kMaxSubsetBytes);
     if (!subset || common::sha256_hex(*subset) != digest) return std::nullopt;
     digests.push_back(digest);
   }
@@ -138,7 +141,7 @@ std::optional<NameSet> root_names(const std::vector<std::string>& specs) {
 }
 
 void point_at_subset(SubdirRepodata& entry, const std::string& digest) {
-  entry.path = entry.cache_prefix.string() + ".subset." + digest.substr(0, 16) + ".json";
+  entry.path = subset_path(entry, digest);
   entry.fingerprint = "subset:" + digest;
 }
 

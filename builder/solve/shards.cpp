@@ -295,7 +295,7 @@ class ShardTranscoder {
     return value(std::string_view(buf, static_cast<size_t>(r.ptr - buf)));
   }
   bool string(json_t::string_t& v) {
-    if (!scalar_allowed()) return false;
+    if (!not_a_map_allowed()) return false;
     if (!in_record()) return true;
     if (depth_ == 3 && key_ == "name") name_seen_ = v;
     if (depth_ == 4 && (key_ == "depends" || key_ == "requires") && frames_.back().array) {
@@ -307,7 +307,7 @@ class ShardTranscoder {
     return true;
   }
   bool binary(json_t::binary_t& v) {
-    if (!scalar_allowed()) return false;
+    if (!not_a_map_allowed()) return false;
     if (!in_record()) return true;
     begin_value();
     record_ += '"';
@@ -351,8 +351,9 @@ class ShardTranscoder {
     if (error_.empty()) error_ = std::string(what_) + ": " + why;
     return false;
   }
-  /// A value that is not a map or list, where one may stand.
-  bool scalar_allowed() {
+  /// Whether a value other than a map may stand here (the shard, a "packages" member and a
+  /// record must be maps); the error when not.
+  bool not_a_map_allowed() {
     if (depth_ == 0) return fail("a shard is a msgpack map");
     if (depth_ == 1 && section_) return fail("\"" + section_name_ + "\" is not a map");
     if (depth_ == 2 && section_) return fail("record " + fn_ + " is not a map");
@@ -364,7 +365,7 @@ class ShardTranscoder {
     frames_.back().first = false;
   }
   bool value(std::string_view text) {
-    if (!scalar_allowed()) return false;
+    if (!not_a_map_allowed()) return false;
     if (!in_record()) return true;
     begin_value();
     record_ += text;
@@ -380,9 +381,7 @@ class ShardTranscoder {
     if (depth_ + 1 > kMaxDepth)
       return fail("arrays and maps nested more than " + std::to_string(kMaxDepth) +
                   " levels deep; refusing to read it");
-    if (array && depth_ == 0) return fail("a shard is a msgpack map");
-    if (array && depth_ == 1 && section_) return fail("\"" + section_name_ + "\" is not a map");
-    if (array && depth_ == 2 && section_) return fail("record " + fn_ + " is not a map");
+    if (array && !not_a_map_allowed()) return false;
     ++depth_;
     if (depth_ == 3 && section_) {  // a record begins
       record_ = "{";

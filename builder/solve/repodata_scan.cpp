@@ -191,9 +191,7 @@ class RepodataScanner {
         if (!at('"')) return skip_value(4);
         RawString dep;
         if (!string(dep)) return false;
-        const std::string text = decode(dep);
-        const std::string name = dependency_name(text);
-        if (!name.empty() && !name.starts_with("__")) out.emplace(name);
+        add_dependency(decode(dep), out);
         return true;
       });
     });

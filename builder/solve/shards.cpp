@@ -298,10 +298,8 @@ class ShardTranscoder {
     if (!not_a_map_allowed()) return false;
     if (!in_record()) return true;
     if (depth_ == 3 && key_ == "name") name_seen_ = v;
-    if (depth_ == 4 && (key_ == "depends" || key_ == "requires") && frames_.back().array) {
-      const std::string dep = dependency_name(v);
-      if (!dep.empty() && !dep.starts_with("__")) out_.depends.emplace(dep);
-    }
+    if (depth_ == 4 && (key_ == "depends" || key_ == "requires") && frames_.back().array)
+      add_dependency(v, out_.depends);
     begin_value();
     append_json_string(record_, v);
     return true;
@@ -573,11 +571,11 @@ Result<ShardRecords> parse_shard_msgpack(std::string_view raw, std::string_view 
   return shard;
 }
 
-std::string dependency_name(std::string_view spec) {
+void add_dependency(std::string_view spec, NameSet& depends) {
   std::string name(spec_package_name(spec));
   // libsolv's conda match specs compare names in lower case.
   for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return name;
+  if (!name.empty() && !name.starts_with("__")) depends.insert(std::move(name));
 }
 
 std::string_view spec_package_name(std::string_view spec) {

@@ -44,9 +44,9 @@ inline constexpr size_t kMaxShardBytes = 256u << 20;
 /// "conda-forge::numpy=1.26" -> "numpy", "pkg[version='>1']" -> "pkg".
 std::string_view spec_package_name(std::string_view spec);
 
-/// The package name a record's dependency requires, as libsolv reads it: spec_package_name in
-/// lower case ("PyYAML >=5" -> "pyyaml").
-std::string dependency_name(std::string_view spec);
+/// Adds the package name a record's dependency requires, as libsolv reads it, to `depends`:
+/// spec_package_name in lower case ("PyYAML >=5" -> "pyyaml"); `__` virtual names left out.
+void add_dependency(std::string_view spec, NameSet& depends);
 
 /// One shard's records, as repodata.json has them (sha256 and md5 in hex) and as JSON text, and
 /// the package names they depend on (`__` virtual names left out).

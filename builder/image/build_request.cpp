@@ -183,18 +183,20 @@ Result<BuildResult> plan_image(const EnvironmentSpec& env, const ImageBuildOptio
 
 // The SPDX SBOM of the image, attached to it as an artifact of the outputs unless the request
 // says not to.
-Result<std::string> attach_sbom(const BuildRequest& r, const ImageBuild& build,
-                                const oci::Image& image, OutputOptions& output_options) {
+/// The image's SPDX SBOM; attached to it as an artifact (blobs in `store`) when `as_artifact`.
+Result<std::string> attach_sbom(const std::string& tag, bool as_artifact, const ImageBuild& build,
+                                const oci::Image& image, const oci::BlobStore& store,
+                                OutputOptions& output_options) {
   SbomInfo sbom_info;
-  sbom_info.name = r.tag;
+  sbom_info.name = tag;
   sbom_info.created = image.config().created;
   sbom_info.image_digest = build.manifest->digest.to_string();
   std::string sbom = spdx_sbom(build.records, sbom_info, build.wheels);
-  if (r.sbom_artifact) {
-    ENVB_ASSIGN_OR_RETURN(auto artifact, put_artifact(build.store, *build.manifest, kSpdxJson, sbom,
+  if (as_artifact) {
+    ENVB_ASSIGN_OR_RETURN(auto artifact, put_artifact(store, *build.manifest, kSpdxJson, sbom,
                                                       "sbom.spdx.json", sbom_info.created));
     output_options.artifacts.push_back(artifact);
-    output_options.artifacts_store = &build.store;
+    output_options.artifacts_store = &store;
   }
   return sbom;
 }
@@ -249,7 +251,8 @@ Result<BuildResult> build_image(const BuildRequest& r) {
     result.image = std::move(image);
     return result;
   }
-  ENVB_ASSIGN_OR_RETURN(result.sbom, attach_sbom(r, build, *image, output_options));
+  ENVB_ASSIGN_OR_RETURN(result.sbom, attach_sbom(r.tag, r.sbom_artifact, build, *image,
+                                                 build.store, output_options));
   std::shared_ptr<const std::set<oci::Digest>> cached_blobs;
   if (cache) {
     image = with_cache_fallback(std::move(image), *cache, build.store);
@@ -273,16 +276,9 @@ Result<oci::Descriptor> write_platform_index(const std::vector<PlatformImage>& i
   OutputOptions output_options = request.registry;
   output_options.artifacts_store = &store;
   for (const auto& p : images) {
-    SbomInfo info;
-    info.name = request.tag;
-    info.created = p.image->config().created;
-    info.image_digest = p.build.manifest->digest.to_string();
-    const std::string sbom = spdx_sbom(p.build.records, info, p.build.wheels);
-    if (request.sbom_artifact) {
-      ENVB_ASSIGN_OR_RETURN(auto artifact, put_artifact(store, *p.build.manifest, kSpdxJson, sbom,
-                                                        "sbom.spdx.json", info.created));
-      output_options.artifacts.push_back(artifact);
-    }
+    ENVB_ASSIGN_OR_RETURN(const std::string sbom,
+                          attach_sbom(request.tag, request.sbom_artifact, p.build, *p.image, store,
+                                      output_options));
     if (!request.sbom_file.empty())
       ENVB_TRY(common::write_file_atomic(request.sbom_file + "." + p.subdir, sbom));
   }

@@ -181,6 +181,38 @@ TEST(LibsolvConda, RecordsNoSolutionCanHoldAreLeftOutWithTheSameAnswers) {
   EXPECT_EQ(pool.last_phases().dropped_records, 0u);
 }
 
+// A build that no spec allows and no reachable record's dependency accepts can never be
+// installed (nothing pulls it in): it is left out before libsolv pairs it with every other
+// build of its name, and the answer stays.
+TEST(LibsolvConda, BuildsNothingRequiresAreLeftOut) {
+  constexpr const char* kRepo = R"({"info": {"subdir": "linux-64"}, "packages": {
+    "a-1-0.tar.bz2": {"name": "a", "version": "1", "build": "0", "build_number": 0,
+                      "depends": ["b >=2"]},
+    "b-1-0.tar.bz2": {"name": "b", "version": "1", "build": "0", "build_number": 0, "depends": []},
+    "b-2-0.tar.bz2": {"name": "b", "version": "2", "build": "0", "build_number": 0,
+                      "depends": ["c"]},
+    "b-3-0.tar.bz2": {"name": "b", "version": "3", "build": "0", "build_number": 0,
+                      "depends": ["c 1.*"]},
+    "c-1-0.tar.bz2": {"name": "c", "version": "1", "build": "0", "build_number": 0, "depends": []},
+    "c-2-0.tar.bz2": {"name": "c", "version": "2", "build": "0", "build_number": 0, "depends": []}
+  }})";
+  Pool pool;
+  ASSERT_TRUE(pool.add_repodata_json("ch", kRepo, 1).has_value());
+  auto solved = pool.solve_records({{"a"}, true});
+  ASSERT_TRUE(solved.has_value()) << solved.error().to_string();
+  const auto* records = std::get_if<std::vector<SolvedRecord>>(&*solved);
+  ASSERT_NE(records, nullptr);
+  std::vector<std::string> got;
+  for (const SolvedRecord& r : *records) got.push_back(r.name + "-" + r.version);
+  EXPECT_EQ(got, (std::vector<std::string>{"a-1", "b-3", "c-1"}));
+  // b-1 (below "b >=2"); c-2 stays: b-2's plain "c" accepts it.
+  EXPECT_EQ(pool.last_phases().dropped_records, 1u);
+  // A spec that allows b-1 brings it back into play.
+  auto pinned = pool.solve_records({{"a", "b 1.*"}, true});
+  ASSERT_TRUE(pinned.has_value());
+  EXPECT_TRUE(std::holds_alternative<Conflict>(*pinned));
+}
+
 // Conda's order of preferences where libsolv's conda policy has another (docs/design.md,
 // "Solving", issue 20). Builds of one version and build number: the newer timestamp wins, the
 // build string does not decide ("hb" sorts above "ha"), unless the builds pin one dependency

@@ -733,6 +733,12 @@ Attempt Pool::Impl::try_solve(const std::vector<Request>& requests, bool strict,
       choices.push_back(internal::RootChoice{r.name, std::move(allowed), !r.channel.empty()});
     }
     out.dropped = internal::drop_uninstallable(p, choices, strict, virtual_repo, considered.map());
+    std::vector<Id> chosen;
+    for (const Request& r : requests) {
+      const std::vector<Id> found = candidates_of(r);
+      chosen.insert(chosen.end(), found.begin(), found.end());
+    }
+    out.dropped += internal::drop_unrequired(p, chosen, virtual_repo, considered.map());
     if (out.dropped) pool_createwhatprovides(p);
   }
   const bool final_word = explain == Explain::Yes && (narrow == Narrow::No || out.dropped == 0);

@@ -92,6 +92,51 @@ bool mark_reachable_names(::Pool* pool, const std::vector<Id>& roots, ::Repo* vi
   return true;
 }
 
+size_t drop_unrequired(::Pool* pool, const std::vector<Id>& chosen, ::Repo* virtual_repo,
+                       ::Map* considered) {
+  std::vector<char> reached(static_cast<size_t>(pool->nsolvables), 0);
+  std::vector<Id> todo;
+  auto reach = [&](Id p) {
+    if (p <= 0 || p >= pool->nsolvables || reached[p] || !MAPTST(considered, p)) return;
+    reached[p] = 1;
+    todo.push_back(p);
+  };
+  for (Id p : chosen) reach(p);
+  if (virtual_repo) {
+    for (Id p = virtual_repo->start; p < virtual_repo->end; ++p)
+      if (pool->solvables[p].repo == virtual_repo) reach(p);
+  }
+  // Many records share a dependency (the same Id): its providers are walked once.
+  std::vector<char> seen_dep(static_cast<size_t>(pool->ss.nstrings), 0);
+  std::vector<char> seen_rel(static_cast<size_t>(pool->nrels), 0);
+  auto first_time = [&](Id dep) {
+    std::vector<char>& seen = ISRELDEP(dep) ? seen_rel : seen_dep;
+    const size_t i = static_cast<size_t>(ISRELDEP(dep) ? GETRELID(dep) : dep);
+    if (i >= seen.size()) return true;
+    if (seen[i]) return false;
+    seen[i] = 1;
+    return true;
+  };
+  while (!todo.empty()) {
+    const ::Solvable* s = pool->solvables + todo.back();
+    todo.pop_back();
+    if (!s->repo || !s->dep_requires) continue;
+    for (const Id* dp = s->repo->idarraydata + s->dep_requires; *dp; ++dp) {
+      if (*dp == SOLVABLE_PREREQMARKER || !first_time(*dp)) continue;
+      for (const Id* q = pool_whatprovides_ptr(pool, *dp); *q; ++q) reach(*q);
+    }
+  }
+  size_t dropped = 0;
+  for (Id p = 2; p < pool->nsolvables; ++p) {
+    const ::Solvable* s = pool->solvables + p;
+    if (s->repo && s->repo != virtual_repo && MAPTST(considered, p) && !reached[p]) {
+      MAPCLR(considered, p);
+      ++dropped;
+    }
+  }
+  return dropped;
+}
+
 size_t drop_uninstallable(::Pool* pool, const std::vector<RootChoice>& roots, bool strict_priority,
                           ::Repo* virtual_repo, ::Map* considered) {
   const auto nstrings = static_cast<size_t>(pool->ss.nstrings);

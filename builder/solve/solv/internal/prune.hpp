@@ -48,4 +48,16 @@ struct RootChoice {
 size_t drop_uninstallable(::Pool* pool, const std::vector<RootChoice>& roots, bool strict_priority,
                           ::Repo* virtual_repo, ::Map* considered);
 
+/// Clears from `considered` the records nothing can bring in. A record is installed only as
+/// one of the `chosen` (every candidate of every spec of the job) or as a provider of a
+/// dependency of another installed record: there is no installed repo, and conda has no weak
+/// dependencies. A record outside that closure is never chosen, yet libsolv pairs it with every
+/// build of its name in a same-name rule, which for names with hundreds of builds is most of
+/// the rules a solve sorts. Providers come from the whatprovides index built over
+/// `considered` (needed first); a record reached keeps every provider of its dependencies, so
+/// no solution changes. Run after drop_uninstallable, whose drops can strand records.
+/// Returns how many records were dropped.
+size_t drop_unrequired(::Pool* pool, const std::vector<Id>& chosen, ::Repo* virtual_repo,
+                       ::Map* considered);
+
 }  // namespace envbuild::builder::solv::internal

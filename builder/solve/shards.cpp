@@ -22,6 +22,7 @@
 #include "common/hash.hpp"
 #include "common/io.hpp"
 #include "common/json.hpp"
+#include "common/msgpack.hpp"
 #include "common/parallel.hpp"
 #include "common/url.hpp"
 
@@ -249,31 +250,35 @@ Result<std::optional<ShardIndex>> fetch_index(SubdirRepodata& entry, common::Htt
 /// parser reads bytes; nlohmann's writer threw on them).
 void append_json_string(std::string& out, std::string_view text) {
   static constexpr char kHex[] = "0123456789abcdef";
+  out.reserve(out.size() + text.size() + 2);
   out += '"';
-  for (const char c : text) {
-    const auto u = static_cast<unsigned char>(c);
-    if (c == '\0') continue;  // libsolv refuses \u0000: the whole subset would fail
-    if (c == '"' || c == '\\') {
+  // Runs of bytes that need no escape are appended whole (a shard is mostly such runs).
+  size_t run = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto u = static_cast<unsigned char>(text[i]);
+    if (u >= 0x20 && u != '"' && u != '\\') continue;
+    out.append(text.data() + run, i - run);
+    run = i + 1;
+    if (u == 0) continue;  // libsolv refuses \u0000: the whole subset would fail
+    if (u == '"' || u == '\\') {
       out += '\\';
-      out += c;
-    } else if (u < 0x20) {
+      out += static_cast<char>(u);
+    } else {
       out += "\\u00";
       out += kHex[u >> 4];
       out += kHex[u & 15];
-    } else {
-      out += c;
     }
   }
+  out.append(text.data() + run, text.size() - run);
   out += '"';
 }
 
-/// Turns a decompressed shard (msgpack) into its records as JSON text, without a DOM: nlohmann's
-/// msgpack reader drives these SAX events. Depth 1 is the shard's map, 2 a "packages" map, 3 a
-/// record; a record's bytes (sha256, md5) become hex strings. Every record must be of `name`;
-/// the names its "depends" list (`__` names left out) are gathered.
-class ShardTranscoder {
+/// Turns a decompressed shard (msgpack) into its records as JSON text, without a DOM:
+/// common::walk_msgpack drives these events. Depth 1 is the shard's map, 2 a "packages" map, 3
+/// a record; a record's bytes (sha256, md5) become hex strings. Every record must be of
+/// `name`; the names its "depends" list (`__` names left out) are gathered.
+class ShardTranscoder final : public common::MsgpackHandler {
  public:
-  using json_t = nlohmann::json;
   static constexpr size_t kMaxDepth = 64;
 
   ShardTranscoder(std::string_view name, std::string_view what, ShardRecords& out)
@@ -281,11 +286,11 @@ class ShardTranscoder {
 
   const std::string& error() const { return error_; }
 
-  bool null() { return value("null"); }
-  bool boolean(bool v) { return value(v ? "true" : "false"); }
-  bool number_integer(json_t::number_integer_t v) { return number(v); }
-  bool number_unsigned(json_t::number_unsigned_t v) { return number(v); }
-  bool number_float(json_t::number_float_t v, const json_t::string_t&) {
+  bool null() override { return value("null"); }
+  bool boolean(bool v) override { return value(v ? "true" : "false"); }
+  bool integer(int64_t v) override { return number(v); }
+  bool unsigned_integer(uint64_t v) override { return number(v); }
+  bool floating(double v) override {
     if (!std::isfinite(v)) return value("null");
     // An integral float as an integer: libsolv reads timestamp and size with strtoull (which
     // stops at "1.7e+12") and keeps build_number as text.
@@ -294,26 +299,26 @@ class ShardTranscoder {
     auto r = std::to_chars(buf, buf + sizeof buf, v);
     return value(std::string_view(buf, static_cast<size_t>(r.ptr - buf)));
   }
-  bool string(json_t::string_t& v) {
+  bool string(std::string_view v) override {
     if (!not_a_map_allowed()) return false;
     if (!in_record()) return true;
-    if (depth_ == 3 && key_ == "name") name_seen_ = v;
+    if (depth_ == 3 && key_ == "name") name_seen_ = std::string(v);
     if (depth_ == 4 && (key_ == "depends" || key_ == "requires") && frames_.back().array)
       add_dependency(v, out_.depends);
     begin_value();
     append_json_string(record_, v);
     return true;
   }
-  bool binary(json_t::binary_t& v) {
+  bool binary(std::string_view v) override {
     if (!not_a_map_allowed()) return false;
     if (!in_record()) return true;
     begin_value();
     record_ += '"';
-    record_ += common::to_hex(std::span(v.data(), v.size()));
+    record_ += common::to_hex(std::span(reinterpret_cast<const uint8_t*>(v.data()), v.size()));
     record_ += '"';
     return true;
   }
-  bool key(json_t::string_t& k) {
+  bool key(std::string_view k) override {
     if (depth_ == 1) {
       section_ = k == "packages" ? &out_.packages
                  : k == "packages.conda" ? &out_.packages_conda
@@ -330,13 +335,10 @@ class ShardTranscoder {
     }
     return true;
   }
-  bool start_object(std::size_t) { return open(false); }
-  bool start_array(std::size_t) { return open(true); }
-  bool end_object() { return close('}'); }
-  bool end_array() { return close(']'); }
-  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) {
-    return fail(std::string("invalid msgpack: ") + e.what());
-  }
+  bool begin_map(size_t) override { return open(false); }
+  bool begin_array(size_t) override { return open(true); }
+  bool end_map() override { return close('}'); }
+  bool end_array() override { return close(']'); }
 
  private:
   struct Frame {
@@ -447,11 +449,13 @@ Result<ShardRecords> load_shard(common::HttpClient& client, const ShardIndex& in
         .with_hint("run once without --offline (or with --no-shards) to fill the cache");
   std::string body;
   ENVB_ASSIGN_OR_RETURN(auto response, get_resumable(client, url, {}, body));
+
   if (const std::string got = common::sha256_hex(body); got != hash)
     return fail(Errc::Integrity, what + ": sha256 " + got + " does not match the index's " + hash)
         .with_hint("the channel's index and shards disagree (a mirror mid-update?); try again");
   ENVB_ASSIGN_OR_RETURN(ShardRecords shard, parse_shard(body, name, what));
   ENVB_TRY(write_hashed_cache_file(path, body));
+
   std::lock_guard guard(entry_mutex);
   entry.bytes_transferred += body.size();
   entry.http_attempts += response.attempts;
@@ -559,15 +563,9 @@ Result<ShardRecords> parse_shard_msgpack(std::string_view raw, std::string_view 
                                          std::string_view what) {
   ShardRecords shard;
   ShardTranscoder transcoder(name, what, shard);
-  bool parsed = false;
-  try {
-    parsed = nlohmann::json::sax_parse(raw, &transcoder, nlohmann::json::input_format_t::msgpack,
-                                       /*strict=*/true);
-  } catch (const nlohmann::json::exception& e) {  // the handler reports errors; a safety net
-    return fail(Errc::Integrity, std::string(what) + ": invalid msgpack: " + e.what());
-  }
+  const std::string invalid = common::walk_msgpack(raw, transcoder);
   if (!transcoder.error().empty()) return fail(Errc::Integrity, transcoder.error());
-  if (!parsed) return fail(Errc::Integrity, std::string(what) + ": invalid msgpack");
+  if (!invalid.empty()) return fail(Errc::Integrity, std::string(what) + ": invalid msgpack: " + invalid);
   return shard;
 }
 

@@ -18,7 +18,9 @@
 # solve of it from the whole repodata.json in <= 1.0 s wall (synthetic-ml local, synthetic-ml-http
 # from a server without shards: the reached records picked out by a scan), and from the channel's
 # CEP 16 shards over HTTP in <= 0.3 s wall. The -whole cases load every record (--no-shards), as
-# envbuild did before, for comparison.
+# envbuild did before, for comparison. A repodata.json of 4 MB or more is parsed in pieces on
+# every core (builder/solve/repodata_load.cpp): its "json parse" time then includes writing
+# the pieces' .solv files, and "solv write" is only what was parsed whole.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 envbuild=${1:-$here/build/envbuild}
@@ -73,29 +75,72 @@ if [[ ! -f $synth/linux-64/repodata_shards.msgpack.zst ]]; then
   echo "writing the sharded twin of $synth (once) ..." >&2
   python3 "$here/tests/testing/make_shards.py" "$synth" >&2
 fi
-# busybox's httpd (a C server, as a CDN would be: the python one costs ~5 ms a request under
-# its GIL) when there is one, else the tests' python server.
+# The HTTP server (SERVER=nginx|busybox|python; default the first there is): nginx keeps
+# connections alive and serves from one process, as a CDN does (prefix.dev serves conda-forge's
+# shards through one); busybox's httpd forks a process per connection and closes it after each
+# request, so on a 2-core machine a cold solve from 247 shards mostly measures its forks; the
+# tests' python server costs ~5 ms a request under its GIL.
 # web/sharded is the channel with its shards; web/plain serves only its repodata.json files (a
 # channel without shards, whose records envbuild picks out of repodata.json).
 web=$work/web
 mkdir -p "$web/plain/linux-64" "$web/plain/noarch"
 ln -s "$synth" "$web/sharded"
 for s in linux-64 noarch; do ln -s "$synth/$s/repodata.json" "$web/plain/$s/repodata.json"; done
-if busybox --list 2>/dev/null | grep -qx httpd; then
-  port=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-  busybox httpd -f -p "127.0.0.1:$port" -h "$web" &
-  server_pid=$!
-  echo "$port" >"$work/port"
-  server="busybox httpd"
-else
-  python3 "$here/tests/testing/repo_server.py" --root "$web" --port-file "$work/port" \
-    --log "$work/server.log" &
-  server_pid=$!
-  server="tests/testing/repo_server.py"
+free_port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+nginx_bin=$(command -v nginx || { [[ -x /usr/sbin/nginx ]] && echo /usr/sbin/nginx; } || true)
+server=${SERVER:-}
+if [[ -z $server ]]; then
+  if [[ -n $nginx_bin ]]; then server=nginx
+  elif busybox --list 2>/dev/null | grep -qx httpd; then server=busybox
+  else server=python; fi
 fi
+case $server in
+  nginx)
+    port=$(free_port)
+    mkdir -p "$work/nginx"
+    chmod a+rx "$work"  # nginx's worker runs as another user when started by root
+    cat >"$work/nginx/nginx.conf" <<EOF
+daemon off;
+worker_processes 1;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 512; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx/body;
+  proxy_temp_path $work/nginx/proxy;
+  fastcgi_temp_path $work/nginx/fastcgi;
+  uwsgi_temp_path $work/nginx/uwsgi;
+  scgi_temp_path $work/nginx/scgi;
+  sendfile on;
+  keepalive_requests 100000;
+  types { application/json json; }
+  default_type application/octet-stream;
+  server { listen 127.0.0.1:$port; root $web; }
+}
+EOF
+    "$nginx_bin" -c "$work/nginx/nginx.conf" -p "$work/nginx" 2>"$work/nginx/stderr" &
+    server_pid=$!
+    echo "$port" >"$work/port"
+    ;;
+  busybox)
+    port=$(free_port)
+    busybox httpd -f -p "127.0.0.1:$port" -h "$web" &
+    server_pid=$!
+    echo "$port" >"$work/port"
+    ;;
+  python)
+    python3 "$here/tests/testing/repo_server.py" --root "$web" --port-file "$work/port" \
+      --log "$work/server.log" &
+    server_pid=$!
+    ;;
+  *) echo "SERVER must be nginx, busybox or python" >&2; exit 2 ;;
+esac
 trap 'kill "$server_pid" 2>/dev/null; rm -rf "$work"' EXIT
+tries=0
 until [[ -s $work/port ]] && curl -fs -o /dev/null "http://127.0.0.1:$(cat "$work/port")/plain/noarch/repodata.json"; do
-  kill -0 "$server_pid" 2>/dev/null || { echo "$server did not start" >&2; exit 1; }
+  ((++tries < 200)) || { echo "the $server server does not serve $web (see $work)" >&2; exit 1; }
+  kill -0 "$server_pid" 2>/dev/null || { echo "the $server server did not start" >&2; exit 1; }
   sleep 0.05
 done
 synth_url=http://127.0.0.1:$(cat "$work/port")/sharded/

@@ -242,6 +242,36 @@ void RepodataIndex::add_depends_of(std::string_view name, NameSet& depends) cons
   }
 }
 
+std::vector<NameSet> RepodataIndex::split_names(size_t parts) const {
+  struct Name {
+    size_t first = 0, bytes = 0;
+    std::string_view name;
+  };
+  std::vector<Name> names;
+  size_t total = 0;
+  for (const auto& [name, spans] : by_name_) {
+    Name n{SIZE_MAX, 0, name};
+    for (const Span& span : spans) {
+      n.first = std::min(n.first, span.begin);
+      n.bytes += span.end - span.begin;
+    }
+    total += n.bytes;
+    names.push_back(n);
+  }
+  std::sort(names.begin(), names.end(), [](const Name& a, const Name& b) { return a.first < b.first; });
+  parts = std::clamp<size_t>(parts, 1, std::max<size_t>(names.size(), 1));
+  std::vector<NameSet> out(1);
+  size_t bytes = 0;
+  for (const Name& n : names) {
+    // A new group once this one holds its share (the last takes whatever is left).
+    if (out.size() < parts && bytes >= total * out.size() / parts && !out.back().empty())
+      out.emplace_back();
+    out.back().emplace(n.name);
+    bytes += n.bytes;
+  }
+  return out;
+}
+
 std::string RepodataIndex::subset(const NameSet& names) const {
   std::vector<const Span*> reached;
   size_t bytes = 2;

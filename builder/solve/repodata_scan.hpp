@@ -44,6 +44,12 @@ class RepodataIndex {
   /// A repodata.json of the records of `names`, every other top-level member as it was.
   std::string subset(const NameSet& names) const;
 
+  /// The names of the records in at most `parts` groups of about equal bytes, each a run of
+  /// names in the order of their first record: a document cut into pieces that parse alone
+  /// (every record of a name, both package formats included, in one piece) and the same
+  /// pieces wherever it is cut.
+  std::vector<NameSet> split_names(size_t parts) const;
+
   size_t records() const { return records_; }
 
  private:

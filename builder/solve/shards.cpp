@@ -70,9 +70,17 @@ struct DctxFree {
 
 /// zstd-decompresses `data` into memory, at most kMaxShardBytes.
 Result<std::string> decompress(std::string_view data, const std::string& what) {
-  std::unique_ptr<ZSTD_DCtx, DctxFree> dctx(ZSTD_createDCtx());
+  // One context per thread, reset for each shard: creating one costs its window's allocation
+  // (and page faults) for each of a few hundred shards.
+  thread_local std::unique_ptr<ZSTD_DCtx, DctxFree> dctx(ZSTD_createDCtx());
   if (!dctx) return fail(Errc::Internal, what + ": ZSTD_createDCtx failed");
+  ZSTD_DCtx_reset(dctx.get(), ZSTD_reset_session_only);
   std::string out;
+  // The size the frame declares, when it declares one, is only a hint (bounded; checked below).
+  if (const auto declared = ZSTD_getFrameContentSize(data.data(), data.size());
+      declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != ZSTD_CONTENTSIZE_ERROR)
+    out.reserve(static_cast<size_t>(std::min<unsigned long long>(
+        {declared, kMaxShardBytes, 32ull * data.size() + (64u << 10)})));
   std::vector<char> buffer(ZSTD_DStreamOutSize());
   ZSTD_inBuffer in{data.data(), data.size(), 0};
   size_t last = 1;

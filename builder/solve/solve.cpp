@@ -81,63 +81,6 @@ std::string explain_conflict(const solv::Conflict& conflict, size_t max_lines) {
   return out;
 }
 
-Result<void> load_repodata(solv::Pool& pool, const std::vector<SubdirRepodata>& repodata,
-                           bool use_solv_cache, SolveStats& stats) {
-  for (const SubdirRepodata& entry : repodata) {
-    if (entry.missing) continue;
-    solv::RepoInfo info{entry.channel.name, entry.subdir,
-                        common::redact_url(entry.channel.base_url), entry.priority,
-                        entry.subdir == "noarch" ? 0 : 1};
-    std::filesystem::path solv_path;
-    if (use_solv_cache && !entry.cache_prefix.empty() && !entry.fingerprint.empty()) {
-      // "meta-aside": the .solv layout with records' result-only fields in <solv>.meta;
-      // "ties-by-timestamp": build numbers ranked by timestamp (rank_ties_by_timestamp).
-      std::string key = common::sha256_hex(
-          solv::libsolv_version() + "\n" + kVersion + "\nmeta-aside\nties-by-timestamp\n" +
-          entry.channel.url(entry.subdir, "") + "\n" + entry.fingerprint);
-      solv_path = entry.cache_prefix.string() + "." + key.substr(0, 16) + ".solv";
-      if (std::filesystem::exists(solv_path)) {
-        auto read_start = Clock::now();
-        auto id = pool.add_repo_solv_file(info, solv_path);
-        stats.solv_read_ms += ms_since(read_start);
-        if (id) {
-          ++stats.solv_hits;
-          stats.records_loaded += pool.repo_size(*id);
-          continue;
-        }
-        std::error_code ec;  // a damaged .solv is rebuilt from the JSON
-        std::filesystem::remove(solv_path, ec);
-      }
-    }
-    auto json_start = Clock::now();
-    auto id = pool.add_repo_json_file(info, entry.path);
-    stats.json_ms += ms_since(json_start);
-    if (!id)
-      return std::move(id).error().with_context("loading repodata of channel " +
-                                                entry.channel.name + " subdir " + entry.subdir +
-                                                " (from " + entry.source + ")");
-    stats.records_loaded += pool.repo_size(*id);
-    std::error_code size_ec;
-    if (auto size = std::filesystem::file_size(entry.path, size_ec); !size_ec)
-      stats.json_bytes += size;
-    if (!solv_path.empty()) {
-      auto write_start = Clock::now();
-      // Stale .solv files of this subdir (older fingerprints) go first.
-      std::error_code ec;
-      const std::string stem = entry.cache_prefix.filename().string() + ".";
-      for (const auto& f :
-           std::filesystem::directory_iterator(entry.cache_prefix.parent_path(), ec)) {
-        std::string fname = f.path().filename().string();
-        if (fname.starts_with(stem) && (fname.ends_with(".solv") || fname.ends_with(".solv.meta")))
-          std::filesystem::remove(f.path(), ec);
-      }
-      if (pool.write_repo_solv(*id, solv_path)) ++stats.solv_writes;  // a cache: best effort
-      stats.solv_write_ms += ms_since(write_start);
-    }
-  }
-  return ok();
-}
-
 Result<std::vector<PlatformSolution>> solve_environment(const SolveRequest& request) {
   std::vector<std::string> platforms = request.platforms;
   if (platforms.empty()) platforms.push_back(conda::host_subdir());

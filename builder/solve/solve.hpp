@@ -11,7 +11,9 @@
 // and __glibc=2.17 (conda's default) unless overridden; __cuda only when given.
 //
 // .solv cache: <repodata cache prefix>.<sha256(libsolv version, envbuild version, URL,
-// fingerprint)[:16]>.solv, written with repo_write after a JSON load, read with repo_add_solv.
+// fingerprint)[:16]>.<i>.solv, one per piece a large repodata.json is parsed in
+// (builder/solve/repodata_load.cpp), and .pieces saying how many; written with repo_write after
+// a JSON load, read with repo_add_solv.
 
 #include <cstdint>
 #include <functional>
@@ -57,9 +59,10 @@ struct SolveStats {
   uint64_t bytes_transferred = 0;
   // The parts of load_ms (for `envbuild solve --timings` and bench/solve.sh).
   uint64_t json_bytes = 0;   // repodata.json bytes parsed (0 when every repo came from .solv)
-  double json_ms = 0;        // repo_add_conda + internalize + base_url lookup
+  double json_ms = 0;        // repo_add_conda + internalize + base_url lookup (for a file
+                             // parsed in pieces: cutting, parsing and writing the pieces)
   double solv_read_ms = 0;   // repo_add_solv
-  double solv_write_ms = 0;  // repo_write of new .solv files
+  double solv_write_ms = 0;  // repo_write of new .solv files (of files parsed whole)
   // The parts of solve_ms, and CPU time (user + system, the whole process) of load and solve:
   // on a busy machine wall time says little.
   double prepare_ms = 0;       // whatprovides index and jobs

@@ -284,6 +284,19 @@ Result<std::string> read_base_url(const std::filesystem::path& path) {
   nlohmann::json::sax_parse(fp.get(), &full, nlohmann::json::input_format_t::json, false);
   return full.base_url;
 }
+/// read_base_url() of a document in memory.
+Result<std::string> base_url_of(std::string_view text) {
+  InfoSax sax;
+  nlohmann::json::sax_parse(text.substr(0, size_t{256} << 10), &sax,
+                            nlohmann::json::input_format_t::json, false);
+  if (sax.done || text.size() <= (size_t{256} << 10) ||
+      text.find("\"base_url\"") == std::string_view::npos)
+    return sax.base_url;
+  InfoSax full;
+  nlohmann::json::sax_parse(text, &full, nlohmann::json::input_format_t::json, false);
+  return full.base_url;
+}
+
 // libsolv 0.7.23's parse_info() walks into whatever the top-level "info" object holds without
 // skipping it, and compares the key of an array element (NULL) with strcmp: a repodata.json whose
 // "info" holds an array crashes it (found by tests/fuzz/repodata_fuzz). One pass over the bytes,
@@ -449,80 +462,121 @@ struct Pool::Impl {
   Conflict conflict_of(::Solver* solver) const;
   Result<std::vector<SolvedRecord>> records_of(const std::vector<Id>& installed) const;
 
-  Result<RepoId> add_repo(const RepoInfo& info, const std::filesystem::path& path, bool solv) {
-    std::unique_ptr<FILE, FileClose> fp(std::fopen(path.c_str(), "r"));
-    if (!fp) return fail(Errc::NotFound, "open(" + path.string() + "): no such repodata file");
+  /// Reads repodata.json from `fp` into a new repo; `text` gives the document again when
+  /// libsolv refuses a record's subdir (then read without info.subdir), `base_url` its CEP 15
+  /// base URL.
+  Result<RepoId> add_json_repo(const RepoInfo& info, FILE* fp, const std::string& what,
+                               const std::function<Result<std::string>()>& text,
+                               const std::function<Result<std::string>()>& base_url) {
     ::Repo* repo = repo_create(pool.get(), (info.channel + "/" + info.subdir).c_str());
     repo->priority = info.priority;
     repo->subpriority = info.subpriority;
-    if (!solv && file_info_holds_an_array(path)) {
-      repo_free(repo, 1);
-      return fail(Errc::InvalidInput,
-                  "parsing repodata " + path.string() + ": \"info\" holds an array")
-          .with_hint("\"info\" may only hold strings, numbers and objects (e.g. subdir, base_url)");
-    }
-    // libsolv's JSON parser reads with getc(): without stdio's per-call locking it runs faster.
-    __fsetlocking(fp.get(), FSETLOCKING_BYCALLER);
-    int rc = solv ? repo_add_solv(repo, fp.get(), 0) : repo_add_conda(repo, fp.get(), 0);
-    if (rc != 0 && !solv &&
-        std::string_view(pool_errstr(pool.get())).ends_with("subdir mismatch")) {
+    int rc = repo_add_conda(repo, fp, 0);
+    if (rc != 0 && std::string_view(pool_errstr(pool.get())).ends_with("subdir mismatch")) {
       // libsolv refuses records whose "subdir" differs from info.subdir (noarch records listed
       // in linux-64/, as some mirrors and subsets do). Drop info.subdir and read it again; the
       // .solv cache makes this a one-time cost.
       repo_empty(repo, 1);
-      auto text = common::read_file(path, size_t{4} << 30);
-      if (!text) return std::move(text).error();
-      auto doc = common::parse_json(*text, "parsing repodata " + path.string());
-      if (!doc) {
+      auto again = without_info_subdir(text, what);
+      if (!again) {
         repo_free(repo, 1);
-        return std::move(doc).error();
+        return std::move(again).error();
       }
-      if (doc->contains("info") && (*doc)["info"].is_object()) (*doc)["info"].erase("subdir");
-      *text = doc->dump();
-      std::unique_ptr<FILE, FileClose> mem(fmemopen(text->data(), text->size(), "r"));
+      std::unique_ptr<FILE, FileClose> mem(fmemopen(again->data(), again->size(), "r"));
       rc = mem ? repo_add_conda(repo, mem.get(), 0) : -1;
     }
     if (rc != 0) {
       std::string why = pool_errstr(pool.get());
       repo_free(repo, 1);
-      return fail(Errc::InvalidInput,
-                  (solv ? "reading .solv " : "parsing repodata ") + path.string() + ": " + why);
+      return fail(Errc::InvalidInput, "parsing repodata " + what + ": " + why);
     }
-    const Id base_url_key = pool_str2id(pool.get(), kBaseUrlKey, 1);
-    if (!solv) {
-      repo_internalize(repo);
-      internal::rank_ties_by_timestamp(repo);
-      auto base_url = read_base_url(path);
-      if (!base_url) {
-        repo_free(repo, 1);
-        return std::move(base_url).error();
-      }
-      if (!base_url->empty()) {
-        // Kept in a repodata of its own so that repo_write puts it into the .solv.
-        Repodata* meta = repo_add_repodata(repo, 0);
-        repodata_set_str(meta, SOLVID_META, base_url_key, base_url->c_str());
-        repodata_internalize(meta);
-        base_urls[repo] = *base_url;
-      }
-    } else {
-      if (const char* base_url = repo_lookup_str(repo, SOLVID_META, base_url_key))
-        base_urls[repo] = base_url;
-      if (repo_lookup_str(repo, SOLVID_META, pool_str2id(pool.get(), kMetaAsideKey, 1))) {
-        // The records' meta must be there, for every record and in order: else the cache is
-        // damaged and the caller reads the JSON again.
-        auto meta = MetaFile::open(meta_path_for(path));
-        if (!meta || meta->count() != static_cast<uint64_t>(repo->nsolvables) ||
-            repo->end - repo->start != repo->nsolvables) {
-          repo_free(repo, 1);
-          return fail(Errc::InvalidInput,
-                      "reading .solv " + path.string() + ": its records' meta file is missing");
-        }
-        meta_files[repo] = meta_path_for(path);
-      }
+    repo_internalize(repo);
+    internal::rank_ties_by_timestamp(repo);
+    auto url = base_url();
+    if (!url) {
+      repo_free(repo, 1);
+      return std::move(url).error();
     }
+    if (!url->empty()) {
+      // Kept in a repodata of its own so that repo_write puts it into the .solv.
+      Repodata* meta = repo_add_repodata(repo, 0);
+      repodata_set_str(meta, SOLVID_META, pool_str2id(pool.get(), kBaseUrlKey, 1), url->c_str());
+      repodata_internalize(meta);
+      base_urls[repo] = *url;
+    }
+    return registered(repo, info);
+  }
+
+  static Result<std::string> without_info_subdir(
+      const std::function<Result<std::string>()>& text, const std::string& what) {
+    auto whole = text();
+    if (!whole) return std::move(whole).error();
+    auto doc = common::parse_json(*whole, "parsing repodata " + what);
+    if (!doc) return std::move(doc).error();
+    if (doc->contains("info") && (*doc)["info"].is_object()) (*doc)["info"].erase("subdir");
+    return doc->dump();
+  }
+
+  RepoId registered(::Repo* repo, const RepoInfo& info) {
     repos.push_back(repo);
     infos[repo] = info;
     return RepoId{static_cast<int>(repos.size() - 1)};
+  }
+
+  Result<RepoId> add_json_file(const RepoInfo& info, const std::filesystem::path& path) {
+    std::unique_ptr<FILE, FileClose> fp(std::fopen(path.c_str(), "r"));
+    if (!fp) return fail(Errc::NotFound, "open(" + path.string() + "): no such repodata file");
+    if (file_info_holds_an_array(path))
+      return fail(Errc::InvalidInput,
+                  "parsing repodata " + path.string() + ": \"info\" holds an array")
+          .with_hint("\"info\" may only hold strings, numbers and objects (e.g. subdir, base_url)");
+    // libsolv's JSON parser reads with getc(): without stdio's per-call locking it runs faster.
+    __fsetlocking(fp.get(), FSETLOCKING_BYCALLER);
+    return add_json_repo(
+        info, fp.get(), path.string(),
+        [&] { return common::read_file(path, size_t{4} << 30); },
+        [&] { return read_base_url(path); });
+  }
+
+  Result<RepoId> add_json_text(const RepoInfo& info, std::string text, const std::string& what) {
+    if (info_holds_an_array(text))
+      return fail(Errc::InvalidInput, "parsing repodata " + what + ": \"info\" holds an array")
+          .with_hint("\"info\" may only hold strings, numbers and objects (e.g. subdir, base_url)");
+    std::unique_ptr<FILE, FileClose> fp(fmemopen(text.data(), text.size(), "r"));
+    if (!fp) return fail(Errc::Internal, "fmemopen failed for repodata " + what);
+    __fsetlocking(fp.get(), FSETLOCKING_BYCALLER);
+    return add_json_repo(
+        info, fp.get(), what, [&]() -> Result<std::string> { return text; },
+        [&] { return base_url_of(text); });
+  }
+
+  Result<RepoId> add_solv_file(const RepoInfo& info, const std::filesystem::path& path) {
+    std::unique_ptr<FILE, FileClose> fp(std::fopen(path.c_str(), "r"));
+    if (!fp) return fail(Errc::NotFound, "open(" + path.string() + "): no such repodata file");
+    ::Repo* repo = repo_create(pool.get(), (info.channel + "/" + info.subdir).c_str());
+    repo->priority = info.priority;
+    repo->subpriority = info.subpriority;
+    if (repo_add_solv(repo, fp.get(), 0) != 0) {
+      std::string why = pool_errstr(pool.get());
+      repo_free(repo, 1);
+      return fail(Errc::InvalidInput, "reading .solv " + path.string() + ": " + why);
+    }
+    if (const char* base_url =
+            repo_lookup_str(repo, SOLVID_META, pool_str2id(pool.get(), kBaseUrlKey, 1)))
+      base_urls[repo] = base_url;
+    if (repo_lookup_str(repo, SOLVID_META, pool_str2id(pool.get(), kMetaAsideKey, 1))) {
+      // The records' meta must be there, for every record and in order: else the cache is
+      // damaged and the caller reads the JSON again.
+      auto meta = MetaFile::open(meta_path_for(path));
+      if (!meta || meta->count() != static_cast<uint64_t>(repo->nsolvables) ||
+          repo->end - repo->start != repo->nsolvables) {
+        repo_free(repo, 1);
+        return fail(Errc::InvalidInput,
+                    "reading .solv " + path.string() + ": its records' meta file is missing");
+      }
+      meta_files[repo] = meta_path_for(path);
+    }
+    return registered(repo, info);
   }
 };
 
@@ -559,7 +613,7 @@ Result<void> Pool::add_repodata_json(const std::string& name, const std::string&
 
 Result<void> Pool::add_repodata_file(const std::string& name, const std::string& path,
                                      int priority) {
-  auto id = impl_->add_repo(RepoInfo{name, "", "", priority, 0}, path, false);
+  auto id = impl_->add_json_file(RepoInfo{name, "", "", priority, 0}, path);
   if (!id) return std::move(id).error();
   // Keep the legacy repo name (tests compare it).
   ::Repo* repo = impl_->repos[id->value];
@@ -569,20 +623,39 @@ Result<void> Pool::add_repodata_file(const std::string& name, const std::string&
 }
 
 Result<RepoId> Pool::add_repo_json_file(const RepoInfo& info, const std::filesystem::path& path) {
-  return impl_->add_repo(info, path, false);
+  return impl_->add_json_file(info, path);
+}
+
+Result<RepoId> Pool::add_repo_json_text(const RepoInfo& info, std::string text,
+                                        const std::string& what) {
+  return impl_->add_json_text(info, std::move(text), what);
 }
 
 Result<RepoId> Pool::add_repo_solv_file(const RepoInfo& info, const std::filesystem::path& path) {
-  return impl_->add_repo(info, path, true);
+  return impl_->add_solv_file(info, path);
+}
+
+void Pool::remove_repo(RepoId repo) {
+  if (repo.value < 0 || repo.value >= static_cast<int>(impl_->repos.size())) return;
+  ::Repo*& r = impl_->repos[repo.value];
+  if (!r) return;
+  impl_->infos.erase(r);
+  impl_->base_urls.erase(r);
+  impl_->meta_files.erase(r);
+  repo_free(r, 1);
+  r = nullptr;
 }
 
 size_t Pool::repo_size(RepoId repo) const {
-  if (repo.value < 0 || repo.value >= static_cast<int>(impl_->repos.size())) return 0;
+  if (repo.value < 0 || repo.value >= static_cast<int>(impl_->repos.size()) ||
+      !impl_->repos[repo.value])
+    return 0;
   return static_cast<size_t>(impl_->repos[repo.value]->nsolvables);
 }
 
 Result<void> Pool::write_repo_solv(RepoId repo, const std::filesystem::path& path) const {
-  if (repo.value < 0 || repo.value >= static_cast<int>(impl_->repos.size()))
+  if (repo.value < 0 || repo.value >= static_cast<int>(impl_->repos.size()) ||
+      !impl_->repos[repo.value])
     return fail(Errc::Internal, "write_repo_solv: bad repo id");
   ENVB_ASSIGN_OR_RETURN(auto file, common::AtomicFile::create(path));
   int fd = ::dup(file.fd().get());

@@ -104,12 +104,19 @@ class Pool {
                                  int priority = 0);
   /// Loads one channel/subdir from a repodata.json file.
   Result<RepoId> add_repo_json_file(const RepoInfo& info, const std::filesystem::path& path);
+  /// Loads one channel/subdir from repodata.json text, as add_repo_json_file would from a file
+  /// holding it; errors name `what`.
+  Result<RepoId> add_repo_json_text(const RepoInfo& info, std::string text,
+                                    const std::string& what);
   /// Loads one channel/subdir from a .solv file written by write_repo_solv.
   Result<RepoId> add_repo_solv_file(const RepoInfo& info, const std::filesystem::path& path);
   /// Writes a repo in libsolv's binary form, atomically (temp file + rename).
   Result<void> write_repo_solv(RepoId repo, const std::filesystem::path& path) const;
-  /// Number of solvables in a repo.
+  /// Number of solvables in a repo (0 once removed).
   [[nodiscard]] size_t repo_size(RepoId repo) const;
+  /// Takes a repo and its records out of the pool (a cache found damaged part way through);
+  /// its id stays unused.
+  void remove_repo(RepoId repo);
 
   /// A virtual package (__glibc, __cuda, ...) the target provides. Every solve installs the
   /// virtual packages (conda and mamba lock them as installed ones): they are always present, so

@@ -1,0 +1,163 @@
+// Large repodata is parsed in pieces at once (builder/solve/repodata_load.cpp): the pieces give
+// the solve every record and the answer the whole file gives in one pool (a .conda still wins
+// over its .tar.bz2 twin), they are the .solv cache a later solve reads, a damaged piece is
+// rebuilt, and a file libsolv refuses is reported as itself, not as a piece.
+
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "builder/solve/repodata_scan.hpp"
+#include "builder/solve/solve.hpp"
+#include "tests/builder/solve_testing.hpp"
+#include "tests/testing/testing.hpp"
+
+namespace envbuild::builder {
+namespace {
+
+using envbuild::testing::TempDirTest;
+using envbuild::testing::write_text;
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+/// p0000..p<n-1>, three versions each, as .tar.bz2 and as .conda (the .conda's md5 differs); pN
+/// version k depends on p(N+1) >=k. About 1 KB a record.
+json big_repodata(int names) {
+  json doc = {{"info", {{"subdir", "linux-64"}}}, {"packages", json::object()},
+              {"packages.conda", json::object()}, {"repodata_version", 1}};
+  const std::string padding(700, 'x');
+  for (int i = 0; i < names; ++i) {
+    char name[16];
+    std::snprintf(name, sizeof name, "p%04d", i);
+    char next[16];
+    std::snprintf(next, sizeof next, "p%04d", i + 1);
+    for (int v = 1; v <= 3; ++v) {
+      json record = {{"name", name},
+                     {"version", std::to_string(v) + ".0"},
+                     {"build", "h0_0"},
+                     {"build_number", 0},
+                     {"depends", i + 1 < names ? json::array({std::string(next) + " >=" +
+                                                              std::to_string(v)})
+                                               : json::array()},
+                     {"license", padding},
+                     {"timestamp", 1700000000000 + v},
+                     {"subdir", "linux-64"}};
+      const std::string stem = std::string(name) + "-" + std::to_string(v) + ".0-h0_0";
+      record["md5"] = std::string(32, 'a');
+      doc["packages"][stem + ".tar.bz2"] = record;
+      record["md5"] = std::string(32, 'c');
+      doc["packages.conda"][stem + ".conda"] = record;
+    }
+  }
+  return doc;
+}
+
+class RepodataLoadTest : public TempDirTest {
+ protected:
+  fs::path make_channel(const json& linux) {
+    const fs::path ch = dir_ / "channel";
+    write_text(ch / "linux-64" / "repodata.json", linux.dump());
+    write_text(ch / "noarch" / "repodata.json", R"({"info":{"subdir":"noarch"},"packages":{}})");
+    return ch;
+  }
+  SolveRequest request(const fs::path& channel, bool cache) {
+    SolveRequest r;
+    r.channels = {channel.string()};
+    r.specs = {"p1490"};
+    r.platforms = {"linux-64"};
+    r.env = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+    r.repodata.cache_dir = dir_ / "cache";
+    r.repodata.shards = false;  // every record: the whole file is what is cut
+    r.use_solv_cache = cache;
+    return r;
+  }
+  std::vector<fs::path> pieces() const {
+    std::vector<fs::path> out;
+    for (const auto& e : fs::directory_iterator(dir_ / "cache"))
+      if (e.path().filename().string().ends_with(".solv")) out.push_back(e.path());
+    std::sort(out.begin(), out.end());
+    return out;
+  }
+};
+
+TEST_F(RepodataLoadTest, PiecesGiveTheWholeFilesAnswerAndAreTheCache) {
+  const json linux = big_repodata(1500);
+  const fs::path ch = make_channel(linux);
+  ASSERT_GT(fs::file_size(ch / "linux-64" / "repodata.json"), size_t{6} << 20);  // 3+ pieces
+
+  auto whole = solve_environment(request(ch, false));  // one pool, no cache: parsed whole
+  ASSERT_TRUE(whole) << whole.error().to_string();
+  const auto want = testing::identities((*whole)[0].records, /*with_url=*/true);
+  ASSERT_EQ(want.size(), 10u);  // p1490..p1499, 3.0 each
+  for (const auto& r : (*whole)[0].records) {
+    EXPECT_EQ(r.version, "3.0");
+    EXPECT_TRUE(r.fn.ends_with(".conda")) << r.fn;
+  }
+  // libsolv keeps one of each twin: 1500 names x 3 versions.
+  EXPECT_EQ((*whole)[0].stats.records_loaded, 4500u);
+
+  auto cold = solve_environment(request(ch, true));
+  ASSERT_TRUE(cold) << cold.error().to_string();
+  EXPECT_EQ(testing::identities((*cold)[0].records, true), want);
+  EXPECT_EQ((*cold)[0].stats.records_loaded, 4500u);
+  EXPECT_GE((*cold)[0].stats.solv_writes, 4u);  // linux-64 in pieces, noarch whole
+  const auto written = pieces();
+  EXPECT_GE(written.size(), 4u);
+
+  auto warm = solve_environment(request(ch, true));
+  ASSERT_TRUE(warm) << warm.error().to_string();
+  EXPECT_EQ(testing::identities((*warm)[0].records, true), want);
+  EXPECT_EQ((*warm)[0].stats.solv_hits, 2u);
+  EXPECT_EQ((*warm)[0].stats.json_bytes, 0u);
+  EXPECT_EQ((*warm)[0].stats.records_loaded, 4500u);
+
+  // A damaged piece: the set is parsed again (nothing of the damaged set is kept twice).
+  const auto second = std::find_if(written.begin(), written.end(), [](const fs::path& p) {
+    return p.filename().string().ends_with(".1.solv");
+  });
+  ASSERT_NE(second, written.end());
+  fs::resize_file(*second, fs::file_size(*second) / 2);
+  auto mended = solve_environment(request(ch, true));
+  ASSERT_TRUE(mended) << mended.error().to_string();
+  EXPECT_EQ(testing::identities((*mended)[0].records, true), want);
+  EXPECT_EQ((*mended)[0].stats.records_loaded, 4500u);
+  EXPECT_EQ((*mended)[0].stats.solv_hits, 1u);  // noarch
+  EXPECT_EQ(pieces(), written);
+}
+
+TEST_F(RepodataLoadTest, AFileLibsolvRefusesIsReportedAsItself) {
+  json linux = big_repodata(1200);
+  linux["info"]["subdir"] = json::array({"linux-64"});  // libsolv 0.7.23 crashed on this
+  const fs::path ch = make_channel(linux);
+  auto solved = solve_environment(request(ch, true));
+  ASSERT_FALSE(solved);
+  const std::string text = solved.error().to_string();
+  EXPECT_NE(text.find("\"info\" holds an array"), std::string::npos) << text;
+  EXPECT_NE(text.find((ch / "linux-64" / "repodata.json").string()), std::string::npos) << text;
+  EXPECT_EQ(text.find("piece"), std::string::npos) << text;
+}
+
+TEST(RepodataIndexSplit, NamesInOrderOfFirstRecordAboutEqualBytes) {
+  const std::string text = big_repodata(100).dump();
+  auto index = RepodataIndex::build(text, "doc");
+  ASSERT_TRUE(index) << index.error().to_string();
+  const auto groups = index->split_names(4);
+  ASSERT_EQ(groups.size(), 4u);
+  NameSet all;
+  for (const NameSet& g : groups) {
+    EXPECT_GE(g.size(), 20u);
+    EXPECT_LE(g.size(), 30u);
+    all.insert(g.begin(), g.end());
+  }
+  EXPECT_EQ(all.size(), 100u);
+  EXPECT_TRUE(groups[0].contains("p0000"));
+  EXPECT_TRUE(groups[3].contains("p0099"));
+  EXPECT_EQ(index->split_names(1).size(), 1u);
+  EXPECT_EQ(index->split_names(500).size(), 100u);  // never more groups than names
+}
+
+}  // namespace
+}  // namespace envbuild::builder

@@ -123,6 +123,11 @@ Result<void> walk(const NameSet& roots, const std::vector<RecordSource*>& source
 
 }  // namespace
 
+Result<void> RecordSource::reach_all(const NameSet& roots) {
+  RecordSource* self = this;
+  return walk(roots, {self});
+}
+
 std::optional<NameSet> root_names(const std::vector<std::string>& specs) {
   NameSet names;
   for (const std::string& spec : specs) {
@@ -188,7 +193,11 @@ Result<void> reach_subsets(std::vector<SubdirRepodata>& entries, const NameSet& 
   // A file that could not be scanned is read whole, and the names its records depend on are not
   // walked: then no whole file is subset (each is a superset), lest one lack such a name.
   if (scanned.parts().size() == whole.size()) sources.push_back(&scanned);
-  ENVB_TRY(walk(roots, sources));
+  if (sources.size() == 1) {
+    ENVB_TRY(sources[0]->reach_all(roots));
+  } else {
+    ENVB_TRY(walk(roots, sources));
+  }
 
   nlohmann::json digests = nlohmann::json::array();
   for (RecordSource* source : sources) {

@@ -43,6 +43,10 @@ class RecordSource {
   /// Takes the records of `names` (those it has) and adds the names they depend on to
   /// `depends` (`__` virtual names left out).
   virtual Result<void> reach(const std::vector<std::string>& names, NameSet& depends) = 0;
+  /// Takes the records of every name `roots` reach, when it is the only source: by default
+  /// round after round through reach(); a source that fetches may instead ask for each name as
+  /// soon as it is found (no round waits for its slowest fetch).
+  virtual Result<void> reach_all(const NameSet& roots);
   /// The reached records of each part, in parts() order, as repodata.json texts.
   virtual Result<std::vector<std::string>> subsets() = 0;
 };

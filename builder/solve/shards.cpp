@@ -9,6 +9,9 @@
 #include <charconv>
 #include <cmath>
 #include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <thread>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -525,6 +528,67 @@ class ShardsSource final : public RecordSource {
       for (auto& [fn, record] : shards[t].packages_conda) s.packages_conda[fn] = std::move(record);
       depends.insert(shards[t].depends.begin(), shards[t].depends.end());
     }
+    return ok();
+  }
+
+  /// Every name the roots reach, each asked for as soon as a shard names it: `jobs` workers
+  /// take the next shard off one queue, and a shard's new dependencies join the queue at once.
+  /// The names reached, and so the subsets, are the rounds' (a closure); only the order of the
+  /// fetches differs. On a failure no new shard is started, and the first one reported is
+  /// returned.
+  Result<void> reach_all(const NameSet& roots) override {
+    struct Task {
+      size_t subdir;
+      std::string name, hash;
+    };
+    std::mutex mutex;
+    std::condition_variable changed;
+    std::deque<Task> queue;
+    NameSet seen;
+    size_t running = 0;
+    std::optional<Error> error;
+    auto enqueue = [&](const std::string& name) {  // with `mutex` held
+      if (!seen.insert(name).second) return;
+      for (size_t s = 0; s < sharded_.size(); ++s)
+        if (auto it = sharded_[s].index.shard_of.find(name); it != sharded_[s].index.shard_of.end())
+          queue.push_back({s, name, it->second});
+    };
+    for (const std::string& root : roots) enqueue(root);
+    std::mutex entry_mutex;
+    auto work = [&](size_t worker) {
+      std::unique_lock lock(mutex);
+      for (;;) {
+        changed.wait(lock, [&] { return error || !queue.empty() || running == 0; });
+        if (error || queue.empty()) return;  // failed, or nothing queued nor coming
+        Task task = std::move(queue.front());
+        queue.pop_front();
+        ++running;
+        lock.unlock();
+        SubdirShards& s = sharded_[task.subdir];
+        auto shard = load_shard(clients_.of(worker), s.index, task.name, task.hash, shard_dir_,
+                                options_.offline, entries_[s.entry], entry_mutex)
+                         .context("fetching sharded repodata of channel " +
+                                  entries_[s.entry].channel.name + "/" + entries_[s.entry].subdir);
+        lock.lock();
+        --running;
+        if (!shard) {
+          if (!error) error = std::move(shard).error();
+        } else {
+          // Moved, not copied: a reached name's records are read once.
+          for (auto& [fn, record] : shard->packages) s.packages[fn] = std::move(record);
+          for (auto& [fn, record] : shard->packages_conda) s.packages_conda[fn] = std::move(record);
+          for (const std::string& name : shard->depends) enqueue(name);
+        }
+        changed.notify_all();
+      }
+    };
+    const size_t workers = std::max<size_t>(options_.jobs, 1);
+    {
+      std::vector<std::jthread> threads;
+      for (size_t w = 1; w < workers; ++w) threads.emplace_back(work, w);
+      work(0);
+    }
+    if (error) return std::move(*error);
     return ok();
   }
 

@@ -5,7 +5,8 @@
 // (RepodataIndex::split_names: every record of a name, both package formats, in one piece, as
 // libsolv's .conda-over-.tar.bz2 choice needs), each piece parsed by its own pool on its own
 // thread and written as a .solv, and the pieces read into the solve's pool in order, one repo
-// each. Records of one name keep their order and their repo, so every choice libsolv makes
+// each. A smaller file is one piece; the pieces of every subdir (a solve has at least a platform
+// and noarch, often several channels) are parsed at once. Records of one name keep their order and their repo, so every choice libsolv makes
 // between builds is the one the whole file gives. The pieces are the cache: a later solve reads
 // them, as it read one .solv before.
 //
@@ -34,7 +35,7 @@ double ms_since(Clock::time_point start) {
   return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
 }
 
-/// A piece's share of a repodata.json: smaller files are parsed whole, on the calling thread.
+/// A piece's share of a repodata.json (a file under twice this is one piece).
 constexpr size_t kPieceBytes = size_t{2} << 20;
 /// At most this many pieces (a 300 MB channel: 64 pieces of ~5 MB).
 constexpr size_t kMaxPieces = 64;
@@ -109,94 +110,81 @@ Result<void> write_list(const SolvCache& cache, size_t count) {
   return file.commit_unsynced();
 }
 
-/// The pieces of the repodata.json at `path`, or nullopt when it is parsed whole: a small file,
-/// or one the scan refuses (libsolv's parser then reports what is wrong).
-std::optional<std::vector<std::string>> cut_into_pieces(const std::filesystem::path& path,
-                                                        size_t jobs) {
-  std::error_code ec;
-  const auto size = std::filesystem::file_size(path, ec);
-  if (ec || size < 2 * kPieceBytes) return std::nullopt;
+/// The pieces of the repodata.json at `path`: the whole text when it is small, else cut by
+/// name; nullopt when the scan refuses it (the whole parse then reports what is wrong).
+std::optional<std::vector<std::string>> cut_into_pieces(const std::filesystem::path& path) {
   auto text = common::read_file(path, kMaxRepodataBytes);
   if (!text) return std::nullopt;
+  if (text->size() < 2 * kPieceBytes) return std::vector<std::string>{std::move(*text)};
+  const size_t size = text->size();
   auto index = RepodataIndex::build(std::move(*text), path.string());
   if (!index) return std::nullopt;
-  const std::vector<NameSet> groups =
-      index->split_names(std::clamp<size_t>(size / kPieceBytes, 1, kMaxPieces));
-  if (groups.size() < 2) return std::nullopt;
-  std::vector<std::string> pieces(groups.size());
-  (void)common::for_each_index(groups.size(), jobs, [&](size_t i) -> Result<void> {
-    pieces[i] = index->subset(groups[i]);
-    return ok();
-  });
+  std::vector<std::string> pieces;
+  for (const NameSet& group :
+       index->split_names(std::clamp<size_t>(size / kPieceBytes, 1, kMaxPieces)))
+    pieces.push_back(index->subset(group));
   return pieces;
 }
 
-/// Parses each piece in a pool of its own, on `jobs` threads, and writes it to the cache.
-Result<void> parse_pieces(const solv::RepoInfo& info, const SubdirRepodata& entry,
-                          std::vector<std::string> pieces, const SolvCache& cache, size_t jobs) {
-  return common::for_each_index(pieces.size(), jobs, [&](size_t i) -> Result<void> {
+/// One subdir's way into the pool.
+struct Plan {
+  const SubdirRepodata* entry = nullptr;
+  solv::RepoInfo info;
+  std::optional<SolvCache> cache;
+  std::optional<size_t> cached;      // pieces the cache lists
+  std::vector<std::string> pieces;   // to parse (none: read the cache, or parse whole)
+  std::vector<char> piece_ok;        // parsed and written
+};
+
+/// Cuts the uncached subdirs' files and parses every piece of every one of them at once, each
+/// in a pool of its own, written to the cache.
+void parse_uncached(std::vector<Plan>& plans, size_t jobs) {
+  std::vector<size_t> todo;
+  for (size_t p = 0; p < plans.size(); ++p)
+    if (plans[p].cache && !plans[p].cached) todo.push_back(p);
+  (void)common::for_each_index(todo.size(), jobs, [&](size_t t) -> Result<void> {
+    Plan& plan = plans[todo[t]];
+    remove_stale(*plan.entry);
+    if (auto pieces = cut_into_pieces(plan.entry->path)) plan.pieces = std::move(*pieces);
+    plan.piece_ok.assign(plan.pieces.size(), 0);
+    return ok();
+  });
+  std::vector<std::pair<size_t, size_t>> work;  // (plan, piece)
+  for (size_t p : todo)
+    for (size_t i = 0; i < plans[p].pieces.size(); ++i) work.emplace_back(p, i);
+  // Largest first: the last piece to start is a small one.
+  std::stable_sort(work.begin(), work.end(), [&](const auto& a, const auto& b) {
+    return plans[a.first].pieces[a.second].size() > plans[b.first].pieces[b.second].size();
+  });
+  (void)common::for_each_index(work.size(), jobs, [&](size_t w) -> Result<void> {
+    auto [p, i] = work[w];
+    Plan& plan = plans[p];
     solv::Pool side;
-    const std::string what =
-        entry.path.string() + " (piece " + std::to_string(i + 1) + " of " +
-        std::to_string(pieces.size()) + ")";
-    ENVB_ASSIGN_OR_RETURN(solv::RepoId id,
-                          side.add_repo_json_text(info, std::move(pieces[i]), what));
-    return side.write_repo_solv(id, cache.piece(i));
+    auto id = side.add_repo_json_text(plan.info, std::move(plan.pieces[i]),
+                                      plan.entry->path.string());
+    // A piece that fails (to parse, or to be written) sends its file to the whole parse,
+    // which reports a parse error as the file's and caches best effort.
+    plan.piece_ok[i] = id && side.write_repo_solv(*id, plan.cache->piece(i));
+    return ok();
   });
 }
 
-Result<void> load_entry(solv::Pool& pool, const SubdirRepodata& entry, bool use_solv_cache,
-                        SolveStats& stats) {
-  solv::RepoInfo info{entry.channel.name, entry.subdir, common::redact_url(entry.channel.base_url),
-                      entry.priority, entry.subdir == "noarch" ? 0 : 1};
-  const std::optional<SolvCache> cache = solv_cache_of(entry, use_solv_cache);
-  if (cache) {
-    if (auto count = cached_pieces(*cache)) {
-      const auto read_start = Clock::now();
-      const bool hit = load_cached(pool, info, *cache, *count, stats);
-      stats.solv_read_ms += ms_since(read_start);
-      if (hit) {
-        ++stats.solv_hits;
-        return ok();
-      }
-    }
-    remove_stale(entry);  // and a damaged set of this fingerprint: rebuilt from the JSON
-  }
-  auto context = [&](Error e) {
-    return std::move(e).with_context("loading repodata of channel " + entry.channel.name +
-                                     " subdir " + entry.subdir + " (from " + entry.source + ")");
-  };
-  std::error_code size_ec;
-  if (auto size = std::filesystem::file_size(entry.path, size_ec); !size_ec)
-    stats.json_bytes += size;
-  const size_t jobs = std::max(1u, std::thread::hardware_concurrency());
+/// Loads a subdir's file in the pool itself (no cache, or its pieces failed); caches it whole.
+Result<void> parse_whole(solv::Pool& pool, const Plan& plan, SolveStats& stats) {
+  const SubdirRepodata& entry = *plan.entry;
   const auto json_start = Clock::now();
-  if (cache) {
-    if (auto pieces = cut_into_pieces(entry.path, jobs)) {
-      const size_t count = pieces->size();
-      // A piece that fails (to parse, or to be written to the cache) sends the file to the
-      // whole parse below, which reports a parse error as the file's and caches best effort.
-      if (parse_pieces(info, entry, std::move(*pieces), *cache, jobs)) {
-        stats.json_ms += ms_since(json_start);
-        const auto read_start = Clock::now();
-        if (load_cached(pool, info, *cache, count, stats)) {
-          stats.solv_read_ms += ms_since(read_start);
-          stats.solv_writes += count;
-          (void)write_list(*cache, count);  // a cache: best effort
-          return ok();
-        }
-      }
-      remove_stale(entry);
-    }
-  }
-  auto id = pool.add_repo_json_file(info, entry.path);
+  auto id = pool.add_repo_json_file(plan.info, entry.path);
   stats.json_ms += ms_since(json_start);
-  if (!id) return context(std::move(id).error());
+  if (!id)
+    return std::move(id).error().with_context("loading repodata of channel " +
+                                              entry.channel.name + " subdir " + entry.subdir +
+                                              " (from " + entry.source + ")");
   stats.records_loaded += pool.repo_size(*id);
-  if (cache) {
+  if (plan.cache) {
     const auto write_start = Clock::now();
-    if (pool.write_repo_solv(*id, cache->piece(0)) && write_list(*cache, 1))  // best effort
-      ++stats.solv_writes;
+    remove_stale(entry);
+    if (pool.write_repo_solv(*id, plan.cache->piece(0)) && write_list(*plan.cache, 1))
+      ++stats.solv_writes;  // a cache: best effort
     stats.solv_write_ms += ms_since(write_start);
   }
   return ok();
@@ -206,9 +194,56 @@ Result<void> load_entry(solv::Pool& pool, const SubdirRepodata& entry, bool use_
 
 Result<void> load_repodata(solv::Pool& pool, const std::vector<SubdirRepodata>& repodata,
                            bool use_solv_cache, SolveStats& stats) {
+  std::vector<Plan> plans;
   for (const SubdirRepodata& entry : repodata) {
     if (entry.missing) continue;
-    ENVB_TRY(load_entry(pool, entry, use_solv_cache, stats));
+    Plan plan;
+    plan.entry = &entry;
+    plan.info = {entry.channel.name, entry.subdir, common::redact_url(entry.channel.base_url),
+                 entry.priority, entry.subdir == "noarch" ? 0 : 1};
+    plan.cache = solv_cache_of(entry, use_solv_cache);
+    if (plan.cache) plan.cached = cached_pieces(*plan.cache);
+    if (!plan.cached) {
+      std::error_code ec;
+      if (auto size = std::filesystem::file_size(entry.path, ec); !ec) stats.json_bytes += size;
+    }
+    plans.push_back(std::move(plan));
+  }
+  const auto json_start = Clock::now();
+  parse_uncached(plans, std::max(1u, std::thread::hardware_concurrency()));
+  stats.json_ms += ms_since(json_start);
+  // Into the pool in the subdirs' order, each one's pieces in order.
+  for (Plan& plan : plans) {
+    if (plan.cached) {
+      const auto read_start = Clock::now();
+      const bool loaded = load_cached(pool, plan.info, *plan.cache, *plan.cached, stats);
+      stats.solv_read_ms += ms_since(read_start);
+      if (loaded) {
+        ++stats.solv_hits;
+        continue;
+      }
+      // A damaged piece: this subdir is parsed again, in pieces.
+      plan.cached.reset();
+      const auto again_start = Clock::now();
+      std::vector<Plan> one(1, std::move(plan));
+      parse_uncached(one, std::max(1u, std::thread::hardware_concurrency()));
+      plan = std::move(one[0]);
+      stats.json_ms += ms_since(again_start);
+    }
+    const size_t count = plan.piece_ok.size();
+    if (count > 0 && std::count(plan.piece_ok.begin(), plan.piece_ok.end(), char{1}) ==
+                         static_cast<std::ptrdiff_t>(count)) {
+      const auto read_start = Clock::now();
+      const bool loaded = load_cached(pool, plan.info, *plan.cache, count, stats);
+      stats.solv_read_ms += ms_since(read_start);
+      if (loaded) {
+        stats.solv_writes += count;
+        (void)write_list(*plan.cache, count);  // a cache: best effort
+        continue;
+      }
+    }
+    // Pieces that failed, a file the scan refuses, or no cache: parsed whole here.
+    ENVB_TRY(parse_whole(pool, plan, stats));
   }
   return ok();
 }

@@ -122,7 +122,8 @@ std::optional<std::vector<std::string>> cut_into_pieces(const std::filesystem::p
   std::vector<std::string> pieces;
   for (const NameSet& group :
        index->split_names(std::clamp<size_t>(size / kPieceBytes, 1, kMaxPieces)))
-    pieces.push_back(index->subset(group));
+    pieces.push_back(index->subset(group, pieces.empty() ? RepodataIndex::Members::All
+                                                         : RepodataIndex::Members::InfoOnly));
   return pieces;
 }
 
@@ -224,6 +225,8 @@ Result<void> load_repodata(solv::Pool& pool, const std::vector<SubdirRepodata>& 
       }
       // A damaged piece: this subdir is parsed again, in pieces.
       plan.cached.reset();
+      std::error_code ec;
+      if (auto size = std::filesystem::file_size(plan.entry->path, ec); !ec) stats.json_bytes += size;
       const auto again_start = Clock::now();
       std::vector<Plan> one(1, std::move(plan));
       parse_uncached(one, std::max(1u, std::thread::hardware_concurrency()));

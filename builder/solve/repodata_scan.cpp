@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 
 #include "builder/solve/shards.hpp"
 #include "common/json.hpp"
@@ -22,6 +23,11 @@ std::string decode(const RawString& s) {
   if (!s.escaped) return std::string(s.text);
   auto j = common::parse_json("\"" + std::string(s.text) + "\"", "a repodata string");
   return j && j->is_string() ? j->get<std::string>() : std::string(s.text);
+}
+
+/// Whether a key reads `want` once decoded (libsolv decodes keys: "n\u0061me" is "name").
+bool key_is(const RawString& key, std::string_view want) {
+  return key.escaped ? decode(key) == want : key.text == want;
 }
 
 /// Bytes that end the plain run of a string: the quote, a backslash, a control character.
@@ -116,7 +122,15 @@ class RepodataScanner {
       default: {
         const char* start = p_;
         while (p_ < end_ && kScalar[static_cast<unsigned char>(*p_)]) ++p_;
-        return p_ > start || fail("a value expected");
+        const std::string_view word(start, static_cast<size_t>(p_ - start));
+        if (word.empty()) return fail("a value expected");
+        // A literal is one of three words (libsolv refuses others); a number starts with a
+        // digit or '-'.
+        if (std::isalpha(static_cast<unsigned char>(word[0])))
+          return word == "true" || word == "false" || word == "null" ||
+                 (p_ = start, fail("an invalid literal"));
+        return word.find_first_not_of("0123456789+-.eE") == std::string_view::npos ||
+               (p_ = start, fail("an invalid number"));
       }
     }
   }
@@ -166,7 +180,7 @@ class RepodataScanner {
       bool named = false;
       const bool read = members(2, [&](const RawString& key, size_t) {
         // The last "name" counts, as in libsolv.
-        if (key.text == "name" && !key.escaped && at('"')) {
+        if (key_is(key, "name") && at('"')) {
           named = true;
           return string(name);
         }
@@ -186,7 +200,7 @@ class RepodataScanner {
   bool depends(NameSet& out) {
     return members(2, [&](const RawString& key, size_t) {
       // libsolv reads "requires" as it reads "depends".
-      if ((key.text != "depends" && key.text != "requires") || !at('[')) return skip_value(3);
+      if ((!key_is(key, "depends") && !key_is(key, "requires")) || !at('[')) return skip_value(3);
       return elements(3, [&] {
         if (!at('"')) return skip_value(4);
         RawString dep;
@@ -210,11 +224,11 @@ Result<RepodataIndex> RepodataIndex::build(std::string text, std::string_view wh
   RepodataScanner scan(*index.text_);
   bool list = false;
   scan.members(0, [&](const RawString& key, size_t begin) {
-    const bool packages = !key.escaped && (key.text == "packages" || key.text == "packages.conda");
+    const bool packages = key_is(key, "packages") || key_is(key, "packages.conda");
     if (packages && scan.at('[')) list = true;
     if (!packages || list) {
       if (!scan.skip_value(1)) return false;
-      index.members_.push_back(Member{begin, scan.offset(), false, {}});
+      index.members_.push_back(Member{begin, scan.offset(), false, {}, key_is(key, "info")});
       return true;
     }
     index.members_.push_back(Member{begin, 0, true, std::string(key.text)});
@@ -272,7 +286,7 @@ std::vector<NameSet> RepodataIndex::split_names(size_t parts) const {
   return out;
 }
 
-std::string RepodataIndex::subset(const NameSet& names) const {
+std::string RepodataIndex::subset(const NameSet& names, Members others) const {
   std::vector<const Span*> reached;
   size_t bytes = 2;
   for (const std::string& name : names) {
@@ -291,9 +305,12 @@ std::string RepodataIndex::subset(const NameSet& names) const {
   const std::string_view text(*text_);
   out += '{';
   size_t next = 0;  // the next reached record
+  bool first_member = true;
   for (size_t m = 0; m < members_.size(); ++m) {
-    if (m > 0) out += ',';
     const Member& member = members_[m];
+    if (!member.records && !member.info && others == Members::InfoOnly) continue;
+    if (!first_member) out += ',';
+    first_member = false;
     if (!member.records) {
       out.append(text.substr(member.begin, member.end - member.begin));
       continue;

@@ -41,8 +41,12 @@ class RepodataIndex {
   /// left out); nothing when there are none of that name.
   void add_depends_of(std::string_view name, NameSet& depends) const;
 
-  /// A repodata.json of the records of `names`, every other top-level member as it was.
-  std::string subset(const NameSet& names) const;
+  /// A repodata.json of the records of `names`, every other top-level member as it was; with
+  /// Members::InfoOnly, "info" only (a piece after the first of a file cut in pieces: other
+  /// members, such as "removed" or "signatures", once are enough, and a hostile file's large
+  /// one is not repeated in every piece).
+  enum class Members { All, InfoOnly };
+  std::string subset(const NameSet& names, Members others = Members::All) const;
 
   /// The names of the records in at most `parts` groups of about equal bytes, each a run of
   /// names in the order of their first record: a document cut into pieces that parse alone
@@ -57,6 +61,7 @@ class RepodataIndex {
     size_t begin = 0, end = 0;
     bool records = false;  // "packages" or "packages.conda": written as the reached records
     std::string key;       // of a records member, as written
+    bool info = false;     // the "info" member (every piece of a file keeps it)
   };
   struct Span {  // a record: [begin, end) of `"file name": {...}` in member `member`
     size_t begin = 0, end = 0, value = 0;

@@ -75,9 +75,17 @@ struct DctxFree {
 Result<std::string> decompress(std::string_view data, const std::string& what) {
   // One context per thread, reset for each shard: creating one costs its window's allocation
   // (and page faults) for each of a few hundred shards.
-  thread_local std::unique_ptr<ZSTD_DCtx, DctxFree> dctx(ZSTD_createDCtx());
+  thread_local std::unique_ptr<ZSTD_DCtx, DctxFree> dctx;
+  if (!dctx) dctx.reset(ZSTD_createDCtx());
   if (!dctx) return fail(Errc::Internal, what + ": ZSTD_createDCtx failed");
   ZSTD_DCtx_reset(dctx.get(), ZSTD_reset_session_only);
+  // A frame with a large window leaves a large context: not kept for the next shard.
+  struct Shrink {
+    std::unique_ptr<ZSTD_DCtx, DctxFree>& ctx;
+    ~Shrink() {
+      if (ctx && ZSTD_sizeof_DCtx(ctx.get()) > (size_t{8} << 20)) ctx.reset();
+    }
+  } shrink{dctx};
   std::string out;
   // The size the frame declares, when it declares one, is only a hint (bounded; checked below).
   if (const auto declared = ZSTD_getFrameContentSize(data.data(), data.size());
@@ -330,6 +338,10 @@ class ShardTranscoder final : public common::MsgpackHandler {
     return true;
   }
   bool key(std::string_view k) override {
+    // NUL bytes are dropped from JSON text (libsolv refuses \u0000): in a key they would make
+    // "na\0me" a second "name" that libsolv reads and this transcoder did not check.
+    if (depth_ >= 2 && section_ && k.find('\0') != std::string_view::npos)
+      return fail("a key with a NUL byte in record " + fn_);
     if (depth_ == 1) {
       section_ = k == "packages" ? &out_.packages
                  : k == "packages.conda" ? &out_.packages_conda

@@ -71,6 +71,31 @@ TEST(RepodataIndex, PicksOutTheRecordsOfTheNamesAskedFor) {
   EXPECT_EQ(json::parse(index->subset({}))["packages"], json::object());
 }
 
+// libsolv decodes keys: an escaped "packages", "name" or "depends" is read as libsolv reads it
+// (else a file cut in pieces would repeat such a member's records in every piece, or leave out
+// a record libsolv loads).
+TEST(RepodataIndex, ReadsEscapedKeysAsLibsolvDoes) {
+  const std::string text = R"({"info": {"subdir": "linux-64"},
+    "p\u0061ckages": {"a-1-0.tar.bz2": {"n\u0061me": "a", "d\u0065pends": ["b"]},
+                       "b-1-0.tar.bz2": {"name": "b"}},
+    "removed": ["big"], "signatures": {"x": 1}})";
+  auto index = RepodataIndex::build(text, "repodata.json");
+  ASSERT_TRUE(index) << index.error().to_string();
+  NameSet depends;
+  index->add_depends_of("a", depends);
+  EXPECT_EQ(depends, NameSet{"b"});
+  const json only_a = json::parse(index->subset({"a"}));
+  EXPECT_EQ(only_a["packages"].size(), 1u);  // "p\u0061ckages" decoded by the JSON parser
+  EXPECT_TRUE(only_a["packages"].contains("a-1-0.tar.bz2"));
+  EXPECT_TRUE(only_a.contains("removed"));
+  // A later piece of a cut file keeps "info" and its records, not the other members.
+  const json piece = json::parse(index->subset({"b"}, RepodataIndex::Members::InfoOnly));
+  EXPECT_EQ(piece["info"], json::parse(text)["info"]);
+  EXPECT_EQ(piece["packages"].size(), 1u);
+  EXPECT_FALSE(piece.contains("removed"));
+  EXPECT_FALSE(piece.contains("signatures"));
+}
+
 TEST(RepodataIndex, RefusesWhatIsNotRepodataWithoutCrashing) {
   struct Case {
     const char* label;
@@ -89,6 +114,8 @@ TEST(RepodataIndex, RefusesWhatIsNotRepodataWithoutCrashing) {
        "nesting deeper than"},
       {"control character", "{\"a\": \"x\ny\"}", "control character"},
       {"old list form", R"({"packages": [{"name": "a"}]})", "is a list"},
+      {"bad literal", R"({"packages": {"x.tar.bz2": bogus}})", "an invalid literal"},
+      {"bad number", R"({"a": 0x10})", "an invalid number"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.label);

@@ -124,6 +124,10 @@ TEST(ParseShard, RejectsWhatIsNotAShard) {
       // nothing allocated ahead.
       {"huge count", std::string("\xdf\xff\xff\xff\xff", 5), "invalid msgpack"},
       {"huge string", std::string("\xdb\xff\xff\xff\xff" "abc", 8), "invalid msgpack"},
+      // "na\0me" would be written as a second "name" (NUL bytes are dropped from JSON text).
+      {"NUL in a key",
+       std::string("\x81\xa8packages\x81\xa1" "f\x82\xa4name\xa1" "a\xa5na\0me\xa1z", 29),
+       "a key with a NUL byte"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.label);

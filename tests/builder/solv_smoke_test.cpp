@@ -94,6 +94,14 @@ TEST(LibsolvConda, ArrayInsideInfoIsRefusedNotACrash) {
   ASSERT_FALSE(from_memory.has_value());
   EXPECT_NE(from_memory.error().to_string().find("\"info\" holds an array"), std::string::npos)
       << from_memory.error().to_string();
+  // libsolv decodes keys: an escaped "info" is an "info" (it crashed libsolv the same way).
+  for (const char* escaped : {R"({"\u0069nfo": {"a": ["x"]}, "packages": {}})",
+                              R"({"packages": {}, "in\u0066o": {"a": ["x"]}})",
+                              R"({"info": {"subdir": "linux-64"}, "packages": {}, "\u0069nfo": {"a": ["x"]}})"}) {
+    auto refused = pool.add_repodata_json("hostile", escaped);
+    ASSERT_FALSE(refused.has_value()) << escaped;
+    EXPECT_NE(refused.error().to_string().find("\"info\" holds an array"), std::string::npos);
+  }
   const std::string fine =
       R"({"info": {"subdir": "linux-64", "note": "[not an array]"}, "packages": {"a-1-0.tar.bz2":)"
       R"( {"name": "a", "version": "1", "build": "0", "build_number": 0, "depends": ["b"],)"

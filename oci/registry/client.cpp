@@ -352,14 +352,15 @@ Result<Descriptor> Repository::put_manifest(const std::string& reference, const 
   return d;
 }
 
-Result<std::optional<int64_t>> Repository::head_blob(const Digest& digest) {
+Result<std::optional<int64_t>> Repository::head_blob(const Digest& digest, bool server_error_is_absent) {
   common::HttpRequest req;
   req.method = "HEAD";
   req.url = origin_ + "/v2/" + name_ + "/blobs/" + digest.to_string();
   req.metadata = true;
   req.follow_redirects = true;
   ENVB_ASSIGN_OR_RETURN(common::HttpResponse resp, send(req));
-  if (resp.status == 404) return std::optional<int64_t>();
+  if (resp.status == 404 || (server_error_is_absent && resp.status >= 500))
+    return std::optional<int64_t>();
   if (!resp.ok()) return common::http_status_error("HEAD", req.url, resp);
   return std::optional<int64_t>(std::atoll(resp.header("content-length").c_str()));
 }
@@ -445,7 +446,11 @@ Result<bool> Repository::mount_blob(const Digest& digest, const std::string& fro
 Result<UploadOutcome> Repository::push_blob(const Descriptor& blob,
                                             const common::BodyOpener& open) {
   const std::string what = "pushing blob " + blob.digest.short_string();
-  ENVB_ASSIGN_OR_RETURN(auto existing, head_blob(blob.digest).context(what));
+  // A registry that still answers 5xx after the retries cannot say whether it has the blob:
+  // it is uploaded. (distribution answers 500 for a blob whose link file a crash left torn, and
+  // only committing an upload of it writes the link again.)
+  ENVB_ASSIGN_OR_RETURN(auto existing, head_blob(blob.digest, /*server_error_is_absent=*/true)
+                                           .context(what));
   if (existing && (*existing == blob.size || *existing == 0)) return UploadOutcome::Existed;
   const bool mountable = !options_->mountable || options_->mountable->count(blob.digest) > 0;
   for (const auto& from : options_->mount_from) {

@@ -103,7 +103,9 @@ class Repository {
                                   const std::string& media_type);
 
   /// HEAD a blob: its size, or nullopt when absent.
-  Result<std::optional<int64_t>> head_blob(const Digest& digest);
+  /// With server_error_is_absent, a 5xx answer (after the transport's retries) is taken as
+  /// "not there" rather than an error.
+  Result<std::optional<int64_t>> head_blob(const Digest& digest, bool server_error_is_absent = false);
   /// Downloads a blob into `store`, checking size and digest before it becomes visible.
   Result<void> fetch_blob(const Descriptor& blob, const BlobStore& store);
   /// Uploads a blob unless it exists (HEAD first); tries the mount sources first.

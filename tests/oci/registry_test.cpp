@@ -480,7 +480,7 @@ TEST_F(RegistryTest, RegistryKilledMidUploadThenNextPushCompletes) {
 
   ASSERT_TRUE(registry_->start()) << registry_->log();
   auto pushed = push(*image, parse_ref(docker("crash/app:1")), insecure());
-  ASSERT_TRUE(pushed) << pushed.error().to_string();
+  ASSERT_TRUE(pushed) << pushed.error().to_string() << "\nregistry log:\n" << registry_->log();
   EXPECT_GE(pushed->uploaded, 1u);
   EXPECT_EQ(skopeo_digest(docker("crash/app:1")), image->descriptor().digest.to_string());
   BlobStore store(dir_ / "check");

@@ -1,5 +1,7 @@
 #include "conda/prefix_replace.hpp"
 
+#include <stdexcept>
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -525,6 +527,26 @@ json to_json(const RelocationRecord& record) {
   return j;
 }
 
+namespace {
+
+/// A count or offset of an untrusted relocation index: a non-negative integer, never a float
+/// (nlohmann converts 1e300 to an integer with undefined behaviour) or a negative number.
+uint64_t unsigned_at(const json& v, std::string_view key) {
+  if (!v.is_number_unsigned())
+    throw std::invalid_argument(std::string(key) + " is not a non-negative integer");
+  return v.get<uint64_t>();
+}
+
+std::vector<uint64_t> unsigned_list_at(const json& v, std::string_view key) {
+  if (!v.is_array()) throw std::invalid_argument(std::string(key) + " is not a list");
+  std::vector<uint64_t> out;
+  out.reserve(v.size());
+  for (const json& e : v) out.push_back(unsigned_at(e, key));
+  return out;
+}
+
+}  // namespace
+
 Result<RelocationRecord> relocation_record_from_json(const json& j) {
   try {
     RelocationRecord record;
@@ -543,20 +565,23 @@ Result<RelocationRecord> relocation_record_from_json(const json& j) {
     else
       return fail(Errc::InvalidInput, "relocation record: unknown target '" + target + "'");
     record.placeholder = j.at("placeholder").get<std::string>();
-    record.room = j.at("room").get<uint64_t>();
+    record.room = unsigned_at(j.at("room"), "room");
     if (record.file_mode == FileMode::Text) {
-      record.offsets = j.value("offsets", std::vector<uint64_t>{});
+      if (j.contains("offsets")) record.offsets = unsigned_list_at(j.at("offsets"), "offsets");
       if (j.contains("shebang_template")) {
         record.shebang_template = j.at("shebang_template").get<std::string>();
-        record.first_line_length = j.at("first_line_length").get<uint64_t>();
+        record.first_line_length = unsigned_at(j.at("first_line_length"), "first_line_length");
       }
     } else {
       for (const auto& s : j.at("strings"))
-        record.strings.push_back({s.at("offset").get<uint64_t>(), s.at("length").get<uint64_t>(),
-                                  s.at("prefix_positions").get<std::vector<uint64_t>>()});
+        record.strings.push_back({unsigned_at(s.at("offset"), "offset"),
+                                  unsigned_at(s.at("length"), "length"),
+                                  unsigned_list_at(s.at("prefix_positions"), "prefix_positions")});
     }
     return record;
   } catch (const json::exception& e) {
+    return fail(Errc::InvalidInput, std::string("relocation record: ") + e.what());
+  } catch (const std::invalid_argument& e) {
     return fail(Errc::InvalidInput, std::string("relocation record: ") + e.what());
   }
 }

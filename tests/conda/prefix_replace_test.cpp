@@ -263,5 +263,21 @@ TEST(TargetOs, FromSubdir) {
   EXPECT_EQ(max_shebang_length(TargetOs::MacOs), 512u);
 }
 
+// An image's relocation index is untrusted: a count that is a float out of range or negative is
+// an error, not a conversion (UBSan: 1e101 to uint64 is undefined).
+TEST(RelocationRecordJson, CountsMustBeNonNegativeIntegers) {
+  const auto base = nlohmann::json::parse(R"({"path": "bin/x", "file_mode": "text",
+      "target": "linux", "placeholder": "/p", "room": 0, "offsets": [1, 2]})");
+  ASSERT_TRUE(relocation_record_from_json(base));
+  for (const char* bad : {R"({"room": 1e101})", R"({"room": -1})", R"({"room": 1.5})",
+                          R"({"offsets": [1, 1e101]})", R"({"offsets": 3})"}) {
+    auto j = base;
+    j.update(nlohmann::json::parse(bad));
+    auto got = relocation_record_from_json(j);
+    ASSERT_FALSE(got) << bad;
+    EXPECT_EQ(got.error().code(), Errc::InvalidInput) << bad;
+  }
+}
+
 }  // namespace
 }  // namespace envbuild::conda

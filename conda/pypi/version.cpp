@@ -195,6 +195,12 @@ Result<Version> Version::parse(std::string_view text) {
     }
   }
   if (!c.done()) return error("unexpected character");
+  // The bound holds for the normal form too ("1-1" is "1.post1"): else a version could be read
+  // whose normal form (written to locks, compared as text) cannot be read back.
+  if (v.to_string().size() > kMaxVersionLength)
+    return fail(Errc::InvalidInput, "invalid version '" + std::string(original.substr(0, 64)) +
+                                        "...': its normal form is longer than " +
+                                        std::to_string(kMaxVersionLength) + " characters");
   return v;
 }
 

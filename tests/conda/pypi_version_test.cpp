@@ -198,5 +198,23 @@ TEST(PypiSpecifier, FilterFallsBackToPrereleasesOnlyWithoutClauses) {
   EXPECT_EQ(filter_versions(SpecifierSet(), mixed), std::vector<size_t>{1});
 }
 
+// The length bound holds for the normal form: "-N" becomes ".postN", so a version just under
+// the bound could normalize past it and never be read back (fuzz target pypi_marker).
+TEST(PypiVersionParse, TheNormalFormOfAVersionReadsBack) {
+  std::string release = "1";
+  for (int i = 0; i < 124; ++i) release += ".1";  // 249 characters
+  ASSERT_TRUE(Version::parse(release + "-1"));  // 251 characters; ".post1" makes 255
+  auto longer = Version::parse(release + "-1234");  // 254 characters; its normal form 258
+  ASSERT_FALSE(longer);
+  EXPECT_NE(longer.error().to_string().find("normal form is longer than"), std::string::npos);
+  for (const std::string& text : {release + "-1", std::string("1.0-1"), std::string("1.0a")}) {
+    auto v = Version::parse(text);
+    ASSERT_TRUE(v) << text;
+    auto again = Version::parse(v->to_string());
+    ASSERT_TRUE(again) << v->to_string();
+    EXPECT_EQ(again->to_string(), v->to_string());
+  }
+}
+
 }  // namespace
 }  // namespace envbuild::conda::pypi

@@ -489,6 +489,12 @@ struct SubdirShards {
   size_t entry = 0;
   ShardIndex index;
   std::map<std::string, std::string> packages, packages_conda;  // file name -> record (JSON)
+
+  /// Keeps a fetched shard's records (moved, not copied: a reached name's are read once).
+  void take(ShardRecords& shard) {
+    for (auto& [fn, record] : shard.packages) packages[fn] = std::move(record);
+    for (auto& [fn, record] : shard.packages_conda) packages_conda[fn] = std::move(record);
+  }
 };
 
 /// The shards of the sharded subdirs, fetched as names are reached.
@@ -535,9 +541,7 @@ class ShardsSource final : public RecordSource {
     }));
     for (size_t t = 0; t < tasks.size(); ++t) {
       SubdirShards& s = sharded_[tasks[t].subdir];
-      // Moved, not copied: a reached name's records are read once.
-      for (auto& [fn, record] : shards[t].packages) s.packages[fn] = std::move(record);
-      for (auto& [fn, record] : shards[t].packages_conda) s.packages_conda[fn] = std::move(record);
+      s.take(shards[t]);
       depends.insert(shards[t].depends.begin(), shards[t].depends.end());
     }
     return ok();
@@ -586,9 +590,7 @@ class ShardsSource final : public RecordSource {
         if (!shard) {
           if (!error) error = std::move(shard).error();
         } else {
-          // Moved, not copied: a reached name's records are read once.
-          for (auto& [fn, record] : shard->packages) s.packages[fn] = std::move(record);
-          for (auto& [fn, record] : shard->packages_conda) s.packages_conda[fn] = std::move(record);
+          s.take(*shard);
           for (const std::string& name : shard->depends) enqueue(name);
         }
         changed.notify_all();

@@ -304,30 +304,8 @@ Result<std::string> base_url_of(std::string_view text) {
 /// Whether a JSON key as written (escapes and all) reads "info", as libsolv decodes it.
 bool key_is_info(std::string_view raw) {
   if (raw.find('\\') == std::string_view::npos) return raw == "info";
-  std::string decoded;
-  for (size_t i = 0; i < raw.size(); ++i) {
-    if (raw[i] != '\\') {
-      decoded += raw[i];
-      continue;
-    }
-    if (++i >= raw.size()) return false;
-    if (raw[i] != 'u') {
-      decoded += raw[i];  // \" \\ \/ and letters: none of them spells a letter of "info"
-      continue;
-    }
-    unsigned code = 0;
-    for (size_t k = 1; k <= 4; ++k) {
-      if (i + k >= raw.size()) return false;
-      const char h = raw[i + k];
-      code = code * 16 + static_cast<unsigned>(std::isdigit(static_cast<unsigned char>(h))
-                                                    ? h - '0'
-                                                    : (std::tolower(static_cast<unsigned char>(h)) - 'a' + 10));
-    }
-    i += 4;
-    if (code >= 0x80) return false;
-    decoded += static_cast<char>(code);
-  }
-  return decoded == "info";
+  auto decoded = common::parse_json("\"" + std::string(raw) + "\"", "a repodata key");
+  return decoded && decoded->is_string() && decoded->get_ref<const std::string&>() == "info";
 }
 
 bool info_holds_an_array(std::string_view json) {

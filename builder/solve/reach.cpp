@@ -192,7 +192,7 @@ Result<void> reach_subsets(std::vector<SubdirRepodata>& entries, const NameSet& 
   if (shards) sources.push_back(shards);
   // A file that could not be scanned is read whole, and the names its records depend on are not
   // walked: then no whole file is subset (each is a superset), lest one lack such a name.
-  if (scanned.parts().size() == whole.size()) sources.push_back(&scanned);
+  if (!whole.empty() && scanned.parts().size() == whole.size()) sources.push_back(&scanned);
   if (sources.size() == 1) {
     ENVB_TRY(sources[0]->reach_all(roots));
   } else {

@@ -221,6 +221,46 @@ TEST(LibsolvConda, BuildsNothingRequiresAreLeftOut) {
   EXPECT_TRUE(std::holds_alternative<Conflict>(*pinned));
 }
 
+// Builds of one version that differ only in their build (same dependencies, constraints and
+// track features) are interchangeable in every rule: libsolv always takes the better-ranked one,
+// so the others are left out before it pairs them with every build of their name. A name that
+// a spec, dependency or constraint selects by build string keeps all its builds.
+TEST(LibsolvConda, RedundantBuildsAreLeftOutUnlessSelectedByBuild) {
+  constexpr const char* kRepo = R"({"info": {"subdir": "linux-64"}, "packages": {
+    "a-1-0.tar.bz2": {"name": "a", "version": "1", "build": "0", "build_number": 0,
+                      "depends": ["b"]},
+    "b-1-h0_0.tar.bz2": {"name": "b", "version": "1", "build": "h0_0", "build_number": 0,
+                         "depends": ["z"]},
+    "b-1-h1_1.tar.bz2": {"name": "b", "version": "1", "build": "h1_1", "build_number": 1,
+                         "depends": ["z"]},
+    "b-1-h2_0.tar.bz2": {"name": "b", "version": "1", "build": "h2_0", "build_number": 0,
+                         "depends": ["z"], "track_features": "f"},
+    "z-1-0.tar.bz2": {"name": "z", "version": "1", "build": "0", "build_number": 0, "depends": []},
+    "c-1-0.tar.bz2": {"name": "c", "version": "1", "build": "0", "build_number": 0,
+                      "depends": ["b * h0*"]},
+    "d-1-0.tar.bz2": {"name": "d", "version": "1", "build": "0", "build_number": 0,
+                      "depends": [], "constrains": ["b * h0_0"]}
+  }})";
+  auto solve = [&](std::vector<std::string> specs) -> std::pair<std::vector<std::string>, size_t> {
+    Pool pool;
+    EXPECT_TRUE(pool.add_repodata_json("ch", kRepo, 1).has_value());
+    auto solved = pool.solve_records({std::move(specs), true});
+    EXPECT_TRUE(solved.has_value());
+    std::vector<std::string> got;
+    if (const auto* records = solved ? std::get_if<std::vector<SolvedRecord>>(&*solved) : nullptr)
+      for (const SolvedRecord& r : *records) got.push_back(r.name + "-" + r.build);
+    return {got, pool.last_phases().dropped_records};
+  };
+  // b h0_0 is h1_1 with a lower build number; h2_0 tracks a feature, so it is not the same.
+  auto [plain, plain_dropped] = solve({"a"});
+  EXPECT_EQ(plain, (std::vector<std::string>{"a-0", "b-h1_1", "z-0"}));
+  EXPECT_EQ(plain_dropped, 1u);
+  // Selected by build string: by the spec, by a dependency, by a constraint.
+  EXPECT_EQ(solve({"b 1 h0_0"}).first, (std::vector<std::string>{"b-h0_0", "z-0"}));
+  EXPECT_EQ(solve({"c"}).first, (std::vector<std::string>{"b-h0_0", "c-0", "z-0"}));
+  EXPECT_EQ(solve({"a", "d"}).first, (std::vector<std::string>{"a-0", "b-h0_0", "d-0", "z-0"}));
+}
+
 // Conda's order of preferences where libsolv's conda policy has another (docs/design.md,
 // "Solving", issue 20). Builds of one version and build number: the newer timestamp wins, the
 // build string does not decide ("hb" sorts above "ha"), unless the builds pin one dependency

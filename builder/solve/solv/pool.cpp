@@ -822,6 +822,7 @@ Attempt Pool::Impl::try_solve(const std::vector<Request>& requests, bool strict,
       chosen.insert(chosen.end(), found.begin(), found.end());
     }
     out.dropped += internal::drop_unrequired(p, chosen, virtual_repo, considered.map());
+    out.dropped += internal::drop_equivalent_builds(p, roots, virtual_repo, considered.map());
     if (out.dropped) pool_createwhatprovides(p);
   }
   const bool final_word = explain == Explain::Yes && (narrow == Narrow::No || out.dropped == 0);

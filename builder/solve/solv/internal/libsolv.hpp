@@ -9,6 +9,7 @@ extern "C" {
 #include <solv/pool.h>
 // conda.h uses Pool/Solvable without including their headers.
 #include <solv/conda.h>
+#include <solv/evr.h>
 #include <solv/poolarch.h>
 #include <solv/problems.h>
 #include <solv/repo.h>

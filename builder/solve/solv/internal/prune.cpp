@@ -5,6 +5,7 @@
 #include <limits>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 namespace envbuild::builder::solv::internal {
 
@@ -241,6 +242,122 @@ size_t drop_uninstallable(::Pool* pool, const std::vector<RootChoice>& roots, bo
       }
     }
     live.resize(kept);
+  }
+  return dropped;
+}
+
+namespace {
+
+/// The names a dependency selects by build string: REL_CONDA(name, "version build").
+void mark_build_selected(::Pool* pool, Id dep, std::vector<char>& by_build, std::vector<char>& seen_rel,
+                         int depth = 0) {
+  if (!ISRELDEP(dep) || depth > 64) return;
+  const auto rel = static_cast<size_t>(GETRELID(dep));
+  if (rel >= seen_rel.size() || seen_rel[rel]) return;
+  seen_rel[rel] = 1;
+  const ::Reldep* rd = GETRELDEP(pool, dep);
+  if (rd->flags == REL_CONDA) {
+    if (!ISRELDEP(rd->name) && !ISRELDEP(rd->evr) &&
+        std::string_view(pool_id2str(pool, rd->evr)).find(' ') != std::string_view::npos &&
+        static_cast<size_t>(rd->name) < by_build.size())
+      by_build[rd->name] = 1;
+    return;
+  }
+  mark_build_selected(pool, rd->name, by_build, seen_rel, depth + 1);
+  mark_build_selected(pool, rd->evr, by_build, seen_rel, depth + 1);
+}
+
+/// libsolv's conda order of two builds of one version (policy.c: build number, then build
+/// string, each compared as a version): > 0 when `a` ranks above `b`.
+int compare_builds(::Pool* pool, ::Solvable* a, ::Solvable* b) {
+  auto text = [](const char* s) { return s ? s : ""; };
+  const char* an = solvable_lookup_str(a, SOLVABLE_BUILDVERSION);
+  const char* bn = solvable_lookup_str(b, SOLVABLE_BUILDVERSION);
+  if (an || bn) {
+    if (int r = pool_evrcmp_str(pool, text(an), text(bn), EVRCMP_COMPARE)) return r;
+  }
+  const char* af = solvable_lookup_str(a, SOLVABLE_BUILDFLAVOR);
+  const char* bf = solvable_lookup_str(b, SOLVABLE_BUILDFLAVOR);
+  if (!af && !bf) return 0;
+  return pool_evrcmp_str(pool, text(af), text(bf), EVRCMP_COMPARE);
+}
+
+struct IdsHash {
+  size_t operator()(const std::vector<Id>& ids) const noexcept {
+    uint64_t h = 1469598103934665603ULL;
+    for (Id id : ids) h = (h ^ static_cast<uint32_t>(id)) * 1099511628211ULL;
+    return static_cast<size_t>(h);
+  }
+};
+
+}  // namespace
+
+size_t drop_equivalent_builds(::Pool* pool, const std::vector<Id>& request_deps,
+                              ::Repo* virtual_repo, ::Map* considered) {
+  const auto nstrings = static_cast<size_t>(pool->ss.nstrings);
+  std::vector<char> by_build(nstrings, 0);
+  std::vector<char> seen_rel(static_cast<size_t>(pool->nrels), 0);
+  for (Id dep : request_deps) mark_build_selected(pool, dep, by_build, seen_rel);
+  std::vector<Id> live;
+  ::Queue constrains;
+  queue_init(&constrains);
+  std::vector<std::vector<Id>> constrains_of;
+  for (Id p = 2; p < pool->nsolvables; ++p) {
+    const ::Solvable* s = pool->solvables + p;
+    if (!s->repo || s->repo == virtual_repo || !MAPTST(considered, p)) continue;
+    live.push_back(p);
+    if (s->dep_requires)
+      for (const Id* dp = s->repo->idarraydata + s->dep_requires; *dp; ++dp)
+        mark_build_selected(pool, *dp, by_build, seen_rel);
+    queue_empty(&constrains);
+    solvable_lookup_idarray(pool->solvables + p, SOLVABLE_CONSTRAINS, &constrains);
+    constrains_of.emplace_back(constrains.elements, constrains.elements + constrains.count);
+    for (Id dep : constrains_of.back()) mark_build_selected(pool, dep, by_build, seen_rel);
+  }
+  queue_free(&constrains);
+
+  // Records by what the solver sees of them, less the build: each group's best builds stay.
+  std::unordered_map<std::vector<Id>, std::vector<Id>, IdsHash> groups;
+  ::Queue features;
+  queue_init(&features);
+  for (size_t i = 0; i < live.size(); ++i) {
+    const Id p = live[i];
+    const ::Solvable* s = pool->solvables + p;
+    if (static_cast<size_t>(s->name) >= nstrings || by_build[s->name] || s->dep_conflicts ||
+        s->dep_obsoletes || s->dep_recommends || s->dep_suggests || s->dep_supplements ||
+        s->dep_enhances)
+      continue;
+    std::vector<Id> key{s->repo->repoid, s->name, s->evr, s->arch, s->vendor};
+    const size_t requires_at = key.size();
+    if (s->dep_requires)
+      for (const Id* dp = s->repo->idarraydata + s->dep_requires; *dp; ++dp) key.push_back(*dp);
+    std::sort(key.begin() + static_cast<std::ptrdiff_t>(requires_at), key.end());
+    key.push_back(0);  // no Id is 0: ends the section
+    std::vector<Id> cons = constrains_of[i];
+    std::sort(cons.begin(), cons.end());
+    key.insert(key.end(), cons.begin(), cons.end());
+    key.push_back(0);
+    queue_empty(&features);
+    solvable_lookup_idarray(pool->solvables + p, SOLVABLE_TRACK_FEATURES, &features);
+    std::vector<Id> tracked(features.elements, features.elements + features.count);
+    std::sort(tracked.begin(), tracked.end());
+    key.insert(key.end(), tracked.begin(), tracked.end());
+    groups[std::move(key)].push_back(p);
+  }
+  queue_free(&features);
+
+  size_t dropped = 0;
+  for (auto& [key, members] : groups) {
+    if (members.size() < 2) continue;
+    Id best = members[0];
+    for (Id p : members)
+      if (compare_builds(pool, pool->solvables + p, pool->solvables + best) > 0) best = p;
+    for (Id p : members) {
+      if (compare_builds(pool, pool->solvables + best, pool->solvables + p) > 0) {
+        MAPCLR(considered, p);
+        ++dropped;
+      }
+    }
   }
   return dropped;
 }

@@ -60,4 +60,17 @@ size_t drop_uninstallable(::Pool* pool, const std::vector<RootChoice>& roots, bo
 size_t drop_unrequired(::Pool* pool, const std::vector<Id>& chosen, ::Repo* virtual_repo,
                        ::Map* considered);
 
+/// Clears from `considered` each build that another build of the same channel and subdir
+/// makes redundant: same name, version, dependencies, constraints and track features, and
+/// ranked above it by libsolv's own conda policy (build number, then build string). Two such
+/// builds sit in the same rules everywhere (every dependency that one provides, the other
+/// provides; their own dependencies are the same), so libsolv, which always chooses the
+/// better-ranked of two otherwise equal candidates, never installs the lower one; yet every
+/// build adds a same-name rule with every other build of its name. Names that a dependency,
+/// constraint or `request_deps` (the job's specs) selects by build string are left alone, as
+/// are records with dependency kinds conda records do not have. Builds ranked equal all stay.
+/// Run last, after drop_unrequired. Returns how many records were dropped.
+size_t drop_equivalent_builds(::Pool* pool, const std::vector<Id>& request_deps,
+                              ::Repo* virtual_repo, ::Map* considered);
+
 }  // namespace envbuild::builder::solv::internal

@@ -5,6 +5,7 @@
 #include <mutex>
 #include <optional>
 #include <thread>
+#include <utility>
 #include <vector>
 
 namespace envbuild::common {
@@ -44,6 +45,57 @@ Result<void> for_each_index(size_t count, size_t jobs,
 Result<void> for_each_index(size_t count, size_t jobs,
                             const std::function<Result<void>(size_t)>& task) {
   return for_each_index(count, jobs, [&](size_t i, size_t) { return task(i); });
+}
+
+namespace {
+bool runs_later(uint64_t rank_a, uint64_t order_a, uint64_t rank_b, uint64_t order_b) {
+  return rank_a != rank_b ? rank_a < rank_b : order_a > order_b;
+}
+}  // namespace
+
+void GrowingWork::add(Task task, uint64_t rank) {
+  {
+    std::lock_guard lock(mutex_);
+    heap_.push_back(Entry{rank, added_++, std::move(task)});
+    std::push_heap(heap_.begin(), heap_.end(), [](const Entry& a, const Entry& b) {
+      return runs_later(a.rank, a.order, b.rank, b.order);
+    });
+  }
+  changed_.notify_one();
+}
+
+void GrowingWork::work(size_t worker) {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    changed_.wait(lock, [&] { return error_ || !heap_.empty() || running_ == 0; });
+    if (error_ || heap_.empty()) return;  // failed, or nothing queued nor coming
+    std::pop_heap(heap_.begin(), heap_.end(), [](const Entry& a, const Entry& b) {
+      return runs_later(a.rank, a.order, b.rank, b.order);
+    });
+    Task task = std::move(heap_.back().task);
+    heap_.pop_back();
+    ++running_;
+    lock.unlock();
+    Result<void> done = task(worker);
+    task = nullptr;  // what it holds goes before the next task
+    lock.lock();
+    --running_;
+    if (!done && !error_) error_ = std::move(done).error();
+    changed_.notify_all();
+  }
+}
+
+Result<void> GrowingWork::run(size_t jobs) {
+  {
+    std::vector<std::jthread> threads;
+    for (size_t t = 1; t < std::max<size_t>(jobs, 1); ++t)
+      threads.emplace_back([this, t] { work(t); });
+    work(0);
+  }
+  std::lock_guard lock(mutex_);
+  heap_.clear();
+  if (error_) return std::move(*std::exchange(error_, std::nullopt));
+  return ok();
 }
 
 }  // namespace envbuild::common

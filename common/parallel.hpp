@@ -1,10 +1,17 @@
 #pragma once
 
-// Independent work on a few threads, the one loop every parallel step uses: the calling thread
-// works too, items are handed out in index order, and the first failure stops the hand-out.
+// Independent work on a few threads: for_each_index() for a list known up front (items handed
+// out in index order), GrowingWork for work that finds more work as it runs (a walk of shards,
+// files cut into pieces). In both the calling thread works too, and the first failure stops
+// the hand-out.
 
+#include <condition_variable>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
+#include <mutex>
+#include <optional>
+#include <vector>
 
 #include "common/result.hpp"
 
@@ -25,5 +32,32 @@ Result<void> for_each_index(size_t count, size_t jobs,
 /// The same without the worker number.
 Result<void> for_each_index(size_t count, size_t jobs,
                             const std::function<Result<void>(size_t index)>& task);
+
+/// Work that grows as it runs: run() runs every task added, before it or by a running task,
+/// on up to `jobs` threads (the caller's is worker 0), and returns when no task is left or
+/// running. A task added starts as soon as a thread is free: the highest `rank` first, then
+/// the earliest added (so equal ranks run in the order added). On a failure no new task
+/// starts, and the first failure reported is returned. add() may be called from any thread.
+class GrowingWork {
+ public:
+  using Task = std::function<Result<void>(size_t worker)>;
+  void add(Task task, uint64_t rank = 0);
+  Result<void> run(size_t jobs);
+
+ private:
+  struct Entry {
+    uint64_t rank = 0;
+    uint64_t order = 0;
+    Task task;
+  };
+  void work(size_t worker);
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::vector<Entry> heap_;  // std::push_heap order: the next task on top
+  uint64_t added_ = 0;
+  size_t running_ = 0;
+  std::optional<Error> error_;
+};
 
 }  // namespace envbuild::common

@@ -137,37 +137,38 @@ struct Plan {
   std::vector<char> piece_ok;        // parsed and written
 };
 
+/// Parses piece `i` of `plan` in a pool of its own and writes it to the cache. A piece that
+/// fails (to parse, or to be written) sends its file to the whole parse, which reports a parse
+/// error as the file's and caches best effort.
+Result<void> parse_piece(Plan& plan, size_t i) {
+  solv::Pool side;
+  auto id = side.add_repo_json_text(plan.info, std::move(plan.pieces[i]), plan.entry->path.string());
+  plan.piece_ok[i] = id && side.write_repo_solv(*id, plan.cache->piece(i));
+  return ok();
+}
+
 /// Cuts the uncached subdirs' files and parses every piece of every one of them at once, each
-/// in a pool of its own, written to the cache.
+/// in a pool of its own, written to the cache. One queue for all: a file's pieces join it as
+/// soon as the file is cut, so a small subdir's file (one piece) is parsed while a large one is
+/// still being cut; the largest waiting piece goes first, so the last to start is a small one.
 void parse_uncached(std::vector<Plan>& plans, size_t jobs) {
-  std::vector<size_t> todo;
-  for (size_t p = 0; p < plans.size(); ++p)
-    if (plans[p].cache && !plans[p].cached) todo.push_back(p);
-  (void)common::for_each_index(todo.size(), jobs, [&](size_t t) -> Result<void> {
-    Plan& plan = plans[todo[t]];
-    remove_stale(*plan.entry);
-    if (auto pieces = cut_into_pieces(plan.entry->path)) plan.pieces = std::move(*pieces);
-    plan.piece_ok.assign(plan.pieces.size(), 0);
-    return ok();
-  });
-  std::vector<std::pair<size_t, size_t>> work;  // (plan, piece)
-  for (size_t p : todo)
-    for (size_t i = 0; i < plans[p].pieces.size(); ++i) work.emplace_back(p, i);
-  // Largest first: the last piece to start is a small one.
-  std::stable_sort(work.begin(), work.end(), [&](const auto& a, const auto& b) {
-    return plans[a.first].pieces[a.second].size() > plans[b.first].pieces[b.second].size();
-  });
-  (void)common::for_each_index(work.size(), jobs, [&](size_t w) -> Result<void> {
-    auto [p, i] = work[w];
-    Plan& plan = plans[p];
-    solv::Pool side;
-    auto id = side.add_repo_json_text(plan.info, std::move(plan.pieces[i]),
-                                      plan.entry->path.string());
-    // A piece that fails (to parse, or to be written) sends its file to the whole parse,
-    // which reports a parse error as the file's and caches best effort.
-    plan.piece_ok[i] = id && side.write_repo_solv(*id, plan.cache->piece(i));
-    return ok();
-  });
+  common::GrowingWork work;
+  for (Plan& plan : plans) {
+    if (!plan.cache || plan.cached) continue;
+    std::error_code ec;
+    const uint64_t size = std::filesystem::file_size(plan.entry->path, ec);
+    work.add(
+        [&work, &plan](size_t) -> Result<void> {
+          remove_stale(*plan.entry);
+          if (auto pieces = cut_into_pieces(plan.entry->path)) plan.pieces = std::move(*pieces);
+          plan.piece_ok.assign(plan.pieces.size(), 0);
+          for (size_t i = 0; i < plan.pieces.size(); ++i)
+            work.add([&plan, i](size_t) { return parse_piece(plan, i); }, plan.pieces[i].size());
+          return ok();
+        },
+        ec ? 0 : size);
+  }
+  (void)work.run(jobs);
 }
 
 /// Loads a subdir's file in the pool itself (no cache, or its pieces failed); caches it whole.

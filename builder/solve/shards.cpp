@@ -4,14 +4,10 @@
 
 #include <unistd.h>
 
-#include <atomic>
 #include <cctype>
 #include <charconv>
 #include <cmath>
 #include <chrono>
-#include <condition_variable>
-#include <deque>
-#include <thread>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -553,57 +549,35 @@ class ShardsSource final : public RecordSource {
   /// fetches differs. On a failure no new shard is started, and the first one reported is
   /// returned.
   Result<void> reach_all(const NameSet& roots) override {
-    struct Task {
-      size_t subdir;
-      std::string name, hash;
-    };
-    std::mutex mutex;
-    std::condition_variable changed;
-    std::deque<Task> queue;
+    common::GrowingWork work;
+    std::mutex mutex;  // guards `seen` and the records taken
     NameSet seen;
-    size_t running = 0;
-    std::optional<Error> error;
-    auto enqueue = [&](const std::string& name) {  // with `mutex` held
-      if (!seen.insert(name).second) return;
-      for (size_t s = 0; s < sharded_.size(); ++s)
-        if (auto it = sharded_[s].index.shard_of.find(name); it != sharded_[s].index.shard_of.end())
-          queue.push_back({s, name, it->second});
-    };
-    for (const std::string& root : roots) enqueue(root);
     std::mutex entry_mutex;
-    auto work = [&](size_t worker) {
-      std::unique_lock lock(mutex);
-      for (;;) {
-        changed.wait(lock, [&] { return error || !queue.empty() || running == 0; });
-        if (error || queue.empty()) return;  // failed, or nothing queued nor coming
-        Task task = std::move(queue.front());
-        queue.pop_front();
-        ++running;
-        lock.unlock();
-        SubdirShards& s = sharded_[task.subdir];
-        auto shard = load_shard(clients_.of(worker), s.index, task.name, task.hash, shard_dir_,
-                                options_.offline, entries_[s.entry], entry_mutex)
-                         .context("fetching sharded repodata of channel " +
-                                  entries_[s.entry].channel.name + "/" + entries_[s.entry].subdir);
-        lock.lock();
-        --running;
-        if (!shard) {
-          if (!error) error = std::move(shard).error();
-        } else {
-          s.take(*shard);
-          for (const std::string& name : shard->depends) enqueue(name);
-        }
-        changed.notify_all();
+    std::function<void(const std::string&)> enqueue = [&](const std::string& name) {
+      if (!seen.insert(name).second) return;  // with `mutex` held
+      for (size_t s = 0; s < sharded_.size(); ++s) {
+        auto it = sharded_[s].index.shard_of.find(name);
+        if (it == sharded_[s].index.shard_of.end()) continue;
+        work.add([&, s, name, hash = it->second](size_t worker) -> Result<void> {
+          SubdirShards& sub = sharded_[s];
+          ENVB_ASSIGN_OR_RETURN(
+              ShardRecords shard,
+              load_shard(clients_.of(worker), sub.index, name, hash, shard_dir_, options_.offline,
+                         entries_[sub.entry], entry_mutex)
+                  .context("fetching sharded repodata of channel " +
+                           entries_[sub.entry].channel.name + "/" + entries_[sub.entry].subdir));
+          std::lock_guard lock(mutex);
+          sub.take(shard);
+          for (const std::string& dependency : shard.depends) enqueue(dependency);
+          return ok();
+        });
       }
     };
-    const size_t workers = std::max<size_t>(options_.jobs, 1);
     {
-      std::vector<std::jthread> threads;
-      for (size_t w = 1; w < workers; ++w) threads.emplace_back(work, w);
-      work(0);
+      std::lock_guard lock(mutex);
+      for (const std::string& root : roots) enqueue(root);
     }
-    if (error) return std::move(*error);
-    return ok();
+    return work.run(std::max<size_t>(options_.jobs, 1));
   }
 
   Result<std::vector<std::string>> subsets() override {

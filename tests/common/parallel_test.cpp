@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -57,6 +58,73 @@ TEST(ForEachIndex, WorkerNumbersAreThreadsAndTheLowestFailureWins) {
   EXPECT_TRUE(caller_is_zero.load());
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().message(), "item 7");
+}
+
+// Tasks that add tasks (a walk of a tree): every one runs once, on any number of threads.
+TEST(GrowingWork, RunsEveryTaskAddedWhileRunning) {
+  for (size_t jobs : {1, 2, 8}) {
+    GrowingWork work;
+    std::atomic<int> ran{0};
+    std::function<void(int)> node = [&](int depth) {
+      work.add([&, depth](size_t) -> Result<void> {
+        ++ran;
+        if (depth < 6) {
+          node(depth + 1);
+          node(depth + 1);
+        }
+        return ok();
+      });
+    };
+    node(0);
+    ASSERT_TRUE(work.run(jobs).has_value());
+    EXPECT_EQ(ran.load(), 127) << jobs;  // 2^7 - 1
+  }
+}
+
+// One thread shows the order: the highest rank first, equal ranks in the order added, and a
+// task added while running waits its turn by rank.
+TEST(GrowingWork, HighestRankFirstThenOrderAdded) {
+  GrowingWork work;
+  std::vector<std::string> order;
+  auto task = [&](std::string name) {
+    return [&order, name](size_t) -> Result<void> {
+      order.push_back(name);
+      return ok();
+    };
+  };
+  work.add(task("small"), 1);
+  work.add([&](size_t) -> Result<void> {
+    order.push_back("big");
+    work.add(task("added-big"), 9);
+    work.add(task("added-small"), 1);
+    return ok();
+  }, 10);
+  work.add(task("small-2"), 1);
+  work.add(task("mid"), 5);
+  ASSERT_TRUE(work.run(1).has_value());
+  EXPECT_EQ(order, (std::vector<std::string>{"big", "added-big", "mid", "small", "small-2",
+                                             "added-small"}));
+}
+
+// After a failure no task starts; run() returns the failure and nothing is left for a later run.
+TEST(GrowingWork, AFailureStopsNewTasksAndComesBack) {
+  GrowingWork work;
+  std::atomic<int> ran{0};
+  work.add([&](size_t) -> Result<void> {
+    ++ran;
+    return fail(Errc::Io, "first");
+  }, 2);
+  for (int i = 0; i < 5; ++i)
+    work.add([&](size_t) -> Result<void> {
+      ++ran;
+      return ok();
+    }, 1);
+  auto r = work.run(1);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_NE(r.error().to_string().find("first"), std::string::npos);
+  EXPECT_EQ(ran.load(), 1);
+  EXPECT_TRUE(work.run(2).has_value());
+  EXPECT_EQ(ran.load(), 1);
 }
 
 }  // namespace

@@ -167,7 +167,16 @@ class MetaFile {
     std::string magic(kMetaMagic.size(), '\0');
     uint64_t count = 0;
     if (!read_exact(f.fd_, magic.data(), magic.size(), 0) || magic != kMetaMagic ||
-        !read_exact(f.fd_, &count, sizeof count, magic.size()))
+        !read_exact(f.fd_, &count, sizeof count, magic.size()) || count > (uint64_t{1} << 32))
+      return std::nullopt;
+    // Whole: exactly as long as its last offset says (the file is not synced when written, so
+    // a crash can leave it short).
+    const uint64_t entries_at = kMetaMagic.size() + (count + 2) * sizeof(uint64_t);
+    uint64_t end = 0;
+    struct stat st {};
+    if (!read_exact(f.fd_, &end, sizeof end, entries_at - sizeof(uint64_t)) ||
+        ::fstat(f.fd_, &st) != 0 || end > static_cast<uint64_t>(st.st_size) ||
+        static_cast<uint64_t>(st.st_size) != entries_at + end)
       return std::nullopt;
     f.count_ = count;
     return f;
@@ -695,7 +704,7 @@ Result<void> Pool::write_repo_solv(RepoId repo, const std::filesystem::path& pat
     head.append(reinterpret_cast<const char*>(offsets.data()), offsets.size() * sizeof(uint64_t));
     ENVB_TRY(meta.write(head));
     ENVB_TRY(meta.write(entries));
-    ENVB_TRY(meta.commit());
+    ENVB_TRY(meta.commit_unsynced());
     Repodata* marker = repo_add_repodata(r, 0);
     repodata_set_str(marker, SOLVID_META, pool_str2id(impl_->pool.get(), kMetaAsideKey, 1), "1");
     repodata_internalize(marker);
@@ -706,7 +715,7 @@ Result<void> Pool::write_repo_solv(RepoId repo, const std::filesystem::path& pat
     return fail(Errc::Io, "repo_write(" + path.string() + "): " + pool_errstr(impl_->pool.get()));
   if (std::fflush(fp.get()) != 0) return common::errno_error("fflush", path.string(), errno);
   fp.reset();
-  return file.commit();
+  return file.commit_unsynced();
 }
 
 void Pool::add_virtual_package(const std::string& name, const std::string& version,

@@ -4,6 +4,11 @@
 #include <gtest/gtest.h>
 
 #include "builder/solve/solv/pool.hpp"
+
+#include <cstdio>
+#include <memory>
+
+#include "builder/solve/solv/internal/prune.hpp"
 #include "tests/testing/testing.hpp"
 
 namespace envbuild::builder::solv {
@@ -259,6 +264,58 @@ TEST(LibsolvConda, RedundantBuildsAreLeftOutUnlessSelectedByBuild) {
   EXPECT_EQ(solve({"b 1 h0_0"}).first, (std::vector<std::string>{"b-h0_0", "z-0"}));
   EXPECT_EQ(solve({"c"}).first, (std::vector<std::string>{"b-h0_0", "c-0", "z-0"}));
   EXPECT_EQ(solve({"a", "d"}).first, (std::vector<std::string>{"a-0", "b-h0_0", "d-0", "z-0"}));
+}
+
+// The providers carried across the pool's second whatprovides index (after the records a solve
+// cannot use are dropped) are the ones libsolv works out again over the records left.
+TEST(LibsolvConda, CarriedRelProvidersAreWhatLibsolvWorksOutAgain) {
+  std::string repo = R"({"info": {"subdir": "linux-64"}, "packages": {)";
+  for (int v = 0; v < 30; ++v)
+    for (int b = 0; b < 3; ++b)
+      repo += (v || b ? "," : "") + std::string("\"a-1.") + std::to_string(v) + "-h" +
+              std::to_string(b) + ".tar.bz2\": {\"name\": \"a\", \"version\": \"1." +
+              std::to_string(v) + "\", \"build\": \"h" + std::to_string(b) +
+              "\", \"build_number\": " + std::to_string(b) + ", \"depends\": []}";
+  repo += "}}";
+  std::unique_ptr<::Pool, decltype(&pool_free)> pool(pool_create(), &pool_free);
+  ::Pool* p = pool.get();
+  pool_setdisttype(p, DISTTYPE_CONDA);
+  ::Repo* r = repo_create(p, "ch");
+  std::unique_ptr<FILE, decltype(&fclose)> fp(fmemopen(repo.data(), repo.size(), "r"), &fclose);
+  ASSERT_EQ(repo_add_conda(r, fp.get(), 0), 0);
+  ::Map considered;
+  map_init(&considered, p->nsolvables);
+  map_setall(&considered);
+  p->considered = &considered;
+  pool_createwhatprovides(p);
+  std::vector<Id> deps;
+  for (const char* spec : {"a", "a >=1.10", "a 1.2*", "a <1.5|>1.25", "a * h1", "a 1.7 h2",
+                           "a >=9", "a *"})
+    deps.push_back(pool_conda_matchspec(p, spec));
+  for (Id d : deps) (void)pool_whatprovides(p, d);
+  const auto known = internal::known_rel_providers(p);
+  size_t before = 0;
+  for (const auto& [d, providers] : known.lists) before += providers.size();
+  EXPECT_GE(known.lists.size(), 6u);
+  EXPECT_GT(before, 150u);
+  for (Id s = 2; s < p->nsolvables; s += 2) MAPCLR(&considered, s);  // every other record goes
+  pool_createwhatprovides(p);
+  internal::restore_rel_providers(p, known, &considered);
+  size_t after = 0;
+  for (Id d : deps) {
+    SCOPED_TRACE(pool_dep2str(p, d));
+    std::vector<Id> carried;
+    for (Id* q = pool_whatprovides_ptr(p, d); *q; ++q) carried.push_back(*q);
+    if (ISRELDEP(d)) p->whatprovides_rel[GETRELID(d)] = 0;  // worked out again by libsolv
+    std::vector<Id> again;
+    for (Id* q = pool_whatprovides_ptr(p, d); *q; ++q) again.push_back(*q);
+    EXPECT_EQ(carried, again);
+    after += again.size();
+  }
+  EXPECT_GT(after, 50u);
+  EXPECT_LT(after, before);
+  p->considered = nullptr;
+  map_free(&considered);
 }
 
 // Conda's order of preferences where libsolv's conda policy has another (docs/design.md,

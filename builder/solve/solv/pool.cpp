@@ -832,7 +832,11 @@ Attempt Pool::Impl::try_solve(const std::vector<Request>& requests, bool strict,
     }
     out.dropped += internal::drop_unrequired(p, chosen, virtual_repo, considered.map());
     out.dropped += internal::drop_equivalent_builds(p, roots, virtual_repo, considered.map());
-    if (out.dropped) pool_createwhatprovides(p);
+    if (out.dropped) {
+      const internal::KnownRelProviders known = internal::known_rel_providers(p);
+      pool_createwhatprovides(p);
+      internal::restore_rel_providers(p, known, considered.map());
+    }
   }
   const bool final_word = explain == Explain::Yes && (narrow == Narrow::No || out.dropped == 0);
 

@@ -362,4 +362,34 @@ size_t drop_equivalent_builds(::Pool* pool, const std::vector<Id>& request_deps,
   return dropped;
 }
 
+KnownRelProviders known_rel_providers(::Pool* pool) {
+  KnownRelProviders known;
+  if (!pool->whatprovides_rel) return known;
+  for (Id d = 1; d < pool->nrels; ++d) {
+    const Offset at = pool->whatprovides_rel[d];
+    const ::Reldep* rd = pool->rels + d;
+    if (at == 0 || rd->flags != REL_CONDA || ISRELDEP(rd->name) || ISRELDEP(rd->evr)) continue;
+    std::vector<Id> providers;
+    for (const Id* q = pool->whatprovidesdata + at; *q; ++q) providers.push_back(*q);
+    known.lists.emplace_back(d, std::move(providers));
+  }
+  return known;
+}
+
+void restore_rel_providers(::Pool* pool, const KnownRelProviders& known, const ::Map* considered) {
+  if (!pool->whatprovides_rel) return;
+  std::vector<Id> still;
+  for (const auto& [d, providers] : known.lists) {
+    // Right after pool_createwhatprovides every entry is 0 (not worked out), and no compound
+    // dependency has cached a list built on this one, so setting it is all pool_set_whatprovides
+    // would do.
+    if (d >= pool->nrels || pool->whatprovides_rel[d] != 0) continue;
+    still.clear();
+    for (Id p : providers)
+      if (p == SYSTEMSOLVABLE || (p > 0 && p < pool->nsolvables && MAPTST(considered, p)))
+        still.push_back(p);
+    pool->whatprovides_rel[d] = pool_ids2whatprovides(pool, still.data(), static_cast<int>(still.size()));
+  }
+}
+
 }  // namespace envbuild::builder::solv::internal

@@ -7,6 +7,7 @@
 // records that no solution can hold, so the solution is the one the whole pool gives.
 
 #include <cstddef>
+#include <utility>
 #include <vector>
 
 #include "builder/solve/solv/internal/libsolv.hpp"
@@ -72,5 +73,19 @@ size_t drop_unrequired(::Pool* pool, const std::vector<Id>& chosen, ::Repo* virt
 /// Run last, after drop_unrequired. Returns how many records were dropped.
 size_t drop_equivalent_builds(::Pool* pool, const std::vector<Id>& request_deps,
                               ::Repo* virtual_repo, ::Map* considered);
+
+/// The providers of conda dependencies (REL_CONDA) that the pool's whatprovides index has
+/// worked out so far, by relation id. Matching every build of a name against a spec is most of
+/// what finding providers costs, and the steps above do it for every dependency they look at.
+struct KnownRelProviders {
+  std::vector<std::pair<Id, std::vector<Id>>> lists;
+};
+KnownRelProviders known_rel_providers(::Pool* pool);
+
+/// After pool_createwhatprovides over a `considered` map that only lost records since `known`
+/// was taken: sets each known dependency's providers to those still considered, in the same
+/// order, which is what libsolv would work out again (its lists are in record order over the
+/// considered records). Dependencies not known are left to libsolv, as before.
+void restore_rel_providers(::Pool* pool, const KnownRelProviders& known, const ::Map* considered);
 
 }  // namespace envbuild::builder::solv::internal

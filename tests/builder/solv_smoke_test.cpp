@@ -5,6 +5,7 @@
 
 #include "builder/solve/solv/pool.hpp"
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 
@@ -314,6 +315,55 @@ TEST(LibsolvConda, CarriedRelProvidersAreWhatLibsolvWorksOutAgain) {
   }
   EXPECT_GT(after, 50u);
   EXPECT_LT(after, before);
+  p->considered = nullptr;
+  map_free(&considered);
+}
+
+// Providers worked out ahead of libsolv (each spec matched once per version, not per build) are
+// the lists libsolv works out itself; specs it must read itself (a build part, a glob name) are
+// left to it.
+TEST(LibsolvConda, VersionProvidersWorkedOutAheadAreLibsolvsOwn) {
+  std::string repo = R"({"info": {"subdir": "linux-64"}, "packages": {)";
+  std::string depends = R"(["a", "a >=1.10", "a 1.2*", "a <1.5|>1.25", "a * h1", "a 1.7 h2",
+      "a >=9", "a *", "A >=1.3", "a* >=1.3", "a 1.1.*", "a ==1.20", "a !=1.3,<1.6", "b >=1.2"])";
+  for (int v = 0; v < 30; ++v)
+    for (int b = 0; b < 3; ++b)
+      repo += (v || b ? "," : "") + std::string("\"a-1.") + std::to_string(v) + "-h" +
+              std::to_string(b) + ".tar.bz2\": {\"name\": \"a\", \"version\": \"1." +
+              std::to_string(v) + "\", \"build\": \"h" + std::to_string(b) +
+              "\", \"build_number\": " + std::to_string(b) + ", \"depends\": []}";
+  repo += R"(, "b-1.5-0.tar.bz2": {"name": "b", "version": "1.5", "build": "0", "depends": []})";
+  repo += R"(, "user-1-0.tar.bz2": {"name": "user", "version": "1", "build": "0", "depends": )" +
+          depends + "}}}";
+  std::unique_ptr<::Pool, decltype(&pool_free)> pool(pool_create(), &pool_free);
+  ::Pool* p = pool.get();
+  pool_setdisttype(p, DISTTYPE_CONDA);
+  ::Repo* r = repo_create(p, "ch");
+  std::unique_ptr<FILE, decltype(&fclose)> fp(fmemopen(repo.data(), repo.size(), "r"), &fclose);
+  ASSERT_EQ(repo_add_conda(r, fp.get(), 0), 0);
+  ::Map considered;
+  map_init(&considered, p->nsolvables);
+  map_setall(&considered);
+  MAPCLR(&considered, 5);  // a record left out of the solve is no provider
+  p->considered = &considered;
+  pool_createwhatprovides(p);
+  // Not "a" (a name), "a * h1" and "a 1.7 h2" (builds), "a* >=1.3" (a glob); "A" is read as "a".
+  EXPECT_EQ(internal::work_out_version_providers(p, &considered), 10u);
+  const ::Solvable* user = p->solvables + (p->nsolvables - 1);
+  ASSERT_STREQ(pool_id2str(p, user->name), "user");
+  size_t total = 0;
+  for (const Id* dp = user->repo->idarraydata + user->dep_requires; *dp; ++dp) {
+    SCOPED_TRACE(pool_dep2str(p, *dp));
+    std::vector<Id> ahead;
+    for (Id* q = pool_whatprovides_ptr(p, *dp); *q; ++q) ahead.push_back(*q);
+    if (ISRELDEP(*dp)) p->whatprovides_rel[GETRELID(*dp)] = 0;  // worked out again by libsolv
+    std::vector<Id> libsolv;
+    for (Id* q = pool_whatprovides_ptr(p, *dp); *q; ++q) libsolv.push_back(*q);
+    EXPECT_EQ(ahead, libsolv);
+    EXPECT_EQ(std::count(libsolv.begin(), libsolv.end(), 5), 0);
+    total += libsolv.size();
+  }
+  EXPECT_GT(total, 300u);
   p->considered = nullptr;
   map_free(&considered);
 }

@@ -817,6 +817,7 @@ Attempt Pool::Impl::try_solve(const std::vector<Request>& requests, bool strict,
     return found;
   };
   if (narrow == Narrow::Yes && reachable) {
+    internal::work_out_version_providers(p, considered.map());
     std::vector<internal::RootChoice> choices;
     for (const Request& r : requests) {
       if (!r.name) continue;

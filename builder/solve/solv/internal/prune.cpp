@@ -392,4 +392,81 @@ void restore_rel_providers(::Pool* pool, const KnownRelProviders& known, const :
   }
 }
 
+size_t work_out_version_providers(::Pool* pool, const ::Map* considered) {
+  if (!pool->whatprovides_rel) return 0;
+  std::vector<char> seen(static_cast<size_t>(pool->nrels), 0);
+  std::vector<Id> deps;
+  auto note = [&](Id dep) {
+    if (!ISRELDEP(dep)) return;
+    const auto d = static_cast<size_t>(GETRELID(dep));
+    if (d >= seen.size() || seen[d] || pool->whatprovides_rel[d]) return;
+    seen[d] = 1;
+    const ::Reldep* rd = pool->rels + d;
+    if (rd->flags != REL_CONDA || ISRELDEP(rd->name) || ISRELDEP(rd->evr) || rd->evr <= 1) return;
+    const std::string_view name = pool_id2str(pool, rd->name);
+    if (name.empty() || name[0] == '^' ||
+        std::any_of(name.begin(), name.end(), [](char c) { return c == '*' || (c >= 'A' && c <= 'Z'); }))
+      return;
+    if (std::string_view(pool_id2str(pool, rd->evr)).find(' ') != std::string_view::npos) return;
+    deps.push_back(static_cast<Id>(d));
+  };
+  ::Queue constrains;
+  queue_init(&constrains);
+  for (Id p = 2; p < pool->nsolvables; ++p) {
+    ::Solvable* s = pool->solvables + p;
+    if (!s->repo || !MAPTST(considered, p)) continue;
+    if (s->dep_requires)
+      for (const Id* dp = s->repo->idarraydata + s->dep_requires; *dp; ++dp) note(*dp);
+    queue_empty(&constrains);
+    solvable_lookup_idarray(s, SOLVABLE_CONSTRAINS, &constrains);
+    for (int i = 0; i < constrains.count; ++i) note(constrains.elements[i]);
+  }
+  queue_free(&constrains);
+  // Per name: its providers' distinct versions, and which one each provider has.
+  struct NameVersions {
+    std::vector<Id> versions;
+    std::vector<uint32_t> version_of;  // by position in the name's provider list
+  };
+  std::unordered_map<Id, NameVersions> tables;
+  auto table_of = [&](Id name) -> const NameVersions& {
+    auto [it, added] = tables.try_emplace(name);
+    if (added) {
+      std::unordered_map<Id, uint32_t> index;
+      for (const Id* q = pool_whatprovides_ptr(pool, name); *q; ++q) {
+        const Id evr = pool->solvables[*q].evr;
+        auto [at, fresh] = index.try_emplace(evr, static_cast<uint32_t>(it->second.versions.size()));
+        if (fresh) it->second.versions.push_back(evr);
+        it->second.version_of.push_back(at->second);
+      }
+    }
+    return it->second;
+  };
+  std::vector<signed char> verdict;  // per distinct version: -1 not asked yet, else 0/1
+  ::Queue found;
+  queue_init(&found);
+  for (Id d : deps) {
+    const ::Reldep* rd = pool->rels + d;
+    const char* spec = pool_id2str(pool, rd->evr);
+    const NameVersions& table = table_of(rd->name);
+    const Offset name_list = pool_whatprovides(pool, rd->name);
+    verdict.assign(table.versions.size(), -1);
+    queue_empty(&found);
+    bool all = true;
+    size_t i = 0;
+    for (const Id* q = pool->whatprovidesdata + name_list; *q; ++q, ++i) {
+      signed char& v = verdict[table.version_of[i]];
+      if (v < 0) v = solvable_conda_matchversion(pool->solvables + *q, spec) != 0 ? 1 : 0;
+      if (v) {
+        queue_push(&found, *q);
+      } else {
+        all = false;
+      }
+    }
+    // As libsolv: when every provider of the name matches, the name's own list.
+    pool->whatprovides_rel[d] = all && name_list ? name_list : pool_queuetowhatprovides(pool, &found);
+  }
+  queue_free(&found);
+  return deps.size();
+}
+
 }  // namespace envbuild::builder::solv::internal

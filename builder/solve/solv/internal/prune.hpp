@@ -88,4 +88,13 @@ KnownRelProviders known_rel_providers(::Pool* pool);
 /// considered records). Dependencies not known are left to libsolv, as before.
 void restore_rel_providers(::Pool* pool, const KnownRelProviders& known, const ::Map* considered);
 
+/// Works out, ahead of libsolv, the providers of the version-only conda dependencies
+/// (REL_CONDA "name version", no build part; a plain lower-case name) of the records in
+/// `considered`, right after pool_createwhatprovides. libsolv matches every build of the name
+/// against the spec, parsing both versions each time; a version-only spec's answer depends on the
+/// build's version alone, and a name's builds share a few versions, so each (spec, version)
+/// pair is matched once here, with libsolv's own matcher. The lists are libsolv's: the name's
+/// providers in order, those that match. Returns how many dependencies were worked out.
+size_t work_out_version_providers(::Pool* pool, const ::Map* considered);
+
 }  // namespace envbuild::builder::solv::internal

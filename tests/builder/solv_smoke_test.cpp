@@ -267,6 +267,33 @@ TEST(LibsolvConda, RedundantBuildsAreLeftOutUnlessSelectedByBuild) {
   EXPECT_EQ(solve({"a", "d"}).first, (std::vector<std::string>{"a-0", "b-h0_0", "d-0", "z-0"}));
 }
 
+// A build selected under a name pattern (libsolv matches `b*` against every name) leaves every
+// name's builds alone: which names it selects is not known.
+TEST(LibsolvConda, RedundantBuildsStayWhenAPatternSelectsBuilds) {
+  std::string repo = R"({"info": {"subdir": "linux-64"}, "packages": {
+    "b-1-h0_0.tar.bz2": {"name": "b", "version": "1", "build": "h0_0", "build_number": 0, "depends": []},
+    "b-1-h1_1.tar.bz2": {"name": "b", "version": "1", "build": "h1_1", "build_number": 1, "depends": []}
+  }})";
+  std::unique_ptr<::Pool, decltype(&pool_free)> pool(pool_create(), &pool_free);
+  ::Pool* p = pool.get();
+  pool_setdisttype(p, DISTTYPE_CONDA);
+  ::Repo* r = repo_create(p, "ch");
+  std::unique_ptr<FILE, decltype(&fclose)> fp(fmemopen(repo.data(), repo.size(), "r"), &fclose);
+  ASSERT_EQ(repo_add_conda(r, fp.get(), 0), 0);
+  for (const char* spec : {"b* 1 h0_0", "^b$ 1 h0_0", "b 1", "b 1 h0_0"}) {
+    SCOPED_TRACE(spec);
+    ::Map considered;
+    map_init(&considered, p->nsolvables);
+    map_setall(&considered);
+    const Id dep = pool_conda_matchspec(p, spec);
+    const std::string_view text = spec;
+    // Only a plain version spec lets the lower build go.
+    EXPECT_EQ(internal::drop_equivalent_builds(p, {dep}, nullptr, &considered),
+              text == "b 1" ? 1u : 0u);
+    map_free(&considered);
+  }
+}
+
 // The providers carried across the pool's second whatprovides index (after the records a solve
 // cannot use are dropped) are the ones libsolv works out again over the records left.
 TEST(LibsolvConda, CarriedRelProvidersAreWhatLibsolvWorksOutAgain) {

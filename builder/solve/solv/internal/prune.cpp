@@ -248,23 +248,30 @@ size_t drop_uninstallable(::Pool* pool, const std::vector<RootChoice>& roots, bo
 
 namespace {
 
-/// The names a dependency selects by build string: REL_CONDA(name, "version build").
-void mark_build_selected(::Pool* pool, Id dep, std::vector<char>& by_build, std::vector<char>& seen_rel,
-                         int depth = 0) {
-  if (!ISRELDEP(dep) || depth > 64) return;
+/// Marks the names a dependency selects by build string: REL_CONDA(name, "version build").
+/// False when it cannot say which names those are: a build selected under a name pattern
+/// (`numpy*`, `^numpy$`: libsolv matches it against every name) or a shape conda's
+/// dependencies do not have.
+bool mark_build_selected(::Pool* pool, Id dep, std::vector<char>& by_build,
+                         std::vector<char>& seen_rel, int depth = 0) {
+  if (!ISRELDEP(dep)) return true;
   const auto rel = static_cast<size_t>(GETRELID(dep));
-  if (rel >= seen_rel.size() || seen_rel[rel]) return;
+  if (depth > 64 || rel >= seen_rel.size()) return false;
+  if (seen_rel[rel]) return true;
   seen_rel[rel] = 1;
   const ::Reldep* rd = GETRELDEP(pool, dep);
-  if (rd->flags == REL_CONDA) {
-    if (!ISRELDEP(rd->name) && !ISRELDEP(rd->evr) &&
-        std::string_view(pool_id2str(pool, rd->evr)).find(' ') != std::string_view::npos &&
-        static_cast<size_t>(rd->name) < by_build.size())
-      by_build[rd->name] = 1;
-    return;
-  }
-  mark_build_selected(pool, rd->name, by_build, seen_rel, depth + 1);
-  mark_build_selected(pool, rd->evr, by_build, seen_rel, depth + 1);
+  if (rd->flags != REL_CONDA)
+    return mark_build_selected(pool, rd->name, by_build, seen_rel, depth + 1) &&
+           mark_build_selected(pool, rd->evr, by_build, seen_rel, depth + 1);
+  if (ISRELDEP(rd->name) || ISRELDEP(rd->evr)) return false;
+  if (std::string_view(pool_id2str(pool, rd->evr)).find(' ') == std::string_view::npos)
+    return true;  // version only
+  const std::string_view name = pool_id2str(pool, rd->name);
+  if (name.empty() || name[0] == '^' || name.find('*') != std::string_view::npos ||
+      static_cast<size_t>(rd->name) >= by_build.size())
+    return false;
+  by_build[rd->name] = 1;
+  return true;
 }
 
 /// libsolv's conda order of two builds of one version (policy.c: build number, then build
@@ -297,7 +304,10 @@ size_t drop_equivalent_builds(::Pool* pool, const std::vector<Id>& request_deps,
   const auto nstrings = static_cast<size_t>(pool->ss.nstrings);
   std::vector<char> by_build(nstrings, 0);
   std::vector<char> seen_rel(static_cast<size_t>(pool->nrels), 0);
-  for (Id dep : request_deps) mark_build_selected(pool, dep, by_build, seen_rel);
+  // Every dependency is read before anything is dropped: one that selects builds under a name
+  // pattern leaves every name alone.
+  bool known = true;
+  for (Id dep : request_deps) known = mark_build_selected(pool, dep, by_build, seen_rel) && known;
   std::vector<Id> live;
   ::Queue constrains;
   queue_init(&constrains);
@@ -308,13 +318,15 @@ size_t drop_equivalent_builds(::Pool* pool, const std::vector<Id>& request_deps,
     live.push_back(p);
     if (s->dep_requires)
       for (const Id* dp = s->repo->idarraydata + s->dep_requires; *dp; ++dp)
-        mark_build_selected(pool, *dp, by_build, seen_rel);
+        known = mark_build_selected(pool, *dp, by_build, seen_rel) && known;
     queue_empty(&constrains);
     solvable_lookup_idarray(pool->solvables + p, SOLVABLE_CONSTRAINS, &constrains);
     constrains_of.emplace_back(constrains.elements, constrains.elements + constrains.count);
-    for (Id dep : constrains_of.back()) mark_build_selected(pool, dep, by_build, seen_rel);
+    for (Id dep : constrains_of.back())
+      known = mark_build_selected(pool, dep, by_build, seen_rel) && known;
   }
   queue_free(&constrains);
+  if (!known) return 0;
 
   // Records by what the solver sees of them, less the build: each group's best builds stay.
   std::unordered_map<std::vector<Id>, std::vector<Id>, IdsHash> groups;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <exception>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -67,8 +68,8 @@ void GrowingWork::add(Task task, uint64_t rank) {
 void GrowingWork::work(size_t worker) {
   std::unique_lock lock(mutex_);
   for (;;) {
-    changed_.wait(lock, [&] { return error_ || !heap_.empty() || running_ == 0; });
-    if (error_ || heap_.empty()) return;  // failed, or nothing queued nor coming
+    changed_.wait(lock, [&] { return error_ || thrown_ || !heap_.empty() || running_ == 0; });
+    if (error_ || thrown_ || heap_.empty()) return;  // failed, or nothing queued nor coming
     std::pop_heap(heap_.begin(), heap_.end(), [](const Entry& a, const Entry& b) {
       return runs_later(a.rank, a.order, b.rank, b.order);
     });
@@ -76,10 +77,19 @@ void GrowingWork::work(size_t worker) {
     heap_.pop_back();
     ++running_;
     lock.unlock();
-    Result<void> done = task(worker);
+    // A task that throws (bad_alloc) stops the work as a failure does, and run() rethrows it:
+    // the other threads must still see it finish.
+    Result<void> done = ok();
+    std::exception_ptr thrown;
+    try {
+      done = task(worker);
+    } catch (...) {
+      thrown = std::current_exception();
+    }
     task = nullptr;  // what it holds goes before the next task
     lock.lock();
     --running_;
+    if (thrown && !thrown_) thrown_ = thrown;
     if (!done && !error_) error_ = std::move(done).error();
     changed_.notify_all();
   }
@@ -94,6 +104,7 @@ Result<void> GrowingWork::run(size_t jobs) {
   }
   std::lock_guard lock(mutex_);
   heap_.clear();
+  if (thrown_) std::rethrow_exception(std::exchange(thrown_, nullptr));
   if (error_) return std::move(*std::exchange(error_, std::nullopt));
   return ok();
 }

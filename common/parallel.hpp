@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <optional>
@@ -37,7 +38,8 @@ Result<void> for_each_index(size_t count, size_t jobs,
 /// on up to `jobs` threads (the caller's is worker 0), and returns when no task is left or
 /// running. A task added starts as soon as a thread is free: the highest `rank` first, then
 /// the earliest added (so equal ranks run in the order added). On a failure no new task
-/// starts, and the first failure reported is returned. add() may be called from any thread.
+/// starts, and the first failure reported is returned (a task that throws stops the work too,
+/// and run() rethrows it once every thread is done). add() may be called from any thread.
 class GrowingWork {
  public:
   using Task = std::function<Result<void>(size_t worker)>;
@@ -58,6 +60,7 @@ class GrowingWork {
   uint64_t added_ = 0;
   size_t running_ = 0;
   std::optional<Error> error_;
+  std::exception_ptr thrown_;
 };
 
 }  // namespace envbuild::common

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
@@ -125,6 +126,23 @@ TEST(GrowingWork, AFailureStopsNewTasksAndComesBack) {
   EXPECT_EQ(ran.load(), 1);
   EXPECT_TRUE(work.run(2).has_value());
   EXPECT_EQ(ran.load(), 1);
+}
+
+// A task that throws (on the caller's thread or another) stops the work and comes back as
+// the exception, once every thread is done: no thread is left waiting for it.
+TEST(GrowingWork, AThrowingTaskComesBackAsItsException) {
+  for (size_t jobs : {1, 2, 4}) {
+    GrowingWork work;
+    std::atomic<int> ran{0};
+    for (int i = 0; i < 8; ++i)
+      work.add([&, i](size_t) -> Result<void> {
+        ++ran;
+        if (i == 3) throw std::runtime_error("task 3");
+        return ok();
+      });
+    EXPECT_THROW((void)work.run(jobs), std::runtime_error) << jobs;
+    EXPECT_LE(ran.load(), 8);
+  }
 }
 
 }  // namespace

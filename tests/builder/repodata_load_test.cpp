@@ -127,8 +127,8 @@ TEST_F(RepodataLoadTest, PiecesGiveTheWholeFilesAnswerAndAreTheCache) {
   EXPECT_EQ((*mended)[0].stats.solv_hits, 1u);  // noarch
   EXPECT_EQ(pieces(), written);
 
-  // The pieces are not synced to disk: what a crash can leave (an empty piece, a short meta
-  // file) is found on loading and parsed again, not an error at the end of the solve.
+  // A piece cut short (an empty piece, a short meta file: a full disk, a copy cut short) is
+  // found on loading and parsed again, not an error at the end of the solve.
   for (auto [suffix, cut] : {std::pair{".0.solv", false}, std::pair{".2.solv.meta", true}}) {
     SCOPED_TRACE(suffix);
     const std::string linux_stem = second->string().substr(0, second->string().size() - 7);

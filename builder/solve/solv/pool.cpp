@@ -169,8 +169,8 @@ class MetaFile {
     if (!read_exact(f.fd_, magic.data(), magic.size(), 0) || magic != kMetaMagic ||
         !read_exact(f.fd_, &count, sizeof count, magic.size()) || count > (uint64_t{1} << 32))
       return std::nullopt;
-    // Whole: exactly as long as its last offset says (the file is not synced when written, so
-    // a crash can leave it short).
+    // Whole: exactly as long as its last offset says (a full disk or a copy cut short can leave
+    // it short; then the JSON is parsed again rather than the solve failing at its end).
     const uint64_t entries_at = kMetaMagic.size() + (count + 2) * sizeof(uint64_t);
     uint64_t end = 0;
     struct stat st {};
@@ -704,7 +704,7 @@ Result<void> Pool::write_repo_solv(RepoId repo, const std::filesystem::path& pat
     head.append(reinterpret_cast<const char*>(offsets.data()), offsets.size() * sizeof(uint64_t));
     ENVB_TRY(meta.write(head));
     ENVB_TRY(meta.write(entries));
-    ENVB_TRY(meta.commit_unsynced());
+    ENVB_TRY(meta.commit());
     Repodata* marker = repo_add_repodata(r, 0);
     repodata_set_str(marker, SOLVID_META, pool_str2id(impl_->pool.get(), kMetaAsideKey, 1), "1");
     repodata_internalize(marker);
@@ -715,7 +715,7 @@ Result<void> Pool::write_repo_solv(RepoId repo, const std::filesystem::path& pat
     return fail(Errc::Io, "repo_write(" + path.string() + "): " + pool_errstr(impl_->pool.get()));
   if (std::fflush(fp.get()) != 0) return common::errno_error("fflush", path.string(), errno);
   fp.reset();
-  return file.commit_unsynced();
+  return file.commit();
 }
 
 void Pool::add_virtual_package(const std::string& name, const std::string& version,

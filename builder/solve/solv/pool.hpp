@@ -110,10 +110,7 @@ class Pool {
                                     const std::string& what);
   /// Loads one channel/subdir from a .solv file written by write_repo_solv.
   Result<RepoId> add_repo_solv_file(const RepoInfo& info, const std::filesystem::path& path);
-  /// Writes a repo in libsolv's binary form, atomically (temp file + rename), for a cache: not
-  /// synced to disk. After a crash a file can be empty or short, which add_repo_solv_file
-  /// refuses (libsolv's checks of the .solv, the meta file's header and record count), and the
-  /// caller reads the JSON again; an fsync per piece was ~1-3 ms on the cold solve's path.
+  /// Writes a repo in libsolv's binary form, atomically (temp file + rename, synced).
   Result<void> write_repo_solv(RepoId repo, const std::filesystem::path& path) const;
   /// Number of solvables in a repo (0 once removed).
   [[nodiscard]] size_t repo_size(RepoId repo) const;

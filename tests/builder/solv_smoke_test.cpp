@@ -267,6 +267,49 @@ TEST(LibsolvConda, RedundantBuildsAreLeftOutUnlessSelectedByBuild) {
   EXPECT_EQ(solve({"a", "d"}).first, (std::vector<std::string>{"a-0", "b-h0_0", "d-0", "z-0"}));
 }
 
+/// A bare libsolv pool holding one conda repo, with every record in its `considered` map: for
+/// the steps of builder/solve/solv/internal that work on the pool itself.
+class RawCondaPool {
+ public:
+  explicit RawCondaPool(std::string repodata) {
+    pool_setdisttype(pool_, DISTTYPE_CONDA);
+    ::Repo* repo = repo_create(pool_, "ch");
+    std::unique_ptr<FILE, decltype(&fclose)> fp(
+        fmemopen(repodata.data(), repodata.size(), "r"), &fclose);
+    loaded_ = fp && repo_add_conda(repo, fp.get(), 0) == 0;
+    map_init(&considered_, pool_->nsolvables);
+    map_setall(&considered_);
+    pool_->considered = &considered_;
+  }
+  ~RawCondaPool() {
+    pool_->considered = nullptr;
+    map_free(&considered_);
+    pool_free(pool_);
+  }
+  RawCondaPool(const RawCondaPool&) = delete;
+  RawCondaPool& operator=(const RawCondaPool&) = delete;
+  [[nodiscard]] bool loaded() const { return loaded_; }
+  ::Pool* get() { return pool_; }
+  ::Map* considered() { return &considered_; }
+
+ private:
+  ::Pool* pool_ = pool_create();
+  ::Map considered_{};
+  bool loaded_ = false;
+};
+
+/// Records of `a`: versions 1.0 to 1.29, three builds each (h0..h2, build numbers 0..2).
+std::string a_builds() {
+  std::string out;
+  for (int v = 0; v < 30; ++v)
+    for (int b = 0; b < 3; ++b)
+      out += (v || b ? "," : "") + std::string("\"a-1.") + std::to_string(v) + "-h" +
+             std::to_string(b) + ".tar.bz2\": {\"name\": \"a\", \"version\": \"1." +
+             std::to_string(v) + "\", \"build\": \"h" + std::to_string(b) +
+             "\", \"build_number\": " + std::to_string(b) + ", \"depends\": []}";
+  return out;
+}
+
 // A build selected under a name pattern (libsolv matches `b*` against every name) leaves every
 // name's builds alone: which names it selects is not known.
 TEST(LibsolvConda, RedundantBuildsStayWhenAPatternSelectsBuilds) {
@@ -274,47 +317,27 @@ TEST(LibsolvConda, RedundantBuildsStayWhenAPatternSelectsBuilds) {
     "b-1-h0_0.tar.bz2": {"name": "b", "version": "1", "build": "h0_0", "build_number": 0, "depends": []},
     "b-1-h1_1.tar.bz2": {"name": "b", "version": "1", "build": "h1_1", "build_number": 1, "depends": []}
   }})";
-  std::unique_ptr<::Pool, decltype(&pool_free)> pool(pool_create(), &pool_free);
-  ::Pool* p = pool.get();
-  pool_setdisttype(p, DISTTYPE_CONDA);
-  ::Repo* r = repo_create(p, "ch");
-  std::unique_ptr<FILE, decltype(&fclose)> fp(fmemopen(repo.data(), repo.size(), "r"), &fclose);
-  ASSERT_EQ(repo_add_conda(r, fp.get(), 0), 0);
+  RawCondaPool raw(repo);
+  ASSERT_TRUE(raw.loaded());
+  ::Pool* p = raw.get();
   for (const char* spec : {"b* 1 h0_0", "^b$ 1 h0_0", "b 1", "b 1 h0_0"}) {
     SCOPED_TRACE(spec);
-    ::Map considered;
-    map_init(&considered, p->nsolvables);
-    map_setall(&considered);
-    const Id dep = pool_conda_matchspec(p, spec);
+    map_setall(raw.considered());
     const std::string_view text = spec;
     // Only a plain version spec lets the lower build go.
-    EXPECT_EQ(internal::drop_equivalent_builds(p, {dep}, nullptr, &considered),
+    EXPECT_EQ(internal::drop_equivalent_builds(p, {pool_conda_matchspec(p, spec)}, nullptr,
+                                               raw.considered()),
               text == "b 1" ? 1u : 0u);
-    map_free(&considered);
   }
 }
 
 // The providers carried across the pool's second whatprovides index (after the records a solve
 // cannot use are dropped) are the ones libsolv works out again over the records left.
 TEST(LibsolvConda, CarriedRelProvidersAreWhatLibsolvWorksOutAgain) {
-  std::string repo = R"({"info": {"subdir": "linux-64"}, "packages": {)";
-  for (int v = 0; v < 30; ++v)
-    for (int b = 0; b < 3; ++b)
-      repo += (v || b ? "," : "") + std::string("\"a-1.") + std::to_string(v) + "-h" +
-              std::to_string(b) + ".tar.bz2\": {\"name\": \"a\", \"version\": \"1." +
-              std::to_string(v) + "\", \"build\": \"h" + std::to_string(b) +
-              "\", \"build_number\": " + std::to_string(b) + ", \"depends\": []}";
-  repo += "}}";
-  std::unique_ptr<::Pool, decltype(&pool_free)> pool(pool_create(), &pool_free);
-  ::Pool* p = pool.get();
-  pool_setdisttype(p, DISTTYPE_CONDA);
-  ::Repo* r = repo_create(p, "ch");
-  std::unique_ptr<FILE, decltype(&fclose)> fp(fmemopen(repo.data(), repo.size(), "r"), &fclose);
-  ASSERT_EQ(repo_add_conda(r, fp.get(), 0), 0);
-  ::Map considered;
-  map_init(&considered, p->nsolvables);
-  map_setall(&considered);
-  p->considered = &considered;
+  RawCondaPool raw(R"({"info": {"subdir": "linux-64"}, "packages": {)" + a_builds() + "}}");
+  ASSERT_TRUE(raw.loaded());
+  ::Pool* p = raw.get();
+  ::Map& considered = *raw.considered();
   pool_createwhatprovides(p);
   std::vector<Id> deps;
   for (const char* spec : {"a", "a >=1.10", "a 1.2*", "a <1.5|>1.25", "a * h1", "a 1.7 h2",
@@ -342,37 +365,23 @@ TEST(LibsolvConda, CarriedRelProvidersAreWhatLibsolvWorksOutAgain) {
   }
   EXPECT_GT(after, 50u);
   EXPECT_LT(after, before);
-  p->considered = nullptr;
-  map_free(&considered);
 }
 
 // Providers worked out ahead of libsolv (each spec matched once per version, not per build) are
 // the lists libsolv works out itself; specs it must read itself (a build part, a glob name) are
 // left to it.
 TEST(LibsolvConda, VersionProvidersWorkedOutAheadAreLibsolvsOwn) {
-  std::string repo = R"({"info": {"subdir": "linux-64"}, "packages": {)";
+  std::string repo = R"({"info": {"subdir": "linux-64"}, "packages": {)" + a_builds();
   std::string depends = R"(["a", "a >=1.10", "a 1.2*", "a <1.5|>1.25", "a * h1", "a 1.7 h2",
       "a >=9", "a *", "A >=1.3", "a* >=1.3", "a 1.1.*", "a ==1.20", "a !=1.3,<1.6", "b >=1.2"])";
-  for (int v = 0; v < 30; ++v)
-    for (int b = 0; b < 3; ++b)
-      repo += (v || b ? "," : "") + std::string("\"a-1.") + std::to_string(v) + "-h" +
-              std::to_string(b) + ".tar.bz2\": {\"name\": \"a\", \"version\": \"1." +
-              std::to_string(v) + "\", \"build\": \"h" + std::to_string(b) +
-              "\", \"build_number\": " + std::to_string(b) + ", \"depends\": []}";
   repo += R"(, "b-1.5-0.tar.bz2": {"name": "b", "version": "1.5", "build": "0", "depends": []})";
   repo += R"(, "user-1-0.tar.bz2": {"name": "user", "version": "1", "build": "0", "depends": )" +
           depends + "}}}";
-  std::unique_ptr<::Pool, decltype(&pool_free)> pool(pool_create(), &pool_free);
-  ::Pool* p = pool.get();
-  pool_setdisttype(p, DISTTYPE_CONDA);
-  ::Repo* r = repo_create(p, "ch");
-  std::unique_ptr<FILE, decltype(&fclose)> fp(fmemopen(repo.data(), repo.size(), "r"), &fclose);
-  ASSERT_EQ(repo_add_conda(r, fp.get(), 0), 0);
-  ::Map considered;
-  map_init(&considered, p->nsolvables);
-  map_setall(&considered);
+  RawCondaPool raw(repo);
+  ASSERT_TRUE(raw.loaded());
+  ::Pool* p = raw.get();
+  ::Map& considered = *raw.considered();
   MAPCLR(&considered, 5);  // a record left out of the solve is no provider
-  p->considered = &considered;
   pool_createwhatprovides(p);
   // Not "a" (a name), "a * h1" and "a 1.7 h2" (builds), "a* >=1.3" (a glob); "A" is read as "a".
   EXPECT_EQ(internal::work_out_version_providers(p, &considered), 10u);
@@ -391,8 +400,6 @@ TEST(LibsolvConda, VersionProvidersWorkedOutAheadAreLibsolvsOwn) {
     total += libsolv.size();
   }
   EXPECT_GT(total, 300u);
-  p->considered = nullptr;
-  map_free(&considered);
 }
 
 // Conda's order of preferences where libsolv's conda policy has another (docs/design.md,

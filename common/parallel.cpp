@@ -48,19 +48,15 @@ Result<void> for_each_index(size_t count, size_t jobs,
   return for_each_index(count, jobs, [&](size_t i, size_t) { return task(i); });
 }
 
-namespace {
-bool runs_later(uint64_t rank_a, uint64_t order_a, uint64_t rank_b, uint64_t order_b) {
-  return rank_a != rank_b ? rank_a < rank_b : order_a > order_b;
+bool GrowingWork::runs_later(const Entry& a, const Entry& b) {
+  return a.rank != b.rank ? a.rank < b.rank : a.order > b.order;
 }
-}  // namespace
 
 void GrowingWork::add(Task task, uint64_t rank) {
   {
     std::lock_guard lock(mutex_);
     heap_.push_back(Entry{rank, added_++, std::move(task)});
-    std::push_heap(heap_.begin(), heap_.end(), [](const Entry& a, const Entry& b) {
-      return runs_later(a.rank, a.order, b.rank, b.order);
-    });
+    std::push_heap(heap_.begin(), heap_.end(), runs_later);
   }
   changed_.notify_one();
 }
@@ -70,9 +66,7 @@ void GrowingWork::work(size_t worker) {
   for (;;) {
     changed_.wait(lock, [&] { return error_ || thrown_ || !heap_.empty() || running_ == 0; });
     if (error_ || thrown_ || heap_.empty()) return;  // failed, or nothing queued nor coming
-    std::pop_heap(heap_.begin(), heap_.end(), [](const Entry& a, const Entry& b) {
-      return runs_later(a.rank, a.order, b.rank, b.order);
-    });
+    std::pop_heap(heap_.begin(), heap_.end(), runs_later);
     Task task = std::move(heap_.back().task);
     heap_.pop_back();
     ++running_;

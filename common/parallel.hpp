@@ -52,6 +52,8 @@ class GrowingWork {
     uint64_t order = 0;
     Task task;
   };
+  /// The heap's order: `a` runs after `b` (lower rank, or equal rank and added later).
+  static bool runs_later(const Entry& a, const Entry& b);
   void work(size_t worker);
 
   std::mutex mutex_;

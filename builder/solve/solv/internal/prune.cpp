@@ -9,6 +9,16 @@
 
 namespace envbuild::builder::solv::internal {
 
+namespace {
+
+/// A dependency's name that libsolv matches against other names (a `*` glob or a `^...$`
+/// regex), not only against itself.
+bool names_a_pattern(std::string_view name) {
+  return name.starts_with('^') || name.find('*') != std::string_view::npos;
+}
+
+}  // namespace
+
 bool mark_reachable_names(::Pool* pool, const std::vector<Id>& roots, ::Repo* virtual_repo,
                           ::Map* considered) {
   // Records by name id (a counting sort: one pass to count, one to place).
@@ -32,7 +42,7 @@ bool mark_reachable_names(::Pool* pool, const std::vector<Id>& roots, ::Repo* vi
   auto add_name = [&](Id name) {
     if (name <= 0 || name >= nstrings) return false;
     std::string_view text = pool_id2str(pool, name);
-    if (text.starts_with('^') || text.find('*') != std::string_view::npos) return false;
+    if (names_a_pattern(text)) return false;
     if (!seen[name]) {
       seen[name] = 1;
       todo.push_back(name);
@@ -267,8 +277,7 @@ bool mark_build_selected(::Pool* pool, Id dep, std::vector<char>& by_build,
   if (std::string_view(pool_id2str(pool, rd->evr)).find(' ') == std::string_view::npos)
     return true;  // version only
   const std::string_view name = pool_id2str(pool, rd->name);
-  if (name.empty() || name[0] == '^' || name.find('*') != std::string_view::npos ||
-      static_cast<size_t>(rd->name) >= by_build.size())
+  if (name.empty() || names_a_pattern(name) || static_cast<size_t>(rd->name) >= by_build.size())
     return false;
   by_build[rd->name] = 1;
   return true;
@@ -416,8 +425,9 @@ size_t work_out_version_providers(::Pool* pool, const ::Map* considered) {
     const ::Reldep* rd = pool->rels + d;
     if (rd->flags != REL_CONDA || ISRELDEP(rd->name) || ISRELDEP(rd->evr) || rd->evr <= 1) return;
     const std::string_view name = pool_id2str(pool, rd->name);
-    if (name.empty() || name[0] == '^' ||
-        std::any_of(name.begin(), name.end(), [](char c) { return c == '*' || (c >= 'A' && c <= 'Z'); }))
+    // libsolv lower-cases an upper-case name before it looks it up.
+    if (name.empty() || names_a_pattern(name) ||
+        std::any_of(name.begin(), name.end(), [](char c) { return c >= 'A' && c <= 'Z'; }))
       return;
     if (std::string_view(pool_id2str(pool, rd->evr)).find(' ') != std::string_view::npos) return;
     deps.push_back(static_cast<Id>(d));

@@ -82,28 +82,39 @@ Result<std::string> decompress(std::string_view data, const std::string& what) {
       if (ctx && ZSTD_sizeof_DCtx(ctx.get()) > (size_t{8} << 20)) ctx.reset();
     }
   } shrink{dctx};
-  std::string out;
-  // The size the frame declares, when it declares one, is only a hint (bounded; checked below).
+  // Straight into the result, sized by what the frame declares (only a hint: bounded, and the
+  // stream decides), grown by doubling when it says too little: a 128 KiB buffer in between
+  // was a fresh mapping to fault in and a copy, for each of a few hundred shards.
+  size_t hint = 64u << 10;
   if (const auto declared = ZSTD_getFrameContentSize(data.data(), data.size());
       declared != ZSTD_CONTENTSIZE_UNKNOWN && declared != ZSTD_CONTENTSIZE_ERROR)
-    out.reserve(static_cast<size_t>(std::min<unsigned long long>(
-        {declared, kMaxShardBytes, 32ull * data.size() + (64u << 10)})));
-  std::vector<char> buffer(ZSTD_DStreamOutSize());
+    hint = static_cast<size_t>(std::min<unsigned long long>(
+        {declared + 1, kMaxShardBytes + 1, 32ull * data.size() + (64u << 10)}));
+  std::string out(std::max<size_t>(hint, 1), '\0');
+  size_t used = 0;
   ZSTD_inBuffer in{data.data(), data.size(), 0};
   size_t last = 1;
   while (in.pos < in.size || last != 0) {
-    ZSTD_outBuffer o{buffer.data(), buffer.size(), 0};
+    if (used == out.size()) {
+      if (out.size() > kMaxShardBytes)
+        return fail(Errc::Integrity, what + ": decompresses to more than " +
+                                         std::to_string(kMaxShardBytes >> 20) + " MiB");
+      out.resize(std::min(out.size() * 2, kMaxShardBytes + 1));
+    }
+    ZSTD_outBuffer o{out.data(), out.size(), used};
     const size_t before = in.pos;
     last = ZSTD_decompressStream(dctx.get(), &o, &in);
     if (ZSTD_isError(last))
       return fail(Errc::Integrity, what + ": bad zstd data: " + ZSTD_getErrorName(last));
-    if (o.pos > kMaxShardBytes - out.size())
+    const bool progressed = o.pos != used;
+    used = o.pos;
+    if (used > kMaxShardBytes)
       return fail(Errc::Integrity, what + ": decompresses to more than " +
                                        std::to_string(kMaxShardBytes >> 20) + " MiB");
-    out.append(buffer.data(), o.pos);
-    if (last != 0 && in.pos == in.size && in.pos == before && o.pos == 0)
+    if (last != 0 && in.pos == in.size && in.pos == before && !progressed && used < out.size())
       return fail(Errc::Integrity, what + ": truncated zstd stream");
   }
+  out.resize(used);
   return out;
 }
 

@@ -1,6 +1,7 @@
 #include "builder/solve/reach.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -152,22 +153,26 @@ void point_at_subset(SubdirRepodata& entry, const std::string& digest) {
   entry.fingerprint = "subset:" + digest;
 }
 
-Result<void> write_hashed_cache_file(const std::filesystem::path& path, std::string_view content) {
-  // Straight to its name when there is none yet: a reader checks the bytes against the name,
-  // so one cut short (a crash, a full disk, a reader early) is a miss, never a wrong answer.
-  // That is one directory entry made instead of two (a temp file and a rename), which is most
-  // of what a cold solve's ~250 shard files cost on ext4.
-  int fd;
-  do {
-    fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-  } while (fd < 0 && errno == EINTR);
-  if (fd >= 0) {
-    common::Fd file(fd);
-    if (file.write_all(std::as_bytes(std::span(content)), path.string())) return ok();
-    std::error_code ec;
-    std::filesystem::remove(path, ec);  // cut short: a miss for the next reader anyway
+Result<void> write_hashed_cache_file(const std::filesystem::path& path, std::string_view content,
+                                     CacheFileReaders readers) {
+  if (readers == CacheFileReaders::AllCheck) {
+    // Straight to its name when there is none yet: every reader checks the bytes, so one cut
+    // short (a crash, a full disk, a reader early) is a miss, never a wrong answer. That is one
+    // directory entry made instead of two (a temp file and a rename), which is most of what a
+    // cold solve's ~250 shard files cost on ext4. One that fails is left as it is (a miss),
+    // and replaced below: removing it could remove another solve's whole one.
+    int fd;
+    do {
+      fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+    } while (fd < 0 && errno == EINTR);
+    if (fd >= 0) {
+      common::Fd file(fd);
+      if (::fchmod(file.get(), 0644) == 0 &&
+          file.write_all(std::as_bytes(std::span(content)), path.string()))
+        return ok();
+    }
   }
-  // One is there (cut short, or another solve's at the same moment): replaced whole.
+  // Through a temp file and a rename: whole or absent to any reader, whoever wrote it.
   static std::atomic<uint64_t> counter{0};
   const std::filesystem::path temp =
       path.parent_path() / ("." + path.filename().string() + ".tmp." + std::to_string(::getpid()) +
@@ -228,13 +233,14 @@ Result<void> reach_subsets(std::vector<SubdirRepodata>& entries, const NameSet& 
       // torn one: written again).
       auto existing = common::read_file(entry.path, kMaxSubsetBytes);
       if (!existing || common::sha256_hex(*existing) != digest)
-        ENVB_TRY(write_hashed_cache_file(entry.path, texts[i]));
+        ENVB_TRY(write_hashed_cache_file(entry.path, texts[i], CacheFileReaders::SomeDoNot));
       digests.push_back(digest);
     }
   }
   // Best effort: without it the next solve reaches again. Only when every part was reached
   // (a repodata.json that could not be scanned is read whole, and not remembered).
-  if (digests.size() == parts.size()) (void)write_hashed_cache_file(reach_file, digests.dump());
+  if (digests.size() == parts.size())
+    (void)write_hashed_cache_file(reach_file, digests.dump(), CacheFileReaders::AllCheck);
   return ok();
 }
 

@@ -64,8 +64,14 @@ Result<void> reach_subsets(std::vector<SubdirRepodata>& entries, const NameSet& 
 /// Points `entry` at its subset whose content hashes to `digest` (sha256 hex).
 void point_at_subset(SubdirRepodata& entry, const std::string& digest);
 
-/// Writes a cache file that is checked by its hash when read (a shard, a subset named by its
-/// content), so without fsync, through a temp file and a rename.
-Result<void> write_hashed_cache_file(const std::filesystem::path& path, std::string_view content);
+/// Who reads a cache file back: everyone checks it (a shard by its hash, a reach file as JSON
+/// whose subsets are checked by hash), or some do not (a subset: checked when its reach file is
+/// read, then read again by the loader as it is).
+enum class CacheFileReaders { AllCheck, SomeDoNot };
+
+/// Writes a cache file that is checked by its hash when read, so without fsync: straight to its
+/// name when there is none and every reader checks it, else through a temp file and a rename.
+Result<void> write_hashed_cache_file(const std::filesystem::path& path, std::string_view content,
+                                     CacheFileReaders readers);
 
 }  // namespace envbuild::builder

@@ -6,8 +6,9 @@
 
 #include <cctype>
 #include <charconv>
-#include <cmath>
 #include <chrono>
+#include <cmath>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -99,7 +100,12 @@ Result<std::string> decompress(std::string_view data, const std::string& what) {
       if (out.size() > kMaxShardBytes)
         return fail(Errc::Integrity, what + ": decompresses to more than " +
                                          std::to_string(kMaxShardBytes >> 20) + " MiB");
-      out.resize(std::min(out.size() * 2, kMaxShardBytes + 1));
+      // Doubled, or to one byte past the cap and no more: a new string of exactly that size
+      // (resize() may double the capacity again, to twice the cap).
+      std::string grown(out.size() * 2 >= kMaxShardBytes ? kMaxShardBytes + 1 : out.size() * 2,
+                        '\0');
+      std::memcpy(grown.data(), out.data(), used);
+      out.swap(grown);
     }
     ZSTD_outBuffer o{out.data(), out.size(), used};
     const size_t before = in.pos;
@@ -111,7 +117,7 @@ Result<std::string> decompress(std::string_view data, const std::string& what) {
     if (used > kMaxShardBytes)
       return fail(Errc::Integrity, what + ": decompresses to more than " +
                                        std::to_string(kMaxShardBytes >> 20) + " MiB");
-    if (last != 0 && in.pos == in.size && in.pos == before && !progressed && used < out.size())
+    if (last != 0 && in.pos == in.size && in.pos == before && !progressed)
       return fail(Errc::Integrity, what + ": truncated zstd stream");
   }
   out.resize(used);
@@ -484,7 +490,7 @@ Result<ShardRecords> load_shard(common::HttpClient& client, const ShardIndex& in
     return fail(Errc::Integrity, what + ": sha256 " + got + " does not match the index's " + hash)
         .with_hint("the channel's index and shards disagree (a mirror mid-update?); try again");
   ENVB_ASSIGN_OR_RETURN(ShardRecords shard, parse_shard(body, name, what));
-  ENVB_TRY(write_hashed_cache_file(path, body));
+  ENVB_TRY(write_hashed_cache_file(path, body, CacheFileReaders::AllCheck));
 
   std::lock_guard guard(entry_mutex);
   entry.bytes_transferred += body.size();

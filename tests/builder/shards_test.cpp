@@ -355,6 +355,9 @@ TEST_F(ShardsTest, MismatchedCorruptAndOversizeShardsAreErrorsNamingThePackage) 
       {"not msgpack", "printf '\\301' | zstd -q -c > \"$1\"", Errc::Integrity, "invalid msgpack"},
       {"cut short", "head -c 300000 /dev/urandom | zstd -q -c | head -c 1000 > \"$1\"",
        Errc::Integrity, "truncated zstd stream"},
+      // Grown past its first 64 KiB (no size declared), then cut before its checksum.
+      {"cut short after growing", "head -c 300000 /dev/zero | zstd -q -c | head -c -4 > \"$1\"",
+       Errc::Integrity, "truncated zstd stream"},
       {"oversize", "head -c 300000000 /dev/zero | zstd -q -c > \"$1\"", Errc::Integrity,
        "decompresses to more than 256 MiB"},
   };

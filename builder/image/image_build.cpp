@@ -25,6 +25,7 @@
 #include "builder/pypi/lock.hpp"
 #include "builder/solve/channel.hpp"
 #include "builder/solve/solve.hpp"
+#include "common/clock.hpp"
 #include "common/format.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
@@ -50,10 +51,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-double ms_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-      .count();
-}
+using common::ms_since;
 
 std::string last_segment(const std::string& url) {
   auto slash = url.rfind('/');

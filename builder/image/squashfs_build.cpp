@@ -4,6 +4,7 @@
 #include <map>
 
 #include "builder/image/internal/image_plan.hpp"
+#include "common/clock.hpp"
 #include "common/hash.hpp"
 #include "conda/image_contract.hpp"
 
@@ -33,7 +34,7 @@ Result<SquashfsBuild> build_environment_squashfs(const EnvironmentSpec& env,
     return fail(Errc::InvalidInput, "--base does not apply to a squashfs: output")
         .with_hint("a SquashFS image holds the environment only; envrun runs it on the host");
   ENVB_ASSIGN_OR_RETURN(internal::Prepared p, internal::prepare(env, o));
-  auto start = std::chrono::steady_clock::now();
+  auto start = common::Clock::now();
   // Every package staged (patched copies of its placeholder files): the image reads the files of
   // each package from its plan.
   for (size_t k = 0; k < p.plans.size(); ++k) ENVB_TRY(internal::stage_plan(p, o, k));
@@ -69,8 +70,7 @@ Result<SquashfsBuild> build_environment_squashfs(const EnvironmentSpec& env,
       out.written,
       squashfs::write_image(std::move(list), write, output).context("writing " + output.string()));
   ENVB_ASSIGN_OR_RETURN(out.sha256, common::sha256_file(output.string()));
-  out.write_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  out.write_ms = common::ms_since(start);
   out.build = std::move(p.build);
   return out;
 }

@@ -23,6 +23,7 @@
 #include <utility>
 
 #include "builder/install/prepare.hpp"
+#include "common/clock.hpp"
 #include "common/format.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
@@ -1024,10 +1025,7 @@ conda::PackageRecord installed_record(const conda::PackageRecord& given,
 
 namespace {
 
-double ms_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
-      .count();
-}
+using common::ms_since;
 
 // Whether planning the package needs the environment's python: a noarch python package, by
 // its record or by its info/link.json.

@@ -20,6 +20,7 @@
 
 #include "builder/solve/repodata_scan.hpp"
 #include "builder/solve/solve.hpp"
+#include "common/clock.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
 #include "common/io.hpp"
@@ -30,10 +31,8 @@ namespace envbuild::builder {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double ms_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
+using common::Clock;
+using common::ms_since;
 
 /// A piece's share of a repodata.json (a file under twice this is one piece).
 constexpr size_t kPieceBytes = size_t{2} << 20;

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <set>
 
+#include "common/clock.hpp"
 #include "common/hash.hpp"
 #include "common/version.hpp"
 #include "conda/platform.hpp"
@@ -21,10 +22,8 @@ namespace envbuild::builder {
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
-double ms_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
-}
+using common::Clock;
+using common::ms_since;
 
 /// CPU time (user + system) of the process so far, in milliseconds.
 double process_cpu_ms() {

@@ -24,6 +24,7 @@
 #include "builder/solve/solv/internal/libsolv.hpp"
 #include "builder/solve/solv/internal/preferences.hpp"
 #include "builder/solve/solv/internal/prune.hpp"
+#include "common/clock.hpp"
 #include "common/fs.hpp"
 #include "common/json.hpp"
 
@@ -785,10 +786,8 @@ Result<std::vector<Request>> Pool::Impl::parse_requests(const SolveJob& job) con
 
 Attempt Pool::Impl::try_solve(const std::vector<Request>& requests, bool strict, Narrow narrow,
                               const std::set<Id>& excluded, Explain explain) {
-  using Clock = std::chrono::steady_clock;
-  auto since = [](Clock::time_point t) {
-    return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
-  };
+  using common::Clock;
+  const auto since = common::ms_since;
   const auto prepare_start = Clock::now();
   ::Pool* p = pool.get();
   Attempt out;
@@ -1020,11 +1019,9 @@ Result<RecordOutcome> Pool::solve_records(const SolveJob& job) {
     return RecordOutcome(std::move(*attempt.conflict));
   }
   std::vector<Id> installed = impl_->with_fewer_features(requests, strict, attempt.installed);
-  using Clock = std::chrono::steady_clock;
-  const auto result_start = Clock::now();
+  const auto result_start = common::Clock::now();
   ENVB_ASSIGN_OR_RETURN(std::vector<SolvedRecord> out, impl_->records_of(installed));
-  impl_->phases.result_ms =
-      std::chrono::duration<double, std::milli>(Clock::now() - result_start).count();
+  impl_->phases.result_ms = common::ms_since(result_start);
   return RecordOutcome(std::move(out));
 }
 

@@ -207,6 +207,7 @@ Result<void> reach_subsets(std::vector<SubdirRepodata>& entries, const NameSet& 
       point_at_subset(entries[parts[i].entry], (*digests)[i]);
       touch_used(entries[parts[i].entry].path);
     }
+    touch_used(reach_file);  // `cache prune --older-than` keeps what is used, not what is old
     return ok();
   }
   ScanSource scanned = ScanSource::open(entries, whole, options.jobs);

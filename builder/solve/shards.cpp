@@ -695,6 +695,9 @@ Result<std::unique_ptr<RecordSource>> open_shards(std::vector<SubdirRepodata>& e
   if (sharded.empty()) return std::unique_ptr<RecordSource>();
   const std::filesystem::path shard_dir = cache_dir / "shards";
   ENVB_TRY(common::make_dirs(shard_dir).context("shard cache"));
+  // `cache prune` takes shards/ as one entry, last used when this directory's time says: a solve
+  // that reads its shards but writes none must say so too.
+  touch_used(shard_dir);
   return std::unique_ptr<RecordSource>(
       std::make_unique<ShardsSource>(entries, std::move(sharded), options, shard_dir, clients));
 }

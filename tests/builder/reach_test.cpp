@@ -173,12 +173,21 @@ TEST_F(ReachTest, SolvesFromTheReachedRecordsAsFromTheWholeFile) {
   ASSERT_EQ(subsets().size(), 2u);  // linux-64 and noarch, in the cache, not in the channel
   EXPECT_FALSE(fs::exists(ch / "linux-64" / "repodata.json.subset"));
 
-  // Again: the reach is remembered, the subsets' .solv read, no JSON parsed.
+  // Again, 40 days on: the reach is remembered, the subsets' .solv read, no JSON parsed; the
+  // reach file and the subsets are marked used (`cache prune --older-than` goes by that).
+  const auto forty_days_ago = fs::file_time_type::clock::now() - std::chrono::hours(24 * 40);
+  std::vector<fs::path> remembered = subsets();
+  for (const auto& e : fs::directory_iterator(dir_ / "cache"))
+    if (e.path().filename().string().starts_with("reach-")) remembered.push_back(e.path());
+  ASSERT_EQ(remembered.size(), 3u);
+  for (const fs::path& p : remembered) fs::last_write_time(p, forty_days_ago);
   auto again = solve_environment(request(ch, specs, true));
   ASSERT_TRUE(again) << again.error().to_string();
   EXPECT_EQ(identities((*again)[0].records), identities((*whole)[0].records));
   EXPECT_EQ((*again)[0].stats.solv_hits, 2u);
   EXPECT_EQ((*again)[0].stats.json_bytes, 0u);
+  for (const fs::path& p : remembered)
+    EXPECT_GT(fs::last_write_time(p), forty_days_ago + std::chrono::hours(24 * 39)) << p;
 
   // A torn subset (written without fsync; a crash) is not used: written again, same answer.
   std::map<fs::path, uintmax_t> sizes;

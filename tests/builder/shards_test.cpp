@@ -273,8 +273,13 @@ TEST_F(ShardsTest, SameSolutionAsRepodataJsonFetchingOnlyReachableShards) {
 
   // Again: the index is revalidated (304), no shard is asked for, the .solv cache is used.
   server.clear_log();
+  // 40 days on: shards/ is marked used though no shard is written (`cache prune` goes by that).
+  const auto forty_days_ago = fs::file_time_type::clock::now() - std::chrono::hours(24 * 40);
+  fs::last_write_time(dir_ / "cache" / "shards", forty_days_ago);
   auto again = solve_environment(request(server.url() + "/sharded", specs));
   ASSERT_TRUE(again) << again.error().to_string();
+  EXPECT_GT(fs::last_write_time(dir_ / "cache" / "shards"),
+            forty_days_ago + std::chrono::hours(24 * 39));
   EXPECT_EQ(identities((*again)[0].records), identities((*from_json)[0].records));
   auto log2 = server.log_lines();
   EXPECT_EQ(count(log2, "/shards/"), 0u);

@@ -67,6 +67,10 @@ class ScanSource final : public RecordSource {
     return out;
   }
 
+  void for_each_name(const std::function<void(std::string_view)>& f) const override {
+    for (const RepodataIndex& index : indexes_) index.for_each_name(f);
+  }
+
  private:
   std::vector<Part> parts_;
   std::vector<RepodataIndex> indexes_;
@@ -118,13 +122,29 @@ Result<void> walk(const NameSet& roots, const std::vector<RecordSource*>& source
     NameSet depends;
     for (RecordSource* source : sources) ENVB_TRY(source->reach(frontier, depends));
     frontier.clear();
-    for (const std::string& name : depends)
+    for (const std::string& name : names_reached(depends, sources))
       if (seen.insert(name).second) frontier.push_back(name);
   }
   return ok();
 }
 
 }  // namespace
+
+NameSet names_reached(const NameSet& depends, const std::vector<RecordSource*>& sources) {
+  NameSet out;
+  for (const std::string& name : depends) {
+    if (!names_a_pattern(name)) {
+      out.insert(name);
+      continue;
+    }
+    const NamePattern pattern(name);
+    for (const RecordSource* source : sources)
+      source->for_each_name([&](std::string_view candidate) {
+        if (pattern.matches(candidate)) out.emplace(candidate);
+      });
+  }
+  return out;
+}
 
 Result<void> RecordSource::reach_all(const NameSet& roots) {
   RecordSource* self = this;

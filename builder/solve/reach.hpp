@@ -16,10 +16,13 @@
 // (reach-<key>.json: the subsets' digests) under the identities of its sources (a shard index's
 // digest, a repodata.json's fingerprint) and its root names, so the next solve with the same
 // ones reads no shard and scans nothing. A spec whose name is a pattern ("py*") may match any
-// name: then every record is loaded, as when a source cannot be scanned.
+// name: then every record is loaded, as when a source cannot be scanned. A dependency whose
+// name is a pattern reaches every name of the sources it matches, and one written with a
+// channel ("ch:numpy", "ch::numpy") the name after it, as libsolv reads them.
 
 #include <cstddef>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,7 +52,15 @@ class RecordSource {
   virtual Result<void> reach_all(const NameSet& roots);
   /// The reached records of each part, in parts() order, as repodata.json texts.
   virtual Result<std::vector<std::string>> subsets() = 0;
+  /// Calls `f` with every package name it has records of (a dependency whose name is a
+  /// pattern reaches each one the pattern matches).
+  virtual void for_each_name(const std::function<void(std::string_view)>& f) const = 0;
 };
+
+/// What `depends` (names a record depends on) reaches in `sources`: its names, and in place
+/// of a pattern (names_a_pattern: "lib*", "^lib(a|b)$") every name of theirs it matches, as
+/// libsolv would match it.
+NameSet names_reached(const NameSet& depends, const std::vector<RecordSource*>& sources);
 
 /// The package names `specs` start from; nullopt when one is a pattern (every record needed).
 std::optional<NameSet> root_names(const std::vector<std::string>& specs);

@@ -56,6 +56,11 @@ class RepodataIndex {
 
   size_t records() const { return records_; }
 
+  /// Calls `f` with the package name of each record group (in no particular order).
+  void for_each_name(const std::function<void(std::string_view)>& f) const {
+    for (const auto& [name, spans] : by_name_) f(name);
+  }
+
  private:
   struct Member {  // a top-level member: [begin, end) of `"key": value`
     size_t begin = 0, end = 0;

@@ -585,7 +585,7 @@ class ShardsSource final : public RecordSource {
                            entries_[sub.entry].channel.name + "/" + entries_[sub.entry].subdir));
           std::lock_guard lock(mutex);
           sub.take(shard);
-          for (const std::string& dependency : shard.depends) enqueue(dependency);
+          for (const std::string& name : names_reached(shard.depends, {this})) enqueue(name);
           return ok();
         });
       }
@@ -595,6 +595,11 @@ class ShardsSource final : public RecordSource {
       for (const std::string& root : roots) enqueue(root);
     }
     return work.run(std::max<size_t>(options_.jobs, 1));
+  }
+
+  void for_each_name(const std::function<void(std::string_view)>& f) const override {
+    for (const SubdirShards& s : sharded_)
+      for (const auto& [name, hash] : s.index.shard_of) f(name);
   }
 
   Result<std::vector<std::string>> subsets() override {
@@ -653,11 +658,27 @@ Result<ShardRecords> parse_shard_msgpack(std::string_view raw, std::string_view 
   return shard;
 }
 
+namespace {
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return out;
+}
+
+/// The name libsolv's pool_conda_matchspec reads from a dependency: after the last ':' (a
+/// channel or namespace, ignored), up to a space or an operator, in lower case.
+std::string libsolv_dependency_name(std::string_view spec) {
+  if (auto colon = spec.rfind(':'); colon != std::string_view::npos) spec = spec.substr(colon + 1);
+  return lower(spec.substr(0, spec.find_first_of(" =<>!~")));
+}
+
+}  // namespace
+
 void add_dependency(std::string_view spec, NameSet& depends) {
-  std::string name(spec_package_name(spec));
   // libsolv's conda match specs compare names in lower case.
-  for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (!name.empty() && !name.starts_with("__")) depends.insert(std::move(name));
+  for (std::string name : {lower(spec_package_name(spec)), libsolv_dependency_name(spec)})
+    if (!name.empty() && !name.starts_with("__")) depends.insert(std::move(name));
 }
 
 std::string_view spec_package_name(std::string_view spec) {

@@ -28,6 +28,7 @@
 #include <string_view>
 #include <vector>
 
+#include "builder/solve/dependency_names.hpp"
 #include "builder/solve/reach.hpp"
 #include "builder/solve/repodata.hpp"
 #include "common/http.hpp"
@@ -44,9 +45,13 @@ inline constexpr size_t kMaxShardBytes = 256u << 20;
 /// "conda-forge::numpy=1.26" -> "numpy", "pkg[version='>1']" -> "pkg".
 std::string_view spec_package_name(std::string_view spec);
 
-/// Adds the package name a record's dependency requires, as libsolv reads it, to `depends`:
-/// spec_package_name in lower case ("PyYAML >=5" -> "pyyaml"); `__` virtual names left out.
+/// Adds the package names a record's dependency can require to `depends` (`__` virtual names
+/// left out): spec_package_name in lower case ("PyYAML >=5" -> "pyyaml"), and libsolv's own
+/// reading where it differs (its name starts after the last ':', so "ch:numpy" is "numpy").
+/// A name that is a pattern to libsolv ("lib*", "^lib(a|b)$") is added as it is: the walk
+/// reaches every name it matches (names_a_pattern, NamePattern).
 void add_dependency(std::string_view spec, NameSet& depends);
+
 
 /// One shard's records, as repodata.json has them (sha256 and md5 in hex) and as JSON text, and
 /// the package names they depend on (`__` virtual names left out).

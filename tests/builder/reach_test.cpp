@@ -213,6 +213,24 @@ TEST_F(ReachTest, SolvesFromTheReachedRecordsAsFromTheWholeFile) {
   EXPECT_TRUE(found);
 }
 
+// A dependency that libsolv reads as a pattern ("lib*", "^zlib(ng)?$") or behind a channel
+// ("somechannel:dep3") reaches what libsolv would match: the answer of the whole file.
+TEST_F(ReachTest, PatternAndChannelDependenciesReachWhatLibsolvMatches) {
+  const fs::path ch = testing::write_patterned_dependency_channel(dir_ / "patterned");
+  for (const auto& [spec, brought] : testing::patterned_dependencies()) {
+    SCOPED_TRACE(spec);
+    auto whole = solve_environment(request(ch, {spec}, false));
+    ASSERT_TRUE(whole) << whole.error().to_string();
+    auto reached = solve_environment(request(ch, {spec}, true));
+    ASSERT_TRUE(reached) << reached.error().to_string();
+    EXPECT_EQ(identities((*reached)[0].records), identities((*whole)[0].records));
+    bool found = false;
+    for (const auto& r : (*reached)[0].records) found = found || r.name == brought;
+    EXPECT_TRUE(found) << brought;
+    EXPECT_LT((*reached)[0].stats.records_loaded, (*whole)[0].stats.records_loaded);
+  }
+}
+
 TEST_F(ReachTest, AnUnscannableFileIsLoadedWhole) {
   const fs::path ch = make_channel();
   auto whole = solve_environment(request(ch, {"python 3.6.*"}, false));

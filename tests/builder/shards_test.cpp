@@ -340,6 +340,34 @@ TEST_F(ShardsTest, SameSolutionAsRepodataJsonFetchingOnlyReachableShards) {
   EXPECT_TRUE(server.log_lines().empty());
 }
 
+// A dependency that libsolv reads as a pattern or behind a channel reaches, through shards, the
+// shards of every name libsolv would match: the answer of the whole repodata.json.
+TEST_F(ShardsTest, PatternAndChannelDependenciesReachWhatLibsolvMatches) {
+  const fs::path ch = testing::write_patterned_dependency_channel(dir_ / "web" / "patterned");
+  auto sharded = run_command("python3 " +
+                             shell_quote((envbuild::testing::source_dir() /
+                                          "tests/testing/make_shards.py").string()) +
+                             " " + shell_quote(ch.string()));
+  ASSERT_EQ(sharded.exit_code, 0) << sharded.output;
+  RepoServer server(dir_ / "web", dir_);
+  if (!server.port()) GTEST_SKIP() << "python3 test server did not start";
+  for (const auto& [spec, brought] : testing::patterned_dependencies()) {
+    SCOPED_TRACE(spec);
+    auto whole_request = request(server.url() + "/patterned", {spec}, "cache-whole-" + spec);
+    whole_request.repodata.shards = false;
+    auto whole = solve_environment(whole_request);
+    ASSERT_TRUE(whole) << whole.error().to_string();
+    server.clear_log();
+    auto from_shards = solve_environment(request(server.url() + "/patterned", {spec}, "cache-" + spec));
+    ASSERT_TRUE(from_shards) << from_shards.error().to_string();
+    EXPECT_EQ(identities((*from_shards)[0].records), identities((*whole)[0].records));
+    bool found = false;
+    for (const auto& r : (*from_shards)[0].records) found = found || r.name == brought;
+    EXPECT_TRUE(found) << brought;
+    EXPECT_EQ(count(server.log_lines(), "/patterned/linux-64/repodata.json"), 0u);
+  }
+}
+
 TEST_F(ShardsTest, MismatchedCorruptAndOversizeShardsAreErrorsNamingThePackage) {
   fs::path ch = make_channel("c", true);
   RepoServer server(dir_ / "web", dir_);

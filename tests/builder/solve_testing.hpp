@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -28,6 +29,34 @@ inline std::filesystem::path write_index4_channel(const std::filesystem::path& d
   for (auto& [subdir, doc] : out.items())
     envbuild::testing::write_text(dir / subdir / "repodata.json", doc.dump(indent));
   return dir;
+}
+
+/// `dir`/{linux-64,noarch}/repodata.json whose records depend on names libsolv reads as
+/// patterns or behind a channel: app on "lib*", app2 on "^zlib(ng)?$", app3 on
+/// "somechannel:dep3 >=1", app4 on "LIB*" (libsolv compares names in lower case); libfoo,
+/// zlibng, dep3 and other provide. The name each app brings in: patterned_dependencies().
+inline std::filesystem::path write_patterned_dependency_channel(const std::filesystem::path& dir) {
+  using nlohmann::json;
+  json linux = {{"info", {{"subdir", "linux-64"}}}, {"packages", json::object()}};
+  auto add = [&](const std::string& name, json depends) {
+    linux["packages"][name + "-1-0.tar.bz2"] = {
+        {"name", name},       {"version", "1"},     {"build", "0"},
+        {"build_number", 0},  {"depends", depends}, {"subdir", "linux-64"}};
+  };
+  add("app", {"lib*"});
+  add("app2", {"^zlib(ng)?$"});
+  add("app3", {"somechannel:dep3 >=1"});
+  add("app4", {"LIB*"});
+  for (const char* name : {"libfoo", "zlibng", "dep3", "other"}) add(name, json::array());
+  envbuild::testing::write_text(dir / "linux-64" / "repodata.json", linux.dump());
+  envbuild::testing::write_text(dir / "noarch" / "repodata.json",
+                                R"({"info": {"subdir": "noarch"}, "packages": {}})");
+  return dir;
+}
+
+/// The root spec and the name it brings in, of write_patterned_dependency_channel.
+inline std::vector<std::pair<std::string, std::string>> patterned_dependencies() {
+  return {{"app", "libfoo"}, {"app2", "zlibng"}, {"app3", "dep3"}, {"app4", "libfoo"}};
 }
 
 /// What identifies a solved package (its URL too when `with_url`: the same channel).

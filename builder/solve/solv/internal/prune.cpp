@@ -7,17 +7,9 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "builder/solve/dependency_names.hpp"
+
 namespace envbuild::builder::solv::internal {
-
-namespace {
-
-/// A dependency's name that libsolv matches against other names (a `*` glob or a `^...$`
-/// regex), not only against itself.
-bool names_a_pattern(std::string_view name) {
-  return name.starts_with('^') || name.find('*') != std::string_view::npos;
-}
-
-}  // namespace
 
 bool mark_reachable_names(::Pool* pool, const std::vector<Id>& roots, ::Repo* virtual_repo,
                           ::Map* considered) {

@@ -4,6 +4,14 @@
 
 namespace envbuild::builder {
 
+std::string libsolv_spec_name(std::string_view spec) {
+  if (auto colon = spec.rfind(':'); colon != std::string_view::npos) spec = spec.substr(colon + 1);
+  std::string name(spec.substr(0, spec.find_first_of(" =<>!~")));
+  for (char& c : name)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');  // as libsolv: ASCII only
+  return name;
+}
+
 bool names_a_pattern(std::string_view name) {
   return name.find('*') != std::string_view::npos ||
          (name.size() > 1 && name.front() == '^' && name.back() == '$');

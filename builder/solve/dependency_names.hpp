@@ -7,9 +7,15 @@
 
 #include <regex.h>
 
+#include <string>
 #include <string_view>
 
 namespace envbuild::builder {
+
+/// The name libsolv's pool_conda_matchspec reads from a match spec: after the last ':' (a
+/// channel or namespace, ignored), up to a space or an operator, in lower case ("ch:NumPy >1"
+/// -> "numpy", "lib* >1" -> "lib*", "foo[version='>1']" -> "foo[version").
+std::string libsolv_spec_name(std::string_view spec);
 
 /// Whether libsolv matches dependency name `name` against every package name: a glob (holds
 /// '*') or a regular expression (^...$).

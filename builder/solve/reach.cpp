@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "builder/solve/cache_root.hpp"
+#include "builder/solve/dependency_names.hpp"
 #include "builder/solve/shards.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
@@ -83,7 +84,9 @@ std::filesystem::path subset_path(const SubdirRepodata& entry, const std::string
 }
 
 std::string reach_key(const std::vector<RecordSource::Part>& parts, const NameSet& roots) {
-  std::string text = "envbuild reach v2\n";
+  // v3: dependencies that name a pattern or a channel reach what libsolv matches (a v2 reach
+  // could lack those names).
+  std::string text = "envbuild reach v3\n";
   for (const auto& part : parts) text += part.identity + "\n";
   text += "roots\n";
   for (const auto& r : roots) text += r + "\n";
@@ -122,8 +125,12 @@ Result<void> walk(const NameSet& roots, const std::vector<RecordSource*>& source
     NameSet depends;
     for (RecordSource* source : sources) ENVB_TRY(source->reach(frontier, depends));
     frontier.clear();
-    for (const std::string& name : names_reached(depends, sources))
-      if (seen.insert(name).second) frontier.push_back(name);
+    // A pattern joins `seen` too: matched once, not again each round it comes back.
+    NameSet fresh;
+    for (const std::string& name : depends)
+      if (seen.insert(name).second) fresh.insert(name);
+    for (const std::string& name : names_reached(fresh, sources))
+      if (fresh.contains(name) || seen.insert(name).second) frontier.push_back(name);
   }
   return ok();
 }
@@ -159,11 +166,18 @@ std::optional<NameSet> root_names(const std::vector<std::string>& specs) {
     if (auto colons = written.rfind("::"); colons != std::string_view::npos)
       written = written.substr(colons + 2);
     written.remove_prefix(std::min(written.size(), written.find_first_not_of(" \t")));
+    // libsolv's reading (the pool takes a channel off at the first "::", libsolv the rest up to
+    // the last ':', and compares names in lower case): "ch:NumPy" asks for "numpy".
+    std::string_view after_channel = spec;
+    if (auto colons = after_channel.find("::"); colons != std::string_view::npos)
+      after_channel = after_channel.substr(colons + 2);
+    const std::string libsolv_name = libsolv_spec_name(after_channel);
     // A pattern ("py*", "^py.*$") may match any name: every record is needed.
     if (name.empty() || written.substr(name.size()).starts_with('*') ||
-        name.find_first_of("^$") != std::string_view::npos)
+        name.find_first_of("^$") != std::string_view::npos || names_a_pattern(libsolv_name))
       return std::nullopt;
-    if (!name.starts_with("__")) names.emplace(name);
+    for (std::string_view reading : {name, std::string_view(libsolv_name)})
+      if (!reading.empty() && !reading.starts_with("__")) names.emplace(reading);
   }
   return names;
 }
@@ -255,6 +269,8 @@ Result<void> reach_subsets(std::vector<SubdirRepodata>& entries, const NameSet& 
       auto existing = common::read_file(entry.path, kMaxSubsetBytes);
       if (!existing || common::sha256_hex(*existing) != digest)
         ENVB_TRY(write_hashed_cache_file(entry.path, texts[i], CacheFileReaders::SomeDoNot));
+      else
+        touch_used(entry.path);
       digests.push_back(digest);
     }
   }

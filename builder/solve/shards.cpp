@@ -583,9 +583,11 @@ class ShardsSource final : public RecordSource {
                          entries_[sub.entry], entry_mutex)
                   .context("fetching sharded repodata of channel " +
                            entries_[sub.entry].channel.name + "/" + entries_[sub.entry].subdir));
+          // Patterns matched against the indexes (which never change) before the lock is taken.
+          const NameSet reached = names_reached(shard.depends, {this});
           std::lock_guard lock(mutex);
           sub.take(shard);
-          for (const std::string& name : names_reached(shard.depends, {this})) enqueue(name);
+          for (const std::string& dependency : reached) enqueue(dependency);
           return ok();
         });
       }
@@ -666,19 +668,14 @@ std::string lower(std::string_view text) {
   return out;
 }
 
-/// The name libsolv's pool_conda_matchspec reads from a dependency: after the last ':' (a
-/// channel or namespace, ignored), up to a space or an operator, in lower case.
-std::string libsolv_dependency_name(std::string_view spec) {
-  if (auto colon = spec.rfind(':'); colon != std::string_view::npos) spec = spec.substr(colon + 1);
-  return lower(spec.substr(0, spec.find_first_of(" =<>!~")));
-}
-
 }  // namespace
 
 void add_dependency(std::string_view spec, NameSet& depends) {
-  // libsolv's conda match specs compare names in lower case.
-  for (std::string name : {lower(spec_package_name(spec)), libsolv_dependency_name(spec)})
-    if (!name.empty() && !name.starts_with("__")) depends.insert(std::move(name));
+  // libsolv's conda match specs compare names in lower case. A pattern stays even when it
+  // starts with "__" ("__*|foo" matches names ending in foo).
+  for (std::string name : {lower(spec_package_name(spec)), libsolv_spec_name(spec)})
+    if (!name.empty() && (!name.starts_with("__") || names_a_pattern(name)))
+      depends.insert(std::move(name));
 }
 
 std::string_view spec_package_name(std::string_view spec) {

@@ -365,6 +365,9 @@ TEST_F(ShardsTest, PatternAndChannelDependenciesReachWhatLibsolvMatches) {
     for (const auto& r : (*from_shards)[0].records) found = found || r.name == brought;
     EXPECT_TRUE(found) << brought;
     EXPECT_EQ(count(server.log_lines(), "/patterned/linux-64/repodata.json"), 0u);
+    // Only what the pattern matches: "other" matches none of them.
+    const auto other = shards_by_name(ch / "linux-64").at("other").filename().string();
+    EXPECT_EQ(count(server.log_lines(), other), 0u);
   }
 }
 

@@ -52,7 +52,6 @@ std::string_view spec_package_name(std::string_view spec);
 /// reaches every name it matches (names_a_pattern, NamePattern).
 void add_dependency(std::string_view spec, NameSet& depends);
 
-
 /// One shard's records, as repodata.json has them (sha256 and md5 in hex) and as JSON text, and
 /// the package names they depend on (`__` virtual names left out).
 struct ShardRecords {

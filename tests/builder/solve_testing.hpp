@@ -59,6 +59,13 @@ inline std::vector<std::pair<std::string, std::string>> patterned_dependencies()
   return {{"app", "libfoo"}, {"app2", "zlibng"}, {"app3", "dep3"}, {"app4", "libfoo"}};
 }
 
+/// Whether the solution holds a package named `name`.
+inline bool holds_package(const std::vector<solv::SolvedRecord>& records, const std::string& name) {
+  for (const auto& r : records)
+    if (r.name == name) return true;
+  return false;
+}
+
 /// What identifies a solved package (its URL too when `with_url`: the same channel).
 inline std::vector<std::string> identities(const std::vector<solv::SolvedRecord>& records,
                                            bool with_url = false) {

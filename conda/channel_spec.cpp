@@ -80,6 +80,7 @@ Result<UnresolvedChannel> UnresolvedChannel::parse(std::string_view input) {
     if (slash != std::string_view::npos && Platform::parse(text.substr(slash + 1))) {
       channel.platforms_.emplace_back(text.substr(slash + 1));
       text = text.substr(0, slash);
+      while (text.size() > 1 && text.back() == '/') text.remove_suffix(1);
     }
   }
   if (text.empty()) return internal::parse_error(kWhat, input, 0, "empty channel name");
@@ -95,6 +96,12 @@ std::string UnresolvedChannel::short_name() const {
   size_t slash = loc.rfind('/');
   if (kind_ == Kind::Name) return std::string(loc);
   return std::string(slash == std::string_view::npos ? loc : loc.substr(slash + 1));
+}
+
+UnresolvedChannel UnresolvedChannel::without_platforms() const {
+  UnresolvedChannel bare = *this;
+  bare.platforms_.clear();
+  return bare;
 }
 
 std::string UnresolvedChannel::to_string() const {

@@ -30,6 +30,9 @@ class UnresolvedChannel {
   [[nodiscard]] std::string short_name() const;
   /// `location[plat1,plat2]`, or `location` when there is no filter. Round-trips.
   [[nodiscard]] std::string to_string() const;
+  /// The same channel without its platform filter. Not a re-parse: `x/osx-64/osx-64` keeps
+  /// `x/osx-64` as its location, where parsing that text again would split off a second subdir.
+  [[nodiscard]] UnresolvedChannel without_platforms() const;
 
   bool operator==(const UnresolvedChannel&) const = default;
 

@@ -122,7 +122,7 @@ class MatchSpecParser {
     if (size_t sep = head.rfind("::"); sep != std::string_view::npos) {
       auto channel = UnresolvedChannel::parse(input_.substr(0, sep));
       if (!channel) return internal::rebase_error(channel.error(), kWhat, input_, size_t{0});
-      ENVB_TRY(set_channel(*channel, 0));
+      set_channel(*channel);
       pos = sep + 2;
     }
     // [key=value,...]
@@ -151,16 +151,13 @@ class MatchSpecParser {
     return internal::parse_error(kWhat, input_, pos, problem);
   }
 
-  Result<void> set_channel(const UnresolvedChannel& channel, size_t pos) {
+  void set_channel(const UnresolvedChannel& channel) {
     if (channel.platforms().size() == 1 && channel.kind() == UnresolvedChannel::Kind::Name) {
       spec_.subdir_ = channel.platforms().front();
-      auto bare = UnresolvedChannel::parse(channel.location());
-      if (!bare) return error(pos, "invalid channel");
-      spec_.channel_ = std::move(*bare);
+      spec_.channel_ = channel.without_platforms();
     } else {
       spec_.channel_ = channel;
     }
-    return ok();
   }
 
   // `rest` is everything between the name and the brackets: "", " 1.26.*", ">=1.20,<2",
@@ -298,7 +295,7 @@ class MatchSpecParser {
     } else if (key == "channel") {
       auto channel = UnresolvedChannel::parse(value);
       if (!channel) return internal::rebase_error(channel.error(), kWhat, input_, at);
-      ENVB_TRY(set_channel(*channel, at));
+      set_channel(*channel);
     } else if (key == "subdir") {
       if (!Platform::parse(value)) return error(at, "unknown subdir");
       spec_.subdir_ = std::string(value);

@@ -68,6 +68,11 @@ TEST(MatchSpecParse, ValidRoundTrip) {
       {"python 3.9", "python ==3.9", "python ==3.9"},
       // A path channel ending in ':' (found by the match_spec fuzz target).
       {"../:/::p", "../:::p", "p"},
+      // A name channel ending in two subdirs: the last is the spec's subdir, the first stays in
+      // the name (fuzz finding: the name was parsed again and lost its own subdir too).
+      {"x//osx-64//osx-64/::r", "x//osx-64/osx-64::r", "r"},
+      {"x/linux-64/linux-64::r", "x/linux-64/linux-64::r", "r"},
+      {"r[channel=x/linux-64/linux-64]", "x/linux-64/linux-64::r", "r"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.in);
@@ -208,6 +213,8 @@ TEST(UnresolvedChannelParse, Table) {
            {"~///", K::Path, "~/", {}, ""},
            {"C:/", K::Path, "C:/", {}, ""},
            {"x:///", K::Url, "x://", {}, ""},
+           // The name keeps no trailing slash once the subdir is split off.
+           {"x//linux-64//", K::Name, "x", {"linux-64"}, "x"},
        }) {
     SCOPED_TRACE(c.in);
     auto channel = UnresolvedChannel::parse(c.in);

@@ -103,4 +103,46 @@ Result<void> GrowingWork::run(size_t jobs) {
   return ok();
 }
 
+LaterWork::~LaterWork() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  changed_.notify_all();
+  if (thread_.joinable())
+    thread_.join();
+  else
+    drain();
+}
+
+void LaterWork::add(Task task) {
+  {
+    std::lock_guard lock(mutex_);
+    queue_.push_back(std::move(task));
+  }
+  changed_.notify_all();
+}
+
+void LaterWork::start() {
+  std::lock_guard lock(mutex_);
+  if (!thread_.joinable() && !stopping_) thread_ = std::thread([this] { drain(); });
+}
+
+void LaterWork::drain() {
+  for (;;) {
+    Task task;
+    {
+      std::unique_lock lock(mutex_);
+      changed_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty()) return;  // stopping, and nothing left
+      task = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    try {
+      task();
+    } catch (...) {  // NOLINT(bugprone-empty-catch): nobody waits for the result
+    }
+  }
+}
+
 }  // namespace envbuild::common

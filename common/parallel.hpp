@@ -3,15 +3,17 @@
 // Independent work on a few threads: for_each_index() for a list known up front (items handed
 // out in index order), GrowingWork for work that finds more work as it runs (a walk of shards,
 // files cut into pieces). In both the calling thread works too, and the first failure stops
-// the hand-out.
+// the hand-out. LaterWork holds work nobody waits for (cache files) until a core is idle.
 
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
 #include <exception>
 #include <functional>
+#include <deque>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include "common/result.hpp"
@@ -63,6 +65,33 @@ class GrowingWork {
   size_t running_ = 0;
   std::optional<Error> error_;
   std::exception_ptr thrown_;
+};
+
+/// Work whose result nobody waits for, such as writing to a cache what a solve has already
+/// read: added from any thread while the work that matters runs, started when that work leaves
+/// a core idle (a solve's last, one-threaded step), done before its owner is destroyed. Until
+/// start(), nothing runs; after it one thread runs the tasks in the order added, and those
+/// added later. The destructor runs what was never started on the calling thread and waits for
+/// the rest, so every task has run when it returns. A task must not throw (one that does is
+/// stopped there; the others still run).
+class LaterWork {
+ public:
+  using Task = std::function<void()>;
+  LaterWork() = default;
+  LaterWork(const LaterWork&) = delete;
+  LaterWork& operator=(const LaterWork&) = delete;
+  ~LaterWork();
+  void add(Task task);
+  void start();
+
+ private:
+  void drain();
+
+  std::mutex mutex_;
+  std::condition_variable changed_;
+  std::deque<Task> queue_;
+  bool stopping_ = false;
+  std::thread thread_;
 };
 
 }  // namespace envbuild::common

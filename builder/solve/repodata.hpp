@@ -22,6 +22,7 @@
 
 #include "builder/solve/channel.hpp"
 #include "common/http.hpp"
+#include "common/parallel.hpp"
 #include "common/result.hpp"
 
 namespace envbuild::builder {
@@ -34,6 +35,11 @@ struct RepodataOptions {
   bool shards = true;
   size_t jobs = 8;
   common::HttpOptions http;
+  /// Where given, the shards fetched are written to the cache later, when the caller starts
+  /// it (a solve: once the pool is loaded, on the core its one-threaded solve leaves idle);
+  /// else before fetch_repodata returns. They are checked by their hash when read, so one not
+  /// written yet, or cut short, is only a miss.
+  common::LaterWork* later_cache_writes = nullptr;
 };
 
 /// One fetched channel/subdir.

@@ -470,7 +470,7 @@ Result<ShardRecords> parse_shard(std::string_view compressed, std::string_view n
 /// else from the channel, verified, then cached.
 Result<ShardRecords> load_shard(common::HttpClient& client, const ShardIndex& index,
                          std::string_view name, const std::string& hash,
-                         const std::filesystem::path& shard_dir, bool offline,
+                         const std::filesystem::path& shard_dir, const RepodataOptions& options,
                          SubdirRepodata& entry, std::mutex& entry_mutex) {
   const std::filesystem::path path = shard_dir / (hash + ".msgpack.zst");
   const std::string url = index.shards_base + hash + ".msgpack.zst";
@@ -480,7 +480,7 @@ Result<ShardRecords> load_shard(common::HttpClient& client, const ShardIndex& in
     touch_used(path);
     return parse_shard(*cached, name, what);
   }
-  if (offline)
+  if (options.offline)
     return fail(Errc::NotFound, "offline: " + what + " is not in the cache")
         .with_hint("run once without --offline (or with --no-shards) to fill the cache");
   std::string body;
@@ -490,11 +490,20 @@ Result<ShardRecords> load_shard(common::HttpClient& client, const ShardIndex& in
     return fail(Errc::Integrity, what + ": sha256 " + got + " does not match the index's " + hash)
         .with_hint("the channel's index and shards disagree (a mirror mid-update?); try again");
   ENVB_ASSIGN_OR_RETURN(ShardRecords shard, parse_shard(body, name, what));
+  {
+    std::lock_guard guard(entry_mutex);
+    entry.bytes_transferred += body.size();
+    entry.http_attempts += response.attempts;
+  }
+  // Creating ~250 files is a good part of a cold walk's CPU time (ext4 inodes and directory
+  // entries); written later, they take a core the solve leaves idle.
+  if (options.later_cache_writes) {
+    options.later_cache_writes->add([path, body = std::move(body)] {
+      (void)write_hashed_cache_file(path, body, CacheFileReaders::AllCheck);  // a cache
+    });
+    return shard;
+  }
   ENVB_TRY(write_hashed_cache_file(path, body, CacheFileReaders::AllCheck));
-
-  std::lock_guard guard(entry_mutex);
-  entry.bytes_transferred += body.size();
-  entry.http_attempts += response.attempts;
   return shard;
 }
 
@@ -546,7 +555,7 @@ class ShardsSource final : public RecordSource {
       SubdirShards& s = sharded_[task.subdir];
       ENVB_ASSIGN_OR_RETURN(shards[t],
                             load_shard(clients_.of(worker), s.index, task.name, task.hash,
-                                       shard_dir_, options_.offline, entries_[s.entry], entry_mutex)
+                                       shard_dir_, options_, entries_[s.entry], entry_mutex)
                                 .context("fetching sharded repodata of channel " +
                                          entries_[s.entry].channel.name + "/" +
                                          entries_[s.entry].subdir));
@@ -579,7 +588,7 @@ class ShardsSource final : public RecordSource {
           SubdirShards& sub = sharded_[s];
           ENVB_ASSIGN_OR_RETURN(
               ShardRecords shard,
-              load_shard(clients_.of(worker), sub.index, name, hash, shard_dir_, options_.offline,
+              load_shard(clients_.of(worker), sub.index, name, hash, shard_dir_, options_,
                          entries_[sub.entry], entry_mutex)
                   .context("fetching sharded repodata of channel " +
                            entries_[sub.entry].channel.name + "/" + entries_[sub.entry].subdir));

@@ -145,5 +145,46 @@ TEST(GrowingWork, AThrowingTaskComesBackAsItsException) {
   }
 }
 
+// Nothing runs before start(); then one other thread runs every task in the order added,
+// those added after start() (and by a task) too, and all are done when the destructor returns.
+TEST(LaterWork, RunsNothingBeforeStartThenAllInOrderOnItsThread) {
+  std::vector<int> order;  // written by the one worker thread only
+  std::atomic<int> ran_before_start{0};
+  std::thread::id worker_id;
+  {
+    LaterWork later;
+    for (int i = 0; i < 3; ++i)
+      later.add([&, i] {
+        order.push_back(i);
+        worker_id = std::this_thread::get_id();
+      });
+    later.add([&] { ++ran_before_start; });
+    EXPECT_EQ(ran_before_start.load(), 0);  // no thread until start()
+    later.start();
+    later.start();  // once is enough
+    later.add([&] {
+      order.push_back(3);
+      later.add([&] { order.push_back(4); });
+    });
+  }
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4}));
+  EXPECT_EQ(ran_before_start.load(), 1);
+  EXPECT_NE(worker_id, std::this_thread::get_id());
+}
+
+// Work never started (its owner returned early, say on an error) still runs, on the caller's
+// thread, before the destructor returns; a task that throws does not stop the next.
+TEST(LaterWork, NeverStartedRunsOnTheDestroyingThreadAndSurvivesAThrow) {
+  std::vector<std::thread::id> ran_on;
+  {
+    LaterWork later;
+    later.add([&] { ran_on.push_back(std::this_thread::get_id()); });
+    later.add([] { throw std::runtime_error("a cache write failed"); });
+    later.add([&] { ran_on.push_back(std::this_thread::get_id()); });
+  }
+  EXPECT_EQ(ran_on,
+            (std::vector<std::thread::id>{std::this_thread::get_id(), std::this_thread::get_id()}));
+}
+
 }  // namespace
 }  // namespace envbuild::common

@@ -19,7 +19,8 @@ namespace envbuild::common {
 inline constexpr size_t kMaxMsgpackDepth = 128;
 
 /// What the reader meets, in document order. Returning false stops the walk (the handler keeps
-/// its own reason); `key` is called for each map key before its value.
+/// its own reason); `key` is called for each map key before its value. The string_views point
+/// into the bytes walked, so they stay valid as long as those do.
 class MsgpackHandler {
  public:
   virtual ~MsgpackHandler() = default;

@@ -14,6 +14,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <unordered_set>
 #include <nlohmann/json.hpp>
 
 #include "builder/solve/cache_root.hpp"
@@ -335,7 +336,9 @@ class ShardTranscoder final : public common::MsgpackHandler {
     if (!not_a_map_allowed()) return false;
     if (!in_record()) return true;
     if (depth_ == 3 && key_ == "name") name_seen_ = std::string(v);
-    if (depth_ == 4 && (key_ == "depends" || key_ == "requires") && frames_.back().array)
+    // The builds of a name mostly share their dependencies: each is read once per shard.
+    if (depth_ == 4 && (key_ == "depends" || key_ == "requires") && frames_.back().array &&
+        dependencies_read_.insert(v).second)
       add_dependency(v, out_.depends);
     begin_value();
     append_json_string(record_, v);
@@ -441,7 +444,10 @@ class ShardTranscoder final : public common::MsgpackHandler {
         if (name_seen_ != name_)
           return fail("record " + fn_ + " is not a package named '" + std::string(name_) +
                       "' (a shard holds one name)");
-        (*section_)[fn_] = std::move(record_);
+        // Copied, not moved: the copy is allocated once at its size, and record_ keeps its
+        // buffer for the next record (built up by appends, each record would grow a new one
+        // several times over).
+        (*section_)[fn_] = record_;
       }
     }
     --depth_;
@@ -457,6 +463,7 @@ class ShardTranscoder final : public common::MsgpackHandler {
   std::string record_;
   std::optional<std::string> name_seen_;
   std::vector<Frame> frames_;
+  std::unordered_set<std::string_view> dependencies_read_;  // views into the shard's bytes
   std::string error_;
 };
 

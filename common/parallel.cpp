@@ -5,6 +5,7 @@
 #include <exception>
 #include <mutex>
 #include <optional>
+#include <system_error>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -125,7 +126,11 @@ void LaterWork::add(Task task) {
 
 void LaterWork::start() {
   std::lock_guard lock(mutex_);
-  if (!thread_.joinable() && !stopping_) thread_ = std::thread([this] { drain(); });
+  if (thread_.joinable() || stopping_) return;
+  try {
+    thread_ = std::jthread([this] { drain(); });
+  } catch (const std::system_error&) {  // no thread to be had: the destructor runs them
+  }
 }
 
 void LaterWork::drain() {

@@ -72,8 +72,8 @@ class GrowingWork {
 /// a core idle (a solve's last, one-threaded step), done before its owner is destroyed. Until
 /// start(), nothing runs; after it one thread runs the tasks in the order added, and those
 /// added later. The destructor runs what was never started on the calling thread and waits for
-/// the rest, so every task has run when it returns. A task must not throw (one that does is
-/// stopped there; the others still run).
+/// the rest, so every task has run when it returns; so does it when no thread could be
+/// started. A task must not throw (one that does is stopped there; the others still run).
 class LaterWork {
  public:
   using Task = std::function<void()>;
@@ -91,7 +91,7 @@ class LaterWork {
   std::condition_variable changed_;
   std::deque<Task> queue_;
   bool stopping_ = false;
-  std::thread thread_;
+  std::jthread thread_;
 };
 
 }  // namespace envbuild::common

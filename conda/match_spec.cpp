@@ -331,14 +331,19 @@ bool MatchSpec::name_is_glob() const noexcept {
 
 std::string MatchSpec::to_string() const {
   std::string out;
-  if (channel_) {
-    out += channel_->to_string();
+  // A channel whose text holds '[' (a platform list, or a URL or path with one, both only
+  // given as `channel=`) goes in the brackets: before "::" it would read as their start.
+  const std::string channel = channel_ ? channel_->to_string() : std::string();
+  const bool channel_in_brackets = channel.find('[') != std::string::npos;
+  if (channel_ && !channel_in_brackets) {
+    out += channel;
     if (!subdir_.empty()) out += "/" + subdir_;
     out += "::";
   }
   out += to_libsolv_string();
   std::vector<std::pair<std::string_view, std::string>> extras;
-  if (!channel_ && !subdir_.empty()) extras.emplace_back("subdir", subdir_);
+  if (channel_in_brackets) extras.emplace_back("channel", channel);
+  if ((!channel_ || channel_in_brackets) && !subdir_.empty()) extras.emplace_back("subdir", subdir_);
   if (build_number_) extras.emplace_back("build_number", build_number_->to_string());
   if (!md5_.empty()) extras.emplace_back("md5", md5_);
   if (!sha256_.empty()) extras.emplace_back("sha256", sha256_);

@@ -22,8 +22,11 @@
 
 #include "builder/solve/channel.hpp"
 #include "common/http.hpp"
-#include "common/parallel.hpp"
 #include "common/result.hpp"
+
+namespace envbuild::common {
+class LaterWork;
+}
 
 namespace envbuild::builder {
 
@@ -36,9 +39,10 @@ struct RepodataOptions {
   size_t jobs = 8;
   common::HttpOptions http;
   /// Where given, the shards fetched are written to the cache later, when the caller starts
-  /// it (a solve: once the pool is loaded, on the core its one-threaded solve leaves idle);
-  /// else before fetch_repodata returns. They are checked by their hash when read, so one not
-  /// written yet, or cut short, is only a miss.
+  /// it (a solve: once the pool is loaded, on the core its one-threaded solve leaves idle),
+  /// and a write that fails is let go: they are checked by their hash when read, so one not
+  /// written, or cut short, is only a miss. Else before fetch_repodata returns, and a write
+  /// that fails is an error, as for every other cache file it writes.
   common::LaterWork* later_cache_writes = nullptr;
 };
 

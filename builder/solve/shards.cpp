@@ -338,7 +338,7 @@ class ShardTranscoder final : public common::MsgpackHandler {
     if (depth_ == 3 && key_ == "name") name_seen_ = std::string(v);
     // The builds of a name mostly share their dependencies: each is read once per shard.
     if (depth_ == 4 && (key_ == "depends" || key_ == "requires") && frames_.back().array &&
-        dependencies_read_.insert(v).second)
+        first_reading(v))
       add_dependency(v, out_.depends);
     begin_value();
     append_json_string(record_, v);
@@ -386,6 +386,12 @@ class ShardTranscoder final : public common::MsgpackHandler {
   };
 
   bool in_record() const { return section_ && depth_ >= 3; }
+  /// Whether dependency `v` is read for the first time in this shard; past kMaxRemembered
+  /// distinct ones (a hostile shard of millions), every one is read again, as before.
+  bool first_reading(std::string_view v) {
+    static constexpr size_t kMaxRemembered = size_t{1} << 16;
+    return dependencies_read_.size() >= kMaxRemembered || dependencies_read_.insert(v).second;
+  }
   bool fail(std::string why) {
     if (error_.empty()) error_ = std::string(what_) + ": " + why;
     return false;
@@ -506,7 +512,8 @@ Result<ShardRecords> load_shard(common::HttpClient& client, const ShardIndex& in
   // entries); written later, they take a core the solve leaves idle.
   if (options.later_cache_writes) {
     options.later_cache_writes->add([path, body = std::move(body)] {
-      (void)write_hashed_cache_file(path, body, CacheFileReaders::AllCheck);  // a cache
+      // Nobody waits to hear of a failure: a shard not written is fetched again, as a miss.
+      (void)write_hashed_cache_file(path, body, CacheFileReaders::AllCheck);
     });
     return shard;
   }

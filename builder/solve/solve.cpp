@@ -15,6 +15,7 @@
 
 #include "common/clock.hpp"
 #include "common/hash.hpp"
+#include "common/parallel.hpp"
 #include "common/version.hpp"
 #include "conda/platform.hpp"
 
@@ -93,8 +94,15 @@ Result<std::vector<PlatformSolution>> solve_environment(const SolveRequest& requ
 
   std::vector<std::string> subdirs = platforms;
   subdirs.push_back("noarch");
-  // Shards fetched are cached once the pool is loaded; every write is done when this returns.
-  // (solve_cpu_ms, the whole process's CPU time, counts them too.)
+  // The host's virtual packages first: probing the host forks, which is only safe while no
+  // other thread runs (the cache writes below run on one).
+  std::vector<std::vector<conda::VirtualPackage>> virtual_packages;
+  for (const std::string& platform : platforms)
+    virtual_packages.push_back(
+        virtual_packages_for(platform, request.virtual_packages, request.env));
+  // Shards fetched are cached once the pool is loaded, on the core the one-threaded solve
+  // leaves idle; every write is done when this returns. (solve_cpu_ms, the whole process's CPU
+  // time, counts them too.)
   common::LaterWork later_cache_writes;
   RepodataOptions repodata_options = request.repodata;
   repodata_options.later_cache_writes = &later_cache_writes;
@@ -106,7 +114,8 @@ Result<std::vector<PlatformSolution>> solve_environment(const SolveRequest& requ
   for (const auto& r : repodata) bytes += r.bytes_transferred;
 
   std::vector<PlatformSolution> out;
-  for (const std::string& platform : platforms) {
+  for (size_t platform_index = 0; platform_index < platforms.size(); ++platform_index) {
+    const std::string& platform = platforms[platform_index];
     PlatformSolution solution;
     solution.platform = platform;
     solution.stats.fetch_ms = fetch_ms;
@@ -124,11 +133,10 @@ Result<std::vector<PlatformSolution>> solve_environment(const SolveRequest& requ
     ENVB_TRY(load_repodata(pool, mine, request.use_solv_cache, solution.stats));
     solution.stats.load_ms = ms_since(load_start);
     solution.stats.load_cpu_ms = process_cpu_ms() - load_cpu_start;
-    later_cache_writes.start();  // the solve below runs on one thread
-    solution.virtual_packages =
-        virtual_packages_for(platform, request.virtual_packages, request.env);
+    solution.virtual_packages = virtual_packages[platform_index];
     for (const auto& vp : solution.virtual_packages)
       pool.add_virtual_package(vp.name, vp.version, vp.build);
+    later_cache_writes.start();
     auto solve_start = Clock::now();
     const double solve_cpu_start = process_cpu_ms();
     ENVB_ASSIGN_OR_RETURN(auto outcome,

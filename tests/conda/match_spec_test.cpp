@@ -73,6 +73,12 @@ TEST(MatchSpecParse, ValidRoundTrip) {
       {"x//osx-64//osx-64/::r", "x//osx-64/osx-64::r", "r"},
       {"x/linux-64/linux-64::r", "x/linux-64/linux-64::r", "r"},
       {"r[channel=x/linux-64/linux-64]", "x/linux-64/linux-64::r", "r"},
+      // A channel printed with '[' goes in the brackets (before "::" it read as their start).
+      {"r[channel=\"x[linux-64,osx-64]\"]", "r[channel='x[linux-64,osx-64]']", "r"},
+      {"r[channel='https://h/c[linux-64]']", "r[channel='https://h/c[linux-64]']", "r"},
+      {"r[channel=/a[b]", "r[channel='/a[b']", "r"},
+      {"r[channel='https://h/c[linux-64]',subdir=osx-64]",
+       "r[channel='https://h/c[linux-64]',subdir=osx-64]", "r"},
   };
   for (const auto& c : cases) {
     SCOPED_TRACE(c.in);

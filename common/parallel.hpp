@@ -8,9 +8,9 @@
 #include <condition_variable>
 #include <cstddef>
 #include <cstdint>
+#include <deque>
 #include <exception>
 #include <functional>
-#include <deque>
 #include <mutex>
 #include <optional>
 #include <thread>

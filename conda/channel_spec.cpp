@@ -21,6 +21,14 @@ UnresolvedChannel::Kind kind_of(std::string_view text) {
   return Kind::Name;
 }
 
+/// `text` without its trailing slashes, each only while the shorter text still reads as `kind`
+/// ("~/" and "C:/" keep theirs).
+std::string_view without_trailing_slashes(std::string_view text, UnresolvedChannel::Kind kind) {
+  while (text.size() > 1 && text.back() == '/' && kind_of(text.substr(0, text.size() - 1)) == kind)
+    text.remove_suffix(1);
+  return text;
+}
+
 }  // namespace
 
 Result<UnresolvedChannel> UnresolvedChannel::parse(std::string_view input) {
@@ -56,10 +64,7 @@ Result<UnresolvedChannel> UnresolvedChannel::parse(std::string_view input) {
     }
   }
   channel.kind_ = kind_of(text);
-  // Trailing slashes go, unless the shorter text would read as another kind ("~/", "C:/").
-  while (text.size() > 1 && text.back() == '/' &&
-         kind_of(text.substr(0, text.size() - 1)) == channel.kind_)
-    text.remove_suffix(1);
+  text = without_trailing_slashes(text, channel.kind_);
   if (channel.kind_ == Kind::Name) {
     // A name is printed bare inside match specs (`name::pkg`), so it may only hold characters
     // that cannot be mistaken for spec syntax.
@@ -79,8 +84,7 @@ Result<UnresolvedChannel> UnresolvedChannel::parse(std::string_view input) {
     size_t slash = text.rfind('/');
     if (slash != std::string_view::npos && Platform::parse(text.substr(slash + 1))) {
       channel.platforms_.emplace_back(text.substr(slash + 1));
-      text = text.substr(0, slash);
-      while (text.size() > 1 && text.back() == '/') text.remove_suffix(1);
+      text = without_trailing_slashes(text.substr(0, slash), channel.kind_);
     }
   }
   if (text.empty()) return internal::parse_error(kWhat, input, 0, "empty channel name");

@@ -1,5 +1,6 @@
 #include "conda/virtual_package.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <map>
@@ -85,9 +86,12 @@ std::vector<VirtualPackage> virtual_packages_for(
   }
   if (osx) upsert(out, {"__osx", platform == "osx-arm64" ? "11.0" : "10.15", "0"});
   if (platform != "noarch") upsert(out, {"__archspec", "1", archspec_for(platform)});
-  // The driver is asked only when no override will replace the answer (the probe loads libcuda
-  // in a child process, with a timeout).
-  if (host && !env("CONDA_OVERRIDE_CUDA")) {
+  // The driver is asked only when no override or given __cuda will replace the answer (the
+  // probe forks a child that loads libcuda, with a timeout: ~10 ms of every solve otherwise).
+  const bool cuda_given =
+      std::any_of(explicit_packages.begin(), explicit_packages.end(),
+                  [](const VirtualPackage& vp) { return vp.name == "__cuda"; });
+  if (host && !cuda_given && !env("CONDA_OVERRIDE_CUDA")) {
     DetectOptions options;
     options.honour_overrides = false;  // applied below, from `env`
     if (auto cuda = detect_host(options).cuda) upsert(out, {"__cuda", *cuda, "0"});

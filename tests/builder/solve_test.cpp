@@ -124,6 +124,47 @@ TEST(VirtualPackages, ParseOverrideAndDefaults) {
   for (auto& v : removed) EXPECT_NE(v.name, "__cuda");
 }
 
+// The host's driver is asked only when nothing will replace its answer: probing forks a child
+// that loads libcuda. The fake driver leaves a mark when it is loaded.
+class HostCudaProbe : public TempDirTest {};
+
+TEST_F(HostCudaProbe, AskedOnlyWhenNotGiven) {
+  ENVB_REQUIRE_TOOL("cc");
+  const fs::path mark = dir_ / "loaded";
+  const fs::path src = dir_ / "fake.c";
+  const fs::path lib = dir_ / "libcuda-fake.so.1";
+  write_text(src, "#include <stdio.h>\n"
+                  "__attribute__((constructor)) static void loaded(void){FILE*f=fopen(\"" +
+                      mark.string() +
+                      "\",\"w\");if(f)fclose(f);}\n"
+                      "int cuInit(unsigned f){(void)f;return 0;}\n"
+                      "int cuDriverGetVersion(int*v){*v=12020;return 0;}\n"
+                      "int cuDeviceGetCount(int*c){*c=0;return 0;}\n");
+  auto built = envbuild::testing::run_command("cc -shared -fPIC -o " +
+                                              envbuild::testing::shell_quote(lib.string()) + " " +
+                                              envbuild::testing::shell_quote(src.string()));
+  ASSERT_EQ(built.exit_code, 0) << built.output;
+  envbuild::testing::ScopedEnv driver("ENVRUN_LIBCUDA", lib.string());
+  auto cuda_of = [](const std::vector<VirtualPackage>& vps) {
+    for (const auto& vp : vps)
+      if (vp.name == "__cuda") return vp.version;
+    return std::string("none");
+  };
+
+  EXPECT_EQ(cuda_of(virtual_packages_for(conda::host_subdir(), {}, no_env())), "12.2");
+  EXPECT_TRUE(fs::exists(mark));
+
+  fs::remove(mark);
+  EXPECT_EQ(cuda_of(virtual_packages_for(conda::host_subdir(), {{"__cuda", "11.8", "0"}}, no_env())),
+            "11.8");
+  EXPECT_FALSE(fs::exists(mark)) << "the driver was probed although __cuda was given";
+  auto overridden = [](const std::string& n) {
+    return n == "CONDA_OVERRIDE_CUDA" ? std::optional<std::string>("12.0") : std::nullopt;
+  };
+  EXPECT_EQ(cuda_of(virtual_packages_for(conda::host_subdir(), {}, overridden)), "12.0");
+  EXPECT_FALSE(fs::exists(mark)) << "the driver was probed although CONDA_OVERRIDE_CUDA was set";
+}
+
 class SolveTest : public TempDirTest {
  protected:
   /// A channel dir with the conda-forge subset's linux-64 repodata (+ .zst) and an empty noarch.

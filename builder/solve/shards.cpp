@@ -524,12 +524,24 @@ Result<ShardRecords> load_shard(common::HttpClient& client, const ShardIndex& in
 struct SubdirShards {
   size_t entry = 0;
   ShardIndex index;
-  std::map<std::string, std::string> packages, packages_conda;  // file name -> record (JSON)
+  /// A record kept, and the name whose shard gave it.
+  struct Held {
+    std::string name;
+    std::string record;  // JSON
+  };
+  std::map<std::string, Held> packages, packages_conda;  // by file name
 
-  /// Keeps a fetched shard's records (moved, not copied: a reached name's are read once).
-  void take(ShardRecords& shard) {
-    for (auto& [fn, record] : shard.packages) packages[fn] = std::move(record);
-    for (auto& [fn, record] : shard.packages_conda) packages_conda[fn] = std::move(record);
+  /// Keeps the records of `name`'s shard (moved, not copied: a reached name's are read once).
+  /// A file name that another name's shard holds too (a broken or hostile index) keeps the
+  /// record of the name first in order, whichever shard came in last: the subset, and so the
+  /// solve, must not depend on the order the fetches finish in.
+  void take(const std::string& name, ShardRecords& shard) {
+    for (auto [from, into] : {std::pair{&shard.packages, &packages},
+                              std::pair{&shard.packages_conda, &packages_conda}})
+      for (auto& [fn, record] : *from) {
+        auto [it, fresh] = into->try_emplace(fn);
+        if (fresh || name < it->second.name) it->second = Held{name, std::move(record)};
+      }
   }
 };
 
@@ -577,7 +589,7 @@ class ShardsSource final : public RecordSource {
     }));
     for (size_t t = 0; t < tasks.size(); ++t) {
       SubdirShards& s = sharded_[tasks[t].subdir];
-      s.take(shards[t]);
+      s.take(tasks[t].name, shards[t]);
       depends.insert(shards[t].depends.begin(), shards[t].depends.end());
     }
     return ok();
@@ -609,7 +621,7 @@ class ShardsSource final : public RecordSource {
           // Patterns matched against the indexes (which never change) before the lock is taken.
           const NameSet reached = names_reached(shard.depends, {this});
           std::lock_guard lock(mutex);
-          sub.take(shard);
+          sub.take(name, shard);
           for (const std::string& dependency : reached) enqueue(dependency);
           return ok();
         });
@@ -634,7 +646,7 @@ class ShardsSource final : public RecordSource {
       // faulted in about twice over, on the one thread between the walk and the parse.
       size_t size = 256 + s.index.base_url.size();
       for (const auto* records : {&s.packages, &s.packages_conda})
-        for (const auto& [fn, record] : *records) size += fn.size() + record.size() + 8;
+        for (const auto& [fn, held] : *records) size += fn.size() + held.record.size() + 8;
       std::string text;
       text.reserve(size);
       text += "{\"info\":{\"subdir\":";
@@ -648,12 +660,12 @@ class ShardsSource final : public RecordSource {
                                   std::pair{"packages.conda", &s.packages_conda}}) {
         text += ",\"" + std::string(key) + "\":{";
         bool first = true;
-        for (const auto& [fn, record] : *records) {
+        for (const auto& [fn, held] : *records) {
           if (!first) text += ',';
           first = false;
           append_json_string(text, fn);
           text += ':';
-          text += record;
+          text += held.record;
         }
         text += '}';
       }

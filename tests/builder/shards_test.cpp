@@ -230,6 +230,29 @@ class ShardsTest : public TempDirTest {
     return out;
   }
   int raw_dirs_ = 0;
+
+  /// Makes `bytes` the shard of `name` in the sharded `subdir`: written under its hash, and the
+  /// index rewritten to vouch for it.
+  void vouch_for_shard(const fs::path& subdir, const std::string& name, const std::string& bytes) {
+    const std::string hash = common::sha256_hex(bytes);
+    write_text(subdir / "shards" / (hash + ".msgpack.zst"), bytes);
+    const fs::path index_file = subdir / "repodata_shards.msgpack.zst";
+    const fs::path raw = dir_ / "index.msgpack";
+    ASSERT_EQ(run_command("zstd -q -d -f " + shell_quote(index_file.string()) + " -o " +
+                          shell_quote(raw.string()))
+                  .exit_code,
+              0);
+    json index = json::from_msgpack(read_text(raw));
+    std::vector<std::uint8_t> digest;
+    for (size_t i = 0; i < 64; i += 2) digest.push_back(std::stoi(hash.substr(i, 2), nullptr, 16));
+    index["shards"][name] = json::binary(digest);
+    auto packed = json::to_msgpack(index);
+    write_text(raw, std::string(packed.begin(), packed.end()));
+    ASSERT_EQ(run_command("zstd -q -f " + shell_quote(raw.string()) + " -o " +
+                          shell_quote(index_file.string()))
+                  .exit_code,
+              0);
+  }
 };
 
 TEST_F(ShardsTest, SameSolutionAsRepodataJsonFetchingOnlyReachableShards) {
@@ -401,25 +424,9 @@ TEST_F(ShardsTest, MismatchedCorruptAndOversizeShardsAreErrorsNamingThePackage) 
     write_text(python, original);
     auto r = run_command("sh -c " + shell_quote(c.shell) + " sh " + shell_quote(python.string()));
     ASSERT_EQ(r.exit_code, 0) << r.output;
+    // A shard the index vouches for: its file renamed to its hash, the index rewritten.
     if (std::string(c.label) != "hash mismatch") {
-      // A shard the index vouches for: its file renamed to its hash, the index rewritten.
-      std::string bytes = read_text(python);
-      std::string hash = common::sha256_hex(bytes);
-      write_text(ch / "linux-64/shards" / (hash + ".msgpack.zst"), bytes);
-      run_command("zstd -q -d -f " +
-                  shell_quote((ch / "linux-64/repodata_shards.msgpack.zst").string()) + " -o " +
-                  shell_quote((dir_ / "index.msgpack").string()));
-      json index = json::from_msgpack(read_text(dir_ / "index.msgpack"));
-      std::vector<std::uint8_t> raw;
-      for (size_t i = 0; i < 64; i += 2) raw.push_back(std::stoi(hash.substr(i, 2), nullptr, 16));
-      index["shards"]["python"] = json::binary(raw);
-      auto packed = json::to_msgpack(index);
-      write_text(dir_ / "index.msgpack", std::string(packed.begin(), packed.end()));
-      ASSERT_EQ(run_command("zstd -q -f " + shell_quote((dir_ / "index.msgpack").string()) +
-                            " -o " +
-                            shell_quote((ch / "linux-64/repodata_shards.msgpack.zst").string()))
-                    .exit_code,
-                0);
+      ASSERT_NO_FATAL_FAILURE(vouch_for_shard(ch / "linux-64", "python", read_text(python)));
     }
     auto got = solve_environment(
         request(server.url() + "/c", {"python"}, "cache-" + std::to_string(n++)));
@@ -428,6 +435,57 @@ TEST_F(ShardsTest, MismatchedCorruptAndOversizeShardsAreErrorsNamingThePackage) 
     EXPECT_EQ(got.error().code(), c.code) << text;
     EXPECT_NE(text.find(c.want), std::string::npos) << text;
     EXPECT_NE(text.find("shard of 'python'"), std::string::npos) << text;
+  }
+}
+
+// A file name that the shards of two names both hold (a broken or hostile index): the record
+// kept is the one of the name first in order, whichever shard is taken last, so that neither the
+// solve nor the cached subset depends on the order the fetches finish in.
+TEST_F(ShardsTest, AFileNameInTwoShardsKeepsTheFirstNamesRecord) {
+  const fs::path ch = dir_ / "web" / "dup";
+  auto record = [](const std::string& name, const std::string& version) {
+    return json{{"name", name},         {"version", version},        {"build", "0"},
+                {"build_number", 0},    {"depends", json::array()}, {"subdir", "linux-64"}};
+  };
+  json repodata = {{"info", {{"subdir", "linux-64"}}}, {"packages", json::object()}};
+  repodata["packages"]["a-1-0.tar.bz2"] = record("a", "1");
+  repodata["packages"]["z-1-0.tar.bz2"] = record("z", "1");
+  write_text(ch / "linux-64/repodata.json", repodata.dump());
+  write_text(ch / "noarch/repodata.json", R"({"info":{"subdir":"noarch"},"packages":{}})");
+  auto made = run_command("python3 " +
+                          shell_quote((envbuild::testing::source_dir() /
+                                       "tests/testing/make_shards.py").string()) +
+                          " " + shell_quote(ch.string()));
+  ASSERT_EQ(made.exit_code, 0) << made.output;
+  // Each name's shard also holds "dup-2-0.tar.bz2", as a build of its own name.
+  for (const std::string name : {"a", "z"}) {
+    json shard = {{"packages", {{name + "-1-0.tar.bz2", record(name, "1")},
+                                {"dup-2-0.tar.bz2", record(name, "2")}}},
+                  {"packages.conda", json::object()}};
+    auto packed = json::to_msgpack(shard);
+    write_text(dir_ / "shard.msgpack", std::string(packed.begin(), packed.end()));
+    ASSERT_EQ(run_command("zstd -q -f " + shell_quote((dir_ / "shard.msgpack").string()) + " -o " +
+                          shell_quote((dir_ / "shard.msgpack.zst").string()))
+                  .exit_code,
+              0);
+    ASSERT_NO_FATAL_FAILURE(
+        vouch_for_shard(ch / "linux-64", name, read_text(dir_ / "shard.msgpack.zst")));
+  }
+  RepoServer server(dir_ / "web", dir_);
+  if (!server.port()) GTEST_SKIP() << "python3 test server did not start";
+  // One fetch at a time takes a's shard, then z's (whose record came in last before); several
+  // at once, either.
+  int n = 0;
+  for (size_t jobs : {1, 1, 8, 8, 8}) {
+    SCOPED_TRACE("jobs " + std::to_string(jobs));
+    auto r = request(server.url() + "/dup", {"a", "z"}, "cache-" + std::to_string(n++));
+    r.repodata.jobs = jobs;
+    auto got = solve_environment(r);
+    ASSERT_TRUE(got) << got.error().to_string();
+    std::map<std::string, std::string> versions;
+    for (const auto& rec : (*got)[0].records) versions[rec.name] = rec.version + " " + rec.fn;
+    EXPECT_EQ(versions["a"], "2 dup-2-0.tar.bz2");
+    EXPECT_EQ(versions["z"], "1 z-1-0.tar.bz2");
   }
 }
 

@@ -8,8 +8,11 @@
 #include <algorithm>
 #include <cstdio>
 #include <memory>
+#include <random>
+#include <vector>
 
 #include "builder/solve/solv/internal/prune.hpp"
+#include "builder/solve/solv/internal/stable_qsort.hpp"
 #include "tests/testing/testing.hpp"
 
 namespace envbuild::builder::solv {
@@ -520,6 +523,55 @@ TEST_F(LibsolvCondaCache, Issue20PreferencesSurviveTheSolvCache) {
     ASSERT_TRUE(got.has_value()) << got.error().to_string();
     EXPECT_EQ(triples(*got), c.want);
   }
+}
+
+
+// libsolv's sorts (qsort_r, wrapped at link time) give exactly glibc's order: both are stable,
+// so elements that compare equal keep their order. Keys in a small range make many ties; the
+// rest of each element tells them apart.
+TEST(StableQsort, SameBytesAsGlibcForEverySize) {
+  auto by_key = [](const void* a, const void* b, void* calls) {
+    ++*static_cast<size_t*>(calls);
+    const unsigned char ka = *static_cast<const unsigned char*>(a);
+    const unsigned char kb = *static_cast<const unsigned char*>(b);
+    return ka < kb ? -1 : ka > kb ? 1 : 0;
+  };
+  std::mt19937 random(7);
+  for (size_t size : {4, 8, 12, 16, 20, 24, 28, 32, 40}) {
+    for (size_t count : {0, 1, 2, 7, 100, 5000}) {
+      SCOPED_TRACE("size " + std::to_string(size) + ", count " + std::to_string(count));
+      std::vector<unsigned char> input(size * count);
+      for (auto& byte : input) byte = static_cast<unsigned char>(random());
+      for (size_t i = 0; i < count; ++i) input[i * size] %= 5;  // the key: many ties
+      std::vector<unsigned char> wrapped = input, glibc = input;
+      size_t calls = 0;
+      __wrap_qsort_r(wrapped.data(), count, size, by_key, &calls);
+      __real_qsort_r(glibc.data(), count, size, by_key, &calls);
+      EXPECT_EQ(wrapped, glibc);
+      for (size_t i = 1; i < count; ++i) ASSERT_LE(wrapped[(i - 1) * size], wrapped[i * size]);
+    }
+  }
+}
+
+// The link really sends libsolv's solv_sort to the wrapper: its comparisons are the wrapper's,
+// not glibc's (the two sorts compare in different orders).
+TEST(StableQsort, LibsolvSortsGoThroughTheWrapper) {
+  using Calls = std::vector<std::pair<int, int>>;
+  auto logged = [](const void* a, const void* b, void* log) {
+    const int x = *static_cast<const int*>(a), y = *static_cast<const int*>(b);
+    static_cast<Calls*>(log)->emplace_back(x, y);
+    return (x % 97) - (y % 97);
+  };
+  std::vector<int> input(1000);
+  for (int i = 0; i < 1000; ++i) input[i] = (i * 7919) % 1000;
+  Calls by_libsolv, by_wrapper, by_glibc;
+  std::vector<int> a = input, b = input, c = input;
+  solv_sort(a.data(), a.size(), sizeof(int), logged, &by_libsolv);
+  __wrap_qsort_r(b.data(), b.size(), sizeof(int), logged, &by_wrapper);
+  __real_qsort_r(c.data(), c.size(), sizeof(int), logged, &by_glibc);
+  EXPECT_EQ(a, c);
+  EXPECT_EQ(by_libsolv, by_wrapper);
+  EXPECT_NE(by_libsolv, by_glibc);
 }
 
 }  // namespace

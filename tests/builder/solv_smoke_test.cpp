@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "builder/solve/solv/internal/prune.hpp"
-#include "builder/solve/solv/internal/stable_qsort.hpp"
+#include "builder/solve/solv/internal/libc_wraps.hpp"
 #include "tests/testing/testing.hpp"
 
 namespace envbuild::builder::solv {

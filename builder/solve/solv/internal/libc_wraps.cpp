@@ -1,4 +1,4 @@
-#include "builder/solve/solv/internal/stable_qsort.hpp"
+#include "builder/solve/solv/internal/libc_wraps.hpp"
 
 #include <algorithm>
 
@@ -32,4 +32,12 @@ extern "C" void __wrap_qsort_r(void* base, size_t count, size_t size, QsortCompa
     case 32: return stable_sort_of<32>(base, count, compare, data);
     default: return __real_qsort_r(base, count, size, compare, data);
   }
+}
+
+extern "C" int __wrap_getc(FILE* file) {
+  return getc_unlocked(file);
+}
+
+extern "C" int __wrap_putc(int c, FILE* file) {
+  return putc_unlocked(c, file);
 }

@@ -10,7 +10,7 @@
 # directory for the synthetic channel, generated once and kept: $TMPDIR/envbuild-bench-synth-<seed>);
 # SEED (15). Phase times come from `envbuild solve --timings` (stderr), wall times from the
 # shell, CPU time (user + system) of the whole process from /usr/bin/time: on a shared, loaded
-# machine wall time mostly measures the other tenants, CPU time is what the work costs. Every cold run gets a new, empty cache directory (--cache-dir), so cold is really cold
+# machine wall time mostly measures the other tenants, CPU time is what the work costs. Every cold run gets a new, empty cache directory (--cache-dir; all removed after the case), so cold is really cold
 # (the page cache still holds the JSON: this measures parsing, not the disk).
 #
 # Targets (issue #5): warm load >= 5x faster than cold; the ~200-package ML environment from the
@@ -162,8 +162,16 @@ run_case() {
       exit 1
     }
   fi
+  local cold_caches=()
   for ((i = 0; i < runs; i++)); do
-    [[ $mode == cold ]] && rm -rf "$cache"
+    if [[ $mode == cold ]]; then
+      # A new directory per run, all removed after the case rather than each just before the
+      # next run: ext4 makes a file created within seconds of many deletions in its block group
+      # search the recently deleted inodes (recently_deleted), so a cold run right after
+      # `rm -rf` of the last one's ~270 files measured that search (+40-60 ms system time).
+      cache=$work/cache-$label-$i
+      cold_caches+=("$cache")
+    fi
     local t0 t1
     t0=$(date +%s%N)
     /usr/bin/time -f "%U %S" -o "$work/time" \
@@ -178,6 +186,7 @@ run_case() {
     cpu=$(awk '{ printf "%.1f", ($1 + $2) * 1000 }' "$work/time")
     echo -e "$label\t$mode\twall_ms=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", (b - a) / 1e6 }') cpu_ms=$cpu ${line#timings: }" >>"$results"
   done
+  if ((${#cold_caches[@]})); then rm -rf "${cold_caches[@]}"; fi
 }
 
 vp=(--virtual-package __glibc=2.35 --virtual-package __unix=0 --virtual-package __linux=6.1 -p linux-64)

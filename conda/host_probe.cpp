@@ -301,6 +301,11 @@ HostFacts detect_host(const DetectOptions& options) {
         options.cache_dir.empty() ? fs::path() : options.cache_dir / "cuda-probe.json";
     std::optional<ProbeResult> probe;
     if (!cache_file.empty() && !boot.empty()) probe = read_cached_probe(cache_file, boot, choice);
+    // "No driver" stays true only while no driver library has appeared since (one installed
+    // without a reboot); a found one is checked by its identity above.
+    if (probe && probe->library.empty())
+      for (const std::string& candidate : libcuda_candidates(options))
+        if (candidate.starts_with('/') && ::access(candidate.c_str(), F_OK) == 0) probe.reset();
     if (!probe) {
       probe = probe_cuda(options);
       if (!cache_file.empty() && !boot.empty())

@@ -70,7 +70,7 @@ EnvLookup process_env() {
 
 std::vector<VirtualPackage> virtual_packages_for(
     std::string_view platform, const std::vector<VirtualPackage>& explicit_packages,
-    const EnvLookup& env_in) {
+    const EnvLookup& env_in, const std::filesystem::path& probe_cache_dir) {
   EnvLookup env = env_in ? env_in : process_env();
   std::map<std::string, VirtualPackage> out;
   const bool linux = platform.starts_with("linux-");
@@ -94,6 +94,7 @@ std::vector<VirtualPackage> virtual_packages_for(
   if (host && !cuda_given && !env("CONDA_OVERRIDE_CUDA")) {
     DetectOptions options;
     options.honour_overrides = false;  // applied below, from `env`
+    options.cache_dir = probe_cache_dir;
     if (auto cuda = detect_host(options).cuda) upsert(out, {"__cuda", *cuda, "0"});
   }
   // CONDA_OVERRIDE_<NAME>: a value replaces, empty removes (__linux becomes 0).

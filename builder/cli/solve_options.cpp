@@ -100,6 +100,7 @@ Result<EnvironmentRequest> to_environment_request(const SolveCliOptions& o,
   base.repodata.http.tls = settings.http.tls;
   base.repodata.http.proxies = settings.http.proxies;
   base.repodata.cache_dir = cache_root / "repodata";
+  base.host_cache_dir = cache_root / "host";
   ENVB_ASSIGN_OR_RETURN(std::string file, environment_file(o));
   const std::string subdir = base.platforms.empty() ? conda::host_subdir() : base.platforms.front();
   ENVB_ASSIGN_OR_RETURN(

@@ -99,7 +99,8 @@ Result<std::vector<PlatformSolution>> solve_environment(const SolveRequest& requ
   std::vector<std::vector<conda::VirtualPackage>> virtual_packages;
   for (const std::string& platform : platforms)
     virtual_packages.push_back(
-        virtual_packages_for(platform, request.virtual_packages, request.env));
+        virtual_packages_for(platform, request.virtual_packages, request.env,
+                             request.host_cache_dir));
   // Shards fetched are cached once the pool is loaded, on the core the one-threaded solve
   // leaves idle; every write is done when this returns. (solve_cpu_ms, the whole process's CPU
   // time, counts them too.)

@@ -47,6 +47,9 @@ struct SolveRequest {
   ChannelOptions channel_options;
   RepodataOptions repodata;
   EnvLookup env;  // empty: the process environment
+  /// Where the host's CUDA driver probe is kept for this boot (<cache root>/host, as envrun
+  /// keeps it); empty: probed each time.
+  std::filesystem::path host_cache_dir;
 };
 
 struct SolveStats {

@@ -163,6 +163,15 @@ TEST_F(HostCudaProbe, AskedOnlyWhenNotGiven) {
   };
   EXPECT_EQ(cuda_of(virtual_packages_for(conda::host_subdir(), {}, overridden)), "12.0");
   EXPECT_FALSE(fs::exists(mark)) << "the driver was probed although CONDA_OVERRIDE_CUDA was set";
+
+  // With a cache (a solve's <cache root>/host, as envrun's): probed once for this boot.
+  const fs::path cache = dir_ / "host";
+  EXPECT_EQ(cuda_of(virtual_packages_for(conda::host_subdir(), {}, no_env(), cache)), "12.2");
+  EXPECT_TRUE(fs::exists(mark));
+  EXPECT_TRUE(fs::exists(cache / "cuda-probe.json"));
+  fs::remove(mark);
+  EXPECT_EQ(cuda_of(virtual_packages_for(conda::host_subdir(), {}, no_env(), cache)), "12.2");
+  EXPECT_FALSE(fs::exists(mark)) << "the driver was probed again although its answer is kept";
 }
 
 class SolveTest : public TempDirTest {

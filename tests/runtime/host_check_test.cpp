@@ -144,6 +144,20 @@ TEST_F(HostCheckTest, ProbeIsCachedPerBoot) {
   EXPECT_EQ(detect_host(options).cuda.value_or(""), "12.6");
 }
 
+TEST_F(HostCheckTest, CachedNoDriverEndsWhenADriverAppears) {
+  ENVB_REQUIRE_TOOL("cc");
+  DetectOptions options;
+  options.libcuda = (dir_ / "later" / "libcuda.so.1").string();
+  options.cache_dir = dir_ / "cache";
+  EXPECT_FALSE(detect_host(options).cuda);
+  ASSERT_TRUE(fs::exists(options.cache_dir / "cuda-probe.json"));
+  EXPECT_FALSE(detect_host(options).cuda);  // kept: still none
+  // A driver installed without a reboot.
+  fs::create_directories(dir_ / "later");
+  fs::copy_file(fake_libcuda(12040), options.libcuda);
+  EXPECT_EQ(detect_host(options).cuda.value_or("none"), "12.4");
+}
+
 TEST(Requirements, ParsedFromDepends) {
   auto reqs = conda::host_requirements({"python >=3.11", "__glibc >=2.17,<3.0.a0", "__cuda",
                                         "__cuda>=12", "__glibc >=2.17,<3.0.a0"});

@@ -11,7 +11,7 @@
 #include <thread>
 
 #include "common/fs.hpp"
-#include "common/internal/ascii.hpp"
+#include "common/ascii.hpp"
 #include "common/internal/transfer_deadlines.hpp"
 #include "common/url.hpp"
 
@@ -19,8 +19,6 @@ namespace envbuild::common {
 
 namespace {
 
-using internal::ascii_lower;
-using internal::ascii_trim;
 using Clock = std::chrono::steady_clock;
 
 struct CurlEasyFree {

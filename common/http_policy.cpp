@@ -11,15 +11,12 @@
 #include <nlohmann/json.hpp>
 
 #include "common/http.hpp"
-#include "common/internal/ascii.hpp"
+#include "common/ascii.hpp"
 #include "common/json.hpp"
 
 namespace envbuild::common {
 
 namespace {
-
-using internal::ascii_lower;
-using internal::ascii_trim;
 
 bool is_secret_param(std::string_view name) {
   static constexpr std::string_view kNames[] = {"token",  "access_token", "password",  "passwd",

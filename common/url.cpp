@@ -9,13 +9,11 @@
 #include <memory>
 
 #include "common/http.hpp"
-#include "common/internal/ascii.hpp"
+#include "common/ascii.hpp"
 
 namespace envbuild::common {
 
 namespace {
-
-using internal::ascii_lower;
 
 struct UrlFree {
   void operator()(CURLU* u) const noexcept { curl_url_cleanup(u); }

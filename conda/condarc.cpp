@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <system_error>
 
+#include "common/ascii.hpp"
 #include "common/fs.hpp"
 #include "common/http.hpp"
 #include "conda/internal/yaml.hpp"
@@ -158,10 +159,7 @@ Result<void> apply_variables(const CondaConfigEnvironment& env, CondaConfig& con
     const std::string var = std::string("CONDA_") + name;
     const std::string text = variable(env, var);
     if (text.empty()) continue;
-    std::string key = name;
-    std::transform(key.begin(), key.end(), key.begin(), [](unsigned char c) {
-      return static_cast<char>(std::tolower(c));
-    });
+    const std::string key = common::ascii_lower(name);
     YAML::Node doc;
     doc[key] = text;
     ENVB_TRY(CondarcMerger(var, config).merge(doc));

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "common/ascii.hpp"
 #include "conda/internal/text.hpp"
 #include "conda/internal/yaml.hpp"
 
@@ -148,7 +149,7 @@ class LockParser {
 // Would a YAML reader take this plain scalar for something other than a string?
 bool needs_quotes(const std::string& s) {
   if (s.empty()) return true;
-  std::string lower = internal::to_lower(s);
+  std::string lower = common::ascii_lower(s);
   for (std::string_view word : {"true", "false", "yes", "no", "on", "off", "null", "~", "y", "n"}) {
     if (lower == word) return true;
   }

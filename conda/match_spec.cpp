@@ -5,6 +5,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/ascii.hpp"
 #include "common/hash.hpp"
 #include "conda/internal/text.hpp"
 #include "conda/platform.hpp"
@@ -141,7 +142,7 @@ class MatchSpecParser {
       ++pos;
     }
     if (pos == name_start) return error(name_start, "expected a package name");
-    spec_.name_ = internal::to_lower(input_.substr(name_start, pos - name_start));
+    spec_.name_ = common::ascii_lower(input_.substr(name_start, pos - name_start));
     ENVB_TRY(parse_version_and_build(pos, end));
     return std::move(spec_);
   }
@@ -377,8 +378,8 @@ bool MatchSpec::has_extra_constraints() const {
 }
 
 bool MatchSpec::matches(const PackageRecord& r) const {
-  if (name_is_glob() ? !internal::glob_match(name_, internal::to_lower(r.name))
-                     : internal::to_lower(r.name) != name_) {
+  if (name_is_glob() ? !internal::glob_match(name_, common::ascii_lower(r.name))
+                     : common::ascii_lower(r.name) != name_) {
     return false;
   }
   if (!version_.matches(r.version)) return false;

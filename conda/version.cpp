@@ -4,6 +4,7 @@
 #include <cctype>
 #include <limits>
 
+#include "common/ascii.hpp"
 #include "conda/internal/text.hpp"
 
 namespace envbuild::conda {
@@ -97,7 +98,7 @@ Result<std::vector<Version::Component>> parse_parts(std::string_view text, std::
         atom.number = value;
       } else {
         if (j == 0) component.push_back(Version::Atom{});  // `rc1` is `0rc1`
-        atom.text = internal::to_lower(run);
+        atom.text = common::ascii_lower(run);
       }
       component.push_back(std::move(atom));
       j = k;

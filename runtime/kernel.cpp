@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <nlohmann/json.hpp>
 
+#include "common/ascii.hpp"
 #include "common/fs.hpp"
 #include "common/root_dir.hpp"
 #include "oci/reference.hpp"
@@ -78,8 +79,7 @@ Result<void> check_kernel_environment(const fs::path& prefix_dir, std::string_vi
 }
 
 Result<fs::path> install_kernelspec(KernelSpecRequest request) {
-  std::transform(request.name.begin(), request.name.end(), request.name.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  request.name = common::ascii_lower(request.name);
   if (!valid_kernel_name(request.name))
     return fail(Errc::InvalidInput, "kernel name '" + request.name +
                                         "' may only have letters, digits, '.', '_' and '-'");

@@ -2,8 +2,9 @@
 
 #include <nlohmann/json.hpp>
 
-#include <cctype>
+#include <algorithm>
 
+#include "common/ascii.hpp"
 #include "common/hash.hpp"
 #include "common/http.hpp"
 #include "common/url.hpp"
@@ -88,8 +89,9 @@ std::string conda_purl(const conda::PackageRecord& r) {
 }
 
 std::string pypi_purl(const pypi::WheelToInstall& wheel) {
-  std::string name = wheel.name;
-  for (char& c : name) c = c == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  // purl's pypi type: lower case, '_' as '-' (dots stay).
+  std::string name = common::ascii_lower(wheel.name);
+  std::replace(name.begin(), name.end(), '_', '-');
   return "pkg:pypi/" + common::url_escape(name) + "@" + common::url_escape(wheel.version);
 }
 

@@ -19,6 +19,7 @@
 
 #include "builder/solve/cache_root.hpp"
 #include "builder/solve/reach.hpp"
+#include "common/ascii.hpp"
 #include "common/fs.hpp"
 #include "common/hash.hpp"
 #include "common/io.hpp"
@@ -697,18 +698,13 @@ Result<ShardRecords> parse_shard_msgpack(std::string_view raw, std::string_view 
 
 namespace {
 
-std::string lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
 
 }  // namespace
 
 void add_dependency(std::string_view spec, NameSet& depends) {
   // libsolv's conda match specs compare names in lower case. A pattern stays even when it
   // starts with "__" ("__*|foo" matches names ending in foo).
-  for (std::string name : {lower(spec_package_name(spec)), libsolv_spec_name(spec)})
+  for (std::string name : {common::ascii_lower(spec_package_name(spec)), libsolv_spec_name(spec)})
     if (!name.empty() && (!name.starts_with("__") || names_a_pattern(name)))
       depends.insert(std::move(name));
 }

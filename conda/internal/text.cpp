@@ -87,12 +87,6 @@ std::string_view trim(std::string_view text) {
   return text;
 }
 
-std::string to_lower(std::string_view text) {
-  std::string out(text);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
-}
-
 size_t first_control_char(std::string_view text) {
   for (size_t i = 0; i < text.size(); ++i)
     if (static_cast<unsigned char>(text[i]) < 0x20 || text[i] == 0x7f) return i;

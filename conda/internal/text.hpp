@@ -38,7 +38,6 @@ using common::did_you_mean;
 bool glob_match(std::string_view pattern, std::string_view text);
 
 std::string_view trim(std::string_view text);
-std::string to_lower(std::string_view text);
 bool is_digits(std::string_view text);
 /// The position of the first ASCII control byte (below 0x20, or DEL), or npos: specs and
 /// channels are one line of printable text.

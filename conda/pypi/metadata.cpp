@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "common/ascii.hpp"
 #include "conda/internal/text.hpp"
 #include "conda/pypi/name.hpp"
 
@@ -36,7 +37,7 @@ std::vector<Header> read_headers(std::string_view text) {
     }
     auto colon = line.find(':');
     if (colon == std::string_view::npos) continue;  // not a header: ignored, as email does
-    out.push_back({internal::to_lower(internal::trim(line.substr(0, colon))),
+    out.push_back({common::ascii_lower(internal::trim(line.substr(0, colon))),
                    std::string(internal::trim(line.substr(colon + 1)))});
   }
   return out;
@@ -99,7 +100,7 @@ Result<WheelInfo> parse_wheel_info(std::string_view text, std::string_view origi
       info.wheel_version = h.value;
       seen_version = true;
     } else if (h.name == "root-is-purelib") {
-      info.root_is_purelib = internal::to_lower(h.value) == "true";
+      info.root_is_purelib = common::ascii_lower(h.value) == "true";
     }
   }
   if (!seen_version)

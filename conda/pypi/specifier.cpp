@@ -4,6 +4,7 @@
 #include <array>
 #include <utility>
 
+#include "common/ascii.hpp"
 #include "conda/internal/text.hpp"
 
 namespace envbuild::conda::pypi {
@@ -211,7 +212,7 @@ bool Specifier::contains_text(std::string_view version_text) const {
     auto v = Version::parse(version_text);
     return v && contains(*v);
   }
-  return internal::to_lower(version_text) == internal::to_lower(arbitrary_);
+  return common::ascii_lower(version_text) == common::ascii_lower(arbitrary_);
 }
 
 Result<SpecifierSet> SpecifierSet::parse(std::string_view text) {

@@ -3,6 +3,7 @@
 #include <charconv>
 #include <cstdlib>
 
+#include "common/ascii.hpp"
 #include "conda/internal/text.hpp"
 #include "conda/pypi/name.hpp"
 
@@ -108,8 +109,8 @@ Result<WheelFilename> WheelFilename::parse(std::string_view filename) {
       for (const auto& platform : platforms) {
         if (!is_tag_part(py) || !is_tag_part(abi) || !is_tag_part(platform))
           return bad("invalid tag '" + py + "-" + abi + "-" + platform + "'");
-        w.tags.push_back({internal::to_lower(py), internal::to_lower(abi),
-                          internal::to_lower(platform)});
+        w.tags.push_back({common::ascii_lower(py), common::ascii_lower(abi),
+                          common::ascii_lower(platform)});
       }
   return w;
 }
@@ -117,7 +118,7 @@ Result<WheelFilename> WheelFilename::parse(std::string_view filename) {
 std::optional<Version> sdist_version(std::string_view filename, std::string_view project) {
   std::string_view stem;
   for (std::string_view ext : {".tar.gz", ".zip", ".tar.bz2", ".tgz", ".tar.xz", ".tar"}) {
-    if (filename.size() > ext.size() && internal::to_lower(filename.substr(
+    if (filename.size() > ext.size() && common::ascii_lower(filename.substr(
                                             filename.size() - ext.size())) == ext) {
       stem = filename.substr(0, filename.size() - ext.size());
       break;

@@ -4,6 +4,7 @@
 #include <array>
 #include <charconv>
 
+#include "common/ascii.hpp"
 #include "conda/internal/text.hpp"
 
 namespace envbuild::conda::pypi {
@@ -90,7 +91,7 @@ Result<Version> Version::parse(std::string_view text) {
     return fail(Errc::InvalidInput, "invalid version '" + std::string(text.substr(0, 64)) +
                                         "...': longer than " +
                                         std::to_string(kMaxVersionLength) + " characters");
-  std::string lowered = internal::to_lower(text);
+  std::string lowered = common::ascii_lower(text);
   // Leading and trailing whitespace is allowed; columns count from the original text.
   size_t first = lowered.find_first_not_of(" \t\r\n\f\v");
   size_t last = lowered.find_last_not_of(" \t\r\n\f\v");

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <array>
-#include <cctype>
 #include <cstdlib>
 #include <filesystem>
 
@@ -12,19 +11,13 @@
 
 #include "common/fs.hpp"
 #include "common/http.hpp"
+#include "common/ascii.hpp"
 #include "common/json.hpp"
 #include "common/url.hpp"
 
 namespace envbuild::oci::registry {
 
 namespace {
-
-std::string lower(std::string_view s) {
-  std::string out(s);
-  std::transform(out.begin(), out.end(), out.begin(),
-                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
-  return out;
-}
 
 std::string getenv_or(const char* name) {
   const char* v = std::getenv(name);
@@ -35,12 +28,12 @@ std::string getenv_or(const char* name) {
 std::string auth_key_host(std::string_view key) {
   if (auto p = key.find("://"); p != std::string_view::npos) key.remove_prefix(p + 3);
   if (auto p = key.find('/'); p != std::string_view::npos) key = key.substr(0, p);
-  return lower(key);
+  return common::ascii_lower(key);
 }
 
 bool host_matches(std::string_view key, std::string_view host) {
   std::string k = auth_key_host(key);
-  std::string h = lower(host);
+  std::string h = common::ascii_lower(host);
   auto docker_hub = [](const std::string& x) {
     return x == "docker.io" || x == "index.docker.io" || x == "registry-1.docker.io";
   };
@@ -194,7 +187,7 @@ Result<Challenge> parse_challenge(std::string_view header) {
   size_t start = i;
   while (i < header.size() && header[i] != ' ') ++i;
   Challenge c;
-  c.scheme = lower(header.substr(start, i - start));
+  c.scheme = common::ascii_lower(header.substr(start, i - start));
   if (c.scheme.empty()) return bad("no scheme");
   while (i < header.size()) {
     skip_ws();
@@ -204,7 +197,7 @@ Result<Challenge> parse_challenge(std::string_view header) {
     }
     size_t name_start = i;
     while (i < header.size() && header[i] != '=' && header[i] != ',' && header[i] != ' ') ++i;
-    std::string name = lower(header.substr(name_start, i - name_start));
+    std::string name = common::ascii_lower(header.substr(name_start, i - name_start));
     skip_ws();
     if (i >= header.size() || header[i] != '=') {
       if (name.empty()) break;

@@ -1,13 +1,13 @@
 #include "builder/solve/solv/internal/prune.hpp"
 
 #include <algorithm>
-#include <cctype>
 #include <limits>
 #include <string>
 #include <string_view>
 #include <unordered_map>
 
 #include "builder/solve/dependency_names.hpp"
+#include "common/ascii.hpp"
 
 namespace envbuild::builder::solv::internal {
 
@@ -41,8 +41,7 @@ bool mark_reachable_names(::Pool* pool, const std::vector<Id>& roots, ::Repo* vi
     }
     // Conda matches names case-insensitively (libsolv lower-cases a dependency's name).
     if (std::any_of(text.begin(), text.end(), [](char c) { return c >= 'A' && c <= 'Z'; })) {
-      std::string lower(text);
-      for (char& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+      const std::string lower = common::ascii_lower(text);
       if (Id id = pool_str2id(pool, lower.c_str(), 0); id > 0 && id < nstrings && !seen[id]) {
         seen[id] = 1;
         todo.push_back(id);

@@ -1,14 +1,15 @@
 #pragma once
 
-// ASCII case and space helpers for protocol text (header names, URL schemes and hosts), which
-// must not depend on the locale.
+// ASCII case and space helpers for protocol text (header names, URL schemes and hosts) and
+// for names (conda package names, which libsolv lower-cases; registry scopes; kernel names),
+// none of which may depend on the locale. The one home of lower-casing.
 
 #include <algorithm>
 #include <cctype>
 #include <string>
 #include <string_view>
 
-namespace envbuild::common::internal {
+namespace envbuild::common {
 
 inline std::string ascii_lower(std::string_view s) {
   std::string out(s);
@@ -25,4 +26,4 @@ inline std::string ascii_trim(std::string_view s) {
   return std::string(s);
 }
 
-}  // namespace envbuild::common::internal
+}  // namespace envbuild::common

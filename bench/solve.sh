@@ -9,7 +9,8 @@
 # printed; CASES (a regex of the case labels to run, default all); TESTDATA (../shared/testdata from the repo, else /work/shared/testdata); SYNTH (a
 # directory for the synthetic channel, generated once and kept: $TMPDIR/envbuild-bench-synth-<seed>);
 # SEED (15). Phase times come from `envbuild solve --timings` (stderr), wall times from the
-# shell, CPU time (user + system) of the whole process from /usr/bin/time: on a shared, loaded
+# shell (a cold run also asks the host's CUDA driver, kept in the cache's host/ for warm ones,
+# unless the case gives __cuda), CPU time (user + system) of the whole process from /usr/bin/time: on a shared, loaded
 # machine wall time mostly measures the other tenants, CPU time is what the work costs. Every cold run gets a new, empty cache directory (--cache-dir; all removed after the case), so cold is really cold
 # (the page cache still holds the JSON: this measures parsing, not the disk).
 #

@@ -5,7 +5,6 @@
 // none of which may depend on the locale. The one home of lower-casing.
 
 #include <algorithm>
-#include <cctype>
 #include <string>
 #include <string_view>
 

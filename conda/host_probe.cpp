@@ -238,6 +238,19 @@ std::string library_identity(const std::string& path) {
          std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec);
 }
 
+// What a probe would load now: the first candidate, each absolute candidate's identity (or
+// absence), and where the loader looks a bare name up (its cache, LD_LIBRARY_PATH). A kept probe
+// holds only while this is the same, so a driver installed or replaced without a reboot is
+// probed again, and a broken one is not (its timeout would be paid on every start).
+std::string drivers_on_disk(const std::vector<std::string>& candidates) {
+  std::string out = candidates.front();
+  for (const std::string& candidate : candidates)
+    if (candidate.starts_with('/')) out += "\n" + candidate + "=" + library_identity(candidate);
+  out += "\nld.so.cache=" + library_identity("/etc/ld.so.cache");
+  out += "\nLD_LIBRARY_PATH=" + env("LD_LIBRARY_PATH").value_or("");
+  return out;
+}
+
 std::optional<ProbeResult> read_cached_probe(const fs::path& file, const std::string& boot,
                                              const std::string& choice) {
   auto text = common::read_file(file, 65536);
@@ -296,16 +309,11 @@ HostFacts detect_host(const DetectOptions& options) {
     facts.cuda_source = "CONDA_OVERRIDE_CUDA";
   } else {
     std::string boot = boot_id();
-    std::string choice = libcuda_candidates(options).front();
+    const std::string choice = drivers_on_disk(libcuda_candidates(options));
     fs::path cache_file =
         options.cache_dir.empty() ? fs::path() : options.cache_dir / "cuda-probe.json";
     std::optional<ProbeResult> probe;
     if (!cache_file.empty() && !boot.empty()) probe = read_cached_probe(cache_file, boot, choice);
-    // "No driver" stays true only while no driver library has appeared since (one installed
-    // without a reboot); a found one is checked by its identity above.
-    if (probe && probe->library.empty())
-      for (const std::string& candidate : libcuda_candidates(options))
-        if (candidate.starts_with('/') && ::access(candidate.c_str(), F_OK) == 0) probe.reset();
     if (!probe) {
       probe = probe_cuda(options);
       if (!cache_file.empty() && !boot.empty())

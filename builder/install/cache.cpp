@@ -184,7 +184,8 @@ Result<size_t> sweep_leftovers(const fs::path& root) {
                                 root / "extracted",
                                 root / "pkgs",
                                 root / "oci",
-                                root / "oci" / "blobs" / "sha256"};
+                                root / "oci" / "blobs" / "sha256",
+                                root / "host"};
   for (const auto& key : entries_of(root / "pkgs")) dirs.push_back(key);
   for (const auto& dir : dirs)
     for (const auto& path : entries_of(dir))

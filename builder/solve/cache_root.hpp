@@ -11,7 +11,7 @@
 namespace envbuild::builder {
 
 /// The one cache of every envbuild command (packages, extracted/, repodata/, layers/, plans/,
-/// oci/, tmp/): $ENVBUILD_CACHE, else $XDG_CACHE_HOME/envbuild, else ~/.cache/envbuild (the
+/// oci/, tmp/, host/: the CUDA probe kept for the boot): $ENVBUILD_CACHE, else $XDG_CACHE_HOME/envbuild, else ~/.cache/envbuild (the
 /// password database's home when HOME is unset). There is no shared fallback (/tmp): a cache
 /// another user made first would be theirs to fill. Not checked; see open_cache_root().
 Result<std::filesystem::path> default_cache_root();

@@ -4,7 +4,6 @@
 
 #include <unistd.h>
 
-#include <cctype>
 #include <charconv>
 #include <chrono>
 #include <cmath>
@@ -695,11 +694,6 @@ Result<ShardRecords> parse_shard_msgpack(std::string_view raw, std::string_view 
   if (!invalid.empty()) return fail(Errc::Integrity, std::string(what) + ": invalid msgpack: " + invalid);
   return shard;
 }
-
-namespace {
-
-
-}  // namespace
 
 void add_dependency(std::string_view spec, NameSet& depends) {
   // libsolv's conda match specs compare names in lower case. A pattern stays even when it

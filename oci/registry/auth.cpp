@@ -9,9 +9,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/ascii.hpp"
 #include "common/fs.hpp"
 #include "common/http.hpp"
-#include "common/ascii.hpp"
 #include "common/json.hpp"
 #include "common/url.hpp"
 

@@ -11,8 +11,8 @@
 #include <random>
 #include <vector>
 
-#include "builder/solve/solv/internal/prune.hpp"
 #include "builder/solve/solv/internal/libc_wraps.hpp"
+#include "builder/solve/solv/internal/prune.hpp"
 #include "tests/testing/testing.hpp"
 
 namespace envbuild::builder::solv {

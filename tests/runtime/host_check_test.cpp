@@ -158,6 +158,29 @@ TEST_F(HostCheckTest, CachedNoDriverEndsWhenADriverAppears) {
   EXPECT_EQ(detect_host(options).cuda.value_or("none"), "12.4");
 }
 
+// A driver that fails (here: without cuDriverGetVersion; a hung one would cost the probe's
+// timeout) is asked once per boot, not on every start. It leaves a mark when it is loaded.
+TEST_F(HostCheckTest, BrokenDriverIsProbedOncePerBoot) {
+  ENVB_REQUIRE_TOOL("cc");
+  const fs::path mark = dir_ / "loaded";
+  const fs::path src = dir_ / "broken.c";
+  envbuild::testing::write_text(
+      src, "#include <stdio.h>\n__attribute__((constructor)) static void loaded(void){"
+           "FILE*f=fopen(\"" + mark.string() + "\",\"w\");if(f)fclose(f);}\n"
+           "int cuInit(unsigned f){(void)f;return 0;}\n");
+  DetectOptions options;
+  options.libcuda = (dir_ / "libcuda-broken.so.1").string();
+  auto built = run_command("cc -shared -fPIC -o " + shell_quote(options.libcuda) + " " +
+                           shell_quote(src.string()));
+  ASSERT_EQ(built.exit_code, 0) << built.output;
+  options.cache_dir = dir_ / "cache";
+  EXPECT_FALSE(detect_host(options).cuda);
+  EXPECT_TRUE(fs::exists(mark));
+  fs::remove(mark);
+  EXPECT_FALSE(detect_host(options).cuda);
+  EXPECT_FALSE(fs::exists(mark)) << "the broken driver was loaded again";
+}
+
 TEST(Requirements, ParsedFromDepends) {
   auto reqs = conda::host_requirements({"python >=3.11", "__glibc >=2.17,<3.0.a0", "__cuda",
                                         "__cuda>=12", "__glibc >=2.17,<3.0.a0"});

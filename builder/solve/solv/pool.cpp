@@ -46,6 +46,14 @@ struct FileClose {
   void operator()(FILE* f) const { std::fclose(f); }
 };
 
+/// A FILE handed to libsolv, which only this call on this thread uses: stdio need not lock it
+/// (FSETLOCKING_BYCALLER), so libsolv's getc and putc, a call per byte, read and write its
+/// buffer inline (internal/libc_wraps.hpp).
+std::unique_ptr<FILE, FileClose> for_libsolv(FILE* fp) {
+  if (fp) __fsetlocking(fp, FSETLOCKING_BYCALLER);
+  return std::unique_ptr<FILE, FileClose>(fp);
+}
+
 /// RAII for a libsolv Queue.
 class Queue {
  public:
@@ -502,7 +510,7 @@ struct Pool::Impl {
         repo_free(repo, 1);
         return std::move(again).error();
       }
-      std::unique_ptr<FILE, FileClose> mem(fmemopen(again->data(), again->size(), "r"));
+      auto mem = for_libsolv(fmemopen(again->data(), again->size(), "r"));
       rc = mem ? repo_add_conda(repo, mem.get(), 0) : -1;
     }
     if (rc != 0) {
@@ -544,14 +552,12 @@ struct Pool::Impl {
   }
 
   Result<RepoId> add_json_file(const RepoInfo& info, const std::filesystem::path& path) {
-    std::unique_ptr<FILE, FileClose> fp(std::fopen(path.c_str(), "r"));
+    auto fp = for_libsolv(std::fopen(path.c_str(), "r"));
     if (!fp) return fail(Errc::NotFound, "open(" + path.string() + "): no such repodata file");
     if (file_info_holds_an_array(path))
       return fail(Errc::InvalidInput,
                   "parsing repodata " + path.string() + ": \"info\" holds an array")
           .with_hint("\"info\" may only hold strings, numbers and objects (e.g. subdir, base_url)");
-    // libsolv's JSON parser reads with getc(): without stdio's per-call locking it runs faster.
-    __fsetlocking(fp.get(), FSETLOCKING_BYCALLER);
     return add_json_repo(
         info, fp.get(), path.string(),
         [&] { return common::read_file(path, size_t{4} << 30); },
@@ -562,16 +568,15 @@ struct Pool::Impl {
     if (info_holds_an_array(text))
       return fail(Errc::InvalidInput, "parsing repodata " + what + ": \"info\" holds an array")
           .with_hint("\"info\" may only hold strings, numbers and objects (e.g. subdir, base_url)");
-    std::unique_ptr<FILE, FileClose> fp(fmemopen(text.data(), text.size(), "r"));
+    auto fp = for_libsolv(fmemopen(text.data(), text.size(), "r"));
     if (!fp) return fail(Errc::Internal, "fmemopen failed for repodata " + what);
-    __fsetlocking(fp.get(), FSETLOCKING_BYCALLER);
     return add_json_repo(
         info, fp.get(), what, [&]() -> Result<std::string> { return text; },
         [&] { return base_url_of(text); });
   }
 
   Result<RepoId> add_solv_file(const RepoInfo& info, const std::filesystem::path& path) {
-    std::unique_ptr<FILE, FileClose> fp(std::fopen(path.c_str(), "r"));
+    auto fp = for_libsolv(std::fopen(path.c_str(), "r"));
     if (!fp) return fail(Errc::NotFound, "open(" + path.string() + "): no such repodata file");
     ::Repo* repo = repo_create(pool.get(), (info.channel + "/" + info.subdir).c_str());
     repo->priority = info.priority;
@@ -615,7 +620,7 @@ Result<void> Pool::add_repodata_json(const std::string& name, const std::string&
   if (info_holds_an_array(json))
     return fail(Errc::InvalidInput, "repodata of " + name + ": \"info\" holds an array")
         .with_hint("\"info\" may only hold strings, numbers and objects (e.g. subdir, base_url)");
-  std::unique_ptr<FILE, FileClose> fp(fmemopen(const_cast<char*>(json.data()), json.size(), "r"));
+  auto fp = for_libsolv(fmemopen(const_cast<char*>(json.data()), json.size(), "r"));
   if (!fp) return fail(Errc::Internal, "fmemopen failed for repodata of " + name);
   ::Repo* repo = repo_create(impl_->pool.get(), name.c_str());
   repo->priority = priority;
@@ -680,7 +685,7 @@ Result<void> Pool::write_repo_solv(RepoId repo, const std::filesystem::path& pat
   ENVB_ASSIGN_OR_RETURN(auto file, common::AtomicFile::create(path));
   int fd = ::dup(file.fd().get());
   if (fd < 0) return common::errno_error("dup", path.string(), errno);
-  std::unique_ptr<FILE, FileClose> fp(fdopen(fd, "w"));
+  auto fp = for_libsolv(fdopen(fd, "w"));
   if (!fp) {
     ::close(fd);
     return common::errno_error("fdopen", path.string(), errno);

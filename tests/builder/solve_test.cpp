@@ -13,6 +13,7 @@
 
 #include "builder/install/package_cache.hpp"
 #include "conda/platform.hpp"
+#include "tests/testing/fake_libcuda.hpp"
 #include "tests/testing/repo_server.hpp"
 #include "tests/testing/testing.hpp"
 
@@ -131,18 +132,10 @@ class HostCudaProbe : public TempDirTest {};
 TEST_F(HostCudaProbe, AskedOnlyWhenNotGiven) {
   ENVB_REQUIRE_TOOL("cc");
   const fs::path mark = dir_ / "loaded";
-  const fs::path src = dir_ / "fake.c";
   const fs::path lib = dir_ / "libcuda-fake.so.1";
-  write_text(src, "#include <stdio.h>\n"
-                  "__attribute__((constructor)) static void loaded(void){FILE*f=fopen(\"" +
-                      mark.string() +
-                      "\",\"w\");if(f)fclose(f);}\n"
-                      "int cuInit(unsigned f){(void)f;return 0;}\n"
-                      "int cuDriverGetVersion(int*v){*v=12020;return 0;}\n"
-                      "int cuDeviceGetCount(int*c){*c=0;return 0;}\n");
-  auto built = envbuild::testing::run_command("cc -shared -fPIC -o " +
-                                              envbuild::testing::shell_quote(lib.string()) + " " +
-                                              envbuild::testing::shell_quote(src.string()));
+  envbuild::testing::FakeLibcuda fake;  // CUDA 12.2
+  fake.mark = mark;
+  auto built = envbuild::testing::build_fake_libcuda(lib, fake);
   ASSERT_EQ(built.exit_code, 0) << built.output;
   envbuild::testing::ScopedEnv driver("ENVRUN_LIBCUDA", lib.string());
   auto cuda_of = [](const std::vector<VirtualPackage>& vps) {

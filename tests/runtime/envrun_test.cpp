@@ -28,6 +28,7 @@
 #include "oci/registry/copy.hpp"
 #include "runtime/activate.hpp"
 #include "runtime/cache.hpp"
+#include "tests/testing/fake_libcuda.hpp"
 #include "tests/testing/process.hpp"
 #include "tests/testing/registry_server.hpp"
 #include "tests/testing/testing.hpp"
@@ -684,19 +685,10 @@ TEST_F(EnvrunTest, LayersOnAnotherFileSystemAreCopied) {
 class EnvrunCudaTest : public EnvrunTest {
  protected:
   fs::path fake_libcuda(int version) {
-    fs::path src = dir_ / ("fake" + std::to_string(version) + ".c");
     fs::path lib = dir_ / ("libcuda-" + std::to_string(version) + ".so.1");
-    write_text(src,
-               "int cuInit(unsigned f){(void)f;return 0;}\n"
-               "int cuDriverGetVersion(int*v){*v=" +
-                   std::to_string(version) +
-                   ";return 0;}\n"
-                   "int cuDeviceGetCount(int*c){*c=1;return 0;}\n"
-                   "int cuDeviceGet(int*d,int i){*d=i;return 0;}\n"
-                   "int cuDeviceGetAttribute(int*v,int a,int d){(void)d;"
-                   "*v=(a==75)?8:(a==76?6:0);return 0;}\n");
-    auto r = run_command("cc -shared -fPIC -o " + shell_quote(lib.string()) + " " +
-                         shell_quote(src.string()));
+    envbuild::testing::FakeLibcuda fake;
+    fake.version = version;
+    auto r = envbuild::testing::build_fake_libcuda(lib, fake);
     EXPECT_EQ(r.exit_code, 0) << r.output;
     return lib;
   }

@@ -9,6 +9,7 @@
 
 #include <cstdlib>
 
+#include "tests/testing/fake_libcuda.hpp"
 #include "tests/testing/testing.hpp"
 
 namespace envbuild::runtime {
@@ -31,22 +32,12 @@ class HostCheckTest : public envbuild::testing::TempDirTest {
   }
   /// Builds a fake driver library answering `version` (e.g. 12020 for CUDA 12.2).
   fs::path fake_libcuda(int version, bool init_fails = false, int devices = 1) {
-    fs::path src = dir_ / ("fake" + std::to_string(version) + ".c");
     fs::path lib = dir_ / ("libcuda-" + std::to_string(version) + ".so.1");
-    envbuild::testing::write_text(
-        src, "int cuInit(unsigned f){(void)f;return " + std::to_string(init_fails ? 100 : 0) +
-                 ";}\n"
-                 "int cuDriverGetVersion(int*v){*v=" +
-                 std::to_string(version) +
-                 ";return 0;}\n"
-                 "int cuDeviceGetCount(int*c){*c=" +
-                 std::to_string(devices) +
-                 ";return 0;}\n"
-                 "int cuDeviceGet(int*d,int i){*d=i;return 0;}\n"
-                 "int cuDeviceGetAttribute(int*v,int a,int d){*v=(a==75)?8+d:(a==76?6:0);"
-                 "return 0;}\n");
-    auto r = run_command("cc -shared -fPIC -o " + shell_quote(lib.string()) + " " +
-                         shell_quote(src.string()));
+    envbuild::testing::FakeLibcuda fake;
+    fake.version = version;
+    fake.init_fails = init_fails;
+    fake.devices = devices;
+    auto r = envbuild::testing::build_fake_libcuda(lib, fake);
     EXPECT_EQ(r.exit_code, 0) << r.output;
     return lib;
   }
@@ -163,15 +154,12 @@ TEST_F(HostCheckTest, CachedNoDriverEndsWhenADriverAppears) {
 TEST_F(HostCheckTest, BrokenDriverIsProbedOncePerBoot) {
   ENVB_REQUIRE_TOOL("cc");
   const fs::path mark = dir_ / "loaded";
-  const fs::path src = dir_ / "broken.c";
-  envbuild::testing::write_text(
-      src, "#include <stdio.h>\n__attribute__((constructor)) static void loaded(void){"
-           "FILE*f=fopen(\"" + mark.string() + "\",\"w\");if(f)fclose(f);}\n"
-           "int cuInit(unsigned f){(void)f;return 0;}\n");
   DetectOptions options;
   options.libcuda = (dir_ / "libcuda-broken.so.1").string();
-  auto built = run_command("cc -shared -fPIC -o " + shell_quote(options.libcuda) + " " +
-                           shell_quote(src.string()));
+  envbuild::testing::FakeLibcuda broken;
+  broken.version.reset();  // no cuDriverGetVersion
+  broken.mark = mark;
+  auto built = envbuild::testing::build_fake_libcuda(options.libcuda, broken);
   ASSERT_EQ(built.exit_code, 0) << built.output;
   options.cache_dir = dir_ / "cache";
   EXPECT_FALSE(detect_host(options).cuda);

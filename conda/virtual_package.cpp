@@ -86,8 +86,9 @@ std::vector<VirtualPackage> virtual_packages_for(
   }
   if (osx) upsert(out, {"__osx", platform == "osx-arm64" ? "11.0" : "10.15", "0"});
   if (platform != "noarch") upsert(out, {"__archspec", "1", archspec_for(platform)});
-  // The driver is asked only when no override or given __cuda will replace the answer (the
-  // probe forks a child that loads libcuda, with a timeout: ~10 ms of every solve otherwise).
+  // The driver is asked only when no override or given __cuda will replace the answer: the
+  // probe forks a child that loads libcuda, with a timeout (once per boot where its answer is
+  // kept in `probe_cache_dir`).
   const bool cuda_given =
       std::any_of(explicit_packages.begin(), explicit_packages.end(),
                   [](const VirtualPackage& vp) { return vp.name == "__cuda"; });

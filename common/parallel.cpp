@@ -1,5 +1,7 @@
 #include "common/parallel.hpp"
 
+#include "common/heap.hpp"
+
 #include <algorithm>
 #include <atomic>
 #include <exception>
@@ -37,7 +39,11 @@ Result<void> for_each_index(size_t count, size_t jobs,
   };
   {
     std::vector<std::jthread> threads;
-    for (size_t t = 1; t < worker_count(count, jobs); ++t) threads.emplace_back(worker, t);
+    for (size_t t = 1; t < worker_count(count, jobs); ++t)
+      threads.emplace_back([&worker, t] {
+        advise_thread_heap();
+        worker(t);
+      });
     worker(0);
   }
   if (first_error) return std::move(*first_error);
@@ -94,7 +100,10 @@ Result<void> GrowingWork::run(size_t jobs) {
   {
     std::vector<std::jthread> threads;
     for (size_t t = 1; t < std::max<size_t>(jobs, 1); ++t)
-      threads.emplace_back([this, t] { work(t); });
+      threads.emplace_back([this, t] {
+        advise_thread_heap();
+        work(t);
+      });
     work(0);
   }
   std::lock_guard lock(mutex_);
@@ -128,7 +137,10 @@ void LaterWork::start() {
   std::lock_guard lock(mutex_);
   if (thread_.joinable() || stopping_) return;
   try {
-    thread_ = std::jthread([this] { drain(); });
+    thread_ = std::jthread([this] {
+      advise_thread_heap();
+      drain();
+    });
   } catch (const std::system_error&) {  // no thread to be had: the destructor runs them
   }
 }

@@ -1,19 +1,15 @@
 #include "builder/solve/solve.hpp"
 
-#include <malloc.h>
-#include <sys/mman.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
-#include <cstdlib>
 #include <map>
-#include <mutex>
 #include <set>
 
 #include "common/clock.hpp"
+#include "common/heap.hpp"
 #include "common/hash.hpp"
 #include "common/parallel.hpp"
 #include "common/version.hpp"
@@ -31,34 +27,6 @@ double process_cpu_ms() {
   timespec ts{};
   if (::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0) return 0;
   return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
-}
-
-/// libsolv allocates and frees hundreds of MB loading and solving a large channel (the pool,
-/// millions of rules and qsort's copy of them). With glibc's defaults each big block is a
-/// fresh mmap, faulted in 4 KiB at a time and unmapped on free; on virtual machines page
-/// faults are dear, and they were half the CPU time of a warm solve from 300k records. So:
-/// big blocks come from the heap too, freed memory stays for the next block, and the heap
-/// gets a reserve that the kernel backs with transparent huge pages (where THP is "always"
-/// or "madvise"; elsewhere the advice is ignored). Address space only: untouched pages cost
-/// nothing. Done once per process, before the first pool.
-void tune_heap_for_solving() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    constexpr size_t kReserve = size_t{1} << 30;
-    constexpr uintptr_t kHuge = uintptr_t{2} << 20;
-    mallopt(M_MMAP_THRESHOLD, static_cast<int>(kReserve));
-    mallopt(M_TRIM_THRESHOLD, static_cast<int>(kReserve));
-    // The next growth of the heap takes the whole reserve; 64 MiB steps after it.
-    mallopt(M_TOP_PAD, static_cast<int>(kReserve));
-    void* probe = std::malloc(kHuge);
-    const auto top = reinterpret_cast<uintptr_t>(::sbrk(0));
-    const auto from = (reinterpret_cast<uintptr_t>(probe) + kHuge - 1) & ~(kHuge - 1);
-    // Only when the probe really came from the heap (brk can fail; then malloc used mmap).
-    if (probe && from < top && top - from >= kReserve / 2)
-      ::madvise(reinterpret_cast<void*>(from), (top - from) & ~(kHuge - 1), MADV_HUGEPAGE);
-    std::free(probe);
-    mallopt(M_TOP_PAD, 64 << 20);
-  });
 }
 
 }  // namespace
@@ -89,7 +57,7 @@ Result<std::vector<PlatformSolution>> solve_environment(const SolveRequest& requ
       return fail(Errc::InvalidInput, "unknown platform '" + p + "'")
           .with_hint("platforms are conda subdirs: linux-64, linux-aarch64, osx-arm64, ...");
   if (request.specs.empty()) return fail(Errc::InvalidInput, "nothing to solve: no specs");
-  tune_heap_for_solving();
+  common::back_heap_with_huge_pages();
   ENVB_ASSIGN_OR_RETURN(auto channels, resolve_channels(request.channels, request.channel_options));
 
   std::vector<std::string> subdirs = platforms;

@@ -62,9 +62,9 @@ class ScanSource final : public RecordSource {
     return ok();
   }
 
-  Result<std::vector<std::string>> subsets() override {
-    std::vector<std::string> out;
-    for (const RepodataIndex& index : indexes_) out.push_back(index.subset(reached_));
+  Result<std::vector<ReachedSubset>> subsets() override {
+    std::vector<ReachedSubset> out;
+    for (const RepodataIndex& index : indexes_) out.push_back({index.subset(reached_), nullptr});
     return out;
   }
 
@@ -259,16 +259,18 @@ Result<void> reach_subsets(std::vector<SubdirRepodata>& entries, const NameSet& 
   nlohmann::json digests = nlohmann::json::array();
   for (RecordSource* source : sources) {
     const std::vector<RecordSource::Part> its = source->parts();
-    ENVB_ASSIGN_OR_RETURN(std::vector<std::string> texts, source->subsets());
+    ENVB_ASSIGN_OR_RETURN(std::vector<ReachedSubset> subsets, source->subsets());
     for (size_t i = 0; i < its.size(); ++i) {
-      const std::string digest = common::sha256_hex(texts[i]);
+      const std::string_view text = subsets[i].bytes();
+      const std::string digest = common::sha256_hex(text);
       SubdirRepodata& entry = entries[its[i].entry];
       point_at_subset(entry, digest);
+      entry.subset_index = subsets[i].index;
       // Named by its content: whole when its bytes still hash to the name (a crash can leave a
       // torn one: written again).
       auto existing = common::read_file(entry.path, kMaxSubsetBytes);
       if (!existing || common::sha256_hex(*existing) != digest)
-        ENVB_TRY(write_hashed_cache_file(entry.path, texts[i], CacheFileReaders::SomeDoNot));
+        ENVB_TRY(write_hashed_cache_file(entry.path, text, CacheFileReaders::SomeDoNot));
       else
         touch_used(entry.path);
       digests.push_back(digest);

@@ -23,6 +23,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -33,6 +34,14 @@
 #include "common/result.hpp"
 
 namespace envbuild::builder {
+
+/// A part's reached records as a repodata.json, with its index when the source wrote it record
+/// by record (then the index holds the text).
+struct ReachedSubset {
+  std::string text;
+  std::shared_ptr<const RepodataIndex> index;
+  std::string_view bytes() const { return index ? index->text() : std::string_view(text); }
+};
 
 /// Records by package name, for one or more channel x subdir entries.
 class RecordSource {
@@ -50,8 +59,8 @@ class RecordSource {
   /// round after round through reach(); a source that fetches may instead ask for each name as
   /// soon as it is found (no round waits for its slowest fetch).
   virtual Result<void> reach_all(const NameSet& roots);
-  /// The reached records of each part, in parts() order, as repodata.json texts.
-  virtual Result<std::vector<std::string>> subsets() = 0;
+  /// The reached records of each part, in parts() order.
+  virtual Result<std::vector<ReachedSubset>> subsets() = 0;
   /// Calls `f` with every package name it has records of (a dependency whose name is a
   /// pattern reaches each one the pattern matches).
   virtual void for_each_name(const std::function<void(std::string_view)>& f) const = 0;

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -29,6 +30,8 @@ class LaterWork;
 }
 
 namespace envbuild::builder {
+
+class RepodataIndex;
 
 struct RepodataOptions {
   std::filesystem::path cache_dir;  // empty: default_cache_root() / "repodata"
@@ -62,6 +65,9 @@ struct SubdirRepodata {
   std::string source;  // redacted URL actually read ("…/repodata.json.zst")
   /// Read from CEP 16 shards: `path` holds only the records reachable from the requested names.
   bool sharded = false;
+  /// The index of the subset at `path`, when this process wrote it record by record
+  /// (builder/solve/reach.hpp): the loader cuts it into pieces without reading it again.
+  std::shared_ptr<const RepodataIndex> subset_index;
 };
 
 /// Fetches every channel x subdir (channel order = priority). Results follow the same order:

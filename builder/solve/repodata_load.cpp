@@ -109,21 +109,30 @@ Result<void> write_list(const SolvCache& cache, size_t count) {
   return file.commit_unsynced();
 }
 
-/// The pieces of the repodata.json at `path`: the whole text when it is small, else cut by
-/// name; nullopt when the scan refuses it (the whole parse then reports what is wrong).
-std::optional<std::vector<std::string>> cut_into_pieces(const std::filesystem::path& path) {
-  auto text = common::read_file(path, kMaxRepodataBytes);
-  if (!text) return std::nullopt;
-  if (text->size() < 2 * kPieceBytes) return std::vector<std::string>{std::move(*text)};
-  const size_t size = text->size();
-  auto index = RepodataIndex::build(std::move(*text), path.string());
-  if (!index) return std::nullopt;
+/// The pieces of an indexed repodata.json, cut by name.
+std::vector<std::string> pieces_of(const RepodataIndex& index) {
   std::vector<std::string> pieces;
   for (const NameSet& group :
-       index->split_names(std::clamp<size_t>(size / kPieceBytes, 1, kMaxPieces)))
-    pieces.push_back(index->subset(group, pieces.empty() ? RepodataIndex::Members::All
-                                                         : RepodataIndex::Members::InfoOnly));
+       index.split_names(std::clamp<size_t>(index.text().size() / kPieceBytes, 1, kMaxPieces)))
+    pieces.push_back(index.subset(group, pieces.empty() ? RepodataIndex::Members::All
+                                                        : RepodataIndex::Members::InfoOnly));
   return pieces;
+}
+
+/// The pieces of the entry's repodata.json: the whole text when it is small, else cut by name
+/// (by the index its walk wrote it with, when there is one: the same pieces, no scan); nullopt
+/// when the scan refuses it (the whole parse then reports what is wrong).
+std::optional<std::vector<std::string>> cut_into_pieces(const SubdirRepodata& entry) {
+  if (const RepodataIndex* index = entry.subset_index.get()) {
+    if (index->text().size() < 2 * kPieceBytes) return std::vector<std::string>{std::string(index->text())};
+    return pieces_of(*index);
+  }
+  auto text = common::read_file(entry.path, kMaxRepodataBytes);
+  if (!text) return std::nullopt;
+  if (text->size() < 2 * kPieceBytes) return std::vector<std::string>{std::move(*text)};
+  auto index = RepodataIndex::build(std::move(*text), entry.path.string());
+  if (!index) return std::nullopt;
+  return pieces_of(*index);
 }
 
 /// One subdir's way into the pool.
@@ -159,7 +168,7 @@ void parse_uncached(std::vector<Plan>& plans, size_t jobs) {
     work.add(
         [&work, &plan](size_t) -> Result<void> {
           remove_stale(*plan.entry);
-          if (auto pieces = cut_into_pieces(plan.entry->path)) plan.pieces = std::move(*pieces);
+          if (auto pieces = cut_into_pieces(*plan.entry)) plan.pieces = std::move(*pieces);
           plan.piece_ok.assign(plan.pieces.size(), 0);
           for (size_t i = 0; i < plan.pieces.size(); ++i)
             work.add([&plan, i](size_t) { return parse_piece(plan, i); }, plan.pieces[i].size());

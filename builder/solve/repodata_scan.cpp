@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cctype>
+#include <utility>
 
 #include "builder/solve/shards.hpp"
 #include "common/json.hpp"
@@ -245,6 +246,58 @@ Result<RepodataIndex> RepodataIndex::build(std::string text, std::string_view wh
   if (list)
     return fail(Errc::Unsupported, std::string(what) + ": \"packages\" is a list (the old form)");
   return index;
+}
+
+RepodataIndex::Writer::Writer(size_t bytes) {
+  text_.reserve(bytes + 2);
+  text_ += '{';
+}
+
+void RepodataIndex::Writer::member(std::string_view key, std::string_view value) {
+  if (!std::exchange(first_member_, false)) text_ += ',';
+  const size_t begin = text_.size();
+  text_ += '"';
+  text_ += key;
+  text_ += "\":";
+  text_ += value;
+  index_.members_.push_back(Member{begin, text_.size(), false, {}, key == "info"});
+}
+
+void RepodataIndex::Writer::begin_records(std::string_view key) {
+  if (!std::exchange(first_member_, false)) text_ += ',';
+  index_.members_.push_back(Member{text_.size(), 0, true, std::string(key)});
+  text_ += '"';
+  text_ += key;
+  text_ += "\":{";
+  first_record_ = true;
+}
+
+void RepodataIndex::Writer::record(std::string_view quoted_file_name, std::string_view name,
+                                   std::string_view record) {
+  if (!std::exchange(first_record_, false)) text_ += ',';
+  const size_t begin = text_.size();
+  text_ += quoted_file_name;
+  text_ += ':';
+  const size_t value_at = text_.size();
+  text_ += record;
+  ++index_.records_;
+  // Keyed by a name of its own, one per name (the text moves into the index at the end); the
+  // scan would key it by its decoded "name", which is `name`.
+  auto it = index_.by_name_.find(name);
+  if (it == index_.by_name_.end())
+    it = index_.by_name_.try_emplace(index_.decoded_names_.emplace_back(name)).first;
+  it->second.push_back(Span{begin, text_.size(), value_at, index_.members_.size() - 1});
+}
+
+void RepodataIndex::Writer::end_records() {
+  text_ += '}';
+  index_.members_.back().end = text_.size();
+}
+
+RepodataIndex RepodataIndex::Writer::finish() && {
+  text_ += '}';
+  index_.text_ = std::make_unique<const std::string>(std::move(text_));
+  return std::move(index_);
 }
 
 void RepodataIndex::add_depends_of(std::string_view name, NameSet& depends) const {

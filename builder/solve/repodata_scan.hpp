@@ -56,6 +56,11 @@ class RepodataIndex {
 
   size_t records() const { return records_; }
 
+  /// The document indexed.
+  std::string_view text() const { return *text_; }
+
+  class Writer;
+
   /// Calls `f` with the package name of each record group (in no particular order).
   void for_each_name(const std::function<void(std::string_view)>& f) const {
     for (const auto& [name, spans] : by_name_) f(name);
@@ -80,6 +85,30 @@ class RepodataIndex {
   size_t records_ = 0;
 
   friend class RepodataScanner;
+};
+
+/// Writes a repodata.json member by member and indexes it as it goes, as RepodataIndex::build
+/// would index the text written, without scanning it: for a document made of records already
+/// apart (the subset of a walk of shards, cut into pieces by the loader right after).
+class RepodataIndex::Writer {
+ public:
+  /// `bytes`: about the size of the document, reserved at once.
+  explicit Writer(size_t bytes);
+  /// A member without records, `"<key>":<value>`: `key` needs no escape, `value` is JSON text.
+  void member(std::string_view key, std::string_view value);
+  /// Opens a records member ("packages", "packages.conda"; `key` needs no escape).
+  void begin_records(std::string_view key);
+  /// Adds `<file name>:<record>` to the open records member: `quoted_file_name` a JSON string,
+  /// `record` a JSON object whose (last string) "name" is `name`.
+  void record(std::string_view quoted_file_name, std::string_view name, std::string_view record);
+  void end_records();
+  /// The document (closed) and its index.
+  RepodataIndex finish() &&;
+
+ private:
+  RepodataIndex index_;
+  std::string text_;
+  bool first_member_ = true, first_record_ = true;
 };
 
 }  // namespace envbuild::builder

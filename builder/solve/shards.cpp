@@ -306,6 +306,13 @@ void append_json_string(std::string& out, std::string_view text) {
   out += '"';
 }
 
+/// A package name as its records' JSON text has it (append_json_string drops NUL bytes).
+std::string name_as_written(std::string_view name) {
+  std::string out(name);
+  std::erase(out, '\0');
+  return out;
+}
+
 /// Turns a decompressed shard (msgpack) into its records as JSON text, without a DOM:
 /// common::walk_msgpack drives these events. Depth 1 is the shard's map, 2 a "packages" map, 3
 /// a record; a record's bytes (sha256, md5) become hex strings. Every record must be of
@@ -639,38 +646,40 @@ class ShardsSource final : public RecordSource {
       for (const auto& [name, hash] : s.index.shard_of) f(name);
   }
 
-  Result<std::vector<std::string>> subsets() override {
-    std::vector<std::string> out;
+  /// Each part's records, written with their index: the loader cuts the subset into pieces
+  /// without scanning it again.
+  Result<std::vector<ReachedSubset>> subsets() override {
+    std::vector<ReachedSubset> out;
     for (SubdirShards& s : sharded_) {
       // Sized first: grown by doubling, the ~10 MB subset of an ML environment was copied and
       // faulted in about twice over, on the one thread between the walk and the parse.
       size_t size = 256 + s.index.base_url.size();
       for (const auto* records : {&s.packages, &s.packages_conda})
         for (const auto& [fn, held] : *records) size += fn.size() + held.record.size() + 8;
-      std::string text;
-      text.reserve(size);
-      text += "{\"info\":{\"subdir\":";
-      append_json_string(text, entries_[s.entry].subdir);
+      RepodataIndex::Writer writer(size);
+      std::string info = "{\"subdir\":";
+      append_json_string(info, entries_[s.entry].subdir);
       if (!s.index.base_url.empty()) {
-        text += ",\"base_url\":";
-        append_json_string(text, s.index.base_url);
+        info += ",\"base_url\":";
+        append_json_string(info, s.index.base_url);
       }
-      text += '}';
+      info += '}';
+      writer.member("info", info);
+      std::string quoted;
       for (auto [key, records] : {std::pair{"packages", &s.packages},
                                   std::pair{"packages.conda", &s.packages_conda}}) {
-        text += ",\"" + std::string(key) + "\":{";
-        bool first = true;
+        writer.begin_records(key);
         for (const auto& [fn, held] : *records) {
-          if (!first) text += ',';
-          first = false;
-          append_json_string(text, fn);
-          text += ':';
-          text += held.record;
+          quoted.clear();
+          append_json_string(quoted, fn);
+          if (held.name.find('\0') == std::string::npos)
+            writer.record(quoted, held.name, held.record);
+          else
+            writer.record(quoted, name_as_written(held.name), held.record);
         }
-        text += '}';
+        writer.end_records();
       }
-      text += '}';
-      out.push_back(std::move(text));
+      out.push_back({{}, std::make_shared<const RepodataIndex>(std::move(writer).finish())});
     }
     return out;
   }

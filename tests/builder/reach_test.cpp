@@ -96,6 +96,44 @@ TEST(RepodataIndex, ReadsEscapedKeysAsLibsolvDoes) {
   EXPECT_FALSE(piece.contains("signatures"));
 }
 
+// The loader cuts a walk's subset into pieces by the index its writer kept: they must be the
+// pieces a scan of the same text gives, so that a subset parsed again later (its .solv lost)
+// loads exactly as it did.
+TEST(RepodataIndex, AWritersIndexIsTheScansOfWhatItWrote) {
+  RepodataIndex::Writer writer(16);
+  writer.member("info", R"({"subdir":"linux-64","base_url":"https://x/"})");
+  writer.begin_records("packages");
+  writer.record(R"("a-1-0.tar.bz2")", "a", R"({"name":"a","version":"1","depends":["b"]})");
+  writer.record(R"("a-2-0.tar.bz2")", "a", R"({"name":"a","version":"2","depends":[]})");
+  writer.record(R"("q\"-1-0.tar.bz2")", "q\"", R"({"name":"q\"","version":"1"})");
+  writer.record(R"("c-1-0.tar.bz2")", "c", R"({"name":"x","version":"1","name":"c"})");
+  writer.end_records();
+  writer.begin_records("packages.conda");
+  writer.record(R"("b-2-0.conda")", "b", R"({"name":"b","version":"2","depends":["c"]})");
+  writer.record(R"("a-3-0.conda")", "a", R"({"name":"a","version":"3"})");
+  writer.record(R"("e-1-0.conda")", "e", R"({"name":"\u0065","version":"1"})");
+  writer.end_records();
+  const RepodataIndex written = std::move(writer).finish();
+  ASSERT_TRUE(json::accept(written.text())) << written.text();
+
+  auto scanned = RepodataIndex::build(std::string(written.text()), "subset.json");
+  ASSERT_TRUE(scanned) << scanned.error().to_string();
+  EXPECT_EQ(written.records(), scanned->records());
+  for (size_t parts = 1; parts <= 6; ++parts) {
+    const std::vector<NameSet> groups = written.split_names(parts);
+    ASSERT_EQ(groups, scanned->split_names(parts)) << parts << " parts";
+    for (const NameSet& group : groups)
+      for (auto members : {RepodataIndex::Members::All, RepodataIndex::Members::InfoOnly})
+        EXPECT_EQ(written.subset(group, members), scanned->subset(group, members));
+  }
+  for (const std::string name : {"a", "b", "c", "e", "q\"", "x"}) {
+    NameSet from_written, from_scanned;
+    written.add_depends_of(name, from_written);
+    scanned->add_depends_of(name, from_scanned);
+    EXPECT_EQ(from_written, from_scanned) << name;
+  }
+}
+
 TEST(RepodataIndex, RefusesWhatIsNotRepodataWithoutCrashing) {
   struct Case {
     const char* label;

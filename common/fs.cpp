@@ -316,6 +316,12 @@ Result<void> sync_dir(const fs::path& dir) {
   return ok();
 }
 
+Result<void> sync_file(const fs::path& path) {
+  ENVB_ASSIGN_OR_RETURN(Fd fd, Fd::open(path.string(), O_RDONLY | O_NOFOLLOW));
+  if (::fsync(fd.get()) != 0) return errno_error("fsync", path.string(), errno);
+  return ok();
+}
+
 Result<void> remove_all(const fs::path& path) {
   // `path` itself is trusted (ours, or the user's) and resolved as given; what lies below it is
   // removed through directory descriptors without following a symlink (remove_at), where

@@ -107,6 +107,9 @@ Result<std::string> read_file(const std::filesystem::path& path, size_t max_byte
 Result<void> make_dirs(const std::filesystem::path& path);
 /// fsync of a directory, so a rename inside it survives a crash.
 Result<void> sync_dir(const std::filesystem::path& dir);
+/// fsync of a regular file written before (not followed if it is a symlink), so that what was
+/// written without a sync survives a crash from now on.
+Result<void> sync_file(const std::filesystem::path& path);
 /// Removes a tree; a missing path is fine. Nothing below `path` is followed if it is a symlink
 /// (a symlink named by `path` itself is removed, not what it points to).
 Result<void> remove_all(const std::filesystem::path& path);

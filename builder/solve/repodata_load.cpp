@@ -109,6 +109,20 @@ Result<void> write_list(const SolvCache& cache, size_t count) {
   return file.commit_unsynced();
 }
 
+/// Makes pieces written without a sync durable, then lists them: a list names only pieces
+/// that survive a crash (one that does not make it is a miss: the next solve parses again).
+Result<void> seal(const SolvCache& cache, size_t count) {
+  for (size_t i = 0; i < count; ++i) {
+    ENVB_TRY(common::sync_file(cache.piece(i)));
+    const std::filesystem::path meta = solv::Pool::meta_path_of(cache.piece(i));
+    std::error_code ec;
+    if (std::filesystem::is_regular_file(std::filesystem::symlink_status(meta, ec)))
+      ENVB_TRY(common::sync_file(meta));
+  }
+  ENVB_TRY(common::sync_dir(cache.piece(0).parent_path()));
+  return write_list(cache, count);
+}
+
 /// The pieces of an indexed repodata.json, cut by name.
 std::vector<std::string> pieces_of(const RepodataIndex& index) {
   std::vector<std::string> pieces;
@@ -151,7 +165,9 @@ struct Plan {
 Result<void> parse_piece(Plan& plan, size_t i) {
   solv::Pool side;
   auto id = side.add_repo_json_text(plan.info, std::move(plan.pieces[i]), plan.entry->path.string());
-  plan.piece_ok[i] = id && side.write_repo_solv(*id, plan.cache->piece(i));
+  // Unsynced: the pieces are synced when listed (seal), off the path to the solve.
+  plan.piece_ok[i] =
+      id && side.write_repo_solv(*id, plan.cache->piece(i), solv::Pool::Sync::Later);
   return ok();
 }
 
@@ -203,7 +219,7 @@ Result<void> parse_whole(solv::Pool& pool, const Plan& plan, SolveStats& stats) 
 }  // namespace
 
 Result<void> load_repodata(solv::Pool& pool, const std::vector<SubdirRepodata>& repodata,
-                           bool use_solv_cache, SolveStats& stats) {
+                           bool use_solv_cache, SolveStats& stats, common::LaterWork* later) {
   std::vector<Plan> plans;
   for (const SubdirRepodata& entry : repodata) {
     if (entry.missing) continue;
@@ -250,7 +266,12 @@ Result<void> load_repodata(solv::Pool& pool, const std::vector<SubdirRepodata>& 
       stats.solv_read_ms += ms_since(read_start);
       if (loaded) {
         stats.solv_writes += count;
-        (void)write_list(*plan.cache, count);  // a cache: best effort
+        // A cache: best effort. Its syncs wait on the disk, which the solve does not need.
+        auto sealing = [cache = *plan.cache, count] { (void)seal(cache, count); };
+        if (later)
+          later->add(std::move(sealing));
+        else
+          sealing();
         continue;
       }
     }

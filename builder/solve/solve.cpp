@@ -69,9 +69,9 @@ Result<std::vector<PlatformSolution>> solve_environment(const SolveRequest& requ
     virtual_packages.push_back(
         virtual_packages_for(platform, request.virtual_packages, request.env,
                              request.host_cache_dir));
-  // Shards fetched are cached once the pool is loaded, on the core the one-threaded solve
-  // leaves idle; every write is done when this returns. (solve_cpu_ms, the whole process's CPU
-  // time, counts them too.)
+  // Shards fetched are cached, and .solv pieces parsed now synced and listed, once the pool is
+  // loaded, on the core the one-threaded solve leaves idle; every write is done when this
+  // returns. (solve_cpu_ms, the whole process's CPU time, counts them too.)
   common::LaterWork later_cache_writes;
   RepodataOptions repodata_options = request.repodata;
   repodata_options.later_cache_writes = &later_cache_writes;
@@ -99,7 +99,8 @@ Result<std::vector<PlatformSolution>> solve_environment(const SolveRequest& requ
     solv::Pool pool;
     auto load_start = Clock::now();
     const double load_cpu_start = process_cpu_ms();
-    ENVB_TRY(load_repodata(pool, mine, request.use_solv_cache, solution.stats));
+    ENVB_TRY(load_repodata(pool, mine, request.use_solv_cache, solution.stats,
+                           &later_cache_writes));
     solution.stats.load_ms = ms_since(load_start);
     solution.stats.load_cpu_ms = process_cpu_ms() - load_cpu_start;
     solution.virtual_packages = virtual_packages[platform_index];

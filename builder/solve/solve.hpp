@@ -98,8 +98,11 @@ void add_environment(const conda::EnvironmentFile& env, SolveRequest& request);
 Result<conda::PackageRecord> to_package_record(const solv::SolvedRecord& solved);
 
 /// Loads repodata into a pool through the .solv cache (exposed for benchmarks and tests).
+/// Pieces parsed now are cached unsynced and made durable (then listed) by `later` when given,
+/// else before this returns.
 Result<void> load_repodata(solv::Pool& pool, const std::vector<SubdirRepodata>& repodata,
-                           bool use_solv_cache, SolveStats& stats);
+                           bool use_solv_cache, SolveStats& stats,
+                           common::LaterWork* later = nullptr);
 
 /// Turns a Conflict into the condensed human explanation used in errors.
 std::string explain_conflict(const solv::Conflict& conflict, size_t max_lines = 12);

@@ -12,6 +12,7 @@
 
 #include "builder/solve/repodata_scan.hpp"
 #include "builder/solve/solve.hpp"
+#include "common/parallel.hpp"
 #include "tests/builder/solve_testing.hpp"
 #include "tests/testing/testing.hpp"
 
@@ -141,6 +142,40 @@ TEST_F(RepodataLoadTest, PiecesGiveTheWholeFilesAnswerAndAreTheCache) {
     EXPECT_EQ((*again)[0].stats.records_loaded, 4500u);
     EXPECT_EQ((*again)[0].stats.solv_hits, 1u);  // noarch only: linux-64 parsed again
   }
+}
+
+// Pieces are written without a sync, so that no parse waits on the disk; they are synced when
+// listed, by the work a solve does on its idle core (common::LaterWork): a list never names a
+// piece a crash could tear, and a piece not listed yet is a miss, parsed again.
+TEST_F(RepodataLoadTest, PiecesAreListedOnlyOnceSyncedByTheLaterWork) {
+  const fs::path ch = make_channel(big_repodata(1500));
+  const SolveRequest r = request(ch, true);
+  auto channels = resolve_channels(r.channels);
+  ASSERT_TRUE(channels) << channels.error().to_string();
+  auto entries = fetch_repodata(*channels, {"linux-64", "noarch"}, r.repodata);
+  ASSERT_TRUE(entries) << entries.error().to_string();
+  auto lists = [&] {
+    size_t n = 0;
+    for (const auto& e : fs::directory_iterator(dir_ / "cache"))
+      n += e.path().filename().string().ends_with(".pieces");
+    return n;
+  };
+  {
+    common::LaterWork later;  // not started: runs what it holds when it goes
+    solv::Pool pool;
+    SolveStats stats;
+    ASSERT_TRUE(load_repodata(pool, *entries, true, stats, &later));
+    EXPECT_EQ(stats.records_loaded, 4500u);
+    EXPECT_GE(pieces().size(), 4u);
+    EXPECT_EQ(lists(), 0u);  // written, not yet synced: not named as whole
+  }
+  EXPECT_EQ(lists(), 2u);
+  solv::Pool pool;
+  SolveStats stats;
+  ASSERT_TRUE(load_repodata(pool, *entries, true, stats));
+  EXPECT_EQ(stats.solv_hits, 2u);
+  EXPECT_EQ(stats.json_bytes, 0u);
+  EXPECT_EQ(stats.records_loaded, 4500u);
 }
 
 TEST_F(RepodataLoadTest, AFileLibsolvRefusesIsReportedAsItself) {

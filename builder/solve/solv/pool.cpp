@@ -678,7 +678,12 @@ size_t Pool::repo_size(RepoId repo) const {
   return static_cast<size_t>(impl_->repos[repo.value]->nsolvables);
 }
 
-Result<void> Pool::write_repo_solv(RepoId repo, const std::filesystem::path& path) const {
+std::filesystem::path Pool::meta_path_of(const std::filesystem::path& solv) {
+  return meta_path_for(solv);
+}
+
+Result<void> Pool::write_repo_solv(RepoId repo, const std::filesystem::path& path,
+                                   Sync sync) const {
   if (repo.value < 0 || repo.value >= static_cast<int>(impl_->repos.size()) ||
       !impl_->repos[repo.value])
     return fail(Errc::Internal, "write_repo_solv: bad repo id");
@@ -710,7 +715,7 @@ Result<void> Pool::write_repo_solv(RepoId repo, const std::filesystem::path& pat
     head.append(reinterpret_cast<const char*>(offsets.data()), offsets.size() * sizeof(uint64_t));
     ENVB_TRY(meta.write(head));
     ENVB_TRY(meta.write(entries));
-    ENVB_TRY(meta.commit());
+    ENVB_TRY(sync == Sync::Now ? meta.commit() : meta.commit_unsynced());
     Repodata* marker = repo_add_repodata(r, 0);
     repodata_set_str(marker, SOLVID_META, pool_str2id(impl_->pool.get(), kMetaAsideKey, 1), "1");
     repodata_internalize(marker);
@@ -721,7 +726,7 @@ Result<void> Pool::write_repo_solv(RepoId repo, const std::filesystem::path& pat
     return fail(Errc::Io, "repo_write(" + path.string() + "): " + pool_errstr(impl_->pool.get()));
   if (std::fflush(fp.get()) != 0) return common::errno_error("fflush", path.string(), errno);
   fp.reset();
-  return file.commit();
+  return sync == Sync::Now ? file.commit() : file.commit_unsynced();
 }
 
 void Pool::add_virtual_package(const std::string& name, const std::string& version,

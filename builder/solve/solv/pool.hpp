@@ -110,8 +110,14 @@ class Pool {
                                     const std::string& what);
   /// Loads one channel/subdir from a .solv file written by write_repo_solv.
   Result<RepoId> add_repo_solv_file(const RepoInfo& info, const std::filesystem::path& path);
-  /// Writes a repo in libsolv's binary form, atomically (temp file + rename, synced).
-  Result<void> write_repo_solv(RepoId repo, const std::filesystem::path& path) const;
+  /// Writes a repo in libsolv's binary form (and its records' meta file beside it),
+  /// atomically: temp file + rename, each synced, or with Sync::Later not (the caller syncs
+  /// them, common::sync_file, before anything names them as whole).
+  enum class Sync { Now, Later };
+  Result<void> write_repo_solv(RepoId repo, const std::filesystem::path& path,
+                               Sync sync = Sync::Now) const;
+  /// The file write_repo_solv writes beside `solv` with the records' meta (one may not be there).
+  static std::filesystem::path meta_path_of(const std::filesystem::path& solv);
   /// Number of solvables in a repo (0 once removed).
   [[nodiscard]] size_t repo_size(RepoId repo) const;
   /// Takes a repo and its records out of the pool (a cache found damaged part way through);

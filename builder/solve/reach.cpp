@@ -257,6 +257,7 @@ Result<void> reach_subsets(std::vector<SubdirRepodata>& entries, const NameSet& 
   }
 
   nlohmann::json digests = nlohmann::json::array();
+  bool later = false;  // some subset is written later
   for (RecordSource* source : sources) {
     const std::vector<RecordSource::Part> its = source->parts();
     ENVB_ASSIGN_OR_RETURN(std::vector<ReachedSubset> subsets, source->subsets());
@@ -268,18 +269,36 @@ Result<void> reach_subsets(std::vector<SubdirRepodata>& entries, const NameSet& 
       entry.subset_index = subsets[i].index;
       // Named by its content: whole when its bytes still hash to the name (a crash can leave a
       // torn one: written again).
-      auto existing = common::read_file(entry.path, kMaxSubsetBytes);
-      if (!existing || common::sha256_hex(*existing) != digest)
-        ENVB_TRY(write_hashed_cache_file(entry.path, text, CacheFileReaders::SomeDoNot));
-      else
-        touch_used(entry.path);
+      auto keep = [path = entry.path, digest, subset = std::move(subsets[i])]() -> Result<void> {
+        auto existing = common::read_file(path, kMaxSubsetBytes);
+        if (!existing || common::sha256_hex(*existing) != digest)
+          return write_hashed_cache_file(path, subset.bytes(), CacheFileReaders::SomeDoNot);
+        touch_used(path);
+        return ok();
+      };
+      // A subset the loader has in hand (its index) is written on the core the solve leaves
+      // idle, as the shards are; a failure there is a miss for the next solve, not this one's.
+      if (entry.subset_index && options.later_cache_writes) {
+        options.later_cache_writes->add([keep = std::move(keep)] { (void)keep(); });
+        later = true;
+      } else {
+        ENVB_TRY(keep());
+      }
       digests.push_back(digest);
     }
   }
   // Best effort: without it the next solve reaches again. Only when every part was reached
-  // (a repodata.json that could not be scanned is read whole, and not remembered).
-  if (digests.size() == parts.size())
-    (void)write_hashed_cache_file(reach_file, digests.dump(), CacheFileReaders::AllCheck);
+  // (a repodata.json that could not be scanned is read whole, and not remembered); after the
+  // subsets it names.
+  if (digests.size() == parts.size()) {
+    auto remember = [reach_file, text = digests.dump()] {
+      (void)write_hashed_cache_file(reach_file, text, CacheFileReaders::AllCheck);
+    };
+    if (later)
+      options.later_cache_writes->add(std::move(remember));
+    else
+      remember();
+  }
   return ok();
 }
 

@@ -42,6 +42,14 @@ constexpr size_t kMaxPieces = 64;
 constexpr size_t kMaxRepodataBytes = size_t{4} << 30;
 constexpr std::string_view kPiecesMagic = "envbuild solv pieces\n";
 
+/// The size of the entry's repodata.json (0 when unknown); a subset in hand may not be written yet.
+uint64_t repodata_bytes(const SubdirRepodata& entry) {
+  if (entry.subset_index) return entry.subset_index->text().size();
+  std::error_code ec;
+  const uint64_t size = std::filesystem::file_size(entry.path, ec);
+  return ec ? 0 : size;
+}
+
 /// The .solv cache of one subdir's repodata at one fingerprint.
 struct SolvCache {
   std::string stem;  // <cache prefix>.<key>
@@ -179,8 +187,6 @@ void parse_uncached(std::vector<Plan>& plans, size_t jobs) {
   common::GrowingWork work;
   for (Plan& plan : plans) {
     if (!plan.cache || plan.cached) continue;
-    std::error_code ec;
-    const uint64_t size = std::filesystem::file_size(plan.entry->path, ec);
     work.add(
         [&work, &plan](size_t) -> Result<void> {
           remove_stale(*plan.entry);
@@ -190,7 +196,7 @@ void parse_uncached(std::vector<Plan>& plans, size_t jobs) {
             work.add([&plan, i](size_t) { return parse_piece(plan, i); }, plan.pieces[i].size());
           return ok();
         },
-        ec ? 0 : size);
+        repodata_bytes(*plan.entry));
   }
   (void)work.run(jobs);
 }
@@ -199,7 +205,11 @@ void parse_uncached(std::vector<Plan>& plans, size_t jobs) {
 Result<void> parse_whole(solv::Pool& pool, const Plan& plan, SolveStats& stats) {
   const SubdirRepodata& entry = *plan.entry;
   const auto json_start = Clock::now();
-  auto id = pool.add_repo_json_file(plan.info, entry.path);
+  // A subset in hand may not be written yet (builder/solve/reach.cpp).
+  auto id = entry.subset_index ? pool.add_repo_json_text(plan.info,
+                                                         std::string(entry.subset_index->text()),
+                                                         entry.path.string())
+                               : pool.add_repo_json_file(plan.info, entry.path);
   stats.json_ms += ms_since(json_start);
   if (!id)
     return std::move(id).error().with_context("loading repodata of channel " +
@@ -229,10 +239,7 @@ Result<void> load_repodata(solv::Pool& pool, const std::vector<SubdirRepodata>& 
                  entry.priority, entry.subdir == "noarch" ? 0 : 1};
     plan.cache = solv_cache_of(entry, use_solv_cache);
     if (plan.cache) plan.cached = cached_pieces(*plan.cache);
-    if (!plan.cached) {
-      std::error_code ec;
-      if (auto size = std::filesystem::file_size(entry.path, ec); !ec) stats.json_bytes += size;
-    }
+    if (!plan.cached) stats.json_bytes += repodata_bytes(entry);
     plans.push_back(std::move(plan));
   }
   const auto json_start = Clock::now();
@@ -250,8 +257,7 @@ Result<void> load_repodata(solv::Pool& pool, const std::vector<SubdirRepodata>& 
       }
       // A damaged piece: this subdir is parsed again, in pieces.
       plan.cached.reset();
-      std::error_code ec;
-      if (auto size = std::filesystem::file_size(plan.entry->path, ec); !ec) stats.json_bytes += size;
+      stats.json_bytes += repodata_bytes(*plan.entry);
       const auto again_start = Clock::now();
       std::vector<Plan> one(1, std::move(plan));
       parse_uncached(one, std::max(1u, std::thread::hardware_concurrency()));

@@ -152,6 +152,93 @@ Result<common::HttpResponse> get_resumable(common::HttpClient& client, const std
 
 // --- the index ------------------------------------------------------------------------------
 
+/// Reads a shard index's events (common::walk_msgpack): depth 1 is the index's map, 2 the
+/// "info" and "shards" maps. What is met is kept as views and judged after the walk, in the
+/// order a DOM reader would judge it, so that the first fault reported is the same.
+class ShardIndexReader final : public common::MsgpackHandler {
+ public:
+  struct Version {
+    bool integer = false;
+    int64_t value = 0;
+    std::string text;  // as a message shows it
+  };
+  bool top_is_map = false;
+  std::optional<std::vector<std::pair<std::string_view, std::optional<std::string_view>>>> shards;
+  std::optional<Version> version;
+  std::optional<std::string_view> shards_base_url, base_url;
+
+  bool null() override { return scalar("null", {}); }
+  bool boolean(bool v) override { return scalar(v ? "true" : "false", {}); }
+  bool integer(int64_t v) override { return scalar(std::to_string(v), v); }
+  bool unsigned_integer(uint64_t v) override {
+    return scalar(std::to_string(v), v <= INT64_MAX ? std::optional<int64_t>(v) : std::nullopt);
+  }
+  bool floating(double v) override {
+    char buf[32];
+    auto r = std::to_chars(buf, buf + sizeof buf, v);
+    return scalar(std::string(buf, r.ptr), {});
+  }
+  bool string(std::string_view v) override {
+    if (depth_ == 2 && in_info_ && key_ == "shards_base_url") shards_base_url = v;
+    if (depth_ == 2 && in_info_ && key_ == "base_url") base_url = v;
+    return scalar("\"" + std::string(v) + "\"", {});
+  }
+  bool binary(std::string_view v) override {
+    if (depth_ == 2 && in_shards_) shards->back().second = v;
+    return scalar("<binary>", {});
+  }
+  bool key(std::string_view k) override {
+    if (depth_ == 1) {
+      key_ = k;
+      in_info_ = false;
+      in_shards_ = false;
+      if (k == "shards") shards.reset();  // a later "shards" replaces an earlier one
+      if (k == "version") version.reset();
+      if (k == "info") shards_base_url.reset(), base_url.reset();
+    } else if (depth_ == 2) {
+      key_ = k;
+      if (in_info_ && k == "shards_base_url") shards_base_url.reset();
+      if (in_info_ && k == "base_url") base_url.reset();
+      if (in_shards_) shards->emplace_back(k, std::nullopt);
+    }
+    return true;
+  }
+  bool begin_map(size_t) override {
+    if (depth_ == 0) top_is_map = true;
+    if (depth_ == 1 && key_ == "info") in_info_ = true;
+    if (depth_ == 1 && key_ == "shards") {
+      in_shards_ = true;
+      shards.emplace();
+    }
+    if (depth_ == 1 && key_ == "version") version = Version{false, 0, "{...}"};
+    ++depth_;
+    return true;
+  }
+  bool end_map() override { return close(); }
+  bool begin_array(size_t) override {
+    if (depth_ == 1 && key_ == "version") version = Version{false, 0, "[...]"};
+    ++depth_;
+    return true;
+  }
+  bool end_array() override { return close(); }
+
+ private:
+  bool scalar(const std::string& text, std::optional<int64_t> integer) {
+    if (depth_ == 1 && key_ == "version")
+      version = Version{integer.has_value(), integer.value_or(0), text};
+    return true;
+  }
+  bool close() {
+    --depth_;
+    if (depth_ == 1) in_info_ = in_shards_ = false;
+    return true;
+  }
+
+  size_t depth_ = 0;
+  std::string_view key_;
+  bool in_info_ = false, in_shards_ = false;
+};
+
 struct ShardIndex {
   std::string url;          // of the index (may hold credentials)
   std::string shards_base;  // absolute, ends with '/'
@@ -163,22 +250,13 @@ struct ShardIndex {
 Result<ShardIndex> parse_index(std::string_view compressed, const std::string& url) {
   const std::string what = redact_url(url);
   ENVB_ASSIGN_OR_RETURN(std::string raw, decompress(compressed, what));
-  ENVB_ASSIGN_OR_RETURN(json doc, common::parse_msgpack(raw, what, Errc::Integrity));
+  ENVB_ASSIGN_OR_RETURN(ShardIndexDocument doc, parse_shard_index_msgpack(raw, what));
   ShardIndex index;
   index.url = url;
   index.digest = common::sha256_hex(compressed);
-  if (!doc.is_object() || !doc.contains("shards") || !doc["shards"].is_object())
-    return fail(Errc::Integrity, what + ": not a shard index (no \"shards\" map)");
-  if (auto v = doc.find("version"); v != doc.end() && (!v->is_number_integer() || *v != 1))
-    return fail(Errc::Unsupported, what + ": shard index version " + v->dump() +
-                                       " (envbuild reads version 1)");
-  std::string shards_base = "./shards/";
-  if (auto info = doc.find("info"); info != doc.end() && info->is_object()) {
-    if (auto s = info->find("shards_base_url"); s != info->end() && s->is_string())
-      shards_base = s->get<std::string>();
-    if (auto b = info->find("base_url"); b != info->end() && b->is_string())
-      index.base_url = b->get<std::string>();
-  }
+  index.base_url = std::move(doc.base_url);
+  index.shard_of = std::move(doc.shard_of);
+  std::string shards_base = doc.shards_base_url.empty() ? "./shards/" : doc.shards_base_url;
   if (!shards_base.ends_with('/')) shards_base += '/';
   index.shards_base = resolve_url(url, shards_base);
   // The index may send shards elsewhere, but never to the local file system or down to http.
@@ -187,13 +265,6 @@ Result<ShardIndex> parse_index(std::string_view compressed, const std::string& u
   if (!web || common::is_downgrade(url, index.shards_base))
     return fail(Errc::Integrity, what + ": shards_base_url '" + redact_url(index.shards_base) +
                                      "' is not an http(s) URL as safe as the index's");
-  for (auto& [name, hash] : doc["shards"].items()) {
-    if (!hash.is_binary() || hash.get_binary().size() != 32)
-      return fail(Errc::Integrity,
-                  what + ": the shard hash of '" + name + "' is not 32 bytes of sha256");
-    const auto& bytes = hash.get_binary();
-    index.shard_of.emplace(name, common::to_hex(std::span(bytes.data(), bytes.size())));
-  }
   return index;
 }
 
@@ -693,6 +764,33 @@ class ShardsSource final : public RecordSource {
 };
 
 }  // namespace
+
+Result<ShardIndexDocument> parse_shard_index_msgpack(std::string_view raw, std::string_view what) {
+  ShardIndexReader reader;
+  const std::string invalid = common::walk_msgpack(raw, reader);
+  const std::string where(what);
+  if (!invalid.empty()) return fail(Errc::Integrity, where + ": invalid msgpack: " + invalid);
+  if (!reader.top_is_map || !reader.shards)
+    return fail(Errc::Integrity, where + ": not a shard index (no \"shards\" map)");
+  if (reader.version && (!reader.version->integer || reader.version->value != 1))
+    return fail(Errc::Unsupported, where + ": shard index version " + reader.version->text +
+                                       " (envbuild reads version 1)");
+  ShardIndexDocument doc;
+  if (reader.shards_base_url) doc.shards_base_url = std::string(*reader.shards_base_url);
+  if (reader.base_url) doc.base_url = std::string(*reader.base_url);
+  // Last given wins, as in a DOM: each name's last entry is the one judged and kept.
+  std::map<std::string_view, std::optional<std::string_view>> last;
+  for (const auto& [name, hash] : *reader.shards) last[name] = hash;
+  for (const auto& [name, hash] : last) {
+    if (!hash || hash->size() != 32)
+      return fail(Errc::Integrity, where + ": the shard hash of '" + std::string(name) +
+                                       "' is not 32 bytes of sha256");
+    doc.shard_of.emplace_hint(
+        doc.shard_of.end(), std::string(name),
+        common::to_hex(std::span(reinterpret_cast<const uint8_t*>(hash->data()), hash->size())));
+  }
+  return doc;
+}
 
 Result<ShardRecords> parse_shard_msgpack(std::string_view raw, std::string_view name,
                                          std::string_view what) {

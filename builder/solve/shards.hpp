@@ -65,6 +65,19 @@ struct ShardRecords {
 Result<ShardRecords> parse_shard_msgpack(std::string_view raw, std::string_view name,
                                          std::string_view what);
 
+/// A decompressed shard index, read.
+struct ShardIndexDocument {
+  std::string shards_base_url;  // info.shards_base_url as written ("" when absent)
+  std::string base_url;         // info.base_url (CEP 15) as written ("" when absent)
+  std::map<std::string, std::string, std::less<>> shard_of;  // name -> sha256 hex
+};
+
+/// Reads a decompressed shard index streaming (no DOM: conda-forge's names a few hundred
+/// thousand). Errors starting with `what`: not a msgpack map with a "shards" map (Integrity), a
+/// "version" other than 1 (Unsupported), a shard hash that is not 32 bytes (Integrity). A key
+/// given twice counts as last given, as in a DOM.
+Result<ShardIndexDocument> parse_shard_index_msgpack(std::string_view raw, std::string_view what);
+
 /// The shard indexes of the remote entries (channel x subdir) whose channel serves one, as a
 /// source of records by name (builder/solve/reach.hpp); those entries are marked `sharded` (their
 /// repodata.json is not fetched) and get their subset from reach_subsets. nullptr when no

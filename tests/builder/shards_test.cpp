@@ -31,6 +31,84 @@ using envbuild::testing::write_text;
 using nlohmann::json;
 namespace fs = std::filesystem;
 
+std::string packed(const json& doc) {
+  const std::vector<uint8_t> bytes = json::to_msgpack(doc);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+// The index is read streaming (no DOM); what it accepts and refuses, and the message, are a
+// DOM reader's: the shard index of conda-forge names a few hundred thousand packages.
+TEST(ShardIndexTest, ReadsWhatAnIndexSaysAndRefusesWhatItCannotTrust) {
+  const std::vector<uint8_t> a(32, 0xab), b(32, 0x01);
+  auto index = parse_shard_index_msgpack(
+      packed({{"version", 1},
+              {"info", {{"base_url", "https://x/"}, {"shards_base_url", "s/"}, {"subdir", "noarch"}}},
+              {"shards", {{"b", json::binary(b)}, {"a", json::binary(a)}}}}),
+      "idx");
+  ASSERT_TRUE(index) << index.error().to_string();
+  EXPECT_EQ(index->base_url, "https://x/");
+  EXPECT_EQ(index->shards_base_url, "s/");
+  ASSERT_EQ(index->shard_of.size(), 2u);
+  auto repeat = [](const char* two) {
+    std::string hex;
+    for (int i = 0; i < 32; ++i) hex += two;
+    return hex;
+  };
+  EXPECT_EQ(index->shard_of.at("a"), repeat("ab"));
+  EXPECT_EQ(index->shard_of.at("b"), repeat("01"));
+  // No info, no version: defaults.
+  auto bare = parse_shard_index_msgpack(packed({{"shards", json::object()}}), "idx");
+  ASSERT_TRUE(bare) << bare.error().to_string();
+  EXPECT_EQ(bare->shards_base_url, "");
+  EXPECT_TRUE(bare->shard_of.empty());
+
+  struct Case {
+    const char* label;
+    std::string raw;
+    Errc code;
+    const char* says;
+  };
+  const std::vector<Case> cases = {
+      {"an array", packed(json::array({1, 2})), Errc::Integrity, "not a shard index"},
+      {"no shards", packed({{"info", json::object()}}), Errc::Integrity, "not a shard index"},
+      {"shards not a map", packed({{"shards", json::array()}}), Errc::Integrity,
+       "not a shard index"},
+      {"version 2", packed({{"version", 2}, {"shards", json::object()}}), Errc::Unsupported,
+       "shard index version 2 (envbuild reads version 1)"},
+      {"version as text", packed({{"version", "1"}, {"shards", json::object()}}),
+       Errc::Unsupported, "shard index version \"1\""},
+      {"a short hash", packed({{"shards", {{"numpy", json::binary(std::vector<uint8_t>(31))}}}}),
+       Errc::Integrity, "the shard hash of 'numpy' is not 32 bytes"},
+      {"a hash as text", packed({{"shards", {{"numpy", std::string(32, 'x')}}}}),
+       Errc::Integrity, "the shard hash of 'numpy' is not 32 bytes"},
+      {"a hash as a map", packed({{"shards", {{"numpy", {{"x", json::binary(a)}}}}}}),
+       Errc::Integrity, "the shard hash of 'numpy' is not 32 bytes"},
+      {"not msgpack", std::string("\xc1"), Errc::Integrity, "invalid msgpack"},
+      {"cut short", packed({{"shards", {{"numpy", json::binary(a)}}}}).substr(0, 20),
+       Errc::Integrity, "invalid msgpack"},
+  };
+  for (const Case& c : cases) {
+    auto got = parse_shard_index_msgpack(c.raw, "https://ch/linux-64/repodata_shards.msgpack.zst");
+    ASSERT_FALSE(got) << c.label;
+    EXPECT_EQ(got.error().code(), c.code) << c.label;
+    EXPECT_NE(got.error().to_string().find(c.says), std::string::npos)
+        << c.label << ": " << got.error().to_string();
+    EXPECT_NE(got.error().to_string().find("https://ch/linux-64/"), std::string::npos) << c.label;
+  }
+
+  // A key given twice counts as given last: a later "shards" replaces an earlier one, a later
+  // hash of a name its earlier one (msgpack written by hand: a DOM cannot hold the twins).
+  std::string twice = "\x83";  // a map of 3
+  twice += "\xa6" "shards" "\x81" "\xa1" "z" "\xc4\x02" "zz";  // {"z": 2 bytes}: replaced
+  twice += "\xa6" "shards" "\x82" "\xa1" "a" "\xc4\x01" "x" "\xa1" "a" "\xc4\x20";
+  twice += std::string(32, '\x01');
+  twice += "\xa7" "version" "\x01";
+  auto last = parse_shard_index_msgpack(twice, "idx");
+  ASSERT_TRUE(last) << last.error().to_string();
+  ASSERT_EQ(last->shard_of.size(), 1u);
+  EXPECT_EQ(last->shard_of.begin()->first, "a");
+}
+
 struct CurlGlobal : ::testing::Environment {
   void SetUp() override { curl_global_init(CURL_GLOBAL_DEFAULT); }
   void TearDown() override { curl_global_cleanup(); }

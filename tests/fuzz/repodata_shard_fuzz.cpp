@@ -1,4 +1,4 @@
-// Fuzzes CEP 16 shard reading (builder/solve/shards): msgpack transcoded to JSON text record by
+// Fuzzes CEP 16 shard and shard index reading (builder/solve/shards): msgpack transcoded to JSON text record by
 // record (depth-bounded SAX, no DOM), the record checks and conversions (sha256/md5 bytes to hex,
 // one package name, the dependency names that drive the traversal). Seeds: decompressed shards of the conda-forge
 // subset (tests/testing/make_shards.py), a deep array and a huge declared count.
@@ -15,6 +15,10 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view raw(envbuild::fuzz::as_text(data, size));
+  // The same bytes as a shard index: every name kept has a 64-digit hex hash.
+  if (auto index = envbuild::builder::parse_shard_index_msgpack(raw, "fuzz"))
+    for (const auto& [name, hash] : index->shard_of)
+      if (hash.size() != 64) std::abort();
   for (std::string_view name : {"python", "a"}) {
     if (auto shard = envbuild::builder::parse_shard_msgpack(raw, name, "fuzz")) {
       // Every record is JSON that the depth-bounded parser reads back (invalid UTF-8 aside,

@@ -296,6 +296,29 @@ Result<void> write_index_info(const std::filesystem::path& path, const IndexInfo
   return common::write_file_atomic(path, j.dump(2) + "\n");
 }
 
+/// Caches an index as fetched (the body, when there is one, and what revalidates it), each
+/// file whole (temp + rename, synced). With the later work of a solve, on the core the solve
+/// leaves idle, under the index's lock taken again: body and info are written together, so
+/// another solve's never pair up with ours (a 304 writes the body it confirmed too). Else now,
+/// by the caller holding the lock. A failure is a miss for the next solve.
+void keep_index(const std::filesystem::path& lock_path, const std::filesystem::path& body_path,
+                const std::filesystem::path& info_path, const std::string& url,
+                std::optional<std::string> body, const IndexInfo& info,
+                const RepodataOptions& options) {
+  auto write = [=, body = std::move(body)]() -> Result<void> {
+    if (body) ENVB_TRY(common::write_file_atomic(body_path, *body));
+    return write_index_info(info_path, info, url);
+  };
+  if (!options.later_cache_writes) {
+    (void)write();
+    return;
+  }
+  options.later_cache_writes->add([lock_path, write = std::move(write)] {
+    auto lock = common::FileLock::acquire(lock_path, common::LockMode::Exclusive);
+    if (lock) (void)write();
+  });
+}
+
 /// The entry's index, from the cache or the channel; nullopt when the channel has none.
 Result<std::optional<ShardIndex>> fetch_index(SubdirRepodata& entry, common::HttpClient& client,
                                               const RepodataOptions& options,
@@ -306,8 +329,8 @@ Result<std::optional<ShardIndex>> fetch_index(SubdirRepodata& entry, common::Htt
           .string();
   const std::filesystem::path body_path = prefix + ".shards.msgpack.zst";
   const std::filesystem::path info_path = prefix + ".shards.info.json";
-  ENVB_ASSIGN_OR_RETURN(auto lock,
-                        common::FileLock::acquire(prefix + ".lock", common::LockMode::Exclusive));
+  const std::filesystem::path lock_path = prefix + ".lock";
+  ENVB_ASSIGN_OR_RETURN(auto lock, common::FileLock::acquire(lock_path, common::LockMode::Exclusive));
   IndexInfo info = read_index_info(info_path);
   auto cached = common::read_file(body_path, kMaxShardCompressedBytes);
   if (options.offline || (info.missing && now_seconds() - info.fetched_at < kMissingRecheckSeconds)) {
@@ -329,7 +352,7 @@ Result<std::optional<ShardIndex>> fetch_index(SubdirRepodata& entry, common::Htt
       return std::move(response).error().with_context("fetching the shard index of channel " +
                                                       entry.channel.name + "/" + entry.subdir);
     next.missing = true;  // no shards here: repodata.json it is
-    (void)write_index_info(info_path, next, url);
+    keep_index(lock_path, body_path, info_path, url, std::nullopt, next, options);
     return std::optional<ShardIndex>();
   }
   entry.http_attempts += response->attempts;
@@ -343,8 +366,7 @@ Result<std::optional<ShardIndex>> fetch_index(SubdirRepodata& entry, common::Htt
     next.last_modified = response->last_modified;
   }
   ENVB_ASSIGN_OR_RETURN(auto index, parse_index(body, url));
-  if (!response->not_modified()) ENVB_TRY(common::write_file_atomic(body_path, body));
-  ENVB_TRY(write_index_info(info_path, next, url));
+  keep_index(lock_path, body_path, info_path, url, std::move(body), next, options);
   return std::optional<ShardIndex>(std::move(index));
 }
 

@@ -316,8 +316,21 @@ Result<void> sync_dir(const fs::path& dir) {
   return ok();
 }
 
-Result<void> sync_file(const fs::path& path) {
+std::optional<FileIdentity> file_identity(const fs::path& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return std::nullopt;
+  return FileIdentity{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+}
+
+Result<void> sync_file(const fs::path& path, std::optional<FileIdentity> expected) {
   ENVB_ASSIGN_OR_RETURN(Fd fd, Fd::open(path.string(), O_RDONLY | O_NOFOLLOW));
+  if (expected) {
+    struct stat st {};
+    if (::fstat(fd.get(), &st) != 0) return errno_error("fstat", path.string(), errno);
+    if (FileIdentity{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)} !=
+        *expected)
+      return fail(Errc::Io, path.string() + ": replaced since it was written; not synced");
+  }
   if (::fsync(fd.get()) != 0) return errno_error("fsync", path.string(), errno);
   return ok();
 }

@@ -5,6 +5,7 @@
 // Result with the failing call and path in the message.
 
 #include <cstddef>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <span>
@@ -107,9 +108,18 @@ Result<std::string> read_file(const std::filesystem::path& path, size_t max_byte
 Result<void> make_dirs(const std::filesystem::path& path);
 /// fsync of a directory, so a rename inside it survives a crash.
 Result<void> sync_dir(const std::filesystem::path& dir);
+/// Which file a path names (device and inode), to tell a file from one put in its place.
+struct FileIdentity {
+  uint64_t device = 0, inode = 0;
+  bool operator==(const FileIdentity&) const = default;
+};
+/// The identity of the file at `path` (not followed if it is a symlink); nullopt when none.
+std::optional<FileIdentity> file_identity(const std::filesystem::path& path);
 /// fsync of a regular file written before (not followed if it is a symlink), so that what was
-/// written without a sync survives a crash from now on.
-Result<void> sync_file(const std::filesystem::path& path);
+/// written without a sync survives a crash from now on. With `expected`, only that file: one
+/// put in its place since is an Io error, not synced.
+Result<void> sync_file(const std::filesystem::path& path,
+                       std::optional<FileIdentity> expected = std::nullopt);
 /// Removes a tree; a missing path is fine. Nothing below `path` is followed if it is a symlink
 /// (a symlink named by `path` itself is removed, not what it points to).
 Result<void> remove_all(const std::filesystem::path& path);

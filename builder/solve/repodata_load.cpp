@@ -117,18 +117,24 @@ Result<void> write_list(const SolvCache& cache, size_t count) {
   return file.commit_unsynced();
 }
 
+/// The files of a piece as written: which they are, so that a seal syncs those and no other.
+struct PieceFiles {
+  std::optional<common::FileIdentity> solv, meta;  // meta: none when the piece has no records
+};
+
 /// Makes pieces written without a sync durable, then lists them: a list names only pieces
-/// that survive a crash (one that does not make it is a miss: the next solve parses again).
-Result<void> seal(const SolvCache& cache, size_t count) {
-  for (size_t i = 0; i < count; ++i) {
-    ENVB_TRY(common::sync_file(cache.piece(i)));
-    const std::filesystem::path meta = solv::Pool::meta_path_of(cache.piece(i));
-    std::error_code ec;
-    if (std::filesystem::is_regular_file(std::filesystem::symlink_status(meta, ec)))
-      ENVB_TRY(common::sync_file(meta));
+/// that survive a crash. A piece another solve has put in the place of ours since (it removed
+/// ours to parse the file again) is not synced and the list is not written: that solve lists
+/// its own once synced. Pieces that are not listed are a miss: the next solve parses again.
+Result<void> seal(const SolvCache& cache, const std::vector<PieceFiles>& files) {
+  for (size_t i = 0; i < files.size(); ++i) {
+    if (!files[i].solv) return fail(Errc::Io, cache.piece(i).string() + ": not written");
+    ENVB_TRY(common::sync_file(cache.piece(i), files[i].solv));
+    if (files[i].meta)
+      ENVB_TRY(common::sync_file(solv::Pool::meta_path_of(cache.piece(i)), files[i].meta));
   }
   ENVB_TRY(common::sync_dir(cache.piece(0).parent_path()));
-  return write_list(cache, count);
+  return write_list(cache, files.size());
 }
 
 /// The pieces of an indexed repodata.json, cut by name.
@@ -165,6 +171,7 @@ struct Plan {
   std::optional<size_t> cached;      // pieces the cache lists
   std::vector<std::string> pieces;   // to parse (none: read the cache, or parse whole)
   std::vector<char> piece_ok;        // parsed and written
+  std::vector<PieceFiles> written;   // each piece's files, as written
 };
 
 /// Parses piece `i` of `plan` in a pool of its own and writes it to the cache. A piece that
@@ -176,6 +183,9 @@ Result<void> parse_piece(Plan& plan, size_t i) {
   // Unsynced: the pieces are synced when listed (seal), off the path to the solve.
   plan.piece_ok[i] =
       id && side.write_repo_solv(*id, plan.cache->piece(i), solv::Pool::Sync::Later);
+  if (plan.piece_ok[i])
+    plan.written[i] = {common::file_identity(plan.cache->piece(i)),
+                       common::file_identity(solv::Pool::meta_path_of(plan.cache->piece(i)))};
   return ok();
 }
 
@@ -192,6 +202,7 @@ void parse_uncached(std::vector<Plan>& plans, size_t jobs) {
           remove_stale(*plan.entry);
           if (auto pieces = cut_into_pieces(*plan.entry)) plan.pieces = std::move(*pieces);
           plan.piece_ok.assign(plan.pieces.size(), 0);
+          plan.written.assign(plan.pieces.size(), {});
           for (size_t i = 0; i < plan.pieces.size(); ++i)
             work.add([&plan, i](size_t) { return parse_piece(plan, i); }, plan.pieces[i].size());
           return ok();
@@ -229,7 +240,7 @@ Result<void> parse_whole(solv::Pool& pool, const Plan& plan, SolveStats& stats) 
 }  // namespace
 
 Result<void> load_repodata(solv::Pool& pool, const std::vector<SubdirRepodata>& repodata,
-                           bool use_solv_cache, SolveStats& stats, common::LaterWork* later) {
+                           bool use_solv_cache, SolveStats& stats, PieceSealing* sealing) {
   std::vector<Plan> plans;
   for (const SubdirRepodata& entry : repodata) {
     if (entry.missing) continue;
@@ -239,6 +250,9 @@ Result<void> load_repodata(solv::Pool& pool, const std::vector<SubdirRepodata>& 
                  entry.priority, entry.subdir == "noarch" ? 0 : 1};
     plan.cache = solv_cache_of(entry, use_solv_cache);
     if (plan.cache) plan.cached = cached_pieces(*plan.cache);
+    if (plan.cache && !plan.cached && sealing)  // written by this solve, not listed yet
+      if (auto it = sealing->unsealed.find(plan.cache->stem); it != sealing->unsealed.end())
+        plan.cached = it->second;
     if (!plan.cached) stats.json_bytes += repodata_bytes(entry);
     plans.push_back(std::move(plan));
   }
@@ -273,11 +287,15 @@ Result<void> load_repodata(solv::Pool& pool, const std::vector<SubdirRepodata>& 
       if (loaded) {
         stats.solv_writes += count;
         // A cache: best effort. Its syncs wait on the disk, which the solve does not need.
-        auto sealing = [cache = *plan.cache, count] { (void)seal(cache, count); };
-        if (later)
-          later->add(std::move(sealing));
-        else
-          sealing();
+        auto seal_them = [cache = *plan.cache, files = std::move(plan.written)] {
+          (void)seal(cache, files);
+        };
+        if (sealing && sealing->later) {
+          sealing->unsealed[plan.cache->stem] = count;
+          sealing->later->add(std::move(seal_them));
+        } else {
+          seal_them();
+        }
         continue;
       }
     }

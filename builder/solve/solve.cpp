@@ -73,6 +73,7 @@ Result<std::vector<PlatformSolution>> solve_environment(const SolveRequest& requ
   // loaded, on the core the one-threaded solve leaves idle; every write is done when this
   // returns. (solve_cpu_ms, the whole process's CPU time, counts them too.)
   common::LaterWork later_cache_writes;
+  PieceSealing sealing{&later_cache_writes, {}};
   RepodataOptions repodata_options = request.repodata;
   repodata_options.later_cache_writes = &later_cache_writes;
   auto fetch_start = Clock::now();
@@ -99,8 +100,7 @@ Result<std::vector<PlatformSolution>> solve_environment(const SolveRequest& requ
     solv::Pool pool;
     auto load_start = Clock::now();
     const double load_cpu_start = process_cpu_ms();
-    ENVB_TRY(load_repodata(pool, mine, request.use_solv_cache, solution.stats,
-                           &later_cache_writes));
+    ENVB_TRY(load_repodata(pool, mine, request.use_solv_cache, solution.stats, &sealing));
     solution.stats.load_ms = ms_since(load_start);
     solution.stats.load_cpu_ms = process_cpu_ms() - load_cpu_start;
     solution.virtual_packages = virtual_packages[platform_index];

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -97,12 +98,20 @@ void add_environment(const conda::EnvironmentFile& env, SolveRequest& request);
 /// The repodata record of a solved package.
 Result<conda::PackageRecord> to_package_record(const solv::SolvedRecord& solved);
 
+/// .solv pieces a solve wrote without a sync, listed once synced by its later work: until then
+/// another load of the same solve (a second platform's noarch) reads them as the cache, and
+/// nothing removes them. Used on the solve's own thread only.
+struct PieceSealing {
+  common::LaterWork* later = nullptr;
+  std::map<std::string, size_t> unsealed;  // the cache's stem -> pieces
+};
+
 /// Loads repodata into a pool through the .solv cache (exposed for benchmarks and tests).
-/// Pieces parsed now are cached unsynced and made durable (then listed) by `later` when given,
-/// else before this returns.
+/// Pieces parsed now are cached unsynced and made durable (then listed) by `sealing`'s later
+/// work when given, else before this returns.
 Result<void> load_repodata(solv::Pool& pool, const std::vector<SubdirRepodata>& repodata,
                            bool use_solv_cache, SolveStats& stats,
-                           common::LaterWork* later = nullptr);
+                           PieceSealing* sealing = nullptr);
 
 /// Turns a Conflict into the condensed human explanation used in errors.
 std::string explain_conflict(const solv::Conflict& conflict, size_t max_lines = 12);

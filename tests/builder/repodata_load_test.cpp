@@ -162,12 +162,23 @@ TEST_F(RepodataLoadTest, PiecesAreListedOnlyOnceSyncedByTheLaterWork) {
   };
   {
     common::LaterWork later;  // not started: runs what it holds when it goes
+    PieceSealing sealing{&later, {}};
     solv::Pool pool;
     SolveStats stats;
-    ASSERT_TRUE(load_repodata(pool, *entries, true, stats, &later));
+    ASSERT_TRUE(load_repodata(pool, *entries, true, stats, &sealing));
     EXPECT_EQ(stats.records_loaded, 4500u);
-    EXPECT_GE(pieces().size(), 4u);
+    const auto written = pieces();
+    EXPECT_GE(written.size(), 4u);
     EXPECT_EQ(lists(), 0u);  // written, not yet synced: not named as whole
+    // Another load of the same solve (a second platform's noarch) reads them as they are,
+    // and removes none.
+    solv::Pool second;
+    SolveStats again;
+    ASSERT_TRUE(load_repodata(second, *entries, true, again, &sealing));
+    EXPECT_EQ(again.solv_hits, 2u);
+    EXPECT_EQ(again.json_bytes, 0u);
+    EXPECT_EQ(pieces(), written);
+    EXPECT_EQ(lists(), 0u);
   }
   EXPECT_EQ(lists(), 2u);
   solv::Pool pool;
@@ -176,6 +187,36 @@ TEST_F(RepodataLoadTest, PiecesAreListedOnlyOnceSyncedByTheLaterWork) {
   EXPECT_EQ(stats.solv_hits, 2u);
   EXPECT_EQ(stats.json_bytes, 0u);
   EXPECT_EQ(stats.records_loaded, 4500u);
+}
+
+// A piece another solve put in the place of ours before ours was synced (it removed ours to
+// parse the file again) is not synced by us, and we list nothing: that solve lists its own.
+TEST_F(RepodataLoadTest, APieceReplacedBeforeItsSealIsNotListed) {
+  const fs::path ch = make_channel(big_repodata(1500));
+  const SolveRequest r = request(ch, true);
+  auto channels = resolve_channels(r.channels);
+  ASSERT_TRUE(channels) << channels.error().to_string();
+  auto entries = fetch_repodata(*channels, {"linux-64", "noarch"}, r.repodata);
+  ASSERT_TRUE(entries) << entries.error().to_string();
+  {
+    common::LaterWork later;
+    PieceSealing sealing{&later, {}};
+    solv::Pool pool;
+    SolveStats stats;
+    ASSERT_TRUE(load_repodata(pool, *entries, true, stats, &sealing));
+    const auto written = pieces();
+    const auto second = std::find_if(written.begin(), written.end(), [](const fs::path& p) {
+      return p.filename().string().ends_with(".1.solv");  // linux-64's: noarch is one piece
+    });
+    ASSERT_NE(second, written.end());
+    const fs::path other = second->string() + ".other";
+    fs::copy_file(*second, other);
+    fs::rename(other, *second);  // the same bytes, another file
+  }
+  size_t lists = 0;
+  for (const auto& e : fs::directory_iterator(dir_ / "cache"))
+    lists += e.path().filename().string().ends_with(".pieces");
+  EXPECT_EQ(lists, 1u);  // noarch's only
 }
 
 TEST_F(RepodataLoadTest, AFileLibsolvRefusesIsReportedAsItself) {

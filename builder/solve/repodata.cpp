@@ -246,6 +246,10 @@ Result<void> fetch_remote(SubdirRepodata& out, common::HttpClient& client,
                                                     out.channel.name + "/" + out.subdir);
   }
   CacheInfo next;
+  if (response->not_modified() && !have_body)  // nothing asked to revalidate: not an answer
+    return fail(Errc::Integrity, "fetching repodata of channel " + out.channel.name + "/" +
+                                     out.subdir + ": 304 Not Modified to a request that named "
+                                     "no cached copy");
   if (response->not_modified()) {
     next = *info;
   } else {

@@ -298,9 +298,10 @@ Result<void> write_index_info(const std::filesystem::path& path, const IndexInfo
 
 /// Caches an index as fetched (the body, when there is one, and what revalidates it), each
 /// file whole (temp + rename, synced). With the later work of a solve, on the core the solve
-/// leaves idle, under the index's lock taken again: body and info are written together, so
-/// another solve's never pair up with ours (a 304 writes the body it confirmed too). Else now,
-/// by the caller holding the lock. A failure is a miss for the next solve.
+/// leaves idle, under the index's lock taken again so that body and info are written together
+/// (another solve's never pair up with ours); when another process holds it (fetching), not
+/// at all: nobody waits on it, and a write left out is a miss for the next solve. Else now, by
+/// the caller holding the lock.
 void keep_index(const std::filesystem::path& lock_path, const std::filesystem::path& body_path,
                 const std::filesystem::path& info_path, const std::string& url,
                 std::optional<std::string> body, const IndexInfo& info,
@@ -313,9 +314,10 @@ void keep_index(const std::filesystem::path& lock_path, const std::filesystem::p
     (void)write();
     return;
   }
+  // Never taken while this process holds it: the later work runs after every fetch is done.
   options.later_cache_writes->add([lock_path, write = std::move(write)] {
-    auto lock = common::FileLock::acquire(lock_path, common::LockMode::Exclusive);
-    if (lock) (void)write();
+    auto lock = common::FileLock::try_acquire(lock_path, common::LockMode::Exclusive);
+    if (lock && *lock) (void)write();
   });
 }
 
@@ -356,6 +358,9 @@ Result<std::optional<ShardIndex>> fetch_index(SubdirRepodata& entry, common::Htt
     return std::optional<ShardIndex>();
   }
   entry.http_attempts += response->attempts;
+  if (response->not_modified() && headers.empty())  // nothing asked to revalidate: not an answer
+    return fail(Errc::Integrity, "GET " + redact_url(url) +
+                                     ": 304 Not Modified to a request that named no cached copy");
   if (response->not_modified()) {
     body = std::move(*cached);
     next.etag = info.etag;
@@ -366,7 +371,10 @@ Result<std::optional<ShardIndex>> fetch_index(SubdirRepodata& entry, common::Htt
     next.last_modified = response->last_modified;
   }
   ENVB_ASSIGN_OR_RETURN(auto index, parse_index(body, url));
-  keep_index(lock_path, body_path, info_path, url, std::move(body), next, options);
+  // A 304 changes nothing kept (the body and its validators are the cached ones; fetched_at
+  // only times a 404's recheck).
+  if (!response->not_modified())
+    keep_index(lock_path, body_path, info_path, url, std::move(body), next, options);
   return std::optional<ShardIndex>(std::move(index));
 }
 

@@ -567,6 +567,25 @@ TEST_F(ShardsTest, AFileNameInTwoShardsKeepsTheFirstNamesRecord) {
   }
 }
 
+// A 304 to a request that named no cached copy (a broken or hostile server) is an error naming
+// what was asked, not a crash: for the shard index, and for repodata.json without shards.
+TEST_F(ShardsTest, ANotModifiedNobodyAskedForIsAnError) {
+  make_channel("sharded", true);
+  RepoServer server(dir_ / "web", dir_, 0, "", "--always-304");
+  if (!server.port()) GTEST_SKIP() << "python3 test server did not start";
+  for (bool shards : {true, false}) {
+    SCOPED_TRACE(shards ? "shards" : "repodata.json");
+    SolveRequest r = request(server.url() + "/sharded", {"python"}, shards ? "c1" : "c2");
+    r.repodata.shards = shards;
+    auto got = solve_environment(r);
+    ASSERT_FALSE(got);
+    EXPECT_EQ(got.error().code(), Errc::Integrity) << got.error().to_string();
+    EXPECT_NE(got.error().to_string().find("304 Not Modified to a request that named no cached"),
+              std::string::npos)
+        << got.error().to_string();
+  }
+}
+
 TEST_F(ShardsTest, TransfersCutMidBodyResume) {
   make_channel("full", false);
   make_channel("sharded", true);

@@ -13,7 +13,9 @@ request is logged as one JSON line.
 
   repo_server.py --root DIR --port-file F --log L [--fail-first N] [--auth user:pass]
                  [--drop-after N | --drop-once] [--corrupt-once] [--no-range] [--stall-once STALL]
-                 [--tls CERT KEY]
+                 [--tls CERT KEY] [--always-304]
+
+--always-304 answers 304 Not Modified to every GET, asked to revalidate or not (a hostile server).
 
 --tls serves https with the certificate CERT (PEM, its chain after it) and key KEY.
 
@@ -110,6 +112,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
         last_modified = email.utils.formatdate(mtime, usegmt=True)
         headers = {"ETag": etag, "Last-Modified": last_modified,
                    "Content-Type": "application/json" if full.endswith(".json") else "application/octet-stream"}
+        if args.always_304:  # a broken or hostile server: 304 to whatever is asked
+            return self.reply(304, headers)
         inm = self.headers.get("If-None-Match")
         ims = self.headers.get("If-Modified-Since")
         if inm is not None:
@@ -157,6 +161,7 @@ def main():
     p.add_argument("--corrupt-once", action="store_true")
     p.add_argument("--no-range", action="store_true")
     p.add_argument("--stall-once", default="")
+    p.add_argument("--always-304", action="store_true")
     p.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"))
     args = p.parse_args()
     args.root = os.path.abspath(args.root)

@@ -7,24 +7,16 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
+
+// The end of the program's data (see end(3)): the main arena's heap starts past it.
+extern "C" char end;  // NOLINT(readability-identifier-naming)
 
 namespace envbuild::common {
 
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kGlibcMalloc = false;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
-    __has_feature(memory_sanitizer)
-constexpr bool kGlibcMalloc = false;
-#else
-constexpr bool kGlibcMalloc = true;
-#endif
-#else
-constexpr bool kGlibcMalloc = true;
-#endif
 
 constexpr uintptr_t kHugePage = uintptr_t{2} << 20;
 /// glibc's thread arenas are heaps of this size, each aligned to it (HEAP_MAX_SIZE: twice the
@@ -40,6 +32,11 @@ std::atomic<bool> advised{false};
 
 void back_heap_with_huge_pages() {
   if constexpr (!kGlibcMalloc) return;
+  // glibc's own tunable does all of it (and sizes thread heaps to the huge page size, which
+  // advise_thread_heap's 64 MiB would not match).
+  if (const char* tunables = std::getenv("GLIBC_TUNABLES");
+      tunables && std::strstr(tunables, "malloc.hugetlb"))
+    return;
   static std::once_flag once;
   std::call_once(once, [] {
     constexpr size_t kReserve = size_t{1} << 30;
@@ -60,14 +57,21 @@ void back_heap_with_huge_pages() {
   });
 }
 
+bool in_main_heap(const void* block) {
+  // The main arena grows the program break from past the program's data (`end`); a thread
+  // arena is an mmap of its own, above the break or (legacy layout: `ulimit -s unlimited`)
+  // below the program. Only addresses are compared: no allocator's memory is read.
+  const auto at = reinterpret_cast<uintptr_t>(block);
+  return at >= reinterpret_cast<uintptr_t>(&end) && at < reinterpret_cast<uintptr_t>(::sbrk(0));
+}
+
 void advise_thread_heap() {
   if constexpr (!kGlibcMalloc) return;
   if (!advised.load(std::memory_order_acquire)) return;
-  // The first allocation binds the thread to its arena. The main arena lies below the program
-  // break (advised above); a thread arena is an mmap of its own, above it.
+  // The first allocation binds the thread to its arena.
   void* probe = std::malloc(1);
   const auto at = reinterpret_cast<uintptr_t>(probe);
-  if (probe && at > reinterpret_cast<uintptr_t>(::sbrk(0))) {
+  if (probe && !in_main_heap(probe)) {
     void* heap = reinterpret_cast<void*>(at & ~(kThreadHeapSize - 1));
     ::madvise(heap, kThreadHeapSize, MADV_HUGEPAGE);
     // Making the arena wrote its first pages before the advice: without a collapse its first

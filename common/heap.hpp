@@ -13,7 +13,30 @@
 // gives their arena the same advice: glibc's own `glibc.malloc.hugetlb=1` tunable, which a
 // process cannot set for itself once it runs. Address space only: untouched pages cost nothing.
 
+#include <cstdlib>  // and so glibc's <features.h>: __GLIBC__
+
 namespace envbuild::common {
+
+/// Whether malloc here is glibc's: not under a sanitizer, whose allocator replaces it (nor
+/// outside glibc). An allocator put in front by LD_PRELOAD is not seen: the advice then lands
+/// on its memory, where it is a hint and no more.
+#if !defined(__GLIBC__) || defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || \
+    defined(__SANITIZE_HWADDRESS__)
+inline constexpr bool kGlibcMalloc = false;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(memory_sanitizer) || __has_feature(hwaddress_sanitizer)
+inline constexpr bool kGlibcMalloc = false;
+#else
+inline constexpr bool kGlibcMalloc = true;
+#endif
+#else
+inline constexpr bool kGlibcMalloc = true;
+#endif
+
+/// Whether `block` lies in glibc's main arena (the heap below the program break), by its
+/// address alone; else it is a thread arena's (or an allocator's own mmap).
+bool in_main_heap(const void* block);
 
 /// Once per process, before the threads that allocate are started; a no-op under a sanitizer
 /// (its allocator is not glibc's).

@@ -256,7 +256,7 @@ Result<ShardIndex> parse_index(std::string_view compressed, const std::string& u
   index.digest = common::sha256_hex(compressed);
   index.base_url = std::move(doc.base_url);
   index.shard_of = std::move(doc.shard_of);
-  std::string shards_base = doc.shards_base_url.empty() ? "./shards/" : doc.shards_base_url;
+  std::string shards_base = doc.shards_base_url.value_or("./shards/");
   if (!shards_base.ends_with('/')) shards_base += '/';
   index.shards_base = resolve_url(url, shards_base);
   // The index may send shards elsewhere, but never to the local file system or down to http.
@@ -806,7 +806,7 @@ Result<ShardIndexDocument> parse_shard_index_msgpack(std::string_view raw, std::
     return fail(Errc::Unsupported, where + ": shard index version " + reader.version->text +
                                        " (envbuild reads version 1)");
   ShardIndexDocument doc;
-  if (reader.shards_base_url) doc.shards_base_url = std::string(*reader.shards_base_url);
+  if (reader.shards_base_url) doc.shards_base_url.emplace(*reader.shards_base_url);
   if (reader.base_url) doc.base_url = std::string(*reader.base_url);
   // Last given wins, as in a DOM: each name's last entry is the one judged and kept.
   std::map<std::string_view, std::optional<std::string_view>> last;

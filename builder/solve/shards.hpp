@@ -23,6 +23,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -67,7 +68,7 @@ Result<ShardRecords> parse_shard_msgpack(std::string_view raw, std::string_view 
 
 /// A decompressed shard index, read.
 struct ShardIndexDocument {
-  std::string shards_base_url;  // info.shards_base_url as written ("" when absent)
+  std::optional<std::string> shards_base_url;  // info.shards_base_url as written
   std::string base_url;         // info.base_url (CEP 15) as written ("" when absent)
   std::map<std::string, std::string, std::less<>> shard_of;  // name -> sha256 hex
 };

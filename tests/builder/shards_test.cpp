@@ -47,7 +47,7 @@ TEST(ShardIndexTest, ReadsWhatAnIndexSaysAndRefusesWhatItCannotTrust) {
       "idx");
   ASSERT_TRUE(index) << index.error().to_string();
   EXPECT_EQ(index->base_url, "https://x/");
-  EXPECT_EQ(index->shards_base_url, "s/");
+  EXPECT_EQ(index->shards_base_url, std::optional<std::string>("s/"));
   ASSERT_EQ(index->shard_of.size(), 2u);
   auto repeat = [](const char* two) {
     std::string hex;
@@ -59,7 +59,12 @@ TEST(ShardIndexTest, ReadsWhatAnIndexSaysAndRefusesWhatItCannotTrust) {
   // No info, no version: defaults.
   auto bare = parse_shard_index_msgpack(packed({{"shards", json::object()}}), "idx");
   ASSERT_TRUE(bare) << bare.error().to_string();
-  EXPECT_EQ(bare->shards_base_url, "");
+  EXPECT_FALSE(bare->shards_base_url);
+  // An empty one is given (the host's root, as a DOM reader had it), not absent.
+  auto empty = parse_shard_index_msgpack(
+      packed({{"info", {{"shards_base_url", ""}}}, {"shards", json::object()}}), "idx");
+  ASSERT_TRUE(empty) << empty.error().to_string();
+  EXPECT_EQ(empty->shards_base_url, std::optional<std::string>(""));
   EXPECT_TRUE(bare->shard_of.empty());
 
   struct Case {

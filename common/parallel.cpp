@@ -1,7 +1,5 @@
 #include "common/parallel.hpp"
 
-#include "common/heap.hpp"
-
 #include <algorithm>
 #include <atomic>
 #include <exception>
@@ -11,6 +9,8 @@
 #include <thread>
 #include <utility>
 #include <vector>
+
+#include "common/heap.hpp"
 
 namespace envbuild::common {
 

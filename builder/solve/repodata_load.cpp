@@ -152,7 +152,8 @@ std::vector<std::string> pieces_of(const RepodataIndex& index) {
 /// when the scan refuses it (the whole parse then reports what is wrong).
 std::optional<std::vector<std::string>> cut_into_pieces(const SubdirRepodata& entry) {
   if (const RepodataIndex* index = entry.subset_index.get()) {
-    if (index->text().size() < 2 * kPieceBytes) return std::vector<std::string>{std::string(index->text())};
+    if (index->text().size() < 2 * kPieceBytes)
+      return std::vector<std::string>{std::string(index->text())};
     return pieces_of(*index);
   }
   auto text = common::read_file(entry.path, kMaxRepodataBytes);

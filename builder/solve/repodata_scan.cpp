@@ -254,6 +254,8 @@ RepodataIndex::Writer::Writer(size_t bytes) {
 }
 
 void RepodataIndex::Writer::member(std::string_view key, std::string_view value) {
+  // The scan would take these for records members.
+  ENVB_CHECK(key != "packages" && key != "packages.conda");
   if (!std::exchange(first_member_, false)) text_ += ',';
   const size_t begin = text_.size();
   text_ += '"';
@@ -274,6 +276,7 @@ void RepodataIndex::Writer::begin_records(std::string_view key) {
 
 void RepodataIndex::Writer::record(std::string_view quoted_file_name, std::string_view name,
                                    std::string_view record) {
+  ENVB_CHECK(!index_.members_.empty() && index_.members_.back().records);  // begin_records first
   if (!std::exchange(first_record_, false)) text_ += ',';
   const size_t begin = text_.size();
   text_ += quoted_file_name;

@@ -332,7 +332,8 @@ Result<std::optional<ShardIndex>> fetch_index(SubdirRepodata& entry, common::Htt
   const std::filesystem::path body_path = prefix + ".shards.msgpack.zst";
   const std::filesystem::path info_path = prefix + ".shards.info.json";
   const std::filesystem::path lock_path = prefix + ".lock";
-  ENVB_ASSIGN_OR_RETURN(auto lock, common::FileLock::acquire(lock_path, common::LockMode::Exclusive));
+  ENVB_ASSIGN_OR_RETURN(auto lock,
+                        common::FileLock::acquire(lock_path, common::LockMode::Exclusive));
   IndexInfo info = read_index_info(info_path);
   auto cached = common::read_file(body_path, kMaxShardCompressedBytes);
   if (options.offline || (info.missing && now_seconds() - info.fetched_at < kMissingRecheckSeconds)) {

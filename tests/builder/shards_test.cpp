@@ -42,7 +42,8 @@ TEST(ShardIndexTest, ReadsWhatAnIndexSaysAndRefusesWhatItCannotTrust) {
   const std::vector<uint8_t> a(32, 0xab), b(32, 0x01);
   auto index = parse_shard_index_msgpack(
       packed({{"version", 1},
-              {"info", {{"base_url", "https://x/"}, {"shards_base_url", "s/"}, {"subdir", "noarch"}}},
+              {"info",
+               {{"base_url", "https://x/"}, {"shards_base_url", "s/"}, {"subdir", "noarch"}}},
               {"shards", {{"b", json::binary(b)}, {"a", json::binary(a)}}}}),
       "idx");
   ASSERT_TRUE(index) << index.error().to_string();

@@ -1,7 +1,9 @@
-// Fuzzes CEP 16 shard and shard index reading (builder/solve/shards): msgpack transcoded to JSON text record by
-// record (depth-bounded SAX, no DOM), the record checks and conversions (sha256/md5 bytes to hex,
-// one package name, the dependency names that drive the traversal). Seeds: decompressed shards of the conda-forge
-// subset (tests/testing/make_shards.py), a deep array and a huge declared count.
+// Fuzzes CEP 16 shard and shard index reading (builder/solve/shards): msgpack transcoded to
+// JSON text record by record (depth-bounded SAX, no DOM), the record checks and conversions
+// (sha256/md5 bytes to hex, one package name, the dependency names that drive the traversal),
+// and the same bytes read as a shard index (names and 32-byte hashes). Seeds: decompressed
+// shards of the conda-forge subset (tests/testing/make_shards.py), a deep array and a huge
+// declared count.
 
 #include <cstddef>
 #include <cstdint>

@@ -75,6 +75,12 @@ class RepodataLoadTest : public TempDirTest {
     r.use_solv_cache = cache;
     return r;
   }
+  /// The linux-64 and noarch repodata of a 1500-name channel, fetched into the cache.
+  Result<std::vector<SubdirRepodata>> big_channel_entries() {
+    const SolveRequest r = request(make_channel(big_repodata(1500)), true);
+    ENVB_ASSIGN_OR_RETURN(auto channels, resolve_channels(r.channels));
+    return fetch_repodata(channels, {"linux-64", "noarch"}, r.repodata);
+  }
   std::vector<fs::path> pieces() const {
     std::vector<fs::path> out;
     for (const auto& e : fs::directory_iterator(dir_ / "cache"))
@@ -148,11 +154,7 @@ TEST_F(RepodataLoadTest, PiecesGiveTheWholeFilesAnswerAndAreTheCache) {
 // listed, by the work a solve does on its idle core (common::LaterWork): a list never names a
 // piece a crash could tear, and a piece not listed yet is a miss, parsed again.
 TEST_F(RepodataLoadTest, PiecesAreListedOnlyOnceSyncedByTheLaterWork) {
-  const fs::path ch = make_channel(big_repodata(1500));
-  const SolveRequest r = request(ch, true);
-  auto channels = resolve_channels(r.channels);
-  ASSERT_TRUE(channels) << channels.error().to_string();
-  auto entries = fetch_repodata(*channels, {"linux-64", "noarch"}, r.repodata);
+  auto entries = big_channel_entries();
   ASSERT_TRUE(entries) << entries.error().to_string();
   auto lists = [&] {
     size_t n = 0;
@@ -192,11 +194,7 @@ TEST_F(RepodataLoadTest, PiecesAreListedOnlyOnceSyncedByTheLaterWork) {
 // A piece another solve put in the place of ours before ours was synced (it removed ours to
 // parse the file again) is not synced by us, and we list nothing: that solve lists its own.
 TEST_F(RepodataLoadTest, APieceReplacedBeforeItsSealIsNotListed) {
-  const fs::path ch = make_channel(big_repodata(1500));
-  const SolveRequest r = request(ch, true);
-  auto channels = resolve_channels(r.channels);
-  ASSERT_TRUE(channels) << channels.error().to_string();
-  auto entries = fetch_repodata(*channels, {"linux-64", "noarch"}, r.repodata);
+  auto entries = big_channel_entries();
   ASSERT_TRUE(entries) << entries.error().to_string();
   {
     common::LaterWork later;

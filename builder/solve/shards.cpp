@@ -167,25 +167,32 @@ class ShardIndexReader final : public common::MsgpackHandler {
   std::optional<Version> version;
   std::optional<std::string_view> shards_base_url, base_url;
 
-  bool null() override { return scalar("null", {}); }
-  bool boolean(bool v) override { return scalar(v ? "true" : "false", {}); }
-  bool integer(int64_t v) override { return scalar(std::to_string(v), v); }
+  bool null() override { return scalar([] { return std::string("null"); }, {}); }
+  bool boolean(bool v) override {
+    return scalar([v] { return std::string(v ? "true" : "false"); }, {});
+  }
+  bool integer(int64_t v) override { return scalar([v] { return std::to_string(v); }, v); }
   bool unsigned_integer(uint64_t v) override {
-    return scalar(std::to_string(v), v <= INT64_MAX ? std::optional<int64_t>(v) : std::nullopt);
+    return scalar([v] { return std::to_string(v); },
+                  v <= INT64_MAX ? std::optional<int64_t>(v) : std::nullopt);
   }
   bool floating(double v) override {
-    char buf[32];
-    auto r = std::to_chars(buf, buf + sizeof buf, v);
-    return scalar(std::string(buf, r.ptr), {});
+    return scalar(
+        [v] {
+          char buf[32];
+          auto r = std::to_chars(buf, buf + sizeof buf, v);
+          return std::string(buf, r.ptr);
+        },
+        {});
   }
   bool string(std::string_view v) override {
     if (depth_ == 2 && in_info_ && key_ == "shards_base_url") shards_base_url = v;
     if (depth_ == 2 && in_info_ && key_ == "base_url") base_url = v;
-    return scalar("\"" + std::string(v) + "\"", {});
+    return scalar([v] { return "\"" + std::string(v) + "\""; }, {});
   }
   bool binary(std::string_view v) override {
     if (depth_ == 2 && in_shards_) shards->back().second = v;
-    return scalar("<binary>", {});
+    return scalar([] { return std::string("<binary>"); }, {});
   }
   bool key(std::string_view k) override {
     if (depth_ == 1) {
@@ -223,9 +230,12 @@ class ShardIndexReader final : public common::MsgpackHandler {
   bool end_array() override { return close(); }
 
  private:
-  bool scalar(const std::string& text, std::optional<int64_t> integer) {
+  /// A value other than a map or an array; only "version"'s is kept, with its text (made
+  /// only then: an index holds a few hundred thousand hashes).
+  template <typename Text>
+  bool scalar(const Text& text, std::optional<int64_t> integer) {
     if (depth_ == 1 && key_ == "version")
-      version = Version{integer.has_value(), integer.value_or(0), text};
+      version = Version{integer.has_value(), integer.value_or(0), text()};
     return true;
   }
   bool close() {

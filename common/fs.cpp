@@ -316,10 +316,16 @@ Result<void> sync_dir(const fs::path& dir) {
   return ok();
 }
 
+namespace {
+FileIdentity identity_of(const struct stat& st) {
+  return FileIdentity{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+}
+}  // namespace
+
 std::optional<FileIdentity> file_identity(const fs::path& path) {
   struct stat st {};
   if (::lstat(path.c_str(), &st) != 0) return std::nullopt;
-  return FileIdentity{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)};
+  return identity_of(st);
 }
 
 Result<void> sync_file(const fs::path& path, std::optional<FileIdentity> expected) {
@@ -327,8 +333,7 @@ Result<void> sync_file(const fs::path& path, std::optional<FileIdentity> expecte
   if (expected) {
     struct stat st {};
     if (::fstat(fd.get(), &st) != 0) return errno_error("fstat", path.string(), errno);
-    if (FileIdentity{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino)} !=
-        *expected)
+    if (identity_of(st) != *expected)
       return fail(Errc::Io, path.string() + ": replaced since it was written; not synced");
   }
   if (::fsync(fd.get()) != 0) return errno_error("fsync", path.string(), errno);
